@@ -1,0 +1,26 @@
+"""he_core: homomorphic encryption schemes behind one interface.
+
+Start with :func:`get_scheme` and :func:`available_schemes`; every scheme implements
+:class:`Scheme`. Built in: ``plain`` (a plaintext twin for debugging), ``vhe`` (the
+integer-vector scheme of Zhou and Wornell: exact, pedagogical, NOT secure) and
+``ckks`` (RNS-CKKS, 128-bit-secure parameter sets), when their native parts are built.
+"""
+from .capabilities import Capability
+from .ciphertext import Ciphertext
+from .errors import (CapabilityError, EncodingError, FormatError, HEError, HEOverflowError, InsecureParametersError,
+                     KeyMissingError, LevelExhaustedError, MismatchError, NativeError, NoiseBudgetExhausted,
+                     ParameterError, SecurityWarning)
+from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
+from .randomness import OsRandom, RandomSource, SeededRandom
+from .registry import available_schemes, get_scheme, register_scheme, scheme_class, unregister_scheme
+from .scheme import Budget, Scheme
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Budget", "Capability", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
+    "HEOverflowError", "InsecureParametersError", "KeyMissingError", "KeyPair", "KeyRequirements",
+    "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OsRandom", "ParameterError",
+    "PublicKeys", "RandomSource", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
+    "available_schemes", "get_scheme", "register_scheme", "scheme_class", "unregister_scheme",
+]

@@ -1,0 +1,65 @@
+"""The he_core exception hierarchy.
+
+Every error raised on purpose by he_core or henn derives from :class:`HEError`, and
+also from the built-in class that says what kind of mistake it is (``ValueError``,
+``TypeError``, ``OverflowError``), so callers can catch either.
+"""
+from __future__ import annotations
+
+
+class HEError(Exception):
+    """Base class of every he_core error."""
+
+
+class SecurityWarning(UserWarning):
+    """Emitted when a scheme or parameter set does not give real security."""
+
+
+class ParameterError(HEError, ValueError):
+    """Parameters are malformed or inconsistent."""
+
+
+class InsecureParametersError(ParameterError):
+    """Parameters fall below the requested security level and were not explicitly allowed."""
+
+
+class CapabilityError(HEError, NotImplementedError):
+    """The scheme does not offer the requested operation."""
+
+    def __init__(self, scheme: str, capability: str, hint: str = ""):
+        self.scheme = scheme
+        self.capability = capability
+        msg = f"scheme {scheme!r} does not support {capability}"
+        super().__init__(msg + (f": {hint}" if hint else ""))
+
+
+class MismatchError(HEError, ValueError):
+    """Two operands belong to different schemes, parameter sets, keys, shapes or scales."""
+
+
+class EncodingError(HEError, ValueError):
+    """A plaintext cannot be encoded (NaN, inf, out of range for the scale, wrong shape)."""
+
+
+class KeyMissingError(HEError, LookupError):
+    """An operation needs key material this party does not hold."""
+
+
+class HEOverflowError(HEError, OverflowError):
+    """A magnitude would exceed what the representation can hold; raised before it happens."""
+
+
+class NoiseBudgetExhausted(HEOverflowError):
+    """The noise would grow past the point where decryption is still correct."""
+
+
+class LevelExhaustedError(HEError, ValueError):
+    """A leveled scheme has no modulus left for the requested operation."""
+
+
+class FormatError(HEError, ValueError):
+    """A serialised object is truncated, tampered with, of another version or another scheme."""
+
+
+class NativeError(HEError, RuntimeError):
+    """The native core reported a failure that Python-side validation did not foresee."""

@@ -1,0 +1,112 @@
+"""Randomness for keys, noise and masks.
+
+Cryptographic material is drawn from the operating system's CSPRNG (``os.urandom``)
+by default; numpy's global generator is never used. Tests and reproducible
+experiments may pass an explicitly seeded :class:`SeededRandom` instead, which is
+*not* cryptographically secure and says so in its name.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .errors import ParameterError
+
+
+class RandomSource:
+    """Interface of a source of uniform integers; subclasses supply ``_words``."""
+
+    secure: bool = False
+
+    def _words(self, n: int) -> np.ndarray:  # pragma: no cover - abstract
+        """Return ``n`` independent uniform uint64 words."""
+        raise NotImplementedError
+
+    def integers(self, low: int, high: int, size) -> np.ndarray:
+        """Uniform int64 values in ``[low, high]`` (both ends included), without modulo bias."""
+        if high < low:
+            raise ParameterError(f"cannot draw integers: empty range [{low}, {high}]")
+        span = int(high) - int(low) + 1
+        if low < -(2**63) or high > 2**63 - 1:
+            raise ParameterError(f"cannot draw integers: [{low}, {high}] does not fit in int64")
+        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+        count = int(np.prod(shape, dtype=np.int64))
+        out = np.empty(count, dtype=np.uint64)
+        if span == 1:
+            out[:] = 0
+        else:
+            # Rejection sampling on the largest multiple of span below 2^64.
+            limit = (2**64 // span) * span if span < 2**64 else 2**64
+            filled = 0
+            while filled < count:
+                need = count - filled
+                words = self._words(need + need // 8 + 8)
+                if limit < 2**64:
+                    words = words[words < np.uint64(limit)]
+                take = min(need, words.size)
+                out[filled : filled + take] = words[:take] % np.uint64(span) if span < 2**64 else words[:take]
+                filled += take
+        # Two's-complement addition maps [0, span) onto [low, high] exactly.
+        out += np.uint64(int(low) % 2**64)
+        return out.view(np.int64).reshape(shape)
+
+    def uniform_mod(self, modulus: int, size) -> np.ndarray:
+        """Uniform uint64 values in ``[0, modulus)``."""
+        return self.integers(0, modulus - 1, size).astype(np.uint64)
+
+    def ternary(self, size) -> np.ndarray:
+        """Uniform values in {-1, 0, 1}."""
+        return self.integers(-1, 1, size)
+
+    def gaussian(self, sigma: float, size, bound: float | None = None) -> np.ndarray:
+        """Rounded Gaussian integers of standard deviation ``sigma``, clipped at ``bound`` (default 6 sigma).
+
+        Uses the Box-Muller transform on 53-bit uniforms from this source.
+        """
+        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+        count = int(np.prod(shape, dtype=np.int64))
+        bound = 6.0 * sigma if bound is None else bound
+        half = (count + 1) // 2
+        u = (self._words(2 * half) >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+        u1, u2 = u[:half], u[half:]
+        radius = np.sqrt(-2.0 * np.log1p(-u1))  # 1 - u1 lies in (0, 1]
+        z = np.concatenate([radius * np.cos(2 * math.pi * u2), radius * np.sin(2 * math.pi * u2)])[:count]
+        return np.clip(np.rint(z * sigma), -bound, bound).astype(np.int64).reshape(shape)
+
+    def bytes(self, n: int) -> bytes:
+        """``n`` uniform bytes."""
+        return self._words((n + 7) // 8).tobytes()[:n]
+
+
+class OsRandom(RandomSource):
+    """The operating system CSPRNG (``os.urandom``): the default for all key material."""
+
+    secure = True
+
+    def _words(self, n: int) -> np.ndarray:
+        return np.frombuffer(os.urandom(8 * n), dtype=np.uint64).copy()
+
+
+class SeededRandom(RandomSource):
+    """A reproducible, NOT cryptographically secure source for tests and experiments."""
+
+    secure = False
+
+    def __init__(self, seed: int):
+        self._gen = np.random.Generator(np.random.PCG64(seed))
+
+    def _words(self, n: int) -> np.ndarray:
+        return self._gen.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
+
+
+def resolve(rng: "RandomSource | int | None") -> RandomSource:
+    """Turn ``None`` into the OS CSPRNG and an int into a :class:`SeededRandom`."""
+    if rng is None:
+        return OsRandom()
+    if isinstance(rng, RandomSource):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return SeededRandom(int(rng))
+    raise TypeError(f"rng must be None, an int seed or a he_core.randomness.RandomSource, not {type(rng).__name__}")
