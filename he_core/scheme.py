@@ -399,7 +399,13 @@ class Scheme(abc.ABC):
         return array
 
     def _as_plain_operand(self, values: Any, shape: tuple[int, int], op: str) -> np.ndarray:
+        if type(values) is float or type(values) is int:  # fast path: the common scalar operand
+            if values - values != 0:  # NaN or infinity
+                raise EncodingError(f"{op} operand contains NaN or infinity")
+            return np.array(float(values))
         array = self._as_finite(values, f"{op} operand")
+        if array.ndim == 0:
+            return array
         try:
             np.broadcast_shapes(array.shape, shape)
         except ValueError:
@@ -413,6 +419,11 @@ class Scheme(abc.ABC):
     @staticmethod
     def _as_rows(rows: Any, nrows: int) -> np.ndarray:
         idx = np.asarray(rows)
+        if idx.dtype == np.int64 and idx.ndim == 1 and idx.size and idx.flags.c_contiguous:
+            # Fast path for the common case (pre-tokenised index arrays): one min/max pass.
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo >= 0 and hi < nrows:
+                return idx
         if idx.dtype == bool:
             if idx.shape != (nrows,):
                 raise ValueError(f"boolean row mask has shape {idx.shape}, expected ({nrows},)")
