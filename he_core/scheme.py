@@ -57,6 +57,9 @@ class Scheme(abc.ABC):
         self.params = params
         self.params_id = params.param_id
         self._public: PublicKeys | None = None
+        # So objects of this parameter set can be saved with serialization.dumps(obj) alone.
+        from .serialization import remember_params
+        remember_params(params)
 
     @classmethod
     def create(cls, params: Parameters | None = None, **kwargs: Any) -> "Scheme":

@@ -1,0 +1,1 @@
+"""henn's benchmarks (pytest-benchmark suites, peer comparison, machine limits); not installed."""

@@ -1,0 +1,78 @@
+"""``python -m benchmarks.limits [--quick]``: how close the NTT and ct-ct products get to the machine.
+
+Prints the measured peak of 64-bit modular multiply-adds per second (tight C loops on
+data in L1) and, for henn's CKKS and SEAL, the modular multiplications per second their
+NTT and ciphertext product achieve, with the fraction of the peak.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import benchmarks.peers  # noqa: F401  (sets the one-thread environment before numeric imports)
+from henn.bench import report
+from henn.bench.timing import Budget
+
+from . import achieved, kernel
+
+BITS = {8192: (60, 40, 40, 60), 16384: (60, 40, 40, 40, 40, 40, 40, 60)}
+
+
+def _measure_all(ns, budget: Budget) -> tuple[list[achieved.Achieved], list[str]]:
+    from benchmarks.peers.adapters import HennCkksAdapter, PeerMissing, SealAdapter, Setting
+
+    rows, notes = [], []
+    for n in ns:
+        bits = BITS[n]
+        limbs = len(bits) - 1  # data primes of a fresh ciphertext
+        try:
+            rows.append(achieved.henn_native_ntt(n, 2 * limbs, budget))
+        except Exception as exc:
+            notes.append(f"henn NTT at N={n}: skipped ({type(exc).__name__}: {exc})")
+        try:
+            rows.append(achieved.seal_ntt(n, bits, budget))
+        except ImportError as exc:
+            notes.append(f"SEAL NTT: skipped ({exc})")
+        for cls in (HennCkksAdapter, SealAdapter):
+            adapter = cls()
+            try:
+                adapter.setup(Setting(n, bits))
+                rows.append(achieved.ct_ct_multiply(adapter, n, limbs, budget))
+            except PeerMissing as exc:
+                notes.append(f"{adapter.name} mul+relin at N={n}: skipped ({exc})")
+            except Exception as exc:
+                notes.append(f"{adapter.name} mul+relin at N={n}: error ({type(exc).__name__}: {exc})")
+    return rows, notes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.limits", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 8192 only, short timing")
+    parser.add_argument("--json", dest="json_path", metavar="FILE")
+    args = parser.parse_args(argv)
+    budget = Budget(target_round_s=5e-3, max_time_s=0.3 if args.quick else 1.0, min_rounds=5, warmup_s=0.01)
+    peaks = {kind: kernel.peak(kind, 0.3 if args.quick else 1.0) for kind in ("shoup", "barrett")}
+    print(f"CPU: {report.cpu_model()}, one thread")
+    print(f"peak, Shoup multiply-add (constant operand):  {peaks['shoup']:.3g} modmul/s")
+    print(f"peak, Barrett multiply-add (two operands):    {peaks['barrett']:.3g} modmul/s")
+    rows, notes = _measure_all([8192] if args.quick else sorted(BITS), budget)
+    print(f"\n{'library':<8} {'op':<10} {'N':>6} {'limbs':>5} {'modmuls':>10} {'median':>9} "
+          f"{'modmul/s':>10} {'of peak':>8}")
+    for r in rows:
+        frac = r.per_second / peaks["shoup"]
+        print(f"{r.library:<8} {r.op:<10} {r.n:>6} {r.limbs:>5} {r.modmuls:>10,} "
+              f"{report.format_seconds(r.median_s):>9} {r.per_second:>10.3g} {frac:>8.0%}")
+    for note in notes:
+        print(note)
+    print("\nmodmul counts are analytic (benchmarks/limits/counts.py); 'of peak' is against the Shoup loop.")
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as fh:
+            json.dump({"header": report.header(kind="limits"), "peaks": peaks,
+                       "rows": [{**r.__dict__, "per_second": r.per_second} for r in rows], "notes": notes},
+                      fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Achieved modular multiplications per second of real NTTs and ciphertext products.
+
+Each measurement times a library operation (median over rounds, one thread) and divides
+the analytic modmul count of :mod:`benchmarks.limits.counts` by it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Callable
+
+import numpy as np
+
+from henn.bench.timing import Budget, measure
+
+from . import counts
+
+
+@dataclasses.dataclass
+class Achieved:
+    """One measured operation: what, how many modmuls, how long."""
+
+    library: str
+    op: str
+    n: int
+    limbs: int
+    modmuls: int
+    median_s: float
+
+    @property
+    def per_second(self) -> float:
+        return self.modmuls / self.median_s
+
+
+# --------------------------------------------------------------------------- primes for the native NTT
+def _is_prime(q: int) -> bool:
+    """Deterministic Miller-Rabin for q < 3.3e24 (the first 13 prime bases suffice)."""
+    if q < 2:
+        return False
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    for p in bases:
+        if q % p == 0:
+            return q == p
+    d, s = q - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for a in bases:
+        x = pow(a, d, q)
+        if x in (1, q - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % q
+            if x == q - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def ntt_primes(n: int, bits: int, count: int) -> list[int]:
+    """The ``count`` largest primes below 2^bits that are 1 mod 2n."""
+    step = 2 * n
+    q = ((1 << bits) - 1) // step * step + 1
+    out = []
+    while len(out) < count:
+        if _is_prime(q):
+            out.append(q)
+        q -= step
+    return out
+
+
+def primitive_root_2n(q: int, n: int, seed: int = 1) -> int:
+    """A primitive 2n-th root of unity modulo prime q (psi^n == -1)."""
+    rnd = random.Random(seed)
+    while True:
+        psi = pow(rnd.randrange(2, q - 1), (q - 1) // (2 * n), q)
+        if pow(psi, n, q) == q - 1:
+            return psi
+
+
+def henn_native_ntt(n: int, limbs: int, budget: Budget) -> Achieved:
+    """Forward NTT of ``limbs`` limbs with henn's C kernel (``he_core.native._ckks``).
+
+    Raises:
+        ImportError: the ckks native module is not built.
+    """
+    from he_core.native import check, load
+
+    mod = load("ckks")
+    ffi, lib = mod.ffi, mod.lib
+    primes = ntt_primes(n, 50, limbs)
+    moduli = ffi.new("ckks_modulus[]", limbs)
+    tables = [np.zeros(4 * n, dtype=np.uint64) for _ in primes]  # kept alive with the moduli
+    for i, q in enumerate(primes):
+        check(lib.ckks_modulus_init(moduli + i, q, primitive_root_2n(q, n), n,
+                                    ffi.cast("uint64_t *", ffi.from_buffer(tables[i]))), "modulus init")
+    gen = np.random.default_rng(0)
+    data = np.stack([gen.integers(0, q, n, dtype=np.uint64) for q in primes])
+    ptr = ffi.cast("uint64_t *", ffi.from_buffer(data))
+    # Forward then inverse keeps the data in range round after round; count both.
+    timing = measure(lambda: (lib.ckks_ntt(moduli, limbs, n, ptr), lib.ckks_intt(moduli, limbs, n, ptr)), budget)
+    return Achieved("henn", "NTT+INTT", n, limbs, 2 * counts.ntt(n, limbs), timing.median_s)
+
+
+def seal_ntt(n: int, bits: tuple[int, ...], budget: Budget) -> Achieved:
+    """SEAL's inverse + forward NTT of a fresh ciphertext (2 polynomials x data limbs)."""
+    import tenseal.sealapi as s
+
+    parms = s.EncryptionParameters(s.SCHEME_TYPE.CKKS)
+    parms.set_poly_modulus_degree(n)
+    parms.set_coeff_modulus(s.CoeffModulus.Create(n, list(bits)))
+    ctx = s.SEALContext(parms, True, s.SEC_LEVEL_TYPE.TC128)
+    keygen = s.KeyGenerator(ctx)
+    pk = s.PublicKey()
+    keygen.create_public_key(pk)
+    pt = s.Plaintext()
+    s.CKKSEncoder(ctx).encode([0.5] * (n // 2), 2.0**40, pt)
+    ct = s.Ciphertext(ctx)
+    s.Encryptor(ctx, pk).encrypt(pt, ct)
+    ev = s.Evaluator(ctx)
+    limbs = ct.coeff_modulus_size()
+
+    def both() -> None:
+        ev.transform_from_ntt_inplace(ct)
+        ev.transform_to_ntt_inplace(ct)
+
+    timing = measure(both, budget)
+    return Achieved("SEAL", "NTT+INTT", n, 2 * limbs, 2 * counts.ntt(n, 2 * limbs), timing.median_s)
+
+
+def ct_ct_multiply(adapter, n: int, limbs: int, budget: Budget, special: int = 1,
+                   dnum: int | None = None) -> Achieved:
+    """Multiply + relinearise through a peer adapter (already set up)."""
+    gen = np.random.default_rng(0)
+    a = adapter.encrypt(gen.uniform(-1, 1, n // 2))
+    b = adapter.encrypt(gen.uniform(-1, 1, n // 2))
+    call: Callable[[], object] = lambda: adapter.mul(a, b)  # noqa: E731
+    timing = measure(call, budget)
+    return Achieved(adapter.name, "mul+relin", n, limbs, counts.ct_ct_multiply(n, limbs, special, dnum),
+                    timing.median_s)

@@ -1,0 +1,136 @@
+"""A measured upper bound on 64-bit modular multiply-adds per second on this CPU.
+
+Two tiny C loops, compiled at run time with cffi (API mode, ``-O3 -march=native``) into
+a temporary directory, run over arrays that fit in the L1 cache, one thread:
+
+* ``shoup``   — ``acc += a * w mod q`` with a constant ``w`` and its Shoup quotient
+  ``floor(w * 2^64 / q)``: the multiply of an NTT butterfly or a key-switching
+  multiply by a fixed key (two 64x64 multiplies and a conditional subtraction);
+* ``barrett`` — ``acc = (acc + a * b) mod q`` for two varying operands through a
+  128-bit product and Barrett reduction: the element-wise product of two ciphertexts.
+
+Every element is independent, so the loops measure throughput, not latency; no real
+kernel that does more work per modular multiply (loads of twiddles, bit-reversed
+access, branches) can beat them. The results are checked against Python integers.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import tempfile
+import time
+
+import numpy as np
+
+CDEF = """
+uint64_t limits_shoup(uint64_t *acc, const uint64_t *a, size_t n, uint64_t w, uint64_t w_shoup,
+                      uint64_t q, size_t reps);
+uint64_t limits_barrett(uint64_t *acc, const uint64_t *a, const uint64_t *b, size_t n, uint64_t q,
+                        uint64_t mu_hi, uint64_t mu_lo, size_t reps);
+"""
+
+SOURCE = r"""
+#include <stdint.h>
+#include <stddef.h>
+typedef unsigned __int128 u128;
+
+/* acc[i] <- acc[i] + a[i]*w mod q, lazily kept below 2q; q < 2^62. */
+uint64_t limits_shoup(uint64_t *acc, const uint64_t *a, size_t n, uint64_t w, uint64_t w_shoup,
+                      uint64_t q, size_t reps) {
+    const uint64_t two_q = 2 * q;
+    for (size_t r = 0; r < reps; r++) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t quot = (uint64_t)(((u128)a[i] * w_shoup) >> 64);
+            uint64_t prod = a[i] * w - quot * q;          /* in [0, 2q) */
+            uint64_t s = acc[i] + prod;                   /* in [0, 4q) */
+            s -= (s >= two_q) ? two_q : 0;
+            acc[i] = s;
+        }
+    }
+    return acc[0];
+}
+
+/* acc[i] <- (acc[i] + a[i]*b[i]) mod q with Barrett reduction by mu = floor(2^128 / q). */
+uint64_t limits_barrett(uint64_t *acc, const uint64_t *a, const uint64_t *b, size_t n, uint64_t q,
+                        uint64_t mu_hi, uint64_t mu_lo, size_t reps) {
+    for (size_t r = 0; r < reps; r++) {
+        for (size_t i = 0; i < n; i++) {
+            u128 x = (u128)a[i] * b[i] + acc[i];
+            uint64_t x_lo = (uint64_t)x, x_hi = (uint64_t)(x >> 64);
+            /* estimate floor(x * mu / 2^128) from the high words; off by at most 2 */
+            u128 t = (u128)x_lo * mu_hi + (((u128)x_lo * mu_lo) >> 64);
+            uint64_t est = (uint64_t)(((u128)x_hi * mu_lo + t) >> 64) + x_hi * mu_hi;
+            uint64_t rem = x_lo - est * q;
+            rem -= (rem >= q) ? q : 0;
+            rem -= (rem >= q) ? q : 0;
+            acc[i] = rem;
+        }
+    }
+    return acc[0];
+}
+"""
+
+N_ELEMENTS = 1024  # three arrays of 8 KiB: well inside L1
+Q = (1 << 59) - 55  # any odd modulus below 2^62 works; the speed does not depend on its value
+
+
+@functools.lru_cache(maxsize=1)
+def load():
+    """Compile (once per process) and import the kernel module."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    name = f"_henn_limits_{os.getpid()}"
+    ffi.set_source(name, SOURCE, extra_compile_args=["-O3", "-march=native", "-std=c11"])
+    tmp = tempfile.mkdtemp(prefix="henn-limits-")
+    path = ffi.compile(tmpdir=tmp, verbose=False)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ptr(ffi, array: np.ndarray):
+    return ffi.cast("uint64_t *", ffi.from_buffer(array))
+
+
+def inputs(n: int = N_ELEMENTS, q: int = Q, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gen = np.random.default_rng(seed)
+    return tuple(gen.integers(0, q, size=n, dtype=np.uint64) for _ in range(3))
+
+
+def shoup(acc: np.ndarray, a: np.ndarray, w: int, q: int = Q, reps: int = 1) -> None:
+    """Run the Shoup multiply-add loop in place on ``acc`` (values kept below 2q)."""
+    mod = load()
+    w_shoup = (w << 64) // q
+    mod.lib.limits_shoup(_ptr(mod.ffi, acc), _ptr(mod.ffi, a), a.size, w, w_shoup, q, reps)
+
+
+def barrett(acc: np.ndarray, a: np.ndarray, b: np.ndarray, q: int = Q, reps: int = 1) -> None:
+    """Run the Barrett multiply-add loop in place on ``acc`` (values reduced below q)."""
+    mod = load()
+    mu = (1 << 128) // q
+    mod.lib.limits_barrett(_ptr(mod.ffi, acc), _ptr(mod.ffi, a), _ptr(mod.ffi, b), a.size, q,
+                           mu >> 64, mu & (2**64 - 1), reps)
+
+
+def peak(kind: str, seconds: float = 0.5, n: int = N_ELEMENTS) -> float:
+    """Modular multiply-adds per second of the ``shoup`` or ``barrett`` loop (best of several runs)."""
+    acc, a, b = inputs(n)
+    w = int(b[0])
+    call = {"shoup": lambda reps: shoup(acc, a, w, reps=reps),
+            "barrett": lambda reps: barrett(acc, a, b, reps=reps)}[kind]
+    call(100)  # warm-up
+    reps, best = 100, 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        call(reps)
+        elapsed = time.perf_counter() - start
+        if elapsed < 0.01:
+            reps *= 2
+            continue
+        best = max(best, reps * n / elapsed)
+    return best

@@ -1,0 +1,137 @@
+/* Element-wise RNS kernels and rescaling. */
+#include <stdlib.h>
+#include <string.h>
+#include "ckks.h"
+
+#define CHECK_ARGS(m, a, out) \
+    if (!(m) || !(a) || !(out) || n == 0) return HE_ERR_ARGUMENT
+
+int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+    CHECK_ARGS(m, a, out);
+    if (!b) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) {
+        const uint64_t q = m[l].q;
+        const uint64_t *x = a + l * n, *y = b + l * n;
+        uint64_t *z = out + l * n;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t s = x[i] + y[i];
+            z[i] = s >= q ? s - q : s;
+        }
+    }
+    return HE_OK;
+}
+
+int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+    CHECK_ARGS(m, a, out);
+    if (!b) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) {
+        const uint64_t q = m[l].q;
+        const uint64_t *x = a + l * n, *y = b + l * n;
+        uint64_t *z = out + l * n;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t s = x[i] + q - y[i];
+            z[i] = s >= q ? s - q : s;
+        }
+    }
+    return HE_OK;
+}
+
+int ckks_neg(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out) {
+    CHECK_ARGS(m, a, out);
+    for (size_t l = 0; l < nlimbs; l++) {
+        const uint64_t q = m[l].q;
+        const uint64_t *x = a + l * n;
+        uint64_t *z = out + l * n;
+        for (size_t i = 0; i < n; i++) z[i] = x[i] ? q - x[i] : 0;
+    }
+    return HE_OK;
+}
+
+int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+    CHECK_ARGS(m, a, out);
+    if (!b) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) {
+        const ckks_modulus *ml = m + l;
+        const uint64_t *x = a + l * n, *y = b + l * n;
+        uint64_t *z = out + l * n;
+        for (size_t i = 0; i < n; i++) z[i] = ckks_mulmod(x[i], y[i], ml);
+    }
+    return HE_OK;
+}
+
+int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *acc) {
+    CHECK_ARGS(m, a, acc);
+    if (!b) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) {
+        const ckks_modulus *ml = m + l;
+        const uint64_t *x = a + l * n, *y = b + l * n;
+        uint64_t *z = acc + l * n;
+        for (size_t i = 0; i < n; i++) z[i] = ckks_reduce128((ckks_u128)x[i] * y[i] + z[i], ml);
+    }
+    return HE_OK;
+}
+
+int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *s, uint64_t *out) {
+    CHECK_ARGS(m, a, out);
+    if (!s) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) {
+        const uint64_t q = m[l].q;
+        if (s[l] >= q) return HE_ERR_RANGE;
+        const uint64_t w = s[l], ws = ckks_shoup(w, q);
+        const uint64_t *x = a + l * n;
+        uint64_t *z = out + l * n;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = ckks_mul_shoup_lazy(x[i], w, ws, q);
+            z[i] = r >= q ? r - q : r;
+        }
+    }
+    return HE_OK;
+}
+
+int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64_t *x, uint64_t *out) {
+    CHECK_ARGS(m, x, out);
+    for (size_t l = 0; l < nlimbs; l++) {
+        const uint64_t q = m[l].q;
+        uint64_t *z = out + l * n;
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = x[i];
+            uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+            uint64_t r = mag % q;
+            z[i] = (v < 0 && r) ? q - r : r;
+        }
+    }
+    return HE_OK;
+}
+
+/* Subtract the centred last limb and divide by q_last, limb by limb:
+ * (c - [c]_{q_last}) / q_last rounds c / q_last to the nearest integer. */
+int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
+    if (!m || !a || nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;
+    const ckks_modulus *ml = m + nlimbs - 1;
+    const uint64_t ql = ml->q, half = ql >> 1;
+    uint64_t *last = malloc(2 * n * sizeof(uint64_t));
+    if (!last) return HE_ERR_NOMEM;
+    uint64_t *tmp = last + n;
+    memcpy(last, a + (nlimbs - 1) * n, n * sizeof(uint64_t));
+    ckks_intt(ml, 1, n, last);
+    for (size_t l = 0; l + 1 < nlimbs; l++) {
+        const ckks_modulus *mj = m + l;
+        const uint64_t qj = mj->q, ql_mod = ql % qj;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x = last[i], r = x % qj;
+            if (x > half) r = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
+            tmp[i] = r;
+        }
+        ckks_ntt(mj, 1, n, tmp);
+        const uint64_t inv = ckks_powmod(ql_mod, qj - 2, mj), inv_sh = ckks_shoup(inv, qj);
+        uint64_t *c = a + l * n;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t d = c[i] + qj - tmp[i];
+            uint64_t r = ckks_mul_shoup_lazy(d, inv, inv_sh, qj);
+            r = r >= qj ? r - qj : r;
+            c[i] = r;
+        }
+    }
+    free(last);
+    return HE_OK;
+}

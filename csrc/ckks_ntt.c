@@ -1,0 +1,139 @@
+/* Negacyclic NTT over word-size primes with Harvey's lazy butterflies.
+ *
+ * Forward: Cooley-Tukey, decimation in time, natural order in, bit-reversed order
+ * out, twiddles psi^bitrev(k) (so the x^n = -1 twist is folded into the twiddles).
+ * Inverse: Gentleman-Sande with psi^-bitrev(k), then a multiplication by n^-1.
+ * Values stay in [0, 4q) (forward) / [0, 2q) (inverse) between stages and are
+ * reduced to [0, q) once at the end.
+ */
+#include <stdlib.h>
+#include "ckks.h"
+
+uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m) {
+    uint64_t r = 1 % m->q;
+    b %= m->q;
+    while (e) {
+        if (e & 1) r = ckks_mulmod(r, b, m);
+        b = ckks_mulmod(b, b, m);
+        e >>= 1;
+    }
+    return r;
+}
+
+static size_t bitrev(size_t x, int bits) {
+    size_t r = 0;
+    for (int i = 0; i < bits; i++) {
+        r = (r << 1) | (x & 1);
+        x >>= 1;
+    }
+    return r;
+}
+
+static int log2_exact(size_t n) {
+    int k = 0;
+    if (n < 2 || (n & (n - 1))) return -1;
+    while ((size_t)1 << k != n) k++;
+    return k;
+}
+
+int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables) {
+    int logn = log2_exact(n);
+    if (!m || !tables || logn < 0 || q < 3 || q >= ((uint64_t)1 << 61) || (q & 1) == 0) return HE_ERR_ARGUMENT;
+    if ((q - 1) % (2 * n) != 0) return HE_ERR_ARGUMENT;
+    ckks_u128 ratio = ~(ckks_u128)0 / q;  /* q is odd, so this equals floor(2^128 / q) */
+    m->q = q;
+    m->r0 = (uint64_t)ratio;
+    m->r1 = (uint64_t)(ratio >> 64);
+    if (psi == 0 || psi >= q || ckks_powmod(psi, n, m) != q - 1) return HE_ERR_ARGUMENT;
+    uint64_t ipsi = ckks_powmod(psi, q - 2, m);
+    uint64_t *fw = tables, *fw_sh = tables + n, *iv = tables + 2 * n, *iv_sh = tables + 3 * n;
+    uint64_t p = 1, ip = 1;
+    for (size_t k = 0; k < n; k++) {
+        size_t r = bitrev(k, logn);
+        fw[r] = p;
+        iv[r] = ip;
+        p = ckks_mulmod(p, psi, m);
+        ip = ckks_mulmod(ip, ipsi, m);
+    }
+    for (size_t k = 0; k < n; k++) {
+        fw_sh[k] = ckks_shoup(fw[k], q);
+        iv_sh[k] = ckks_shoup(iv[k], q);
+    }
+    m->ninv = ckks_powmod(n % q, q - 2, m);
+    m->ninv_sh = ckks_shoup(m->ninv, q);
+    m->psi = fw;
+    m->psi_sh = fw_sh;
+    m->ipsi = iv;
+    m->ipsi_sh = iv_sh;
+    return HE_OK;
+}
+
+static void ntt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
+    const uint64_t q = m->q, q2 = 2 * q;
+    size_t t = n;
+    for (size_t h = 1; h < n; h <<= 1) {
+        t >>= 1;
+        for (size_t i = 0; i < h; i++) {
+            const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
+            uint64_t *x = a + 2 * i * t, *y = x + t;
+            for (size_t j = 0; j < t; j++) {
+                uint64_t u = x[j];
+                u = u >= q2 ? u - q2 : u;
+                uint64_t v = ckks_mul_shoup_lazy(y[j], w, ws, q);
+                x[j] = u + v;
+                y[j] = u - v + q2;
+            }
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint64_t u = a[j];
+        u = u >= q2 ? u - q2 : u;
+        a[j] = u >= q ? u - q : u;
+    }
+}
+
+static void intt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
+    const uint64_t q = m->q, q2 = 2 * q;
+    size_t t = 1;
+    for (size_t h = n >> 1; h >= 1; h >>= 1) {
+        for (size_t i = 0; i < h; i++) {
+            const uint64_t w = m->ipsi[h + i], ws = m->ipsi_sh[h + i];
+            uint64_t *x = a + 2 * i * t, *y = x + t;
+            for (size_t j = 0; j < t; j++) {
+                uint64_t u = x[j], v = y[j];
+                uint64_t s = u + v;
+                x[j] = s >= q2 ? s - q2 : s;
+                y[j] = ckks_mul_shoup_lazy(u - v + q2, w, ws, q);
+            }
+        }
+        t <<= 1;
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint64_t u = ckks_mul_shoup_lazy(a[j], m->ninv, m->ninv_sh, q);
+        a[j] = u >= q ? u - q : u;
+    }
+}
+
+int ckks_ntt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
+    if (!m || !a || log2_exact(n) < 0) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) ntt_one(m + l, n, a + l * n);
+    return HE_OK;
+}
+
+int ckks_intt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
+    if (!m || !a || log2_exact(n) < 0) return HE_ERR_ARGUMENT;
+    for (size_t l = 0; l < nlimbs; l++) intt_one(m + l, n, a + l * n);
+    return HE_OK;
+}
+
+int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *perm, uint64_t *out) {
+    if (!in || !perm || !out || in == out) return HE_ERR_ARGUMENT;
+    for (size_t i = 0; i < n; i++)
+        if (perm[i] >= n) return HE_ERR_RANGE;
+    for (size_t l = 0; l < nlimbs; l++) {
+        const uint64_t *src = in + l * n;
+        uint64_t *dst = out + l * n;
+        for (size_t i = 0; i < n; i++) dst[i] = src[perm[i]];
+    }
+    return HE_OK;
+}

@@ -1,0 +1,241 @@
+"""The binary envelope shared by every henn file: parse everything by hand, trust nothing.
+
+Layout (all integers little-endian)::
+
+    preamble   magic (8 bytes) | version u16 | flags u16 | total length u64 | header length u32
+    header     UTF-8 JSON object (header length bytes)
+    arrays     count u32, then per array:
+                 name length u16 | name (UTF-8) | dtype code u8 | ndim u8 | dims u64 * ndim | raw bytes
+    digest     SHA-256 of every byte before it (32 bytes)
+
+Loading never executes code and never allocates more than the input holds: every
+length field is checked against the bytes that remain before anything is sliced.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError
+
+MAGIC = b"\x89HENN\r\n\x1a"
+VERSION = 1
+DIGEST_SIZE = 32
+_PREAMBLE = struct.Struct("<8sHHQI")
+_U32 = struct.Struct("<I")
+_ARRAY_HEAD = struct.Struct("<H")
+_DTYPE_HEAD = struct.Struct("<BB")
+MAX_NDIM = 32
+MAX_NAME = 1024
+MAX_JSON_DEPTH = 200
+
+# The only dtypes a file may hold, all stored little-endian. Codes are part of the format.
+DTYPE_CODES: dict[int, np.dtype] = {
+    1: np.dtype("<i8"),
+    2: np.dtype("<u8"),
+    3: np.dtype("<f8"),
+    4: np.dtype("<i4"),
+    5: np.dtype("u1"),
+    6: np.dtype("?"),
+}
+ALLOWED_DTYPES = ("int64", "uint64", "float64", "int32", "uint8", "bool")
+
+
+def dtype_code(dtype: np.dtype) -> int:
+    """The format's code for an allowed dtype.
+
+    Raises:
+        TypeError: the dtype is not on the allow-list.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.name not in ALLOWED_DTYPES:
+        raise TypeError(f"cannot serialise: arrays of dtype {dtype} are not allowed "
+                        f"(allowed: {', '.join(ALLOWED_DTYPES)})")
+    return next(code for code, dt in DTYPE_CODES.items() if dt.name == dtype.name)
+
+
+def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]]) -> bytes:
+    """Write one container.
+
+    Args:
+        header: JSON-serialisable dict (ints of any size, finite or non-finite floats).
+        arrays: ``(name, array)`` pairs; dtypes must be on the allow-list.
+
+    Returns:
+        The container bytes, digest included.
+
+    Raises:
+        TypeError: a disallowed dtype or a header that JSON cannot represent.
+        ValueError: an over-long array name or too many dimensions.
+    """
+    # No sort_keys: dict order is part of the data (model layers, payload trees).
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    body = [head, _U32.pack(len(arrays))]
+    for name, array in arrays:
+        body.append(_pack_array(name, array))
+    payload = b"".join(body)
+    total = _PREAMBLE.size + len(payload) + DIGEST_SIZE
+    out = _PREAMBLE.pack(MAGIC, VERSION, 0, total, len(head)) + payload
+    return out + hashlib.sha256(out).digest()
+
+
+def _pack_array(name: str, array: np.ndarray) -> bytes:
+    code = dtype_code(array.dtype)
+    raw_name = name.encode("utf-8")
+    if len(raw_name) > MAX_NAME:
+        raise ValueError(f"cannot serialise: array name longer than {MAX_NAME} bytes")
+    if array.ndim > MAX_NDIM:
+        raise ValueError(f"cannot serialise: array {name!r} has {array.ndim} dimensions (max {MAX_NDIM})")
+    # Always C order and little-endian, whatever the in-memory layout was.
+    data = np.ascontiguousarray(array, dtype=DTYPE_CODES[code])
+    dims = struct.pack(f"<{array.ndim}Q", *array.shape)
+    return (_ARRAY_HEAD.pack(len(raw_name)) + raw_name + _DTYPE_HEAD.pack(code, array.ndim) + dims
+            + data.tobytes())
+
+
+class _Reader:
+    """A cursor over a bytes object that refuses to read past ``end``."""
+
+    def __init__(self, data: memoryview, start: int, end: int):
+        self.data = data
+        self.pos = start
+        self.end = end
+
+    def take(self, n: int, what: str) -> memoryview:
+        if n < 0 or n > self.end - self.pos:
+            raise FormatError(f"cannot load: truncated or inconsistent file: {what} needs {n} bytes, "
+                              f"{self.end - self.pos} remain")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: struct.Struct, what: str) -> tuple:
+        return fmt.unpack(self.take(fmt.size, what))
+
+
+def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify one container.
+
+    Args:
+        data: the file's bytes.
+
+    Returns:
+        ``(header, arrays)``; the arrays are fresh, writable, native-endian copies.
+
+    Raises:
+        FormatError: truncated, bad magic, unsupported version, digest mismatch, bad
+            dtype, size inconsistencies or malformed header.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"cannot load: expected bytes, got {type(data).__name__}")
+    view = memoryview(data).cast("B")
+    _check_preamble(view)
+    _, _, _, _, head_len = _PREAMBLE.unpack(view[:_PREAMBLE.size])
+    end = len(view) - DIGEST_SIZE
+    if hashlib.sha256(view[:end]).digest() != bytes(view[end:]):
+        raise FormatError("cannot load: digest mismatch: the file was modified (tampered with or corrupted)")
+    reader = _Reader(view, _PREAMBLE.size, end)
+    header = _parse_header(reader.take(head_len, "the JSON header"))
+    arrays = _read_arrays(reader)
+    if reader.pos != end:
+        raise FormatError(f"cannot load: {end - reader.pos} unexpected bytes after the last array")
+    return header, arrays
+
+
+def _check_preamble(view: memoryview) -> None:
+    if len(view) < len(MAGIC) or bytes(view[:len(MAGIC)]) != MAGIC:
+        if len(view) < len(MAGIC) and MAGIC.startswith(bytes(view)):
+            raise FormatError(f"cannot load: truncated file ({len(view)} bytes)")
+        raise FormatError("cannot load: bad magic bytes: this is not a henn file")
+    if len(view) < _PREAMBLE.size + DIGEST_SIZE:
+        raise FormatError(f"cannot load: truncated file ({len(view)} bytes)")
+    _, version, flags, total, _ = _PREAMBLE.unpack(view[:_PREAMBLE.size])
+    if version != VERSION:
+        raise FormatError(f"cannot load: unsupported format version {version} (this build reads version {VERSION})")
+    if flags != 0:
+        raise FormatError(f"cannot load: unknown format flags {flags:#x}")
+    if len(view) < total:
+        raise FormatError(f"cannot load: truncated file: {len(view)} bytes, the file says {total}")
+    if len(view) > total:
+        raise FormatError(f"cannot load: {len(view) - total} trailing bytes after the end of the file")
+
+
+def _parse_header(raw: memoryview) -> dict[str, Any]:
+    raw = bytes(raw)
+    # Bound nesting before json recurses into it (deep nesting would hit RecursionError).
+    if _max_nesting(raw) > MAX_JSON_DEPTH:
+        raise FormatError(f"cannot load: header nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"cannot load: malformed JSON header: {exc}") from None
+    if not isinstance(header, dict):
+        raise FormatError("cannot load: the header is not a JSON object")
+    return header
+
+
+def _max_nesting(raw: bytes) -> int:
+    # Counting brackets over-estimates inside strings, which only makes the bound stricter.
+    depth = best = 0
+    for byte in raw:
+        if byte in (0x5B, 0x7B):
+            depth += 1
+            best = max(best, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return best
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _read_arrays(reader: _Reader) -> dict[str, np.ndarray]:
+    (count,) = reader.unpack(_U32, "the array count")
+    # Each record is at least 4 bytes, so a huge count in a tiny file fails here, not in a loop.
+    if count * (_ARRAY_HEAD.size + _DTYPE_HEAD.size) > reader.end - reader.pos:
+        raise FormatError(f"cannot load: truncated or inconsistent file: {count} arrays announced, "
+                          f"{reader.end - reader.pos} bytes remain")
+    arrays: dict[str, np.ndarray] = {}
+    for _ in range(count):
+        name, array = _read_array(reader)
+        if name in arrays:
+            raise FormatError(f"cannot load: array name {name!r} appears twice")
+        arrays[name] = array
+    return arrays
+
+
+def _read_array(reader: _Reader) -> tuple[str, np.ndarray]:
+    (name_len,) = reader.unpack(_ARRAY_HEAD, "an array name length")
+    if name_len > MAX_NAME:
+        raise FormatError(f"cannot load: array name of {name_len} bytes (max {MAX_NAME})")
+    try:
+        name = bytes(reader.take(name_len, "an array name")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("cannot load: an array name is not valid UTF-8") from None
+    code, ndim = reader.unpack(_DTYPE_HEAD, f"the dtype of array {name!r}")
+    if code not in DTYPE_CODES:
+        raise FormatError(f"cannot load: array {name!r} has bad dtype code {code} "
+                          f"(allowed: {', '.join(ALLOWED_DTYPES)})")
+    if ndim > MAX_NDIM:
+        raise FormatError(f"cannot load: array {name!r} has {ndim} dimensions (max {MAX_NDIM})")
+    shape = struct.unpack(f"<{ndim}Q", reader.take(8 * ndim, f"the shape of array {name!r}"))
+    dtype = DTYPE_CODES[code]
+    count = 1
+    for dim in shape:  # Python ints: no overflow however large the claimed dims are
+        count *= dim
+    nbytes = count * dtype.itemsize
+    raw = reader.take(nbytes, f"array {name!r} of shape {shape} ({dtype.name})")
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+    if dtype.name == "bool" and np.any(np.frombuffer(raw, dtype=np.uint8) > 1):
+        raise FormatError(f"cannot load: bool array {name!r} holds bytes other than 0 and 1")
+    return name, array

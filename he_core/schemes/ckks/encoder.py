@@ -1,0 +1,60 @@
+"""CKKS encoding: the canonical embedding of N/2 complex slots, via numpy's FFT.
+
+Slot j holds m(zeta^(5^j)) with zeta = exp(i*pi/N). Writing b_i = m_i * zeta^i, the
+values at all odd powers zeta^(2t+1) are N * ifft(b)[t]; encoding inverts that map on
+the conjugate-symmetric vector whose entries at t_j = (5^j mod 2N - 1) / 2 are the slots
+and whose entries at the conjugate points are their conjugates.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ...errors import EncodingError
+
+# Rounded coefficients must fit int64 with room for the sign and later reductions.
+MAX_COEFF = 2.0**62
+
+
+@lru_cache(maxsize=None)
+def _tables(n: int):
+    j = np.arange(n // 2)
+    exps = np.array([pow(5, int(k), 2 * n) for k in j], dtype=np.int64)
+    pos = (exps - 1) // 2
+    conj = (2 * n - exps - 1) // 2
+    twist = np.exp(1j * np.pi * np.arange(n) / n)
+    return pos, conj, twist
+
+
+def encode(slots: np.ndarray, n: int, scale: float) -> np.ndarray:
+    """Real or complex slot values (length N/2) to rounded int64 coefficients at ``scale``.
+
+    Raises:
+        EncodingError: wrong slot count, NaN/inf, or coefficients beyond 2^62.
+    """
+    z = np.asarray(slots)
+    if z.shape != (n // 2,):
+        raise EncodingError(f"cannot encode: {z.shape} values, need exactly {n // 2} slots")
+    if not np.all(np.isfinite(z)):
+        raise EncodingError("cannot encode: values contain NaN or infinity")
+    if not (np.isfinite(scale) and scale > 0):
+        raise EncodingError(f"cannot encode: invalid scale {scale}")
+    pos, conj, twist = _tables(n)
+    w = np.zeros(n, dtype=np.complex128)
+    w[pos] = z
+    w[conj] = np.conj(z)
+    b = np.fft.fft(w) / n
+    m = np.real(b * np.conj(twist)) * scale
+    if not np.all(np.abs(m) < MAX_COEFF):
+        raise EncodingError(f"cannot encode: values times scale 2^{np.log2(scale):.1f} exceed 2^62")
+    return np.rint(m).astype(np.int64)
+
+
+def decode(coeffs: np.ndarray, scale: float) -> np.ndarray:
+    """Real-valued (float) coefficients at ``scale`` to the N/2 complex slot values."""
+    m = np.asarray(coeffs, dtype=np.float64)
+    n = m.shape[0]
+    pos, _, twist = _tables(n)
+    values = np.fft.ifft(m * twist) * n
+    return values[pos] / scale

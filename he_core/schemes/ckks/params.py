@@ -1,0 +1,182 @@
+"""CKKS parameter sets, their security level and a helper that picks one."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from functools import cached_property
+
+from ...errors import InsecureParametersError, ParameterError, SecurityWarning
+from ...params import Parameters
+from .primes import ntt_primes
+
+# HomomorphicEncryption.org standard (2018), ternary secrets, classical attacks:
+# the largest log2(QP) for each ring dimension at 128, 192 and 256 bits of security.
+HE_STANDARD_MAX_LOGQP = {
+    128: {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881, 65536: 1761},
+    192: {1024: 19, 2048: 37, 4096: 75, 8192: 152, 16384: 305, 32768: 611, 65536: 1228},
+    256: {1024: 14, 2048: 29, 4096: 58, 8192: 118, 16384: 237, 32768: 476, 65536: 956},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CkksParams(Parameters):
+    """An RNS-CKKS parameter set.
+
+    The ciphertext modulus is Q = q_0 * q_1 * ... * q_levels (q_0 of ``first_bits``,
+    the others of about ``scale_bits`` so that rescaling by them keeps the scale near
+    2^scale_bits); key switching adds ``ceil((levels + 1) / dnum)`` special primes of
+    ``special_bits``.
+
+    Attributes:
+        poly_degree: ring dimension N (power of two, 1024 .. 65536); N/2 slots.
+        levels: number of rescalings available (multiplicative depth).
+        first_bits, scale_bits, special_bits: prime sizes in bits.
+        dnum: number of key-switching digits (default: levels + 1, one prime per digit).
+        secret: ``"ternary"`` (uniform in {-1, 0, 1}) or ``"hamming"`` (fixed weight).
+        hamming_weight: number of non-zero secret coefficients for ``"hamming"``.
+        sigma: standard deviation of the error distribution.
+        allow_insecure: accept a set below 128-bit security (emits SecurityWarning).
+
+    Raises:
+        ParameterError: for malformed values.
+        InsecureParametersError: below 128 bits without ``allow_insecure=True``.
+    """
+
+    scheme = "ckks"
+    poly_degree: int = 8192
+    levels: int = 2
+    first_bits: int = 60
+    scale_bits: int = 40
+    special_bits: int = 60
+    dnum: int | None = None
+    secret: str = "ternary"
+    hamming_weight: int = 64
+    sigma: float = 3.2
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        n = self.poly_degree
+        if not isinstance(n, int) or n < 1024 or n > 65536 or n & (n - 1):
+            raise ParameterError(f"cannot use poly_degree={n!r}: need a power of two in [1024, 65536]")
+        if not 1 <= self.levels <= 60:
+            raise ParameterError(f"cannot use levels={self.levels}: need 1 .. 60")
+        if not 20 <= self.scale_bits < self.first_bits <= 61:
+            raise ParameterError(f"cannot use prime sizes: need 20 <= scale_bits ({self.scale_bits}) "
+                                 f"< first_bits ({self.first_bits}) <= 61")
+        if not self.first_bits <= self.special_bits <= 61:
+            raise ParameterError(f"cannot use special_bits={self.special_bits}: need first_bits .. 61")
+        dnum = self.levels + 1 if self.dnum is None else self.dnum
+        if not 1 <= dnum <= min(self.levels + 1, 32):
+            raise ParameterError(f"cannot use dnum={self.dnum}: need 1 .. min(levels + 1, 32)")
+        if self.secret not in ("ternary", "hamming"):
+            raise ParameterError(f"cannot use secret={self.secret!r}: 'ternary' or 'hamming'")
+        if self.secret == "hamming" and not 1 <= self.hamming_weight <= n:
+            raise ParameterError(f"cannot use hamming_weight={self.hamming_weight}")
+        if not 0.5 <= self.sigma <= 20:
+            raise ParameterError(f"cannot use sigma={self.sigma}")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if self.security_bits >= 128:
+            return
+        msg = (f"CKKS parameters N={self.poly_degree}, log2(QP)={self.log_qp:.1f} give less than 128-bit "
+               f"security (max {HE_STANDARD_MAX_LOGQP[128][self.poly_degree]} bits for this N)")
+        if not self.allow_insecure:
+            raise InsecureParametersError(msg + "; pass allow_insecure=True for tests only")
+        warnings.warn(msg, SecurityWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def digits(self) -> int:
+        return self.levels + 1 if self.dnum is None else self.dnum
+
+    @property
+    def alpha(self) -> int:
+        """Primes per key-switching digit (and number of special primes)."""
+        return -(-(self.levels + 1) // self.digits)
+
+    @cached_property
+    def q_primes(self) -> tuple[int, ...]:
+        """Ciphertext primes q_0 .. q_levels (q_0 first)."""
+        n = self.poly_degree
+        first = ntt_primes(self.first_bits, n, 1)
+        middle = ntt_primes(self.scale_bits, n, self.levels, frozenset(first), around=True)
+        # Rescaling drops the last prime first, so middle[0] (nearest to 2^scale_bits) goes last.
+        return tuple(first + middle[::-1])
+
+    @cached_property
+    def p_primes(self) -> tuple[int, ...]:
+        """Special primes used only inside key switching."""
+        return tuple(ntt_primes(self.special_bits, self.poly_degree, self.alpha, frozenset(self.q_primes)))
+
+    @property
+    def log_qp(self) -> float:
+        return sum(math.log2(p) for p in self.q_primes + self.p_primes)
+
+    @property
+    def slots(self) -> int:
+        return self.poly_degree // 2
+
+    @property
+    def default_scale(self) -> float:
+        return float(2 ** self.scale_bits)
+
+    @property
+    def security_bits(self) -> int:
+        """128, 192 or 256 when the HE standard table allows log2(QP) at N; else 0."""
+        best = 0
+        for level in (128, 192, 256):
+            if math.ceil(self.log_qp) <= HE_STANDARD_MAX_LOGQP[level][self.poly_degree]:
+                best = level
+        return best
+
+
+NAMED = {
+    "N8192": dict(poly_degree=8192, levels=2),                 # 60+40*2+60  = 200 <= 218
+    "N16384": dict(poly_degree=16384, levels=7),               # 60+40*7+60  = 400 <= 438
+    "N32768": dict(poly_degree=32768, levels=18),              # 60+40*18+60 = 840 <= 881
+    "N65536": dict(poly_degree=65536, levels=39, dnum=20),     # 60+40*39+120 = 1740 <= 1761
+}
+
+
+def named(name: str, **overrides) -> CkksParams:
+    """A named 128-bit parameter set (``"N8192"``, ``"N16384"``, ``"N32768"``, ``"N65536"``)."""
+    if name not in NAMED:
+        raise ParameterError(f"cannot find CKKS parameter set {name!r}; known: {sorted(NAMED)}")
+    return CkksParams(**{**NAMED[name], **overrides})
+
+
+def choose_parameters(depth: int, precision_bits: int = 20, slots: int = 1, security: int = 128) -> CkksParams:
+    """The smallest ring that gives ``depth`` rescalings, ``slots`` slots and the security level.
+
+    Args:
+        depth: multiplicative depth needed.
+        precision_bits: bits of precision wanted after decryption (fractional part).
+        slots: minimum number of slots (N/2).
+        security: 128, 192 or 256.
+
+    Returns:
+        A :class:`CkksParams` with scale bits about precision + 20 and a first prime with
+        room for 20 bits of integer part.
+
+    Raises:
+        ParameterError: if no ring up to 65536 fits.
+    """
+    if security not in HE_STANDARD_MAX_LOGQP:
+        raise ParameterError(f"cannot choose parameters: security must be 128, 192 or 256, not {security}")
+    if depth < 1 or precision_bits < 1 or slots < 1:
+        raise ParameterError("cannot choose parameters: depth, precision_bits and slots must be positive")
+    scale_bits = min(max(precision_bits + 20, 30), 50)
+    first_bits = min(scale_bits + 20, 60)
+    for n in (1024, 2048, 4096, 8192, 16384, 32768, 65536):
+        if n // 2 < slots:
+            continue
+        dnum = min(depth + 1, 32)
+        alpha = -(-(depth + 1) // dnum)
+        logqp = first_bits + scale_bits * depth + 60 * alpha
+        if logqp + 1 <= HE_STANDARD_MAX_LOGQP[security][n] and depth <= 60:
+            return CkksParams(poly_degree=n, levels=depth, first_bits=first_bits, scale_bits=scale_bits,
+                              special_bits=60, dnum=dnum)
+    raise ParameterError(f"cannot choose parameters: depth {depth} at {scale_bits}-bit scale does not fit "
+                         f"{security}-bit security with N <= 65536")

@@ -1,0 +1,275 @@
+"""The RNS polynomial ring of a parameter set, backed by the native ``_ckks`` kernels.
+
+One :class:`RnsRing` per parameter set holds the NTT tables of every prime (ciphertext
+primes first, special primes last) and the base-conversion constants of key switching.
+Polynomials are C-contiguous uint64 arrays of shape ``(limbs, N)``; limb i belongs to
+prime i of the basis the call names. Sizes and moduli are validated here, in Python,
+before any pointer reaches C.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ... import native
+from ...errors import ParameterError
+from .params import CkksParams
+from .primes import primitive_root_2n
+
+_lib_cache: dict = {}
+
+
+def _native():
+    if "mod" not in _lib_cache:
+        _lib_cache["mod"] = native.load("ckks")
+    return _lib_cache["mod"]
+
+
+class RnsRing:
+    """NTT tables and kernels for Z_Q[X]/(X^N + 1) in RNS form.
+
+    Args:
+        n: ring dimension (power of two).
+        q_primes: ciphertext primes q_0 .. q_L.
+        p_primes: special primes (may be empty when key switching is not used).
+    """
+
+    def __init__(self, n: int, q_primes, p_primes=()):
+        mod = _native()
+        self.ffi, self.lib = mod.ffi, mod.lib
+        self.n = int(n)
+        self.q = tuple(int(q) for q in q_primes)
+        self.p = tuple(int(p) for p in p_primes)
+        primes = self.q + self.p
+        if len(set(primes)) != len(primes):
+            raise ParameterError("cannot build the ring: primes must be distinct")
+        for q in primes:
+            if not (2 < q < 2**61) or (q - 1) % (2 * self.n):
+                raise ParameterError(f"cannot build the ring: {q} is not a prime = 1 mod 2N below 2^61")
+        self._tables = np.zeros((len(primes), 4 * self.n), dtype=np.uint64)
+        self._mods = self.ffi.new("ckks_modulus[]", len(primes))
+        for i, q in enumerate(primes):
+            psi = primitive_root_2n(q, self.n)
+            tab = self.ffi.cast("uint64_t *", self._tables[i].ctypes.data)
+            native.check(self.lib.ckks_modulus_init(self._mods + i, q, psi, self.n, tab), "modulus init")
+        self._qp_cache: dict[int, object] = {}
+        self._ks_cache: dict[int, tuple] = {}
+        self._scalar_cache: dict = {}
+
+    @classmethod
+    def for_params(cls, params: CkksParams) -> "RnsRing":
+        return _ring_for(params.poly_degree, params.q_primes, params.p_primes)
+
+    # ------------------------------------------------------------------ bases and pointers
+    def _ptr(self, a: np.ndarray):
+        return self.ffi.cast("uint64_t *", a.ctypes.data)
+
+    def basis(self, nq: int, special: bool = False):
+        """cffi pointer to the moduli of q_0 .. q_{nq-1} (followed by the special primes if asked)."""
+        if not 1 <= nq <= len(self.q):
+            raise ParameterError(f"cannot use {nq} limbs: the ring has {len(self.q)} ciphertext primes")
+        if not special:
+            return self._mods
+        if nq not in self._qp_cache:
+            k = len(self.q)
+            arr = self.ffi.new("ckks_modulus[]", nq + len(self.p))
+            for i in range(nq):
+                arr[i] = self._mods[i]
+            for j in range(len(self.p)):
+                arr[nq + j] = self._mods[k + j]
+            self._qp_cache[nq] = arr
+        return self._qp_cache[nq]
+
+    def moduli(self, nq: int, special: bool = False) -> tuple[int, ...]:
+        return self.q[:nq] + (self.p if special else ())
+
+    def _check(self, a: np.ndarray, nlimbs: int | None = None) -> int:
+        if a.dtype != np.uint64 or not a.flags.c_contiguous or a.ndim != 2 or a.shape[1] != self.n:
+            raise ParameterError(f"cannot use polynomial of dtype {a.dtype} and shape {a.shape}: "
+                                 f"need a C-contiguous uint64 (limbs, {self.n}) array")
+        if nlimbs is not None and a.shape[0] != nlimbs:
+            raise ParameterError(f"cannot combine polynomials with {a.shape[0]} and {nlimbs} limbs")
+        if not 1 <= a.shape[0] <= len(self.q):
+            raise ParameterError(f"cannot use {a.shape[0]} limbs: the ring has {len(self.q)} ciphertext primes")
+        return a.shape[0]
+
+    # ------------------------------------------------------------------ transforms
+    def ntt(self, a: np.ndarray, special: bool = False) -> np.ndarray:
+        """In-place forward NTT of a (limbs, N) polynomial; returns ``a``."""
+        nl = a.shape[0] - (len(self.p) if special else 0)
+        self._check(a[:nl] if special else a)
+        native.check(self.lib.ckks_ntt(self.basis(nl, special), a.shape[0], self.n, self._ptr(a)), "ntt")
+        return a
+
+    def intt(self, a: np.ndarray, special: bool = False) -> np.ndarray:
+        nl = a.shape[0] - (len(self.p) if special else 0)
+        self._check(a[:nl] if special else a)
+        native.check(self.lib.ckks_intt(self.basis(nl, special), a.shape[0], self.n, self._ptr(a)), "intt")
+        return a
+
+    # ------------------------------------------------------------------ element-wise
+    def add(self, a, b, out=None):
+        nl = self._check(a)
+        self._check(b, nl)
+        out = np.empty_like(a) if out is None else out
+        native.check(self.lib.ckks_add(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "add")
+        return out
+
+    def sub(self, a, b, out=None):
+        nl = self._check(a)
+        self._check(b, nl)
+        out = np.empty_like(a) if out is None else out
+        native.check(self.lib.ckks_sub(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "sub")
+        return out
+
+    def neg(self, a, out=None):
+        nl = self._check(a)
+        out = np.empty_like(a) if out is None else out
+        native.check(self.lib.ckks_neg(self._mods, nl, self.n, self._ptr(a), self._ptr(out)), "neg")
+        return out
+
+    def mul(self, a, b, out=None):
+        nl = self._check(a)
+        self._check(b, nl)
+        out = np.empty_like(a) if out is None else out
+        native.check(self.lib.ckks_mul(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "mul")
+        return out
+
+    def muladd(self, a, b, acc):
+        """acc += a * b (in place)."""
+        nl = self._check(a)
+        self._check(b, nl)
+        self._check(acc, nl)
+        native.check(self.lib.ckks_muladd(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(acc)),
+                     "muladd")
+        return acc
+
+    def mul_int(self, a, value: int, out=None):
+        """a times the (signed, arbitrary-size) integer ``value``."""
+        nl = self._check(a)
+        s = np.array([int(value) % q for q in self.q[:nl]], dtype=np.uint64)
+        out = np.empty_like(a) if out is None else out
+        native.check(self.lib.ckks_mul_scalar(self._mods, nl, self.n, self._ptr(a), self._ptr(s), self._ptr(out)),
+                     "mul_scalar")
+        return out
+
+    def from_signed(self, x: np.ndarray, nlimbs: int, special: bool = False) -> np.ndarray:
+        """Signed int64 coefficients to a (limbs, N) RNS polynomial (coefficient form)."""
+        x = np.ascontiguousarray(x, dtype=np.int64)
+        if x.shape != (self.n,):
+            raise ParameterError(f"cannot reduce coefficients of shape {x.shape}: need ({self.n},)")
+        total = nlimbs + (len(self.p) if special else 0)
+        out = np.empty((total, self.n), dtype=np.uint64)
+        native.check(self.lib.ckks_from_signed(self.basis(nlimbs, special), total, self.n,
+                                               self.ffi.cast("int64_t *", x.ctypes.data), self._ptr(out)),
+                     "from_signed")
+        return out
+
+    def rescale(self, a: np.ndarray) -> np.ndarray:
+        """Round a / q_last, dropping the last limb (NTT form in and out)."""
+        nl = self._check(a)
+        if nl < 2:
+            raise ParameterError("cannot rescale: only one prime left")
+        b = a.copy()
+        native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(b)), "rescale")
+        return b[: nl - 1].copy()
+
+    def permute(self, a: np.ndarray, perm: np.ndarray) -> np.ndarray:
+        nl = self._check(a)
+        out = np.empty_like(a)
+        native.check(self.lib.ckks_permute(nl, self.n, self._ptr(a),
+                                           self.ffi.cast("uint32_t *", perm.ctypes.data), self._ptr(out)),
+                     "permute")
+        return out
+
+    # ------------------------------------------------------------------ base conversion and key switching
+    @staticmethod
+    def conv_constants(src, dst) -> tuple[np.ndarray, np.ndarray]:
+        """Fast base conversion constants: (src_prod/q_i)^-1 mod q_i and (src_prod/q_i) mod p_t."""
+        prod = 1
+        for q in src:
+            prod *= q
+        inv_hat = np.array([pow(prod // q % q, -1, q) for q in src], dtype=np.uint64)
+        hat = np.array([[prod // q % p for p in dst] for q in src], dtype=np.uint64)
+        return inv_hat, hat
+
+    def base_conv(self, x: np.ndarray, src_idx, dst_idx) -> np.ndarray:
+        """Fast base conversion of coefficient-form limbs between two sets of ring primes.
+
+        Args:
+            x: (len(src_idx), N) coefficient-form limbs.
+            src_idx, dst_idx: indices into q_primes + p_primes.
+        """
+        primes = self.q + self.p
+        src, dst = [primes[i] for i in src_idx], [primes[i] for i in dst_idx]
+        if x.shape != (len(src), self.n) or x.dtype != np.uint64:
+            raise ParameterError(f"cannot convert limbs of shape {x.shape}")
+        m_src = self.ffi.new("ckks_modulus[]", len(src))
+        m_dst = self.ffi.new("ckks_modulus[]", len(dst))
+        for j, i in enumerate(src_idx):
+            m_src[j] = self._mods[i]
+        for j, i in enumerate(dst_idx):
+            m_dst[j] = self._mods[i]
+        inv_hat, hat = self.conv_constants(src, dst)
+        x = np.ascontiguousarray(x)
+        out = np.empty((len(dst), self.n), dtype=np.uint64)
+        native.check(self.lib.ckks_base_conv(m_src, len(src), m_dst, len(dst), self.n, self._ptr(x),
+                                             self._ptr(inv_hat), self._ptr(hat), self._ptr(out)), "base_conv")
+        return out
+
+    def _ks_constants(self, nq: int, alpha: int):
+        key = (nq, alpha)
+        if key not in self._ks_cache:
+            qp = self.moduli(nq, True)
+            up = []
+            for lo in range(0, nq, alpha):
+                inv_hat, hat = self.conv_constants(self.q[lo:min(lo + alpha, nq)], qp)
+                up += [inv_hat, hat.reshape(-1)]
+            inv_p, hat_p = self.conv_constants(self.p, self.q[:nq])
+            p_prod = 1
+            for p in self.p:
+                p_prod *= p
+            pinv = np.array([pow(p_prod % q, -1, q) for q in self.q[:nq]], dtype=np.uint64)
+            self._ks_cache[key] = (np.concatenate(up), np.concatenate([inv_p, hat_p.reshape(-1), pinv]))
+        return self._ks_cache[key]
+
+    def keyswitch(self, d: np.ndarray, key: np.ndarray, alpha: int) -> np.ndarray:
+        """Switch d (NTT form, nq limbs) with a key of shape (dnum, 2, L+1+k, N): (2, nq, N)."""
+        nq = self._check(d)
+        ltot = len(self.q) + len(self.p)
+        if key.dtype != np.uint64 or key.ndim != 4 or key.shape[1:] != (2, ltot, self.n) or not key.flags.c_contiguous:
+            raise ParameterError(f"cannot key-switch with a key of shape {key.shape}")
+        if -(-nq // alpha) > key.shape[0] or len(self.p) < alpha:
+            raise ParameterError("cannot key-switch: the key has too few digits for this level")
+        up, down = self._ks_constants(nq, alpha)
+        out = np.empty((2, nq, self.n), dtype=np.uint64)
+        native.check(self.lib.ckks_keyswitch(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(d),
+                                             self._ptr(key), key.shape[0], ltot, alpha, self._ptr(up),
+                                             self._ptr(down), self._ptr(out)), "keyswitch")
+        return out
+
+    # ------------------------------------------------------------------ Galois automorphisms
+    @lru_cache(maxsize=None)
+    def galois_perm(self, g: int) -> np.ndarray:
+        """Index permutation that applies X -> X^g to an NTT-form polynomial.
+
+        Entry k of an NTT-form polynomial is a(psi^(2*brev(k)+1)); the automorphism's
+        value there is a(psi^((2*brev(k)+1)*g)), found at the index whose exponent matches.
+        """
+        n, logn = self.n, self.n.bit_length() - 1
+        if g % 2 == 0 or not 0 < g < 2 * n:
+            raise ParameterError(f"cannot use Galois element {g}: need an odd value below 2N")
+        k = np.arange(n)
+        rev = np.zeros(n, dtype=np.int64)
+        for b in range(logn):
+            rev |= ((k >> b) & 1) << (logn - 1 - b)
+        exps = 2 * rev + 1
+        where = np.empty(2 * n, dtype=np.int64)
+        where[exps] = k
+        return np.ascontiguousarray(where[(exps * g) % (2 * n)].astype(np.uint32))
+
+
+@lru_cache(maxsize=8)
+def _ring_for(n: int, q_primes: tuple[int, ...], p_primes: tuple[int, ...]) -> RnsRing:
+    return RnsRing(n, q_primes, p_primes)

@@ -1,0 +1,454 @@
+"""Saving and loading ciphertexts, keys and encrypted bundles, with no pickle and no trust.
+
+One file holds one object: a :class:`~he_core.ciphertext.Ciphertext`, a
+:class:`~he_core.keys.SecretKey`, :class:`~he_core.keys.PublicKeys`,
+:class:`~he_core.keys.SwitchKey`, :class:`~he_core.keys.KeyRequirements` or a
+:class:`Bundle` (named ciphertexts plus JSON metadata: an encrypted model). The byte
+layout is in :mod:`he_core.formats.container` and ``docs/formats.md``.
+
+Every file records the full parameter set of its scheme. Loading re-creates the
+parameters through the scheme registry and checks they still hash to the recorded
+``params_id``, so edited parameters are refused. Every problem on load raises
+:class:`~he_core.errors.FormatError` naming it.
+
+Example::
+
+    blob = dumps(ct, params=scheme)              # or dumps(ct) once the params are known here
+    ct2 = loads(blob, expect_kind="ciphertext", expect_key_id=ct.key_id)
+    save(keys.secret, "owner/secret.henn")       # written 0o600, always
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import secrets
+import stat
+import warnings
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .ciphertext import Ciphertext
+from .errors import FormatError, SecurityWarning
+from .formats import container
+from .formats.tree import TreeDecoder, TreeEncoder
+from .keys import KeyRequirements, PublicKeys, SecretKey, SwitchKey
+from .params import Parameters
+
+KINDS = ("ciphertext", "secret_key", "public_keys", "switch_key", "key_requirements", "bundle")
+MAX_ID = 256
+
+
+@dataclasses.dataclass
+class Bundle:
+    """Named ciphertexts of one scheme and parameter set, plus JSON metadata.
+
+    Attributes:
+        ciphertexts: name -> ciphertext (an encrypted model stores one per weight tensor).
+        meta: JSON-compatible description (architecture, shapes, training state...).
+        public: optionally, the public keys the ciphertexts are under, so a party that
+            receives the bundle can compute on it without a separate key file. Must be
+            of the same scheme, parameter set and key as every ciphertext.
+    """
+
+    ciphertexts: dict[str, Ciphertext] = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    public: PublicKeys | None = None
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The distinct keys the ciphertexts (and the attached public keys) are under, sorted."""
+        ids = {ct.key_id for ct in self.ciphertexts.values()}
+        if self.public is not None:
+            ids.add(self.public.key_id)
+        return sorted(ids)
+
+
+Serialisable = Union[Ciphertext, SecretKey, PublicKeys, SwitchKey, KeyRequirements, Bundle]
+
+# ---------------------------------------------------------------------------- parameter sets
+# Objects carry only a params_id; the file needs the full set. Sets seen here (passed
+# explicitly, registered, or loaded from a file) are remembered by id.
+_KNOWN_PARAMS: dict[str, Parameters] = {}
+
+
+def remember_params(params: Parameters) -> None:
+    """Make a parameter set known, so objects that use it can be saved without ``params=``."""
+    if not isinstance(params, Parameters):
+        raise TypeError(f"expected a Parameters object, got {type(params).__name__}")
+    _KNOWN_PARAMS.setdefault(params.param_id, params)
+
+
+def params_for(params_id: str) -> Parameters:
+    """The parameter set with this id (one seen in this process), e.g. to build a scheme after loading keys.
+
+    Raises:
+        KeyError: no such parameter set is known here.
+    """
+    if params_id not in _KNOWN_PARAMS:
+        raise KeyError(f"cannot find parameter set {params_id}: it was neither loaded nor remembered here")
+    return _KNOWN_PARAMS[params_id]
+
+
+def _resolve_params(scheme: str, params_id: str, given: Any) -> Parameters:
+    if given is not None:
+        params = getattr(given, "params", given)  # a Scheme or a Parameters
+        if not isinstance(params, Parameters):
+            raise TypeError(f"cannot serialise: params= must be a Scheme or Parameters, got {type(given).__name__}")
+        if params.param_id != params_id:
+            raise ValueError(f"cannot serialise: the object uses parameter set {params_id}, "
+                             f"params= is {params.param_id}")
+        remember_params(params)
+        return params
+    if params_id in _KNOWN_PARAMS:
+        return _KNOWN_PARAMS[params_id]
+    default = _default_params(scheme)
+    if default is not None and default.param_id == params_id:
+        return default
+    raise ValueError(f"cannot serialise: parameter set {params_id} of scheme {scheme!r} is unknown here; "
+                     "pass params=<scheme or parameters> (or call remember_params)")
+
+
+def _default_params(scheme: str) -> Parameters | None:
+    from .registry import scheme_class  # late: the registry imports every scheme module
+    try:
+        return scheme_class(scheme).params_class()
+    except Exception:  # noqa: BLE001 - any failure just means "no default to try"
+        return None
+
+
+# ---------------------------------------------------------------------------- dumping
+def dumps(obj: Serialisable, *, params: Any = None) -> bytes:
+    """Serialise one object.
+
+    Args:
+        obj: a Ciphertext, SecretKey, PublicKeys, SwitchKey, KeyRequirements or Bundle.
+        params: the scheme (or its Parameters) the object belongs to; optional once the
+            parameter set is known in this process (see :func:`remember_params`).
+
+    Returns:
+        The file bytes.
+
+    Raises:
+        TypeError: an unsupported object, payload value or array dtype.
+        ValueError: the parameter set is unknown, or the object is inconsistent.
+    """
+    enc = TreeEncoder()
+    header = _header(obj, enc, params)
+    header["format"] = "henn"
+    return container.pack(header, enc.arrays)
+
+
+def _header(obj: Any, enc: TreeEncoder, params: Any) -> dict[str, Any]:
+    if isinstance(obj, KeyRequirements):
+        return {"kind": "key_requirements", "scheme": None, "key_ids": [], "requirements": _reqs_out(obj)}
+    if isinstance(obj, Bundle):
+        return _bundle_header(obj, enc, params)
+    if isinstance(obj, Ciphertext):
+        head = {"kind": "ciphertext", "key_ids": [obj.key_id], **_ct_fields(obj, enc, "ct")}
+    elif isinstance(obj, (SecretKey, PublicKeys)):
+        head = {"kind": "secret_key" if isinstance(obj, SecretKey) else "public_keys", "key_ids": [obj.key_id],
+                "key_id": obj.key_id, "data": enc.encode(obj.data, "key"), "requirements": _reqs_out(obj.requirements)}
+    elif isinstance(obj, SwitchKey):
+        head = {"kind": "switch_key", "key_ids": [obj.from_key_id, obj.to_key_id], "from_key_id": obj.from_key_id,
+                "to_key_id": obj.to_key_id, "data": enc.encode(obj.data, "switch")}
+    else:
+        raise TypeError(f"cannot serialise a {type(obj).__name__}; supported: Ciphertext, SecretKey, PublicKeys, "
+                        "SwitchKey, KeyRequirements, Bundle")
+    head.update(_params_out(obj.scheme, obj.params_id, params))
+    return head
+
+
+def _params_out(scheme: str, params_id: str, given: Any) -> dict[str, Any]:
+    params = _resolve_params(scheme, params_id, given)
+    return {"scheme": scheme, "params_id": params_id, "params": params.to_dict()}
+
+
+def _ct_fields(ct: Ciphertext, enc: TreeEncoder, path: str) -> dict[str, Any]:
+    shape = tuple(int(s) for s in ct.shape)
+    if len(shape) != 2:
+        raise ValueError(f"cannot serialise: ciphertext shape {ct.shape} is not (rows, size)")
+    return {"key_id": ct.key_id, "shape": list(shape), "scale": _number(ct.scale, "scale"),
+            "meta": enc.encode(ct.meta, f"{path}/meta"), "data": enc.encode(ct.data, f"{path}/data")}
+
+
+def _number(value: Any, what: str) -> int | float:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"cannot serialise: {what} must be a real number, got a bool")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    raise TypeError(f"cannot serialise: {what} must be a real number, got {type(value).__name__}")
+
+
+def _bundle_header(bundle: Bundle, enc: TreeEncoder, params: Any) -> dict[str, Any]:
+    items = {}
+    owners = {(ct.scheme, ct.params_id) for ct in bundle.ciphertexts.values()}
+    if len(owners) > 1:
+        raise ValueError(f"cannot serialise: a bundle must hold one scheme and parameter set, got {sorted(owners)}")
+    for name, ct in bundle.ciphertexts.items():
+        if not isinstance(name, str) or not isinstance(ct, Ciphertext):
+            raise TypeError(f"cannot serialise: bundle entries must be str -> Ciphertext, got {name!r}")
+        items[name] = _ct_fields(ct, enc, f"items/{name}")
+    head = {"kind": "bundle", "key_ids": bundle.key_ids, "items": items, "meta": enc.encode(bundle.meta, "meta"),
+            "public": None}
+    if bundle.public is not None:
+        head["public"] = _bundle_public(bundle, owners, enc)
+        owners = {(bundle.public.scheme, bundle.public.params_id)}
+    if owners:
+        head.update(_params_out(*owners.pop(), params))
+    else:
+        head["scheme"] = None
+    return head
+
+
+def _bundle_public(bundle: Bundle, owners: set, enc: TreeEncoder) -> dict[str, Any]:
+    pub = bundle.public
+    if not isinstance(pub, PublicKeys):
+        raise TypeError(f"cannot serialise: Bundle.public must be PublicKeys, got {type(pub).__name__}")
+    if owners - {(pub.scheme, pub.params_id)} or len(bundle.key_ids) > 1:
+        raise ValueError(f"cannot serialise: the bundle's public keys (key {pub.key_id[:12]}, params "
+                         f"{pub.params_id}) are not the ones its ciphertexts are under")
+    return {"key_id": pub.key_id, "data": enc.encode(pub.data, "public"), "requirements": _reqs_out(pub.requirements)}
+
+
+def _reqs_out(req: KeyRequirements) -> dict[str, Any]:
+    return {"sizes": list(req.sizes), "rotations": list(req.rotations), "multiply": bool(req.multiply)}
+
+
+# ---------------------------------------------------------------------------- loading
+def loads(data: bytes, *, expect_kind: str | None = None, expect_scheme: str | None = None,
+          expect_key_id: str | None = None) -> Serialisable:
+    """Parse and verify one object.
+
+    Args:
+        data: file bytes from :func:`dumps`.
+        expect_kind: refuse anything but this kind (see :data:`KINDS`).
+        expect_scheme: refuse objects of another scheme.
+        expect_key_id: refuse objects not under this key. A switch key matches its
+            source key; a bundle matches when every ciphertext is under this key.
+
+    Returns:
+        The object; its parameter set becomes known here (see :func:`params_for`).
+
+    Raises:
+        FormatError: anything wrong with the bytes or a failed expectation, named in
+            the message.
+    """
+    header, arrays = container.unpack(data)
+    kind = _check_expectations(header, expect_kind, expect_scheme, expect_key_id)
+    decoder = TreeDecoder(arrays)
+    obj = _build(kind, header, decoder)
+    decoder.check_all_used()
+    return obj
+
+
+def _check_expectations(header: dict, kind: Any, scheme: Any, key_id: Any) -> str:
+    found = header.get("kind")
+    if header.get("format") != "henn" or found not in KINDS:
+        raise FormatError(f"cannot load: unknown object kind {found!r}")
+    if kind is not None and found != kind:
+        raise FormatError(f"cannot load: wrong kind: expected a {kind}, the file holds a {found}")
+    if scheme is not None and found != "key_requirements" and header.get("scheme") != scheme:
+        raise FormatError(f"cannot load: wrong scheme: expected {scheme!r}, the file is for {header.get('scheme')!r}")
+    if key_id is not None:
+        ids = header.get("key_ids")
+        if not isinstance(ids, list):
+            raise FormatError("cannot load: the header has no key id list")
+        relevant = ids[:1] if found == "switch_key" else ids
+        if not relevant or any(i != key_id for i in relevant):
+            raise FormatError(f"cannot load: wrong key: expected key id {key_id}, the file is under "
+                              f"{', '.join(map(str, ids)) or 'no key'}")
+    return found
+
+
+def _build(kind: str, header: dict, dec: TreeDecoder) -> Serialisable:
+    if kind == "key_requirements":
+        return _reqs_in(_field(header, "requirements", dict))
+    if kind == "bundle" and header.get("scheme") is None:
+        return _bundle(header, dec, None, None)
+    scheme, params_id = _params_in(header)
+    if kind == "ciphertext":
+        ct = _ct(header, dec, scheme, params_id, "the ciphertext")
+        _check_key_ids(header, [ct.key_id])
+        return ct
+    if kind == "bundle":
+        return _bundle(header, dec, scheme, params_id)
+    if kind == "switch_key":
+        sk = SwitchKey(scheme, params_id, _id(header, "from_key_id"), _id(header, "to_key_id"),
+                       dec.decode(header.get("data"), "the switch key data"))
+        _check_key_ids(header, [sk.from_key_id, sk.to_key_id])
+        return sk
+    cls = SecretKey if kind == "secret_key" else PublicKeys
+    key = cls(scheme, params_id, _id(header, "key_id"), dec.decode(header.get("data"), "the key data"),
+              _reqs_in(_field(header, "requirements", dict)))
+    _check_key_ids(header, [key.key_id])
+    return key
+
+
+def _field(header: dict, name: str, kind: type | tuple) -> Any:
+    value = header.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise FormatError(f"cannot load: header field {name!r} is missing or malformed")
+    return value
+
+
+def _id(header: dict, name: str) -> str:
+    value = _field(header, name, str)
+    if not value or len(value) > MAX_ID:
+        raise FormatError(f"cannot load: header field {name!r} is not a valid id")
+    return value
+
+
+def _check_key_ids(header: dict, ids: list[str]) -> None:
+    # The list is what expect_key_id was checked against, so it must agree with the fields.
+    if header.get("key_ids") != ids:
+        raise FormatError("cannot load: the header's key id list disagrees with its key fields")
+
+
+def _params_in(header: dict) -> tuple[str, str]:
+    """Re-create the recorded parameter set and check it still hashes to its id."""
+    scheme = _id(header, "scheme")
+    params_id = _id(header, "params_id")
+    values = _field(header, "params", dict)
+    from .registry import scheme_class  # late: the registry imports every scheme module
+    try:
+        params_class = scheme_class(scheme).params_class
+    except Exception as exc:  # noqa: BLE001 - unknown scheme, broken plugin: all a format problem here
+        raise FormatError(f"cannot load: wrong or unknown scheme {scheme!r}: {exc}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            params = params_class.from_dict(values)
+            actual = params.param_id
+    except Exception as exc:  # noqa: BLE001 - the values are untrusted; any refusal is a format error
+        raise FormatError(f"cannot load: invalid {scheme} parameters: {exc}") from None
+    if actual != params_id:
+        raise FormatError(f"cannot load: the parameters hash to {actual}, the file says {params_id} "
+                          "(tampered parameters)")
+    known = _KNOWN_PARAMS.setdefault(params_id, params)
+    if known != params:
+        raise FormatError(f"cannot load: parameter id {params_id} collides with a different known set")
+    return scheme, params_id
+
+
+def _ct(fields: dict, dec: TreeDecoder, scheme: str, params_id: str, what: str) -> Ciphertext:
+    if not isinstance(fields, dict):
+        raise FormatError(f"cannot load: {what} entry is malformed")
+    shape = fields.get("shape")
+    if (not isinstance(shape, list) or len(shape) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in shape)):
+        raise FormatError(f"cannot load: {what} has a bad shape {shape!r}")
+    scale = fields.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise FormatError(f"cannot load: {what} has a bad scale {scale!r}")
+    meta = dec.decode(fields.get("meta"), f"{what} metadata")
+    if not isinstance(meta, dict):
+        raise FormatError(f"cannot load: {what} metadata is not a dict")
+    data = dec.decode(fields.get("data"), f"{what} data")
+    return Ciphertext(scheme, params_id, _id(fields, "key_id"), tuple(shape), scale, data, meta)
+
+
+def _bundle(header: dict, dec: TreeDecoder, scheme: str | None, params_id: str | None) -> Bundle:
+    items = _field(header, "items", dict)
+    if scheme is None and items:
+        raise FormatError("cannot load: a bundle with ciphertexts must name its scheme")
+    cts = {name: _ct(fields, dec, scheme, params_id, f"bundle entry {name!r}") for name, fields in items.items()}
+    meta = dec.decode(header.get("meta"), "the bundle metadata")
+    if not isinstance(meta, dict):
+        raise FormatError("cannot load: the bundle metadata is not a dict")
+    bundle = Bundle(cts, meta, _bundle_public_in(header, dec, scheme, params_id))
+    _check_key_ids(header, bundle.key_ids)
+    if bundle.public is not None and len(bundle.key_ids) > 1:
+        raise FormatError(f"cannot load: the bundle's public keys are for key {bundle.public.key_id}, "
+                          f"its ciphertexts are under {', '.join(bundle.key_ids)}")
+    return bundle
+
+
+def _bundle_public_in(header: dict, dec: TreeDecoder, scheme: str | None, params_id: str | None) -> PublicKeys | None:
+    fields = header.get("public")
+    if fields is None:
+        return None
+    if not isinstance(fields, dict) or scheme is None:
+        raise FormatError("cannot load: the bundle's public keys are malformed")
+    data = dec.decode(fields.get("data"), "the bundle's public keys")
+    return PublicKeys(scheme, params_id, _id(fields, "key_id"), data, _reqs_in(_field(fields, "requirements", dict)))
+
+
+def _reqs_in(fields: dict) -> KeyRequirements:
+    sizes, rotations, multiply = fields.get("sizes"), fields.get("rotations"), fields.get("multiply")
+    ok = (isinstance(sizes, list) and isinstance(rotations, list) and isinstance(multiply, bool)
+          and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63 for v in sizes + rotations))
+    if not ok:
+        raise FormatError("cannot load: malformed key requirements")
+    try:
+        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply)
+    except ValueError as exc:
+        raise FormatError(f"cannot load: invalid key requirements: {exc}") from None
+    if list(req.sizes) != sizes or list(req.rotations) != rotations:
+        raise FormatError("cannot load: key requirements are not in canonical form")
+    return req
+
+
+# ---------------------------------------------------------------------------- files
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def save(obj: Serialisable, path: PathLike, *, secret: bool = False, params: Any = None) -> Path:
+    """Write one object to ``path`` atomically (a temporary file, then a rename).
+
+    Secret keys are always written owner-only (``0o600``) from the moment the file
+    exists; ``secret=True`` does the same for any other object.
+
+    Args:
+        obj: what to save (see :func:`dumps`).
+        path: destination file; its directory must exist.
+        secret: write owner-only even if ``obj`` is not a secret key.
+        params: as for :func:`dumps`.
+
+    Returns:
+        The path written.
+    """
+    blob = dumps(obj, params=params)
+    path = Path(path)
+    private = secret or isinstance(obj, SecretKey)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 0o600 if private else 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: PathLike, *, expect_kind: str | None = None, expect_scheme: str | None = None,
+         expect_key_id: str | None = None) -> Serialisable:
+    """Read one object from ``path``; see :func:`loads` for the checks.
+
+    A secret key file readable by group or others triggers a :class:`SecurityWarning`.
+
+    Raises:
+        FormatError: see :func:`loads`.
+        OSError: the file cannot be read.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        data = handle.read()
+        mode = os.fstat(handle.fileno()).st_mode
+    try:
+        obj = loads(data, expect_kind=expect_kind, expect_scheme=expect_scheme, expect_key_id=expect_key_id)
+    except FormatError as exc:
+        raise FormatError(f"{exc} [{path}]") from None
+    if isinstance(obj, SecretKey) and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(f"secret key file {path} is accessible to other users (mode {stat.filemode(mode)}); "
+                      "chmod 600 it", SecurityWarning, stacklevel=2)
+    return obj

@@ -1,0 +1,21 @@
+"""henn: neural networks with homomorphically encrypted weights.
+
+Scheme-agnostic: every model runs on any :mod:`he_core` scheme (``plain`` for a fast
+plaintext twin, ``vhe``, ``ckks``), found through :func:`he_core.get_scheme`.
+
+Main pieces: :class:`EncTensor` (a ciphertext with numpy-like operators),
+:class:`KeyHolder` (the secret-key party), layers and polynomial activations,
+losses, :class:`SGD`, and the models and training loops under
+:mod:`henn.models` / :mod:`henn.training`.
+"""
+from .keyholder import KeyHolder
+from .layers import Linear
+from .losses import MSELoss, PolyLogisticLoss
+from .module import Module, Parameter, Sequential
+from .optim import SGD
+from .tensor import EncTensor
+
+__version__ = "0.1.0"
+
+__all__ = ["EncTensor", "KeyHolder", "Linear", "MSELoss", "Module", "Parameter", "PolyLogisticLoss", "SGD",
+           "Sequential"]

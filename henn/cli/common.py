@@ -1,0 +1,163 @@
+"""Options and output helpers shared by the ``henn`` subcommands.
+
+Conventions every subcommand follows: bad arguments are argparse usage errors
+(exit code 2); with ``--json`` the last line on stdout is one JSON object; long
+work shows a tqdm bar on stderr unless ``--quiet``; ``--plot FILE.png`` draws the
+history with matplotlib's Agg back end (no display needed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Iterable
+
+import he_core
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+# ---------------------------------------------------------------------------- argument types
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _parse(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _parse(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _parse(text, float, "a number")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def scheme_name(text: str) -> str:
+    """argparse type: the name of an installed he_core scheme."""
+    if not scheme_loads(text):
+        raise argparse.ArgumentTypeError(f"unknown scheme {text!r} (available: {', '.join(installed_schemes())})")
+    return text
+
+
+def scheme_loads(name: str) -> bool:
+    """Whether the scheme ``name`` can be created here.
+
+    Any failure counts as "no": a scheme package that is half-installed (or being
+    written) must not break the commands that do not use it.
+    """
+    try:
+        he_core.scheme_class(name)
+    except Exception:  # noqa: BLE001 - see docstring
+        return False
+    return True
+
+
+def installed_schemes() -> list[str]:
+    """Names of the schemes that load, sorted."""
+    try:
+        names = he_core.available_schemes()
+    except Exception:  # noqa: BLE001 - a broken scheme module; fall back to probing the built-ins
+        names = ["ckks", "plain", "vhe"]
+    return [n for n in names if scheme_loads(n)]
+
+
+def _parse(text: str, kind: type, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+
+
+def default_scheme() -> str:
+    """``vhe`` when it is installed, otherwise the plaintext twin."""
+    return "vhe" if scheme_loads("vhe") else "plain"
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, save: bool = True, plot: bool = True) -> None:
+    """``--scheme --seed --json --quiet`` and optionally ``--save DIR`` / ``--plot FILE.png``."""
+    parser.add_argument("--scheme", type=scheme_name, default=None,
+                        help="he_core scheme to compute with (default: vhe if installed, else plain)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the model initialisation")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary object as the last stdout line")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or human-readable summary")
+    if save:
+        parser.add_argument("--save", metavar="DIR", help="write the encrypted model and (0600) secret key here")
+    if plot:
+        parser.add_argument("--plot", metavar="FILE.png", type=png_path, help="draw the training history")
+
+
+def png_path(text: str) -> str:
+    """argparse type: a path ending in ``.png``."""
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"plot file must end in .png, got {text!r}")
+    return text
+
+
+# ---------------------------------------------------------------------------- output
+def emit_json(record: dict[str, Any]) -> None:
+    """Print ``record`` as one compact JSON line on stdout."""
+    print(json.dumps(record, separators=(",", ":"), default=_json_default), flush=True)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def progress(total: int, desc: str, *, quiet: bool):
+    """A tqdm bar on stderr (disabled by ``--quiet``)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, unit="epoch", dynamic_ncols=True,
+                leave=False)
+
+
+def plot_history(history: Iterable[dict], path: str, *, title: str, x: str = "epoch",
+                 metrics: tuple[str, ...] = ("loss",), secondary: str | None = None) -> str:
+    """Draw ``metrics`` (and a ``secondary`` metric on a right-hand axis) against ``x``.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # draw to files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    rows = list(history)
+    xs = [r[x] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    try:
+        for m in metrics:
+            ax.plot(xs, [r[m] for r in rows], label=m)
+        ax.set_xlabel(x)
+        ax.set_ylabel(", ".join(metrics))
+        ax.set_title(title)
+        if secondary is not None:
+            ax2 = ax.twinx()
+            ax2.plot(xs, [r[secondary] for r in rows], color="tab:orange", alpha=0.6, label=secondary)
+            ax2.set_ylabel(secondary)
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def fail(message: str) -> int:
+    """Report a runtime failure on stderr; return the failure exit code."""
+    print(f"henn: error: {message}", file=sys.stderr)
+    return EXIT_FAILED

@@ -1,0 +1,86 @@
+"""``henn train xor``: train the encrypted XOR network."""
+from __future__ import annotations
+
+import argparse
+
+import he_core
+
+from .. import io
+from ..models.xor import XorConfig
+from ..training.xor import setup, train_xor
+from . import common
+
+
+def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
+    """Register ``henn train xor`` on the ``train`` subcommand's subparsers."""
+    defaults = XorConfig()
+    parser = train_subparsers.add_parser(
+        "xor", help="train the 2-4-1 XOR network with encrypted weights",
+        description="Train the XOR network (2 inputs, hidden layer, 1 output) with encrypted weights on the "
+                    "four plaintext XOR rows: polynomial sigmoid, MSE, full-batch SGD.")
+    common.add_common_options(parser)
+    parser.add_argument("--epochs", type=common.non_negative_int, default=defaults.epochs,
+                        help=f"full-batch epochs (default {defaults.epochs})")
+    parser.add_argument("--lr", type=common.positive_float, default=defaults.lr,
+                        help=f"learning rate (default {defaults.lr})")
+    parser.add_argument("--hidden", type=common.positive_int, default=defaults.hidden,
+                        help=f"hidden units (default {defaults.hidden})")
+    parser.add_argument("--init-scale", type=common.positive_float, default=defaults.init_scale,
+                        help=f"weights start uniform on [-s, s] (default {defaults.init_scale})")
+    parser.add_argument("--refresh-every", type=common.non_negative_int, default=1,
+                        help="refresh the weights with the key holder every N steps (0: never; default 1)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``henn train xor``; returns the exit code."""
+    scheme_name = args.scheme or common.default_scheme()
+    config = XorConfig(hidden=args.hidden, init_scale=args.init_scale, lr=args.lr, epochs=args.epochs,
+                       seed=args.seed)
+    try:
+        scheme, keyholder = setup(scheme_name, config.hidden)
+        with common.progress(config.epochs, f"xor/{scheme_name}", quiet=args.quiet) as bar:
+            def on_epoch(record: dict) -> None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", correct=f"{record['correct']}/4", refresh=False)
+
+            result = train_xor(scheme, keyholder, config, refresh_every=args.refresh_every, on_epoch=on_epoch)
+    except he_core.HEError as exc:
+        return common.fail(f"training failed: {type(exc).__name__}: {exc}")
+    summary = _summary(scheme_name, config, result, keyholder)
+    if args.save:
+        io.save_model(args.save, result.model, scheme, meta=_meta(config, summary), secret=keyholder._secret)
+        summary["saved"] = str(args.save)
+    if args.plot:
+        common.plot_history(result.history, args.plot, title=f"XOR on {scheme_name} (seed {config.seed})",
+                            metrics=("loss",), secondary="correct")
+        summary["plot"] = args.plot
+    _report(summary, args)
+    return common.EXIT_OK
+
+
+def _summary(scheme_name: str, config: XorConfig, result, keyholder) -> dict:
+    epochs = result.epochs
+    return {
+        "task": "xor", "scheme": scheme_name, "seed": config.seed, "epochs": epochs, "lr": config.lr,
+        "hidden": config.hidden, "activation": config.make_activation().name,
+        "seconds": result.seconds, "seconds_per_epoch": result.seconds / epochs if epochs else 0.0,
+        "initial_loss": result.history[0]["loss"], "final_loss": result.final_loss, "correct": result.correct,
+        "predictions": [float(v) for v in result.predictions[:, 0]],
+        "loss_history": [r["loss"] for r in result.history], **keyholder.counters(),
+    }
+
+
+def _meta(config: XorConfig, summary: dict) -> dict:
+    return {"task": "xor", "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "final_loss": summary["final_loss"], "correct": summary["correct"], "epochs": summary["epochs"]}
+
+
+def _report(summary: dict, args: argparse.Namespace) -> None:
+    if not args.quiet and not args.json:
+        print(f"xor on {summary['scheme']}: {summary['epochs']} epochs in {summary['seconds']:.2f} s "
+              f"({1000 * summary['seconds_per_epoch']:.1f} ms/epoch), loss {summary['initial_loss']:.4f} -> "
+              f"{summary['final_loss']:.4f}, {summary['correct']}/4 correct")
+    if args.json:
+        common.emit_json(summary)

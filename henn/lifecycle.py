@@ -1,0 +1,369 @@
+"""A model's life across parties: key generation, encryption, hand-over, re-keying, decryption.
+
+Roles:
+
+* the **owner** holds the secret key(s). It generates keys (:func:`keygen`), encrypts
+  its plaintext model (:func:`encrypt_model`), moves an encrypted model from one of its
+  keys to another without decrypting it (:func:`rekey_model`) and finally decrypts
+  (:func:`decrypt_model`);
+* a **trainer** receives an encrypted model that carries the public keys it is under
+  (:func:`load_encrypted_model`) and computes on it with public material only. Code
+  running for a trainer wraps itself in :func:`public_only`, which makes every attempt
+  to read a secret key fail loudly.
+
+On disk a key directory holds ``public.henn`` (scheme, parameters, public and
+evaluation keys: safe to share) and ``secret.henn`` (owner-only, mode ``0o600``). A
+plaintext model is an ``.npz`` of named weight arrays plus a ``__meta__`` entry with
+UTF-8 JSON metadata (see :func:`write_plain_model`). An encrypted model is a
+:class:`he_core.serialization.Bundle`.
+
+Only the ``he_core`` interface and registry are used: any registered scheme works.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import threading
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+import he_core
+from he_core import Capability, KeyMissingError, KeyPair, KeyRequirements, MismatchError, PublicKeys, Scheme, \
+    SecretKey
+from he_core import serialization as ser
+from he_core.errors import FormatError
+
+PUBLIC_FILE = "public.henn"
+SECRET_FILE = "secret.henn"
+META_ENTRY = "__meta__"
+MODEL_FORMAT = "henn-model-1"
+
+_guard = threading.local()
+
+
+# ---------------------------------------------------------------------------- roles
+@contextlib.contextmanager
+def public_only(role: str = "trainer") -> Iterator[None]:
+    """Within this block, any attempt to read a secret key raises :class:`KeyMissingError`.
+
+    Args:
+        role: named in the error message.
+    """
+    previous = getattr(_guard, "role", None)
+    _guard.role = role
+    try:
+        yield
+    finally:
+        _guard.role = previous
+
+
+def _refuse_secret_if_public_only(what: str) -> None:
+    role = getattr(_guard, "role", None)
+    if role is not None:
+        raise KeyMissingError(f"cannot {what}: refusing to look for a secret key on the {role} side "
+                              "(only the owner holds it)")
+
+
+# ---------------------------------------------------------------------------- key directories
+def keygen(scheme_name: str, out_dir: str | os.PathLike, *, sizes: Iterable[int] = (1,),
+           rotations: Iterable[int] = (), multiply: bool = True, params: Any = None, force: bool = False,
+           rng: Any = None) -> KeyPair:
+    """Owner: make a key pair and write ``public.henn`` and ``secret.henn`` into ``out_dir``.
+
+    Args:
+        scheme_name: a registered scheme.
+        out_dir: the key directory (created ``0o700`` if missing).
+        sizes, rotations, multiply: the :class:`KeyRequirements` of the computation.
+        params: a parameter object, or ``None`` for the scheme's defaults.
+        force: replace an existing secret key (models under it become undecryptable).
+        rng: randomness for tests; default the OS CSPRNG.
+
+    Returns:
+        The key pair.
+
+    Raises:
+        FileExistsError: ``out_dir`` already holds a secret key and ``force`` is false.
+    """
+    _refuse_secret_if_public_only("generate keys")
+    out = Path(out_dir)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret_path = out / SECRET_FILE
+    if secret_path.exists() and not force:
+        raise FileExistsError(f"cannot keygen: {out} already holds a secret key; replacing it makes every model "
+                              "encrypted under it undecryptable (use --force / force=True to do it anyway)")
+    scheme = he_core.get_scheme(scheme_name, params)
+    pair = scheme.keygen(KeyRequirements(tuple(sizes), tuple(rotations), multiply), rng=rng)
+    ser.save(pair.secret, secret_path)
+    ser.save(pair.public, out / PUBLIC_FILE)
+    return pair
+
+
+def _public_path(keys: str | os.PathLike) -> Path:
+    path = Path(keys)
+    if path.is_dir():
+        return path / PUBLIC_FILE
+    if path.name == SECRET_FILE:
+        raise KeyMissingError(f"cannot load public keys from {path}: that is a secret key file; "
+                              f"pass the key directory or its {PUBLIC_FILE}")
+    return path
+
+
+def load_public(keys: str | os.PathLike) -> tuple[Scheme, PublicKeys]:
+    """Anyone: the scheme and public keys of a key directory (or a ``public.henn`` file).
+
+    Never opens the secret key file.
+
+    Returns:
+        ``(scheme, public)``, the scheme built from the stored parameters with the
+        public keys installed.
+
+    Raises:
+        FormatError: the file is not valid public key material.
+        FileNotFoundError: no public key file there.
+    """
+    path = _public_path(keys)
+    public = ser.load(path, expect_kind="public_keys")
+    return scheme_for(public), public
+
+
+def load_secret(keys_dir: str | os.PathLike) -> SecretKey:
+    """Owner: the secret key of a key directory.
+
+    Raises:
+        KeyMissingError: inside :func:`public_only`, or the directory has no secret key.
+        FormatError: the file is not a valid secret key.
+    """
+    _refuse_secret_if_public_only("load a secret key")
+    path = Path(keys_dir)
+    path = path / SECRET_FILE if path.is_dir() else path
+    if not path.exists():
+        raise KeyMissingError(f"cannot load the secret key: {path} does not exist (only the owner's key "
+                              "directory holds one)")
+    return ser.load(path, expect_kind="secret_key")
+
+
+def load_owner(keys_dir: str | os.PathLike) -> tuple[Scheme, PublicKeys, SecretKey]:
+    """Owner: scheme, public keys and secret key of one key directory, checked to belong together."""
+    scheme, public = load_public(keys_dir)
+    secret = load_secret(keys_dir)
+    if (secret.scheme, secret.params_id, secret.key_id) != (public.scheme, public.params_id, public.key_id):
+        raise MismatchError(f"cannot use key directory {keys_dir}: its secret key ({secret.key_id}) and public "
+                            f"keys ({public.key_id}) are not one pair")
+    return scheme, public, secret
+
+
+def scheme_for(public: PublicKeys) -> Scheme:
+    """A scheme object for the parameters of ``public`` (loaded from a file), with the keys installed."""
+    scheme = he_core.get_scheme(public.scheme, ser.params_for(public.params_id))
+    scheme.set_public_keys(public)
+    return scheme
+
+
+# ---------------------------------------------------------------------------- plaintext models
+@dataclasses.dataclass
+class PlainModel:
+    """Named float64 weight arrays and JSON metadata: the owner's model in the clear."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def write_plain_model(path: str | os.PathLike, model: PlainModel) -> Path:
+    """Write a plaintext model as ``.npz`` (weights plus a ``__meta__`` JSON entry), owner-only.
+
+    The file holds the model in the clear, so it is created ``0o600`` like a secret key.
+    """
+    arrays = {name: _weight(name, a) for name, a in model.arrays.items()}
+    meta = np.frombuffer(json.dumps(model.meta).encode("utf-8"), dtype=np.uint8)
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        np.savez(handle, **arrays, **{META_ENTRY: meta})
+    return path
+
+
+def read_plain_model(path: str | os.PathLike) -> PlainModel:
+    """Read a plaintext model written by :func:`write_plain_model` (or any ``.npz`` of weights).
+
+    Loading never unpickles (``allow_pickle=False``).
+
+    Raises:
+        FormatError: not an ``.npz``, object arrays, non-numeric or non-finite weights, bad metadata.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            raw = {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            UnicodeDecodeError, TypeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise FormatError(f"cannot read plaintext model {path}: {exc}") from None
+    meta = {}
+    if META_ENTRY in raw:
+        meta = _meta_from(raw.pop(META_ENTRY), path)
+    if not raw:
+        raise FormatError(f"cannot read plaintext model {path}: it holds no weight arrays")
+    try:
+        arrays = {name: _weight(name, a) for name, a in raw.items()}
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"cannot read plaintext model {path}: {exc}") from None
+    return PlainModel(arrays, meta)
+
+
+def _meta_from(entry: np.ndarray, path: Any) -> dict[str, Any]:
+    if entry.dtype != np.uint8 or entry.ndim != 1:
+        raise FormatError(f"cannot read plaintext model {path}: {META_ENTRY} must be UTF-8 JSON bytes (uint8)")
+    try:
+        meta = json.loads(entry.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"cannot read plaintext model {path}: bad {META_ENTRY} JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"cannot read plaintext model {path}: {META_ENTRY} must be a JSON object")
+    return meta
+
+
+def _weight(name: str, array: Any) -> np.ndarray:
+    if not isinstance(name, str) or not name or name.startswith("__"):
+        raise ValueError(f"weight name {name!r} is empty or reserved")
+    array = np.asarray(array)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"weight {name!r} has dtype {array.dtype}; weights must be real numbers")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"weight {name!r} contains NaN or infinity")
+    return array
+
+
+# ---------------------------------------------------------------------------- encrypted models
+def _as_rows(name: str, array: np.ndarray) -> np.ndarray:
+    """The ``(rows, size)`` view a ciphertext stores: last axis = vector, the rest = rows."""
+    if array.size == 0:
+        raise ValueError(f"cannot encrypt weight {name!r}: it is empty (shape {array.shape})")
+    if array.ndim == 0:
+        return array.reshape(1, 1)
+    return array.reshape(-1, array.shape[-1])
+
+
+def required_sizes(model: PlainModel) -> list[int]:
+    """Vector lengths the model's ciphertexts will have (pass them to keygen ``sizes``)."""
+    return sorted({_as_rows(name, a).shape[1] for name, a in model.arrays.items()})
+
+
+def encrypt_model(model: PlainModel, scheme: Scheme, *, secret: SecretKey | None = None) -> ser.Bundle:
+    """Owner: encrypt every weight; the result carries the public keys it is under.
+
+    Uses public-key encryption when ``secret`` is ``None`` (the scheme must support it).
+
+    Raises:
+        KeyMissingError: the public keys do not cover a weight's vector length.
+        CapabilityError: no public-key encryption and no secret key given.
+    """
+    public = scheme.public_keys
+    missing = sorted(set(required_sizes(model)) - set(public.requirements.sizes))
+    if missing:
+        raise KeyMissingError(f"cannot encrypt the model: the keys were made for vector sizes "
+                              f"{list(public.requirements.sizes)}, the model also needs {missing}; "
+                              "regenerate them with those sizes (henn keygen --sizes ... or --model ...)")
+    if secret is None:
+        scheme.require(Capability.PUBLIC_KEY_ENCRYPT, "encrypt with the owner's secret key instead")
+    cts = {name: scheme.encrypt(_as_rows(name, a), secret) for name, a in model.arrays.items()}
+    meta = {"format": MODEL_FORMAT, "shapes": {name: list(a.shape) for name, a in model.arrays.items()},
+            "model": model.meta, "key_history": [public.key_id]}
+    return ser.Bundle(cts, meta, public)
+
+
+@dataclasses.dataclass
+class EncryptedModel:
+    """An encrypted model as a party receives it: a ready scheme and the bundle."""
+
+    scheme: Scheme
+    bundle: ser.Bundle
+
+    @property
+    def key_id(self) -> str:
+        return self.bundle.public.key_id
+
+
+def load_encrypted_model(path: str | os.PathLike) -> EncryptedModel:
+    """Anyone: an encrypted model and a scheme able to compute on it (public material only).
+
+    Raises:
+        FormatError: not an encrypted model, or one without attached public keys.
+    """
+    bundle = ser.load(path, expect_kind="bundle")
+    if bundle.public is None or bundle.meta.get("format") != MODEL_FORMAT:
+        raise FormatError(f"cannot load {path}: a bundle, but not an encrypted henn model with its public keys")
+    shapes = bundle.meta.get("shapes")
+    if not isinstance(shapes, dict) or set(shapes) != set(bundle.ciphertexts):
+        raise FormatError(f"cannot load {path}: the model's shape table does not match its tensors")
+    return EncryptedModel(scheme_for(bundle.public), bundle)
+
+
+def save_encrypted_model(path: str | os.PathLike, model: EncryptedModel | ser.Bundle) -> Path:
+    """Write an encrypted model (no secret material in it, so a normal public file)."""
+    bundle = model.bundle if isinstance(model, EncryptedModel) else model
+    if bundle.public is None:
+        raise ValueError("cannot save an encrypted model without the public keys it is under")
+    return ser.save(bundle, path)
+
+
+def _check_model_key(bundle: ser.Bundle, key: SecretKey, keys_dir: Any, op: str) -> None:
+    """Refuse before any arithmetic when the model is not under the given key."""
+    if bundle.key_ids != [key.key_id] or bundle.public.scheme != key.scheme:
+        raise MismatchError(f"cannot {op}: the model is under key {', '.join(bundle.key_ids)} "
+                            f"({bundle.public.scheme}), the key directory {keys_dir} holds key {key.key_id} "
+                            f"({key.scheme})")
+
+
+def decrypt_model(model: EncryptedModel, secret: SecretKey, keys_dir: Any = "given") -> PlainModel:
+    """Owner: decrypt every tensor back to its original shape.
+
+    Raises:
+        MismatchError: the model is under another key (checked first, by key id).
+    """
+    _check_model_key(model.bundle, secret, keys_dir, "decrypt the model")
+    shapes = model.bundle.meta["shapes"]
+    arrays = {}
+    for name, ct in model.bundle.ciphertexts.items():
+        values = model.scheme.decrypt(ct, secret)
+        arrays[name] = values.reshape(shapes[name])
+    return PlainModel(arrays, dict(model.bundle.meta.get("model", {})))
+
+
+def make_switch_key(from_dir: Any, to_dir: Any, *, rng: Any = None) -> he_core.SwitchKey:
+    """Owner: public material that moves ciphertexts from the key of ``from_dir`` to that of ``to_dir``."""
+    scheme, _, old = load_owner(from_dir)
+    _, _, new = load_owner(to_dir)
+    scheme.require(Capability.REKEY, "this scheme cannot move ciphertexts to another key without decrypting")
+    return scheme.make_switch_key(old, new, rng=rng)
+
+
+def rekey_model(model: EncryptedModel, switch_key: he_core.SwitchKey, new_public: PublicKeys) -> EncryptedModel:
+    """Anyone holding the switch key: move every tensor to the new key without decrypting.
+
+    Raises:
+        MismatchError: the switch key does not start at the model's key, or ``new_public``
+            is not the switch key's target.
+        CapabilityError: the scheme cannot switch keys.
+    """
+    model.scheme.require(Capability.REKEY, "this scheme cannot move ciphertexts to another key without decrypting")
+    if model.bundle.key_ids != [switch_key.from_key_id]:
+        raise MismatchError(f"cannot rekey the model: it is under key {', '.join(model.bundle.key_ids)}, "
+                            f"the switch key starts from key {switch_key.from_key_id}")
+    if new_public.key_id != switch_key.to_key_id or new_public.params_id != switch_key.params_id:
+        raise MismatchError(f"cannot rekey the model: the switch key leads to key {switch_key.to_key_id}, "
+                            f"the public keys given are for key {new_public.key_id}")
+    cts = {name: model.scheme.rekey(ct, switch_key) for name, ct in model.bundle.ciphertexts.items()}
+    meta = dict(model.bundle.meta)
+    meta["key_history"] = list(meta.get("key_history", [])) + [new_public.key_id]
+    return EncryptedModel(scheme_for(new_public), ser.Bundle(cts, meta, new_public))
+
+
+# Loaders that take a path and may see hostile bytes (fuzzed by fuzz/run_loaders.py).
+FILE_LOADERS = ("load_encrypted_model", "read_plain_model", "load_public")

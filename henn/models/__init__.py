@@ -1,0 +1,1 @@
+"""Models built from henn layers (XOR here; the sentiment model lives beside it)."""

@@ -1,0 +1,220 @@
+"""The 2017 tutorial's sentiment network, in the clear and with encrypted weights.
+
+Network (Trask's IMDB network): a review is the *set* of vocabulary words it
+contains. With ``W01`` of shape ``(vocab, hidden)`` and ``w12`` of shape ``(hidden,)``:
+
+* ``h = sum(W01[words])`` — layer 1, **no activation**;
+* ``z = h . w12`` and ``p = sigmoid(z)`` (here a polynomial ``s(z)`` when encrypted);
+* per-review SGD on the cross-entropy loss, whose gradient at the logit is
+  ``delta = p - y``: ``w12 -= lr * delta * h`` and ``W01[words] -= lr * delta * w12``
+  (with ``w12`` *before* its update, as the tutorial does).
+
+Two implementations of exactly that arithmetic:
+
+* :class:`PlainSentimentNet` — NumPy float64, any activation (the exact sigmoid for
+  the reference accuracy; the polynomial to be the oracle of the encrypted one);
+* :class:`EncSentimentNet` — ``W01`` and ``w12`` encrypted under one scheme (reviews
+  stay plaintext index arrays). One training step is 9 + polyval scheme calls:
+  ``row_sum`` (gather-sum), ``inner``, ``polyval`` (with ``-y`` folded into its
+  constant so it returns ``delta``), ``mul_plain`` by ``-lr``, two ``mul`` with size-1
+  broadcasting and two in-place ``index_add_`` (scatter-add).
+
+Layout: ``W01`` is one encrypted row of length ``hidden`` per vocabulary word; ``w12``
+is stored *transposed*, as a single ``(1, hidden)`` row, so ``z`` is one ``inner``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from he_core import Scheme
+
+from ..activations import PolyActivation, sigmoid
+from ..tensor import EncTensor
+
+
+@dataclasses.dataclass(frozen=True)
+class SentimentConfig:
+    """Hyper-parameters of the network and of its polynomial sigmoid.
+
+    Attributes:
+        hidden: width of layer 1.
+        lr: SGD learning rate.
+        init_scale: ``w12`` starts as ``normal(0, init_scale)``; ``W01`` starts at zero
+            (the tutorial's choice: every word starts neutral).
+        activation: ``henn.activations.make`` kind of the polynomial sigmoid.
+        degree: its degree.
+        interval: half-width of the interval it is fitted on (must cover the logits).
+        seed: seed of the ``w12`` initialisation.
+    """
+
+    hidden: int = 8
+    lr: float = 0.01
+    init_scale: float = 0.1
+    activation: str = "sigmoid_lsq"
+    degree: int = 3
+    interval: float = 8.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.hidden) != self.hidden or self.hidden < 1:
+            raise ValueError(f"cannot configure the sentiment network: hidden must be a positive integer, "
+                             f"got {self.hidden!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"cannot configure the sentiment network: lr must be positive, got {self.lr!r}")
+        if not (self.init_scale >= 0 and np.isfinite(self.init_scale)):
+            raise ValueError(f"cannot configure the sentiment network: init_scale must be >= 0, "
+                             f"got {self.init_scale!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SentimentConfig":
+        return cls(**data)
+
+    def make_activation(self) -> PolyActivation:
+        from ..activations import make
+        return make(self.activation, self.degree, self.interval)
+
+
+def init_weights(vocab_size: int, config: SentimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The initial ``(W01, w12)``: zeros and ``normal(0, init_scale)`` from ``config.seed``.
+
+    Returns:
+        ``W01`` of shape ``(vocab_size, hidden)`` and ``w12`` of shape ``(hidden,)``.
+    """
+    if vocab_size < 1:
+        raise ValueError(f"cannot initialise: the vocabulary is empty")
+    rng = np.random.default_rng(config.seed)  # model initialisation, not key material
+    w12 = rng.normal(0.0, config.init_scale, config.hidden)
+    return np.zeros((vocab_size, config.hidden)), w12
+
+
+def _check_ids(ids: np.ndarray, vocab_size: int) -> None:
+    if ids.size and (ids[0] < 0 or ids[-1] >= vocab_size):
+        raise IndexError(f"word index out of range for a vocabulary of {vocab_size}")
+
+
+class PlainSentimentNet:
+    """The reference: the network in NumPy float64.
+
+    Args:
+        W01: ``(vocab, hidden)`` initial first-layer weights (copied).
+        w12: ``(hidden,)`` initial output weights (copied).
+        activation: ``sigmoid`` by default; pass ``PolyActivation.value`` to mirror
+            the encrypted network.
+    """
+
+    def __init__(self, W01: np.ndarray, w12: np.ndarray,
+                 activation: Callable[[np.ndarray], np.ndarray] = sigmoid):
+        self.W01 = np.array(W01, dtype=np.float64)
+        self.w12 = np.array(w12, dtype=np.float64).reshape(-1)
+        if self.W01.ndim != 2 or self.W01.shape[1] != self.w12.size:
+            raise ValueError(f"cannot build the network: W01 {self.W01.shape} and w12 {self.w12.shape} disagree")
+        self.activation = activation
+
+    def logit(self, ids: np.ndarray) -> float:
+        return float(self.W01[ids].sum(axis=0) @ self.w12)
+
+    def predict(self, ids: np.ndarray) -> float:
+        """``p`` for one review (its sorted distinct word indices)."""
+        return float(self.activation(np.array(self.logit(ids))))
+
+    def logits(self, reviews: Sequence[np.ndarray]) -> np.ndarray:
+        """The logits of many reviews (vectorised: one gather per review)."""
+        H = np.stack([self.W01[ids].sum(axis=0) for ids in reviews]) if len(reviews) else np.zeros((0, 1))
+        return H @ self.w12 if len(reviews) else np.zeros(0)
+
+    def train_step(self, ids: np.ndarray, label: int, lr: float) -> float:
+        """One SGD step on one review; returns ``p`` before the update."""
+        h = self.W01[ids].sum(axis=0)
+        p = float(self.activation(np.array(h @ self.w12)))
+        step = -lr * (p - label)
+        g1 = step * self.w12           # uses w12 before its update
+        self.w12 += step * h
+        self.W01[ids] += g1            # ids are distinct, so fancy-index += is exact
+        return p
+
+
+class EncSentimentNet:
+    """The network with ``W01`` and ``w12`` encrypted under ``scheme``.
+
+    Args:
+        scheme: any he_core scheme with public keys installed (multiplication and
+            inner products needed).
+        W01: encrypted ``(vocab, hidden)``.
+        w12: encrypted ``(1, hidden)`` (``w12`` transposed).
+        activation: the polynomial sigmoid.
+    """
+
+    def __init__(self, scheme: Scheme, W01: EncTensor, w12: EncTensor, activation: PolyActivation):
+        if W01.size != w12.size or w12.rows != 1:
+            raise ValueError(f"cannot build the encrypted network: W01 {W01.shape} and w12 {w12.shape} "
+                             "(expected (vocab, hidden) and (1, hidden))")
+        self.scheme = scheme
+        self.W01 = W01
+        self.w12 = w12
+        self.activation = activation
+        self.coeffs = tuple(activation.coeffs)
+        # delta = s(z) - y is s(z) with its constant lowered by y: one polyval, no extra call.
+        self._delta_coeffs = {y: (self.coeffs[0] - y,) + self.coeffs[1:] for y in (0, 1)}
+
+    @classmethod
+    def encrypt(cls, scheme: Scheme, W01: np.ndarray, w12: np.ndarray, activation: PolyActivation,
+                *, rng: Any = None) -> "EncSentimentNet":
+        """Encrypt plaintext initial weights with the scheme's public key."""
+        enc_W01 = EncTensor.encrypt(scheme, np.asarray(W01, dtype=np.float64), rng=rng)
+        enc_w12 = EncTensor.encrypt(scheme, np.asarray(w12, dtype=np.float64).reshape(1, -1), rng=rng)
+        return cls(scheme, enc_W01, enc_w12, activation)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.W01.rows
+
+    @property
+    def hidden(self) -> int:
+        return self.W01.size
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, ids: np.ndarray, label: int, lr: float):
+        """One SGD step on one review, entirely on ciphertexts.
+
+        Args:
+            ids: the review's sorted distinct word indices (int64, non-empty).
+            label: 1 or 0.
+            lr: learning rate.
+
+        Returns:
+            The encrypted ``delta = s(z) - label`` (a ``(1, 1)`` ciphertext); the
+            trainer may hand it to the key holder to monitor loss and accuracy.
+        """
+        s = self.scheme
+        w01, w12 = self.W01.ct, self.w12.ct
+        h = s.row_sum(w01, ids)                                   # (1, hidden)
+        z = s.inner(h, w12)                                       # (1, 1)
+        delta = s.polyval(z, self._delta_coeffs[label])           # s(z) - y
+        step = s.mul_plain(delta, -lr)                            # -lr * delta
+        g1 = s.mul(w12, step)                                     # old w12 * step
+        s.index_add_(w12, _ROW0, s.mul(h, step))                  # w12 += step * h
+        s.index_add_(w01, ids, g1)                                # W01[ids] += g1
+        return delta
+
+    # ------------------------------------------------------------------ inference
+    def hidden_batch(self, reviews: Sequence[np.ndarray]):
+        """Encrypted layer 1 of many reviews: a ``(len(reviews), hidden)`` ciphertext."""
+        s, w01 = self.scheme, self.W01.ct
+        return s.concat_rows([s.row_sum(w01, ids) for ids in reviews])
+
+    def forward_batch(self, reviews: Sequence[np.ndarray]):
+        """Encrypted ``p`` for many reviews: a ``(len(reviews), 1)`` ciphertext."""
+        s = self.scheme
+        z = s.inner(self.hidden_batch(reviews), self.w12.ct) if len(reviews) else None
+        if z is None:
+            raise ValueError("cannot run forward: no reviews given")
+        return s.polyval(z, self.coeffs)
+
+
+_ROW0 = np.zeros(1, dtype=np.int64)

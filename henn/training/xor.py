@@ -1,0 +1,106 @@
+"""Training the encrypted XOR network: encrypted weights, plaintext data, full batch.
+
+Roles: the *trainer* holds the encrypted model and the plaintext XOR rows and
+computes forward, backward and SGD on ciphertexts using public material only; the
+:class:`~henn.keyholder.KeyHolder` decrypts the four predictions each epoch (the
+monitored loss and accuracy — the only thing it learns besides masked values) and
+refreshes the weights every ``refresh_every`` steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import numpy as np
+
+import he_core
+
+from ..keyholder import KeyHolder
+from ..losses import MSELoss
+from ..models.xor import X, Y, XorConfig, build_xor, correct
+from ..module import Sequential
+from ..optim import SGD
+
+
+@dataclasses.dataclass
+class XorResult:
+    """What a training run produced.
+
+    Attributes:
+        model: the trained (still encrypted) model.
+        history: one dict per epoch: ``epoch``, ``loss`` and ``correct`` measured
+            before that epoch's update; a last record after the final update.
+        seconds: wall time of the training loop (key generation excluded).
+        predictions: decrypted outputs of the trained model on the four rows.
+    """
+
+    model: Sequential
+    history: list[dict]
+    seconds: float
+    predictions: np.ndarray
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["loss"]
+
+    @property
+    def correct(self) -> int:
+        return self.history[-1]["correct"]
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history) - 1
+
+
+def setup(scheme_name: str, hidden: int = 4, **scheme_params) -> tuple[he_core.Scheme, KeyHolder]:
+    """Create the scheme, generate keys for sizes ``(1, hidden)`` and hand the secret to a key holder.
+
+    Returns:
+        ``(scheme, keyholder)``: the scheme has only the public keys installed.
+    """
+    scheme = he_core.get_scheme(scheme_name, **scheme_params)
+    secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, hidden)))
+    return scheme, KeyHolder(scheme, secret)
+
+
+def evaluate(model: Sequential, keyholder: KeyHolder) -> tuple[np.ndarray, float, int]:
+    """Forward the four rows; the key holder decrypts. Returns ``(predictions, loss, correct)``."""
+    pred = keyholder.decrypt(model(X))
+    return pred, MSELoss().value(pred, Y), correct(pred)
+
+
+def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = XorConfig(), *,
+              model: Sequential | None = None, refresh_every: int = 1,
+              on_epoch: Callable[[dict], None] | None = None) -> XorResult:
+    """Train the XOR network for ``config.epochs`` full-batch epochs.
+
+    Args:
+        scheme: scheme with public keys for sizes ``(1, config.hidden)``.
+        keyholder: the party holding the secret key.
+        config: hyper-parameters (seed, learning rate, activation, ...).
+        model: continue training this model instead of building a fresh one.
+        refresh_every: refresh the weights every this many steps (0: never).
+        on_epoch: called with each history record (progress bars).
+
+    Returns:
+        The trained model, its history and timing.
+    """
+    model = model if model is not None else build_xor(scheme, config)
+    loss_fn = MSELoss()
+    opt = SGD(model.parameters(), config.lr, refresh=keyholder.refresh, refresh_every=refresh_every)
+    history: list[dict] = []
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        out = model(X)
+        pred = keyholder.decrypt(out)
+        record = {"epoch": epoch, "loss": loss_fn.value(pred, Y), "correct": correct(pred)}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        model.backward(loss_fn.grad(out, Y))
+        opt.step()
+    pred, loss, right = evaluate(model, keyholder)
+    seconds = time.perf_counter() - start
+    history.append({"epoch": config.epochs, "loss": loss, "correct": right})
+    return XorResult(model, history, seconds, pred)

@@ -1,0 +1,75 @@
+"""``henn bench`` on the command line: options, exit codes, JSON output."""
+import argparse
+import json
+
+import pytest
+
+from henn.cli import bench as bench_cli
+
+
+def run(argv, capsys):
+    code = bench_cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_and_table(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    code, out, _ = run(["--scheme", "plain", "--sizes", "3", "--ops", "add", "decrypt", "--quick",
+                        "--json", str(path), "--quiet"], capsys)
+    assert code == 0
+    assert "plain" in out and "add" in out and "decrypt" in out
+    doc = json.loads(path.read_text())
+    assert {(r["op"], r["size"], r["status"]) for r in doc["records"]} == {("add", 3, "ok"), ("decrypt", 3, "ok")}
+    assert doc["header"]["quick"] is True
+
+
+def test_plot_option(tmp_path, capsys):
+    png = tmp_path / "b.png"
+    code, _, _ = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--plot", str(png),
+                      "--quiet"], capsys)
+    assert code == 0 and png.exists()
+
+
+def test_progress_goes_to_stderr(capsys):
+    code, out, err = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick"], capsys)
+    assert code == 0
+    assert "plain" in err and "add" in err
+
+
+@pytest.mark.parametrize("argv", [["--sizes", "0"], ["--sizes", "x"], ["--ops", "divide"], ["--bogus"]])
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_cli.main(argv)
+    assert exc.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_unknown_scheme_exits_2(capsys):
+    code, _, err = run(["--scheme", "nosuch", "--quick"], capsys)
+    assert code == 2
+    assert "unknown scheme" in err and "plain" in err
+
+
+def test_plot_must_be_png(capsys):
+    code, _, err = run(["--scheme", "plain", "--plot", "chart.pdf"], capsys)
+    assert code == 2 and ".png" in err
+
+
+def test_failing_op_exits_1(monkeypatch, capsys):
+    from henn.bench import runner
+
+    monkeypatch.setattr(runner, "check", lambda scheme, prepared: (_ for _ in ()).throw(
+        runner.WrongResultError("cannot accept result: off by one")))
+    code, out, _ = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet"], capsys)
+    assert code == 1
+    assert "ERROR: plain add size 2" in out
+
+
+def test_add_parser_registers_bench():
+    parser = argparse.ArgumentParser(prog="henn")
+    sub = parser.add_subparsers(dest="command")
+    bench_cli.add_parser(sub)
+    args = parser.parse_args(["bench", "--quick", "--scheme", "plain", "--sizes", "4", "8"])
+    assert args.func is bench_cli.run_command
+    assert args.quick and args.schemes == ["plain"] and args.sizes == [4, 8]

@@ -1,0 +1,72 @@
+"""Shared fixtures of the henn tests: schemes with keys, and tolerances.
+
+Every scheme-level test runs on the plaintext twin (float64 and 16-bit fixed point)
+and on ``vhe`` once it is installed. Tolerances come from the scheme's fixed-point
+unit ``u = 1 / scale``: an exact integer scheme rounds each rescaled result to a
+multiple of ``u``, so a chain of ``k`` roundings through values of magnitude ``M``
+is off by a bound the individual tests derive from ``u``.
+"""
+from __future__ import annotations
+
+import functools
+import pathlib
+import sys
+
+import pytest
+
+ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if ROOT not in sys.path:  # the editable install may predate henn/; make the source tree importable
+    sys.path.insert(0, ROOT)
+
+import he_core  # noqa: E402
+
+from henn.keyholder import KeyHolder  # noqa: E402
+
+SIZES = (1, 2, 3, 4, 5)
+
+
+def vhe_available() -> bool:
+    try:
+        he_core.scheme_class("vhe")
+    except Exception:  # noqa: BLE001 - not installed or not built yet
+        return False
+    return True
+
+
+SCHEME_CASES = [
+    pytest.param(("plain", {}), id="plain"),
+    pytest.param(("plain", {"precision_bits": 16}), id="plain16"),
+    pytest.param(("vhe", {}), id="vhe",
+                 marks=pytest.mark.skipif(not vhe_available(), reason="the vhe scheme is not installed yet")),
+]
+
+
+class Env:
+    """A scheme with public keys installed and the key holder owning the secret."""
+
+    def __init__(self, name: str, params: dict, sizes=SIZES):
+        self.name = name
+        self.scheme = he_core.get_scheme(name, **params)
+        secret, _ = self.scheme.keygen(he_core.KeyRequirements(sizes=sizes), rng=he_core.SeededRandom(1))
+        self.secret = secret
+        self.keyholder = KeyHolder(self.scheme, secret)
+        probe = self.scheme.encrypt([0.0])
+        # Fixed-point unit: 1/scale for integer schemes; the float twin has none.
+        self.unit = 1.0 / probe.scale if probe.scale > 1 else 0.0
+        if name == "plain" and params.get("precision_bits") is not None:
+            self.unit = 2.0 ** -params["precision_bits"]
+
+    def tol(self, roundings: float, magnitude: float = 1.0) -> float:
+        """Bound for ``roundings`` fixed-point roundings, each amplified by at most ``magnitude``."""
+        return roundings * magnitude * self.unit + 1e-9
+
+
+@functools.lru_cache(maxsize=None)
+def make_env(name: str, params_items: tuple = ()) -> Env:
+    return Env(name, dict(params_items))
+
+
+@pytest.fixture(params=SCHEME_CASES, scope="session")
+def env(request) -> Env:
+    name, params = request.param
+    return make_env(name, tuple(sorted(params.items())))
