@@ -46,9 +46,10 @@ int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64
 /* Signed int64 coefficients (any value) to RNS: out[l][i] = x[i] mod q_l. */
 int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64_t *x, uint64_t *out);
 
-/* Rescale in place: a (nlimbs, n) in NTT form becomes round(a / q_last) on the first
- * nlimbs - 1 limbs (also NTT form). */
-int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a);
+/* Rescale: a (nlimbs, n) in NTT form to out = round(a / q_last) over the first nlimbs - 1
+ * limbs (also NTT form). out may alias a. scratch: 2 * n words. */
+int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
+                 uint64_t *scratch);
 
 /* Fast base conversion of coefficient-form x from basis `from` to basis `to`:
  * out_t = sum_i [x_i * inv_hat_i]_{q_i} * hat_mod[i * nto + t]  mod p_t. */
@@ -61,10 +62,14 @@ int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *t
  * conv_up: per digit j (dj = min(alpha, nq - j*alpha) primes): dj inverse hats, then
  *          dj * (nq + np) hats modulo every QP prime.
  * conv_down: np inverse hats of P, np * nq hats of P modulo q_t, then nq values P^-1 mod q_t.
- * out: (2, nq, n) in NTT form, the two parts of the switched ciphertext. */
+ * out: (2, nq, n) in NTT form, the two parts of the switched ciphertext.
+ * scratch: ckks_keyswitch_scratch(nq, np, n, alpha) words (reused between calls, so the
+ * hot path never touches fresh pages). */
+size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha);
 int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d,
                    const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,
-                   const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out);
+                   const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out,
+                   uint64_t *scratch, size_t scratch_words);
 
 /* out[l][i] = in[l][perm[i]] (a Galois automorphism in NTT form). out must not alias in. */
 int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *perm, uint64_t *out);

@@ -96,7 +96,7 @@ int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64
         for (size_t i = 0; i < n; i++) {
             int64_t v = x[i];
             uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-            uint64_t r = mag % q;
+            uint64_t r = mag < q ? mag : ckks_reduce128(mag, m + l);  /* small errors skip the division */
             z[i] = (v < 0 && r) ? q - r : r;
         }
     }
@@ -105,33 +105,31 @@ int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64
 
 /* Subtract the centred last limb and divide by q_last, limb by limb:
  * (c - [c]_{q_last}) / q_last rounds c / q_last to the nearest integer. */
-int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
-    if (!m || !a || nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;
+int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
+                 uint64_t *scratch) {
+    if (!m || !a || !out || !scratch || nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;
     const ckks_modulus *ml = m + nlimbs - 1;
     const uint64_t ql = ml->q, half = ql >> 1;
-    uint64_t *last = malloc(2 * n * sizeof(uint64_t));
-    if (!last) return HE_ERR_NOMEM;
-    uint64_t *tmp = last + n;
+    uint64_t *last = scratch, *tmp = scratch + n;
     memcpy(last, a + (nlimbs - 1) * n, n * sizeof(uint64_t));
     ckks_intt(ml, 1, n, last);
     for (size_t l = 0; l + 1 < nlimbs; l++) {
         const ckks_modulus *mj = m + l;
         const uint64_t qj = mj->q, ql_mod = ql % qj;
         for (size_t i = 0; i < n; i++) {
-            uint64_t x = last[i], r = x % qj;
+            uint64_t x = last[i], r = x < qj ? x : ckks_reduce128(x, mj);
             if (x > half) r = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
             tmp[i] = r;
         }
         ckks_ntt(mj, 1, n, tmp);
         const uint64_t inv = ckks_powmod(ql_mod, qj - 2, mj), inv_sh = ckks_shoup(inv, qj);
-        uint64_t *c = a + l * n;
+        const uint64_t *c = a + l * n;
+        uint64_t *o = out + l * n;
         for (size_t i = 0; i < n; i++) {
             uint64_t d = c[i] + qj - tmp[i];
             uint64_t r = ckks_mul_shoup_lazy(d, inv, inv_sh, qj);
-            r = r >= qj ? r - qj : r;
-            c[i] = r;
+            o[i] = r >= qj ? r - qj : r;
         }
     }
-    free(last);
     return HE_OK;
 }

@@ -93,61 +93,77 @@ static int keyswitch_args_ok(const ckks_modulus *m, size_t nq, size_t np, size_t
     return beta <= dnum && beta <= 32 && nq + np <= ltot;
 }
 
-int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d,
-                   const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,
-                   const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out) {
-    if (!keyswitch_args_ok(m, nq, np, n, d, key, dnum, ltot, alpha, conv_up, conv_down, out))
-        return HE_ERR_ARGUMENT;
+size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
+    const size_t ntot = nq + np;
+    /* u128 areas first (two accumulators, conversion lane) so they stay 16-byte aligned,
+     * then y (nq), red (2 * ntot), e (1) and the mod-down lanes (np + 1). */
+    (void)alpha;
+    return n * (2 * 2 + 2 + nq + 2 * ntot + 1 + np + 1);
+}
+
+/* Limb t of sum_j modup(digit_j) * key_j, for both key parts, reduced into r0 / r1.
+ * Looping limb-outer keeps the two 128-bit accumulators (2n lanes) in cache. */
+static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t t,
+                            const uint64_t *d, const uint64_t *y, const uint64_t *key, size_t ltot,
+                            size_t alpha, const uint64_t *conv_up, ckks_u128 *acc, ckks_u128 *tmp,
+                            uint64_t *e, uint64_t *r0, uint64_t *r1) {
     const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
-    uint64_t *dc = malloc(nq * n * sizeof(uint64_t));
-    uint64_t *ext = malloc(ntot * n * sizeof(uint64_t));
-    uint64_t *y = malloc((alpha > np ? alpha : np) * n * sizeof(uint64_t));
-    ckks_u128 *acc = calloc(2 * ntot * n, sizeof(ckks_u128));
-    ckks_u128 *tmp = malloc(n * sizeof(ckks_u128));
-    int status = HE_OK;
-    if (!dc || !ext || !y || !acc || !tmp) {
-        status = HE_ERR_NOMEM;
-        goto done;
-    }
-    memcpy(dc, d, nq * n * sizeof(uint64_t));
-    ckks_intt(m, nq, n, dc);
+    const size_t kl = t < nq ? t : ltot - np + (t - nq);
+    ckks_u128 *a0 = acc, *a1 = acc + n;
+    memset(acc, 0, 2 * n * sizeof(ckks_u128));
     const uint64_t *cu = conv_up;
     for (size_t j = 0; j < beta; j++) {
         const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
-        const uint64_t *inv_hat = cu, *hat = cu + dj;
+        const uint64_t *hat = cu + dj;
         cu += dj + dj * ntot;
-        scale_by_inv_hat(m + lo, dj, n, dc + lo * n, inv_hat, y);
-        for (size_t t = 0; t < ntot; t++) {
-            uint64_t *e = ext + t * n;
-            if (t >= lo && t < lo + dj) {
-                memcpy(e, d + t * n, n * sizeof(uint64_t));  /* own limbs: already in NTT form */
-            } else {
-                conv_limb(y, dj, n, hat + t, ntot, m + t, tmp, e);
-                ckks_ntt(m + t, 1, n, e);
-            }
+        const uint64_t *src;
+        if (t >= lo && t < lo + dj) {
+            src = d + t * n;  /* own limb: already in NTT form */
+        } else {
+            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e);
+            ckks_ntt(m + t, 1, n, e);
+            src = e;
         }
-        const uint64_t *kb = key + j * 2 * ltot * n, *ka = kb + ltot * n;
-        for (size_t t = 0; t < ntot; t++) {
-            const size_t kl = t < nq ? t : ltot - np + (t - nq);
-            const uint64_t *e = ext + t * n, *b = kb + kl * n, *a = ka + kl * n;
-            ckks_u128 *a0 = acc + t * n, *a1 = acc + (ntot + t) * n;
-            for (size_t k = 0; k < n; k++) {
-                a0[k] += (ckks_u128)e[k] * b[k];
-                a1[k] += (ckks_u128)e[k] * a[k];
-            }
+        const uint64_t *b = key + (j * 2 * ltot + kl) * n, *a = key + ((j * 2 + 1) * ltot + kl) * n;
+        for (size_t k = 0; k < n; k++) {
+            a0[k] += (ckks_u128)src[k] * b[k];
+            a1[k] += (ckks_u128)src[k] * a[k];
         }
     }
-    for (size_t part = 0; part < 2; part++) {
-        const ckks_u128 *src = acc + part * ntot * n;
-        for (size_t t = 0; t < ntot; t++)
-            for (size_t k = 0; k < n; k++) ext[t * n + k] = ckks_reduce128(src[t * n + k], m + t);
-        mod_down(m, nq, np, n, ext, conv_down, y, tmp, dc, out + part * nq * n);
+    for (size_t k = 0; k < n; k++) {
+        r0[k] = ckks_reduce128(a0[k], m + t);
+        r1[k] = ckks_reduce128(a1[k], m + t);
     }
-done:
-    free(dc);
-    free(ext);
-    free(y);
-    free(acc);
-    free(tmp);
-    return status;
+}
+
+int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d,
+                   const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,
+                   const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out,
+                   uint64_t *scratch, size_t scratch_words) {
+    if (!keyswitch_args_ok(m, nq, np, n, d, key, dnum, ltot, alpha, conv_up, conv_down, out))
+        return HE_ERR_ARGUMENT;
+    if (!scratch || scratch_words < ckks_keyswitch_scratch(nq, np, n, alpha) || ((uintptr_t)scratch & 15))
+        return HE_ERR_ARGUMENT;
+    const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
+    ckks_u128 *acc = (ckks_u128 *)scratch;  /* 2n lanes */
+    ckks_u128 *tmp = acc + 2 * n;           /* n lanes */
+    uint64_t *y = (uint64_t *)(tmp + n);    /* nq limbs: d in coefficient form times inverse hats */
+    uint64_t *red = y + nq * n;             /* 2 * ntot limbs: the two accumulated parts */
+    uint64_t *e = red + 2 * ntot * n;       /* one mod-up limb */
+    uint64_t *yp = e + n;                   /* np limbs for the mod-down conversion */
+    uint64_t *conv = yp + np * n;           /* one limb */
+    memcpy(y, d, nq * n * sizeof(uint64_t));
+    ckks_intt(m, nq, n, y);
+    const uint64_t *cu = conv_up;
+    for (size_t j = 0; j < beta; j++) {
+        const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
+        scale_by_inv_hat(m + lo, dj, n, y + lo * n, cu, y + lo * n);
+        cu += dj + dj * ntot;
+    }
+    for (size_t t = 0; t < ntot; t++)
+        accumulate_limb(m, nq, np, n, t, d, y, key, ltot, alpha, conv_up, acc, tmp, e,
+                        red + t * n, red + (ntot + t) * n);
+    for (size_t part = 0; part < 2; part++)
+        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, tmp, conv, out + part * nq * n);
+    return HE_OK;
 }

@@ -71,7 +71,7 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
 static void ntt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = n;
-    for (size_t h = 1; h < n; h <<= 1) {
+    for (size_t h = 1; h < n / 2; h <<= 1) {  /* every stage but the last */
         t >>= 1;
         for (size_t i = 0; i < h; i++) {
             const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
@@ -85,17 +85,25 @@ static void ntt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
             }
         }
     }
-    for (size_t j = 0; j < n; j++) {
-        uint64_t u = a[j];
+    /* Last stage (pairs of neighbours) fused with the final reduction to [0, q). */
+    const size_t h = n / 2;
+    for (size_t i = 0; i < h; i++) {
+        const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
+        uint64_t u = a[2 * i];
         u = u >= q2 ? u - q2 : u;
-        a[j] = u >= q ? u - q : u;
+        uint64_t v = ckks_mul_shoup_lazy(a[2 * i + 1], w, ws, q);
+        uint64_t s0 = u + v, s1 = u - v + q2;  /* both in [0, 4q) */
+        s0 = s0 >= q2 ? s0 - q2 : s0;
+        s1 = s1 >= q2 ? s1 - q2 : s1;
+        a[2 * i] = s0 >= q ? s0 - q : s0;
+        a[2 * i + 1] = s1 >= q ? s1 - q : s1;
     }
 }
 
 static void intt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = 1;
-    for (size_t h = n >> 1; h >= 1; h >>= 1) {
+    for (size_t h = n >> 1; h > 1; h >>= 1) {  /* every stage but the last */
         for (size_t i = 0; i < h; i++) {
             const uint64_t w = m->ipsi[h + i], ws = m->ipsi_sh[h + i];
             uint64_t *x = a + 2 * i * t, *y = x + t;
@@ -108,9 +116,17 @@ static void intt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
         }
         t <<= 1;
     }
-    for (size_t j = 0; j < n; j++) {
-        uint64_t u = ckks_mul_shoup_lazy(a[j], m->ninv, m->ninv_sh, q);
-        a[j] = u >= q ? u - q : u;
+    /* Last stage fused with the multiplication by n^-1: (u + v) / n and (u - v) * w / n,
+     * the second with the precomputed product w * n^-1. */
+    const uint64_t w = m->ipsi[1], wn = ckks_mulmod(w, m->ninv, m), wn_sh = ckks_shoup(wn, q);
+    (void)w;
+    uint64_t *x = a, *y = a + t;
+    for (size_t j = 0; j < t; j++) {
+        uint64_t u = x[j], v = y[j];
+        uint64_t s0 = ckks_mul_shoup_lazy(u + v, m->ninv, m->ninv_sh, q);
+        uint64_t s1 = ckks_mul_shoup_lazy(u - v + q2, wn, wn_sh, q);
+        x[j] = s0 >= q ? s0 - q : s0;
+        y[j] = s1 >= q ? s1 - q : s1;
     }
 }
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
 
 import he_core
 from he_core import serialization
@@ -27,8 +31,19 @@ def usable_schemes() -> list[str]:
     return names
 
 
-def valid_files(scheme_names: list[str] | None = None) -> dict[str, bytes]:
-    """One serialised object of every kind, for each scheme available here (seeded keys)."""
+def valid_files(scheme_names: list[str] | None = None, max_bytes: int | None = None) -> dict[str, bytes]:
+    """One serialised object of every kind, for each scheme available here (seeded keys).
+
+    Args:
+        scheme_names: schemes to include (default: every usable one).
+        max_bytes: leave out larger files (CKKS evaluation keys run to tens of MB,
+            which would make each fuzz input cost milliseconds of hashing).
+    """
+    files = _valid_files(scheme_names)
+    return {k: v for k, v in files.items() if max_bytes is None or len(v) <= max_bytes}
+
+
+def _valid_files(scheme_names: list[str] | None) -> dict[str, bytes]:
     files: dict[str, bytes] = {"key_requirements": serialization.dumps(he_core.KeyRequirements((1, 4), (1,)))}
     files["bundle/empty"] = serialization.dumps(serialization.Bundle({}, {"note": "empty"}))
     for name in scheme_names or usable_schemes():
@@ -44,7 +59,24 @@ def valid_files(scheme_names: list[str] | None = None) -> dict[str, bytes]:
             other = scheme.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(3))
             switch = scheme.make_switch_key(pair.secret, other.secret, rng=he_core.SeededRandom(4))
             files[f"{name}/switch_key"] = serialization.dumps(switch)
+    files.update(_model_files())
     return files
+
+
+def _model_files() -> dict[str, bytes]:
+    """A plaintext .npz model and its encrypted form, when henn.lifecycle is importable."""
+    try:
+        from henn import lifecycle
+    except ImportError:
+        return {}
+    model = lifecycle.PlainModel({"w": np.array([[0.5, -1.0], [2.0, 0.0]]), "b": np.array([0.25, -0.75])},
+                                 {"arch": "toy"})
+    scheme = he_core.get_scheme("plain")
+    scheme.keygen(he_core.KeyRequirements(sizes=(2,)), rng=he_core.SeededRandom(5))
+    with tempfile.TemporaryDirectory() as tmp:
+        lifecycle.write_plain_model(Path(tmp) / "m.npz", model)
+        plain = (Path(tmp) / "m.npz").read_bytes()
+    return {"model/plain.npz": plain, "model/encrypted": serialization.dumps(lifecycle.encrypt_model(model, scheme))}
 
 
 def reseal(data: bytes) -> bytes:

@@ -59,7 +59,7 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
 def _builtin_available(name: str) -> bool:
     try:
         _load(_BUILTIN[name])
-    except ImportError:
+    except Exception:  # a half-built scheme must not take the whole registry down
         return False
     return True
 
@@ -79,7 +79,7 @@ def scheme_class(name: str) -> Any:
     if name in _BUILTIN:
         try:
             return _load(_BUILTIN[name])
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:
             raise UnknownSchemeError(f"scheme {name!r} is built in but could not be loaded: {exc}") from exc
     eps = _entry_points()
     if name in eps:

@@ -374,7 +374,7 @@ class Scheme(abc.ABC):
                                 f"  right: {b.describe()}")
         rows_ok = a.rows == b.rows or (allow_row_broadcast and 1 in (a.rows, b.rows))
         size_ok = a.size == b.size or (allow_size_broadcast and 1 in (a.size, b.size))
-        if op == "concat_rows":
+        if op in ("concat_rows", "index_add_"):  # index_add_ checked rows against the indices already
             rows_ok = True
         if not (rows_ok and size_ok):
             raise MismatchError(f"cannot {op}: shapes {a.shape} and {b.shape} do not broadcast")

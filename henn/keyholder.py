@@ -62,6 +62,13 @@ class KeyHolder:
     def key_id(self) -> str:
         return self._secret.key_id
 
+    def export_secret_key(self) -> SecretKey:
+        """The secret key itself, for the owner to save (``henn.io.save_model(..., secret=...)``).
+
+        Only the key holder's own process calls this; the trainer side never does.
+        """
+        return self._secret
+
     # ------------------------------------------------------------------ decryption
     def decrypt(self, x: EncTensor | Ciphertext) -> np.ndarray:
         """Decrypt a tensor or ciphertext to a float64 ``(rows, size)`` array.

@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
+import struct
 import threading
 import zipfile
 import zlib
@@ -43,6 +45,7 @@ PUBLIC_FILE = "public.henn"
 SECRET_FILE = "secret.henn"
 META_ENTRY = "__meta__"
 MODEL_FORMAT = "henn-model-1"
+MAX_PLAIN_MODEL_BYTES = 1 << 34  # 16 GiB of weights: far above any model here, far below a zip bomb
 
 _guard = threading.local()
 
@@ -189,20 +192,21 @@ def write_plain_model(path: str | os.PathLike, model: PlainModel) -> Path:
 
 
 def read_plain_model(path: str | os.PathLike) -> PlainModel:
-    """Read a plaintext model written by :func:`write_plain_model` (or any ``.npz`` of weights).
+    """Read a plaintext model written by :func:`write_plain_model` (or any ``.npz`` of numeric weights).
 
-    Loading never unpickles (``allow_pickle=False``).
+    The archive is parsed member by member (see :func:`_read_npz`): nothing is ever
+    unpickled, and no array larger than the data actually present is allocated.
 
     Raises:
-        FormatError: not an ``.npz``, object arrays, non-numeric or non-finite weights, bad metadata.
+        FormatError: not an ``.npz``, object or non-numeric arrays, non-finite weights, bad metadata.
+        FileNotFoundError, PermissionError: the file cannot be opened.
     """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            raw = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            UnicodeDecodeError, TypeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+        raw = _read_npz(Path(path))
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError, OverflowError,
+            zipfile.BadZipFile, zlib.error, struct.error) as exc:  # the ways zipfile/numpy refuse bad bytes
         raise FormatError(f"cannot read plaintext model {path}: {exc}") from None
     meta = {}
     if META_ENTRY in raw:
@@ -214,6 +218,45 @@ def read_plain_model(path: str | os.PathLike) -> PlainModel:
     except (TypeError, ValueError) as exc:
         raise FormatError(f"cannot read plaintext model {path}: {exc}") from None
     return PlainModel(arrays, meta)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, checking every declared size against the bytes present.
+
+    ``np.load`` would allocate whatever an ``.npy`` header claims before reading; here a
+    header's byte count must fit in the member's recorded size, and the member must
+    then deliver exactly that many bytes.
+    """
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        if sum(info.file_size for info in infos) > MAX_PLAIN_MODEL_BYTES:
+            raise ValueError(f"the archive claims more than {MAX_PLAIN_MODEL_BYTES} bytes of arrays")
+        for info in infos:
+            if not info.filename.endswith(".npy") or info.filename[:-4] in out:
+                raise ValueError(f"unexpected archive member {info.filename!r}")
+            with archive.open(info) as member:
+                out[info.filename[:-4]] = _read_npy(member, info.file_size, info.filename)
+    return out
+
+
+def _read_npy(member: Any, size: int, name: str) -> np.ndarray:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"{name}: unsupported .npy version {version}")
+    if dtype.hasobject or dtype.kind not in "iuf" or dtype.fields is not None:
+        raise ValueError(f"{name}: arrays of dtype {dtype} are not weights (real numbers only, no objects)")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > size:
+        raise ValueError(f"{name}: its header claims {nbytes} bytes, the member holds {size}")
+    data = member.read(nbytes)
+    if len(data) != nbytes or member.read(1):
+        raise ValueError(f"{name}: the array data does not have the {nbytes} bytes its header states")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _meta_from(entry: np.ndarray, path: Any) -> dict[str, Any]:
@@ -288,6 +331,36 @@ class EncryptedModel:
     @property
     def key_id(self) -> str:
         return self.bundle.public.key_id
+
+    @property
+    def tensors(self) -> dict[str, he_core.Ciphertext]:
+        """Name -> ciphertext, in ``(rows, size)`` layout (see ``shape_of`` for the original shape)."""
+        return dict(self.bundle.ciphertexts)
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The plaintext shape the tensor ``name`` had before encryption."""
+        return tuple(self.bundle.meta["shapes"][name])
+
+    def with_tensors(self, tensors: dict[str, he_core.Ciphertext], **meta: Any) -> "EncryptedModel":
+        """The same model with new values of its tensors (after training), metadata updated with ``meta``.
+
+        Raises:
+            ValueError: the names differ from the model's.
+            MismatchError: a tensor changed shape, or is under another key or parameter set.
+        """
+        reserved = set(meta) & {"format", "shapes", "key_history"}
+        if reserved:
+            raise ValueError(f"cannot update the model: metadata keys {sorted(reserved)} are managed by henn")
+        if set(tensors) != set(self.bundle.ciphertexts):
+            raise ValueError(f"cannot update the model: tensor names {sorted(tensors)} differ from "
+                             f"{sorted(self.bundle.ciphertexts)}")
+        for name, ct in tensors.items():
+            old = self.bundle.ciphertexts[name]
+            if (ct.shape, ct.key_id, ct.params_id) != (old.shape, old.key_id, old.params_id):
+                raise MismatchError(f"cannot update the model: tensor {name!r} is now {ct.describe()}, "
+                                    f"it was {old.describe()}")
+        return EncryptedModel(self.scheme, ser.Bundle(dict(tensors), {**self.bundle.meta, **meta},
+                                                      self.bundle.public))
 
 
 def load_encrypted_model(path: str | os.PathLike) -> EncryptedModel:

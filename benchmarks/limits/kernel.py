@@ -1,7 +1,8 @@
 """A measured upper bound on 64-bit modular multiply-adds per second on this CPU.
 
 Two tiny C loops, compiled at run time with cffi (API mode, ``-O3 -march=native``) into
-a temporary directory, run over arrays that fit in the L1 cache, one thread:
+a temporary directory (``-funroll-loops``, ``restrict`` pointers: the fastest variant
+we found), run over arrays that fit in the L1 cache, one thread:
 
 * ``shoup``   — ``acc += a * w mod q`` with a constant ``w`` and its Shoup quotient
   ``floor(w * 2^64 / q)``: the multiply of an NTT butterfly or a key-switching
@@ -24,9 +25,9 @@ import time
 import numpy as np
 
 CDEF = """
-uint64_t limits_shoup(uint64_t *acc, const uint64_t *a, size_t n, uint64_t w, uint64_t w_shoup,
+uint64_t limits_shoup(uint64_t *restrict acc, const uint64_t *restrict a, size_t n, uint64_t w, uint64_t w_shoup,
                       uint64_t q, size_t reps);
-uint64_t limits_barrett(uint64_t *acc, const uint64_t *a, const uint64_t *b, size_t n, uint64_t q,
+uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b, size_t n, uint64_t q,
                         uint64_t mu_hi, uint64_t mu_lo, size_t reps);
 """
 
@@ -36,7 +37,7 @@ SOURCE = r"""
 typedef unsigned __int128 u128;
 
 /* acc[i] <- acc[i] + a[i]*w mod q, lazily kept below 2q; q < 2^62. */
-uint64_t limits_shoup(uint64_t *acc, const uint64_t *a, size_t n, uint64_t w, uint64_t w_shoup,
+uint64_t limits_shoup(uint64_t *restrict acc, const uint64_t *restrict a, size_t n, uint64_t w, uint64_t w_shoup,
                       uint64_t q, size_t reps) {
     const uint64_t two_q = 2 * q;
     for (size_t r = 0; r < reps; r++) {
@@ -52,7 +53,7 @@ uint64_t limits_shoup(uint64_t *acc, const uint64_t *a, size_t n, uint64_t w, ui
 }
 
 /* acc[i] <- (acc[i] + a[i]*b[i]) mod q with Barrett reduction by mu = floor(2^128 / q). */
-uint64_t limits_barrett(uint64_t *acc, const uint64_t *a, const uint64_t *b, size_t n, uint64_t q,
+uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b, size_t n, uint64_t q,
                         uint64_t mu_hi, uint64_t mu_lo, size_t reps) {
     for (size_t r = 0; r < reps; r++) {
         for (size_t i = 0; i < n; i++) {
@@ -83,7 +84,7 @@ def load():
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     name = f"_henn_limits_{os.getpid()}"
-    ffi.set_source(name, SOURCE, extra_compile_args=["-O3", "-march=native", "-std=c11"])
+    ffi.set_source(name, SOURCE, extra_compile_args=["-O3", "-march=native", "-funroll-loops", "-std=c11"])
     tmp = tempfile.mkdtemp(prefix="henn-limits-")
     path = ffi.compile(tmpdir=tmp, verbose=False)
     spec = importlib.util.spec_from_file_location(name, path)

@@ -41,8 +41,9 @@ DTYPE_CODES: dict[int, np.dtype] = {
     4: np.dtype("<i4"),
     5: np.dtype("u1"),
     6: np.dtype("?"),
+    7: np.dtype("i1"),  # small secrets (ternary / binary keys)
 }
-ALLOWED_DTYPES = ("int64", "uint64", "float64", "int32", "uint8", "bool")
+ALLOWED_DTYPES = ("int64", "uint64", "float64", "int32", "uint8", "bool", "int8")
 
 
 def dtype_code(dtype: np.dtype) -> int:
@@ -235,7 +236,11 @@ def _read_array(reader: _Reader) -> tuple[str, np.ndarray]:
         count *= dim
     nbytes = count * dtype.itemsize
     raw = reader.take(nbytes, f"array {name!r} of shape {shape} ({dtype.name})")
-    array = np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+    try:
+        # Dims may multiply out to zero bytes yet be too large for numpy (e.g. (2**64-1, 0)).
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+    except ValueError as exc:
+        raise FormatError(f"cannot load: array {name!r} has an impossible shape {shape}: {exc}") from None
     if dtype.name == "bool" and np.any(np.frombuffer(raw, dtype=np.uint8) > 1):
         raise FormatError(f"cannot load: bool array {name!r} holds bytes other than 0 and 1")
     return name, array

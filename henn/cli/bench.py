@@ -91,12 +91,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_peers(quick: bool) -> int:
     try:
-        from benchmarks.peers import compare
+        from benchmarks.peers import cli
     except ImportError as exc:
         print(f"henn bench: cannot run --peers: the peer comparison lives in the source tree's "
               f"benchmarks/peers ({exc}); run it from the repository root", file=sys.stderr)
         return EXIT_FAILED
-    return compare.main(["--quick"] if quick else [])
+    print()
+    return cli.main(["all", "--quick"] if quick else ["all"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

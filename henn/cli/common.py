@@ -116,45 +116,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def progress(total: int, desc: str, *, quiet: bool):
-    """A tqdm bar on stderr (disabled by ``--quiet``)."""
+def progress(total: int, desc: str, *, quiet: bool, unit: str = "epoch"):
+    """A tqdm bar on stderr (disabled by ``--quiet``), counting ``unit``s."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, unit="epoch", dynamic_ncols=True,
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, unit=unit, dynamic_ncols=True,
                 leave=False)
 
 
-def plot_history(history: Iterable[dict], path: str, *, title: str, x: str = "epoch",
-                 metrics: tuple[str, ...] = ("loss",), secondary: str | None = None) -> str:
-    """Draw ``metrics`` (and a ``secondary`` metric on a right-hand axis) against ``x``.
+def plot_history(history: Iterable[dict], path: str, **kwargs) -> str:
+    """Draw a training history to ``path``; see :func:`henn.plotting.plot_history`."""
+    from ..plotting import plot_history as draw
 
-    Returns:
-        The path written.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")  # draw to files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    rows = list(history)
-    xs = [r[x] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    try:
-        for m in metrics:
-            ax.plot(xs, [r[m] for r in rows], label=m)
-        ax.set_xlabel(x)
-        ax.set_ylabel(", ".join(metrics))
-        ax.set_title(title)
-        if secondary is not None:
-            ax2 = ax.twinx()
-            ax2.plot(xs, [r[secondary] for r in rows], color="tab:orange", alpha=0.6, label=secondary)
-            ax2.set_ylabel(secondary)
-        ax.legend(loc="upper right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return draw(history, path, **kwargs)
 
 
 def fail(message: str) -> int:

@@ -2,7 +2,7 @@
 
 Owner commands (they read the secret key of a key directory):
 
-* ``henn keygen --scheme S --out DIR [--sizes N ...] [--model PLAIN.npz] [--force]``
+* ``henn keygen --scheme S --out DIR [--sizes N ...] [--model PLAIN.npz] [--param NAME=VALUE ...] [--force]``
 * ``henn encrypt-model --model PLAIN.npz --keys DIR --out MODEL.henn``
 * ``henn decrypt-model --model MODEL.henn --keys DIR --out PLAIN.npz``
 * ``henn switch-key --from DIR_A --to DIR_B --out SWITCH.henn``
@@ -19,6 +19,7 @@ these commands on their own. Every handler returns a process exit status.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -35,12 +36,31 @@ def _keygen(args: argparse.Namespace) -> int:
     if args.model is not None:
         sizes |= set(lc.required_sizes(lc.read_plain_model(args.model)))
     pair = lc.keygen(args.scheme, args.out, sizes=sorted(sizes), rotations=args.rotations,
-                     multiply=not args.no_multiply, force=args.force)
+                     multiply=not args.no_multiply, force=args.force, params=_params(args.scheme, args.param))
     print(f"keygen: {args.scheme} key {pair.public.key_id} (params {pair.public.params_id}, sizes "
           f"{list(pair.public.requirements.sizes)})")
     print(f"  public keys (share them): {Path(args.out) / lc.PUBLIC_FILE}")
     print(f"  secret key (owner only, mode 600): {Path(args.out) / lc.SECRET_FILE}")
     return 0
+
+
+def _params(scheme: str, pairs: list[str]) -> object | None:
+    """A parameter object from ``NAME=VALUE`` pairs (values read as JSON when they parse), or None."""
+    if not pairs:
+        return None
+    values = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"cannot keygen: --param expects NAME=VALUE, got {pair!r}")
+        try:
+            values[name] = json.loads(raw)
+        except ValueError:
+            values[name] = raw
+    params_class = getattr(he_core.scheme_class(scheme), "params_class", None)
+    if params_class is None:
+        raise ValueError(f"cannot keygen: scheme {scheme!r} does not declare a parameter class for --param")
+    return params_class.from_dict(values)
 
 
 def _encrypt_model(args: argparse.Namespace) -> int:
@@ -140,6 +160,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, help="also cover every vector length of this plaintext model (.npz)")
     p.add_argument("--rotations", type=int, nargs="*", default=[], help="slot rotations (packing schemes)")
     p.add_argument("--no-multiply", action="store_true", help="no ciphertext x ciphertext products needed")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a scheme parameter (repeatable), e.g. --param levels=3; defaults otherwise")
     p.add_argument("--force", action="store_true", help="replace an existing secret key")
     p.set_defaults(func=_guarded(_keygen, "keygen"))
 

@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         return common.fail(f"training failed: {type(exc).__name__}: {exc}")
     summary = _summary(scheme_name, config, result, keyholder)
     if args.save:
-        io.save_model(args.save, result.model, scheme, meta=_meta(config, summary), secret=keyholder._secret)
+        try:
+            io.save_model(args.save, result.model, scheme, meta=_meta(config, summary),
+                          secret=keyholder.export_secret_key())
+        except OSError as exc:
+            return common.fail(f"cannot save the model to {args.save}: {exc}")
         summary["saved"] = str(args.save)
     if args.plot:
         common.plot_history(result.history, args.plot, title=f"XOR on {scheme_name} (seed {config.seed})",

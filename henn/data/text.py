@@ -45,7 +45,7 @@ class TextConfig:
     strip_html: bool = True
     punctuation: str = "drop"
     min_count: int = 10
-    polarity_cutoff: float = 0.1
+    polarity_cutoff: float = 0.2
 
     def __post_init__(self) -> None:
         if self.punctuation not in ("split", "drop", "none"):

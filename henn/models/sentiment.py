@@ -14,10 +14,12 @@ Two implementations of exactly that arithmetic:
 * :class:`PlainSentimentNet` — NumPy float64, any activation (the exact sigmoid for
   the reference accuracy; the polynomial to be the oracle of the encrypted one);
 * :class:`EncSentimentNet` — ``W01`` and ``w12`` encrypted under one scheme (reviews
-  stay plaintext index arrays). One training step is 9 + polyval scheme calls:
-  ``row_sum`` (gather-sum), ``inner``, ``polyval`` (with ``-y`` folded into its
-  constant so it returns ``delta``), ``mul_plain`` by ``-lr``, two ``mul`` with size-1
-  broadcasting and two in-place ``index_add_`` (scatter-add).
+  stay plaintext index arrays). One training step is 7 scheme calls plus
+  one ``polyval``: ``row_sum`` (gather-sum), ``inner``, ``mul_plain`` by ``1/interval``,
+  ``polyval`` (``-y`` and ``-lr`` folded into its coefficients, so it returns the scaled
+  step directly), two ``mul`` with size-1 broadcasting and two in-place ``index_add_``
+  (scatter-add). Schemes with a noise budget also re-encrypt the scalar step through
+  the key holder (see :meth:`EncSentimentNet.train_step`).
 
 Layout: ``W01`` is one encrypted row of length ``hidden`` per vocabulary word; ``w12``
 is stored *transposed*, as a single ``(1, hidden)`` row, so ``z`` is one ``inner``.
@@ -51,11 +53,11 @@ class SentimentConfig:
     """
 
     hidden: int = 8
-    lr: float = 0.01
-    init_scale: float = 0.1
+    lr: float = 0.003
+    init_scale: float = 1.0
     activation: str = "sigmoid_lsq"
-    degree: int = 3
-    interval: float = 8.0
+    degree: int = 5
+    interval: float = 16.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -158,9 +160,13 @@ class EncSentimentNet:
         self.W01 = W01
         self.w12 = w12
         self.activation = activation
+        self.refresh: Callable[[Any], Any] | None = None
         self.coeffs = tuple(activation.coeffs)
-        # delta = s(z) - y is s(z) with its constant lowered by y: one polyval, no extra call.
-        self._delta_coeffs = {y: (self.coeffs[0] - y,) + self.coeffs[1:] for y in (0, 1)}
+        # The polynomial is evaluated in u = z / interval: powers of u stay near 1 where
+        # powers of z (|z| up to ~30) would leave a fixed-point scheme's range.
+        self.z_scale = 1.0 / activation.interval
+        self.u_coeffs = tuple(c * activation.interval ** i for i, c in enumerate(self.coeffs))
+        self._step_cache: dict[tuple[int, float], tuple[float, ...]] = {}
 
     @classmethod
     def encrypt(cls, scheme: Scheme, W01: np.ndarray, w12: np.ndarray, activation: PolyActivation,
@@ -169,6 +175,11 @@ class EncSentimentNet:
         enc_W01 = EncTensor.encrypt(scheme, np.asarray(W01, dtype=np.float64), rng=rng)
         enc_w12 = EncTensor.encrypt(scheme, np.asarray(w12, dtype=np.float64).reshape(1, -1), rng=rng)
         return cls(scheme, enc_W01, enc_w12, activation)
+
+    def named_parameters(self):
+        """``(name, Parameter)`` pairs, the shape ``henn.io.save_model`` stores."""
+        from ..module import Parameter
+        return [("W01", Parameter(self.W01, "W01")), ("w12", Parameter(self.w12, "w12"))]
 
     @property
     def vocab_size(self) -> int:
@@ -179,8 +190,25 @@ class EncSentimentNet:
         return self.W01.size
 
     # ------------------------------------------------------------------ training
+    def step_coeffs(self, label: int, lr: float) -> tuple[float, ...]:
+        """Coefficients (in ``u = z / interval``) of ``-lr * (s(z) - label)``.
+
+        Folding ``-y`` into the constant and ``-lr`` into every coefficient makes the
+        whole output layer one ``polyval`` call.
+        """
+        key = (label, lr)
+        cached = self._step_cache.get(key)
+        if cached is None:
+            c = list(self.u_coeffs)
+            c[0] -= label
+            cached = self._step_cache[key] = tuple(-lr * v for v in c)
+        return cached
+
     def train_step(self, ids: np.ndarray, label: int, lr: float):
         """One SGD step on one review, entirely on ciphertexts.
+
+        Every product is computed before the two in-place updates, so an exception
+        (say, a noise budget running out) leaves the weights as they were.
 
         Args:
             ids: the review's sorted distinct word indices (int64, non-empty).
@@ -188,19 +216,23 @@ class EncSentimentNet:
             lr: learning rate.
 
         Returns:
-            The encrypted ``delta = s(z) - label`` (a ``(1, 1)`` ciphertext); the
+            The encrypted ``step = -lr * (s(z) - label)`` (a ``(1, 1)`` ciphertext); the
             trainer may hand it to the key holder to monitor loss and accuracy.
         """
         s = self.scheme
         w01, w12 = self.W01.ct, self.w12.ct
         h = s.row_sum(w01, ids)                                   # (1, hidden)
-        z = s.inner(h, w12)                                       # (1, 1)
-        delta = s.polyval(z, self._delta_coeffs[label])           # s(z) - y
-        step = s.mul_plain(delta, -lr)                            # -lr * delta
+        u = s.mul_plain(s.inner(h, w12), self.z_scale)            # (1, 1): z / interval
+        step = s.polyval(u, self.step_coeffs(label, lr))          # -lr * (s(z) - y)
+        if self.refresh is not None:
+            # Re-encrypting the scalar step cuts the W01 -> step -> W01 noise loop, so the
+            # weights' noise grows additively instead of geometrically.
+            step = self.refresh(step)
         g1 = s.mul(w12, step)                                     # old w12 * step
-        s.index_add_(w12, _ROW0, s.mul(h, step))                  # w12 += step * h
+        gh = s.mul(h, step)                                       # h * step
         s.index_add_(w01, ids, g1)                                # W01[ids] += g1
-        return delta
+        s.index_add_(w12, _ROW0, gh)                              # w12 += gh
+        return step
 
     # ------------------------------------------------------------------ inference
     def hidden_batch(self, reviews: Sequence[np.ndarray]):
@@ -211,10 +243,10 @@ class EncSentimentNet:
     def forward_batch(self, reviews: Sequence[np.ndarray]):
         """Encrypted ``p`` for many reviews: a ``(len(reviews), 1)`` ciphertext."""
         s = self.scheme
-        z = s.inner(self.hidden_batch(reviews), self.w12.ct) if len(reviews) else None
-        if z is None:
+        if not len(reviews):
             raise ValueError("cannot run forward: no reviews given")
-        return s.polyval(z, self.coeffs)
+        u = s.mul_plain(s.inner(self.hidden_batch(reviews), self.w12.ct), self.z_scale)
+        return s.polyval(u, self.u_coeffs)
 
 
 _ROW0 = np.zeros(1, dtype=np.int64)

@@ -20,7 +20,17 @@ values overflowed and training diverged. Here:
 
 With these choices a float64 simulation reaches 4/4 on 100 of seeds 0-99
 within 300 epochs (median 39 epochs), with a monotonically decreasing loss and
-every pre-activation below 7.5 and every weight below 7.1 in magnitude.
+every pre-activation below 7.5 and every weight below 7.1 in magnitude. On
+``vhe`` (fixed point 2^-16) seeds 0-29 all reach 4/4 with a monotonically
+decreasing loss, at about 5-7 ms per epoch on 2 cores. For comparison, the
+tutorial's Taylor sigmoid with the same init and rate diverges on every seed
+0-9 (pre-activations reach 1e195 in float64) and reaches 4/4 on 1 of 10 with
+lr 1 and init [-1, 1].
+
+One training step costs about 11 bits of ``vhe`` noise headroom, so the trainer
+refreshes the weights through the key holder after every step
+(:class:`henn.keyholder.KeyHolder`); without refreshes ``vhe`` stops with
+``NoiseBudgetExhausted`` within a few steps (never a wrong result).
 """
 from __future__ import annotations
 
@@ -54,13 +64,13 @@ class XorConfig:
 
     def __post_init__(self) -> None:
         if self.hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
+            raise ValueError(f"cannot configure XOR: hidden must be >= 1, got {self.hidden}")
         if not self.init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {self.init_scale}")
+            raise ValueError(f"cannot configure XOR: init_scale must be positive, got {self.init_scale}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ValueError(f"cannot configure XOR: lr must be positive, got {self.lr}")
         if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+            raise ValueError(f"cannot configure XOR: epochs must be >= 0, got {self.epochs}")
 
     def make_activation(self) -> activations.PolyActivation:
         return activations.make(self.activation, self.degree, self.interval)

@@ -112,3 +112,36 @@ def test_layer_errors(env):
         Sequential()
     with pytest.raises(TypeError, match="not a Module"):
         Sequential(layer, "relu")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+SMALL = st.floats(-2, 2, allow_nan=False).map(lambda v: 0.0 if abs(v) < 1e-3 else v)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_linear_property_over_shapes(env, data):
+    """Forward and backward of both layer kinds vs numpy, over batch/in/out sizes, zeros and negatives."""
+    batch, fan_in, fan_out = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    x = data.draw(hnp.arrays(np.float64, (batch, fan_in), elements=SMALL))
+    w = data.draw(hnp.arrays(np.float64, (fan_in, fan_out), elements=SMALL))
+    b = data.draw(hnp.arrays(np.float64, (1, fan_out), elements=SMALL))
+    g = data.draw(hnp.arrays(np.float64, (batch, fan_out), elements=SMALL))
+    dec = env.keyholder.decrypt
+    # every entry sums at most 5 products |2| x (u/2 encoding error) plus one rounding each and the bias
+    tol = env.tol(2 * 5 + 6)
+    layer = Linear(enc(env, w), enc(env, b))
+    np.testing.assert_allclose(dec(layer(x)), x @ w + b, atol=tol, rtol=0)
+    layer.backward(enc(env, g))
+    np.testing.assert_allclose(dec(layer.weight.grad), x.T @ g, atol=tol, rtol=0)
+    np.testing.assert_allclose(dec(layer.bias.grad), g.sum(0, keepdims=True), atol=tol, rtol=0)
+    # encrypted input, one output: use the first output column
+    col, gc = w[:, :1], g[:, :1]
+    enc_layer = Linear(enc(env, col.T), enc(env, b[:, :1]), encrypted_input=True)
+    np.testing.assert_allclose(dec(enc_layer(enc(env, x))), x @ col + b[:, :1], atol=tol, rtol=0)
+    dx = enc_layer.backward(enc(env, gc))
+    np.testing.assert_allclose(dec(dx), gc @ col.T, atol=tol, rtol=0)
+    np.testing.assert_allclose(dec(enc_layer.weight.grad), (x * gc).sum(0, keepdims=True), atol=tol, rtol=0)

@@ -114,10 +114,11 @@ def test_plain_model_of_integers_is_read_as_float(tmp_path):
 
 
 @pytest.mark.parametrize("arrays,match", [
-    ({"w": np.array([object(), 1], dtype=object)}, "pickle|Object arrays"),
+    ({"w": np.array([object(), 1], dtype=object)}, "dtype object are not weights"),
     ({"w": np.array([1.0, np.nan])}, "NaN"),
     ({"w": np.array(["a", "b"])}, "real numbers"),
     ({"w": np.array([1 + 2j])}, "real numbers"),
+    ({"w": np.array([True])}, "real numbers"),
     ({"__meta__": np.frombuffer(b"[1]", np.uint8)}, "no weight arrays|JSON object"),
     ({"w": np.ones(2), "__meta__": np.frombuffer(b"{bad", np.uint8)}, "bad __meta__ JSON"),
     ({"w": np.ones(2), "__meta__": np.array([1.0])}, "UTF-8 JSON bytes"),
@@ -126,6 +127,34 @@ def test_bad_plain_models_are_format_errors(tmp_path, arrays, match):
     np.savez(tmp_path / "m.npz", **arrays)
     with pytest.raises(he_core.FormatError, match=match):
         lc.read_plain_model(tmp_path / "m.npz")
+
+
+def test_npy_header_claiming_more_than_the_data_allocates_nothing(tmp_path):
+    import io
+    import tracemalloc
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    with zipfile.ZipFile(tmp_path / "m.npz", "w") as archive:
+        archive.writestr("w.npy", header.getvalue() + b"\0" * 64)  # the header includes the magic
+    tracemalloc.start()
+    try:
+        with pytest.raises(he_core.FormatError, match="header claims 8796093022208 bytes"):
+            lc.read_plain_model(tmp_path / "m.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+
+
+def test_fortran_order_and_unusual_members(tmp_path):
+    np.savez(tmp_path / "m.npz", w=np.asfortranarray(np.arange(6.0).reshape(2, 3)))
+    np.testing.assert_array_equal(lc.read_plain_model(tmp_path / "m.npz").arrays["w"], np.arange(6.0).reshape(2, 3))
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "x.npz", "w") as archive:
+        archive.writestr("evil.pkl", b"cos\nsystem\n")
+    with pytest.raises(he_core.FormatError, match="unexpected archive member"):
+        lc.read_plain_model(tmp_path / "x.npz")
 
 
 def test_not_an_npz_is_a_format_error(tmp_path):

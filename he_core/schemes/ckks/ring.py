@@ -90,7 +90,8 @@ class RnsRing:
                                  f"need a C-contiguous uint64 (limbs, {self.n}) array")
         if nlimbs is not None and a.shape[0] != nlimbs:
             raise ParameterError(f"cannot combine polynomials with {a.shape[0]} and {nlimbs} limbs")
-        if not 1 <= a.shape[0] <= len(self.q):
+        # A prefix of the ciphertext primes, or every prime (key material over Q*P).
+        if not (1 <= a.shape[0] <= len(self.q) or a.shape[0] == len(self.q) + len(self.p)):
             raise ParameterError(f"cannot use {a.shape[0]} limbs: the ring has {len(self.q)} ciphertext primes")
         return a.shape[0]
 
@@ -148,10 +149,22 @@ class RnsRing:
     def mul_int(self, a, value: int, out=None):
         """a times the (signed, arbitrary-size) integer ``value``."""
         nl = self._check(a)
-        s = np.array([int(value) % q for q in self.q[:nl]], dtype=np.uint64)
+        s = np.array([int(value) % q for q in (self.q + self.p)[:nl]], dtype=np.uint64)
         out = np.empty_like(a) if out is None else out
         native.check(self.lib.ckks_mul_scalar(self._mods, nl, self.n, self._ptr(a), self._ptr(s), self._ptr(out)),
                      "mul_scalar")
+        return out
+
+    def mul_scalar_limb(self, a: np.ndarray, value: int, limb: int) -> np.ndarray:
+        """One limb (shape (N,)) of prime ``limb`` times ``value``, modulo that prime."""
+        primes = self.q + self.p
+        a = np.ascontiguousarray(a, dtype=np.uint64)
+        if a.shape != (self.n,) or not 0 <= limb < len(primes) or int(a.max(initial=0)) >= primes[limb]:
+            raise ParameterError("cannot multiply limb: wrong shape, limb index or unreduced values")
+        s = np.array([int(value) % primes[limb]], dtype=np.uint64)
+        out = np.empty_like(a)
+        native.check(self.lib.ckks_mul_scalar(self._mods + limb, 1, self.n, self._ptr(a), self._ptr(s),
+                                              self._ptr(out)), "mul_scalar")
         return out
 
     def from_signed(self, x: np.ndarray, nlimbs: int, special: bool = False) -> np.ndarray:
@@ -166,14 +179,17 @@ class RnsRing:
                      "from_signed")
         return out
 
-    def rescale(self, a: np.ndarray) -> np.ndarray:
+    def rescale(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Round a / q_last, dropping the last limb (NTT form in and out)."""
         nl = self._check(a)
         if nl < 2:
             raise ParameterError("cannot rescale: only one prime left")
-        b = a.copy()
-        native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(b)), "rescale")
-        return b[: nl - 1].copy()
+        out = np.empty((nl - 1, self.n), dtype=np.uint64) if out is None else out
+        self._check(out, nl - 1)
+        scratch = self._scratch(2 * self.n)
+        native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(a), self._ptr(out),
+                                           self._ptr(scratch)), "rescale")
+        return out
 
     def permute(self, a: np.ndarray, perm: np.ndarray) -> np.ndarray:
         nl = self._check(a)
@@ -182,6 +198,16 @@ class RnsRing:
                                            self.ffi.cast("uint32_t *", perm.ctypes.data), self._ptr(out)),
                      "permute")
         return out
+
+    def _scratch(self, words: int) -> np.ndarray:
+        """A reusable 16-byte aligned work buffer of at least ``words`` words (one per ring, not thread-safe)."""
+        buf = self._scratch_buf if hasattr(self, "_scratch_buf") else None
+        if buf is None or buf.size < words:
+            raw = np.zeros(words + 2, dtype=np.uint64)
+            offset = (-raw.ctypes.data % 16) // 8
+            buf = raw[offset: offset + words]
+            self._scratch_buf = buf
+        return self._scratch_buf
 
     # ------------------------------------------------------------------ base conversion and key switching
     @staticmethod
@@ -244,9 +270,12 @@ class RnsRing:
             raise ParameterError("cannot key-switch: the key has too few digits for this level")
         up, down = self._ks_constants(nq, alpha)
         out = np.empty((2, nq, self.n), dtype=np.uint64)
+        words = self.lib.ckks_keyswitch_scratch(nq, len(self.p), self.n, alpha)
+        scratch = self._scratch(words)
         native.check(self.lib.ckks_keyswitch(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(d),
                                              self._ptr(key), key.shape[0], ltot, alpha, self._ptr(up),
-                                             self._ptr(down), self._ptr(out)), "keyswitch")
+                                             self._ptr(down), self._ptr(out), self._ptr(scratch), scratch.size),
+                     "keyswitch")
         return out
 
     # ------------------------------------------------------------------ Galois automorphisms

@@ -41,7 +41,7 @@ class VheParams(Parameters):
     """
 
     scheme = "vhe"
-    w_bits: int = 34
+    w_bits: int = 33
     scale_bits: int = 16
     k: int = 1
     t_bound: int = 1

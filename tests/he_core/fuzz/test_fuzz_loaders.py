@@ -27,7 +27,8 @@ def _load_corpus():
 
 
 corpus = _load_corpus()
-FILES = corpus.valid_files()
+# plain and vhe cover every kind in small files; the long run (fuzz/run_loaders.py) adds ckks.
+FILES = corpus.valid_files([n for n in corpus.usable_schemes() if n != "ckks"], max_bytes=64_000)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -41,6 +42,8 @@ def only_format_errors(data: bytes) -> None:
 def test_the_corpus_is_valid():
     # The mutations below only mean something if the files they start from load.
     for name, blob in FILES.items():
+        if name.endswith(".npz"):
+            continue  # the plaintext model seed is for the lifecycle loaders (tests/henn)
         ser.loads(blob)
     assert {"plain/ciphertext", "plain/secret_key", "plain/public_keys", "plain/switch_key",
             "plain/bundle", "key_requirements"} <= set(FILES)

@@ -125,3 +125,13 @@ def test_check_rejects_nan():
 def test_unknown_op_name():
     with pytest.raises(KeyError, match="unknown op"):
         bench_ops.get_op("divide")
+
+
+def test_check_accepts_any_listed_convention():
+    got = np.array([[2.0, 3.0, 0.0]])
+    roll, shift = np.array([[2.0, 3.0, 1.0]]), np.array([[2.0, 3.0, 0.0]])
+    ok = bench_ops.Prepared(run=lambda: None, output=lambda: got, expected=(roll, shift))
+    assert runner.check(he_core.get_scheme("plain"), ok) == 0.0
+    bad = bench_ops.Prepared(run=lambda: None, output=lambda: got + 0.5, expected=(roll, shift))
+    with pytest.raises(runner.WrongResultError, match="exceeds"):
+        runner.check(he_core.get_scheme("plain"), bad)

@@ -73,3 +73,19 @@ def test_add_parser_registers_bench():
     args = parser.parse_args(["bench", "--quick", "--scheme", "plain", "--sizes", "4", "8"])
     assert args.func is bench_cli.run_command
     assert args.quick and args.schemes == ["plain"] and args.sizes == [4, 8]
+
+
+def test_peers_option_runs_the_comparison(monkeypatch, capsys):
+    import pathlib
+
+    root = str(pathlib.Path(__file__).resolve().parents[3])
+    monkeypatch.syspath_prepend(root)  # benchmarks/ is in the source tree, not installed
+    from benchmarks.peers import cli as peers_cli
+
+    seen = []
+    monkeypatch.setattr(peers_cli, "main", lambda argv: seen.append(argv) or 0)
+    code, _, _ = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet", "--peers"], capsys)
+    assert code == 0 and seen == [["all", "--quick"]]
+    monkeypatch.setattr(peers_cli, "main", lambda argv: 1)
+    code, _, _ = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet", "--peers"], capsys)
+    assert code == 1

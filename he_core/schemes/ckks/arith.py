@@ -1,0 +1,230 @@
+"""Ciphertext arithmetic of the CKKS scheme: encoding, encryption, +, *, rescale, alignment.
+
+A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`. Ciphertext payloads are
+uint64 arrays of shape (nct, 2, level + 1, N) in NTT form.
+
+Scale management: the working scale of level l is fixed by the level alone,
+Delta_L = 2^scale_bits and Delta_{l-1} = Delta_l^2 / q_l, so that products of
+operands at their level's scale land exactly on the next level's scale. Plaintext
+factors are encoded at whatever real scale makes the rescaled product land on
+Delta_{l-1}; a ciphertext brought down to a lower level for an addition or product
+is multiplied by the integer round(target * q / scale) before its rescale, which
+lands it within a relative 2^-40 of the target scale. The exact scale is always
+the one recorded on the ciphertext.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ciphertext import Ciphertext
+from ...errors import EncodingError, LevelExhaustedError, MismatchError
+from . import encoder, keys as keygen, layout
+
+# Two ciphertexts whose scales differ by less than this relative amount add as equals
+# (the error this introduces is below the CKKS noise floor at 40-bit scales).
+SCALE_TOLERANCE = 2.0**-30
+
+
+class ArithMixin:
+    """Encoding, encryption, decryption and the level / scale aware arithmetic."""
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def level(ct: Ciphertext) -> int:
+        return ct.data.shape[2] - 1
+
+    def _scale_at(self, level: int) -> float:
+        return self._scales[level]
+
+    def _wrap(self, like: Ciphertext | str, shape, scale: float, data: np.ndarray, **meta) -> Ciphertext:
+        key_id = like if isinstance(like, str) else like.key_id
+        return Ciphertext(self.name, self.params_id, key_id, tuple(shape), float(scale), data,
+                          layout.meta(data.shape[2] - 1, **meta))
+
+    def _pairwise(self, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty_like(a)
+        for i in range(a.shape[0]):
+            for p in range(2):
+                fn(a[i, p], b[i, p], out[i, p])
+        return out
+
+    def _max_value(self, scale: float) -> float:
+        """Largest |value| whose encoding decrypts correctly once rescaled down to q_0."""
+        return self.ring.q[0] / (4.0 * scale)
+
+    def encode_pt(self, slotvec: np.ndarray, scale: float, nlimbs: int) -> np.ndarray:
+        """Slot values to an NTT-form plaintext polynomial over the first ``nlimbs`` primes."""
+        coeffs = encoder.encode(slotvec, self.ring.n, scale)
+        return self.ring.ntt(self.ring.from_signed(coeffs, nlimbs))
+
+    def _check_range(self, values: np.ndarray, scale: float, op: str) -> None:
+        top = float(np.max(np.abs(values))) if values.size else 0.0
+        limit = self._max_value(scale)
+        if top >= limit:
+            raise EncodingError(f"cannot {op}: |value| {top:.4g} is out of range for scale 2^{math.log2(scale):.1f} "
+                                f"(must stay below {limit:.4g} = q_0 / (4 * scale))")
+
+    # ------------------------------------------------------------------ encryption
+    def _encrypt(self, values: np.ndarray, key_id: str, scale: float | None, rng, secret=None, public=None):
+        scale = float(self.params.default_scale if scale is None else scale)
+        if not (math.isfinite(scale) and scale >= 1.0):
+            raise EncodingError(f"cannot encrypt: invalid scale {scale}")
+        self._check_range(values, scale, "encrypt")
+        rows, size = values.shape
+        stride = layout.next_pow2(size)
+        if stride > self.params.slots:
+            raise EncodingError(f"cannot encrypt: vectors of size {size} exceed the {self.params.slots} slots")
+        slotvecs = layout.pack(values, self.params.slots, stride)
+        nq = len(self.ring.q)
+        data = np.empty((slotvecs.shape[0], 2, nq, self.ring.n), dtype=np.uint64)
+        r = self.ring
+        for i, vec in enumerate(slotvecs):
+            m = self.encode_pt(vec, scale, nq)
+            if secret is not None:
+                a = keygen.uniform(r, nq, rng)
+                c0 = r.sub(keygen.error(r, self.params, nq, rng), r.mul(a, secret[:nq]))
+                data[i, 0], data[i, 1] = r.add(c0, m), a
+            else:
+                v = r.ntt(r.from_signed(keygen.sample_secret(self.params, rng), nq))
+                c0 = r.add(r.mul(public[0], v), keygen.error(r, self.params, nq, rng))
+                data[i, 0] = r.add(c0, m)
+                data[i, 1] = r.add(r.mul(public[1], v), keygen.error(r, self.params, nq, rng))
+        return self._wrap(key_id, (rows, size), scale, data, stride=stride)
+
+    def _decrypt_slots(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
+        """Decrypt to the (nct, slots) complex slot vectors."""
+        r = self.ring
+        nl = ct.data.shape[2]
+        s = np.ascontiguousarray(s_full[:nl])
+        out = []
+        for c in ct.data:
+            m = r.intt(r.add(c[0], r.mul(c[1], s)))
+            out.append(encoder.decode(self._lift(m), ct.scale))
+        return np.array(out)
+
+    def _lift(self, m: np.ndarray) -> np.ndarray:
+        """Centred integer coefficients (as float64) from limbs 0 and 1 (Garner's CRT)."""
+        q0 = self.ring.q[0]
+        r0 = m[0].astype(np.int64)
+        if m.shape[0] == 1:
+            return np.where(r0 > q0 // 2, r0 - q0, r0).astype(np.float64)
+        q1 = self.ring.q[1]
+        inv = pow(q0, -1, q1)
+        diff = (m[1] + np.uint64(q1) - m[0] % np.uint64(q1)) % np.uint64(q1)
+        t = self.ring.mul_scalar_limb(diff, inv, 1).astype(np.int64)
+        t = np.where(t > q1 // 2, t - q1, t)
+        small = (t == 0) | (t == -1)  # |x| < q0: exact in int64
+        exact = (r0 + np.int64(q0) * np.where(small, t, 0)).astype(np.float64)
+        return np.where(small, exact, r0.astype(np.float64) + float(q0) * t.astype(np.float64))
+
+    # ------------------------------------------------------------------ level and scale alignment
+    def _drop(self, ct: Ciphertext, level: int) -> Ciphertext:
+        if level == self.level(ct):
+            return ct
+        if level > self.level(ct) or level < 0:
+            raise LevelExhaustedError(f"cannot drop {ct.describe()} from level {self.level(ct)} to {level}")
+        data = np.ascontiguousarray(ct.data[:, :, : level + 1])
+        return ct.replace(data=data, meta={**ct.meta, "level": level})
+
+    def _adjust(self, ct: Ciphertext, level: int, scale: float) -> Ciphertext:
+        """Bring ct to ``level`` with (almost exactly) ``scale``, using the spare level it has."""
+        if self.level(ct) == level:
+            return ct
+        x = self._drop(ct, level + 1)
+        q = self.ring.q[level + 1]
+        factor = round(scale * q / x.scale)
+        if factor < 1 or factor >= self.ring.q[0]:
+            return self._drop(ct, level)  # cannot fix the scale with an integer: keep it as it is
+        r = self.ring
+        data = np.empty_like(x.data)
+        for i in range(x.data.shape[0]):
+            for p in range(2):
+                r.mul_int(x.data[i, p], factor, data[i, p])
+        return self._rescale_ct(x.replace(data=data, scale=x.scale * factor))
+
+    def _align_add(self, a: Ciphertext, b: Ciphertext, op: str) -> tuple[Ciphertext, Ciphertext]:
+        la, lb = self.level(a), self.level(b)
+        if la > lb:
+            a = self._adjust(a, lb, b.scale)
+        elif lb > la:
+            b = self._adjust(b, la, a.scale)
+        if abs(a.scale / b.scale - 1.0) > SCALE_TOLERANCE:
+            raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
+                                f"differ at level {self.level(a)} and no spare level is left to align them; "
+                                f"rescale the operands to the same scale first")
+        return a, b
+
+    def _align_mul(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
+        la, lb = self.level(a), self.level(b)
+        if la > lb:
+            a = self._adjust(a, lb, self._scale_at(lb))
+        elif lb > la:
+            b = self._adjust(b, la, self._scale_at(la))
+        return a, b
+
+    # ------------------------------------------------------------------ raw operations (aligned inputs)
+    def _rescale_ct(self, ct: Ciphertext) -> Ciphertext:
+        level = self.level(ct)
+        if level == 0:
+            raise LevelExhaustedError(f"cannot rescale {ct.describe()}: no level left (level 0)")
+        data = np.empty(ct.data.shape[:2] + (level, self.ring.n), dtype=np.uint64)
+        for i in range(ct.data.shape[0]):
+            for p in range(2):
+                self.ring.rescale(ct.data[i, p], data[i, p])
+        return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta={**ct.meta, "level": level - 1})
+
+    def _add_raw(self, a: Ciphertext, b: Ciphertext, sub: bool = False) -> Ciphertext:
+        fn = self.ring.sub if sub else self.ring.add
+        data = self._pairwise(fn, a.data, b.data)
+        meta = {**a.meta, "dirty": a.meta["dirty"] or b.meta["dirty"], "rep": a.meta["rep"] and b.meta["rep"]}
+        return a.replace(data=data, meta=meta)
+
+    def _mul_raw(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        r = self.ring
+        key = self._relin_key()
+        data = np.empty_like(a.data)
+        for i in range(a.data.shape[0]):
+            a0, a1 = a.data[i]
+            b0, b1 = b.data[i]
+            d1 = r.mul(a0, b1)
+            r.muladd(a1, b0, d1)
+            ks = r.keyswitch(r.mul(a1, b1), key, self.params.alpha)
+            r.add(r.mul(a0, b0), ks[0], data[i, 0])
+            r.add(d1, ks[1], data[i, 1])
+        meta = {**a.meta, "dirty": a.meta["dirty"] and b.meta["dirty"], "rep": a.meta["rep"] and b.meta["rep"]}
+        return a.replace(data=data, scale=a.scale * b.scale, meta=meta)
+
+    def _mul_slots(self, a: Ciphertext, slotvecs: np.ndarray, rescale: bool, clean: bool) -> Ciphertext:
+        """Multiply each ciphertext of ``a`` by a plaintext slot vector (nct or 1 rows).
+
+        The plaintext scale is chosen so the rescaled result sits exactly at the next
+        level's working scale.
+        """
+        level = self.level(a)
+        if level == 0 and rescale:
+            raise LevelExhaustedError(f"cannot multiply {a.describe()}: no level left to rescale")
+        target = self._scale_at(level - 1) if level > 0 else a.scale
+        pt_scale = target * self.ring.q[level] / a.scale if level > 0 else self.params.default_scale
+        nl = level + 1
+        if not np.all(np.abs(slotvecs) * pt_scale < encoder.MAX_COEFF / 4):
+            raise EncodingError(f"cannot multiply by plaintext: values up to {np.max(np.abs(slotvecs)):.4g} are "
+                                f"out of range for scale 2^{math.log2(pt_scale):.1f}")
+        pts = [self.encode_pt(v, pt_scale, nl) for v in slotvecs]
+        data = np.empty_like(a.data)
+        for i in range(a.data.shape[0]):
+            pt = pts[i if len(pts) > 1 else 0]
+            for p in range(2):
+                self.ring.mul(a.data[i, p], pt, data[i, p])
+        meta = {**a.meta, "dirty": a.meta["dirty"] and not clean}
+        out = a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
+        return self._rescale_ct(out) if rescale else out
+
+    def _add_slots(self, a: Ciphertext, slotvecs: np.ndarray) -> Ciphertext:
+        nl = self.level(a) + 1
+        pts = [self.encode_pt(v, a.scale, nl) for v in slotvecs]
+        data = a.data.copy()
+        for i in range(a.data.shape[0]):
+            self.ring.add(a.data[i, 0], pts[i if len(pts) > 1 else 0], data[i, 0])
+        return a.replace(data=data)

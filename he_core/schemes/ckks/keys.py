@@ -1,0 +1,77 @@
+"""CKKS key generation: secret, public key and hybrid key-switching keys.
+
+All key material is kept in NTT form. A switching key from s_from to s_to has ``dnum``
+digits over the full basis Q*P; digit j is an RLWE encryption of P * g_j * s_from under
+s_to, where the gadget g_j is 1 modulo the primes of digit j and 0 modulo the others.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...randomness import RandomSource
+from .params import CkksParams
+from .ring import RnsRing
+
+
+def sample_secret(params: CkksParams, rng: RandomSource) -> np.ndarray:
+    """Ternary secret coefficients (int64), uniform or of fixed Hamming weight."""
+    n = params.poly_degree
+    if params.secret == "ternary":
+        return rng.ternary(n).astype(np.int64)
+    # Fixed weight h: a partial Fisher-Yates shuffle picks h positions, signs are uniform.
+    idx = np.arange(n)
+    for i in range(params.hamming_weight):
+        j = int(rng.integers(i, n - 1, 1)[0])
+        idx[i], idx[j] = idx[j], idx[i]
+    s = np.zeros(n, dtype=np.int64)
+    s[idx[: params.hamming_weight]] = 2 * rng.integers(0, 1, params.hamming_weight) - 1
+    return s
+
+
+def full_ntt(ring: RnsRing, coeffs: np.ndarray) -> np.ndarray:
+    """Signed coefficients to NTT form over every prime (Q then P)."""
+    return ring.ntt(ring.from_signed(coeffs, len(ring.q), special=True), special=True)
+
+
+def uniform(ring: RnsRing, nlimbs: int, rng: RandomSource) -> np.ndarray:
+    """A uniform polynomial over the first ``nlimbs`` primes of Q*P (uniform in either form)."""
+    primes = ring.q + ring.p
+    return np.stack([rng.uniform_mod(q, ring.n) for q in primes[:nlimbs]])
+
+
+def error(ring: RnsRing, params: CkksParams, nlimbs: int, rng: RandomSource) -> np.ndarray:
+    """A fresh Gaussian error polynomial in NTT form over q_0 .. q_{nlimbs-1} (or all of Q*P)."""
+    e = rng.gaussian(params.sigma, ring.n)
+    if nlimbs == len(ring.q) + len(ring.p):
+        return full_ntt(ring, e)
+    return ring.ntt(ring.from_signed(e, nlimbs))
+
+
+def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: RandomSource) -> np.ndarray:
+    """(b, a) with b = -a*s + e over Q, shape (2, L+1, N)."""
+    nq = len(ring.q)
+    a = uniform(ring, nq, rng)
+    s = np.ascontiguousarray(s_full[:nq])
+    b = ring.sub(error(ring, params, nq, rng), ring.mul(a, s))
+    return np.stack([b, a])
+
+
+def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.ndarray,
+               rng: RandomSource) -> np.ndarray:
+    """Hybrid switching key from s_from to s_to (both NTT over Q*P): (dnum, 2, L+1+k, N)."""
+    nq, ltot = len(ring.q), len(ring.q) + len(ring.p)
+    alpha = params.alpha
+    p_prod = 1
+    for p in ring.p:
+        p_prod *= p
+    digits = -(-nq // alpha)
+    out = np.empty((digits, 2, ltot, ring.n), dtype=np.uint64)
+    for j in range(digits):
+        a = uniform(ring, ltot, rng)
+        b = ring.sub(error(ring, params, ltot, rng), ring.mul(a, s_to))
+        for i in range(j * alpha, min((j + 1) * alpha, nq)):
+            q = ring.q[i]
+            term = (s_from[i].astype(object) * (p_prod % q) % q).astype(np.uint64)
+            b[i] = (b[i].astype(object) + term) % q
+        out[j, 0], out[j, 1] = b, a
+    return out

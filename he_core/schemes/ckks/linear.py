@@ -1,0 +1,106 @@
+"""Plaintext linear maps and polynomials on CKKS batches.
+
+A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`.
+
+``matvec`` uses the diagonal method on the block-diagonal matrix diag(M, M, ...) that
+acts on every row block at once, with baby-step / giant-step rotations: with the
+shifted diagonal index k' = k + (T - 1) = g*j + i, y = sum_j rot_gj( sum_i
+rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x). All products are accumulated before
+one rescale.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ...circuits import power_plan
+from ...errors import EncodingError
+from . import layout
+
+
+class LinearMixin:
+    """matvec (BSGS diagonal method) and polyval (coefficients folded into factors)."""
+
+    def _matvec(self, a, matrix, key):
+        out_size, size = matrix.shape
+        slots = self.params.slots
+        stride = max(a.meta["stride"], layout.next_pow2(out_size), layout.next_pow2(size))
+        if stride > slots:
+            raise EncodingError(f"cannot matvec: a {matrix.shape} matrix needs {stride} slots per row")
+        if stride != a.meta["stride"]:
+            a = self._gather(a, [(i, i, 1.0) for i in range(a.rows)], a.rows, stride)
+        a = self._clean(a)
+        diags = self._block_diagonals(matrix, stride)
+        n_diag = 2 * stride - 1
+        g = max(1, math.isqrt(n_diag - 1) + 1)
+        x0 = self._rotate_ct(a, -(stride - 1))
+        babies = {0: x0}
+        acc = None
+        for j in range(-(-n_diag // g)):
+            inner = None
+            for i in range(g):
+                kp = g * j + i
+                if kp >= n_diag or kp not in diags:
+                    continue
+                if i not in babies:
+                    babies[i] = self._rotate_ct(x0, i)
+                pt = np.roll(diags[kp], g * j)  # rot_{-gj}: slot t takes d[t - gj]
+                term = self._mul_slots(babies[i], pt[None, :], False, True)
+                inner = term if inner is None else self._add_raw(inner, term)
+            if inner is None:
+                continue
+            inner = self._rotate_ct(inner, g * j)
+            acc = inner if acc is None else self._add_raw(acc, inner)
+        if acc is None:  # the zero matrix
+            acc = self._mul_slots(a, np.zeros((1, slots)), False, True)
+        out = self._rescale_ct(acc)
+        return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
+
+    def _block_diagonals(self, matrix: np.ndarray, stride: int) -> dict[int, np.ndarray]:
+        """Non-zero shifted diagonals k' = k + stride - 1 of diag(M, M, ...) over all slots."""
+        slots = self.params.slots
+        mp = np.zeros((stride, stride))
+        mp[: matrix.shape[0], : matrix.shape[1]] = matrix
+        r = np.arange(stride)
+        out = {}
+        for k in range(-(stride - 1), stride):
+            c = r + k
+            ok = (c >= 0) & (c < stride)
+            d = np.zeros(stride)
+            d[ok] = mp[r[ok], c[ok]]
+            if np.any(d):
+                out[k + stride - 1] = np.tile(d, slots // stride)
+        return out
+
+    def _polyval(self, x, coeffs: Sequence[float]):
+        c = np.asarray(coeffs, dtype=np.float64)
+        if c.ndim != 1 or c.size == 0:
+            raise EncodingError("polynomial coefficients must be a non-empty 1-D sequence")
+        if not np.all(np.isfinite(c)):
+            raise EncodingError("polynomial coefficients contain NaN or infinity")
+        nonzero = [i for i in range(1, c.size) if c[i] != 0.0]
+        if not nonzero:
+            return self._add_plain(self._mul_plain(x, np.array(0.0), True), np.array(c[0]))
+        plan = power_plan(max(nonzero))
+        powers = {1: x}
+
+        def power(i):
+            if i not in powers:
+                h, l = plan[i]
+                powers[i] = self._mul(power(h), power(l), True)
+            return powers[i]
+
+        def scaled(i, coef):
+            # coef * x^i with the coefficient multiplied into the shallower factor.
+            if i == 1:
+                return self._mul_plain(x, np.array(coef), True)
+            h, l = plan[i]
+            return self._mul(power(h), scaled(l, coef), True)
+
+        acc = None
+        for i in nonzero:
+            term = scaled(i, float(c[i]))
+            acc = term if acc is None else self._add(acc, term)
+        return self._add_plain(acc, np.array(c[0])) if c[0] != 0.0 else acc

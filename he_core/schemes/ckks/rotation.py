@@ -1,0 +1,153 @@
+"""Slot rotations and the row movements built on them (masks, gathers, replication).
+
+A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`. Rotation by k (to the left:
+slot j receives slot j + k) is the Galois automorphism X -> X^(5^k), an index
+permutation in NTT form followed by a key switch from s(X^g) back to s. A rotation
+without its own key is composed from the power-of-two keys.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ...ciphertext import Ciphertext
+from ...errors import KeyMissingError
+from . import layout
+
+
+class RotationMixin:
+    """Rotations, rotate-and-sum, masking and row gathers."""
+
+    def _galois_element(self, steps: int) -> int:
+        return pow(5, steps % self.params.slots, 2 * self.params.poly_degree)
+
+    def _apply_galois(self, ct: Ciphertext, g: int) -> Ciphertext:
+        key = self._galois_key(g)
+        if key is None:
+            raise KeyMissingError(f"cannot apply Galois element {g}: no key for it")
+        r = self.ring
+        perm = r.galois_perm(g)
+        data = np.empty_like(ct.data)
+        for i in range(ct.data.shape[0]):
+            p0 = r.permute(ct.data[i, 0], perm)
+            ks = r.keyswitch(r.permute(ct.data[i, 1], perm), key, self.params.alpha)
+            r.add(p0, ks[0], data[i, 0])
+            data[i, 1] = ks[1]
+        return ct.replace(data=data)
+
+    def _rotation_plan(self, steps: int) -> list[int]:
+        """Galois elements whose product rotates by ``steps`` (one if a key exists for it)."""
+        slots = self.params.slots
+        k = steps % slots
+        if k == 0:
+            return []
+        if self._galois_key(self._galois_element(k)) is not None:
+            return [self._galois_element(k)]
+        plan = []
+        for bit in range(slots.bit_length()):
+            if k >> bit & 1:
+                g = self._galois_element(1 << bit)
+                if self._galois_key(g) is None:
+                    raise KeyMissingError(f"cannot rotate by {steps}: no Galois key for rotation {1 << bit}; "
+                                          f"generate keys with KeyRequirements(rotations=({steps},))")
+                plan.append(g)
+        return plan
+
+    def _rotate_ct(self, ct: Ciphertext, steps: int) -> Ciphertext:
+        for g in self._rotation_plan(steps):
+            ct = self._apply_galois(ct, g)
+        return ct
+
+    def _sum_within(self, ct: Ciphertext, width: int, step: int = 1) -> Ciphertext:
+        """Slot j += slots j + step, j + 2*step, ... (width terms; width a power of two)."""
+        shift = step
+        while shift < width * step:
+            ct = self._add_raw(ct, self._rotate_ct(ct, shift))
+            shift *= 2
+        return ct
+
+    def _valid_mask(self, rows: int, size: int, stride: int, weights: np.ndarray | None = None) -> np.ndarray:
+        values = np.ones((rows, size)) if weights is None else np.broadcast_to(weights, (rows, size))
+        return layout.pack(np.ascontiguousarray(values, dtype=np.float64), self.params.slots, stride)
+
+    def _clean(self, ct: Ciphertext) -> Ciphertext:
+        """Zero every slot outside the valid region (costs one level when needed)."""
+        if layout.is_clean(ct):
+            return ct
+        mask = self._valid_mask(ct.rows, ct.size, ct.meta["stride"])
+        out = self._mul_slots(ct, mask, True, True)
+        out.meta.update(dirty=False, rep=False)
+        return out
+
+    def _replicate_rows(self, ct: Ciphertext, rows: int) -> Ciphertext:
+        """A one-row batch copied into ``rows`` rows (same stride)."""
+        stride = ct.meta["stride"]
+        slots = self.params.slots
+        if not ct.meta["rep"]:
+            ct = self._clean(ct)
+            ct = self._sum_within(ct, slots // stride, -stride % slots) if slots > stride else ct
+            # slots // stride blocks each received block 0: every block now holds the row.
+            ct.meta.update(rep=True, dirty=False)
+        nct = layout.count_cts(rows, slots, stride)
+        data = np.ascontiguousarray(np.broadcast_to(ct.data[:1], (nct,) + ct.data.shape[1:]))
+        full = rows % (slots // stride) == 0
+        return ct.replace(data=data, shape=(rows, ct.size), meta={**ct.meta, "rep": False, "dirty": not full})
+
+    def _replicate_size(self, ct: Ciphertext, size: int, stride: int) -> Ciphertext:
+        """A size-1 batch whose value fills the first ``size`` slots of every row block."""
+        if ct.meta["stride"] != stride:
+            ct = self._gather(ct, [(i, i, 1.0) for i in range(ct.rows)], ct.rows, stride)
+        ct = self._clean(ct)
+        width = layout.next_pow2(size)
+        out = self._sum_within(ct, width, -1 % self.params.slots) if width > 1 else ct
+        out = out.replace(shape=(ct.rows, size))
+        # Slots size .. width-1 of each block received copies too.
+        out.meta.update(dirty=width != size)
+        return out
+
+    def _gather(self, src: Ciphertext, plan, rows: int, stride: int) -> Ciphertext:
+        """New clean batch of ``rows`` rows (given stride): dst row += weight * src row.
+
+        Args:
+            plan: (dst_row, src_row, weight) triples; repeated pairs accumulate.
+        """
+        slots = self.params.slots
+        size = src.size
+        s_stride = src.meta["stride"]
+        groups: dict = defaultdict(lambda: defaultdict(float))
+        for dst, s_row, w in plan:
+            d_ct, d_slot = layout.slot_of(dst, slots, stride)
+            if src.meta["rep"]:
+                s_ct, s_slot = 0, d_slot % s_stride + (d_slot - d_slot % s_stride)  # the copy in place
+                s_slot = d_slot if s_stride == stride else (d_slot // s_stride) * s_stride
+            else:
+                s_ct, s_slot = layout.slot_of(s_row, slots, s_stride)
+            groups[(s_ct, d_ct, (s_slot - d_slot) % slots)][s_slot] += w
+        nct = layout.count_cts(rows, slots, stride)
+        need_mask = not all(self._whole_ct(src, s_ct, g) for (s_ct, _, _), g in groups.items())
+        acc: dict[int, Ciphertext] = {}
+        for (s_ct, d_ct, shift), weights in groups.items():
+            piece = src.replace(data=src.data[s_ct: s_ct + 1])
+            if need_mask:
+                mask = np.zeros(slots)
+                for s_slot, w in weights.items():
+                    mask[s_slot: s_slot + size] = w
+                piece = self._mul_slots(piece, mask[None, :], True, True)
+            piece = self._rotate_ct(piece, shift)
+            acc[d_ct] = piece if d_ct not in acc else self._add_raw(acc[d_ct], piece)
+        template = next(iter(acc.values())) if acc else self._mul_slots(src.replace(data=src.data[:1]),
+                                                                          np.zeros((1, slots)), True, True)
+        data = np.zeros((nct,) + template.data.shape[1:], dtype=np.uint64)
+        for d_ct, piece in acc.items():
+            data[d_ct] = piece.data[0]
+        return template.replace(data=data, shape=(rows, size),
+                                meta=layout.meta(template.data.shape[2] - 1, stride))
+
+    def _whole_ct(self, src: Ciphertext, s_ct: int, weights: dict) -> bool:
+        """Whether a group moves every row of a clean source ciphertext once, unweighted (no mask needed)."""
+        if not layout.is_clean(src):
+            return False
+        rpc = layout.rows_per_ct(self.params.slots, src.meta["stride"])
+        held = min(rpc, src.rows - s_ct * rpc)
+        return len(weights) == held and all(w == 1.0 for w in weights.values())

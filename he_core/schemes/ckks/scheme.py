@@ -1,0 +1,274 @@
+"""The RNS-CKKS scheme behind the he_core interface.
+
+A logical ``(rows, size)`` batch is packed row-major into the N/2 slots (see
+:mod:`.layout`), so element-wise operations cost one native call per ciphertext and
+row operations become masks and rotations. Multiplications rescale by default;
+levels and scales of operands are aligned automatically (see :mod:`.arith`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...capabilities import Capability
+from ...ciphertext import Ciphertext
+from ...errors import EncodingError, KeyMissingError, LevelExhaustedError
+from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
+from ...randomness import RandomSource
+from ...scheme import Budget, Scheme
+from . import keys as keygen, layout
+from .arith import ArithMixin
+from .linear import LinearMixin
+from .params import CkksParams
+from .ring import RnsRing
+from .rotation import RotationMixin
+
+
+class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
+    """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
+
+    name = "ckks"
+    params_class = CkksParams
+    capabilities = frozenset({
+        Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
+        Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.ROTATE,
+        Capability.PACKING, Capability.APPROXIMATE, Capability.REFRESH, Capability.SERIALIZE,
+    })
+
+    def __init__(self, params: CkksParams | None = None):
+        super().__init__(params if params is not None else CkksParams())
+        self.ring = RnsRing.for_params(self.params)
+        scales = [0.0] * (self.params.levels + 1)
+        scales[-1] = self.params.default_scale
+        for level in range(self.params.levels, 0, -1):
+            scales[level - 1] = scales[level] ** 2 / self.ring.q[level]
+        self._scales = scales
+        self._secret_cache: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ keys
+    def _s_full(self, key: SecretKey) -> np.ndarray:
+        if key.key_id not in self._secret_cache:
+            self._secret_cache[key.key_id] = keygen.full_ntt(self.ring, np.asarray(key.data["s"], dtype=np.int64))
+        return self._secret_cache[key.key_id]
+
+    def default_rotations(self, requirements: KeyRequirements) -> list[int]:
+        """Rotations keyed by default: powers of two left (and right, for N <= 8192) plus those asked for."""
+        slots = self.params.slots
+        steps = {1 << k for k in range(slots.bit_length() - 1)}
+        if self.params.poly_degree <= 8192:
+            steps |= {slots - (1 << k) for k in range(slots.bit_length() - 1)}
+        steps |= {r % slots for r in requirements.rotations}
+        steps.discard(0)
+        return sorted(steps)
+
+    def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
+        r = self.ring
+        s = keygen.sample_secret(self.params, rng)
+        s_full = keygen.full_ntt(r, s)
+        data: dict[str, Any] = {"pk": keygen.public_key(r, self.params, s_full, rng), "galois": {}}
+        if requirements.multiply:
+            data["relin"] = keygen.switch_key(r, self.params, r.mul(s_full, s_full), s_full, rng)
+        elements = {self._galois_element(k) for k in self.default_rotations(requirements)}
+        elements.add(2 * self.params.poly_degree - 1)  # conjugation
+        for g in sorted(elements):
+            s_g = r.permute(s_full, r.galois_perm(g))
+            data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
+        key_id = new_key_id()
+        self._secret_cache[key_id] = s_full
+        secret = SecretKey(self.name, self.params_id, key_id, {"s": s.astype(np.int8)}, requirements)
+        return KeyPair(secret, PublicKeys(self.name, self.params_id, key_id, data, requirements))
+
+    def _relin_key(self) -> np.ndarray:
+        key = self.public_keys.data.get("relin")
+        if key is None:
+            raise KeyMissingError("cannot multiply ciphertexts: no relinearisation key "
+                                  "(generate keys with KeyRequirements(multiply=True))")
+        return key
+
+    def _galois_key(self, g: int) -> np.ndarray | None:
+        return self.public_keys.data["galois"].get(str(g))
+
+    def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
+        key = keygen.switch_key(self.ring, self.params, self._s_full(old), self._s_full(new), rng)
+        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"key": key})
+
+    def _rekey(self, ct: Ciphertext, switch_key: SwitchKey) -> Ciphertext:
+        r = self.ring
+        data = np.empty_like(ct.data)
+        for i in range(ct.data.shape[0]):
+            ks = r.keyswitch(ct.data[i, 1], switch_key.data["key"], self.params.alpha)
+            r.add(ct.data[i, 0], ks[0], data[i, 0])
+            data[i, 1] = ks[1]
+        return ct.replace(data=data, key_id=switch_key.to_key_id)
+
+    # ------------------------------------------------------------------ encryption
+    def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
+        return self._encrypt(values, key.key_id, scale, rng, secret=self._s_full(key))
+
+    def _encrypt_public(self, values, public, scale, rng) -> Ciphertext:
+        return self._encrypt(values, public.key_id, scale, rng, public=public.data["pk"])
+
+    def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
+        slots = self._decrypt_slots(ct, self._s_full(key)).real
+        return np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]))
+
+    # ------------------------------------------------------------------ layout matching
+    def _match(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
+        """Same stride and row count (broadcasting a one-row batch)."""
+        sa, sb = a.meta["stride"], b.meta["stride"]
+        if sa != sb:
+            stride = max(sa, sb)
+            if sa != stride:
+                a = self._gather(a, [(i, i, 1.0) for i in range(a.rows)], a.rows, stride)
+            else:
+                b = self._gather(b, [(i, i, 1.0) for i in range(b.rows)], b.rows, stride)
+        if a.rows != b.rows:
+            if a.rows == 1:
+                a = self._replicate_rows(a, b.rows)
+            else:
+                b = self._replicate_rows(b, a.rows)
+        return a, b
+
+    def _plain_slots(self, a: Ciphertext, values: np.ndarray) -> np.ndarray:
+        full = np.broadcast_to(values, a.shape).astype(np.float64)
+        return layout.pack(np.ascontiguousarray(full), self.params.slots, a.meta["stride"], rep=a.meta["rep"])
+
+    # ------------------------------------------------------------------ arithmetic hooks
+    def _add(self, a, b):
+        a, b = self._align_add(*self._match(a, b), "add")
+        return self._add_raw(a, b)
+
+    def _sub(self, a, b):
+        a, b = self._align_add(*self._match(a, b), "sub")
+        return self._add_raw(a, b, sub=True)
+
+    def _neg(self, a):
+        data = np.empty_like(a.data)
+        for i in range(a.data.shape[0]):
+            for p in range(2):
+                self.ring.neg(a.data[i, p], data[i, p])
+        return a.replace(data=data)
+
+    def _add_plain(self, a, values):
+        self._check_range(np.asarray(values), a.scale, "add_plain")
+        return self._add_slots(a, self._plain_slots(a, values))
+
+    def _mul_plain(self, a, values, rescale):
+        out = self._mul_slots(a, self._plain_slots(a, values), rescale, True)
+        out.meta.update(dirty=False, rep=a.meta["rep"])
+        return out
+
+    def _mul(self, a, b, rescale):
+        if a.size != b.size:
+            if a.size == 1:
+                a = self._replicate_size(a, b.size, b.meta["stride"])
+            else:
+                b = self._replicate_size(b, a.size, a.meta["stride"])
+        a, b = self._align_mul(*self._match(a, b))
+        if rescale and self.level(a) == 0:
+            raise LevelExhaustedError(f"cannot mul: {a.describe()} is at level 0, no level left to rescale")
+        out = self._mul_raw(a, b)
+        return self._rescale_ct(out) if rescale else out
+
+    def _inner(self, a, b, rescale):
+        prod = self._mul(a, b, rescale)
+        if not layout.is_clean(prod):
+            prod = self._clean(prod)
+        width = layout.next_pow2(prod.size)
+        out = self._sum_within(prod, width, 1) if width > 1 else prod
+        dirty = width > 1 or out.meta["dirty"]
+        return out.replace(shape=(prod.rows, 1), meta={**out.meta, "dirty": dirty, "rep": False})
+
+    def _rescale(self, a):
+        return self._rescale_ct(a)
+
+    # ------------------------------------------------------------------ rows
+    def _take_rows(self, a, rows):
+        if rows.size == 0:
+            raise ValueError("cannot take_rows: no rows selected")
+        if np.array_equal(rows, np.arange(rows.size)):
+            nct = layout.count_cts(rows.size, self.params.slots, a.meta["stride"])
+            data = np.ascontiguousarray(a.data[:nct])
+            shrink = rows.size < a.rows
+            return a.replace(data=data, shape=(int(rows.size), a.size),
+                             meta={**a.meta, "dirty": a.meta["dirty"] or shrink})
+        plan = [(i, int(r), 1.0) for i, r in enumerate(rows)]
+        return self._gather(a, plan, int(rows.size), a.meta["stride"])
+
+    def _concat_rows(self, parts):
+        if len(parts) == 1:
+            return parts[0].replace(data=parts[0].data.copy())
+        stride = max(p.meta["stride"] for p in parts)
+        total = sum(p.rows for p in parts)
+        acc, offset = None, 0
+        for p in parts:
+            piece = self._gather(p, [(offset + i, i, 1.0) for i in range(p.rows)], total, stride)
+            offset += p.rows
+            acc = piece if acc is None else self._add_raw(*self._align_add(acc, piece, "concat_rows"))
+        return acc
+
+    def _row_sum(self, a, rows):
+        if rows is not None:
+            counts = np.bincount(rows, minlength=a.rows).astype(np.float64)
+            a = self._mul_plain(a, counts[:, None], True)
+        if a.rows == 1 and layout.is_clean(a):
+            return a.replace(data=a.data.copy())
+        a = self._clean(a)
+        stride, slots = a.meta["stride"], self.params.slots
+        acc = a.replace(data=a.data[:1].copy())
+        for i in range(1, a.data.shape[0]):
+            acc = self._add_raw(acc, a.replace(data=a.data[i: i + 1]))
+        acc = self._sum_within(acc, slots // stride, stride) if slots > stride else acc
+        return acc.replace(shape=(1, a.size), meta={**acc.meta, "rep": True, "dirty": False})
+
+    def _index_add_(self, a, rows, b):
+        plan = [(int(r), k if b.rows > 1 else 0, 1.0) for k, r in enumerate(rows)]
+        if not plan:
+            return
+        contrib = self._gather(b, plan, a.rows, a.meta["stride"])
+        res = self._add(a, contrib)
+        a.data, a.scale, a.meta, a.shape = res.data, res.scale, res.meta, res.shape
+
+    def _budget(self, a) -> Budget:
+        level = self.level(a)
+        return Budget(kind="levels", remaining=level, level=level, scale=a.scale,
+                      log2_scale=math.log2(a.scale), max_value=self._max_value(a.scale))
+
+    # ------------------------------------------------------------------ CKKS-specific public methods
+    def rotate(self, ct: Ciphertext, steps: int) -> Ciphertext:
+        """Rotate the slot vector of each ciphertext left by ``steps`` (slot j gets slot j + steps).
+
+        For a one-row batch this is ``np.roll`` of the row zero-padded to N/2 slots,
+        truncated to ``size``. The result is marked as holding garbage outside its values.
+        """
+        self._check_ct(ct)
+        out = self._rotate_ct(ct, int(steps))
+        return out.replace(meta={**out.meta, "dirty": out.meta["dirty"] or steps % self.params.slots != 0})
+
+    def conjugate(self, ct: Ciphertext) -> Ciphertext:
+        """Complex conjugation of every slot (the identity on real data)."""
+        self._check_ct(ct)
+        return self._apply_galois(ct, 2 * self.params.poly_degree - 1)
+
+    def sum_slots(self, ct: Ciphertext) -> Ciphertext:
+        """The sum of every entry of the batch, as a (1, 1) ciphertext."""
+        self._check_ct(ct)
+        total = self._clean(self._row_sum(ct, None))  # block 0 only
+        out = self._sum_within(total, layout.next_pow2(ct.size), 1)
+        return out.replace(shape=(1, 1), meta={**out.meta, "dirty": True, "rep": False})
+
+    def level_drop(self, ct: Ciphertext, level: int) -> Ciphertext:
+        """The same ciphertext at a lower level (drops primes; scale unchanged)."""
+        self._check_ct(ct)
+        return self._drop(ct, int(level))
+
+    def dot(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        """Row-wise dot product, like :meth:`inner`."""
+        return self.inner(a, b)
+
+    def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
+        """``sum(c_i * a**i)`` folding each coefficient into the shallower factor of its power."""
+        self._check_ct(a)
+        return self._polyval(a, coeffs)

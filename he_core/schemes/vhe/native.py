@@ -1,0 +1,159 @@
+"""cffi bindings of the native vhe kernels (``csrc/vhe.h``), with the reference's signatures.
+
+Arguments are validated here before C sees them: every array must be int64 and
+C-contiguous with consistent shapes (anything else raises ``TypeError`` /
+``ValueError``), and C status codes become :class:`~he_core.errors.HEOverflowError`
+or :class:`~he_core.errors.NativeError`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ... import native
+from ...errors import HEOverflowError, NativeError
+
+_mod = native.load("vhe")
+ffi, lib = _mod.ffi, _mod.lib
+_I64 = np.dtype(np.int64)
+_NULL = ffi.NULL
+_from_buffer = ffi.from_buffer
+_new = ffi.new
+
+
+def _buf(x: np.ndarray, what: str):
+    # Identity tests and one flags read: this runs several times per scheme call.
+    if type(x) is not np.ndarray or x.dtype is not _I64 and x.dtype != _I64:
+        raise TypeError(f"vhe kernel argument {what} must be an int64 numpy array, got "
+                        f"{getattr(x, 'dtype', type(x).__name__)}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"vhe kernel argument {what} must be C-contiguous")
+    return _from_buffer("int64_t[]", x)
+
+
+def _wbuf(x: np.ndarray):
+    return _from_buffer("int64_t[]", x)  # outputs are fresh arrays made here, or checked by _buf first
+
+
+def _check(status: int, what: str) -> None:
+    if status == 0:
+        return
+    if status == 2:
+        raise HEOverflowError(f"cannot {what}: a result would exceed the parameters' magnitude limit")
+    if status == 4:
+        raise HEOverflowError(f"cannot {what}: an entry lies outside the range the key-switch digits cover")
+    native.check(status, f"vhe {what}")
+    raise NativeError(f"native vhe {what} failed: status {status}")  # pragma: no cover
+
+
+def _rows_ok(r: int, rows: int, what: str) -> None:
+    if r != rows and r != 1:
+        raise ValueError(f"vhe kernel: {what} has {r} rows, expected {rows} or 1")
+
+
+def _matrix(x: np.ndarray, what: str) -> None:
+    if type(x) is not np.ndarray or x.ndim != 2:
+        raise ValueError(f"vhe kernel argument {what} must be a 2-D array")
+
+
+def add(a, b, sign, head, limit):
+    _matrix(a, "a"); _matrix(b, "b")
+    rows, n = max(a.shape[0], b.shape[0]), a.shape[1]
+    if b.shape[1] != n:
+        raise ValueError("vhe kernel add: operands differ in length")
+    _rows_ok(a.shape[0], rows, "a"); _rows_ok(b.shape[0], rows, "b")
+    out = np.empty((rows, n), dtype=np.int64)
+    st = _new("int64_t[3]")
+    _check(lib.vhe_add(_buf(a, "a"), a.shape[0], _buf(b, "b"), b.shape[0], rows, n, head, sign, limit,
+                       _wbuf(out), st), "add")
+    return out, (st[0], st[1])
+
+
+def scale(a, p, div, head, limit):
+    _matrix(a, "a")
+    if type(p) is not np.ndarray or p.ndim != 1:
+        raise ValueError("vhe kernel scale: factors must be a 1-D array")
+    rows, n = max(a.shape[0], p.shape[0]), a.shape[1]
+    _rows_ok(a.shape[0], rows, "a"); _rows_ok(p.shape[0], rows, "factors")
+    out = np.empty((rows, n), dtype=np.int64)
+    st = _new("int64_t[3]")
+    _check(lib.vhe_scale(_buf(a, "a"), a.shape[0], _buf(p, "p"), p.shape[0], rows, n, head, div, limit,
+                         _wbuf(out), st), "scale")
+    return out, (st[0], st[1])
+
+
+def combine(hi, lo, shift, div, head, limit):
+    _matrix(hi, "hi"); _matrix(lo, "lo")
+    if hi.shape != lo.shape:
+        raise ValueError("vhe kernel combine: hi and lo differ in shape")
+    out = np.empty(hi.shape, dtype=np.int64)
+    st = _new("int64_t[3]")
+    _check(lib.vhe_combine(_buf(hi, "hi"), _buf(lo, "lo"), hi.shape[0], hi.shape[1], head, shift, div, limit,
+                           _wbuf(out), st), "recombine")
+    return out, (st[0], st[1])
+
+
+def lincomb(w, a, div, head, limit):
+    _matrix(w, "w"); _matrix(a, "a")
+    if w.shape[1] != a.shape[0]:
+        raise ValueError("vhe kernel lincomb: weights do not match the rows")
+    out = np.empty((w.shape[0], a.shape[1]), dtype=np.int64)
+    st = _new("int64_t[3]")
+    _check(lib.vhe_lincomb(_buf(w, "w"), w.shape[0], _buf(a, "a"), a.shape[0], a.shape[1], head, div, limit,
+                           _wbuf(out), st), "lincomb")
+    return out, (st[0], st[1])
+
+
+def gather_sum(a, idx, head, limit):
+    _matrix(a, "a")
+    out = np.empty((1, a.shape[1]), dtype=np.int64)
+    st = _new("int64_t[3]")
+    if idx is None:
+        status = lib.vhe_gather_sum(_buf(a, "a"), a.shape[0], a.shape[1], _NULL, 0, head, limit, _wbuf(out), st)
+    else:
+        status = lib.vhe_gather_sum(_buf(a, "a"), a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], head,
+                                    limit, _wbuf(out), st)
+    _check(status, "row_sum")
+    return out, (st[0], st[1])
+
+
+def scatter_add(a, idx, b, head, limit):
+    _matrix(a, "a"); _matrix(b, "b")
+    if b.shape[1] != a.shape[1] or b.shape[0] not in (1, idx.shape[0]):
+        raise ValueError("vhe kernel scatter_add: shapes do not match")
+    _buf(a, "a")
+    st = _new("int64_t[3]")
+    _check(lib.vhe_scatter_add(_wbuf(a), a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], _buf(b, "b"),
+                               b.shape[0], head, limit, st), "index_add_")
+    return st[0], st[1], st[2]
+
+
+def tensor(a, ma, b, m, k, div, limit):
+    _matrix(a, "a"); _matrix(b, "b")
+    rows = max(a.shape[0], b.shape[0])
+    if a.shape[1] != ma + k or b.shape[1] != m + k or ma not in (1, m):
+        raise ValueError("vhe kernel tensor: operand lengths do not match m and k")
+    _rows_ok(a.shape[0], rows, "a"); _rows_ok(b.shape[0], rows, "b")
+    out = np.empty((rows, m * (1 + k) ** 2), dtype=np.int64)
+    _check(lib.vhe_tensor(_buf(a, "a"), a.shape[0], ma, _buf(b, "b"), b.shape[0], m, k, rows, div, limit,
+                          _wbuf(out)), "multiply")
+    return out
+
+
+def keyswitch(c, mt, digit_bits, ell, head, limit):
+    _matrix(c, "c"); _matrix(mt, "key")
+    if mt.shape[0] != c.shape[1] * ell:
+        raise ValueError(f"vhe kernel keyswitch: key has {mt.shape[0]} rows, expected {c.shape[1] * ell}")
+    out = np.empty((c.shape[0], mt.shape[1]), dtype=np.int64)
+    st = _new("int64_t[3]")
+    _check(lib.vhe_keyswitch(_buf(c, "c"), c.shape[0], c.shape[1], _buf(mt, "key"), mt.shape[1], digit_bits, ell,
+                             head, limit, _wbuf(out), st), "key switch")
+    return out, (st[0], st[1])
+
+
+def decrypt(c, m, k, t, w):
+    _matrix(c, "c"); _matrix(t, "T")
+    if c.shape[1] != m + k or t.shape != (m, k):
+        raise ValueError("vhe kernel decrypt: shapes do not match m and k")
+    x = np.empty((c.shape[0], m), dtype=np.int64)
+    _check(lib.vhe_decrypt(_buf(c, "c"), c.shape[0], m, k, _buf(t, "T"), w, _wbuf(x)), "decrypt")
+    return x

@@ -1,0 +1,452 @@
+"""The vhe scheme: Zhou-Wornell integer-vector homomorphic encryption, exact and NOT secure.
+
+A vector of m fixed-point values is encoded as integers X = round(v * 2^f) and
+encrypted as c in Z^(m+k) with S c = w X + e under the secret S = [I | T]; decryption
+is round(S c / w) / 2^f. There is no modulus: every integer is exact, stored in int64,
+accumulated in 128 bits, and every result that would leave the parameters' range
+raises instead of wrapping. Key switching (digit decomposition times a public matrix)
+gives public-key encryption, ciphertext products, inner products, linear maps,
+re-randomisation and re-keying. See ``SECURITY.md``: the public key switch matrices
+give the secret away by least squares, so this scheme is for teaching and testing.
+
+Default parameters (``VheParams()``: w = 2^34, f = 16, k = 1, digits of 4 bits,
+entries kept within 2^62, T/A/E entries in {-1, 0, 1}):
+
+* **Range**: a ciphertext at the working scale holds |v| < 2^(62-34-16) = 4096 (minus
+  noise); encrypting a larger value raises ``EncodingError``, a product or sum whose
+  result could exceed it raises ``HEOverflowError`` *before* computing.
+  ``rescale=False`` products live at scale 2^32 and only hold |v| < 1/16.
+* **Noise** (worst case, tracked per ciphertext in ``meta["noise"]``; decryption is
+  correct while it stays below w/2 = 2^33, else ``NoiseBudgetExhausted`` is raised
+  before the operation): fresh secret-key encryption 16; public-key encryption
+  16 + 128 m; key switch of an n-entry input + 128 n; ``add`` adds the two bounds; a
+  plaintext multiplication by p scales it by |p| (+1 for rounding); a ciphertext
+  product of values bounded by A and B gives A e_B + B e_A + e_A e_B / w + 2 + 512 m;
+  an inner product of length m is m times that of one slot plus 512 m.
+* **Error per operation** (decrypted minus exact on the encoded inputs): 0 for
+  add / sub / neg / add_plain / row_sum / take_rows / concat_rows / index_add_;
+  at most one unit of 2^-f for every operation that rounds (mul_plain, mul, square,
+  inner, lincomb, matvec, rescale), while the noise bound is below w/2. Encoding
+  itself rounds each input to the nearest multiple of 2^-f.
+* **Capacity, in practice**: with noise ~2^12 per fresh encryption, about 2^21
+  additions of fresh ciphertexts fit in one ciphertext; a product of two values up to
+  64 multiplies the noise by about 128, so a degree-3 polynomial of fresh inputs still
+  leaves ~2^11 headroom; multiplying by a learning rate below 1 shrinks it again.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ...capabilities import Capability
+from ...ciphertext import Ciphertext
+from ...errors import (EncodingError, HEOverflowError, KeyMissingError, MismatchError, NoiseBudgetExhausted,
+                       SecurityWarning)
+from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
+from ...randomness import RandomSource, resolve
+from ...scheme import Budget, Scheme
+from . import kernels, keygen
+from .params import VheParams
+
+_warned = False
+
+
+def _security_warning() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn("the vhe scheme is NOT secure: it has no modulus, so least squares on any public "
+                      "key-switch matrix recovers the secret key, and rounding a ciphertext by w leaks the "
+                      "plaintext (Bogos, Gaspoz & Vaudenay 2018). Use it for teaching and tests only; "
+                      "see SECURITY.md.", SecurityWarning, stacklevel=3)
+
+
+class VheScheme(Scheme):
+    """Integer-vector HE of Zhou and Wornell (see the module docstring for bounds)."""
+
+    name = "vhe"
+    params_class = VheParams
+    capabilities = frozenset({
+        Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
+        Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.EXACT,
+        Capability.REFRESH, Capability.SERIALIZE,
+    })
+
+    def __init__(self, params: VheParams):
+        super().__init__(params)
+        p = params
+        # Plain Python ints cached once: the per-call bookkeeping reads them on every op.
+        self._w, self._half_w, self._f = p.w, p.w // 2, p.scale
+        self._k, self._kt, self._limit = p.k, p.k * p.t_bound, p.limit
+        self._b, self._ell = p.digit_bits, p.ell
+        self._swn, self._swt = p.switch_noise(1), p.switch_tail(1)  # per input entry of a key switch
+        self._round_l1 = (p.key_l1 + 1) // 2          # rounding one ciphertext: |S delta| <= L1(S)/2
+        self._round_l1sq = (p.key_l1 ** 2 + 1) // 2   # rounding one tensor: L1 of a tensor-key row squared
+        self._ones = np.ones(1, dtype=np.int64)
+        self._xmax = (self._limit - self._half_w) // self._w  # largest encodable |integer|
+        self._neg1 = -self._ones
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _make(self, key_id: str, rows: int, m: int, scale: float, data: np.ndarray, noise: int,
+              stats) -> Ciphertext:
+        return Ciphertext("vhe", self.params_id, key_id, (rows, m), scale, data,
+                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])})
+
+    def _value_bound(self, ct: Ciphertext) -> int:
+        """Bound on |X| (the scaled message): |w X| <= |S c| + noise <= head + k t tail + noise."""
+        meta = ct.meta
+        return (meta["head"] + self._kt * meta["tail"] + meta["noise"]) // self._w + 1
+
+    def _check_noise(self, noise: int, op: str) -> int:
+        if noise >= self._half_w:
+            raise NoiseBudgetExhausted(
+                f"cannot {op}: the result's noise bound 2^{math.log2(noise):.1f} would reach w/2 = "
+                f"2^{self.params.w_bits - 1}; decrypt and re-encrypt (refresh) first, or use larger w_bits")
+        return noise
+
+    def _check_range(self, value_bound: int, noise: int, tail: int, op: str) -> None:
+        if self._w * value_bound + noise + self._kt * tail > self._limit:
+            raise HEOverflowError(
+                f"cannot {op}: values up to ~{value_bound / self._f:.4g} (at scale 2^{self.params.scale_bits}) would "
+                f"exceed the largest representable entry 2^{self.params.magnitude_bits} (|v| < "
+                f"{self.params.max_value:.4g}); rescale, shrink the values or lower w_bits")
+
+    @staticmethod
+    def _same_scale(a: Ciphertext, b: Ciphertext, op: str) -> None:
+        if a.scale != b.scale:
+            raise MismatchError(f"cannot {op}: scales differ (2^{math.log2(a.scale):g} and 2^{math.log2(b.scale):g}); "
+                                f"rescale the product first")
+
+    def _key(self, kind: str, m: int, op: str) -> np.ndarray:
+        public = self.public_keys
+        try:
+            return public.data[kind][str(m)]
+        except KeyError:
+            raise KeyMissingError(
+                f"cannot {op}: the public keys have no {_KINDS[kind]} key for vectors of size {m}; list {m} in "
+                f"KeyRequirements(sizes=...) when the key holder runs keygen") from None
+
+    @staticmethod
+    def _secret_t(key: SecretKey, m: int, op: str) -> np.ndarray:
+        try:
+            return key.data["T"][str(m)]
+        except KeyError:
+            raise KeyMissingError(f"cannot {op}: the secret key has no part for vectors of size {m}; list {m} in "
+                                  f"KeyRequirements(sizes=...) at keygen") from None
+
+    def _encode(self, values: np.ndarray, scale: float, op: str) -> np.ndarray:
+        """Integers round(values * scale), refused (EncodingError) beyond the representable range."""
+        scaled = np.rint(values * scale)
+        if scaled.size and float(np.abs(scaled).max()) > self._xmax:
+            self._too_large(float(np.abs(values).max()), scale, op)
+        return scaled.astype(np.int64)
+
+    def _encode_scalar(self, value: float, scale: float, op: str) -> int:
+        """The scalar case of :meth:`_encode`, in plain Python (the hot path of mul_plain / add_plain)."""
+        x = round(value * scale)  # half-to-even, like np.rint
+        if abs(x) > self._xmax:
+            self._too_large(abs(value), scale, op)
+        return x
+
+    def _too_large(self, value: float, scale: float, op: str) -> None:
+        raise EncodingError(f"cannot {op}: |value| up to {value:.4g} exceeds the range of the parameters "
+                            f"({self._xmax / scale:.4g} at scale 2^{math.log2(scale):g})")
+
+    def _scale_of(self, scale: float | None) -> float:
+        if scale is None:
+            return float(self._f)
+        s = float(scale)
+        if not (s >= 1 and math.log2(s).is_integer() and s <= self._f ** 2):
+            raise EncodingError(f"vhe scales are powers of two between 1 and 2^{2 * self.params.scale_bits}, "
+                                f"got {scale}")
+        return s
+
+    # ------------------------------------------------------------------ keys
+    def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
+        _security_warning()
+        sizes = sorted(set(requirements.sizes) | {1})
+        secrets = {m: keygen.new_secret(self.params, m, rng) for m in sizes}
+        key_id = new_key_id()
+        secret = SecretKey(self.name, self.params_id, key_id, {"T": {str(m): t for m, t in secrets.items()}},
+                           requirements)
+        public = PublicKeys(self.name, self.params_id, key_id, keygen.public_material(self.params, secrets, rng),
+                            requirements)
+        return KeyPair(secret, public)
+
+    def make_linear_key(self, secret: SecretKey, matrix: Any, *, rng: RandomSource | int | None = None) -> SwitchKey:
+        """Key holder: public material for :meth:`matvec` with this plaintext ``(out, size)`` matrix.
+
+        The matrix is encoded as G = round(matrix * 2^f); the key switches from G S_size to
+        S_out, so ``out`` and ``size`` must both be sizes of the secret key.
+
+        Raises:
+            KeyMissingError: a size is not part of the secret key.
+            EncodingError: the matrix is not finite and 2-D.
+        """
+        self._check_secret(secret)
+        g_real = self._as_finite(matrix, "matrix")
+        if g_real.ndim != 2:
+            raise EncodingError(f"cannot make a linear key: matrix must be 2-D, got shape {g_real.shape}")
+        out, size = g_real.shape
+        g = np.rint(g_real * self._f)
+        if np.abs(g).max(initial=0) >= 2.0**52:
+            raise EncodingError("cannot make a linear key: matrix entries too large")
+        g = g.astype(np.int64)
+        src = g.astype(object) @ keygen.full_key(self._secret_t(secret, size, "make a linear key")).astype(object)
+        hi, lo = keygen.split_switch_matrix(src, self._secret_t(secret, out, "make a linear key"), self.params,
+                                            resolve(rng))
+        return SwitchKey(self.name, self.params_id, secret.key_id, secret.key_id,
+                         {"kind": "linear", "G": g, "hi": hi, "lo": lo})
+
+    def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
+        mats = {}
+        for size, t_old in old.data["T"].items():
+            if size in new.data["T"]:
+                mats[size] = keygen.switch_matrix(keygen.full_key(t_old), new.data["T"][size], self.params, rng)
+        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"kind": "rekey", "mt": mats})
+
+    # ------------------------------------------------------------------ encryption
+    def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
+        s = self._scale_of(scale)
+        x = self._encode(values, s, "encrypt")
+        rows, m = x.shape
+        t = self._secret_t(key, m, "encrypt")
+        p = self.params
+        tail = rng.integers(-p.tail_bound, p.tail_bound, (rows, p.k))
+        head = self._w * x + rng.integers(-p.enc_noise, p.enc_noise, (rows, m)) - tail @ t.T
+        data = np.ascontiguousarray(np.hstack([head, tail]))
+        stats = (int(np.abs(head).max()), int(np.abs(tail).max()))
+        return self._make(key.key_id, rows, m, s, data, p.enc_noise, stats)
+
+    def _encrypt_public(self, values, public, scale, rng) -> Ciphertext:
+        s = self._scale_of(scale)
+        x = self._encode(values, s, "encrypt")
+        rows, m = x.shape
+        mt = self._key("pub", m, "encrypt with the public key")
+        noise = self.params.enc_noise
+        c0 = self._w * x + rng.integers(-noise, noise, (rows, m))  # under the identity key
+        data, stats = kernels.keyswitch(c0, mt, self._b, self._ell, m, self._limit)
+        return self._make(public.key_id, rows, m, s, data, noise + (m) * self._swn, stats)
+
+    def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
+        x = kernels.decrypt(ct.data, ct.size, self._k, self._secret_t(key, ct.size, "decrypt"), self._w)
+        return x / ct.scale
+
+    def refresh(self, ct: Ciphertext, key: SecretKey, *, rng: RandomSource | int | None = None) -> Ciphertext:
+        """Key holder: decrypt and re-encrypt, resetting the noise (the REFRESH capability).
+
+        The re-encrypted values are rounded to the working scale, so the error is at most
+        one unit of 2^-f on top of the input's.
+        """
+        values = self.decrypt(ct, key)
+        return self._encrypt_secret(values, key, ct.scale if ct.scale <= self._f else None, resolve(rng))
+
+    def rerandomize(self, ct: Ciphertext) -> Ciphertext:
+        """Key switch to the same key with public material: key columns shrink to ~128 (m+k).
+
+        Adds 128 (m + k) to the noise bound; useful to shrink ciphertexts whose key columns
+        grew through many additions before a product.
+        """
+        self._check_ct(ct)
+        m = ct.size
+        noise = self._check_noise(ct.meta["noise"] + (m + self._k) * self._swn, "rerandomize")
+        data, stats = kernels.keyswitch(ct.data, self._key("rr", m, "rerandomize"), self._b, self._ell, m,
+                                        self._limit)
+        return self._make(ct.key_id, ct.rows, m, ct.scale, data, noise, stats)
+
+    # ------------------------------------------------------------------ additive ops
+    def _add(self, a, b, sign=1):
+        if a.scale != b.scale:
+            self._same_scale(a, b, "add")
+        noise = self._check_noise(a.meta["noise"] + b.meta["noise"], "add")
+        data, stats = kernels.add(a.data, b.data, sign, a.shape[1], self._limit)
+        return self._make(a.key_id, data.shape[0], a.shape[1], a.scale, data, noise, stats)
+
+    def _sub(self, a, b):
+        return self._add(a, b, -1)
+
+    def _neg(self, a):
+        data, stats = kernels.scale(a.data, self._neg1, 1, a.shape[1], self._limit)
+        return self._make(a.key_id, a.shape[0], a.shape[1], a.scale, data, a.meta["noise"], (stats[0], stats[1]))
+
+    def _add_plain(self, a, values):
+        m = a.shape[1]
+        if values.ndim == 0:
+            delta = np.zeros((1, m + self._k), dtype=np.int64)
+            delta[0, :m] = self._encode_scalar(float(values), a.scale, "add_plain") * self._w
+        else:
+            wx = self._encode(values, a.scale, "add_plain") * self._w
+            wx = wx.reshape(1, m) if wx.ndim == 1 else wx
+            delta = np.zeros((wx.shape[0], m + self._k), dtype=np.int64)
+            delta[:, :m] = wx
+        data, stats = kernels.add(a.data, delta, 1, m, self._limit)
+        return self._make(a.key_id, data.shape[0], m, a.scale, data, a.meta["noise"], stats)
+
+    # ------------------------------------------------------------------ products
+    def _row_factors(self, values: np.ndarray) -> np.ndarray | None:
+        """Per-row plaintext factors when ``values`` is constant along the vector; else None."""
+        if values.ndim == 0:
+            return values.reshape(1)
+        if values.shape[-1] != 1 and not np.all(values == values[..., :1]):
+            return None
+        return np.ascontiguousarray(values[..., 0]).reshape(-1)
+
+    def _mul_plain(self, a, values, rescale):
+        if values.ndim == 0:  # the common case, kept free of array work
+            p = self._encode_scalar(float(values), self._f, "mul_plain")
+            f, pmax = np.array((p,), dtype=np.int64), abs(p)
+            return self._scaled(a, f, pmax, rescale)
+        factors = self._row_factors(values)
+        if factors is None:
+            # A per-slot factor cannot act on the shared key columns: encrypt it with the
+            # public key and multiply ciphertexts instead (needs the product key of this size).
+            b = self._encrypt_public(np.broadcast_to(values, np.broadcast_shapes(values.shape, (1, a.size))),
+                                     self.public_keys, None, resolve(None))
+            return self._mul(a, b, rescale)
+        f = self._encode(factors, self._f, "mul_plain")
+        return self._scaled(a, f, int(np.abs(f).max()), rescale)
+
+    def _scaled(self, a, f: np.ndarray, pmax: int, rescale: bool) -> Ciphertext:
+        """round(a * f / 2^f) (or a * f without rescaling) with per-row integer factors f."""
+        div = self._f if rescale else 1
+        noise = self._check_noise(-(-a.meta["noise"] * pmax // div) + (self._round_l1 if rescale else 0), "mul_plain")
+        self._check_range(-(-self._value_bound(a) * pmax // div), noise, a.meta["tail"] * pmax // div + 1,
+                          "mul_plain")
+        data, stats = kernels.scale(a.data, f, div, a.shape[1], self._limit)
+        return self._make(a.key_id, data.shape[0], a.shape[1], a.scale if rescale else a.scale * self._f, data,
+                          noise, stats)
+
+    def _rescale(self, a):
+        if a.scale <= self._f:
+            raise EncodingError(f"cannot rescale: the ciphertext is at scale 2^{math.log2(a.scale):g}, not above "
+                                f"the working scale 2^{self.params.scale_bits}")
+        noise = -(-a.meta["noise"] // self._f) + self._round_l1
+        data, stats = kernels.scale(a.data, self._ones, self._f, a.shape[1], self._limit)
+        return self._make(a.key_id, a.shape[0], a.shape[1], a.scale / self._f, data, noise, stats)
+
+    def _product_noise(self, a, b, div: int, slots: int, tensor_len: int, op: str) -> int:
+        na, nb = a.meta["noise"], b.meta["noise"]
+        va, vb = self._value_bound(a), self._value_bound(b)
+        per_slot = -(-(va * nb + vb * na + -(-na * nb // self._w)) // div) + self._round_l1sq
+        return self._check_noise(slots * per_slot + (tensor_len) * self._swn, op)
+
+    def _mul(self, a, b, rescale):
+        if a.size == 1 and b.size > 1:
+            a, b = b, a  # the vector first
+        m = a.size
+        kind = "ew" if b.size == m else "sv"
+        mt = self._key(kind, m, "mul")
+        div = self._f if rescale else 1
+        tlen = m * (1 + self._k) ** 2
+        noise = self._product_noise(a, b, div, 1, tlen, "mul")
+        self._check_range(-(-self._value_bound(a) * self._value_bound(b) // div), noise,
+                          (tlen) * self._swt, "mul")
+        t = (kernels.tensor(b.data, 1, a.data, m, self._k, self._w * div, self._limit) if kind == "sv" else
+             kernels.tensor(a.data, m, b.data, m, self._k, self._w * div, self._limit))
+        data, stats = kernels.keyswitch(t, mt, self._b, self._ell, m, self._limit)
+        scale = a.scale * b.scale / div
+        return self._make(a.key_id, data.shape[0], m, scale, data, noise, stats)
+
+    def _inner(self, a, b, rescale):
+        m = a.size
+        mt = self._key("ip", m, "inner")
+        div = self._f if rescale else 1
+        tlen = m * (1 + self._k) ** 2
+        noise = self._product_noise(a, b, div, m, tlen, "inner")
+        self._check_range(-(-m * self._value_bound(a) * self._value_bound(b) // div), noise,
+                          (tlen) * self._swt, "inner")
+        t = kernels.tensor(a.data, m, b.data, m, self._k, self._w * div, self._limit)
+        data, stats = kernels.keyswitch(t, mt, self._b, self._ell, 1, self._limit)
+        return self._make(a.key_id, data.shape[0], 1, a.scale * b.scale / div, data, noise, stats)
+
+    def _matvec(self, a, matrix, key):
+        if key is None or not isinstance(key, SwitchKey) or not isinstance(key.data, dict) \
+                or key.data.get("kind") != "linear":
+            raise KeyMissingError("cannot matvec: pass key=scheme.make_linear_key(secret, matrix), made by the key "
+                                  "holder for this matrix")
+        if key.from_key_id != a.key_id or key.scheme != self.name or key.params_id != self.params_id:
+            raise MismatchError(f"cannot matvec: the linear key belongs to key {key.from_key_id[:12]}, the "
+                                f"ciphertext to {a.key_id[:12]}")
+        g = np.rint(matrix * self._f)
+        if g.shape != key.data["G"].shape or not np.array_equal(g, key.data["G"]):
+            raise MismatchError("cannot matvec: the linear key was made for a different matrix")
+        out = g.shape[0]
+        gl1 = int(np.abs(key.data["G"]).sum(axis=1).max())
+        noise = self._check_noise(-(-(a.meta["noise"] * gl1 + (a.size + self._k) * self._swn) // self._f)
+                                  + self._round_l1, "matvec")
+        self._check_range(-(-self._value_bound(a) * gl1 // self._f), noise, (a.size + 1) * self._swt,
+                          "matvec")
+        hi, _ = kernels.keyswitch(a.data, key.data["hi"], self._b, self._ell, out, self._limit)
+        lo, _ = kernels.keyswitch(a.data, key.data["lo"], self._b, self._ell, out, self._limit)
+        data, stats = kernels.combine(hi, lo, 32, self._f, out, self._limit)
+        return self._make(a.key_id, a.rows, out, a.scale, data, noise, stats)
+
+    def _rekey(self, ct, switch_key):
+        data = switch_key.data
+        if not isinstance(data, dict) or data.get("kind") != "rekey" or str(ct.size) not in data["mt"]:
+            raise KeyMissingError(f"cannot rekey: the switch key has no matrix for vectors of size {ct.size}")
+        noise = self._check_noise(ct.meta["noise"] + (ct.size + self._k) * self._swn, "rekey")
+        out, stats = kernels.keyswitch(ct.data, data["mt"][str(ct.size)], self._b, self._ell, ct.size, self._limit)
+        return self._make(switch_key.to_key_id, ct.rows, ct.size, ct.scale, out, noise, stats)
+
+    # ------------------------------------------------------------------ rows
+    def _take_rows(self, a, rows):
+        return a.replace(shape=(int(rows.shape[0]), a.shape[1]), data=a.data[rows])
+
+    def _concat_rows(self, parts):
+        first = parts[0]
+        for p in parts[1:]:
+            self._same_scale(first, p, "concat_rows")
+        data = np.concatenate([p.data for p in parts], axis=0)
+        meta = {name: max(p.meta[name] for p in parts) for name in ("noise", "head", "tail")}
+        return Ciphertext("vhe", self.params_id, first.key_id, (data.shape[0], first.size), first.scale, data, meta)
+
+    def _row_sum(self, a, rows):
+        count = a.shape[0] if rows is None else int(rows.shape[0])
+        noise = self._check_noise(a.meta["noise"] * count, "row_sum")
+        data, stats = kernels.gather_sum(a.data, rows, a.shape[1], self._limit)
+        return self._make(a.key_id, 1, a.shape[1], a.scale, data, noise, stats)
+
+    def _lincomb(self, weights, a, rescale):
+        w = self._encode(weights, self._f, "lincomb")
+        l1 = int(np.abs(w).sum(axis=1).max(initial=0))
+        if l1 * self._limit >= 2**125:
+            raise HEOverflowError("cannot lincomb: the weights are too large to accumulate exactly")
+        div = self._f if rescale else 1
+        noise = self._check_noise(-(-a.meta["noise"] * l1 // div) + (self._round_l1 if rescale else 0), "lincomb")
+        self._check_range(-(-self._value_bound(a) * l1 // div), noise, a.meta["tail"] * l1 // div + 1, "lincomb")
+        data, stats = kernels.lincomb(w, a.data, div, a.shape[1], self._limit)
+        return self._make(a.key_id, data.shape[0], a.shape[1], a.scale if rescale else a.scale * self._f, data,
+                          noise, stats)
+
+    def _index_add_(self, a, rows, b):
+        if a.scale != b.scale:
+            self._same_scale(a, b, "index_add_")
+        if b.data.shape[0] != 1 and b.data.shape[0] != rows.shape[0]:
+            raise MismatchError(f"cannot index_add_: {b.rows} rows given for {rows.shape[0]} indices")
+        meta = a.meta
+        nb = b.meta["noise"]
+        if meta["noise"] + nb * rows.shape[0] >= self._half_w:  # cheap bound first; exact multiplicity if needed
+            mult = int(np.bincount(rows).max(initial=0))
+            self._check_noise(meta["noise"] + nb * mult, "index_add_")
+        mh, mt, mult = kernels.scatter_add(a.data, rows, b.data, a.shape[1], self._limit)
+        meta["noise"] = meta["noise"] + nb * int(mult)
+        meta["head"] = max(meta["head"], int(mh))
+        meta["tail"] = max(meta["tail"], int(mt))
+
+    # ------------------------------------------------------------------ budget
+    def _budget(self, a) -> Budget:
+        meta = a.meta
+        noise = max(meta["noise"], 1)
+        mag = max(meta["head"], meta["tail"], 1)
+        return Budget(kind="noise", remaining=math.log2(self._half_w / noise),
+                      noise_bits=math.log2(noise), magnitude_bits=math.log2(mag),
+                      magnitude_remaining=math.log2(self._limit / mag),
+                      max_value=self._value_bound(a) / a.scale)
+
+
+_KINDS = {"pub": "public-key encryption", "rr": "re-randomisation", "ew": "element-wise product",
+          "sv": "scalar-times-vector product", "ip": "inner-product"}

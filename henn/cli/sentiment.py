@@ -1,0 +1,254 @@
+"""``henn train sentiment`` and ``henn evaluate sentiment``: the IMDB network with encrypted weights.
+
+``train`` reads the reviews, holds ``--validation`` of them out (fixed ``--split-seed``),
+builds the vocabulary on the rest, trains one encrypted network per review with
+SGD, predicts the held-out reviews encrypted (the key holder decrypts only the
+outputs), and also decrypts the weights to predict in the clear and check the two
+agree. ``--twin`` trains the plaintext twin identically for comparison.
+``evaluate`` runs a saved encrypted model on a split of a data directory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+
+import he_core
+
+from . import common
+
+DEFAULT_DATA = os.environ.get("HENN_IMDB")
+
+
+def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
+    """Register ``henn train sentiment``."""
+    from ..data.text import TextConfig
+    from ..models.sentiment import SentimentConfig
+
+    cfg, text = SentimentConfig(), TextConfig()
+    parser = train_subparsers.add_parser(
+        "sentiment", help="the 2017 IMDB sentiment network with encrypted weights",
+        description="Train Trask's IMDB sentiment network (bag of words, hidden layer without activation, "
+                    "polynomial sigmoid output) with encrypted weights, one review per SGD step.")
+    _add_data(parser)
+    common.add_common_options(parser)
+    parser.add_argument("--hidden", type=common.positive_int, default=cfg.hidden, help="hidden units (default 8)")
+    parser.add_argument("--epochs", type=common.positive_int, default=1, help="passes over the training reviews")
+    parser.add_argument("--limit", type=common.positive_int, default=None,
+                        help="train on only the first N training reviews")
+    parser.add_argument("--validation", type=common.non_negative_int, default=5000,
+                        help="reviews held out for validation (default 5000)")
+    parser.add_argument("--split-seed", type=common.non_negative_int, default=0,
+                        help="seed of the validation split (default 0)")
+    parser.add_argument("--lr", type=common.positive_float, default=cfg.lr, help=f"learning rate (default {cfg.lr})")
+    parser.add_argument("--init-scale", type=float, default=cfg.init_scale,
+                        help=f"std of the initial output weights (default {cfg.init_scale})")
+    parser.add_argument("--degree", type=common.positive_int, default=cfg.degree,
+                        help=f"degree of the least-squares sigmoid (default {cfg.degree})")
+    parser.add_argument("--interval", type=common.positive_float, default=cfg.interval,
+                        help=f"half-width of the sigmoid fit interval (default {cfg.interval})")
+    parser.add_argument("--min-count", type=common.non_negative_int, default=text.min_count,
+                        help=f"keep words seen more than this many times (default {text.min_count})")
+    parser.add_argument("--polarity-cutoff", type=float, default=text.polarity_cutoff,
+                        help=f"keep words with |log pos/neg ratio| >= this (default {text.polarity_cutoff})")
+    parser.add_argument("--punctuation", choices=("drop", "split", "none"), default=text.punctuation,
+                        help=f"punctuation handling (default {text.punctuation})")
+    parser.add_argument("--twin", action="store_true",
+                        help="also train the plaintext twin identically and report its validation accuracy")
+    parser.set_defaults(func=run_train)
+    return parser
+
+
+def add_evaluate_parser(evaluate_subparsers) -> argparse.ArgumentParser:
+    """Register ``henn evaluate sentiment``."""
+    parser = evaluate_subparsers.add_parser(
+        "sentiment", help="evaluate a saved encrypted sentiment model",
+        description="Run a saved encrypted sentiment model on a data split (encrypted forward pass; "
+                    "predictions decrypted with the saved key).")
+    parser.add_argument("--model", metavar="DIR", required=True, help="directory written by --save")
+    _add_data(parser)
+    parser.add_argument("--split", choices=("train", "test"), default="test", help="which split (default test)")
+    parser.add_argument("--limit", type=common.positive_int, default=None, help="evaluate only the first N reviews")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary object as the last stdout line")
+    parser.add_argument("--quiet", action="store_true", help="no human-readable summary")
+    parser.set_defaults(func=run_evaluate)
+    return parser
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="ROOT", default=DEFAULT_DATA, required=DEFAULT_DATA is None,
+                        help="aclImdb directory (or its parent), or a directory with reviews.txt/labels.txt "
+                             "(default: $HENN_IMDB)")
+
+
+def _load(root: str, split: str, quiet: bool):
+    from ..data.imdb import load_imdb
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnicodeWarning)
+        reviews = load_imdb(root, split)
+    for w in caught:
+        if not quiet:
+            print(f"henn: warning: {w.message}", file=sys.stderr)
+    return reviews
+
+
+# ---------------------------------------------------------------------------- train
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``henn train sentiment``; returns the exit code."""
+    from ..data.imdb import DataError
+    from ..data.text import TextConfig
+    from ..models.sentiment import SentimentConfig
+
+    scheme_name = args.scheme or common.default_scheme()
+    try:
+        text = TextConfig(min_count=args.min_count, polarity_cutoff=args.polarity_cutoff,
+                          punctuation=args.punctuation)
+        config = SentimentConfig(hidden=args.hidden, lr=args.lr, init_scale=args.init_scale, degree=args.degree,
+                                 interval=args.interval, seed=args.seed)
+    except ValueError as exc:
+        return common.fail(str(exc))
+    try:
+        reviews = _load(args.data, "train", args.quiet)
+        summary = _train(args, scheme_name, reviews, text, config)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        return common.fail(str(exc))
+    except he_core.HEError as exc:
+        return common.fail(f"training failed: {type(exc).__name__}: {exc}")
+    _report_train(summary, args)
+    return common.EXIT_OK
+
+
+def _train(args, scheme_name, reviews, text, config) -> dict:
+    from ..models.sentiment import EncSentimentNet, init_weights
+    from ..training import sentiment as T
+
+    data = T.prepare(reviews, validation=args.validation, limit=args.limit, seed=args.split_seed, text=text)
+    activation = config.make_activation()
+    W01, w12 = init_weights(len(data.vocab), config)
+    scheme, keyholder = T.setup(scheme_name, config.hidden)
+    net = EncSentimentNet.encrypt(scheme, W01, w12, activation)
+    total = args.epochs * len(data.train_ids)
+    with _bar(total, f"sentiment/{scheme_name}", args.quiet) as bar:
+        def on_chunk(n: int, record: dict) -> None:
+            bar.update(n)
+            bar.set_postfix(acc=f"{record['running_accuracy']:.3f}", loss=f"{record['loss']:.3f}", refresh=False)
+
+        result = T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr,
+                                   epochs=args.epochs, monitor_every=_monitor_every(total), progress=on_chunk)
+    summary = _summary(scheme_name, config, data, result, activation)
+    summary.update(_validate(net, keyholder, data, activation))
+    if args.twin:
+        summary.update(_twin(data, config, args.epochs))
+    summary.update(keyholder.counters())
+    if args.save:
+        T.save_sentiment(args.save, net, keyholder, data.vocab, config, summary)
+        summary["saved"] = str(args.save)
+    if args.plot:
+        common.plot_history(result.history, args.plot, x="reviews", metrics=("loss",), secondary="accuracy",
+                            title=f"IMDB sentiment on {scheme_name} (hidden {config.hidden}, lr {config.lr})")
+        summary["plot"] = args.plot
+    return summary
+
+
+def _monitor_every(total: int) -> int:
+    # About 40 points of history, decrypted in batches of at least 50 reviews.
+    return max(50, min(1000, total // 40 or 1))
+
+
+def _bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, unit="review", dynamic_ncols=True,
+                leave=False, smoothing=0.1)
+
+
+def _summary(scheme_name, config, data, result, activation) -> dict:
+    return {
+        "task": "sentiment", "scheme": scheme_name, "seed": config.seed, "epochs": result.reviews // max(
+            1, len(data.train_ids)), "hidden": config.hidden, "lr": config.lr, "init_scale": config.init_scale,
+        "activation": activation.name, "degree": activation.degree, "interval": activation.interval,
+        "activation_max_error": activation.max_error, "vocab_size": len(data.vocab),
+        "min_count": data.vocab.config.min_count, "polarity_cutoff": data.vocab.config.polarity_cutoff,
+        "train_reviews": len(data.train_ids), "validation_reviews": len(data.val_ids),
+        "seconds": result.seconds, "reviews_per_s": result.reviews_per_s, "final_loss": result.final_loss,
+        "train_accuracy": result.train_accuracy, "refreshes": result.refreshes,
+        "history": [{k: r[k] for k in ("reviews", "loss", "accuracy")} for r in result.history],
+    }
+
+
+def _validate(net, keyholder, data, activation) -> dict:
+    from ..training import sentiment as T
+
+    if not data.val_ids:
+        return {"validation_accuracy": None, "clear_validation_accuracy": None}
+    ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels)
+    W01, w12 = T.decrypt_weights(net, keyholder)
+    clear = T.clear_predictions(W01, w12, data.val_ids, activation.value)
+    from ..models.sentiment import PlainSentimentNet
+    logits = PlainSentimentNet(W01, w12).logits(data.val_ids)
+    return {"validation_accuracy": ev["accuracy"], "validation_loss": ev["loss"],
+            "eval_reviews_per_s": ev["reviews_per_s"],
+            "clear_validation_accuracy": float(np.mean(clear == data.val_labels)),
+            "clear_agreement": float(np.mean(clear == ev["predictions"])),
+            "validation_logit_max": float(np.max(np.abs(logits))),
+            "validation_logit_p99": float(np.percentile(np.abs(logits), 99))}
+
+
+def _twin(data, config, epochs) -> dict:
+    """The same network trained identically on the plaintext twin (same data, order and init)."""
+    from ..models.sentiment import EncSentimentNet, init_weights
+    from ..training import sentiment as T
+
+    scheme, keyholder = T.setup("plain", config.hidden)
+    W01, w12 = init_weights(len(data.vocab), config)
+    net = EncSentimentNet.encrypt(scheme, W01, w12, config.make_activation())
+    T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr, epochs=epochs)
+    ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels) if data.val_ids else None
+    return {"plain_validation_accuracy": ev["accuracy"] if ev else None}
+
+
+def _report_train(summary: dict, args: argparse.Namespace) -> None:
+    if not args.quiet and not args.json:
+        print(f"sentiment on {summary['scheme']}: {summary['train_reviews']} reviews x {summary['epochs']} epoch(s) "
+              f"in {summary['seconds']:.1f} s ({summary['reviews_per_s']:.0f} reviews/s), "
+              f"final loss {summary['final_loss']:.4f}, train accuracy {summary['train_accuracy']:.4f}")
+        if summary.get("validation_accuracy") is not None:
+            print(f"validation ({summary['validation_reviews']} reviews): encrypted "
+                  f"{summary['validation_accuracy']:.4f}, clear weights {summary['clear_validation_accuracy']:.4f} "
+                  f"(agreement {summary['clear_agreement']:.4f})")
+        if summary.get("plain_validation_accuracy") is not None:
+            print(f"plain twin validation accuracy {summary['plain_validation_accuracy']:.4f}")
+    if args.json:
+        common.emit_json(summary)
+
+
+# ---------------------------------------------------------------------------- evaluate
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Handler of ``henn evaluate sentiment``; returns the exit code."""
+    from ..data.imdb import DataError
+    from ..training import sentiment as T
+
+    try:
+        net, keyholder, vocab, config = T.load_sentiment(args.model)
+        reviews = _load(args.data, args.split, args.quiet)
+        if args.limit is not None:
+            reviews = reviews.subset(np.arange(min(args.limit, len(reviews))))
+        ids = vocab.encode_all(reviews.texts)
+        ev = T.evaluate_encrypted(net, keyholder, ids, reviews.labels)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        return common.fail(str(exc))
+    except he_core.HEError as exc:
+        return common.fail(f"evaluation failed: {type(exc).__name__}: {exc}")
+    summary = {"task": "sentiment", "scheme": net.scheme.name, "model": str(args.model), "split": args.split,
+               "reviews": ev["reviews"], "accuracy": ev["accuracy"], "loss": ev["loss"],
+               "seconds": ev["seconds"], "reviews_per_s": ev["reviews_per_s"], **keyholder.counters()}
+    if not args.quiet and not args.json:
+        print(f"sentiment model {args.model} on {args.split} ({ev['reviews']} reviews, {net.scheme.name}): "
+              f"accuracy {ev['accuracy']:.4f}, {ev['reviews_per_s']:.0f} reviews/s")
+    if args.json:
+        common.emit_json(summary)
+    return common.EXIT_OK

@@ -1,0 +1,360 @@
+"""Training and evaluating the sentiment network with encrypted weights.
+
+Roles: the *trainer* holds the encrypted ``W01`` / ``w12`` and the plaintext reviews
+(pre-tokenised index arrays) and runs every SGD step on ciphertexts with public
+material only. The :class:`~henn.keyholder.KeyHolder` decrypts (a) the training
+outputs, in batches of ``monitor_every`` reviews, for the running loss and accuracy
+the owner monitors, (b) validation predictions, computed encrypted, and (c) the final
+weights when the owner asks to check them in the clear. It refreshes the weights
+when their budget runs low (never for schemes with an unbounded budget).
+
+The same functions train the ``plain`` twin; :func:`train_reference` is the NumPy
+float64 reference of the same network (exact sigmoid by default).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import he_core
+
+from ..activations import sigmoid
+from ..data.imdb import Reviews, load_imdb, split_validation
+from ..data.text import TextConfig, Vocabulary
+from ..keyholder import KeyHolder
+from ..models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentConfig, init_weights
+
+_EPS = 1e-7
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Reviews turned into index arrays, ready to train on.
+
+    Attributes:
+        vocab: the vocabulary (built from the training part only).
+        train_ids, train_labels: training reviews in training order.
+        val_ids, val_labels: held-out reviews.
+        dropped: training reviews with no vocabulary word (kept, they train nothing).
+    """
+
+    vocab: Vocabulary
+    train_ids: list[np.ndarray]
+    train_labels: np.ndarray
+    val_ids: list[np.ndarray]
+    val_labels: np.ndarray
+
+
+def prepare(reviews: Reviews, *, validation: int = 5000, limit: int | None = None, seed: int = 0,
+            text: TextConfig = TextConfig()) -> Prepared:
+    """Split, build the vocabulary on the training part and tokenise everything once.
+
+    Args:
+        reviews: all labelled reviews.
+        validation: how many to hold out (fixed ``seed``).
+        limit: train on only the first ``limit`` training reviews (after the split).
+        seed: seed of the split.
+        text: tokenisation and vocabulary settings.
+
+    Returns:
+        The prepared data.
+    """
+    train_idx, val_idx = split_validation(len(reviews), validation, seed)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"cannot prepare: limit must be positive, got {limit}")
+        train_idx = train_idx[:limit]
+    train = reviews.subset(train_idx)
+    val = reviews.subset(val_idx)
+    vocab = Vocabulary.build(train.texts, train.labels, text)
+    return Prepared(vocab, vocab.encode_all(train.texts), train.labels,
+                    vocab.encode_all(val.texts), val.labels)
+
+
+def setup(scheme_name: str, hidden: int, *, rng: Any = None, **params: Any) -> tuple[he_core.Scheme, KeyHolder]:
+    """Create the scheme, generate keys for sizes ``(1, hidden)``, give the secret to a key holder."""
+    scheme = he_core.get_scheme(scheme_name, **params)
+    secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, hidden)), rng=rng)
+    return scheme, KeyHolder(scheme, secret)
+
+
+def cross_entropy(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-review cross-entropy; ``p`` is clipped into ``(0, 1)`` (a polynomial may leave it)."""
+    p = np.clip(p, _EPS, 1.0 - _EPS)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        history: one record per ``monitor_every`` reviews: ``reviews`` seen, ``loss``
+            and ``accuracy`` over that chunk, ``running_accuracy`` since the start.
+        seconds: wall time of the training loop (key generation and data preparation excluded).
+        reviews: number of training steps run.
+        refreshes: refresh rounds made on the weights.
+    """
+
+    history: list[dict]
+    seconds: float
+    reviews: int
+    refreshes: int = 0
+
+    @property
+    def reviews_per_s(self) -> float:
+        return self.reviews / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["loss"] if self.history else float("nan")
+
+    @property
+    def train_accuracy(self) -> float:
+        return self.history[-1]["running_accuracy"] if self.history else float("nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshPolicy:
+    """When the trainer asks the key holder to re-encrypt.
+
+    Only schemes whose budget is not ``"unbounded"`` refresh at all. After each step the
+    budgets of ``w12`` (one row: cheap to refresh) and ``W01`` (the whole vocabulary:
+    costly, so rare) are compared with their reserves; a step that still runs out
+    (``NoiseBudgetExhausted`` / ``LevelExhaustedError``, raised before any weight
+    changed) refreshes both and is retried once.
+
+    Attributes:
+        step: re-encrypt the scalar step of every review (keeps noise growth additive).
+        w12_reserve, w01_reserve: refresh when ``budget.remaining`` falls below these.
+            The defaults were measured with ``vhe`` on IMDB (one step's ``inner`` and
+            ``polyval`` use about 12 bits above the weights' noise).
+    """
+
+    step: bool = True
+    w12_reserve: float = 16.0
+    w01_reserve: float = 14.0
+
+
+def has_budget(tensor) -> bool:
+    """Whether ``tensor``'s scheme tracks a finite noise/level budget (the plain twin does not)."""
+    return tensor.budget().get("kind") != "unbounded"
+
+
+def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray], labels: np.ndarray,
+                    *, lr: float, epochs: int = 1, monitor_every: int = 1000,
+                    policy: RefreshPolicy = RefreshPolicy(),
+                    progress: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Per-review SGD on ciphertexts.
+
+    Args:
+        net: the encrypted network (updated in place).
+        keyholder: decrypts the monitored outputs and refreshes.
+        ids: each review's sorted distinct word indices.
+        labels: 1/0 per review.
+        lr: learning rate.
+        epochs: passes over the reviews (same order each pass).
+        monitor_every: decrypt the outputs every this many reviews (one key-holder round trip).
+        policy: when to refresh (ignored by schemes with an unbounded budget).
+        progress: called after every monitored chunk with (reviews in the chunk, record).
+
+    Returns:
+        The history and timings.
+    """
+    if epochs < 1 or monitor_every < 1:
+        raise ValueError(f"cannot train: epochs and monitor_every must be positive, got {epochs}, {monitor_every}")
+    labels = [int(y) for y in labels]
+    if len(labels) != len(ids):
+        raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
+    bounded = has_budget(net.W01)
+    trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
+    net.refresh = keyholder.refresh if bounded and policy.step else None
+    history: list[dict] = []
+    seen = correct_total = 0
+    start = time.perf_counter()
+    try:
+        for _ in range(epochs):
+            for lo in range(0, len(ids), monitor_every):
+                chunk_ids, chunk_y = ids[lo:lo + monitor_every], labels[lo:lo + monitor_every]
+                run = _train_chunk if trainer is None else trainer.chunk
+                steps = run(net, chunk_ids, chunk_y, lr)
+                record, correct = _monitor(net, keyholder, steps, chunk_y, lr)
+                seen += len(chunk_y)
+                correct_total += correct
+                record.update(reviews=seen, running_accuracy=correct_total / seen)
+                history.append(record)
+                if progress is not None:
+                    progress(len(chunk_y), record)
+    finally:
+        net.refresh = None
+    refreshes = trainer.refreshes if trainer is not None else 0
+    return TrainResult(history, time.perf_counter() - start, seen, refreshes)
+
+
+def _train_chunk(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: Sequence[int], lr: float) -> list:
+    step = net.train_step
+    # A review without vocabulary words has h = 0: its update is zero, only p = s(0) is monitored.
+    return [step(review, y, lr) if review.size else None for review, y in zip(ids, labels)]
+
+
+class _BoundedTrainer:
+    """The per-review loop for schemes with a budget: refreshes between steps."""
+
+    def __init__(self, net: EncSentimentNet, keyholder: KeyHolder, policy: RefreshPolicy):
+        self.net, self.keyholder, self.policy = net, keyholder, policy
+        self.refreshes = 0
+
+    def chunk(self, net: EncSentimentNet, ids: Sequence[np.ndarray], labels: Sequence[int], lr: float) -> list:
+        out = []
+        for review, y in zip(ids, labels):
+            out.append(self.step(review, y, lr) if review.size else None)
+            self.keep_fresh()
+        return out
+
+    def step(self, review: np.ndarray, y: int, lr: float):
+        try:
+            return self.net.train_step(review, y, lr)
+        except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError):
+            # Raised before any in-place update: refresh everything and retry once.
+            self.refresh("w12")
+            self.refresh("W01")
+            return self.net.train_step(review, y, lr)
+
+    def keep_fresh(self) -> None:
+        net, policy = self.net, self.policy
+        if net.w12.budget().remaining < policy.w12_reserve:
+            self.refresh("w12")
+        if net.W01.budget().remaining < policy.w01_reserve:
+            self.refresh("W01")
+
+    def refresh(self, name: str) -> None:
+        setattr(self.net, name, self.keyholder.refresh(getattr(self.net, name)))
+        self.refreshes += 1
+
+
+def _monitor(net: EncSentimentNet, keyholder: KeyHolder, steps: list, labels: Sequence[int],
+             lr: float) -> tuple[dict, int]:
+    """Key holder: decrypt a chunk's steps ``-lr (p - y)`` in one round trip; loss and accuracy."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.full(y.size, net.coeffs[0])
+    present = [i for i, d in enumerate(steps) if d is not None]
+    if present:
+        batch = net.scheme.concat_rows([steps[i] for i in present])
+        p[present] = keyholder.decrypt(batch)[:, 0] / -lr + y[present]
+    correct = int(np.sum((p > 0.5) == (y == 1)))
+    return {"loss": float(np.mean(cross_entropy(p, y))), "accuracy": correct / y.size}, correct
+
+
+def refresh_weights(net: EncSentimentNet, keyholder: KeyHolder) -> None:
+    """Re-encrypt both weight tensors (before inference on a scheme with a budget)."""
+    if has_budget(net.W01):
+        net.W01 = keyholder.refresh(net.W01)
+        net.w12 = keyholder.refresh(net.w12)
+
+
+def predict_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray],
+                      *, batch: int = 1000) -> np.ndarray:
+    """Encrypted forward pass; only the key holder decrypts the outputs ``p``.
+
+    Reviews with no vocabulary word get ``s(0)`` without a ciphertext. On a scheme with
+    a budget the weights are refreshed first, so a long training run leaves room.
+    """
+    refresh_weights(net, keyholder)
+    p = np.full(len(ids), net.coeffs[0])
+    present = np.array([i for i, r in enumerate(ids) if r.size], dtype=np.int64)
+    for lo in range(0, present.size, batch):
+        part = present[lo:lo + batch]
+        p[part] = keyholder.decrypt(net.forward_batch([ids[i] for i in part]))[:, 0]
+    return p
+
+
+def evaluate_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray],
+                       labels: np.ndarray) -> dict:
+    """Accuracy and throughput of encrypted prediction on labelled reviews."""
+    start = time.perf_counter()
+    p = predict_encrypted(net, keyholder, ids)
+    seconds = time.perf_counter() - start
+    y = np.asarray(labels)
+    pred = (p > 0.5).astype(np.int64)
+    return {"accuracy": float(np.mean(pred == y)) if y.size else float("nan"),
+            "loss": float(np.mean(cross_entropy(p, y))) if y.size else float("nan"),
+            "reviews": int(y.size), "seconds": seconds,
+            "reviews_per_s": y.size / seconds if seconds > 0 else float("inf"), "predictions": pred}
+
+
+def clear_predictions(W01: np.ndarray, w12: np.ndarray, ids: Sequence[np.ndarray],
+                      activation: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Predicted labels from plaintext (e.g. decrypted) weights."""
+    net = PlainSentimentNet(W01, w12, activation)
+    return (activation(net.logits(ids)) > 0.5).astype(np.int64)
+
+
+def decrypt_weights(net: EncSentimentNet, keyholder: KeyHolder) -> tuple[np.ndarray, np.ndarray]:
+    """Key holder: the model's weights in the clear (for the owner's check)."""
+    return keyholder.decrypt(net.W01), keyholder.decrypt(net.w12)[0]
+
+
+def train_reference(data: Prepared, config: SentimentConfig, *, epochs: int = 1,
+                    activation: Callable[[np.ndarray], np.ndarray] = sigmoid) -> dict:
+    """Train the NumPy float64 reference on ``data`` and report its validation accuracy and logits.
+
+    Returns:
+        ``net``, ``train_accuracy`` (running, as in training), ``validation_accuracy`` and
+        ``logit_range`` (the largest ``|z|`` on the validation reviews, to size the fit interval).
+    """
+    W01, w12 = init_weights(len(data.vocab), config)
+    net = PlainSentimentNet(W01, w12, activation)
+    correct = 0
+    for _ in range(epochs):
+        for review, y in zip(data.train_ids, data.train_labels):
+            correct += (net.train_step(review, int(y), config.lr) > 0.5) == (y == 1)
+    z = net.logits(data.val_ids)
+    return {"net": net, "train_accuracy": correct / (epochs * len(data.train_ids)),
+            "validation_accuracy": float(np.mean((activation(z) > 0.5) == (data.val_labels == 1))),
+            "logit_range": float(np.max(np.abs(z))) if z.size else 0.0,
+            "logit_p99": float(np.percentile(np.abs(z), 99)) if z.size else 0.0}
+
+
+# ---------------------------------------------------------------------------- saving
+def save_sentiment(directory, net: EncSentimentNet, keyholder: KeyHolder, vocab: Vocabulary,
+                   config: SentimentConfig, summary: dict | None = None) -> Path:
+    """Write the encrypted model (weights, public keys, vocabulary, config) and the 0600 secret key.
+
+    Returns:
+        The directory.
+    """
+    from .. import io
+
+    meta = {"task": "sentiment", "config": config.to_dict(), "vocab": vocab.to_dict(),
+            "layout": {"W01": "(vocab, hidden)", "w12": "(1, hidden): w12 transposed"},
+            "summary": summary or {}}
+    return io.save_model(directory, net, net.scheme, meta=meta, secret=keyholder._secret)
+
+
+def load_sentiment(directory) -> tuple[EncSentimentNet, KeyHolder, Vocabulary, SentimentConfig]:
+    """Read a model written by :func:`save_sentiment`, with the key holder of its saved key.
+
+    Raises:
+        FileNotFoundError: missing model or key file.
+        he_core.FormatError: corrupt files, or a key that is not the model's.
+        ValueError: the model is not a sentiment model.
+    """
+    from .. import io
+
+    loaded = io.load_model(directory)
+    meta = loaded.meta
+    if meta.get("task") != "sentiment" or set(loaded.tensors) != {"W01", "w12"}:
+        raise ValueError(f"cannot load a sentiment model from {directory}: it holds a {meta.get('task')!r} model")
+    config = SentimentConfig.from_dict(meta["config"])
+    vocab = Vocabulary.from_dict(meta["vocab"])
+    secret = io.load_secret(directory, key_id=loaded.key_id, expect_scheme=loaded.scheme.name)
+    net = EncSentimentNet(loaded.scheme, loaded.tensors["W01"], loaded.tensors["w12"], config.make_activation())
+    if net.vocab_size != len(vocab):
+        raise ValueError(f"cannot load a sentiment model from {directory}: W01 has {net.vocab_size} rows but "
+                         f"the vocabulary {len(vocab)} words")
+    return net, KeyHolder(loaded.scheme, secret), vocab, config

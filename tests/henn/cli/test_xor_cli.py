@@ -1,0 +1,131 @@
+"""``henn train xor`` and the dispatcher."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from henn import io
+from henn.cli import build_parser, main
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_summary_is_the_last_line(capsys):
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "300", "--json", "--seed", "1")
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    for key in ("task", "scheme", "epochs", "seconds", "final_loss", "correct", "seconds_per_epoch"):
+        assert key in summary, key
+    assert summary["task"] == "xor" and summary["scheme"] == "plain" and summary["epochs"] == 300
+    assert summary["correct"] == 4 and summary["final_loss"] < summary["initial_loss"]
+    assert summary["seconds_per_epoch"] == pytest.approx(summary["seconds"] / 300)
+    assert len(summary["loss_history"]) == 301 and summary["refresh_rounds"] == 1200
+
+
+def test_human_summary_and_quiet(capsys):
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "5")
+    assert code == 0 and "xor on plain: 5 epochs" in out
+    code, out, err = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "5", "--quiet")
+    assert code == 0 and out == "" and err == ""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "xor", "--epochs", "-3"], "must be >= 0"),
+    (["train", "xor", "--lr", "nan"], "positive finite"),
+    (["train", "xor", "--lr", "abc"], "not a number"),
+    (["train", "xor", "--scheme", "nope"], "unknown scheme 'nope'"),
+    (["train", "xor", "--plot", "curve.jpg"], "must end in .png"),
+    (["train", "xor", "--bogus"], "unrecognized arguments"),
+    (["train", "cats"], "invalid choice"),
+    (["train"], "required"),
+    ([], "required"),
+])
+def test_bad_arguments_exit_2_with_usage(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: henn" in err and message in err
+
+
+def test_save_and_plot(tmp_path, capsys):
+    png = tmp_path / "loss.png"
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "20", "--save",
+                        str(tmp_path / "model"), "--plot", str(png), "--json")
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert stat.S_IMODE(os.stat(tmp_path / "model" / io.SECRET_FILE).st_mode) == 0o600
+    loaded = io.load_model(tmp_path / "model", expect_scheme="plain")
+    assert loaded.meta["task"] == "xor" and loaded.meta["config"]["epochs"] == 20
+    assert loaded.meta["final_loss"] == pytest.approx(summary["final_loss"])
+    io.load_secret(tmp_path / "model", key_id=loaded.key_id)
+
+
+def test_dispatcher_lists_train_and_optional_commands():
+    parser = build_parser()
+    help_text = parser.format_help()
+    assert "train" in help_text
+    for module, command in (("sentiment", "evaluate"), ("bench", "bench")):
+        present = (ROOT / "henn" / "cli" / f"{module}.py").exists()
+        if present:
+            assert command in help_text
+
+
+def _subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_python_dash_m_henn():
+    proc = subprocess.run([sys.executable, "-m", "henn", "train", "xor", "--scheme", "plain", "--epochs", "3",
+                           "--json", "--quiet"], capture_output=True, text=True, env=_subprocess_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs"] == 3
+    bad = subprocess.run([sys.executable, "-m", "henn", "train", "xor", "--epochs", "x"], capture_output=True,
+                         text=True, env=_subprocess_env(), timeout=120)
+    assert bad.returncode == 2 and "usage: henn" in bad.stderr
+
+
+def test_console_script():
+    exe = shutil.which("henn")
+    if exe is None:
+        pytest.skip("the henn console script is not installed")
+    proc = subprocess.run([exe, "train", "xor", "--scheme", "plain", "--epochs", "2", "--json", "--quiet"],
+                          capture_output=True, text=True, timeout=120, cwd="/")
+    if "No module named 'henn'" in proc.stderr:
+        pytest.skip("the editable install predates the henn package: re-run `pip install -e .`")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["task"] == "xor"
+
+
+def test_runtime_failure_exits_1_with_message(capsys):
+    from ..conftest import vhe_available
+
+    if not vhe_available():
+        pytest.skip("vhe not installed")
+    code, out, err = _run(capsys, "train", "xor", "--scheme", "vhe", "--epochs", "30", "--refresh-every", "0",
+                          "--quiet")
+    assert code == 1 and "henn: error: training failed: NoiseBudgetExhausted" in err
+
+
+def test_unwritable_save_directory_exits_1(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "1", "--quiet",
+                        "--save", str(blocker / "model"))
+    assert code == 1 and "cannot save the model" in err

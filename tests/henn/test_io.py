@@ -1,0 +1,94 @@
+"""Saving and loading encrypted models and secret keys."""
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+import he_core
+from henn import io
+from henn.models.xor import X, XorConfig, build_xor
+from henn.training.xor import setup
+
+from .conftest import vhe_available
+
+
+def _saved(tmp_path, scheme_name="plain"):
+    scheme, kh = setup(scheme_name)
+    model = build_xor(scheme, XorConfig(seed=1))
+    io.save_model(tmp_path, model, scheme, meta={"task": "xor", "seed": 1}, secret=kh.export_secret_key())
+    return scheme, kh, model
+
+
+SCHEMES = ["plain", pytest.param("vhe", marks=pytest.mark.skipif(not vhe_available(), reason="vhe not installed"))]
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_round_trip(tmp_path, name):
+    scheme, kh, model = _saved(tmp_path, name)
+    assert stat.S_IMODE(os.stat(tmp_path / io.SECRET_FILE).st_mode) == 0o600
+    loaded = io.load_model(tmp_path, expect_scheme=name)
+    assert loaded.meta == {"task": "xor", "seed": 1} and loaded.key_id == kh.key_id
+    secret = io.load_secret(tmp_path, key_id=loaded.key_id)
+    fresh = io.apply_tensors(build_xor(loaded.scheme, XorConfig(seed=9)), loaded.tensors)
+    for (name, p), (_, q) in zip(model.named_parameters(), fresh.named_parameters()):
+        np.testing.assert_array_equal(kh.decrypt(p.value), loaded.scheme.decrypt(q.value.ct, secret), err_msg=name)
+    # the loaded model computes: same predictions as the original
+    np.testing.assert_array_equal(kh.decrypt(model(X)), loaded.scheme.decrypt(fresh(X).ct, secret))
+
+
+def test_model_file_alone_holds_no_secret(tmp_path):
+    _saved(tmp_path)
+    (tmp_path / io.SECRET_FILE).unlink()
+    loaded = io.load_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match="secret key"):
+        io.load_secret(tmp_path, key_id=loaded.key_id)
+
+
+def test_wrong_scheme_is_refused(tmp_path):
+    _saved(tmp_path)
+    with pytest.raises(he_core.FormatError, match="wrong scheme"):
+        io.load_model(tmp_path, expect_scheme="vhe")
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_wrong_key_is_refused(tmp_path, name):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _saved(a, name)
+    _saved(b, name)
+    model_a = io.load_model(a)
+    with pytest.raises(he_core.FormatError, match="wrong key"):
+        io.load_secret(b, key_id=model_a.key_id)
+
+
+def test_saving_a_foreign_secret_is_refused(tmp_path):
+    scheme, kh = setup("plain")
+    _, other = setup("plain")
+    with pytest.raises(he_core.MismatchError, match="not the key"):
+        io.save_model(tmp_path, build_xor(scheme), scheme, meta={}, secret=other.export_secret_key())
+
+
+def test_architecture_mismatch_and_missing_files(tmp_path):
+    _saved(tmp_path)
+    loaded = io.load_model(tmp_path)
+    tensors = dict(loaded.tensors)
+    tensors.pop("2.bias")
+    with pytest.raises(ValueError, match="do not match"):
+        io.apply_tensors(build_xor(loaded.scheme), tensors)
+    tensors["2.bias"] = loaded.tensors["0.bias"]  # (1, 4) where (1, 1) belongs
+    with pytest.raises(ValueError, match="has shape"):
+        io.apply_tensors(build_xor(loaded.scheme), tensors)
+    with pytest.raises(FileNotFoundError, match="model.henn"):
+        io.load_model(tmp_path / "nowhere")
+
+
+def test_corrupt_model_file_is_a_format_error(tmp_path):
+    _saved(tmp_path)
+    path = tmp_path / io.MODEL_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(he_core.FormatError):
+        io.load_model(tmp_path)

@@ -1,0 +1,74 @@
+"""XOR training: reaches 4/4 with a decreasing loss, on the plaintext twin and on vhe."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from henn.models.xor import XorConfig
+from henn.training.xor import setup, train_xor
+
+from ..conftest import vhe_available
+
+SCHEMES = ["plain", pytest.param("vhe", marks=pytest.mark.skipif(not vhe_available(), reason="vhe not installed"))]
+
+
+def _check_run(result, epochs):
+    losses = [r["loss"] for r in result.history]
+    assert len(result.history) == epochs + 1 and result.epochs == epochs
+    assert result.correct == 4, f"only {result.correct}/4 correct, predictions {result.predictions.ravel()}"
+    assert np.all((result.predictions[:, 0] > 0.5) == np.array([False, True, True, False]))
+    assert losses[-1] < 0.25 * losses[0]
+    # the curve decreases: allow only rounding-size wiggles between consecutive epochs
+    assert max(np.diff(losses)) < 1e-4
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_xor_reaches_four_of_four(scheme, seed):
+    s, kh = setup(scheme)
+    result = train_xor(s, kh, XorConfig(seed=seed, epochs=300))
+    _check_run(result, 300)
+    assert kh.refresh_rounds == 4 * 300  # four parameters refreshed every step
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_xor_ten_seeds(scheme):
+    """The acceptance criterion: at least 9 of seeds 0-9 reach 4/4 within 300 epochs."""
+    s, kh = setup(scheme)
+    wins = []
+    for seed in range(10):
+        result = train_xor(s, kh, XorConfig(seed=seed, epochs=300))
+        losses = [r["loss"] for r in result.history]
+        wins.append(result.correct == 4 and losses[-1] < losses[0])
+    assert sum(wins) >= 9, f"only seeds {[i for i, w in enumerate(wins) if w]} reached 4/4"
+
+
+def test_training_without_refresh_and_continuing():
+    s, kh = setup("plain")
+    first = train_xor(s, kh, XorConfig(seed=2, epochs=20), refresh_every=0)
+    assert kh.refresh_rounds == 0
+    more = train_xor(s, kh, XorConfig(seed=2, epochs=20), model=first.model, refresh_every=0)
+    assert more.history[0]["loss"] == pytest.approx(first.final_loss)
+    records = []
+    train_xor(s, kh, XorConfig(seed=2, epochs=3), on_epoch=records.append)
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="lr"):
+        XorConfig(lr=0)
+    with pytest.raises(ValueError, match="hidden"):
+        XorConfig(hidden=0)
+    with pytest.raises(ValueError, match="epochs"):
+        XorConfig(epochs=-1)
+
+
+@pytest.mark.skipif(not vhe_available(), reason="vhe not installed")
+def test_vhe_without_refresh_fails_loudly_not_wrongly():
+    """Without refreshes the weights' noise grows until the scheme refuses: an error, never a wrong result."""
+    import he_core
+
+    s, kh = setup("vhe")
+    with pytest.raises(he_core.NoiseBudgetExhausted, match="refresh"):
+        train_xor(s, kh, XorConfig(seed=0, epochs=30), refresh_every=0)
