@@ -66,7 +66,11 @@ int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *
         const ckks_modulus *ml = m + l;
         const uint64_t *x = a + l * n, *y = b + l * n;
         uint64_t *z = acc + l * n;
-        for (size_t i = 0; i < n; i++) z[i] = ckks_reduce128((ckks_u128)x[i] * y[i] + z[i], ml);
+        const uint64_t q = ml->q;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t s = ckks_mulmod(x[i], y[i], ml) + z[i];
+            z[i] = s >= q ? s - q : s;
+        }
     }
     return HE_OK;
 }

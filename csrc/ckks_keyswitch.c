@@ -14,6 +14,10 @@
 static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
                              const uint64_t *inv_hat, uint64_t *y) {
     for (size_t i = 0; i < nfrom; i++) {
+        if (inv_hat[i] == 1) {
+            if (y != x) memcpy(y + i * n, x + i * n, n * sizeof(uint64_t));
+            continue;
+        }
         const uint64_t q = from[i].q, w = inv_hat[i], ws = ckks_shoup(w, q);
         const uint64_t *src = x + i * n;
         uint64_t *dst = y + i * n;
@@ -27,6 +31,11 @@ static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, c
 /* out[k] = sum_i y_i[k] * hat[i * stride] mod mt (each product < 2^122, so up to 64 terms fit). */
 static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
                       const ckks_modulus *mt, ckks_u128 *tmp, uint64_t *out) {
+    if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
+        const uint64_t p = mt->q;
+        for (size_t k = 0; k < n; k++) out[k] = y[k] < p ? y[k] : ckks_reduce128(y[k], mt);
+        return;
+    }
     memset(tmp, 0, n * sizeof(ckks_u128));
     for (size_t i = 0; i < nfrom; i++) {
         const uint64_t h = hat[i * stride];

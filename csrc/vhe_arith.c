@@ -79,21 +79,24 @@ int vhe_lincomb(const int64_t *w, int64_t nq, const int64_t *a, int64_t rows, in
 
 int vhe_gather_sum(const int64_t *a, int64_t rows, int64_t n, const int64_t *idx, int64_t nidx,
                    int64_t head, int64_t limit, int64_t *out, int64_t *stats) {
-    if (rows < 0 || n < 1 || nidx < 0 || head < 0 || head > n || n > 4096) return HE_ERR_ARGUMENT;
-    i128 acc[4096];
+    if (rows < 0 || n < 1 || nidx < 0 || head < 0 || head > n) return HE_ERR_ARGUMENT;
+    i128 small[64];  /* the common tiny case avoids the allocator */
+    i128 *acc = n <= 64 ? small : malloc((size_t)n * sizeof(i128));
+    if (!acc) return HE_ERR_NOMEM;
     for (int64_t j = 0; j < n; j++) acc[j] = 0;
-    int64_t count = idx ? nidx : rows;
-    for (int64_t t = 0; t < count; t++) {
+    int64_t count = idx ? nidx : rows, mh = 0, mt = 0;
+    int status = HE_OK;
+    for (int64_t t = 0; t < count && status == HE_OK; t++) {
         int64_t r = idx ? idx[t] : t;
-        if (r < 0 || r >= rows) return HE_ERR_RANGE;
+        if (r < 0 || r >= rows) { status = HE_ERR_RANGE; break; }
         const int64_t *x = a + r * n;
         for (int64_t j = 0; j < n; j++) acc[j] += x[j];  /* < 2^63 terms of < 2^63: fits */
     }
-    int64_t mh = 0, mt = 0;
-    for (int64_t j = 0; j < n; j++)
-        if (vhe_store(acc[j], limit, out + j, j < head ? &mh : &mt)) return HE_ERR_OVERFLOW;
+    for (int64_t j = 0; j < n && status == HE_OK; j++)
+        if (vhe_store(acc[j], limit, out + j, j < head ? &mh : &mt)) status = HE_ERR_OVERFLOW;
+    if (acc != small) free(acc);
     stats[0] = mh; stats[1] = mt;
-    return HE_OK;
+    return status;
 }
 
 int vhe_scatter_add(int64_t *a, int64_t rows, int64_t n, const int64_t *idx, int64_t nidx,

@@ -180,19 +180,20 @@ def _number(value: Any, what: str) -> int | float:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot serialise: {what} is {value}")
         return float(value)
     raise TypeError(f"cannot serialise: {what} must be a real number, got {type(value).__name__}")
 
 
 def _bundle_header(bundle: Bundle, enc: TreeEncoder, params: Any) -> dict[str, Any]:
-    items = {}
-    owners = {(ct.scheme, ct.params_id) for ct in bundle.ciphertexts.values()}
-    if len(owners) > 1:
-        raise ValueError(f"cannot serialise: a bundle must hold one scheme and parameter set, got {sorted(owners)}")
     for name, ct in bundle.ciphertexts.items():
         if not isinstance(name, str) or not isinstance(ct, Ciphertext):
             raise TypeError(f"cannot serialise: bundle entries must be str -> Ciphertext, got {name!r}")
-        items[name] = _ct_fields(ct, enc, f"items/{name}")
+    owners = {(ct.scheme, ct.params_id) for ct in bundle.ciphertexts.values()}
+    if len(owners) > 1:
+        raise ValueError(f"cannot serialise: a bundle must hold one scheme and parameter set, got {sorted(owners)}")
+    items = {name: _ct_fields(ct, enc, f"items/{name}") for name, ct in bundle.ciphertexts.items()}
     head = {"kind": "bundle", "key_ids": bundle.key_ids, "items": items, "meta": enc.encode(bundle.meta, "meta"),
             "public": None}
     if bundle.public is not None:

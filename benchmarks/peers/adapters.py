@@ -178,10 +178,13 @@ class SealAdapter(Adapter):
 
 # --------------------------------------------------------------------------- henn ckks
 def ckks_parameters(setting: Setting):
-    """henn's CKKS parameter object for ``setting`` (same N, same prime sizes, same scale).
+    """henn's CKKS parameter object for ``setting``: same N, same prime sizes, same scale.
 
-    Maps onto the fields the ``ckks`` parameter class declares; raises ``PeerMissing``
-    when the scheme is not installed and ``TypeError`` when no mapping fits.
+    One key-switching digit per prime and one special prime, as SEAL does.
+
+    Raises:
+        PeerMissing: henn's ckks scheme is not installed (or cannot be loaded yet).
+        ValueError: the middle primes are not of the scale's size (henn ties the two).
     """
     import he_core
 
@@ -189,23 +192,11 @@ def ckks_parameters(setting: Setting):
         params_class = he_core.scheme_class("ckks").params_class
     except Exception as exc:  # the scheme is being written: importable but incomplete
         raise PeerMissing(f"henn's ckks scheme cannot be loaded yet ({type(exc).__name__}: {exc})") from exc
-    fields = {f.name for f in dataclasses.fields(params_class)}
-    log_scale = int(round(np.log2(setting.scale)))
-    candidates = {
-        "n": setting.n, "N": setting.n, "ring_degree": setting.n, "poly_degree": setting.n, "degree": setting.n,
-        "log_n": int(np.log2(setting.n)), "logn": int(np.log2(setting.n)),
-        "first_bits": setting.bits[0], "first_prime_bits": setting.bits[0],
-        "scale_bits": log_scale, "log_scale": log_scale, "scale": setting.scale,
-        "middle_bits": setting.bits[1], "levels": setting.depth, "depth": setting.depth,
-        "special_bits": setting.bits[-1], "special_prime_bits": setting.bits[-1], "special": (setting.bits[-1],),
-        "prime_bits": tuple(setting.bits[:-1]), "moduli_bits": tuple(setting.bits[:-1]),
-        "coeff_bits": tuple(setting.bits[:-1]), "dnum": setting.depth + 1,
-    }
-    kwargs = {k: v for k, v in candidates.items() if k in fields}
-    try:
-        return params_class(**kwargs)
-    except Exception as exc:
-        raise TypeError(f"cannot map {setting} onto {params_class.__name__}({sorted(fields)}): {exc}") from exc
+    scale_bits = int(round(np.log2(setting.scale)))
+    if set(setting.bits[1:-1]) != {scale_bits}:
+        raise ValueError(f"cannot map {setting}: henn's middle primes have the scale's size, 2^{scale_bits}")
+    return params_class(poly_degree=setting.n, levels=setting.depth, first_bits=setting.bits[0],
+                        scale_bits=scale_bits, special_bits=setting.bits[-1], dnum=setting.depth + 1)
 
 
 class HennCkksAdapter(Adapter):

@@ -75,16 +75,19 @@ def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]]) -> bytes:
     """
     # No sort_keys: dict order is part of the data (model layers, payload trees).
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    body = [head, _U32.pack(len(arrays))]
+    body: list[Any] = [head, _U32.pack(len(arrays))]
     for name, array in arrays:
-        body.append(_pack_array(name, array))
-    payload = b"".join(body)
-    total = _PREAMBLE.size + len(payload) + DIGEST_SIZE
-    out = _PREAMBLE.pack(MAGIC, VERSION, 0, total, len(head)) + payload
-    return out + hashlib.sha256(out).digest()
+        body += _array_chunks(name, array)
+    # Array payloads stay memoryviews until the single join: key material can be tens of MB.
+    total = _PREAMBLE.size + sum(len(chunk) for chunk in body) + DIGEST_SIZE
+    chunks = [_PREAMBLE.pack(MAGIC, VERSION, 0, total, len(head))] + body
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return b"".join(chunks + [digest.digest()])
 
 
-def _pack_array(name: str, array: np.ndarray) -> bytes:
+def _array_chunks(name: str, array: np.ndarray) -> list[Any]:
     code = dtype_code(array.dtype)
     raw_name = name.encode("utf-8")
     if len(raw_name) > MAX_NAME:
@@ -94,8 +97,8 @@ def _pack_array(name: str, array: np.ndarray) -> bytes:
     # Always C order and little-endian, whatever the in-memory layout was.
     data = np.ascontiguousarray(array, dtype=DTYPE_CODES[code])
     dims = struct.pack(f"<{array.ndim}Q", *array.shape)
-    return (_ARRAY_HEAD.pack(len(raw_name)) + raw_name + _DTYPE_HEAD.pack(code, array.ndim) + dims
-            + data.tobytes())
+    head = _ARRAY_HEAD.pack(len(raw_name)) + raw_name + _DTYPE_HEAD.pack(code, array.ndim) + dims
+    return [head, memoryview(data.reshape(-1).view(np.uint8))]
 
 
 class _Reader:

@@ -14,7 +14,8 @@ Commands for any party (they never look for a secret key):
 * ``henn inspect FILE``
 
 The ``henn`` dispatcher calls :func:`add_parsers`; ``python -m henn.cli.lifecycle`` runs
-these commands on their own. Every handler returns a process exit status.
+these commands on their own. Every handler returns a process exit status: 0, or 1
+with one ``henn <command>: error: ...`` line on stderr (2 is argparse's usage error).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import he_core
 from he_core import serialization as ser
 from henn import lifecycle as lc
 
-EXIT_ERROR = 2
+EXIT_ERROR = 1  # as henn.cli.common.EXIT_FAILED; 2 stays argparse's usage error
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -141,7 +142,7 @@ def _describe(obj: object) -> list[str]:
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int], name: str) -> Callable[[argparse.Namespace], int]:
-    """Turn expected failures into one clear line on stderr and exit status 2."""
+    """Turn expected failures into one clear line on stderr and exit status 1."""
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)

@@ -58,6 +58,9 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
                         help=f"punctuation handling (default {text.punctuation})")
     parser.add_argument("--twin", action="store_true",
                         help="also train the plaintext twin identically and report its validation accuracy")
+    parser.add_argument("--reference", choices=("sigmoid", "poly"), default=None,
+                        help="instead: train the NumPy float64 reference (exact sigmoid, or the polynomial) "
+                             "and report its accuracy and logit range (to size --interval)")
     parser.set_defaults(func=run_train)
     return parser
 
@@ -113,7 +116,10 @@ def run_train(args: argparse.Namespace) -> int:
         return common.fail(str(exc))
     try:
         reviews = _load(args.data, "train", args.quiet)
-        summary = _train(args, scheme_name, reviews, text, config)
+        if args.reference:
+            summary = _reference(args, reviews, text, config)
+        else:
+            summary = _train(args, scheme_name, reviews, text, config)
     except (DataError, ValueError, FileNotFoundError) as exc:
         return common.fail(str(exc))
     except he_core.HEError as exc:
@@ -152,6 +158,30 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
                             title=f"IMDB sentiment on {scheme_name} (hidden {config.hidden}, lr {config.lr})")
         summary["plot"] = args.plot
     return summary
+
+
+def _reference(args, reviews, text, config) -> dict:
+    """The plaintext NumPy network: the accuracy the encrypted one is measured against."""
+    import time
+
+    from ..activations import sigmoid
+    from ..training import sentiment as T
+
+    data = T.prepare(reviews, validation=args.validation, limit=args.limit, seed=args.split_seed, text=text)
+    if not data.val_ids:
+        raise ValueError("cannot run the reference: --validation must hold out at least one review")
+    activation = sigmoid if args.reference == "sigmoid" else config.make_activation().value
+    start = time.perf_counter()
+    result = T.train_reference(data, config, epochs=args.epochs, activation=activation)
+    seconds = time.perf_counter() - start
+    reviews_done = args.epochs * len(data.train_ids)
+    return {"task": "sentiment", "scheme": f"numpy-{args.reference}", "epochs": args.epochs, "hidden": config.hidden,
+            "lr": config.lr, "vocab_size": len(data.vocab), "train_reviews": len(data.train_ids),
+            "validation_reviews": len(data.val_ids), "seconds": seconds, "reviews_per_s": reviews_done / seconds,
+            "final_loss": None, "train_accuracy": float(result["train_accuracy"]),
+            "validation_accuracy": result["validation_accuracy"],
+            "clear_validation_accuracy": result["validation_accuracy"],
+            "validation_logit_max": result["logit_range"], "validation_logit_p99": result["logit_p99"]}
 
 
 def _monitor_every(total: int) -> int:
@@ -213,10 +243,14 @@ def _twin(data, config, epochs) -> dict:
 
 def _report_train(summary: dict, args: argparse.Namespace) -> None:
     if not args.quiet and not args.json:
+        loss = "" if summary["final_loss"] is None else f"final loss {summary['final_loss']:.4f}, "
         print(f"sentiment on {summary['scheme']}: {summary['train_reviews']} reviews x {summary['epochs']} epoch(s) "
               f"in {summary['seconds']:.1f} s ({summary['reviews_per_s']:.0f} reviews/s), "
-              f"final loss {summary['final_loss']:.4f}, train accuracy {summary['train_accuracy']:.4f}")
-        if summary.get("validation_accuracy") is not None:
+              f"{loss}train accuracy {summary['train_accuracy']:.4f}")
+        if summary["scheme"].startswith("numpy-"):
+            print(f"validation ({summary['validation_reviews']} reviews): {summary['validation_accuracy']:.4f}; "
+                  f"|logit| p99 {summary['validation_logit_p99']:.2f}, max {summary['validation_logit_max']:.2f}")
+        elif summary.get("validation_accuracy") is not None:
             print(f"validation ({summary['validation_reviews']} reviews): encrypted "
                   f"{summary['validation_accuracy']:.4f}, clear weights {summary['clear_validation_accuracy']:.4f} "
                   f"(agreement {summary['clear_agreement']:.4f})")

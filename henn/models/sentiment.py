@@ -50,6 +50,16 @@ class SentimentConfig:
         degree: its degree.
         interval: half-width of the interval it is fitted on (must cover the logits).
         seed: seed of the ``w12`` initialisation.
+
+    The defaults were tuned on the plaintext reference (20,000 IMDB training reviews,
+    5,000 held out, one epoch; vocabulary ``min_count=10``, ``polarity_cutoff=0.2``):
+    the exact-sigmoid network reaches 0.876 and the degree-5 polynomial one 0.876.
+    Degree 3 is not used: its negative cubic term makes ``s(z)`` fall again beyond its
+    peak, so a review whose logit overshoots is pushed further out and training
+    diverges. The degree-5 fit ends in a positive ``z^5`` term that pulls outliers back,
+    and ``lr`` is small enough that one step (which moves ``z`` by about
+    ``lr * n_words * |w12|^2``) does not jump across the interval. On ``[-16, 16]``
+    the fit's only real root of ``s(z) - 1/2`` is 0, so its decisions equal sigmoid's.
     """
 
     hidden: int = 8

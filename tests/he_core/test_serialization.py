@@ -170,6 +170,14 @@ def test_unknown_parameter_set_needs_params():
         ser.dumps(ct, params=PlainParams())
 
 
+def test_bad_bundle_entries_and_scales_are_refused():
+    with pytest.raises(TypeError, match="str -> Ciphertext"):
+        ser.dumps(ser.Bundle({"w": np.zeros(3)}))
+    ct = he_core.Ciphertext("plain", PlainParams().param_id, "k" * 32, (1, 1), float("inf"), np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="scale is inf"):
+        ser.dumps(ct)
+
+
 @pytest.mark.parametrize("bad", [np.zeros(2, np.float32), np.zeros(2, np.complex128), np.array([object()]),
                                  np.zeros(2, np.int16), np.array(["a"])])
 def test_disallowed_dtypes_are_refused_on_save(bad):

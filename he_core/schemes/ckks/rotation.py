@@ -106,11 +106,14 @@ class RotationMixin:
         out.meta.update(dirty=width != size)
         return out
 
-    def _gather(self, src: Ciphertext, plan, rows: int, stride: int) -> Ciphertext:
+    def _gather(self, src: Ciphertext, plan, rows: int, stride: int, *, force_mask: bool = False,
+                rescale: bool = True) -> Ciphertext:
         """New clean batch of ``rows`` rows (given stride): dst row += weight * src row.
 
         Args:
             plan: (dst_row, src_row, weight) triples; repeated pairs accumulate.
+            force_mask: always multiply by the (weighted) masks.
+            rescale: rescale after the mask products (else the result keeps the product scale).
         """
         slots = self.params.slots
         size = src.size
@@ -118,14 +121,13 @@ class RotationMixin:
         groups: dict = defaultdict(lambda: defaultdict(float))
         for dst, s_row, w in plan:
             d_ct, d_slot = layout.slot_of(dst, slots, stride)
-            if src.meta["rep"]:
-                s_ct, s_slot = 0, d_slot % s_stride + (d_slot - d_slot % s_stride)  # the copy in place
-                s_slot = d_slot if s_stride == stride else (d_slot // s_stride) * s_stride
+            if src.meta["rep"]:  # every block holds the row: use the copy nearest the destination
+                s_ct, s_slot = 0, (d_slot // s_stride) * s_stride
             else:
                 s_ct, s_slot = layout.slot_of(s_row, slots, s_stride)
             groups[(s_ct, d_ct, (s_slot - d_slot) % slots)][s_slot] += w
         nct = layout.count_cts(rows, slots, stride)
-        need_mask = not all(self._whole_ct(src, s_ct, g) for (s_ct, _, _), g in groups.items())
+        need_mask = force_mask or not all(self._whole_ct(src, s_ct, g) for (s_ct, _, _), g in groups.items())
         acc: dict[int, Ciphertext] = {}
         for (s_ct, d_ct, shift), weights in groups.items():
             piece = src.replace(data=src.data[s_ct: s_ct + 1])
@@ -133,7 +135,7 @@ class RotationMixin:
                 mask = np.zeros(slots)
                 for s_slot, w in weights.items():
                     mask[s_slot: s_slot + size] = w
-                piece = self._mul_slots(piece, mask[None, :], True, True)
+                piece = self._mul_slots(piece, mask[None, :], rescale, True)
             piece = self._rotate_ct(piece, shift)
             acc[d_ct] = piece if d_ct not in acc else self._add_raw(acc[d_ct], piece)
         template = next(iter(acc.values())) if acc else self._mul_slots(src.replace(data=src.data[:1]),

@@ -26,6 +26,10 @@ from .ring import RnsRing
 from .rotation import RotationMixin
 
 
+# Upper bound on the default Galois keys' memory (explicitly requested rotations always get keys).
+KEY_BUDGET_BYTES = 1 << 30
+
+
 class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
@@ -54,14 +58,19 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._secret_cache[key.key_id]
 
     def default_rotations(self, requirements: KeyRequirements) -> list[int]:
-        """Rotations keyed by default: powers of two left (and right, for N <= 8192) plus those asked for."""
+        """Rotations that get Galois keys: those asked for, then powers of two (left, then right).
+
+        Powers of two are added smallest first while the keys stay within
+        ``KEY_BUDGET_BYTES`` (at N = 32768 one key is ~200 MB, so only the first few
+        fit); rotations without their own key are composed from the power-of-two keys.
+        """
         slots = self.params.slots
-        steps = {1 << k for k in range(slots.bit_length() - 1)}
-        if self.params.poly_degree <= 8192:
-            steps |= {slots - (1 << k) for k in range(slots.bit_length() - 1)}
-        steps |= {r % slots for r in requirements.rotations}
-        steps.discard(0)
-        return sorted(steps)
+        asked = [r % slots for r in requirements.rotations if r % slots]
+        powers = [1 << k for k in range(slots.bit_length() - 1)]
+        wanted = list(dict.fromkeys(asked + powers + [slots - p for p in powers]))
+        per_key = self.params.digits * 2 * (len(self.ring.q) + len(self.ring.p)) * self.ring.n * 8
+        budget = max(len(asked) + 1, KEY_BUDGET_BYTES // per_key - 1)  # - 1: the conjugation key
+        return sorted(wanted[:budget])
 
     def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
         r = self.ring
@@ -222,6 +231,17 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
             acc = self._add_raw(acc, a.replace(data=a.data[i: i + 1]))
         acc = self._sum_within(acc, slots // stride, stride) if slots > stride else acc
         return acc.replace(shape=(1, a.size), meta={**acc.meta, "rep": True, "dirty": False})
+
+    def _lincomb(self, weights, a, rescale):
+        # Block-level diagonal method: one weighted mask per (source, destination, shift)
+        # group, then one rotation per group; a single level in all.
+        plan = [(i, r, float(w)) for i, row in enumerate(weights) for r, w in enumerate(row) if w != 0.0]
+        if not plan:
+            zero = self._mul_plain(a.replace(data=a.data[:1]), np.array(0.0), rescale)
+            return self._take_rows(zero, np.zeros(weights.shape[0], dtype=np.int64)) if weights.shape[0] > 1 \
+                else zero.replace(shape=(1, a.size))
+        out = self._gather(a, plan, weights.shape[0], a.meta["stride"], force_mask=True, rescale=rescale)
+        return out
 
     def _index_add_(self, a, rows, b):
         plan = [(int(r), k if b.rows > 1 else 0, 1.0) for k, r in enumerate(rows)]

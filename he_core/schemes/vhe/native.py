@@ -51,7 +51,7 @@ def _rows_ok(r: int, rows: int, what: str) -> None:
 
 
 def _matrix(x: np.ndarray, what: str) -> None:
-    if type(x) is not np.ndarray or x.ndim != 2:
+    if getattr(x, "ndim", None) != 2:  # the type itself is checked by _buf
         raise ValueError(f"vhe kernel argument {what} must be a 2-D array")
 
 

@@ -9,29 +9,39 @@ gives public-key encryption, ciphertext products, inner products, linear maps,
 re-randomisation and re-keying. See ``SECURITY.md``: the public key switch matrices
 give the secret away by least squares, so this scheme is for teaching and testing.
 
-Default parameters (``VheParams()``: w = 2^34, f = 16, k = 1, digits of 4 bits,
-entries kept within 2^62, T/A/E entries in {-1, 0, 1}):
+Default parameters (``VheParams()``: w = 2^33, f = 16, k = 1, signed 4-bit digits
+(16 per entry), entries kept within 2^62, T/A/E entries in {-1, 0, 1}):
 
-* **Range**: a ciphertext at the working scale holds |v| < 2^(62-34-16) = 4096 (minus
-  noise); encrypting a larger value raises ``EncodingError``, a product or sum whose
-  result could exceed it raises ``HEOverflowError`` *before* computing.
-  ``rescale=False`` products live at scale 2^32 and only hold |v| < 1/16.
-* **Noise** (worst case, tracked per ciphertext in ``meta["noise"]``; decryption is
-  correct while it stays below w/2 = 2^33, else ``NoiseBudgetExhausted`` is raised
-  before the operation): fresh secret-key encryption 16; public-key encryption
-  16 + 128 m; key switch of an n-entry input + 128 n; ``add`` adds the two bounds; a
-  plaintext multiplication by p scales it by |p| (+1 for rounding); a ciphertext
-  product of values bounded by A and B gives A e_B + B e_A + e_A e_B / w + 2 + 512 m;
-  an inner product of length m is m times that of one slot plus 512 m.
-* **Error per operation** (decrypted minus exact on the encoded inputs): 0 for
-  add / sub / neg / add_plain / row_sum / take_rows / concat_rows / index_add_;
-  at most one unit of 2^-f for every operation that rounds (mul_plain, mul, square,
-  inner, lincomb, matvec, rescale), while the noise bound is below w/2. Encoding
-  itself rounds each input to the nearest multiple of 2^-f.
-* **Capacity, in practice**: with noise ~2^12 per fresh encryption, about 2^21
-  additions of fresh ciphertexts fit in one ciphertext; a product of two values up to
-  64 multiplies the noise by about 128, so a degree-3 polynomial of fresh inputs still
-  leaves ~2^11 headroom; multiplying by a learning rate below 1 shrinks it again.
+* **Range**: a ciphertext at the working scale holds |v| < 2^(62-33-16) = 8192
+  (``params.max_value``); encrypting a larger value raises ``EncodingError``; a sum,
+  product or plaintext multiple whose result could exceed it raises ``HEOverflowError``
+  *before* computing (products of two values up to ~90 fit; 64 x 64 = 4096 does).
+  Sums are also checked exactly in C, so nothing ever wraps. ``rescale=False``
+  products live at scale 2^32 and only hold |v| < 1/8.
+* **Noise** (worst-case bound on |S c - w X| kept in ``meta["noise"]``; decryption is
+  correct while it is below w/2 = 2^32, and ``NoiseBudgetExhausted`` is raised before
+  an operation whose bound would reach it). Rules: secret-key encryption 16;
+  public-key encryption 16 + 128 m; a key switch of n entries adds 128 n; ``add`` /
+  ``sub`` add the bounds, ``row_sum`` multiplies by the rows summed, ``index_add_``
+  adds the update's bound times the largest index multiplicity; ``mul_plain`` by p
+  scales by |p| and adds 1; a product of values bounded by A and B (in units of 2^-f)
+  gives (A e_B + B e_A + e_A e_B / w) / 2^f + 2 + 512 m, an inner product m times the
+  per-slot part + 512 m; ``rescale`` divides by 2^f and adds 1.
+  Measured from fresh public encryptions of size 8 holding 64: 2^10 each; their product
+  2^17.1 (15 bits left); inner product of size 8: 2^17.1; a degree-3 polynomial of a
+  fresh size-1 input: ~2^9. So ~2^22 additions of fresh ciphertexts, or ~2^15 additions
+  of products of |v| <= 64, fit before the budget runs out.
+* **Error per operation** (decrypted minus the exact result on the encoded inputs):
+  0 for encrypt / add / sub / neg / add_plain / row_sum / take_rows / concat_rows /
+  index_add_ / rekey / rerandomize; at most one unit of 2^-f for mul_plain, mul,
+  square, inner, lincomb, matvec and rescale (a single rounding, correct while the
+  noise bound is below w/2). Encoding rounds each input to the nearest 2^-f.
+* **Key columns** of a ciphertext grow with additions (~128 (m+k) per fresh public
+  encryption added) but stay far below w, so they never limit a product: products
+  are therefore *not* re-randomised automatically. :meth:`VheScheme.rerandomize`
+  (public material, +128 (m+k) noise) shrinks them on demand.
+* **Cost**: key generation makes, per size m, five key-switch matrices of up to
+  64 m x (m+1) int64 entries (size 256: ~85 MB, ~3 s).
 """
 from __future__ import annotations
 
@@ -215,9 +225,15 @@ class VheScheme(Scheme):
         rows, m = x.shape
         t = self._secret_t(key, m, "encrypt")
         p = self.params
-        tail = rng.integers(-p.tail_bound, p.tail_bound, (rows, p.k))
-        head = self._w * x + rng.integers(-p.enc_noise, p.enc_noise, (rows, m)) - tail @ t.T
-        data = np.ascontiguousarray(np.hstack([head, tail]))
+        # One draw for the key columns and the noise: each CSPRNG draw has a fixed cost that
+        # dominates small encryptions. The noise is folded into its range from the same words.
+        data = rng.integers(-p.tail_bound, p.tail_bound, (rows, m + p.k))
+        tail = data[:, m:]
+        head = data[:, :m]
+        head %= 2 * p.enc_noise + 1
+        head -= p.enc_noise + tail @ t.T
+        x *= self._w
+        head += x
         stats = (int(np.abs(head).max()), int(np.abs(tail).max()))
         return self._make(key.key_id, rows, m, s, data, p.enc_noise, stats)
 

@@ -45,6 +45,13 @@ def test_add_parsers_registers_every_command():
     assert callable(args.func)
 
 
+def test_the_henn_dispatcher_runs_the_lifecycle_commands(tmp_path, capsys):
+    from henn import cli as henn_cli
+    assert henn_cli.main(["keygen", "--scheme", "plain", "--out", str(tmp_path / "k")]) == 0
+    assert "public keys (share them)" in capsys.readouterr().out
+    assert henn_cli.main(["keygen", "--scheme", "plain", "--out", str(tmp_path / "k")]) == cli.EXIT_ERROR
+
+
 def test_keygen_files_and_sizes_from_the_model(setup):
     assert sorted(os.listdir(setup / "A")) == [lc.PUBLIC_FILE, lc.SECRET_FILE]
     assert stat.S_IMODE(os.stat(setup / "A" / lc.SECRET_FILE).st_mode) == 0o600

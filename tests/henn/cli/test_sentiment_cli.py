@@ -133,3 +133,15 @@ def test_train_on_vhe_agrees_with_the_twin(corpus, tmp_path, capsys):
     code, out, _ = _run(capsys, "evaluate", "sentiment", "--model", tmp_path / "m", "--data", root, "--split",
                         "train", "--json", "--limit", "50")
     assert code == 0 and _json(out)["scheme"] == "vhe"
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "poly"])
+def test_reference_mode(corpus, capsys, kind):
+    root, _ = corpus
+    code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--reference", kind, "--json", *TRAIN)
+    assert code == 0
+    s = _json(out)
+    assert s["scheme"] == f"numpy-{kind}" and s["validation_accuracy"] > 0.8
+    assert 0 < s["validation_logit_p99"] <= s["validation_logit_max"]
+    code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--reference", kind, *TRAIN)
+    assert code == 0 and "|logit| p99" in out

@@ -149,3 +149,28 @@ def test_native_reports_bad_arguments_as_errors():
     a = np.zeros((1, N), dtype=np.uint64)
     with pytest.raises(NativeError):
         RING.permute(a, perm)
+
+
+@pytest.mark.parametrize("alpha", [1, 2])
+def test_key_switching_changes_the_key_with_small_error(alpha):
+    """ks(d) = (c0, c1) must satisfy c0 + c1 * s_to = d * s_from + e with |e| small (exact CRT check)."""
+    from types import SimpleNamespace
+
+    from he_core import SeededRandom
+    from he_core.schemes.ckks import keys as kg
+
+    qs = tuple(ntt_primes(60, N, 1) + ntt_primes(40, N, 3, around=True))
+    ps = tuple(ntt_primes(61, N, alpha, frozenset(qs)))
+    ring = RnsRing(N, qs, ps)
+    params = SimpleNamespace(alpha=alpha, sigma=3.2)
+    rng = SeededRandom(alpha)
+    s_from = kg.full_ntt(ring, rng.ternary(N))
+    s_to = kg.full_ntt(ring, rng.ternary(N))
+    key = kg.switch_key(ring, params, s_from, s_to, rng)
+    for nq in (len(qs), 2):  # top level and a lower level
+        d = rand_poly(nq, qs[:nq])
+        out = ring.keyswitch(ring.ntt(d.copy()), key, alpha)
+        lhs = ring.add(out[0], ring.mul(out[1], np.ascontiguousarray(s_to[:nq])))
+        rhs = ring.mul(ring.ntt(d.copy()), np.ascontiguousarray(s_from[:nq]))
+        err = ref.crt(ring.intt(ring.sub(lhs, rhs)), qs[:nq])
+        assert max(abs(e) for e in err) < 2**20

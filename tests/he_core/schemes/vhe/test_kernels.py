@@ -180,3 +180,14 @@ def test_bad_arrays_raise_clear_errors():
         native.tensor(a, 2, a, 3, 1, 1, LIMIT)
     with pytest.raises(ValueError):
         native.scatter_add(a, np.array([0, 1], dtype=np.int64), np.zeros((3, 4), dtype=np.int64), 3, LIMIT)
+
+
+def test_wide_rows_parity():
+    """Rows longer than the kernels' on-stack buffers (size 256 + k)."""
+    rng = np.random.default_rng(4)
+    a = rng.integers(-2**60, 2**60, (7, 300))
+    idx = np.array([0, 3, 3, 6], dtype=np.int64)
+    both("gather_sum", a, idx, 256, LIMIT)
+    both("gather_sum", a, None, 256, LIMIT)
+    both("lincomb", rng.integers(-4, 5, (2, 7)), a, 2**16, 256, LIMIT)
+    both("tensor", a[:, :258], 256, a[:, :258], 256, 2, 2**40, LIMIT)

@@ -219,3 +219,20 @@ def test_keys_and_ciphertexts_survive_serialisation(vhe):
     other.set_public_keys(public)
     exact(other, keys, other.mul_plain(other.add(back, other.encrypt(x)), 0.5), encoded(x))
     exact(scheme, keys, back, scheme.decrypt(ct, secret))
+
+
+@given(st.integers(1, 3), st.sampled_from(SIZES), st.data())
+@SETTINGS
+def test_largest_values_the_parameters_allow(vhe, rows, size, data):
+    scheme, keys = vhe
+    top = scheme.params.max_value * 0.999  # the margin leaves room for the noise and key columns
+    exact(scheme, keys, scheme.encrypt([[top, -top]]), encoded([[top, -top]]))
+    edge = st.one_of(st.floats(-top / 2, top / 2), st.sampled_from([top / 2, -top / 2, 0.0]))
+    x = np.array(data.draw(st.lists(edge, min_size=rows * size, max_size=rows * size))).reshape(rows, size)
+    a = scheme.encrypt(x)
+    exact(scheme, keys, a, encoded(x))
+    exact(scheme, keys, scheme.add(a, a), 2 * encoded(x))  # reaches the top of the range
+    exact(scheme, keys, scheme.sub(a, scheme.neg(a)), 2 * encoded(x))
+    r = np.sqrt(top) * 0.99  # products right below the range limit
+    b = scheme.encrypt(np.clip(x, -r, r))
+    within_unit(scheme, keys, scheme.mul(b, b), encoded(np.clip(x, -r, r)) ** 2)
