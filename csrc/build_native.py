@@ -63,16 +63,19 @@ def link_flags() -> list[str]:
     return flags
 
 
-def make_ffi(prefix: str) -> FFI:
+def make_ffi(prefix: str, *, absolute: bool = False) -> FFI:
+    """The cffi builder of one module; setuptools wants paths relative to the project root,
+    ``ffi.compile`` (which works inside its temporary directory) wants absolute ones."""
     header = os.path.join(HERE, f"{prefix}.h")
     sources = sorted(glob.glob(os.path.join(HERE, f"{prefix}_*.c")))
+    place = (lambda p: p) if absolute else (lambda p: os.path.relpath(p, os.path.dirname(HERE)))
     ffi = FFI()
     ffi.cdef(_cdef_from_header(header))
     ffi.set_source(
         f"he_core.native._{prefix}",
         f'#include "{prefix}.h"',
-        sources=[os.path.relpath(s, os.path.dirname(HERE)) for s in sources],
-        include_dirs=[os.path.relpath(HERE, os.path.dirname(HERE))],
+        sources=[place(s) for s in sources],
+        include_dirs=[place(HERE)],
         extra_compile_args=compile_flags(),
         extra_link_args=link_flags(),
     )
@@ -92,7 +95,7 @@ def main(argv: list[str]) -> None:
     root = os.path.dirname(HERE)
     os.chdir(root)
     for prefix in argv or [p for p in MODULES if _has_module(p)]:
-        ffi = make_ffi(prefix)
+        ffi = make_ffi(prefix, absolute=True)
         out = ffi.compile(tmpdir=os.path.join(root, "build", f"cffi_{prefix}"), verbose=False)
         dest = os.path.join(root, "he_core", "native", os.path.basename(out))
         os.replace(out, dest)

@@ -120,10 +120,19 @@ int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t 
     for (size_t l = 0; l + 1 < nlimbs; l++) {
         const ckks_modulus *mj = m + l;
         const uint64_t qj = mj->q, ql_mod = ql % qj;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t x = last[i], r = x < qj ? x : ckks_reduce128(x, mj);
-            if (x > half) r = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
-            tmp[i] = r;
+        if (ql < 2 * qj) {  /* the usual case (primes of similar size): one conditional subtraction */
+            for (size_t i = 0; i < n; i++) {
+                uint64_t x = last[i];
+                uint64_t r = x >= qj ? x - qj : x;
+                uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
+                tmp[i] = x > half ? c : r;
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                uint64_t x = last[i], r = ckks_reduce128(x, mj);
+                uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;
+                tmp[i] = x > half ? c : r;
+            }
         }
         ckks_ntt(mj, 1, n, tmp);
         const uint64_t inv = ckks_powmod(ql_mod, qj - 2, mj), inv_sh = ckks_shoup(inv, qj);

@@ -103,45 +103,56 @@ static int keyswitch_args_ok(const ckks_modulus *m, size_t nq, size_t np, size_t
 }
 
 size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
-    const size_t ntot = nq + np;
-    /* u128 areas first (two accumulators, conversion lane) so they stay 16-byte aligned,
-     * then y (nq), red (2 * ntot), e (1) and the mod-down lanes (np + 1). */
-    (void)alpha;
-    return n * (2 * 2 + 2 + nq + 2 * ntot + 1 + np + 1);
+    const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
+    /* The u128 conversion lane first (16-byte aligned), then y (nq limbs), red (2 * ntot),
+     * the beta mod-up limbs of one target prime, and the mod-down lanes (np + 1). */
+    return n * (2 + nq + 2 * ntot + beta + np + 1);
 }
 
+#define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
+
 /* Limb t of sum_j modup(digit_j) * key_j, for both key parts, reduced into r0 / r1.
- * Looping limb-outer keeps the two 128-bit accumulators (2n lanes) in cache. */
+ * The beta mod-up limbs are formed (and NTT'd) first; the dot product over digits then
+ * runs block by block with its 128-bit accumulators in L1, so every input is read once. */
 static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t t,
                             const uint64_t *d, const uint64_t *y, const uint64_t *key, size_t ltot,
-                            size_t alpha, const uint64_t *conv_up, ckks_u128 *acc, ckks_u128 *tmp,
-                            uint64_t *e, uint64_t *r0, uint64_t *r1) {
+                            size_t alpha, const uint64_t *conv_up, ckks_u128 *tmp, uint64_t *ext,
+                            uint64_t *r0, uint64_t *r1) {
     const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
     const size_t kl = t < nq ? t : ltot - np + (t - nq);
-    ckks_u128 *a0 = acc, *a1 = acc + n;
-    memset(acc, 0, 2 * n * sizeof(ckks_u128));
+    const uint64_t *src[32], *kb[32], *ka[32];
     const uint64_t *cu = conv_up;
     for (size_t j = 0; j < beta; j++) {
         const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
         const uint64_t *hat = cu + dj;
         cu += dj + dj * ntot;
-        const uint64_t *src;
         if (t >= lo && t < lo + dj) {
-            src = d + t * n;  /* own limb: already in NTT form */
+            src[j] = d + t * n;  /* own limb: already in NTT form */
         } else {
+            uint64_t *e = ext + j * n;
             conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e);
             ckks_ntt(m + t, 1, n, e);
-            src = e;
+            src[j] = e;
         }
-        const uint64_t *b = key + (j * 2 * ltot + kl) * n, *a = key + ((j * 2 + 1) * ltot + kl) * n;
-        for (size_t k = 0; k < n; k++) {
-            a0[k] += (ckks_u128)src[k] * b[k];
-            a1[k] += (ckks_u128)src[k] * a[k];
-        }
+        kb[j] = key + (j * 2 * ltot + kl) * n;
+        ka[j] = key + ((j * 2 + 1) * ltot + kl) * n;
     }
-    for (size_t k = 0; k < n; k++) {
-        r0[k] = ckks_reduce128(a0[k], m + t);
-        r1[k] = ckks_reduce128(a1[k], m + t);
+    ckks_u128 a0[KS_BLOCK], a1[KS_BLOCK];
+    for (size_t k0 = 0; k0 < n; k0 += KS_BLOCK) {
+        const size_t len = n - k0 < KS_BLOCK ? n - k0 : KS_BLOCK;
+        memset(a0, 0, sizeof a0);
+        memset(a1, 0, sizeof a1);
+        for (size_t j = 0; j < beta; j++) {
+            const uint64_t *e = src[j] + k0, *b = kb[j] + k0, *a = ka[j] + k0;
+            for (size_t k = 0; k < len; k++) {
+                a0[k] += (ckks_u128)e[k] * b[k];
+                a1[k] += (ckks_u128)e[k] * a[k];
+            }
+        }
+        for (size_t k = 0; k < len; k++) {
+            r0[k0 + k] = ckks_reduce128(a0[k], m + t);
+            r1[k0 + k] = ckks_reduce128(a1[k], m + t);
+        }
     }
 }
 
@@ -154,12 +165,11 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
     if (!scratch || scratch_words < ckks_keyswitch_scratch(nq, np, n, alpha) || ((uintptr_t)scratch & 15))
         return HE_ERR_ARGUMENT;
     const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
-    ckks_u128 *acc = (ckks_u128 *)scratch;  /* 2n lanes */
-    ckks_u128 *tmp = acc + 2 * n;           /* n lanes */
+    ckks_u128 *tmp = (ckks_u128 *)scratch;  /* n lanes */
     uint64_t *y = (uint64_t *)(tmp + n);    /* nq limbs: d in coefficient form times inverse hats */
     uint64_t *red = y + nq * n;             /* 2 * ntot limbs: the two accumulated parts */
-    uint64_t *e = red + 2 * ntot * n;       /* one mod-up limb */
-    uint64_t *yp = e + n;                   /* np limbs for the mod-down conversion */
+    uint64_t *ext = red + 2 * ntot * n;     /* beta mod-up limbs */
+    uint64_t *yp = ext + beta * n;          /* np limbs for the mod-down conversion */
     uint64_t *conv = yp + np * n;           /* one limb */
     memcpy(y, d, nq * n * sizeof(uint64_t));
     ckks_intt(m, nq, n, y);
@@ -170,7 +180,7 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
         cu += dj + dj * ntot;
     }
     for (size_t t = 0; t < ntot; t++)
-        accumulate_limb(m, nq, np, n, t, d, y, key, ltot, alpha, conv_up, acc, tmp, e,
+        accumulate_limb(m, nq, np, n, t, d, y, key, ltot, alpha, conv_up, tmp, ext,
                         red + t * n, red + (ntot + t) * n);
     for (size_t part = 0; part < 2; part++)
         mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, tmp, conv, out + part * nq * n);

@@ -28,29 +28,36 @@ class RandomSource:
         """Uniform int64 values in ``[low, high]`` (both ends included), without modulo bias."""
         if high < low:
             raise ParameterError(f"cannot draw integers: empty range [{low}, {high}]")
-        span = int(high) - int(low) + 1
         if low < -(2**63) or high > 2**63 - 1:
             raise ParameterError(f"cannot draw integers: [{low}, {high}] does not fit in int64")
-        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
-        count = int(np.prod(shape, dtype=np.int64))
-        out = np.empty(count, dtype=np.uint64)
-        if span == 1:
-            out[:] = 0
-        else:
-            # Rejection sampling on the largest multiple of span below 2^64.
-            limit = (2**64 // span) * span if span < 2**64 else 2**64
-            filled = 0
-            while filled < count:
-                need = count - filled
-                words = self._words(need + need // 8 + 8)
-                if limit < 2**64:
-                    words = words[words < np.uint64(limit)]
-                take = min(need, words.size)
-                out[filled : filled + take] = words[:take] % np.uint64(span) if span < 2**64 else words[:take]
-                filled += take
+        shape = (int(size),) if isinstance(size, (int, np.integer)) else tuple(size)
+        count = math.prod(shape)
+        span = int(high) - int(low) + 1
+        out = self._uniform_below(span, count)
         # Two's-complement addition maps [0, span) onto [low, high] exactly.
         out += np.uint64(int(low) % 2**64)
         return out.view(np.int64).reshape(shape)
+
+    def _uniform_below(self, span: int, count: int) -> np.ndarray:
+        """``count`` uniform uint64 values in ``[0, span)``, ``1 <= span <= 2**64``."""
+        if span == 2**64:
+            return self._words(count)
+        if span & (span - 1) == 0:  # a power of two: masking is exact
+            return self._words(count) & np.uint64(span - 1)
+        # Rejection sampling on the largest multiple of span below 2^64: almost never rejects
+        # for small spans, so try once on exactly `count` words before looping.
+        limit = np.uint64((2**64 // span) * span)
+        words = self._words(count)
+        if not (words >= limit).any():
+            return words % np.uint64(span)
+        kept = [words[words < limit]]
+        filled = kept[0].size
+        while filled < count:
+            more = self._words(count - filled + 8)
+            more = more[more < limit]
+            kept.append(more)
+            filled += more.size
+        return np.concatenate(kept)[:count] % np.uint64(span)
 
     def uniform_mod(self, modulus: int, size) -> np.ndarray:
         """Uniform uint64 values in ``[0, modulus)``."""

@@ -14,7 +14,6 @@ float64 reference of the same network (exact sigmoid by default).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 import he_core
 
 from ..activations import sigmoid
-from ..data.imdb import Reviews, load_imdb, split_validation
+from ..data.imdb import Reviews, split_validation
 from ..data.text import TextConfig, Vocabulary
 from ..keyholder import KeyHolder
 from ..models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentConfig, init_weights
@@ -40,7 +39,9 @@ class Prepared:
         vocab: the vocabulary (built from the training part only).
         train_ids, train_labels: training reviews in training order.
         val_ids, val_labels: held-out reviews.
-        dropped: training reviews with no vocabulary word (kept, they train nothing).
+
+    A review with no vocabulary word keeps an empty index array: it trains nothing and
+    is predicted ``s(0)``.
     """
 
     vocab: Vocabulary

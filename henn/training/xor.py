@@ -4,7 +4,14 @@ Roles: the *trainer* holds the encrypted model and the plaintext XOR rows and
 computes forward, backward and SGD on ciphertexts using public material only; the
 :class:`~henn.keyholder.KeyHolder` decrypts the four predictions each epoch (the
 monitored loss and accuracy — the only thing it learns besides masked values) and
-refreshes the weights every ``refresh_every`` steps.
+refreshes ciphertexts through the masked protocol.
+
+When to refresh is decided by :class:`~henn.training.refresh.RefreshPolicy` from each
+operand's ``scheme.budget`` before every operation (the default), so the same model
+code trains on ``plain`` (never refreshes), ``vhe`` (noise bits) and ``ckks``
+(levels: with the default 2-level set the activations are refreshed mid-forward). A
+fixed schedule (``refresh_every=N``: the weights after every N-th step) is kept for
+comparison; ``refresh_every=0`` never refreshes.
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ from ..losses import MSELoss
 from ..models.xor import X, Y, XorConfig, build_xor, correct
 from ..module import Sequential
 from ..optim import SGD
+from ..tensor import EncTensor
+from .refresh import GuardedScheme, RefreshPolicy
 
 
 @dataclasses.dataclass
@@ -33,12 +42,14 @@ class XorResult:
             before that epoch's update; a last record after the final update.
         seconds: wall time of the training loop (key generation excluded).
         predictions: decrypted outputs of the trained model on the four rows.
+        policy: the refresh policy used (``None`` for a fixed schedule).
     """
 
     model: Sequential
     history: list[dict]
     seconds: float
     predictions: np.ndarray
+    policy: RefreshPolicy | None = None
 
     @property
     def final_loss(self) -> float:
@@ -71,7 +82,8 @@ def evaluate(model: Sequential, keyholder: KeyHolder) -> tuple[np.ndarray, float
 
 
 def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = XorConfig(), *,
-              model: Sequential | None = None, refresh_every: int = 1,
+              model: Sequential | None = None, refresh_every: int | None = None,
+              policy: RefreshPolicy | None = None,
               on_epoch: Callable[[dict], None] | None = None) -> XorResult:
     """Train the XOR network for ``config.epochs`` full-batch epochs.
 
@@ -80,15 +92,24 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
         keyholder: the party holding the secret key.
         config: hyper-parameters (seed, learning rate, activation, ...).
         model: continue training this model instead of building a fresh one.
-        refresh_every: refresh the weights every this many steps (0: never).
+        refresh_every: ``None`` (default): refresh by budget through ``policy``;
+            ``N > 0``: refresh the weights after every N-th step; ``0``: never.
+        policy: the budget policy (default: ``RefreshPolicy(keyholder)``); only
+            used when ``refresh_every`` is ``None``.
         on_epoch: called with each history record (progress bars).
 
     Returns:
         The trained model, its history and timing.
     """
-    model = model if model is not None else build_xor(scheme, config)
+    if refresh_every is None:
+        policy = policy if policy is not None else RefreshPolicy(keyholder)
+        scheme = GuardedScheme(scheme, policy)
+    else:
+        policy = None
+        scheme = getattr(scheme, "inner_scheme", scheme)
+    model = _bind(model, scheme) if model is not None else build_xor(scheme, config)
     loss_fn = MSELoss()
-    opt = SGD(model.parameters(), config.lr, refresh=keyholder.refresh, refresh_every=refresh_every)
+    opt = SGD(model.parameters(), config.lr, refresh=keyholder.refresh, refresh_every=refresh_every or 0)
     history: list[dict] = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
@@ -100,7 +121,16 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
             on_epoch(record)
         model.backward(loss_fn.grad(out, Y))
         opt.step()
+        if policy is not None:
+            policy.new_step()
     pred, loss, right = evaluate(model, keyholder)
     seconds = time.perf_counter() - start
     history.append({"epoch": config.epochs, "loss": loss, "correct": right})
-    return XorResult(model, history, seconds, pred)
+    return XorResult(model, history, seconds, pred, policy)
+
+
+def _bind(model: Sequential, scheme) -> Sequential:
+    """Point every parameter of a model at ``scheme`` (the guarded view or the bare scheme)."""
+    for p in model.parameters():
+        p.value = EncTensor(scheme, p.value.ct)
+    return model

@@ -121,6 +121,8 @@ def scatter_add(a, idx, b, head, limit):
     if b.shape[1] != a.shape[1] or b.shape[0] not in (1, idx.shape[0]):
         raise ValueError("vhe kernel scatter_add: shapes do not match")
     _buf(a, "a")
+    if not a.flags.writeable:
+        raise ValueError("vhe kernel scatter_add: the target array is read-only")
     st = _new("int64_t[3]")
     _check(lib.vhe_scatter_add(_wbuf(a), a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], _buf(b, "b"),
                                b.shape[0], head, limit, st), "index_add_")

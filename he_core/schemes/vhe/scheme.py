@@ -393,7 +393,7 @@ class VheScheme(Scheme):
         gl1 = int(np.abs(key.data["G"]).sum(axis=1).max())
         noise = self._check_noise(-(-(a.meta["noise"] * gl1 + (a.size + self._k) * self._swn) // self._f)
                                   + self._round_l1, "matvec")
-        self._check_range(-(-self._value_bound(a) * gl1 // self._f), noise, (a.size + 1) * self._swt,
+        self._check_range(-(-self._value_bound(a) * gl1 // self._f), noise, (a.size + self._k) * self._swt,
                           "matvec")
         hi, _ = kernels.keyswitch(a.data, key.data["hi"], self._b, self._ell, out, self._limit)
         lo, _ = kernels.keyswitch(a.data, key.data["lo"], self._b, self._ell, out, self._limit)

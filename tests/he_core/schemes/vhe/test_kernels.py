@@ -191,3 +191,10 @@ def test_wide_rows_parity():
     both("gather_sum", a, None, 256, LIMIT)
     both("lincomb", rng.integers(-4, 5, (2, 7)), a, 2**16, 256, LIMIT)
     both("tensor", a[:, :258], 256, a[:, :258], 256, 2, 2**40, LIMIT)
+
+
+def test_scatter_into_a_read_only_array_is_refused():
+    a = np.zeros((3, 2), dtype=np.int64)
+    a.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        native.scatter_add(a, np.array([0], dtype=np.int64), np.ones((1, 2), dtype=np.int64), 1, LIMIT)

@@ -1,0 +1,268 @@
+"""When to refresh: a scheme-agnostic policy driven by ``scheme.budget(ct)``.
+
+Every scheme reports what a ciphertext has left before it stops decrypting
+correctly (:meth:`he_core.Scheme.budget`): CKKS counts *levels* (rescalings left),
+``vhe`` counts *bits of noise headroom*, the plaintext twin is *unbounded*. A fixed
+"refresh every N steps" schedule is either wasteful (``vhe`` after a short step) or
+fatal (CKKS runs out of levels in the middle of one forward pass). Instead:
+
+* :class:`RefreshPolicy` says, for a ciphertext and the multiplicative *depth* of the
+  operation about to consume it, whether the budget is too low; if so it sends the
+  ciphertext through the key holder's masked refresh
+  (:meth:`henn.keyholder.KeyHolder.refresh` — the key holder only sees masked
+  values);
+* :class:`GuardedScheme` is a view of a scheme that asks the policy about every
+  operand before each operation, so model code stays identical across schemes: a
+  model built on the guarded view simply never meets ``LevelExhaustedError`` or
+  ``NoiseBudgetExhausted``.
+
+What an operation needs, per budget kind:
+
+* ``"levels"``: ``depth`` levels (a product rescales once; a polynomial of degree
+  ``d`` needs ``ceil(log2 d) + 1`` by the interface's contract);
+* ``"noise"``: ``depth * noise_bits_per_level + noise_floor_bits`` bits, plus
+  ``log2(rows)`` for a row sum (a sum of ``k`` bounds grows by ``log2 k`` bits);
+* ``"unbounded"``: nothing, never refresh.
+
+An operation whose two ciphertext operands have different shapes (a ``(1, n)`` bias
+added to every row, a ``(B, 1)`` column scaling ``(B, n)`` rows) needs one extra
+level for the broadcast: a packing scheme broadcasts by masking and rotating, which
+costs a plaintext product and so a rescaling (CKKS does; at level 0 it returned
+wrong values instead of an error when tried). A 0/1 mask does not grow a noise
+bound by more than the floor, so ``"noise"`` budgets are not charged for it.
+
+A need above what a fresh ciphertext has is capped at the fresh budget (refreshing
+cannot do better; the operation then runs on a fresh operand). The fresh budget is
+learnt from the first refresh of each kind.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from he_core import Ciphertext, LevelExhaustedError, NoiseBudgetExhausted, Scheme
+
+from ..keyholder import KeyHolder
+
+#: Budget kinds the policy understands.
+KINDS = ("levels", "noise", "unbounded")
+
+
+class RefreshPolicy:
+    """Refresh a ciphertext through the key holder exactly when its budget is too low.
+
+    Args:
+        keyholder: the party that performs the masked re-encryption.
+        noise_bits_per_level: bits of noise headroom one ciphertext product may cost
+            (``"noise"`` budgets; the products in henn's models multiply values of
+            magnitude below 2^4, which costs at most about 5 bits in ``vhe``).
+        noise_floor_bits: headroom kept in reserve before any operation (an addition
+            costs at most one bit).
+
+    Attributes:
+        op_refreshes: refreshes made because an operation needed more budget.
+        retry_refreshes: refreshes made after the scheme refused an operation the
+            budget estimate allowed (should stay 0; counted so it shows if not).
+        checks: how many budget checks were made.
+
+    Raises:
+        ValueError: negative or non-finite bit counts.
+    """
+
+    def __init__(self, keyholder: KeyHolder, *, noise_bits_per_level: float = 8.0, noise_floor_bits: float = 2.0):
+        for name, value in (("noise_bits_per_level", noise_bits_per_level), ("noise_floor_bits", noise_floor_bits)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"cannot build RefreshPolicy: {name} must be finite and >= 0, got {value}")
+        self.keyholder = keyholder
+        self.noise_bits_per_level = float(noise_bits_per_level)
+        self.noise_floor_bits = float(noise_floor_bits)
+        self.op_refreshes = 0
+        self.retry_refreshes = 0
+        self.checks = 0
+        self._fresh: dict[str, float] = {}
+        # id(original) -> (original, refreshed): a cached activation used again in
+        # backward is refreshed once, not twice. Holding the original keeps its id unique.
+        self._cache: dict[int, tuple[Ciphertext, Ciphertext]] = {}
+
+    # ------------------------------------------------------------------ the decision
+    def required(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0) -> float:
+        """The budget an operation of multiplicative ``depth`` needs (in the budget's own unit).
+
+        Args:
+            budget: what ``scheme.budget(ct)`` returned.
+            depth: ciphertext or plaintext products on the path through this operand.
+            extra_bits: additional noise bits (row sums of many rows).
+            masks: broadcast masks the operation applies (one level each).
+
+        Raises:
+            ValueError: an unknown budget kind.
+        """
+        kind = budget.get("kind")
+        if kind == "unbounded":
+            return -math.inf
+        if kind == "levels":
+            need = float(depth + masks)
+        elif kind == "noise":
+            need = depth * self.noise_bits_per_level + self.noise_floor_bits + extra_bits
+        else:
+            raise ValueError(f"cannot decide on a refresh: unknown budget kind {kind!r} (known: {KINDS})")
+        return min(need, self._fresh.get(kind, math.inf))
+
+    def needs_refresh(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0) -> bool:
+        """Whether a ciphertext with this budget must be refreshed before an operation of ``depth``."""
+        return float(budget["remaining"]) < self.required(budget, depth, extra_bits, masks)
+
+    def ensure(self, scheme: Scheme, ct: Ciphertext, depth: int, extra_bits: float = 0.0,
+               masks: int = 0) -> Ciphertext:
+        """``ct`` itself if its budget suffices for ``depth``, else a refreshed copy.
+
+        Args:
+            scheme: the (unguarded) scheme ``ct`` belongs to.
+            ct: the operand about to be consumed.
+            depth: multiplicative depth of the operation.
+            extra_bits: additional noise bits the operation needs (row sums).
+            masks: broadcast masks the operation applies.
+        """
+        self.checks += 1
+        cached = self._cache.get(id(ct))
+        if cached is not None and cached[0] is ct:
+            ct = cached[1]
+        budget = scheme.budget(ct)
+        if not self.needs_refresh(budget, depth, extra_bits, masks):
+            return ct
+        self.op_refreshes += 1
+        return self._refresh(scheme, ct)
+
+    def _refresh(self, scheme: Scheme, ct: Ciphertext) -> Ciphertext:
+        fresh = self.keyholder.refresh(ct)
+        budget = scheme.budget(fresh)
+        kind = budget["kind"]
+        self._fresh[kind] = max(self._fresh.get(kind, -math.inf), float(budget["remaining"]))
+        self._cache[id(ct)] = (ct, fresh)
+        return fresh
+
+    def retry(self, scheme: Scheme, operands: Sequence[Ciphertext]) -> list[Ciphertext]:
+        """Refresh every operand after the scheme refused an operation (the estimate was too optimistic)."""
+        self.retry_refreshes += len(operands)
+        return [self._refresh(scheme, ct) for ct in operands]
+
+    def new_step(self) -> None:
+        """Forget cached refreshes (call at every step boundary so memory stays bounded)."""
+        self._cache.clear()
+
+    def counters(self) -> dict[str, int]:
+        """The policy's counters as a JSON-ready dict."""
+        return {"op_refreshes": self.op_refreshes, "retry_refreshes": self.retry_refreshes,
+                "budget_checks": self.checks}
+
+
+def polyval_depth(coeffs: Sequence[float]) -> int:
+    """The interface's depth bound for ``polyval``: ``ceil(log2(degree)) + 1`` (0 for a constant)."""
+    c = np.asarray(coeffs, dtype=np.float64)
+    nonzero = [i for i in range(1, c.size) if c[i] != 0.0]
+    if not nonzero:
+        return 1  # a constant polynomial is evaluated as 0 * x + c0: one plaintext product
+    degree = max(nonzero)
+    return (math.ceil(math.log2(degree)) if degree > 1 else 0) + 1
+
+
+def _broadcast(a: Ciphertext, b: Ciphertext) -> int:
+    """One extra level when two ciphertext operands need broadcasting (see the module docstring)."""
+    return int(tuple(a.shape) != tuple(b.shape))
+
+
+class GuardedScheme:
+    """A scheme view that refreshes operands through a :class:`RefreshPolicy` before each operation.
+
+    It exposes the operations :class:`henn.tensor.EncTensor` uses with the same
+    signatures as :class:`he_core.Scheme`; every other attribute is the wrapped
+    scheme's. Results are ordinary ciphertexts of the wrapped scheme.
+
+    Args:
+        scheme: the scheme to guard (public keys installed).
+        policy: decides when to refresh.
+    """
+
+    _RETRYABLE = (LevelExhaustedError, NoiseBudgetExhausted)
+
+    def __init__(self, scheme: Scheme, policy: RefreshPolicy):
+        if isinstance(scheme, GuardedScheme):
+            scheme = scheme.inner_scheme
+        self.inner_scheme = scheme
+        self.policy = policy
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not defined here: name, params, encrypt, decrypt, budget, ...
+        return getattr(self.inner_scheme, name)
+
+    def __repr__(self) -> str:
+        return f"GuardedScheme({self.inner_scheme!r})"
+
+    def _run(self, op: str, operands: list[Ciphertext], depth: int, *args: Any, extra_bits: float = 0.0,
+             **kwargs: Any) -> Any:
+        """Ensure each operand's budget, run ``op``, and refresh-and-retry once if the scheme still refuses."""
+        s = self.inner_scheme
+        masks = _broadcast(*operands) if len(operands) == 2 else 0
+        ready = [self.policy.ensure(s, ct, depth, extra_bits, masks) for ct in operands]
+        try:
+            return getattr(s, op)(*ready, *args, **kwargs)
+        except self._RETRYABLE:
+            return getattr(s, op)(*self.policy.retry(s, ready), *args, **kwargs)
+
+    # ------------------------------------------------------------------ additive (depth 0)
+    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._run("add", [a, b], 0)
+
+    def sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._run("sub", [a, b], 0)
+
+    def neg(self, a: Ciphertext) -> Ciphertext:
+        return self._run("neg", [a], 0)
+
+    def add_plain(self, a: Ciphertext, values: Any) -> Ciphertext:
+        return self._run("add_plain", [a], 0, values)
+
+    def sub_plain(self, a: Ciphertext, values: Any) -> Ciphertext:
+        return self._run("sub_plain", [a], 0, values)
+
+    def row_sum(self, a: Ciphertext, rows: Any = None) -> Ciphertext:
+        count = a.rows if rows is None else max(int(np.size(rows)), 1)
+        return self._run("row_sum", [a], 0, rows, extra_bits=math.log2(max(count, 1)))
+
+    def take_rows(self, a: Ciphertext, rows: Any) -> Ciphertext:
+        return self.inner_scheme.take_rows(a, rows)
+
+    def copy(self, a: Ciphertext) -> Ciphertext:
+        return self.inner_scheme.copy(a)
+
+    def index_add_(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
+        # In place on ``a``: it cannot be swapped for a refreshed copy, so only ``b`` is guarded.
+        self.policy._cache.pop(id(a), None)
+        b = self.policy.ensure(self.inner_scheme, b, 0, math.log2(max(int(np.size(rows)), 1)))
+        self.inner_scheme.index_add_(a, rows, b)
+
+    # ------------------------------------------------------------------ multiplicative
+    def mul_plain(self, a: Ciphertext, values: Any, *, rescale: bool = True) -> Ciphertext:
+        return self._run("mul_plain", [a], 1, values, rescale=rescale)
+
+    def mul(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
+        return self._run("mul", [a, b], 1, rescale=rescale)
+
+    def square(self, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
+        return self._run("square", [a], 1, rescale=rescale)
+
+    def inner(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
+        return self._run("inner", [a, b], 1, rescale=rescale)
+
+    def lincomb(self, weights: Any, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
+        s = self.inner_scheme
+        ready = self.policy.ensure(s, a, 1)
+        try:
+            return s.lincomb(weights, ready, rescale=rescale)
+        except self._RETRYABLE:
+            return s.lincomb(weights, self.policy.retry(s, [ready])[0], rescale=rescale)
+
+    def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
+        return self._run("polyval", [a], polyval_depth(coeffs), coeffs)
