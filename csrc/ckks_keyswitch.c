@@ -33,7 +33,10 @@ static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t 
                       const ckks_modulus *mt, ckks_u128 *tmp, uint64_t *out) {
     if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
         const uint64_t p = mt->q;
-        for (size_t k = 0; k < n; k++) out[k] = y[k] < p ? y[k] : ckks_reduce128(y[k], mt);
+        for (size_t k = 0; k < n; k++) {
+            uint64_t r = y[k] >= p ? y[k] - p : y[k];  /* branch-free when the source prime is < 2p */
+            out[k] = r < p ? r : ckks_reduce128(r, mt);  /* predictable: always or never taken per prime */
+        }
         return;
     }
     memset(tmp, 0, n * sizeof(ckks_u128));

@@ -101,7 +101,8 @@ class KeyHolder:
         masked = self.scheme.add_plain(ct, mask)          # trainer side
         fresh_masked = self._reencrypt(masked)            # key holder side
         fresh = self.scheme.sub_plain(fresh_masked, mask)  # trainer side
-        return EncTensor(self.scheme, fresh) if isinstance(x, EncTensor) else fresh
+        # A tensor keeps the scheme view it was bound to (e.g. a refresh-guarded view).
+        return EncTensor(x.scheme, fresh) if isinstance(x, EncTensor) else fresh
 
     def draw_mask(self, ct: Ciphertext, rng: RandomSource) -> np.ndarray:
         """A uniform mask on ``[-M, M]`` lying on the ciphertext's fixed-point grid.

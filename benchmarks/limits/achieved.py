@@ -1,7 +1,8 @@
 """Achieved modular multiplications per second of real NTTs and ciphertext products.
 
-Each measurement times a library operation (median over rounds, one thread) and divides
-the analytic modmul count of :mod:`benchmarks.limits.counts` by it.
+Each workload is a library operation with its analytic modmul count
+(:mod:`benchmarks.limits.counts`); the workloads and the machine-limit loops are timed
+interleaved (median over rounds, one thread) and the count divided by the median.
 """
 from __future__ import annotations
 
@@ -11,14 +12,26 @@ from typing import Callable
 
 import numpy as np
 
-from henn.bench.timing import Budget, measure
+from henn.bench.timing import Budget, interleaved
 
-from . import counts
+from . import counts, kernel
+
+
+@dataclasses.dataclass
+class Workload:
+    """One operation to time: what it is, how many modmuls one call does, and the call."""
+
+    library: str
+    op: str
+    n: int
+    limbs: int
+    modmuls: int
+    call: Callable[[], object]
 
 
 @dataclasses.dataclass
 class Achieved:
-    """One measured operation: what, how many modmuls, how long."""
+    """A timed workload."""
 
     library: str
     op: str
@@ -30,6 +43,22 @@ class Achieved:
     @property
     def per_second(self) -> float:
         return self.modmuls / self.median_s
+
+
+def measure_interleaved(workloads: list[Workload], budget: Budget) -> list[Achieved]:
+    """Time the workloads round-robin, so that machine load falls on all of them alike."""
+    timings = interleaved({str(i): w.call for i, w in enumerate(workloads)}, budget)
+    return [Achieved(w.library, w.op, w.n, w.limbs, w.modmuls, timings[str(i)].median_s)
+            for i, w in enumerate(workloads)]
+
+
+def kernel_workload(kind: str, reps: int = 64) -> Workload:
+    """The machine-limit loop as a workload (``reps`` passes over 1024 elements)."""
+    acc, a, b = kernel.inputs()
+    w = int(b[0])
+    call = {"shoup": lambda: kernel.shoup(acc, a, w, reps=reps),
+            "barrett": lambda: kernel.barrett(acc, a, b, reps=reps)}[kind]
+    return Workload("machine", f"{kind} loop", 0, 1, reps * a.size, call)
 
 
 # --------------------------------------------------------------------------- primes for the native NTT
@@ -78,7 +107,7 @@ def primitive_root_2n(q: int, n: int, seed: int = 1) -> int:
             return psi
 
 
-def henn_native_ntt(n: int, limbs: int, budget: Budget) -> Achieved:
+def henn_native_ntt(n: int, limbs: int) -> Workload:
     """Forward NTT of ``limbs`` limbs with henn's C kernel (``he_core.native._ckks``).
 
     Raises:
@@ -97,12 +126,17 @@ def henn_native_ntt(n: int, limbs: int, budget: Budget) -> Achieved:
     gen = np.random.default_rng(0)
     data = np.stack([gen.integers(0, q, n, dtype=np.uint64) for q in primes])
     ptr = ffi.cast("uint64_t *", ffi.from_buffer(data))
-    # Forward then inverse keeps the data in range round after round; count both.
-    timing = measure(lambda: (lib.ckks_ntt(moduli, limbs, n, ptr), lib.ckks_intt(moduli, limbs, n, ptr)), budget)
-    return Achieved("henn", "NTT+INTT", n, limbs, 2 * counts.ntt(n, limbs), timing.median_s)
+
+    def both() -> None:
+        # Forward then inverse keeps the data in range round after round; both are counted.
+        lib.ckks_ntt(moduli, limbs, n, ptr)
+        lib.ckks_intt(moduli, limbs, n, ptr)
+
+    both.keep_alive = (moduli, tables, data)  # the C side holds pointers into these
+    return Workload("henn", "NTT+INTT", n, limbs, 2 * counts.ntt(n, limbs), both)
 
 
-def seal_ntt(n: int, bits: tuple[int, ...], budget: Budget) -> Achieved:
+def seal_ntt(n: int, bits: tuple[int, ...]) -> Workload:
     """SEAL's inverse + forward NTT of a fresh ciphertext (2 polynomials x data limbs)."""
     import tenseal.sealapi as s
 
@@ -124,17 +158,13 @@ def seal_ntt(n: int, bits: tuple[int, ...], budget: Budget) -> Achieved:
         ev.transform_from_ntt_inplace(ct)
         ev.transform_to_ntt_inplace(ct)
 
-    timing = measure(both, budget)
-    return Achieved("SEAL", "NTT+INTT", n, 2 * limbs, 2 * counts.ntt(n, 2 * limbs), timing.median_s)
+    return Workload("SEAL", "NTT+INTT", n, 2 * limbs, 2 * counts.ntt(n, 2 * limbs), both)
 
 
-def ct_ct_multiply(adapter, n: int, limbs: int, budget: Budget, special: int = 1,
-                   dnum: int | None = None) -> Achieved:
+def ct_ct_multiply(adapter, n: int, limbs: int, special: int = 1, dnum: int | None = None) -> Workload:
     """Multiply + relinearise through a peer adapter (already set up)."""
     gen = np.random.default_rng(0)
     a = adapter.encrypt(gen.uniform(-1, 1, n // 2))
     b = adapter.encrypt(gen.uniform(-1, 1, n // 2))
-    call: Callable[[], object] = lambda: adapter.mul(a, b)  # noqa: E731
-    timing = measure(call, budget)
-    return Achieved(adapter.name, "mul+relin", n, limbs, counts.ct_ct_multiply(n, limbs, special, dnum),
-                    timing.median_s)
+    return Workload(adapter.name, "mul+relin", n, limbs, counts.ct_ct_multiply(n, limbs, special, dnum),
+                    lambda: adapter.mul(a, b))

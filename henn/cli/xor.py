@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import he_core
 
@@ -27,10 +28,26 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
                         help=f"hidden units (default {defaults.hidden})")
     parser.add_argument("--init-scale", type=common.positive_float, default=defaults.init_scale,
                         help=f"weights start uniform on [-s, s] (default {defaults.init_scale})")
-    parser.add_argument("--refresh-every", type=common.non_negative_int, default=1,
-                        help="refresh the weights with the key holder every N steps (0: never; default 1)")
+    parser.add_argument("--refresh-every", type=common.non_negative_int, default=None,
+                        help="refresh the weights with the key holder after every N-th step (0: never); "
+                             "default: refresh any ciphertext whose budget is too low for its next operation")
+    parser.add_argument("--scheme-param", metavar="KEY=VALUE", type=scheme_param, action="append", default=[],
+                        help="scheme parameter passed to he_core.get_scheme (repeatable), e.g. "
+                             "--scheme-param poly_degree=16384 --scheme-param levels=7 for ckks")
     parser.set_defaults(func=run)
     return parser
+
+
+def scheme_param(text: str) -> tuple[str, object]:
+    """argparse type: ``KEY=VALUE`` with a JSON value (``16384``, ``true``, ``1.5``) or a bare string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     config = XorConfig(hidden=args.hidden, init_scale=args.init_scale, lr=args.lr, epochs=args.epochs,
                        seed=args.seed)
     try:
-        scheme, keyholder = setup(scheme_name, config.hidden)
+        scheme, keyholder = setup(scheme_name, config.hidden, **dict(args.scheme_param))
+    except (TypeError, ValueError) as exc:  # unknown or invalid parameter (he_core's ParameterError is a ValueError)
+        return common.fail(f"cannot create scheme {scheme_name!r}: {type(exc).__name__}: {exc}")
+    try:
         with common.progress(config.epochs, f"xor/{scheme_name}", quiet=args.quiet) as bar:
             def on_epoch(record: dict) -> None:
                 bar.update(1)
@@ -49,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     except he_core.HEError as exc:
         return common.fail(f"training failed: {type(exc).__name__}: {exc}")
     summary = _summary(scheme_name, config, result, keyholder)
+    summary.update(_refresh_summary(args.refresh_every, result, scheme))
     if args.save:
         try:
             io.save_model(args.save, result.model, scheme, meta=_meta(config, summary),
@@ -76,6 +97,19 @@ def _summary(scheme_name: str, config: XorConfig, result, keyholder) -> dict:
     }
 
 
+def _refresh_summary(refresh_every: int | None, result, scheme) -> dict:
+    """How refreshes were decided, and the parameter set used (so a run can be reproduced)."""
+    if refresh_every is None:
+        policy = "budget"
+    else:
+        policy = "never" if refresh_every == 0 else f"every {refresh_every} steps"
+    out = {"refresh_policy": policy, "scheme_params": scheme.params.to_dict(),
+           "security_bits": scheme.params.security_bits}
+    if result.policy is not None:
+        out.update(result.policy.counters())
+    return out
+
+
 def _meta(config: XorConfig, summary: dict) -> dict:
     return {"task": "xor", "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
             "final_loss": summary["final_loss"], "correct": summary["correct"], "epochs": summary["epochs"]}
@@ -85,6 +119,7 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
     if not args.quiet and not args.json:
         print(f"xor on {summary['scheme']}: {summary['epochs']} epochs in {summary['seconds']:.2f} s "
               f"({1000 * summary['seconds_per_epoch']:.1f} ms/epoch), loss {summary['initial_loss']:.4f} -> "
-              f"{summary['final_loss']:.4f}, {summary['correct']}/4 correct")
+              f"{summary['final_loss']:.4f}, {summary['correct']}/4 correct; {summary['refresh_rounds']} refreshes "
+              f"({summary['refresh_policy']}), {summary['bytes_exchanged'] / 1e6:.2f} MB exchanged with the key holder")
     if args.json:
         common.emit_json(summary)

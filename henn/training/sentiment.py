@@ -305,8 +305,9 @@ def train_reference(data: Prepared, config: SentimentConfig, *, epochs: int = 1,
     """Train the NumPy float64 reference on ``data`` and report its validation accuracy and logits.
 
     Returns:
-        ``net``, ``train_accuracy`` (running, as in training), ``validation_accuracy`` and
-        ``logit_range`` (the largest ``|z|`` on the validation reviews, to size the fit interval).
+        ``net``, ``train_accuracy`` (running, as in training), ``validation_accuracy``,
+        ``logit_range`` and ``logit_p99`` (the largest and 99th-percentile ``|z|`` on the
+        validation reviews, to size the polynomial's fit interval).
     """
     W01, w12 = init_weights(len(data.vocab), config)
     net = PlainSentimentNet(W01, w12, activation)

@@ -101,6 +101,58 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
     Returns:
         The trained model, its history and timing.
     """
+    run = prepare(scheme, keyholder, config, model=model, refresh_every=refresh_every, policy=policy)
+    history: list[dict] = []
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        pred = run.epoch()
+        record = {"epoch": epoch, "loss": MSELoss().value(pred, Y), "correct": correct(pred)}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    pred, loss, right = evaluate(run.model, keyholder)
+    seconds = time.perf_counter() - start
+    history.append({"epoch": config.epochs, "loss": loss, "correct": right})
+    return XorResult(run.model, history, seconds, pred, run.policy)
+
+
+@dataclasses.dataclass
+class XorRun:
+    """A model ready to train: its optimiser and (when refreshing by budget) the policy.
+
+    Attributes:
+        model: the encrypted model; its tensors live on the guarded scheme view when
+            ``policy`` is set.
+        opt: SGD over the model's parameters.
+        keyholder: the party decrypting the predictions and serving refreshes.
+        policy: the budget policy, or ``None`` for a fixed schedule.
+    """
+
+    model: Sequential
+    opt: SGD
+    keyholder: KeyHolder
+    policy: RefreshPolicy | None
+
+    def epoch(self) -> np.ndarray:
+        """One full-batch step: forward, decrypt the predictions, backward, update.
+
+        Returns:
+            The decrypted predictions *before* the update (what the history records).
+        """
+        loss_fn = MSELoss()
+        out = self.model(X)
+        pred = self.keyholder.decrypt(out)
+        self.model.backward(loss_fn.grad(out, Y))
+        self.opt.step()
+        if self.policy is not None:
+            self.policy.new_step()
+        return pred
+
+
+def prepare(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = XorConfig(), *,
+            model: Sequential | None = None, refresh_every: int | None = None,
+            policy: RefreshPolicy | None = None) -> XorRun:
+    """Build (or rebind) the model, its optimiser and refresh policy; arguments as :func:`train_xor`."""
     if refresh_every is None:
         policy = policy if policy is not None else RefreshPolicy(keyholder)
         scheme = GuardedScheme(scheme, policy)
@@ -108,25 +160,8 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
         policy = None
         scheme = getattr(scheme, "inner_scheme", scheme)
     model = _bind(model, scheme) if model is not None else build_xor(scheme, config)
-    loss_fn = MSELoss()
     opt = SGD(model.parameters(), config.lr, refresh=keyholder.refresh, refresh_every=refresh_every or 0)
-    history: list[dict] = []
-    start = time.perf_counter()
-    for epoch in range(config.epochs):
-        out = model(X)
-        pred = keyholder.decrypt(out)
-        record = {"epoch": epoch, "loss": loss_fn.value(pred, Y), "correct": correct(pred)}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        model.backward(loss_fn.grad(out, Y))
-        opt.step()
-        if policy is not None:
-            policy.new_step()
-    pred, loss, right = evaluate(model, keyholder)
-    seconds = time.perf_counter() - start
-    history.append({"epoch": config.epochs, "loss": loss, "correct": right})
-    return XorResult(model, history, seconds, pred, policy)
+    return XorRun(model, opt, keyholder, policy)
 
 
 def _bind(model: Sequential, scheme) -> Sequential:

@@ -9,8 +9,11 @@ operands at their level's scale land exactly on the next level's scale. Plaintex
 factors are encoded at whatever real scale makes the rescaled product land on
 Delta_{l-1}; a ciphertext brought down to a lower level for an addition or product
 is multiplied by the integer round(target * q / scale) before its rescale, which
-lands it within a relative 2^-40 of the target scale. The exact scale is always
-the one recorded on the ciphertext.
+lands it within a relative 2^-40 of the target scale. Scalar factors of moderate
+size only change the recorded scale (no level). Two operands at the same level whose
+scales differ are both brought to the next level's working scale (one level), or
+refused when no level is left. The exact scale is always the one recorded on the
+ciphertext.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from . import encoder, keys as keygen, layout
 # Two ciphertexts whose scales differ by less than this relative amount add as equals
 # (the error this introduces is below the CKKS noise floor at 40-bit scales).
 SCALE_TOLERANCE = 2.0**-30
+# Scalar factors of at least this magnitude (and at most its inverse) change only the recorded scale.
+FREE_SCALAR_MIN = 2.0**-10
 
 
 class ArithMixin:
@@ -151,10 +156,20 @@ class ArithMixin:
         elif lb > la:
             b = self._adjust(b, la, a.scale)
         if abs(a.scale / b.scale - 1.0) > SCALE_TOLERANCE:
-            raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
-                                f"differ at level {self.level(a)} and no spare level is left to align them; "
-                                f"rescale the operands to the same scale first")
+            level = self.level(a)
+            if not self._can_realign(a) or not self._can_realign(b):
+                raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
+                                    f"differ at level {level} and cannot be aligned (no level left, or a scale "
+                                    f"far from the working scale); rescale the operands first")
+            # Same level, different scales: spend one level to bring both to the working scale.
+            a = self._adjust(a, level - 1, self._scale_at(level - 1))
+            b = self._adjust(b, level - 1, self._scale_at(level - 1))
         return a, b
+
+    def _can_realign(self, ct: Ciphertext) -> bool:
+        """Whether an integer factor of at least 2^30 brings ct to the next level's working scale."""
+        level = self.level(ct)
+        return level > 0 and self._scale_at(level - 1) * self.ring.q[level] / ct.scale >= 2.0**30
 
     def _align_mul(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
         la, lb = self.level(a), self.level(b)
@@ -220,6 +235,40 @@ class ArithMixin:
         meta = {**a.meta, "dirty": a.meta["dirty"] and not clean}
         out = a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
         return self._rescale_ct(out) if rescale else out
+
+    def _mul_scalar(self, a: Ciphertext, value: float, rescale: bool) -> Ciphertext:
+        """Multiply every slot by one real.
+
+        A factor within 2^-10 .. 2^10 in magnitude is absorbed into the recorded scale
+        (the encrypted polynomial is unchanged up to the sign, so it costs no level and no
+        noise); the scale then leaves the working scale, and a later addition at the same
+        level may spend a level to realign. Other factors multiply by the constant
+        polynomial round(value * pt_scale) and rescale (no FFT).
+        """
+        if rescale and value != 0.0 and FREE_SCALAR_MIN <= abs(value) <= 1.0 / FREE_SCALAR_MIN:
+            out = self._neg_ct(a) if value < 0 else a.replace(data=a.data.copy())
+            return out.replace(scale=a.scale / abs(value))
+        level = self.level(a)
+        if level == 0 and rescale:
+            raise LevelExhaustedError(f"cannot multiply {a.describe()}: no level left to rescale")
+        pt_scale = (self._scale_at(level - 1) * self.ring.q[level] / a.scale if level > 0
+                    else self.params.default_scale)
+        factor = round(value * pt_scale)
+        if abs(factor) >= encoder.MAX_COEFF:
+            raise EncodingError(f"cannot multiply by {value:.4g}: out of range for scale 2^{math.log2(pt_scale):.1f}")
+        data = np.empty_like(a.data)
+        for i in range(a.data.shape[0]):
+            for p in range(2):
+                self.ring.mul_int(a.data[i, p], factor, data[i, p])
+        out = a.replace(data=data, scale=a.scale * pt_scale)
+        return self._rescale_ct(out) if rescale else out
+
+    def _neg_ct(self, a: Ciphertext) -> Ciphertext:
+        data = np.empty_like(a.data)
+        for i in range(a.data.shape[0]):
+            for p in range(2):
+                self.ring.neg(a.data[i, p], data[i, p])
+        return a.replace(data=data)
 
     def _add_slots(self, a: Ciphertext, slotvecs: np.ndarray) -> Ciphertext:
         nl = self.level(a) + 1

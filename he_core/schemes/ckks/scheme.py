@@ -14,7 +14,7 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, KeyMissingError, LevelExhaustedError
+from ...errors import KeyMissingError, LevelExhaustedError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
@@ -154,17 +154,15 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._add_raw(a, b, sub=True)
 
     def _neg(self, a):
-        data = np.empty_like(a.data)
-        for i in range(a.data.shape[0]):
-            for p in range(2):
-                self.ring.neg(a.data[i, p], data[i, p])
-        return a.replace(data=data)
+        return self._neg_ct(a)
 
     def _add_plain(self, a, values):
         self._check_range(np.asarray(values), a.scale, "add_plain")
         return self._add_slots(a, self._plain_slots(a, values))
 
     def _mul_plain(self, a, values, rescale):
+        if np.ndim(values) == 0:  # a scalar scales garbage slots too, so cleanliness is unchanged
+            return self._mul_scalar(a, float(values), rescale)
         out = self._mul_slots(a, self._plain_slots(a, values), rescale, True)
         out.meta.update(dirty=False, rep=a.meta["rep"])
         return out

@@ -32,7 +32,30 @@ def test_json_summary_is_the_last_line(capsys):
     assert summary["task"] == "xor" and summary["scheme"] == "plain" and summary["epochs"] == 300
     assert summary["correct"] == 4 and summary["final_loss"] < summary["initial_loss"]
     assert summary["seconds_per_epoch"] == pytest.approx(summary["seconds"] / 300)
-    assert len(summary["loss_history"]) == 301 and summary["refresh_rounds"] == 1200
+    assert len(summary["loss_history"]) == 301
+    # the plaintext twin's budget is unbounded: the budget policy never refreshes it
+    assert summary["refresh_policy"] == "budget" and summary["refresh_rounds"] == 0
+    assert summary["bytes_exchanged"] > 0 and summary["retry_refreshes"] == 0 and summary["budget_checks"] > 0
+
+
+def test_fixed_refresh_schedule_in_json(capsys):
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "30", "--json", "--quiet",
+                        "--refresh-every", "1")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["refresh_policy"] == "every 1 steps" and summary["refresh_rounds"] == 120
+    assert summary["bytes_exchanged"] > 0 and "op_refreshes" not in summary
+
+
+def test_scheme_parameters_pass_through(capsys):
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "plain", "--scheme-param", "precision_bits=16",
+                        "--epochs", "2", "--json", "--quiet")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["scheme_params"] == {"precision_bits": 16}
+    code, _, err = _run(capsys, "train", "xor", "--scheme", "plain", "--scheme-param", "precision_bits=99",
+                        "--epochs", "2", "--quiet")
+    assert code == 1 and "cannot create scheme 'plain': ParameterError" in err
+    code, _, err = _run(capsys, "train", "xor", "--scheme", "plain", "--scheme-param", "colour=1", "--quiet")
+    assert code == 1 and "cannot create scheme 'plain'" in err
 
 
 def test_human_summary_and_quiet(capsys):
@@ -49,6 +72,8 @@ def test_human_summary_and_quiet(capsys):
     (["train", "xor", "--scheme", "nope"], "unknown scheme 'nope'"),
     (["train", "xor", "--plot", "curve.jpg"], "must end in .png"),
     (["train", "xor", "--bogus"], "unrecognized arguments"),
+    (["train", "xor", "--scheme-param", "levels"], "expected KEY=VALUE"),
+    (["train", "xor", "--refresh-every", "-1"], "must be >= 0"),
     (["train", "cats"], "invalid choice"),
     (["train"], "required"),
     ([], "required"),

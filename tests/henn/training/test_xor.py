@@ -28,7 +28,20 @@ def test_xor_reaches_four_of_four(scheme, seed):
     s, kh = setup(scheme)
     result = train_xor(s, kh, XorConfig(seed=seed, epochs=300))
     _check_run(result, 300)
-    assert kh.refresh_rounds == 4 * 300  # four parameters refreshed every step
+    # refreshes by budget: never on the plaintext twin, fewer than the fixed every-step schedule on vhe
+    assert result.policy.retry_refreshes == 0 and result.policy.op_refreshes == kh.refresh_rounds
+    if scheme == "plain":
+        assert kh.refresh_rounds == 0
+    else:
+        assert 0 < kh.refresh_rounds < 4 * 300
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fixed_schedule_refreshes_every_parameter_every_step(scheme):
+    s, kh = setup(scheme)
+    result = train_xor(s, kh, XorConfig(seed=0, epochs=100), refresh_every=1)
+    _check_run(result, 100)
+    assert result.policy is None and kh.refresh_rounds == 4 * 100  # four parameters refreshed every step
 
 
 @pytest.mark.slow

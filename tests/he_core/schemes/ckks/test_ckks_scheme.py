@@ -181,9 +181,12 @@ def test_levels_run_out_with_a_clear_error(ctx):
     with pytest.raises(LevelExhaustedError, match="level"):
         s.mul(a, a)
     with pytest.raises(LevelExhaustedError):
-        s.mul_plain(a, 2.0)
+        s.mul_plain(a, [2.0, 3.0])
+    with pytest.raises(LevelExhaustedError):
+        s.mul_plain(a, 1e-6)  # outside the range a scalar can be absorbed into the scale
     with pytest.raises(LevelExhaustedError):
         s.rescale(a)
+    close(s.decrypt(s.mul_plain(a, 2.0), k.secret), 2 * s.decrypt(a, k.secret), ELEMENTWISE)  # free
     assert abs(s.decrypt(a, k.secret)[0, 0] - 0.5**16) < ELEMENTWISE
 
 
@@ -201,14 +204,29 @@ def test_mixed_levels_are_aligned(ctx):
     assert s.budget(low)["level"] == 1
 
 
-def test_scales_that_cannot_be_aligned_are_refused(ctx):
+def test_scales_at_the_same_level_are_aligned_or_refused(ctx):
     s, k = ctx
-    a = s.encrypt([[0.5]])
-    b = s.encrypt([[0.5]], scale=2.0**35)
+    a = s.encrypt([[0.5, -0.25]])
+    b = s.encrypt([[0.5, 1.0]], scale=2.0**35)
+    both = s.add(a, b)  # same level, different scales: one level is spent to align them
+    close(s.decrypt(both, k.secret), np.array([[1.0, 0.75]]), ELEMENTWISE * 4)
+    assert s.budget(both)["level"] == s.budget(a)["level"] - 1
     with pytest.raises(MismatchError, match="scales"):
-        s.add(a, b)
-    with pytest.raises(MismatchError, match="scales"):
-        s.add(s.mul(a, a, rescale=False), a)  # an unrescaled product at the same level
+        s.add(s.mul(a, a, rescale=False), a)  # an unrescaled product cannot be realigned precisely
+
+
+def test_scalar_factors_cost_no_level(ctx):
+    s, k = ctx
+    x = values((3, 5), 12)
+    a = s.encrypt(x)
+    for c in (0.25, -3.0, 1.0 / 3):
+        out = s.mul_plain(a, c)
+        assert s.budget(out)["level"] == s.budget(a)["level"]
+        close(s.decrypt(out, k.secret), c * x, ELEMENTWISE * 4)
+    tiny = s.mul_plain(a, 1e-6)  # outside the free range: a rescaled product
+    assert s.budget(tiny)["level"] == s.budget(a)["level"] - 1
+    close(s.decrypt(tiny, k.secret), 1e-6 * x, ELEMENTWISE)
+    close(s.decrypt(s.add(s.mul_plain(a, 0.25), a), k.secret), 1.25 * x, ELEMENTWISE * 4)
 
 
 def test_bad_inputs_are_refused(ctx):
