@@ -56,10 +56,18 @@ int vhe_tensor(const int64_t *a, int64_t ra, int64_t ma, const int64_t *b, int64
 /* Key switch: out[r] = M * digits(c[r]), with M given transposed (mt: n*ell rows of
  * out_len entries, row j*ell + d belongs to digit d of entry j). Digits are signed,
  * base 2^digit_bits, in [-2^(digit_bits-1), 2^(digit_bits-1)). HE_ERR_RANGE if an entry
- * of c needs more than ell digits. */
+ * of c needs more than ell digits. stats[2] receives the largest sum of |digit| over one
+ * input row (the key switch adds at most e_bound times that much noise to the row). */
 int vhe_keyswitch(const int64_t *c, int64_t rows, int64_t n, const int64_t *mt, int64_t out_len,
                   int64_t digit_bits, int64_t ell, int64_t head, int64_t limit, int64_t *out,
                   int64_t *stats);
+
+/* A ciphertext product in one call: the compact tensor of vhe_tensor (its tlen = m (1+k)^2
+ * entries per row, each checked against limit) key-switched as by vhe_keyswitch with a key
+ * of tlen * ell rows. stats as for vhe_keyswitch. */
+int vhe_mul(const int64_t *a, int64_t ra, int64_t ma, const int64_t *b, int64_t rb, int64_t m, int64_t k,
+            int64_t rows, int64_t div, const int64_t *mt, int64_t out_len, int64_t digit_bits, int64_t ell,
+            int64_t head, int64_t limit, int64_t *out, int64_t *stats);
 
 /* Decryption: x[r, i] = round((c[r, i] + sum_j t[i, j] * c[r, m + j]) / w). */
 int vhe_decrypt(const int64_t *c, int64_t rows, int64_t m, int64_t k, const int64_t *t, int64_t w,

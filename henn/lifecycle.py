@@ -42,6 +42,7 @@ from he_core import serialization as ser
 from he_core.errors import FormatError
 
 PUBLIC_FILE = "public.henn"
+MODEL_FILE = "model.henn"  # the file name inside a model directory (as henn.io writes it)
 SECRET_FILE = "secret.henn"
 META_ENTRY = "__meta__"
 MODEL_FORMAT = "henn-model-1"
@@ -338,8 +339,9 @@ class EncryptedModel:
         return dict(self.bundle.ciphertexts)
 
     def shape_of(self, name: str) -> tuple[int, ...]:
-        """The plaintext shape the tensor ``name`` had before encryption."""
-        return tuple(self.bundle.meta["shapes"][name])
+        """The plaintext shape the tensor ``name`` had before encryption (its ``(rows, size)`` if unrecorded)."""
+        shapes = self.bundle.meta.get("shapes") if self.bundle.meta.get("format") == MODEL_FORMAT else None
+        return tuple(shapes[name]) if shapes else tuple(self.bundle.ciphertexts[name].shape)
 
     def with_tensors(self, tensors: dict[str, he_core.Ciphertext], **meta: Any) -> "EncryptedModel":
         """The same model with new values of its tensors (after training), metadata updated with ``meta``.
@@ -366,16 +368,38 @@ class EncryptedModel:
 def load_encrypted_model(path: str | os.PathLike) -> EncryptedModel:
     """Anyone: an encrypted model and a scheme able to compute on it (public material only).
 
+    Accepts the files of :func:`encrypt_model` and any other bundle that carries its
+    public keys (such as ``model.henn`` of :func:`henn.io.save_model`; a directory is
+    taken to hold one). Without a shape table, each tensor's shape is its ``(rows, size)``.
+
     Raises:
-        FormatError: not an encrypted model, or one without attached public keys.
+        FormatError: not a bundle, no attached public keys, or a shape table that does
+            not match the tensors.
     """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
     bundle = ser.load(path, expect_kind="bundle")
-    if bundle.public is None or bundle.meta.get("format") != MODEL_FORMAT:
+    if bundle.public is None:
         raise FormatError(f"cannot load {path}: a bundle, but not an encrypted henn model with its public keys")
+    if bundle.meta.get("format") == MODEL_FORMAT:
+        _check_shapes(bundle, path)
+    return EncryptedModel(scheme_for(bundle.public), bundle)
+
+
+def _check_shapes(bundle: ser.Bundle, path: Any) -> None:
+    """Each recorded plaintext shape must flatten to its ciphertext's ``(rows, size)``."""
     shapes = bundle.meta.get("shapes")
     if not isinstance(shapes, dict) or set(shapes) != set(bundle.ciphertexts):
         raise FormatError(f"cannot load {path}: the model's shape table does not match its tensors")
-    return EncryptedModel(scheme_for(bundle.public), bundle)
+    for name, shape in shapes.items():
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise FormatError(f"cannot load {path}: tensor {name!r} has a bad shape {shape!r}")
+        flat = (1, 1) if not shape else (math.prod(shape[:-1]), shape[-1])
+        if flat != tuple(bundle.ciphertexts[name].shape):
+            raise FormatError(f"cannot load {path}: tensor {name!r} is recorded as {shape} but its ciphertext "
+                              f"holds {bundle.ciphertexts[name].shape}")
 
 
 def save_encrypted_model(path: str | os.PathLike, model: EncryptedModel | ser.Bundle) -> Path:
@@ -401,12 +425,11 @@ def decrypt_model(model: EncryptedModel, secret: SecretKey, keys_dir: Any = "giv
         MismatchError: the model is under another key (checked first, by key id).
     """
     _check_model_key(model.bundle, secret, keys_dir, "decrypt the model")
-    shapes = model.bundle.meta["shapes"]
     arrays = {}
     for name, ct in model.bundle.ciphertexts.items():
-        values = model.scheme.decrypt(ct, secret)
-        arrays[name] = values.reshape(shapes[name])
-    return PlainModel(arrays, dict(model.bundle.meta.get("model", {})))
+        arrays[name] = model.scheme.decrypt(ct, secret).reshape(model.shape_of(name))
+    ours = model.bundle.meta.get("format") == MODEL_FORMAT
+    return PlainModel(arrays, dict(model.bundle.meta.get("model", {}) if ours else model.bundle.meta))
 
 
 def make_switch_key(from_dir: Any, to_dir: Any, *, rng: Any = None) -> he_core.SwitchKey:
@@ -434,7 +457,8 @@ def rekey_model(model: EncryptedModel, switch_key: he_core.SwitchKey, new_public
                             f"the public keys given are for key {new_public.key_id}")
     cts = {name: model.scheme.rekey(ct, switch_key) for name, ct in model.bundle.ciphertexts.items()}
     meta = dict(model.bundle.meta)
-    meta["key_history"] = list(meta.get("key_history", [])) + [new_public.key_id]
+    if meta.get("format") == MODEL_FORMAT:  # other bundles' metadata is theirs: leave it as it is
+        meta["key_history"] = list(meta.get("key_history", [])) + [new_public.key_id]
     return EncryptedModel(scheme_for(new_public), ser.Bundle(cts, meta, new_public))
 
 

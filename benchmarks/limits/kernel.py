@@ -27,8 +27,8 @@ import numpy as np
 CDEF = """
 uint64_t limits_shoup(uint64_t *restrict acc, const uint64_t *restrict a, size_t n, uint64_t w, uint64_t w_shoup,
                       uint64_t q, size_t reps);
-uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b, size_t n, uint64_t q,
-                        uint64_t mu_hi, uint64_t mu_lo, size_t reps);
+uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b,
+                        size_t n, uint64_t q, uint64_t mu_hi, uint64_t mu_lo, size_t reps);
 """
 
 SOURCE = r"""
@@ -53,8 +53,8 @@ uint64_t limits_shoup(uint64_t *restrict acc, const uint64_t *restrict a, size_t
 }
 
 /* acc[i] <- (acc[i] + a[i]*b[i]) mod q with Barrett reduction by mu = floor(2^128 / q). */
-uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b, size_t n, uint64_t q,
-                        uint64_t mu_hi, uint64_t mu_lo, size_t reps) {
+uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b,
+                        size_t n, uint64_t q, uint64_t mu_hi, uint64_t mu_lo, size_t reps) {
     for (size_t r = 0; r < reps; r++) {
         for (size_t i = 0; i < n; i++) {
             u128 x = (u128)a[i] * b[i] + acc[i];

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         with common.progress(config.epochs, f"xor/{scheme_name}", quiet=args.quiet) as bar:
             def on_epoch(record: dict) -> None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", correct=f"{record['correct']}/4", refresh=False)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", correct=f"{record['correct']}/4",
+                                refreshes=keyholder.refresh_rounds, refresh=False)
 
             result = train_xor(scheme, keyholder, config, refresh_every=args.refresh_every, on_epoch=on_epoch)
     except he_core.HEError as exc:

@@ -29,7 +29,10 @@ added to every row, a ``(B, 1)`` column scaling ``(B, n)`` rows) needs one extra
 level for the broadcast: a packing scheme broadcasts by masking and rotating, which
 costs a plaintext product and so a rescaling (CKKS does; at level 0 it returned
 wrong values instead of an error when tried). A 0/1 mask does not grow a noise
-bound by more than the floor, so ``"noise"`` budgets are not charged for it.
+bound by more than the floor, so ``"noise"`` budgets are not charged for it. Row
+operations (``row_sum``, ``take_rows``, ``index_add_``) are charged one mask level
+too: a packing scheme may have to zero the unused slots first (CKKS does when a
+ciphertext holds garbage outside its values, which the interface does not show).
 
 A need above what a fresh ciphertext has is capped at the fresh budget (refreshing
 cannot do better; the operation then runs on a fresh operand). The fresh budget is
@@ -201,10 +204,11 @@ class GuardedScheme:
         return f"GuardedScheme({self.inner_scheme!r})"
 
     def _run(self, op: str, operands: list[Ciphertext], depth: int, *args: Any, extra_bits: float = 0.0,
-             **kwargs: Any) -> Any:
+             masks: int | None = None, **kwargs: Any) -> Any:
         """Ensure each operand's budget, run ``op``, and refresh-and-retry once if the scheme still refuses."""
         s = self.inner_scheme
-        masks = _broadcast(*operands) if len(operands) == 2 else 0
+        if masks is None:
+            masks = _broadcast(*operands) if len(operands) == 2 else 0
         ready = [self.policy.ensure(s, ct, depth, extra_bits, masks) for ct in operands]
         try:
             return getattr(s, op)(*ready, *args, **kwargs)
@@ -229,10 +233,10 @@ class GuardedScheme:
 
     def row_sum(self, a: Ciphertext, rows: Any = None) -> Ciphertext:
         count = a.rows if rows is None else max(int(np.size(rows)), 1)
-        return self._run("row_sum", [a], 0, rows, extra_bits=math.log2(max(count, 1)))
+        return self._run("row_sum", [a], 0, rows, extra_bits=math.log2(max(count, 1)), masks=1)
 
     def take_rows(self, a: Ciphertext, rows: Any) -> Ciphertext:
-        return self.inner_scheme.take_rows(a, rows)
+        return self._run("take_rows", [a], 0, rows, masks=1)
 
     def copy(self, a: Ciphertext) -> Ciphertext:
         return self.inner_scheme.copy(a)
@@ -240,7 +244,7 @@ class GuardedScheme:
     def index_add_(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
         # In place on ``a``: it cannot be swapped for a refreshed copy, so only ``b`` is guarded.
         self.policy._cache.pop(id(a), None)
-        b = self.policy.ensure(self.inner_scheme, b, 0, math.log2(max(int(np.size(rows)), 1)))
+        b = self.policy.ensure(self.inner_scheme, b, 0, math.log2(max(int(np.size(rows)), 1)), masks=1)
         self.inner_scheme.index_add_(a, rows, b)
 
     # ------------------------------------------------------------------ multiplicative

@@ -235,13 +235,43 @@ def test_wrong_key_is_detected_by_id_before_any_arithmetic(tmp_path, owner, monk
 def test_a_bundle_that_is_not_a_model_is_refused(tmp_path, owner):
     scheme, public = lc.load_public(owner)
     ser.save(ser.Bundle({"w": scheme.encrypt([1.0])}, {}), tmp_path / "no_public.henn")
-    ser.save(ser.Bundle({"w": scheme.encrypt([1.0])}, {"format": "other"}, public), tmp_path / "other.henn")
-    for name in ("no_public.henn", "other.henn"):
-        with pytest.raises(he_core.FormatError, match="not an encrypted henn model"):
-            lc.load_encrypted_model(tmp_path / name)
+    with pytest.raises(he_core.FormatError, match="not an encrypted henn model"):
+        lc.load_encrypted_model(tmp_path / "no_public.henn")
     ser.save(scheme.encrypt([1.0]), tmp_path / "ct.henn")
     with pytest.raises(he_core.FormatError, match="wrong kind"):
         lc.load_encrypted_model(tmp_path / "ct.henn")
+
+
+@pytest.mark.parametrize("shapes,match", [({"0.weight": [3, 2]}, "shape table"), ("x", "shape table"),
+                                          ({"0.weight": [2, 3], "0.bias": [1, 2], "2.weight": [2], "scale": []},
+                                           "recorded as"),
+                                          ({"0.weight": [3, -2], "0.bias": [1, 2], "2.weight": [2], "scale": []},
+                                           "bad shape")])
+def test_a_shape_table_that_does_not_match_is_refused(tmp_path, owner, shapes, match):
+    scheme, _ = lc.load_public(owner)
+    bundle = lc.encrypt_model(toy_model(), scheme)
+    bundle.meta["shapes"] = shapes
+    ser.save(bundle, tmp_path / "m.henn")
+    with pytest.raises(he_core.FormatError, match=match):
+        lc.load_encrypted_model(tmp_path / "m.henn")
+
+
+def test_other_bundles_with_public_keys_work_too(tmp_path, owner):
+    # e.g. henn.io.save_model's model.henn: no shape table, metadata of its own, in a directory.
+    scheme, public = lc.load_public(owner)
+    secret = lc.load_secret(owner)
+    (tmp_path / "saved").mkdir()
+    meta = {"task": "xor", "config": {"hidden": 2}}
+    ser.save(ser.Bundle({"w": scheme.encrypt([[1.0, -2.0]])}, meta, public), tmp_path / "saved" / lc.MODEL_FILE)
+    model = lc.load_encrypted_model(tmp_path / "saved")
+    lc.keygen("plain", tmp_path / "B", sizes=(1, 2))
+    moved = lc.rekey_model(model, lc.make_switch_key(owner, tmp_path / "B"), lc.load_public(tmp_path / "B")[1])
+    assert moved.bundle.meta == meta  # their metadata is left exactly as it was
+    with pytest.raises(he_core.MismatchError):
+        lc.decrypt_model(moved, secret)
+    back = lc.decrypt_model(moved, lc.load_secret(tmp_path / "B"))
+    assert back.meta == meta
+    np.testing.assert_array_equal(back.arrays["w"], [[1.0, -2.0]])
 
 
 # --- re-keying ------------------------------------------------------------------------------------------

@@ -190,11 +190,22 @@ class ArithMixin:
                 self.ring.rescale(ct.data[i, p], data[i, p])
         return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta={**ct.meta, "level": level - 1})
 
+    @staticmethod
+    def _combined_meta(a: Ciphertext, b: Ciphertext, either: bool) -> dict:
+        """Layout flags of a sum (garbage if either operand has some) or a product (if both do).
+
+        A replicated operand counts as garbage outside its first block unless both are replicated.
+        """
+        rep = a.meta["rep"] and b.meta["rep"]
+        ga = a.meta["dirty"] or a.meta["rep"]
+        gb = b.meta["dirty"] or b.meta["rep"]
+        garbage = (ga or gb) if either else (ga and gb)
+        return {**a.meta, "rep": rep, "dirty": garbage and not rep or (rep and (a.meta["dirty"] or b.meta["dirty"]))}
+
     def _add_raw(self, a: Ciphertext, b: Ciphertext, sub: bool = False) -> Ciphertext:
         fn = self.ring.sub if sub else self.ring.add
         data = self._pairwise(fn, a.data, b.data)
-        meta = {**a.meta, "dirty": a.meta["dirty"] or b.meta["dirty"], "rep": a.meta["rep"] and b.meta["rep"]}
-        return a.replace(data=data, meta=meta)
+        return a.replace(data=data, meta=self._combined_meta(a, b, either=True))
 
     def _mul_raw(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         r = self.ring
@@ -208,8 +219,7 @@ class ArithMixin:
             ks = r.keyswitch(r.mul(a1, b1), key, self.params.alpha)
             r.add(r.mul(a0, b0), ks[0], data[i, 0])
             r.add(d1, ks[1], data[i, 1])
-        meta = {**a.meta, "dirty": a.meta["dirty"] and b.meta["dirty"], "rep": a.meta["rep"] and b.meta["rep"]}
-        return a.replace(data=data, scale=a.scale * b.scale, meta=meta)
+        return a.replace(data=data, scale=a.scale * b.scale, meta=self._combined_meta(a, b, either=False))
 
     def _mul_slots(self, a: Ciphertext, slotvecs: np.ndarray, rescale: bool, clean: bool) -> Ciphertext:
         """Multiply each ciphertext of ``a`` by a plaintext slot vector (nct or 1 rows).

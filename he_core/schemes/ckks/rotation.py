@@ -37,22 +37,25 @@ class RotationMixin:
         return ct.replace(data=data)
 
     def _rotation_plan(self, steps: int) -> list[int]:
-        """Galois elements whose product rotates by ``steps`` (one if a key exists for it)."""
+        """Galois elements whose product rotates by ``steps`` (one if a key exists for it).
+
+        Otherwise the shortest of the binary and the non-adjacent-form (signed powers of
+        two) decompositions whose keys all exist.
+        """
         slots = self.params.slots
         k = steps % slots
         if k == 0:
             return []
         if self._galois_key(self._galois_element(k)) is not None:
             return [self._galois_element(k)]
-        plan = []
-        for bit in range(slots.bit_length()):
-            if k >> bit & 1:
-                g = self._galois_element(1 << bit)
-                if self._galois_key(g) is None:
-                    raise KeyMissingError(f"cannot rotate by {steps}: no Galois key for rotation {1 << bit}; "
-                                          f"generate keys with KeyRequirements(rotations=({steps},))")
-                plan.append(g)
-        return plan
+        naf = [t for t in _naf(k) if t % slots]  # a full turn (+-slots) is the identity
+        plans = [[1 << b for b in range(slots.bit_length()) if k >> b & 1], naf]
+        usable = [p for p in plans if all(self._galois_key(self._galois_element(t)) is not None for t in p)]
+        if not usable:
+            missing = next(t for t in plans[0] if self._galois_key(self._galois_element(t)) is None)
+            raise KeyMissingError(f"cannot rotate by {steps}: no Galois key for rotation {missing}; "
+                                  f"generate keys with KeyRequirements(rotations=({steps},))")
+        return [self._galois_element(t) for t in min(usable, key=len)]
 
     def _rotate_ct(self, ct: Ciphertext, steps: int) -> Ciphertext:
         for g in self._rotation_plan(steps):
@@ -153,3 +156,16 @@ class RotationMixin:
         rpc = layout.rows_per_ct(self.params.slots, src.meta["stride"])
         held = min(rpc, src.rows - s_ct * rpc)
         return len(weights) == held and all(w == 1.0 for w in weights.values())
+
+
+def _naf(k: int) -> list[int]:
+    """Signed powers of two summing to k with no two adjacent (the non-adjacent form)."""
+    out, bit = [], 0
+    while k:
+        if k & 1:
+            digit = 2 - (k & 3)  # +1 or -1
+            out.append(digit << bit)
+            k -= digit
+        k >>= 1
+        bit += 1
+    return out

@@ -26,4 +26,5 @@ gather_sum = _impl.gather_sum
 scatter_add = _impl.scatter_add
 tensor = _impl.tensor
 keyswitch = _impl.keyswitch
+mul = _impl.mul
 decrypt = _impl.decrypt

@@ -142,6 +142,7 @@ def tensor(a, ma, b, m, k, div, limit):
 
 
 def keyswitch(c, mt, digit_bits, ell, head, limit):
+    """Returns ``(out, (head max, key-column max, largest digit L1 of a row))``."""
     _matrix(c, "c"); _matrix(mt, "key")
     if mt.shape[0] != c.shape[1] * ell:
         raise ValueError(f"vhe kernel keyswitch: key has {mt.shape[0]} rows, expected {c.shape[1] * ell}")
@@ -149,7 +150,23 @@ def keyswitch(c, mt, digit_bits, ell, head, limit):
     st = _new("int64_t[3]")
     _check(lib.vhe_keyswitch(_buf(c, "c"), c.shape[0], c.shape[1], _buf(mt, "key"), mt.shape[1], digit_bits, ell,
                              head, limit, _wbuf(out), st), "key switch")
-    return out, (st[0], st[1])
+    return out, (st[0], st[1], st[2])
+
+
+def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
+    """:func:`tensor` then :func:`keyswitch` in one native call (no intermediate array)."""
+    _matrix(a, "a"); _matrix(b, "b"); _matrix(mt, "key")
+    rows = max(a.shape[0], b.shape[0])
+    if a.shape[1] != ma + k or b.shape[1] != m + k or ma not in (1, m):
+        raise ValueError("vhe kernel mul: operand lengths do not match m and k")
+    _rows_ok(a.shape[0], rows, "a"); _rows_ok(b.shape[0], rows, "b")
+    if mt.shape[0] != m * (1 + k) ** 2 * ell:
+        raise ValueError(f"vhe kernel mul: key has {mt.shape[0]} rows, expected {m * (1 + k) ** 2 * ell}")
+    out = np.empty((rows, mt.shape[1]), dtype=np.int64)
+    st = _new("int64_t[3]")
+    _check(lib.vhe_mul(_buf(a, "a"), a.shape[0], ma, _buf(b, "b"), b.shape[0], m, k, rows, div, _buf(mt, "key"),
+                       mt.shape[1], digit_bits, ell, head, limit, _wbuf(out), st), "multiply")
+    return out, (st[0], st[1], st[2])
 
 
 def decrypt(c, m, k, t, w):

@@ -103,8 +103,16 @@ def decompose(c: np.ndarray, digit_bits: int, ell: int) -> np.ndarray:
 
 
 def keyswitch(c, mt, digit_bits, ell, head, limit):
-    digits = decompose(c, digit_bits, ell).astype(object)
-    return _finish(digits @ mt.astype(object), head, limit, "key switch")
+    """Returns ``(out, (head max, key-column max, largest digit L1 of a row))``."""
+    digits = decompose(c, digit_bits, ell)
+    out, (mh, mt_max) = _finish(digits.astype(object) @ mt.astype(object), head, limit, "key switch")
+    l1 = int(np.abs(digits).sum(axis=1).max(initial=0))
+    return out, (mh, mt_max, l1)
+
+
+def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
+    """A ciphertext product: :func:`tensor` then :func:`keyswitch`."""
+    return keyswitch(tensor(a, ma, b, m, k, div, limit), mt, digit_bits, ell, head, limit)
 
 
 def decrypt(c, m, k, t, w):

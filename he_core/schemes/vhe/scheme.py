@@ -93,6 +93,7 @@ class VheScheme(Scheme):
         self._k, self._kt, self._limit = p.k, p.k * p.t_bound, p.limit
         self._b, self._ell = p.digit_bits, p.ell
         self._swn, self._swt = p.switch_noise(1), p.switch_tail(1)  # per input entry of a key switch
+        self._e_bound = p.e_bound  # a key switch adds at most e_bound * (sum of |digits| switched) noise
         self._round_l1 = (p.key_l1 + 1) // 2          # rounding one ciphertext: |S delta| <= L1(S)/2
         self._round_l1sq = (p.key_l1 ** 2 + 1) // 2   # rounding one tensor: L1 of a tensor-key row squared
         self._ones = np.ones(1, dtype=np.int64)
@@ -245,7 +246,7 @@ class VheScheme(Scheme):
         noise = self.params.enc_noise
         c0 = self._w * x + rng.integers(-noise, noise, (rows, m))  # under the identity key
         data, stats = kernels.keyswitch(c0, mt, self._b, self._ell, m, self._limit)
-        return self._make(public.key_id, rows, m, s, data, noise + (m) * self._swn, stats)
+        return self._make(public.key_id, rows, m, s, data, noise + self._e_bound * int(stats[2]), stats)
 
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         x = kernels.decrypt(ct.data, ct.size, self._k, self._secret_t(key, ct.size, "decrypt"), self._w)
@@ -268,10 +269,13 @@ class VheScheme(Scheme):
         """
         self._check_ct(ct)
         m = ct.size
-        noise = self._check_noise(ct.meta["noise"] + (m + self._k) * self._swn, "rerandomize")
+        # Worst case first (128 (m+k)), so a ciphertext without that much headroom is refused
+        # before any work; the bound kept is the measured one (e_bound times the digits' L1).
+        self._check_noise(ct.meta["noise"] + (m + self._k) * self._swn, "rerandomize")
         data, stats = kernels.keyswitch(ct.data, self._key("rr", m, "rerandomize"), self._b, self._ell, m,
                                         self._limit)
-        return self._make(ct.key_id, ct.rows, m, ct.scale, data, noise, stats)
+        return self._make(ct.key_id, ct.rows, m, ct.scale, data, ct.meta["noise"] + self._e_bound * int(stats[2]),
+                          stats)
 
     # ------------------------------------------------------------------ additive ops
     def _add(self, a, b, sign=1):
@@ -343,39 +347,51 @@ class VheScheme(Scheme):
         data, stats = kernels.scale(a.data, self._ones, self._f, a.shape[1], self._limit)
         return self._make(a.key_id, a.shape[0], a.shape[1], a.scale / self._f, data, noise, stats)
 
-    def _product_noise(self, a, b, div: int, slots: int, tensor_len: int, op: str) -> int:
+    def _product_noise(self, a, b, va: int, vb: int, value_bound: int, div: int, slots: int, op: str) -> int:
+        """Noise bound of a product before its key switch, checked with its range before any work."""
         na, nb = a.meta["noise"], b.meta["noise"]
-        va, vb = self._value_bound(a), self._value_bound(b)
         per_slot = -(-(va * nb + vb * na + -(-na * nb // self._w)) // div) + self._round_l1sq
-        return self._check_noise(slots * per_slot + (tensor_len) * self._swn, op)
+        noise = self._check_noise(slots * per_slot, op)
+        self._check_range(value_bound, noise, 0, op)
+        return noise
+
+    def _switched(self, noise: int, value_bound: int, stats, op: str) -> int:
+        """Final checks of a key-switched product: its measured switch noise and its range.
+
+        The switch adds at most e_bound * (sum of |digits|) (stats[2], measured by the
+        kernel; at most 128 per switched entry), and its key columns are measured exactly.
+        """
+        noise = self._check_noise(noise + self._e_bound * int(stats[2]), op)
+        self._check_range(value_bound, noise, int(stats[1]), op)
+        return noise
 
     def _mul(self, a, b, rescale):
-        if a.size == 1 and b.size > 1:
+        if a.shape[1] == 1 and b.shape[1] > 1:
             a, b = b, a  # the vector first
-        m = a.size
-        kind = "ew" if b.size == m else "sv"
-        mt = self._key(kind, m, "mul")
+        m = a.shape[1]
         div = self._f if rescale else 1
-        tlen = m * (1 + self._k) ** 2
-        noise = self._product_noise(a, b, div, 1, tlen, "mul")
-        self._check_range(-(-self._value_bound(a) * self._value_bound(b) // div), noise,
-                          (tlen) * self._swt, "mul")
-        t = (kernels.tensor(b.data, 1, a.data, m, self._k, self._w * div, self._limit) if kind == "sv" else
-             kernels.tensor(a.data, m, b.data, m, self._k, self._w * div, self._limit))
-        data, stats = kernels.keyswitch(t, mt, self._b, self._ell, m, self._limit)
-        scale = a.scale * b.scale / div
-        return self._make(a.key_id, data.shape[0], m, scale, data, noise, stats)
+        va, vb = self._value_bound(a), self._value_bound(b)
+        value_bound = -(-va * vb // div)
+        noise = self._product_noise(a, b, va, vb, value_bound, div, 1, "mul")
+        if b.shape[1] == m:
+            data, stats = kernels.mul(a.data, m, b.data, m, self._k, self._w * div, self._key("ew", m, "mul"),
+                                      self._b, self._ell, m, self._limit)
+        else:
+            data, stats = kernels.mul(b.data, 1, a.data, m, self._k, self._w * div, self._key("sv", m, "mul"),
+                                      self._b, self._ell, m, self._limit)
+        noise = self._switched(noise, value_bound, stats, "mul")
+        return Ciphertext("vhe", self.params_id, a.key_id, (data.shape[0], m), a.scale * b.scale / div, data,
+                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])})
 
     def _inner(self, a, b, rescale):
-        m = a.size
-        mt = self._key("ip", m, "inner")
+        m = a.shape[1]
         div = self._f if rescale else 1
-        tlen = m * (1 + self._k) ** 2
-        noise = self._product_noise(a, b, div, m, tlen, "inner")
-        self._check_range(-(-m * self._value_bound(a) * self._value_bound(b) // div), noise,
-                          (tlen) * self._swt, "inner")
-        t = kernels.tensor(a.data, m, b.data, m, self._k, self._w * div, self._limit)
-        data, stats = kernels.keyswitch(t, mt, self._b, self._ell, 1, self._limit)
+        va, vb = self._value_bound(a), self._value_bound(b)
+        value_bound = -(-m * va * vb // div)
+        noise = self._product_noise(a, b, va, vb, value_bound, div, m, "inner")
+        data, stats = kernels.mul(a.data, m, b.data, m, self._k, self._w * div, self._key("ip", m, "inner"),
+                                  self._b, self._ell, 1, self._limit)
+        noise = self._switched(noise, value_bound, stats, "inner")
         return self._make(a.key_id, data.shape[0], 1, a.scale * b.scale / div, data, noise, stats)
 
     def _matvec(self, a, matrix, key):
@@ -391,12 +407,16 @@ class VheScheme(Scheme):
             raise MismatchError("cannot matvec: the linear key was made for a different matrix")
         out = g.shape[0]
         gl1 = int(np.abs(key.data["G"]).sum(axis=1).max())
-        noise = self._check_noise(-(-(a.meta["noise"] * gl1 + (a.size + self._k) * self._swn) // self._f)
+        worst = (a.size + self._k) * self._swn
+        self._check_noise(-(-(a.meta["noise"] * gl1 + worst) // self._f) + self._round_l1, "matvec")
+        self._check_range(-(-self._value_bound(a) * gl1 // self._f), 0, (a.size + self._k) * self._swt, "matvec")
+        hi, (_, _, l1) = kernels.keyswitch(a.data, key.data["hi"], self._b, self._ell, out, self._limit)
+        lo, _ = kernels.keyswitch(a.data, key.data["lo"], self._b, self._ell, out, self._limit)
+        # hi * 2^32 + lo is one key switch of the same digits: its noise is e_bound * l1.
+        noise = self._check_noise(-(-(a.meta["noise"] * gl1 + self._e_bound * int(l1)) // self._f)
                                   + self._round_l1, "matvec")
         self._check_range(-(-self._value_bound(a) * gl1 // self._f), noise, (a.size + self._k) * self._swt,
                           "matvec")
-        hi, _ = kernels.keyswitch(a.data, key.data["hi"], self._b, self._ell, out, self._limit)
-        lo, _ = kernels.keyswitch(a.data, key.data["lo"], self._b, self._ell, out, self._limit)
         data, stats = kernels.combine(hi, lo, 32, self._f, out, self._limit)
         return self._make(a.key_id, a.rows, out, a.scale, data, noise, stats)
 
@@ -404,8 +424,9 @@ class VheScheme(Scheme):
         data = switch_key.data
         if not isinstance(data, dict) or data.get("kind") != "rekey" or str(ct.size) not in data["mt"]:
             raise KeyMissingError(f"cannot rekey: the switch key has no matrix for vectors of size {ct.size}")
-        noise = self._check_noise(ct.meta["noise"] + (ct.size + self._k) * self._swn, "rekey")
+        self._check_noise(ct.meta["noise"] + (ct.size + self._k) * self._swn, "rekey")  # worst case, before work
         out, stats = kernels.keyswitch(ct.data, data["mt"][str(ct.size)], self._b, self._ell, ct.size, self._limit)
+        noise = ct.meta["noise"] + self._e_bound * int(stats[2])
         return self._make(switch_key.to_key_id, ct.rows, ct.size, ct.scale, out, noise, stats)
 
     # ------------------------------------------------------------------ rows

@@ -309,3 +309,18 @@ def test_hybrid_key_switching_with_fewer_digits():
     close(s.decrypt(s.mul(a, a), k.secret), x * x, ELEMENTWISE)
     close(s.decrypt(s.inner(a, a), k.secret), (x * x).sum(1, keepdims=True), REDUCTIONS)
     close(s.decrypt(s.rotate(s.encrypt(x[:1]), 2), k.secret)[:, :7], x[:1, 2:], REDUCTIONS)
+
+
+def test_layout_flags_survive_mixed_operands(ctx):
+    # Regression: a replicated row_sum plus a plain one-row batch must not be flagged clean,
+    # or a later row broadcast sums the replicas into the result.
+    s, k = ctx
+    x, y = values((4, 4), 21), values((1, 4), 22)
+    a = s.encrypt(x)
+    mixed = s.add(s.row_sum(a), s.encrypt(y))
+    want = x.sum(0, keepdims=True) + y
+    close(s.decrypt(s.add(a, mixed), k.secret), x + want, MOVES)
+    close(s.decrypt(s.mul(a, mixed), k.secret), x * want, MOVES)
+    prod = s.mul(s.row_sum(a), s.inner(s.encrypt(y), s.encrypt(y)))  # replicated times dirty
+    close(s.decrypt(s.add(a, s.mul(prod, s.encrypt(y))), k.secret),
+          x + x.sum(0, keepdims=True) * (y * y).sum() * y, MOVES)
