@@ -69,6 +69,14 @@ int vhe_mul(const int64_t *a, int64_t ra, int64_t ma, const int64_t *b, int64_t 
             int64_t rows, int64_t div, const int64_t *mt, int64_t out_len, int64_t digit_bits, int64_t ell,
             int64_t head, int64_t limit, int64_t *out, int64_t *stats);
 
+/* Secret-key encryption in place. On entry data (rows x (m+k)) holds uniform draws: its key
+ * columns are kept as the ciphertext's key columns and its head entries u become the noise
+ * (u mod (2 noise + 1)) - noise (floor modulo). On return
+ * data[r, i] = w x[r, i] + noise_ri - sum_j t[i, j] data[r, m + j]. HE_ERR_OVERFLOW if an entry
+ * would not fit in int64. */
+int vhe_encrypt(const int64_t *x, int64_t rows, int64_t m, int64_t k, const int64_t *t, int64_t w,
+                int64_t noise, int64_t *data);
+
 /* Decryption: x[r, i] = round((c[r, i] + sum_j t[i, j] * c[r, m + j]) / w). */
 int vhe_decrypt(const int64_t *c, int64_t rows, int64_t m, int64_t k, const int64_t *t, int64_t w,
                 int64_t *x);

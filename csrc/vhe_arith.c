@@ -148,6 +148,24 @@ int vhe_scatter_add(int64_t *a, int64_t rows, int64_t n, const int64_t *idx, int
     return HE_OK;
 }
 
+int vhe_encrypt(const int64_t *x, int64_t rows, int64_t m, int64_t k, const int64_t *t, int64_t w,
+                int64_t noise, int64_t *data) {
+    if (rows < 0 || m < 1 || k < 0 || w < 1 || noise < 0) return HE_ERR_ARGUMENT;
+    int64_t n = m + k, span = 2 * noise + 1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t *row = data + r * n;
+        for (int64_t i = 0; i < m; i++) {
+            int64_t e = row[i] % span;
+            if (e < 0) e += span;  /* floor modulo, as numpy's % */
+            i128 s = (i128)w * x[r * m + i] + (e - noise);
+            for (int64_t j = 0; j < k; j++) s -= (i128)t[i * k + j] * row[m + j];
+            if (s > INT64_MAX || s < -INT64_MAX) return HE_ERR_OVERFLOW;
+            row[i] = (int64_t)s;
+        }
+    }
+    return HE_OK;
+}
+
 int vhe_decrypt(const int64_t *c, int64_t rows, int64_t m, int64_t k, const int64_t *t, int64_t w,
                 int64_t *x) {
     if (rows < 0 || m < 1 || k < 0 || w < 1) return HE_ERR_ARGUMENT;

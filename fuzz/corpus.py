@@ -7,9 +7,11 @@ recomputed after the damage so the input reaches the header and array parsers.
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,34 @@ def json_mutate(data: bytes, rng: random.Random) -> bytes:
     return reseal(data[:start] + bytes(head) + data[end:])
 
 
+def npz_mutate(data: bytes, rng: random.Random) -> bytes:
+    """Damage one member of an .npz and re-zip it, so the CRC is valid and the .npy parser sees it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    index = rng.randrange(len(members))
+    name, raw = members[index]
+    if rng.random() < 0.5:
+        # Aim at the text header (the first ~128 bytes), where the parser has the most to do.
+        cut = min(len(raw), 128)
+        raw = json_like_damage(raw[:cut], rng) + raw[cut:]
+    else:
+        raw = mutate(raw, rng)
+    members[index] = (name, raw)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for member_name, member_raw in members:
+            archive.writestr(member_name, member_raw)
+    return out.getvalue()
+
+
+def json_like_damage(text: bytes, rng: random.Random) -> bytes:
+    """Replace one byte by a character that matters to a Python/JSON literal parser."""
+    buf = bytearray(text)
+    pos = rng.randrange(len(buf))
+    buf[pos] = rng.choice(b"{}[]()'\",:0123456789-eE.atfnulxTFN$ \n\xff")
+    return bytes(buf)
+
+
 def random_input(rng: random.Random) -> bytes:
     """Random bytes, sometimes behind a valid magic and version so they get further."""
     size = rng.choice([0, 1, 7, 8, 20, 24, 56, 100, 1000])
@@ -142,8 +172,12 @@ def make_input(files: list[bytes], rng: random.Random) -> bytes:
     if choice < 0.1:
         return random_input(rng)
     zips = [f for f in files if f.startswith(b"PK")]
-    # The .npz seed is one file among ~20; give the zip parser a fair share of the inputs.
-    base = rng.choice(zips) if zips and rng.random() < 0.15 else rng.choice(files)
+    # The .npz seed is one file among ~20: give the zip and .npy parsers a fair share of the
+    # inputs, half of them re-zipped after the damage so the member CRCs still match.
+    if zips and rng.random() < 0.2:
+        base = rng.choice(zips)
+        return npz_mutate(base, rng) if rng.random() < 0.5 else mutate(base, rng)
+    base = rng.choice(files)
     if choice < 0.3:
         return json_mutate(base, rng)
     data = base

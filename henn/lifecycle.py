@@ -28,6 +28,7 @@ import math
 import os
 import struct
 import threading
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -243,12 +244,15 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _read_npy(member: Any, size: int, name: str) -> np.ndarray:
     version = np.lib.format.read_magic(member)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-    else:
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
         raise ValueError(f"{name}: unsupported .npy version {version}")
+    try:
+        shape, fortran, dtype = readers[version](member)
+    except (SyntaxError, tokenize.TokenError) as exc:
+        # numpy tokenises the header text (safely, with ast.literal_eval) and lets these
+        # escape on malformed headers; found by fuzz/run_loaders.py.
+        raise ValueError(f"{name}: malformed .npy header: {exc}") from None
     if dtype.hasobject or dtype.kind not in "iuf" or dtype.fields is not None:
         raise ValueError(f"{name}: arrays of dtype {dtype} are not weights (real numbers only, no objects)")
     nbytes = math.prod(shape) * dtype.itemsize

@@ -31,7 +31,7 @@ One training step costs about 11 bits of ``vhe`` noise headroom and far more tha
 the 2 levels of the default CKKS set (one layer alone needs 4), so the trainer
 refreshes ciphertexts through the key holder (:class:`henn.keyholder.KeyHolder`)
 whenever their budget is too low for the next operation
-(:mod:`henn.training.refresh`): about 2 refreshes per step on ``vhe``, about 15 per
+(:mod:`henn.training.refresh`): about 2 refreshes per step on ``vhe``, 12-14 per
 step on ``ckks`` (activations mid-forward included), none on ``plain``. The model
 code is the same on every scheme. Without refreshes ``vhe`` stops with
 ``NoiseBudgetExhausted`` within a few steps and ``ckks`` with ``LevelExhaustedError``

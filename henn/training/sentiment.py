@@ -174,7 +174,7 @@ def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
     bounded = has_budget(net.W01)
     trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
-    net.refresh = keyholder.refresh if bounded and policy.step else None
+    net.refresh = StepRefresher(net.scheme, keyholder) if bounded and policy.step else None
     history: list[dict] = []
     seen = correct_total = 0
     start = time.perf_counter()
@@ -195,6 +195,50 @@ def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np
         net.refresh = None
     refreshes = trainer.refreshes if trainer is not None else 0
     return TrainResult(history, time.perf_counter() - start, seen, refreshes)
+
+
+class StepRefresher:
+    """The masked refresh of the scalar step: :meth:`KeyHolder.refresh`'s protocol, made cheap.
+
+    The trainer masks the ``(1, 1)`` step with a uniform ``r`` on ``[-M, M]`` (the key
+    holder's ``mask_bound``, on the ciphertext's fixed-point grid, from the OS CSPRNG),
+    the key holder re-encrypts the masked value (it sees only ``value + r``), and the
+    trainer removes ``r``. Two things make it a few scheme calls instead of a dozen
+    array operations per review: the masks of :attr:`BLOCK` reviews come from one CSPRNG
+    draw (each draw has a fixed cost that dominates for one number), and a mask is a
+    Python float, which the scheme interface takes on its scalar fast path. Anything
+    but a ``(1, 1)`` ciphertext goes through :meth:`KeyHolder.refresh` unchanged.
+
+    Args:
+        scheme: the scheme the steps belong to.
+        keyholder: the key holder whose re-encryption step is used (and counted).
+        rng: mask randomness (default: the OS CSPRNG).
+    """
+
+    BLOCK = 1024
+
+    def __init__(self, scheme: he_core.Scheme, keyholder: KeyHolder, rng: he_core.RandomSource | None = None):
+        self.scheme, self.keyholder = scheme, keyholder
+        self._rng = rng or he_core.OsRandom()
+        self._masks: list[float] = []
+        self._grid = 0.0
+
+    def _mask(self, scale: float) -> float:
+        # Same grid as KeyHolder.draw_mask: multiples of 1/scale keep mask-then-unmask exact.
+        grid = float(scale) if scale >= 2 else 2.0**30
+        if grid != self._grid or not self._masks:
+            half = int(self.keyholder.mask_bound * grid)
+            self._masks = (self._rng.integers(-half, half, self.BLOCK) / grid).tolist()
+            self._grid = grid
+        return self._masks.pop()
+
+    def __call__(self, step):
+        if tuple(step.shape) != (1, 1):
+            return self.keyholder.refresh(step)
+        mask = self._mask(step.scale)
+        masked = self.scheme.add_plain(step, mask)              # trainer side
+        fresh_masked = self.keyholder._reencrypt(masked)         # key holder side: sees value + mask only
+        return self.scheme.sub_plain(fresh_masked, mask)        # trainer side
 
 
 def _train_chunk(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: Sequence[int], lr: float) -> list:

@@ -147,6 +147,21 @@ def test_npy_header_claiming_more_than_the_data_allocates_nothing(tmp_path):
     assert peak < 10_000_000
 
 
+@pytest.mark.parametrize("header", [b"{'descr': '|u1', 'fortran_order': False, 'shape': (15,9, }",
+                                    b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,)",
+                                    b"__import__('os').system('echo pwned')"])
+def test_malformed_npy_headers_are_format_errors(tmp_path, header):
+    # The first one was found by fuzz/run_loaders.py: numpy raised tokenize.TokenError.
+    import struct
+    import zipfile
+    padded = header + b" " * (-(len(header) + 11) % 64) + b"\n"
+    member = np.lib.format.magic(1, 0) + struct.pack("<H", len(padded)) + padded + b"\0" * 16
+    with zipfile.ZipFile(tmp_path / "m.npz", "w") as archive:
+        archive.writestr("w.npy", member)
+    with pytest.raises(he_core.FormatError, match="cannot read plaintext model"):
+        lc.read_plain_model(tmp_path / "m.npz")
+
+
 def test_fortran_order_and_unusual_members(tmp_path):
     np.savez(tmp_path / "m.npz", w=np.asfortranarray(np.arange(6.0).reshape(2, 3)))
     np.testing.assert_array_equal(lc.read_plain_model(tmp_path / "m.npz").arrays["w"], np.arange(6.0).reshape(2, 3))

@@ -2,7 +2,7 @@
 
 An epoch is one full-batch step on the four rows: forward, the key holder decrypting
 the predictions, backward, the SGD update, and every refresh the budget policy asks
-for (none on ``plain``, a few per step on ``vhe``, about 15 on ``ckks`` with its
+for (none on ``plain``, a few per step on ``vhe``, 12-14 on ``ckks`` with its
 default 2-level set). Keys are generated once per scheme and the weights of each
 round are encrypted in the untimed set-up::
 

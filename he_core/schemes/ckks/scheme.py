@@ -14,7 +14,7 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import KeyMissingError, LevelExhaustedError
+from ...errors import HEOverflowError, KeyMissingError, LevelExhaustedError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
@@ -120,8 +120,23 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._encrypt(values, public.key_id, scale, rng, public=public.data["pk"])
 
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
-        slots = self._decrypt_slots(ct, self._s_full(key)).real
-        return np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]))
+        slots = self._decrypt_slots(ct, self._s_full(key))
+        values = layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"])
+        # A wrap modulo q (values too large for the scale) leaves values beyond what the
+        # decoding primes can hold, or (for irregular wraps) large imaginary parts, where
+        # honest results of real inputs carry only noise.
+        imag, real = float(np.max(np.abs(values.imag))), float(np.max(np.abs(values.real)))
+        limit = self._decode_range(ct)
+        if real >= limit or imag > 0.5 + 1e-3 * real:
+            raise HEOverflowError(f"cannot decrypt {ct.describe()}: the result is not a valid encoding "
+                                  f"(|values| up to {real:.3g}, imaginary parts up to {imag:.3g}); its values "
+                                  f"outgrew the modulus (about {limit:.3g} at level {self.level(ct)})")
+        return np.ascontiguousarray(values.real)
+
+    def _decode_range(self, ct: Ciphertext) -> float:
+        """Largest |value| the decryption's CRT (q_0, or q_0 * q_1 above level 0) can represent."""
+        modulus = float(self.ring.q[0]) * (float(self.ring.q[1]) if self.level(ct) > 0 else 1.0)
+        return modulus / (2.0 * ct.scale)
 
     # ------------------------------------------------------------------ layout matching
     def _match(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:

@@ -27,4 +27,5 @@ scatter_add = _impl.scatter_add
 tensor = _impl.tensor
 keyswitch = _impl.keyswitch
 mul = _impl.mul
+encrypt_secret = _impl.encrypt_secret
 decrypt = _impl.decrypt

@@ -169,6 +169,19 @@ def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
     return out, (st[0], st[1], st[2])
 
 
+def encrypt_secret(x, t, w, noise, data):
+    """In place on ``data`` (uniform draws, ``(rows, m + k)``): see :func:`reference.encrypt_secret`."""
+    _matrix(x, "x"); _matrix(t, "T"); _matrix(data, "data")
+    rows, m = x.shape
+    k = t.shape[1]
+    if t.shape[0] != m or data.shape != (rows, m + k):
+        raise ValueError("vhe kernel encrypt: shapes do not match m and k")
+    _buf(data, "data")
+    if not data.flags.writeable:
+        raise ValueError("vhe kernel encrypt: the target array is read-only")
+    _check(lib.vhe_encrypt(_buf(x, "x"), rows, m, k, _buf(t, "T"), w, noise, _wbuf(data)), "encrypt")
+
+
 def decrypt(c, m, k, t, w):
     _matrix(c, "c"); _matrix(t, "T")
     if c.shape[1] != m + k or t.shape != (m, k):

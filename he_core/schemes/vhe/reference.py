@@ -115,6 +115,17 @@ def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
     return keyswitch(tensor(a, ma, b, m, k, div, limit), mt, digit_bits, ell, head, limit)
 
 
+def encrypt_secret(x, t, w, noise, data):
+    """In place: ``data`` holds uniform draws ``(rows, m + k)``; its key columns stay, and each
+    head entry u becomes ``w x + (u mod (2 noise + 1)) - noise - T tail``."""
+    m = x.shape[1]
+    co = _obj(data)
+    head = (co[:, :m] % (2 * noise + 1)) - noise - co[:, m:] @ _obj(t).T + _obj(x) * w
+    if head.size and max(np.abs(head).flat) > 2**63 - 1:
+        raise HEOverflowError("cannot encrypt: an entry does not fit in int64")
+    data[:, :m] = head.astype(np.int64)
+
+
 def decrypt(c, m, k, t, w):
     co = _obj(c)
     s = co[:, :m] + co[:, m:] @ _obj(t).T

@@ -150,10 +150,18 @@ class VheScheme(Scheme):
 
     def _encode(self, values: np.ndarray, scale: float, op: str) -> np.ndarray:
         """Integers round(values * scale), refused (EncodingError) beyond the representable range."""
+        return self._encode_with_max(values, scale, op)[0]
+
+    def _encode_with_max(self, values: np.ndarray, scale: float, op: str) -> tuple[np.ndarray, int]:
+        """:meth:`_encode` and the largest |integer| it produced."""
+        if values.size == 1:  # one number (a refreshed scalar): plain Python is cheaper
+            x = self._encode_scalar(float(values.flat[0]), scale, op)
+            return np.full(values.shape, x, dtype=np.int64), abs(x)
         scaled = np.rint(values * scale)
-        if scaled.size and float(np.abs(scaled).max()) > self._xmax:
+        top = float(np.abs(scaled).max()) if scaled.size else 0.0
+        if top > self._xmax:
             self._too_large(float(np.abs(values).max()), scale, op)
-        return scaled.astype(np.int64)
+        return scaled.astype(np.int64), int(top)
 
     def _encode_scalar(self, value: float, scale: float, op: str) -> int:
         """The scalar case of :meth:`_encode`, in plain Python (the hot path of mul_plain / add_plain)."""
@@ -222,20 +230,17 @@ class VheScheme(Scheme):
     # ------------------------------------------------------------------ encryption
     def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
         s = self._scale_of(scale)
-        x = self._encode(values, s, "encrypt")
+        x, xmax = self._encode_with_max(values, s, "encrypt")
         rows, m = x.shape
         t = self._secret_t(key, m, "encrypt")
         p = self.params
         # One draw for the key columns and the noise: each CSPRNG draw has a fixed cost that
         # dominates small encryptions. The noise is folded into its range from the same words.
         data = rng.integers(-p.tail_bound, p.tail_bound, (rows, m + p.k))
-        tail = data[:, m:]
-        head = data[:, :m]
-        head %= 2 * p.enc_noise + 1
-        head -= p.enc_noise + tail @ t.T
-        x *= self._w
-        head += x
-        stats = (int(np.abs(head).max()), int(np.abs(tail).max()))
+        kernels.encrypt_secret(x, t, self._w, p.enc_noise, data)  # head = w x + noise - T tail, in place
+        # Magnitude bounds from the construction instead of two reductions over the result:
+        # |head| <= w |x| + noise + k t_bound tail_bound and |tail| <= tail_bound.
+        stats = (xmax * self._w + p.enc_noise + self._kt * p.tail_bound, p.tail_bound)
         return self._make(key.key_id, rows, m, s, data, p.enc_noise, stats)
 
     def _encrypt_public(self, values, public, scale, rng) -> Ciphertext:
@@ -294,9 +299,9 @@ class VheScheme(Scheme):
 
     def _add_plain(self, a, values):
         m = a.shape[1]
-        if values.ndim == 0:
+        if values.size == 1:  # a scalar, or a one-entry array (which broadcasts like one)
             delta = np.zeros((1, m + self._k), dtype=np.int64)
-            delta[0, :m] = self._encode_scalar(float(values), a.scale, "add_plain") * self._w
+            delta[0, :m] = self._encode_scalar(float(values.flat[0]), a.scale, "add_plain") * self._w
         else:
             wx = self._encode(values, a.scale, "add_plain") * self._w
             wx = wx.reshape(1, m) if wx.ndim == 1 else wx

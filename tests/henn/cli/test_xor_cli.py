@@ -154,3 +154,16 @@ def test_unwritable_save_directory_exits_1(tmp_path, capsys):
     code, _, err = _run(capsys, "train", "xor", "--scheme", "plain", "--epochs", "1", "--quiet",
                         "--save", str(blocker / "model"))
     assert code == 1 and "cannot save the model" in err
+
+
+def test_ckks_json_reports_refreshes(capsys):
+    from ..training.test_xor_ckks import ckks_available
+
+    if not ckks_available():
+        pytest.skip("ckks not installed")
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "ckks", "--epochs", "1", "--json", "--quiet")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["scheme"] == "ckks" and summary["security_bits"] >= 128
+    # two levels cannot carry one forward pass: the activations were refreshed mid-forward
+    assert summary["refresh_rounds"] == summary["op_refreshes"] > 4 and summary["retry_refreshes"] == 0
+    assert summary["bytes_exchanged"] > summary["refresh_rounds"] * 2 * 100_000  # two ckks ciphertexts a round

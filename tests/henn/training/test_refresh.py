@@ -203,3 +203,38 @@ def test_vhe_refreshes_less_than_every_step_and_never_exhausts():
     # the fixed schedule refreshed 4 parameters after every step: 400 rounds
     assert 0 < kh.refresh_rounds < 4 * 100
     assert kh.bytes_exchanged > 0
+
+
+def test_row_operations_are_charged_one_mask_level(leveled):
+    scheme, kh, policy, guarded = _env(leveled)
+    x = EncTensor.encrypt(guarded, np.arange(6.0).reshape(3, 2)) * 1.0 * 1.0  # level 1
+    x.row_sum()
+    x.take_rows([2, 0])
+    assert policy.op_refreshes == 0
+    worn = x * 1.0  # level 0
+    total = worn.row_sum()
+    picked = worn.take_rows([2, 0])
+    assert policy.op_refreshes == 1  # the second use takes the cached refresh
+    np.testing.assert_allclose(kh.decrypt(total), [[6.0, 9.0]])
+    np.testing.assert_allclose(kh.decrypt(picked), [[4.0, 5.0], [0.0, 1.0]])
+
+
+class OptimisticLeveled(LeveledPlain):
+    """Reports one level more than it has, so the policy's estimate is wrong."""
+
+    name = "optimistic_leveled"
+
+    def _budget(self, a):
+        return Budget(kind="levels", remaining=a.meta["level"] + 1)
+
+
+def test_a_wrong_estimate_is_caught_by_one_counted_retry():
+    he_core.register_scheme(OptimisticLeveled.name, OptimisticLeveled, replace=True)
+    try:
+        scheme, kh, policy, guarded = _env(OptimisticLeveled.name)
+        x = EncTensor.encrypt(guarded, np.array([[2.0]])) * 1.0 * 1.0 * 1.0  # level 0, reported as 1
+        y = x * 3.0
+    finally:
+        he_core.unregister_scheme(OptimisticLeveled.name)
+    assert policy.op_refreshes == 0 and policy.retry_refreshes == 1 == kh.refresh_rounds
+    np.testing.assert_allclose(kh.decrypt(y), [[6.0]])

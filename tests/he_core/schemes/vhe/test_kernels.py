@@ -198,3 +198,56 @@ def test_scatter_into_a_read_only_array_is_refused():
     a.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         native.scatter_add(a, np.array([0], dtype=np.int64), np.ones((1, 2), dtype=np.int64), 1, LIMIT)
+
+
+@given(shapes.flatmap(lambda s: st.tuples(st.just(s), arrays(s[0], s[1] + s[2], st.integers(-2**40, 2**40)),
+                                          arrays(s[0], s[1] + s[2], st.integers(-2**40, 2**40)), st.booleans(),
+                                          st.booleans(), st.sampled_from([1, 2**16, 2**30]), st.data())))
+@SETTINGS
+def test_fused_mul_parity(case):
+    """The fused product equals tensor then key switch, stats (with the digit L1) included."""
+    (rows, m, k), a, b, scalar, one_row, div, data = case
+    from he_core.schemes.vhe.params import digits_needed
+    if scalar:
+        a = np.ascontiguousarray(a[:, [0] + list(range(m, m + k))])
+    if one_row:
+        b = np.ascontiguousarray(b[:1])
+    ell = digits_needed(4, 62)
+    tlen, out_len = m * (1 + k) ** 2, m + k
+    mt = np.array(data.draw(st.lists(st.integers(-2**20, 2**20), min_size=tlen * ell * out_len,
+                                     max_size=tlen * ell * out_len)), dtype=np.int64).reshape(tlen * ell, out_len)
+    ma = 1 if scalar else m
+    fused = both("mul", a, ma, b, m, k, div, mt, 4, ell, m, LIMIT)
+    if fused != "overflow":
+        t = native.tensor(a, ma, b, m, k, div, LIMIT)
+        out, stats = native.keyswitch(t, mt, 4, ell, m, LIMIT)
+        np.testing.assert_array_equal(fused[0], out)
+        assert tuple(fused[1]) == tuple(stats)
+
+
+def test_keyswitch_reports_the_digit_l1():
+    c = np.array([[0, 1, -1, 9, -(2**20)], [7, 0, 0, 0, 0]], dtype=np.int64)
+    mt = np.zeros((5 * 16, 2), dtype=np.int64)
+    for impl in (native, reference):
+        _, (_, _, l1) = impl.keyswitch(c, mt, 4, 16, 1, LIMIT)
+        digits = reference.decompose(c, 4, 16)
+        assert l1 == int(np.abs(digits).sum(axis=1).max())
+        assert l1 == 0 + 1 + 1 + (1 + 1) + 1  # 9 = 16 - 7 -> digits (-7, 1); -2^20 = -1 * 16^5
+
+
+@given(st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3)).flatmap(
+    lambda s: st.tuples(st.just(s), arrays(s[0], s[1], st.integers(-2**28, 2**28)),
+                        arrays(s[1], s[2], st.integers(-3, 3)), arrays(s[0], s[1] + s[2], st.integers(-2**16, 2**16)),
+                        st.sampled_from([0, 1, 16]))))
+@SETTINGS
+def test_encrypt_secret_parity(case):
+    (rows, m, k), x, t, draws, noise = case
+    outs = []
+    for impl in (native, reference):
+        data = draws.copy()
+        impl.encrypt_secret(x, t, 2**33, noise, data)
+        outs.append(data)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0][:, m:], draws[:, m:])  # key columns kept
+    e = outs[0][:, :m] + draws[:, m:] @ t.T - x * 2**33  # the noise: in [-noise, noise]
+    assert np.all(np.abs(e) <= noise)
