@@ -68,31 +68,56 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
     return HE_OK;
 }
 
+/* Cooley-Tukey butterfly on lazy values in [0, 4q): (x, y) -> (x + w y, x - w y), still in [0, 4q). */
+#define CT_BF(x, y, w, ws)                                   \
+    do {                                                     \
+        uint64_t u_ = (x) >= q2 ? (x) - q2 : (x);            \
+        uint64_t v_ = ckks_mul_shoup_lazy((y), (w), (ws), q); \
+        (x) = u_ + v_;                                       \
+        (y) = u_ - v_ + q2;                                  \
+    } while (0)
+
 static void ntt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
-    size_t t = n;
-    for (size_t h = 1; h < n / 2; h <<= 1) {  /* every stage but the last */
+    size_t t = n, h = 1;
+    while (h < n / 2) {  /* every stage but the last */
         t >>= 1;
-        for (size_t i = 0; i < h; i++) {
-            const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
-            uint64_t *x = a + 2 * i * t, *y = x + t;
-            for (size_t j = 0; j < t; j++) {
-                uint64_t u = x[j];
-                u = u >= q2 ? u - q2 : u;
-                uint64_t v = ckks_mul_shoup_lazy(y[j], w, ws, q);
-                x[j] = u + v;
-                y[j] = u - v + q2;
+        if (2 * h < n / 2) {
+            /* Two stages at once (radix 4): each element is loaded and stored once per pair. */
+            const size_t t2 = t >> 1;
+            for (size_t i = 0; i < h; i++) {
+                const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
+                const uint64_t w0 = m->psi[2 * h + 2 * i], w0s = m->psi_sh[2 * h + 2 * i];
+                const uint64_t w1 = m->psi[2 * h + 2 * i + 1], w1s = m->psi_sh[2 * h + 2 * i + 1];
+                uint64_t *x = a + 2 * i * t;
+                for (size_t j = 0; j < t2; j++) {
+                    uint64_t A = x[j], B = x[t2 + j], C = x[t + j], D = x[t + t2 + j];
+                    CT_BF(A, C, w, ws);
+                    CT_BF(B, D, w, ws);
+                    CT_BF(A, B, w0, w0s);
+                    CT_BF(C, D, w1, w1s);
+                    x[j] = A;
+                    x[t2 + j] = B;
+                    x[t + j] = C;
+                    x[t + t2 + j] = D;
+                }
             }
+            h <<= 2;
+            t = t2;
+        } else {
+            for (size_t i = 0; i < h; i++) {
+                const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
+                uint64_t *x = a + 2 * i * t, *y = x + t;
+                for (size_t j = 0; j < t; j++) CT_BF(x[j], y[j], w, ws);
+            }
+            h <<= 1;
         }
     }
     /* Last stage (pairs of neighbours) fused with the final reduction to [0, q). */
-    const size_t h = n / 2;
     for (size_t i = 0; i < h; i++) {
         const uint64_t w = m->psi[h + i], ws = m->psi_sh[h + i];
-        uint64_t u = a[2 * i];
-        u = u >= q2 ? u - q2 : u;
-        uint64_t v = ckks_mul_shoup_lazy(a[2 * i + 1], w, ws, q);
-        uint64_t s0 = u + v, s1 = u - v + q2;  /* both in [0, 4q) */
+        uint64_t s0 = a[2 * i], s1 = a[2 * i + 1];
+        CT_BF(s0, s1, w, ws);
         s0 = s0 >= q2 ? s0 - q2 : s0;
         s1 = s1 >= q2 ? s1 - q2 : s1;
         a[2 * i] = s0 >= q ? s0 - q : s0;

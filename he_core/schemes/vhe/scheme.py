@@ -21,16 +21,21 @@ Default parameters (``VheParams()``: w = 2^33, f = 16, k = 1, signed 4-bit digit
 * **Noise** (worst-case bound on |S c - w X| kept in ``meta["noise"]``; decryption is
   correct while it is below w/2 = 2^32, and ``NoiseBudgetExhausted`` is raised before
   an operation whose bound would reach it). Rules: secret-key encryption 16;
-  public-key encryption 16 + 128 m; a key switch of n entries adds 128 n; ``add`` /
+  public-key encryption 16 plus its key switch; a key switch adds e_bound times the sum
+  of |digits| it switched (measured by the kernel; at most 128 per entry, so 128 n for
+  n entries; small entries have few non-zero digits, so products of fresh ciphertexts
+  get a several times tighter bound than the worst case); ``add`` /
   ``sub`` add the bounds, ``row_sum`` multiplies by the rows summed, ``index_add_``
   adds the update's bound times the largest index multiplicity; ``mul_plain`` by p
   scales by |p| and adds 1; a product of values bounded by A and B (in units of 2^-f)
-  gives (A e_B + B e_A + e_A e_B / w) / 2^f + 2 + 512 m, an inner product m times the
-  per-slot part + 512 m; ``rescale`` divides by 2^f and adds 1.
-  Measured from fresh public encryptions of size 8 holding 64: 2^10 each; their product
-  2^17.1 (15 bits left); inner product of size 8: 2^17.1; a degree-3 polynomial of a
-  fresh size-1 input: ~2^9. So ~2^22 additions of fresh ciphertexts, or ~2^15 additions
-  of products of |v| <= 64, fit before the budget runs out.
+  gives (A e_B + B e_A + e_A e_B / w) / 2^f + 2 plus its key switch (at most 512 m),
+  an inner product m times the per-slot part plus its key switch; ``rescale`` divides
+  by 2^f and adds 1. Products check their range and the noise known before the switch
+  first (nothing is computed when those fail), then the switched result.
+  Measured from fresh public encryptions of size 8 holding 64: 2^7 each; their product
+  2^14 (18 bits left); inner product of size 8 holding 8: 2^13; a degree-3 polynomial of
+  a fresh size-1 input: ~2^4.6. So ~2^25 additions of fresh ciphertexts, or ~2^18
+  additions of products of |v| <= 64, fit before the budget runs out.
 * **Error per operation** (decrypted minus the exact result on the encoded inputs):
   0 for encrypt / add / sub / neg / add_plain / row_sum / take_rows / concat_rows /
   index_add_ / rekey / rerandomize; at most one unit of 2^-f for mul_plain, mul,

@@ -162,3 +162,25 @@ def test_loading_another_task_is_refused(tmp_path, data):
         T.load_sentiment(tmp_path)
     with pytest.raises(FileNotFoundError):
         T.load_sentiment(tmp_path / "missing")
+
+
+def test_step_refresher_keeps_the_value_and_resets_the_noise(env):
+    scheme, keyholder = env.scheme, env.keyholder
+    worn = scheme.polyval(scheme.encrypt([[0.3]]), [0.1, 0.5, 0.0, 0.2])
+    refresher = T.StepRefresher(scheme, keyholder, rng=he_core.SeededRandom(3))
+    before = keyholder.refresh_rounds
+    fresh = [refresher(worn) for _ in range(3)]
+    assert keyholder.refresh_rounds == before + 3  # the key holder's re-encryption, counted
+    exact = env.name == "vhe"  # an integer scheme: masks on its grid make mask-then-unmask exact
+    for ct in fresh:
+        np.testing.assert_allclose(keyholder.decrypt(ct), keyholder.decrypt(worn), rtol=0,
+                                   atol=0.0 if exact else 1e-12)
+        if env.name == "vhe":
+            assert ct.meta["noise"] < worn.meta["noise"]
+    masks = refresher._masks[-3:]
+    bound = keyholder.mask_bound
+    assert all(-bound <= m <= bound for m in masks) and len(set(masks)) == 3
+    # anything but one number takes the key holder's own refresh
+    row = scheme.encrypt([[0.5, -0.25, 1.0, 0.0][:HIDDEN]])
+    np.testing.assert_allclose(keyholder.decrypt(refresher(row)), keyholder.decrypt(row), rtol=0,
+                               atol=0.0 if exact else 1e-12)
