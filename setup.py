@@ -11,7 +11,7 @@ CFFI_MODULES = [
 ]
 
 TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4"]
-BENCH = ["pytest-benchmark>=4", "matplotlib>=3.5"]
+BENCH = ["pytest-benchmark>=4", "matplotlib>=3.5", "scikit-learn>=1.0"]
 PEERS = ["tenseal; python_version=='3.11'", "openfhe; python_version=='3.10'", "Pyfhel; python_version<'3.11'"]
 
 setup(
