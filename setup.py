@@ -10,7 +10,7 @@ CFFI_MODULES = [
     if os.path.exists(os.path.join(HERE, "csrc", f"{name}.h"))
 ]
 
-TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4"]
+TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "scikit-learn>=1.0"]
 BENCH = ["pytest-benchmark>=4", "matplotlib>=3.5", "scikit-learn>=1.0"]
 PEERS = ["tenseal; python_version=='3.11'", "openfhe; python_version=='3.10'", "Pyfhel; python_version<'3.11'"]
 

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import circuits
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...errors import (EncodingError, HEOverflowError, KeyMissingError, MismatchError, NoiseBudgetExhausted,
@@ -261,6 +262,17 @@ class VheScheme(Scheme):
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         x = kernels.decrypt(ct.data, ct.size, self._k, self._secret_t(key, ct.size, "decrypt"), self._w)
         return x / ct.scale
+
+    def polyval(self, a: Ciphertext, coeffs) -> Ciphertext:
+        """As :meth:`Scheme.polyval` (same circuit, same results), with less per-call overhead.
+
+        The circuit's operands are ``a`` (validated here) and ciphertexts it made from it,
+        so its products and sums go straight to the hooks instead of re-validating
+        key, parameters and shapes on each of them; the coefficients are validated by
+        :func:`he_core.circuits.polyval`.
+        """
+        self._check_ct(a)
+        return circuits.polyval(_Hooks(self), a, coeffs)
 
     def refresh(self, ct: Ciphertext, key: SecretKey, *, rng: RandomSource | int | None = None) -> Ciphertext:
         """Key holder: decrypt and re-encrypt, resetting the noise (the REFRESH capability).
@@ -493,6 +505,27 @@ class VheScheme(Scheme):
                       noise_bits=math.log2(noise), magnitude_bits=math.log2(mag),
                       magnitude_remaining=math.log2(self._limit / mag),
                       max_value=self._value_bound(a) / a.scale)
+
+
+class _Hooks:
+    """The four calls :func:`he_core.circuits.polyval` makes, bound to a vhe scheme's hooks."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, scheme: VheScheme):
+        self._s = scheme
+
+    def mul(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._s._mul(a, b, True)
+
+    def mul_plain(self, a: Ciphertext, c: float) -> Ciphertext:
+        return self._s._mul_plain(a, np.array(float(c)), True)
+
+    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._s._add(a, b)
+
+    def add_plain(self, a: Ciphertext, c: float) -> Ciphertext:
+        return self._s._add_plain(a, np.array(float(c)))
 
 
 _KINDS = {"pub": "public-key encryption", "rr": "re-randomisation", "ew": "element-wise product",
