@@ -45,6 +45,14 @@ def _check(status: int, what: str) -> None:
     raise NativeError(f"native vhe {what} failed: status {status}")  # pragma: no cover
 
 
+def _mat(x: np.ndarray, what: str):
+    """The buffer of a 2-D, int64, C-contiguous array (the hot kernels' one-test fast path)."""
+    if type(x) is np.ndarray and x.dtype is _I64 and x.ndim == 2 and x.flags.c_contiguous:
+        return _from_buffer("int64_t[]", x)
+    _matrix(x, what)  # raises the precise error
+    return _buf(x, what)
+
+
 def _rows_ok(r: int, rows: int, what: str) -> None:
     if r != rows and r != 1:
         raise ValueError(f"vhe kernel: {what} has {r} rows, expected {rows} or 1")
@@ -56,28 +64,32 @@ def _matrix(x: np.ndarray, what: str) -> None:
 
 
 def add(a, b, sign, head, limit):
-    _matrix(a, "a"); _matrix(b, "b")
-    rows, n = max(a.shape[0], b.shape[0]), a.shape[1]
-    if b.shape[1] != n:
+    pa, pb = _mat(a, "a"), _mat(b, "b")
+    (ra, n), (rb, nb) = a.shape, b.shape
+    rows = ra if ra >= rb else rb
+    if nb != n:
         raise ValueError("vhe kernel add: operands differ in length")
-    _rows_ok(a.shape[0], rows, "a"); _rows_ok(b.shape[0], rows, "b")
+    _rows_ok(ra, rows, "a"); _rows_ok(rb, rows, "b")
     out = np.empty((rows, n), dtype=np.int64)
     st = _new("int64_t[3]")
-    _check(lib.vhe_add(_buf(a, "a"), a.shape[0], _buf(b, "b"), b.shape[0], rows, n, head, sign, limit,
-                       _wbuf(out), st), "add")
+    status = lib.vhe_add(pa, ra, pb, rb, rows, n, head, sign, limit, _wbuf(out), st)
+    if status:
+        _check(status, "add")
     return out, (st[0], st[1])
 
 
 def scale(a, p, div, head, limit):
-    _matrix(a, "a")
+    pa = _mat(a, "a")
     if type(p) is not np.ndarray or p.ndim != 1:
         raise ValueError("vhe kernel scale: factors must be a 1-D array")
-    rows, n = max(a.shape[0], p.shape[0]), a.shape[1]
-    _rows_ok(a.shape[0], rows, "a"); _rows_ok(p.shape[0], rows, "factors")
+    (ra, n), rp = a.shape, p.shape[0]
+    rows = ra if ra >= rp else rp
+    _rows_ok(ra, rows, "a"); _rows_ok(rp, rows, "factors")
     out = np.empty((rows, n), dtype=np.int64)
     st = _new("int64_t[3]")
-    _check(lib.vhe_scale(_buf(a, "a"), a.shape[0], _buf(p, "p"), p.shape[0], rows, n, head, div, limit,
-                         _wbuf(out), st), "scale")
+    status = lib.vhe_scale(pa, ra, _buf(p, "p"), rp, rows, n, head, div, limit, _wbuf(out), st)
+    if status:
+        _check(status, "scale")
     return out, (st[0], st[1])
 
 
@@ -104,28 +116,30 @@ def lincomb(w, a, div, head, limit):
 
 
 def gather_sum(a, idx, head, limit):
-    _matrix(a, "a")
-    out = np.empty((1, a.shape[1]), dtype=np.int64)
+    pa = _mat(a, "a")
+    rows, n = a.shape
+    out = np.empty((1, n), dtype=np.int64)
     st = _new("int64_t[3]")
     if idx is None:
-        status = lib.vhe_gather_sum(_buf(a, "a"), a.shape[0], a.shape[1], _NULL, 0, head, limit, _wbuf(out), st)
+        status = lib.vhe_gather_sum(pa, rows, n, _NULL, 0, head, limit, _wbuf(out), st)
     else:
-        status = lib.vhe_gather_sum(_buf(a, "a"), a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], head,
-                                    limit, _wbuf(out), st)
-    _check(status, "row_sum")
+        status = lib.vhe_gather_sum(pa, rows, n, _buf(idx, "idx"), idx.shape[0], head, limit, _wbuf(out), st)
+    if status:
+        _check(status, "row_sum")
     return out, (st[0], st[1])
 
 
 def scatter_add(a, idx, b, head, limit):
-    _matrix(a, "a"); _matrix(b, "b")
+    pa, pb = _mat(a, "a"), _mat(b, "b")
     if b.shape[1] != a.shape[1] or b.shape[0] not in (1, idx.shape[0]):
         raise ValueError("vhe kernel scatter_add: shapes do not match")
-    _buf(a, "a")
     if not a.flags.writeable:
         raise ValueError("vhe kernel scatter_add: the target array is read-only")
     st = _new("int64_t[3]")
-    _check(lib.vhe_scatter_add(_wbuf(a), a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], _buf(b, "b"),
-                               b.shape[0], head, limit, st), "index_add_")
+    status = lib.vhe_scatter_add(pa, a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], pb, b.shape[0], head,
+                                 limit, st)
+    if status:
+        _check(status, "index_add_")
     return st[0], st[1], st[2]
 
 
@@ -155,17 +169,20 @@ def keyswitch(c, mt, digit_bits, ell, head, limit):
 
 def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
     """:func:`tensor` then :func:`keyswitch` in one native call (no intermediate array)."""
-    _matrix(a, "a"); _matrix(b, "b"); _matrix(mt, "key")
-    rows = max(a.shape[0], b.shape[0])
-    if a.shape[1] != ma + k or b.shape[1] != m + k or ma not in (1, m):
+    pa, pb, pk = _mat(a, "a"), _mat(b, "b"), _mat(mt, "key")
+    (ra, na), (rb, nb), (kr, out_len) = a.shape, b.shape, mt.shape
+    rows = ra if ra >= rb else rb
+    if na != ma + k or nb != m + k or (ma != 1 and ma != m):
         raise ValueError("vhe kernel mul: operand lengths do not match m and k")
-    _rows_ok(a.shape[0], rows, "a"); _rows_ok(b.shape[0], rows, "b")
-    if mt.shape[0] != m * (1 + k) ** 2 * ell:
-        raise ValueError(f"vhe kernel mul: key has {mt.shape[0]} rows, expected {m * (1 + k) ** 2 * ell}")
-    out = np.empty((rows, mt.shape[1]), dtype=np.int64)
+    _rows_ok(ra, rows, "a"); _rows_ok(rb, rows, "b")
+    if kr != m * (1 + k) * (1 + k) * ell:
+        raise ValueError(f"vhe kernel mul: key has {kr} rows, expected {m * (1 + k) ** 2 * ell}")
+    out = np.empty((rows, out_len), dtype=np.int64)
     st = _new("int64_t[3]")
-    _check(lib.vhe_mul(_buf(a, "a"), a.shape[0], ma, _buf(b, "b"), b.shape[0], m, k, rows, div, _buf(mt, "key"),
-                       mt.shape[1], digit_bits, ell, head, limit, _wbuf(out), st), "multiply")
+    status = lib.vhe_mul(pa, ra, ma, pb, rb, m, k, rows, div, pk, out_len, digit_bits, ell, head, limit,
+                         _wbuf(out), st)
+    if status:
+        _check(status, "multiply")
     return out, (st[0], st[1], st[2])
 
 
