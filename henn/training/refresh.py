@@ -13,8 +13,11 @@ fatal (CKKS runs out of levels in the middle of one forward pass). Instead:
   values);
 * :class:`GuardedScheme` is a view of a scheme that asks the policy about every
   operand before each operation, so model code stays identical across schemes: a
-  model built on the guarded view simply never meets ``LevelExhaustedError`` or
-  ``NoiseBudgetExhausted``.
+  model built on the guarded view does not meet ``LevelExhaustedError`` or
+  ``NoiseBudgetExhausted``. Should an estimate below ever be too optimistic (the
+  scheme refuses before computing anything), the operands are refreshed and the
+  operation retried once; such rounds are counted apart (``retry_refreshes``) so a
+  wrong estimate shows in the training output instead of hiding.
 
 What an operation needs, per budget kind:
 

@@ -9,7 +9,9 @@ operands at their level's scale land exactly on the next level's scale. Plaintex
 factors are encoded at whatever real scale makes the rescaled product land on
 Delta_{l-1}; a ciphertext brought down to a lower level for an addition or product
 is multiplied by the integer round(target * q / scale) before its rescale, which
-lands it within a relative 2^-40 of the target scale. Scalar factors of moderate
+lands it within a relative 0.5 / factor of the target scale (about 2^-40 with 40-bit
+primes, but only about 2^-22 with 21-bit primes). Scales therefore compare equal within
+a tolerance tied to the scale itself (see :func:`scale_tolerance`). Scalar factors of moderate
 size only change the recorded scale (no level). Two operands at the same level whose
 scales differ are both brought to the next level's working scale (one level), or
 refused when no level is left. The exact scale is always the one recorded on the
@@ -28,6 +30,30 @@ from . import encoder, keys as keygen, layout
 # Two ciphertexts whose scales differ by less than this relative amount add as equals
 # (the error this introduces is below the CKKS noise floor at 40-bit scales).
 SCALE_TOLERANCE = 2.0**-30
+
+
+def scale_tolerance(scale: float) -> float:
+    """Relative scale difference below which two operands at ``scale`` add as equals.
+
+    Treating scale (1 + d) * s as s changes a value v by v * d. With d <= 1 / s that is
+    at most one unit of the encoding's own rounding (1 / s) per unit of value, far below
+    the rescale noise (about sqrt(N) / s), so it costs no precision. The integer factor
+    that moves a ciphertext down a level (``_adjust``) lands within 0.5 / factor, and
+    factor is about the prime size, so small primes (e.g. 21 bits) need this looser bound;
+    for 40-bit scales the fixed 2^-30 applies.
+
+    Args:
+        scale: the smaller of the two scales.
+
+    Returns:
+        The largest relative difference |a / b - 1| treated as equal.
+    """
+    return max(SCALE_TOLERANCE, 1.0 / scale)
+
+
+def scales_match(a: float, b: float) -> bool:
+    """Whether two scales are equal up to the rounding of the integer factors that produced them."""
+    return abs(a / b - 1.0) <= scale_tolerance(min(a, b))
 # Scalar factors of at least this magnitude (and at most its inverse) change only the recorded scale.
 FREE_SCALAR_MIN = 2.0**-10
 
@@ -92,11 +118,26 @@ class ArithMixin:
                 c0 = r.sub(keygen.error(r, self.params, nq, rng), r.mul(a, secret[:nq]))
                 data[i, 0], data[i, 1] = r.add(c0, m), a
             else:
-                v = r.ntt(r.from_signed(keygen.sample_secret(self.params, rng), nq))
-                c0 = r.add(r.mul(public[0], v), keygen.error(r, self.params, nq, rng))
-                data[i, 0] = r.add(c0, m)
-                data[i, 1] = r.add(r.mul(public[1], v), keygen.error(r, self.params, nq, rng))
+                data[i, 0], data[i, 1] = self._public_zero(public, rng)
+                r.add(data[i, 0], m, data[i, 0])
         return self._wrap(key_id, (rows, size), scale, data, stride=stride)
+
+    def _public_zero(self, public: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+        """A fresh public-key encryption of zero over Q.
+
+        With a key over Q*P the encryption is computed there and divided by P, which
+        leaves only rounding noise; a key over Q alone (older key files) gives the
+        plain e*v + e0 + e1*s noise.
+        """
+        r, nq = self.ring, len(self.ring.q)
+        nl = public.shape[1]
+        full = nl != nq
+        v = keygen.sample_secret(self.params, rng)
+        v = keygen.full_ntt(r, v) if full else r.ntt(r.from_signed(v, nq))
+        pk0, pk1 = np.ascontiguousarray(public[0]), np.ascontiguousarray(public[1])
+        c0 = r.add(r.mul(pk0, v), keygen.error(r, self.params, nl, rng))
+        c1 = r.add(r.mul(pk1, v), keygen.error(r, self.params, nl, rng))
+        return (r.drop_special(c0), r.drop_special(c1)) if full else (c0, c1)
 
     def _decrypt_slots(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
         """Decrypt to the (nct, slots) complex slot vectors."""
@@ -155,7 +196,7 @@ class ArithMixin:
             a = self._adjust(a, lb, b.scale)
         elif lb > la:
             b = self._adjust(b, la, a.scale)
-        if abs(a.scale / b.scale - 1.0) > SCALE_TOLERANCE:
+        if not scales_match(a.scale, b.scale):
             level = self.level(a)
             if not self._can_realign(a) or not self._can_realign(b):
                 raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
@@ -167,9 +208,16 @@ class ArithMixin:
         return a, b
 
     def _can_realign(self, ct: Ciphertext) -> bool:
-        """Whether an integer factor of at least 2^30 brings ct to the next level's working scale."""
+        """Whether an integer factor brings ct to the next level's working scale within the tolerance.
+
+        The factor's rounding leaves a relative error of up to 0.5 / factor, which must
+        stay within :func:`scale_tolerance` of the target scale.
+        """
         level = self.level(ct)
-        return level > 0 and self._scale_at(level - 1) * self.ring.q[level] / ct.scale >= 2.0**30
+        if level == 0:
+            return False
+        target = self._scale_at(level - 1)
+        return target * self.ring.q[level] / ct.scale >= 0.5 / scale_tolerance(target)
 
     def _align_mul(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
         la, lb = self.level(a), self.level(b)

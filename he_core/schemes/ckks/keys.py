@@ -48,11 +48,15 @@ def error(ring: RnsRing, params: CkksParams, nlimbs: int, rng: RandomSource) -> 
 
 
 def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: RandomSource) -> np.ndarray:
-    """(b, a) with b = -a*s + e over Q, shape (2, L+1, N)."""
-    nq = len(ring.q)
-    a = uniform(ring, nq, rng)
-    s = np.ascontiguousarray(s_full[:nq])
-    b = ring.sub(error(ring, params, nq, rng), ring.mul(a, s))
+    """(b, a) with b = -a*s + e over Q*P, shape (2, L+1+k, N).
+
+    Over Q*P (not just Q) so that encryption can divide its noise by P (see
+    :meth:`RnsRing.drop_special`), as SEAL does; fresh ciphertexts then carry only
+    rounding noise instead of e*v + e0 + e1*s (4 bits more precision at 21-bit scales).
+    """
+    ltot = len(ring.q) + len(ring.p)
+    a = uniform(ring, ltot, rng)
+    b = ring.sub(error(ring, params, ltot, rng), ring.mul(a, s_full))
     return np.stack([b, a])
 
 

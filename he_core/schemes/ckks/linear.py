@@ -20,6 +20,11 @@ from ...errors import EncodingError
 from . import layout
 
 
+def bsgs_giant(n_diag: int) -> int:
+    """Giant step of the baby-step / giant-step split of ``n_diag`` diagonals (about their square root)."""
+    return max(1, math.isqrt(n_diag - 1) + 1)
+
+
 class LinearMixin:
     """matvec (BSGS diagonal method) and polyval (coefficients folded into factors)."""
 
@@ -34,7 +39,7 @@ class LinearMixin:
         a = self._clean(a)
         diags = self._block_diagonals(matrix, stride)
         n_diag = 2 * stride - 1
-        g = max(1, math.isqrt(n_diag - 1) + 1)
+        g = bsgs_giant(n_diag)
         x0 = self._rotate_ct(a, -(stride - 1))
         babies = {0: x0}
         acc = None

@@ -191,6 +191,27 @@ class RnsRing:
                                            self._ptr(scratch)), "rescale")
         return out
 
+    def drop_special(self, a: np.ndarray) -> np.ndarray:
+        """Round a / P for a polynomial over all of Q*P (NTT form): the result over Q.
+
+        Used by public-key encryption, which works over Q*P so that this division
+        shrinks its noise by P (to the rounding error) before the message is added.
+
+        Raises:
+            ParameterError: if ``a`` is not over every prime of Q*P.
+        """
+        nq, k = len(self.q), len(self.p)
+        self._check(a, nq + k)
+        cur = np.ascontiguousarray(a)
+        scratch = self._scratch(2 * self.n)
+        for j in range(k):  # one special prime at a time, last first (as the moduli table is ordered)
+            nl = nq + k - j
+            out = np.empty((nl - 1, self.n), dtype=np.uint64)
+            native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(cur), self._ptr(out),
+                                               self._ptr(scratch)), "rescale")
+            cur = out
+        return cur
+
     def permute(self, a: np.ndarray, perm: np.ndarray) -> np.ndarray:
         nl = self._check(a)
         out = np.empty_like(a)

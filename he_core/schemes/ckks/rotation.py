@@ -7,6 +7,7 @@ without its own key is composed from the power-of-two keys.
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -132,14 +133,20 @@ class RotationMixin:
         nct = layout.count_cts(rows, slots, stride)
         need_mask = force_mask or not all(self._whole_ct(src, s_ct, g) for (s_ct, _, _), g in groups.items())
         acc: dict[int, Ciphertext] = {}
-        for (s_ct, d_ct, shift), weights in groups.items():
-            piece = src.replace(data=src.data[s_ct: s_ct + 1])
-            if need_mask:
+        if need_mask:
+            # All shifts from one source ciphertext to one destination at once (baby-step /
+            # giant-step), instead of one rotation per shift.
+            pairs: dict = defaultdict(dict)
+            for (s_ct, d_ct, shift), weights in groups.items():
                 mask = np.zeros(slots)
                 for s_slot, w in weights.items():
                     mask[s_slot: s_slot + size] = w
-                piece = self._mul_slots(piece, mask[None, :], rescale, True)
-            piece = self._rotate_ct(piece, shift)
+                pairs[(s_ct, d_ct)][shift] = mask
+            for (s_ct, d_ct), masks in pairs.items():
+                piece = self._shift_masked(src.replace(data=src.data[s_ct: s_ct + 1]), masks, rescale)
+                acc[d_ct] = piece if d_ct not in acc else self._add_raw(acc[d_ct], piece)
+        for (s_ct, d_ct, shift), weights in groups.items() if not need_mask else ():
+            piece = self._rotate_ct(src.replace(data=src.data[s_ct: s_ct + 1]), shift)
             acc[d_ct] = piece if d_ct not in acc else self._add_raw(acc[d_ct], piece)
         template = next(iter(acc.values())) if acc else self._mul_slots(src.replace(data=src.data[:1]),
                                                                           np.zeros((1, slots)), True, True)
@@ -148,6 +155,74 @@ class RotationMixin:
             data[d_ct] = piece.data[0]
         return template.replace(data=data, shape=(rows, size),
                                 meta=layout.meta(template.data.shape[2] - 1, stride))
+
+    def _shift_masked(self, ct: Ciphertext, masks: dict[int, np.ndarray], rescale: bool) -> Ciphertext:
+        """sum over k of rot_k(masks[k] * ct) for one ciphertext, with about 2 sqrt(#shifts) rotations.
+
+        Writing each (signed) shift as k = base + d * (g * j + i), with d the gcd of the
+        shifts' differences, rot_k(m * x) = rot_{base + d g j}( rot_{d i}(m) * rot_{d i}(x) ):
+        the baby rotations rot_{d i}(x) are shared by every giant step j, the masks are
+        rotated in the clear, and all products are accumulated before one rescale.
+
+        Args:
+            ct: a one-ciphertext batch.
+            masks: shift (mod slots) -> plaintext slot vector applied before that shift.
+            rescale: rescale the sum (else it keeps the product scale).
+        """
+        slots = self.params.slots
+        signed = {(k if k <= slots // 2 else k - slots): m for k, m in masks.items()}
+        options = []  # (cost, base, d, g): steps counted from the smallest shift, or from zero
+        for base in dict.fromkeys((min(signed), 0)):
+            d = 0
+            for k in signed:
+                d = math.gcd(d, k - base)
+            d = d or 1
+            steps = [(k - base) // d for k in signed]
+            span = max(abs(t) for t in steps)
+            tries = range(1, min(span + 2, 4 * math.isqrt(span) + 3))  # the best g is near sqrt(span)
+            options += [(self._bsgs_cost(steps, base, d, g), base, d, g) for g in tries]
+        _, base, d, g = min(options)
+        steps = {(k - base) // d: m for k, m in signed.items()}
+        babies: dict[int, Ciphertext] = {0: ct}
+        acc = None
+        for j in sorted({t // g for t in steps}):
+            inner = None
+            for t in (t for t in steps if t // g == j):
+                i = t % g
+                if i not in babies:
+                    babies[i] = self._baby(babies, i, d)
+                term = self._mul_slots(babies[i], np.roll(steps[t], -d * i)[None, :], False, True)
+                inner = term if inner is None else self._add_raw(inner, term)
+            inner = self._rotate_ct(inner, base + d * g * j)
+            acc = inner if acc is None else self._add_raw(acc, inner)
+        return self._rescale_ct(acc) if rescale else acc
+
+    def _plan_len(self, steps: int) -> int:
+        """Key switches a rotation by ``steps`` costs (composed from the available keys)."""
+        key = (id(self.public_keys), steps % self.params.slots)
+        cache = self.__dict__.setdefault("_plan_len_cache", {})
+        if key not in cache:
+            try:
+                cache[key] = len(self._rotation_plan(steps))
+            except KeyMissingError:
+                cache[key] = 1 << 20  # unusable: never the cheapest choice
+        return cache[key]
+
+    def _baby(self, babies: dict, i: int, d: int) -> Ciphertext:
+        """rot_{d i}(x), from x or from the nearest smaller baby, whichever needs fewer key switches."""
+        below = max(b for b in babies if b < i)
+        if self._plan_len(d * (i - below)) < self._plan_len(d * i):
+            return self._rotate_ct(babies[below], d * (i - below))
+        return self._rotate_ct(babies[0], d * i)
+
+    def _bsgs_cost(self, steps, base: int, d: int, g: int) -> int:
+        """Key switches of :meth:`_shift_masked` with giant step g (babies as :meth:`_baby` makes them)."""
+        need = sorted({t % g for t in steps} - {0})
+        cost, have = 0, [0]
+        for i in need:
+            cost += min(self._plan_len(d * (i - have[-1])), self._plan_len(d * i))
+            have.append(i)
+        return cost + sum(self._plan_len(base + d * g * j) for j in {t // g for t in steps})
 
     def _whole_ct(self, src: Ciphertext, s_ct: int, weights: dict) -> bool:
         """Whether a group moves every row of a clean source ciphertext once, unweighted (no mask needed)."""

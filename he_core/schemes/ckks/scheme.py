@@ -20,7 +20,7 @@ from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
 from . import keys as keygen, layout
 from .arith import ArithMixin
-from .linear import LinearMixin
+from .linear import LinearMixin, bsgs_giant
 from .params import CkksParams
 from .ring import RnsRing
 from .rotation import RotationMixin
@@ -28,6 +28,9 @@ from .rotation import RotationMixin
 
 # Upper bound on the default Galois keys' memory (explicitly requested rotations always get keys).
 KEY_BUDGET_BYTES = 1 << 30
+# Rows per ciphertext whose moves get direct Galois keys (see restride_rotations, row_move_rotations):
+# about 4 sqrt(MOVE_ROWS) keys per declared size; rows further apart compose their rotations.
+MOVE_ROWS = 64
 
 
 class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
@@ -58,7 +61,7 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._secret_cache[key.key_id]
 
     def default_rotations(self, requirements: KeyRequirements) -> list[int]:
-        """Rotations that get Galois keys: those asked for, then powers of two (left, then right).
+        """Rotations that get Galois keys: those asked for, powers of two (left, then right), then matvec steps.
 
         Powers of two are added smallest first while the keys stay within
         ``KEY_BUDGET_BYTES`` (at N = 32768 one key is ~200 MB, so only the first few
@@ -67,10 +70,55 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         slots = self.params.slots
         asked = [r % slots for r in requirements.rotations if r % slots]
         powers = [1 << k for k in range(slots.bit_length() - 1)]
-        wanted = list(dict.fromkeys(asked + powers + [slots - p for p in powers]))
+        steps = [r % slots for size in requirements.sizes for r in self.matvec_rotations(size)]
+        steps += [r % slots for a in requirements.sizes for b in requirements.sizes
+                  for r in self.restride_rotations(a, b)]
+        steps += [r % slots for size in requirements.sizes for r in self.row_move_rotations(size)]
+        steps = [r for r in steps if r]
+        wanted = list(dict.fromkeys(asked + powers + [slots - p for p in powers] + steps))
         per_key = self.params.digits * 2 * (len(self.ring.q) + len(self.ring.p)) * self.ring.n * 8
         budget = max(len(asked) + 1, KEY_BUDGET_BYTES // per_key - 1)  # - 1: the conjugation key
         return sorted(wanted[:budget])
+
+    def matvec_rotations(self, size: int) -> list[int]:
+        """The rotations of a baby-step / giant-step ``matvec`` on vectors of ``size`` (see :mod:`.linear`).
+
+        Giving each its own Galois key makes every step one key switch instead of a
+        composition of power-of-two rotations (two to four key switches).
+        """
+        stride = layout.next_pow2(size)
+        if stride < 2 or stride > self.params.slots:
+            return []
+        g = bsgs_giant(2 * stride - 1)
+        return [-(stride - 1)] + list(range(1, g)) + [g * j for j in range(1, -(-(2 * stride - 1) // g))]
+
+    def restride_rotations(self, size_from: int, size_to: int) -> list[int]:
+        """Baby- and giant-step rotations that move rows of ``size_from`` into the layout of ``size_to``.
+
+        Row r moves from slot r * t1 to r * t2 (strides t1 < t2), a shift of -r * (t2 - t1);
+        e.g. a fresh (n, 1) batch joining the (n, 1) output of ``inner`` on size-8 rows.
+        Covers the first ``MOVE_ROWS`` rows; later rows compose their rotations.
+        """
+        t1, t2 = layout.next_pow2(size_from), layout.next_pow2(size_to)
+        if t1 >= t2 or t2 > self.params.slots:
+            return []
+        rows = min(MOVE_ROWS, self.params.slots // t2)
+        d, g = t2 - t1, bsgs_giant(rows)
+        return [d * i for i in range(1, g)] + [-d * g * j for j in range(1, -(-rows // g) + 1)]
+
+    def row_move_rotations(self, size: int) -> list[int]:
+        """Baby- and giant-step rotations that move rows of ``size`` to other rows (take_rows, index_add_...).
+
+        A move from row a to row b is a shift of (a - b) * stride, between -MOVE_ROWS and
+        MOVE_ROWS rows: babies stride * i (0 < i < g) and giants +-stride * g * j.
+        """
+        stride = layout.next_pow2(size)
+        rows = min(MOVE_ROWS, self.params.slots // stride)
+        if rows < 2:
+            return []
+        g = bsgs_giant(rows)
+        giants = [stride * g * j for j in range(1, -(-rows // g) + 1)]
+        return [stride * i for i in range(1, g)] + giants + [-r for r in giants]
 
     def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
         r = self.ring
