@@ -71,6 +71,19 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
                    const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out,
                    uint64_t *scratch, size_t scratch_words);
 
+/* Hoisted key switching: ckks_modup writes the beta = ceil(nq / alpha) mod-up digits of d
+ * (NTT form in and out) to ext, shape (beta, nq + np, n); ckks_ks_dot finishes the key
+ * switch of perm(d) from them (perm as in ckks_permute, or NULL for d itself), so that
+ * many rotations of one ciphertext decompose it once. Same m, key and conv_* layouts as
+ * ckks_keyswitch; scratch: ckks_modup_scratch / ckks_ks_dot_scratch words, 16-byte aligned. */
+size_t ckks_modup_scratch(size_t nq, size_t n);
+int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d, size_t alpha,
+               const uint64_t *conv_up, uint64_t *ext, uint64_t *scratch, size_t scratch_words);
+size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n);
+int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *ext, size_t beta,
+                const uint32_t *perm, const uint64_t *key, size_t dnum, size_t ltot,
+                const uint64_t *conv_down, uint64_t *out, uint64_t *scratch, size_t scratch_words);
+
 /* out[l][i] = in[l][perm[i]] (a Galois automorphism in NTT form). out must not alias in. */
 int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *perm, uint64_t *out);
 /* CDEF-END */

@@ -189,3 +189,91 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
         mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, tmp, conv, out + part * nq * n);
     return HE_OK;
 }
+
+/* ------------------------------------------------------------------ hoisted key switching
+ * Many rotations of one ciphertext share its decomposition: ckks_modup computes the
+ * mod-up digits of d once; ckks_ks_dot then finishes one key switch of the permuted d
+ * (a Galois automorphism in NTT form permutes the digits' limbs the same way on every
+ * prime), so each further rotation skips the inverse NTT, the base conversion and the
+ * forward NTTs of step 2. */
+
+size_t ckks_modup_scratch(size_t nq, size_t n) {
+    return n * (2 + nq);  /* the u128 conversion lane, then y (nq limbs) */
+}
+
+int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d, size_t alpha,
+               const uint64_t *conv_up, uint64_t *ext, uint64_t *scratch, size_t scratch_words) {
+    if (!m || !d || !conv_up || !ext || !scratch || n == 0 || nq == 0 || np == 0 || alpha == 0 ||
+        alpha > 64 || np > 64 || (nq + alpha - 1) / alpha > 32)
+        return HE_ERR_ARGUMENT;
+    if (scratch_words < ckks_modup_scratch(nq, n) || ((uintptr_t)scratch & 15)) return HE_ERR_ARGUMENT;
+    const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
+    ckks_u128 *tmp = (ckks_u128 *)scratch;
+    uint64_t *y = (uint64_t *)(tmp + n);
+    memcpy(y, d, nq * n * sizeof(uint64_t));
+    ckks_intt(m, nq, n, y);
+    const uint64_t *cu = conv_up;
+    for (size_t j = 0; j < beta; j++) {
+        const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
+        const uint64_t *hat = cu + dj;
+        scale_by_inv_hat(m + lo, dj, n, y + lo * n, cu, y + lo * n);
+        cu += dj + dj * ntot;
+        for (size_t t = 0; t < ntot; t++) {
+            uint64_t *e = ext + (j * ntot + t) * n;
+            if (t >= lo && t < lo + dj) {  /* own limb: already in NTT form */
+                memcpy(e, d + t * n, n * sizeof(uint64_t));
+            } else {
+                conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e);
+                ckks_ntt(m + t, 1, n, e);
+            }
+        }
+    }
+    return HE_OK;
+}
+
+size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n) {
+    return n * (2 + 2 * (nq + np) + np + 1);  /* u128 lane, red (2 * ntot), mod-down lanes */
+}
+
+int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *ext, size_t beta,
+                const uint32_t *perm, const uint64_t *key, size_t dnum, size_t ltot,
+                const uint64_t *conv_down, uint64_t *out, uint64_t *scratch, size_t scratch_words) {
+    if (!m || !ext || !key || !conv_down || !out || !scratch || n == 0 || nq == 0 || np == 0 || np > 64)
+        return HE_ERR_ARGUMENT;
+    if (beta == 0 || beta > dnum || beta > 32 || nq + np > ltot) return HE_ERR_ARGUMENT;
+    if (scratch_words < ckks_ks_dot_scratch(nq, np, n) || ((uintptr_t)scratch & 15)) return HE_ERR_ARGUMENT;
+    if (perm)
+        for (size_t k = 0; k < n; k++)
+            if (perm[k] >= n) return HE_ERR_RANGE;
+    const size_t ntot = nq + np;
+    ckks_u128 *tmp = (ckks_u128 *)scratch;
+    uint64_t *red = (uint64_t *)(tmp + n);
+    uint64_t *yp = red + 2 * ntot * n;
+    uint64_t *conv = yp + np * n;
+    ckks_u128 a0[KS_BLOCK], a1[KS_BLOCK];
+    for (size_t t = 0; t < ntot; t++) {
+        const size_t kl = t < nq ? t : ltot - np + (t - nq);
+        uint64_t *r0 = red + t * n, *r1 = red + (ntot + t) * n;
+        for (size_t k0 = 0; k0 < n; k0 += KS_BLOCK) {
+            const size_t len = n - k0 < KS_BLOCK ? n - k0 : KS_BLOCK;
+            memset(a0, 0, sizeof a0);
+            memset(a1, 0, sizeof a1);
+            for (size_t j = 0; j < beta; j++) {
+                const uint64_t *e = ext + (j * ntot + t) * n;
+                const uint64_t *b = key + (j * 2 * ltot + kl) * n + k0, *a = key + ((j * 2 + 1) * ltot + kl) * n + k0;
+                for (size_t k = 0; k < len; k++) {
+                    const uint64_t v = e[perm ? perm[k0 + k] : k0 + k];
+                    a0[k] += (ckks_u128)v * b[k];
+                    a1[k] += (ckks_u128)v * a[k];
+                }
+            }
+            for (size_t k = 0; k < len; k++) {
+                r0[k0 + k] = ckks_reduce128(a0[k], m + t);
+                r1[k0 + k] = ckks_reduce128(a1[k], m + t);
+            }
+        }
+    }
+    for (size_t part = 0; part < 2; part++)
+        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, tmp, conv, out + part * nq * n);
+    return HE_OK;
+}

@@ -16,6 +16,7 @@ import numpy as np
 from ..capabilities import Capability
 from ..ciphertext import Ciphertext
 from ..errors import ParameterError
+from ..kernels import rows as row_kernels
 from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
 from ..params import Parameters
 from ..randomness import RandomSource
@@ -118,17 +119,15 @@ class PlainScheme(Scheme):
         return self._wrap(parts[0], np.concatenate([p.data for p in parts], axis=0))
 
     def _row_sum(self, a, rows):
-        data = a.data if rows is None else a.data[rows]
-        return self._wrap(a, data.sum(axis=0, keepdims=True))
+        if rows is None:
+            return self._wrap(a, a.data.sum(axis=0, keepdims=True))
+        return self._wrap(a, row_kernels.gather_sum(a.data, rows))
 
     def _lincomb(self, weights, a, rescale):
         return self._wrap(a, self._round(self._round(weights) @ a.data))
 
     def _index_add_(self, a, rows, b):
-        if b.rows == 1:
-            np.add.at(a.data, rows, b.data[0])
-        else:
-            np.add.at(a.data, rows, b.data)
+        row_kernels.scatter_add(a.data, rows, b.data)
 
     def _budget(self, a) -> Budget:
         return Budget(kind="unbounded", remaining=float("inf"))

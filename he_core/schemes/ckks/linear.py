@@ -6,7 +6,9 @@ A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`.
 acts on every row block at once, with baby-step / giant-step rotations: with the
 shifted diagonal index k' = k + (T - 1) = g*j + i, y = sum_j rot_gj( sum_i
 rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x). All products are accumulated before
-one rescale.
+one rescale. The baby-step rotations of x' share one decomposition (hoisting, see
+``RotationMixin._rotate_many``) and have their own Galois keys when the vector size was
+declared in the key requirements (``CkksScheme.matvec_rotations``).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ class LinearMixin:
         n_diag = 2 * stride - 1
         g = bsgs_giant(n_diag)
         x0 = self._rotate_ct(a, -(stride - 1))
-        babies = {0: x0}
+        babies = self._rotate_many(x0, sorted({kp % g for kp in diags}))  # hoisted: x0 is decomposed once
         acc = None
         for j in range(-(-n_diag // g)):
             inner = None
@@ -49,8 +51,6 @@ class LinearMixin:
                 kp = g * j + i
                 if kp >= n_diag or kp not in diags:
                     continue
-                if i not in babies:
-                    babies[i] = self._rotate_ct(x0, i)
                 pt = np.roll(diags[kp], g * j)  # rot_{-gj}: slot t takes d[t - gj]
                 term = self._mul_slots(babies[i], pt[None, :], False, True)
                 inner = term if inner is None else self._add_raw(inner, term)

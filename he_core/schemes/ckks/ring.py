@@ -299,6 +299,54 @@ class RnsRing:
                      "keyswitch")
         return out
 
+    def modup(self, d: np.ndarray, alpha: int) -> np.ndarray:
+        """The key-switching digits of d (NTT form, nq limbs), raised to Q*P: (beta, nq + k, N).
+
+        Computed once and reused by :meth:`keyswitch_hoisted` for every rotation of d.
+        """
+        nq = self._check(d)
+        if len(self.p) < alpha or alpha < 1:
+            raise ParameterError(f"cannot decompose with alpha={alpha}: the ring has {len(self.p)} special primes")
+        beta = -(-nq // alpha)
+        up, _ = self._ks_constants(nq, alpha)
+        ext = np.empty((beta, nq + len(self.p), self.n), dtype=np.uint64)
+        scratch = self._scratch(self.lib.ckks_modup_scratch(nq, self.n))
+        native.check(self.lib.ckks_modup(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(d), alpha,
+                                         self._ptr(up), self._ptr(ext), self._ptr(scratch), scratch.size),
+                     "modup")
+        return ext
+
+    def keyswitch_hoisted(self, ext: np.ndarray, key: np.ndarray, alpha: int,
+                          perm: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`keyswitch` of perm(d) from d's digits ``ext`` (see :meth:`modup`): (2, nq, N).
+
+        Raises:
+            ParameterError: for digits or a key of the wrong shape, or a bad permutation.
+        """
+        ltot = len(self.q) + len(self.p)
+        if ext.dtype != np.uint64 or ext.ndim != 3 or not ext.flags.c_contiguous or ext.shape[2] != self.n:
+            raise ParameterError(f"cannot key-switch from digits of shape {ext.shape}")
+        beta, ntot = ext.shape[:2]
+        nq = ntot - len(self.p)
+        if not 1 <= nq <= len(self.q) or beta != -(-nq // alpha):
+            raise ParameterError(f"cannot key-switch from digits of shape {ext.shape} with alpha={alpha}")
+        if key.dtype != np.uint64 or key.ndim != 4 or key.shape[1:] != (2, ltot, self.n) or not key.flags.c_contiguous:
+            raise ParameterError(f"cannot key-switch with a key of shape {key.shape}")
+        if beta > key.shape[0]:
+            raise ParameterError("cannot key-switch: the key has too few digits for this level")
+        if perm is not None:
+            perm = np.ascontiguousarray(perm, dtype=np.uint32)
+            if perm.shape != (self.n,):
+                raise ParameterError(f"cannot key-switch with a permutation of shape {perm.shape}")
+        _, down = self._ks_constants(nq, alpha)
+        out = np.empty((2, nq, self.n), dtype=np.uint64)
+        scratch = self._scratch(self.lib.ckks_ks_dot_scratch(nq, len(self.p), self.n))
+        pp = self.ffi.NULL if perm is None else self.ffi.cast("const uint32_t *", perm.ctypes.data)
+        native.check(self.lib.ckks_ks_dot(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(ext), beta, pp,
+                                          self._ptr(key), key.shape[0], ltot, self._ptr(down), self._ptr(out),
+                                          self._ptr(scratch), scratch.size), "keyswitch")
+        return out
+
     # ------------------------------------------------------------------ Galois automorphisms
     @lru_cache(maxsize=None)
     def galois_perm(self, g: int) -> np.ndarray:

@@ -63,6 +63,34 @@ class RotationMixin:
             ct = self._apply_galois(ct, g)
         return ct
 
+    def _rotate_many(self, ct: Ciphertext, steps) -> dict[int, Ciphertext]:
+        """Rotations of one batch by several amounts, hoisted: ct is decomposed once for all
+        the amounts that have their own Galois key (the others are composed as usual)."""
+        out: dict[int, Ciphertext] = {}
+        direct = {}
+        for k in dict.fromkeys(steps):
+            plan = self._rotation_plan(k)
+            if not plan:
+                out[k] = ct
+            elif len(plan) == 1:
+                direct[k] = plan[0]
+            else:
+                out[k] = self._rotate_ct(ct, k)
+        if len(direct) < 2:
+            out.update({k: self._apply_galois(ct, g) for k, g in direct.items()})
+            return out
+        r, alpha = self.ring, self.params.alpha
+        datas = {k: np.empty_like(ct.data) for k in direct}
+        for i in range(ct.data.shape[0]):
+            ext = r.modup(np.ascontiguousarray(ct.data[i, 1]), alpha)
+            for k, g in direct.items():
+                perm = r.galois_perm(g)
+                ks = r.keyswitch_hoisted(ext, self._galois_key(g), alpha, perm)
+                r.add(r.permute(np.ascontiguousarray(ct.data[i, 0]), perm), ks[0], datas[k][i, 0])
+                datas[k][i, 1] = ks[1]
+        out.update({k: ct.replace(data=d) for k, d in datas.items()})
+        return out
+
     def _sum_within(self, ct: Ciphertext, width: int, step: int = 1) -> Ciphertext:
         """Slot j += slots j + step, j + 2*step, ... (width terms; width a power of two)."""
         shift = step
@@ -183,14 +211,13 @@ class RotationMixin:
             options += [(self._bsgs_cost(steps, base, d, g), base, d, g) for g in tries]
         _, base, d, g = min(options)
         steps = {(k - base) // d: m for k, m in signed.items()}
-        babies: dict[int, Ciphertext] = {0: ct}
+        rotated = self._rotate_many(ct, [d * i for i in sorted({t % g for t in steps})])  # hoisted
+        babies = {i: rotated[d * i] for i in {t % g for t in steps}}
         acc = None
         for j in sorted({t // g for t in steps}):
             inner = None
             for t in (t for t in steps if t // g == j):
                 i = t % g
-                if i not in babies:
-                    babies[i] = self._baby(babies, i, d)
                 term = self._mul_slots(babies[i], np.roll(steps[t], -d * i)[None, :], False, True)
                 inner = term if inner is None else self._add_raw(inner, term)
             inner = self._rotate_ct(inner, base + d * g * j)
@@ -208,21 +235,16 @@ class RotationMixin:
                 cache[key] = 1 << 20  # unusable: never the cheapest choice
         return cache[key]
 
-    def _baby(self, babies: dict, i: int, d: int) -> Ciphertext:
-        """rot_{d i}(x), from x or from the nearest smaller baby, whichever needs fewer key switches."""
-        below = max(b for b in babies if b < i)
-        if self._plan_len(d * (i - below)) < self._plan_len(d * i):
-            return self._rotate_ct(babies[below], d * (i - below))
-        return self._rotate_ct(babies[0], d * i)
-
     def _bsgs_cost(self, steps, base: int, d: int, g: int) -> int:
-        """Key switches of :meth:`_shift_masked` with giant step g (babies as :meth:`_baby` makes them)."""
-        need = sorted({t % g for t in steps} - {0})
-        cost, have = 0, [0]
-        for i in need:
-            cost += min(self._plan_len(d * (i - have[-1])), self._plan_len(d * i))
-            have.append(i)
-        return cost + sum(self._plan_len(base + d * g * j) for j in {t // g for t in steps})
+        """Cost of :meth:`_shift_masked` with giant step g, in thirds of a key switch.
+
+        A hoisted baby with its own key costs about 2/3 of a key switch (the shared
+        decomposition is the other third); composed rotations cost their full key switches.
+        """
+        babies = [self._plan_len(d * i) for i in {t % g for t in steps} - {0}]
+        hoisted = len(babies) > 1
+        cost = sum(2 if n == 1 and hoisted else 3 * n for n in babies)
+        return cost + 3 * sum(self._plan_len(base + d * g * j) for j in {t // g for t in steps})
 
     def _whole_ct(self, src: Ciphertext, s_ct: int, weights: dict) -> bool:
         """Whether a group moves every row of a clean source ciphertext once, unweighted (no mask needed)."""

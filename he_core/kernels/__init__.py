@@ -1,0 +1,1 @@
+"""Scheme-independent Numba kernels (row gathers and scatters on float arrays)."""
