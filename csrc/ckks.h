@@ -71,7 +71,9 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
                    const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out,
                    uint64_t *scratch, size_t scratch_words);
 
-/* Hoisted key switching: ckks_modup writes the beta = ceil(nq / alpha) mod-up digits of d
+/* Key switching converts one-prime digits (and a one-prime P in the mod-down) centred,
+ * so its error has no bias along the all-ones polynomial.
+ * Hoisted key switching: ckks_modup writes the beta = ceil(nq / alpha) mod-up digits of d
  * (NTT form in and out) to ext, shape (beta, nq + np, n); ckks_ks_dot finishes the key
  * switch of perm(d) from them (perm as in ckks_permute, or NULL for d itself), so that
  * many rotations of one ciphertext decompose it once. Same m, key and conv_* layouts as

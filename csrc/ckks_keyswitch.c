@@ -28,14 +28,26 @@ static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, c
     }
 }
 
-/* out[k] = sum_i y_i[k] * hat[i * stride] mod mt (each product < 2^122, so up to 64 terms fit). */
+/* out[k] = sum_i y_i[k] * hat[i * stride] mod mt (each product < 2^122, so up to 64 terms fit).
+ * A one-prime source (nfrom == 1, hat 1) given its prime src_q != 0 is converted centred:
+ * x > src_q / 2 stands for x - src_q. Uncentred digits average src_q / 2, a constant
+ * times the all-ones polynomial, whose slot values reach ~N/pi: with 21-bit scales and a
+ * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error. */
 static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
-                      const ckks_modulus *mt, ckks_u128 *tmp, uint64_t *out) {
+                      const ckks_modulus *mt, ckks_u128 *tmp, uint64_t *out, uint64_t src_q) {
     if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
         const uint64_t p = mt->q;
         for (size_t k = 0; k < n; k++) {
             uint64_t r = y[k] >= p ? y[k] - p : y[k];  /* branch-free when the source prime is < 2p */
             out[k] = r < p ? r : ckks_reduce128(r, mt);  /* predictable: always or never taken per prime */
+        }
+        if (src_q) {
+            const uint64_t half = src_q >> 1, sq = src_q % p;
+            for (size_t k = 0; k < n; k++) {
+                const uint64_t r = out[k];
+                const uint64_t c = r >= sq ? r - sq : r + p - sq;
+                out[k] = y[k] > half ? c : r;
+            }
         }
         return;
     }
@@ -71,7 +83,7 @@ int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *t
         return HE_ERR_NOMEM;
     }
     scale_by_inv_hat(from, nfrom, n, x, inv_hat, y);
-    for (size_t t = 0; t < nto; t++) conv_limb(y, nfrom, n, hat_mod + t, nto, to + t, tmp, out + t * n);
+    for (size_t t = 0; t < nto; t++) conv_limb(y, nfrom, n, hat_mod + t, nto, to + t, tmp, out + t * n, 0);
     free(y);
     free(tmp);
     return HE_OK;
@@ -85,7 +97,7 @@ static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint
     scale_by_inv_hat(m + nq, np, n, red + nq * n, inv_hat, y);
     for (size_t t = 0; t < nq; t++) {
         const uint64_t q = m[t].q, w = pinv[t], ws = ckks_shoup(w, q);
-        conv_limb(y, np, n, hat + t, nq, m + t, tmp, conv);
+        conv_limb(y, np, n, hat + t, nq, m + t, tmp, conv, np == 1 ? m[nq].q : 0);  /* rounds, not floors */
         ckks_ntt(m + t, 1, n, conv);
         const uint64_t *c = red + t * n;
         uint64_t *o = out + t * n;
@@ -133,7 +145,7 @@ static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t 
             src[j] = d + t * n;  /* own limb: already in NTT form */
         } else {
             uint64_t *e = ext + j * n;
-            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e);
+            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e, dj == 1 ? m[lo].q : 0);
             ckks_ntt(m + t, 1, n, e);
             src[j] = e;
         }
@@ -223,7 +235,7 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
             if (t >= lo && t < lo + dj) {  /* own limb: already in NTT form */
                 memcpy(e, d + t * n, n * sizeof(uint64_t));
             } else {
-                conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e);
+                conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e, dj == 1 ? m[lo].q : 0);
                 ckks_ntt(m + t, 1, n, e);
             }
         }

@@ -30,8 +30,8 @@ What an operation needs, per budget kind:
 An operation whose two ciphertext operands have different shapes (a ``(1, n)`` bias
 added to every row, a ``(B, 1)`` column scaling ``(B, n)`` rows) needs one extra
 level for the broadcast: a packing scheme broadcasts by masking and rotating, which
-costs a plaintext product and so a rescaling (CKKS does; at level 0 it returned
-wrong values instead of an error when tried). A 0/1 mask does not grow a noise
+costs a plaintext product and so a rescaling (CKKS does; a build of 2026-11-23
+returned wrong values at level 0 instead of an error). A 0/1 mask does not grow a noise
 bound by more than the floor, so ``"noise"`` budgets are not charged for it. Row
 operations (``row_sum``, ``take_rows``, ``index_add_``) are charged one mask level
 too: a packing scheme may have to zero the unused slots first (CKKS does when a

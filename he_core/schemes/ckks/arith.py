@@ -35,12 +35,13 @@ SCALE_TOLERANCE = 2.0**-30
 def scale_tolerance(scale: float) -> float:
     """Relative scale difference below which two operands at ``scale`` add as equals.
 
-    Treating scale (1 + d) * s as s changes a value v by v * d. With d <= 1 / s that is
-    at most one unit of the encoding's own rounding (1 / s) per unit of value, far below
-    the rescale noise (about sqrt(N) / s), so it costs no precision. The integer factor
-    that moves a ciphertext down a level (``_adjust``) lands within 0.5 / factor, and
-    factor is about the prime size, so small primes (e.g. 21 bits) need this looser bound;
-    for 40-bit scales the fixed 2^-30 applies.
+    Treating scale (1 + d) * s as s changes a value v by v * d. With d <= 16 / s that is
+    16 units of the encoding's rounding (1 / s) per unit of value, still 2^8 below the
+    noise of a fresh encryption (about 2^12 / s at N = 8192, more after any product), so
+    it costs no precision. The integer factor that moves a ciphertext down a level
+    (``_adjust``) lands within 0.5 / factor, and the factor is about the prime size
+    (times any free scalar folded into the scale), so small primes (e.g. 21 bits) need
+    this looser bound; for large scales the fixed 2^-30 applies.
 
     Args:
         scale: the smaller of the two scales.
@@ -48,7 +49,7 @@ def scale_tolerance(scale: float) -> float:
     Returns:
         The largest relative difference |a / b - 1| treated as equal.
     """
-    return max(SCALE_TOLERANCE, 1.0 / scale)
+    return max(SCALE_TOLERANCE, 16.0 / scale)
 
 
 def scales_match(a: float, b: float) -> bool:
@@ -89,6 +90,11 @@ class ArithMixin:
         """Slot values to an NTT-form plaintext polynomial over the first ``nlimbs`` primes."""
         coeffs = encoder.encode(slotvec, self.ring.n, scale)
         return self.ring.ntt(self.ring.from_signed(coeffs, nlimbs))
+
+    def encode_pts(self, slotvecs: np.ndarray, scale: float, nlimbs: int) -> list[np.ndarray]:
+        """:meth:`encode_pt` of each row of a (k, slots) array (one batched FFT)."""
+        coeffs = encoder.encode_many(slotvecs, self.ring.n, scale)
+        return [self.ring.ntt(self.ring.from_signed(c, nlimbs)) for c in coeffs]
 
     def _check_range(self, values: np.ndarray, scale: float, op: str) -> None:
         top = float(np.max(np.abs(values))) if values.size else 0.0
@@ -278,21 +284,33 @@ class ArithMixin:
         level = self.level(a)
         if level == 0 and rescale:
             raise LevelExhaustedError(f"cannot multiply {a.describe()}: no level left to rescale")
+        pts, pt_scale = self._plain_factors(a, slotvecs)
+        out = self._mul_pts(a, pts, pt_scale, clean)
+        return self._rescale_ct(out) if rescale else out
+
+    def _plain_factors(self, a: Ciphertext, slotvecs: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """Slot vectors encoded as factors for ``a``: the rescaled product lands on the next working scale.
+
+        Raises:
+            EncodingError: for values too large for that plaintext scale.
+        """
+        level = self.level(a)
         target = self._scale_at(level - 1) if level > 0 else a.scale
         pt_scale = target * self.ring.q[level] / a.scale if level > 0 else self.params.default_scale
-        nl = level + 1
         if not np.all(np.abs(slotvecs) * pt_scale < encoder.MAX_COEFF / 4):
             raise EncodingError(f"cannot multiply by plaintext: values up to {np.max(np.abs(slotvecs)):.4g} are "
                                 f"out of range for scale 2^{math.log2(pt_scale):.1f}")
-        pts = [self.encode_pt(v, pt_scale, nl) for v in slotvecs]
+        return self.encode_pts(np.asarray(slotvecs), pt_scale, level + 1), pt_scale
+
+    def _mul_pts(self, a: Ciphertext, pts: list[np.ndarray], pt_scale: float, clean: bool) -> Ciphertext:
+        """a times encoded factors (one per ciphertext, or one for all), not rescaled."""
         data = np.empty_like(a.data)
         for i in range(a.data.shape[0]):
             pt = pts[i if len(pts) > 1 else 0]
             for p in range(2):
                 self.ring.mul(a.data[i, p], pt, data[i, p])
         meta = {**a.meta, "dirty": a.meta["dirty"] and not clean}
-        out = a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
-        return self._rescale_ct(out) if rescale else out
+        return a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
 
     def _mul_scalar(self, a: Ciphertext, value: float, rescale: bool) -> Ciphertext:
         """Multiply every slot by one real.

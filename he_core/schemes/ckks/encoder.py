@@ -51,6 +51,29 @@ def encode(slots: np.ndarray, n: int, scale: float) -> np.ndarray:
     return np.rint(m).astype(np.int64)
 
 
+def encode_many(slots: np.ndarray, n: int, scale: float) -> np.ndarray:
+    """:func:`encode` of each row of a (k, N/2) array in one batched FFT: (k, N) int64.
+
+    Raises:
+        EncodingError: as :func:`encode`.
+    """
+    z = np.asarray(slots)
+    if z.ndim != 2 or z.shape[1] != n // 2:
+        raise EncodingError(f"cannot encode: {z.shape} values, need (k, {n // 2}) slots")
+    if not np.all(np.isfinite(z)):
+        raise EncodingError("cannot encode: values contain NaN or infinity")
+    if not (np.isfinite(scale) and scale > 0):
+        raise EncodingError(f"cannot encode: invalid scale {scale}")
+    pos, conj, twist = _tables(n)
+    w = np.zeros((z.shape[0], n), dtype=np.complex128)
+    w[:, pos] = z
+    w[:, conj] = np.conj(z)
+    m = np.real(np.fft.fft(w, axis=1) * (np.conj(twist) * (scale / n)))
+    if not np.all(np.abs(m) < MAX_COEFF):
+        raise EncodingError(f"cannot encode: values times scale 2^{np.log2(scale):.1f} exceed 2^62")
+    return np.rint(m).astype(np.int64)
+
+
 def decode(coeffs: np.ndarray, scale: float) -> np.ndarray:
     """Real-valued (float) coefficients at ``scale`` to the N/2 complex slot values."""
     m = np.asarray(coeffs, dtype=np.float64)

@@ -44,15 +44,19 @@ class LinearMixin:
         g = bsgs_giant(n_diag)
         x0 = self._rotate_ct(a, -(stride - 1))
         babies = self._rotate_many(x0, sorted({kp % g for kp in diags}))  # hoisted: x0 is decomposed once
+        order = sorted(diags)
+        # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
+        rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order), slots)
+        pts, pt_scale = self._plain_factors(a, rolled) if order else ([], 1.0)  # none for the zero matrix
+        factor = dict(zip(order, pts))
         acc = None
         for j in range(-(-n_diag // g)):
             inner = None
             for i in range(g):
                 kp = g * j + i
-                if kp >= n_diag or kp not in diags:
+                if kp not in factor:
                     continue
-                pt = np.roll(diags[kp], g * j)  # rot_{-gj}: slot t takes d[t - gj]
-                term = self._mul_slots(babies[i], pt[None, :], False, True)
+                term = self._mul_pts(babies[i], [factor[kp]], pt_scale, True)
                 inner = term if inner is None else self._add_raw(inner, term)
             if inner is None:
                 continue

@@ -3,7 +3,10 @@
 A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`. Rotation by k (to the left:
 slot j receives slot j + k) is the Galois automorphism X -> X^(5^k), an index
 permutation in NTT form followed by a key switch from s(X^g) back to s. A rotation
-without its own key is composed from the power-of-two keys.
+without its own key is composed from the power-of-two keys. Several rotations of one
+ciphertext share its key-switching decomposition (hoisting, :meth:`_rotate_many`), and
+row gathers group their shifts into baby and giant steps (:meth:`_shift_masked`), so
+moving n rows costs about 2 sqrt(n) rotations instead of n.
 """
 from __future__ import annotations
 

@@ -81,10 +81,21 @@ def test_a_fast_seed_reaches_four_of_four(ckks):
 
 @pytest.mark.slow
 def test_xor_on_ckks_reaches_four_of_four():
-    """One seed, the default 300 epochs (about 2 minutes on one core)."""
+    """One seed, the default 300 epochs (about 90 s on one core)."""
     scheme, kh = setup("ckks")
     result = train_xor(scheme, kh, XorConfig(seed=0, epochs=300))
     losses = [r["loss"] for r in result.history]
     assert result.correct == 4, f"predictions {result.predictions.ravel()}"
     assert losses[-1] < 0.25 * losses[0] and max(np.diff(losses)) < 1e-4
     assert result.policy.retry_refreshes == 0
+
+
+@pytest.mark.slow
+def test_xor_on_ckks_ten_seeds():
+    """The acceptance criterion on ckks: at least 9 of seeds 0-9 reach 4/4 in 300 epochs (about 15 minutes)."""
+    scheme, kh = setup("ckks")
+    wins = []
+    for seed in range(10):
+        result = train_xor(scheme, kh, XorConfig(seed=seed, epochs=300))
+        wins.append(result.correct == 4 and result.final_loss < result.history[0]["loss"])
+    assert sum(wins) >= 9, f"only seeds {[i for i, w in enumerate(wins) if w]} reached 4/4"
