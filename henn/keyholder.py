@@ -86,7 +86,7 @@ class KeyHolder:
         """Masked re-encryption: a fresh ciphertext of the same values.
 
         Both halves of the protocol run here for convenience, but they are kept
-        apart: :meth:`_reencrypt` is the only step that touches the secret key and
+        apart: :meth:`reencrypt` is the only step that touches the secret key and
         it only receives the masked ciphertext.
 
         Args:
@@ -99,7 +99,7 @@ class KeyHolder:
         ct = _as_ct(x, "refresh")
         mask = self.draw_mask(ct, rng or OsRandom())
         masked = self.scheme.add_plain(ct, mask)          # trainer side
-        fresh_masked = self._reencrypt(masked)            # key holder side
+        fresh_masked = self.reencrypt(masked)            # key holder side
         fresh = self.scheme.sub_plain(fresh_masked, mask)  # trainer side
         # A tensor keeps the scheme view it was bound to (e.g. a refresh-guarded view).
         return EncTensor(x.scheme, fresh) if isinstance(x, EncTensor) else fresh
@@ -114,7 +114,7 @@ class KeyHolder:
         half = int(self.mask_bound * grid)
         return rng.integers(-half, half, ct.shape).astype(np.float64) / grid
 
-    def _reencrypt(self, masked: Ciphertext) -> Ciphertext:
+    def reencrypt(self, masked: Ciphertext) -> Ciphertext:
         """Key holder: decrypt the masked values and encrypt them afresh."""
         self.refresh_rounds += 1
         self.bytes_exchanged += masked.nbytes

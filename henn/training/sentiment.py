@@ -237,7 +237,7 @@ class StepRefresher:
             return self.keyholder.refresh(step)
         mask = self._mask(step.scale)
         masked = self.scheme.add_plain(step, mask)              # trainer side
-        fresh_masked = self.keyholder._reencrypt(masked)         # key holder side: sees value + mask only
+        fresh_masked = self.keyholder.reencrypt(masked)         # key holder side: sees value + mask only
         return self.scheme.sub_plain(fresh_masked, mask)        # trainer side
 
 
@@ -379,7 +379,7 @@ def save_sentiment(directory, net: EncSentimentNet, keyholder: KeyHolder, vocab:
     meta = {"task": "sentiment", "config": config.to_dict(), "vocab": vocab.to_dict(),
             "layout": {"W01": "(vocab, hidden)", "w12": "(1, hidden): w12 transposed"},
             "summary": summary or {}}
-    return io.save_model(directory, net, net.scheme, meta=meta, secret=keyholder._secret)
+    return io.save_model(directory, net, net.scheme, meta=meta, secret=keyholder.export_secret_key())
 
 
 def load_sentiment(directory) -> tuple[EncSentimentNet, KeyHolder, Vocabulary, SentimentConfig]:

@@ -23,13 +23,13 @@ def test_refresh_keeps_values_and_only_sees_masked_ones(env):
     t = EncTensor.encrypt(env.scheme, x)
     kh = KeyHolder(env.scheme, env.secret, mask_bound=8.0)
     seen = []
-    real_reencrypt = kh._reencrypt
+    real_reencrypt = kh.reencrypt
 
     def spy(masked):
         seen.append(env.scheme.decrypt(masked, env.secret))
         return real_reencrypt(masked)
 
-    kh._reencrypt = spy
+    kh.reencrypt = spy
     fresh = kh.refresh(t, rng=he_core.SeededRandom(0))
     assert isinstance(fresh, EncTensor) and fresh.shape == t.shape
     # masks lie on the fixed-point grid, so mask-then-unmask is exact: only the encoding error remains

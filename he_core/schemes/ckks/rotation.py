@@ -229,7 +229,7 @@ class RotationMixin:
 
     def _plan_len(self, steps: int) -> int:
         """Key switches a rotation by ``steps`` costs (composed from the available keys)."""
-        key = (id(self.public_keys), steps % self.params.slots)
+        key = (self.public_keys.key_id, steps % self.params.slots)
         cache = self.__dict__.setdefault("_plan_len_cache", {})
         if key not in cache:
             try:

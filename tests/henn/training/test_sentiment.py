@@ -157,7 +157,7 @@ def test_loading_another_task_is_refused(tmp_path, data):
 
     scheme, keyholder = T.setup("plain", HIDDEN)
     enc = EncSentimentNet.encrypt(scheme, *init_weights(len(data.vocab), CONFIG), CONFIG.make_activation())
-    io.save_model(tmp_path, enc, scheme, meta={"task": "xor"}, secret=keyholder._secret)
+    io.save_model(tmp_path, enc, scheme, meta={"task": "xor"}, secret=keyholder.export_secret_key())
     with pytest.raises(ValueError, match="holds a 'xor' model"):
         T.load_sentiment(tmp_path)
     with pytest.raises(FileNotFoundError):

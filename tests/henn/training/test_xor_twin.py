@@ -28,7 +28,7 @@ STEPS = 3  # the worst-case bound grows ~5x per step: 4e-4, 3e-3, 1.2e-2 after 1
 class _BoundKeyHolder(KeyHolder):
     """Refresh for the bound scheme: the value is unchanged, the fresh encryption adds one unit."""
 
-    def _reencrypt(self, masked):
+    def reencrypt(self, masked):
         self.refresh_rounds += 1
         v, e = masked.data
         return masked.replace(data=(v.copy(), e + self.scheme.unit))
