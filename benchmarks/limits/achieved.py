@@ -62,49 +62,14 @@ def kernel_workload(kind: str, reps: int = 64) -> Workload:
 
 
 # --------------------------------------------------------------------------- primes for the native NTT
-def _is_prime(q: int) -> bool:
-    """Deterministic Miller-Rabin for q < 3.3e24 (the first 13 prime bases suffice)."""
-    if q < 2:
-        return False
-    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
-    for p in bases:
-        if q % p == 0:
-            return q == p
-    d, s = q - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for a in bases:
-        x = pow(a, d, q)
-        if x in (1, q - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % q
-            if x == q - 1:
-                break
-        else:
-            return False
-    return True
+# The same NTT-friendly primes and roots the ckks scheme uses (benchmarks may use concrete schemes).
+from he_core.schemes.ckks.primes import is_prime, primitive_root_2n  # noqa: E402
+from he_core.schemes.ckks.primes import ntt_primes as _ckks_ntt_primes  # noqa: E402
 
 
 def ntt_primes(n: int, bits: int, count: int) -> list[int]:
     """The ``count`` largest primes below 2^bits that are 1 mod 2n."""
-    step = 2 * n
-    q = ((1 << bits) - 1) // step * step + 1
-    out = []
-    while len(out) < count:
-        if _is_prime(q):
-            out.append(q)
-        q -= step
-    return out
-
-
-def primitive_root_2n(q: int, n: int, seed: int = 1) -> int:
-    """A primitive 2n-th root of unity modulo prime q (psi^n == -1)."""
-    rnd = random.Random(seed)
-    while True:
-        psi = pow(rnd.randrange(2, q - 1), (q - 1) // (2 * n), q)
-        if pow(psi, n, q) == q - 1:
-            return psi
+    return _ckks_ntt_primes(bits, n, count)
 
 
 def henn_native_ntt(n: int, limbs: int) -> Workload:

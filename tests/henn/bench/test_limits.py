@@ -72,11 +72,11 @@ def test_ntt_primes_and_roots():
     primes = achieved.ntt_primes(1024, 40, 3)
     assert len(set(primes)) == 3
     for q in primes:
-        assert q % 2048 == 1 and q < 2**40 and achieved._is_prime(q)
+        assert q % 2048 == 1 and q < 2**40 and achieved.is_prime(q)
         psi = achieved.primitive_root_2n(q, 1024)
         assert pow(psi, 1024, q) == q - 1
-    assert not achieved._is_prime(2**61 - 3)  # composite
-    assert achieved._is_prime(2**61 - 1)
+    assert not achieved.is_prime(2**61 - 3)  # composite
+    assert achieved.is_prime(2**61 - 1)
 
 
 def test_interleaved_workloads_report_rates(compiled):
