@@ -61,6 +61,15 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--reference", choices=("sigmoid", "poly"), default=None,
                         help="instead: train the NumPy float64 reference (exact sigmoid, or the polynomial) "
                              "and report its accuracy and logit range (to size --interval)")
+    lifecycle = parser.add_argument_group(
+        "model lifecycle", "owner: --init writes the initial plaintext model (then henn keygen --model, henn "
+        "encrypt-model); trainer: --model/--out trains an encrypted model file with public material only")
+    lifecycle.add_argument("--init", metavar="PLAIN.npz",
+                           help="owner: write the initial weights, vocabulary, config and split (no training)")
+    lifecycle.add_argument("--model", metavar="FILE", help="trainer: the encrypted model file to train")
+    lifecycle.add_argument("--out", metavar="FILE", help="trainer: where to write the trained encrypted model")
+    lifecycle.add_argument("--part", metavar="K/M", default="1/1",
+                           help="trainer: train on the K-th of M disjoint parts of the training split (default 1/1)")
     parser.set_defaults(func=run_train)
     return parser
 
@@ -71,9 +80,13 @@ def add_evaluate_parser(evaluate_subparsers) -> argparse.ArgumentParser:
         "sentiment", help="evaluate a saved encrypted sentiment model",
         description="Run a saved encrypted sentiment model on a data split (encrypted forward pass; "
                     "predictions decrypted with the saved key).")
-    parser.add_argument("--model", metavar="DIR", required=True, help="directory written by --save")
+    parser.add_argument("--model", metavar="DIR", required=True,
+                        help="directory written by --save, or (with --keys) an encrypted model file")
+    parser.add_argument("--keys", metavar="DIR", default=None,
+                        help="owner: the key directory whose secret key the --model file is under")
     _add_data(parser)
-    parser.add_argument("--split", choices=("train", "test"), default="test", help="which split (default test)")
+    parser.add_argument("--split", choices=("train", "test", "validation"), default="test",
+                        help="which split (default test); validation = the reviews a --keys model's owner held out")
     parser.add_argument("--limit", type=common.positive_int, default=None, help="evaluate only the first N reviews")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object as the last stdout line")
     parser.add_argument("--quiet", action="store_true", help="no human-readable summary")
@@ -114,6 +127,8 @@ def run_train(args: argparse.Namespace) -> int:
                                  interval=args.interval, seed=args.seed)
     except ValueError as exc:
         return common.fail(str(exc))
+    if args.model is not None or args.init is not None:
+        return _run_lifecycle(args, text, config)
     try:
         reviews = _load(args.data, "train", args.quiet)
         if args.reference:
@@ -126,6 +141,109 @@ def run_train(args: argparse.Namespace) -> int:
         return common.fail(f"training failed: {type(exc).__name__}: {exc}")
     _report_train(summary, args)
     return common.EXIT_OK
+
+
+def _run_lifecycle(args, text, config) -> int:
+    """``--init`` (owner) or ``--model``/``--out`` (trainer): the model's life across parties."""
+    from ..data.imdb import DataError
+
+    try:
+        if args.init is not None:
+            if args.model is not None or args.limit is not None:
+                raise ValueError("cannot initialise: --init takes neither --model nor --limit "
+                                 "(the trainers choose their reviews with --part and --limit)")
+            summary = _init_plain(args, text, config)
+        else:
+            if args.out is None:
+                raise ValueError("cannot train an encrypted model file: --out FILE is required with --model")
+            summary = _train_public(args)
+    except (DataError, ValueError, FileNotFoundError, KeyError) as exc:
+        return common.fail(str(exc))
+    except he_core.HEError as exc:
+        return common.fail(f"training failed: {type(exc).__name__}: {exc}")
+    message = summary.pop("message")
+    if args.json:
+        common.emit_json(summary)
+    elif not args.quiet:
+        print(message)
+    return common.EXIT_OK
+
+
+def _init_plain(args, text, config) -> dict:
+    """Owner: vocabulary from the training split, initial weights, all written to a plaintext ``.npz``."""
+    from .. import lifecycle as lc
+    from ..models.sentiment import init_weights
+    from ..training import sentiment as T
+
+    reviews = _load(args.data, "train", args.quiet)
+    data = T.prepare(reviews, validation=args.validation, seed=args.split_seed, text=text)
+    W01, w12 = init_weights(len(data.vocab), config)
+    split = {"reviews": len(reviews), "validation": args.validation, "seed": args.split_seed}
+    meta = {"task": "sentiment", "config": config.to_dict(), "vocab": data.vocab.to_dict(), "split": split}
+    lc.write_plain_model(args.init, lc.PlainModel({"W01": W01, "w12": w12}, meta))
+    return {"task": "sentiment", "init": str(args.init), "vocab_size": len(data.vocab), "hidden": config.hidden,
+            "train_reviews": len(data.train_ids), "validation_reviews": len(data.val_ids),
+            "message": f"init: {len(data.vocab)} words x {config.hidden} hidden -> {args.init} (plaintext, mode 600; "
+                       f"next: henn keygen --model, henn encrypt-model)"}
+
+
+def _train_public(args) -> dict:
+    """Trainer: train an encrypted model file on a part of the training split, never touching a secret key."""
+    import time
+
+    from .. import lifecycle as lc
+    from ..training import sentiment as T
+
+    part, parts = T.parse_part(args.part)
+    with lc.public_only("trainer"):
+        model = lc.load_encrypted_model(args.model)
+        net, vocab, config, split = _net_from(model, args.model)
+        reviews = _load(args.data, "train", args.quiet)
+        train_idx = _train_indices(reviews, split, args.data)
+        train_idx = train_idx[T.part_slice(len(train_idx), part, parts)]
+        if args.limit is not None:
+            train_idx = train_idx[:args.limit]
+        chosen = reviews.subset(train_idx)
+        start = time.perf_counter()
+        trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr)
+        seconds = time.perf_counter() - start
+        log = list(model.bundle.meta.get("training_log", []))
+        log.append({"part": args.part, "reviews": trained, "key_id": model.key_id})
+        lc.save_encrypted_model(args.out, model.with_tensors({"W01": net.W01.ct, "w12": net.w12.ct},
+                                                             training_log=log))
+    return {"task": "sentiment", "scheme": model.scheme.name, "key_id": model.key_id, "part": args.part,
+            "train_reviews": trained, "seconds": seconds, "out": str(args.out),
+            "message": f"trained {trained} reviews (part {args.part}) under {model.scheme.name} key {model.key_id} "
+                       f"in {seconds:.1f} s without any secret key -> {args.out}"}
+
+
+def _net_from(model, path):
+    """The sentiment network, vocabulary, config and split stored in an encrypted model file."""
+    from ..data.text import Vocabulary
+    from ..models.sentiment import EncSentimentNet, SentimentConfig
+    from ..tensor import EncTensor
+
+    meta = model.bundle.meta.get("model", {})
+    if meta.get("task") != "sentiment" or set(model.tensors) != {"W01", "w12"} or "split" not in meta:
+        raise ValueError(f"cannot use {path}: it is not an encrypted sentiment model made from "
+                         "henn train sentiment --init (task, W01/w12, vocabulary and split expected)")
+    config = SentimentConfig.from_dict(meta["config"])
+    vocab = Vocabulary.from_dict(meta["vocab"])
+    tensors = {name: EncTensor(model.scheme, ct) for name, ct in model.tensors.items()}
+    net = EncSentimentNet(model.scheme, tensors["W01"], tensors["w12"], config.make_activation())
+    if net.vocab_size != len(vocab):
+        raise ValueError(f"cannot use {path}: W01 has {net.vocab_size} rows but the vocabulary {len(vocab)} words")
+    return net, vocab, config, meta["split"]
+
+
+def _train_indices(reviews, split: dict, root) -> np.ndarray:
+    """The training indices of the owner's split (the same reviews must be present)."""
+    from ..data.imdb import split_validation
+
+    if len(reviews) != split["reviews"]:
+        raise ValueError(f"cannot use the data at {root}: it holds {len(reviews)} training reviews, the model's "
+                         f"split was made on {split['reviews']}")
+    return split_validation(len(reviews), split["validation"], split["seed"])[0]
 
 
 def _train(args, scheme_name, reviews, text, config) -> dict:
@@ -267,8 +385,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..training import sentiment as T
 
     try:
-        net, keyholder, vocab, config = T.load_sentiment(args.model)
-        reviews = _load(args.data, args.split, args.quiet)
+        if args.keys is not None:
+            net, keyholder, vocab, split = _load_owned(args.model, args.keys)
+        else:
+            net, keyholder, vocab, _config = T.load_sentiment(args.model)
+            split = None
+        reviews = _load(args.data, "train" if args.split == "validation" else args.split, args.quiet)
+        if args.split == "validation":
+            if split is None:
+                raise ValueError("cannot evaluate on the validation split: only a --keys model records its split")
+            reviews = reviews.subset(_val_indices(reviews, split, args.data))
         if args.limit is not None:
             reviews = reviews.subset(np.arange(min(args.limit, len(reviews))))
         ids = vocab.encode_all(reviews.texts)
@@ -286,3 +412,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         common.emit_json(summary)
     return common.EXIT_OK
+
+
+def _load_owned(model_path, keys_dir):
+    """Owner: an encrypted sentiment model file and a key holder with the key directory's secret key."""
+    from .. import lifecycle as lc
+    from ..keyholder import KeyHolder
+
+    model = lc.load_encrypted_model(model_path)
+    secret = lc.load_secret(keys_dir)
+    if model.bundle.key_ids != [secret.key_id]:
+        raise he_core.MismatchError(f"cannot evaluate {model_path}: it is under key "
+                                    f"{', '.join(model.bundle.key_ids)}, {keys_dir} holds key {secret.key_id}")
+    net, vocab, _config, split = _net_from(model, model_path)
+    return net, KeyHolder(model.scheme, secret), vocab, split
+
+
+def _val_indices(reviews, split: dict, root) -> np.ndarray:
+    from ..data.imdb import split_validation
+
+    _train_indices(reviews, split, root)  # same reviews as the owner's, or a clear error
+    return split_validation(len(reviews), split["validation"], split["seed"])[1]

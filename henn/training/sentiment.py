@@ -404,3 +404,63 @@ def load_sentiment(directory) -> tuple[EncSentimentNet, KeyHolder, Vocabulary, S
         raise ValueError(f"cannot load a sentiment model from {directory}: W01 has {net.vocab_size} rows but "
                          f"the vocabulary {len(vocab)} words")
     return net, KeyHolder(loaded.scheme, secret), vocab, config
+
+
+# ---------------------------------------------------------------------------- trainer without a key holder
+def parse_part(text: str) -> tuple[int, int]:
+    """``"K/M"`` -> ``(K, M)`` with ``1 <= K <= M``.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    k, sep, m = str(text).partition("/")
+    try:
+        part, parts = int(k), int(m)
+    except ValueError:
+        part = parts = 0
+    if not sep or not 1 <= part <= parts:
+        raise ValueError(f"cannot select a part: expected K/M with 1 <= K <= M, got {text!r}")
+    return part, parts
+
+
+def part_slice(n: int, part: int, parts: int) -> slice:
+    """The ``part``-th (1-based) of ``parts`` contiguous, disjoint, near-equal slices of ``range(n)``."""
+    if not 1 <= part <= parts:
+        raise ValueError(f"cannot select part {part} of {parts}")
+    return slice(n * (part - 1) // parts, n * part // parts)
+
+
+def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.ndarray, *, lr: float) -> int:
+    """Per-review SGD on ciphertexts with public material only: no key holder, no refresh.
+
+    Nothing is decrypted, so there is no loss to monitor. A scheme with a noise budget
+    stops when it runs out: ``train_step`` raises before changing any weight, so the
+    reviews before it are trained and the weights stay consistent.
+
+    Args:
+        net: the encrypted network (updated in place; its ``refresh`` must be ``None``).
+        ids, labels: the reviews (sorted distinct word indices) and their 1/0 labels.
+        lr: learning rate.
+
+    Returns:
+        The number of reviews trained (all of them).
+
+    Raises:
+        NoiseBudgetExhausted / LevelExhaustedError: the budget ran out; the message says
+            after how many reviews (the weights then hold exactly that many steps).
+    """
+    if len(ids) != len(labels):
+        raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
+    net.refresh = None  # nobody to refresh with: this is the point of the trainer role
+    for done, (review, y) in enumerate(zip(ids, labels)):
+        if not review.size:
+            continue
+        try:
+            net.train_step(review, int(y), lr)
+        except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError) as exc:
+            raise type(exc)(f"cannot train review {done + 1} of {len(ids)} without a key holder: the weights' "
+                            f"noise budget ran out after {done} reviews (W01 {net.W01.budget().remaining:.1f}, "
+                            f"w12 {net.w12.budget().remaining:.1f} bits left); {exc}. Train at most "
+                            f"--limit {done} reviews per hand-over, or train where the owner can refresh "
+                            f"(henn train sentiment --scheme ... --save)") from None
+    return len(ids)
