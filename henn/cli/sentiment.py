@@ -6,6 +6,23 @@ SGD, predicts the held-out reviews encrypted (the key holder decrypts only the
 outputs), and also decrypts the weights to predict in the clear and check the two
 agree. ``--twin`` trains the plaintext twin identically for comparison.
 ``evaluate`` runs a saved encrypted model on a split of a data directory.
+
+The model's life across parties (see :mod:`henn.lifecycle`):
+
+* owner: ``train sentiment --data ROOT --init PLAIN.npz`` writes the initial weights,
+  vocabulary, config and validation split; ``henn keygen --model PLAIN.npz`` and
+  ``henn encrypt-model`` make the encrypted model file;
+* trainer: ``train sentiment --model FILE --data ROOT --part K/M --out FILE`` trains on
+  the K-th of M disjoint parts of the training split inside
+  :func:`henn.lifecycle.public_only`: no secret key, so nothing is decrypted or
+  refreshed. A scheme with a noise budget stops with a clear error when it runs out
+  (on ``vhe`` that is after about 50 IMDB reviews, then 54, 49, 47, 41 after each
+  refresh). The owner's refresh is a file round trip: with ``--until-exhausted`` the
+  trainer writes the model trained so far and reports ``next_start``, the owner runs
+  ``henn decrypt-model`` + ``henn encrypt-model`` (fresh noise), the trainer resumes
+  with ``--start next_start``. A full IMDB half on ``vhe`` would take about 200 round trips;
+* owner: ``evaluate sentiment --model FILE --keys DIR --split validation`` (or
+  ``henn decrypt-model``).
 """
 from __future__ import annotations
 
@@ -70,6 +87,12 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     lifecycle.add_argument("--out", metavar="FILE", help="trainer: where to write the trained encrypted model")
     lifecycle.add_argument("--part", metavar="K/M", default="1/1",
                            help="trainer: train on the K-th of M disjoint parts of the training split (default 1/1)")
+    lifecycle.add_argument("--start", metavar="N", type=common.non_negative_int, default=0,
+                           help="trainer: skip the first N reviews of the part (resume after the owner refreshed "
+                                "the model: henn decrypt-model, then henn encrypt-model); --limit counts from here")
+    lifecycle.add_argument("--until-exhausted", action="store_true",
+                           help="trainer: when the noise budget runs out, write the model trained so far (and "
+                                "report next_start) instead of failing")
     parser.set_defaults(func=run_train)
     return parser
 
@@ -157,7 +180,7 @@ def _run_lifecycle(args, text, config) -> int:
             if args.out is None:
                 raise ValueError("cannot train an encrypted model file: --out FILE is required with --model")
             summary = _train_public(args)
-    except (DataError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (DataError, ValueError, FileNotFoundError) as exc:
         return common.fail(str(exc))
     except he_core.HEError as exc:
         return common.fail(f"training failed: {type(exc).__name__}: {exc}")
@@ -200,21 +223,26 @@ def _train_public(args) -> dict:
         net, vocab, config, split = _net_from(model, args.model)
         reviews = _load(args.data, "train", args.quiet)
         train_idx = _train_indices(reviews, split, args.data)
-        train_idx = train_idx[T.part_slice(len(train_idx), part, parts)]
+        train_idx = train_idx[T.part_slice(len(train_idx), part, parts)][args.start:]
         if args.limit is not None:
             train_idx = train_idx[:args.limit]
+        if not len(train_idx):
+            raise ValueError(f"cannot train: part {args.part} has no reviews from --start {args.start} on")
         chosen = reviews.subset(train_idx)
         start = time.perf_counter()
-        trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr)
+        trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr,
+                                 stop_when_exhausted=args.until_exhausted)
         seconds = time.perf_counter() - start
         log = list(model.bundle.meta.get("training_log", []))
-        log.append({"part": args.part, "reviews": trained, "key_id": model.key_id})
+        log.append({"part": args.part, "start": args.start, "reviews": trained, "key_id": model.key_id})
         lc.save_encrypted_model(args.out, model.with_tensors({"W01": net.W01.ct, "w12": net.w12.ct},
                                                              training_log=log))
     return {"task": "sentiment", "scheme": model.scheme.name, "key_id": model.key_id, "part": args.part,
-            "train_reviews": trained, "seconds": seconds, "out": str(args.out),
-            "message": f"trained {trained} reviews (part {args.part}) under {model.scheme.name} key {model.key_id} "
-                       f"in {seconds:.1f} s without any secret key -> {args.out}"}
+            "start": args.start, "train_reviews": trained, "next_start": args.start + trained,
+            "exhausted": trained < len(train_idx), "seconds": seconds, "out": str(args.out),
+            "message": f"trained {trained} of {len(train_idx)} reviews (part {args.part}, from {args.start}) under "
+                       f"{model.scheme.name} key {model.key_id} in {seconds:.1f} s without any secret key "
+                       f"-> {args.out}"}
 
 
 def _net_from(model, path):
@@ -224,16 +252,22 @@ def _net_from(model, path):
     from ..tensor import EncTensor
 
     meta = model.bundle.meta.get("model", {})
-    if meta.get("task") != "sentiment" or set(model.tensors) != {"W01", "w12"} or "split" not in meta:
+    split = meta.get("split") if isinstance(meta, dict) else None
+    if (meta.get("task") != "sentiment" or set(model.tensors) != {"W01", "w12"} or not isinstance(split, dict)
+            or not all(isinstance(split.get(k), int) for k in ("reviews", "validation", "seed"))
+            or not isinstance(meta.get("config"), dict)):
         raise ValueError(f"cannot use {path}: it is not an encrypted sentiment model made from "
-                         "henn train sentiment --init (task, W01/w12, vocabulary and split expected)")
-    config = SentimentConfig.from_dict(meta["config"])
-    vocab = Vocabulary.from_dict(meta["vocab"])
+                         "henn train sentiment --init (task, W01/w12, config, vocabulary and split expected)")
+    try:
+        config = SentimentConfig.from_dict(meta["config"])
+    except TypeError as exc:
+        raise ValueError(f"cannot use {path}: bad sentiment config: {exc}") from None
+    vocab = Vocabulary.from_dict(meta.get("vocab"))
     tensors = {name: EncTensor(model.scheme, ct) for name, ct in model.tensors.items()}
     net = EncSentimentNet(model.scheme, tensors["W01"], tensors["w12"], config.make_activation())
     if net.vocab_size != len(vocab):
         raise ValueError(f"cannot use {path}: W01 has {net.vocab_size} rows but the vocabulary {len(vocab)} words")
-    return net, vocab, config, meta["split"]
+    return net, vocab, config, split
 
 
 def _train_indices(reviews, split: dict, root) -> np.ndarray:

@@ -430,7 +430,8 @@ def part_slice(n: int, part: int, parts: int) -> slice:
     return slice(n * (part - 1) // parts, n * part // parts)
 
 
-def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.ndarray, *, lr: float) -> int:
+def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.ndarray, *, lr: float,
+                 stop_when_exhausted: bool = False) -> int:
     """Per-review SGD on ciphertexts with public material only: no key holder, no refresh.
 
     Nothing is decrypted, so there is no loss to monitor. A scheme with a noise budget
@@ -441,9 +442,11 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
         net: the encrypted network (updated in place; its ``refresh`` must be ``None``).
         ids, labels: the reviews (sorted distinct word indices) and their 1/0 labels.
         lr: learning rate.
+        stop_when_exhausted: return early instead of raising when the budget runs out
+            (the largest chunk one budget allows; the owner refreshes, training resumes).
 
     Returns:
-        The number of reviews trained (all of them).
+        The number of reviews trained: all of them, or those before the budget ran out.
 
     Raises:
         NoiseBudgetExhausted / LevelExhaustedError: the budget ran out; the message says
@@ -458,9 +461,17 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
         try:
             net.train_step(review, int(y), lr)
         except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError) as exc:
-            raise type(exc)(f"cannot train review {done + 1} of {len(ids)} without a key holder: the weights' "
-                            f"noise budget ran out after {done} reviews (W01 {net.W01.budget().remaining:.1f}, "
-                            f"w12 {net.w12.budget().remaining:.1f} bits left); {exc}. Train at most "
-                            f"--limit {done} reviews per hand-over, or train where the owner can refresh "
-                            f"(henn train sentiment --scheme ... --save)") from None
+            if stop_when_exhausted and done:
+                return done
+            raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
     return len(ids)
+
+
+def _out_of_budget(net: EncSentimentNet, done: int, total: int, exc: Exception) -> str:
+    # The budget is shared by every trainer since the owner last encrypted, so the hint
+    # is the owner's refresh round trip rather than a per-trainer limit.
+    return (f"cannot train review {done + 1} of {total} without a key holder: the weights' noise budget ran out "
+            f"after {done} reviews (W01 {net.W01.budget().remaining:.1f}, w12 {net.w12.budget().remaining:.1f} "
+            f"bits left); {exc}. Refreshing needs the key holder: train fewer reviews (--limit), let the owner "
+            "refresh the model (henn decrypt-model, henn encrypt-model) and resume (--start; "
+            "--until-exhausted trains as far as the budget goes)")

@@ -1,5 +1,6 @@
 """The peer comparison's plumbing: skipped peers, ratios, checks; the training recipe on plain."""
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -143,6 +144,70 @@ def test_henn_training_on_plain_matches_the_clear_run(data):
     henn = training.train_henn(data, 3, "plain")
     assert henn.status == "ok", henn.reason
     assert henn.accuracy == clear.accuracy
+    assert len(henn.weights) == data.x_train.shape[1] + 1
+    # plain is float64 arithmetic in another order (batched sums, lr/n applied last).
+    np.testing.assert_allclose(henn.weights, clear.weights, rtol=1e-9, atol=1e-12)
+
+
+def _small_ckks(levels):
+    """A small insecure ring (tests only): N = 2048, default 2^40-ish working scale."""
+    import he_core
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", he_core.SecurityWarning)
+        params = he_core.scheme_class("ckks").params_class(poly_degree=2048, levels=levels, allow_insecure=True)
+        return he_core.get_scheme("ckks", params)
+
+
+@pytest.fixture(scope="module")
+def subset():
+    # 64 samples x 30 features is 1920 values: two ciphertexts of the 1024-slot ring.
+    return training.load_data(64)
+
+
+def test_batched_ckks_training_matches_the_clear_run(subset):
+    pytest.importorskip("he_core.native")
+    clear = training.train_clear(subset, 2)
+    henn = training.train_henn(subset, 2, "ckks", scheme=_small_ckks(levels=5))
+    assert henn.status == "ok", henn.reason
+    # Stated bound: CKKS at a ~2^40 scale keeps the weights within 1e-6 of the clear
+    # training over two epochs (about 1e-9 observed), so the predictions agree exactly.
+    np.testing.assert_allclose(henn.weights, clear.weights, rtol=0, atol=1e-6)
+    assert henn.accuracy == clear.accuracy
+    assert training.max_gap(clear, henn) <= training.GOAL_GAP_POINTS
+
+
+def test_too_few_levels_is_an_error_row_not_a_crash(subset):
+    # One epoch needs depth 5 (inner, the cubic's two, mul, lr/n): four levels cannot do it.
+    henn = training.train_henn(subset, 1, "ckks", scheme=_small_ckks(levels=4))
+    assert henn.status == "error"
+    assert "level" in henn.reason.lower()
+    assert re.search(r"^henn-ckks\s+error: LevelExhaustedError", training.summary([henn], 1), re.M)
+
+
+def _timed(name, seconds, acc):
+    return training.Run(name, seconds=list(seconds), accuracy=list(acc))
+
+
+def test_speedup_and_accuracy_gap_lines():
+    clear = _timed("clear", [0.001] * 3, [0.80, 0.90, 0.95])
+    peer = _timed("tenseal", [100.0, 120.0, 90.0], [0.80, 0.90, 0.95])
+    fast = _timed("henn-ckks-a", [5.0, 4.0, 6.0], [0.80, 0.90, 0.95])
+    slow = _timed("henn-ckks-b", [20.0, 30.0, 25.0], [0.80, 0.89, 0.95])
+    assert training.speedup(peer, fast) == pytest.approx(100.0 / 5.0)
+    assert training.max_gap(clear, slow) == pytest.approx(1.0)
+    lines = training.comparison_lines([clear, peer, fast, slow])
+    assert len(lines) == 2
+    assert "20.0x (meets >= 10x)" in lines[0] and "0.00 points (meets" in lines[0]
+    assert "4.0x (misses >= 10x)" in lines[1] and "1.00 points (misses" in lines[1]
+
+
+def test_no_ratio_without_the_peer():
+    clear = _timed("clear", [0.001], [0.9])
+    henn = _timed("henn-plain", [0.01], [0.9])
+    skipped = training.Run("tenseal", "skipped", "not installed")
+    assert training.speedup(skipped, henn) is None
+    assert "= -;" in training.comparison_lines([clear, skipped, henn])[0]
 
 
 def test_sigmoid_approximation():

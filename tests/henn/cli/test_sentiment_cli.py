@@ -144,3 +144,35 @@ def test_reference_mode(corpus, capsys, kind):
     assert 0 < s["validation_logit_p99"] <= s["validation_logit_max"]
     code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--reference", kind, *TRAIN)
     assert code == 0 and "|logit| p99" in out
+
+
+def test_evaluate_validation_split_needs_a_keys_model(corpus, tmp_path, capsys):
+    root, _ = corpus
+    code, _, _ = _run(capsys, "train", "sentiment", "--data", root, "--scheme", "plain", "--quiet",
+                      "--save", tmp_path / "m", *TRAIN)
+    assert code == 0
+    code, _, err = _run(capsys, "evaluate", "sentiment", "--model", tmp_path / "m", "--data", root,
+                        "--split", "validation")
+    assert code == 1 and "only a --keys model records its split" in err
+
+
+def test_init_then_evaluate_with_keys_in_process(corpus, tmp_path, capsys):
+    """Owner side in one process: --init, keygen, encrypt-model, evaluate --keys on the held-out reviews."""
+    root, reviews = corpus
+    plain = tmp_path / "plain.npz"
+    assert _run(capsys, "train", "sentiment", "--data", root, "--init", plain, "--json", *TRAIN)[0] == 0
+    assert stat.S_IMODE(os.stat(plain).st_mode) == 0o600  # plaintext weights: owner-only
+    assert _run(capsys, "keygen", "--scheme", "plain", "--out", tmp_path / "keys", "--model", plain)[0] == 0
+    assert _run(capsys, "encrypt-model", "--model", plain, "--keys", tmp_path / "keys",
+                "--out", tmp_path / "m.henn")[0] == 0
+    code, out, _ = _run(capsys, "evaluate", "sentiment", "--model", tmp_path / "m.henn", "--keys", tmp_path / "keys",
+                        "--data", root, "--split", "validation", "--json")
+    assert code == 0
+    s = _json(out)
+    # Untrained: W01 = 0, so every logit is 0 and every prediction is s(0) (> or <= 1/2): one class.
+    from henn.data.imdb import load_imdb, split_validation
+
+    labels = load_imdb(root, "train").labels[split_validation(300, 60, 0)[1]]
+    assert s["reviews"] == 60 and s["accuracy"] in (pytest.approx(labels.mean()), pytest.approx(1 - labels.mean()))
+    code, _, err = _run(capsys, "train", "sentiment", "--data", root, "--init", plain, "--limit", "5", *TRAIN)
+    assert code == 1 and "--init takes neither" in err

@@ -1,0 +1,313 @@
+"""The sentiment model's life across processes: owner -> A -> owner (rekey) -> B -> owner.
+
+Every party is a separate ``python -m henn`` process in its own working directory;
+files move between directories as they would over a network. The trainers A and B
+get the encrypted model file and the reviews, never a secret key file, and train with
+``henn train sentiment --model ... --part K/2`` (public material only: nothing is
+refreshed, because refreshing needs the key holder). The owner then decrypts and
+evaluates; the result is compared with the plaintext twin of the same schedule: the
+NumPy network with the same polynomial sigmoid, same initial weights, vocabulary and
+review order.
+
+On ``vhe`` a trainer without a key holder can only train as many reviews as the
+weights' noise budget allows (measured: 50 IMDB reviews, ~270 short synthetic ones),
+so the ``vhe`` runs use ``--limit``, a test checks the clear error past it, and another
+trains past it with the owner's refresh round trip (``--limit``/``--start`` chunks,
+``henn decrypt-model`` + ``henn encrypt-model`` between them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import he_core
+from henn import lifecycle as lc
+from henn.data.imdb import load_imdb, split_validation
+from henn.data.synthetic import make_reviews, write_aclimdb
+from henn.data.text import Vocabulary
+from henn.models.sentiment import PlainSentimentNet, SentimentConfig
+from henn.training import sentiment as T
+
+ROOT = Path(__file__).resolve().parents[2]
+IMDB = Path(os.environ.get("HENN_IMDB", ROOT.parent / "shared" / "data" / "imdb"))
+SMALL = ["--hidden", "4", "--validation", "60", "--min-count", "3", "--polarity-cutoff", "0.3",
+         "--lr", "0.02", "--interval", "8", "--init-scale", "0.5"]
+
+
+def _usable(name: str) -> bool:
+    try:
+        he_core.get_scheme(name)
+    except Exception:  # noqa: BLE001 - not built here
+        return False
+    return True
+
+
+SCHEMES = [pytest.param(n, marks=pytest.mark.skipif(not _usable(n), reason=f"{n} not built")) for n in ("plain", "vhe")]
+
+
+def _henn(cwd: Path, *argv, ok: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-W", "ignore", "-m", "henn", *map(str, argv)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    if ok:
+        assert done.returncode == 0, f"henn {argv} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def _last_json(done: subprocess.CompletedProcess) -> dict:
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _send(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes())
+    return dst
+
+
+def run_lifecycle(tmp: Path, data: Path, scheme: str, init_args=(), train_args=()) -> dict:
+    """Owner -> A (part 1/2) -> owner rekey -> B (part 2/2) -> owner; returns what the owner ends with."""
+    owner, a, b = (tmp / p for p in ("owner", "A", "B"))
+    for d in (owner, a, b):
+        d.mkdir()
+    _henn(owner, "train", "sentiment", "--data", data, "--init", "plain.npz", *init_args)
+    for keys in ("keysA", "keysB"):
+        _henn(owner, "keygen", "--scheme", scheme, "--out", keys, "--model", "plain.npz")
+    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keysA", "--out", "model_A.henn")
+
+    _send(owner / "model_A.henn", a / "model.henn")
+    out_a = _last_json(_henn(a, "train", "sentiment", "--model", "model.henn", "--data", data, "--part", "1/2",
+                             "--out", "trained.henn", "--json", *train_args))
+    _send(a / "trained.henn", owner / "from_A.henn")
+    _henn(owner, "rekey", "--model", "from_A.henn", "--from", "keysA", "--to", "keysB", "--out", "model_B.henn")
+    _send(owner / "model_B.henn", b / "model.henn")
+    out_b = _last_json(_henn(b, "train", "sentiment", "--model", "model.henn", "--data", data, "--part", "2/2",
+                             "--out", "trained.henn", "--json", *train_args))
+    _send(b / "trained.henn", owner / "from_B.henn")
+
+    for party in (a, b):  # the trainers never held secret material
+        assert not list(party.rglob(lc.SECRET_FILE)) and not list(party.rglob("keys*"))
+    wrong = _henn(owner, "decrypt-model", "--model", "from_B.henn", "--keys", "keysA", "--out", "x.npz", ok=False)
+    assert wrong.returncode == 1 and out_b["key_id"] in wrong.stderr
+    _henn(owner, "decrypt-model", "--model", "from_B.henn", "--keys", "keysB", "--out", "final.npz")
+    ev = _last_json(_henn(owner, "evaluate", "sentiment", "--model", "from_B.henn", "--keys", "keysB",
+                          "--data", data, "--split", "validation", "--json"))
+    return {"init": lc.read_plain_model(owner / "plain.npz"), "final": lc.read_plain_model(owner / "final.npz"),
+            "A": out_a, "B": out_b, "evaluate": ev,
+            "log": lc.load_encrypted_model(owner / "from_B.henn").bundle.meta["training_log"]}
+
+
+def plain_twin(init: lc.PlainModel, data: Path, limit: int | None) -> tuple[PlainSentimentNet, dict]:
+    """The same schedule in NumPy: same weights, vocabulary, split, parts, order and polynomial sigmoid."""
+    meta = init.meta
+    config, vocab, split = SentimentConfig.from_dict(meta["config"]), Vocabulary.from_dict(meta["vocab"]), meta["split"]
+    activation = config.make_activation()
+    reviews = load_imdb(data, "train")
+    train_idx, val_idx = split_validation(len(reviews), split["validation"], split["seed"])
+    net = PlainSentimentNet(init.arrays["W01"], init.arrays["w12"], activation.value)
+    for part in (1, 2):
+        idx = train_idx[T.part_slice(len(train_idx), part, 2)][:limit]
+        chosen = reviews.subset(idx)
+        for ids, y in zip(vocab.encode_all(chosen.texts), chosen.labels):
+            if ids.size:
+                net.train_step(ids, int(y), config.lr)
+    val = reviews.subset(val_idx)
+    val_ids = vocab.encode_all(val.texts)
+    pred = T.clear_predictions(net.W01, net.w12, val_ids, activation.value)
+    return net, {"accuracy": float(np.mean(pred == val.labels)), "reviews": len(val_idx)}
+
+
+def check_against_twin(result: dict, data: Path, limit: int | None, scheme: str, weight_tol: float) -> dict:
+    twin, twin_ev = plain_twin(result["init"], data, limit)
+    final = result["final"]
+    assert final.meta == result["init"].meta
+    assert not np.allclose(twin.W01, result["init"].arrays["W01"])  # training moved the weights
+    np.testing.assert_allclose(final.arrays["W01"], twin.W01, rtol=0, atol=weight_tol)
+    np.testing.assert_allclose(final.arrays["w12"], twin.w12, rtol=0, atol=weight_tol)
+    ev = result["evaluate"]
+    assert ev["reviews"] == twin_ev["reviews"] and ev["scheme"] == scheme
+    print(f"{scheme}: owner's encrypted validation accuracy {ev['accuracy']:.4f}, plain twin "
+          f"{twin_ev['accuracy']:.4f} ({ev['reviews']} reviews)")
+    assert abs(ev["accuracy"] - twin_ev["accuracy"]) <= 0.01, (ev, twin_ev)
+    assert [entry["part"] for entry in result["log"]] == ["1/2", "2/2"]
+    assert result["log"][0]["key_id"] == result["A"]["key_id"] != result["B"]["key_id"] == result["log"][1]["key_id"]
+    return twin_ev
+
+
+# ---------------------------------------------------------------------------- fast: synthetic corpus
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    write_aclimdb(root, make_reviews(300, seed=21, purity=0.75))
+    return root
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_sentiment_lifecycle_synthetic(tmp_path, corpus, scheme):
+    result = run_lifecycle(tmp_path, corpus, scheme, init_args=SMALL)
+    assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == 120  # (300 - 60) / 2
+    # vhe: fixed-point rounding of each step's products, accumulated over 240 steps.
+    twin = check_against_twin(result, corpus, None, scheme, 1e-9 if scheme == "plain" else 1e-3)
+    assert twin["accuracy"] > 0.75  # the corpus is learnable: the comparison is not between two coin flips
+
+
+@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
+def test_trainer_without_key_holder_stops_clearly_when_the_budget_runs_out(tmp_path):
+    root = tmp_path / "data"
+    write_aclimdb(root, make_reviews(900, seed=3))
+    owner, a = tmp_path / "owner", tmp_path / "A"
+    owner.mkdir(), a.mkdir()
+    _henn(owner, "train", "sentiment", "--data", root, "--init", "plain.npz", *SMALL)
+    _henn(owner, "keygen", "--scheme", "vhe", "--out", "keys", "--model", "plain.npz")
+    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    _send(owner / "model.henn", a / "model.henn")
+    done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--out", "trained.henn", ok=False)
+    assert done.returncode == 1
+    assert "NoiseBudgetExhausted" in done.stderr and "without a key holder" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (a / "trained.henn").exists()  # nothing half-trained is passed off as the result
+    # Within the budget (measured above ~270 of these reviews), the same trainer succeeds.
+    ok = _last_json(_henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--limit", "100",
+                          "--out", "trained.henn", "--json"))
+    assert ok["train_reviews"] == 100 and (a / "trained.henn").exists()
+
+
+@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
+def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
+    """480 reviews on vhe (more than one budget trains) with --until-exhausted, the owner refreshing between.
+
+    A budget trains fewer reviews as the weights grow (measured: ~270 synthetic reviews
+    from the initial weights, 127 from those after 210 reviews), so the trainer goes as
+    far as it can and reports where to resume.
+    """
+    root = tmp_path / "data"
+    write_aclimdb(root, make_reviews(540, seed=3))
+    owner, a = tmp_path / "owner", tmp_path / "A"
+    owner.mkdir(), a.mkdir()
+    _henn(owner, "train", "sentiment", "--data", root, "--init", "plain.npz", *SMALL)
+    _henn(owner, "keygen", "--scheme", "vhe", "--out", "keys", "--model", "plain.npz")
+    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    total, start, chunks = 480, 0, []
+    while start < total:
+        _send(owner / "model.henn", a / "model.henn")
+        out = _last_json(_henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--start", start,
+                               "--until-exhausted", "--out", "trained.henn", "--json"))
+        assert out["start"] == start and out["next_start"] == start + out["train_reviews"] > start
+        assert out["exhausted"] == (out["next_start"] < total)
+        chunks.append(out["train_reviews"])
+        start = out["next_start"]
+        _send(a / "trained.henn", owner / "trained.henn")
+        # The owner's refresh: decrypt, then encrypt afresh (the owner may see its own model).
+        _henn(owner, "decrypt-model", "--model", "trained.henn", "--keys", "keys", "--out", "plain_now.npz")
+        _henn(owner, "encrypt-model", "--model", "plain_now.npz", "--keys", "keys", "--out", "model.henn")
+        assert len(chunks) <= 20, f"no progress: chunks {chunks}"
+    assert len(chunks) >= 2 and sum(chunks) == total  # the budget did run out, and training went on
+    print("chunks per budget:", chunks)
+    assert not list(a.rglob(lc.SECRET_FILE))
+    init, final = lc.read_plain_model(owner / "plain.npz"), lc.read_plain_model(owner / "plain_now.npz")
+    config, vocab = SentimentConfig.from_dict(init.meta["config"]), Vocabulary.from_dict(init.meta["vocab"])
+    reviews = load_imdb(root, "train")
+    chosen = reviews.subset(split_validation(len(reviews), 60, 0)[0])
+    assert len(chosen) == total
+    twin = PlainSentimentNet(init.arrays["W01"], init.arrays["w12"], config.make_activation().value)
+    for ids, y in zip(vocab.encode_all(chosen.texts), chosen.labels):
+        if ids.size:
+            twin.train_step(ids, int(y), config.lr)
+    # vhe keeps 16 fractional bits in these weights: each step's products round, and near
+    # the end of a budget the noise adds a little more; 480 steps drift by ~1e-3 at most.
+    np.testing.assert_allclose(final.arrays["W01"], twin.W01, rtol=0, atol=5e-3)
+    np.testing.assert_allclose(final.arrays["w12"], twin.w12, rtol=0, atol=5e-3)
+    assert not np.allclose(twin.w12, init.arrays["w12"], atol=0.05)  # training did move the weights
+    # Past the end of the part: a clear error, not an empty "success".
+    done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--start", total,
+                 "--out", "x.henn", ok=False)
+    assert done.returncode == 1 and "has no reviews from --start 480" in done.stderr
+
+
+def test_trainer_never_reads_a_secret_key(tmp_path, corpus):
+    """Even with the key directory next to it, the trainer path runs under public_only."""
+    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
+    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
+    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    model = lc.load_encrypted_model(tmp_path / "model.henn")
+    with lc.public_only("trainer"), pytest.raises(he_core.KeyMissingError, match="trainer"):
+        lc.load_secret(tmp_path / "keys")
+    assert model.bundle.meta["model"]["task"] == "sentiment"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--part", "3/2"], "1 <= K <= M"),
+    (["--part", "x"], "K/M"),
+    ([], "--out FILE is required"),
+])
+def test_trainer_bad_arguments(tmp_path, corpus, argv, message):
+    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
+    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
+    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    out = [] if not argv else ["--out", "t.henn"]
+    done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", corpus, *out, *argv, ok=False)
+    assert done.returncode == 1 and message in done.stderr
+
+
+def test_trainer_refuses_other_data(tmp_path, corpus):
+    other = tmp_path / "other"
+    write_aclimdb(other, make_reviews(250, seed=5))
+    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
+    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
+    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", other, "--out", "t.henn", ok=False)
+    assert done.returncode == 1 and "split was made on 300" in done.stderr
+
+
+# ---------------------------------------------------------------------------- slow: IMDB
+def _imdb() -> Path:
+    if not (IMDB / "aclImdb").is_dir() and not (IMDB / "train").is_dir():
+        pytest.skip(f"IMDB data not found at {IMDB} (set HENN_IMDB to the aclImdb directory or its parent)")
+    return IMDB
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_sentiment_lifecycle_imdb_plain(tmp_path):
+    """Full halves (10,000 reviews each) on the plain scheme, 5,000 held-out reviews."""
+    data = _imdb()
+    result = run_lifecycle(tmp_path, data, "plain")
+    assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == 10000
+    twin = check_against_twin(result, data, None, "plain", 1e-9)
+    assert result["evaluate"]["reviews"] == 5000 and twin["accuracy"] > 0.85
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
+def test_sentiment_lifecycle_imdb_vhe(tmp_path):
+    """vhe without a key holder: 20 reviews per trainer fit the budget (50 in all do); a full half does not."""
+    data = _imdb()
+    result = run_lifecycle(tmp_path, data, "vhe", train_args=("--limit", "20"))
+    assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == 20
+    check_against_twin(result, data, 20, "vhe", 1e-3)
+    done = _henn(tmp_path / "A", "train", "sentiment", "--model", "model.henn", "--data", data, "--part", "1/2",
+                 "--out", "full.henn", ok=False)
+    assert done.returncode == 1 and "without a key holder" in done.stderr
+    stopped = int(re.search(r"ran out after (\d+) reviews", done.stderr).group(1))
+    assert 20 <= stopped < 1000  # measured: 50 (the keys' noise is random, so not exactly)
+
+
+def test_trainer_refuses_a_model_that_is_not_a_sentiment_model(tmp_path, corpus, capsys):
+    from henn.cli import main
+
+    lc.write_plain_model(tmp_path / "plain.npz", lc.PlainModel({"w": np.ones((3, 1))}, {"task": "linreg"}))
+    assert main(["keygen", "--scheme", "plain", "--out", str(tmp_path / "keys"), "--model",
+                 str(tmp_path / "plain.npz")]) == 0
+    assert main(["encrypt-model", "--model", str(tmp_path / "plain.npz"), "--keys", str(tmp_path / "keys"),
+                 "--out", str(tmp_path / "m.henn")]) == 0
+    capsys.readouterr()
+    code = main(["train", "sentiment", "--model", str(tmp_path / "m.henn"), "--data", str(corpus),
+                 "--out", str(tmp_path / "t.henn")])
+    assert code == 1 and "not an encrypted sentiment model" in capsys.readouterr().err
+    assert not (tmp_path / "t.henn").exists()
