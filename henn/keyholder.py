@@ -28,7 +28,53 @@ from he_core import Ciphertext, OsRandom, RandomSource, Scheme, SecretKey
 from .tensor import EncTensor
 
 
-class KeyHolder:
+class MaskedRefresh:
+    """The trainer's half of the masked refresh; subclasses provide :meth:`reencrypt`.
+
+    :class:`KeyHolder` re-encrypts in the same process;
+    :class:`henn.keyservice.RemoteKeyHolder` sends the masked ciphertext to the owner's
+    key service in another process. Both need ``scheme`` and ``mask_bound``.
+    """
+
+    scheme: Scheme
+    mask_bound: float
+
+    def refresh(self, x: EncTensor | Ciphertext, *, rng: RandomSource | None = None) -> EncTensor | Ciphertext:
+        """Masked re-encryption: a fresh ciphertext of the same values.
+
+        Only :meth:`reencrypt` touches the secret key, and it only receives the masked
+        ciphertext; masking and unmasking happen on the trainer's side.
+
+        Args:
+            x: the tensor or ciphertext to refresh.
+            rng: mask randomness (default: the OS CSPRNG).
+
+        Returns:
+            The same type as ``x``: a fresh encryption of the same values.
+        """
+        ct = _as_ct(x, "refresh")
+        mask = self.draw_mask(ct, rng or OsRandom())
+        masked = self.scheme.add_plain(ct, mask)          # trainer side
+        fresh_masked = self.reencrypt(masked)            # key holder side
+        fresh = self.scheme.sub_plain(fresh_masked, mask)  # trainer side
+        # A tensor keeps the scheme view it was bound to (e.g. a refresh-guarded view).
+        return EncTensor(x.scheme, fresh) if isinstance(x, EncTensor) else fresh
+
+    def draw_mask(self, ct: Ciphertext, rng: RandomSource) -> np.ndarray:
+        """A uniform mask on ``[-M, M]`` lying on the ciphertext's fixed-point grid.
+
+        Staying on the grid (multiples of ``1/scale``) makes mask-then-unmask exact
+        for integer schemes; a scheme with scale 1 (the float twin) gets a 2^-30 grid.
+        """
+        grid = float(ct.scale) if ct.scale >= 2 else 2.0**30
+        half = int(self.mask_bound * grid)
+        return rng.integers(-half, half, ct.shape).astype(np.float64) / grid
+
+    def reencrypt(self, masked: Ciphertext) -> Ciphertext:
+        raise NotImplementedError
+
+
+class KeyHolder(MaskedRefresh):
     """Holds the secret key; decrypts and refreshes on request, counting the traffic.
 
     Args:
@@ -82,38 +128,6 @@ class KeyHolder:
         return self.scheme.decrypt(ct, self._secret)
 
     # ------------------------------------------------------------------ refresh
-    def refresh(self, x: EncTensor | Ciphertext, *, rng: RandomSource | None = None) -> EncTensor | Ciphertext:
-        """Masked re-encryption: a fresh ciphertext of the same values.
-
-        Both halves of the protocol run here for convenience, but they are kept
-        apart: :meth:`reencrypt` is the only step that touches the secret key and
-        it only receives the masked ciphertext.
-
-        Args:
-            x: the tensor or ciphertext to refresh.
-            rng: mask randomness (default: the OS CSPRNG).
-
-        Returns:
-            The same type as ``x``: a fresh encryption of the same values.
-        """
-        ct = _as_ct(x, "refresh")
-        mask = self.draw_mask(ct, rng or OsRandom())
-        masked = self.scheme.add_plain(ct, mask)          # trainer side
-        fresh_masked = self.reencrypt(masked)            # key holder side
-        fresh = self.scheme.sub_plain(fresh_masked, mask)  # trainer side
-        # A tensor keeps the scheme view it was bound to (e.g. a refresh-guarded view).
-        return EncTensor(x.scheme, fresh) if isinstance(x, EncTensor) else fresh
-
-    def draw_mask(self, ct: Ciphertext, rng: RandomSource) -> np.ndarray:
-        """A uniform mask on ``[-M, M]`` lying on the ciphertext's fixed-point grid.
-
-        Staying on the grid (multiples of ``1/scale``) makes mask-then-unmask exact
-        for integer schemes; a scheme with scale 1 (the float twin) gets a 2^-30 grid.
-        """
-        grid = float(ct.scale) if ct.scale >= 2 else 2.0**30
-        half = int(self.mask_bound * grid)
-        return rng.integers(-half, half, ct.shape).astype(np.float64) / grid
-
     def reencrypt(self, masked: Ciphertext) -> Ciphertext:
         """Key holder: decrypt the masked values and encrypt them afresh."""
         self.refresh_rounds += 1

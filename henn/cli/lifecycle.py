@@ -7,6 +7,8 @@ Owner commands (they read the secret key of a key directory):
 * ``henn decrypt-model --model MODEL.henn --keys DIR --out PLAIN.npz``
 * ``henn switch-key --from DIR_A --to DIR_B --out SWITCH.henn``
 * ``henn rekey --model MODEL.henn --from DIR_A --to DIR_B --out MODEL_B.henn``
+* ``henn serve-keys --keys DIR --listen ADDRESS`` (the key service a trainer refreshes through:
+  ``henn train sentiment --model ... --keyholder ADDRESS``; see :mod:`henn.keyservice`)
 
 Commands for any party (they never look for a secret key):
 
@@ -141,6 +143,35 @@ def _describe(obj: object) -> list[str]:
     return lines
 
 
+def _serve_keys(args: argparse.Namespace) -> int:
+    """Owner: answer masked refreshes for trainers until SIGTERM / SIGINT, then report the traffic."""
+    import signal
+
+    from henn.keyservice import KeyService
+
+    service = KeyService.from_keys(args.keys, max_bytes=args.max_mb << 20)
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        service.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    hello = service.hello()
+    try:
+        service.serve(args.listen, ready=lambda where: print(
+            f"serve-keys: {hello['scheme']} key {hello['key_id']} listening on {where} (masked re-encryption only; "
+            "stop with SIGTERM or Ctrl-C)", flush=True))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    counters = service.counters()
+    if args.json:
+        print(json.dumps({"key_id": hello["key_id"], "scheme": hello["scheme"], **counters}), flush=True)
+    else:
+        print(f"serve-keys: stopped after {counters['refresh_rounds']} refreshes, {counters['connections']} "
+              f"connections, {counters['bytes_exchanged']} bytes, {counters['errors']} refused requests", flush=True)
+    return 0
+
+
 def _guarded(handler: Callable[[argparse.Namespace], int], name: str) -> Callable[[argparse.Namespace], int]:
     """Turn expected failures into one clear line on stderr and exit status 1."""
     def run(args: argparse.Namespace) -> int:
@@ -192,6 +223,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--switch-key", type=Path, help="any party: a switch key made by the owner")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=_guarded(_rekey, "rekey"))
+
+    p = subparsers.add_parser("serve-keys", help="owner: serve masked refreshes to a trainer (henn train ... "
+                              "--keyholder ADDRESS)",
+                              description="Hold the secret key of a key directory in this process and re-encrypt the "
+                                          "masked ciphertexts trainers send (never decrypting anything for them), "
+                                          "until SIGTERM or Ctrl-C.")
+    p.add_argument("--keys", required=True, type=Path, help="key directory (with the secret key)")
+    p.add_argument("--listen", required=True, metavar="ADDRESS",
+                   help="Unix socket path (created mode 600), or 127.0.0.1:PORT")
+    p.add_argument("--max-mb", type=int, default=1024, help="largest request accepted, in MiB (default 1024)")
+    p.add_argument("--json", action="store_true", help="print the traffic counters as JSON when stopped")
+    p.set_defaults(func=_guarded(_serve_keys, "serve-keys"))
 
     p = subparsers.add_parser("inspect", help="describe a henn file (kind, scheme, key ids, shapes)")
     p.add_argument("file", type=Path)

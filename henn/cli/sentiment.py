@@ -90,11 +90,25 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     lifecycle.add_argument("--start", metavar="N", type=common.non_negative_int, default=0,
                            help="trainer: skip the first N reviews of the part (resume after the owner refreshed "
                                 "the model: henn decrypt-model, then henn encrypt-model); --limit counts from here")
+    lifecycle.add_argument("--keyholder", metavar="ADDRESS",
+                           help="trainer: refresh through the owner's key service (henn serve-keys) at this Unix "
+                                "socket path or loopback HOST:PORT; masked re-encryptions only, nothing is decrypted")
     lifecycle.add_argument("--until-exhausted", action="store_true",
                            help="trainer: when the noise budget runs out, write the model trained so far (and "
                                 "report next_start) instead of failing")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, _defaults={d: parser.get_default(d) for d in _TRAINER_FIXED})
     return parser
+
+
+# Options a trainer cannot change: the encrypted model file fixes the network, the
+# vocabulary and the split, and the trainer has no key to save, plot or validate with.
+_TRAINER_FIXED = ("scheme", "seed", "hidden", "epochs", "validation", "split_seed", "lr", "init_scale", "degree",
+                  "interval", "min_count", "polarity_cutoff", "punctuation", "twin", "reference", "save", "plot")
+
+
+def _trainer_conflicts(args: argparse.Namespace) -> list[str]:
+    """The ``--options`` given on the trainer path that it would otherwise ignore."""
+    return ["--" + d.replace("_", "-") for d in _TRAINER_FIXED if getattr(args, d, None) != args._defaults[d]]
 
 
 def add_evaluate_parser(evaluate_subparsers) -> argparse.ArgumentParser:
@@ -152,6 +166,9 @@ def run_train(args: argparse.Namespace) -> int:
         return common.fail(str(exc))
     if args.model is not None or args.init is not None:
         return _run_lifecycle(args, text, config)
+    if args.keyholder is not None:
+        return common.fail("cannot use --keyholder without --model: it is how a trainer of an encrypted model file "
+                           "reaches the owner's key service")
     try:
         reviews = _load(args.data, "train", args.quiet)
         if args.reference:
@@ -172,13 +189,18 @@ def _run_lifecycle(args, text, config) -> int:
 
     try:
         if args.init is not None:
-            if args.model is not None or args.limit is not None:
-                raise ValueError("cannot initialise: --init takes neither --model nor --limit "
+            if args.model is not None or args.limit is not None or args.keyholder is not None:
+                raise ValueError("cannot initialise: --init takes neither --model, --limit nor --keyholder "
                                  "(the trainers choose their reviews with --part and --limit)")
             summary = _init_plain(args, text, config)
         else:
             if args.out is None:
                 raise ValueError("cannot train an encrypted model file: --out FILE is required with --model")
+            conflicts = _trainer_conflicts(args)
+            if conflicts:
+                raise ValueError(f"cannot train an encrypted model file with {', '.join(conflicts)}: the model file "
+                                 "fixes the scheme, network, vocabulary and split, and a trainer has no key to "
+                                 "save, plot or validate with (the owner set these with --init)")
             summary = _train_public(args)
     except (DataError, ValueError, FileNotFoundError) as exc:
         return common.fail(str(exc))
@@ -229,20 +251,40 @@ def _train_public(args) -> dict:
         if not len(train_idx):
             raise ValueError(f"cannot train: part {args.part} has no reviews from --start {args.start} on")
         chosen = reviews.subset(train_idx)
+        keyholder = _remote_keyholder(args.keyholder, model)
         start = time.perf_counter()
-        trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr,
-                                 stop_when_exhausted=args.until_exhausted)
+        try:
+            with _bar(len(train_idx), f"sentiment/{model.scheme.name} part {args.part}", args.quiet) as bar:
+                trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr,
+                                         stop_when_exhausted=args.until_exhausted, keyholder=keyholder,
+                                         progress=bar.update)
+        finally:
+            if keyholder is not None:
+                keyholder.close()
         seconds = time.perf_counter() - start
         log = list(model.bundle.meta.get("training_log", []))
-        log.append({"part": args.part, "start": args.start, "reviews": trained, "key_id": model.key_id})
+        log.append({"part": args.part, "start": args.start, "reviews": trained, "key_id": model.key_id,
+                    "refresh_rounds": keyholder.refresh_rounds if keyholder else 0})
         lc.save_encrypted_model(args.out, model.with_tensors({"W01": net.W01.ct, "w12": net.w12.ct},
                                                              training_log=log))
+    served = keyholder.counters() if keyholder is not None else {"refresh_rounds": 0, "bytes_exchanged": 0}
+    via = f", {served['refresh_rounds']} masked refreshes through {args.keyholder}" if keyholder else ""
     return {"task": "sentiment", "scheme": model.scheme.name, "key_id": model.key_id, "part": args.part,
             "start": args.start, "train_reviews": trained, "next_start": args.start + trained,
-            "exhausted": trained < len(train_idx), "seconds": seconds, "out": str(args.out),
+            "exhausted": trained < len(train_idx), "seconds": seconds, "reviews_per_s": trained / seconds,
+            "keyholder": args.keyholder, **served, "out": str(args.out),
             "message": f"trained {trained} of {len(train_idx)} reviews (part {args.part}, from {args.start}) under "
-                       f"{model.scheme.name} key {model.key_id} in {seconds:.1f} s without any secret key "
+                       f"{model.scheme.name} key {model.key_id} in {seconds:.1f} s without any secret key{via} "
                        f"-> {args.out}"}
+
+
+def _remote_keyholder(address, model):
+    """The owner's key service for this model's key, or ``None`` without ``--keyholder``."""
+    if address is None:
+        return None
+    from ..keyservice import RemoteKeyHolder
+
+    return RemoteKeyHolder(address, model.scheme, model.key_id)
 
 
 def _net_from(model, path):

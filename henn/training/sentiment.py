@@ -25,7 +25,7 @@ import he_core
 from ..activations import sigmoid
 from ..data.imdb import Reviews, split_validation
 from ..data.text import TextConfig, Vocabulary
-from ..keyholder import KeyHolder
+from ..keyholder import KeyHolder, MaskedRefresh
 from ..models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentConfig, init_weights
 
 _EPS = 1e-7
@@ -217,7 +217,8 @@ class StepRefresher:
 
     BLOCK = 1024
 
-    def __init__(self, scheme: he_core.Scheme, keyholder: KeyHolder, rng: he_core.RandomSource | None = None):
+    def __init__(self, scheme: he_core.Scheme, keyholder: MaskedRefresh,
+                 rng: he_core.RandomSource | None = None):
         self.scheme, self.keyholder = scheme, keyholder
         self._rng = rng or he_core.OsRandom()
         self._masks: list[float] = []
@@ -250,7 +251,7 @@ def _train_chunk(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: Sequen
 class _BoundedTrainer:
     """The per-review loop for schemes with a budget: refreshes between steps."""
 
-    def __init__(self, net: EncSentimentNet, keyholder: KeyHolder, policy: RefreshPolicy):
+    def __init__(self, net: EncSentimentNet, keyholder: MaskedRefresh, policy: RefreshPolicy):
         self.net, self.keyholder, self.policy = net, keyholder, policy
         self.refreshes = 0
 
@@ -431,19 +432,27 @@ def part_slice(n: int, part: int, parts: int) -> slice:
 
 
 def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.ndarray, *, lr: float,
-                 stop_when_exhausted: bool = False) -> int:
-    """Per-review SGD on ciphertexts with public material only: no key holder, no refresh.
+                 stop_when_exhausted: bool = False, keyholder: MaskedRefresh | None = None,
+                 policy: RefreshPolicy = RefreshPolicy(),
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Per-review SGD on ciphertexts with public material only: the trainer's side.
 
-    Nothing is decrypted, so there is no loss to monitor. A scheme with a noise budget
-    stops when it runs out: ``train_step`` raises before changing any weight, so the
-    reviews before it are trained and the weights stay consistent.
+    Nothing is decrypted, so there is no loss to monitor. Without ``keyholder`` nothing
+    is refreshed either, and a scheme with a noise budget stops when it runs out:
+    ``train_step`` raises before changing any weight, so the reviews before it are
+    trained and the weights stay consistent. With ``keyholder`` (the owner's key
+    service, :class:`henn.keyservice.RemoteKeyHolder`) the trainer refreshes exactly as
+    :func:`train_encrypted` does, through masked re-encryptions only.
 
     Args:
-        net: the encrypted network (updated in place; its ``refresh`` must be ``None``).
+        net: the encrypted network (updated in place).
         ids, labels: the reviews (sorted distinct word indices) and their 1/0 labels.
         lr: learning rate.
         stop_when_exhausted: return early instead of raising when the budget runs out
             (the largest chunk one budget allows; the owner refreshes, training resumes).
+        keyholder: who re-encrypts masked ciphertexts (``None``: nobody).
+        policy: when to refresh (with ``keyholder`` only).
+        progress: called with 1 after each review.
 
     Returns:
         The number of reviews trained: all of them, or those before the budget ran out.
@@ -454,16 +463,26 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
     """
     if len(ids) != len(labels):
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
-    net.refresh = None  # nobody to refresh with: this is the point of the trainer role
-    for done, (review, y) in enumerate(zip(ids, labels)):
-        if not review.size:
-            continue
-        try:
-            net.train_step(review, int(y), lr)
-        except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError) as exc:
-            if stop_when_exhausted and done:
-                return done
-            raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
+    bounded = keyholder is not None and has_budget(net.W01)
+    trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
+    net.refresh = StepRefresher(net.scheme, keyholder) if bounded and policy.step else None
+    try:
+        for done, (review, y) in enumerate(zip(ids, labels)):
+            if review.size:
+                try:
+                    if trainer is None:
+                        net.train_step(review, int(y), lr)
+                    else:
+                        trainer.step(review, int(y), lr)
+                        trainer.keep_fresh()
+                except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError) as exc:
+                    if stop_when_exhausted and done:
+                        return done
+                    raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
+            if progress is not None:
+                progress(1)
+    finally:
+        net.refresh = None
     return len(ids)
 
 
@@ -472,6 +491,7 @@ def _out_of_budget(net: EncSentimentNet, done: int, total: int, exc: Exception) 
     # is the owner's refresh round trip rather than a per-trainer limit.
     return (f"cannot train review {done + 1} of {total} without a key holder: the weights' noise budget ran out "
             f"after {done} reviews (W01 {net.W01.budget().remaining:.1f}, w12 {net.w12.budget().remaining:.1f} "
-            f"bits left); {exc}. Refreshing needs the key holder: train fewer reviews (--limit), let the owner "
-            "refresh the model (henn decrypt-model, henn encrypt-model) and resume (--start; "
+            f"bits left); {exc}. Refreshing needs the key holder: train with the owner's key service "
+            "(owner: henn serve-keys; trainer: --keyholder ADDRESS), or train fewer reviews (--limit), let the "
+            "owner refresh the model (henn decrypt-model, henn encrypt-model) and resume (--start; "
             "--until-exhausted trains as far as the budget goes)")
