@@ -9,7 +9,7 @@ from .capabilities import Capability
 from .ciphertext import Ciphertext
 from .errors import (CapabilityError, EncodingError, FormatError, HEError, HEOverflowError, InsecureParametersError,
                      KeyMissingError, LevelExhaustedError, MismatchError, NativeError, NoiseBudgetExhausted,
-                     ParameterError, SecurityWarning)
+                     ParameterError, RefreshRequired, SecurityWarning)
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
 from .randomness import OsRandom, RandomSource, SeededRandom
 from .registry import available_schemes, get_scheme, register_scheme, scheme_class, unregister_scheme
@@ -21,6 +21,6 @@ __all__ = [
     "Budget", "Capability", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
     "HEOverflowError", "InsecureParametersError", "KeyMissingError", "KeyPair", "KeyRequirements",
     "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OsRandom", "ParameterError",
-    "PublicKeys", "RandomSource", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
+    "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
     "available_schemes", "get_scheme", "register_scheme", "scheme_class", "unregister_scheme",
 ]

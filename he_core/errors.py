@@ -63,3 +63,27 @@ class FormatError(HEError, ValueError):
 
 class NativeError(HEError, RuntimeError):
     """The native core reported a failure that Python-side validation did not foresee."""
+
+
+class RefreshRequired(HEError, ValueError):
+    """An operand must be re-encrypted, into a layout or level only the key holder can produce.
+
+    A packing scheme keeps some ciphertexts in layouts that make one operation cheap
+    and others impossible without the secret key (CKKS: a coefficient-packed table row
+    cannot enter a polynomial, and an update must reach a table at the table's level).
+    Rather than silently lowering a large tensor or failing, the scheme names the
+    operand and the layout it needs; a trainer with a key holder re-encrypts that
+    operand through the masked refresh (``henn.keyholder.MaskedRefresh.refresh(ct,
+    layout=target)``) and repeats the call. Raised before anything is computed or
+    modified.
+
+    Attributes:
+        ciphertext: the operand to re-encrypt (the very object passed in).
+        target: the layout to ask for (``Scheme.encrypt(..., layout=target)``); a
+            JSON-ready dict, opaque to everything but the scheme.
+    """
+
+    def __init__(self, message: str, ciphertext, target: dict):
+        super().__init__(message)
+        self.ciphertext = ciphertext
+        self.target = target

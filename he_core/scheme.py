@@ -70,6 +70,15 @@ class Scheme(abc.ABC):
             raise TypeError("pass either a parameter object or keyword parameters, not both")
         return cls(params)
 
+    @classmethod
+    def params_for_depth(cls, depth: int) -> Parameters | None:
+        """The cheapest parameters giving ``depth`` multiplicative levels, or ``None`` (the defaults).
+
+        Schemes without levels keep their defaults; a leveled scheme picks its
+        smallest secure set with that many levels.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.params_id}>"
 
@@ -133,20 +142,54 @@ class Scheme(abc.ABC):
 
     # ------------------------------------------------------------------ encryption
     def encrypt(self, values: Any, key: SecretKey | None = None, *, scale: float | None = None,
-                rng: RandomSource | int | None = None) -> Ciphertext:
+                rng: RandomSource | int | None = None, layout: Any = None) -> Ciphertext:
         """Encrypt a vector (one row) or a ``(rows, size)`` array of reals.
 
         With ``key=None`` the installed public key is used (one-way encryption: whoever
         holds only public material can encrypt but not decrypt). With a secret key,
         symmetric encryption is used.
+
+        ``layout`` is ``None`` (the scheme's default), ``"table"`` (a hint: the batch
+        will be used with ``row_sum`` / ``index_add_``, like an embedding table; schemes
+        without a better layout ignore it) or a target named by a
+        :class:`~he_core.RefreshRequired` error raised by this scheme.
         """
         array = self._as_plain_matrix(values)
         if key is None:
             self.require(Capability.PUBLIC_KEY_ENCRYPT, "pass the secret key for symmetric encryption")
             public = self.public_keys
+            if layout is not None:
+                return self._encrypt_layout(array, None, public, scale, resolve(rng), layout)
             return self._encrypt_public(array, public, scale, resolve(rng))
         self._check_secret(key)
+        if layout is not None:
+            return self._encrypt_layout(array, key, None, scale, resolve(rng), layout)
         return self._encrypt_secret(array, key, scale, resolve(rng))
+
+    def layout_of(self, ct: Ciphertext) -> Any:
+        """The ``layout`` that re-encrypts ``ct`` as it is laid out now (``None``: the default).
+
+        A refresh that should keep a tensor's layout (a coefficient-packed table stays a
+        table) passes this to ``encrypt``.
+        """
+        self._check_ct(ct)
+        return self._layout_of(ct)
+
+    def refresh_mask_limit(self, ct: Ciphertext) -> float | None:
+        """The widest refresh mask ``ct`` can take and still encode its masked values (``None``: no limit here)."""
+        self._check_ct(ct)
+        return self._refresh_mask_limit(ct)
+
+    def mask_for_refresh(self, ct: Ciphertext, mask: np.ndarray, rng: RandomSource | int | None = None) -> Ciphertext:
+        """The trainer's masking step of a refresh: ``ct + mask`` (``mask`` of ``ct``'s shape).
+
+        A scheme whose ciphertexts hold more than their values (garbage slots or
+        coefficients left by rotations and products) also randomises those, so the key
+        holder who decrypts the masked ciphertext sees nothing unmasked.
+        """
+        self._check_ct(ct)
+        values = self._as_plain_operand(mask, ct.shape, "mask_for_refresh")
+        return self._mask_for_refresh(ct, values, resolve(rng))
 
     def decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         """Decrypt to a float64 ``(rows, size)`` array."""
@@ -313,6 +356,24 @@ class Scheme(abc.ABC):
 
     @abc.abstractmethod
     def _budget(self, a: Ciphertext) -> Budget: ...
+
+    def _encrypt_layout(self, values: np.ndarray, key: SecretKey | None, public: PublicKeys | None,
+                        scale: float | None, rng: RandomSource, layout: Any) -> Ciphertext:
+        if layout != "table":
+            raise EncodingError(f"cannot encrypt: scheme {self.name!r} has no layout {layout!r} "
+                                "(None, or the 'table' hint)")
+        if key is not None:
+            return self._encrypt_secret(values, key, scale, rng)
+        return self._encrypt_public(values, public, scale, rng)
+
+    def _layout_of(self, ct: Ciphertext) -> Any:
+        return None
+
+    def _refresh_mask_limit(self, ct: Ciphertext) -> float | None:
+        return None
+
+    def _mask_for_refresh(self, ct: Ciphertext, mask: np.ndarray, rng: RandomSource) -> Ciphertext:
+        return self._add_plain(ct, mask)
 
     def _sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         return self._add(a, self._neg(b))

@@ -39,24 +39,29 @@ class MaskedRefresh:
     scheme: Scheme
     mask_bound: float
 
-    def refresh(self, x: EncTensor | Ciphertext, *, rng: RandomSource | None = None) -> EncTensor | Ciphertext:
+    def refresh(self, x: EncTensor | Ciphertext, *, rng: RandomSource | None = None,
+                layout: Any = None) -> EncTensor | Ciphertext:
         """Masked re-encryption: a fresh ciphertext of the same values.
 
         Only :meth:`reencrypt` touches the secret key, and it only receives the masked
-        ciphertext; masking and unmasking happen on the trainer's side.
+        ciphertext; masking (:meth:`he_core.Scheme.mask_for_refresh`, which also hides
+        any garbage a packed ciphertext carries) and unmasking happen on the trainer's side.
 
         Args:
             x: the tensor or ciphertext to refresh.
             rng: mask randomness (default: the OS CSPRNG).
+            layout: the layout to re-encrypt into (``None``: the scheme's default), e.g.
+                the target of a :class:`he_core.RefreshRequired` error.
 
         Returns:
             The same type as ``x``: a fresh encryption of the same values.
         """
         ct = _as_ct(x, "refresh")
-        mask = self.draw_mask(ct, rng or OsRandom())
-        masked = self.scheme.add_plain(ct, mask)          # trainer side
-        fresh_masked = self.reencrypt(masked)            # key holder side
-        fresh = self.scheme.sub_plain(fresh_masked, mask)  # trainer side
+        rng = rng or OsRandom()
+        mask = self.draw_mask(ct, rng)
+        masked = self.scheme.mask_for_refresh(ct, mask, rng)     # trainer side
+        fresh_masked = self.reencrypt(masked, layout)            # key holder side
+        fresh = self.scheme.sub_plain(fresh_masked, mask)        # trainer side
         # A tensor keeps the scheme view it was bound to (e.g. a refresh-guarded view).
         return EncTensor(x.scheme, fresh) if isinstance(x, EncTensor) else fresh
 
@@ -67,10 +72,14 @@ class MaskedRefresh:
         for integer schemes; a scheme with scale 1 (the float twin) gets a 2^-30 grid.
         """
         grid = float(ct.scale) if ct.scale >= 2 else 2.0**30
-        half = int(self.mask_bound * grid)
+        # The masked value must stay encodable: a scheme with a magnitude limit at this
+        # scale caps the mask (narrower hiding, stated in SECURITY.md).
+        limit = self.scheme.refresh_mask_limit(ct)
+        bound = self.mask_bound if limit is None else min(self.mask_bound, limit)
+        half = max(1, int(bound * grid))
         return rng.integers(-half, half, ct.shape).astype(np.float64) / grid
 
-    def reencrypt(self, masked: Ciphertext) -> Ciphertext:
+    def reencrypt(self, masked: Ciphertext, layout: Any = None) -> Ciphertext:
         raise NotImplementedError
 
 
@@ -128,12 +137,12 @@ class KeyHolder(MaskedRefresh):
         return self.scheme.decrypt(ct, self._secret)
 
     # ------------------------------------------------------------------ refresh
-    def reencrypt(self, masked: Ciphertext) -> Ciphertext:
-        """Key holder: decrypt the masked values and encrypt them afresh."""
+    def reencrypt(self, masked: Ciphertext, layout: Any = None) -> Ciphertext:
+        """Key holder: decrypt the masked values and encrypt them afresh (in ``layout``, if given)."""
         self.refresh_rounds += 1
         self.bytes_exchanged += masked.nbytes
         values = self.scheme.decrypt(masked, self._secret)
-        fresh = self.scheme.encrypt(values, self._secret)
+        fresh = self.scheme.encrypt(values, self._secret, layout=layout)
         self.bytes_exchanged += fresh.nbytes
         return fresh
 

@@ -18,8 +18,8 @@ many refreshes of which shapes were asked for.
 
 Wire format (both directions): ``b"HKS1"``, one op byte, an 8-byte big-endian payload
 length, the payload. Ops: ``HELLO`` (empty -> UTF-8 JSON with scheme, parameter id and
-key id), ``REENCRYPT`` (a ciphertext as :func:`he_core.serialization.dumps` writes it ->
-the fresh ciphertext), ``BYE``; any failure is answered with ``ERROR`` and a UTF-8
+key id), ``REENCRYPT`` (the layout wanted as JSON, then a ciphertext as
+:func:`he_core.serialization.dumps` writes it -> the fresh ciphertext), ``BYE``; any failure is answered with ``ERROR`` and a UTF-8
 message, and the connection stays usable. Payloads are checked like files: magic,
 version, SHA-256, kind, scheme and key id, with a size limit applied before reading.
 """
@@ -107,6 +107,30 @@ def _recv_exact(sock: socket.socket, size: int, *, allow_eof: bool) -> bytes | N
     return b"".join(chunks)
 
 
+def pack_request(layout: Any, ciphertext: bytes) -> bytes:
+    """A ``REENCRYPT`` payload: 4-byte length, the layout as UTF-8 JSON (``null``: default), the ciphertext."""
+    head = json.dumps(layout).encode()
+    return struct.pack(">I", len(head)) + head + ciphertext
+
+
+def unpack_request(payload: bytes) -> tuple[Any, bytes]:
+    """Inverse of :func:`pack_request`.
+
+    Raises:
+        KeyServiceError: truncated payload or a layout that is not JSON.
+    """
+    if len(payload) < 4:
+        raise KeyServiceError("key service protocol error: truncated request")
+    (size,) = struct.unpack(">I", payload[:4])
+    if size > min(len(payload) - 4, 1 << 16):
+        raise KeyServiceError(f"key service protocol error: a {size}-byte layout in a {len(payload)}-byte request")
+    try:
+        layout = json.loads(payload[4:4 + size].decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise KeyServiceError(f"key service protocol error: the layout is not JSON ({exc})") from None
+    return layout, payload[4 + size:]
+
+
 # ---------------------------------------------------------------------------- owner side
 class KeyService:
     """Serve masked re-encryptions under one secret key, one connection at a time.
@@ -150,9 +174,10 @@ class KeyService:
             return OK, json.dumps(self.hello()).encode()
         if op != REENCRYPT:
             raise KeyServiceError(f"unknown key service request {op}")
-        masked = ser.loads(payload, expect_kind="ciphertext", expect_scheme=self.scheme.name,
+        layout, body = unpack_request(payload)
+        masked = ser.loads(body, expect_kind="ciphertext", expect_scheme=self.scheme.name,
                            expect_key_id=self.keyholder.key_id)
-        return OK, ser.dumps(self.keyholder.reencrypt(masked))
+        return OK, ser.dumps(self.keyholder.reencrypt(masked, layout))
 
     def serve(self, address: str, *, ready: Callable[[str], None] | None = None) -> None:
         """Listen on ``address`` until :meth:`stop` (or a signal handler raising) ends it.
@@ -287,9 +312,9 @@ class RemoteKeyHolder(MaskedRefresh):
             raise KeyServiceError(f"key service protocol error: unexpected reply {reply}")
         return body
 
-    def reencrypt(self, masked: Ciphertext) -> Ciphertext:
-        """Send a masked ciphertext, get its fresh re-encryption (checked: kind, scheme, key)."""
-        body = self._call(REENCRYPT, ser.dumps(masked))
+    def reencrypt(self, masked: Ciphertext, layout: Any = None) -> Ciphertext:
+        """Send a masked ciphertext (and the layout wanted), get its fresh re-encryption (checked)."""
+        body = self._call(REENCRYPT, pack_request(layout, ser.dumps(masked)))
         try:
             fresh = ser.loads(body, expect_kind="ciphertext", expect_scheme=self.scheme.name,
                               expect_key_id=self.key_id)

@@ -307,6 +307,8 @@ def encrypt_model(model: PlainModel, scheme: Scheme, *, secret: SecretKey | None
     """Owner: encrypt every weight; the result carries the public keys it is under.
 
     Uses public-key encryption when ``secret`` is ``None`` (the scheme must support it).
+    Weights the model's metadata lists under ``"tables"`` (gathered and scattered by row,
+    like an embedding) are encrypted with the scheme's ``layout="table"``.
 
     Raises:
         KeyMissingError: the public keys do not cover a weight's vector length.
@@ -320,7 +322,9 @@ def encrypt_model(model: PlainModel, scheme: Scheme, *, secret: SecretKey | None
                               "regenerate them with those sizes (henn keygen --sizes ... or --model ...)")
     if secret is None:
         scheme.require(Capability.PUBLIC_KEY_ENCRYPT, "encrypt with the owner's secret key instead")
-    cts = {name: scheme.encrypt(_as_rows(name, a), secret) for name, a in model.arrays.items()}
+    tables = set(model.meta.get("tables", ())) if isinstance(model.meta.get("tables", ()), list) else set()
+    cts = {name: scheme.encrypt(_as_rows(name, a), secret, layout="table" if name in tables else None)
+           for name, a in model.arrays.items()}
     meta = {"format": MODEL_FORMAT, "shapes": {name: list(a.shape) for name, a in model.arrays.items()},
             "model": model.meta, "key_history": [public.key_id]}
     return ser.Bundle(cts, meta, public)

@@ -43,7 +43,8 @@ class EncTensor:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def encrypt(cls, scheme: Scheme, values: Any, key: SecretKey | None = None, *, rng=None) -> "EncTensor":
+    def encrypt(cls, scheme: Scheme, values: Any, key: SecretKey | None = None, *, rng=None,
+                layout: Any = None) -> "EncTensor":
         """Encrypt a vector or ``(rows, size)`` array (public key unless ``key`` is given).
 
         Args:
@@ -51,11 +52,13 @@ class EncTensor:
             values: reals, a 1-D vector (one row) or a 2-D array.
             key: optional secret key for symmetric encryption.
             rng: randomness for the encryption noise (default: OS CSPRNG).
+            layout: ``None``, or ``"table"`` for a batch used with row gathers and
+                scatters (see :meth:`he_core.Scheme.encrypt`).
 
         Returns:
             The encrypted tensor.
         """
-        return cls(scheme, scheme.encrypt(values, key, rng=rng))
+        return cls(scheme, scheme.encrypt(values, key, rng=rng, layout=layout))
 
     def _wrap(self, ct: Ciphertext) -> "EncTensor":
         return EncTensor(self.scheme, ct)

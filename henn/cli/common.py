@@ -135,3 +135,15 @@ def fail(message: str) -> int:
     """Report a runtime failure on stderr; return the failure exit code."""
     print(f"henn: error: {message}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def scheme_param(text: str) -> tuple[str, object]:
+    """argparse type: ``KEY=VALUE`` with a JSON value (``16384``, ``true``, ``1.5``) or a bare string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value

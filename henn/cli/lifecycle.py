@@ -36,10 +36,17 @@ EXIT_ERROR = 1  # as henn.cli.common.EXIT_FAILED; 2 stays argparse's usage error
 
 def _keygen(args: argparse.Namespace) -> int:
     sizes = set(args.sizes)
+    params = _params(args.scheme, args.param)
     if args.model is not None:
-        sizes |= set(lc.required_sizes(lc.read_plain_model(args.model)))
+        plain = lc.read_plain_model(args.model)
+        sizes |= set(lc.required_sizes(plain))
+        depth = plain.meta.get("depth")
+        if params is None and isinstance(depth, int) and not isinstance(depth, bool) and depth > 0:
+            # The model says how many levels one training step needs between refreshes.
+            chooser = getattr(he_core.scheme_class(args.scheme), "params_for_depth", None)
+            params = chooser(depth) if chooser is not None else None
     pair = lc.keygen(args.scheme, args.out, sizes=sorted(sizes), rotations=args.rotations,
-                     multiply=not args.no_multiply, force=args.force, params=_params(args.scheme, args.param))
+                     multiply=not args.no_multiply, force=args.force, params=params)
     print(f"keygen: {args.scheme} key {pair.public.key_id} (params {pair.public.params_id}, sizes "
           f"{list(pair.public.requirements.sizes)})")
     print(f"  public keys (share them): {Path(args.out) / lc.PUBLIC_FILE}")

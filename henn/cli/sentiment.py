@@ -73,6 +73,9 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
                         help=f"keep words with |log pos/neg ratio| >= this (default {text.polarity_cutoff})")
     parser.add_argument("--punctuation", choices=("drop", "split", "none"), default=text.punctuation,
                         help=f"punctuation handling (default {text.punctuation})")
+    parser.add_argument("--scheme-param", metavar="KEY=VALUE", type=common.scheme_param, action="append", default=[],
+                        help="scheme parameter passed to he_core.get_scheme (repeatable); default: the scheme's "
+                             "cheapest set with the levels one training step needs (ckks: N=8192, 4 levels)")
     parser.add_argument("--twin", action="store_true",
                         help="also train the plaintext twin identically and report its validation accuracy")
     parser.add_argument("--reference", choices=("sigmoid", "poly"), default=None,
@@ -102,8 +105,8 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
 
 # Options a trainer cannot change: the encrypted model file fixes the network, the
 # vocabulary and the split, and the trainer has no key to save, plot or validate with.
-_TRAINER_FIXED = ("scheme", "seed", "hidden", "epochs", "validation", "split_seed", "lr", "init_scale", "degree",
-                  "interval", "min_count", "polarity_cutoff", "punctuation", "twin", "reference", "save", "plot")
+_TRAINER_FIXED = ("scheme", "scheme_param", "seed", "hidden", "epochs", "validation", "split_seed", "lr",
+                  "init_scale", "degree", "interval", "min_count", "polarity_cutoff", "punctuation", "twin", "reference", "save", "plot")
 
 
 def _trainer_conflicts(args: argparse.Namespace) -> list[str]:
@@ -224,7 +227,8 @@ def _init_plain(args, text, config) -> dict:
     data = T.prepare(reviews, validation=args.validation, seed=args.split_seed, text=text)
     W01, w12 = init_weights(len(data.vocab), config)
     split = {"reviews": len(reviews), "validation": args.validation, "seed": args.split_seed}
-    meta = {"task": "sentiment", "config": config.to_dict(), "vocab": data.vocab.to_dict(), "split": split}
+    meta = {"task": "sentiment", "config": config.to_dict(), "vocab": data.vocab.to_dict(), "split": split,
+            "tables": ["W01"], "depth": T.STEP_DEPTH}
     lc.write_plain_model(args.init, lc.PlainModel({"W01": W01, "w12": w12}, meta))
     return {"task": "sentiment", "init": str(args.init), "vocab_size": len(data.vocab), "hidden": config.hidden,
             "train_reviews": len(data.train_ids), "validation_reviews": len(data.val_ids),
@@ -329,7 +333,10 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
     data = T.prepare(reviews, validation=args.validation, limit=args.limit, seed=args.split_seed, text=text)
     activation = config.make_activation()
     W01, w12 = init_weights(len(data.vocab), config)
-    scheme, keyholder = T.setup(scheme_name, config.hidden)
+    try:
+        scheme, keyholder = T.setup(scheme_name, config.hidden, **dict(args.scheme_param))
+    except TypeError as exc:  # an unknown parameter name
+        raise ValueError(f"cannot create scheme {scheme_name!r}: {exc}") from None
     net = EncSentimentNet.encrypt(scheme, W01, w12, activation)
     total = args.epochs * len(data.train_ids)
     with _bar(total, f"sentiment/{scheme_name}", args.quiet) as bar:
@@ -340,6 +347,8 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
         result = T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr,
                                    epochs=args.epochs, monitor_every=_monitor_every(total), progress=on_chunk)
     summary = _summary(scheme_name, config, data, result, activation)
+    summary["scheme_params"] = scheme.params.to_dict()
+    summary["refresh_rounds_per_review"] = keyholder.refresh_rounds / max(1, result.reviews)
     summary.update(_validate(net, keyholder, data, activation))
     if args.twin:
         summary.update(_twin(data, config, args.epochs))

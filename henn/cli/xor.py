@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import he_core
 
@@ -31,23 +30,11 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--refresh-every", type=common.non_negative_int, default=None,
                         help="refresh the weights with the key holder after every N-th step (0: never); "
                              "default: refresh any ciphertext whose budget is too low for its next operation")
-    parser.add_argument("--scheme-param", metavar="KEY=VALUE", type=scheme_param, action="append", default=[],
+    parser.add_argument("--scheme-param", metavar="KEY=VALUE", type=common.scheme_param, action="append", default=[],
                         help="scheme parameter passed to he_core.get_scheme (repeatable), e.g. "
                              "--scheme-param poly_degree=16384 --scheme-param levels=7 for ckks")
     parser.set_defaults(func=run)
     return parser
-
-
-def scheme_param(text: str) -> tuple[str, object]:
-    """argparse type: ``KEY=VALUE`` with a JSON value (``16384``, ``true``, ``1.5``) or a bare string."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key, value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+import he_core
 from he_core import Scheme
 
 from ..activations import PolyActivation, sigmoid
@@ -168,6 +169,12 @@ class EncSentimentNet:
         refresh: ``None``, or a callable (the key holder's ``refresh``) that
             :meth:`train_step` applies to each review's scalar step; the trainer sets
             it for schemes with a noise budget.
+        refresh_to: ``None``, or a callable ``(ciphertext, layout) -> ciphertext`` (the
+            key holder's masked refresh into a layout). When the scheme answers an
+            operation with :class:`he_core.RefreshRequired` (a packing scheme whose
+            gathered rows must be re-encrypted before entering the sigmoid, or whose
+            update must reach the table at its level), the operand goes through it and
+            the operation is repeated; without it the error propagates.
     """
 
     def __init__(self, scheme: Scheme, W01: EncTensor, w12: EncTensor, activation: PolyActivation):
@@ -179,6 +186,7 @@ class EncSentimentNet:
         self.w12 = w12
         self.activation = activation
         self.refresh: Callable[[Any], Any] | None = None
+        self.refresh_to: Callable[[Any, Any], Any] | None = None
         self.coeffs = tuple(activation.coeffs)
         # The polynomial is evaluated in u = z / interval: powers of u stay near 1 where
         # powers of z (|z| up to ~30) would leave a fixed-point scheme's range.
@@ -189,8 +197,8 @@ class EncSentimentNet:
     @classmethod
     def encrypt(cls, scheme: Scheme, W01: np.ndarray, w12: np.ndarray, activation: PolyActivation,
                 *, rng: Any = None) -> "EncSentimentNet":
-        """Encrypt plaintext initial weights with the scheme's public key."""
-        enc_W01 = EncTensor.encrypt(scheme, np.asarray(W01, dtype=np.float64), rng=rng)
+        """Encrypt plaintext initial weights with the scheme's public key (``W01`` as a table)."""
+        enc_W01 = EncTensor.encrypt(scheme, np.asarray(W01, dtype=np.float64), rng=rng, layout="table")
         enc_w12 = EncTensor.encrypt(scheme, np.asarray(w12, dtype=np.float64).reshape(1, -1), rng=rng)
         return cls(scheme, enc_W01, enc_w12, activation)
 
@@ -237,22 +245,46 @@ class EncSentimentNet:
             The encrypted ``step = -lr * (s(z) - label)`` (a ``(1, 1)`` ciphertext); the
             trainer may hand it to the key holder to monitor loss and accuracy.
         """
-        s = self.scheme
-        w01, w12 = self.W01.ct, self.w12.ct
-        h = s.row_sum(w01, ids)                                   # (1, hidden)
-        u = s.mul_plain(s.inner(h, w12), self.z_scale)            # (1, 1): z / interval
-        step = s.polyval(u, self.step_coeffs(label, lr))          # -lr * (s(z) - y)
+        s, call = self.scheme, self._call
+        h = call(s.row_sum, self.W01.ct, ids)                          # (1, hidden)
+        u = s.mul_plain(call(s.inner, h, self.w12.ct), self.z_scale)   # (1, 1): z / interval
+        step = call(s.polyval, u, self.step_coeffs(label, lr))         # -lr * (s(z) - y)
         if self.refresh is not None:
             # Re-encrypting the scalar step cuts the W01 -> step -> W01 noise loop, so the
             # weights' noise grows additively instead of geometrically.
             step = self.refresh(step)
-        g1 = s.mul(w12, step)                                     # old w12 * step
-        gh = s.mul(h, step)                                       # h * step
-        s.index_add_(w01, ids, g1)                                # W01[ids] += g1
-        s.index_add_(w12, _ROW0, gh)                              # w12 += gh
+        g1 = call(s.mul, self.w12.ct, step)                            # old w12 * step
+        gh = call(s.mul, h, step)                                      # h * step
+        call(s.index_add_, self.W01.ct, ids, g1)                       # W01[ids] += g1
+        call(s.index_add_, self.w12.ct, _ROW0, gh)                     # w12 += gh
         return step
 
+    def _call(self, op: Callable, *args):
+        """``op(*args)``, re-encrypting operands through :attr:`refresh_to` while the scheme asks for it.
+
+        A weight that gets re-encrypted (say ``w12`` into the packing an inner product
+        needs) is replaced in the network too, so later calls see the new one.
+        """
+        for _ in range(len(args) + 1):
+            try:
+                return op(*args)
+            except he_core.RefreshRequired as exc:
+                if self.refresh_to is None:
+                    raise
+                old = exc.ciphertext
+                new = self.refresh_to(old, exc.target)
+                for weight in (self.W01, self.w12):
+                    if weight.ct is old:
+                        weight.ct = new
+                args = tuple(new if a is old else a for a in args)
+        return op(*args)
+
     # ------------------------------------------------------------------ inference
+    def logit(self, ids: np.ndarray):
+        """Encrypted logit ``z`` of one review (a ``(1, 1)`` ciphertext; refreshes as :meth:`train_step`)."""
+        s = self.scheme
+        return self._call(s.inner, self._call(s.row_sum, self.W01.ct, ids), self.w12.ct)
+
     def hidden_batch(self, reviews: Sequence[np.ndarray]):
         """Encrypted layer 1 of many reviews: a ``(len(reviews), hidden)`` ciphertext."""
         s, w01 = self.scheme, self.W01.ct

@@ -77,9 +77,22 @@ def prepare(reviews: Reviews, *, validation: int = 5000, limit: int | None = Non
                     vocab.encode_all(val.texts), val.labels)
 
 
+# Levels one training step needs between refreshes: the polynomial sigmoid (degree 5:
+# depth 3) and the product of its output with a weight row.
+STEP_DEPTH = 4
+
+
 def setup(scheme_name: str, hidden: int, *, rng: Any = None, **params: Any) -> tuple[he_core.Scheme, KeyHolder]:
-    """Create the scheme, generate keys for sizes ``(1, hidden)``, give the secret to a key holder."""
-    scheme = he_core.get_scheme(scheme_name, **params)
+    """Create the scheme, generate keys for sizes ``(1, hidden)``, give the secret to a key holder.
+
+    Without ``params`` a leveled scheme gets its cheapest set with :data:`STEP_DEPTH`
+    levels (:meth:`he_core.Scheme.params_for_depth`); other schemes their defaults.
+    """
+    if not params:
+        chosen = he_core.scheme_class(scheme_name).params_for_depth(STEP_DEPTH)
+        scheme = he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
+    else:
+        scheme = he_core.get_scheme(scheme_name, **params)
     secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, hidden)), rng=rng)
     return scheme, KeyHolder(scheme, secret)
 
@@ -132,14 +145,26 @@ class RefreshPolicy:
 
     Attributes:
         step: re-encrypt the scalar step of every review (keeps noise growth additive).
-        w12_reserve, w01_reserve: refresh when ``budget.remaining`` falls below these.
-            The defaults were measured with ``vhe`` on IMDB (one step's ``inner`` and
-            ``polyval`` use about 12 bits above the weights' noise).
+        w12_reserve, w01_reserve: refresh when ``budget.remaining`` falls below these
+            (in the budget's own unit). The defaults were measured with ``vhe`` on IMDB
+            (one step's ``inner`` and ``polyval`` use about 12 bits above the weights'
+            noise).
+
+    A scheme counting *levels* gets :meth:`for_kind`'s level policy instead: its
+    packed tables cost no level to gather from or scatter into, and whatever else
+    needs re-encrypting is named by the scheme itself (:class:`he_core.RefreshRequired`).
     """
 
     step: bool = True
     w12_reserve: float = 16.0
     w01_reserve: float = 14.0
+
+    @classmethod
+    def for_kind(cls, kind: str) -> "RefreshPolicy":
+        """The default policy for a budget kind (``"noise"``, ``"levels"``, ``"unbounded"``)."""
+        if kind == "levels":
+            return cls(step=False, w12_reserve=1.0, w01_reserve=1.0)
+        return cls()
 
 
 def has_budget(tensor) -> bool:
@@ -149,7 +174,7 @@ def has_budget(tensor) -> bool:
 
 def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray], labels: np.ndarray,
                     *, lr: float, epochs: int = 1, monitor_every: int = 1000,
-                    policy: RefreshPolicy = RefreshPolicy(),
+                    policy: RefreshPolicy | None = None,
                     progress: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Per-review SGD on ciphertexts.
 
@@ -161,7 +186,8 @@ def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np
         lr: learning rate.
         epochs: passes over the reviews (same order each pass).
         monitor_every: decrypt the outputs every this many reviews (one key-holder round trip).
-        policy: when to refresh (ignored by schemes with an unbounded budget).
+        policy: when to refresh (default: :meth:`RefreshPolicy.for_kind` of the weights'
+            budget; ignored by schemes with an unbounded budget).
         progress: called after every monitored chunk with (reviews in the chunk, record).
 
     Returns:
@@ -173,8 +199,9 @@ def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np
     if len(labels) != len(ids):
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
     bounded = has_budget(net.W01)
+    policy = policy or RefreshPolicy.for_kind(net.W01.budget()["kind"])
     trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
-    net.refresh = StepRefresher(net.scheme, keyholder) if bounded and policy.step else None
+    _attach_refresh(net, keyholder, policy if bounded else None)
     history: list[dict] = []
     seen = correct_total = 0
     start = time.perf_counter()
@@ -192,9 +219,15 @@ def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np
                 if progress is not None:
                     progress(len(chunk_y), record)
     finally:
-        net.refresh = None
+        net.refresh = net.refresh_to = None
     refreshes = trainer.refreshes if trainer is not None else 0
     return TrainResult(history, time.perf_counter() - start, seen, refreshes)
+
+
+def _attach_refresh(net: EncSentimentNet, keyholder: MaskedRefresh, policy: RefreshPolicy | None) -> None:
+    """Give the network its refresh hooks: the scalar step's (noise budgets) and the scheme-requested ones."""
+    net.refresh = StepRefresher(net.scheme, keyholder) if policy is not None and policy.step else None
+    net.refresh_to = lambda ct, layout: keyholder.refresh(ct, layout=layout)
 
 
 class StepRefresher:
@@ -279,7 +312,8 @@ class _BoundedTrainer:
             self.refresh("W01")
 
     def refresh(self, name: str) -> None:
-        setattr(self.net, name, self.keyholder.refresh(getattr(self.net, name)))
+        tensor = getattr(self.net, name)
+        setattr(self.net, name, self.keyholder.refresh(tensor, layout=self.net.scheme.layout_of(tensor.ct)))
         self.refreshes += 1
 
 
@@ -289,7 +323,10 @@ def _monitor(net: EncSentimentNet, keyholder: KeyHolder, steps: list, labels: Se
     y = np.asarray(labels, dtype=np.float64)
     p = np.full(y.size, net.coeffs[0])
     present = [i for i, d in enumerate(steps) if d is not None]
-    if present:
+    if present and net.scheme.supports(he_core.Capability.PACKING):
+        # Gathering scalars into one packed batch would cost a rotation each: decrypt one by one.
+        p[present] = [keyholder.decrypt(steps[i])[0, 0] / -lr + y[i] for i in present]
+    elif present:
         batch = net.scheme.concat_rows([steps[i] for i in present])
         p[present] = keyholder.decrypt(batch)[:, 0] / -lr + y[present]
     correct = int(np.sum((p > 0.5) == (y == 1)))
@@ -297,10 +334,14 @@ def _monitor(net: EncSentimentNet, keyholder: KeyHolder, steps: list, labels: Se
 
 
 def refresh_weights(net: EncSentimentNet, keyholder: KeyHolder) -> None:
-    """Re-encrypt both weight tensors (before inference on a scheme with a budget)."""
-    if has_budget(net.W01):
-        net.W01 = keyholder.refresh(net.W01)
-        net.w12 = keyholder.refresh(net.w12)
+    """Re-encrypt the weight tensors whose budget is below the policy's reserve (before inference)."""
+    if not has_budget(net.W01):
+        return
+    policy = RefreshPolicy.for_kind(net.W01.budget()["kind"])
+    for name, reserve in (("W01", policy.w01_reserve), ("w12", policy.w12_reserve)):
+        tensor = getattr(net, name)
+        if tensor.budget().remaining < reserve or policy.step:  # noise budgets: always start fresh
+            setattr(net, name, keyholder.refresh(tensor, layout=net.scheme.layout_of(tensor.ct)))
 
 
 def predict_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray],
@@ -313,10 +354,30 @@ def predict_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[
     refresh_weights(net, keyholder)
     p = np.full(len(ids), net.coeffs[0])
     present = np.array([i for i, r in enumerate(ids) if r.size], dtype=np.int64)
+    if present.size and _gathers_need_refresh(net):
+        # Packed tables: decrypting each encrypted logit beats re-encrypting each gathered
+        # row; the key holder applies the polynomial to the logits it decrypts.
+        net.refresh_to = lambda ct, layout: keyholder.refresh(ct, layout=layout)
+        try:
+            z = [keyholder.decrypt(net.logit(ids[i]))[0, 0] for i in present]
+        finally:
+            net.refresh_to = None
+        p[present] = net.activation.value(np.asarray(z))
+        return p
     for lo in range(0, present.size, batch):
         part = present[lo:lo + batch]
         p[part] = keyholder.decrypt(net.forward_batch([ids[i] for i in part]))[:, 0]
     return p
+
+
+def _gathers_need_refresh(net: EncSentimentNet) -> bool:
+    """Whether a gathered row cannot be batched without the key holder (a packed table)."""
+    probe = net.scheme.row_sum(net.W01.ct, np.zeros(1, dtype=np.int64))
+    try:
+        net.scheme.concat_rows([probe, probe])
+    except he_core.RefreshRequired:
+        return True
+    return False
 
 
 def evaluate_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray],
@@ -433,7 +494,7 @@ def part_slice(n: int, part: int, parts: int) -> slice:
 
 def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.ndarray, *, lr: float,
                  stop_when_exhausted: bool = False, keyholder: MaskedRefresh | None = None,
-                 policy: RefreshPolicy = RefreshPolicy(),
+                 policy: RefreshPolicy | None = None,
                  progress: Callable[[int], None] | None = None) -> int:
     """Per-review SGD on ciphertexts with public material only: the trainer's side.
 
@@ -464,8 +525,12 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
     if len(ids) != len(labels):
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
     bounded = keyholder is not None and has_budget(net.W01)
+    policy = policy or RefreshPolicy.for_kind(net.W01.budget()["kind"])
     trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
-    net.refresh = StepRefresher(net.scheme, keyholder) if bounded and policy.step else None
+    if keyholder is not None:
+        _attach_refresh(net, keyholder, policy if bounded else None)
+    else:
+        net.refresh = net.refresh_to = None
     try:
         for done, (review, y) in enumerate(zip(ids, labels)):
             if review.size:
@@ -475,14 +540,17 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
                     else:
                         trainer.step(review, int(y), lr)
                         trainer.keep_fresh()
-                except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError) as exc:
+                except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
                     if stop_when_exhausted and done:
                         return done
+                    if isinstance(exc, he_core.RefreshRequired):
+                        raise he_core.RefreshRequired(_out_of_budget(net, done, len(ids), exc), exc.ciphertext,
+                                                      exc.target) from None
                     raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
             if progress is not None:
                 progress(1)
     finally:
-        net.refresh = None
+        net.refresh = net.refresh_to = None
     return len(ids)
 
 

@@ -25,9 +25,9 @@ def test_refresh_keeps_values_and_only_sees_masked_ones(env):
     seen = []
     real_reencrypt = kh.reencrypt
 
-    def spy(masked):
+    def spy(masked, layout=None):
         seen.append(env.scheme.decrypt(masked, env.secret))
-        return real_reencrypt(masked)
+        return real_reencrypt(masked, layout)
 
     kh.reencrypt = spy
     fresh = kh.refresh(t, rng=he_core.SeededRandom(0))

@@ -73,7 +73,7 @@ def test_service_answers_garbage_with_an_error_frame(served):
     _scheme, _secret, service, sock = served
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(str(sock))
-        send_frame(conn, REENCRYPT, b"not a henn ciphertext")
+        send_frame(conn, REENCRYPT, b"\x00\x00\x00\x04null" + b"not a henn ciphertext")
         op, body = recv_frame(conn, 1 << 20)
         assert op == ERROR and b"FormatError" in body
         send_frame(conn, 99)

@@ -426,3 +426,15 @@ def test_sentiment_lifecycle_imdb_vhe_with_key_service(tmp_path):
               f"{out['refresh_rounds']} refreshes, {out['bytes_exchanged'] / 1e6:.1f} MB through the key service")
     twin = check_against_twin(result, data, None, "vhe", 0.05)
     assert result["evaluate"]["reviews"] == 5000 and twin["accuracy"] > 0.85
+
+
+@pytest.mark.skipif(not _usable("ckks"), reason="ckks not built")
+def test_sentiment_lifecycle_ckks_with_key_service_synthetic(tmp_path, corpus):
+    """CKKS across processes: the owner's keys get the levels the model asks for, W01 travels as a table,
+    and each trainer re-encrypts the three values per review the scheme names through the key service."""
+    result = run_lifecycle(tmp_path, corpus, "ckks", init_args=SMALL, service=True)
+    for party in ("A", "B"):
+        out, served = result[party], result["served"][party]
+        assert out["train_reviews"] == 120 and out["refresh_rounds"] == served["refresh_rounds"] > 3 * 100
+        assert served["decrypt_calls"] == 0 and served["errors"] == 0
+    check_against_twin(result, corpus, None, "ckks", 2e-3)

@@ -115,18 +115,23 @@ class ArithMixin:
             raise EncodingError(f"cannot encrypt: vectors of size {size} exceed the {self.params.slots} slots")
         slotvecs = layout.pack(values, self.params.slots, stride)
         nq = len(self.ring.q)
-        data = np.empty((slotvecs.shape[0], 2, nq, self.ring.n), dtype=np.uint64)
+        data = self._encrypt_pts(self.encode_pts(slotvecs, scale, nq), nq, rng, secret=secret, public=public)
+        return self._wrap(key_id, (rows, size), scale, data, stride=stride)
+
+    def _encrypt_pts(self, pts, nl: int, rng, secret=None, public=None) -> np.ndarray:
+        """Encryptions of NTT-form plaintexts over the first ``nl`` primes (secret or public key)."""
         r = self.ring
-        for i, vec in enumerate(slotvecs):
-            m = self.encode_pt(vec, scale, nq)
+        data = np.empty((len(pts), 2, nl, r.n), dtype=np.uint64)
+        for i, m in enumerate(pts):
             if secret is not None:
-                a = keygen.uniform(r, nq, rng)
-                c0 = r.sub(keygen.error(r, self.params, nq, rng), r.mul(a, secret[:nq]))
+                a = keygen.uniform(r, nl, rng)
+                c0 = r.sub(keygen.error(r, self.params, nl, rng), r.mul(a, np.ascontiguousarray(secret[:nl])))
                 data[i, 0], data[i, 1] = r.add(c0, m), a
             else:
-                data[i, 0], data[i, 1] = self._public_zero(public, rng)
-                r.add(data[i, 0], m, data[i, 0])
-        return self._wrap(key_id, (rows, size), scale, data, stride=stride)
+                c0, c1 = self._public_zero(public, rng)
+                data[i, 0], data[i, 1] = c0[:nl], c1[:nl]  # a lower level: drop the other primes
+                r.add(np.ascontiguousarray(data[i, 0]), m, data[i, 0])
+        return data
 
     def _public_zero(self, public: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
         """A fresh public-key encryption of zero over Q.

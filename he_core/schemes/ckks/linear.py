@@ -31,6 +31,8 @@ class LinearMixin:
     """matvec (BSGS diagonal method) and polyval (coefficients folded into factors)."""
 
     def _matvec(self, a, matrix, key):
+        if a.meta.get("coeff"):
+            raise self._need_slots("matvec", a)
         out_size, size = matrix.shape
         slots = self.params.slots
         stride = max(a.meta["stride"], layout.next_pow2(out_size), layout.next_pow2(size))
@@ -92,6 +94,12 @@ class LinearMixin:
         nonzero = [i for i in range(1, c.size) if c[i] != 0.0]
         if not nonzero:
             return self._add_plain(self._mul_plain(x, np.array(0.0), True), np.array(c[0]))
+        if max(nonzero) >= 5 and all(i % 2 for i in nonzero):
+            # An odd polynomial (sigmoid - 1/2, tanh): c0 + x * q(x^2) takes one product
+            # fewer than building every odd power, at the same depth.
+            inner = self._polyval(self._mul(x, x, True), c[1::2])
+            out = self._mul(x, inner, True)
+            return self._add_plain(out, np.array(c[0])) if c[0] != 0.0 else out
         plan = power_plan(max(nonzero))
         powers = {1: x}
 

@@ -20,8 +20,9 @@ from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
 from . import keys as keygen, layout
 from .arith import ArithMixin
+from .coeff import CoeffMixin, is_coeff
 from .linear import LinearMixin, bsgs_giant
-from .params import CkksParams
+from .params import HE_STANDARD_MAX_LOGQP, CkksParams
 from .ring import RnsRing
 from .rotation import RotationMixin
 
@@ -33,7 +34,7 @@ KEY_BUDGET_BYTES = 1 << 30
 MOVE_ROWS = 64
 
 
-class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
+class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -53,6 +54,24 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
             scales[level - 1] = scales[level] ** 2 / self.ring.q[level]
         self._scales = scales
         self._secret_cache: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def params_for_depth(cls, depth: int) -> CkksParams | None:
+        """The smallest 128-bit set with ``depth`` levels: N = 8192 while it fits, scale up to 2^40.
+
+        The first and special primes get 12 bits above the scale (values up to 2^10 at
+        the working scale, room for refresh masks): at N = 8192, depth 4 gets a 32-bit
+        scale (216 bits of the 218 allowed). Depth 2 or less keeps the default set.
+        """
+        if depth <= cls.params_class().levels:
+            return None
+        for n in (8192, 16384, 32768):
+            limit = HE_STANDARD_MAX_LOGQP[128][n] - 2  # primes may exceed their nominal size by a little
+            bits = min(40, (limit - 24) // (depth + 2))
+            if bits >= 30:
+                return CkksParams(poly_degree=n, levels=depth, scale_bits=bits, first_bits=bits + 12,
+                                  special_bits=bits + 12)
+        return None
 
     # ------------------------------------------------------------------ keys
     def _s_full(self, key: SecretKey) -> np.ndarray:
@@ -168,6 +187,8 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._encrypt(values, public.key_id, scale, rng, public=public.data["pk"])
 
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
+        if is_coeff(ct):
+            return self._decrypt_coeff(ct, self._s_full(key))
         slots = self._decrypt_slots(ct, self._s_full(key))
         values = layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"])
         # A wrap modulo q (values too large for the scale) leaves values beyond what the
@@ -176,10 +197,13 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         imag, real = float(np.max(np.abs(values.imag))), float(np.max(np.abs(values.real)))
         limit = self._decode_range(ct)
         if real >= limit or imag > 0.5 + 1e-3 * real:
-            raise HEOverflowError(f"cannot decrypt {ct.describe()}: the result is not a valid encoding "
-                                  f"(|values| up to {real:.3g}, imaginary parts up to {imag:.3g}); its values "
-                                  f"outgrew the modulus (about {limit:.3g} at level {self.level(ct)})")
+            raise self._overflow(ct, real, limit, imag)
         return np.ascontiguousarray(values.real)
+
+    def _overflow(self, ct: Ciphertext, real: float, limit: float, imag: float = 0.0) -> HEOverflowError:
+        return HEOverflowError(f"cannot decrypt {ct.describe()}: the result is not a valid encoding "
+                               f"(|values| up to {real:.3g}, imaginary parts up to {imag:.3g}); its values "
+                               f"outgrew the modulus (about {limit:.3g} at level {self.level(ct)})")
 
     def _decode_range(self, ct: Ciphertext) -> float:
         """Largest |value| the decryption's CRT (q_0, or q_0 * q_1 above level 0) can represent."""
@@ -209,10 +233,14 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
 
     # ------------------------------------------------------------------ arithmetic hooks
     def _add(self, a, b):
+        if is_coeff(a) or is_coeff(b):
+            return self._coeff_add(a, b, sub=False)
         a, b = self._align_add(*self._match(a, b), "add")
         return self._add_raw(a, b)
 
     def _sub(self, a, b):
+        if is_coeff(a) or is_coeff(b):
+            return self._coeff_add(a, b, sub=True)
         a, b = self._align_add(*self._match(a, b), "sub")
         return self._add_raw(a, b, sub=True)
 
@@ -220,17 +248,26 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._neg_ct(a)
 
     def _add_plain(self, a, values):
+        if is_coeff(a):
+            return self._coeff_add_plain(a, values)
         self._check_range(np.asarray(values), a.scale, "add_plain")
         return self._add_slots(a, self._plain_slots(a, values))
 
     def _mul_plain(self, a, values, rescale):
         if np.ndim(values) == 0:  # a scalar scales garbage slots too, so cleanliness is unchanged
             return self._mul_scalar(a, float(values), rescale)
+        if is_coeff(a):
+            flat = np.unique(np.asarray(values))
+            if flat.size == 1:  # one factor for every element: a scalar in any packing
+                return self._mul_scalar(a, float(flat[0]), rescale)
+            raise self._need_slots("mul_plain", a)
         out = self._mul_slots(a, self._plain_slots(a, values), rescale, True)
         out.meta.update(dirty=False, rep=a.meta["rep"])
         return out
 
     def _mul(self, a, b, rescale):
+        if is_coeff(a) or is_coeff(b):
+            return self._coeff_mul(a, b, rescale)
         if a.size != b.size:
             if a.size == 1:
                 a = self._replicate_size(a, b.size, b.meta["stride"])
@@ -243,6 +280,8 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._rescale_ct(out) if rescale else out
 
     def _inner(self, a, b, rescale):
+        if is_coeff(a) or is_coeff(b):
+            return self._coeff_inner(a, b, rescale)
         prod = self._mul(a, b, rescale)
         if not layout.is_clean(prod):
             prod = self._clean(prod)
@@ -256,6 +295,8 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
 
     # ------------------------------------------------------------------ rows
     def _take_rows(self, a, rows):
+        if is_coeff(a):
+            raise self._need_slots("take_rows", a)
         if rows.size == 0:
             raise ValueError("cannot take_rows: no rows selected")
         if np.array_equal(rows, np.arange(rows.size)):
@@ -268,6 +309,9 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return self._gather(a, plan, int(rows.size), a.meta["stride"])
 
     def _concat_rows(self, parts):
+        for p in parts:
+            if is_coeff(p):
+                raise self._need_slots("concat_rows", p)
         if len(parts) == 1:
             return parts[0].replace(data=parts[0].data.copy())
         stride = max(p.meta["stride"] for p in parts)
@@ -280,6 +324,8 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return acc
 
     def _row_sum(self, a, rows):
+        if is_coeff(a):
+            return self._coeff_row_sum(a, rows)
         if rows is not None:
             counts = np.bincount(rows, minlength=a.rows).astype(np.float64)
             a = self._mul_plain(a, counts[:, None], True)
@@ -294,6 +340,8 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return acc.replace(shape=(1, a.size), meta={**acc.meta, "rep": True, "dirty": False})
 
     def _lincomb(self, weights, a, rescale):
+        if is_coeff(a):
+            raise self._need_slots("lincomb", a)
         # Block-level diagonal method: one weighted mask per (source, destination, shift)
         # group, then one rotation per group; a single level in all.
         plan = [(i, r, float(w)) for i, row in enumerate(weights) for r, w in enumerate(row) if w != 0.0]
@@ -305,6 +353,10 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         return out
 
     def _index_add_(self, a, rows, b):
+        if is_coeff(a):
+            return self._coeff_index_add_(a, rows, b)
+        if is_coeff(b):
+            raise self._need_slots("index_add_", b)
         plan = [(int(r), k if b.rows > 1 else 0, 1.0) for k, r in enumerate(rows)]
         if not plan:
             return
@@ -325,17 +377,23 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
         truncated to ``size``. The result is marked as holding garbage outside its values.
         """
         self._check_ct(ct)
+        if is_coeff(ct):
+            raise self._need_slots("rotate", ct)
         out = self._rotate_ct(ct, int(steps))
         return out.replace(meta={**out.meta, "dirty": out.meta["dirty"] or steps % self.params.slots != 0})
 
     def conjugate(self, ct: Ciphertext) -> Ciphertext:
         """Complex conjugation of every slot (the identity on real data)."""
         self._check_ct(ct)
+        if is_coeff(ct):
+            raise self._need_slots("conjugate", ct)
         return self._apply_galois(ct, 2 * self.params.poly_degree - 1)
 
     def sum_slots(self, ct: Ciphertext) -> Ciphertext:
         """The sum of every entry of the batch, as a (1, 1) ciphertext."""
         self._check_ct(ct)
+        if is_coeff(ct):
+            raise self._need_slots("sum_slots", ct)
         total = self._clean(self._row_sum(ct, None))  # block 0 only
         out = self._sum_within(total, layout.next_pow2(ct.size), 1)
         return out.replace(shape=(1, 1), meta={**out.meta, "dirty": True, "rep": False})
@@ -352,4 +410,6 @@ class CkksScheme(ArithMixin, RotationMixin, LinearMixin, Scheme):
     def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
         """``sum(c_i * a**i)`` folding each coefficient into the shallower factor of its power."""
         self._check_ct(a)
+        if is_coeff(a):
+            raise self._need_slots("polyval", a)
         return self._polyval(a, coeffs)

@@ -1,0 +1,210 @@
+"""Coefficient-packed CKKS tables (he_core.schemes.ckks.coeff) against numpy.
+
+Parameters: N = 2048 (explicitly insecure, for speed), 4 levels, scale 2^32 with 44-bit
+first and special primes — the shape of the 128-bit set ``params_for_depth(4)`` picks
+for the sentiment network. In the coefficient packing an error is the noise of one
+coefficient, not of a slot (a sum over all coefficients), so it is small: measured
+worst about 2^-22 per value for public-key encryptions (2^-27 with the secret key),
+growing with the number of rows gathered or scattered (integer plaintexts, no rescale),
+and about 2^-21 after one product and rescale. The bounds leave a margin of 8x.
+"""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import he_core
+from he_core import KeyRequirements, RefreshRequired, SeededRandom
+from he_core.errors import EncodingError
+from he_core.schemes.ckks import CkksParams, CkksScheme
+
+TABLE = 2.0**-19   # encrypt / decrypt, row_sum, index_add_ (no rescale), per row involved
+PRODUCT = 2.0**-18  # inner, products with a constant (one rescale)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheme = CkksScheme(CkksParams(poly_degree=2048, levels=4, scale_bits=32, first_bits=44, special_bits=44,
+                                       allow_insecure=True))
+    keys = scheme.keygen(KeyRequirements(sizes=(1, 8)), rng=SeededRandom(5))
+    return scheme, keys.secret
+
+
+def close(got, want, bound):
+    assert got.shape == want.shape
+    err = float(np.max(np.abs(got - want), initial=0.0))
+    assert err <= bound, f"error {err:.3e} (2^{math.log2(err):.1f}) above bound 2^{math.log2(bound):.0f}"
+
+
+def table_values(rows, size, seed):
+    x = np.random.default_rng(seed).uniform(-2, 2, (rows, size))
+    x.flat[0] = 0.0
+    return x
+
+
+def refreshed(scheme, secret, exc):
+    """What the key holder's refresh returns: the operand re-encrypted in the layout asked for."""
+    return scheme.encrypt(scheme.decrypt(exc.ciphertext, secret), secret, layout=exc.target)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 700), size=st.sampled_from([1, 3, 8]), seed=st.integers(0, 2**16))
+def test_table_round_trip(ctx, rows, size, seed):
+    scheme, secret = ctx
+    x = table_values(rows, size, seed)
+    ct = scheme.encrypt(x, layout="table")
+    assert ct.meta["coeff"] and scheme.level(ct) == 1 and ct.shape == x.shape
+    assert ct.data.shape[0] == -(-rows // (2048 // ct.meta["stride"]))  # rows packed into coefficients
+    close(scheme.decrypt(ct, secret), x, TABLE)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(2, 700), picks=st.integers(1, 60), seed=st.integers(0, 2**16))
+def test_row_sum_and_index_add_match_numpy(ctx, rows, picks, seed):
+    scheme, secret = ctx
+    rng = np.random.default_rng(seed)
+    x = table_values(rows, 8, seed)
+    ids = rng.integers(0, rows, picks)  # repeats included: they count twice, as numpy.add.at does
+    table = scheme.encrypt(x, layout="table")
+    h = scheme.row_sum(table, ids)
+    assert h.shape == (1, 8) and scheme.level(h) == scheme.level(table)  # no level spent
+    close(scheme.decrypt(h, secret), x[ids].sum(axis=0, keepdims=True), TABLE * picks)
+
+    g = rng.uniform(-1, 1, (1, 8))
+    update = scheme.encrypt(g, secret, layout=scheme.layout_of(table))
+    scheme.index_add_(table, ids, update)
+    want = x.copy()
+    np.add.at(want, ids, g[0])
+    assert scheme.level(table) == 1
+    close(scheme.decrypt(table, secret), want, 2 * TABLE * picks)
+
+
+def test_sentiment_step_shape(ctx):
+    """gather -> inner with a reversed row -> refresh to a constant -> polynomial -> scatter back."""
+    scheme, secret = ctx
+    rng = np.random.default_rng(3)
+    W = table_values(300, 8, 3)
+    w = rng.normal(0, 1, (1, 8))
+    ids = np.sort(rng.choice(300, 40, replace=False))
+    table = scheme.encrypt(W, layout="table")
+    h = scheme.row_sum(table, ids)
+    assert h.meta["dirty"]  # other rows landed in the other coefficients
+    w_ct = scheme.encrypt(w)  # slot-packed: inner asks for it reversed and coefficient-packed
+    with pytest.raises(RefreshRequired) as info:
+        scheme.inner(h, w_ct)
+    assert info.value.ciphertext is w_ct and info.value.target["rev"] is True
+    w_ct = refreshed(scheme, secret, info.value)
+    z = scheme.inner(h, w_ct)
+    want_z = W[ids].sum(0) @ w[0]
+    close(scheme.decrypt(z, secret), np.array([[want_z]]), PRODUCT * 16)
+    u = scheme.mul_plain(z, 1 / 20)  # a scalar: any packing
+    with pytest.raises(RefreshRequired) as info:
+        scheme.polyval(u, [0.5, 0.25, 0, -0.01, 0, 0.001])
+    assert info.value.target["layout"] == "constant"
+    u = refreshed(scheme, secret, info.value)
+    p = scheme.polyval(u, [0.5, 0.25, 0, -0.01, 0, 0.001])
+    t = want_z / 20
+    close(scheme.decrypt(p, secret), np.array([[0.5 + 0.25 * t - 0.01 * t**3 + 0.001 * t**5]]), PRODUCT)
+    g1 = scheme.mul(w_ct, p)  # packed row times a constant: element-wise
+    close(scheme.decrypt(g1, secret), w * scheme.decrypt(p, secret)[0, 0], PRODUCT)
+    with pytest.raises(RefreshRequired) as info:  # below the table's level and reversed: refused, never lowered
+        scheme.index_add_(table, ids, g1)
+    assert info.value.ciphertext is g1 and info.value.target["rev"] is False
+    scheme.index_add_(table, ids, refreshed(scheme, secret, info.value))
+    want = W.copy()
+    want[ids] += (w * scheme.decrypt(p, secret)[0, 0])[0]
+    close(scheme.decrypt(table, secret), want, PRODUCT)
+
+
+@pytest.mark.parametrize("op", ["polyval", "rotate", "take_rows", "concat_rows", "mul_plain", "sum_slots", "mul",
+                                "conjugate", "lincomb", "matvec"])
+def test_slotwise_ops_on_a_table_ask_for_a_refresh(ctx, op):
+    scheme, _ = ctx
+    table = scheme.encrypt(table_values(20, 8, 1), layout="table")
+    calls = {"polyval": lambda: scheme.polyval(table, [0, 1, 1]), "rotate": lambda: scheme.rotate(table, 1),
+             "take_rows": lambda: scheme.take_rows(table, [1, 2]),
+             "concat_rows": lambda: scheme.concat_rows([table, table]),
+             "mul_plain": lambda: scheme.mul_plain(table, np.arange(8.0)), "sum_slots": lambda: scheme.sum_slots(table),
+             "mul": lambda: scheme.mul(table, table), "conjugate": lambda: scheme.conjugate(table),
+             "lincomb": lambda: scheme.lincomb(np.ones((1, 20)), table),
+             "matvec": lambda: scheme.matvec(table, np.eye(8))}
+    with pytest.raises(RefreshRequired, match="coefficient-packed") as info:
+        calls[op]()
+    assert info.value.ciphertext is table and info.value.target["layout"] == "slots"
+
+
+def test_add_of_mismatched_packings_asks_for_a_refresh(ctx):
+    scheme, secret = ctx
+    a = scheme.encrypt(table_values(1, 8, 2), layout="table")
+    b = scheme.encrypt(table_values(1, 8, 3))
+    with pytest.raises(RefreshRequired) as info:
+        scheme.add(a, b)
+    assert info.value.ciphertext is b
+    close(scheme.decrypt(scheme.add(a, refreshed(scheme, secret, info.value)), secret),
+          table_values(1, 8, 2) + table_values(1, 8, 3), TABLE)
+
+
+def test_mask_for_refresh_hides_the_garbage(ctx):
+    """The key holder decrypting a masked gathered row sees no unmasked coefficient."""
+    scheme, secret = ctx
+    table = scheme.encrypt(table_values(200, 8, 4), layout="table")
+    h = scheme.row_sum(table, np.arange(0, 200, 3))
+    mask = np.full((1, 8), 0.5)
+    masked = scheme.mask_for_refresh(h, mask, SeededRandom(1))
+    close(scheme.decrypt(masked, secret), scheme.decrypt(h, secret) + 0.5, TABLE * 70)
+    r = scheme.ring
+    s = np.ascontiguousarray(scheme._s_full(secret)[:2])
+
+    def coeffs(ct):
+        return scheme._lift(r.intt(r.add(ct.data[0, 0], r.mul(ct.data[0, 1], s)))) / ct.scale
+    before, after = coeffs(h), coeffs(masked)
+    changed = np.abs(after - before) > 1e-3
+    assert changed[8:].mean() > 0.99  # every garbage coefficient moved by the uniform filler
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"layout": "nope"}, "unknown CKKS layout"),
+    ({"layout": "coeff", "level": 9, "scale": 2.0**32, "stride": 8, "rev": False}, "level"),
+    ({"layout": "coeff", "level": 1, "scale": float("nan"), "stride": 8, "rev": False}, "scale"),
+    ({"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 6, "rev": False}, "power-of-two stride"),
+    ({"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 8, "rev": 1}, "bool rev"),
+    ({"layout": "constant", "level": 1, "scale": 2.0**32}, "one value"),
+    ("rows", "unknown CKKS layout"),
+])
+def test_bad_layouts_are_refused(ctx, layout, message):
+    scheme, secret = ctx
+    with pytest.raises(EncodingError, match=message):
+        scheme.encrypt(np.ones((2, 8)), secret, layout=layout)
+
+
+def test_other_schemes_ignore_the_table_hint_and_refuse_targets():
+    scheme = he_core.get_scheme("plain")
+    secret = scheme.keygen(KeyRequirements(sizes=(3,))).secret
+    ct = scheme.encrypt(np.ones((2, 3)), layout="table")
+    np.testing.assert_array_equal(scheme.decrypt(ct, secret), np.ones((2, 3)))
+    assert scheme.layout_of(ct) is None
+    with pytest.raises(EncodingError, match="no layout"):
+        scheme.encrypt(np.ones((2, 3)), layout={"layout": "coeff"})
+
+
+def test_params_for_depth_is_secure_and_deep_enough():
+    for depth in (3, 4, 6):
+        params = CkksScheme.params_for_depth(depth)
+        assert params.levels == depth and params.security_bits >= 128
+    assert CkksScheme.params_for_depth(4).poly_degree == 8192  # the sentiment network's set
+    assert CkksScheme.params_for_depth(2) is None  # the defaults already have two levels
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_odd_polynomial_takes_three_products(ctx, seed):
+    scheme, secret = ctx
+    x = np.random.default_rng(seed).uniform(-1, 1, (1, 8))
+    coeffs = [0.5, 0.2, 0.0, -0.03, 0.0, 0.004]
+    out = scheme.polyval(scheme.encrypt(x), coeffs)
+    assert scheme.level(out) == scheme.params.levels - 3
+    close(scheme.decrypt(out, secret), np.polyval(coeffs[::-1], x), 2.0**-18)
