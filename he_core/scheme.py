@@ -308,6 +308,20 @@ class Scheme(abc.ABC):
         self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
         self._index_add_(a, idx, b)
 
+    def check_index_add(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
+        """Raise what :meth:`index_add_` would raise for these operands, without changing ``a``.
+
+        Lets a caller that updates several tensors get every operand ready (say,
+        re-encrypted after a :class:`~he_core.RefreshRequired`) before the first update.
+        """
+        self._check_ct(a)
+        self._check_ct(b)
+        idx = self._as_rows(rows, a.rows)
+        if b.rows not in (1, idx.size):
+            raise MismatchError(f"cannot index_add_: {b.rows} rows given for {idx.size} indices")
+        self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
+        self._check_index_add(a, idx, b)
+
     def copy(self, a: Ciphertext) -> Ciphertext:
         self._check_ct(a)
         data = a.data.copy() if isinstance(a.data, np.ndarray) else tuple(x.copy() for x in a.data)
@@ -370,6 +384,9 @@ class Scheme(abc.ABC):
         return None
 
     def _refresh_mask_limit(self, ct: Ciphertext) -> float | None:
+        return None
+
+    def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
         return None
 
     def _mask_for_refresh(self, ct: Ciphertext, mask: np.ndarray, rng: RandomSource) -> Ciphertext:

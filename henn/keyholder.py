@@ -146,6 +146,10 @@ class KeyHolder(MaskedRefresh):
         self.bytes_exchanged += fresh.nbytes
         return fresh
 
+    def encrypt_zeros(self, shape: tuple[int, int], layout: Any = None) -> Ciphertext:
+        """A fresh encryption of zeros (the key service's answer to values it cannot re-encrypt)."""
+        return self.scheme.encrypt(np.zeros(shape), self._secret, layout=layout)
+
     def counters(self) -> dict[str, int]:
         """The traffic counters as a JSON-ready dict."""
         return {"refresh_rounds": self.refresh_rounds, "decrypt_calls": self.decrypt_calls,

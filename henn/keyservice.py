@@ -29,11 +29,12 @@ import json
 import os
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from he_core import Ciphertext, HEError, Scheme, SecretKey
+from he_core import Ciphertext, EncodingError, HEError, HEOverflowError, Scheme, SecretKey
 from he_core import serialization as ser
 from he_core.errors import FormatError
 
@@ -42,7 +43,8 @@ from .keyholder import KeyHolder, MaskedRefresh
 MAGIC = b"HKS1"
 HELLO, REENCRYPT, BYE, OK, ERROR = 1, 2, 3, 4, 5
 _HEADER = struct.Struct(">4sBQ")
-DEFAULT_MAX_BYTES = 1 << 30  # a whole IMDB W01 on vhe is ~2 MB; ckks' is ~40 MB
+DEFAULT_MAX_BYTES = 1 << 28  # a whole IMDB W01: ~2 MB on vhe, ~4 MB as a ckks table, ~17 MB slot-packed
+DEFAULT_IDLE_SECONDS = 300.0  # a connection silent this long is dropped (one trainer is served at a time)
 
 
 class KeyServiceError(HEError):
@@ -135,25 +137,40 @@ def unpack_request(payload: bytes) -> tuple[Any, bytes]:
 class KeyService:
     """Serve masked re-encryptions under one secret key, one connection at a time.
 
+    Every well-formed request under the service's key is answered with a ciphertext.
+    One whose *values* cannot be re-encrypted (they overflow the requested scale, or
+    the decryption is not a valid encoding) gets a fresh encryption of zeros and is
+    counted in :attr:`value_refusals`: an error would tell the client something about
+    a plaintext (a comparison oracle it could query with shifted values), and a
+    trainer following the protocol never sends such a request. Malformed requests
+    (format, key, layout) get an ``ERROR`` naming the problem; those do not depend on
+    any plaintext.
+
     Args:
         scheme: the scheme, with the key's public keys installed.
         secret: the secret key (it never leaves this object's process).
         max_bytes: largest request payload accepted.
+        idle_seconds: drop a connection that sends nothing for this long.
 
     Attributes:
         keyholder: the in-process key holder doing the work (its counters count the traffic).
         connections: connections served so far.
         errors: requests answered with ``ERROR``.
+        value_refusals: requests answered with zeros (see above).
     """
 
-    def __init__(self, scheme: Scheme, secret: SecretKey, *, max_bytes: int = DEFAULT_MAX_BYTES):
-        if max_bytes < 1:
-            raise ValueError(f"cannot serve keys: max_bytes must be positive, got {max_bytes}")
+    def __init__(self, scheme: Scheme, secret: SecretKey, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 idle_seconds: float = DEFAULT_IDLE_SECONDS):
+        if max_bytes < 1 or not idle_seconds > 0:
+            raise ValueError(f"cannot serve keys: max_bytes and idle_seconds must be positive, got {max_bytes}, "
+                             f"{idle_seconds}")
         self.keyholder = KeyHolder(scheme, secret)
         self.scheme = scheme
         self.max_bytes = int(max_bytes)
+        self.idle_seconds = float(idle_seconds)
         self.connections = 0
         self.errors = 0
+        self.value_refusals = 0
         self._stop = False
 
     @classmethod
@@ -177,7 +194,14 @@ class KeyService:
         layout, body = unpack_request(payload)
         masked = ser.loads(body, expect_kind="ciphertext", expect_scheme=self.scheme.name,
                            expect_key_id=self.keyholder.key_id)
-        return OK, ser.dumps(self.keyholder.reencrypt(masked, layout))
+        try:
+            fresh = self.keyholder.reencrypt(masked, layout)
+        except (EncodingError, HEOverflowError):
+            # Zeros in the same layout: if the layout itself is bad this raises, and that
+            # error depends on the request only, not on any plaintext.
+            fresh = self.keyholder.encrypt_zeros(masked.shape, layout)
+            self.value_refusals += 1
+        return OK, ser.dumps(fresh)
 
     def serve(self, address: str, *, ready: Callable[[str], None] | None = None) -> None:
         """Listen on ``address`` until :meth:`stop` (or a signal handler raising) ends it.
@@ -220,7 +244,7 @@ class KeyService:
         self._stop = True
 
     def _serve_connection(self, conn: socket.socket) -> None:
-        conn.settimeout(None)
+        conn.settimeout(self.idle_seconds)
         while True:
             try:
                 frame = recv_frame(conn, self.max_bytes)
@@ -234,13 +258,18 @@ class KeyService:
             except (HEError, ValueError, TypeError) as exc:
                 self.errors += 1
                 op, body = ERROR, f"{type(exc).__name__}: {exc}".encode()
+            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
+                self.errors += 1
+                print(f"henn serve-keys: request failed unexpectedly: {type(exc).__name__}: {exc}", file=sys.stderr)
+                op, body = ERROR, b"internal error (reported on the key service's side)"
             try:
                 send_frame(conn, op, body)
             except OSError:
                 return
 
     def counters(self) -> dict[str, int]:
-        return {**self.keyholder.counters(), "connections": self.connections, "errors": self.errors}
+        return {**self.keyholder.counters(), "connections": self.connections, "errors": self.errors,
+                "value_refusals": self.value_refusals}
 
 
 # ---------------------------------------------------------------------------- trainer side
@@ -272,8 +301,17 @@ class RemoteKeyHolder(MaskedRefresh):
         self.refresh_rounds = 0
         self.bytes_exchanged = 0
         self.seconds_waiting = 0.0
-        self._sock = self._connect(timeout)
-        info = json.loads(self._call(HELLO, b"").decode())
+        self._sock: socket.socket | None = self._connect(timeout)
+        try:
+            info = json.loads(self._call(HELLO, b"").decode())
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.close()
+            raise KeyServiceError(f"the service at {address} is not a henn key service: {exc}") from None
+        except KeyServiceError:
+            self.close()
+            raise
         expected = {"scheme": scheme.name, "params_id": scheme.params_id, "key_id": key_id}
         got = {k: info.get(k) for k in expected}
         if got != expected:
@@ -294,15 +332,21 @@ class RemoteKeyHolder(MaskedRefresh):
         return sock
 
     def _call(self, op: int, payload: bytes) -> bytes:
+        if self._sock is None:
+            raise KeyServiceError(f"the connection to the key service at {self.address} is closed (after an "
+                                  "earlier failure); connect again")
         start = time.perf_counter()
         try:
             self.bytes_exchanged += send_frame(self._sock, op, payload)
             frame = recv_frame(self._sock, self.max_bytes)
-        except OSError as exc:
+        except (OSError, KeyServiceError) as exc:
+            # A late answer to this request would be read as the answer to the next one.
+            self.close()
             raise KeyServiceError(f"key service at {self.address} failed: {exc}") from None
         finally:
             self.seconds_waiting += time.perf_counter() - start
         if frame is None:
+            self.close()
             raise KeyServiceError(f"the key service at {self.address} closed the connection")
         reply, body = frame
         self.bytes_exchanged += _HEADER.size + len(body)
@@ -330,11 +374,15 @@ class RemoteKeyHolder(MaskedRefresh):
                 "seconds_waiting": self.seconds_waiting}
 
     def close(self) -> None:
+        if self._sock is None:
+            return
         try:
+            self._sock.settimeout(1.0)
             send_frame(self._sock, BYE)
         except OSError:
             pass
         self._sock.close()
+        self._sock = None
 
     def __enter__(self) -> "RemoteKeyHolder":
         return self

@@ -156,7 +156,7 @@ def _serve_keys(args: argparse.Namespace) -> int:
 
     from henn.keyservice import KeyService
 
-    service = KeyService.from_keys(args.keys, max_bytes=args.max_mb << 20)
+    service = KeyService.from_keys(args.keys, max_bytes=args.max_mb << 20, idle_seconds=args.idle_seconds)
 
     def stop(signum, frame):  # noqa: ARG001 - signal handler signature
         service.stop()
@@ -175,7 +175,8 @@ def _serve_keys(args: argparse.Namespace) -> int:
         print(json.dumps({"key_id": hello["key_id"], "scheme": hello["scheme"], **counters}), flush=True)
     else:
         print(f"serve-keys: stopped after {counters['refresh_rounds']} refreshes, {counters['connections']} "
-              f"connections, {counters['bytes_exchanged']} bytes, {counters['errors']} refused requests", flush=True)
+              f"connections, {counters['bytes_exchanged']} bytes, {counters['errors']} refused requests, "
+              f"{counters['value_refusals']} answered with zeros (values out of range)", flush=True)
     return 0
 
 
@@ -239,7 +240,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", required=True, type=Path, help="key directory (with the secret key)")
     p.add_argument("--listen", required=True, metavar="ADDRESS",
                    help="Unix socket path (created mode 600), or 127.0.0.1:PORT")
-    p.add_argument("--max-mb", type=int, default=1024, help="largest request accepted, in MiB (default 1024)")
+    p.add_argument("--max-mb", type=int, default=256, help="largest request accepted, in MiB (default 256)")
+    p.add_argument("--idle-seconds", type=float, default=300.0,
+                   help="drop a connection silent this long (one trainer is served at a time; default 300)")
     p.add_argument("--json", action="store_true", help="print the traffic counters as JSON when stopped")
     p.set_defaults(func=_guarded(_serve_keys, "serve-keys"))
 

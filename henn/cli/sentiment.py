@@ -14,13 +14,15 @@ The model's life across parties (see :mod:`henn.lifecycle`):
   ``henn encrypt-model`` make the encrypted model file;
 * trainer: ``train sentiment --model FILE --data ROOT --part K/M --out FILE`` trains on
   the K-th of M disjoint parts of the training split inside
-  :func:`henn.lifecycle.public_only`: no secret key, so nothing is decrypted or
-  refreshed. A scheme with a noise budget stops with a clear error when it runs out
-  (on ``vhe`` that is after about 50 IMDB reviews, then 54, 49, 47, 41 after each
-  refresh). The owner's refresh is a file round trip: with ``--until-exhausted`` the
-  trainer writes the model trained so far and reports ``next_start``, the owner runs
-  ``henn decrypt-model`` + ``henn encrypt-model`` (fresh noise), the trainer resumes
-  with ``--start next_start``. A full IMDB half on ``vhe`` would take about 200 round trips;
+  :func:`henn.lifecycle.public_only`: no secret key is read and nothing is decrypted.
+  With ``--keyholder ADDRESS`` it refreshes through the owner's key service
+  (``henn serve-keys``, :mod:`henn.keyservice`): masked re-encryptions only, so a whole
+  part trains on ``vhe`` or ``ckks``. Without it a scheme with a budget stops with a
+  clear error when the budget runs out (on ``vhe`` after about 50 IMDB reviews; on
+  ``ckks`` at the first review, whose logit must be re-encrypted before the sigmoid);
+  ``--until-exhausted`` then writes the model trained so far and reports
+  ``next_start`` for a file round trip through the owner (``henn decrypt-model`` +
+  ``henn encrypt-model``, then ``--start next_start``);
 * owner: ``evaluate sentiment --model FILE --keys DIR --split validation`` (or
   ``henn decrypt-model``).
 """
@@ -106,7 +108,8 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
 # Options a trainer cannot change: the encrypted model file fixes the network, the
 # vocabulary and the split, and the trainer has no key to save, plot or validate with.
 _TRAINER_FIXED = ("scheme", "scheme_param", "seed", "hidden", "epochs", "validation", "split_seed", "lr",
-                  "init_scale", "degree", "interval", "min_count", "polarity_cutoff", "punctuation", "twin", "reference", "save", "plot")
+                  "init_scale", "degree", "interval", "min_count", "polarity_cutoff", "punctuation", "twin",
+                  "reference", "save", "plot")
 
 
 def _trainer_conflicts(args: argparse.Namespace) -> list[str]:

@@ -255,9 +255,26 @@ class EncSentimentNet:
             step = self.refresh(step)
         g1 = call(s.mul, self.w12.ct, step)                            # old w12 * step
         gh = call(s.mul, h, step)                                      # h * step
-        call(s.index_add_, self.W01.ct, ids, g1)                       # W01[ids] += g1
-        call(s.index_add_, self.w12.ct, _ROW0, gh)                     # w12 += gh
+        # Both updates are made ready (re-encrypted if the scheme asks) before either
+        # lands, so a failed round trip cannot leave W01 updated and w12 not.
+        g1 = self._ready(self.W01.ct, ids, g1)
+        gh = self._ready(self.w12.ct, _ROW0, gh)
+        s.index_add_(self.W01.ct, ids, g1)                             # W01[ids] += g1
+        s.index_add_(self.w12.ct, _ROW0, gh)                           # w12 += gh
         return step
+
+    def _ready(self, table, rows, update):
+        """``update`` as ``index_add_(table, rows, update)`` will take it (re-encrypted if the scheme asks)."""
+        for _ in range(3):
+            try:
+                self.scheme.check_index_add(table, rows, update)
+                return update
+            except he_core.RefreshRequired as exc:
+                if self.refresh_to is None or exc.ciphertext is not update:
+                    raise
+                update = self.refresh_to(update, exc.target)
+        self.scheme.check_index_add(table, rows, update)
+        return update
 
     def _call(self, op: Callable, *args):
         """``op(*args)``, re-encrypting operands through :attr:`refresh_to` while the scheme asks for it.

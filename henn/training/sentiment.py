@@ -544,8 +544,11 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
                     if stop_when_exhausted and done:
                         return done
                     if isinstance(exc, he_core.RefreshRequired):
-                        raise he_core.RefreshRequired(_out_of_budget(net, done, len(ids), exc), exc.ciphertext,
-                                                      exc.target) from None
+                        raise he_core.RefreshRequired(
+                            f"cannot train review {done + 1} of {len(ids)} without a key holder: {exc}. The scheme "
+                            "needs the key holder's masked re-encryption for every review; train with the owner's "
+                            "key service (owner: henn serve-keys; trainer: --keyholder ADDRESS)",
+                            exc.ciphertext, exc.target) from None
                     raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
             if progress is not None:
                 progress(1)

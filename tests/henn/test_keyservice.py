@@ -153,3 +153,68 @@ def test_service_over_loopback_tcp():
         service.stop()
         thread.join(10)
     assert ser.dumps(out)  # an ordinary ciphertext
+
+
+# ---------------------------------------------------------------------------- hostile clients
+@pytest.fixture()
+def ckks_served():
+    import warnings
+
+    from he_core.schemes.ckks import CkksParams, CkksScheme
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheme = CkksScheme(CkksParams(poly_degree=2048, levels=4, scale_bits=32, first_bits=44, special_bits=44,
+                                       allow_insecure=True))
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 8)), rng=he_core.SeededRandom(2))
+    service = KeyService(scheme, secret, idle_seconds=1.0)
+    sock = Path(tempfile.mkdtemp(prefix="hks")) / "c.sock"
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(str(sock),), kwargs={"ready": lambda _: ready.set()},
+                              daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield scheme, secret, service, sock
+    service.stop()
+    thread.join(10)
+
+
+def test_values_the_service_cannot_reencrypt_get_zeros_not_an_error(ckks_served):
+    """An error would be a comparison oracle on the plaintext: |v| >= limit(scale) or not."""
+    scheme, secret, service, sock = ckks_served
+    unmasked = scheme.encrypt(np.array([[3.14159]]))
+    too_fine = {"layout": "constant", "level": 4, "scale": 2.0**60}  # 3.14 * 2^60 does not fit
+    with RemoteKeyHolder(str(sock), scheme, secret.key_id) as remote:
+        out = remote.reencrypt(unmasked, too_fine)
+        fine = remote.reencrypt(unmasked, {"layout": "constant", "level": 4, "scale": 2.0**32})
+    np.testing.assert_allclose(scheme.decrypt(out, secret), [[0.0]], atol=1e-6)
+    np.testing.assert_allclose(scheme.decrypt(fine, secret), [[3.14159]], atol=1e-6)
+    assert service.value_refusals == 1 and service.errors == 0
+
+
+def test_malformed_ciphertexts_and_layouts_get_errors_and_the_service_survives(ckks_served):
+    scheme, secret, service, sock = ckks_served
+    good = scheme.encrypt(np.ones((1, 8)))
+    broken = [good.replace(meta={k: v for k, v in good.meta.items() if k != "stride"}),
+              good.replace(meta={**good.meta, "stride": 0}), good.replace(shape=(10**6, 8))]
+    with RemoteKeyHolder(str(sock), scheme, secret.key_id) as remote:
+        for ct in broken:
+            with pytest.raises(KeyServiceError, match="malformed|too few"):
+                remote.reencrypt(ct)
+        with pytest.raises(KeyServiceError, match="needs stride 8"):  # would make the service allocate 1000x
+            remote.reencrypt(good, {"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 2048, "rev": False})
+        np.testing.assert_allclose(scheme.decrypt(remote.refresh(good), secret), np.ones((1, 8)), atol=1e-6)
+    assert service.errors == 4
+
+
+def test_an_idle_client_is_dropped_and_the_next_one_served(ckks_served):
+    scheme, secret, _service, sock = ckks_served
+    idle = RemoteKeyHolder(str(sock), scheme, secret.key_id)
+    import time
+    time.sleep(1.5)  # longer than the service's idle_seconds
+    with pytest.raises(KeyServiceError):
+        idle.refresh(scheme.encrypt(np.ones((1, 8))))
+    with pytest.raises(KeyServiceError, match="closed"):  # no stale answer is ever read after a failure
+        idle.refresh(scheme.encrypt(np.ones((1, 8))))
+    with RemoteKeyHolder(str(sock), scheme, secret.key_id) as fresh:
+        np.testing.assert_allclose(scheme.decrypt(fresh.refresh(scheme.encrypt(np.ones((1, 8)))), secret),
+                                   np.ones((1, 8)), atol=1e-6)

@@ -196,8 +196,9 @@ class ArithMixin:
             return self._drop(ct, level)  # cannot fix the scale with an integer: keep it as it is
         r = self.ring
         data = np.empty_like(x.data)
+        x_parts = x.data.shape[1]
         for i in range(x.data.shape[0]):
-            for p in range(2):
+            for p in range(x_parts):
                 r.mul_int(x.data[i, p], factor, data[i, p])
         return self._rescale_ct(x.replace(data=data, scale=x.scale * factor))
 
@@ -244,8 +245,9 @@ class ArithMixin:
         if level == 0:
             raise LevelExhaustedError(f"cannot rescale {ct.describe()}: no level left (level 0)")
         data = np.empty(ct.data.shape[:2] + (level, self.ring.n), dtype=np.uint64)
+        x_parts = ct.data.shape[1]  # 3 for a product whose relinearisation was deferred
         for i in range(ct.data.shape[0]):
-            for p in range(2):
+            for p in range(x_parts):
                 self.ring.rescale(ct.data[i, p], data[i, p])
         return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta={**ct.meta, "level": level - 1})
 
@@ -262,11 +264,13 @@ class ArithMixin:
         return {**a.meta, "rep": rep, "dirty": garbage and not rep or (rep and (a.meta["dirty"] or b.meta["dirty"]))}
 
     def _add_raw(self, a: Ciphertext, b: Ciphertext, sub: bool = False) -> Ciphertext:
+        a, b = self._relin(a), self._relin(b)
         fn = self.ring.sub if sub else self.ring.add
         data = self._pairwise(fn, a.data, b.data)
         return a.replace(data=data, meta=self._combined_meta(a, b, either=True))
 
     def _mul_raw(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        a, b = self._relin(a), self._relin(b)
         r = self.ring
         key = self._relin_key()
         data = np.empty_like(a.data)
@@ -279,6 +283,35 @@ class ArithMixin:
             r.add(r.mul(a0, b0), ks[0], data[i, 0])
             r.add(d1, ks[1], data[i, 1])
         return a.replace(data=data, scale=a.scale * b.scale, meta=self._combined_meta(a, b, either=False))
+
+    def _tensor_raw(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        """The product's three components (d0, d1, d2), decryptable with (1, s, s^2): relinearisation deferred.
+
+        Worth it for a product that goes straight to the key holder (who decrypts with
+        s^2 as easily as with s): it saves the key switch. :meth:`_relin` finishes it.
+        """
+        r = self.ring
+        data = np.empty((a.data.shape[0], 3) + a.data.shape[2:], dtype=np.uint64)
+        for i in range(a.data.shape[0]):
+            a0, a1 = a.data[i]
+            b0, b1 = b.data[i]
+            r.mul(a0, b0, data[i, 0])
+            r.mul(a0, b1, data[i, 1])
+            r.muladd(a1, b0, data[i, 1])
+            r.mul(a1, b1, data[i, 2])
+        return a.replace(data=data, scale=a.scale * b.scale, meta=self._combined_meta(a, b, either=False))
+
+    def _relin(self, ct: Ciphertext) -> Ciphertext:
+        """Relinearise a deferred product (no-op on an ordinary ciphertext)."""
+        if ct.data.shape[1] == 2:
+            return ct
+        r, key = self.ring, self._relin_key()
+        data = np.empty((ct.data.shape[0], 2) + ct.data.shape[2:], dtype=np.uint64)
+        for i in range(ct.data.shape[0]):
+            ks = r.keyswitch(np.ascontiguousarray(ct.data[i, 2]), key, self.params.alpha)
+            r.add(np.ascontiguousarray(ct.data[i, 0]), ks[0], data[i, 0])
+            r.add(np.ascontiguousarray(ct.data[i, 1]), ks[1], data[i, 1])
+        return ct.replace(data=data)
 
     def _mul_slots(self, a: Ciphertext, slotvecs: np.ndarray, rescale: bool, clean: bool) -> Ciphertext:
         """Multiply each ciphertext of ``a`` by a plaintext slot vector (nct or 1 rows).
@@ -309,6 +342,7 @@ class ArithMixin:
 
     def _mul_pts(self, a: Ciphertext, pts: list[np.ndarray], pt_scale: float, clean: bool) -> Ciphertext:
         """a times encoded factors (one per ciphertext, or one for all), not rescaled."""
+        a = self._relin(a)
         data = np.empty_like(a.data)
         for i in range(a.data.shape[0]):
             pt = pts[i if len(pts) > 1 else 0]
@@ -338,16 +372,18 @@ class ArithMixin:
         if abs(factor) >= encoder.MAX_COEFF:
             raise EncodingError(f"cannot multiply by {value:.4g}: out of range for scale 2^{math.log2(pt_scale):.1f}")
         data = np.empty_like(a.data)
+        x_parts = a.data.shape[1]
         for i in range(a.data.shape[0]):
-            for p in range(2):
+            for p in range(x_parts):
                 self.ring.mul_int(a.data[i, p], factor, data[i, p])
         out = a.replace(data=data, scale=a.scale * pt_scale)
         return self._rescale_ct(out) if rescale else out
 
     def _neg_ct(self, a: Ciphertext) -> Ciphertext:
         data = np.empty_like(a.data)
+        x_parts = a.data.shape[1]
         for i in range(a.data.shape[0]):
-            for p in range(2):
+            for p in range(x_parts):
                 self.ring.neg(a.data[i, p], data[i, p])
         return a.replace(data=data)
 

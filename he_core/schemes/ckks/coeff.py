@@ -90,10 +90,13 @@ class CoeffMixin:
 
     # ------------------------------------------------------------------ encryption with a layout
     def _check_target(self, target: Any, values: np.ndarray) -> dict:
+        stride_needed = layout.next_pow2(values.shape[1])
+        if stride_needed > self.params.slots:
+            raise EncodingError(f"cannot encrypt: vectors of size {values.shape[1]} exceed the {self.params.slots} "
+                                "slots")
         if target == "table":
-            rows, size = values.shape
             level = min(TABLE_LEVEL, self.params.levels)
-            return self._target("coeff", level, stride=layout.next_pow2(size), rev=False)
+            return self._target("coeff", level, stride=stride_needed, rev=False)
         if not isinstance(target, dict) or target.get("layout") not in LAYOUTS:
             raise EncodingError(f"cannot encrypt: unknown CKKS layout {target!r} (None, 'table', or a target "
                                 f"dict with layout in {LAYOUTS})")
@@ -105,10 +108,11 @@ class CoeffMixin:
             raise EncodingError(f"cannot encrypt: layout scale {scale!r} is not a finite number >= 1")
         if target["layout"] == "coeff":
             stride, rev = target.get("stride"), target.get("rev")
-            if (isinstance(stride, bool) or not isinstance(stride, int) or stride < values.shape[1]
-                    or stride & (stride - 1) or stride > self.ring.n or not isinstance(rev, bool)):
-                raise EncodingError(f"cannot encrypt: coefficient layout needs a power-of-two stride >= "
-                                    f"{values.shape[1]} and <= N and a bool rev, got {target!r}")
+            # The stride is the vectors' own (next power of two): a wider one would only
+            # multiply the ciphertexts (and let a request make the key holder allocate them).
+            if isinstance(stride, bool) or stride != stride_needed or not isinstance(rev, bool):
+                raise EncodingError(f"cannot encrypt: coefficient layout needs stride {stride_needed} (the "
+                                    f"power of two >= {values.shape[1]}) and a bool rev, got {target!r}")
         if target["layout"] == "constant" and values.shape != (1, 1):
             raise EncodingError(f"cannot encrypt: the constant layout holds one value, not {values.shape}")
         return target
@@ -159,7 +163,14 @@ class CoeffMixin:
     def _decrypt_coeff(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
         r, nl = self.ring, ct.data.shape[2]
         s = np.ascontiguousarray(s_full[:nl])
-        polys = np.array([self._lift(r.intt(r.add(c[0], r.mul(c[1], s)))) for c in ct.data])
+        s2 = r.mul(s, s) if ct.data.shape[1] == 3 else None  # a deferred product decrypts with s^2 too
+        polys = []
+        for c in ct.data:
+            m = r.add(c[0], r.mul(c[1], s))
+            if s2 is not None:
+                r.muladd(np.ascontiguousarray(c[2]), s2, m)
+            polys.append(self._lift(r.intt(m)))
+        polys = np.array(polys)
         which, pos = self._coeff_positions(ct)
         values = polys[which, pos] / ct.scale
         limit = self._decode_range(ct)
@@ -208,7 +219,7 @@ class CoeffMixin:
                                                                         "coefficient-packed")
         if a.shape != b.shape or a.meta["stride"] != b.meta["stride"] or a.meta["rev"] != b.meta["rev"]:
             raise self._refresh_error(op, b, self.coeff_target(a), "is packed differently from the other operand")
-        a, b = self._align_add(a, b, op)
+        a, b = self._align_add(self._relin(a), self._relin(b), op)
         out = self._add_raw(a, b, sub=sub)
         return out.replace(meta=coeff_meta(self.level(out), a.meta["stride"], a.meta["rev"],
                                            a.meta["dirty"] or b.meta["dirty"]))
@@ -218,8 +229,9 @@ class CoeffMixin:
         packed, const = (a, b) if is_coeff(a) else (b, a)
         if not is_constant(const):
             raise self._need_slots("mul", packed)
-        packed_al, const_al = self._align_mul(packed, const)
-        out = self._mul_raw(packed_al, const_al)
+        packed_al, const_al = self._align_mul(self._relin(packed), self._relin(const))
+        # Relinearisation is deferred: in training this product goes straight to the key holder.
+        out = self._tensor_raw(packed_al, const_al)
         out = out.replace(meta=coeff_meta(self.level(out), packed.meta["stride"], packed.meta["rev"],
                                           packed.meta["dirty"]))
         return self._rescale_ct(out) if rescale else out
@@ -236,13 +248,14 @@ class CoeffMixin:
             target = self.coeff_target(packed, rev=not packed.meta["rev"], level=self.level(packed))
             raise self._refresh_error("inner", other, target, "must be clean and coefficient-packed in the "
                                                               "opposite order of the other operand")
-        x, y = self._align_mul(a, b)
-        out = self._mul_raw(x, y)
+        x, y = self._align_mul(self._relin(a), self._relin(b))
+        out = self._tensor_raw(x, y)  # deferred relinearisation, as in _coeff_mul
         out = out.replace(shape=(1, 1), meta=coeff_meta(self.level(out), a.meta["stride"], True, True))
         return self._rescale_ct(out) if rescale else out
 
     def _coeff_row_sum(self, a: Ciphertext, rows: np.ndarray | None) -> Ciphertext:
         """Gather-sum of table rows: one integer-polynomial product per ciphertext, no level."""
+        a = self._relin(a)
         counts = (np.ones(a.rows, dtype=np.int64) if rows is None
                   else np.bincount(rows, minlength=a.rows).astype(np.int64))
         shifts = self._row_shifts(a, counts, down=True)
@@ -259,26 +272,42 @@ class CoeffMixin:
         The update must arrive in the table's packing, at or above its level and at its
         scale; it is refused (never the table lowered) otherwise.
         """
-        target = self.coeff_target(a)
+        # The table's own scale: a table whose recorded scale left the working one (a free
+        # scalar factor) still gets updates it can take.
+        target = {**self.coeff_target(a), "scale": float(a.scale)}
         if b.rows != 1:
             raise self._refresh_error("index_add_", b, self._target("slots", self.params.levels),
                                       "has one row per index; a coefficient-packed table takes one broadcast row")
-        fits = (is_coeff(b) and not b.meta["dirty"] and b.meta["stride"] == a.meta["stride"]
-                and b.meta["rev"] == a.meta["rev"] and self.level(b) >= self.level(a))
-        if fits:
-            b = self._drop(b, self.level(a))
-            from .arith import scales_match
-            fits = scales_match(a.scale, b.scale)
-        if not fits:
-            raise self._refresh_error("index_add_", b, target, "is not a clean row in the table's packing, level "
-                                                               "and scale (a table is never lowered)")
+        self._check_update(a, b, target)
+        b = self._relin(self._drop(b, self.level(a)))
         counts = np.bincount(rows, minlength=a.rows).astype(np.int64)
-        data = a.data.copy()
+        a_data = self._relin(a).data
+        data = a_data.copy()
         for i, pt in self._row_shifts(a, counts, down=False).items():
             for p in range(2):
                 self.ring.muladd(b.data[0, p], pt, data[i, p])
         a.data = data
         a.meta = coeff_meta(self.level(a), a.meta["stride"], a.meta["rev"], a.meta["dirty"])
+
+    def _check_update(self, a: Ciphertext, b: Ciphertext, target: dict) -> None:
+        """Refuse (naming ``b`` itself) an update a table cannot take without being lowered."""
+        from .arith import scales_match
+
+        fits = (is_coeff(b) and not b.meta["dirty"] and b.meta["stride"] == a.meta["stride"]
+                and b.meta["rev"] == a.meta["rev"] and self.level(b) >= self.level(a)
+                and scales_match(a.scale, b.scale))
+        if not fits:
+            raise self._refresh_error("index_add_", b, target, "is not a clean row in the table's packing, level "
+                                                               "and scale (a table is never lowered)")
+
+    def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
+        if is_coeff(a):
+            if b.rows != 1:
+                raise self._refresh_error("index_add_", b, self._target("slots", self.params.levels),
+                                          "has one row per index; a coefficient-packed table takes one broadcast row")
+            self._check_update(a, b, {**self.coeff_target(a), "scale": float(a.scale)})
+        elif is_coeff(b):
+            raise self._need_slots("index_add_", b)
 
     def _row_shifts(self, a: Ciphertext, counts: np.ndarray, *, down: bool) -> dict[int, np.ndarray]:
         """Per ciphertext: NTT form of sum_r count_r X^(-+stride * r) (negacyclic), for the rows counted.

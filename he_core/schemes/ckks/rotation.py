@@ -27,6 +27,7 @@ class RotationMixin:
         return pow(5, steps % self.params.slots, 2 * self.params.poly_degree)
 
     def _apply_galois(self, ct: Ciphertext, g: int) -> Ciphertext:
+        ct = self._relin(ct)
         key = self._galois_key(g)
         if key is None:
             raise KeyMissingError(f"cannot apply Galois element {g}: no key for it")
@@ -69,6 +70,7 @@ class RotationMixin:
     def _rotate_many(self, ct: Ciphertext, steps) -> dict[int, Ciphertext]:
         """Rotations of one batch by several amounts, hoisted: ct is decomposed once for all
         the amounts that have their own Galois key (the others are composed as usual)."""
+        ct = self._relin(ct)
         out: dict[int, Ciphertext] = {}
         direct = {}
         for k in dict.fromkeys(steps):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import HEOverflowError, KeyMissingError, LevelExhaustedError
+from ...errors import HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
@@ -72,6 +72,32 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
                 return CkksParams(poly_degree=n, levels=depth, scale_bits=bits, first_bits=bits + 12,
                                   special_bits=bits + 12)
         return None
+
+    # ------------------------------------------------------------------ validation
+    def _check_ct(self, a: Ciphertext) -> None:
+        """Membership (as every scheme) plus the structure the kernels rely on.
+
+        A ciphertext that arrived from a file or a socket is checked before any kernel
+        touches it: a uint64 array (nct, 2 or 3, limbs, N) with 1 .. levels+1 limbs,
+        a layout dict whose stride fits the ring, and enough ciphertexts for its shape.
+        """
+        super()._check_ct(a)
+        data, meta, n = a.data, a.meta, self.ring.n
+        if (not isinstance(data, np.ndarray) or data.dtype != np.uint64 or data.ndim != 4
+                or data.shape[1] not in (2, 3) or not 1 <= data.shape[2] <= self.params.levels + 1
+                or data.shape[3] != n or data.shape[0] < 1 or not data.flags.c_contiguous):
+            raise MismatchError(f"{a.describe()} is malformed: expected a C-contiguous uint64 array "
+                                f"(nct, 2, limbs <= {self.params.levels + 1}, {n})")
+        stride = meta.get("stride") if isinstance(meta, dict) else None
+        coeff = meta.get("coeff", False) if isinstance(meta, dict) else None
+        limit = n if coeff else self.params.slots
+        if (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1 or stride & (stride - 1)
+                or stride > limit or stride < a.size or not isinstance(coeff, bool)
+                or not all(isinstance(meta.get(k), bool) for k in ("dirty", "rep"))
+                or (coeff and not isinstance(meta.get("rev"), bool))):
+            raise MismatchError(f"{a.describe()} has malformed layout metadata {meta!r}")
+        if data.shape[0] < -(-a.rows // (limit // stride)):
+            raise MismatchError(f"{a.describe()} holds {data.shape[0]} ciphertexts, too few for its shape")
 
     # ------------------------------------------------------------------ keys
     def _s_full(self, key: SecretKey) -> np.ndarray:
@@ -171,6 +197,7 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
         return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"key": key})
 
     def _rekey(self, ct: Ciphertext, switch_key: SwitchKey) -> Ciphertext:
+        ct = self._relin(ct)
         r = self.ring
         data = np.empty_like(ct.data)
         for i in range(ct.data.shape[0]):
@@ -189,7 +216,7 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         if is_coeff(ct):
             return self._decrypt_coeff(ct, self._s_full(key))
-        slots = self._decrypt_slots(ct, self._s_full(key))
+        slots = self._decrypt_slots(self._relin(ct), self._s_full(key))
         values = layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"])
         # A wrap modulo q (values too large for the scale) leaves values beyond what the
         # decoding primes can hold, or (for irregular wraps) large imaginary parts, where

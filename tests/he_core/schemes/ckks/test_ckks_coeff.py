@@ -170,7 +170,8 @@ def test_mask_for_refresh_hides_the_garbage(ctx):
     ({"layout": "nope"}, "unknown CKKS layout"),
     ({"layout": "coeff", "level": 9, "scale": 2.0**32, "stride": 8, "rev": False}, "level"),
     ({"layout": "coeff", "level": 1, "scale": float("nan"), "stride": 8, "rev": False}, "scale"),
-    ({"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 6, "rev": False}, "power-of-two stride"),
+    ({"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 6, "rev": False}, "needs stride 8"),
+    ({"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 2048, "rev": False}, "needs stride 8"),
     ({"layout": "coeff", "level": 1, "scale": 2.0**32, "stride": 8, "rev": 1}, "bool rev"),
     ({"layout": "constant", "level": 1, "scale": 2.0**32}, "one value"),
     ("rows", "unknown CKKS layout"),
@@ -208,3 +209,57 @@ def test_odd_polynomial_takes_three_products(ctx, seed):
     out = scheme.polyval(scheme.encrypt(x), coeffs)
     assert scheme.level(out) == scheme.params.levels - 3
     close(scheme.decrypt(out, secret), np.polyval(coeffs[::-1], x), 2.0**-18)
+
+
+def test_deferred_products_are_finished_before_gathering(ctx):
+    """A table multiplied by a constant holds three components until relinearised; a gather must not drop one."""
+    scheme, secret = ctx
+    x = table_values(40, 8, 6)
+    table = scheme.encrypt(x, layout="table")
+    half = scheme.encrypt(np.array([[0.5]]), layout={"layout": "constant", "level": 1, "scale": 2.0**32})
+    scaled = scheme.mul(table, half)
+    assert scaled.data.shape[1] == 3  # relinearisation deferred
+    close(scheme.decrypt(scheme.row_sum(scaled, [1, 3]), secret), 0.5 * x[[1, 3]].sum(0, keepdims=True), PRODUCT)
+
+
+def test_an_update_follows_a_table_whose_scale_left_the_working_one(ctx):
+    scheme, secret = ctx
+    x = table_values(30, 8, 7)
+    table = scheme.mul_plain(scheme.encrypt(x, layout="table"), 0.5)  # a free scalar: only the scale changes
+    update = scheme.encrypt(np.ones((1, 8)))
+    with pytest.raises(RefreshRequired) as info:
+        scheme.index_add_(table, [2, 5], update)
+    assert info.value.ciphertext is update and info.value.target["scale"] == table.scale
+    scheme.index_add_(table, [2, 5], refreshed(scheme, secret, info.value))
+    want = 0.5 * x
+    want[[2, 5]] += 1.0
+    close(scheme.decrypt(table, secret), want, TABLE * 4)
+
+
+def test_the_refused_update_is_named_as_given(ctx):
+    scheme, secret = ctx
+    table = scheme.encrypt(table_values(30, 8, 8), layout="table")
+    above = scheme.encrypt(np.ones((1, 8)), secret, layout={"layout": "coeff", "level": 3, "scale": 2.0**20,
+                                                             "stride": 8, "rev": False})
+    with pytest.raises(RefreshRequired) as info:
+        scheme.index_add_(table, [0], above)
+    assert info.value.ciphertext is above  # the caller's object, so it can be swapped for its refresh
+    with pytest.raises(RefreshRequired):
+        scheme.check_index_add(table, [0], above)  # the same answer, without touching the table
+
+
+def test_oversized_vectors_are_an_encoding_error(ctx):
+    scheme, secret = ctx
+    for layout in ("table", {"layout": "slots", "level": 4, "scale": 2.0**32}):
+        with pytest.raises(EncodingError, match="exceed"):
+            scheme.encrypt(np.ones((1, 4096)), secret, layout=layout)
+
+
+def test_malformed_ciphertexts_are_refused_before_any_kernel(ctx):
+    scheme, secret = ctx
+    good = scheme.encrypt(np.ones((2, 8)), layout="table")
+    for bad in (good.replace(meta={"level": 1}), good.replace(meta={**good.meta, "stride": 3}),
+                good.replace(shape=(10**5, 8)), good.replace(data=good.data[:, :, :, :100].copy()),
+                good.replace(data=good.data.astype(np.int64))):
+        with pytest.raises(he_core.MismatchError, match="malformed|too few"):
+            scheme.decrypt(bad, secret)
