@@ -15,7 +15,7 @@ import numpy as np
 
 from ..capabilities import Capability
 from ..ciphertext import Ciphertext
-from ..errors import ParameterError
+from ..errors import MismatchError, ParameterError
 from ..kernels import rows as row_kernels
 from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
 from ..params import Parameters
@@ -79,6 +79,12 @@ class PlainScheme(Scheme):
 
     def _encrypt_public(self, values, public, scale, rng) -> Ciphertext:
         return self._wrap(public.key_id, self._round(values.copy()))
+
+    def _check_ct(self, a: Ciphertext) -> None:
+        super()._check_ct(a)
+        data = a.data
+        if not isinstance(data, np.ndarray) or data.dtype != np.float64 or data.shape != tuple(a.shape):
+            raise MismatchError(f"{a.describe()} is malformed: expected a float64 array of its shape {a.shape}")
 
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         return ct.data.copy()

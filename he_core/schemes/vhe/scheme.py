@@ -259,6 +259,14 @@ class VheScheme(Scheme):
         data, stats = kernels.keyswitch(c0, mt, self._b, self._ell, m, self._limit)
         return self._make(public.key_id, rows, m, s, data, noise + self._e_bound * int(stats[2]), stats)
 
+    def _check_ct(self, a: Ciphertext) -> None:
+        super()._check_ct(a)
+        data = a.data
+        if (not isinstance(data, np.ndarray) or data.dtype != np.int64
+                or data.shape != (a.rows, a.size + self._k) or not data.flags.c_contiguous):
+            raise MismatchError(f"{a.describe()} is malformed: expected a C-contiguous int64 array of shape "
+                                f"({a.rows}, {a.size + self._k})")
+
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         x = kernels.decrypt(ct.data, ct.size, self._k, self._secret_t(key, ct.size, "decrypt"), self._w)
         return x / ct.scale
