@@ -300,13 +300,7 @@ class Scheme(abc.ABC):
 
         Repeated indices accumulate, as ``numpy.add.at`` does.
         """
-        self._check_ct(a)
-        self._check_ct(b)
-        idx = self._as_rows(rows, a.rows)
-        if b.rows not in (1, idx.size):
-            raise MismatchError(f"cannot index_add_: {b.rows} rows given for {idx.size} indices")
-        self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
-        self._index_add_(a, idx, b)
+        self._index_add_(a, self._index_add_rows(a, rows, b), b)
 
     def check_index_add(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
         """Raise what :meth:`index_add_` would raise for these operands, without changing ``a``.
@@ -314,13 +308,17 @@ class Scheme(abc.ABC):
         Lets a caller that updates several tensors get every operand ready (say,
         re-encrypted after a :class:`~he_core.RefreshRequired`) before the first update.
         """
+        self._check_index_add(a, self._index_add_rows(a, rows, b), b)
+
+    def _index_add_rows(self, a: Ciphertext, rows: Any, b: Ciphertext) -> np.ndarray:
+        """The validated row indices of an ``index_add_`` (operands checked too)."""
         self._check_ct(a)
         self._check_ct(b)
         idx = self._as_rows(rows, a.rows)
         if b.rows not in (1, idx.size):
             raise MismatchError(f"cannot index_add_: {b.rows} rows given for {idx.size} indices")
         self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
-        self._check_index_add(a, idx, b)
+        return idx
 
     def copy(self, a: Ciphertext) -> Ciphertext:
         self._check_ct(a)

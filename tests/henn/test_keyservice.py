@@ -5,6 +5,7 @@ The service runs in a thread on a Unix socket; the multi-process workflow throug
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import tempfile
@@ -20,6 +21,21 @@ from henn.keyservice import (BYE, ERROR, HELLO, MAGIC, OK, REENCRYPT, KeyService
                              parse_address, recv_frame, send_frame)
 
 
+@contextlib.contextmanager
+def serving(service: KeyService, address: str):
+    """The service answering on ``address`` in a thread while the block runs."""
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(address,), kwargs={"ready": lambda _: ready.set()},
+                              daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield
+    finally:
+        service.stop()
+        thread.join(10)
+
+
 @pytest.fixture(params=["plain", "vhe"])
 def served(request):
     """(scheme, secret, service, socket path) with the service running in a thread."""
@@ -27,14 +43,8 @@ def served(request):
     secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)), rng=he_core.SeededRandom(1))
     service = KeyService(scheme, secret, max_bytes=1 << 20)
     sock = Path(tempfile.mkdtemp(prefix="hks")) / "k.sock"
-    ready = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(str(sock),), kwargs={"ready": lambda _: ready.set()},
-                              daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield scheme, secret, service, sock
-    service.stop()
-    thread.join(10)
+    with serving(service, str(sock)):
+        yield scheme, secret, service, sock
     assert not sock.exists()
 
 
@@ -140,18 +150,10 @@ def test_service_over_loopback_tcp():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     service = KeyService(scheme, secret)
-    ready = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(f"127.0.0.1:{port}",),
-                              kwargs={"ready": lambda _: ready.set()}, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
+    with serving(service, f"127.0.0.1:{port}"):
         with RemoteKeyHolder(f"127.0.0.1:{port}", scheme, secret.key_id) as remote:
             out = remote.refresh(scheme.encrypt(np.array([[1.5, -2.0]])))
-        np.testing.assert_allclose(scheme.decrypt(out, secret), [[1.5, -2.0]], atol=1e-9)
-    finally:
-        service.stop()
-        thread.join(10)
+    np.testing.assert_allclose(scheme.decrypt(out, secret), [[1.5, -2.0]], atol=1e-9)
     assert ser.dumps(out)  # an ordinary ciphertext
 
 
@@ -168,14 +170,8 @@ def ckks_served():
     secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 8)), rng=he_core.SeededRandom(2))
     service = KeyService(scheme, secret, idle_seconds=1.0)
     sock = Path(tempfile.mkdtemp(prefix="hks")) / "c.sock"
-    ready = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(str(sock),), kwargs={"ready": lambda _: ready.set()},
-                              daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield scheme, secret, service, sock
-    service.stop()
-    thread.join(10)
+    with serving(service, str(sock)):
+        yield scheme, secret, service, sock
 
 
 def test_values_the_service_cannot_reencrypt_get_zeros_not_an_error(ckks_served):

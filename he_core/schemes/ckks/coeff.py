@@ -272,42 +272,36 @@ class CoeffMixin:
         The update must arrive in the table's packing, at or above its level and at its
         scale; it is refused (never the table lowered) otherwise.
         """
-        # The table's own scale: a table whose recorded scale left the working one (a free
-        # scalar factor) still gets updates it can take.
-        target = {**self.coeff_target(a), "scale": float(a.scale)}
-        if b.rows != 1:
-            raise self._refresh_error("index_add_", b, self._target("slots", self.params.levels),
-                                      "has one row per index; a coefficient-packed table takes one broadcast row")
-        self._check_update(a, b, target)
+        self._check_index_add(a, rows, b)
         b = self._relin(self._drop(b, self.level(a)))
         counts = np.bincount(rows, minlength=a.rows).astype(np.int64)
-        a_data = self._relin(a).data
-        data = a_data.copy()
+        data = self._relin(a).data.copy()
         for i, pt in self._row_shifts(a, counts, down=False).items():
             for p in range(2):
                 self.ring.muladd(b.data[0, p], pt, data[i, p])
         a.data = data
         a.meta = coeff_meta(self.level(a), a.meta["stride"], a.meta["rev"], a.meta["dirty"])
 
-    def _check_update(self, a: Ciphertext, b: Ciphertext, target: dict) -> None:
+    def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
         """Refuse (naming ``b`` itself) an update a table cannot take without being lowered."""
         from .arith import scales_match
 
+        if not is_coeff(a):
+            if is_coeff(b):
+                raise self._need_slots("index_add_", b)
+            return
+        if b.rows != 1:
+            raise self._refresh_error("index_add_", b, self._target("slots", self.params.levels),
+                                      "has one row per index; a coefficient-packed table takes one broadcast row")
         fits = (is_coeff(b) and not b.meta["dirty"] and b.meta["stride"] == a.meta["stride"]
                 and b.meta["rev"] == a.meta["rev"] and self.level(b) >= self.level(a)
                 and scales_match(a.scale, b.scale))
         if not fits:
+            # The table's own scale: a table whose recorded scale left the working one (a
+            # free scalar factor) still gets updates it can take.
+            target = {**self.coeff_target(a), "scale": float(a.scale)}
             raise self._refresh_error("index_add_", b, target, "is not a clean row in the table's packing, level "
                                                                "and scale (a table is never lowered)")
-
-    def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
-        if is_coeff(a):
-            if b.rows != 1:
-                raise self._refresh_error("index_add_", b, self._target("slots", self.params.levels),
-                                          "has one row per index; a coefficient-packed table takes one broadcast row")
-            self._check_update(a, b, {**self.coeff_target(a), "scale": float(a.scale)})
-        elif is_coeff(b):
-            raise self._need_slots("index_add_", b)
 
     def _row_shifts(self, a: Ciphertext, counts: np.ndarray, *, down: bool) -> dict[int, np.ndarray]:
         """Per ciphertext: NTT form of sum_r count_r X^(-+stride * r) (negacyclic), for the rows counted.

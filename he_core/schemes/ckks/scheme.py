@@ -380,10 +380,8 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
         return out
 
     def _index_add_(self, a, rows, b):
-        if is_coeff(a):
+        if is_coeff(a) or is_coeff(b):  # (a slot table refuses a packed row there)
             return self._coeff_index_add_(a, rows, b)
-        if is_coeff(b):
-            raise self._need_slots("index_add_", b)
         plan = [(int(r), k if b.rows > 1 else 0, 1.0) for k, r in enumerate(rows)]
         if not plan:
             return
