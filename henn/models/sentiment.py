@@ -103,7 +103,7 @@ def init_weights(vocab_size: int, config: SentimentConfig) -> tuple[np.ndarray, 
         ``W01`` of shape ``(vocab_size, hidden)`` and ``w12`` of shape ``(hidden,)``.
     """
     if vocab_size < 1:
-        raise ValueError(f"cannot initialise: the vocabulary is empty")
+        raise ValueError("cannot initialise: the vocabulary is empty")
     rng = np.random.default_rng(config.seed)  # model initialisation, not key material
     w12 = rng.normal(0.0, config.init_scale, config.hidden)
     return np.zeros((vocab_size, config.hidden)), w12

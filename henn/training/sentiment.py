@@ -227,7 +227,12 @@ def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np
 def _attach_refresh(net: EncSentimentNet, keyholder: MaskedRefresh, policy: RefreshPolicy | None) -> None:
     """Give the network its refresh hooks: the scalar step's (noise budgets) and the scheme-requested ones."""
     net.refresh = StepRefresher(net.scheme, keyholder) if policy is not None and policy.step else None
-    net.refresh_to = lambda ct, layout: keyholder.refresh(ct, layout=layout)
+    net.refresh_to = _refresh_into(keyholder)
+
+
+def _refresh_into(keyholder: MaskedRefresh) -> Callable:
+    """``(ciphertext, layout) -> ciphertext``: the masked refresh into the layout a scheme asked for."""
+    return lambda ct, layout: keyholder.refresh(ct, layout=layout)
 
 
 class StepRefresher:
@@ -354,10 +359,11 @@ def predict_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[
     refresh_weights(net, keyholder)
     p = np.full(len(ids), net.coeffs[0])
     present = np.array([i for i, r in enumerate(ids) if r.size], dtype=np.int64)
-    if present.size and _gathers_need_refresh(net):
-        # Packed tables: decrypting each encrypted logit beats re-encrypting each gathered
-        # row; the key holder applies the polynomial to the logits it decrypts.
-        net.refresh_to = lambda ct, layout: keyholder.refresh(ct, layout=layout)
+    if present.size and net.scheme.layout_of(net.W01.ct) is not None:
+        # A packed table (its gathered rows cannot be batched or enter the polynomial
+        # without the key holder): decrypting each encrypted logit beats re-encrypting
+        # each gathered row; the key holder applies the polynomial to the logits it decrypts.
+        net.refresh_to = _refresh_into(keyholder)
         try:
             z = [keyholder.decrypt(net.logit(ids[i]))[0, 0] for i in present]
         finally:
@@ -368,16 +374,6 @@ def predict_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[
         part = present[lo:lo + batch]
         p[part] = keyholder.decrypt(net.forward_batch([ids[i] for i in part]))[:, 0]
     return p
-
-
-def _gathers_need_refresh(net: EncSentimentNet) -> bool:
-    """Whether a gathered row cannot be batched without the key holder (a packed table)."""
-    probe = net.scheme.row_sum(net.W01.ct, np.zeros(1, dtype=np.int64))
-    try:
-        net.scheme.concat_rows([probe, probe])
-    except he_core.RefreshRequired:
-        return True
-    return False
 
 
 def evaluate_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray],

@@ -93,6 +93,13 @@ def key_service(owner: Path, keys: str, served: dict):
     assert not sock.exists()  # the service removes its socket
 
 
+def owner_model(cwd: Path, data: Path, scheme: str) -> None:
+    """Owner, in ``cwd``: initial model (``SMALL`` settings) -> ``keys/`` -> ``model.henn``."""
+    _henn(cwd, "train", "sentiment", "--data", data, "--init", "plain.npz", *SMALL)
+    _henn(cwd, "keygen", "--scheme", scheme, "--out", "keys", "--model", "plain.npz")
+    _henn(cwd, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+
+
 def _send(src: Path, dst: Path) -> Path:
     dst.write_bytes(src.read_bytes())
     return dst
@@ -206,9 +213,7 @@ def test_trainer_without_key_holder_stops_clearly_when_the_budget_runs_out(tmp_p
     write_aclimdb(root, make_reviews(900, seed=3))
     owner, a = tmp_path / "owner", tmp_path / "A"
     owner.mkdir(), a.mkdir()
-    _henn(owner, "train", "sentiment", "--data", root, "--init", "plain.npz", *SMALL)
-    _henn(owner, "keygen", "--scheme", "vhe", "--out", "keys", "--model", "plain.npz")
-    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    owner_model(owner, root, "vhe")
     _send(owner / "model.henn", a / "model.henn")
     done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--out", "trained.henn", ok=False)
     assert done.returncode == 1
@@ -233,9 +238,7 @@ def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
     write_aclimdb(root, make_reviews(540, seed=3))
     owner, a = tmp_path / "owner", tmp_path / "A"
     owner.mkdir(), a.mkdir()
-    _henn(owner, "train", "sentiment", "--data", root, "--init", "plain.npz", *SMALL)
-    _henn(owner, "keygen", "--scheme", "vhe", "--out", "keys", "--model", "plain.npz")
-    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    owner_model(owner, root, "vhe")
     total, start, chunks = 480, 0, []
     while start < total:
         _send(owner / "model.henn", a / "model.henn")
@@ -275,9 +278,7 @@ def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
 
 def test_trainer_never_reads_a_secret_key(tmp_path, corpus):
     """Even with the key directory next to it, the trainer path runs under public_only."""
-    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
-    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
-    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    owner_model(tmp_path, corpus, "plain")
     model = lc.load_encrypted_model(tmp_path / "model.henn")
     with lc.public_only("trainer"), pytest.raises(he_core.KeyMissingError, match="trainer"):
         lc.load_secret(tmp_path / "keys")
@@ -290,9 +291,7 @@ def test_trainer_never_reads_a_secret_key(tmp_path, corpus):
     ([], "--out FILE is required"),
 ])
 def test_trainer_bad_arguments(tmp_path, corpus, argv, message):
-    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
-    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
-    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    owner_model(tmp_path, corpus, "plain")
     out = [] if not argv else ["--out", "t.henn"]
     done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", corpus, *out, *argv, ok=False)
     assert done.returncode == 1 and message in done.stderr
@@ -301,9 +300,7 @@ def test_trainer_bad_arguments(tmp_path, corpus, argv, message):
 def test_trainer_refuses_other_data(tmp_path, corpus):
     other = tmp_path / "other"
     write_aclimdb(other, make_reviews(250, seed=5))
-    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
-    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
-    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    owner_model(tmp_path, corpus, "plain")
     done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", other, "--out", "t.henn", ok=False)
     assert done.returncode == 1 and "split was made on 300" in done.stderr
 
@@ -399,9 +396,7 @@ def test_trainer_refuses_a_key_service_with_another_key(tmp_path, corpus):
 
 @pytest.mark.parametrize("flag", [["--lr", "0.5"], ["--hidden", "3"], ["--scheme", "vhe"], ["--save", "x"]])
 def test_trainer_refuses_options_the_model_file_fixes(tmp_path, corpus, flag):
-    _henn(tmp_path, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
-    _henn(tmp_path, "keygen", "--scheme", "plain", "--out", "keys", "--model", "plain.npz")
-    _henn(tmp_path, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    owner_model(tmp_path, corpus, "plain")
     done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", corpus, "--out", "t.henn", *flag,
                  ok=False)
     assert done.returncode == 1 and flag[0] in done.stderr and "the model file fixes" in done.stderr

@@ -152,14 +152,20 @@ class ArithMixin:
 
     def _decrypt_slots(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
         """Decrypt to the (nct, slots) complex slot vectors."""
-        r = self.ring
-        nl = ct.data.shape[2]
+        return np.array([encoder.decode(coeffs, ct.scale) for coeffs in self._phases(ct, s_full)])
+
+    def _phases(self, ct: Ciphertext, s_full: np.ndarray) -> list[np.ndarray]:
+        """Each ciphertext's c0 + c1 s (+ c2 s^2 for a deferred product), as centred coefficients."""
+        r, nl = self.ring, ct.data.shape[2]
         s = np.ascontiguousarray(s_full[:nl])
+        s2 = r.mul(s, s) if ct.data.shape[1] == 3 else None
         out = []
         for c in ct.data:
-            m = r.intt(r.add(c[0], r.mul(c[1], s)))
-            out.append(encoder.decode(self._lift(m), ct.scale))
-        return np.array(out)
+            m = r.add(c[0], r.mul(c[1], s))
+            if s2 is not None:
+                r.muladd(np.ascontiguousarray(c[2]), s2, m)
+            out.append(self._lift(r.intt(m)))
+        return out
 
     def _lift(self, m: np.ndarray) -> np.ndarray:
         """Centred integer coefficients (as float64) from limbs 0 and 1 (Garner's CRT)."""

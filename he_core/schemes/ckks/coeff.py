@@ -36,6 +36,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, RefreshRequired
 from . import layout
+from .arith import scales_match
 
 TABLE_LEVEL = 1
 LAYOUTS = ("coeff", "constant", "slots")
@@ -161,16 +162,7 @@ class CoeffMixin:
 
     # ------------------------------------------------------------------ decryption and masking
     def _decrypt_coeff(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
-        r, nl = self.ring, ct.data.shape[2]
-        s = np.ascontiguousarray(s_full[:nl])
-        s2 = r.mul(s, s) if ct.data.shape[1] == 3 else None  # a deferred product decrypts with s^2 too
-        polys = []
-        for c in ct.data:
-            m = r.add(c[0], r.mul(c[1], s))
-            if s2 is not None:
-                r.muladd(np.ascontiguousarray(c[2]), s2, m)
-            polys.append(self._lift(r.intt(m)))
-        polys = np.array(polys)
+        polys = np.array(self._phases(ct, s_full))
         which, pos = self._coeff_positions(ct)
         values = polys[which, pos] / ct.scale
         limit = self._decode_range(ct)
@@ -284,8 +276,6 @@ class CoeffMixin:
 
     def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
         """Refuse (naming ``b`` itself) an update a table cannot take without being lowered."""
-        from .arith import scales_match
-
         if not is_coeff(a):
             if is_coeff(b):
                 raise self._need_slots("index_add_", b)

@@ -216,7 +216,7 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         if is_coeff(ct):
             return self._decrypt_coeff(ct, self._s_full(key))
-        slots = self._decrypt_slots(self._relin(ct), self._s_full(key))
+        slots = self._decrypt_slots(ct, self._s_full(key))
         values = layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"])
         # A wrap modulo q (values too large for the scale) leaves values beyond what the
         # decoding primes can hold, or (for irregular wraps) large imaginary parts, where
