@@ -2,13 +2,49 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
-from typing import Any, NamedTuple
+import struct
+from typing import Any, Iterable, NamedTuple
+
+import numpy as np
+
+KEY_ID_DOMAIN = b"henn-key-id-v1\0"
 
 
 def new_key_id() -> str:
-    """A fresh random key identifier (independent of the key itself, so it leaks nothing)."""
+    """A random identifier for objects that have no public key material (tests, placeholders).
+
+    Real key pairs are named by :func:`derive_key_id` instead, so an id cannot be
+    attached to other key material without the change showing.
+    """
     return secrets.token_hex(16)
+
+
+def derive_key_id(scheme: str, params_id: str, material: Iterable[np.ndarray]) -> str:
+    """The key id of a key pair: a SHA-256 of its identifying public arrays (128 bits, hex).
+
+    Args:
+        scheme, params_id: the scheme and parameter set (domain separation).
+        material: the arrays that determine the key pair, in a fixed order (each scheme
+            says which: :meth:`he_core.Scheme.key_id_material`).
+
+    The hash covers each array's dtype, shape and bytes (little-endian), so two
+    different public keys get different ids and a file whose key id does not match
+    its public key is detected on load.
+    """
+    h = hashlib.sha256(KEY_ID_DOMAIN)
+    for text in (scheme, params_id):
+        raw = text.encode("utf-8")
+        h.update(struct.pack("<I", len(raw)) + raw)
+    for array in material:
+        a = np.ascontiguousarray(array)
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        dtype = a.dtype.str.encode()
+        h.update(struct.pack("<I", len(dtype)) + dtype + struct.pack("<I", a.ndim))
+        h.update(np.asarray(a.shape, dtype="<u8").tobytes())
+        h.update(a.tobytes())
+    return h.hexdigest()[:32]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,28 @@ class Scheme(abc.ABC):
         return cls(params)
 
     @classmethod
+    def key_id_material(cls, public_data: Any) -> list[np.ndarray]:
+        """The public arrays a key id is derived from (:func:`he_core.keys.derive_key_id`).
+
+        The default takes every array of the public data, walking dicts in sorted key
+        order; a scheme with large evaluation keys names the part that determines the
+        key pair (CKKS: the public key), since files are signed as a whole anyway.
+        """
+        out: list[np.ndarray] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for k in sorted(node):
+                    walk(node[k])
+            elif isinstance(node, (list, tuple)):
+                for item in node:
+                    walk(item)
+            elif isinstance(node, np.ndarray):
+                out.append(node)
+        walk(public_data)
+        return out
+
+    @classmethod
     def params_for_depth(cls, depth: int) -> Parameters | None:
         """The cheapest parameters giving ``depth`` multiplicative levels, or ``None`` (the defaults).
 

@@ -17,7 +17,7 @@ from ..capabilities import Capability
 from ..ciphertext import Ciphertext
 from ..errors import MismatchError, ParameterError
 from ..kernels import rows as row_kernels
-from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
+from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ..params import Parameters
 from ..randomness import RandomSource
 from ..scheme import Budget, Scheme
@@ -62,9 +62,11 @@ class PlainScheme(Scheme):
 
     # keys
     def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
-        key_id = new_key_id()
+        # No key material: a random nonce stands in for it, so ids are derived the same way.
+        data = {"nonce": np.frombuffer(rng.bytes(32), dtype=np.uint8).copy()}
+        key_id = derive_key_id(self.name, self.params_id, self.key_id_material(data))
         secret = SecretKey(self.name, self.params_id, key_id, None, requirements)
-        public = PublicKeys(self.name, self.params_id, key_id, None, requirements)
+        public = PublicKeys(self.name, self.params_id, key_id, data, requirements)
         return KeyPair(secret, public)
 
     def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:

@@ -15,7 +15,7 @@ import numpy as np
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...errors import HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
-from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
+from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
 from . import keys as keygen, layout
@@ -177,10 +177,15 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
         for g in sorted(elements):
             s_g = r.permute(s_full, r.galois_perm(g))
             data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
-        key_id = new_key_id()
+        key_id = derive_key_id(self.name, self.params_id, self.key_id_material(data))
         self._secret_cache[key_id] = s_full
         secret = SecretKey(self.name, self.params_id, key_id, {"s": s.astype(np.int8)}, requirements)
         return KeyPair(secret, PublicKeys(self.name, self.params_id, key_id, data, requirements))
+
+    @classmethod
+    def key_id_material(cls, public_data: Any) -> list[np.ndarray]:
+        """The public key (b, a): it determines the secret; evaluation keys are bound by the file signature."""
+        return [public_data["pk"]]
 
     def _relin_key(self) -> np.ndarray:
         key = self.public_keys.data.get("relin")

@@ -61,7 +61,7 @@ from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...errors import (EncodingError, HEOverflowError, KeyMissingError, MismatchError, NoiseBudgetExhausted,
                        SecurityWarning)
-from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, new_key_id
+from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import kernels, keygen
@@ -194,11 +194,11 @@ class VheScheme(Scheme):
         _security_warning()
         sizes = sorted(set(requirements.sizes) | {1})
         secrets = {m: keygen.new_secret(self.params, m, rng) for m in sizes}
-        key_id = new_key_id()
+        material = keygen.public_material(self.params, secrets, rng)
+        key_id = derive_key_id(self.name, self.params_id, self.key_id_material(material))
         secret = SecretKey(self.name, self.params_id, key_id, {"T": {str(m): t for m, t in secrets.items()}},
                            requirements)
-        public = PublicKeys(self.name, self.params_id, key_id, keygen.public_material(self.params, secrets, rng),
-                            requirements)
+        public = PublicKeys(self.name, self.params_id, key_id, material, requirements)
         return KeyPair(secret, public)
 
     def make_linear_key(self, secret: SecretKey, matrix: Any, *, rng: RandomSource | int | None = None) -> SwitchKey:
