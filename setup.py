@@ -27,7 +27,7 @@ setup(
     packages=find_packages(include=["he_core", "he_core.*", "henn", "henn.*"]),
     setup_requires=["cffi>=1.15"],
     cffi_modules=CFFI_MODULES,
-    install_requires=["numpy>=1.24", "numba>=0.58", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5"],
+    install_requires=["numpy>=1.24", "numba>=0.58", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5", "cryptography>=41"],
     extras_require={"test": TEST, "bench": BENCH, "peers": PEERS, "all": TEST + BENCH},
     entry_points={
         "console_scripts": ["henn=henn.cli:main"],

@@ -9,7 +9,8 @@ from .capabilities import Capability
 from .ciphertext import Ciphertext
 from .errors import (CapabilityError, EncodingError, FormatError, HEError, HEOverflowError, InsecureParametersError,
                      KeyMissingError, LevelExhaustedError, MismatchError, NativeError, NoiseBudgetExhausted,
-                     ParameterError, RefreshRequired, SecurityWarning)
+                     ParameterError, PrecisionError, RefreshRequired, SecurityWarning)
+from .flooding import Flooding
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
 from .randomness import OsRandom, RandomSource, SeededRandom
 from .registry import available_schemes, get_scheme, register_scheme, scheme_class, unregister_scheme
@@ -18,7 +19,7 @@ from .scheme import Budget, Scheme
 __version__ = "0.1.0"
 
 __all__ = [
-    "Budget", "Capability", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
+    "Budget", "Capability", "Flooding", "PrecisionError", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
     "HEOverflowError", "InsecureParametersError", "KeyMissingError", "KeyPair", "KeyRequirements",
     "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OsRandom", "ParameterError",
     "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",

@@ -57,6 +57,10 @@ class LevelExhaustedError(HEError, ValueError):
     """A leveled scheme has no modulus left for the requested operation."""
 
 
+class PrecisionError(HEError, ValueError):
+    """A released (noise-flooded) decryption would keep too few bits of precision."""
+
+
 class FormatError(HEError, ValueError):
     """A serialised object is truncated, tampered with, of another version or another scheme."""
 

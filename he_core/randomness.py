@@ -14,6 +14,10 @@ import numpy as np
 
 from .errors import ParameterError
 
+#: The widest Gaussian :meth:`RandomSource.gaussian` samples: 53-bit uniforms leave a few
+#: random bits below the unit up to here (flooding in henn's sets stays below 2^40).
+MAX_GAUSSIAN_LOG2 = 48
+
 
 class RandomSource:
     """Interface of a source of uniform integers; subclasses supply ``_words``."""
@@ -70,8 +74,16 @@ class RandomSource:
     def gaussian(self, sigma: float, size, bound: float | None = None) -> np.ndarray:
         """Rounded Gaussian integers of standard deviation ``sigma``, clipped at ``bound`` (default 6 sigma).
 
-        Uses the Box-Muller transform on 53-bit uniforms from this source.
+        Uses the Box-Muller transform on 53-bit uniforms from this source, which keeps
+        every integer of the result reachable while ``sigma <= 2^MAX_GAUSSIAN_LOG2``.
+
+        Raises:
+            ParameterError: ``sigma`` negative, not finite or above ``2^MAX_GAUSSIAN_LOG2``
+                (the low bits would no longer be random).
         """
+        if not (isinstance(sigma, (int, float, np.floating)) and 0 <= sigma <= 2.0**MAX_GAUSSIAN_LOG2):
+            raise ParameterError(f"cannot sample a Gaussian of standard deviation {sigma!r}: need 0 .. "
+                                 f"2^{MAX_GAUSSIAN_LOG2} (a float sampler has no random low bits beyond that)")
         shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
         count = int(np.prod(shape, dtype=np.int64))
         bound = 6.0 * sigma if bound is None else bound
@@ -81,6 +93,16 @@ class RandomSource:
         radius = np.sqrt(-2.0 * np.log1p(-u1))  # 1 - u1 lies in (0, 1]
         z = np.concatenate([radius * np.cos(2 * math.pi * u2), radius * np.sin(2 * math.pi * u2)])[:count]
         return np.clip(np.rint(z * sigma), -bound, bound).astype(np.int64).reshape(shape)
+
+    def normal(self, size) -> np.ndarray:
+        """Standard normal float64 values (Box-Muller on 53-bit uniforms from this source)."""
+        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+        count = int(np.prod(shape, dtype=np.int64))
+        half = (count + 1) // 2
+        u = (self._words(2 * half) >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+        radius = np.sqrt(-2.0 * np.log1p(-u[:half]))
+        z = np.concatenate([radius * np.cos(2 * math.pi * u[half:]), radius * np.sin(2 * math.pi * u[half:])])
+        return z[:count].reshape(shape)
 
     def bytes(self, n: int) -> bytes:
         """``n`` uniform bytes."""
@@ -108,12 +130,22 @@ class SeededRandom(RandomSource):
         return self._gen.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
 
 
-def resolve(rng: "RandomSource | int | None") -> RandomSource:
-    """Turn ``None`` into the OS CSPRNG and an int into a :class:`SeededRandom`."""
+def resolve(rng: "RandomSource | None") -> RandomSource:
+    """``None`` -> the OS CSPRNG; a :class:`RandomSource` as it is.
+
+    A bare integer seed is refused: it would silently switch key generation and
+    encryption to a non-cryptographic generator. Tests that need reproducible keys pass
+    ``SeededRandom(seed)``, whose name says what it is.
+
+    Raises:
+        TypeError: anything else, an int seed included.
+    """
     if rng is None:
         return OsRandom()
     if isinstance(rng, RandomSource):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return SeededRandom(int(rng))
-    raise TypeError(f"rng must be None, an int seed or a he_core.randomness.RandomSource, not {type(rng).__name__}")
+        raise TypeError(f"cannot use the integer {int(rng)} as randomness: pass he_core.SeededRandom({int(rng)}) "
+                        "explicitly for reproducible tests (it is not cryptographically secure), or nothing for "
+                        "the OS CSPRNG")
+    raise TypeError(f"rng must be None or a he_core.RandomSource, not {type(rng).__name__}")

@@ -27,6 +27,7 @@ from . import circuits
 from .capabilities import Capability
 from .ciphertext import Ciphertext
 from .errors import CapabilityError, EncodingError, KeyMissingError, MismatchError
+from .keyholder_protocol import KeyHolderProtocol
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
 from .params import Parameters
 from .randomness import RandomSource, resolve
@@ -44,7 +45,7 @@ class Budget(dict):
         return self["remaining"]
 
 
-class Scheme(abc.ABC):
+class Scheme(KeyHolderProtocol, abc.ABC):
     """Abstract base of every scheme; see the module docstring for the contract."""
 
     name: ClassVar[str] = ""
@@ -197,32 +198,6 @@ class Scheme(abc.ABC):
         self._check_ct(ct)
         return self._layout_of(ct)
 
-    def refresh_mask_limit(self, ct: Ciphertext) -> float | None:
-        """The widest refresh mask ``ct`` can take and still encode its masked values (``None``: no limit here)."""
-        self._check_ct(ct)
-        return self._refresh_mask_limit(ct)
-
-    def mask_for_refresh(self, ct: Ciphertext, mask: np.ndarray, rng: RandomSource | int | None = None) -> Ciphertext:
-        """The trainer's masking step of a refresh: ``ct + mask`` (``mask`` of ``ct``'s shape).
-
-        A scheme whose ciphertexts hold more than their values (garbage slots or
-        coefficients left by rotations and products) also randomises those, so the key
-        holder who decrypts the masked ciphertext sees nothing unmasked.
-        """
-        self._check_ct(ct)
-        values = self._as_plain_operand(mask, ct.shape, "mask_for_refresh")
-        return self._mask_for_refresh(ct, values, resolve(rng))
-
-    def decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
-        """Decrypt to a float64 ``(rows, size)`` array."""
-        self._check_ct(ct)
-        self._check_secret(key)
-        if key.key_id != ct.key_id:
-            raise MismatchError(f"cannot decrypt: {ct.describe()} is under key {ct.key_id[:12]}, "
-                                f"the secret key given is {key.key_id[:12]}")
-        return self._decrypt(ct, key)
-
-    # ------------------------------------------------------------------ arithmetic
     def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         self._check_pair(a, b, "add", allow_size_broadcast=False)
         return self._add(a, b)
@@ -342,6 +317,27 @@ class Scheme(abc.ABC):
         self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
         return idx
 
+    def declare_bound(self, a: Ciphertext, bound: float) -> Ciphertext:
+        """``a`` with the caller's bound on its values, when tighter than the scheme's analytic one.
+
+        A scheme that tracks value bounds (CKKS: for its noise estimate and the refresh
+        masks) propagates worst cases, which over a long training run grow far beyond
+        the real values (every update adds its bound to a weight's). A model that knows
+        its weights stay below some size says so here; estimates sized from the bound
+        (flooding, masks) rely on it from then on. Schemes without value bounds return
+        ``a`` unchanged.
+
+        Raises:
+            ValueError: a bound that is not a positive finite number.
+        """
+        self._check_ct(a)
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not (0 < bound < float("inf")):
+            raise ValueError(f"cannot declare a bound: need a positive finite number, got {bound!r}")
+        return self._declare_bound(a, float(bound))
+
+    def _declare_bound(self, a: Ciphertext, bound: float) -> Ciphertext:
+        return a
+
     def copy(self, a: Ciphertext) -> Ciphertext:
         self._check_ct(a)
         data = a.data.copy() if isinstance(a.data, np.ndarray) else tuple(x.copy() for x in a.data)
@@ -403,14 +399,8 @@ class Scheme(abc.ABC):
     def _layout_of(self, ct: Ciphertext) -> Any:
         return None
 
-    def _refresh_mask_limit(self, ct: Ciphertext) -> float | None:
-        return None
-
     def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
         return None
-
-    def _mask_for_refresh(self, ct: Ciphertext, mask: np.ndarray, rng: RandomSource) -> Ciphertext:
-        return self._add_plain(ct, mask)
 
     def _sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         return self._add(a, self._neg(b))
@@ -456,6 +446,26 @@ class Scheme(abc.ABC):
         if not isinstance(key, SecretKey):
             raise TypeError(f"expected a SecretKey, got {type(key).__name__}")
         self._check_params(key.scheme, key.params_id, "the secret key")
+
+    def validate(self, ct: Ciphertext) -> None:
+        """Every check a ciphertext received from another party (or a file) must pass before use.
+
+        Membership and structure (as every operation checks), a finite positive scale,
+        and the scheme's own checks on the numbers themselves (e.g. CKKS residues below
+        their primes), so no kernel ever sees a malformed operand.
+
+        Raises:
+            MismatchError: the ciphertext is malformed or does not belong here.
+        """
+        self._check_ct(ct)
+        scale = ct.scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)) or not np.isfinite(scale) \
+                or not scale > 0:
+            raise MismatchError(f"{ct.describe()} has an invalid scale {scale!r}: it must be finite and positive")
+        self._validate_values(ct)
+
+    def _validate_values(self, ct: Ciphertext) -> None:
+        return None
 
     def _check_ct(self, a: Ciphertext) -> None:
         if not isinstance(a, Ciphertext):

@@ -8,14 +8,19 @@ layout is in :mod:`he_core.formats.container` and ``docs/formats.md``.
 
 Every file records the full parameter set of its scheme. Loading re-creates the
 parameters through the scheme registry and checks they still hash to the recorded
-``params_id``, so edited parameters are refused. Every problem on load raises
+``params_id``, so edited parameters are refused; a set below 128-bit security loads
+only when the caller asks for it (``allow_insecure=True``). Public keys (alone or
+attached to a bundle) must carry the key id derived from their material, so a key
+cannot be passed off under another key's id. Files may be signed by the owner's
+Ed25519 key (:mod:`he_core.formats.signing`) and secret keys sealed under a passphrase
+(:mod:`he_core.formats.sealed`). Every problem on load raises
 :class:`~he_core.errors.FormatError` naming it.
 
 Example::
 
-    blob = dumps(ct, params=scheme)              # or dumps(ct) once the params are known here
-    ct2 = loads(blob, expect_kind="ciphertext", expect_key_id=ct.key_id)
-    save(keys.secret, "owner/secret.henn")       # written 0o600, always
+    blob = dumps(ct, params=scheme, signer=owner)   # or dumps(ct) once the params are known here
+    ct2 = loads(blob, expect_kind="ciphertext", expect_key_id=ct.key_id, owner_key=owner.verify_key)
+    save(keys.secret, "owner/secret.henn", passphrase=b"...")   # written 0o600, always
 """
 from __future__ import annotations
 
@@ -31,14 +36,18 @@ from typing import Any, Union
 import numpy as np
 
 from .ciphertext import Ciphertext
-from .errors import FormatError, SecurityWarning
-from .formats import container
+from .errors import FormatError, KeyMissingError, SecurityWarning
+from .formats import container, sealed, signing
+from .formats.signing import SigningKey, VerifyKey
 from .formats.tree import TreeDecoder, TreeEncoder
-from .keys import KeyRequirements, PublicKeys, SecretKey, SwitchKey
+from .keys import KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from .params import Parameters
 
 KINDS = ("ciphertext", "secret_key", "public_keys", "switch_key", "key_requirements", "bundle")
 MAX_ID = 256
+SECURE_BITS = 128
+SEALED_ARRAY = "sealed"
+MIGRATE_KEYS = "henn migrate --keys KEY_DIR [--model FILE ...]"
 
 
 @dataclasses.dataclass
@@ -66,7 +75,7 @@ class Bundle:
         return sorted(ids)
 
 
-Serialisable = Union[Ciphertext, SecretKey, PublicKeys, SwitchKey, KeyRequirements, Bundle]
+Serialisable = Ciphertext | SecretKey | PublicKeys | SwitchKey | KeyRequirements | Bundle
 
 # ---------------------------------------------------------------------------- parameter sets
 # Objects carry only a params_id; the file needs the full set. Sets seen here (passed
@@ -120,25 +129,48 @@ def _default_params(scheme: str) -> Parameters | None:
 
 
 # ---------------------------------------------------------------------------- dumping
-def dumps(obj: Serialisable, *, params: Any = None) -> bytes:
+def dumps(obj: Serialisable, *, params: Any = None, signer: SigningKey | None = None,
+          passphrase: bytes | None = None) -> bytes:
     """Serialise one object.
 
     Args:
         obj: a Ciphertext, SecretKey, PublicKeys, SwitchKey, KeyRequirements or Bundle.
         params: the scheme (or its Parameters) the object belongs to; optional once the
             parameter set is known in this process (see :func:`remember_params`).
+        signer: the owner's signing key; the file then carries its signature.
+        passphrase: seal a secret key under this passphrase (scrypt + AES-256-GCM, see
+            :mod:`he_core.formats.sealed`); secret keys only.
 
     Returns:
         The file bytes.
 
     Raises:
-        TypeError: an unsupported object, payload value or array dtype.
-        ValueError: the parameter set is unknown, or the object is inconsistent.
+        TypeError: an unsupported object, payload value or array dtype, a passphrase for
+            something other than a secret key, or a signer that is not a SigningKey.
+        ValueError: the parameter set is unknown, the object is inconsistent, or the
+            passphrase is empty.
     """
+    if signer is not None and not isinstance(signer, SigningKey):
+        raise TypeError(f"cannot serialise: signer must be a SigningKey, got {type(signer).__name__}")
+    if passphrase is not None:
+        return _dumps_sealed(obj, params, signer, passphrase)
     enc = TreeEncoder()
     header = _header(obj, enc, params)
     header["format"] = "henn"
-    return container.pack(header, enc.arrays)
+    return container.pack(header, enc.arrays, signer)
+
+
+def _dumps_sealed(secret: Any, params: Any, signer: SigningKey | None, passphrase: bytes) -> bytes:
+    """A secret key sealed under a passphrase: clear outer header, encrypted inner file."""
+    if not isinstance(secret, SecretKey):
+        raise TypeError(f"cannot serialise: only secret keys are sealed with a passphrase, not a "
+                        f"{type(secret).__name__}")
+    signing.check_passphrase(passphrase)
+    inner = dumps(secret, params=params)
+    header = {"format": "henn", "kind": "secret_key", "key_ids": [secret.key_id], "key_id": secret.key_id,
+              **_params_out(secret.scheme, secret.params_id, params), "sealed": sealed.new_params()}
+    blob = sealed.seal(inner, passphrase, header["sealed"], sealed.associated_data(header))
+    return container.pack(header, [(SEALED_ARRAY, np.frombuffer(blob, dtype=np.uint8))], signer)
 
 
 def _header(obj: Any, enc: TreeEncoder, params: Any) -> dict[str, Any]:
@@ -222,7 +254,8 @@ def _reqs_out(req: KeyRequirements) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- loading
 def loads(data: bytes, *, expect_kind: str | None = None, expect_scheme: str | None = None,
-          expect_key_id: str | None = None) -> Serialisable:
+          expect_key_id: str | None = None, owner_key: VerifyKey | None = None, allow_insecure: bool = False,
+          passphrase: bytes | None = None, verify_key_id: bool = True) -> Serialisable:
     """Parse and verify one object.
 
     Args:
@@ -231,19 +264,39 @@ def loads(data: bytes, *, expect_kind: str | None = None, expect_scheme: str | N
         expect_scheme: refuse objects of another scheme.
         expect_key_id: refuse objects not under this key. A switch key matches its
             source key; a bundle matches when every ciphertext is under this key.
+        owner_key: require a valid signature by this key, checked before the header is
+            parsed. Without it a signature is neither required nor checked.
+        allow_insecure: accept a parameter set below 128-bit security (toy CKKS rings,
+            ``vhe``, ``plain``, or any set made with ``allow_insecure=True``).
+        passphrase: opens a sealed secret key (ignored, with a warning, for one that is not sealed).
+        verify_key_id: check that public keys carry the id derived from their material.
+            ``False`` only to migrate files written before ids were derived.
 
     Returns:
         The object; its parameter set becomes known here (see :func:`params_for`).
 
     Raises:
-        FormatError: anything wrong with the bytes or a failed expectation, named in
-            the message.
+        FormatError: anything wrong with the bytes, a missing, foreign or bad signature,
+            insecure parameters not allowed, a key id that does not match its key, a
+            wrong passphrase or a failed expectation, named in the message.
+        KeyMissingError: a sealed secret key and no passphrase.
     """
-    header, arrays = container.unpack(data)
+    env = container.envelope(data)
+    if owner_key is not None:
+        signing.require_signature(env, owner_key)
+    header, arrays = container.parse(env)
     kind = _check_expectations(header, expect_kind, expect_scheme, expect_key_id)
+    if kind == "secret_key" and "sealed" in header:
+        return _unseal(header, arrays, passphrase, allow_insecure)
     decoder = TreeDecoder(arrays)
-    obj = _build(kind, header, decoder)
+    obj = _build(kind, header, decoder, allow_insecure)
     decoder.check_all_used()
+    if kind == "secret_key" and passphrase is not None:
+        warnings.warn(f"secret key {obj.key_id} is not sealed, the passphrase given is not needed: anyone who can "
+                      "read the file has the key (re-save it with a passphrase)", SecurityWarning, stacklevel=2)
+    public = obj.public if isinstance(obj, Bundle) else obj
+    if verify_key_id and isinstance(public, PublicKeys):
+        _check_derived_id(public, env.version)
     return obj
 
 
@@ -266,12 +319,12 @@ def _check_expectations(header: dict, kind: Any, scheme: Any, key_id: Any) -> st
     return found
 
 
-def _build(kind: str, header: dict, dec: TreeDecoder) -> Serialisable:
+def _build(kind: str, header: dict, dec: TreeDecoder, allow_insecure: bool) -> Serialisable:
     if kind == "key_requirements":
         return _reqs_in(_field(header, "requirements", dict))
     if kind == "bundle" and header.get("scheme") is None:
         return _bundle(header, dec, None, None)
-    scheme, params_id = _params_in(header)
+    scheme, params_id = _params_in(header, allow_insecure)
     if kind == "ciphertext":
         ct = _ct(header, dec, scheme, params_id, "the ciphertext")
         _check_key_ids(header, [ct.key_id])
@@ -310,8 +363,8 @@ def _check_key_ids(header: dict, ids: list[str]) -> None:
         raise FormatError("cannot load: the header's key id list disagrees with its key fields")
 
 
-def _params_in(header: dict) -> tuple[str, str]:
-    """Re-create the recorded parameter set and check it still hashes to its id."""
+def _params_in(header: dict, allow_insecure: bool) -> tuple[str, str]:
+    """Re-create the recorded parameter set, check it still hashes to its id and is secure enough."""
     scheme = _id(header, "scheme")
     params_id = _id(header, "params_id")
     values = _field(header, "params", dict)
@@ -330,10 +383,87 @@ def _params_in(header: dict) -> tuple[str, str]:
     if actual != params_id:
         raise FormatError(f"cannot load: the parameters hash to {actual}, the file says {params_id} "
                           "(tampered parameters)")
+    _check_security(params, allow_insecure)
     known = _KNOWN_PARAMS.setdefault(params_id, params)
     if known != params:
         raise FormatError(f"cannot load: parameter id {params_id} collides with a different known set")
     return scheme, params_id
+
+
+def _check_security(params: Parameters, allow_insecure: bool) -> None:
+    """Refuse a set below 128-bit security unless the caller opted in.
+
+    A file picks its own parameters, so without this a substituted key or model could
+    quietly move the owner to a toy ring, to ``vhe`` or to the cleartext ``plain`` twin.
+    """
+    if allow_insecure:
+        return
+    flagged = getattr(params, "allow_insecure", False) is True
+    try:
+        bits = int(params.security_bits)
+    except Exception:  # noqa: BLE001 - a plugin's estimate failing means "unknown", i.e. not secure
+        bits = 0
+    if flagged or bits < SECURE_BITS:
+        why = f"{bits}-bit security, below {SECURE_BITS}" if bits < SECURE_BITS else "made with allow_insecure=True"
+        raise FormatError(f"cannot load: the file asks for insecure parameters ({params.param_id}: {why}); pass "
+                          "allow_insecure=True (henn commands: --allow-insecure) to load it anyway, for tests and "
+                          "experiments only")
+
+
+def derived_key_id(public: PublicKeys) -> str:
+    """The key id ``public`` must carry: :func:`~he_core.keys.derive_key_id` of its material.
+
+    Raises:
+        FormatError: the scheme cannot read the key material (untrusted data).
+    """
+    from .registry import scheme_class  # late: the registry imports every scheme module
+    try:
+        material = scheme_class(public.scheme).key_id_material(public.data)
+        return derive_key_id(public.scheme, public.params_id, material)
+    except Exception:  # noqa: BLE001 - untrusted key data the scheme cannot read: a format problem
+        raise FormatError("cannot load: the public key material is malformed (no key id can be derived from it)") \
+            from None
+
+
+def _check_derived_id(public: PublicKeys, version: int) -> None:
+    """A public key must carry the id derived from its own material, so it cannot pose as another key."""
+    derived = derived_key_id(public)
+    if derived == public.key_id:
+        return
+    message = (f"cannot load: the key id does not match the public key material: a substituted or edited key file "
+               f"(the file says {public.key_id}, the material gives {derived})")
+    if version < 2:
+        message += ("; or, if you are its owner, a file written before key ids were derived from the public key "
+                    f"(format version {version}): re-derive them with: {MIGRATE_KEYS}")
+    raise FormatError(message)
+
+
+def _unseal(header: dict, arrays: dict, passphrase: bytes | None, allow_insecure: bool) -> SecretKey:
+    """Open a sealed secret key: check the clear header, decrypt, load the inner file."""
+    scheme, params_id = _params_in(header, allow_insecure)
+    key_id = _id(header, "key_id")
+    _check_key_ids(header, [key_id])
+    params = sealed.check_params(header.get("sealed"))
+    blob = arrays.get(SEALED_ARRAY)
+    if set(arrays) != {SEALED_ARRAY} or blob.dtype != np.uint8 or blob.ndim != 1:
+        raise FormatError("cannot load: a sealed secret key holds exactly one uint8 array, 'sealed'")
+    if passphrase is None:
+        raise KeyMissingError(f"cannot load the secret key {key_id}: it is sealed with a passphrase; pass it "
+                              "(henn commands: --passphrase-file FILE)")
+    inner = loads(sealed.unseal(blob.tobytes(), passphrase, params, sealed.associated_data(header)),
+                  expect_kind="secret_key", allow_insecure=True)
+    if (inner.scheme, inner.params_id, inner.key_id) != (scheme, params_id, key_id):
+        raise FormatError(f"cannot load: the sealed secret key is {inner.scheme} key {inner.key_id}, its clear "
+                          f"header says {scheme} key {key_id}")
+    return inner
+
+
+def _finite(value: int | float) -> bool:
+    """math.isfinite that also refuses an int beyond the float range (it would raise OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _ct(fields: dict, dec: TreeDecoder, scheme: str, params_id: str, what: str) -> Ciphertext:
@@ -344,8 +474,8 @@ def _ct(fields: dict, dec: TreeDecoder, scheme: str, params_id: str, what: str) 
             or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in shape)):
         raise FormatError(f"cannot load: {what} has a bad shape {shape!r}")
     scale = fields.get("scale")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise FormatError(f"cannot load: {what} has a bad scale {scale!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not _finite(scale):
+        raise FormatError(f"cannot load: {what} has a bad scale {str(scale)[:40]!r}")
     meta = dec.decode(fields.get("meta"), f"{what} metadata")
     if not isinstance(meta, dict):
         raise FormatError(f"cannot load: {what} metadata is not a dict")
@@ -398,7 +528,8 @@ def _reqs_in(fields: dict) -> KeyRequirements:
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def save(obj: Serialisable, path: PathLike, *, secret: bool = False, params: Any = None) -> Path:
+def save(obj: Serialisable, path: PathLike, *, secret: bool = False, params: Any = None,
+         signer: SigningKey | None = None, passphrase: bytes | None = None) -> Path:
     """Write one object to ``path`` atomically (a temporary file, then a rename).
 
     Secret keys are always written owner-only (``0o600``) from the moment the file
@@ -408,12 +539,12 @@ def save(obj: Serialisable, path: PathLike, *, secret: bool = False, params: Any
         obj: what to save (see :func:`dumps`).
         path: destination file; its directory must exist.
         secret: write owner-only even if ``obj`` is not a secret key.
-        params: as for :func:`dumps`.
+        params, signer, passphrase: as for :func:`dumps` (``passphrase`` seals a secret key).
 
     Returns:
         The path written.
     """
-    blob = dumps(obj, params=params)
+    blob = dumps(obj, params=params, signer=signer, passphrase=passphrase)
     path = Path(path)
     private = secret or isinstance(obj, SecretKey)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
@@ -432,13 +563,15 @@ def save(obj: Serialisable, path: PathLike, *, secret: bool = False, params: Any
 
 
 def load(path: PathLike, *, expect_kind: str | None = None, expect_scheme: str | None = None,
-         expect_key_id: str | None = None) -> Serialisable:
-    """Read one object from ``path``; see :func:`loads` for the checks.
+         expect_key_id: str | None = None, owner_key: VerifyKey | None = None, allow_insecure: bool = False,
+         passphrase: bytes | None = None, verify_key_id: bool = True) -> Serialisable:
+    """Read one object from ``path``; see :func:`loads` for the checks and arguments.
 
     A secret key file readable by group or others triggers a :class:`SecurityWarning`.
 
     Raises:
-        FormatError: see :func:`loads`.
+        FormatError: see :func:`loads`; the message ends with the path.
+        KeyMissingError: a sealed secret key and no passphrase.
         OSError: the file cannot be read.
     """
     path = Path(path)
@@ -446,10 +579,57 @@ def load(path: PathLike, *, expect_kind: str | None = None, expect_scheme: str |
         data = handle.read()
         mode = os.fstat(handle.fileno()).st_mode
     try:
-        obj = loads(data, expect_kind=expect_kind, expect_scheme=expect_scheme, expect_key_id=expect_key_id)
+        obj = loads(data, expect_kind=expect_kind, expect_scheme=expect_scheme, expect_key_id=expect_key_id,
+                    owner_key=owner_key, allow_insecure=allow_insecure, passphrase=passphrase,
+                    verify_key_id=verify_key_id)
     except FormatError as exc:
         raise FormatError(f"{exc} [{path}]") from None
     if isinstance(obj, SecretKey) and mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings.warn(f"secret key file {path} is accessible to other users (mode {stat.filemode(mode)}); "
                       "chmod 600 it", SecurityWarning, stacklevel=2)
     return obj
+
+
+def check_signature(data: bytes, owner_key: VerifyKey) -> None:
+    """Check only that ``data`` is a file signed by ``owner_key`` (nothing is parsed or built).
+
+    Raises:
+        FormatError: a bad envelope, or the signature check of :func:`loads` fails.
+    """
+    signing.require_signature(container.envelope(data), owner_key)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileInfo:
+    """What a file says about itself, read without building (or unsealing) the object.
+
+    Attributes:
+        version: container format version (1: written before signatures and derived ids).
+        kind, scheme, params_id, key_ids: from the header (unverified beyond the digest).
+        signer: fingerprint of the key that signed it, or ``None``; *not* verified here.
+        sealed: a secret key sealed under a passphrase.
+    """
+
+    version: int
+    kind: str
+    scheme: str | None
+    params_id: str | None
+    key_ids: list[str]
+    signer: str | None
+    sealed: bool
+
+
+def file_info(data: bytes) -> FileInfo:
+    """Describe a file from its envelope and header (for ``henn inspect`` and migration).
+
+    Raises:
+        FormatError: the envelope or header is malformed.
+    """
+    env = container.envelope(data)
+    header, _ = container.parse(env)
+    kind = _check_expectations(header, None, None, None)
+    ids = header.get("key_ids")
+    key_ids = [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+    text = [header.get(k) if isinstance(header.get(k), str) else None for k in ("scheme", "params_id")]
+    return FileInfo(env.version, kind, text[0], text[1], key_ids, env.signer.hex() if env.signer else None,
+                    kind == "secret_key" and "sealed" in header)

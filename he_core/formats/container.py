@@ -7,24 +7,40 @@ Layout (all integers little-endian)::
     arrays     count u32, then per array:
                  name length u16 | name (UTF-8) | dtype code u8 | ndim u8 | dims u64 * ndim | raw bytes
     digest     SHA-256 of every byte before it (32 bytes)
+    trailer    only when flags has SIGNED (version 2):
+                 signer fingerprint (16 bytes) | Ed25519 signature (64 bytes) of every byte before it
+
+Version 2 is written; version 1 (no flags, no trailer: files from before signatures)
+is still read. The total length counts the trailer, and the flags are covered by the
+digest and by the signature, so a signed file cannot pass for an unsigned one
+without a new digest, which a caller that requires a signature refuses anyway.
 
 Loading never executes code and never allocates more than the input holds: every
 length field is checked against the bytes that remain before anything is sliced.
+Loading happens in two steps: :func:`envelope` checks the preamble, lengths, digest
+and trailer (so a signature can be checked before any JSON or array is parsed), and
+:func:`parse` reads the header and the arrays.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import FormatError
 
 MAGIC = b"\x89HENN\r\n\x1a"
-VERSION = 1
+VERSION = 2                  # the version written
+READABLE_VERSIONS = (1, 2)   # 1: before signatures (no flags, no trailer)
+FLAG_SIGNED = 0x1
 DIGEST_SIZE = 32
+FINGERPRINT_SIZE = 16
+SIGNATURE_SIZE = 64
+TRAILER_SIZE = FINGERPRINT_SIZE + SIGNATURE_SIZE
 _PREAMBLE = struct.Struct("<8sHHQI")
 _U32 = struct.Struct("<I")
 _ARRAY_HEAD = struct.Struct("<H")
@@ -59,32 +75,53 @@ def dtype_code(dtype: np.dtype) -> int:
     return next(code for code, dt in DTYPE_CODES.items() if dt.name == dtype.name)
 
 
-def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]]) -> bytes:
+class Signer(Protocol):
+    """What :func:`pack` needs to sign (``he_core.formats.signing.SigningKey`` is one)."""
+
+    fingerprint_bytes: bytes
+
+    def sign(self, message: bytes | memoryview) -> bytes: ...
+
+
+def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: Signer | None = None) -> bytes:
     """Write one container.
 
     Args:
         header: JSON-serialisable dict (ints of any size, finite or non-finite floats).
         arrays: ``(name, array)`` pairs; dtypes must be on the allow-list.
+        signer: sign the file (flag ``SIGNED`` and the trailer); ``None`` for an unsigned file.
 
     Returns:
-        The container bytes, digest included.
+        The container bytes, digest (and trailer) included.
 
     Raises:
         TypeError: a disallowed dtype or a header that JSON cannot represent.
-        ValueError: an over-long array name or too many dimensions.
+        ValueError: an over-long array name, too many dimensions, or a signer whose
+            fingerprint or signature has the wrong size.
     """
     # No sort_keys: dict order is part of the data (model layers, payload trees).
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     body: list[Any] = [head, _U32.pack(len(arrays))]
     for name, array in arrays:
         body += _array_chunks(name, array)
+    trailer = TRAILER_SIZE if signer is not None else 0
     # Array payloads stay memoryviews until the single join: key material can be tens of MB.
-    total = _PREAMBLE.size + sum(len(chunk) for chunk in body) + DIGEST_SIZE
-    chunks = [_PREAMBLE.pack(MAGIC, VERSION, 0, total, len(head))] + body
+    total = _PREAMBLE.size + sum(len(chunk) for chunk in body) + DIGEST_SIZE + trailer
+    flags = FLAG_SIGNED if signer is not None else 0
+    chunks = [_PREAMBLE.pack(MAGIC, VERSION, flags, total, len(head))] + body
     digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(chunk)
-    return b"".join(chunks + [digest.digest()])
+    if signer is None:
+        return b"".join(chunks + [digest.digest()])
+    fingerprint = bytes(signer.fingerprint_bytes)
+    if len(fingerprint) != FINGERPRINT_SIZE:
+        raise ValueError(f"cannot sign: a signer fingerprint has {FINGERPRINT_SIZE} bytes, got {len(fingerprint)}")
+    unsigned = b"".join(chunks + [digest.digest(), fingerprint])
+    signature = bytes(signer.sign(unsigned))
+    if len(signature) != SIGNATURE_SIZE:
+        raise ValueError(f"cannot sign: an Ed25519 signature has {SIGNATURE_SIZE} bytes, got {len(signature)}")
+    return unsigned + signature
 
 
 def _array_chunks(name: str, array: np.ndarray) -> list[Any]:
@@ -121,8 +158,34 @@ class _Reader:
         return fmt.unpack(self.take(fmt.size, what))
 
 
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """A container whose preamble, lengths, digest and trailer have been checked.
+
+    Attributes:
+        data: the whole file.
+        version: the format version (1 or 2).
+        head_len: length of the JSON header.
+        body_end: offset of the digest (the header and arrays end there).
+        signer: the 16-byte fingerprint of the key that signed it, or ``None`` if unsigned.
+        signature: the 64-byte signature, or ``None``.
+    """
+
+    data: memoryview
+    version: int
+    head_len: int
+    body_end: int
+    signer: bytes | None
+    signature: bytes | None
+
+    @property
+    def signed_message(self) -> memoryview:
+        """The bytes the signature covers: everything before it."""
+        return self.data[:len(self.data) - SIGNATURE_SIZE]
+
+
 def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read and verify one container.
+    """Read and verify one container (signatures are not checked here; see :func:`envelope`).
 
     Args:
         data: the file's bytes.
@@ -134,23 +197,49 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         FormatError: truncated, bad magic, unsupported version, digest mismatch, bad
             dtype, size inconsistencies or malformed header.
     """
+    return parse(envelope(data))
+
+
+def envelope(data: bytes) -> Envelope:
+    """Check everything but the header and arrays: preamble, length, digest, trailer.
+
+    Raises:
+        TypeError: ``data`` is not bytes.
+        FormatError: truncated, bad magic, unsupported version or flags, trailing bytes,
+            digest mismatch.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"cannot load: expected bytes, got {type(data).__name__}")
     view = memoryview(data).cast("B")
-    _check_preamble(view)
-    _, _, _, _, head_len = _PREAMBLE.unpack(view[:_PREAMBLE.size])
-    end = len(view) - DIGEST_SIZE
-    if hashlib.sha256(view[:end]).digest() != bytes(view[end:]):
+    version, flags = _check_preamble(view)
+    head_len = _PREAMBLE.unpack(view[:_PREAMBLE.size])[4]
+    trailer = TRAILER_SIZE if flags & FLAG_SIGNED else 0
+    body_end = len(view) - trailer - DIGEST_SIZE
+    if hashlib.sha256(view[:body_end]).digest() != bytes(view[body_end:body_end + DIGEST_SIZE]):
         raise FormatError("cannot load: digest mismatch: the file was modified (tampered with or corrupted)")
-    reader = _Reader(view, _PREAMBLE.size, end)
-    header = _parse_header(reader.take(head_len, "the JSON header"))
+    signer = signature = None
+    if trailer:
+        start = body_end + DIGEST_SIZE
+        signer = bytes(view[start:start + FINGERPRINT_SIZE])
+        signature = bytes(view[start + FINGERPRINT_SIZE:])
+    return Envelope(view, version, head_len, body_end, signer, signature)
+
+
+def parse(env: Envelope) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and arrays of a checked envelope.
+
+    Raises:
+        FormatError: bad dtype, size inconsistencies, malformed header.
+    """
+    reader = _Reader(env.data, _PREAMBLE.size, env.body_end)
+    header = _parse_header(reader.take(env.head_len, "the JSON header"))
     arrays = _read_arrays(reader)
-    if reader.pos != end:
-        raise FormatError(f"cannot load: {end - reader.pos} unexpected bytes after the last array")
+    if reader.pos != env.body_end:
+        raise FormatError(f"cannot load: {env.body_end - reader.pos} unexpected bytes after the last array")
     return header, arrays
 
 
-def _check_preamble(view: memoryview) -> None:
+def _check_preamble(view: memoryview) -> tuple[int, int]:
     if len(view) < len(MAGIC) or bytes(view[:len(MAGIC)]) != MAGIC:
         if len(view) < len(MAGIC) and MAGIC.startswith(bytes(view)):
             raise FormatError(f"cannot load: truncated file ({len(view)} bytes)")
@@ -158,14 +247,19 @@ def _check_preamble(view: memoryview) -> None:
     if len(view) < _PREAMBLE.size + DIGEST_SIZE:
         raise FormatError(f"cannot load: truncated file ({len(view)} bytes)")
     _, version, flags, total, _ = _PREAMBLE.unpack(view[:_PREAMBLE.size])
-    if version != VERSION:
-        raise FormatError(f"cannot load: unsupported format version {version} (this build reads version {VERSION})")
-    if flags != 0:
-        raise FormatError(f"cannot load: unknown format flags {flags:#x}")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"cannot load: unsupported format version {version} (this build reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
+    known = FLAG_SIGNED if version >= 2 else 0
+    if flags & ~known:
+        raise FormatError(f"cannot load: unknown format flags {flags:#x} for version {version}")
     if len(view) < total:
         raise FormatError(f"cannot load: truncated file: {len(view)} bytes, the file says {total}")
     if len(view) > total:
         raise FormatError(f"cannot load: {len(view) - total} trailing bytes after the end of the file")
+    if flags & FLAG_SIGNED and total < _PREAMBLE.size + DIGEST_SIZE + TRAILER_SIZE:
+        raise FormatError(f"cannot load: truncated file: {total} bytes cannot hold a signature")
+    return version, flags
 
 
 def _parse_header(raw: memoryview) -> dict[str, Any]:

@@ -10,6 +10,7 @@ mimics the fixed-point arithmetic of the integer schemes.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from ..kernels import rows as row_kernels
 from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ..params import Parameters
 from ..randomness import RandomSource
+from ..refresh import MaskPlan
 from ..scheme import Budget, Scheme
 
 
@@ -136,6 +138,24 @@ class PlainScheme(Scheme):
 
     def _index_add_(self, a, rows, b):
         row_kernels.scatter_add(a.data, rows, b.data)
+
+    # refresh: the twin holds plaintext, so there is nothing to mask; the protocol's steps are copies
+    def _refresh_plan(self, ct, target, value_bound) -> MaskPlan:
+        empty = np.zeros(0, dtype=np.int64)
+        return MaskPlan(read=(empty, empty), bound_bits=0.0, room_bits=math.inf, moduli=(), n_cts=ct.rows,
+                        n_entries=ct.size)
+
+    def _apply_mask(self, ct, mask, rng) -> Ciphertext:
+        return self.copy(ct)
+
+    def _reencrypt_masked(self, masked, target, key, rng) -> Ciphertext:
+        return self.copy(masked)
+
+    def _remove_mask(self, fresh, mask, target, source, value_bound) -> Ciphertext:
+        return fresh
+
+    def _sanitize(self, ct, flooding, rng) -> Ciphertext:
+        return self.copy(ct)
 
     def _budget(self, a) -> Budget:
         return Budget(kind="unbounded", remaining=float("inf"))

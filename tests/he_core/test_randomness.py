@@ -43,13 +43,31 @@ def test_bad_ranges():
 
 def test_resolve():
     assert isinstance(resolve(None), OsRandom) and resolve(None).secure
-    assert isinstance(resolve(5), SeededRandom) and not resolve(5).secure
     src = SeededRandom(1)
     assert resolve(src) is src
     with pytest.raises(TypeError):
         resolve("seed")
     with pytest.raises(TypeError):
         resolve(True)
+
+
+def test_an_integer_seed_is_refused_everywhere_keys_are_made():
+    """A bare int used to switch key generation to a non-cryptographic PRNG silently."""
+    import he_core
+
+    with pytest.raises(TypeError, match="SeededRandom"):
+        resolve(5)
+    scheme = he_core.get_scheme("plain")
+    with pytest.raises(TypeError, match="SeededRandom"):
+        scheme.keygen(rng=5)
+    keys = scheme.keygen(rng=SeededRandom(5))  # explicit: allowed, and says it is not secure
+    assert not SeededRandom(5).secure and keys.public.key_id
+
+
+def test_normal_draws_are_standard():
+    z = SeededRandom(3).normal(20000)
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+    assert OsRandom().normal((2, 3)).shape == (2, 3)
 
 
 def test_seeded_is_reproducible_and_os_is_not():
@@ -63,3 +81,14 @@ def test_os_random_does_not_touch_numpy_global_state():
     OsRandom().integers(0, 100, 100)
     OsRandom().gaussian(3.2, 100)
     assert (np.random.get_state()[1] == before).all()
+
+
+@pytest.mark.parametrize("sigma", [-1.0, float("nan"), float("inf"), 2.0**49, 2.0**64])
+def test_gaussians_too_wide_for_random_low_bits_are_refused(sigma):
+    with pytest.raises(ParameterError, match="standard deviation"):
+        SeededRandom(1).gaussian(sigma, 8)
+
+
+def test_the_widest_gaussian_still_has_random_low_bits():
+    z = SeededRandom(2).gaussian(2.0**48, 4000, bound=2.0**52)
+    assert set(np.unique(z % 16)) == set(range(16))  # every residue shows up: the low bits are not stuck

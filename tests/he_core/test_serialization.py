@@ -17,6 +17,14 @@ from he_core import serialization as ser
 from he_core.schemes.plain import PlainParams
 
 
+def loads(blob, **kw):
+    """``ser.loads`` opting in to insecure sets: plain and vhe are below 128 bits (refusal: test_insecure_*)."""
+    return ser.loads(blob, **{"allow_insecure": True, **kw})
+
+
+def load(path, **kw):
+    return ser.load(path, **{"allow_insecure": True, **kw})
+
 
 SCHEMES = [name for name in ("plain", "vhe", "ckks") if name in he_core.available_schemes()]
 ALLOWED = [np.int64, np.uint64, np.float64, np.int32, np.uint8, np.bool_, np.int8]
@@ -53,18 +61,18 @@ def test_ciphertext_round_trip_decrypts_the_same(name):
     scheme, pair = make_scheme(name)
     values = np.array([[1.5, -2.0, 0.0], [0.25, 3.0, -0.5]])
     ct = scheme.encrypt(values, pair.secret, rng=he_core.SeededRandom(1))
-    back = ser.loads(ser.dumps(ct), expect_kind="ciphertext", expect_scheme=name, expect_key_id=ct.key_id)
+    back = loads(ser.dumps(ct), expect_kind="ciphertext", expect_scheme=name, expect_key_id=ct.key_id)
     assert (back.scheme, back.params_id, back.key_id, back.shape, back.scale) == \
         (ct.scheme, ct.params_id, ct.key_id, ct.shape, ct.scale)
     assert same_tree(back.data, ct.data) and same_tree(back.meta, ct.meta)
-    np.testing.assert_array_equal(scheme.decrypt(back, pair.secret), scheme.decrypt(ct, pair.secret))
+    np.testing.assert_array_equal(scheme.decrypt_exact_local(back, pair.secret), scheme.decrypt_exact_local(ct, pair.secret))
 
 
 @pytest.mark.parametrize("name", SCHEMES)
 def test_keys_round_trip_and_still_work(name):
     scheme, pair = make_scheme(name)
-    secret = ser.loads(ser.dumps(pair.secret), expect_kind="secret_key")
-    public = ser.loads(ser.dumps(pair.public), expect_kind="public_keys")
+    secret = loads(ser.dumps(pair.secret), expect_kind="secret_key")
+    public = loads(ser.dumps(pair.public), expect_kind="public_keys")
     for old, new in ((pair.secret, secret), (pair.public, public)):
         assert type(new) is type(old)
         assert (new.scheme, new.params_id, new.key_id, new.requirements) == \
@@ -76,7 +84,7 @@ def test_keys_round_trip_and_still_work(name):
     values = np.array([[2.0, -1.0, 0.5]])
     ct = other.encrypt(values) if other.supports(he_core.Capability.PUBLIC_KEY_ENCRYPT) \
         else other.encrypt(values, secret)
-    np.testing.assert_allclose(scheme.decrypt(ct, pair.secret), values, atol=1e-3)
+    np.testing.assert_allclose(scheme.decrypt_exact_local(ct, pair.secret), values, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", [n for n in SCHEMES if he_core.get_scheme(n).supports(he_core.Capability.REKEY)])
@@ -86,12 +94,12 @@ def test_switch_key_round_trip_rekeys(name):
     other = he_core.get_scheme(name, scheme.params).keygen(he_core.KeyRequirements(sizes=(1, 3)),
                                                            rng=he_core.SeededRandom(8))
     switch = scheme.make_switch_key(pair.secret, other.secret, rng=he_core.SeededRandom(9))
-    back = ser.loads(ser.dumps(switch), expect_kind="switch_key", expect_key_id=pair.secret.key_id)
+    back = loads(ser.dumps(switch), expect_kind="switch_key", expect_key_id=pair.secret.key_id)
     assert (back.from_key_id, back.to_key_id) == (switch.from_key_id, switch.to_key_id)
     assert same_tree(back.data, switch.data)
     values = np.array([[1.0, -2.0, 3.0]])
     moved = scheme.rekey(scheme.encrypt(values, pair.secret, rng=he_core.SeededRandom(3)), back)
-    np.testing.assert_allclose(scheme.decrypt(moved, other.secret), values, atol=1e-3)
+    np.testing.assert_allclose(scheme.decrypt_exact_local(moved, other.secret), values, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", SCHEMES)
@@ -99,24 +107,24 @@ def test_bundle_round_trip(name):
     scheme, pair = make_scheme(name)
     cts = {"layer0/w": scheme.encrypt(np.eye(3), pair.secret), "layer0/b": scheme.encrypt([0.5], pair.secret)}
     bundle = ser.Bundle(cts, {"arch": "linear", "shapes": {"w": [3, 3]}, "n": 2**70})
-    back = ser.loads(ser.dumps(bundle), expect_kind="bundle", expect_key_id=pair.secret.key_id)
+    back = loads(ser.dumps(bundle), expect_kind="bundle", expect_key_id=pair.secret.key_id)
     assert back.meta == bundle.meta and list(back.ciphertexts) == list(cts)
     for key, ct in cts.items():
-        np.testing.assert_array_equal(scheme.decrypt(back.ciphertexts[key], pair.secret),
-                                      scheme.decrypt(ct, pair.secret))
+        np.testing.assert_array_equal(scheme.decrypt_exact_local(back.ciphertexts[key], pair.secret),
+                                      scheme.decrypt_exact_local(ct, pair.secret))
 
 
 @pytest.mark.parametrize("name", SCHEMES)
 def test_bundle_with_public_keys_is_self_contained(name):
     scheme, pair = make_scheme(name)
     bundle = ser.Bundle({"w": scheme.encrypt([[1.0, 2.0, 3.0]], pair.secret)}, {}, pair.public)
-    back = ser.loads(ser.dumps(bundle), expect_key_id=pair.public.key_id)
+    back = loads(ser.dumps(bundle), expect_key_id=pair.public.key_id)
     assert back.public.key_id == pair.public.key_id and back.public.requirements == pair.public.requirements
     assert same_tree(back.public.data, pair.public.data)
     fresh = he_core.get_scheme(name, ser.params_for(back.public.params_id))
     fresh.set_public_keys(back.public)
     doubled = fresh.add(back.ciphertexts["w"], back.ciphertexts["w"])
-    np.testing.assert_allclose(scheme.decrypt(doubled, pair.secret), [[2.0, 4.0, 6.0]], atol=1e-3)
+    np.testing.assert_allclose(scheme.decrypt_exact_local(doubled, pair.secret), [[2.0, 4.0, 6.0]], atol=1e-3)
 
 
 def test_bundle_public_keys_must_match_the_ciphertexts():
@@ -124,14 +132,14 @@ def test_bundle_public_keys_must_match_the_ciphertexts():
     other = he_core.get_scheme("plain").keygen()
     with pytest.raises(ValueError, match="not the ones its ciphertexts are under"):
         ser.dumps(ser.Bundle({"w": scheme.encrypt([1.0], pair.secret)}, {}, other.public))
-    empty = ser.loads(ser.dumps(ser.Bundle({}, {}, other.public)), expect_key_id=other.public.key_id)
+    empty = loads(ser.dumps(ser.Bundle({}, {}, other.public)), expect_key_id=other.public.key_id)
     assert empty.key_ids == [other.public.key_id]
 
 
 def test_key_requirements_and_empty_bundle_round_trip():
     req = he_core.KeyRequirements(sizes=(1, 8, 3), rotations=(-1, 2), multiply=False)
-    assert ser.loads(ser.dumps(req), expect_kind="key_requirements") == req
-    empty = ser.loads(ser.dumps(ser.Bundle({}, {"x": [1, None]})))
+    assert loads(ser.dumps(req), expect_kind="key_requirements") == req
+    empty = loads(ser.dumps(ser.Bundle({}, {"x": [1, None]})))
     assert empty.ciphertexts == {} and empty.meta == {"x": [1, None]}
 
 
@@ -145,7 +153,7 @@ def test_bundle_of_two_parameter_sets_is_refused():
 def test_non_default_parameters_survive_and_are_recreated():
     scheme = he_core.get_scheme("plain", precision_bits=12)
     key = scheme.keygen().secret
-    back = ser.loads(ser.dumps(key))
+    back = loads(ser.dumps(key))
     assert ser.params_for(back.params_id) == PlainParams(precision_bits=12)
 
 
@@ -185,7 +193,7 @@ def test_unusual_array_layouts_are_stored_canonically():
     data = {"f": np.asfortranarray(base), "view": base[::2, 1::3], "be": base.astype(">i8"),
             "scalar": np.array(5, np.uint64), "empty": np.zeros((0, 3), np.int32)}
     key = he_core.SecretKey("plain", PlainParams().param_id, "k" * 32, data)
-    back = ser.loads(ser.dumps(key)).data
+    back = loads(ser.dumps(key)).data
     for name, arr in data.items():
         np.testing.assert_array_equal(back[name], arr)
         assert back[name].shape == arr.shape and back[name].dtype == arr.dtype.newbyteorder("=")
@@ -206,10 +214,10 @@ trees = st.recursive(leaves, lambda kids: st.lists(kids, max_size=3) | st.tuples
                                         max_size=3))
 def test_any_payload_tree_round_trips(data, meta):
     params_id = PlainParams().param_id
-    key = he_core.PublicKeys("plain", params_id, "a" * 32, data)
-    assert same_tree(ser.loads(ser.dumps(key)).data, data)
+    key = he_core.PublicKeys("plain", params_id, "a" * 32, data)  # not a real key: its id is not derived
+    assert same_tree(loads(ser.dumps(key), verify_key_id=False).data, data)
     ct = he_core.Ciphertext("plain", params_id, "a" * 32, (1, 1), 1.0, data, meta)
-    back = ser.loads(ser.dumps(ct))
+    back = loads(ser.dumps(ct))
     assert same_tree(back.data, data) and same_tree(back.meta, meta)
 
 
@@ -221,7 +229,7 @@ def test_secret_key_file_is_owner_only_and_public_file_is_not(tmp_path):
     assert stat.S_IMODE(os.stat(secret_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(public_path).st_mode) & 0o077 == (0o044 & ~_umask())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["public.henn", "secret.henn"]  # no temp files
-    assert ser.load(secret_path, expect_kind="secret_key").key_id == pair.secret.key_id
+    assert load(secret_path, expect_kind="secret_key").key_id == pair.secret.key_id
 
 
 def test_secret_flag_makes_any_file_private_and_overwrite_keeps_it_private(tmp_path):
@@ -237,21 +245,61 @@ def test_world_readable_secret_key_warns(tmp_path):
     path = ser.save(pair.secret, tmp_path / "secret.henn")
     os.chmod(path, 0o644)
     with pytest.warns(he_core.SecurityWarning, match="chmod 600"):
-        ser.load(path)
+        load(path)
     os.chmod(path, 0o600)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ser.load(path)
+        load(path)
 
 
 def test_load_errors_name_the_file(tmp_path):
     path = tmp_path / "junk.henn"
     path.write_bytes(b"not a henn file at all")
     with pytest.raises(he_core.FormatError, match="bad magic.*junk.henn"):
-        ser.load(path)
+        load(path)
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# --- insecure parameter sets are opt-in --------------------------------------------------------------
+def _insecure_objects():
+    """A file of every kind whose parameters give less than 128-bit security."""
+    out = {}
+    for name in [n for n in ("plain", "vhe") if n in SCHEMES]:
+        scheme, pair = make_scheme(name)
+        ct = scheme.encrypt([[1.0, 2.0, 3.0]], pair.secret)
+        out.update({f"{name}/public": pair.public, f"{name}/secret": pair.secret, f"{name}/ciphertext": ct,
+                    f"{name}/bundle": ser.Bundle({"w": ct}, {}, pair.public)})
+    return out
+
+
+@pytest.mark.parametrize("label", sorted(_insecure_objects()))
+def test_insecure_sets_are_refused_without_the_opt_in(label):
+    blob = ser.dumps(_insecure_objects()[label])
+    with pytest.raises(he_core.FormatError, match=r"insecure parameters \(.*-bit security, below 128\).*"
+                                                  r"allow_insecure=True \(henn commands: --allow-insecure\)"):
+        ser.loads(blob)
+    assert ser.loads(blob, allow_insecure=True) is not None
+
+
+@pytest.mark.skipif("ckks" not in SCHEMES, reason="ckks not built")
+def test_ckks_toy_rings_and_flagged_sets_are_insecure_but_128_bit_sets_load():
+    from he_core.schemes.ckks.params import CkksParams
+    secure = make_scheme("ckks")[1].public
+    assert ser.loads(ser.dumps(secure)).key_id == secure.key_id  # no opt-in needed
+    for params, why in ((CkksParams(poly_degree=2048, levels=2, allow_insecure=True), "0-bit security"),
+                        (CkksParams(poly_degree=8192, levels=2, allow_insecure=True), "made with allow_insecure")):
+        assert params.security_bits < 128 or why.startswith("made")
+        public = he_core.get_scheme("ckks", params).keygen(rng=he_core.SeededRandom(1)).public
+        with pytest.raises(he_core.FormatError, match=f"insecure parameters.*{why}"):
+            ser.loads(ser.dumps(public))
+        assert ser.loads(ser.dumps(public), allow_insecure=True).key_id == public.key_id
+
+
+def test_files_without_parameters_need_no_opt_in():
+    assert ser.loads(ser.dumps(he_core.KeyRequirements())) == he_core.KeyRequirements()
+    assert ser.loads(ser.dumps(ser.Bundle({}, {"x": 1}))).meta == {"x": 1}

@@ -7,7 +7,7 @@ Example::
     keys = scheme.keygen()
     ct = scheme.encrypt([[0.5, -1.0, 2.0]])
     out = scheme.polyval(scheme.mul(ct, ct), [0.5, 0.25])
-    scheme.decrypt(out, keys.secret)                 # ~ [[0.5625, 0.75, 1.5]]
+    scheme.decrypt(out, keys.secret)                 # ~ [[0.5625, 0.75, 1.5]], noise-flooded for release
 
 Modules: ``primes`` (NTT-friendly primes), ``params`` (parameter sets and security),
 ``ring`` (the native kernels), ``reference`` (their Python-int definitions),

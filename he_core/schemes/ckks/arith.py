@@ -25,7 +25,7 @@ import numpy as np
 
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, LevelExhaustedError, MismatchError
-from . import encoder, keys as keygen, layout
+from . import encoder, keys as keygen, layout, noise
 
 # Two ciphertexts whose scales differ by less than this relative amount add as equals
 # (the error this introduces is below the CKKS noise floor at 40-bit scales).
@@ -70,10 +70,50 @@ class ArithMixin:
     def _scale_at(self, level: int) -> float:
         return self._scales[level]
 
-    def _wrap(self, like: Ciphertext | str, shape, scale: float, data: np.ndarray, **meta) -> Ciphertext:
+    def _wrap(self, like: Ciphertext | str, shape, scale: float, data: np.ndarray, nvar: float, vmax: float,
+              **meta) -> Ciphertext:
         key_id = like if isinstance(like, str) else like.key_id
+        level = data.shape[2] - 1
         return Ciphertext(self.name, self.params_id, key_id, tuple(shape), float(scale), data,
-                          layout.meta(data.shape[2] - 1, **meta))
+                          self._noise_meta(layout.meta(level, **meta), level, nvar, vmax))
+
+    # ------------------------------------------------------------------ noise bookkeeping (formulas in .noise)
+    def _noise_meta(self, meta: dict, level: int, var, vmax: float) -> dict:
+        """``meta`` with the noise fields set from one variance (white noise) or (nvar, nslot, nspec).
+
+        Variances are capped at (Q_level / 2)^2; nspec bounds the other two.
+        """
+        nvar, nslot, nspec = self._noise.cap(np.broadcast_to(np.asarray(var, dtype=np.float64), (3,)), level)
+        # "fresh" marks noise independent of every other ciphertext's (a re-encryption's),
+        # "flood" the variance of a sanitising flood (independent of the key); any operation
+        # that recomputes the noise drops both.
+        out = {k: v for k, v in meta.items() if k not in ("fresh", "flood")}
+        return {**out, "nvar": float(min(nvar, nspec)), "nslot": float(min(nslot, nspec)), "nspec": float(nspec),
+                "vmax": float(noise.finite(vmax))}
+
+    def _noisy(self, ct: Ciphertext, var, vmax: float, *, keep_flood: bool = False) -> Ciphertext:
+        """A shallow copy of ct with new noise metadata (never mutates ct: callers may hold it).
+
+        ``keep_flood``: the new noise is the old plus independent terms only (a key switch,
+        an added fresh update, a declared bound), so a sanitising flood in it stays a
+        key-independent part of it.
+        """
+        meta = self._noise_meta(ct.meta, self.level(ct), var, vmax)
+        if keep_flood and "flood" in ct.meta:
+            meta["flood"] = float(min(ct.meta["flood"], meta["nvar"]))
+        return ct.replace(meta=meta)
+
+    @staticmethod
+    def _nv(ct: Ciphertext) -> tuple[np.ndarray, float]:
+        """((nvar, nslot, nspec), vmax) of a ciphertext: the variances as the vector .noise's formulas take."""
+        var = np.array([ct.meta["nvar"], ct.meta["nslot"], ct.meta["nspec"]], dtype=np.float64)
+        return var, float(ct.meta["vmax"])
+
+    def _msg_norm2(self, ct: Ciphertext) -> float:
+        """Bound on ||Delta m||_2^2 of each ciphertext of the batch (coefficient layouts: per non-zero coefficient)."""
+        if ct.meta.get("coeff"):
+            return noise.coeff_message_norm2(ct.scale, ct.meta["vmax"], self._nonzero_coeffs(ct))
+        return noise.slot_message_norm2(ct.scale, ct.meta["vmax"])
 
     def _pairwise(self, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = np.empty_like(a)
@@ -116,7 +156,15 @@ class ArithMixin:
         slotvecs = layout.pack(values, self.params.slots, stride)
         nq = len(self.ring.q)
         data = self._encrypt_pts(self.encode_pts(slotvecs, scale, nq), nq, rng, secret=secret, public=public)
-        return self._wrap(key_id, (rows, size), scale, data, stride=stride)
+        nvar, vmax = self._fresh_noise(values, scale, public)
+        return self._wrap(key_id, (rows, size), scale, data, nvar, vmax, stride=stride)
+
+    def _fresh_noise(self, values: np.ndarray, scale: float, public) -> tuple[float, float]:
+        """(nvar, vmax) of a fresh encryption of ``values`` (``public``: the key used, or None)."""
+        top = float(np.max(np.abs(values))) if values.size else 0.0
+        # A public key over Q alone (older key files) leaves e v + e0 + e1 s: see _public_zero.
+        nvar = self._noise.fresh(public is not None, public is not None and public.shape[1] != len(self.ring.q))
+        return nvar, noise.value_bound(top, scale)
 
     def _encrypt_pts(self, pts, nl: int, rng, secret=None, public=None) -> np.ndarray:
         """Encryptions of NTT-form plaintexts over the first ``nl`` primes (secret or public key)."""
@@ -143,7 +191,7 @@ class ArithMixin:
         r, nq = self.ring, len(self.ring.q)
         nl = public.shape[1]
         full = nl != nq
-        v = keygen.sample_secret(self.params, rng)
+        v = keygen.sample_ephemeral(self.params, rng)  # uniform ternary, even for a sparse secret
         v = keygen.full_ntt(r, v) if full else r.ntt(r.from_signed(v, nq))
         pk0, pk1 = np.ascontiguousarray(public[0]), np.ascontiguousarray(public[1])
         c0 = r.add(r.mul(pk0, v), keygen.error(r, self.params, nl, rng))
@@ -189,7 +237,8 @@ class ArithMixin:
         if level > self.level(ct) or level < 0:
             raise LevelExhaustedError(f"cannot drop {ct.describe()} from level {self.level(ct)} to {level}")
         data = np.ascontiguousarray(ct.data[:, :, : level + 1])
-        return ct.replace(data=data, meta={**ct.meta, "level": level})
+        # Dropping primes leaves the phase error as it is (as long as it fits the smaller modulus).
+        return ct.replace(data=data, meta=self._noise_meta({**ct.meta, "level": level}, level, *self._nv(ct)))
 
     def _adjust(self, ct: Ciphertext, level: int, scale: float) -> Ciphertext:
         """Bring ct to ``level`` with (almost exactly) ``scale``, using the spare level it has."""
@@ -206,7 +255,11 @@ class ArithMixin:
         for i in range(x.data.shape[0]):
             for p in range(x_parts):
                 r.mul_int(x.data[i, p], factor, data[i, p])
-        return self._rescale_ct(x.replace(data=data, scale=x.scale * factor))
+        # The recorded scale absorbs the factor exactly: the value is unchanged, the error times factor.
+        nvar, vmax = self._nv(x)
+        scaled = x.replace(data=data, scale=x.scale * factor,
+                           meta=self._noise_meta(x.meta, level + 1, float(factor) ** 2 * nvar, vmax))
+        return self._rescale_ct(scaled)
 
     def _align_add(self, a: Ciphertext, b: Ciphertext, op: str) -> tuple[Ciphertext, Ciphertext]:
         la, lb = self.level(a), self.level(b)
@@ -255,7 +308,9 @@ class ArithMixin:
         for i in range(ct.data.shape[0]):
             for p in range(x_parts):
                 self.ring.rescale(ct.data[i, p], data[i, p])
-        return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta={**ct.meta, "level": level - 1})
+        meta = self._noise_meta({**ct.meta, "level": level - 1}, level - 1,
+                                self._noise.rescale(self._nv(ct)[0], level, x_parts), ct.meta["vmax"])
+        return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta=meta)
 
     @staticmethod
     def _combined_meta(a: Ciphertext, b: Ciphertext, either: bool) -> dict:
@@ -269,11 +324,34 @@ class ArithMixin:
         garbage = (ga or gb) if either else (ga and gb)
         return {**a.meta, "rep": rep, "dirty": garbage and not rep or (rep and (a.meta["dirty"] or b.meta["dirty"]))}
 
-    def _add_raw(self, a: Ciphertext, b: Ciphertext, sub: bool = False) -> Ciphertext:
+    def _add_raw(self, a: Ciphertext, b: Ciphertext, sub: bool = False, rule: str = "robust") -> Ciphertext:
+        """a + b (or a - b) of aligned operands, at a's scale.
+
+        ``rule`` says how the errors combine: ``"robust"`` (any correlation: operands the
+        caller chose), ``"independent"`` (differently masked or weighted rotations) or
+        ``"rotation"`` (b is a rotation of a: see :func:`.noise.rotation_sum_var`).
+        """
         a, b = self._relin(a), self._relin(b)
         fn = self.ring.sub if sub else self.ring.add
         data = self._pairwise(fn, a.data, b.data)
-        return a.replace(data=data, meta=self._combined_meta(a, b, either=True))
+        (va, ma), (vb, mb) = self._nv(a), self._nv(b)
+        total = noise.rotation_sum_var(va, vb) if rule == "rotation" else noise.sum_var([va, vb], rule == "independent")
+        # b's message is read at a's scale: a (tiny) deterministic error when the scales differ.
+        nvar = total + noise.mismatch_var(a.scale, b.scale, mb)
+        meta = self._noise_meta(self._combined_meta(a, b, either=True), self.level(a), nvar, ma + mb * b.scale / a.scale)
+        return a.replace(data=data, meta=meta)
+
+    def _product_noise(self, a: Ciphertext, b: Ciphertext, keyswitch: bool) -> tuple[np.ndarray, float]:
+        """(variances, vmax) of the product a * b of aligned operands (relinearised or not).
+
+        A coefficient of e_a (Delta m_b) is p^T Cov(e_a) p with ||p||^2 = ||Delta m_b||^2: the
+        spectral bounds feed nvar and nspec; a slot's error is z_b e_a, so nslot feeds nslot.
+        """
+        (va, ma), (vb, mb) = self._nv(a), self._nv(b)
+        spec, slot = (noise.product_var(va[i], vb[i], self._msg_norm2(a), self._msg_norm2(b), self.ring.n)
+                      for i in (2, 1))
+        var = np.array([spec, slot, spec])
+        return var + (self._noise.keyswitch(self.level(a)) if keyswitch else 0.0), ma * mb
 
     def _mul_raw(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         a, b = self._relin(a), self._relin(b)
@@ -288,7 +366,9 @@ class ArithMixin:
             ks = r.keyswitch(r.mul(a1, b1), key, self.params.alpha)
             r.add(r.mul(a0, b0), ks[0], data[i, 0])
             r.add(d1, ks[1], data[i, 1])
-        return a.replace(data=data, scale=a.scale * b.scale, meta=self._combined_meta(a, b, either=False))
+        meta = self._noise_meta(self._combined_meta(a, b, either=False), self.level(a),
+                                *self._product_noise(a, b, keyswitch=True))
+        return a.replace(data=data, scale=a.scale * b.scale, meta=meta)
 
     def _tensor_raw(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         """The product's three components (d0, d1, d2), decryptable with (1, s, s^2): relinearisation deferred.
@@ -305,7 +385,9 @@ class ArithMixin:
             r.mul(a0, b1, data[i, 1])
             r.muladd(a1, b0, data[i, 1])
             r.mul(a1, b1, data[i, 2])
-        return a.replace(data=data, scale=a.scale * b.scale, meta=self._combined_meta(a, b, either=False))
+        meta = self._noise_meta(self._combined_meta(a, b, either=False), self.level(a),
+                                *self._product_noise(a, b, keyswitch=False))
+        return a.replace(data=data, scale=a.scale * b.scale, meta=meta)
 
     def _relin(self, ct: Ciphertext) -> Ciphertext:
         """Relinearise a deferred product (no-op on an ordinary ciphertext)."""
@@ -317,7 +399,8 @@ class ArithMixin:
             ks = r.keyswitch(np.ascontiguousarray(ct.data[i, 2]), key, self.params.alpha)
             r.add(np.ascontiguousarray(ct.data[i, 0]), ks[0], data[i, 0])
             r.add(np.ascontiguousarray(ct.data[i, 1]), ks[1], data[i, 1])
-        return ct.replace(data=data)
+        nvar, vmax = self._nv(ct)
+        return self._noisy(ct.replace(data=data), nvar + self._noise.keyswitch(self.level(ct)), vmax)
 
     def _mul_slots(self, a: Ciphertext, slotvecs: np.ndarray, rescale: bool, clean: bool) -> Ciphertext:
         """Multiply each ciphertext of ``a`` by a plaintext slot vector (nct or 1 rows).
@@ -329,7 +412,7 @@ class ArithMixin:
         if level == 0 and rescale:
             raise LevelExhaustedError(f"cannot multiply {a.describe()}: no level left to rescale")
         pts, pt_scale = self._plain_factors(a, slotvecs)
-        out = self._mul_pts(a, pts, pt_scale, clean)
+        out = self._mul_pts(a, pts, pt_scale, clean, *noise.plain_stats(slotvecs))
         return self._rescale_ct(out) if rescale else out
 
     def _plain_factors(self, a: Ciphertext, slotvecs: np.ndarray) -> tuple[list[np.ndarray], float]:
@@ -346,15 +429,26 @@ class ArithMixin:
                                 f"out of range for scale 2^{math.log2(pt_scale):.1f}")
         return self.encode_pts(np.asarray(slotvecs), pt_scale, level + 1), pt_scale
 
-    def _mul_pts(self, a: Ciphertext, pts: list[np.ndarray], pt_scale: float, clean: bool) -> Ciphertext:
-        """a times encoded factors (one per ciphertext, or one for all), not rescaled."""
+    def _mul_pts(self, a: Ciphertext, pts: list[np.ndarray], pt_scale: float, clean: bool,
+                 wmax: float, mean_w2: float) -> Ciphertext:
+        """a times encoded factors (one per ciphertext, or one for all), not rescaled.
+
+        Args:
+            wmax, mean_w2: the largest |slot value| the factors encode, and the largest
+                mean of |w_j|^2 over one factor's slots (:func:`plain_stats`, for the noise estimate).
+        """
         a = self._relin(a)
         data = np.empty_like(a.data)
         for i in range(a.data.shape[0]):
             pt = pts[i if len(pts) > 1 else 0]
             for p in range(2):
                 self.ring.mul(a.data[i, p], pt, data[i, p])
-        meta = {**a.meta, "dirty": a.meta["dirty"] and not clean}
+        var, vmax = self._nv(a)
+        wide, msg = noise.plain_norm2(pt_scale, wmax, self.ring.n), self._msg_norm2(a)
+        # Each coefficient: nspec ||pt||^2 (the mean of |w|^2); slots and the spectrum: max |w|^2.
+        var = np.array([noise.plain_product_var(var[2], noise.plain_mean_norm2(pt_scale, mean_w2, self.ring.n), msg),
+                        noise.plain_product_var(var[1], wide, msg), noise.plain_product_var(var[2], wide, msg)])
+        meta = self._noise_meta({**a.meta, "dirty": a.meta["dirty"] and not clean}, self.level(a), var, vmax * wmax)
         return a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
 
     def _mul_scalar(self, a: Ciphertext, value: float, rescale: bool) -> Ciphertext:
@@ -368,7 +462,9 @@ class ArithMixin:
         """
         if rescale and value != 0.0 and FREE_SCALAR_MIN <= abs(value) <= 1.0 / FREE_SCALAR_MIN:
             out = self._neg_ct(a) if value < 0 else a.replace(data=a.data.copy())
-            return out.replace(scale=a.scale / abs(value))
+            # Same polynomial, smaller recorded scale: the error (in integer units) is unchanged.
+            var, vmax = self._nv(a)
+            return self._noisy(out.replace(scale=a.scale / abs(value)), var, vmax * abs(value))
         level = self.level(a)
         if level == 0 and rescale:
             raise LevelExhaustedError(f"cannot multiply {a.describe()}: no level left to rescale")
@@ -382,7 +478,13 @@ class ArithMixin:
         for i in range(a.data.shape[0]):
             for p in range(x_parts):
                 self.ring.mul_int(a.data[i, p], factor, data[i, p])
-        out = a.replace(data=data, scale=a.scale * pt_scale)
+        # An integer polynomial (no rounding) times the error, plus the factor's own rounding
+        # (factor - value * pt_scale) Delta m: deterministic, each coefficient at most |.| Delta V.
+        nvar, vmax = self._nv(a)
+        miss = (factor - value * pt_scale) * a.scale * vmax
+        nvar = noise.plain_product_var(nvar, float(factor) ** 2, 0.0, 0.0) + miss * miss
+        out = a.replace(data=data, scale=a.scale * pt_scale,
+                        meta=self._noise_meta(a.meta, level, nvar, vmax * abs(factor) / pt_scale))
         return self._rescale_ct(out) if rescale else out
 
     def _neg_ct(self, a: Ciphertext) -> Ciphertext:
@@ -399,4 +501,7 @@ class ArithMixin:
         data = a.data.copy()
         for i in range(a.data.shape[0]):
             self.ring.add(a.data[i, 0], pts[i if len(pts) > 1 else 0], data[i, 0])
-        return a.replace(data=data)
+        nvar, vmax = self._nv(a)  # the encoding's rounding, and the values added
+        return self._noisy(a.replace(data=data), nvar + noise.ROUND_VAR,
+                           vmax + float(np.max(np.abs(slotvecs), initial=0.0)))
+

@@ -35,10 +35,13 @@ import numpy as np
 
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, RefreshRequired
-from . import layout
+from . import layout, noise
 from .arith import scales_match
+from .params import REFRESH_FLOOR_LEVELS
 
-TABLE_LEVEL = 1
+# Tables sit one level above the refresh floor: the products their rows enter (inner
+# products, updates) rescale once and must land where a masked refresh still fits.
+TABLE_LEVEL = 1 + REFRESH_FLOOR_LEVELS
 LAYOUTS = ("coeff", "constant", "slots")
 
 
@@ -84,10 +87,6 @@ class CoeffMixin:
         if is_coeff(ct) and not ct.meta["dirty"]:
             return self.coeff_target(ct, level=max(self.level(ct), min(TABLE_LEVEL, self.params.levels)))
         return None
-
-    def _refresh_mask_limit(self, ct: Ciphertext) -> float:
-        # A quarter of what the scale can encode leaves room for the values themselves.
-        return self._max_value(ct.scale) / 4
 
     # ------------------------------------------------------------------ encryption with a layout
     def _check_target(self, target: Any, values: np.ndarray) -> dict:
@@ -136,8 +135,10 @@ class CoeffMixin:
             pts = [self.ring.ntt(self.ring.from_signed(c, nl)) for c in self._coeff_polys(values, stride, rev, scale)]
             meta = coeff_meta(level, stride, rev, dirty=False)
         secret = None if key is None else self._s_full(key)
-        data = self._encrypt_pts(pts, nl, rng, secret=secret, public=None if public is None else public.data["pk"])
+        pk = None if public is None else public.data["pk"]
+        data = self._encrypt_pts(pts, nl, rng, secret=secret, public=pk)
         key_id = key.key_id if key is not None else public.key_id
+        meta = self._noise_meta(meta, level, *self._fresh_noise(values, scale, pk))  # rint: the same 1/12
         return Ciphertext(self.name, self.params_id, key_id, values.shape, scale, data, meta)
 
     def _coeff_polys(self, values: np.ndarray, stride: int, rev: bool, scale: float) -> list[np.ndarray]:
@@ -150,6 +151,18 @@ class CoeffMixin:
         cols = stride - 1 - np.arange(size) if rev else np.arange(size)
         coeffs[:rows, cols] = values * scale
         return [np.rint(c).astype(np.int64) for c in coeffs.reshape(nct, n)]
+
+    def _nonzero_coeffs(self, ct: Ciphertext) -> int:
+        """How many message coefficients of one ciphertext may be non-zero (for the noise estimate).
+
+        A clean table holds only its rows' values; a constant is a constant polynomial;
+        anything else (garbage, slot packings) may fill all N coefficients.
+        """
+        if is_constant(ct):
+            return 1
+        if not is_coeff(ct) or ct.meta["dirty"]:
+            return self.ring.n
+        return min(ct.rows, self.ring.n // ct.meta["stride"]) * ct.size
 
     def _coeff_positions(self, ct: Ciphertext) -> tuple[np.ndarray, np.ndarray]:
         """(ciphertext index, coefficient index) of every element, row-major."""
@@ -171,28 +184,6 @@ class CoeffMixin:
             raise self._overflow(ct, top, limit)
         return values
 
-    def _mask_for_refresh(self, ct: Ciphertext, mask: np.ndarray, rng) -> Ciphertext:
-        """Mask the values, and fill every other coefficient / slot with uniform noise of the same width."""
-        masked = self._add_plain(ct, mask)
-        if not (is_coeff(ct) or ct.meta["dirty"]):
-            return masked  # the other slots hold zeros or copies of the (masked) values
-        width = float(np.max(np.abs(mask))) if mask.size else 1.0
-        half = max(1, int(width * ct.scale))
-        nl = self.level(ct) + 1
-        data = masked.data.copy()
-        for i in range(data.shape[0]):
-            if is_coeff(ct):
-                filler = rng.integers(-half, half, self.ring.n)
-                which, pos = self._coeff_positions(ct)
-                filler[pos[which == i]] = 0  # the values' positions carry the real mask
-                pt = self.ring.ntt(self.ring.from_signed(filler, nl))
-            else:
-                filler = rng.integers(-half, half, self.params.slots) / ct.scale
-                valid = self._valid_mask(ct.rows, ct.size, ct.meta["stride"])[min(i, ct.data.shape[0] - 1)]
-                pt = self.encode_pt(np.where(valid != 0, 0.0, filler), ct.scale, nl)
-            self.ring.add(data[i, 0], pt, data[i, 0])
-        return masked.replace(data=data)
-
     # ------------------------------------------------------------------ operations
     def _coeff_add_plain(self, a: Ciphertext, values: np.ndarray) -> Ciphertext:
         self._check_range(values, a.scale, "add_plain")
@@ -201,7 +192,9 @@ class CoeffMixin:
         data = a.data.copy()
         for i, c in enumerate(polys):
             self.ring.add(data[i, 0], self.ring.ntt(self.ring.from_signed(c, nl)), data[i, 0])
-        return a.replace(data=data)
+        nvar, vmax = self._nv(a)  # the rounding of values * scale at the values' positions
+        return self._noisy(a.replace(data=data), nvar + noise.ROUND_VAR,
+                           vmax + float(np.max(np.abs(values), initial=0.0)))
 
     def _coeff_add(self, a: Ciphertext, b: Ciphertext, sub: bool) -> Ciphertext:
         op = "sub" if sub else "add"
@@ -213,8 +206,8 @@ class CoeffMixin:
             raise self._refresh_error(op, b, self.coeff_target(a), "is packed differently from the other operand")
         a, b = self._align_add(self._relin(a), self._relin(b), op)
         out = self._add_raw(a, b, sub=sub)
-        return out.replace(meta=coeff_meta(self.level(out), a.meta["stride"], a.meta["rev"],
-                                           a.meta["dirty"] or b.meta["dirty"]))
+        return out.replace(meta={**out.meta, **coeff_meta(self.level(out), a.meta["stride"], a.meta["rev"],
+                                                          a.meta["dirty"] or b.meta["dirty"])})
 
     def _coeff_mul(self, a: Ciphertext, b: Ciphertext, rescale: bool) -> Ciphertext:
         """A coefficient-packed batch times a constant (the only element-wise product the layout allows)."""
@@ -224,9 +217,15 @@ class CoeffMixin:
         packed_al, const_al = self._align_mul(self._relin(packed), self._relin(const))
         # Relinearisation is deferred: in training this product goes straight to the key holder.
         out = self._tensor_raw(packed_al, const_al)
-        out = out.replace(meta=coeff_meta(self.level(out), packed.meta["stride"], packed.meta["rev"],
-                                          packed.meta["dirty"]))
+        meta = coeff_meta(self.level(out), packed.meta["stride"], packed.meta["rev"], packed.meta["dirty"])
+        out = out.replace(meta={**out.meta, **meta, "vmax": self._convolution_bound(packed_al, const_al)})
         return self._rescale_ct(out) if rescale else out
+
+    def _convolution_bound(self, a: Ciphertext, b: Ciphertext) -> float:
+        """Bound on every coefficient / scale of the product of two messages: each coefficient
+        is a sum of at most min(non-zeros) products of coefficients bounded by V_a and V_b."""
+        terms = min(self._nonzero_coeffs(a), self._nonzero_coeffs(b))
+        return noise.finite(terms * a.meta["vmax"] * b.meta["vmax"])
 
     def _coeff_inner(self, a: Ciphertext, b: Ciphertext, rescale: bool) -> Ciphertext:
         """Dot product of two one-row batches, one of them reversed and clean: a (1, 1) result at coefficient stride-1."""
@@ -242,7 +241,9 @@ class CoeffMixin:
                                                               "opposite order of the other operand")
         x, y = self._align_mul(self._relin(a), self._relin(b))
         out = self._tensor_raw(x, y)  # deferred relinearisation, as in _coeff_mul
-        out = out.replace(shape=(1, 1), meta=coeff_meta(self.level(out), a.meta["stride"], True, True))
+        meta = {**out.meta, **coeff_meta(self.level(out), a.meta["stride"], True, True),
+                "vmax": self._convolution_bound(x, y)}
+        out = out.replace(shape=(1, 1), meta=meta)
         return self._rescale_ct(out) if rescale else out
 
     def _coeff_row_sum(self, a: Ciphertext, rows: np.ndarray | None) -> Ciphertext:
@@ -255,8 +256,19 @@ class CoeffMixin:
         for i, pt in shifts.items():
             for p in range(2):
                 self.ring.muladd(a.data[i, p], pt, out[0, p])
-        meta = coeff_meta(self.level(a), a.meta["stride"], a.meta["rev"], dirty=True)
+        # Within a ciphertext the shifted errors are distinct coefficients of one error
+        # (rho^2 sum count_r^2); the ciphertexts' products are summed robustly.
+        nvar, vmax = self._nv(a)
+        sq = self._count_squares(a, counts)
+        nvar = noise.sum_var([noise.plain_product_var(nvar, s, 0.0, 0.0) for s in sq])
+        meta = self._noise_meta(coeff_meta(self.level(a), a.meta["stride"], a.meta["rev"], dirty=True),
+                                self.level(a), nvar, vmax * float(np.sum(np.abs(counts))))
         return a.replace(data=out, shape=(1, a.size), meta=meta)
+
+    def _count_squares(self, a: Ciphertext, counts: np.ndarray) -> list[float]:
+        """sum_r count_r^2 over the rows of each ciphertext of a table: ||shift polynomial||_2^2."""
+        rpc = self.ring.n // a.meta["stride"]
+        return [float(np.sum(counts[i: i + rpc].astype(np.float64) ** 2)) for i in range(0, counts.size, rpc)]
 
     def _coeff_index_add_(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
         """Scatter-add one clean row into table rows: one integer-polynomial product per ciphertext, no level.
@@ -267,12 +279,25 @@ class CoeffMixin:
         self._check_index_add(a, rows, b)
         b = self._relin(self._drop(b, self.level(a)))
         counts = np.bincount(rows, minlength=a.rows).astype(np.int64)
-        data = self._relin(a).data.copy()
+        a_lin = self._relin(a)
+        data = a_lin.data.copy()
         for i, pt in self._row_shifts(a, counts, down=False).items():
             for p in range(2):
                 self.ring.muladd(b.data[0, p], pt, data[i, p])
+        # b's error spread over every coefficient (rho_b^2 sum count_r^2, the worst ciphertext),
+        # added to the table's: robustly, unless b's noise is a fresh re-encryption's (then
+        # independent of the table's, and variances add); each row gains at most max(count) V_b.
+        (va, ma), (vb, mb) = self._nv(a_lin), self._nv(b)
+        top = float(np.max(counts))
+        added = noise.plain_product_var(vb, max(self._count_squares(a, counts)), 0.0, 0.0)
+        nvar = noise.sum_var([va, added], independent=bool(b.meta.get("fresh", False))) \
+            + noise.mismatch_var(a.scale, b.scale, top * mb)
         a.data = data
-        a.meta = coeff_meta(self.level(a), a.meta["stride"], a.meta["rev"], a.meta["dirty"])
+        flood = a.meta.get("flood") if b.meta.get("fresh", False) else None  # a fresh update keeps it key-free
+        a.meta = self._noise_meta(coeff_meta(self.level(a), a.meta["stride"], a.meta["rev"], a.meta["dirty"]),
+                                  self.level(a), nvar, ma + top * mb * b.scale / a.scale)
+        if flood is not None:
+            a.meta["flood"] = float(min(flood, a.meta["nvar"]))
 
     def _check_index_add(self, a: Ciphertext, rows: np.ndarray, b: Ciphertext) -> None:
         """Refuse (naming ``b`` itself) an update a table cannot take without being lowered."""

@@ -28,6 +28,16 @@ def sample_secret(params: CkksParams, rng: RandomSource) -> np.ndarray:
     return s
 
 
+def sample_ephemeral(params: CkksParams, rng: RandomSource) -> np.ndarray:
+    """The ephemeral ``u`` of a public-key encryption: uniform ternary, whatever the secret's distribution.
+
+    A sparse ``u`` (as a Hamming-weight secret would give) makes the encryption's
+    randomness easier to guess; the uniform ternary one is what the RLWE hardness of
+    the public key vouches for.
+    """
+    return rng.ternary(params.poly_degree).astype(np.int64)
+
+
 def full_ntt(ring: RnsRing, coeffs: np.ndarray) -> np.ndarray:
     """Signed coefficients to NTT form over every prime (Q then P)."""
     return ring.ntt(ring.from_signed(coeffs, len(ring.q), special=True), special=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...circuits import power_plan
 from ...errors import EncodingError
-from . import layout
+from . import layout, noise
 
 
 def bsgs_giant(n_diag: int) -> int:
@@ -51,6 +51,7 @@ class LinearMixin:
         rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order), slots)
         pts, pt_scale = self._plain_factors(a, rolled) if order else ([], 1.0)  # none for the zero matrix
         factor = dict(zip(order, pts))
+        stats = {kp: noise.plain_stats(diags[kp][None, :]) for kp in order}
         acc = None
         for j in range(-(-n_diag // g)):
             inner = None
@@ -58,15 +59,19 @@ class LinearMixin:
                 kp = g * j + i
                 if kp not in factor:
                     continue
-                term = self._mul_pts(babies[i], [factor[kp]], pt_scale, True)
-                inner = term if inner is None else self._add_raw(inner, term)
+                term = self._mul_pts(babies[i], [factor[kp]], pt_scale, True, *stats[kp])
+                # Different diagonals read different (rotated) slots: independent errors.
+                inner = term if inner is None else self._add_raw(inner, term, rule="independent")
             if inner is None:
                 continue
             inner = self._rotate_ct(inner, g * j)
-            acc = inner if acc is None else self._add_raw(acc, inner)
+            acc = inner if acc is None else self._add_raw(acc, inner, rule="independent")
         if acc is None:  # the zero matrix
             acc = self._mul_slots(a, np.zeros((1, slots)), False, True)
         out = self._rescale_ct(acc)
+        # Output slot t is sum_j M[t, j] x_j: at most V times the largest absolute row sum of M.
+        vmax = a.meta["vmax"] * float(np.max(np.sum(np.abs(matrix), axis=1), initial=0.0))
+        out = self._noisy(out, self._nv(out)[0], vmax)
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
 
     def _block_diagonals(self, matrix: np.ndarray, stride: int) -> dict[int, np.ndarray]:

@@ -33,6 +33,10 @@ class CkksParams(Parameters):
         levels: number of rescalings available (multiplicative depth).
         first_bits, scale_bits, special_bits: prime sizes in bits.
         dnum: number of key-switching digits (default: levels + 1, one prime per digit).
+        floor_levels, floor_bits: the first ``floor_levels`` of the ``levels`` scaling
+            primes (q_1 ..) have ``floor_bits`` instead: levels kept below a computation
+            for masked refresh, where a wider modulus holds a wider mask (never rescaled
+            by in normal use). Omitted from :meth:`to_dict` while ``floor_levels`` is 0.
         secret: ``"ternary"`` (uniform in {-1, 0, 1}) or ``"hamming"`` (fixed weight).
         hamming_weight: number of non-zero secret coefficients for ``"hamming"``.
         sigma: standard deviation of the error distribution.
@@ -50,6 +54,8 @@ class CkksParams(Parameters):
     scale_bits: int = 40
     special_bits: int = 60
     dnum: int | None = None
+    floor_levels: int = 0
+    floor_bits: int = 61
     secret: str = "ternary"
     hamming_weight: int = 64
     sigma: float = 3.2
@@ -66,6 +72,9 @@ class CkksParams(Parameters):
                                  f"< first_bits ({self.first_bits}) <= 61")
         if not self.first_bits <= self.special_bits <= 61:
             raise ParameterError(f"cannot use special_bits={self.special_bits}: need first_bits .. 61")
+        if not 0 <= self.floor_levels < self.levels or not self.scale_bits <= self.floor_bits <= 61:
+            raise ParameterError(f"cannot use floor_levels={self.floor_levels}, floor_bits={self.floor_bits}: need "
+                                 f"0 <= floor_levels < levels ({self.levels}) and scale_bits <= floor_bits <= 61")
         dnum = self.levels + 1 if self.dnum is None else self.dnum
         if not 1 <= dnum <= min(self.levels + 1, 32):
             raise ParameterError(f"cannot use dnum={self.dnum}: need 1 .. min(levels + 1, 32)")
@@ -101,9 +110,17 @@ class CkksParams(Parameters):
         """Ciphertext primes q_0 .. q_levels (q_0 first)."""
         n = self.poly_degree
         first = ntt_primes(self.first_bits, n, 1)
-        middle = ntt_primes(self.scale_bits, n, self.levels, frozenset(first), around=True)
+        floor = ntt_primes(self.floor_bits, n, self.floor_levels, frozenset(first)) if self.floor_levels else []
+        middle = ntt_primes(self.scale_bits, n, self.levels - self.floor_levels, frozenset(first + floor),
+                            around=True)
         # Rescaling drops the last prime first, so middle[0] (nearest to 2^scale_bits) goes last.
-        return tuple(first + middle[::-1])
+        return tuple(first + floor + middle[::-1])
+
+    def to_dict(self) -> dict:
+        values = super().to_dict()
+        if not self.floor_levels:  # sets without a floor keep the identifiers they always had
+            del values["floor_levels"], values["floor_bits"]
+        return values
 
     @cached_property
     def p_primes(self) -> tuple[int, ...]:
@@ -124,12 +141,27 @@ class CkksParams(Parameters):
 
     @property
     def security_bits(self) -> int:
-        """128, 192 or 256 when the HE standard table allows log2(QP) at N; else 0."""
+        """128, 192 or 256 when the HE standard table allows log2(QP) at N; else 0.
+
+        Uniform ternary secrets use the table. A Hamming-weight secret reports 128 only
+        where a published estimate covers it (:data:`SPARSE_SECRET_128`), else 0.
+        """
+        if self.secret == "hamming":
+            limit = SPARSE_SECRET_128.get((self.poly_degree, self.hamming_weight))
+            return 128 if limit is not None and math.ceil(self.log_qp) <= limit else 0
         best = 0
         for level in (128, 192, 256):
             if math.ceil(self.log_qp) <= HE_STANDARD_MAX_LOGQP[level][self.poly_degree]:
                 best = level
         return best
+
+
+# Sparse (fixed Hamming weight) secrets are not covered by the HE standard's table. The
+# only set labelled here is the one a published estimate covers: Bossuat, Troncoso-
+# Pastoriza and Hubaux (eprint 2022/024), the parameters of Lattigo's bootstrapping,
+# N = 2^16 with h = 192 is at least 128-bit for log2(QP) <= 1550. Anything else with a
+# sparse secret reports 0 bits (and needs allow_insecure=True).
+SPARSE_SECRET_128 = {(65536, 192): 1550}
 
 
 NAMED = {
@@ -145,6 +177,41 @@ def named(name: str, **overrides) -> CkksParams:
     if name not in NAMED:
         raise ParameterError(f"cannot find CKKS parameter set {name!r}; known: {sorted(NAMED)}")
     return CkksParams(**{**NAMED[name], **overrides})
+
+
+#: Levels below a computation that stay unused, so every ciphertext can still be refreshed:
+#: a masked refresh needs its modulus to hold the value's bound plus about 50-60 bits of
+#: hiding margin (he_core.refresh), which the first prime and one wide floor prime give.
+REFRESH_FLOOR_LEVELS = 1
+#: Size of the floor primes: the mask's room at the floor is first_bits + this - 1 bits.
+REFRESH_FLOOR_BITS = 61
+#: Scale of the sets chosen for training: flooded releases keep >= 16 bits at it.
+PROTOCOL_SCALE_BITS = 54
+
+
+def for_protocol(depth: int, *, scale_bits: int = PROTOCOL_SCALE_BITS, security: int = 128) -> CkksParams:
+    """The smallest set with ``depth`` levels above the refresh floor, at a scale that survives flooding.
+
+    Training refreshes through the masked protocol and releases flooded aggregates, so
+    the set needs (a) ``REFRESH_FLOOR_LEVELS`` levels below the computation, where a
+    ciphertext still has room for its mask, and (b) a scale large enough that flooding
+    for the job's releases leaves >= 16 bits (``docs/threat_model.md`` has the
+    arithmetic). One special prime of 60 bits keeps the key-switching noise far below
+    the scale.
+
+    Raises:
+        ParameterError: no ring up to 65536 fits.
+    """
+    if depth < 1:
+        raise ParameterError(f"cannot choose parameters: depth must be positive, got {depth}")
+    levels = depth + REFRESH_FLOOR_LEVELS
+    for n in (8192, 16384, 32768, 65536):
+        limit = HE_STANDARD_MAX_LOGQP[security][n] - 2  # primes may exceed their nominal size by a little
+        if 60 + REFRESH_FLOOR_LEVELS * REFRESH_FLOOR_BITS + depth * scale_bits + 60 <= limit:
+            return CkksParams(poly_degree=n, levels=levels, first_bits=60, scale_bits=scale_bits, special_bits=60,
+                              floor_levels=REFRESH_FLOOR_LEVELS, floor_bits=REFRESH_FLOOR_BITS)
+    raise ParameterError(f"cannot choose parameters: {levels} levels at {scale_bits}-bit scale do not fit "
+                         f"{security}-bit security with N <= 65536")
 
 
 def choose_parameters(depth: int, precision_bits: int = 20, slots: int = 1, security: int = 128) -> CkksParams:

@@ -39,7 +39,12 @@ class RotationMixin:
             ks = r.keyswitch(r.permute(ct.data[i, 1], perm), key, self.params.alpha)
             r.add(p0, ks[0], data[i, 0])
             data[i, 1] = ks[1]
-        return ct.replace(data=data)
+        return self._switched(ct.replace(data=data))
+
+    def _switched(self, ct: Ciphertext) -> Ciphertext:
+        """ct after a permutation (error permuted, variance unchanged) and one key switch."""
+        nvar, vmax = self._nv(ct)
+        return self._noisy(ct, nvar + self._noise.keyswitch(self.level(ct)), vmax)
 
     def _rotation_plan(self, steps: int) -> list[int]:
         """Galois elements whose product rotates by ``steps`` (one if a key exists for it).
@@ -93,14 +98,15 @@ class RotationMixin:
                 ks = r.keyswitch_hoisted(ext, self._galois_key(g), alpha, perm)
                 r.add(r.permute(np.ascontiguousarray(ct.data[i, 0]), perm), ks[0], datas[k][i, 0])
                 datas[k][i, 1] = ks[1]
-        out.update({k: ct.replace(data=d) for k, d in datas.items()})
+        out.update({k: self._switched(ct.replace(data=d)) for k, d in datas.items()})  # one key switch each
         return out
 
     def _sum_within(self, ct: Ciphertext, width: int, step: int = 1) -> Ciphertext:
         """Slot j += slots j + step, j + 2*step, ... (width terms; width a power of two)."""
         shift = step
         while shift < width * step:
-            ct = self._add_raw(ct, self._rotate_ct(ct, shift))
+            # Another slot's error, but the same error at the coefficients the automorphism fixes.
+            ct = self._add_raw(ct, self._rotate_ct(ct, shift), rule="rotation")
             shift *= 2
         return ct
 
@@ -123,8 +129,11 @@ class RotationMixin:
         slots = self.params.slots
         if not ct.meta["rep"]:
             ct = self._clean(ct)
+            vmax = ct.meta["vmax"]
             ct = self._sum_within(ct, slots // stride, -stride % slots) if slots > stride else ct
-            # slots // stride blocks each received block 0: every block now holds the row.
+            # slots // stride blocks each received block 0 (the others were zero): every block now
+            # holds the row, and no slot holds more than one copy.
+            ct = self._noisy(ct, self._nv(ct)[0], vmax)
             ct.meta.update(rep=True, dirty=False)
         nct = layout.count_cts(rows, slots, stride)
         data = np.ascontiguousarray(np.broadcast_to(ct.data[:1], (nct,) + ct.data.shape[1:]))
@@ -138,7 +147,8 @@ class RotationMixin:
         ct = self._clean(ct)
         width = layout.next_pow2(size)
         out = self._sum_within(ct, width, -1 % self.params.slots) if width > 1 else ct
-        out = out.replace(shape=(ct.rows, size))
+        # Each block held one value (at its first slot), so every slot received at most one copy.
+        out = self._noisy(out.replace(shape=(ct.rows, size)), self._nv(out)[0], ct.meta["vmax"])
         # Slots size .. width-1 of each block received copies too.
         out.meta.update(dirty=width != size)
         return out
@@ -186,8 +196,20 @@ class RotationMixin:
         data = np.zeros((nct,) + template.data.shape[1:], dtype=np.uint64)
         for d_ct, piece in acc.items():
             data[d_ct] = piece.data[0]
+        nvar, vmax = self._gather_noise(src, plan, acc.values() or [template])
+        level = template.data.shape[2] - 1
         return template.replace(data=data, shape=(rows, size),
-                                meta=layout.meta(template.data.shape[2] - 1, stride))
+                                meta=self._noise_meta(layout.meta(level, stride), level, nvar, vmax))
+
+    def _gather_noise(self, src: Ciphertext, plan, pieces) -> tuple[np.ndarray, float]:
+        """(variances, vmax) of a gather: the noisiest destination ciphertext's, and the source
+        bound times the largest total |weight| arriving at one destination row (the masks and
+        whole-ciphertext moves put values only where the plan sends them)."""
+        per_row: dict = defaultdict(float)
+        for dst, _, w in plan:
+            per_row[dst] += abs(w)
+        var = np.max([self._nv(p)[0] for p in pieces], axis=0)
+        return var, src.meta["vmax"] * max(per_row.values(), default=0.0)
 
     def _shift_masked(self, ct: Ciphertext, masks: dict[int, np.ndarray], rescale: bool) -> Ciphertext:
         """sum over k of rot_k(masks[k] * ct) for one ciphertext, with about 2 sqrt(#shifts) rotations.
@@ -224,9 +246,9 @@ class RotationMixin:
             for t in (t for t in steps if t // g == j):
                 i = t % g
                 term = self._mul_slots(babies[i], np.roll(steps[t], -d * i)[None, :], False, True)
-                inner = term if inner is None else self._add_raw(inner, term)
+                inner = term if inner is None else self._add_raw(inner, term, rule="independent")
             inner = self._rotate_ct(inner, base + d * g * j)
-            acc = inner if acc is None else self._add_raw(acc, inner)
+            acc = inner if acc is None else self._add_raw(acc, inner, rule="independent")  # other shifts
         return self._rescale_ct(acc) if rescale else acc
 
     def _plan_len(self, steps: int) -> int:

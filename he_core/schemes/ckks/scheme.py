@@ -14,15 +14,17 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
+from ...errors import EncodingError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
-from . import keys as keygen, layout
+from . import keys as keygen, layout, noise
 from .arith import ArithMixin
 from .coeff import CoeffMixin, is_coeff
 from .linear import LinearMixin, bsgs_giant
-from .params import HE_STANDARD_MAX_LOGQP, CkksParams
+from .params import CkksParams, for_protocol
+from .refresh import RefreshMixin
+from .release import ReleaseMixin
 from .ring import RnsRing
 from .rotation import RotationMixin
 
@@ -34,7 +36,7 @@ KEY_BUDGET_BYTES = 1 << 30
 MOVE_ROWS = 64
 
 
-class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
+class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -54,24 +56,16 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
             scales[level - 1] = scales[level] ** 2 / self.ring.q[level]
         self._scales = scales
         self._secret_cache: dict[str, np.ndarray] = {}
+        self._noise = noise.NoiseModel(self.params)
 
     @classmethod
-    def params_for_depth(cls, depth: int) -> CkksParams | None:
-        """The smallest 128-bit set with ``depth`` levels: N = 8192 while it fits, scale up to 2^40.
+    def params_for_depth(cls, depth: int) -> CkksParams:
+        """The smallest 128-bit set with ``depth`` levels above the refresh floor, at a flooding-proof scale.
 
-        The first and special primes get 12 bits above the scale (values up to 2^10 at
-        the working scale, room for refresh masks): at N = 8192, depth 4 gets a 32-bit
-        scale (216 bits of the 218 allowed). Depth 2 or less keeps the default set.
+        See :func:`~he_core.schemes.ckks.params.for_protocol`: depth 4 (the sentiment
+        step) gets N = 16384, 5 levels of 54-bit primes (390 of 438 bits).
         """
-        if depth <= cls.params_class().levels:
-            return None
-        for n in (8192, 16384, 32768):
-            limit = HE_STANDARD_MAX_LOGQP[128][n] - 2  # primes may exceed their nominal size by a little
-            bits = min(40, (limit - 24) // (depth + 2))
-            if bits >= 30:
-                return CkksParams(poly_degree=n, levels=depth, scale_bits=bits, first_bits=bits + 12,
-                                  special_bits=bits + 12)
-        return None
+        return for_protocol(depth)
 
     # ------------------------------------------------------------------ validation
     def _check_ct(self, a: Ciphertext) -> None:
@@ -98,6 +92,34 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
             raise MismatchError(f"{a.describe()} has malformed layout metadata {meta!r}")
         if data.shape[0] < -(-a.rows // (limit // stride)):
             raise MismatchError(f"{a.describe()} holds {data.shape[0]} ciphertexts, too few for its shape")
+        self._check_noise(a)
+
+    def _check_noise(self, a: Ciphertext) -> None:
+        """The noise metadata: ``nvar``, ``nslot``, ``nspec`` and ``vmax``, finite non-negative reals.
+
+        A ciphertext without them (written before they existed) gets the most pessimistic
+        public bound, the largest error and value its decryption can represent (see
+        ``NoiseModel.fill_unknown``): it stays usable, and whatever is sized from the bound
+        (flooding, refresh masks) errs on the safe side, at the cost of its precision.
+        Refusing would strand every older file for no security gain.
+        """
+        if math.isfinite(a.scale) and a.scale > 0:
+            self._noise.fill_unknown(a.meta, self.level(a), a.scale)
+        bad = noise.malformed(a.meta)
+        if bad is None and not isinstance(a.meta.get("fresh", False), bool):
+            bad = f"fresh={a.meta['fresh']!r}"
+        flood = a.meta.get("flood", 0.0)
+        if bad is None and (isinstance(flood, bool) or not isinstance(flood, (int, float)) or not 0 <= flood
+                            <= a.meta["nvar"]):
+            bad = f"flood={flood!r}"
+        if bad is not None:
+            raise MismatchError(f"{a.describe()} has malformed noise metadata {bad} (need a finite number >= 0)")
+
+    def _validate_values(self, ct: Ciphertext) -> None:
+        """Every residue below its prime: the kernels assume reduced inputs (and a wrapped one is not a ciphertext)."""
+        primes = np.array(self.ring.q[: ct.data.shape[2]], dtype=np.uint64)
+        if np.any(ct.data >= primes[None, None, :, None]):
+            raise MismatchError(f"{ct.describe()} is malformed: it holds a residue that is not below its prime")
 
     # ------------------------------------------------------------------ keys
     def _s_full(self, key: SecretKey) -> np.ndarray:
@@ -209,9 +231,32 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
             ks = r.keyswitch(ct.data[i, 1], switch_key.data["key"], self.params.alpha)
             r.add(ct.data[i, 0], ks[0], data[i, 0])
             data[i, 1] = ks[1]
-        return ct.replace(data=data, key_id=switch_key.to_key_id)
+        nvar, vmax = self._nv(ct)
+        return self._noisy(ct.replace(data=data, key_id=switch_key.to_key_id),
+                           nvar + self._noise.keyswitch(self.level(ct)), vmax, keep_flood=True)
 
     # ------------------------------------------------------------------ encryption
+    def encrypt(self, values: Any, key: SecretKey | None = None, *, scale: float | None = None,
+                rng: RandomSource | int | None = None, layout: Any = None, bound: float | None = None) -> Ciphertext:
+        """As :meth:`Scheme.encrypt`, and ``bound`` (CKKS only) is recorded as the magnitude bound.
+
+        A fresh ciphertext records ``meta["vmax"]``, the power of two >= max |values|: that
+        exponent is public (a few bits per tensor). A caller who knows a public bound (1 for
+        normalised data, say) passes it and reveals nothing about the values' size.
+
+        Raises:
+            EncodingError: ``bound`` is not a finite number >= max |values| (or as ``Scheme.encrypt``).
+        """
+        if bound is None:
+            return super().encrypt(values, key, scale=scale, rng=rng, layout=layout)
+        array = self._as_plain_matrix(values)
+        top = float(np.max(np.abs(array)))
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not (math.isfinite(bound) and bound >= top):
+            raise EncodingError(f"cannot encrypt: bound {bound!r} is not a finite number >= max |values| ({top:.4g})")
+        ct = super().encrypt(array, key, scale=scale, rng=rng, layout=layout)
+        ct.meta["vmax"] = float(bound)
+        return ct
+
     def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
         return self._encrypt(values, key.key_id, scale, rng, secret=self._s_full(key))
 
@@ -352,8 +397,10 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
         for p in parts:
             piece = self._gather(p, [(offset + i, i, 1.0) for i in range(p.rows)], total, stride)
             offset += p.rows
-            acc = piece if acc is None else self._add_raw(*self._align_add(acc, piece, "concat_rows"))
-        return acc
+            # Disjoint masks have orthogonal coefficient vectors: the pieces' errors are uncorrelated.
+            acc = piece if acc is None else self._add_raw(*self._align_add(acc, piece, "concat_rows"), rule="independent")
+        # Each slot holds a value of one part only (the gathered pieces are clean).
+        return self._noisy(acc, self._nv(acc)[0], max(p.meta["vmax"] for p in parts))
 
     def _row_sum(self, a, rows):
         if is_coeff(a):
@@ -393,6 +440,33 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
         contrib = self._gather(b, plan, a.rows, a.meta["stride"])
         res = self._add(a, contrib)
         a.data, a.scale, a.meta, a.shape = res.data, res.scale, res.meta, res.shape
+
+    def noise_estimate(self, ct: Ciphertext) -> dict:
+        """The analytic noise estimate of ``ct`` (:mod:`.noise`; nothing is decrypted or measured).
+
+        Returns:
+            A dict: ``variance`` (rho^2, bounding the variance of every phase-error
+            coefficient, integer units at the current modulus); ``coeff_bound`` (max |e_i|
+            over all N coefficients of every ciphertext of the batch, except with
+            probability ``epsilon`` = 2^-40 if the model holds); ``slot_variance`` and
+            ``slot_bound`` (the error of a decrypted value in value units: the real part
+            of a slot, N nslot / (2 Delta^2), bounded over every slot of the batch; for
+            coefficient layouts a coefficient's, rho^2 / Delta^2; a slot's tail is that of
+            a product of Gaussians, see ``noise.slot_tail_factor``); ``value_bound`` (vmax);
+            ``log2_scale``; ``level``; ``epsilon``.
+
+        Raises:
+            MismatchError: ``ct`` does not belong to this scheme or is malformed.
+        """
+        self._check_ct(ct)
+        (nvar, nslot, _), vmax = self._nv(ct)
+        est = noise.estimate(nvar, nslot, self.ring.n, ct.scale, ct.data.shape[0], coeff=is_coeff(ct))
+        # A sanitised ciphertext's flood is fresh Gaussian noise, independent of the key: a
+        # release need not hide it again (the key-dependent rest is what flooding is for).
+        flood = float(ct.meta.get("flood", 0.0))
+        key_var = max(nvar - flood, 0.0)
+        key = {"key_variance": key_var, "key_coeff_bound": noise.coeff_bound(key_var, ct.data.shape[0] * self.ring.n)}
+        return {**est, **key, "value_bound": vmax, "log2_scale": math.log2(ct.scale), "level": self.level(ct)}
 
     def _budget(self, a) -> Budget:
         level = self.level(a)
@@ -443,3 +517,4 @@ class CkksScheme(CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
         if is_coeff(a):
             raise self._need_slots("polyval", a)
         return self._polyval(a, coeffs)
+

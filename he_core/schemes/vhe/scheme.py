@@ -66,6 +66,7 @@ from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import kernels, keygen
 from .params import VheParams
+from .refresh import VheRefreshMixin
 
 _warned = False
 
@@ -80,7 +81,7 @@ def _security_warning() -> None:
                       "see SECURITY.md.", SecurityWarning, stacklevel=3)
 
 
-class VheScheme(Scheme):
+class VheScheme(VheRefreshMixin, Scheme):
     """Integer-vector HE of Zhou and Wornell (see the module docstring for bounds)."""
 
     name = "vhe"
@@ -266,6 +267,12 @@ class VheScheme(Scheme):
                 or data.shape != (a.rows, a.size + self._k) or not data.flags.c_contiguous):
             raise MismatchError(f"{a.describe()} is malformed: expected a C-contiguous int64 array of shape "
                                 f"({a.rows}, {a.size + self._k})")
+        meta = a.meta
+        if not isinstance(meta, dict) or not all(
+                isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) and 0 <= meta[k] < 2**126
+                for k in ("noise", "head", "tail")):
+            raise MismatchError(f"{a.describe()} has malformed bounds metadata (noise, head, tail must be "
+                                "non-negative integers)")
 
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         x = kernels.decrypt(ct.data, ct.size, self._k, self._secret_t(key, ct.size, "decrypt"), self._w)
@@ -288,7 +295,7 @@ class VheScheme(Scheme):
         The re-encrypted values are rounded to the working scale, so the error is at most
         one unit of 2^-f on top of the input's.
         """
-        values = self.decrypt(ct, key)
+        values = self.decrypt_exact_local(ct, key)
         return self._encrypt_secret(values, key, ct.scale if ct.scale <= self._f else None, resolve(rng))
 
     def rerandomize(self, ct: Ciphertext) -> Ciphertext:

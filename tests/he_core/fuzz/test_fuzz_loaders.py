@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,18 @@ def test_the_corpus_is_valid():
     for name, blob in FILES.items():
         if name.endswith(".npz"):
             continue  # the plaintext model seed is for the lifecycle loaders (tests/henn)
-        ser.loads(blob)
-    assert {"plain/ciphertext", "plain/secret_key", "plain/public_keys", "plain/switch_key",
-            "plain/bundle", "key_requirements"} <= set(FILES)
+        ser.loads(blob, allow_insecure=True, passphrase=corpus.PASSPHRASE)
+        if name.endswith("+signed"):
+            ser.loads(blob, allow_insecure=True, owner_key=corpus.OWNER.verify_key)
+    assert {"plain/ciphertext", "plain/secret_key", "plain/public_keys", "plain/switch_key", "plain/bundle",
+            "key_requirements", "plain/public_keys+signed", "plain/bundle+public+signed",
+            "plain/secret_key+sealed"} <= set(FILES)
+
+
+def test_a_sealed_key_without_its_passphrase_is_the_only_other_answer():
+    with pytest.raises(he_core.KeyMissingError, match="sealed with a passphrase"):
+        ser.loads(FILES["plain/secret_key+sealed"], allow_insecure=True)
+    corpus.load_all_ways(FILES["plain/secret_key+sealed"])  # accepted there as the documented answer
 
 
 @FUZZ
@@ -56,9 +66,10 @@ def test_random_bytes(data):
 
 
 @FUZZ
-@given(st.binary(max_size=300))
-def test_random_bytes_behind_a_valid_preamble_and_digest(data):
-    only_format_errors(corpus.reseal(ser.container.MAGIC + b"\x01\x00\x00\x00" + b"\0" * 12 + data))
+@given(st.binary(max_size=300), st.sampled_from([(1, 0), (2, 0), (2, 1)]))
+def test_random_bytes_behind_a_valid_preamble_and_digest(data, version_flags):
+    preamble = ser.container.MAGIC + struct.pack("<HH", *version_flags) + b"\0" * 12
+    only_format_errors(corpus.reseal(preamble + data))
 
 
 @FUZZ
@@ -71,9 +82,15 @@ def test_mutated_valid_files(name, seed, reseal):
     if reseal:
         data = corpus.reseal(data)
     if data != FILES[name] and not reseal:
-        # Without a fresh digest every change must be caught by the envelope.
+        # Without a fresh digest every change must be caught by the envelope; a change to the
+        # signature trailer only (which the digest does not cover) by the signature check.
+        owner = {"owner_key": corpus.OWNER.verify_key} if name.endswith("+signed") else {}
         with pytest.raises(he_core.FormatError):
-            ser.loads(data)
+            ser.loads(data, allow_insecure=True, passphrase=corpus.PASSPHRASE, **owner)
+    if data != FILES[name] and name.endswith("+signed"):
+        # Resealed or not, a changed signed file never passes the owner's signature check.
+        with pytest.raises(he_core.FormatError):
+            ser.loads(data, allow_insecure=True, owner_key=corpus.OWNER.verify_key)
     # Resealed damage reaches the parsers; it may even be harmless (a changed float
     # digit), so success is allowed, but any failure must be a FormatError.
     only_format_errors(data)

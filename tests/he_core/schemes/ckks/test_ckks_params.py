@@ -99,3 +99,28 @@ def test_hamming_weight_secret_has_that_weight():
         p = CkksParams(poly_degree=2048, levels=1, secret="hamming", hamming_weight=64, allow_insecure=True)
     s = sample_secret(p, SeededRandom(1))
     assert np.count_nonzero(s) == 64 and set(np.unique(s)) <= {-1, 0, 1}
+
+
+def test_protocol_sets_keep_a_wide_floor_below_the_computation():
+    from he_core.schemes.ckks.params import REFRESH_FLOOR_BITS, REFRESH_FLOOR_LEVELS, for_protocol
+
+    p = for_protocol(4)
+    assert p.poly_degree == 16384 and p.security_bits == 128 and p.levels == 4 + REFRESH_FLOOR_LEVELS
+    sizes = [q.bit_length() for q in p.q_primes]
+    assert sizes[1:1 + REFRESH_FLOOR_LEVELS] == [REFRESH_FLOOR_BITS] * REFRESH_FLOOR_LEVELS
+    assert all(abs(math.log2(q) - p.scale_bits) < 1 for q in p.q_primes[1 + REFRESH_FLOOR_LEVELS:])
+    assert len(set(p.q_primes + p.p_primes)) == len(p.q_primes) + len(p.p_primes)
+    assert all((q - 1) % (2 * p.poly_degree) == 0 for q in p.q_primes)
+    assert CkksParams.from_dict(p.to_dict()) == p
+
+
+def test_a_set_without_floor_keeps_its_identifier_fields():
+    p = CkksParams(poly_degree=8192, levels=2)
+    assert "floor_levels" not in p.to_dict() and "floor_bits" not in p.to_dict()
+
+
+@pytest.mark.parametrize("bad", [dict(floor_levels=2), dict(floor_levels=-1), dict(floor_levels=1, floor_bits=62),
+                                 dict(floor_levels=1, floor_bits=30)])
+def test_malformed_floors_are_refused(bad):
+    with pytest.raises(ParameterError, match="floor"):
+        CkksParams(poly_degree=8192, levels=2, **bad)

@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
+from he_core import SeededRandom
+
 import he_core
 from he_core import (EncodingError, HEOverflowError, KeyMissingError, KeyRequirements, MismatchError,
                      NoiseBudgetExhausted, ParameterError, SecurityWarning)
@@ -21,10 +23,10 @@ def test_keygen_warns_that_the_scheme_is_insecure(monkeypatch):
     monkeypatch.setattr(vhe_scheme_module, "_warned", False)
     scheme = he_core.get_scheme("vhe")
     with pytest.warns(SecurityWarning, match="NOT secure"):
-        scheme.keygen(KeyRequirements(sizes=(2,)), rng=1)
+        scheme.keygen(KeyRequirements(sizes=(2,)), rng=SeededRandom(1))
     with warnings.catch_warnings():
         warnings.simplefilter("error", SecurityWarning)  # once per process
-        scheme.keygen(KeyRequirements(sizes=(2,)), rng=2)
+        scheme.keygen(KeyRequirements(sizes=(2,)), rng=SeededRandom(2))
 
 
 def test_parameters_are_validated():
@@ -90,7 +92,7 @@ def test_foreign_ciphertexts_and_keys_are_refused(vhe):
     with pytest.raises(MismatchError, match="different keys"):
         scheme.add(a, b)
     with pytest.raises(MismatchError, match="cannot decrypt"):
-        scheme.decrypt(a, other_keys.secret)
+        scheme.decrypt_exact_local(a, other_keys.secret)
     key = scheme.make_linear_key(keys.secret, np.eye(2))
     with pytest.raises(MismatchError):
         scheme.matvec(b, np.eye(2), key=key)
@@ -118,7 +120,7 @@ def test_products_beyond_the_range_raise_before_computing(vhe):
         scheme.mul_plain(big, 2.0, rescale=False)  # scale 2^32 holds only |v| < 1/8
     with pytest.raises(HEOverflowError, match="cannot inner"):
         scheme.inner(big, big)
-    np.testing.assert_array_equal(scheme.decrypt(big, keys.secret), [[100.0, -100.0]])
+    np.testing.assert_array_equal(scheme.decrypt_exact_local(big, keys.secret), [[100.0, -100.0]])
 
 
 def test_sums_that_overflow_are_refused_and_leave_the_target_intact(vhe):
@@ -132,7 +134,7 @@ def test_sums_that_overflow_are_refused_and_leave_the_target_intact(vhe):
     table = scheme.encrypt(np.vstack([x, x]))
     with pytest.raises(HEOverflowError):
         scheme.index_add_(table, [0, 1, 1], a)
-    np.testing.assert_array_equal(scheme.decrypt(table, keys.secret), np.vstack([x, x]))
+    np.testing.assert_array_equal(scheme.decrypt_exact_local(table, keys.secret), np.vstack([x, x]))
 
 
 def test_noise_budget_exhaustion_is_raised_before_decryption_fails():
@@ -141,7 +143,7 @@ def test_noise_budget_exhaustion_is_raised_before_decryption_fails():
     with pytest.raises(NoiseBudgetExhausted):
         for _ in range(64):
             ct = scheme.add(ct, ct)  # doubles the noise bound each time
-            assert np.all(scheme.decrypt(ct, keys.secret) == scheme.decrypt(ct, keys.secret))
+            assert np.all(scheme.decrypt_exact_local(ct, keys.secret) == scheme.decrypt_exact_local(ct, keys.secret))
     b = scheme.budget(ct)
     assert b["kind"] == "noise" and 0 <= b.remaining < 20
     x, two = scheme.encrypt([[0.5, 0.25]]), scheme.encrypt([[2.0, 2.0]])
@@ -150,7 +152,7 @@ def test_noise_budget_exhaustion_is_raised_before_decryption_fails():
         for _ in range(40):
             x = scheme.mul(x, two)  # each product at least doubles the noise bound
             value = value * 2
-            np.testing.assert_array_equal(scheme.decrypt(x, keys.secret), value)  # correct up to the refusal
+            np.testing.assert_array_equal(scheme.decrypt_exact_local(x, keys.secret), value)  # correct up to the refusal
 
 
 def test_budget_reports_noise_and_magnitude(vhe):
