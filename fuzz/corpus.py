@@ -2,7 +2,12 @@
 
 Mutations come in two flavours: plain ones (the digest then no longer matches, so
 they test the envelope checks) and *resealed* ones, where the digest and length are
-recomputed after the damage so the input reaches the header and array parsers.
+recomputed after the damage so the input reaches the header and array parsers (a
+signed file keeps its old signature trailer: the parsers are reached when no signature
+is required, the signature check when one is).
+
+The corpus holds signed files (by :data:`OWNER`, a fixed key) and a secret key sealed
+under :data:`PASSPHRASE`, so the signature check and the unsealing path see damage too.
 """
 from __future__ import annotations
 
@@ -15,10 +20,15 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import he_core
 from he_core import serialization
 from he_core.formats import container
+from he_core.formats.signing import SigningKey
+
+OWNER = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))  # fixed: reproducible corpus
+PASSPHRASE = b"fuzz passphrase"
 
 
 def usable_schemes() -> list[str]:
@@ -57,6 +67,10 @@ def _valid_files(scheme_names: list[str] | None) -> dict[str, bytes]:
         files[f"{name}/public_keys"] = serialization.dumps(pair.public)
         files[f"{name}/bundle"] = serialization.dumps(serialization.Bundle({"w": ct, "b": ct}, {"layers": [1, 2]}))
         files[f"{name}/bundle+public"] = serialization.dumps(serialization.Bundle({"w": ct}, {}, pair.public))
+        files[f"{name}/public_keys+signed"] = serialization.dumps(pair.public, signer=OWNER)
+        files[f"{name}/bundle+public+signed"] = serialization.dumps(serialization.Bundle({"w": ct}, {}, pair.public),
+                                                                     signer=OWNER)
+        files[f"{name}/secret_key+sealed"] = serialization.dumps(pair.secret, passphrase=PASSPHRASE)
         if scheme.supports(he_core.Capability.REKEY):
             other = scheme.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(3))
             switch = scheme.make_switch_key(pair.secret, other.secret, rng=he_core.SeededRandom(4))
@@ -82,11 +96,18 @@ def _model_files() -> dict[str, bytes]:
 
 
 def reseal(data: bytes) -> bytes:
-    """Fix the length field and digest of a (damaged) file so the parsers see the damage."""
+    """Fix the length field and digest of a (damaged) file so the parsers see the damage.
+
+    A file whose flags say it is signed keeps its last 80 bytes as the (now stale) trailer.
+    """
+    signed = len(data) >= 12 and data[8:10] == struct.pack("<H", 2) and data[10] & container.FLAG_SIGNED
+    trailer = container.TRAILER_SIZE if signed and len(data) > container.TRAILER_SIZE + 24 else 0
+    tail = data[len(data) - trailer:] if trailer else b""
+    data = data[:len(data) - trailer]
     body = bytearray(data[:-container.DIGEST_SIZE] if len(data) > container.DIGEST_SIZE else data)
     if len(body) >= 20:
-        struct.pack_into("<Q", body, 12, len(body) + container.DIGEST_SIZE)
-    return bytes(body) + hashlib.sha256(body).digest()
+        struct.pack_into("<Q", body, 12, len(body) + container.DIGEST_SIZE + len(tail))
+    return bytes(body) + hashlib.sha256(body).digest() + tail
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -160,7 +181,8 @@ def random_input(rng: random.Random) -> bytes:
     size = rng.choice([0, 1, 7, 8, 20, 24, 56, 100, 1000])
     raw = bytes(rng.randrange(256) for _ in range(size))
     if rng.random() < 0.5:
-        raw = container.MAGIC + struct.pack("<HH", container.VERSION, 0) + raw
+        version, flags = rng.choice([(1, 0), (container.VERSION, 0), (container.VERSION, container.FLAG_SIGNED)])
+        raw = container.MAGIC + struct.pack("<HH", version, flags) + raw
         if rng.random() < 0.5:
             raw = reseal(raw)
     return raw
@@ -189,19 +211,33 @@ def make_input(files: list[bytes], rng: random.Random) -> bytes:
 def load_all_ways(data: bytes):
     """Call the in-memory loader on ``data`` with every set of expectations, then without.
 
+    Every call opts in to insecure parameters (the corpus is mostly ``plain`` and ``vhe``)
+    and passes the corpus passphrase, except two: one with the default
+    ``allow_insecure=False``, and one without a passphrase, where a :class:`KeyMissingError`
+    saying the key is sealed is the documented answer for a well-formed sealed key.
+
     Returns:
         The loaded object.
 
     Raises:
         FormatError: from the final, expectation-free call (the only exception allowed).
     """
-    for kind in serialization.KINDS:
+    ways = [{"expect_kind": kind} for kind in serialization.KINDS]
+    ways += [{"owner_key": OWNER.verify_key}, {"owner_key": OWNER.verify_key, "expect_kind": "public_keys"}]
+    for kw in ways:
         try:
-            serialization.loads(data, expect_kind=kind)
+            serialization.loads(data, allow_insecure=True, passphrase=PASSPHRASE, **kw)
         except he_core.FormatError:
             pass
     try:
-        serialization.loads(data, expect_scheme="plain", expect_key_id="0" * 32)
+        serialization.loads(data, expect_scheme="plain", expect_key_id="0" * 32, passphrase=PASSPHRASE)
     except he_core.FormatError:
         pass
-    return serialization.loads(data)
+    try:
+        serialization.loads(data, allow_insecure=True)
+    except he_core.FormatError:
+        pass
+    except he_core.KeyMissingError as exc:
+        if "sealed with a passphrase" not in str(exc):
+            raise
+    return serialization.loads(data, allow_insecure=True, passphrase=PASSPHRASE)

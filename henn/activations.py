@@ -93,12 +93,17 @@ class PolyActivation(Module):
         """``p'(x)`` on plaintext numbers."""
         return P.polyval(np.asarray(x, dtype=np.float64), self.derivative)
 
+    #: The fit is only meaningful on [-a, a]; inputs are declared to stay within twice that
+    #: (he_core.Scheme.declare_bound), which keeps a scheme's analytic noise and value
+    #: bounds (and so its refresh masks and flooding) from compounding layer after layer.
+    INPUT_MARGIN = 2.0
+
     # encrypted evaluation
     def forward(self, x: EncTensor) -> EncTensor:
         if not isinstance(x, EncTensor):
             raise TypeError(f"cannot apply {self.name}: expected an EncTensor, got {type(x).__name__}")
         self._x = x
-        self._t = self._scaled(x)
+        self._t = self._scaled(x).declare_bound(self.INPUT_MARGIN)
         return self._t.polyval(self._t_coeffs)
 
     def _scaled(self, x: EncTensor) -> EncTensor:

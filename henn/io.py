@@ -7,10 +7,14 @@ A saved model is a directory:
   keys they are under, and JSON metadata (task, architecture, hyper-parameters,
   training summary). Anyone may hold this file; it reveals no weights.
 * ``secret.key`` — the secret key, written owner-only (``0o600``) by
-  :func:`he_core.serialization.save`. Only the key holder keeps this file.
+  :func:`he_core.serialization.save`, sealed under a passphrase if one is given.
+  Only the key holder keeps this file.
 
 Loading checks the scheme (``expect_scheme``) and that the secret key belongs to
-the model's key, before any arithmetic, and says which disagreed.
+the model's key, before any arithmetic, and says which disagreed. It also checks the
+attached public keys' id against their material, the owner's signature when an
+``owner_key`` is given, and refuses parameters below 128-bit security (``plain``,
+``vhe``, toy CKKS rings) unless ``allow_insecure=True``.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any
 
 import he_core
 from he_core import FormatError, SecretKey, serialization
+from he_core.formats.signing import SigningKey, VerifyKey
 
 from .module import Module
 from .tensor import EncTensor
@@ -49,7 +54,8 @@ class LoadedModel:
 
 
 def save_model(directory: str | os.PathLike, model: Module, scheme: he_core.Scheme, *,
-               meta: dict[str, Any], secret: SecretKey | None = None) -> Path:
+               meta: dict[str, Any], secret: SecretKey | None = None, signer: SigningKey | None = None,
+               passphrase: bytes | None = None) -> Path:
     """Write ``model.henn`` (and ``secret.key`` if ``secret`` is given) into ``directory``.
 
     Args:
@@ -58,6 +64,8 @@ def save_model(directory: str | os.PathLike, model: Module, scheme: he_core.Sche
         scheme: the scheme the model lives in (its parameters and public keys are saved).
         meta: JSON-compatible description needed to rebuild the model.
         secret: the secret key, for the key holder's copy (saved owner-only).
+        signer: sign ``model.henn`` with the owner's key.
+        passphrase: seal ``secret.key`` under it.
 
     Returns:
         The directory path.
@@ -66,30 +74,35 @@ def save_model(directory: str | os.PathLike, model: Module, scheme: he_core.Sche
     path.mkdir(parents=True, exist_ok=True)
     cts = {name: p.value.ct for name, p in model.named_parameters()}
     bundle = serialization.Bundle(ciphertexts=cts, meta=dict(meta), public=scheme.public_keys)
-    serialization.save(bundle, path / MODEL_FILE, params=scheme)
+    serialization.save(bundle, path / MODEL_FILE, params=scheme, signer=signer)
     if secret is not None:
         if secret.key_id != scheme.public_keys.key_id:
             raise he_core.MismatchError(f"cannot save: the secret key {secret.key_id[:12]} is not the key of the "
                                         f"model's public keys {scheme.public_keys.key_id[:12]}")
-        serialization.save(secret, path / SECRET_FILE, params=scheme)
+        serialization.save(secret, path / SECRET_FILE, params=scheme, passphrase=passphrase)
     return path
 
 
-def load_model(directory: str | os.PathLike, *, expect_scheme: str | None = None) -> LoadedModel:
+def load_model(directory: str | os.PathLike, *, expect_scheme: str | None = None,
+               owner_key: VerifyKey | None = None, allow_insecure: bool = False) -> LoadedModel:
     """Read ``model.henn`` from ``directory``.
 
     Args:
         directory: a directory written by :func:`save_model`.
         expect_scheme: refuse a model of any other scheme.
+        owner_key: require the file to be signed by this owner key.
+        allow_insecure: accept parameters below 128-bit security.
 
     Raises:
         FileNotFoundError: no model file there.
-        he_core.FormatError: corrupt file, another scheme than expected, or no public keys.
+        he_core.FormatError: corrupt file, another scheme than expected, no public keys,
+            not signed by ``owner_key``, or insecure parameters not allowed.
     """
     path = Path(directory) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"cannot load model: {path} does not exist")
-    bundle = serialization.load(path, expect_kind="bundle", expect_scheme=expect_scheme)
+    bundle = serialization.load(path, expect_kind="bundle", expect_scheme=expect_scheme, owner_key=owner_key,
+                                allow_insecure=allow_insecure)
     if bundle.public is None:
         raise FormatError(f"cannot load model: {path} carries no public keys")
     scheme = he_core.get_scheme(bundle.public.scheme, serialization.params_for(bundle.public.params_id))
@@ -98,17 +111,28 @@ def load_model(directory: str | os.PathLike, *, expect_scheme: str | None = None
     return LoadedModel(scheme, tensors, dict(bundle.meta))
 
 
-def load_secret(directory: str | os.PathLike, *, key_id: str, expect_scheme: str | None = None) -> SecretKey:
+def load_secret(directory: str | os.PathLike, *, key_id: str, expect_scheme: str | None = None,
+                passphrase: bytes | None = None, allow_insecure: bool = False) -> SecretKey:
     """Read ``secret.key`` and check it is the key ``key_id`` (the model's key).
+
+    Args:
+        directory: a directory written by :func:`save_model`.
+        key_id: the model's key id (``LoadedModel.key_id``).
+        expect_scheme: refuse a key of any other scheme.
+        passphrase: opens a sealed key.
+        allow_insecure: accept parameters below 128-bit security.
 
     Raises:
         FileNotFoundError: no secret key file there.
-        he_core.FormatError: corrupt file, wrong scheme, or a key other than ``key_id``.
+        he_core.KeyMissingError: the key is sealed and no passphrase was given.
+        he_core.FormatError: corrupt file, wrong scheme, a key other than ``key_id``,
+            wrong passphrase, or insecure parameters not allowed.
     """
     path = Path(directory) / SECRET_FILE
     if not path.exists():
         raise FileNotFoundError(f"cannot load secret key: {path} does not exist")
-    return serialization.load(path, expect_kind="secret_key", expect_scheme=expect_scheme, expect_key_id=key_id)
+    return serialization.load(path, expect_kind="secret_key", expect_scheme=expect_scheme, expect_key_id=key_id,
+                              passphrase=passphrase, allow_insecure=allow_insecure)
 
 
 def apply_tensors(model: Module, tensors: dict[str, EncTensor]) -> Module:

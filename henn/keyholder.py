@@ -1,159 +1,327 @@
-"""The key holder: the only party that owns the secret key.
+"""The masked refresh every trainer uses, and the in-process key holder.
 
-The trainer computes on ciphertexts with public material only. It calls the key
-holder for two things: decrypting what the owner is allowed to see (predictions,
-the monitored loss) and *refreshing* ciphertexts whose noise or magnitude budget
-is running low. The refresh is the classic masked re-encryption protocol:
+The trainer computes on ciphertexts with public material only. Two things need the
+secret key, and both go through this module:
 
-1. trainer: ``masked = ct + r`` with a fresh uniform plaintext mask ``r``
-   (drawn from the OS CSPRNG, never numpy's global RNG);
-2. key holder: decrypts ``masked`` and encrypts the result afresh (its noise
-   is back to the fresh-encryption level);
-3. trainer: ``fresh = enc(masked) - r``.
+* a **refresh** (:meth:`MaskedRefresh.refresh`): a ciphertext whose noise or levels run
+  low, or that must change layout, is masked, re-encrypted by the key holder and
+  unmasked. :meth:`MaskedRefresh.draw_mask` is the only code in henn that builds a
+  mask (:mod:`he_core.refresh` explains the plan it follows). Masks are uniform
+  integers in the scheme's plaintext domain (CKKS: coefficients of the decrypted
+  polynomial), ``statistical_bits + log2(entries budget)`` bits above the bound of
+  what they hide, so everything the key holder sees in a whole job is within
+  statistical distance ``2^-statistical_bits`` of a view independent of the values;
+* a **release** (:meth:`KeyHolder.release`): a decryption that leaves the key holder,
+  noise-flooded for the job's release budget (:mod:`he_core.flooding`).
 
-The key holder only ever sees ``value + r``. With ``r`` uniform on ``[-M, M]``
-(``M = mask_bound``) and ``|value| <= B`` that hides the value up to a statistical
-distance of about ``B / M`` — the mask cannot be made arbitrarily wide because the
-masked value must still fit the scheme's magnitude range, so this is a
-*range-limited* hiding, documented rather than overstated.
+:class:`KeyHolder` is the key holder in the trainer's own process (owner and trainer
+are then one party: nothing is hidden from anybody, but the protocol and its
+accounting are the same as across processes). :class:`henn.keyservice.RemoteKeyHolder`
+is the trainer's handle on the owner's key service in another process.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
-from he_core import Ciphertext, OsRandom, RandomSource, Scheme, SecretKey
+from he_core import Capability, Ciphertext, Flooding, OsRandom, RandomSource, Scheme, SecretKey
+from he_core.errors import HEError, ParameterError
+from he_core.refresh import Mask, MaskPlan, hiding_log2, mask_width
 
 from .tensor import EncTensor
+
+
+class BudgetExhausted(HEError, RuntimeError):
+    """A job's refresh or release budget is spent: the key holder answers no more."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshTerms:
+    """What a job fixes about refreshes and releases.
+
+    Attributes:
+        statistical_bits: lambda, for the masks and the flooding (>= 30).
+        refreshes: the most refresh requests the job serves.
+        entries_per_refresh: the most masked entries one refresh may read (CKKS: the
+            coefficients the target map reads, e.g. N for a slot layout, 8 for a table
+            row).
+        entries: the masked entries the whole job may read, which sizes every mask
+            (0: ``refreshes * entries_per_refresh``).
+        releases: the most decryptions released under the key (the flooding's q).
+        min_aggregate: the fewest samples a released aggregate may cover (the owner
+            never sees a per-sample value).
+    """
+
+    statistical_bits: int = 30
+    refreshes: int = 1 << 18
+    entries_per_refresh: int = 1 << 8  # 2^26 entries: a 56-bit margin, which the refresh floor holds
+    releases: int = 1 << 10
+    min_aggregate: int = 500
+    entries: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("refreshes", "entries_per_refresh", "releases", "min_aggregate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"cannot use refresh terms: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.entries, bool) or not isinstance(self.entries, int) or self.entries < 0:
+            raise ParameterError(f"cannot use refresh terms: entries must be a non-negative integer, "
+                                 f"got {self.entries!r}")
+        Flooding(self.statistical_bits)  # validates lambda
+
+    @property
+    def entries_budget(self) -> int:
+        return self.entries or self.refreshes * self.entries_per_refresh
+
+    @property
+    def flooding(self) -> Flooding:
+        return Flooding(self.statistical_bits, self.releases)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RefreshTerms":
+        return cls(**data)
 
 
 class MaskedRefresh:
     """The trainer's half of the masked refresh; subclasses provide :meth:`reencrypt`.
 
-    :class:`KeyHolder` re-encrypts in the same process;
-    :class:`henn.keyservice.RemoteKeyHolder` sends the masked ciphertext to the owner's
-    key service in another process. Both need ``scheme`` and ``mask_bound``.
+    Args:
+        scheme: the scheme (public keys installed).
+        terms: the job's terms (mask sizing and budgets).
+        rng: mask randomness (default: the OS CSPRNG; tests may pass a seeded source).
+
+    Attributes:
+        refresh_rounds: refreshes made.
+        entries_read: masked entries the key holder's maps read so far.
+        worst_margin_bits: the smallest number of bits any mask had above its bound.
     """
 
-    scheme: Scheme
-    mask_bound: float
+    def __init__(self, scheme: Scheme, terms: RefreshTerms, rng: RandomSource | None = None):
+        self.scheme = scheme
+        self.terms = terms
+        self._rng = rng or OsRandom()
+        self.refresh_rounds = 0
+        self.entries_read = 0
+        self.worst_margin_bits = math.inf
+        self._best_effort = scheme.params.security_bits == 0
 
-    def refresh(self, x: EncTensor | Ciphertext, *, rng: RandomSource | None = None,
-                layout: Any = None) -> EncTensor | Ciphertext:
-        """Masked re-encryption: a fresh ciphertext of the same values.
-
-        Only :meth:`reencrypt` touches the secret key, and it only receives the masked
-        ciphertext; masking (:meth:`he_core.Scheme.mask_for_refresh`, which also hides
-        any garbage a packed ciphertext carries) and unmasking happen on the trainer's side.
+    def refresh(self, x: EncTensor | Ciphertext, *, layout: Any = None,
+                value_bound: float | None = None) -> EncTensor | Ciphertext:
+        """A fresh ciphertext of the same values (in ``layout``: ``None`` keeps the layout at full budget).
 
         Args:
             x: the tensor or ciphertext to refresh.
-            rng: mask randomness (default: the OS CSPRNG).
-            layout: the layout to re-encrypt into (``None``: the scheme's default), e.g.
-                the target of a :class:`he_core.RefreshRequired` error.
+            layout: a target the scheme named in a :class:`he_core.RefreshRequired`.
+            value_bound: a bound on |value| the caller vouches for (sizes the mask when
+                tighter than the scheme's analytic bound; see :meth:`he_core.Scheme.refresh_plan`).
 
         Returns:
-            The same type as ``x``: a fresh encryption of the same values.
+            The same type as ``x``.
+
+        Raises:
+            BudgetExhausted: the job's refresh budget is spent.
+            ParameterError: the ciphertext's level leaves no room for the mask.
         """
         ct = _as_ct(x, "refresh")
-        rng = rng or OsRandom()
-        mask = self.draw_mask(ct, rng)
-        masked = self.scheme.mask_for_refresh(ct, mask, rng)     # trainer side
-        fresh_masked = self.reencrypt(masked, layout)            # key holder side
-        fresh = self.scheme.sub_plain(fresh_masked, mask)        # trainer side
-        # A tensor keeps the scheme view it was bound to (e.g. a refresh-guarded view).
+        if self.refresh_rounds >= self.terms.refreshes:
+            raise BudgetExhausted(f"cannot refresh: the job's budget of {self.terms.refreshes} refreshes is spent")
+        plan = self.scheme.refresh_plan(ct, layout, value_bound=value_bound)
+        mask = self.draw_mask(plan)
+        masked = self.scheme.apply_mask(ct, mask, rng=self._rng)                        # trainer side
+        fresh_masked = self.reencrypt(masked, layout)                                     # key holder side
+        fresh = self.scheme.remove_mask(fresh_masked, mask, layout, ct, value_bound)      # trainer side
+        self.refresh_rounds += 1
         return EncTensor(x.scheme, fresh) if isinstance(x, EncTensor) else fresh
 
-    def draw_mask(self, ct: Ciphertext, rng: RandomSource) -> np.ndarray:
-        """A uniform mask on ``[-M, M]`` lying on the ciphertext's fixed-point grid.
+    def fresh_for_owner(self, x: EncTensor | Ciphertext, value_bound: float | None = None, *,
+                        layout: Any = None) -> EncTensor | Ciphertext:
+        """``x`` re-encrypted by the key holder (into ``layout``) before the owner decrypts it (approximate schemes).
 
-        Staying on the grid (multiples of ``1/scale``) makes mask-then-unmask exact
-        for integer schemes; a scheme with scale 1 (the float twin) gets a 2^-30 grid.
+        An approximate scheme's noise follows the computation, hence the data: decrypting
+        a trainer's ciphertext exactly would show the owner more than its value. After a
+        masked refresh the noise is the key holder's own fresh noise, so a decryption shows
+        the value and nothing of how it was computed. Exact schemes decrypt exactly: ``x``.
         """
-        grid = float(ct.scale) if ct.scale >= 2 else 2.0**30
-        # The masked value must stay encodable: a scheme with a magnitude limit at this
-        # scale caps the mask (narrower hiding, stated in SECURITY.md).
-        limit = self.scheme.refresh_mask_limit(ct)
-        bound = self.mask_bound if limit is None else min(self.mask_bound, limit)
-        half = max(1, int(bound * grid))
-        return rng.integers(-half, half, ct.shape).astype(np.float64) / grid
+        if not self.scheme.supports(Capability.APPROXIMATE):
+            return x
+        return self.refresh(x, layout=layout, value_bound=value_bound)
+
+    def draw_mask(self, plan: MaskPlan) -> Mask:
+        """Draw the mask for a plan: bounded entries where the key holder reads, uniform residues elsewhere."""
+        if self.entries_read + plan.n_read > self.terms.entries_budget:
+            raise BudgetExhausted(f"cannot refresh: the job's masks were sized for {self.terms.entries_budget} "
+                                  "masked entries in all, and this refresh would read more")
+        width = self._width(plan)
+        n = plan.n_read
+        value = self._rng.integers(-(2 ** min(width, 62)), 2 ** min(width, 62) - 1, n) if width <= 62 else None
+        if value is not None:
+            high, low = value >> 63, value & np.int64(2**63 - 1)
+        else:  # width > 62: the high word carries the rest
+            span = 2 ** (width - 63)
+            high = self._rng.integers(-span, span - 1, n)
+            low = self._rng.integers(0, 2**63 - 1, n)
+        residues = None
+        if plan.moduli:
+            residues = np.stack([np.stack([self._rng.uniform_mod(q, plan.n_entries) for q in plan.moduli])
+                                 for _ in range(plan.n_cts)])
+        self.entries_read += n
+        self.worst_margin_bits = min(self.worst_margin_bits, width - plan.bound_bits)
+        return Mask(plan, width, np.ascontiguousarray(high, dtype=np.int64), np.ascontiguousarray(low, dtype=np.int64),
+                    residues)
+
+    def _width(self, plan: MaskPlan) -> int:
+        try:
+            return mask_width(plan, self.terms.statistical_bits, self.terms.entries_budget)
+        except ParameterError:
+            if not self._best_effort:
+                raise
+            # A scheme insecure by design (vhe): as wide as its range allows, and the report says what that hides.
+            return max(1, math.floor(plan.max_width()))
+
+    def levels_reserved(self, ct: Ciphertext, layout: Any = None, value_bound: float | None = None) -> int:
+        """The lowest level at which ``ct`` can still be masked (0 for schemes without a modulus chain).
+
+        A leveled scheme can refresh a ciphertext only while its modulus has room for
+        the mask (its bound plus the hiding margin): a refresh policy keeps that many
+        levels in reserve. ``value_bound`` as for :meth:`refresh`.
+        """
+        plan = self.scheme.refresh_plan(ct, layout, value_bound=value_bound)
+        if not plan.moduli:
+            return 0
+        try:
+            width = self._width(plan)
+        except ParameterError:
+            return len(plan.moduli)  # no room even at this level: everything is reserved
+        total = 0.0
+        for level, q in enumerate(plan.moduli):
+            total += math.log2(q)
+            if total - 3.0 >= width:  # room_bits - 2 = log2(Q) - 3 (see MaskPlan.max_width)
+                return level
+        return len(plan.moduli)
+
+    def hiding(self) -> dict:
+        """The key holder's view of the job so far: masked entries read and the statistical distance bound."""
+        margin = self.worst_margin_bits
+        return {"refresh_rounds": self.refresh_rounds, "masked_entries": self.entries_read,
+                "entries_budget": self.terms.entries_budget, "statistical_bits": self.terms.statistical_bits,
+                "worst_mask_margin_bits": None if margin == math.inf else round(margin, 2),
+                "statistical_distance_log2": None if margin == math.inf
+                else round(hiding_log2(self.entries_read, margin), 2)}
 
     def reencrypt(self, masked: Ciphertext, layout: Any = None) -> Ciphertext:
         raise NotImplementedError
 
 
 class KeyHolder(MaskedRefresh):
-    """Holds the secret key; decrypts and refreshes on request, counting the traffic.
+    """The key holder in the trainer's process: refreshes and releases under one secret key.
 
     Args:
-        scheme: the scheme (with public keys installed) both parties use.
+        scheme: the scheme (with public keys installed).
         secret_key: the secret key; it never leaves this object.
-        mask_bound: half-width ``M`` of the uniform refresh mask.
+        terms: the job's terms (default :class:`RefreshTerms`).
+        rng: randomness for masks, flooding and fresh encryptions (default the OS CSPRNG).
 
     Attributes:
-        refresh_rounds: number of refresh round trips served.
-        decrypt_calls: number of decryption requests served.
-        bytes_exchanged: payload bytes sent to and from the key holder (ciphertexts).
+        releases: released decryptions so far (against ``terms.releases``).
+        bytes_exchanged: ciphertext bytes that crossed the boundary (as across processes).
+        reports: the flooding report of every release (precision, sigma), in order.
     """
 
-    def __init__(self, scheme: Scheme, secret_key: SecretKey, *, mask_bound: float = 16.0):
+    def __init__(self, scheme: Scheme, secret_key: SecretKey, *, terms: RefreshTerms | None = None,
+                 rng: RandomSource | None = None):
         if not isinstance(secret_key, SecretKey):
             raise TypeError(f"cannot create a KeyHolder: expected a SecretKey, got {type(secret_key).__name__}")
-        if not mask_bound > 0:
-            raise ValueError(f"cannot create a KeyHolder: mask_bound must be positive, got {mask_bound}")
-        self.scheme = scheme
+        super().__init__(scheme, terms or RefreshTerms(), rng)
         self._secret = secret_key
-        self.mask_bound = float(mask_bound)
-        self.refresh_rounds = 0
-        self.decrypt_calls = 0
+        self.releases = 0
         self.bytes_exchanged = 0
+        self.reports: list[dict] = []
 
     def __repr__(self) -> str:  # never print the key
         return (f"KeyHolder(scheme={self.scheme.name!r}, key_id={self._secret.key_id[:12]!r}, "
-                f"refreshes={self.refresh_rounds})")
+                f"refreshes={self.refresh_rounds}, releases={self.releases})")
 
     @property
     def key_id(self) -> str:
         return self._secret.key_id
 
     def export_secret_key(self) -> SecretKey:
-        """The secret key itself, for the owner to save (``henn.io.save_model(..., secret=...)``).
-
-        Only the key holder's own process calls this; the trainer side never does.
-        """
+        """The secret key itself, for the owner to save; only the owner's own process calls this."""
         return self._secret
 
-    # ------------------------------------------------------------------ decryption
-    def decrypt(self, x: EncTensor | Ciphertext) -> np.ndarray:
-        """Decrypt a tensor or ciphertext to a float64 ``(rows, size)`` array.
-
-        Raises:
-            he_core.MismatchError: ``x`` is under another key or scheme.
-        """
-        ct = _as_ct(x, "decrypt")
-        self.decrypt_calls += 1
-        self.bytes_exchanged += ct.nbytes
-        return self.scheme.decrypt(ct, self._secret)
-
-    # ------------------------------------------------------------------ refresh
     def reencrypt(self, masked: Ciphertext, layout: Any = None) -> Ciphertext:
-        """Key holder: decrypt the masked values and encrypt them afresh (in ``layout``, if given)."""
-        self.refresh_rounds += 1
+        """Key holder: a fresh encryption of the target's map of the masked plaintext."""
         self.bytes_exchanged += masked.nbytes
-        values = self.scheme.decrypt(masked, self._secret)
-        fresh = self.scheme.encrypt(values, self._secret, layout=layout)
+        fresh = self.scheme.reencrypt_masked(masked, layout, self._secret, rng=self._rng)
         self.bytes_exchanged += fresh.nbytes
         return fresh
 
-    def encrypt_zeros(self, shape: tuple[int, int], layout: Any = None) -> Ciphertext:
-        """A fresh encryption of zeros (the key service's answer to values it cannot re-encrypt)."""
-        return self.scheme.encrypt(np.zeros(shape), self._secret, layout=layout)
+    def release(self, x: EncTensor | Ciphertext) -> np.ndarray:
+        """A decryption that may leave the key holder: noise-flooded for the job's release budget.
 
-    def counters(self) -> dict[str, int]:
-        """The traffic counters as a JSON-ready dict."""
-        return {"refresh_rounds": self.refresh_rounds, "decrypt_calls": self.decrypt_calls,
-                "bytes_exchanged": self.bytes_exchanged}
+        Raises:
+            BudgetExhausted: the job's release budget is spent.
+            he_core.PrecisionError: the flooding would leave too few bits (see :mod:`he_core.flooding`).
+        """
+        ct = _as_ct(x, "release")
+        if self.releases >= self.terms.releases:
+            raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
+                                  "decryptions is spent (the flooding was sized for that many)")
+        self.releases += 1
+        self.bytes_exchanged += ct.nbytes
+        values = self.scheme.decrypt(ct, self._secret, flooding=self.terms.flooding, rng=self._rng)
+        if self.scheme.supports(Capability.APPROXIMATE):
+            report = self.scheme.release_report(ct, self.terms.flooding)
+            largest = float(np.max(np.abs(values))) if values.size else 0.0
+            report["precision_bits"] = (math.log2(largest / report["value_sigma"])
+                                        if largest > 0 and report["value_sigma"] > 0 else None)
+            self.reports.append(report)
+        return values
+
+    def release_aggregate(self, x: EncTensor | Ciphertext, count: int, *, value_bound: float | None = None) -> float:
+        """Release the sum of a quantity over ``count`` samples (a ``(1, 1)`` ciphertext): refreshed, flooded.
+
+        Args:
+            x: the encrypted sum.
+            count: samples it covers (at least the job's ``min_aggregate``).
+            value_bound: a bound on |sum| (sizes the refresh's mask; default the tracked one).
+
+        Raises:
+            ValueError: ``count`` below the job's ``min_aggregate`` (no per-sample values),
+                or not a one-value ciphertext.
+        """
+        ct = check_aggregate(_as_ct(x, "release an aggregate"), count, self.terms)
+        return float(self.release(self.fresh_for_owner(ct, value_bound))[0, 0])
+
+    def counters(self) -> dict[str, Any]:
+        """Traffic and hiding as a JSON-ready dict."""
+        out = {"refresh_rounds": self.refresh_rounds, "releases": self.releases,
+               "bytes_exchanged": self.bytes_exchanged, "hiding": self.hiding()}
+        if self.reports:
+            bits = [r["precision_bits"] for r in self.reports if r.get("precision_bits") is not None]
+            out["release"] = {**{k: v for k, v in self.reports[-1].items() if k != "precision_bits"},
+                              "min_precision_bits": round(min(bits), 2) if bits else None}
+        return out
+
+
+def check_aggregate(ct: Ciphertext, count: int, terms: RefreshTerms) -> Ciphertext:
+    """``ct`` if it may be released as an aggregate over ``count`` samples under ``terms``.
+
+    Raises:
+        ValueError: ``count`` below ``terms.min_aggregate`` or not a one-value ciphertext.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < terms.min_aggregate:
+        raise ValueError(f"cannot release an aggregate of {count!r} samples: the job releases sums over at "
+                         f"least {terms.min_aggregate} (never a per-sample value)")
+    if tuple(ct.shape) != (1, 1):
+        raise ValueError(f"cannot release an aggregate: expected one value, got shape {ct.shape}")
+    return ct
 
 
 def _as_ct(x: Any, op: str) -> Ciphertext:

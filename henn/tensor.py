@@ -125,6 +125,10 @@ class EncTensor:
         """Element-wise ``sum(coeffs[i] * x**i)``."""
         return self._wrap(self.scheme.polyval(self.ct, coeffs))
 
+    def declare_bound(self, bound: float) -> "EncTensor":
+        """The same tensor with the caller's bound on |values| (see :meth:`he_core.Scheme.declare_bound`)."""
+        return self._wrap(self.scheme.declare_bound(self.ct, bound))
+
     # ------------------------------------------------------------------ rows
     def row_sum(self, idx: Any = None) -> "EncTensor":
         """Sum of the selected rows (all by default): shape ``(1, size)``."""

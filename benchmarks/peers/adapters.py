@@ -221,7 +221,7 @@ class HennCkksAdapter(Adapter):
         return self.scheme.encrypt(values)
 
     def decrypt(self, ct) -> np.ndarray:
-        return self.scheme.decrypt(ct, self.keys.secret)[0]
+        return self.scheme.decrypt_exact_local(ct, self.keys.secret)[0]
 
     def add(self, a, b):
         return self.scheme.add(a, b)

@@ -259,8 +259,8 @@ def train_henn(data: Data, epochs: int, scheme_name: str, setting: str | None = 
             step_w = scheme.mul_plain(scheme.add(grad_sum, scheme.mul_plain(w, n * REG)), lr / n)
             w = scheme.sub(w, step_w)
             b = scheme.sub(b, scheme.mul_plain(scheme.row_sum(err), lr / n))
-            w_clear = scheme.decrypt(w, keys.secret)[0]
-            b_clear = float(scheme.decrypt(b, keys.secret)[0, 0])
+            w_clear = scheme.decrypt_exact_local(w, keys.secret)[0]
+            b_clear = float(scheme.decrypt_exact_local(b, keys.secret)[0, 0])
             w, b = scheme.encrypt(w_clear[None, :]), scheme.encrypt([[b_clear]])
             run.seconds.append(time.perf_counter() - start)
             run.accuracy.append(accuracy(data, w_clear, b_clear))

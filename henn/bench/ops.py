@@ -121,7 +121,7 @@ def _decrypt(ctx: Context) -> Prepared:
     x = ctx.values()
     ct = ctx.encrypt(x)
     sk = ctx.keys.secret
-    return Prepared(lambda: ctx.scheme.decrypt(ct, sk), lambda: ctx.scheme.decrypt(ct, sk), x)
+    return Prepared(lambda: ctx.scheme.decrypt_exact_local(ct, sk), lambda: ctx.scheme.decrypt_exact_local(ct, sk), x)
 
 
 def _add(ctx: Context) -> Prepared:

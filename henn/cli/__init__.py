@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle = _optional("lifecycle")
     if lifecycle is not None:
         lifecycle.add_parsers(commands)
+    job_commands = _optional("jobs")
+    if job_commands is not None:
+        job_commands.add_parsers(commands)
     return parser
 
 

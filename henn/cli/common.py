@@ -11,7 +11,7 @@ import argparse
 import json
 import math
 import sys
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import he_core
 
@@ -80,15 +80,19 @@ def _parse(text: str, kind: type, what: str):
 
 
 def default_scheme() -> str:
-    """``vhe`` when it is installed, otherwise the plaintext twin."""
-    return "vhe" if scheme_loads("vhe") else "plain"
+    """``ckks``, the secure scheme; ``vhe`` (insecure by design) and ``plain`` only run when named."""
+    return "ckks"
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, save: bool = True, plot: bool = True) -> None:
     """``--scheme --seed --json --quiet`` and optionally ``--save DIR`` / ``--plot FILE.png``."""
     parser.add_argument("--scheme", type=scheme_name, default=None,
-                        help="he_core scheme to compute with (default: vhe if installed, else plain)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the model initialisation")
+                        help="he_core scheme to compute with (default: ckks; vhe is insecure by design and "
+                             "plain computes in the clear: name them to use them)")
+    parser.add_argument("--seed", type=non_negative_int, default=None,
+                        help="seed the initial weights for a reproducible experiment (default: the OS CSPRNG; "
+                             "anyone who knows a seed can replay the initial weights, and no seed is ever stored "
+                             "in a model file)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object as the last stdout line")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or human-readable summary")
     if save:
@@ -147,3 +151,14 @@ def scheme_param(text: str) -> tuple[str, object]:
     except ValueError:
         value = raw
     return key, value
+
+
+def guarded(handler: Callable[[argparse.Namespace], int], name: str) -> Callable[[argparse.Namespace], int]:
+    """Turn expected failures into one clear line on stderr and exit status 1 (2 stays argparse's usage error)."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (he_core.HEError, OSError, ValueError, TypeError) as exc:
+            print(f"henn {name}: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return run

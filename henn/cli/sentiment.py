@@ -32,6 +32,7 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -77,7 +78,11 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
                         help=f"punctuation handling (default {text.punctuation})")
     parser.add_argument("--scheme-param", metavar="KEY=VALUE", type=common.scheme_param, action="append", default=[],
                         help="scheme parameter passed to he_core.get_scheme (repeatable); default: the scheme's "
-                             "cheapest set with the levels one training step needs (ckks: N=8192, 4 levels)")
+                             "cheapest set for one training step above the refresh floor (ckks: N=16384, 5 levels "
+                             "of 54 bits)")
+    parser.add_argument("--monitor-every", type=common.positive_int, default=None,
+                        help="reviews per aggregate released to the owner (default 500; the owner never sees "
+                             "fewer at once)")
     parser.add_argument("--twin", action="store_true",
                         help="also train the plaintext twin identically and report its validation accuracy")
     parser.add_argument("--reference", choices=("sigmoid", "poly"), default=None,
@@ -96,8 +101,15 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
                            help="trainer: skip the first N reviews of the part (resume after the owner refreshed "
                                 "the model: henn decrypt-model, then henn encrypt-model); --limit counts from here")
     lifecycle.add_argument("--keyholder", metavar="ADDRESS",
-                           help="trainer: refresh through the owner's key service (henn serve-keys) at this Unix "
-                                "socket path or loopback HOST:PORT; masked re-encryptions only, nothing is decrypted")
+                           help="trainer: refresh through the owner's key service (henn serve-keys) at unix:PATH or "
+                                "tls://HOST:PORT; masked re-encryptions only, nothing is decrypted for the trainer")
+    lifecycle.add_argument("--tls-dir", metavar="DIR",
+                           help="trainer: ca.pem, client.pem and client.key for a tls:// key service")
+    lifecycle.add_argument("--owner-key", metavar="FILE",
+                           help="trainer: the owner's verification key (owner.pub): refuse a model file it did not "
+                                "sign")
+    lifecycle.add_argument("--allow-insecure", action="store_true",
+                           help="accept a model under insecure parameters (vhe, toy rings): tests only")
     lifecycle.add_argument("--until-exhausted", action="store_true",
                            help="trainer: when the noise budget runs out, write the model trained so far (and "
                                 "report next_start) instead of failing")
@@ -125,6 +137,10 @@ def add_evaluate_parser(evaluate_subparsers) -> argparse.ArgumentParser:
                     "predictions decrypted with the saved key).")
     parser.add_argument("--model", metavar="DIR", required=True,
                         help="directory written by --save, or (with --keys) an encrypted model file")
+    parser.add_argument("--allow-insecure", action="store_true",
+                        help="accept a model under insecure parameters (vhe, plain, toy rings): tests only")
+    parser.add_argument("--passphrase-file", metavar="FILE", default=None,
+                        help="owner: the passphrase of a sealed secret key (its first line)")
     parser.add_argument("--keys", metavar="DIR", default=None,
                         help="owner: the key directory whose secret key the --model file is under")
     _add_data(parser)
@@ -167,7 +183,7 @@ def run_train(args: argparse.Namespace) -> int:
         text = TextConfig(min_count=args.min_count, polarity_cutoff=args.polarity_cutoff,
                           punctuation=args.punctuation)
         config = SentimentConfig(hidden=args.hidden, lr=args.lr, init_scale=args.init_scale, degree=args.degree,
-                                 interval=args.interval, seed=args.seed)
+                                 interval=args.interval)
     except ValueError as exc:
         return common.fail(str(exc))
     if args.model is not None or args.init is not None:
@@ -228,10 +244,10 @@ def _init_plain(args, text, config) -> dict:
 
     reviews = _load(args.data, "train", args.quiet)
     data = T.prepare(reviews, validation=args.validation, seed=args.split_seed, text=text)
-    W01, w12 = init_weights(len(data.vocab), config)
+    W01, w12 = init_weights(len(data.vocab), config, _init_rng(args))
     split = {"reviews": len(reviews), "validation": args.validation, "seed": args.split_seed}
     meta = {"task": "sentiment", "config": config.to_dict(), "vocab": data.vocab.to_dict(), "split": split,
-            "tables": ["W01"], "depth": T.STEP_DEPTH}
+            "tables": ["W01", "w12"], "depth": T.STEP_DEPTH}
     lc.write_plain_model(args.init, lc.PlainModel({"W01": W01, "w12": w12}, meta))
     return {"task": "sentiment", "init": str(args.init), "vocab_size": len(data.vocab), "hidden": config.hidden,
             "train_reviews": len(data.train_ids), "validation_reviews": len(data.val_ids),
@@ -248,7 +264,8 @@ def _train_public(args) -> dict:
 
     part, parts = T.parse_part(args.part)
     with lc.public_only("trainer"):
-        model = lc.load_encrypted_model(args.model)
+        owner_key = lc.load_owner_key(args.owner_key) if args.owner_key else None
+        model = lc.load_encrypted_model(args.model, owner_key=owner_key, allow_insecure=args.allow_insecure)
         net, vocab, config, split = _net_from(model, args.model)
         reviews = _load(args.data, "train", args.quiet)
         train_idx = _train_indices(reviews, split, args.data)
@@ -258,22 +275,22 @@ def _train_public(args) -> dict:
         if not len(train_idx):
             raise ValueError(f"cannot train: part {args.part} has no reviews from --start {args.start} on")
         chosen = reviews.subset(train_idx)
-        keyholder = _remote_keyholder(args.keyholder, model)
+        keyholder = _remote_keyholder(args.keyholder, model, args.tls_dir)
         start = time.perf_counter()
         try:
             with _bar(len(train_idx), f"sentiment/{model.scheme.name} part {args.part}", args.quiet) as bar:
                 trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr,
                                          stop_when_exhausted=args.until_exhausted, keyholder=keyholder,
                                          progress=bar.update)
+            seconds = time.perf_counter() - start
+            trained_tensors = T.outgoing_weights(net, keyholder)
         finally:
             if keyholder is not None:
                 keyholder.close()
-        seconds = time.perf_counter() - start
         log = list(model.bundle.meta.get("training_log", []))
         log.append({"part": args.part, "start": args.start, "reviews": trained, "key_id": model.key_id,
                     "refresh_rounds": keyholder.refresh_rounds if keyholder else 0})
-        lc.save_encrypted_model(args.out, model.with_tensors({"W01": net.W01.ct, "w12": net.w12.ct},
-                                                             training_log=log))
+        lc.save_encrypted_model(args.out, model.with_tensors(trained_tensors, training_log=log))
     served = keyholder.counters() if keyholder is not None else {"refresh_rounds": 0, "bytes_exchanged": 0}
     via = f", {served['refresh_rounds']} masked refreshes through {args.keyholder}" if keyholder else ""
     return {"task": "sentiment", "scheme": model.scheme.name, "key_id": model.key_id, "part": args.part,
@@ -285,13 +302,15 @@ def _train_public(args) -> dict:
                        f"-> {args.out}"}
 
 
-def _remote_keyholder(address, model):
-    """The owner's key service for this model's key, or ``None`` without ``--keyholder``."""
+def _remote_keyholder(address, model, tls_dir=None):
+    """The owner's key service for this model's key and job, or ``None`` without ``--keyholder``."""
     if address is None:
         return None
     from ..keyservice import RemoteKeyHolder
 
-    return RemoteKeyHolder(address, model.scheme, model.key_id)
+    job = model.bundle.meta.get("job")
+    return RemoteKeyHolder(address, model.scheme, model.key_id, job=job if isinstance(job, dict) else None,
+                           tls_dir=tls_dir)
 
 
 def _net_from(model, path):
@@ -335,33 +354,41 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
 
     data = T.prepare(reviews, validation=args.validation, limit=args.limit, seed=args.split_seed, text=text)
     activation = config.make_activation()
-    W01, w12 = init_weights(len(data.vocab), config)
+    W01, w12 = init_weights(len(data.vocab), config, _init_rng(args))
+    def terms(scheme):
+        return T.terms_for(len(data.train_ids), args.epochs, config.hidden, vocab=len(data.vocab),
+                           validation=len(data.val_ids), monitor_every=_monitor_every(args),
+                           whole_entries=T.whole_entries(scheme))
+
     try:
-        scheme, keyholder = T.setup(scheme_name, config.hidden, **dict(args.scheme_param))
+        scheme, keyholder = T.setup(scheme_name, config.hidden, terms=terms, **dict(args.scheme_param))
     except TypeError as exc:  # an unknown parameter name
         raise ValueError(f"cannot create scheme {scheme_name!r}: {exc}") from None
     net = EncSentimentNet.encrypt(scheme, W01, w12, activation)
     total = args.epochs * len(data.train_ids)
     with _bar(total, f"sentiment/{scheme_name}", args.quiet) as bar:
-        def on_chunk(n: int, record: dict) -> None:
+        def on_review(n: int, record: dict | None) -> None:
             bar.update(n)
-            bar.set_postfix(acc=f"{record['running_accuracy']:.3f}", loss=f"{record['loss']:.3f}", refresh=False)
+            if record is not None:
+                bar.set_postfix(mae=f"{record['mae']:.3f}", refresh=False)
 
         result = T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr,
-                                   epochs=args.epochs, monitor_every=_monitor_every(total), progress=on_chunk)
+                                   epochs=args.epochs, monitor_every=_monitor_every(args), progress=on_review)
     summary = _summary(scheme_name, config, data, result, activation)
+    summary["monitor_every"] = _monitor_every(args)
     summary["scheme_params"] = scheme.params.to_dict()
     summary["refresh_rounds_per_review"] = keyholder.refresh_rounds / max(1, result.reviews)
     summary.update(_validate(net, keyholder, data, activation))
     if args.twin:
-        summary.update(_twin(data, config, args.epochs))
+        summary.update(_twin(data, config, args.epochs, (W01, w12)))
     summary.update(keyholder.counters())
     if args.save:
         T.save_sentiment(args.save, net, keyholder, data.vocab, config, summary)
         summary["saved"] = str(args.save)
     if args.plot:
-        common.plot_history(result.history, args.plot, x="reviews", metrics=("loss",), secondary="accuracy",
-                            title=f"IMDB sentiment on {scheme_name} (hidden {config.hidden}, lr {config.lr})")
+        common.plot_history(result.history, args.plot, x="reviews", metrics=("mae",),
+                            title=f"IMDB sentiment on {scheme_name} (hidden {config.hidden}, lr {config.lr}): "
+                                  f"released mean |p - y| per {T.MONITOR_EVERY} reviews")
         summary["plot"] = args.plot
     return summary
 
@@ -390,9 +417,15 @@ def _reference(args, reviews, text, config) -> dict:
             "validation_logit_max": result["logit_range"], "validation_logit_p99": result["logit_p99"]}
 
 
-def _monitor_every(total: int) -> int:
-    # About 40 points of history, decrypted in batches of at least 50 reviews.
-    return max(50, min(1000, total // 40 or 1))
+def _monitor_every(args) -> int:
+    from ..training import sentiment as T
+
+    return args.monitor_every or T.MONITOR_EVERY
+
+
+def _init_rng(args):
+    """The initial weights' randomness: the OS CSPRNG, or an explicit --seed for a reproducible experiment."""
+    return None if args.seed is None else he_core.SeededRandom(args.seed)
 
 
 def _bar(total: int, desc: str, quiet: bool):
@@ -404,15 +437,15 @@ def _bar(total: int, desc: str, quiet: bool):
 
 def _summary(scheme_name, config, data, result, activation) -> dict:
     return {
-        "task": "sentiment", "scheme": scheme_name, "seed": config.seed, "epochs": result.reviews // max(
+        "task": "sentiment", "scheme": scheme_name, "epochs": result.reviews // max(
             1, len(data.train_ids)), "hidden": config.hidden, "lr": config.lr, "init_scale": config.init_scale,
         "activation": activation.name, "degree": activation.degree, "interval": activation.interval,
         "activation_max_error": activation.max_error, "vocab_size": len(data.vocab),
         "min_count": data.vocab.config.min_count, "polarity_cutoff": data.vocab.config.polarity_cutoff,
         "train_reviews": len(data.train_ids), "validation_reviews": len(data.val_ids),
-        "seconds": result.seconds, "reviews_per_s": result.reviews_per_s, "final_loss": result.final_loss,
-        "train_accuracy": result.train_accuracy, "refreshes": result.refreshes,
-        "history": [{k: r[k] for k in ("reviews", "loss", "accuracy")} for r in result.history],
+        "seconds": result.seconds, "reviews_per_s": result.reviews_per_s, "train_mae": result.final_mae,
+        "refreshes": result.refreshes,
+        "history": [{k: r[k] for k in ("reviews", "mae")} for r in result.history],
     }
 
 
@@ -422,7 +455,7 @@ def _validate(net, keyholder, data, activation) -> dict:
     if not data.val_ids:
         return {"validation_accuracy": None, "clear_validation_accuracy": None}
     ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels)
-    W01, w12 = T.decrypt_weights(net, keyholder)
+    W01, w12 = T.release_weights(net, keyholder)
     clear = T.clear_predictions(W01, w12, data.val_ids, activation.value)
     from ..models.sentiment import PlainSentimentNet
     logits = PlainSentimentNet(W01, w12).logits(data.val_ids)
@@ -434,14 +467,15 @@ def _validate(net, keyholder, data, activation) -> dict:
             "validation_logit_p99": float(np.percentile(np.abs(logits), 99))}
 
 
-def _twin(data, config, epochs) -> dict:
-    """The same network trained identically on the plaintext twin (same data, order and init)."""
-    from ..models.sentiment import EncSentimentNet, init_weights
+def _twin(data, config, epochs, init) -> dict:
+    """The same network trained identically on the plaintext twin (same data, order and initial weights)."""
+    from ..models.sentiment import EncSentimentNet
     from ..training import sentiment as T
 
-    scheme, keyholder = T.setup("plain", config.hidden)
-    W01, w12 = init_weights(len(data.vocab), config)
-    net = EncSentimentNet.encrypt(scheme, W01, w12, config.make_activation())
+    terms = T.terms_for(len(data.train_ids), epochs, config.hidden, vocab=len(data.vocab),
+                        validation=len(data.val_ids))
+    scheme, keyholder = T.setup("plain", config.hidden, terms=terms)
+    net = EncSentimentNet.encrypt(scheme, *init, config.make_activation())
     T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr, epochs=epochs)
     ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels) if data.val_ids else None
     return {"plain_validation_accuracy": ev["accuracy"] if ev else None}
@@ -449,10 +483,12 @@ def _twin(data, config, epochs) -> dict:
 
 def _report_train(summary: dict, args: argparse.Namespace) -> None:
     if not args.quiet and not args.json:
-        loss = "" if summary["final_loss"] is None else f"final loss {summary['final_loss']:.4f}, "
+        mae = summary.get("train_mae")
+        trained = "" if mae is None else f", released mean |p - y| {mae:.4f} over the last {summary['monitor_every']}"
+        accuracy = summary.get("train_accuracy")
+        trained += "" if accuracy is None else f", train accuracy {accuracy:.4f}"
         print(f"sentiment on {summary['scheme']}: {summary['train_reviews']} reviews x {summary['epochs']} epoch(s) "
-              f"in {summary['seconds']:.1f} s ({summary['reviews_per_s']:.0f} reviews/s), "
-              f"{loss}train accuracy {summary['train_accuracy']:.4f}")
+              f"in {summary['seconds']:.1f} s ({summary['reviews_per_s']:.0f} reviews/s){trained}")
         if summary["scheme"].startswith("numpy-"):
             print(f"validation ({summary['validation_reviews']} reviews): {summary['validation_accuracy']:.4f}; "
                   f"|logit| p99 {summary['validation_logit_p99']:.2f}, max {summary['validation_logit_max']:.2f}")
@@ -470,15 +506,21 @@ def _report_train(summary: dict, args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``henn evaluate sentiment``; returns the exit code."""
     from ..data.imdb import DataError
+    from ..keyholder import RefreshTerms
     from ..training import sentiment as T
 
     try:
-        if args.keys is not None:
-            net, keyholder, vocab, split = _load_owned(args.model, args.keys)
-        else:
-            net, keyholder, vocab, _config = T.load_sentiment(args.model)
-            split = None
+        if not Path(args.model).exists():
+            raise FileNotFoundError(f"cannot evaluate: the model {args.model} does not exist")
         reviews = _load(args.data, "train" if args.split == "validation" else args.split, args.quiet)
+        # Each prediction is a released decryption: the flooding is sized for all of them.
+        terms = RefreshTerms(refreshes=4 * len(reviews) + 16, releases=len(reviews) + 8)
+        if args.keys is not None:
+            net, keyholder, vocab, split = _load_owned(args, terms)
+        else:
+            net, keyholder, vocab, _config = T.load_sentiment(args.model, terms=terms, allow_insecure=args.allow_insecure,
+                                                              passphrase=_passphrase(args))
+            split = None
         if args.split == "validation":
             if split is None:
                 raise ValueError("cannot evaluate on the validation split: only a --keys model records its split")
@@ -502,18 +544,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def _load_owned(model_path, keys_dir):
+def _passphrase(args):
+    from .. import lifecycle as lc
+
+    return None if args.passphrase_file is None else lc.read_passphrase(args.passphrase_file)
+
+
+def _load_owned(args, terms):
     """Owner: an encrypted sentiment model file and a key holder with the key directory's secret key."""
+    model_path, keys_dir = args.model, args.keys
     from .. import lifecycle as lc
     from ..keyholder import KeyHolder
 
-    model = lc.load_encrypted_model(model_path)
-    secret = lc.load_secret(keys_dir)
+    model = lc.load_encrypted_model(model_path, allow_insecure=args.allow_insecure)
+    secret = lc.load_secret(keys_dir, _passphrase(args), allow_insecure=args.allow_insecure)
     if model.bundle.key_ids != [secret.key_id]:
         raise he_core.MismatchError(f"cannot evaluate {model_path}: it is under key "
                                     f"{', '.join(model.bundle.key_ids)}, {keys_dir} holds key {secret.key_id}")
     net, vocab, _config, split = _net_from(model, model_path)
-    return net, KeyHolder(model.scheme, secret), vocab, split
+    return net, KeyHolder(model.scheme, secret, terms=terms), vocab, split
 
 
 def _val_indices(reviews, split: dict, root) -> np.ndarray:

@@ -27,9 +27,6 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
                         help=f"hidden units (default {defaults.hidden})")
     parser.add_argument("--init-scale", type=common.positive_float, default=defaults.init_scale,
                         help=f"weights start uniform on [-s, s] (default {defaults.init_scale})")
-    parser.add_argument("--refresh-every", type=common.non_negative_int, default=None,
-                        help="refresh the weights with the key holder after every N-th step (0: never); "
-                             "default: refresh any ciphertext whose budget is too low for its next operation")
     parser.add_argument("--scheme-param", metavar="KEY=VALUE", type=common.scheme_param, action="append", default=[],
                         help="scheme parameter passed to he_core.get_scheme (repeatable), e.g. "
                              "--scheme-param poly_degree=16384 --scheme-param levels=7 for ckks")
@@ -43,21 +40,20 @@ def run(args: argparse.Namespace) -> int:
     config = XorConfig(hidden=args.hidden, init_scale=args.init_scale, lr=args.lr, epochs=args.epochs,
                        seed=args.seed)
     try:
-        scheme, keyholder = setup(scheme_name, config.hidden, **dict(args.scheme_param))
+        scheme, keyholder = setup(scheme_name, config.hidden, config, **dict(args.scheme_param))
     except (TypeError, ValueError) as exc:  # unknown or invalid parameter (he_core's ParameterError is a ValueError)
         return common.fail(f"cannot create scheme {scheme_name!r}: {type(exc).__name__}: {exc}")
     try:
         with common.progress(config.epochs, f"xor/{scheme_name}", quiet=args.quiet) as bar:
             def on_epoch(record: dict) -> None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", correct=f"{record['correct']}/4",
-                                refreshes=keyholder.refresh_rounds, refresh=False)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", refreshes=keyholder.refresh_rounds, refresh=False)
 
-            result = train_xor(scheme, keyholder, config, refresh_every=args.refresh_every, on_epoch=on_epoch)
+            result = train_xor(scheme, keyholder, config, on_epoch=on_epoch)
     except he_core.HEError as exc:
         return common.fail(f"training failed: {type(exc).__name__}: {exc}")
     summary = _summary(scheme_name, config, result, keyholder)
-    summary.update(_refresh_summary(args.refresh_every, result, scheme))
+    summary.update(_refresh_summary(result, scheme))
     if args.save:
         try:
             io.save_model(args.save, result.model, scheme, meta=_meta(config, summary),
@@ -66,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
             return common.fail(f"cannot save the model to {args.save}: {exc}")
         summary["saved"] = str(args.save)
     if args.plot:
-        common.plot_history(result.history, args.plot, title=f"XOR on {scheme_name} (seed {config.seed})",
-                            metrics=("loss",), secondary="correct")
+        seeded = "" if config.seed is None else f" (seed {config.seed})"
+        common.plot_history(result.history, args.plot, title=f"XOR on {scheme_name}{seeded}", metrics=("loss",))
         summary["plot"] = args.plot
     _report(summary, args)
     return common.EXIT_OK
@@ -85,13 +81,9 @@ def _summary(scheme_name: str, config: XorConfig, result, keyholder) -> dict:
     }
 
 
-def _refresh_summary(refresh_every: int | None, result, scheme) -> dict:
+def _refresh_summary(result, scheme) -> dict:
     """How refreshes were decided, and the parameter set used (so a run can be reproduced)."""
-    if refresh_every is None:
-        policy = "budget"
-    else:
-        policy = "never" if refresh_every == 0 else f"every {refresh_every} steps"
-    out = {"refresh_policy": policy, "scheme_params": scheme.params.to_dict(),
+    out = {"refresh_policy": "budget", "scheme_params": scheme.params.to_dict(),
            "security_bits": scheme.params.security_bits}
     if result.policy is not None:
         out.update(result.policy.counters())
@@ -99,7 +91,8 @@ def _refresh_summary(refresh_every: int | None, result, scheme) -> dict:
 
 
 def _meta(config: XorConfig, summary: dict) -> dict:
-    return {"task": "xor", "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+    # The seed (if any) is not stored: the file must not let its reader replay the initial weights.
+    return {"task": "xor", "config": {k: getattr(config, k) for k in config.__dataclass_fields__ if k != "seed"},
             "final_loss": summary["final_loss"], "correct": summary["correct"], "epochs": summary["epochs"]}
 
 

@@ -50,7 +50,9 @@ class SentimentConfig:
         activation: ``henn.activations.make`` kind of the polynomial sigmoid.
         degree: its degree.
         interval: half-width of the interval it is fitted on (must cover the logits).
-        seed: seed of the ``w12`` initialisation.
+
+    The initial weights are drawn from the OS CSPRNG (:func:`init_weights`); no seed is
+    part of the configuration, so a model file does not let anyone replay them.
 
     The defaults were tuned on the plaintext reference (20,000 IMDB training reviews,
     5,000 held out, one epoch; vocabulary ``min_count=10``, ``polarity_cutoff=0.2``):
@@ -72,7 +74,6 @@ class SentimentConfig:
     activation: str = "sigmoid_lsq"
     degree: int = 5
     interval: float = 20.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if int(self.hidden) != self.hidden or self.hidden < 1:
@@ -89,23 +90,32 @@ class SentimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SentimentConfig":
-        return cls(**data)
+        # Files from before the CSPRNG initialisation also stored a "seed": it set nothing now.
+        return cls(**{k: v for k, v in data.items() if k != "seed"})
 
     def make_activation(self) -> PolyActivation:
         from ..activations import make
         return make(self.activation, self.degree, self.interval)
 
 
-def init_weights(vocab_size: int, config: SentimentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The initial ``(W01, w12)``: zeros and ``normal(0, init_scale)`` from ``config.seed``.
+def init_weights(vocab_size: int, config: SentimentConfig,
+                 rng: he_core.RandomSource | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The initial ``(W01, w12)``: zeros and ``normal(0, init_scale)`` from the OS CSPRNG.
+
+    The owner initialises and keeps nothing that would let a trainer replay it (a
+    trainer who knew the initial weights could follow training in the clear).
+
+    Args:
+        vocab_size: rows of ``W01``.
+        config: the network's configuration.
+        rng: randomness (default the OS CSPRNG; tests may pass ``he_core.SeededRandom``).
 
     Returns:
         ``W01`` of shape ``(vocab_size, hidden)`` and ``w12`` of shape ``(hidden,)``.
     """
     if vocab_size < 1:
         raise ValueError("cannot initialise: the vocabulary is empty")
-    rng = np.random.default_rng(config.seed)  # model initialisation, not key material
-    w12 = rng.normal(0.0, config.init_scale, config.hidden)
+    w12 = config.init_scale * (rng or he_core.OsRandom()).normal(config.hidden)
     return np.zeros((vocab_size, config.hidden)), w12
 
 
@@ -166,16 +176,26 @@ class EncSentimentNet:
         activation: the polynomial sigmoid.
 
     Attributes:
-        refresh: ``None``, or a callable (the key holder's ``refresh``) that
-            :meth:`train_step` applies to each review's scalar step; the trainer sets
-            it for schemes with a noise budget.
-        refresh_to: ``None``, or a callable ``(ciphertext, layout) -> ciphertext`` (the
-            key holder's masked refresh into a layout). When the scheme answers an
+        refresher: ``None``, or the trainer's masked refresh
+            (:class:`henn.keyholder.MaskedRefresh`). When the scheme answers an
             operation with :class:`he_core.RefreshRequired` (a packing scheme whose
             gathered rows must be re-encrypted before entering the sigmoid, or whose
             update must reach the table at its level), the operand goes through it and
             the operation is repeated; without it the error propagates.
+        refresh_step: re-encrypt each review's scalar step through ``refresher`` (the
+            trainer sets it for schemes with a noise budget: it cuts the
+            ``W01 -> step -> W01`` noise loop, so the weights' noise grows additively).
     """
+
+    #: Bounds the model vouches for, which size the refresh masks (he_core.Scheme.refresh_plan):
+    #: |u| = |z| / interval stays below 1 on the polynomial's interval (twice that is
+    #: masked: a logit beyond it is outside the model anyway); |s(z) - y| <= 2 there, so a
+    #: step is at most 2 lr; weights stay below WEIGHT_BOUND and a review's hidden layer
+    #: below HIDDEN_BOUND (measured on IMDB: |W01|, |w12| < 4, |h| < 40). A value beyond its
+    #: bound is still refreshed correctly; only its hiding weakens (SECURITY.md).
+    U_BOUND = 2.0
+    WEIGHT_BOUND = 64.0
+    HIDDEN_BOUND = 256.0
 
     def __init__(self, scheme: Scheme, W01: EncTensor, w12: EncTensor, activation: PolyActivation):
         if W01.size != w12.size or w12.rows != 1:
@@ -185,8 +205,8 @@ class EncSentimentNet:
         self.W01 = W01
         self.w12 = w12
         self.activation = activation
-        self.refresh: Callable[[Any], Any] | None = None
-        self.refresh_to: Callable[[Any, Any], Any] | None = None
+        self.refresher: Any = None
+        self.refresh_step = False
         self.coeffs = tuple(activation.coeffs)
         # The polynomial is evaluated in u = z / interval: powers of u stay near 1 where
         # powers of z (|z| up to ~30) would leave a fixed-point scheme's range.
@@ -197,9 +217,14 @@ class EncSentimentNet:
     @classmethod
     def encrypt(cls, scheme: Scheme, W01: np.ndarray, w12: np.ndarray, activation: PolyActivation,
                 *, rng: Any = None) -> "EncSentimentNet":
-        """Encrypt plaintext initial weights with the scheme's public key (``W01`` as a table)."""
+        """Encrypt plaintext initial weights with the scheme's public key (both as tables).
+
+        ``w12`` is a one-row table: a packing scheme then keeps it in the layout its
+        inner product with a gathered row needs, and refreshes never change packing.
+        """
         enc_W01 = EncTensor.encrypt(scheme, np.asarray(W01, dtype=np.float64), rng=rng, layout="table")
-        enc_w12 = EncTensor.encrypt(scheme, np.asarray(w12, dtype=np.float64).reshape(1, -1), rng=rng)
+        enc_w12 = EncTensor.encrypt(scheme, np.asarray(w12, dtype=np.float64).reshape(1, -1), rng=rng,
+                                    layout="table")
         return cls(scheme, enc_W01, enc_w12, activation)
 
     def named_parameters(self):
@@ -246,50 +271,55 @@ class EncSentimentNet:
             trainer may hand it to the key holder to monitor loss and accuracy.
         """
         s, call = self.scheme, self._call
-        h = call(s.row_sum, self.W01.ct, ids)                          # (1, hidden)
-        u = s.mul_plain(call(s.inner, h, self.w12.ct), self.z_scale)   # (1, 1): z / interval
-        step = call(s.polyval, u, self.step_coeffs(label, lr))         # -lr * (s(z) - y)
-        if self.refresh is not None:
-            # Re-encrypting the scalar step cuts the W01 -> step -> W01 noise loop, so the
-            # weights' noise grows additively instead of geometrically.
-            step = self.refresh(step)
+        h = s.declare_bound(call(s.row_sum, self.W01.ct, ids), self.HIDDEN_BOUND)  # (1, hidden)
+        u = s.mul_plain(call(s.inner, h, self.w12.ct, bound=self.WEIGHT_BOUND), self.z_scale)  # (1, 1): z / 20
+        step = self._call(s.polyval, u, self.step_coeffs(label, lr), bound=self.U_BOUND)  # -lr * (s(z) - y)
+        if self.refresh_step:
+            step = self.refresher.refresh(step)
         g1 = call(s.mul, self.w12.ct, step)                            # old w12 * step
         gh = call(s.mul, h, step)                                      # h * step
         # Both updates are made ready (re-encrypted if the scheme asks) before either
         # lands, so a failed round trip cannot leave W01 updated and w12 not.
-        g1 = self._ready(self.W01.ct, ids, g1)
-        gh = self._ready(self.w12.ct, _ROW0, gh)
+        g1 = self._ready(self.W01.ct, ids, g1, 2.0 * lr * self.WEIGHT_BOUND)
+        gh = self._ready(self.w12.ct, _ROW0, gh, 2.0 * lr * self.HIDDEN_BOUND)
         s.index_add_(self.W01.ct, ids, g1)                             # W01[ids] += g1
         s.index_add_(self.w12.ct, _ROW0, gh)                           # w12 += gh
+        self.W01.ct = s.declare_bound(self.W01.ct, self.WEIGHT_BOUND)
+        self.w12.ct = s.declare_bound(self.w12.ct, self.WEIGHT_BOUND)
         return step
 
-    def _ready(self, table, rows, update):
-        """``update`` as ``index_add_(table, rows, update)`` will take it (re-encrypted if the scheme asks)."""
+    def _ready(self, table, rows, update, bound: float):
+        """``update`` as ``index_add_(table, rows, update)`` will take it (re-encrypted if the scheme asks).
+
+        ``bound`` is the update's value bound the model vouches for (sizes the mask).
+        """
         for _ in range(3):
             try:
                 self.scheme.check_index_add(table, rows, update)
                 return update
             except he_core.RefreshRequired as exc:
-                if self.refresh_to is None or exc.ciphertext is not update:
+                if self.refresher is None or exc.ciphertext is not update:
                     raise
-                update = self.refresh_to(update, exc.target)
+                update = self.refresher.refresh(update, layout=exc.target, value_bound=bound)
         self.scheme.check_index_add(table, rows, update)
         return update
 
-    def _call(self, op: Callable, *args):
-        """``op(*args)``, re-encrypting operands through :attr:`refresh_to` while the scheme asks for it.
+    def _call(self, op: Callable, *args, bound: float | None = None):
+        """``op(*args)``, re-encrypting operands through :attr:`refresher` while the scheme asks for it.
 
         A weight that gets re-encrypted (say ``w12`` into the packing an inner product
         needs) is replaced in the network too, so later calls see the new one.
+        ``bound`` is a bound on the operands' values the model vouches for (it sizes
+        the refresh masks; see :meth:`he_core.Scheme.refresh_plan`).
         """
         for _ in range(len(args) + 1):
             try:
                 return op(*args)
             except he_core.RefreshRequired as exc:
-                if self.refresh_to is None:
+                if self.refresher is None:
                     raise
                 old = exc.ciphertext
-                new = self.refresh_to(old, exc.target)
+                new = self.refresher.refresh(old, layout=exc.target, value_bound=bound)
                 for weight in (self.W01, self.w12):
                     if weight.ct is old:
                         weight.ct = new
@@ -300,7 +330,18 @@ class EncSentimentNet:
     def logit(self, ids: np.ndarray):
         """Encrypted logit ``z`` of one review (a ``(1, 1)`` ciphertext; refreshes as :meth:`train_step`)."""
         s = self.scheme
-        return self._call(s.inner, self._call(s.row_sum, self.W01.ct, ids), self.w12.ct)
+        h = s.declare_bound(self._call(s.row_sum, self.W01.ct, ids), self.HIDDEN_BOUND)
+        return self._call(s.inner, h, self.w12.ct, bound=self.WEIGHT_BOUND)
+
+    def predict(self, ids: np.ndarray):
+        """Encrypted ``p = s(z)`` of one review (a ``(1, 1)`` ciphertext; refreshes as :meth:`train_step`).
+
+        Releasing ``p`` rather than the logit keeps the released value in [0, 1] and its
+        noise that of the polynomial on a fresh ``u``, not the gathered row's.
+        """
+        s = self.scheme
+        u = s.mul_plain(self.logit(ids), self.z_scale)
+        return self._call(s.polyval, u, self.u_coeffs, bound=self.U_BOUND)
 
     def hidden_batch(self, reviews: Sequence[np.ndarray]):
         """Encrypted layer 1 of many reviews: a ``(len(reviews), hidden)`` ciphertext."""

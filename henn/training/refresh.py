@@ -50,10 +50,12 @@ import numpy as np
 
 from he_core import Ciphertext, LevelExhaustedError, NoiseBudgetExhausted, Scheme
 
-from ..keyholder import KeyHolder
+from ..keyholder import MaskedRefresh
 
 #: Budget kinds the policy understands.
 KINDS = ("levels", "noise", "unbounded")
+#: Levels a refresh mask can need at most (three primes of the chain: 150+ bits).
+MAX_RESERVE = 3
 
 
 class RefreshPolicy:
@@ -66,6 +68,10 @@ class RefreshPolicy:
             magnitude below 2^4, which costs at most about 5 bits in ``vhe``).
         noise_floor_bits: headroom kept in reserve before any operation (an addition
             costs at most one bit).
+        value_bound: a bound on every refreshed value that the model vouches for (e.g.
+            its weights' and pre-activations' range). Refresh masks are sized from it
+            instead of the scheme's analytic bound, which compounds over a computation,
+            and the levels kept in reserve for masking stay the same from step to step.
 
     Attributes:
         op_refreshes: refreshes made because an operation needed more budget.
@@ -77,11 +83,15 @@ class RefreshPolicy:
         ValueError: negative or non-finite bit counts.
     """
 
-    def __init__(self, keyholder: KeyHolder, *, noise_bits_per_level: float = 8.0, noise_floor_bits: float = 2.0):
+    def __init__(self, keyholder: MaskedRefresh, *, noise_bits_per_level: float = 8.0, noise_floor_bits: float = 2.0,
+                 value_bound: float | None = None):
         for name, value in (("noise_bits_per_level", noise_bits_per_level), ("noise_floor_bits", noise_floor_bits)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"cannot build RefreshPolicy: {name} must be finite and >= 0, got {value}")
+        if value_bound is not None and not (value_bound > 0 and math.isfinite(value_bound)):
+            raise ValueError(f"cannot build RefreshPolicy: value_bound must be positive and finite, got {value_bound}")
         self.keyholder = keyholder
+        self.value_bound = value_bound
         self.noise_bits_per_level = float(noise_bits_per_level)
         self.noise_floor_bits = float(noise_floor_bits)
         self.op_refreshes = 0
@@ -93,7 +103,7 @@ class RefreshPolicy:
         self._cache: dict[int, tuple[Ciphertext, Ciphertext]] = {}
 
     # ------------------------------------------------------------------ the decision
-    def required(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0) -> float:
+    def required(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0, reserve: int = 0) -> float:
         """The budget an operation of multiplicative ``depth`` needs (in the budget's own unit).
 
         Args:
@@ -101,6 +111,8 @@ class RefreshPolicy:
             depth: ciphertext or plaintext products on the path through this operand.
             extra_bits: additional noise bits (row sums of many rows).
             masks: broadcast masks the operation applies (one level each).
+            reserve: levels that must remain afterwards so the result can still be
+                masked for a refresh (:meth:`henn.keyholder.MaskedRefresh.levels_reserved`).
 
         Raises:
             ValueError: an unknown budget kind.
@@ -109,16 +121,17 @@ class RefreshPolicy:
         if kind == "unbounded":
             return -math.inf
         if kind == "levels":
-            need = float(depth + masks)
+            need = float(depth + masks + reserve)
         elif kind == "noise":
             need = depth * self.noise_bits_per_level + self.noise_floor_bits + extra_bits
         else:
             raise ValueError(f"cannot decide on a refresh: unknown budget kind {kind!r} (known: {KINDS})")
         return min(need, self._fresh.get(kind, math.inf))
 
-    def needs_refresh(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0) -> bool:
+    def needs_refresh(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0,
+                      reserve: int = 0) -> bool:
         """Whether a ciphertext with this budget must be refreshed before an operation of ``depth``."""
-        return float(budget["remaining"]) < self.required(budget, depth, extra_bits, masks)
+        return float(budget["remaining"]) < self.required(budget, depth, extra_bits, masks, reserve)
 
     def ensure(self, scheme: Scheme, ct: Ciphertext, depth: int, extra_bits: float = 0.0,
                masks: int = 0) -> Ciphertext:
@@ -136,13 +149,17 @@ class RefreshPolicy:
         if cached is not None and cached[0] is ct:
             ct = cached[1]
         budget = scheme.budget(ct)
-        if not self.needs_refresh(budget, depth, extra_bits, masks):
+        reserve = 0
+        if budget.get("kind") == "levels" and budget["remaining"] <= depth + masks + MAX_RESERVE:
+            # Near the floor only: the reserve needs a refresh plan, which is not free.
+            reserve = self.keyholder.levels_reserved(ct, value_bound=self.value_bound)
+        if not self.needs_refresh(budget, depth, extra_bits, masks, reserve):
             return ct
         self.op_refreshes += 1
         return self._refresh(scheme, ct)
 
     def _refresh(self, scheme: Scheme, ct: Ciphertext) -> Ciphertext:
-        fresh = self.keyholder.refresh(ct)
+        fresh = self.keyholder.refresh(ct, value_bound=self.value_bound)
         budget = scheme.budget(fresh)
         kind = budget["kind"]
         self._fresh[kind] = max(self._fresh.get(kind, -math.inf), float(budget["remaining"]))
@@ -153,6 +170,20 @@ class RefreshPolicy:
         """Refresh every operand after the scheme refused an operation (the estimate was too optimistic)."""
         self.retry_refreshes += len(operands)
         return [self._refresh(scheme, ct) for ct in operands]
+
+    def below_floor(self, scheme: Scheme, result: Any) -> bool:
+        """Whether an operation's result landed below the level where it could still be masked.
+
+        Operations whose depth the policy underestimates (a packing scheme's inner
+        product also spends levels on rotations and masks) are caught here, so no
+        ciphertext is ever left that cannot be refreshed.
+        """
+        if not isinstance(result, Ciphertext):
+            return False
+        budget = scheme.budget(result)
+        if budget.get("kind") != "levels" or budget["remaining"] > MAX_RESERVE:
+            return False
+        return budget["remaining"] < self.keyholder.levels_reserved(result, value_bound=self.value_bound)
 
     def new_step(self) -> None:
         """Forget cached refreshes (call at every step boundary so memory stays bounded)."""
@@ -214,9 +245,17 @@ class GuardedScheme:
             masks = _broadcast(*operands) if len(operands) == 2 else 0
         ready = [self.policy.ensure(s, ct, depth, extra_bits, masks) for ct in operands]
         try:
-            return getattr(s, op)(*ready, *args, **kwargs)
+            out = getattr(s, op)(*ready, *args, **kwargs)
         except self._RETRYABLE:
-            return getattr(s, op)(*self.policy.retry(s, ready), *args, **kwargs)
+            ready = self.policy.retry(s, ready)
+            out = getattr(s, op)(*ready, *args, **kwargs)
+        if self.policy.below_floor(s, out):
+            # The operation took more levels than estimated: redo it from fresh operands.
+            out = getattr(s, op)(*self.policy.retry(s, ready), *args, **kwargs)
+            if self.policy.below_floor(s, out):
+                raise LevelExhaustedError(f"cannot {op}: from fresh operands it still ends below the levels a "
+                                          "refresh mask needs; the parameter set needs more levels")
+        return out
 
     # ------------------------------------------------------------------ additive (depth 0)
     def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
@@ -261,7 +300,9 @@ class GuardedScheme:
         return self._run("square", [a], 1, rescale=rescale)
 
     def inner(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
-        return self._run("inner", [a, b], 1, rescale=rescale)
+        # A packing scheme sums a product's slots with rotations and zeroes the rest with a
+        # mask (one more level), besides any broadcast: charged here like the row operations.
+        return self._run("inner", [a, b], 1, rescale=rescale, masks=1 + _broadcast(a, b))
 
     def lincomb(self, weights: Any, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
         s = self.inner_scheme

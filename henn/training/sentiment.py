@@ -2,11 +2,12 @@
 
 Roles: the *trainer* holds the encrypted ``W01`` / ``w12`` and the plaintext reviews
 (pre-tokenised index arrays) and runs every SGD step on ciphertexts with public
-material only. The :class:`~henn.keyholder.KeyHolder` decrypts (a) the training
-outputs, in batches of ``monitor_every`` reviews, for the running loss and accuracy
-the owner monitors, (b) validation predictions, computed encrypted, and (c) the final
-weights when the owner asks to check them in the clear. It refreshes the weights
-when their budget runs low (never for schemes with an unbounded budget).
+material only. The key holder (:class:`~henn.keyholder.KeyHolder` in-process, or the
+owner's key service) does two things for it, both through :mod:`henn.keyholder`:
+masked refreshes (whenever the scheme asks, or a budget runs low) and *releases*,
+noise-flooded: (a) the mean absolute error over at least ``monitor_every`` reviews
+(:mod:`henn.training.monitor`; never a per-review value or label), (b) validation
+predictions computed encrypted, (c) the final weights when the owner checks them.
 
 The same functions train the ``plain`` twin; :func:`train_reference` is the NumPy
 float64 reference of the same network (exact sigmoid by default).
@@ -25,8 +26,10 @@ import he_core
 from ..activations import sigmoid
 from ..data.imdb import Reviews, split_validation
 from ..data.text import TextConfig, Vocabulary
-from ..keyholder import KeyHolder, MaskedRefresh
+from ..keyholder import KeyHolder, MaskedRefresh, RefreshTerms
 from ..models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentConfig, init_weights
+from .monitor import AggregateMonitor
+from .refresh import RefreshPolicy
 
 _EPS = 1e-7
 
@@ -80,13 +83,65 @@ def prepare(reviews: Reviews, *, validation: int = 5000, limit: int | None = Non
 # Levels one training step needs between refreshes: the polynomial sigmoid (degree 5:
 # depth 3) and the product of its output with a weight row.
 STEP_DEPTH = 4
+#: Refreshes per review a packing scheme asks for at most (the logit, the two updates).
+REFRESHES_PER_REVIEW = 3
+#: Reviews per released aggregate by default (the owner never sees fewer at once).
+MONITOR_EVERY = 500
+#: A bound on one review's monitored |p - y| (the polynomial sigmoid may overshoot [0, 1]).
+MAE_BOUND = 2.0
+#: Key-holder reserves (in the budget's unit) below which a weight is refreshed between
+#: steps: one step's inner product and polynomial use about 12 bits of vhe noise above
+#: the weights' noise; a leveled scheme's tables never lose a level.
+RESERVES = {"noise": {"W01": 14.0, "w12": 16.0}, "levels": {"W01": 0.0, "w12": 0.0}}
 
 
-def setup(scheme_name: str, hidden: int, *, rng: Any = None, **params: Any) -> tuple[he_core.Scheme, KeyHolder]:
+#: Whole-table refreshes a run may make (a scheme with a noise budget refreshes W01 now and
+#: then; a packing scheme never does): they size the masks' job-wide entry count.
+TABLE_REFRESHES = 64
+
+
+def terms_for(reviews: int, epochs: int, hidden: int, *, vocab: int = 16384, validation: int = 0,
+              monitor_every: int = MONITOR_EVERY, statistical_bits: int = 30,
+              whole_entries: int = 1) -> RefreshTerms:
+    """The job terms a training run of this size needs (refresh and release budgets, with 10% slack).
+
+    Args:
+        reviews: training reviews per epoch.
+        epochs: passes over them.
+        hidden: width of layer 1 (the entries a refresh of a row reads).
+        vocab: rows of ``W01`` (the entries a refresh of the whole table reads).
+        validation: reviews whose encrypted predictions will be released one by one.
+        monitor_every: reviews per released aggregate.
+        statistical_bits: lambda for masks and flooding.
+        whole_entries: entries a refresh of one whole ciphertext reads (an aggregate is
+            refreshed before its release): :func:`whole_entries` of the scheme.
+    """
+    steps = max(reviews * epochs, 1)
+    row = 1 << max(hidden - 1, 7).bit_length()  # a table row's stride: hidden rounded up to a power of two, >= 8
+    aggregates = steps // monitor_every + epochs
+    refreshes = int(1.1 * (REFRESHES_PER_REVIEW * steps + validation + aggregates)) + TABLE_REFRESHES + 16
+    entries = (REFRESHES_PER_REVIEW * steps * row + validation + aggregates * whole_entries
+               + TABLE_REFRESHES * vocab * row)
+    releases = int(1.1 * (aggregates + validation)) + 4  # + the two weight tensors, twice
+    return RefreshTerms(statistical_bits=statistical_bits, refreshes=refreshes,
+                        entries_per_refresh=max(vocab * row, whole_entries, row), entries=int(1.1 * entries),
+                        releases=releases, min_aggregate=min(monitor_every, MONITOR_EVERY))
+
+
+def whole_entries(scheme: he_core.Scheme) -> int:
+    """Masked entries a refresh of one whole ciphertext (one value, its own layout) reads under ``scheme``."""
+    return max(1, int(scheme.refresh_plan(scheme.encrypt(np.zeros((1, 1)))).n_read))
+
+
+def setup(scheme_name: str, hidden: int, *,
+          terms: RefreshTerms | Callable[[he_core.Scheme], RefreshTerms] | None = None, rng: Any = None,
+          **params: Any) -> tuple[he_core.Scheme, KeyHolder]:
     """Create the scheme, generate keys for sizes ``(1, hidden)``, give the secret to a key holder.
 
     Without ``params`` a leveled scheme gets its cheapest set with :data:`STEP_DEPTH`
-    levels (:meth:`he_core.Scheme.params_for_depth`); other schemes their defaults.
+    levels between refreshes (:meth:`he_core.Scheme.params_for_depth`, which also leaves
+    room for refresh masks and flooded releases); other schemes their defaults.
+    ``terms`` may be a function of the keyed scheme (e.g. to pass :func:`whole_entries`).
     """
     if not params:
         chosen = he_core.scheme_class(scheme_name).params_for_depth(STEP_DEPTH)
@@ -94,7 +149,7 @@ def setup(scheme_name: str, hidden: int, *, rng: Any = None, **params: Any) -> t
     else:
         scheme = he_core.get_scheme(scheme_name, **params)
     secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, hidden)), rng=rng)
-    return scheme, KeyHolder(scheme, secret)
+    return scheme, KeyHolder(scheme, secret, terms=terms(scheme) if callable(terms) else terms)
 
 
 def cross_entropy(p: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -108,11 +163,13 @@ class TrainResult:
     """What a training run produced.
 
     Attributes:
-        history: one record per ``monitor_every`` reviews: ``reviews`` seen, ``loss``
-            and ``accuracy`` over that chunk, ``running_accuracy`` since the start.
+        history: one record per released aggregate: ``reviews`` seen and ``mae``, the
+            mean of ``(1 - 2y)(p - y)`` over the aggregate, which is the mean absolute
+            error |p - y| while the polynomial's ``p`` stays in [0, 1] (``None`` when only
+            the owner sees it).
         seconds: wall time of the training loop (key generation and data preparation excluded).
         reviews: number of training steps run.
-        refreshes: refresh rounds made on the weights.
+        refreshes: refresh rounds made.
     """
 
     history: list[dict]
@@ -125,46 +182,9 @@ class TrainResult:
         return self.reviews / self.seconds if self.seconds > 0 else float("inf")
 
     @property
-    def final_loss(self) -> float:
-        return self.history[-1]["loss"] if self.history else float("nan")
-
-    @property
-    def train_accuracy(self) -> float:
-        return self.history[-1]["running_accuracy"] if self.history else float("nan")
-
-
-@dataclasses.dataclass(frozen=True)
-class RefreshPolicy:
-    """When the trainer asks the key holder to re-encrypt.
-
-    Only schemes whose budget is not ``"unbounded"`` refresh at all. After each step the
-    budgets of ``w12`` (one row: cheap to refresh) and ``W01`` (the whole vocabulary:
-    costly, so rare) are compared with their reserves; a step that still runs out
-    (``NoiseBudgetExhausted`` / ``LevelExhaustedError``, raised before any weight
-    changed) refreshes both and is retried once.
-
-    Attributes:
-        step: re-encrypt the scalar step of every review (keeps noise growth additive).
-        w12_reserve, w01_reserve: refresh when ``budget.remaining`` falls below these
-            (in the budget's own unit). The defaults were measured with ``vhe`` on IMDB
-            (one step's ``inner`` and ``polyval`` use about 12 bits above the weights'
-            noise).
-
-    A scheme counting *levels* gets :meth:`for_kind`'s level policy instead: its
-    packed tables cost no level to gather from or scatter into, and whatever else
-    needs re-encrypting is named by the scheme itself (:class:`he_core.RefreshRequired`).
-    """
-
-    step: bool = True
-    w12_reserve: float = 16.0
-    w01_reserve: float = 14.0
-
-    @classmethod
-    def for_kind(cls, kind: str) -> "RefreshPolicy":
-        """The default policy for a budget kind (``"noise"``, ``"levels"``, ``"unbounded"``)."""
-        if kind == "levels":
-            return cls(step=False, w12_reserve=1.0, w01_reserve=1.0)
-        return cls()
+    def final_mae(self) -> float | None:
+        values = [r["mae"] for r in self.history if r.get("mae") is not None]
+        return values[-1] if values else None
 
 
 def has_budget(tensor) -> bool:
@@ -172,207 +192,223 @@ def has_budget(tensor) -> bool:
     return tensor.budget().get("kind") != "unbounded"
 
 
-def train_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray], labels: np.ndarray,
-                    *, lr: float, epochs: int = 1, monitor_every: int = 1000,
-                    policy: RefreshPolicy | None = None,
-                    progress: Callable[[int, dict], None] | None = None) -> TrainResult:
-    """Per-review SGD on ciphertexts.
+class SentimentTrainer:
+    """The per-review loop: SGD steps, refreshes through one masked refresh, released aggregates.
 
     Args:
         net: the encrypted network (updated in place).
-        keyholder: decrypts the monitored outputs and refreshes.
-        ids: each review's sorted distinct word indices.
-        labels: 1/0 per review.
-        lr: learning rate.
-        epochs: passes over the reviews (same order each pass).
-        monitor_every: decrypt the outputs every this many reviews (one key-holder round trip).
-        policy: when to refresh (default: :meth:`RefreshPolicy.for_kind` of the weights'
-            budget; ignored by schemes with an unbounded budget).
-        progress: called after every monitored chunk with (reviews in the chunk, record).
+        keyholder: the masked refresh (in-process key holder, or the owner's key
+            service); ``None`` trains with public material only, until a budget runs out.
+        monitor_every: reviews per released aggregate; ``None`` releases nothing.
 
-    Returns:
-        The history and timings.
-    """
-    if epochs < 1 or monitor_every < 1:
-        raise ValueError(f"cannot train: epochs and monitor_every must be positive, got {epochs}, {monitor_every}")
-    labels = [int(y) for y in labels]
-    if len(labels) != len(ids):
-        raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
-    bounded = has_budget(net.W01)
-    policy = policy or RefreshPolicy.for_kind(net.W01.budget()["kind"])
-    trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
-    _attach_refresh(net, keyholder, policy if bounded else None)
-    history: list[dict] = []
-    seen = correct_total = 0
-    start = time.perf_counter()
-    try:
-        for _ in range(epochs):
-            for lo in range(0, len(ids), monitor_every):
-                chunk_ids, chunk_y = ids[lo:lo + monitor_every], labels[lo:lo + monitor_every]
-                run = _train_chunk if trainer is None else trainer.chunk
-                steps = run(net, chunk_ids, chunk_y, lr)
-                record, correct = _monitor(net, keyholder, steps, chunk_y, lr)
-                seen += len(chunk_y)
-                correct_total += correct
-                record.update(reviews=seen, running_accuracy=correct_total / seen)
-                history.append(record)
-                if progress is not None:
-                    progress(len(chunk_y), record)
-    finally:
-        net.refresh = net.refresh_to = None
-    refreshes = trainer.refreshes if trainer is not None else 0
-    return TrainResult(history, time.perf_counter() - start, seen, refreshes)
-
-
-def _attach_refresh(net: EncSentimentNet, keyholder: MaskedRefresh, policy: RefreshPolicy | None) -> None:
-    """Give the network its refresh hooks: the scalar step's (noise budgets) and the scheme-requested ones."""
-    net.refresh = StepRefresher(net.scheme, keyholder) if policy is not None and policy.step else None
-    net.refresh_to = _refresh_into(keyholder)
-
-
-def _refresh_into(keyholder: MaskedRefresh) -> Callable:
-    """``(ciphertext, layout) -> ciphertext``: the masked refresh into the layout a scheme asked for."""
-    return lambda ct, layout: keyholder.refresh(ct, layout=layout)
-
-
-class StepRefresher:
-    """The masked refresh of the scalar step: :meth:`KeyHolder.refresh`'s protocol, made cheap.
-
-    The trainer masks the ``(1, 1)`` step with a uniform ``r`` on ``[-M, M]`` (the key
-    holder's ``mask_bound``, on the ciphertext's fixed-point grid, from the OS CSPRNG),
-    the key holder re-encrypts the masked value (it sees only ``value + r``), and the
-    trainer removes ``r``. Two things make it a few scheme calls instead of a dozen
-    array operations per review: the masks of :attr:`BLOCK` reviews come from one CSPRNG
-    draw (each draw has a fixed cost that dominates for one number), and a mask is a
-    Python float, which the scheme interface takes on its scalar fast path. Anything
-    but a ``(1, 1)`` ciphertext goes through :meth:`KeyHolder.refresh` unchanged.
-
-    Args:
-        scheme: the scheme the steps belong to.
-        keyholder: the key holder whose re-encryption step is used (and counted).
-        rng: mask randomness (default: the OS CSPRNG).
+    Attributes:
+        policy: the one refresh policy (:class:`henn.training.refresh.RefreshPolicy`).
+        monitor: the aggregate monitor, or ``None``.
     """
 
-    BLOCK = 1024
+    def __init__(self, net: EncSentimentNet, keyholder: MaskedRefresh | None, *,
+                 monitor_every: int | None = MONITOR_EVERY):
+        self.net, self.keyholder = net, keyholder
+        kind = net.W01.budget()["kind"]
+        self.bounded = keyholder is not None and kind != "unbounded"
+        self.policy = RefreshPolicy(keyholder) if self.bounded else None
+        self.reserves = RESERVES.get(kind, {})
+        net.refresher = keyholder
+        net.refresh_step = self.bounded and kind == "noise"
+        self.monitor = (AggregateMonitor(keyholder, monitor_every, "mae", sample_bound=MAE_BOUND)
+                        if keyholder is not None and monitor_every is not None else None)
 
-    def __init__(self, scheme: he_core.Scheme, keyholder: MaskedRefresh,
-                 rng: he_core.RandomSource | None = None):
-        self.scheme, self.keyholder = scheme, keyholder
-        self._rng = rng or he_core.OsRandom()
-        self._masks: list[float] = []
-        self._grid = 0.0
-
-    def _mask(self, scale: float) -> float:
-        # Same grid as KeyHolder.draw_mask: multiples of 1/scale keep mask-then-unmask exact.
-        grid = float(scale) if scale >= 2 else 2.0**30
-        if grid != self._grid or not self._masks:
-            half = int(self.keyholder.mask_bound * grid)
-            self._masks = (self._rng.integers(-half, half, self.BLOCK) / grid).tolist()
-            self._grid = grid
-        return self._masks.pop()
-
-    def __call__(self, step):
-        if tuple(step.shape) != (1, 1):
-            return self.keyholder.refresh(step)
-        mask = self._mask(step.scale)
-        masked = self.scheme.add_plain(step, mask)              # trainer side
-        fresh_masked = self.keyholder.reencrypt(masked)         # key holder side: sees value + mask only
-        return self.scheme.sub_plain(fresh_masked, mask)        # trainer side
-
-
-def _train_chunk(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: Sequence[int], lr: float) -> list:
-    step = net.train_step
-    # A review without vocabulary words has h = 0: its update is zero, only p = s(0) is monitored.
-    return [step(review, y, lr) if review.size else None for review, y in zip(ids, labels)]
-
-
-class _BoundedTrainer:
-    """The per-review loop for schemes with a budget: refreshes between steps."""
-
-    def __init__(self, net: EncSentimentNet, keyholder: MaskedRefresh, policy: RefreshPolicy):
-        self.net, self.keyholder, self.policy = net, keyholder, policy
-        self.refreshes = 0
-
-    def chunk(self, net: EncSentimentNet, ids: Sequence[np.ndarray], labels: Sequence[int], lr: float) -> list:
-        out = []
-        for review, y in zip(ids, labels):
-            out.append(self.step(review, y, lr) if review.size else None)
-            self.keep_fresh()
-        return out
+    def close(self) -> None:
+        """Detach the key holder from the network (it may be used elsewhere afterwards)."""
+        self.net.refresher, self.net.refresh_step = None, False
 
     def step(self, review: np.ndarray, y: int, lr: float):
+        """One review; returns its encrypted step ``-lr (p - y)`` (or ``None`` for an empty review)."""
+        if not review.size:
+            return None
         try:
-            return self.net.train_step(review, y, lr)
+            step = self.net.train_step(review, y, lr)
         except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError):
-            # Raised before any in-place update: refresh everything and retry once.
+            if not self.bounded:
+                raise
+            # Raised before any in-place update: refresh the weights and retry once.
             self.refresh("w12")
             self.refresh("W01")
-            return self.net.train_step(review, y, lr)
+            step = self.net.train_step(review, y, lr)
+        if self.bounded:
+            self.keep_fresh()
+        return step
+
+    def observe(self, step, y: int, lr: float) -> dict | None:
+        """Add the review's (1 - 2y)(p - y) to the monitored aggregate, as (2y - 1) step / lr: no decryption.
+
+        For p in [0, 1] that is |p - y|, linear in the step (a polynomial sigmoid may
+        overshoot slightly; the overshoot then counts negatively). Returns the
+        released record when this review completed an aggregate.
+        """
+        if self.monitor is None or step is None:
+            return None
+        return self.monitor.add(self.net.scheme.mul_plain(step, (2.0 * y - 1.0) / lr))
 
     def keep_fresh(self) -> None:
-        net, policy = self.net, self.policy
-        if net.w12.budget().remaining < policy.w12_reserve:
-            self.refresh("w12")
-        if net.W01.budget().remaining < policy.w01_reserve:
-            self.refresh("W01")
+        for name, reserve in self.reserves.items():
+            tensor = getattr(self.net, name)
+            if tensor.budget().remaining < reserve:
+                self.refresh(name)
 
     def refresh(self, name: str) -> None:
         tensor = getattr(self.net, name)
         setattr(self.net, name, self.keyholder.refresh(tensor, layout=self.net.scheme.layout_of(tensor.ct)))
-        self.refreshes += 1
 
 
-def _monitor(net: EncSentimentNet, keyholder: KeyHolder, steps: list, labels: Sequence[int],
-             lr: float) -> tuple[dict, int]:
-    """Key holder: decrypt a chunk's steps ``-lr (p - y)`` in one round trip; loss and accuracy."""
-    y = np.asarray(labels, dtype=np.float64)
-    p = np.full(y.size, net.coeffs[0])
-    present = [i for i, d in enumerate(steps) if d is not None]
-    if present and net.scheme.supports(he_core.Capability.PACKING):
-        # Gathering scalars into one packed batch would cost a rotation each: decrypt one by one.
-        p[present] = [keyholder.decrypt(steps[i])[0, 0] / -lr + y[i] for i in present]
-    elif present:
-        batch = net.scheme.concat_rows([steps[i] for i in present])
-        p[present] = keyholder.decrypt(batch)[:, 0] / -lr + y[present]
-    correct = int(np.sum((p > 0.5) == (y == 1)))
-    return {"loss": float(np.mean(cross_entropy(p, y))), "accuracy": correct / y.size}, correct
+def train_encrypted(net: EncSentimentNet, keyholder: MaskedRefresh, ids: Sequence[np.ndarray], labels: np.ndarray,
+                    *, lr: float, epochs: int = 1, monitor_every: int | None = MONITOR_EVERY,
+                    progress: Callable[[int, dict | None], None] | None = None) -> TrainResult:
+    """Per-review SGD on ciphertexts, refreshing through ``keyholder`` and releasing aggregates.
+
+    Args:
+        net: the encrypted network (updated in place).
+        keyholder: the masked refresh and aggregate release (in-process or remote).
+        ids: each review's sorted distinct word indices.
+        labels: 1/0 per review.
+        lr: learning rate.
+        epochs: passes over the reviews (same order each pass).
+        monitor_every: reviews per released aggregate (``None``: release nothing).
+        progress: called after every review with (1, the released record or ``None``).
+
+    Returns:
+        The history (released aggregates) and timings.
+    """
+    if epochs < 1:
+        raise ValueError(f"cannot train: epochs must be positive, got {epochs}")
+    labels = [int(y) for y in labels]
+    if len(labels) != len(ids):
+        raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
+    trainer = SentimentTrainer(net, keyholder, monitor_every=monitor_every)
+    seen = 0
+    start = time.perf_counter()
+    try:
+        for _ in range(epochs):
+            for review, y in zip(ids, labels):
+                record = trainer.observe(trainer.step(review, y, lr), y, lr)
+                seen += 1
+                if progress is not None:
+                    progress(1, record)
+            if trainer.monitor is not None:
+                trainer.monitor.end_pass()
+    finally:
+        trainer.close()
+    history = [{"reviews": r["samples"], "mae": r["mae"]} for r in (trainer.monitor.records if trainer.monitor else [])]
+    return TrainResult(history, time.perf_counter() - start, seen, keyholder.refresh_rounds if keyholder else 0)
 
 
-def refresh_weights(net: EncSentimentNet, keyholder: KeyHolder) -> None:
-    """Re-encrypt the weight tensors whose budget is below the policy's reserve (before inference)."""
+class _RecordingKeyHolder(KeyHolder):
+    """An in-process key holder that notes the public signature of every refresh it serves."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.signatures: list[dict] = []
+        self.aggregated = False
+
+    def reencrypt(self, masked, layout=None):
+        self.signatures.append(self.scheme.refresh_target_signature(masked, layout))
+        return super().reencrypt(masked, layout)
+
+    def release_aggregate(self, x, count, *, value_bound=None):
+        """The refresh that precedes an aggregate's release, once, and nothing released (a dry run)."""
+        if not self.aggregated:
+            self.fresh_for_owner(x, value_bound)
+            self.aggregated = True
+        return 0.0
+
+
+def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, W01, w12, config: SentimentConfig,
+                  terms: RefreshTerms, reviews: int = 3) -> list[dict]:
+    """The refresh signatures training this network asks for: a dry run of a few steps (owner side).
+
+    A job allows exactly these (and refuses anything else), so the dry run uses the
+    job's own scheme, key and freshly encrypted weights, on a few synthetic reviews.
+    """
+    from ..jobs import unique_signatures
+    from ..tensor import EncTensor
+
+    holder = _RecordingKeyHolder(scheme, secret, terms=terms)  # the job's terms: its masks, its levels
+    # Copies: the steps update the tables in place, and the job's model must leave untouched.
+    net = EncSentimentNet(scheme, EncTensor(scheme, scheme.copy(W01)), EncTensor(scheme, scheme.copy(w12)),
+                          config.make_activation())
+    trainer = SentimentTrainer(net, holder, monitor_every=1)  # each step's aggregate: its refresh target too
+    try:
+        for k in range(reviews):
+            y = k % 2
+            trainer.observe(trainer.step(np.arange(min(3, net.vocab_size), dtype=np.int64), y, config.lr), y,
+                            config.lr)
+    finally:
+        trainer.close()
+    # The weights themselves, in their own layouts: a budget may run low on them later in a run.
+    weights = [scheme.refresh_target_signature(ct, scheme.layout_of(ct)) for ct in (W01, w12)]
+    return unique_signatures(holder.signatures + weights)
+
+
+def outgoing_weights(net: EncSentimentNet, keyholder: MaskedRefresh | None) -> dict[str, he_core.Ciphertext]:
+    """The trained weights as they leave the trainer: re-encrypted by the key holder, or sanitised.
+
+    Through a key holder each tensor is refreshed into its own layout (a masked
+    refresh), so its noise is the key holder's own and the owner's decryption shows
+    the weights and nothing of how they were computed (an approximate scheme's noise
+    follows the data). Otherwise (an exact scheme, or no key holder: a scheme with a
+    noise budget trained as far as it goes) each is sanitised: re-randomised, its noise
+    flooded.
+    """
+    scheme = net.scheme
+    through_keyholder = keyholder is not None and scheme.supports(he_core.Capability.APPROXIMATE)
+    out = {}
+    for name in ("W01", "w12"):
+        ct = getattr(net, name).ct
+        if not through_keyholder:
+            out[name] = scheme.sanitize(ct)
+        else:
+            out[name] = keyholder.fresh_for_owner(ct, EncSentimentNet.WEIGHT_BOUND, layout=scheme.layout_of(ct))
+    return out
+
+
+def refresh_weights(net: EncSentimentNet, keyholder: MaskedRefresh) -> None:
+    """Re-encrypt the weight tensors whose budget is below their reserve (before inference)."""
     if not has_budget(net.W01):
         return
-    policy = RefreshPolicy.for_kind(net.W01.budget()["kind"])
-    for name, reserve in (("W01", policy.w01_reserve), ("w12", policy.w12_reserve)):
-        tensor = getattr(net, name)
-        if tensor.budget().remaining < reserve or policy.step:  # noise budgets: always start fresh
-            setattr(net, name, keyholder.refresh(tensor, layout=net.scheme.layout_of(tensor.ct)))
+    trainer = SentimentTrainer(net, keyholder, monitor_every=None)
+    try:
+        if net.W01.budget()["kind"] == "noise":  # noise budgets: start inference fresh
+            trainer.refresh("W01")
+            trainer.refresh("w12")
+        else:
+            trainer.keep_fresh()
+    finally:
+        trainer.close()
 
 
 def predict_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence[np.ndarray],
                       *, batch: int = 1000) -> np.ndarray:
-    """Encrypted forward pass; only the key holder decrypts the outputs ``p``.
+    """Encrypted forward pass; the key holder *releases* (flooded) each prediction.
 
     Reviews with no vocabulary word get ``s(0)`` without a ciphertext. On a scheme with
-    a budget the weights are refreshed first, so a long training run leaves room.
+    a budget the weights are refreshed first, so a long training run leaves room. Each
+    released prediction counts against the key holder's release budget.
     """
     refresh_weights(net, keyholder)
     p = np.full(len(ids), net.coeffs[0])
     present = np.array([i for i, r in enumerate(ids) if r.size], dtype=np.int64)
     if present.size and net.scheme.layout_of(net.W01.ct) is not None:
         # A packed table (its gathered rows cannot be batched or enter the polynomial
-        # without the key holder): decrypting each encrypted logit beats re-encrypting
-        # each gathered row; the key holder applies the polynomial to the logits it decrypts.
-        net.refresh_to = _refresh_into(keyholder)
+        # without the key holder): each review's p, through one refresh of its logit.
+        net.refresher = keyholder
         try:
-            z = [keyholder.decrypt(net.logit(ids[i]))[0, 0] for i in present]
+            p[present] = [keyholder.release(net.predict(ids[i]))[0, 0] for i in present]
         finally:
-            net.refresh_to = None
-        p[present] = net.activation.value(np.asarray(z))
+            net.refresher = None
         return p
     for lo in range(0, present.size, batch):
         part = present[lo:lo + batch]
-        p[part] = keyholder.decrypt(net.forward_batch([ids[i] for i in part]))[:, 0]
+        p[part] = keyholder.release(net.forward_batch([ids[i] for i in part]))[:, 0]
     return p
 
 
@@ -392,26 +428,30 @@ def evaluate_encrypted(net: EncSentimentNet, keyholder: KeyHolder, ids: Sequence
 
 def clear_predictions(W01: np.ndarray, w12: np.ndarray, ids: Sequence[np.ndarray],
                       activation: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Predicted labels from plaintext (e.g. decrypted) weights."""
+    """Predicted labels from plaintext (e.g. released) weights."""
     net = PlainSentimentNet(W01, w12, activation)
     return (activation(net.logits(ids)) > 0.5).astype(np.int64)
 
 
-def decrypt_weights(net: EncSentimentNet, keyholder: KeyHolder) -> tuple[np.ndarray, np.ndarray]:
-    """Key holder: the model's weights in the clear (for the owner's check)."""
-    return keyholder.decrypt(net.W01), keyholder.decrypt(net.w12)[0]
+def release_weights(net: EncSentimentNet, keyholder: KeyHolder) -> tuple[np.ndarray, np.ndarray]:
+    """Key holder: the model's weights, released (noise-flooded) for the owner's check."""
+    return keyholder.release(net.W01), keyholder.release(net.w12)[0]
 
 
 def train_reference(data: Prepared, config: SentimentConfig, *, epochs: int = 1,
-                    activation: Callable[[np.ndarray], np.ndarray] = sigmoid) -> dict:
+                    activation: Callable[[np.ndarray], np.ndarray] = sigmoid,
+                    init: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Train the NumPy float64 reference on ``data`` and report its validation accuracy and logits.
 
     Returns:
+        ``init`` is the initial ``(W01, w12)`` (default: a fresh CSPRNG draw); pass the
+        encrypted run's to compare like with like.
+
         ``net``, ``train_accuracy`` (running, as in training), ``validation_accuracy``,
         ``logit_range`` and ``logit_p99`` (the largest and 99th-percentile ``|z|`` on the
         validation reviews, to size the polynomial's fit interval).
     """
-    W01, w12 = init_weights(len(data.vocab), config)
+    W01, w12 = init if init is not None else init_weights(len(data.vocab), config)
     net = PlainSentimentNet(W01, w12, activation)
     correct = 0
     for _ in range(epochs):
@@ -440,7 +480,9 @@ def save_sentiment(directory, net: EncSentimentNet, keyholder: KeyHolder, vocab:
     return io.save_model(directory, net, net.scheme, meta=meta, secret=keyholder.export_secret_key())
 
 
-def load_sentiment(directory) -> tuple[EncSentimentNet, KeyHolder, Vocabulary, SentimentConfig]:
+def load_sentiment(directory, *, terms: RefreshTerms | None = None, allow_insecure: bool = False,
+                   passphrase: bytes | None = None) -> tuple[EncSentimentNet, KeyHolder, Vocabulary,
+                                                                             SentimentConfig]:
     """Read a model written by :func:`save_sentiment`, with the key holder of its saved key.
 
     Raises:
@@ -450,18 +492,19 @@ def load_sentiment(directory) -> tuple[EncSentimentNet, KeyHolder, Vocabulary, S
     """
     from .. import io
 
-    loaded = io.load_model(directory)
+    loaded = io.load_model(directory, allow_insecure=allow_insecure)
     meta = loaded.meta
     if meta.get("task") != "sentiment" or set(loaded.tensors) != {"W01", "w12"}:
         raise ValueError(f"cannot load a sentiment model from {directory}: it holds a {meta.get('task')!r} model")
     config = SentimentConfig.from_dict(meta["config"])
     vocab = Vocabulary.from_dict(meta["vocab"])
-    secret = io.load_secret(directory, key_id=loaded.key_id, expect_scheme=loaded.scheme.name)
+    secret = io.load_secret(directory, key_id=loaded.key_id, expect_scheme=loaded.scheme.name,
+                            passphrase=passphrase, allow_insecure=allow_insecure)
     net = EncSentimentNet(loaded.scheme, loaded.tensors["W01"], loaded.tensors["w12"], config.make_activation())
     if net.vocab_size != len(vocab):
         raise ValueError(f"cannot load a sentiment model from {directory}: W01 has {net.vocab_size} rows but "
                          f"the vocabulary {len(vocab)} words")
-    return net, KeyHolder(loaded.scheme, secret), vocab, config
+    return net, KeyHolder(loaded.scheme, secret, terms=terms), vocab, config
 
 
 # ---------------------------------------------------------------------------- trainer without a key holder
@@ -490,16 +533,15 @@ def part_slice(n: int, part: int, parts: int) -> slice:
 
 def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.ndarray, *, lr: float,
                  stop_when_exhausted: bool = False, keyholder: MaskedRefresh | None = None,
-                 policy: RefreshPolicy | None = None,
-                 progress: Callable[[int], None] | None = None) -> int:
+                 monitor_every: int | None = MONITOR_EVERY, progress: Callable[[int], None] | None = None) -> int:
     """Per-review SGD on ciphertexts with public material only: the trainer's side.
 
-    Nothing is decrypted, so there is no loss to monitor. Without ``keyholder`` nothing
-    is refreshed either, and a scheme with a noise budget stops when it runs out:
-    ``train_step`` raises before changing any weight, so the reviews before it are
-    trained and the weights stay consistent. With ``keyholder`` (the owner's key
-    service, :class:`henn.keyservice.RemoteKeyHolder`) the trainer refreshes exactly as
-    :func:`train_encrypted` does, through masked re-encryptions only.
+    Without ``keyholder`` nothing is refreshed or released, and a scheme with a budget
+    stops when it runs out: ``train_step`` raises before changing any weight, so the
+    reviews before it are trained and the weights stay consistent. With ``keyholder``
+    (the owner's key service, :class:`henn.keyservice.RemoteKeyHolder`) the trainer
+    refreshes exactly as :func:`train_encrypted` does, and the aggregates it releases
+    go to the owner's log only.
 
     Args:
         net: the encrypted network (updated in place).
@@ -508,7 +550,7 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
         stop_when_exhausted: return early instead of raising when the budget runs out
             (the largest chunk one budget allows; the owner refreshes, training resumes).
         keyholder: who re-encrypts masked ciphertexts (``None``: nobody).
-        policy: when to refresh (with ``keyholder`` only).
+        monitor_every: reviews per aggregate released to the owner (with ``keyholder`` only).
         progress: called with 1 after each review.
 
     Returns:
@@ -520,36 +562,26 @@ def train_public(net: EncSentimentNet, ids: Sequence[np.ndarray], labels: np.nda
     """
     if len(ids) != len(labels):
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
-    bounded = keyholder is not None and has_budget(net.W01)
-    policy = policy or RefreshPolicy.for_kind(net.W01.budget()["kind"])
-    trainer = _BoundedTrainer(net, keyholder, policy) if bounded else None
-    if keyholder is not None:
-        _attach_refresh(net, keyholder, policy if bounded else None)
-    else:
-        net.refresh = net.refresh_to = None
+    trainer = SentimentTrainer(net, keyholder, monitor_every=monitor_every if keyholder is not None else None)
     try:
         for done, (review, y) in enumerate(zip(ids, labels)):
-            if review.size:
-                try:
-                    if trainer is None:
-                        net.train_step(review, int(y), lr)
-                    else:
-                        trainer.step(review, int(y), lr)
-                        trainer.keep_fresh()
-                except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
-                    if stop_when_exhausted and done:
-                        return done
-                    if isinstance(exc, he_core.RefreshRequired):
-                        raise he_core.RefreshRequired(
-                            f"cannot train review {done + 1} of {len(ids)} without a key holder: {exc}. The scheme "
-                            "needs the key holder's masked re-encryption for every review; train with the owner's "
-                            "key service (owner: henn serve-keys; trainer: --keyholder ADDRESS)",
-                            exc.ciphertext, exc.target) from None
-                    raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
+            try:
+                step = trainer.step(review, int(y), lr)
+                trainer.observe(step, int(y), lr)
+            except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
+                if stop_when_exhausted and done:
+                    return done
+                if isinstance(exc, he_core.RefreshRequired):
+                    raise he_core.RefreshRequired(
+                        f"cannot train review {done + 1} of {len(ids)} without a key holder: {exc}. The scheme "
+                        "needs the key holder's masked re-encryption for every review; train with the owner's "
+                        "key service (owner: henn serve-keys; trainer: --keyholder ADDRESS)",
+                        exc.ciphertext, exc.target) from None
+                raise type(exc)(_out_of_budget(net, done, len(ids), exc)) from None
             if progress is not None:
                 progress(1)
     finally:
-        net.refresh = net.refresh_to = None
+        trainer.close()
     return len(ids)
 
 

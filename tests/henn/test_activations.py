@@ -84,8 +84,8 @@ def test_encrypted_forward_backward_match_numpy(env, factory, interval):
     # the scaled-power evaluation rounds t = x/a once and every power and term once;
     # with |t| <= 1 and coefficients of t-powers below `interval`, 30 units bound the sum
     tol = env.tol(30, max(1.0, interval))
-    np.testing.assert_allclose(env.keyholder.decrypt(y), act.value(x), atol=tol, rtol=0)
-    np.testing.assert_allclose(env.keyholder.decrypt(dx), g * act.grad_value(x), atol=tol, rtol=0)
+    np.testing.assert_allclose(env.decrypt(y), act.value(x), atol=tol, rtol=0)
+    np.testing.assert_allclose(env.decrypt(dx), g * act.grad_value(x), atol=tol, rtol=0)
 
 
 def test_backward_before_forward_fails():

@@ -21,7 +21,7 @@ def test_linear_plain_input_forward_backward(env):
     b = rng.uniform(-1, 1, (1, 5))
     g = rng.uniform(-1, 1, (4, 5))
     layer = Linear(enc(env, w), enc(env, b))
-    dec = env.keyholder.decrypt
+    dec = env.decrypt
     z = layer(x)
     # each output: 3 encoded weights (error u/2 each, times |x| <= 1), bias, lincomb rounding
     np.testing.assert_allclose(dec(z), x @ w + b, atol=env.tol(6), rtol=0)
@@ -38,7 +38,7 @@ def test_linear_encrypted_input_forward_backward(env):
     b = np.array([[0.25]])
     g = rng.uniform(-1, 1, (4, 1))
     layer = Linear(enc(env, w.T), enc(env, b), encrypted_input=True)
-    dec = env.keyholder.decrypt
+    dec = env.decrypt
     z = layer(enc(env, h))
     # inner of size 5: per term (|h| + |w|) u/2 <= 1.5 u, plus roundings
     np.testing.assert_allclose(dec(z), h @ w + b, atol=env.tol(5 * 1.5 + 3), rtol=0)
@@ -70,7 +70,7 @@ def test_sequential_matches_numpy_network(env):
     dw2, db2 = h.T @ dz2, dz2.sum(0, keepdims=True)
     dz1 = (dz2 @ w2.T) * act.grad_value(z1)
     dw1, db1 = x.T @ dz1, dz1.sum(0, keepdims=True)
-    dec = env.keyholder.decrypt
+    dec = env.decrypt
     tol = env.tol(40)  # a depth-~8 chain of roundings through values below 2: 40 u bounds it comfortably
     np.testing.assert_allclose(dec(out), o, atol=tol, rtol=0)
     names = dict(net.named_parameters())
@@ -86,7 +86,7 @@ def test_sequential_matches_numpy_network(env):
 def test_init_is_seeded_and_uniform(env):
     a = Linear.init(env.scheme, 2, 4, rng=np.random.default_rng(7), init_scale=2.0)
     b = Linear.init(env.scheme, 2, 4, rng=np.random.default_rng(7), init_scale=2.0)
-    wa, wb = env.keyholder.decrypt(a.weight.value), env.keyholder.decrypt(b.weight.value)
+    wa, wb = env.decrypt(a.weight.value), env.decrypt(b.weight.value)
     np.testing.assert_allclose(wa, wb, atol=env.tol(1))
     assert wa.shape == (2, 4) and np.all(np.abs(wa) <= 2.0 + env.tol(1))
     c = Linear.init(env.scheme, 4, 1, rng=np.random.default_rng(7), init_scale=1.0, encrypted_input=True)
@@ -130,7 +130,7 @@ def test_linear_property_over_shapes(env, data):
     w = data.draw(hnp.arrays(np.float64, (fan_in, fan_out), elements=SMALL))
     b = data.draw(hnp.arrays(np.float64, (1, fan_out), elements=SMALL))
     g = data.draw(hnp.arrays(np.float64, (batch, fan_out), elements=SMALL))
-    dec = env.keyholder.decrypt
+    dec = env.decrypt
     # every entry sums at most 5 products |2| x (u/2 encoding error) plus one rounding each and the bias
     tol = env.tol(2 * 5 + 6)
     layer = Linear(enc(env, w), enc(env, b))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 
@@ -15,6 +16,15 @@ import he_core
 from he_core import serialization as ser
 from henn import lifecycle as lc
 
+
+# plain and vhe are below 128-bit security, so these tests opt in to loading them
+# (the refusal itself: test_insecure_files_need_the_opt_in).
+load_public = functools.partial(lc.load_public, allow_insecure=True)
+load_secret = functools.partial(lc.load_secret, allow_insecure=True)
+load_owner = functools.partial(lc.load_owner, allow_insecure=True)
+load_encrypted_model = functools.partial(lc.load_encrypted_model, allow_insecure=True)
+make_switch_key = functools.partial(lc.make_switch_key, allow_insecure=True)
+ser_load = functools.partial(ser.load, allow_insecure=True)
 
 SCHEMES = [name for name in ("plain", "vhe", "ckks") if name in he_core.available_schemes()]
 REKEY_SCHEMES = [n for n in SCHEMES if he_core.get_scheme(n).supports(he_core.Capability.REKEY)]
@@ -40,17 +50,17 @@ def test_keygen_writes_a_private_secret_and_a_shareable_public_file(tmp_path):
     secret, public = tmp_path / "keys" / lc.SECRET_FILE, tmp_path / "keys" / lc.PUBLIC_FILE
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(tmp_path / "keys").st_mode) & 0o077 == 0
-    assert ser.load(public, expect_kind="public_keys").key_id == pair.public.key_id
-    assert ser.load(secret, expect_kind="secret_key").key_id == pair.secret.key_id
-    scheme, loaded = lc.load_public(tmp_path / "keys")
+    assert ser_load(public, expect_kind="public_keys").key_id == pair.public.key_id
+    assert ser_load(secret, expect_kind="secret_key").key_id == pair.secret.key_id
+    scheme, loaded = load_public(tmp_path / "keys")
     assert loaded.requirements.sizes == (1, 4) and scheme.public_keys.key_id == pair.public.key_id
 
 
 def test_keygen_refuses_to_replace_a_secret_key_unless_forced(owner):
-    before = lc.load_secret(owner).key_id
+    before = load_secret(owner).key_id
     with pytest.raises(FileExistsError, match="undecryptable"):
         lc.keygen("plain", owner)
-    assert lc.load_secret(owner).key_id == before
+    assert load_secret(owner).key_id == before
     assert lc.keygen("plain", owner, force=True).secret.key_id != before
 
 
@@ -58,31 +68,31 @@ def test_load_owner_refuses_a_mixed_directory(tmp_path, owner):
     lc.keygen("plain", tmp_path / "B")
     (owner / lc.PUBLIC_FILE).write_bytes((tmp_path / "B" / lc.PUBLIC_FILE).read_bytes())
     with pytest.raises(he_core.MismatchError, match="not one pair"):
-        lc.load_owner(owner)
+        load_owner(owner)
 
 
 def test_load_public_refuses_a_secret_key_file(owner):
     with pytest.raises(he_core.KeyMissingError, match="secret key file"):
-        lc.load_public(owner / lc.SECRET_FILE)
+        load_public(owner / lc.SECRET_FILE)
     os.rename(owner / lc.SECRET_FILE, owner / "renamed.henn")
     with pytest.raises(he_core.FormatError, match="wrong kind"):
-        lc.load_public(owner / "renamed.henn")
+        load_public(owner / "renamed.henn")
 
 
 def test_public_only_blocks_every_secret_key_access(owner):
     with lc.public_only("trainer"):
-        scheme, public = lc.load_public(owner)  # allowed
-        for call in (lambda: lc.load_secret(owner), lambda: lc.load_owner(owner),
+        scheme, public = load_public(owner)  # allowed
+        for call in (lambda: load_secret(owner), lambda: load_owner(owner),
                      lambda: lc.keygen("plain", owner / "new")):
             with pytest.raises(he_core.KeyMissingError, match="refusing to look for a secret key on the trainer"):
                 call()
-    assert lc.load_secret(owner).key_id == public.key_id  # outside the block the owner can
+    assert load_secret(owner).key_id == public.key_id  # outside the block the owner can
 
 
 def test_missing_secret_key_is_a_clear_error(tmp_path, owner):
     os.remove(owner / lc.SECRET_FILE)
     with pytest.raises(he_core.KeyMissingError, match="does not exist"):
-        lc.load_secret(owner)
+        load_secret(owner)
 
 
 # --- plaintext models -------------------------------------------------------------------------------
@@ -169,7 +179,7 @@ def test_not_an_npz_is_a_format_error(tmp_path):
 # --- encrypted models ---------------------------------------------------------------------------------
 def _owner_of(name, tmp_path, label="A"):
     pair = lc.keygen(name, tmp_path / label, sizes=lc.required_sizes(toy_model()), rng=he_core.SeededRandom(5 + sum(map(ord, label))))
-    return lc.load_owner(tmp_path / label) + (pair,)
+    return load_owner(tmp_path / label) + (pair,)
 
 
 def _encrypt(scheme, secret, model):
@@ -183,7 +193,7 @@ def test_encrypt_save_load_decrypt(name, tmp_path):
     bundle = _encrypt(scheme, secret, toy_model())
     lc.save_encrypted_model(tmp_path / "m.henn", bundle)
     with lc.public_only():
-        received = lc.load_encrypted_model(tmp_path / "m.henn")
+        received = load_encrypted_model(tmp_path / "m.henn")
     assert received.key_id == public.key_id and received.bundle.key_ids == [public.key_id]
     back = lc.decrypt_model(received, secret)
     assert back.meta == toy_model().meta
@@ -201,32 +211,32 @@ def test_any_plain_model_round_trips_exactly_on_plain(arrays, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("m")
     model = lc.PlainModel(arrays, {"n": len(arrays)})
     lc.keygen("plain", tmp / "k", sizes=lc.required_sizes(model))
-    scheme, _, secret = lc.load_owner(tmp / "k")
+    scheme, _, secret = load_owner(tmp / "k")
     lc.save_encrypted_model(tmp / "m.henn", lc.encrypt_model(model, scheme))
-    back = lc.decrypt_model(lc.load_encrypted_model(tmp / "m.henn"), secret)
+    back = lc.decrypt_model(load_encrypted_model(tmp / "m.henn"), secret)
     for key, array in arrays.items():
         np.testing.assert_array_equal(back.arrays[key], array)
 
 
 def test_keys_must_cover_the_model_sizes(tmp_path):
     lc.keygen("plain", tmp_path / "k", sizes=(1, 2))
-    scheme, _ = lc.load_public(tmp_path / "k")
+    scheme, _ = load_public(tmp_path / "k")
     with pytest.raises(he_core.KeyMissingError, match=r"sizes \[1, 2\], the model also needs \[3\]"):
         lc.encrypt_model(lc.PlainModel({"w": np.ones((2, 3))}), scheme)
 
 
 def test_empty_weights_are_refused(owner):
-    scheme, _ = lc.load_public(owner)
+    scheme, _ = load_public(owner)
     with pytest.raises(ValueError, match="empty"):
         lc.encrypt_model(lc.PlainModel({"w": np.ones((0, 2))}), scheme)
 
 
 def test_wrong_key_is_detected_by_id_before_any_arithmetic(tmp_path, owner, monkeypatch):
-    scheme, _ = lc.load_public(owner)
+    scheme, _ = load_public(owner)
     lc.save_encrypted_model(tmp_path / "m.henn", lc.encrypt_model(toy_model(), scheme))
     lc.keygen("plain", tmp_path / "B", sizes=(1, 2))
-    other = lc.load_secret(tmp_path / "B")
-    model = lc.load_encrypted_model(tmp_path / "m.henn")
+    other = load_secret(tmp_path / "B")
+    model = load_encrypted_model(tmp_path / "m.henn")
     calls = []
     monkeypatch.setattr(type(model.scheme), "_decrypt", lambda *a: calls.append(a))
     with pytest.raises(he_core.MismatchError) as info:
@@ -236,13 +246,13 @@ def test_wrong_key_is_detected_by_id_before_any_arithmetic(tmp_path, owner, monk
 
 
 def test_a_bundle_that_is_not_a_model_is_refused(tmp_path, owner):
-    scheme, public = lc.load_public(owner)
+    scheme, public = load_public(owner)
     ser.save(ser.Bundle({"w": scheme.encrypt([1.0])}, {}), tmp_path / "no_public.henn")
     with pytest.raises(he_core.FormatError, match="not an encrypted henn model"):
-        lc.load_encrypted_model(tmp_path / "no_public.henn")
+        load_encrypted_model(tmp_path / "no_public.henn")
     ser.save(scheme.encrypt([1.0]), tmp_path / "ct.henn")
     with pytest.raises(he_core.FormatError, match="wrong kind"):
-        lc.load_encrypted_model(tmp_path / "ct.henn")
+        load_encrypted_model(tmp_path / "ct.henn")
 
 
 @pytest.mark.parametrize("shapes,match", [({"0.weight": [3, 2]}, "shape table"), ("x", "shape table"),
@@ -251,28 +261,28 @@ def test_a_bundle_that_is_not_a_model_is_refused(tmp_path, owner):
                                           ({"0.weight": [3, -2], "0.bias": [1, 2], "2.weight": [2], "scale": []},
                                            "bad shape")])
 def test_a_shape_table_that_does_not_match_is_refused(tmp_path, owner, shapes, match):
-    scheme, _ = lc.load_public(owner)
+    scheme, _ = load_public(owner)
     bundle = lc.encrypt_model(toy_model(), scheme)
     bundle.meta["shapes"] = shapes
     ser.save(bundle, tmp_path / "m.henn")
     with pytest.raises(he_core.FormatError, match=match):
-        lc.load_encrypted_model(tmp_path / "m.henn")
+        load_encrypted_model(tmp_path / "m.henn")
 
 
 def test_other_bundles_with_public_keys_work_too(tmp_path, owner):
     # e.g. henn.io.save_model's model.henn: no shape table, metadata of its own, in a directory.
-    scheme, public = lc.load_public(owner)
-    secret = lc.load_secret(owner)
+    scheme, public = load_public(owner)
+    secret = load_secret(owner)
     (tmp_path / "saved").mkdir()
     meta = {"task": "xor", "config": {"hidden": 2}}
     ser.save(ser.Bundle({"w": scheme.encrypt([[1.0, -2.0]])}, meta, public), tmp_path / "saved" / lc.MODEL_FILE)
-    model = lc.load_encrypted_model(tmp_path / "saved")
+    model = load_encrypted_model(tmp_path / "saved")
     lc.keygen("plain", tmp_path / "B", sizes=(1, 2))
-    moved = lc.rekey_model(model, lc.make_switch_key(owner, tmp_path / "B"), lc.load_public(tmp_path / "B")[1])
+    moved = lc.rekey_model(model, make_switch_key(owner, tmp_path / "B"), load_public(tmp_path / "B")[1])
     assert moved.bundle.meta == meta  # their metadata is left exactly as it was
     with pytest.raises(he_core.MismatchError):
         lc.decrypt_model(moved, secret)
-    back = lc.decrypt_model(moved, lc.load_secret(tmp_path / "B"))
+    back = lc.decrypt_model(moved, load_secret(tmp_path / "B"))
     assert back.meta == meta
     np.testing.assert_array_equal(back.arrays["w"], [[1.0, -2.0]])
 
@@ -283,8 +293,8 @@ def test_rekey_moves_the_model_without_decrypting(name, tmp_path, monkeypatch):
     scheme, _, secret_a, _ = _owner_of(name, tmp_path, "A")
     _, public_b, secret_b, _ = _owner_of(name, tmp_path, "B")
     lc.save_encrypted_model(tmp_path / "m.henn", _encrypt(scheme, secret_a, toy_model()))
-    model = lc.load_encrypted_model(tmp_path / "m.henn")
-    switch = lc.make_switch_key(tmp_path / "A", tmp_path / "B")
+    model = load_encrypted_model(tmp_path / "m.henn")
+    switch = make_switch_key(tmp_path / "A", tmp_path / "B")
 
     def no_decrypt(*args):
         raise AssertionError("rekey must not decrypt")
@@ -293,7 +303,7 @@ def test_rekey_moves_the_model_without_decrypting(name, tmp_path, monkeypatch):
         with lc.public_only("re-keying party"):
             moved = lc.rekey_model(model, switch, public_b)
     lc.save_encrypted_model(tmp_path / "mB.henn", moved)
-    received = lc.load_encrypted_model(tmp_path / "mB.henn")
+    received = load_encrypted_model(tmp_path / "mB.henn")
     assert received.key_id == secret_b.key_id
     assert received.bundle.meta["key_history"] == [secret_a.key_id, secret_b.key_id]
     back = lc.decrypt_model(received, secret_b)
@@ -304,16 +314,16 @@ def test_rekey_moves_the_model_without_decrypting(name, tmp_path, monkeypatch):
 
 
 def test_rekey_checks_the_switch_key_and_target(tmp_path, owner):
-    scheme, _ = lc.load_public(owner)
+    scheme, _ = load_public(owner)
     model = lc.EncryptedModel(scheme, lc.encrypt_model(toy_model(), scheme))
     lc.keygen("plain", tmp_path / "B", sizes=(1, 2))
     lc.keygen("plain", tmp_path / "C", sizes=(1, 2))
-    b_to_c = lc.make_switch_key(tmp_path / "B", tmp_path / "C")
+    b_to_c = make_switch_key(tmp_path / "B", tmp_path / "C")
     with pytest.raises(he_core.MismatchError, match="starts from key"):
-        lc.rekey_model(model, b_to_c, lc.load_public(tmp_path / "C")[1])
-    a_to_b = lc.make_switch_key(owner, tmp_path / "B")
+        lc.rekey_model(model, b_to_c, load_public(tmp_path / "C")[1])
+    a_to_b = make_switch_key(owner, tmp_path / "B")
     with pytest.raises(he_core.MismatchError, match="leads to key"):
-        lc.rekey_model(model, a_to_b, lc.load_public(tmp_path / "C")[1])
+        lc.rekey_model(model, a_to_b, load_public(tmp_path / "C")[1])
 
 
 class _NoRekeyScheme(he_core.get_scheme("plain").__class__):
@@ -331,6 +341,6 @@ def test_a_scheme_without_key_switching_says_so(tmp_path):
         lc.keygen("plain-norekey", tmp_path / "A")
         lc.keygen("plain-norekey", tmp_path / "B")
         with pytest.raises(he_core.CapabilityError, match="switching to another secret key"):
-            lc.make_switch_key(tmp_path / "A", tmp_path / "B")
+            make_switch_key(tmp_path / "A", tmp_path / "B")
     finally:
         he_core.unregister_scheme("plain-norekey")

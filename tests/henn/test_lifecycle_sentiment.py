@@ -1,28 +1,29 @@
-"""The sentiment model's life across processes: owner -> A -> owner (rekey) -> B -> owner.
+"""The sentiment model's life across processes: owner -> A -> owner (new job, re-keyed) -> B -> owner.
 
 Every party is a separate ``python -m henn`` process in its own working directory;
-files move between directories as they would over a network. The trainers A and B
-get the encrypted model file and the reviews, never a secret key file, and train with
-``henn train sentiment --model ... --part K/2`` (public material only: nothing is
-refreshed, because refreshing needs the key holder). The owner then decrypts and
-evaluates; the result is compared with the plaintext twin of the same schedule: the
-NumPy network with the same polynomial sigmoid, same initial weights, vocabulary and
-review order.
+files move between directories as they would over a network. The owner makes a
+signing identity, then one *job* per trainer (``henn job create``: a fresh key pair,
+budgets, the refresh targets its training needs) and sends the signed encrypted model;
+the trainers A and B pin the owner's key (``--owner-key``), get the model and the
+reviews, never a secret key file, and train with ``henn train sentiment --model ...
+--part K/2``, refreshing through the owner's key service for their job when one runs
+(``henn serve-keys``, ``--keyholder``). Between them the owner moves A's model to B's
+job without decrypting it (``--from-job``) and closes A's job (its key is destroyed);
+at the end ``henn job close --model --out`` releases the model, noise-flooded. It is
+compared with the plaintext twin of the same schedule: the NumPy network with the same
+polynomial sigmoid, initial weights, vocabulary and review order.
 
 On ``vhe`` a trainer without a key holder can only train as many reviews as the
-weights' noise budget allows (measured: 50 IMDB reviews, ~270 short synthetic ones).
-With the owner's key service (``henn serve-keys`` in the owner's directory, the
-trainer passing ``--keyholder``) the trainer refreshes through masked re-encryptions
-and trains whole halves; without it, a test checks the clear error past the budget
-and another trains past it with the owner's file round trip (``--limit``/``--start``
-chunks, ``henn decrypt-model`` + ``henn encrypt-model`` between them).
+weights' noise budget allows (measured: 50 IMDB reviews, ~270 short synthetic ones);
+one test checks the clear error past the budget, another trains past it with the
+owner's file round trip (``--limit``/``--start`` chunks, ``henn decrypt-model`` +
+``henn encrypt-model`` between them).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from henn.training import sentiment as T
 
 ROOT = Path(__file__).resolve().parents[2]
 IMDB = Path(os.environ.get("HENN_IMDB", ROOT.parent / "shared" / "data" / "imdb"))
-SMALL = ["--hidden", "4", "--validation", "60", "--min-count", "3", "--polarity-cutoff", "0.3",
+SMALL = ["--seed", "5", "--hidden", "4", "--validation", "60", "--min-count", "3", "--polarity-cutoff", "0.3",
          "--lr", "0.02", "--interval", "8", "--init-scale", "0.5"]
 
 
@@ -55,6 +56,8 @@ def _usable(name: str) -> bool:
 
 
 SCHEMES = [pytest.param(n, marks=pytest.mark.skipif(not _usable(n), reason=f"{n} not built")) for n in ("plain", "vhe")]
+# plain and vhe are below 128-bit security: the owner's commands load their files only when asked to.
+INSECURE = ("--allow-insecure",)
 
 
 def _henn(cwd: Path, *argv, ok: bool = True) -> subprocess.CompletedProcess:
@@ -71,20 +74,20 @@ def _last_json(done: subprocess.CompletedProcess) -> dict:
 
 
 @contextlib.contextmanager
-def key_service(owner: Path, keys: str, served: dict):
-    """The owner's ``henn serve-keys`` for ``keys``, running while the block runs; ``served`` gets its counters."""
-    sock = Path(tempfile.mkdtemp(prefix="hks")) / f"{keys}.sock"  # short: Unix socket paths are limited
+def key_service(owner: Path, keys: str, served: dict, *extra):
+    """The owner's ``henn serve-keys`` for a job, running while the block runs; ``served`` gets its counters."""
+    sock = Path(tempfile.mkdtemp(prefix="hks")) / "run" / "keys.sock"  # short: Unix socket paths are limited
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "henn", "serve-keys", "--keys", keys,
-                             "--listen", sock, "--json"], cwd=owner, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--listen", f"unix:{sock}", "--json", *extra], cwd=owner, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while not sock.exists():
             assert proc.poll() is None, f"serve-keys exited: {proc.communicate()}"
             assert time.monotonic() < deadline, "serve-keys did not start listening"
             time.sleep(0.05)
-        yield sock
+        yield f"unix:{sock}"
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)
@@ -94,10 +97,10 @@ def key_service(owner: Path, keys: str, served: dict):
 
 
 def owner_model(cwd: Path, data: Path, scheme: str) -> None:
-    """Owner, in ``cwd``: initial model (``SMALL`` settings) -> ``keys/`` -> ``model.henn``."""
+    """Owner, in ``cwd``: initial model (``SMALL`` settings) -> ``keys/`` -> ``model.henn`` (no job, no service)."""
     _henn(cwd, "train", "sentiment", "--data", data, "--init", "plain.npz", *SMALL)
     _henn(cwd, "keygen", "--scheme", scheme, "--out", "keys", "--model", "plain.npz")
-    _henn(cwd, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn")
+    _henn(cwd, "encrypt-model", "--model", "plain.npz", "--keys", "keys", "--out", "model.henn", *INSECURE)
 
 
 def _send(src: Path, dst: Path) -> Path:
@@ -105,52 +108,60 @@ def _send(src: Path, dst: Path) -> Path:
     return dst
 
 
-def run_lifecycle(tmp: Path, data: Path, scheme: str, init_args=(), train_args=(), service: bool = False) -> dict:
-    """Owner -> A (part 1/2) -> owner rekey -> B (part 2/2) -> owner; returns what the owner ends with.
+def _insecure(scheme: str) -> tuple:
+    return () if scheme == "ckks" else INSECURE
 
-    With ``service`` the owner runs ``henn serve-keys`` for the key each trainer's model
-    is under, and the trainer refreshes through it (``--keyholder``).
+
+def run_lifecycle(tmp: Path, data: Path, scheme: str, init_args=(), train_args=(), service: bool = False) -> dict:
+    """Owner -> A (job A, part 1/2) -> owner (job B, re-keyed) -> B (part 2/2) -> owner; what the owner ends with.
+
+    With ``service`` the owner serves each job and the trainer refreshes through it.
     """
     owner, a, b = (tmp / p for p in ("owner", "A", "B"))
     for d in (owner, a, b):
         d.mkdir()
+    unsafe = _insecure(scheme)
     _henn(owner, "train", "sentiment", "--data", data, "--init", "plain.npz", *init_args)
-    for keys in ("keysA", "keysB"):
-        _henn(owner, "keygen", "--scheme", scheme, "--out", keys, "--model", "plain.npz")
-    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keysA", "--out", "model_A.henn")
-
+    _henn(owner, "owner", "init", "--out", "ident")
+    for party in (a, b):
+        _send(owner / "ident" / "owner.pub", party / "owner.pub")  # the trainers pin the owner's key
+    _henn(owner, "job", "create", "--keys", "jobA", "--model", "plain.npz", "--out", "model_A.henn", "--owner",
+          "ident", "--scheme", scheme, *unsafe)
     _send(owner / "model_A.henn", a / "model.henn")
     served = {"A": {}, "B": {}}
-    with _maybe_service(owner, "keysA", served["A"], service) as via:
+    trainer = ("--owner-key", "owner.pub", *unsafe, *train_args)
+    with _maybe_service(owner, "jobA", served["A"], service, unsafe) as via:
         out_a = _last_json(_henn(a, "train", "sentiment", "--model", "model.henn", "--data", data, "--part", "1/2",
-                                 "--out", "trained.henn", "--json", *train_args, *via))
+                                 "--out", "trained.henn", "--json", *trainer, *via))
     _send(a / "trained.henn", owner / "from_A.henn")
-    _henn(owner, "rekey", "--model", "from_A.henn", "--from", "keysA", "--to", "keysB", "--out", "model_B.henn")
+    _henn(owner, "job", "create", "--keys", "jobB", "--from-job", "jobA", "--model", "from_A.henn",
+          "--out", "model_B.henn", "--owner", "ident", *unsafe)
+    _henn(owner, "job", "close", "--keys", "jobA", *unsafe)
+    assert not (owner / "jobA" / lc.SECRET_FILE).exists()  # job A's key is destroyed: never reused
     _send(owner / "model_B.henn", b / "model.henn")
-    with _maybe_service(owner, "keysB", served["B"], service) as via:
+    with _maybe_service(owner, "jobB", served["B"], service, unsafe) as via:
         out_b = _last_json(_henn(b, "train", "sentiment", "--model", "model.henn", "--data", data, "--part", "2/2",
-                                 "--out", "trained.henn", "--json", *train_args, *via))
+                                 "--out", "trained.henn", "--json", *trainer, *via))
     _send(b / "trained.henn", owner / "from_B.henn")
 
     for party in (a, b):  # the trainers never held secret material
-        assert not list(party.rglob(lc.SECRET_FILE)) and not list(party.rglob("keys*"))
-    wrong = _henn(owner, "decrypt-model", "--model", "from_B.henn", "--keys", "keysA", "--out", "x.npz", ok=False)
-    assert wrong.returncode == 1 and out_b["key_id"] in wrong.stderr
-    _henn(owner, "decrypt-model", "--model", "from_B.henn", "--keys", "keysB", "--out", "final.npz")
-    ev = _last_json(_henn(owner, "evaluate", "sentiment", "--model", "from_B.henn", "--keys", "keysB",
-                          "--data", data, "--split", "validation", "--json"))
+        assert not list(party.rglob(lc.SECRET_FILE)) and not list(party.rglob("job*"))
+    status = _last_json(_henn(owner, "job", "status", "--keys", "jobB", "--json"))
+    _henn(owner, "job", "close", "--keys", "jobB", "--model", "from_B.henn", "--out", "final.npz", *unsafe)
+    again = _henn(owner, "serve-keys", "--keys", "jobB", "--listen", f"unix:{tmp}/x/s", *unsafe, ok=False)
+    assert again.returncode == 1 and "closed" in again.stderr  # a closed job is never served again
     return {"init": lc.read_plain_model(owner / "plain.npz"), "final": lc.read_plain_model(owner / "final.npz"),
-            "A": out_a, "B": out_b, "evaluate": ev, "served": served,
-            "log": lc.load_encrypted_model(owner / "from_B.henn").bundle.meta["training_log"]}
+            "A": out_a, "B": out_b, "served": served, "status": status,
+            "log": lc.load_encrypted_model(owner / "from_B.henn", allow_insecure=True).bundle.meta["training_log"]}
 
 
 @contextlib.contextmanager
-def _maybe_service(owner: Path, keys: str, served: dict, on: bool):
+def _maybe_service(owner: Path, keys: str, served: dict, on: bool, extra=()):
     if not on:
         yield ()
         return
-    with key_service(owner, keys, served) as sock:
-        yield ("--keyholder", sock)
+    with key_service(owner, keys, served, *extra) as address:
+        yield ("--keyholder", address)
 
 
 def plain_twin(init: lc.PlainModel, data: Path, limit: int | None) -> tuple[PlainSentimentNet, dict]:
@@ -169,25 +180,32 @@ def plain_twin(init: lc.PlainModel, data: Path, limit: int | None) -> tuple[Plai
                 net.train_step(ids, int(y), config.lr)
     val = reviews.subset(val_idx)
     val_ids = vocab.encode_all(val.texts)
-    pred = T.clear_predictions(net.W01, net.w12, val_ids, activation.value)
-    return net, {"accuracy": float(np.mean(pred == val.labels)), "reviews": len(val_idx)}
+    return net, {"val_ids": val_ids, "labels": val.labels, "activation": activation}
+
+
+def accuracy(W01, w12, twin_ev: dict) -> float:
+    pred = T.clear_predictions(W01, w12, twin_ev["val_ids"], twin_ev["activation"].value)
+    return float(np.mean(pred == twin_ev["labels"]))
 
 
 def check_against_twin(result: dict, data: Path, limit: int | None, scheme: str, weight_tol: float) -> dict:
     twin, twin_ev = plain_twin(result["init"], data, limit)
     final = result["final"]
-    assert final.meta == result["init"].meta
+    assert {k: v for k, v in final.meta.items() if k != "release"} == result["init"].meta
+    assert final.meta["release"]["statistical_bits"] == 30  # released with flooding, as the job sized it
+    if scheme == "ckks":  # exact schemes release exact values: no precision to report
+        assert set(final.meta["release"]["precision_bits"]) == {"W01", "w12"}
+        assert min(final.meta["release"]["precision_bits"].values()) >= 16
     assert not np.allclose(twin.W01, result["init"].arrays["W01"])  # training moved the weights
     np.testing.assert_allclose(final.arrays["W01"], twin.W01, rtol=0, atol=weight_tol)
     np.testing.assert_allclose(final.arrays["w12"], twin.w12, rtol=0, atol=weight_tol)
-    ev = result["evaluate"]
-    assert ev["reviews"] == twin_ev["reviews"] and ev["scheme"] == scheme
-    print(f"{scheme}: owner's encrypted validation accuracy {ev['accuracy']:.4f}, plain twin "
-          f"{twin_ev['accuracy']:.4f} ({ev['reviews']} reviews)")
-    assert abs(ev["accuracy"] - twin_ev["accuracy"]) <= 0.01, (ev, twin_ev)
+    ours, theirs = accuracy(final.arrays["W01"], final.arrays["w12"], twin_ev), accuracy(twin.W01, twin.w12, twin_ev)
+    print(f"{scheme}: the owner's released model {ours:.4f}, plain twin {theirs:.4f} ({len(twin_ev['labels'])} "
+          "held-out reviews)")
+    assert abs(ours - theirs) <= 0.005, (ours, theirs)
     assert [entry["part"] for entry in result["log"]] == ["1/2", "2/2"]
     assert result["log"][0]["key_id"] == result["A"]["key_id"] != result["B"]["key_id"] == result["log"][1]["key_id"]
-    return twin_ev
+    return {"accuracy": ours, "twin_accuracy": theirs, "reviews": len(twin_ev["labels"])}
 
 
 # ---------------------------------------------------------------------------- fast: synthetic corpus
@@ -200,11 +218,16 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_sentiment_lifecycle_synthetic(tmp_path, corpus, scheme):
-    result = run_lifecycle(tmp_path, corpus, scheme, init_args=SMALL)
-    assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == 120  # (300 - 60) / 2
-    # vhe: fixed-point rounding of each step's products, accumulated over 240 steps.
-    twin = check_against_twin(result, corpus, None, scheme, 1e-9 if scheme == "plain" else 1e-3)
-    assert twin["accuracy"] > 0.75  # the corpus is learnable: the comparison is not between two coin flips
+    # Without a key service vhe trains only as far as one noise budget goes (about 150 of
+    # these reviews in all, depending on the random initial weights): 40 per trainer.
+    limit = None if scheme == "plain" else 40
+    result = run_lifecycle(tmp_path, corpus, scheme, init_args=SMALL,
+                           train_args=() if limit is None else ("--limit", str(limit)))
+    assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == (limit or 120)  # (300 - 60) / 2
+    # vhe: fixed-point rounding of each step's products, accumulated over the steps.
+    twin = check_against_twin(result, corpus, limit, scheme, 1e-9 if scheme == "plain" else 1e-3)
+    # the corpus is learnable: the comparison is not between two coin flips (80 reviews learn less than 240)
+    assert twin["twin_accuracy"] > (0.75 if limit is None else 0.65)
 
 
 @pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
@@ -215,14 +238,15 @@ def test_trainer_without_key_holder_stops_clearly_when_the_budget_runs_out(tmp_p
     owner.mkdir(), a.mkdir()
     owner_model(owner, root, "vhe")
     _send(owner / "model.henn", a / "model.henn")
-    done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--out", "trained.henn", ok=False)
+    done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--out", "trained.henn",
+                 *INSECURE, ok=False)
     assert done.returncode == 1
     assert "NoiseBudgetExhausted" in done.stderr and "without a key holder" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (a / "trained.henn").exists()  # nothing half-trained is passed off as the result
     # Within the budget (measured above ~270 of these reviews), the same trainer succeeds.
     ok = _last_json(_henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--limit", "100",
-                          "--out", "trained.henn", "--json"))
+                          "--out", "trained.henn", "--json", *INSECURE))
     assert ok["train_reviews"] == 100 and (a / "trained.henn").exists()
 
 
@@ -243,15 +267,15 @@ def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
     while start < total:
         _send(owner / "model.henn", a / "model.henn")
         out = _last_json(_henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--start", start,
-                               "--until-exhausted", "--out", "trained.henn", "--json"))
+                               "--until-exhausted", "--out", "trained.henn", "--json", *INSECURE))
         assert out["start"] == start and out["next_start"] == start + out["train_reviews"] > start
         assert out["exhausted"] == (out["next_start"] < total)
         chunks.append(out["train_reviews"])
         start = out["next_start"]
         _send(a / "trained.henn", owner / "trained.henn")
         # The owner's refresh: decrypt, then encrypt afresh (the owner may see its own model).
-        _henn(owner, "decrypt-model", "--model", "trained.henn", "--keys", "keys", "--out", "plain_now.npz")
-        _henn(owner, "encrypt-model", "--model", "plain_now.npz", "--keys", "keys", "--out", "model.henn")
+        _henn(owner, "decrypt-model", "--model", "trained.henn", "--keys", "keys", "--out", "plain_now.npz", *INSECURE)
+        _henn(owner, "encrypt-model", "--model", "plain_now.npz", "--keys", "keys", "--out", "model.henn", *INSECURE)
         assert len(chunks) <= 20, f"no progress: chunks {chunks}"
     assert len(chunks) >= 2 and sum(chunks) == total  # the budget did run out, and training went on
     print("chunks per budget:", chunks)
@@ -272,14 +296,14 @@ def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
     assert not np.allclose(twin.w12, init.arrays["w12"], atol=0.05)  # training did move the weights
     # Past the end of the part: a clear error, not an empty "success".
     done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--start", total,
-                 "--out", "x.henn", ok=False)
+                 "--out", "x.henn", *INSECURE, ok=False)
     assert done.returncode == 1 and "has no reviews from --start 480" in done.stderr
 
 
 def test_trainer_never_reads_a_secret_key(tmp_path, corpus):
     """Even with the key directory next to it, the trainer path runs under public_only."""
     owner_model(tmp_path, corpus, "plain")
-    model = lc.load_encrypted_model(tmp_path / "model.henn")
+    model = lc.load_encrypted_model(tmp_path / "model.henn", allow_insecure=True)
     with lc.public_only("trainer"), pytest.raises(he_core.KeyMissingError, match="trainer"):
         lc.load_secret(tmp_path / "keys")
     assert model.bundle.meta["model"]["task"] == "sentiment"
@@ -293,7 +317,8 @@ def test_trainer_never_reads_a_secret_key(tmp_path, corpus):
 def test_trainer_bad_arguments(tmp_path, corpus, argv, message):
     owner_model(tmp_path, corpus, "plain")
     out = [] if not argv else ["--out", "t.henn"]
-    done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", corpus, *out, *argv, ok=False)
+    done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", corpus, *out, *argv, *INSECURE,
+                 ok=False)
     assert done.returncode == 1 and message in done.stderr
 
 
@@ -301,7 +326,8 @@ def test_trainer_refuses_other_data(tmp_path, corpus):
     other = tmp_path / "other"
     write_aclimdb(other, make_reviews(250, seed=5))
     owner_model(tmp_path, corpus, "plain")
-    done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", other, "--out", "t.henn", ok=False)
+    done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", other, "--out", "t.henn",
+                 *INSECURE, ok=False)
     assert done.returncode == 1 and "split was made on 300" in done.stderr
 
 
@@ -320,23 +346,7 @@ def test_sentiment_lifecycle_imdb_plain(tmp_path):
     result = run_lifecycle(tmp_path, data, "plain")
     assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == 10000
     twin = check_against_twin(result, data, None, "plain", 1e-9)
-    assert result["evaluate"]["reviews"] == 5000 and twin["accuracy"] > 0.85
-
-
-@pytest.mark.slow
-@pytest.mark.data
-@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
-def test_sentiment_lifecycle_imdb_vhe(tmp_path):
-    """vhe without a key holder: 20 reviews per trainer fit the budget (50 in all do); a full half does not."""
-    data = _imdb()
-    result = run_lifecycle(tmp_path, data, "vhe", train_args=("--limit", "20"))
-    assert result["A"]["train_reviews"] == result["B"]["train_reviews"] == 20
-    check_against_twin(result, data, 20, "vhe", 1e-3)
-    done = _henn(tmp_path / "A", "train", "sentiment", "--model", "model.henn", "--data", data, "--part", "1/2",
-                 "--out", "full.henn", ok=False)
-    assert done.returncode == 1 and "without a key holder" in done.stderr
-    stopped = int(re.search(r"ran out after (\d+) reviews", done.stderr).group(1))
-    assert 20 <= stopped < 1000  # measured: 50 (the keys' noise is random, so not exactly)
+    assert twin["reviews"] == 5000 and twin["twin_accuracy"] > 0.85
 
 
 def test_trainer_refuses_a_model_that_is_not_a_sentiment_model(tmp_path, corpus, capsys):
@@ -346,18 +356,21 @@ def test_trainer_refuses_a_model_that_is_not_a_sentiment_model(tmp_path, corpus,
     assert main(["keygen", "--scheme", "plain", "--out", str(tmp_path / "keys"), "--model",
                  str(tmp_path / "plain.npz")]) == 0
     assert main(["encrypt-model", "--model", str(tmp_path / "plain.npz"), "--keys", str(tmp_path / "keys"),
-                 "--out", str(tmp_path / "m.henn")]) == 0
+                 "--out", str(tmp_path / "m.henn"), *INSECURE]) == 0
     capsys.readouterr()
     code = main(["train", "sentiment", "--model", str(tmp_path / "m.henn"), "--data", str(corpus),
-                 "--out", str(tmp_path / "t.henn")])
+                 "--out", str(tmp_path / "t.henn"), *INSECURE])
     assert code == 1 and "not an encrypted sentiment model" in capsys.readouterr().err
     assert not (tmp_path / "t.henn").exists()
+    code = main(["job", "create", "--keys", str(tmp_path / "job"), "--model", str(tmp_path / "plain.npz"),
+                 "--out", str(tmp_path / "j.henn")])
+    assert code == 1 and "jobs serve the sentiment trainer" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------------------- with the owner's key service
+# ---------------------------------------------------------------------------- jobs and the owner's key service
 @pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
-    """Halves of 420 reviews each on vhe (beyond one noise budget), refreshed through henn serve-keys."""
+    """Halves of 420 reviews each on vhe (beyond one noise budget), refreshed through each job's service."""
     root = tmp_path / "data"
     write_aclimdb(root, make_reviews(900, seed=3))
     work = tmp_path / "run"
@@ -366,10 +379,12 @@ def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
     for party in ("A", "B"):
         out, served = result[party], result["served"][party]
         assert out["train_reviews"] == 420 and not out["exhausted"]
-        # Both ends counted the same round trips; the service never decrypted anything for anybody.
+        # Both ends counted the same round trips; the owner's journal saw aggregates only.
         assert out["refresh_rounds"] == served["refresh_rounds"] > 420
-        assert served["decrypt_calls"] == 0 and served["errors"] == 0 and served["connections"] == 1
-        assert served["key_id"] == out["key_id"]
+        assert served["errors"] == 0 and served["connections"] == 1 and served["key_id"] == out["key_id"]
+        assert served["releases"] == 0  # SMALL trains 420 reviews per part: no aggregate of 500 yet
+        assert served["job_id"] == out["job_id"]
+    assert result["A"]["job_id"] != result["B"]["job_id"]
     twin, _ = plain_twin(result["init"], root, None)
     np.testing.assert_allclose(result["final"].arrays["W01"], twin.W01, rtol=0, atol=5e-3)
     np.testing.assert_allclose(result["final"].arrays["w12"], twin.w12, rtol=0, atol=5e-3)
@@ -377,59 +392,85 @@ def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
 
 
 @pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
-def test_trainer_refuses_a_key_service_with_another_key(tmp_path, corpus):
+def test_trainer_refuses_another_job_and_a_model_the_owner_did_not_sign(tmp_path, corpus):
     owner = tmp_path
     _henn(owner, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
-    for keys in ("keysA", "keysB"):
-        _henn(owner, "keygen", "--scheme", "vhe", "--out", keys, "--model", "plain.npz")
-    _henn(owner, "encrypt-model", "--model", "plain.npz", "--keys", "keysA", "--out", "model.henn")
+    _henn(owner, "owner", "init", "--out", "ident")
+    _henn(owner, "owner", "init", "--out", "mallory")
+    for job in ("jobA", "jobB"):
+        _henn(owner, "job", "create", "--keys", job, "--model", "plain.npz", "--out", f"{job}.henn", "--owner",
+              "ident", "--scheme", "vhe", *INSECURE)
+    second = _henn(owner, "job", "create", "--keys", "jobA", "--model", "plain.npz", "--out", "x.henn", *INSECURE,
+                   ok=False)
+    assert second.returncode == 1 and "a key serves one job only" in second.stderr  # a second job on a key
     served: dict = {}
-    with key_service(owner, "keysB", served) as sock:
-        done = _henn(owner, "train", "sentiment", "--model", "model.henn", "--data", corpus, "--out", "t.henn",
-                     "--keyholder", sock, ok=False)
+    with key_service(owner, "jobB", served, *INSECURE) as address:
+        done = _henn(owner, "train", "sentiment", "--model", "jobA.henn", "--data", corpus, "--out", "t.henn",
+                     "--keyholder", address, "--owner-key", "ident/owner.pub", *INSECURE, ok=False)
     assert done.returncode == 1 and "holds" in done.stderr and "Traceback" not in done.stderr
     assert served["refresh_rounds"] == 0 and not (owner / "t.henn").exists()
-    gone = _henn(owner, "train", "sentiment", "--model", "model.henn", "--data", corpus, "--out", "t.henn",
-                 "--keyholder", sock, ok=False)  # the service has stopped
+    gone = _henn(owner, "train", "sentiment", "--model", "jobA.henn", "--data", corpus, "--out", "t.henn",
+                 "--keyholder", address, *INSECURE, ok=False)  # the service has stopped
     assert gone.returncode == 1 and "cannot reach the key service" in gone.stderr
+    forged = _henn(owner, "train", "sentiment", "--model", "jobA.henn", "--data", corpus, "--out", "t.henn",
+                   "--owner-key", "mallory/owner.pub", *INSECURE, ok=False)
+    assert forged.returncode == 1 and "sign" in forged.stderr and not (owner / "t.henn").exists()
 
 
 @pytest.mark.parametrize("flag", [["--lr", "0.5"], ["--hidden", "3"], ["--scheme", "vhe"], ["--save", "x"]])
 def test_trainer_refuses_options_the_model_file_fixes(tmp_path, corpus, flag):
     owner_model(tmp_path, corpus, "plain")
     done = _henn(tmp_path, "train", "sentiment", "--model", "model.henn", "--data", corpus, "--out", "t.henn", *flag,
-                 ok=False)
+                 *INSECURE, ok=False)
     assert done.returncode == 1 and flag[0] in done.stderr and "the model file fixes" in done.stderr
 
 
 @pytest.mark.data
 @pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_sentiment_lifecycle_imdb_vhe_with_key_service(tmp_path):
-    """The issue's workflow on IMDB, encrypted: owner -> A (10,000 reviews) -> owner re-keys -> B (10,000) -> owner.
+    """The workflow on IMDB, encrypted: owner -> A (10,000 reviews) -> owner (job B) -> B (10,000) -> owner.
 
-    A and B hold no secret key; each refreshes through the owner's key service for the
-    key its model is under. The owner's validation accuracy (5,000 held-out reviews)
-    matches the plain twin of the same schedule within 1 point.
+    A and B hold no secret key; each refreshes through the service of its own job. The
+    released model's validation accuracy (5,000 held-out reviews) matches the plain
+    twin of the same schedule within half a point.
     """
     data = _imdb()
     result = run_lifecycle(tmp_path, data, "vhe", service=True)
     for party in ("A", "B"):
         out, served = result[party], result["served"][party]
         assert out["train_reviews"] == 10000 and not out["exhausted"]
-        assert out["refresh_rounds"] == served["refresh_rounds"] and served["decrypt_calls"] == 0
+        assert out["refresh_rounds"] == served["refresh_rounds"]
+        assert served["releases"] == 20  # one aggregate per 500 reviews, to the owner's journal only
         print(f"{party}: {out['train_reviews']} reviews in {out['seconds']:.1f} s ({out['reviews_per_s']:.0f}/s), "
               f"{out['refresh_rounds']} refreshes, {out['bytes_exchanged'] / 1e6:.1f} MB through the key service")
+    assert [round(a["value"] / a["count"], 3) < 0.5 for a in result["status"]["aggregates"]]
     twin = check_against_twin(result, data, None, "vhe", 0.05)
-    assert result["evaluate"]["reviews"] == 5000 and twin["accuracy"] > 0.85
+    assert twin["reviews"] == 5000 and twin["twin_accuracy"] > 0.85
 
 
 @pytest.mark.skipif(not _usable("ckks"), reason="ckks not built")
 def test_sentiment_lifecycle_ckks_with_key_service_synthetic(tmp_path, corpus):
-    """CKKS across processes: the owner's keys get the levels the model asks for, W01 travels as a table,
-    and each trainer re-encrypts the three values per review the scheme names through the key service."""
+    """CKKS across processes: each job gets the levels the model asks for, W01 travels as a table, and each
+    trainer re-encrypts the three values per review the scheme names through its job's service."""
     result = run_lifecycle(tmp_path, corpus, "ckks", init_args=SMALL, service=True)
     for party in ("A", "B"):
         out, served = result[party], result["served"][party]
         assert out["train_reviews"] == 120 and out["refresh_rounds"] == served["refresh_rounds"] > 3 * 100
-        assert served["decrypt_calls"] == 0 and served["errors"] == 0
-    check_against_twin(result, corpus, None, "ckks", 2e-3)
+        assert served["errors"] == 0
+        assert out["hiding"]["statistical_distance_log2"] <= -30  # the trainer's masks, over the whole job
+    check_against_twin(result, corpus, None, "ckks", 1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not _usable("ckks"), reason="ckks not built")
+def test_sentiment_lifecycle_imdb_ckks_with_key_service(tmp_path):
+    """The issue's acceptance run: IMDB on 128-bit CKKS through job-bound services (about 1.5 hours on one core)."""
+    data = _imdb()
+    result = run_lifecycle(tmp_path, data, "ckks", service=True)
+    for party in ("A", "B"):
+        out = result[party]
+        assert out["train_reviews"] == 10000 and out["hiding"]["statistical_distance_log2"] <= -30
+        print(f"{party}: {out['reviews_per_s']:.1f} reviews/s, {out['refresh_rounds']} refreshes")
+    twin = check_against_twin(result, data, None, "ckks", 0.05)
+    assert twin["accuracy"] >= 0.875

@@ -2,12 +2,15 @@
 
 Every party is a separate process in its own working directory; files move between
 directories the way they would be sent over a network. Trainers A and B never have a
-secret key file and run under :func:`henn.lifecycle.public_only`. The task is a small
-synthetic linear regression trained with encrypted weights on each trainer's plaintext
-data; the owner's decrypted result is compared with the same training in numpy.
+secret key file and run under :func:`henn.lifecycle.public_only`. The owner signs what
+it sends (``henn owner init``, ``--owner``) and seals its secret keys under a passphrase;
+each trainer holds the owner's public key and refuses a model the owner did not sign.
+The task is a small synthetic linear regression trained with encrypted weights on each
+trainer's plaintext data; the owner's decrypted result is compared with the same
+training in numpy.
 
 Run as a script, this file is the trainer:
-``python test_lifecycle_workflow.py train --model M --data D --out OUT --steps K --lr LR``.
+``python test_lifecycle_workflow.py train --model M --owner OWNER.pub --data D --out OUT --steps K --lr LR``.
 """
 from __future__ import annotations
 
@@ -60,13 +63,14 @@ def plain_steps(w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, step
 def trainer_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["train"])
-    for name in ("--model", "--data", "--out"):
+    for name in ("--model", "--owner", "--data", "--out"):
         parser.add_argument(name, required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--lr", type=float, required=True)
     args = parser.parse_args(argv)
     with lc.public_only("trainer"):
-        model = lc.load_encrypted_model(args.model)
+        # plain and vhe are insecure by design: this test opts in, as a real trainer would have to.
+        model = lc.load_encrypted_model(args.model, owner_key=lc.load_owner_key(args.owner), allow_insecure=True)
         data = np.load(args.data, allow_pickle=False)
         trained = encrypted_steps(model, data["x"], data["y"], args.steps, args.lr)
         lc.save_encrypted_model(args.out, trained)
@@ -112,32 +116,49 @@ def test_owner_a_owner_b_owner(tmp_path, scheme):
         np.savez(d / "data.npz", x=x, y=y)
         data[party] = (x, y)
     lc.write_plain_model(owner / "plain.npz", lc.PlainModel({"w": w0, "b": b0}, {"task": "linreg"}))
+    (owner / "pass").write_bytes(b"owner passphrase\n")
+    os.chmod(owner / "pass", 0o600)
 
     cli = ["-m", "henn.cli.lifecycle"]
+    secure = ["--passphrase-file", "pass"]               # seals the secret keys and the signing key
+    signed = ["--owner", "me", *secure]
+    insecure = ["--allow-insecure"]                       # plain and vhe are below 128 bits
+    _sh(owner, *cli, "owner", "init", "--out", "me", *secure)
     for key in ("keysA", "keysB"):
-        _sh(owner, *cli, "keygen", "--scheme", scheme, "--out", key, "--sizes", "1", "--model", "plain.npz")
-    _sh(owner, *cli, "encrypt-model", "--model", "plain.npz", "--keys", "keysA", "--out", "model_A.henn")
+        _sh(owner, *cli, "keygen", "--scheme", scheme, "--out", key, "--sizes", "1", "--model", "plain.npz", *signed)
+    _sh(owner, *cli, "encrypt-model", "--model", "plain.npz", "--keys", "keysA", "--out", "model_A.henn", *signed,
+        *insecure)
 
     trainer = Path(__file__).resolve()
+    for party in (a, b):
+        _send(owner / "me" / lc.OWNER_PUB_FILE, party)
     _send(owner / "model_A.henn", a, "model.henn")
-    out_a = json.loads(_sh(a, trainer, "train", "--model", "model.henn", "--data", "data.npz",
-                           "--out", "trained.henn", "--steps", STEPS, "--lr", LR))
+    train = ["train", "--model", "model.henn", "--owner", lc.OWNER_PUB_FILE, "--data", "data.npz",
+             "--out", "trained.henn", "--steps", STEPS, "--lr", LR]
+    out_a = json.loads(_sh(a, trainer, *train))
     _send(a / "trained.henn", owner, "from_A.henn")
 
-    _sh(owner, *cli, "rekey", "--model", "from_A.henn", "--from", "keysA", "--to", "keysB", "--out", "model_B.henn")
+    _sh(owner, *cli, "rekey", "--model", "from_A.henn", "--from", "keysA", "--to", "keysB", "--out", "model_B.henn",
+        *signed, *insecure)
     _send(owner / "model_B.henn", b, "model.henn")
-    out_b = json.loads(_sh(b, trainer, "train", "--model", "model.henn", "--data", "data.npz",
-                           "--out", "trained.henn", "--steps", STEPS, "--lr", LR))
+    out_b = json.loads(_sh(b, trainer, *train))
     _send(b / "trained.henn", owner, "from_B.henn")
 
+    # A trainer refuses a model the owner did not sign (here: A's unsigned output sent on to B).
+    _send(a / "trained.henn", b, "model.henn")
+    forged = subprocess.run([sys.executable, trainer, *map(str, train)], cwd=b, capture_output=True, text=True,
+                            check=False, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert forged.returncode != 0 and "not signed" in forged.stderr
+
     # Trainer A's model must not open with key B and vice versa; the final one opens with B only.
-    assert out_a["trained_under"] == lc.load_public(owner / "keysA")[1].key_id
-    assert out_b["trained_under"] == lc.load_public(owner / "keysB")[1].key_id
+    assert out_a["trained_under"] == lc.load_public(owner / "keysA", allow_insecure=True)[1].key_id
+    assert out_b["trained_under"] == lc.load_public(owner / "keysB", allow_insecure=True)[1].key_id
     bad = subprocess.run([sys.executable, *cli, "decrypt-model", "--model", "from_B.henn", "--keys", "keysA",
-                          "--out", "x.npz"], cwd=owner, capture_output=True, text=True,
+                          "--out", "x.npz", *secure, *insecure], cwd=owner, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert bad.returncode == 1 and out_a["trained_under"] in bad.stderr and out_b["trained_under"] in bad.stderr
-    _sh(owner, *cli, "decrypt-model", "--model", "from_B.henn", "--keys", "keysB", "--out", "final.npz")
+    _sh(owner, *cli, "decrypt-model", "--model", "from_B.henn", "--keys", "keysB", "--out", "final.npz", *secure,
+        *insecure)
 
     for party in (a, b):  # the trainers never held secret material
         assert not list(party.rglob(lc.SECRET_FILE)) and not list(party.rglob("keys*"))

@@ -16,7 +16,7 @@ from henn.models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentC
 from henn.tensor import EncTensor
 
 HIDDEN = 4
-CONFIG = SentimentConfig(hidden=HIDDEN, lr=0.05, init_scale=0.5, degree=5, interval=8.0, seed=3)
+CONFIG = SentimentConfig(hidden=HIDDEN, lr=0.05, init_scale=0.5, degree=5, interval=8.0)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_reference_step_is_the_tutorial_update():
 
 def test_reference_learns_the_synthetic_corpus(corpus):
     vocab, ids, labels = corpus
-    W01, w12 = init_weights(len(vocab), CONFIG)
+    W01, w12 = init_weights(len(vocab), CONFIG, he_core.SeededRandom(3))
     net = PlainSentimentNet(W01, w12, sigmoid)
     for _ in range(3):
         for r, y in zip(ids, labels):
@@ -53,10 +53,16 @@ def test_reference_learns_the_synthetic_corpus(corpus):
     assert np.mean((net.logits(ids) > 0) == (labels == 1)) > 0.9
 
 
-def test_init_weights_seeded():
+def test_init_weights_come_from_the_csprng_unless_seeded_explicitly():
     a = init_weights(10, CONFIG)
     b = init_weights(10, CONFIG)
-    assert np.array_equal(a[1], b[1]) and not a[0].any() and a[0].shape == (10, HIDDEN)
+    assert not np.array_equal(a[1], b[1])  # no seed anywhere: two draws differ
+    assert not a[0].any() and a[0].shape == (10, HIDDEN)
+    c = init_weights(10, CONFIG, he_core.SeededRandom(4))
+    d = init_weights(10, CONFIG, he_core.SeededRandom(4))
+    assert np.array_equal(c[1], d[1])
+    assert "seed" not in CONFIG.to_dict()  # a model file cannot tell a trainer how to replay them
+    assert SentimentConfig.from_dict({**CONFIG.to_dict(), "seed": 3}) == CONFIG  # old files still load
     with pytest.raises(ValueError, match="vocabulary is empty"):
         init_weights(0, CONFIG)
 
@@ -71,7 +77,7 @@ def test_bad_config(kwargs):
 def plain_net():
     scheme = he_core.get_scheme("plain")
     scheme.keygen(he_core.KeyRequirements(sizes=(1, HIDDEN)))
-    W01, w12 = init_weights(4, CONFIG)
+    W01, w12 = init_weights(4, CONFIG, he_core.SeededRandom(3))
     return EncSentimentNet.encrypt(scheme, W01, w12, CONFIG.make_activation())
 
 
@@ -95,15 +101,15 @@ def test_encrypted_net_rejects_mismatched_shapes(env):
 def _train_both(env, corpus, steps):
     vocab, ids, labels = corpus
     act = CONFIG.make_activation()
-    W01, w12 = init_weights(len(vocab), CONFIG)
+    W01, w12 = init_weights(len(vocab), CONFIG, he_core.SeededRandom(3))
     ref = PlainSentimentNet(W01, w12, act.value)
     enc = EncSentimentNet.encrypt(env.scheme, W01, w12, act)
-    enc.refresh = env.keyholder.refresh if env.name == "vhe" else None
+    enc.refresher, enc.refresh_step = env.keyholder, env.name == "vhe"
     steps_out = []
     for r, y in list(zip(ids, labels))[:steps]:
         p = ref.train_step(r, int(y), CONFIG.lr)
         step = enc.train_step(r, int(y), CONFIG.lr)
-        steps_out.append((env.keyholder.decrypt(step)[0, 0], -CONFIG.lr * (p - y)))
+        steps_out.append((env.decrypt(step)[0, 0], -CONFIG.lr * (p - y)))
         for name in ("W01", "w12"):  # the trainer's refresh policy, simplified: keep the budget wide
             t = getattr(enc, name)
             if t.budget().get("kind") != "unbounded" and t.budget().remaining < 16:
@@ -115,8 +121,8 @@ def test_encrypted_training_matches_the_reference(env, corpus):
     """Forward and backward on ciphertexts equal the NumPy network (within fixed-point error)."""
     steps = 40
     ref, enc, step_pairs = _train_both(env, corpus, steps)
-    W01 = env.keyholder.decrypt(enc.W01)
-    w12 = env.keyholder.decrypt(enc.w12)[0]
+    W01 = env.decrypt(enc.W01)
+    w12 = env.decrypt(enc.w12)[0]
     if env.unit == 0:
         tol_w, tol_s = 1e-12, 1e-12
     else:
@@ -139,7 +145,7 @@ def test_encrypted_forward_batch_matches_the_reference(env, corpus):
     ref = PlainSentimentNet(W01, w12, act.value)
     enc = EncSentimentNet.encrypt(env.scheme, W01, w12, act)
     batch = [r for r in ids[:30] if r.size]
-    got = env.keyholder.decrypt(enc.forward_batch(batch))[:, 0]
+    got = env.decrypt(enc.forward_batch(batch))[:, 0]
     want = act.value(ref.logits(batch))
     tol = 1e-12 if env.unit == 0 else 300 * env.unit
     assert np.max(np.abs(got - want)) <= tol

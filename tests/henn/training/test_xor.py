@@ -36,12 +36,11 @@ def test_xor_reaches_four_of_four(scheme, seed):
         assert 0 < kh.refresh_rounds < 4 * 300
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_fixed_schedule_refreshes_every_parameter_every_step(scheme):
-    s, kh = setup(scheme)
-    result = train_xor(s, kh, XorConfig(seed=0, epochs=100), refresh_every=1)
-    _check_run(result, 100)
-    assert result.policy is None and kh.refresh_rounds == 4 * 100  # four parameters refreshed every step
+def test_the_owner_sees_one_aggregate_per_epoch_and_the_final_predictions():
+    s, kh = setup("plain", config=XorConfig(epochs=5))
+    train_xor(s, kh, XorConfig(seed=0, epochs=5))
+    assert kh.releases == 5 + 1  # five aggregate losses, then the trained model's four predictions at once
+    assert kh.terms.min_aggregate == 4  # the whole (toy) data set per aggregate
 
 
 @pytest.mark.slow
@@ -57,11 +56,11 @@ def test_xor_ten_seeds(scheme):
     assert sum(wins) >= 9, f"only seeds {[i for i, w in enumerate(wins) if w]} reached 4/4"
 
 
-def test_training_without_refresh_and_continuing():
+def test_training_continues_from_a_model():
     s, kh = setup("plain")
-    first = train_xor(s, kh, XorConfig(seed=2, epochs=20), refresh_every=0)
+    first = train_xor(s, kh, XorConfig(seed=2, epochs=20))
     assert kh.refresh_rounds == 0
-    more = train_xor(s, kh, XorConfig(seed=2, epochs=20), model=first.model, refresh_every=0)
+    more = train_xor(s, kh, XorConfig(seed=2, epochs=20), model=first.model)
     assert more.history[0]["loss"] == pytest.approx(first.final_loss)
     records = []
     train_xor(s, kh, XorConfig(seed=2, epochs=3), on_epoch=records.append)
@@ -82,6 +81,15 @@ def test_vhe_without_refresh_fails_loudly_not_wrongly():
     """Without refreshes the weights' noise grows until the scheme refuses: an error, never a wrong result."""
     import he_core
 
-    s, kh = setup("vhe")
+    from henn.losses import MSELoss
+    from henn.models.xor import X, Y, build_xor
+    from henn.optim import SGD
+
+    s, _kh = setup("vhe")
+    model = build_xor(s, XorConfig(seed=0))  # on the bare scheme: no refresh policy
+    opt = SGD(model.parameters(), 4.0)
     with pytest.raises(he_core.NoiseBudgetExhausted, match="refresh"):
-        train_xor(s, kh, XorConfig(seed=0, epochs=30), refresh_every=0)
+        for _ in range(30):
+            out = model(X)
+            model.backward(MSELoss().grad(out, Y))
+            opt.step()

@@ -94,7 +94,7 @@ def henn_op(c: dict, op: str):
     if op == "encrypt":
         return lambda: s.encrypt(c["x"])
     if op == "decrypt":
-        return lambda: s.decrypt(a, c["keys"].secret)
+        return lambda: s.decrypt_exact_local(a, c["keys"].secret)
     if op == "add":
         return lambda: s.add(a, b)
     if op == "mul_plain":

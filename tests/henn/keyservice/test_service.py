@@ -1,0 +1,242 @@
+"""The job-bound key service and the trainer's remote key holder, in one process.
+
+The service runs in a thread on a Unix socket in a private directory; the
+multi-process workflow through ``henn job create`` / ``henn serve-keys`` is tested in
+``tests/henn/test_lifecycle_sentiment.py``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+
+import numpy as np
+import pytest
+
+import he_core
+from he_core import serialization as ser
+from henn import jobs
+from henn.keyholder import BudgetExhausted, RefreshTerms
+from henn.keyservice import ERROR, HELLO, OK, REENCRYPT, RELEASE, KeyService, KeyServiceError, RemoteKeyHolder
+from henn.keyservice import protocol
+from henn.keyservice.transport import connect
+
+SHAPE = (2, 3)
+
+
+@contextlib.contextmanager
+def serving(service: KeyService, address: str):
+    """The service answering on ``address`` in a thread while the block runs."""
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(address,), kwargs={"ready": lambda _: ready.set()},
+                              daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield
+    finally:
+        service.stop()
+        thread.join(10)
+
+
+def make_job(scheme, secret, keys_dir, **terms) -> jobs.JobSpec:
+    probe = scheme.encrypt(np.zeros(SHAPE))
+    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme=scheme.name,
+                        params_id=scheme.params_id,
+                        terms=RefreshTerms(**{"refreshes": 50, "releases": 5, "min_aggregate": 10, **terms}),
+                        targets=[scheme.refresh_target_signature(probe, None)], scale_log2=math.log2(probe.scale),
+                        model={"task": "test"})
+    keys_dir.mkdir(mode=0o700, exist_ok=True)
+    jobs.write_spec(keys_dir, spec)
+    return spec
+
+
+@pytest.fixture(params=["plain", "vhe"])
+def served(request, tmp_path):
+    """(scheme, secret, service, address) with the service running in a thread."""
+    scheme = he_core.get_scheme(request.param)
+    secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)), rng=he_core.SeededRandom(1))
+    keys = tmp_path / "job"
+    spec = make_job(scheme, secret, keys)
+    service = KeyService(scheme, secret, spec, jobs.Journal(keys))
+    address = f"unix:{tmp_path / 'sock' / 'k.sock'}"
+    with serving(service, address):
+        yield scheme, secret, service, address
+    service.journal.close()
+
+
+def test_remote_refresh_keeps_values_and_is_journaled(served):
+    scheme, secret, service, address = served
+    values = np.array([[0.5, -1.25, 0.0], [3.0, -0.0625, 7.5]])
+    ct = scheme.encrypt(values)
+    with RemoteKeyHolder(address, scheme, secret.key_id) as remote:
+        fresh = remote.refresh(ct)
+        again = remote.refresh(fresh)
+        assert remote.refresh_rounds == 2 and remote.bytes_exchanged > 2 * ct.nbytes
+        assert remote.terms == service.spec.terms  # the masks are sized for the job's terms
+    for out in (fresh, again):
+        np.testing.assert_array_equal(scheme.decrypt_exact_local(out, secret), values)  # exact: values on the grid
+    assert service.journal.refreshes == 2 and service.journal.releases == 0
+
+
+def test_remote_key_holder_cannot_decrypt_and_aggregates_go_to_the_owner(served):
+    scheme, secret, service, address = served
+    with RemoteKeyHolder(address, scheme, secret.key_id) as remote:
+        assert not hasattr(remote, "decrypt") and not hasattr(remote, "release")
+        assert remote.release_aggregate(scheme.encrypt([[12.5]]), 10) is None  # nothing comes back
+        with pytest.raises(ValueError, match="at least 10"):  # the client does not even send it
+            remote.release_aggregate(scheme.encrypt([[1.0]]), 9)
+    for count, values, refusal in ((9, [[1.0]], "at least 10 samples"), (10, [[1.0, 2.0, 3.0]], "one value")):
+        payload = protocol.pack({"request_id": protocol.new_request_id(), "count": count},
+                                ser.dumps(scheme.encrypt(values)))
+        with pytest.raises(KeyServiceError, match=refusal):  # nor would the service decrypt it
+            service.handle(RELEASE, payload)
+    assert service.journal.releases == 1
+    assert service.journal.aggregates[0]["count"] == 10
+    assert service.journal.aggregates[0]["value"] == pytest.approx(12.5, abs=1e-3)  # the owner's log
+
+
+def test_a_retried_request_spends_nothing_and_shows_no_second_view(served):
+    scheme, secret, service, _address = served
+    remote_like = RefreshTerms()  # masks do not matter for this check
+    assert remote_like.refreshes > 0
+    payload = protocol.pack({"request_id": "ab" * 16, "target": None}, ser.dumps(scheme.encrypt(np.ones(SHAPE))))
+    op, first = service.handle(REENCRYPT, payload)
+    calls = []
+    real = scheme.reencrypt_masked
+    scheme.reencrypt_masked = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        op2, second = service.handle(REENCRYPT, payload)
+    finally:
+        del scheme.reencrypt_masked
+    assert op == op2 == OK and first == second and calls == []  # the cached answer: no decryption
+    assert service.journal.refreshes == 1
+    other = protocol.pack({"request_id": "ab" * 16, "target": None}, ser.dumps(scheme.encrypt(np.zeros(SHAPE))))
+    with pytest.raises(KeyServiceError, match="used for another request"):
+        service.handle(REENCRYPT, other)
+
+
+def test_budget_survives_a_restart(served, tmp_path):
+    scheme, secret, service, _address = served
+    payloads = [protocol.pack({"request_id": f"{k:032x}", "target": None}, ser.dumps(scheme.encrypt(np.ones(SHAPE))))
+                for k in range(3)]
+    for payload in payloads:
+        service.handle(REENCRYPT, payload)
+    restarted = KeyService(scheme, secret, service.spec, jobs.Journal(tmp_path / "job"))
+    assert restarted.journal.refreshes == 3
+    with pytest.raises(KeyServiceError, match="no longer held"):  # answered before the restart: never again
+        restarted.handle(REENCRYPT, payloads[0])
+    restarted.journal.close()
+
+
+def test_the_refresh_budget_is_enforced(tmp_path):
+    scheme = he_core.get_scheme("vhe")
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)))
+    spec = make_job(scheme, secret, tmp_path / "job", refreshes=2)
+    service = KeyService(scheme, secret, spec, jobs.Journal(tmp_path / "job"))
+    ct = ser.dumps(scheme.encrypt(np.ones(SHAPE)))
+    for k in range(2):
+        assert service.handle(REENCRYPT, protocol.pack({"request_id": f"{k:032x}", "target": None}, ct))[0] == OK
+    with pytest.raises(BudgetExhausted, match="2 refreshes"):
+        service.handle(REENCRYPT, protocol.pack({"request_id": f"{9:032x}", "target": None}, ct))
+
+
+def test_targets_and_scales_outside_the_job_are_refused(served):
+    scheme, secret, service, _address = served
+    other_shape = ser.dumps(scheme.encrypt(np.ones((4, 3))))
+    with pytest.raises(KeyServiceError, match="does not allow"):
+        service.handle(REENCRYPT, protocol.pack({"request_id": "01" * 16, "target": None}, other_shape))
+    ct = scheme.encrypt(np.ones(SHAPE))
+    far = ct.replace(scale=ct.scale * 2.0**12) if scheme.name == "plain" else None
+    if far is not None:
+        with pytest.raises(KeyServiceError, match="job's scale"):
+            service.handle(REENCRYPT, protocol.pack({"request_id": "02" * 16, "target": None}, ser.dumps(far)))
+    assert service.journal.refreshes == 0
+
+
+def test_a_closed_job_or_another_key_is_not_served(tmp_path):
+    scheme = he_core.get_scheme("vhe")
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)))
+    spec = make_job(scheme, secret, tmp_path / "job")
+    spec.state = "closed"
+    with pytest.raises(jobs.JobError, match="closed"):
+        KeyService(scheme, secret, spec, jobs.Journal(tmp_path / "job"))
+    spec.state = "open"
+    other, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)))
+    with pytest.raises(jobs.JobError, match="not the job's key"):
+        KeyService(scheme, other, spec, jobs.Journal(tmp_path / "job"))
+
+
+def test_the_trainer_checks_key_and_job(served):
+    scheme, secret, service, address = served
+    with pytest.raises(KeyServiceError, match="holds"):
+        RemoteKeyHolder(address, scheme, "0" * 32)
+    with pytest.raises(KeyServiceError, match="made for job"):
+        RemoteKeyHolder(address, scheme, secret.key_id, job={**service.spec.public(), "job_id": "someone-else"})
+    with RemoteKeyHolder(address, scheme, secret.key_id, job=service.spec.public()) as remote:
+        assert remote.job["job_id"] == service.spec.job_id
+
+
+def test_garbage_gets_an_error_frame_and_the_service_survives(served):
+    scheme, secret, service, address = served
+    conn = connect(address, timeout=5)
+    try:
+        for op, payload in [(REENCRYPT, b"\x00\x00\x00\x05{oops"), (REENCRYPT, b"short"), (99, b""),
+                            (RELEASE, protocol.pack({"request_id": "not-hex", "count": 10}, b""))]:
+            conn.send(op, payload)
+            reply, body = conn.recv()
+            assert reply == ERROR and body
+        conn.send(HELLO)
+        assert conn.recv()[0] == OK
+    finally:
+        conn.close()
+    assert service.errors == 4
+
+
+def test_an_unreachable_service_is_a_clear_error(tmp_path):
+    scheme = he_core.get_scheme("plain")
+    scheme.keygen()
+    with pytest.raises(KeyServiceError, match="cannot reach"):
+        RemoteKeyHolder(f"unix:{tmp_path / 'none' / 'k.sock'}", scheme, "0" * 32, timeout=2)
+
+
+def test_ckks_training_through_the_service_releases_refreshed_aggregates_and_weights(tmp_path):
+    """The sentiment step on CKKS through a job's service: the dry run's targets cover the aggregate's refresh;
+    the owner's journal holds flooded means that match the clear ones; the outgoing weights are fresh
+    re-encryptions in their own layouts, with public metadata only."""
+    from he_core.schemes.ckks import CkksParams
+    from henn.models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentConfig, init_weights
+    from henn.training import sentiment as T
+
+    params = CkksParams(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, special_bits=60, floor_levels=1,
+                        floor_bits=61, allow_insecure=True)
+    scheme = he_core.get_scheme("ckks", params)
+    config = SentimentConfig(hidden=4, lr=0.05, init_scale=0.5)
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(2))
+    W01, w12 = init_weights(40, config, he_core.SeededRandom(3))
+    net = EncSentimentNet.encrypt(scheme, W01, w12, config.make_activation())
+    terms = T.terms_for(30, 1, 4, vocab=40, monitor_every=10, whole_entries=T.whole_entries(scheme))
+    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme="ckks", params_id=scheme.params_id,
+                        terms=terms, targets=T.learn_targets(scheme, secret, net.W01.ct, net.w12.ct, config, terms),
+                        scale_log2=math.log2(net.W01.ct.scale), model={"task": "sentiment"})
+    keys = tmp_path / "job"
+    keys.mkdir(mode=0o700)
+    jobs.write_spec(keys, spec)
+    service = KeyService(scheme, secret, spec, jobs.Journal(keys))
+    choose = np.random.default_rng(4)
+    ids = [np.sort(choose.choice(40, size=choose.integers(1, 8), replace=False)).astype(np.int64) for _ in range(30)]
+    labels = [int(y) for y in choose.integers(0, 2, 30)]
+    with serving(service, f"unix:{tmp_path / 'sock' / 'k.sock'}"):
+        with RemoteKeyHolder(f"unix:{tmp_path / 'sock' / 'k.sock'}", scheme, secret.key_id) as remote:
+            T.train_encrypted(net, remote, ids, labels, lr=config.lr, monitor_every=10)
+            out = T.outgoing_weights(net, remote)
+    ref = PlainSentimentNet(W01, w12, config.make_activation().value)
+    errors = [(1 - 2 * y) * (ref.train_step(r, y, config.lr) - y) for r, y in zip(ids, labels)]
+    logged = [a["value"] / a["count"] for a in service.journal.aggregates]
+    np.testing.assert_allclose(logged, [np.mean(errors[10 * k: 10 * (k + 1)]) for k in range(3)], rtol=0, atol=1e-3)
+    assert service.errors == 0 and service.journal.releases == 3
+    for name, ct in out.items():
+        assert ct.meta.get("fresh") and scheme.layout_of(ct) == scheme.layout_of(getattr(net, name).ct)
+        assert ct.meta["vmax"] == EncSentimentNet.WEIGHT_BOUND  # the declared bound, not the data's
+    np.testing.assert_allclose(scheme.decrypt_exact_local(out["W01"], secret), ref.W01, rtol=0, atol=1e-6)
+    service.journal.close()
