@@ -92,7 +92,7 @@ def get_scheme(name: str, params: Any = None, **kwargs: Any) -> Scheme:
 
     Example::
 
-        scheme = he_core.get_scheme("vhe")
+        scheme = he_core.get_scheme("ckks")          # 128-bit; "vhe" only when asked for by name
         keys = scheme.keygen(he_core.KeyRequirements(sizes=(1, 8)))
         ct = scheme.encrypt([1.5, -2.0, 0.0])
     """

@@ -342,11 +342,13 @@ class PlainModel:
 def write_plain_model(path: str | os.PathLike, model: PlainModel) -> Path:
     """Write a plaintext model as ``.npz`` (weights plus a ``__meta__`` JSON entry), owner-only.
 
-    The file holds the model in the clear, so it is created ``0o600`` like a secret key.
+    The file holds the model in the clear, so it is created ``0o600`` like a secret key
+    (and a missing parent directory ``0o700``).
     """
     arrays = {name: _weight(name, a) for name, a in model.arrays.items()}
     meta = np.frombuffer(json.dumps(model.meta).encode("utf-8"), dtype=np.uint8)
     path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         np.savez(handle, **arrays, **{META_ENTRY: meta})

@@ -105,6 +105,11 @@ def test_plain_model_round_trip_is_owner_only(tmp_path):
         np.testing.assert_array_equal(back.arrays[name], array)
 
 
+def test_plain_model_in_a_new_directory_gets_an_owner_only_one(tmp_path):
+    path = lc.write_plain_model(tmp_path / "owner" / "init.npz", toy_model())
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700 and lc.read_plain_model(path).meta == toy_model().meta
+
+
 def test_plain_model_of_integers_is_read_as_float(tmp_path):
     np.savez(tmp_path / "m.npz", w=np.array([[1, -2]], dtype=np.int32))
     model = lc.read_plain_model(tmp_path / "m.npz")

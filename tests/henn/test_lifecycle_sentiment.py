@@ -63,7 +63,7 @@ INSECURE = ("--allow-insecure",)
 def _henn(cwd: Path, *argv, ok: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-W", "ignore", "-m", "henn", *map(str, argv)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=4 * 3600)  # a CKKS IMDB half: ~30 min
     if ok:
         assert done.returncode == 0, f"henn {argv} failed:\n{done.stdout}\n{done.stderr}"
     return done
