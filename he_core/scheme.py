@@ -94,11 +94,13 @@ class Scheme(KeyHolderProtocol, abc.ABC):
         return out
 
     @classmethod
-    def params_for_depth(cls, depth: int) -> Parameters | None:
+    def params_for_depth(cls, depth: int, *, fill_ring: bool = False) -> Parameters | None:
         """The cheapest parameters giving ``depth`` multiplicative levels, or ``None`` (the defaults).
 
         Schemes without levels keep their defaults; a leveled scheme picks its
-        smallest secure set with that many levels.
+        smallest secure set with that many levels. With ``fill_ring`` it then takes
+        every further level the same ring holds at the same security (a computation
+        refreshed whenever its levels run out then refreshes less often).
         """
         return None
 

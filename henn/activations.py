@@ -71,8 +71,6 @@ class PolyActivation(Module):
         powers = self.interval ** np.arange(self.degree + 1)
         self._t_coeffs = tuple(float(v) for v in c * powers)
         self._t_derivative = tuple(float(v) for v in np.asarray(self.derivative) * powers[:len(self.derivative)])
-        self._x: EncTensor | None = None
-        self._t: EncTensor | None = None
 
     def __repr__(self) -> str:
         return (f"PolyActivation({self.name!r}, degree={self.degree}, interval=±{self.interval:g}, "
@@ -98,24 +96,32 @@ class PolyActivation(Module):
     #: bounds (and so its refresh masks and flooding) from compounding layer after layer.
     INPUT_MARGIN = 2.0
 
-    # encrypted evaluation
-    def forward(self, x: EncTensor) -> EncTensor:
+    # encrypted evaluation (stateless: the context is returned, see henn.module.Module)
+    def forward_train(self, x: EncTensor) -> tuple[EncTensor, EncTensor]:
+        """``(p(x), t)`` where ``t = x / a`` is what backward evaluates ``p'`` on."""
         if not isinstance(x, EncTensor):
             raise TypeError(f"cannot apply {self.name}: expected an EncTensor, got {type(x).__name__}")
-        self._x = x
-        self._t = self._scaled(x).declare_bound(self.INPUT_MARGIN)
-        return self._t.polyval(self._t_coeffs)
+        t = self._scaled(x).declare_bound(self.INPUT_MARGIN)
+        return t.polyval(self._t_coeffs), t
 
     def _scaled(self, x: EncTensor) -> EncTensor:
         return x if self.interval == 1.0 else x * (1.0 / self.interval)
 
-    def backward(self, grad: EncTensor) -> EncTensor:
-        """``grad * p'(x)`` for the cached input ``x``."""
-        if self._x is None:
-            raise RuntimeError(f"cannot run backward of {self.name}: forward has not been called")
+    def backward_train(self, t: EncTensor, grad: EncTensor) -> EncTensor:
+        """``grad * p'(x)`` for the forward's ``t = x / a``."""
         if self.degree <= 1:
             return grad * self.derivative[0]
-        return grad * self._t.polyval(self._t_derivative)
+        return grad * t.polyval(self._t_derivative)
+
+    @property
+    def forward_depth(self) -> int:  # type: ignore[override]
+        return self.depth + (self.interval != 1.0)
+
+    @property
+    def op_depth(self) -> int:  # type: ignore[override]
+        # One scheme operation at a time is guarded: the deepest is the polynomial (with
+        # its coefficient scaling), plus the scaling of its input or the gradient product.
+        return self.depth + 1
 
 
 def _odd_power_basis(coeffs: np.ndarray, odd_about: float | None) -> np.ndarray:

@@ -1,14 +1,16 @@
-"""Linear layers with encrypted weights.
+"""Linear layers with encrypted weights, for plaintext or encrypted input.
 
-Two input kinds are supported, matching what the models need:
+Two input kinds, each with the weight in the layout its products read by rows:
 
-* **plaintext input** ``X`` of shape ``(B, in)`` (the data owner's rows): the weight
-  ``W`` (``in x out``) is an encrypted matrix of ``in`` rows of length ``out``, and
-  ``X @ W`` is one ``lincomb`` call. ``dW = X^T @ dZ`` is again a ``lincomb``.
-* **encrypted input** ``H`` of shape ``(B, in)`` with a single output unit: the
-  weight is stored as one encrypted row vector ``w`` of length ``in`` (the weight
-  column, transposed) and ``H @ w^T`` is a row-wise ``inner``. ``dw = sum_b dz_b H_b``
-  and ``dH = dz w`` are products of a size-1 ciphertext with a vector ciphertext.
+* **plaintext input** ``X`` ``(B, in)`` (the data owner's rows): ``W`` (``in x out``)
+  is encrypted as ``in`` rows of length ``out``; ``X @ W`` and ``dW = X^T @ dZ`` are
+  one ``lincomb`` each.
+* **encrypted input** ``H`` ``(B, in)`` (a hidden layer's activations, or data the
+  client encrypted): ``W`` is encrypted transposed, ``out`` rows of length ``in``.
+  Output ``j`` is the row-wise inner product of ``H`` with row ``j``; the outputs are
+  placed side by side with public one-hot rows (:mod:`henn.columns`). Backward takes
+  the columns of ``dZ`` the same way: ``dW^T[j] = sum_b dZ[b, j] H[b]`` and
+  ``dH = sum_j dZ[:, j] W^T[j]``. With one output no placement is needed.
 
 Bias ``b`` is an encrypted ``(1, out)`` row added to every input row.
 """
@@ -18,18 +20,28 @@ from typing import Any
 
 import numpy as np
 
-from he_core import Scheme
+from he_core import OsRandom, RandomSource, Scheme
 
+from . import columns
+from .columns import Basis
 from .module import Module, Parameter
 from .tensor import EncTensor
+
+
+def _uniform01(rng: np.random.Generator | RandomSource | None, shape: tuple[int, int]) -> np.ndarray:
+    """Uniform reals in [0, 1) from a numpy generator, or 53 random bits each from a CSPRNG source."""
+    if isinstance(rng, np.random.Generator):
+        return rng.uniform(0.0, 1.0, size=shape)
+    source = rng if rng is not None else OsRandom()
+    return source.integers(0, 1 << 53, int(np.prod(shape))).reshape(shape) / float(1 << 53)
 
 
 class Linear(Module):
     """``y = x @ W + b`` with encrypted ``W`` and ``b``.
 
     Args:
-        weight: encrypted ``(in, out)`` for plaintext input, ``(1, in)`` for
-            encrypted input (see the module docstring).
+        weight: encrypted ``(in, out)`` for plaintext input, ``(out, in)`` (``W``
+            transposed) for encrypted input (see the module docstring).
         bias: encrypted ``(1, out)``.
         encrypted_input: whether the layer's input is an :class:`EncTensor`.
 
@@ -38,37 +50,35 @@ class Linear(Module):
     """
 
     def __init__(self, weight: EncTensor, bias: EncTensor, *, encrypted_input: bool = False):
-        out = 1 if encrypted_input else weight.size
-        if encrypted_input and weight.rows != 1:
-            raise ValueError(f"cannot build Linear: an encrypted-input layer has one output and stores its "
-                             f"weight as a (1, in) row, got shape {weight.shape}")
+        out = weight.rows if encrypted_input else weight.size
         if bias.shape != (1, out):
-            raise ValueError(f"cannot build Linear: bias shape {bias.shape} does not match {out} outputs")
+            raise ValueError(f"cannot build Linear: bias shape {bias.shape} does not match {out} outputs "
+                             f"(weight {weight.shape}, {'encrypted' if encrypted_input else 'plaintext'} input)")
         self.weight = Parameter(weight, "weight")
         self.bias = Parameter(bias, "bias")
         self.encrypted_input = encrypted_input
-        self._x: Any = None
+        self._basis: Basis | None = None
 
     @classmethod
-    def init(cls, scheme: Scheme, in_features: int, out_features: int, *, rng: np.random.Generator,
-             init_scale: float, encrypted_input: bool = False, bias: float = 0.0) -> "Linear":
+    def init(cls, scheme: Scheme, in_features: int, out_features: int, *, init_scale: float,
+             rng: np.random.Generator | RandomSource | None = None, encrypted_input: bool = False,
+             bias: float = 0.0) -> "Linear":
         """A layer with weights uniform on ``[-init_scale, init_scale]``, encrypted with the public key.
-
-        The initial values are model hyper-parameters, not key material, so they come
-        from the caller's seeded numpy ``Generator`` (reproducible runs); encryption
-        noise comes from the scheme's default CSPRNG.
 
         Args:
             scheme: scheme with public keys installed.
             in_features, out_features: layer sizes.
-            rng: seeded numpy generator for the initial weights.
+            rng: the generator of the initial weights: default the OS CSPRNG. Whoever
+                can replay a seeded generator knows the initial model, so a model that
+                must stay hidden from its trainer keeps the default (tests and
+                reproducible experiments pass a seeded numpy ``Generator``).
             init_scale: half-width of the uniform initialisation.
-            encrypted_input: see the class docstring (requires ``out_features == 1``).
+            encrypted_input: see the class docstring.
             bias: initial value of every bias entry.
         """
-        if encrypted_input and out_features != 1:
-            raise ValueError(f"cannot build Linear: encrypted input needs out_features == 1, got {out_features}")
-        w = rng.uniform(-init_scale, init_scale, size=(in_features, out_features))
+        if not (init_scale >= 0 and np.isfinite(init_scale)):
+            raise ValueError(f"cannot build Linear: init_scale must be finite and >= 0, got {init_scale!r}")
+        w = init_scale * (2.0 * _uniform01(rng, (in_features, out_features)) - 1.0)
         if encrypted_input:
             w = w.T
         b = np.full((1, out_features), float(bias))
@@ -80,10 +90,29 @@ class Linear(Module):
 
     @property
     def out_features(self) -> int:
-        return 1 if self.encrypted_input else self.weight.value.size
+        return self.weight.value.rows if self.encrypted_input else self.weight.value.size
 
-    def forward(self, x: Any) -> EncTensor:
-        """Compute ``x @ W + b``; ``x`` is a plaintext ``(B, in)`` array or an encrypted one.
+    @property
+    def basis(self) -> Basis:
+        """The public one-hot rows of the weight's scheme (made on first use)."""
+        scheme = self.weight.value.scheme
+        if self._basis is None or self._basis.scheme is not scheme:
+            self._basis = Basis(scheme)
+        return self._basis
+
+    @property
+    def forward_depth(self) -> int:  # type: ignore[override]
+        return 2 if self.encrypted_input and self.out_features > 1 else 1
+
+    @property
+    def op_depth(self) -> int:  # type: ignore[override]
+        return 2 if self.encrypted_input and self.out_features > 1 else 1
+
+    def key_sizes(self) -> set[int]:
+        return {1, self.in_features, self.out_features}
+
+    def forward_train(self, x: Any) -> tuple[EncTensor, Any]:
+        """``(x @ W + b, x)``; ``x`` is a plaintext ``(B, in)`` array or an encrypted one.
 
         Raises:
             TypeError: the input kind does not match ``encrypted_input``.
@@ -94,27 +123,32 @@ class Linear(Module):
                 raise TypeError(f"cannot run Linear: expected an encrypted input, got {type(x).__name__}")
             if x.size != self.in_features:
                 raise ValueError(f"cannot run Linear: input width {x.size}, layer takes {self.in_features}")
-            z = x.inner(self.weight.value)
+            z = columns.matmul(x, self.weight.value, self.basis)
         else:
             if isinstance(x, EncTensor):
                 raise TypeError("cannot run Linear: this layer takes plaintext input; build it with "
                                 "encrypted_input=True for encrypted input")
             x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-            if x.shape[1] != self.in_features:
-                raise ValueError(f"cannot run Linear: input width {x.shape[1]}, layer takes {self.in_features}")
+            if x.ndim != 2 or x.shape[1] != self.in_features:
+                raise ValueError(f"cannot run Linear: input width {x.shape[-1]}, layer takes {self.in_features}")
             z = x @ self.weight.value
-        self._x = x
-        return z + self.bias.value
+        return z + self.bias.value, x
 
-    def backward(self, grad: EncTensor) -> EncTensor | None:
+    def backward_train(self, x: Any, grad: EncTensor) -> EncTensor | None:
         """Store ``dW`` and ``db`` on the parameters; return ``dX`` (``None`` for plaintext input)."""
-        if self._x is None:
-            raise RuntimeError("cannot run backward: forward has not been called")
-        x = self._x
         self.bias.grad = grad.row_sum()
         if not self.encrypted_input:
             self.weight.grad = x.T @ grad
             return None
-        # dz has shape (B, 1): a size-1 ciphertext per row scales the whole input row.
-        self.weight.grad = (x * grad).row_sum()
-        return grad * self.weight.value
+        w = self.weight.value
+        if w.rows == 1:
+            # dz has shape (B, 1): a size-1 ciphertext per row scales the whole input row.
+            self.weight.grad = (x * grad).row_sum()
+            return grad * w
+        cols = columns.columns(grad, self.basis)
+        self.weight.grad = columns.concat_rows([(x * c).row_sum() for c in cols])
+        dx = None
+        for j, c in enumerate(cols):
+            term = c * w.take_rows([j])
+            dx = term if dx is None else dx + term
+        return dx

@@ -1,19 +1,51 @@
-"""Losses on encrypted predictions and plaintext targets.
+"""Losses on encrypted predictions, with plaintext or encrypted targets.
 
 A loss returns the *encrypted gradient* with respect to the predictions (what
 backward needs) and, separately, its value computed from decrypted predictions
 (what the key holder reports for monitoring). The trainer never needs the
 loss value to train.
+
+Targets may be plaintext arrays or :class:`EncTensor` s of the predictions' shape
+(labels the data owner encrypted); the gradient is then computed without the
+trainer seeing them. Multi-class targets are one-hot rows (:func:`one_hot`).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from .activations import PolyActivation
+from .columns import basis_for
 from .tensor import EncTensor
 
+#: Points sampled to measure a polynomial loss gradient's error (plus the corners of the box).
+_ERROR_SAMPLES = 20000
 
-def _targets(pred_shape: tuple[int, int], y) -> np.ndarray:
+
+def one_hot(labels: Any, classes: int) -> np.ndarray:
+    """``(n, classes)`` one-hot rows for integer labels in ``[0, classes)``.
+
+    Raises:
+        ValueError: a label outside the range, or labels that are not integers.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"cannot one-hot encode: expected a 1-D array of integer labels, got {labels.dtype} "
+                         f"of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"cannot one-hot encode: labels must lie in [0, {classes}), got {labels.min()}..{labels.max()}")
+    out = np.zeros((labels.size, classes))
+    out[np.arange(labels.size), labels] = 1.0
+    return out
+
+
+def _targets(pred_shape: tuple[int, int], y) -> np.ndarray | EncTensor:
+    if isinstance(y, EncTensor):
+        if y.shape != tuple(pred_shape):
+            raise ValueError(f"cannot compute loss: encrypted targets of shape {y.shape} for predictions of shape "
+                             f"{pred_shape}")
+        return y
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
@@ -23,9 +55,20 @@ def _targets(pred_shape: tuple[int, int], y) -> np.ndarray:
 
 
 class MSELoss:
-    """Mean squared error ``mean((p - y)^2)`` over all entries."""
+    """Mean squared error: over all entries (``reduction="mean"``), or summed over each
+    row's outputs and averaged over rows (``reduction="row"``, whose step size does not
+    shrink as outputs are added: one-hot targets of any number of classes).
+
+    Raises:
+        ValueError: an unknown reduction.
+    """
 
     name = "mse"
+
+    def __init__(self, reduction: str = "mean"):
+        if reduction not in ("mean", "row"):
+            raise ValueError(f"cannot build MSELoss: reduction must be 'mean' or 'row', got {reduction!r}")
+        self.reduction = reduction
 
     def grad(self, pred: EncTensor, y) -> EncTensor:
         """Encrypted ``dL/dp = 2 (p - y) / n``.
@@ -34,12 +77,18 @@ class MSELoss:
             ValueError: ``y`` does not match the prediction shape.
         """
         y = _targets(pred.shape, y)
-        return (pred - y) * (2.0 / y.size)
+        count = pred.rows * (pred.size if self.reduction == "mean" else 1)
+        return (pred - y) * (2.0 / count)
+
+    def prediction(self, pred: EncTensor) -> EncTensor:
+        """The model's prediction as this loss reads it: the outputs themselves."""
+        return pred
 
     def value(self, pred: np.ndarray, y) -> float:
         """The loss on decrypted predictions."""
         pred = np.asarray(pred, dtype=np.float64)
-        return float(np.mean((pred - _targets(pred.shape, y)) ** 2))
+        squares = (pred - _targets(pred.shape, y)) ** 2
+        return float(np.mean(squares) if self.reduction == "mean" else np.mean(np.sum(squares, axis=1)))
 
 
 class PolyLogisticLoss:
@@ -63,7 +112,11 @@ class PolyLogisticLoss:
     def grad(self, logits: EncTensor, y) -> EncTensor:
         """Encrypted ``(s(z) - y) / n``."""
         y = _targets(logits.shape, y)
-        return (logits.polyval(self.activation.coeffs) - y) * (1.0 / y.size)
+        return (logits.polyval(self.activation.coeffs) - y) * (1.0 / (logits.rows * logits.size))
+
+    def prediction(self, logits: EncTensor) -> EncTensor:
+        """The probabilities ``s(z)`` (encrypted)."""
+        return logits.polyval(self.activation.coeffs)
 
     def value(self, logits: np.ndarray, y) -> float:
         """Mean logistic loss, with ``s(z)`` clipped into ``(0, 1)`` so the log is finite."""
@@ -71,3 +124,92 @@ class PolyLogisticLoss:
         y = _targets(logits.shape, y)
         p = np.clip(self.activation.value(logits), 1e-7, 1 - 1e-7)
         return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
+
+
+class PolySoftmaxCrossEntropy:
+    """Softmax cross-entropy over ``classes`` logits, through its second-order expansion.
+
+    The gradient of ``CE(z, y) = -z_y + log sum_j exp(z_j)`` with respect to the logits
+    is ``softmax(z) - y``. Expanding ``log sum exp`` to second order about equal
+    logits gives ``softmax(z)_i ~ (1 + z_i - mean(z)) / k``: a polynomial (linear)
+    gradient that needs no division or exponential, so it runs on ciphertexts with
+    two products (the mean, then its broadcast back across the row).
+
+    Its error grows with the spread of the logits; :attr:`max_error` is the largest
+    ``|softmax(z)_i - (1 + z_i - mean(z)) / k|`` measured over logits in
+    ``[-interval, interval]^k`` (the corners and random points), so a model whose
+    logits stay in that box trains on a gradient within it of the exact one.
+
+    Args:
+        classes: number of classes ``k >= 2``.
+        interval: the half-width of the logit box the error is stated for.
+
+    Raises:
+        ValueError: fewer than two classes, or a non-positive interval.
+    """
+
+    name = "poly_softmax_ce"
+
+    def __init__(self, classes: int, interval: float = 1.0):
+        if not isinstance(classes, (int, np.integer)) or classes < 2:
+            raise ValueError(f"cannot build the softmax loss: classes must be an integer >= 2, got {classes!r}")
+        if not (interval > 0 and np.isfinite(interval)):
+            raise ValueError(f"cannot build the softmax loss: interval must be positive and finite, got {interval!r}")
+        self.classes = int(classes)
+        self.interval = float(interval)
+        self.max_error = self._max_error()
+
+    def __repr__(self) -> str:
+        return f"PolySoftmaxCrossEntropy(classes={self.classes}, interval=±{self.interval:g}, " \
+               f"max_error={self.max_error:.3g})"
+
+    def approx_softmax(self, z: np.ndarray) -> np.ndarray:
+        """The polynomial stand-in for ``softmax(z)`` on plaintext logits (rows)."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        return (1.0 + z - z.mean(axis=1, keepdims=True)) / z.shape[1]
+
+    def _max_error(self) -> float:
+        k, a = self.classes, self.interval
+        rng = np.random.default_rng(0)  # a measurement, not key material
+        points = [rng.uniform(-a, a, size=(_ERROR_SAMPLES, k))]
+        if k <= 12:
+            corners = (np.arange(2 ** k)[:, None] >> np.arange(k)) & 1
+            points.append(a * (2.0 * corners - 1.0))
+        z = np.concatenate(points)
+        return float(np.max(np.abs(softmax(z) - self.approx_softmax(z))))
+
+    def grad(self, logits: EncTensor, y) -> EncTensor:
+        """Encrypted ``((1 + z - mean(z)) / k - y) / n`` for ``n`` rows.
+
+        Raises:
+            ValueError: the logits do not have ``classes`` columns, or ``y`` does not
+                match their shape.
+        """
+        y = _targets(logits.shape, y)
+        return (self.prediction(logits) - y) * (1.0 / logits.rows)
+
+    def prediction(self, logits: EncTensor) -> EncTensor:
+        """The encrypted stand-in for the probabilities, ``(1 + z - mean(z)) / k`` row by row."""
+        if logits.size != self.classes:
+            raise ValueError(f"cannot compute the softmax loss: logits of width {logits.size}, "
+                             f"the loss has {self.classes} classes")
+        k = self.classes
+        basis = basis_for(logits.scheme)
+        mean = logits.inner(basis.row(np.full(k, 1.0 / k)))  # (n, 1)
+        centred = logits - mean * basis.row(np.ones(k))
+        return (centred + 1.0) * (1.0 / k)
+
+    def value(self, logits: np.ndarray, y) -> float:
+        """Mean exact cross-entropy of decrypted logits against one-hot (or soft) targets."""
+        logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
+        y = _targets(logits.shape, y)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-np.mean(np.sum(y * log_p, axis=1)))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of plaintext logits."""
+    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,10 +1,10 @@
 """The small module system of henn: parameters, modules and a sequential container.
 
-In the spirit of micrograd: a :class:`Module` computes ``forward`` on (encrypted or
-plaintext) inputs, caches what its ``backward`` needs, and ``backward`` turns the
-gradient of the loss with respect to its output into gradients of its parameters
-(stored on each :class:`Parameter`) and returns the gradient with respect to its
-input. Gradients are computed on ciphertexts with exactly the arithmetic the
+In the spirit of micrograd: a :class:`Module` computes its output on (encrypted or
+plaintext) inputs together with a context of what its backward needs, and backward
+turns the gradient of the loss with respect to its output into gradients of its
+parameters (stored on each :class:`Parameter`) and returns the gradient with respect
+to its input. Gradients are computed on ciphertexts with exactly the arithmetic the
 plaintext network would use, so the ``plain`` scheme is a faithful twin.
 """
 from __future__ import annotations
@@ -37,20 +37,60 @@ class Parameter:
 
 
 class Module:
-    """Base class: ``__call__`` runs :meth:`forward`; subclasses implement ``backward``."""
+    """Base class of layers, activations and containers.
 
-    def forward(self, x: Any) -> Any:  # pragma: no cover - abstract
+    Subclasses implement :meth:`forward_train` (the output and a *context*: whatever
+    backward will need) and :meth:`backward_train` (the gradient with respect to the
+    input, given that context). The context is returned, not stored, so a module
+    without parameters (an activation) holds no per-call state and may appear
+    several times in one :class:`Sequential`.
+
+    For use on its own, calling a module (``m(x)``) keeps the context of that last
+    call so that :meth:`backward` can follow; :class:`Sequential` keeps one context
+    per position instead.
+    """
+
+    _ctx: Any = None
+
+    def forward_train(self, x: Any) -> tuple[Any, Any]:  # pragma: no cover - abstract
+        """``(output, context)`` for a training step."""
         raise NotImplementedError
 
-    def backward(self, grad: EncTensor) -> EncTensor | None:  # pragma: no cover - abstract
-        """Gradient w.r.t. the input, given the gradient w.r.t. the output.
+    def backward_train(self, ctx: Any, grad: EncTensor) -> EncTensor | None:  # pragma: no cover - abstract
+        """Gradient w.r.t. the input, given the context of the forward and the gradient w.r.t. the output.
 
-        Returns ``None`` when the input was plaintext data (no gradient needed).
+        Stores parameter gradients on their :class:`Parameter`. Returns ``None`` when
+        the input was plaintext data (no gradient needed).
         """
         raise NotImplementedError
 
+    def forward(self, x: Any) -> Any:
+        """The output only (inference: no context is kept)."""
+        return self.forward_train(x)[0]
+
     def __call__(self, x: Any) -> Any:
-        return self.forward(x)
+        out, ctx = self.forward_train(x)
+        self._ctx = (ctx,)
+        return out
+
+    def backward(self, grad: EncTensor) -> EncTensor | None:
+        """:meth:`backward_train` with the context of the last call of this module.
+
+        Raises:
+            RuntimeError: the module has not been called yet.
+        """
+        if self._ctx is None:
+            raise RuntimeError(f"cannot run backward of {type(self).__name__}: forward has not been called")
+        return self.backward_train(self._ctx[0], grad)
+
+    #: Multiplicative depth of :meth:`forward` on a leveled scheme (products on the longest path).
+    forward_depth: int = 0
+    #: Depth of the deepest single operation (forward or backward), which must fit between refreshes.
+    op_depth: int = 0
+
+    def key_sizes(self) -> set[int]:
+        """Vector sizes the module's ciphertexts take (what key generation must cover)."""
+        return set()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """``(dotted_name, parameter)`` pairs, in a stable order."""
@@ -70,14 +110,27 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; ``backward`` runs them in reverse."""
+    """Modules applied in order; ``backward`` runs them in reverse.
+
+    A module without parameters may appear several times (each position keeps its
+    own context); a module with parameters may appear once.
+
+    Raises:
+        ValueError: no layers, or one parameterised module at two positions.
+        TypeError: a layer that is not a :class:`Module`.
+    """
 
     def __init__(self, *layers: Module):
         if not layers:
             raise ValueError("cannot build Sequential: no layers given")
+        seen: dict[int, int] = {}
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"cannot build Sequential: layer {i} is a {type(layer).__name__}, not a Module")
+            if layer.parameters() and id(layer) in seen:
+                raise ValueError(f"cannot build Sequential: layer {i} is the same object as layer {seen[id(layer)]} "
+                                 "and has parameters; build a separate layer (shared weights are not supported)")
+            seen.setdefault(id(layer), i)
         self.layers = list(layers)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -86,16 +139,34 @@ class Sequential(Module):
 
     def forward(self, x: Any) -> Any:
         for layer in self.layers:
-            x = layer(x)
+            x = layer.forward(x)
         return x
 
-    def backward(self, grad: EncTensor) -> EncTensor | None:
-        for layer in reversed(self.layers):
+    def forward_train(self, x: Any) -> tuple[Any, list]:
+        ctxs = []
+        for layer in self.layers:
+            x, ctx = layer.forward_train(x)
+            ctxs.append(ctx)
+        return x, ctxs
+
+    def backward_train(self, ctxs: list, grad: EncTensor) -> EncTensor | None:
+        for layer, ctx in zip(reversed(self.layers), reversed(ctxs)):
             if grad is None:
                 raise RuntimeError("cannot backpropagate: a layer before the last plaintext-input layer "
                                    "received no gradient")
-            grad = layer.backward(grad)
+            grad = layer.backward_train(ctx, grad)
         return grad
+
+    @property
+    def forward_depth(self) -> int:  # type: ignore[override]
+        return sum(layer.forward_depth for layer in self.layers)
+
+    @property
+    def op_depth(self) -> int:  # type: ignore[override]
+        return max(layer.op_depth for layer in self.layers)
+
+    def key_sizes(self) -> set[int]:
+        return set().union(*(layer.key_sizes() for layer in self.layers))
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]

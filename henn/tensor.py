@@ -114,8 +114,21 @@ class EncTensor:
         return self._wrap(self.scheme.lincomb(weights, self.ct))
 
     def __matmul__(self, other: Any) -> "EncTensor":
-        raise TypeError("cannot matmul: only plaintext @ EncTensor is supported "
-                        "(use .inner() for row-wise products of two encrypted tensors)")
+        """``H @ W`` for this encrypted ``(rows, in)`` batch and a plaintext ``(in, out)`` matrix.
+
+        One ``matvec`` (a linear-transform capability: rotations on a packing scheme,
+        a key made by the key holder for this matrix on ``vhe``, which refuses
+        without it). An encrypted ``W`` ``(in, out)`` works too
+        (:func:`henn.columns.rmatmul`: one column extraction and one broadcast product
+        per input); layers keep ``W`` transposed instead (:func:`henn.columns.matmul`).
+        """
+        if isinstance(other, EncTensor):
+            from . import columns  # columns builds on this module
+            return columns.rmatmul(self, other, columns.basis_for(self.scheme))
+        w = np.asarray(other, dtype=np.float64)
+        if w.ndim != 2 or w.shape[0] != self.size:
+            raise ValueError(f"cannot matmul: a ({self.rows}, {self.size}) batch by a matrix of shape {w.shape}")
+        return self._wrap(self.scheme.matvec(self.ct, w.T))
 
     def inner(self, other: "EncTensor") -> "EncTensor":
         """Row-wise inner product with another encrypted tensor: shape ``(rows, 1)``."""

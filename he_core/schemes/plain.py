@@ -16,7 +16,7 @@ import numpy as np
 
 from ..capabilities import Capability
 from ..ciphertext import Ciphertext
-from ..errors import MismatchError, ParameterError
+from ..errors import HEOverflowError, MismatchError, ParameterError
 from ..kernels import rows as row_kernels
 from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ..params import Parameters
@@ -91,6 +91,11 @@ class PlainScheme(Scheme):
             raise MismatchError(f"{a.describe()} is malformed: expected a float64 array of its shape {a.shape}")
 
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
+        # The twin computes in float64 without checks (it is the fast reference); a
+        # computation that diverged shows here, as an encrypted one's would overflow.
+        if not np.all(np.isfinite(ct.data)):
+            raise HEOverflowError(f"cannot decrypt {ct.describe()}: its values overflowed float64 (the computation "
+                                  "diverged)")
         return ct.data.copy()
 
     # arithmetic

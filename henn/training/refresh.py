@@ -283,6 +283,11 @@ class GuardedScheme:
     def copy(self, a: Ciphertext) -> Ciphertext:
         return self.inner_scheme.copy(a)
 
+    def concat_rows(self, parts: Sequence[Ciphertext]) -> Ciphertext:
+        # A packing scheme moves rows with masks: one level per part, as take_rows.
+        s = self.inner_scheme
+        return s.concat_rows([self.policy.ensure(s, ct, 0, masks=1) for ct in parts])
+
     def index_add_(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
         # In place on ``a``: it cannot be swapped for a refreshed copy, so only ``b`` is guarded.
         self.policy._cache.pop(id(a), None)

@@ -97,7 +97,7 @@ def test_layer_errors(env):
     w, b = enc(env, np.ones((3, 2))), enc(env, np.ones((1, 2)))
     with pytest.raises(ValueError, match="bias shape"):
         Linear(w, enc(env, np.ones((1, 3))))
-    with pytest.raises(ValueError, match=r"\(1, in\) row"):
+    with pytest.raises(ValueError, match=r"bias shape \(1, 1\) does not match 3 outputs"):
         Linear(w, enc(env, np.ones((1, 1))), encrypted_input=True)
     layer = Linear(w, b)
     with pytest.raises(ValueError, match="input width 4"):
@@ -106,8 +106,10 @@ def test_layer_errors(env):
         layer(enc(env, np.ones((2, 3))))
     with pytest.raises(RuntimeError, match="forward has not been called"):
         Linear(w, b).backward(enc(env, np.ones((2, 2))))
-    with pytest.raises(ValueError, match="out_features == 1"):
-        Linear.init(env.scheme, 3, 2, rng=np.random.default_rng(0), init_scale=1.0, encrypted_input=True)
+    with pytest.raises(ValueError, match="init_scale"):
+        Linear.init(env.scheme, 3, 2, init_scale=float("nan"))
+    with pytest.raises(ValueError, match="shared weights"):
+        Sequential(layer, activations.square(), layer)
     with pytest.raises(ValueError, match="no layers"):
         Sequential()
     with pytest.raises(TypeError, match="not a Module"):
@@ -138,10 +140,68 @@ def test_linear_property_over_shapes(env, data):
     layer.backward(enc(env, g))
     np.testing.assert_allclose(dec(layer.weight.grad), x.T @ g, atol=tol, rtol=0)
     np.testing.assert_allclose(dec(layer.bias.grad), g.sum(0, keepdims=True), atol=tol, rtol=0)
-    # encrypted input, one output: use the first output column
-    col, gc = w[:, :1], g[:, :1]
-    enc_layer = Linear(enc(env, col.T), enc(env, b[:, :1]), encrypted_input=True)
-    np.testing.assert_allclose(dec(enc_layer(enc(env, x))), x @ col + b[:, :1], atol=tol, rtol=0)
-    dx = enc_layer.backward(enc(env, gc))
-    np.testing.assert_allclose(dec(dx), gc @ col.T, atol=tol, rtol=0)
-    np.testing.assert_allclose(dec(enc_layer.weight.grad), (x * gc).sum(0, keepdims=True), atol=tol, rtol=0)
+    # encrypted input, any number of outputs (W kept transposed); the placement and
+    # column extractions add a few roundings of values up to 2 * 5 * 2
+    etol = env.tol(2 * 5 + 6, 20.0)
+    enc_layer = Linear(enc(env, w.T), enc(env, b), encrypted_input=True)
+    np.testing.assert_allclose(dec(enc_layer(enc(env, x))), x @ w + b, atol=etol, rtol=0)
+    dx = enc_layer.backward(enc(env, g))
+    np.testing.assert_allclose(dec(dx), g @ w.T, atol=etol, rtol=0)
+    np.testing.assert_allclose(dec(enc_layer.weight.grad), (x.T @ g).T, atol=etol, rtol=0)
+    np.testing.assert_allclose(dec(enc_layer.bias.grad), g.sum(0, keepdims=True), atol=tol, rtol=0)
+
+
+def numpy_mlp(x, weights, act):
+    """Forward and backward of an MLP (activation after every layer but the last) in numpy."""
+    zs, hs = [], [x]
+    for i, (w, b) in enumerate(weights):
+        z = hs[-1] @ w + b
+        zs.append(z)
+        hs.append(act.value(z) if i < len(weights) - 1 else z)
+    return zs, hs
+
+
+def test_deep_mlp_with_one_activation_object_matches_numpy(env):
+    """3 -> 4 -> 3 -> 2: hidden->hidden, several outputs, one activation object used twice."""
+    rng = np.random.default_rng(11)
+    act = activations.sigmoid_lsq(3, 4.0)
+    sizes = [3, 4, 3, 2]
+    weights = [(rng.uniform(-1, 1, (a, b)), rng.uniform(-0.5, 0.5, (1, b))) for a, b in zip(sizes, sizes[1:])]
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        first = i == 0
+        layers.append(Linear(enc(env, w if first else w.T), enc(env, b), encrypted_input=not first))
+        if i < len(weights) - 1:
+            layers.append(act)
+    net = Sequential(*layers)
+    x = rng.uniform(-1, 1, (5, 3))
+    g = rng.uniform(-1, 1, (5, 2))
+    out = net(x)
+    assert net.backward(enc(env, g)) is None
+    zs, hs = numpy_mlp(x, weights, act)
+    grads, d = [], g
+    for i in reversed(range(len(weights))):
+        w, _ = weights[i]
+        grads.append((hs[i].T @ d, d.sum(0, keepdims=True)))
+        if i:
+            d = (d @ w.T) * act.grad_value(zs[i - 1])
+    grads.reverse()
+    tol = env.tol(12)  # a depth-~14 chain of roundings, each damped by weights below 1: measured <= 2 u
+    np.testing.assert_allclose(env.decrypt(out), hs[-1], atol=tol, rtol=0)
+    named = dict(net.named_parameters())
+    for i, pos in enumerate((0, 2, 4)):
+        dw, db = grads[i]
+        np.testing.assert_allclose(env.decrypt(named[f"{pos}.weight"].grad), dw if i == 0 else dw.T, atol=tol,
+                                   rtol=0, err_msg=f"layer {i} weight")
+        np.testing.assert_allclose(env.decrypt(named[f"{pos}.bias"].grad), db, atol=tol, rtol=0)
+
+
+def test_depth_and_key_sizes_come_from_the_layers(env):
+    act = activations.sigmoid_lsq(3, 4.0)
+    net = Sequential(Linear.init(env.scheme, 4, 3, init_scale=1.0), act,
+                     Linear.init(env.scheme, 3, 2, init_scale=1.0, encrypted_input=True), act,
+                     Linear.init(env.scheme, 2, 1, init_scale=1.0, encrypted_input=True))
+    # lincomb 1, activation (x/4 then degree 3: 1 + 3), placement layer 2, activation 4, single output 1
+    assert net.forward_depth == 1 + 4 + 2 + 4 + 1
+    assert net.op_depth == act.depth + 1 == 4
+    assert net.key_sizes() == {1, 2, 3, 4}

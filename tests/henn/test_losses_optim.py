@@ -57,3 +57,44 @@ def test_sgd_rejects_bad_settings(env):
         SGD([], lr=1, refresh_every=2)  # refreshing is the refresh policy's job, not the optimiser's
     with pytest.raises(TypeError, match="expected an EncTensor"):
         Parameter(np.ones(3))
+
+
+def test_one_hot():
+    from henn.losses import one_hot
+    np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match=r"lie in \[0, 3\)"):
+        one_hot(np.array([3]), 3)
+    with pytest.raises(ValueError, match="integer labels"):
+        one_hot(np.array([0.5]), 3)
+
+
+def test_mse_with_encrypted_multiclass_targets(env):
+    rng = np.random.default_rng(2)
+    p, y = rng.uniform(-1, 1, (3, 4)), np.eye(4)[[0, 3, 1]]
+    g = MSELoss().grad(EncTensor.encrypt(env.scheme, p), EncTensor.encrypt(env.scheme, y))
+    np.testing.assert_allclose(env.decrypt(g), 2 * (p - y) / y.size, atol=env.tol(3))
+    with pytest.raises(ValueError, match="encrypted targets of shape"):
+        MSELoss().grad(EncTensor.encrypt(env.scheme, p), EncTensor.encrypt(env.scheme, y[:2]))
+
+
+def test_poly_softmax_gradient_value_and_stated_error(env):
+    from henn.losses import PolySoftmaxCrossEntropy, softmax
+    rng = np.random.default_rng(3)
+    z, y = rng.uniform(-1, 1, (4, 3)), np.eye(3)[[0, 2, 1, 1]]
+    loss = PolySoftmaxCrossEntropy(3, interval=1.0)
+    expect = (loss.approx_softmax(z) - y) / 4
+    for targets in (y, EncTensor.encrypt(env.scheme, y)):
+        g = loss.grad(EncTensor.encrypt(env.scheme, z), targets)
+        np.testing.assert_allclose(env.decrypt(g), expect, atol=env.tol(8))
+    # the stated error bounds the gap to the exact gradient inside the box, and is tight
+    gap = np.abs(softmax(z) - loss.approx_softmax(z)).max()
+    assert gap <= loss.max_error < 0.2
+    corners = 2.0 * ((np.arange(8)[:, None] >> np.arange(3)) & 1) - 1.0
+    assert np.abs(softmax(corners) - loss.approx_softmax(corners)).max() == pytest.approx(loss.max_error, rel=0.05)
+    shifted = z - z.max(axis=1, keepdims=True)
+    exact = -np.mean(np.sum(y * (shifted - np.log(np.exp(shifted).sum(1, keepdims=True))), axis=1))
+    assert loss.value(z, y) == pytest.approx(exact)
+    with pytest.raises(ValueError, match="width 3, the loss has 2 classes"):
+        PolySoftmaxCrossEntropy(2).grad(EncTensor.encrypt(env.scheme, z), y)
+    with pytest.raises(ValueError, match="classes must be an integer >= 2"):
+        PolySoftmaxCrossEntropy(1)

@@ -94,8 +94,10 @@ def test_shape_and_copy(env):
 
 def test_errors_are_clear(env):
     t = enc(env, np.ones((2, 3)))
-    with pytest.raises(TypeError, match="only plaintext @ EncTensor"):
+    with pytest.raises(ValueError, match="3 columns, the batch 2 rows"):
         t @ t
+    with pytest.raises(ValueError, match=r"by a matrix of shape \(2, 2\)"):
+        t @ np.ones((2, 2))
     with pytest.raises(TypeError, match="expected an EncTensor"):
         t.inner(np.ones((2, 3)))
     with pytest.raises(TypeError, match="expected a Ciphertext"):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
+from ...errors import EncodingError, ParameterError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
@@ -59,13 +59,23 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         self._noise = noise.NoiseModel(self.params)
 
     @classmethod
-    def params_for_depth(cls, depth: int) -> CkksParams:
+    def params_for_depth(cls, depth: int, *, fill_ring: bool = False) -> CkksParams:
         """The smallest 128-bit set with ``depth`` levels above the refresh floor, at a flooding-proof scale.
 
         See :func:`~he_core.schemes.ckks.params.for_protocol`: depth 4 (the sentiment
-        step) gets N = 16384, 5 levels of 54-bit primes (390 of 438 bits).
+        step) gets N = 16384, 5 levels of 54-bit primes (390 of 438 bits). With
+        ``fill_ring`` the set takes every level that N holds.
         """
-        return for_protocol(depth)
+        params = for_protocol(depth)
+        while fill_ring:
+            try:
+                deeper = for_protocol(depth + 1)
+            except ParameterError:
+                break
+            if deeper.poly_degree != params.poly_degree:
+                break
+            depth, params = depth + 1, deeper
+        return params
 
     # ------------------------------------------------------------------ validation
     def _check_ct(self, a: Ciphertext) -> None:
@@ -346,10 +356,13 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         if is_coeff(a) or is_coeff(b):
             return self._coeff_mul(a, b, rescale)
         if a.size != b.size:
+            # Broadcast at the larger stride: restriding the size-1 batch moves every one of
+            # its rows (a rotation each), restriding the other one row or a few is cheaper.
+            stride = max(a.meta["stride"], b.meta["stride"])
             if a.size == 1:
-                a = self._replicate_size(a, b.size, b.meta["stride"])
+                a = self._replicate_size(a, b.size, stride)
             else:
-                b = self._replicate_size(b, a.size, a.meta["stride"])
+                b = self._replicate_size(b, a.size, stride)
         a, b = self._align_mul(*self._match(a, b))
         if rescale and self.level(a) == 0:
             raise LevelExhaustedError(f"cannot mul: {a.describe()} is at level 0, no level left to rescale")
