@@ -57,11 +57,15 @@ class KeyRequirements:
             a packing scheme uses it to choose rotations.
         rotations: extra slot rotations to make keys for (packing schemes).
         multiply: whether ciphertext x ciphertext products will be needed.
+        minimal: make only the product key and the asked rotations: nothing for linear
+            transforms or row movement (a client's keys for a circuit known to need
+            none: far fewer bytes to send).
     """
 
     sizes: tuple[int, ...] = (1,)
     rotations: tuple[int, ...] = ()
     multiply: bool = True
+    minimal: bool = False
 
     def __post_init__(self) -> None:
         sizes = tuple(sorted({int(s) for s in self.sizes}))
@@ -72,7 +76,7 @@ class KeyRequirements:
 
     def merge(self, other: "KeyRequirements") -> "KeyRequirements":
         return KeyRequirements(self.sizes + other.sizes, self.rotations + other.rotations,
-                               self.multiply or other.multiply)
+                               self.multiply or other.multiply, self.minimal and other.minimal)
 
 
 @dataclasses.dataclass

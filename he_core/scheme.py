@@ -104,6 +104,16 @@ class Scheme(KeyHolderProtocol, abc.ABC):
         """
         return None
 
+    @property
+    def natural_size(self) -> int | None:
+        """The vector size one ciphertext holds whole, for a packing scheme (``None``: cost is per entry).
+
+        A batch whose rows have this size keeps one row per ciphertext, so row
+        operations (``lincomb``, ``take_rows``, ``row_sum``) move whole ciphertexts
+        and need no rotation: the layout of choice for many samples at once.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.params_id}>"
 

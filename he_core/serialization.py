@@ -249,7 +249,10 @@ def _bundle_public(bundle: Bundle, owners: set, enc: TreeEncoder) -> dict[str, A
 
 
 def _reqs_out(req: KeyRequirements) -> dict[str, Any]:
-    return {"sizes": list(req.sizes), "rotations": list(req.rotations), "multiply": bool(req.multiply)}
+    out = {"sizes": list(req.sizes), "rotations": list(req.rotations), "multiply": bool(req.multiply)}
+    if req.minimal:  # written only when set: files from before the field read the same
+        out["minimal"] = True
+    return out
 
 
 # ---------------------------------------------------------------------------- loading
@@ -511,12 +514,14 @@ def _bundle_public_in(header: dict, dec: TreeDecoder, scheme: str | None, params
 
 def _reqs_in(fields: dict) -> KeyRequirements:
     sizes, rotations, multiply = fields.get("sizes"), fields.get("rotations"), fields.get("multiply")
+    minimal = fields.get("minimal", False)
     ok = (isinstance(sizes, list) and isinstance(rotations, list) and isinstance(multiply, bool)
+          and isinstance(minimal, bool)
           and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63 for v in sizes + rotations))
     if not ok:
         raise FormatError("cannot load: malformed key requirements")
     try:
-        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply)
+        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply, minimal)
     except ValueError as exc:
         raise FormatError(f"cannot load: invalid key requirements: {exc}") from None
     if list(req.sizes) != sizes or list(req.rotations) != rotations:

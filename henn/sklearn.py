@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 import he_core
 
 from . import activations
+from .deploy import Circuit
 from .keyholder import RefreshTerms
 from .layers import Linear
 from .losses import MSELoss, PolyLogisticLoss, PolySoftmaxCrossEntropy, one_hot
@@ -145,6 +146,11 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
 
     def _probabilities(self, out: np.ndarray) -> np.ndarray:
         return out
+
+    def export_circuit(self) -> Circuit:
+        """The trained network in the clear for a :class:`~henn.deploy.ServerBundle`, with its standardisation."""
+        circuit = Circuit.from_model(self.model_, self._clear_weights())
+        return Circuit(circuit.layers, self.mean_, self.scale_ * self.input_scale, self.input_clip)
 
     def _clear_weights(self) -> list[np.ndarray]:
         if self.weights_ is None:

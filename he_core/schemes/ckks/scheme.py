@@ -140,12 +140,16 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
     def default_rotations(self, requirements: KeyRequirements) -> list[int]:
         """Rotations that get Galois keys: those asked for, powers of two (left, then right), then matvec steps.
 
+        With ``requirements.minimal``: the asked rotations only.
+
         Powers of two are added smallest first while the keys stay within
         ``KEY_BUDGET_BYTES`` (at N = 32768 one key is ~200 MB, so only the first few
         fit); rotations without their own key are composed from the power-of-two keys.
         """
         slots = self.params.slots
         asked = [r % slots for r in requirements.rotations if r % slots]
+        if requirements.minimal:
+            return sorted(set(asked))
         powers = [1 << k for k in range(slots.bit_length() - 1)]
         steps = [r % slots for size in requirements.sizes for r in self.matvec_rotations(size)]
         steps += [r % slots for a in requirements.sizes for b in requirements.sizes
@@ -205,7 +209,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         if requirements.multiply:
             data["relin"] = keygen.switch_key(r, self.params, r.mul(s_full, s_full), s_full, rng)
         elements = {self._galois_element(k) for k in self.default_rotations(requirements)}
-        elements.add(2 * self.params.poly_degree - 1)  # conjugation
+        if not requirements.minimal:
+            elements.add(2 * self.params.poly_degree - 1)  # conjugation
         for g in sorted(elements):
             s_g = r.permute(s_full, r.galois_perm(g))
             data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
@@ -298,6 +303,11 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         return modulus / (2.0 * ct.scale)
 
     # ------------------------------------------------------------------ layout matching
+    @property
+    def natural_size(self) -> int:
+        """A row of all N/2 slots is one whole ciphertext: row operations need no rotation."""
+        return self.params.slots
+
     def _match(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
         """Same stride and row count (broadcasting a one-row batch)."""
         sa, sb = a.meta["stride"], b.meta["stride"]
@@ -434,6 +444,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
     def _lincomb(self, weights, a, rescale):
         if is_coeff(a):
             raise self._need_slots("lincomb", a)
+        if a.meta["stride"] == self.params.slots and layout.is_clean(a) and not a.meta["rep"]:
+            return self._lincomb_whole(weights, a, rescale)
         # Block-level diagonal method: one weighted mask per (source, destination, shift)
         # group, then one rotation per group; a single level in all.
         plan = [(i, r, float(w)) for i, row in enumerate(weights) for r, w in enumerate(row) if w != 0.0]
@@ -443,6 +455,25 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
                 else zero.replace(shape=(1, a.size))
         out = self._gather(a, plan, weights.shape[0], a.meta["stride"], force_mask=True, rescale=rescale)
         return out
+
+    def _lincomb_whole(self, weights: np.ndarray, a: Ciphertext, rescale: bool) -> Ciphertext:
+        """``lincomb`` when every row is one whole ciphertext: integer multiples and sums, no rotation or mask."""
+        if rescale and self.level(a) == 0:
+            raise LevelExhaustedError(f"cannot lincomb: {a.describe()} is at level 0, no level left to rescale")
+        rows = [a.replace(data=a.data[r: r + 1], shape=(1, a.size)) for r in range(a.rows)]
+        outs = []
+        for row_weights in weights:
+            acc = None
+            for r, w in enumerate(row_weights):
+                if w == 0.0 and (acc is not None or r < len(row_weights) - 1):
+                    continue  # a zero row still yields one (zero) term, for the scale
+                term = self._mul_scalar(rows[r], float(w), False)
+                acc = term if acc is None else self._add_raw(acc, term)
+            outs.append(self._rescale_ct(acc) if rescale else acc)
+        var = np.max([self._nv(o)[0] for o in outs], axis=0)
+        vmax = max(self._nv(o)[1] for o in outs)
+        data = np.concatenate([o.data for o in outs], axis=0)
+        return self._noisy(outs[0].replace(data=data, shape=(weights.shape[0], a.size)), var, vmax)
 
     def _index_add_(self, a, rows, b):
         if is_coeff(a) or is_coeff(b):  # (a slot table refuses a packed row there)

@@ -336,3 +336,29 @@ def test_values_that_outgrow_the_modulus_are_not_decrypted_silently(ctx):
     a4 = s.mul(a2, a2)  # 8.1e9 * 2^40 > q_0 / 2 at level 0: the polynomial wraps
     with pytest.raises(he_core.HEOverflowError, match="outgrew"):
         s.decrypt_exact_local(a4, k.secret)
+
+
+@given(rows=st.integers(1, 5), out=st.integers(1, 4), seed=st.integers(0, 2**31))
+@SET
+def test_lincomb_of_whole_ciphertext_rows(ctx, rows, out, seed):
+    """Rows of natural_size are whole ciphertexts: lincomb is integer multiples and sums, zeros and negatives too."""
+    s, k = ctx
+    x = values((rows, s.natural_size), seed)
+    w = np.random.default_rng(seed + 1).uniform(-2, 2, (out, rows))
+    w[0, :] = 0.0  # an all-zero output row
+    if rows > 1:
+        w[-1, 0] = 0.0
+    ct = s.encrypt(x)
+    got = s.lincomb(w, ct)
+    close(s.decrypt_exact_local(got, k.secret), w @ x, MOVES)
+    assert s.level(got) == s.level(ct) - 1
+    assert not got.meta["dirty"]
+
+
+def test_minimal_keys_hold_no_rotation_and_survive_a_file(ctx):
+    from he_core import serialization
+    s, _ = ctx
+    _secret, public = s.keygen(KeyRequirements(sizes=(1, 8), rotations=(3,), minimal=True), rng=SeededRandom(8))
+    assert sorted(public.data["galois"]) == [str(s._galois_element(3))]  # the asked rotation only
+    back = serialization.loads(serialization.dumps(public), allow_insecure=True)
+    assert back.requirements.minimal and back.requirements == public.requirements
