@@ -352,7 +352,7 @@ class InferenceServer:
 
     def __init__(self, bundle: ServerBundle, *, flooding_bits: int = 30, allow_insecure: bool = False):
         self.bundle = bundle
-        self._allow_insecure = allow_insecure
+        self.allow_insecure = allow_insecure
         self._flooding = Flooding(flooding_bits, bundle.queries_per_key)
         self._clients: dict[str, he_core.Scheme] = {}
         self._answered: dict[str, int] = {}
@@ -365,7 +365,7 @@ class InferenceServer:
         """
         if isinstance(public, (bytes, bytearray)):
             public = he_core.serialization.loads(bytes(public), expect_kind="public_keys",
-                                                 allow_insecure=self._allow_insecure)
+                                                 allow_insecure=self.allow_insecure)
         if not isinstance(public, PublicKeys):
             raise DeployError(f"cannot register: expected public keys, got {type(public).__name__}")
         scheme = _make_scheme(self.bundle.scheme, self.bundle.params)
@@ -401,9 +401,9 @@ class InferenceServer:
         out = self.bundle.circuit.run(EncTensor(scheme, query), count)
         return scheme.sanitize(out.ct, flooding=self._flooding)
 
-    def answered(self, key_id: str) -> int:
-        """Batches answered for a client key."""
-        return self._answered.get(key_id, 0)
+    def answered(self, key_id: str | None = None) -> int:
+        """Batches answered for a client key (all keys when ``None``)."""
+        return sum(self._answered.values()) if key_id is None else self._answered.get(key_id, 0)
 
 
 def bytes_of(obj: Any) -> int:

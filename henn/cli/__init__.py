@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     job_commands = _optional("jobs")
     if job_commands is not None:
         job_commands.add_parsers(commands)
+    serving = _optional("serve")
+    if serving is not None:
+        serving.add_parsers(commands)
     return parser
 
 

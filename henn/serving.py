@@ -1,0 +1,174 @@
+"""Encrypted inference over a socket: the server's loop and the client's calls.
+
+The transport is the key service's (:mod:`henn.keyservice.transport`): a Unix socket
+in a private directory (the peer's uid checked) or TCP with mutual TLS. Frames carry
+the project's file format only (no pickle). One exchange:
+
+1. ``HELLO`` -> ``OK`` + the bundle's client information (JSON; no weights);
+2. ``KEYS`` + the client's public keys -> ``OK`` + the key id;
+3. ``QUERY`` + count (u32) + one encrypted batch -> ``OK`` + the sanitised answer;
+4. ``BYE``.
+
+Errors come back as ``ERROR`` + a message; the connection stays usable after a
+refused query (the refusal is about the query, not the stream).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import struct
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+import he_core
+
+from .deploy import DeployError, InferenceClient, InferenceServer, ServerBundle
+from .keyservice.transport import BYE, ERROR, HELLO, OK, Connection, KeyServiceError, connect, listen
+
+KEYS, QUERY = 20, 21
+_COUNT = struct.Struct("<I")
+log = logging.getLogger("henn.serving")
+
+
+def frame_limit(bundle: ServerBundle) -> int:
+    """Largest frame the server accepts: a batch query with room for the format's headers."""
+    scheme = he_core.get_scheme(bundle.scheme, bundle.params) if bundle.params is not None \
+        else he_core.get_scheme(bundle.scheme)
+    scheme.keygen(he_core.KeyRequirements(sizes=(1, bundle.batch), multiply=True, minimal=True))
+    probe = scheme.encrypt(np.zeros((bundle.circuit.n_features, bundle.batch)))
+    keys = len(he_core.serialization.dumps(scheme.public_keys))
+    return max(len(he_core.serialization.dumps(probe)), keys) + (1 << 20)
+
+
+def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, connections: int | None = None,
+          allow_insecure: bool = False, on_ready: Callable[[str], None] | None = None) -> InferenceServer:
+    """Answer clients at ``address`` until interrupted (or after ``connections`` clients).
+
+    Returns:
+        The :class:`~henn.deploy.InferenceServer` (its per-key counts), when the loop ends.
+    """
+    server = InferenceServer(bundle, allow_insecure=allow_insecure)
+    info = json.dumps(bundle.client_info()).encode()
+    served = 0
+    with listen(address, tls_dir=tls_dir, max_bytes=frame_limit(bundle)) as listener:
+        if on_ready is not None:
+            on_ready(str(address))
+        while connections is None or served < connections:
+            conn = listener.accept(timeout=1.0)
+            if conn is None:
+                continue
+            served += 1
+            with conn:
+                _session(conn, server, info)
+    return server
+
+
+def _session(conn: Connection, server: InferenceServer, info: bytes) -> None:
+    while True:
+        try:
+            frame = conn.recv()
+        except KeyServiceError as exc:
+            log.warning("dropping %s: %s", conn.peer, exc)
+            return
+        if frame is None or frame[0] == BYE:
+            return
+        op, payload = frame
+        try:
+            reply = _handle(server, op, payload, info)
+        except (he_core.HEError, ValueError) as exc:
+            conn.send(ERROR, str(exc).encode()[:4096])
+            continue
+        conn.send(OK, reply)
+
+
+def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes) -> bytes:
+    if op == HELLO:
+        return info
+    if op == KEYS:
+        return server.register(payload).encode()
+    if op == QUERY:
+        if len(payload) < _COUNT.size:
+            raise DeployError("cannot answer: a query frame without its count")
+        (count,) = _COUNT.unpack_from(payload)
+        query = he_core.serialization.loads(payload[_COUNT.size:], expect_kind="ciphertext",
+                                            allow_insecure=server.allow_insecure)
+        return he_core.serialization.dumps(server.answer(query, int(count)))
+    raise DeployError(f"cannot answer: unknown operation {op}")
+
+
+@dataclasses.dataclass
+class PredictReport:
+    """What one :func:`predict_remote` run cost.
+
+    Attributes:
+        outputs: ``(n, outputs)`` decrypted answers.
+        seconds_keygen, seconds_total: the client's key generation; the whole run.
+        batches: encrypted batches sent.
+        key_bytes, query_bytes, answer_bytes: bytes of keys, queries and answers on the wire.
+        seconds_per_batch: round-trip time of each batch (encrypt, send, evaluate, decrypt).
+    """
+
+    outputs: np.ndarray
+    seconds_keygen: float
+    seconds_total: float
+    batches: int
+    key_bytes: int
+    query_bytes: int
+    answer_bytes: int
+    seconds_per_batch: list[float]
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("outputs")
+        out["rows"] = int(self.outputs.shape[0])
+        return out
+
+
+def predict_remote(address: str, X: Any, *, tls_dir: str | None = None, allow_insecure: bool = False,
+                   timeout: float = 600.0) -> PredictReport:
+    """Encrypt ``X``, have the server at ``address`` evaluate it, decrypt here.
+
+    Raises:
+        KeyServiceError: the server is unreachable or not who it should be.
+        DeployError: the server refused (its message), or the data do not fit the model.
+    """
+    start = time.perf_counter()
+    with connect(address, tls_dir=tls_dir, timeout=min(timeout, 60.0), idle_seconds=timeout,
+                 max_bytes=1 << 31) as conn:
+        info = json.loads(_call(conn, HELLO, b""))
+        t0 = time.perf_counter()
+        client = InferenceClient(info)
+        keygen = time.perf_counter() - t0
+        if client.scheme.params.security_bits == 0 and not allow_insecure:
+            raise DeployError(f"cannot predict: the server's {client.scheme.name} parameters give no security; pass "
+                              "allow_insecure=True (--allow-insecure) for tests")
+        keys = client.public_bytes()
+        _call(conn, KEYS, keys)
+        outputs, rounds, sent, received = [], [], 0, 0
+        for query, count in client.encrypt(X):
+            t1 = time.perf_counter()
+            payload = _COUNT.pack(count) + he_core.serialization.dumps(query)
+            answer = _call(conn, QUERY, payload)
+            outputs.append(client.decrypt(he_core.serialization.loads(answer, expect_kind="ciphertext",
+                                                                      allow_insecure=allow_insecure), count))
+            rounds.append(time.perf_counter() - t1)
+            sent, received = sent + len(payload), received + len(answer)
+        conn.send(BYE)
+    return PredictReport(np.vstack(outputs), keygen, time.perf_counter() - start, len(rounds), len(keys), sent,
+                         received, rounds)
+
+
+def _call(conn: Connection, op: int, payload: bytes) -> bytes:
+    conn.send(op, payload)
+    frame = conn.recv()
+    if frame is None:
+        raise KeyServiceError("the server closed the connection")
+    status, body = frame
+    if status == ERROR:
+        raise DeployError(f"the server refused: {body.decode(errors='replace')}")
+    if status != OK:
+        raise KeyServiceError(f"unexpected answer {status} from the server")
+    return body
