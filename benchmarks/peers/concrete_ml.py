@@ -1,0 +1,160 @@
+"""henn beside Concrete-ML: encrypted inference (LR, 2-layer MLP) and encrypted LR training.
+
+    python -m benchmarks.peers.concrete_ml --cml-python /path/to/venv-cml/bin/python [--quick]
+
+Concrete-ML pins numpy 1.26 and pulls torch, so it runs in its own virtual environment
+(:mod:`benchmarks.peers.concrete_side`, started here as a subprocess); henn runs in this
+one. Both halves use the same data: breast cancer and wine, standardised on the
+training split, 80/20 split, seed 0.
+
+What differs, and is labelled in the table: Concrete-ML (TFHE) quantises (n bits) and
+needs no key holder; henn computes in CKKS at 128-bit security with the weights in
+the clear on the server (single-key inference). For training, Concrete-ML's
+``fit_encrypted`` encrypts data and weights with no key holder in the loop; henn's
+``EncryptedLogisticRegression`` keeps the weights encrypted (the data are the
+trainer's, in the clear) and refreshes through the key holder: its rounds are given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def data(name: str):
+    from sklearn.datasets import load_breast_cancer, load_wine
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+    X, y = (load_breast_cancer if name == "breast_cancer" else load_wine)(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+    sc = StandardScaler().fit(Xtr)
+    return sc.transform(Xtr), sc.transform(Xte), ytr, yte
+
+
+def henn_inference(estimator, Xtr, Xte, ytr, yte, queries: int) -> dict:
+    from henn.deploy import InferenceClient, InferenceServer, ServerBundle
+    estimator.fit(Xtr, ytr)
+    circuit = estimator.export_circuit()
+    clear_out = circuit.evaluate(Xte)
+    decide = (lambda o: (o[:, 0] > (0.0 if o.shape[1] == 1 and type(estimator).__name__.startswith("EncryptedLog")
+                                    else 0.5)).astype(int)) if clear_out.shape[1] == 1 else (lambda o: o.argmax(1))
+    bundle = ServerBundle.create(circuit, "ckks")
+    server = InferenceServer(bundle)
+    t = time.perf_counter()
+    client = InferenceClient(bundle.client_info())
+    keygen = time.perf_counter() - t
+    server.register(client.public_bytes())
+    singles = []
+    for i in range(queries):
+        t = time.perf_counter()
+        (q, n), = client.encrypt(Xte[i:i + 1])
+        client.decrypt(server.answer(q, n), n)
+        singles.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    outs = [client.decrypt(server.answer(q, n), n) for q, n in client.encrypt(Xte)]
+    batch_s = time.perf_counter() - t
+    out = np.vstack(outs)
+    classes = estimator.classes_
+    from he_core import serialization
+    return {"clear_accuracy": float((classes[decide(clear_out)] == yte).mean()),
+            "encrypted_accuracy": float((classes[decide(out)] == yte).mean()),
+            "differing_predictions": int((decide(out) != decide(clear_out)).sum()),
+            "seconds_per_query": float(np.median(singles)), "seconds_per_query_batched": batch_s / len(yte),
+            "batch_seconds": batch_s, "test_samples": int(len(yte)), "client_keygen_s": keygen,
+            "key_bytes": len(client.public_bytes()), "params": f"N={bundle.params.poly_degree}, "
+            f"{bundle.params.security_bits}-bit", "query_bytes_per_batch": len(serialization.dumps(q))}
+
+
+def henn_training(Xtr, Xte, ytr, yte, epochs: int) -> dict:
+    from henn.sklearn import EncryptedLogisticRegression
+    est = EncryptedLogisticRegression(scheme="ckks", epochs=epochs, random_state=0)
+    t = time.perf_counter()
+    est.fit(Xtr, ytr)
+    seconds = time.perf_counter() - t
+    return {"seconds_per_epoch": seconds / epochs, "epochs": epochs, "accuracy": float(est.score(Xte, yte)),
+            "key_holder_rounds": est.keyholder_.refresh_rounds + est.keyholder_.releases,
+            "rounds_per_epoch": (est.keyholder_.refresh_rounds + est.keyholder_.releases) / epochs}
+
+
+def run_henn(quick: bool, skip_training: bool) -> dict:
+    from henn.sklearn import EncryptedLogisticRegression, EncryptedMLPClassifier
+    queries = 2 if quick else 10
+    out = {"library": "henn", "results": {}}
+    for name in ("breast_cancer", "wine"):
+        Xtr, Xte, ytr, yte = data(name)
+        res = {"logistic_regression": henn_inference(EncryptedLogisticRegression(scheme="plain", random_state=0),
+                                                     Xtr, Xte, ytr, yte, queries),
+               "mlp": henn_inference(EncryptedMLPClassifier((16,), scheme="plain", epochs=10, random_state=0),
+                                     Xtr, Xte, ytr, yte, queries)}
+        if name == "breast_cancer" and not skip_training:
+            res["lr_training"] = henn_training(Xtr, Xte, ytr, yte, 1 if quick else 6)
+        out["results"][name] = res
+        print("henn", name, json.dumps(res), flush=True)
+    return out
+
+
+def table(henn: dict, cml: dict) -> str:
+    lines = ["| data | model | library | s / query (1) | s / query (batched) | accuracy (encrypted / clear) |",
+             "|---|---|---|---|---|---|"]
+    for name in ("breast_cancer", "wine"):
+        h, c = henn["results"][name], cml.get("results", {}).get(name, {})
+        rows = [("LR", "henn ckks 128-bit", h["logistic_regression"]), ("LR", "Concrete-ML 8-bit",
+                                                                          c.get("logistic_regression")),
+                ("MLP 2-layer", "henn ckks 128-bit", h["mlp"]), ("MLP 2-layer", "Concrete-ML 3-bit", c.get("mlp_3bit")),
+                ("MLP 2-layer", "Concrete-ML 6-bit", c.get("mlp_6bit"))]
+        for model, lib, r in rows:
+            if not r:
+                continue
+            batched = f"{r['seconds_per_query_batched']:.5f}" if "seconds_per_query_batched" in r else "—"
+            lines.append(f"| {name} ({r['test_samples']}) | {model} | {lib} | {r['seconds_per_query']:.3f} | "
+                         f"{batched} | {r['encrypted_accuracy']:.3f} / {r['clear_accuracy']:.3f} |")
+    h, c = henn["results"]["breast_cancer"].get("lr_training"), cml.get("results", {}).get("breast_cancer", {}).get(
+        "lr_training")
+    if h or c:
+        lines += ["", "| encrypted LR training (breast cancer) | s / epoch | test accuracy | key-holder rounds / epoch |",
+                  "|---|---|---|---|"]
+        if h:
+            lines.append(f"| henn ckks (weights encrypted, data clear) | {h['seconds_per_epoch']:.1f} | "
+                         f"{h['accuracy']:.3f} after {h['epochs']} | {h['rounds_per_epoch']:.0f} |")
+        if c:
+            lines.append(f"| Concrete-ML fit_encrypted (data and weights) | {c['seconds_per_epoch']:.1f} | "
+                         f"{c['accuracy']:.3f} after {c['epochs']} | 0 |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cml-python", help="Concrete-ML's interpreter (its own venv)")
+    parser.add_argument("--cml-json", help="reuse a Concrete-ML result file instead of running it")
+    parser.add_argument("--out", default="concrete_ml_comparison.json")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    cml: dict = {}
+    if args.cml_json:
+        cml = json.loads(Path(args.cml_json).read_text())
+    elif args.cml_python:
+        target = Path(args.out).with_suffix(".cml.json")
+        cmd = [args.cml_python, str(HERE / "concrete_side.py"), "--out", str(target)]
+        cmd += ["--quick"] * args.quick + ["--skip-training"] * args.skip_training
+        if subprocess.run(cmd).returncode == 0:
+            cml = json.loads(target.read_text())
+        else:
+            print("Concrete-ML half failed; henn only", file=sys.stderr)
+    henn = run_henn(args.quick, args.skip_training)
+    Path(args.out).write_text(json.dumps({"henn": henn, "concrete_ml": cml}, indent=1))
+    print(table(henn, cml))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
