@@ -7,7 +7,6 @@ interleaved (median over rounds, one thread) and the count divided by the median
 from __future__ import annotations
 
 import dataclasses
-import random
 from typing import Callable
 
 import numpy as np
@@ -63,7 +62,7 @@ def kernel_workload(kind: str, reps: int = 64) -> Workload:
 
 # --------------------------------------------------------------------------- primes for the native NTT
 # The same NTT-friendly primes and roots the ckks scheme uses (benchmarks may use concrete schemes).
-from he_core.schemes.ckks.primes import is_prime, primitive_root_2n  # noqa: E402
+from he_core.schemes.ckks.primes import primitive_root_2n  # noqa: E402
 from he_core.schemes.ckks.primes import ntt_primes as _ckks_ntt_primes  # noqa: E402
 
 
