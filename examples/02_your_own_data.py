@@ -20,7 +20,7 @@ from henn.keyholder import RefreshTerms
 from henn.layers import Linear
 from henn.losses import MSELoss, one_hot
 from henn.module import Sequential
-from henn.training.fit import SinglePartyWarning, fit, in_process_keyholder
+from henn.training.fit import SinglePartyWarning, fit, in_process_keyholder, release_outputs
 
 
 def load(path: str | None, label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +75,7 @@ def main() -> None:
                   epochs=args.epochs, batch_size=32, loss=MSELoss(reduction="row"), weight_decay=0.02,
                   random_state=args.seed, progress=sys.stderr.isatty())
     # the owner decrypts the trained weights (flooded releases) and evaluates in the clear
-    weights = [keyholder.release(p.value) for p in model.parameters()]
+    weights = [release_outputs(keyholder, p.value) for p in model.parameters()]  # refreshed, then flooded
     h = X[test]
     for i, layer in enumerate(l for l in model.layers if isinstance(l, Linear)):
         w, b = weights[2 * i], weights[2 * i + 1]

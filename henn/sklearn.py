@@ -94,8 +94,8 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
 
     def _release_weights(self) -> list[np.ndarray]:
         """The trained weights, decrypted for the owner (flooded releases): what ``fhe="disable"`` runs."""
-        try:
-            return [self.keyholder_.release(p.value) for p in self.model_.parameters()]
+        try:  # refreshed first: the flooding then hides a fresh encryption's noise, not the training's
+            return [release_outputs(self.keyholder_, p.value) for p in self.model_.parameters()]
         except he_core.HEOverflowError as exc:
             raise TrainingDiverged(f"cannot fit: the trained weights overflowed ({exc}); lower lr (now {self.lr})") \
                 from exc

@@ -83,6 +83,20 @@ def test_without_a_key_service_the_estimator_warns_it_is_one_party(cancer):
     assert any(issubclass(w.category, SinglePartyWarning) for w in seen)
 
 
+@pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+def test_a_small_fit_on_ckks_releases_its_weights_and_answers_all_three_modes(cancer):
+    """The whole path on 128-bit CKKS at a toy size: encrypted training, the owner's release, three fhe modes."""
+    Xtr, Xte, ytr, _ = cancer
+    est = EncryptedMLPClassifier((2,), scheme="ckks", epochs=1, batch_size=16, random_state=0, monitor=False)
+    est.fit(Xtr[:32], ytr[:32])
+    assert est.keyholder_.scheme.params.security_bits >= 128 and est.keyholder_.refresh_rounds > 0
+    outs = {f: est.decision_function(Xte[:8], fhe=f) for f in ("disable", "simulate", "execute")}
+    # simulate rounds to the release grid (3.4e-7 measured); execute adds its own releases' flooding
+    # (3.1e-5 measured, outputs up to 17): bounds about ten times those
+    np.testing.assert_allclose(outs["simulate"], outs["disable"], atol=5e-6)
+    np.testing.assert_allclose(outs["execute"], outs["disable"], atol=3e-4)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
 def test_digits_mlp_trains_encrypted_on_ckks_within_budget():
