@@ -7,6 +7,7 @@ experiments may pass an explicitly seeded :class:`SeededRandom` instead, which i
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 
@@ -128,6 +129,28 @@ class SeededRandom(RandomSource):
 
     def _words(self, n: int) -> np.ndarray:
         return self._gen.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
+
+
+class XofRandom(RandomSource):
+    """A deterministic stream expanded from a seed with SHAKE-256: public randomness anyone can recompute.
+
+    For values that must be random but need not be secret, and that a verifier must
+    be able to check were not chosen (the uniform part of a public key, derived from a
+    seed published beside it). Call order matters: the i-th request reads block i.
+    """
+
+    secure = True
+
+    def __init__(self, seed: bytes, domain: bytes = b"henn-xof"):
+        if not isinstance(seed, (bytes, bytearray)) or len(seed) < 16:
+            raise ValueError("cannot expand randomness: the seed must be at least 16 bytes")
+        self._prefix = bytes(domain) + b"\x00" + bytes(seed)
+        self._calls = 0
+
+    def _words(self, n: int) -> np.ndarray:
+        block = hashlib.shake_256(self._prefix + self._calls.to_bytes(8, "little")).digest(8 * n)
+        self._calls += 1
+        return np.frombuffer(block, dtype=np.uint64).copy()
 
 
 def resolve(rng: "RandomSource | None") -> RandomSource:

@@ -146,6 +146,25 @@ class Scheme(KeyHolderProtocol, abc.ABC):
         self._check_params(public.scheme, public.params_id, "public keys")
         self._public = public
 
+    def check_public_keys(self, public: PublicKeys) -> None:
+        """Check public keys received from another party before computing for it.
+
+        Beyond the scheme and parameter set: the shape and range of every array, and
+        whatever the scheme can verify of how the keys were made (CKKS: the uniform
+        part of the public key recomputed from its published seed). A party that
+        re-randomises ciphertexts with someone else's key relies on this.
+
+        Raises:
+            he_core.FormatError: keys that are malformed or whose structure does not verify.
+        """
+        if not isinstance(public, PublicKeys):
+            raise TypeError(f"expected PublicKeys, got {type(public).__name__}")
+        self._check_params(public.scheme, public.params_id, "public keys")
+        self._check_public_keys(public)
+
+    def _check_public_keys(self, public: PublicKeys) -> None:
+        """Scheme hook of :meth:`check_public_keys` (default: nothing more to verify)."""
+
     @property
     def public_keys(self) -> PublicKeys:
         if self._public is None:

@@ -41,8 +41,10 @@ from .tensor import EncTensor
 FORMAT = "henn-server-bundle/1"
 #: Queries per batch for a scheme without a natural ciphertext size (each row then costs per entry).
 DEFAULT_BATCH = 64
-#: Answered batches per client key that the answers' flooding is sized for.
+#: Answered batches the answers' flooding is sized for, over every client (they all learn about one model).
 DEFAULT_QUERIES_PER_KEY = 1 << 16
+#: Client keys one server holds at most (each is several MB).
+MAX_CLIENTS = 256
 
 
 class DeployError(he_core.HEError, ValueError):
@@ -135,6 +137,8 @@ class Circuit:
         """The encrypted evaluation on ``X^T`` rows (features x batch); slots past ``count`` are zeroed."""
         for layer in self.layers:
             x = layer[1].T @ x + layer[2][:, None] if layer[0] == "linear" else layer[1].forward(x)
+        if count >= x.size:
+            return x  # every slot was asked for (each row is whole: no slot outside the batch)
         mask = np.zeros((1, x.size))
         mask[0, :count] = 1.0
         return x * mask  # the slots nobody asked about would answer a zero query
@@ -156,7 +160,8 @@ class ServerBundle:
         scheme: scheme name.
         params: the parameter set (chosen from the circuit's depth by :meth:`create`).
         batch: queries per encrypted batch.
-        queries_per_key: answered batches per client key (sizes the answers' flooding).
+        queries_per_key: answered batches in all, over every client key (sizes the answers'
+            flooding: every answer tells something about the same weights, whoever asks).
     """
 
     circuit: Circuit
@@ -290,6 +295,15 @@ def _trial_runs(circuit: Circuit, scheme: he_core.Scheme, batch: int) -> bool:
     return True
 
 
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """One encrypted batch: the ciphertext, the count to send, the real rows it holds (the client's to keep)."""
+
+    ciphertext: Ciphertext
+    count: int
+    rows: int
+
+
 class InferenceClient:
     """Makes keys, encrypts queries and decrypts answers; its secret key never leaves it.
 
@@ -315,8 +329,13 @@ class InferenceClient:
         """The public and evaluation keys, in the project's file format."""
         return he_core.serialization.dumps(self.public)
 
-    def encrypt(self, X: Any) -> list[tuple[Ciphertext, int]]:
-        """Encrypt ``(n, features)`` queries: one ``(ciphertext, count)`` per batch of up to ``batch`` rows.
+    def encrypt(self, X: Any, *, hide_count: bool = False) -> list[Query]:
+        """Encrypt ``(n, features)`` queries: one :class:`Query` per batch of up to ``batch`` rows.
+
+        With ``hide_count`` every batch asks for all its slots (padding rows are zeros),
+        so the server does not learn how many rows it holds. The price: the answer is
+        not masked, its noise bound covers every slot, and the flooding sized from it
+        costs about 3 bits of precision at a hundred rows (off by default).
 
         Raises:
             DeployError: the wrong number of features, or non-finite values.
@@ -330,15 +349,16 @@ class InferenceClient:
             chunk = X[lo:lo + self.batch]
             padded = np.zeros((self.features, self.batch))
             padded[:, :chunk.shape[0]] = chunk.T
-            out.append((self.scheme.encrypt(padded, rng=self._rng), chunk.shape[0]))
+            rows = chunk.shape[0]
+            out.append(Query(self.scheme.encrypt(padded, rng=self._rng), self.batch if hide_count else rows, rows))
         return out
 
-    def decrypt(self, answer: Ciphertext, count: int) -> np.ndarray:
-        """The ``(count, outputs)`` answers of one batch (decrypted here: nothing goes back)."""
+    def decrypt(self, answer: Ciphertext, rows: int) -> np.ndarray:
+        """The ``(rows, outputs)`` answers of one batch (decrypted here: nothing goes back)."""
         if tuple(answer.shape) != (self.outputs, self.batch) or answer.key_id != self.public.key_id:
             raise DeployError(f"cannot decrypt the answer: expected a ({self.outputs}, {self.batch}) ciphertext "
                               f"under this client's key, got {answer.describe()}")
-        return self.scheme.decrypt_exact_local(answer, self._secret)[:, :count].T
+        return self.scheme.decrypt_exact_local(answer, self._secret)[:, :rows].T
 
 
 class InferenceServer:
@@ -350,12 +370,20 @@ class InferenceServer:
         allow_insecure: accept keys of parameter sets without security (tests and teaching only).
     """
 
-    def __init__(self, bundle: ServerBundle, *, flooding_bits: int = 30, allow_insecure: bool = False):
+    def __init__(self, bundle: ServerBundle, *, flooding_bits: int = 30, allow_insecure: bool = False,
+                 answered_before: int = 0):
         self.bundle = bundle
         self.allow_insecure = allow_insecure
         self._flooding = Flooding(flooding_bits, bundle.queries_per_key)
-        self._clients: dict[str, he_core.Scheme] = {}
+        self._clients: dict[str, tuple[he_core.Scheme, bytes]] = {}
         self._answered: dict[str, int] = {}
+        self._total = int(answered_before)
+        probe = _make_scheme(bundle.scheme, bundle.params)
+        probe.keygen(_requirements(bundle.batch))
+        fresh = probe.budget(probe.encrypt(np.zeros((1, 1))))
+        self._fresh_scale = probe.encrypt(np.zeros((1, 1))).scale
+        # a leveled scheme's fresh ciphertexts sit at the top level: a query below it was computed on
+        self._fresh_levels = fresh["remaining"] if fresh.get("kind") == "levels" else None
 
     def register(self, public: PublicKeys | bytes) -> str:
         """Accept a client's public keys; returns its key id.
@@ -368,14 +396,23 @@ class InferenceServer:
                                                  allow_insecure=self.allow_insecure)
         if not isinstance(public, PublicKeys):
             raise DeployError(f"cannot register: expected public keys, got {type(public).__name__}")
+        material = he_core.serialization.dumps(public)
+        known = self._clients.get(public.key_id)
+        if known is not None:
+            if known[1] != material:  # the id covers the public key only: evaluation keys could be swapped
+                raise DeployError("cannot register: this key id is registered with other evaluation keys")
+            return public.key_id
+        if len(self._clients) >= MAX_CLIENTS:
+            raise DeployError(f"cannot register: the server holds {MAX_CLIENTS} client keys already")
         scheme = _make_scheme(self.bundle.scheme, self.bundle.params)
         if public.scheme != scheme.name or public.params_id != scheme.params_id:
             raise DeployError(f"cannot register: keys for {public.scheme} {public.params_id}, the circuit runs on "
                               f"{scheme.name} {scheme.params_id}")
         if self.bundle.batch not in public.requirements.sizes or not public.requirements.multiply:
             raise DeployError(f"cannot register: the keys do not cover batches of {self.bundle.batch} with products")
+        scheme.check_public_keys(public)  # the answers are re-randomised with this key: its uniform part must be
         scheme.set_public_keys(public)
-        self._clients[public.key_id] = scheme
+        self._clients[public.key_id] = (scheme, material)
         self._answered.setdefault(public.key_id, 0)
         return public.key_id
 
@@ -385,25 +422,31 @@ class InferenceServer:
         Raises:
             DeployError: an unregistered key, a wrong shape or count, or the key's query budget spent.
         """
-        scheme = self._clients.get(query.key_id) if isinstance(query, Ciphertext) else None
-        if scheme is None:
+        client = self._clients.get(query.key_id) if isinstance(query, Ciphertext) else None
+        if client is None:
             raise DeployError("cannot answer: the query is not a ciphertext under a registered key")
+        scheme = client[0]
         batch, features = self.bundle.batch, self.bundle.circuit.n_features
         if tuple(query.shape) != (features, batch):
             raise DeployError(f"cannot answer: expected a ({features}, {batch}) query, got {query.shape}")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= batch:
             raise DeployError(f"cannot answer: count must lie in 1..{batch}, got {count!r}")
-        if self._answered[query.key_id] >= self.bundle.queries_per_key:
-            raise DeployError(f"cannot answer: this key's {self.bundle.queries_per_key} batches are spent (the "
-                              "answers' flooding is sized for that many); make new keys")
+        if self._total >= self.bundle.queries_per_key:
+            raise DeployError(f"cannot answer: the {self.bundle.queries_per_key} batches the answers' flooding is "
+                              "sized for are spent; the owner must issue a new bundle")
         scheme.validate(query)
+        levels = scheme.budget(query)["remaining"] if self._fresh_levels is not None else None
+        if query.scale != self._fresh_scale or levels != self._fresh_levels or scheme.layout_of(query) is not None:
+            raise DeployError("cannot answer: the query is not a fresh encryption (its scale, level or layout "
+                              "differs from one)")
         self._answered[query.key_id] += 1
+        self._total += 1
         out = self.bundle.circuit.run(EncTensor(scheme, query), count)
         return scheme.sanitize(out.ct, flooding=self._flooding)
 
     def answered(self, key_id: str | None = None) -> int:
-        """Batches answered for a client key (all keys when ``None``)."""
-        return sum(self._answered.values()) if key_id is None else self._answered.get(key_id, 0)
+        """Batches answered for a client key, or in all (this server's earlier runs included) when ``None``."""
+        return self._total if key_id is None else self._answered.get(key_id, 0)
 
 
 def bytes_of(obj: Any) -> int:
@@ -411,4 +454,4 @@ def bytes_of(obj: Any) -> int:
     return len(he_core.serialization.dumps(obj))
 
 
-__all__ = ["Circuit", "DeployError", "InferenceClient", "InferenceServer", "ServerBundle", "bytes_of"]
+__all__ = ["Circuit", "DeployError", "InferenceClient", "InferenceServer", "Query", "ServerBundle", "bytes_of"]

@@ -19,6 +19,7 @@ import json
 import logging
 import struct
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -29,6 +30,10 @@ from .deploy import DeployError, InferenceClient, InferenceServer, ServerBundle
 from .keyservice.transport import BYE, ERROR, HELLO, OK, Connection, KeyServiceError, connect, listen
 
 KEYS, QUERY = 20, 21
+#: A client silent this long between frames is dropped (clients are served one at a time).
+SESSION_IDLE_SECONDS = 30.0
+#: The longest one client session may last.
+SESSION_LIFETIME_SECONDS = 1800.0
 _COUNT = struct.Struct("<I")
 log = logging.getLogger("henn.serving")
 
@@ -44,16 +49,23 @@ def frame_limit(bundle: ServerBundle) -> int:
 
 
 def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, connections: int | None = None,
-          allow_insecure: bool = False, on_ready: Callable[[str], None] | None = None) -> InferenceServer:
+          allow_insecure: bool = False, on_ready: Callable[[str], None] | None = None,
+          state: Path | None = None) -> InferenceServer:
     """Answer clients at ``address`` until interrupted (or after ``connections`` clients).
 
+    Args:
+        state: a file keeping the count of answered batches across restarts (the
+            answers' flooding is sized for the bundle's total, not per run).
+
     Returns:
-        The :class:`~henn.deploy.InferenceServer` (its per-key counts), when the loop ends.
+        The :class:`~henn.deploy.InferenceServer` (its counts), when the loop ends.
     """
-    server = InferenceServer(bundle, allow_insecure=allow_insecure)
+    before = _read_count(state)
+    server = InferenceServer(bundle, allow_insecure=allow_insecure, answered_before=before)
     info = json.dumps(bundle.client_info()).encode()
     served = 0
-    with listen(address, tls_dir=tls_dir, max_bytes=frame_limit(bundle)) as listener:
+    with listen(address, tls_dir=tls_dir, max_bytes=frame_limit(bundle), idle_seconds=SESSION_IDLE_SECONDS,
+                lifetime_seconds=SESSION_LIFETIME_SECONDS) as listener:
         if on_ready is not None:
             on_ready(str(address))
         while connections is None or served < connections:
@@ -63,25 +75,48 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
             served += 1
             with conn:
                 _session(conn, server, info)
+            _write_count(state, server.answered())
     return server
 
 
+def _read_count(state: Path | None) -> int:
+    if state is None or not state.exists():
+        return 0
+    try:
+        count = json.loads(state.read_text())["answered"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeployError(f"cannot read the answer count in {state}: {exc}; it must not be reset silently") from None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise DeployError(f"cannot read the answer count in {state}: not a count")
+    return count
+
+
+def _write_count(state: Path | None, count: int) -> None:
+    if state is not None:
+        tmp = state.with_suffix(state.suffix + ".tmp")
+        tmp.write_text(json.dumps({"answered": count}))
+        tmp.replace(state)
+
+
 def _session(conn: Connection, server: InferenceServer, info: bytes) -> None:
+    """Serve one client until it says BYE, hangs up, stalls, or breaks the framing: never the whole server."""
     while True:
         try:
             frame = conn.recv()
+            if frame is None or frame[0] == BYE:
+                return
+            op, payload = frame
+            try:
+                status, reply = OK, _handle(server, op, payload, info)
+            except (he_core.HEError, ValueError, TypeError) as exc:
+                status, reply = ERROR, str(exc).encode()[:4096]
+            except Exception as exc:  # noqa: BLE001 - a query must never take the server down
+                log.exception("query from %s failed", conn.peer)
+                status, reply = ERROR, f"cannot answer: {type(exc).__name__} while evaluating".encode()
+            conn.send(status, reply)
         except KeyServiceError as exc:
             log.warning("dropping %s: %s", conn.peer, exc)
             return
-        if frame is None or frame[0] == BYE:
-            return
-        op, payload = frame
-        try:
-            reply = _handle(server, op, payload, info)
-        except (he_core.HEError, ValueError) as exc:
-            conn.send(ERROR, str(exc).encode()[:4096])
-            continue
-        conn.send(OK, reply)
 
 
 def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes) -> bytes:
@@ -148,12 +183,12 @@ def predict_remote(address: str, X: Any, *, tls_dir: str | None = None, allow_in
         keys = client.public_bytes()
         _call(conn, KEYS, keys)
         outputs, rounds, sent, received = [], [], 0, 0
-        for query, count in client.encrypt(X):
+        for query in client.encrypt(X):
             t1 = time.perf_counter()
-            payload = _COUNT.pack(count) + he_core.serialization.dumps(query)
+            payload = _COUNT.pack(query.count) + he_core.serialization.dumps(query.ciphertext)
             answer = _call(conn, QUERY, payload)
             outputs.append(client.decrypt(he_core.serialization.loads(answer, expect_kind="ciphertext",
-                                                                      allow_insecure=allow_insecure), count))
+                                                                      allow_insecure=allow_insecure), query.rows))
             rounds.append(time.perf_counter() - t1)
             sent, received = sent + len(payload), received + len(answer)
         conn.send(BYE)

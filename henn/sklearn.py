@@ -222,7 +222,7 @@ class EncryptedMLPClassifier(_EncryptedClassifier):
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] = (32,), scheme: str = "ckks", *,
                  activation: str = "square", loss: str = "mse", epochs: int = 6, batch_size: int = 128,
-                 lr: float = 0.3, weight_decay: float = 0.02, init_scale: float = 1.0, input_scale: float = 3.0,
+                 lr: float = 0.3, weight_decay: float = 0.0, init_scale: float = 1.0, input_scale: float = 3.0,
                  input_clip: float = 2.0, random_state: int | None = None, keyholder: Any = None,
                  monitor: bool = True, progress: bool = False):
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -37,8 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"serve: {bundle.scheme} circuit {bundle.circuit.n_features} -> {bundle.circuit.n_outputs}, batches of "
               f"{bundle.batch}, listening on {address}", flush=True)
 
+    state = args.state or args.bundle.with_name(args.bundle.name + ".answered")
     server = serve(bundle, args.listen, tls_dir=args.tls_dir, connections=args.connections,
-                   allow_insecure=args.allow_insecure, on_ready=ready)
+                   allow_insecure=args.allow_insecure, on_ready=ready, state=state)
     print(f"serve: done ({server.answered()} batches answered)", flush=True)
     return 0
 
@@ -88,6 +89,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--listen", required=True, help="unix:PATH (same user) or tls://HOST:PORT (mutual TLS)")
     p.add_argument("--tls-dir", type=Path, help="server certificates for tls:// (henn.keyservice.tls.make_pki)")
     p.add_argument("--connections", type=int, help="stop after this many clients (default: serve until stopped)")
+    p.add_argument("--state", type=Path, help="file counting answered batches across restarts "
+                                              "(default: BUNDLE.answered beside the bundle)")
     p.add_argument("--allow-insecure", action="store_true", help="serve an insecure scheme (tests only)")
     p.set_defaults(func=guarded(_serve, "serve"))
 

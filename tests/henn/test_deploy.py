@@ -14,6 +14,12 @@ from henn.deploy import Circuit, DeployError, InferenceClient, InferenceServer, 
 pytestmark = pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
 
 
+def _pair(queries):
+    """The one query of a batch as (ciphertext, count) (the count the client sends, which hides its rows)."""
+    (query,) = queries
+    return query.ciphertext, query.count
+
+
 @pytest.fixture(scope="module")
 def circuit():
     """A breast-cancer-sized MLP (30 -> 16 -> 2, square activation) with its standardisation."""
@@ -37,7 +43,7 @@ def roles(circuit, scheme):
 
 
 def ask(server, client, X):
-    return np.vstack([client.decrypt(server.answer(q, n), n) for q, n in client.encrypt(X)])
+    return np.vstack([client.decrypt(server.answer(q.ciphertext, q.count), q.rows) for q in client.encrypt(X)])
 
 
 SCHEMES = ["vhe", pytest.param("ckks", marks=pytest.mark.skipif("ckks" not in he_core.available_schemes(),
@@ -61,7 +67,7 @@ def test_ckks_client_keys_hold_only_what_the_circuit_needs(circuit):
     assert bundle.params.security_bits >= 128
     assert client.public.data["galois"] == {}  # no rotation key: the batch layout needs none
     assert bytes_of(client.public) < 898e6 / 10  # the issue's bar: 10x below all-rotation keys
-    (query, count), = client.encrypt(np.zeros((3, 30)))
+    query, count = _pair(client.encrypt(np.zeros((3, 30)), hide_count=False))
     answer = server.answer(query, count)
     assert answer.shape == (2, bundle.batch)
     # slots past the 3 asked hold no answer to a zero query (flooded zeros only)
@@ -86,14 +92,14 @@ def test_budget_and_bad_queries_are_refused(circuit):
     bundle = ServerBundle.create(circuit, "vhe", queries_per_key=2)
     server = InferenceServer(bundle, allow_insecure=True)
     client = InferenceClient(bundle.client_info())
-    (q, n), = client.encrypt(np.zeros((2, 30)))
+    q, n = _pair(client.encrypt(np.zeros((2, 30))))
     with pytest.raises(DeployError, match="registered key"):
         server.answer(q, n)
     server.register(client.public)
     with pytest.raises(DeployError, match="count must lie"):
         server.answer(q, 0)
     server.answer(q, n), server.answer(q, n)
-    with pytest.raises(DeployError, match="batches are spent"):
+    with pytest.raises(DeployError, match="batches the answers' flooding is sized for are spent"):
         server.answer(q, n)
     other = InferenceClient({**bundle.client_info(), "batch": bundle.batch // 2})
     with pytest.raises(DeployError, match="do not cover batches"):

@@ -46,7 +46,7 @@ def test_mlp_activations_are_refitted_and_the_change_reported():
     bundle = ServerBundle.create(circuit, "vhe")
     server, client = InferenceServer(bundle, allow_insecure=True), InferenceClient(bundle.client_info())
     server.register(client.public)
-    answers = np.vstack([client.decrypt(server.answer(q, n), n) for q, n in client.encrypt(Xte)])
+    answers = np.vstack([client.decrypt(server.answer(q.ciphertext, q.count), q.rows) for q in client.encrypt(Xte)])
     np.testing.assert_allclose(answers, out, atol=5e-3)  # vhe 16-bit fixed point through a quartic: 1.2e-3 measured
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...randomness import RandomSource
+from ...randomness import RandomSource, XofRandom
 from .params import CkksParams
 from .ring import RnsRing
 
@@ -57,17 +57,34 @@ def error(ring: RnsRing, params: CkksParams, nlimbs: int, rng: RandomSource) -> 
     return ring.ntt(ring.from_signed(e, nlimbs))
 
 
-def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: RandomSource) -> np.ndarray:
-    """(b, a) with b = -a*s + e over Q*P, shape (2, L+1+k, N).
+#: Domain separation of the public key's uniform part (see :func:`public_a`).
+PK_DOMAIN = b"henn-ckks-public-key-a"
+PK_SEED_BYTES = 32
+
+
+def public_a(ring: RnsRing, seed: bytes) -> np.ndarray:
+    """The uniform part ``a`` of a public key, expanded from its published seed (SHAKE-256).
+
+    Whoever receives the key recomputes ``a`` and so knows it was not chosen: a party
+    that re-randomises ciphertexts with the key (a server sanitising its answers) then
+    gets uniform randomness even from a malicious key holder.
+    """
+    return uniform(ring, len(ring.q) + len(ring.p), XofRandom(seed, PK_DOMAIN))
+
+
+def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: RandomSource
+               ) -> tuple[np.ndarray, bytes]:
+    """((b, a), seed) with b = -a*s + e over Q*P, shape (2, L+1+k, N), and ``a`` expanded from ``seed``.
 
     Over Q*P (not just Q) so that encryption can divide its noise by P (see
     :meth:`RnsRing.drop_special`), as SEAL does; fresh ciphertexts then carry only
     rounding noise instead of e*v + e0 + e1*s (4 bits more precision at 21-bit scales).
     """
     ltot = len(ring.q) + len(ring.p)
-    a = uniform(ring, ltot, rng)
+    seed = rng.bytes(PK_SEED_BYTES)
+    a = public_a(ring, seed)
     b = ring.sub(error(ring, params, ltot, rng), ring.mul(a, s_full))
-    return np.stack([b, a])
+    return np.stack([b, a]), seed
 
 
 def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.ndarray,

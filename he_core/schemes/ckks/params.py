@@ -144,8 +144,11 @@ class CkksParams(Parameters):
         """128, 192 or 256 when the HE standard table allows log2(QP) at N; else 0.
 
         Uniform ternary secrets use the table. A Hamming-weight secret reports 128 only
-        where a published estimate covers it (:data:`SPARSE_SECRET_128`), else 0.
+        where a published estimate covers it (:data:`SPARSE_SECRET_128`), else 0. The
+        table assumes an error of standard deviation about 3.2: a narrower one reports 0.
         """
+        if self.sigma < MIN_SIGMA:
+            return 0
         if self.secret == "hamming":
             limit = SPARSE_SECRET_128.get((self.poly_degree, self.hamming_weight))
             return 128 if limit is not None and math.ceil(self.log_qp) <= limit else 0
@@ -155,6 +158,9 @@ class CkksParams(Parameters):
                 best = level
         return best
 
+
+#: The error width the HomomorphicEncryption.org tables assume (8 / sqrt(2 pi) = 3.19).
+MIN_SIGMA = 3.19
 
 # Sparse (fixed Hamming weight) secrets are not covered by the HE standard's table. The
 # only set labelled here is the one a published estimate covers: Bossuat, Troncoso-

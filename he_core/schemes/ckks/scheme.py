@@ -14,7 +14,7 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, ParameterError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
+from ...errors import EncodingError, FormatError, ParameterError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
@@ -205,7 +205,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         r = self.ring
         s = keygen.sample_secret(self.params, rng)
         s_full = keygen.full_ntt(r, s)
-        data: dict[str, Any] = {"pk": keygen.public_key(r, self.params, s_full, rng), "galois": {}}
+        pk, seed = keygen.public_key(r, self.params, s_full, rng)
+        data: dict[str, Any] = {"pk": pk, "pk_seed": np.frombuffer(seed, dtype=np.uint8).copy(), "galois": {}}
         if requirements.multiply:
             data["relin"] = keygen.switch_key(r, self.params, r.mul(s_full, s_full), s_full, rng)
         elements = {self._galois_element(k) for k in self.default_rotations(requirements)}
@@ -223,6 +224,33 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
     def key_id_material(cls, public_data: Any) -> list[np.ndarray]:
         """The public key (b, a): it determines the secret; evaluation keys are bound by the file signature."""
         return [public_data["pk"]]
+
+    def _check_public_keys(self, public: PublicKeys) -> None:
+        data, r = public.data, self.ring
+        if not isinstance(data, dict) or not isinstance(data.get("galois", {}), dict):
+            raise FormatError("cannot use these public keys: malformed key material")
+        primes = np.array(r.q + r.p, dtype=np.uint64)[:, None]
+        ltot = len(primes)
+
+        def check(name: str, key: Any, shape: tuple) -> None:
+            if not isinstance(key, np.ndarray) or key.dtype != np.uint64 or key.shape != shape:
+                raise FormatError(f"cannot use these public keys: {name} is not a uint64 array of shape {shape}")
+            if np.any(key.reshape(-1, ltot, r.n) >= primes):
+                raise FormatError(f"cannot use these public keys: {name} has residues not below their primes")
+
+        check("the public key", data.get("pk"), (2, ltot, r.n))
+        seed = data.get("pk_seed")
+        if not isinstance(seed, np.ndarray) or seed.dtype != np.uint8 or seed.shape != (keygen.PK_SEED_BYTES,):
+            raise FormatError("cannot use these public keys: the public key has no seed for its uniform part "
+                              "(keys from before seeds were published: make new keys)")
+        if not np.array_equal(data["pk"][1], keygen.public_a(r, seed.tobytes())):
+            raise FormatError("cannot use these public keys: the public key's uniform part is not the one its "
+                              "seed expands to (it was chosen, not drawn)")
+        switch = (self.params.digits, 2, ltot, r.n)
+        if "relin" in data:
+            check("the relinearisation key", data["relin"], switch)
+        for g, key in data.get("galois", {}).items():
+            check(f"Galois key {g}", key, switch)
 
     def _relin_key(self) -> np.ndarray:
         key = self.public_keys.data.get("relin")

@@ -59,6 +59,8 @@ def test_serve_and_predict_across_processes(tmp_path, capsys):
     assert (rows[:, 2] == clear.argmax(1)).sum() >= 113
     assert report["batches"] == 1 and report["key_bytes"] < 90e6 and report["answer_bytes"] > 0
     assert server.returncode == 0
+    # the answered batches are counted across restarts, beside the bundle
+    assert json.loads((tmp_path / "bundle.henn.answered").read_text()) == {"answered": 1}
 
 
 def test_usage_and_refusals(tmp_path, capsys):
