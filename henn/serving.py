@@ -18,7 +18,9 @@ import dataclasses
 import json
 import logging
 import struct
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +36,8 @@ KEYS, QUERY = 20, 21
 SESSION_IDLE_SECONDS = 30.0
 #: The longest one client session may last.
 SESSION_LIFETIME_SECONDS = 1800.0
+#: Client sessions served at once (more wait for a free one); evaluations still run one at a time.
+MAX_SESSIONS = 8
 _COUNT = struct.Struct("<I")
 log = logging.getLogger("henn.serving")
 
@@ -63,9 +67,11 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
     before = _read_count(state)
     server = InferenceServer(bundle, allow_insecure=allow_insecure, answered_before=before)
     info = json.dumps(bundle.client_info()).encode()
-    served = 0
+    lock = threading.Lock()  # one evaluation at a time; sessions wait for frames concurrently
+    served, running = 0, set()
     with listen(address, tls_dir=tls_dir, max_bytes=frame_limit(bundle), idle_seconds=SESSION_IDLE_SECONDS,
-                lifetime_seconds=SESSION_LIFETIME_SECONDS) as listener:
+                lifetime_seconds=SESSION_LIFETIME_SECONDS) as listener, \
+            ThreadPoolExecutor(max_workers=MAX_SESSIONS, thread_name_prefix="henn-serve") as pool:
         if on_ready is not None:
             on_ready(str(address))
         while connections is None or served < connections:
@@ -73,10 +79,18 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
             if conn is None:
                 continue
             served += 1
-            with conn:
-                _session(conn, server, info)
-            _write_count(state, server.answered())
+            running.add(pool.submit(_run_session, conn, server, info, lock, state))
+            running = {f for f in running if not f.done()}
+        wait(running)
     return server
+
+
+def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock,
+                 state: Path | None) -> None:
+    with conn:
+        _session(conn, server, info, lock)
+    with lock:
+        _write_count(state, server.answered())
 
 
 def _read_count(state: Path | None) -> int:
@@ -98,7 +112,7 @@ def _write_count(state: Path | None, count: int) -> None:
         tmp.replace(state)
 
 
-def _session(conn: Connection, server: InferenceServer, info: bytes) -> None:
+def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock) -> None:
     """Serve one client until it says BYE, hangs up, stalls, or breaks the framing: never the whole server."""
     while True:
         try:
@@ -107,7 +121,8 @@ def _session(conn: Connection, server: InferenceServer, info: bytes) -> None:
                 return
             op, payload = frame
             try:
-                status, reply = OK, _handle(server, op, payload, info)
+                with lock:
+                    status, reply = OK, _handle(server, op, payload, info)
             except (he_core.HEError, ValueError, TypeError) as exc:
                 status, reply = ERROR, str(exc).encode()[:4096]
             except Exception as exc:  # noqa: BLE001 - a query must never take the server down

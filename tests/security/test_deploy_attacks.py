@@ -462,9 +462,6 @@ def test_the_server_survives_a_client_that_hangs_up_before_its_answer(linear):
             assert conn.recv()[0] == OK
 
 
-@pytest.mark.xfail(strict=True, reason="MEDIUM: serve() handles one connection at a time; a silent client now holds it "
-                   "30 s per frame (SESSION_IDLE_SECONDS), 30 min at most: others wait. Fix: a bounded pool of "
-                   "session threads")
 def test_an_idle_client_does_not_lock_out_the_others(linear):
     bundle, _, _ = linear
     with running_server(bundle, connections=2) as (address, _, _):
