@@ -152,10 +152,11 @@ def main(argv=None) -> int:
         target = Path(args.out).with_suffix(".cml.json")
         cmd = [args.cml_python, str(HERE / "concrete_side.py"), "--out", str(target)]
         cmd += ["--quick"] * args.quick + ["--skip-training"] * args.skip_training
-        if subprocess.run(cmd).returncode == 0:
+        status = subprocess.run(cmd).returncode
+        if target.exists():
             cml = json.loads(target.read_text())
-        else:
-            print("Concrete-ML half failed; henn only", file=sys.stderr)
+        if status != 0:
+            print(f"the Concrete-ML half exited with {status}; its finished parts are kept", file=sys.stderr)
     henn = run_henn(args.quick, args.skip_training)
     Path(args.out).write_text(json.dumps({"henn": henn, "concrete_ml": cml}, indent=1))
     print(table(henn, cml))

@@ -68,18 +68,18 @@ def main() -> int:
     out = {"library": "concrete-ml", "version": concrete.ml.__version__, "results": {}}
     for name in ("breast_cancer", "wine"):
         Xtr, Xte, ytr, yte = data(name)
-        n_classes = len(np.unique(ytr))
         res = {"logistic_regression": inference(LogisticRegression(n_bits=8), Xtr, Xte, ytr, yte, queries)}
         for bits in (3, 6):
             mlp = NeuralNetClassifier(module__n_layers=2, module__n_w_bits=bits, module__n_a_bits=bits,
                                       module__n_accum_bits=8 + bits, module__n_hidden_neurons_multiplier=1,
-                                      module__n_outputs=n_classes, module__input_dim=Xtr.shape[1],
                                       max_epochs=50, verbose=0)
             res[f"mlp_{bits}bit"] = inference(mlp, Xtr, Xte, ytr.astype(np.int64), yte, queries)
         if name == "breast_cancer" and not args.skip_training:
             res["lr_training"] = training(Xtr, Xte, ytr, yte, 1)
         out["results"][name] = res
         print(name, json.dumps(res), flush=True)
+        with open(args.out, "w") as f:  # what is done so far, should a later part fail
+            json.dump(out, f, indent=1)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
     return 0
