@@ -25,7 +25,7 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 
 from . import activations
-from .deploy import Circuit, DeployError
+from .circuit import Circuit, DeployError
 
 #: Degree of refitted hidden activations (a cubic costs two levels after the scaling).
 DEFAULT_DEGREE = 4

@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 import he_core
 
 from . import activations
-from .deploy import Circuit
+from .circuit import Circuit
 from .keyholder import RefreshTerms
 from .layers import Linear
 from .losses import MSELoss, PolyLogisticLoss, PolySoftmaxCrossEntropy, one_hot

@@ -1,0 +1,125 @@
+"""A trained network in the clear, as encrypted inference evaluates it.
+
+A :class:`Circuit` is what the owner hands a server: linear layers (weights in the
+clear) and polynomial activations, with the inputs' standardisation that the client
+applies before encrypting. :meth:`Circuit.run` evaluates it on an encrypted batch laid
+out as ``X^T`` (one row per feature, one slot per query); :meth:`Circuit.evaluate` is
+the clear reference.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+import he_core
+
+from . import activations
+from .layers import Linear
+from .module import Sequential
+from .tensor import EncTensor
+
+
+class DeployError(he_core.HEError, ValueError):
+    """A bundle, key or query that does not fit the circuit (named in the message)."""
+
+
+@dataclasses.dataclass
+class Circuit:
+    """A trained network in the clear: linear layers and polynomial activations.
+
+    Attributes:
+        layers: ``("linear", W (in, out), b (out,))`` or ``("poly", PolyActivation)``.
+        shift, scale, clip: the inputs' standardisation, ``clip((x - shift) / scale, ±clip)``,
+            applied by the client before encrypting (``None``: raw features).
+    """
+
+    layers: list[tuple]
+    shift: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    clip: float | None = None
+
+    def __post_init__(self) -> None:
+        width = None
+        for i, layer in enumerate(self.layers):
+            if layer[0] == "linear":
+                w, b = layer[1], layer[2]
+                if w.ndim != 2 or b.shape != (w.shape[1],) or not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+                    raise DeployError(f"cannot build the circuit: layer {i} needs a finite (in, out) weight and an "
+                                      f"(out,) bias, got {w.shape} and {b.shape}")
+                if width is not None and w.shape[0] != width:
+                    raise DeployError(f"cannot build the circuit: layer {i} takes {w.shape[0]} inputs, the previous "
+                                      f"layer gives {width}")
+                width = w.shape[1]
+            elif layer[0] != "poly" or not isinstance(layer[1], activations.PolyActivation):
+                raise DeployError(f"cannot build the circuit: layer {i} is neither linear nor a polynomial")
+        if width is None:
+            raise DeployError("cannot build the circuit: it has no linear layer")
+        n = self.n_features
+        for name in ("shift", "scale"):
+            value = getattr(self, name)
+            if value is not None and (np.shape(value) != (n,) or not np.all(np.isfinite(value))):
+                raise DeployError(f"cannot build the circuit: {name} must be {n} finite numbers")
+        if self.scale is not None and np.any(np.asarray(self.scale) <= 0):
+            raise DeployError("cannot build the circuit: scale must be positive")
+        if self.clip is not None and not (self.clip > 0 and np.isfinite(self.clip)):
+            raise DeployError("cannot build the circuit: clip must be positive and finite")
+
+    def prepare(self, X: Any) -> np.ndarray:
+        """The inputs as the first layer takes them (standardised and clipped, as the owner trained)."""
+        x = np.asarray(X, dtype=np.float64)
+        if self.shift is not None:
+            x = x - self.shift
+        if self.scale is not None:
+            x = x / self.scale
+        return x if self.clip is None else np.clip(x, -self.clip, self.clip)
+
+    @classmethod
+    def from_model(cls, model: Sequential, weights: list[np.ndarray]) -> "Circuit":
+        """The circuit of a henn model, given its weights in the clear (``model.parameters()`` order)."""
+        it = iter(weights)
+        layers: list[tuple] = []
+        for layer in model.layers:
+            if isinstance(layer, Linear):
+                w, b = np.asarray(next(it), dtype=np.float64), np.asarray(next(it), dtype=np.float64)
+                layers.append(("linear", w.T if layer.encrypted_input else w, b.reshape(-1)))
+            elif isinstance(layer, activations.PolyActivation):
+                layers.append(("poly", layer))
+            else:
+                raise DeployError(f"cannot export {type(layer).__name__}: only Linear and PolyActivation layers")
+        return cls(layers)
+
+    @property
+    def n_features(self) -> int:
+        return next(layer[1].shape[0] for layer in self.layers if layer[0] == "linear")
+
+    @property
+    def n_outputs(self) -> int:
+        return [layer[1].shape[1] for layer in self.layers if layer[0] == "linear"][-1]
+
+    @property
+    def depth(self) -> int:
+        """A bound on the levels of one evaluation: a level per linear layer, each activation's, the answer's mask.
+
+        A scheme may spend fewer (CKKS absorbs small constant factors into the scale):
+        :meth:`ServerBundle.create` measures on a trial run.
+        """
+        return sum(1 if layer[0] == "linear" else layer[1].forward_depth for layer in self.layers) + 1
+
+    def run(self, x: EncTensor, count: int) -> EncTensor:
+        """The encrypted evaluation on ``X^T`` rows (features x batch); slots past ``count`` are zeroed."""
+        for layer in self.layers:
+            x = layer[1].T @ x + layer[2][:, None] if layer[0] == "linear" else layer[1].forward(x)
+        if count >= x.size:
+            return x  # every slot was asked for (each row is whole: no slot outside the batch)
+        mask = np.zeros((1, x.size))
+        mask[0, :count] = 1.0
+        return x * mask  # the slots nobody asked about would answer a zero query
+
+    def evaluate(self, X: np.ndarray) -> np.ndarray:
+        """The clear model on ``(n, features)`` raw rows: ``(n, outputs)``."""
+        x = self.prepare(X)
+        for layer in self.layers:
+            x = x @ layer[1] + layer[2] if layer[0] == "linear" else layer[1].value(x)
+        return x
