@@ -154,8 +154,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
     _bind(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
     opt = SGD(model.parameters(), lr, weight_decay)
-    watch = AggregateMonitor(keyholder, keyholder.terms.min_aggregate, "brier", sample_bound=value_bound) \
-        if monitor else None
+    watch = _Watch(keyholder, value_bound) if monitor else None
     order_rng = np.random.default_rng(random_state)
     records: list[dict] = []
     bar = _progress(epochs * n, progress)
@@ -164,7 +163,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
         for epoch in range(epochs):
             t0 = time.perf_counter()
             order = order_rng.permutation(n) if shuffle else np.arange(n)
-            released_before = len(watch.records) if watch else 0
+            released_before = len(watch.monitor.records) if watch else 0
             for lo in range(0, n, batch_size):
                 idx = order[lo:lo + batch_size]
                 try:
@@ -176,7 +175,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
                 policy.new_step()
                 bar.update(idx.size)
             if watch:
-                watch.end_pass()
+                watch.monitor.end_pass()
             record = _record(epoch, watch, released_before, time.perf_counter() - t0, keyholder)
             records.append(record)
             bar.set_postfix(loss=record["loss"], refreshes=record["refreshes"])
@@ -188,10 +187,30 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
     return History(model, records, time.perf_counter() - start, policy.counters())
 
 
-def _step(model: Sequential, loss: Any, opt: SGD, xb: Any, yb: Any, watch: AggregateMonitor | None) -> None:
+class _Watch:
+    """The monitoring aggregate: each batch's squared error, scaled by ``1 / k`` before it is summed.
+
+    The sum is refreshed before its release, at whatever level it ends: the scaling keeps
+    its bound at ``value_bound`` (not ``k`` times that), so the refresh's mask fits even
+    at the refresh floor. The released means are scaled back.
+    """
+
+    def __init__(self, keyholder: MaskedRefresh, value_bound: float):
+        self.k = keyholder.terms.min_aggregate
+        self.monitor = AggregateMonitor(keyholder, self.k, "brier", sample_bound=value_bound / self.k)
+
+    def add(self, loss: Any, out: EncTensor, yb: Any) -> None:
+        self.monitor.add(squared_error(loss.prediction(out), yb) * (1.0 / self.k), count=out.rows)
+
+    def means(self, start: int = 0) -> list[float]:
+        """The released per-sample means from record ``start`` on (the owner-only ones skipped)."""
+        return [r["brier"] * self.k for r in self.monitor.records[start:] if r["brier"] is not None]
+
+
+def _step(model: Sequential, loss: Any, opt: SGD, xb: Any, yb: Any, watch: _Watch | None) -> None:
     out = model(xb)
     if watch is not None:
-        watch.add(squared_error(loss.prediction(out), yb), count=out.rows)
+        watch.add(loss, out, yb)
     model.backward(loss.grad(out, yb))
     opt.step()
 
@@ -207,11 +226,11 @@ def _ones(t: EncTensor) -> EncTensor:
     return basis_for(t.scheme).row(np.ones(t.size))
 
 
-def _record(epoch: int, watch: AggregateMonitor | None, released_before: int, seconds: float,
+def _record(epoch: int, watch: _Watch | None, released_before: int, seconds: float,
             keyholder: MaskedRefresh) -> dict:
-    values = [r["brier"] for r in (watch.records[released_before:] if watch else []) if r["brier"] is not None]
+    values = watch.means(released_before) if watch else []
     return {"epoch": epoch, "loss": float(np.mean(values)) if values else None, "seconds": seconds,
-            "refreshes": keyholder.refresh_rounds, "releases": len(watch.records) if watch else 0}
+            "refreshes": keyholder.refresh_rounds, "releases": len(watch.monitor.records) if watch else 0}
 
 
 def _check_hyper(lr: float, epochs: int, batch_size: int) -> None:
