@@ -19,6 +19,7 @@ the parameter set's working scale.
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
@@ -196,8 +197,13 @@ class Scheme(KeyHolderProtocol, abc.ABC):
 
     # ------------------------------------------------------------------ encryption
     def encrypt(self, values: Any, key: SecretKey | None = None, *, scale: float | None = None,
-                rng: RandomSource | int | None = None, layout: Any = None) -> Ciphertext:
+                rng: RandomSource | int | None = None, layout: Any = None,
+                bound: float | None = None) -> Ciphertext:
         """Encrypt a vector (one row) or a ``(rows, size)`` array of reals.
+
+        ``bound`` is a public bound on ``|values|`` the caller vouches for (checked): a
+        scheme that records the magnitude of what it encrypts in public metadata (CKKS)
+        records this instead, so the ciphertext says nothing about the values' size.
 
         With ``key=None`` the installed public key is used (one-way encryption: whoever
         holds only public material can encrypt but not decrypt). With a secret key,
@@ -209,6 +215,13 @@ class Scheme(KeyHolderProtocol, abc.ABC):
         :class:`~he_core.RefreshRequired` error raised by this scheme.
         """
         array = self._as_plain_matrix(values)
+        if bound is not None:
+            top = float(np.max(np.abs(array)))
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not (math.isfinite(bound)
+                                                                                       and bound >= top):
+                raise EncodingError(f"cannot encrypt: bound {bound!r} is not a finite number >= max |values| "
+                                    f"({top:.4g})")
+            return self._record_bound(self.encrypt(array, key, scale=scale, rng=rng, layout=layout), float(bound))
         if key is None:
             self.require(Capability.PUBLIC_KEY_ENCRYPT, "pass the secret key for symmetric encryption")
             public = self.public_keys
@@ -219,6 +232,10 @@ class Scheme(KeyHolderProtocol, abc.ABC):
         if layout is not None:
             return self._encrypt_layout(array, key, None, scale, resolve(rng), layout)
         return self._encrypt_secret(array, key, scale, resolve(rng))
+
+    def _record_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
+        """Scheme hook: record a caller's public bound in place of one derived from the values (default: none kept)."""
+        return ct
 
     def layout_of(self, ct: Ciphertext) -> Any:
         """The ``layout`` that re-encrypts ``ct`` as it is laid out now (``None``: the default).

@@ -67,6 +67,7 @@ class InferenceClient:
                                 None if info.get("shift") is None else np.asarray(info["shift"], dtype=np.float64),
                                 None if info.get("scale") is None else np.asarray(info["scale"], dtype=np.float64),
                                 info.get("clip")).prepare
+        self._clip = info.get("clip")
         self._rng = rng
         self._secret, self.public = self.scheme.keygen(client_requirements(self.batch), rng=rng)
 
@@ -95,8 +96,17 @@ class InferenceClient:
             padded = np.zeros((self.features, self.batch))
             padded[:, :chunk.shape[0]] = chunk.T
             rows = chunk.shape[0]
-            out.append(Query(self.scheme.encrypt(padded, rng=self._rng), self.batch if hide_count else rows, rows))
+            ct = self.scheme.encrypt(padded, rng=self._rng, bound=self._bound(padded))
+            out.append(Query(ct, self.batch if hide_count else rows, rows))
         return out
+
+    def _bound(self, padded: np.ndarray) -> float:
+        """A public bound for the query's metadata that does not depend on the data: the owner's clip
+        (the largest power of two above the values otherwise, which says a few bits of their size)."""
+        top = float(np.max(np.abs(padded)))
+        if self._clip is not None and top <= self._clip:
+            return float(self._clip)
+        return float(2.0 ** np.ceil(np.log2(max(top, 2.0**-20))))
 
     def decrypt(self, answer: Ciphertext, rows: int) -> np.ndarray:
         """The ``(rows, outputs)`` answers of one batch (decrypted here: nothing goes back)."""

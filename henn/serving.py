@@ -197,16 +197,19 @@ def predict_remote(address: str, X: Any, *, tls_dir: str | None = None, allow_in
                               "allow_insecure=True (--allow-insecure) for tests")
         keys = client.public_bytes()
         _call(conn, KEYS, keys)
-        outputs, rounds, sent, received = [], [], 0, 0
-        for query in client.encrypt(X):
+        answers, rounds, sent, received = [], [], 0, 0
+        queries = client.encrypt(X)
+        for query in queries:
             t1 = time.perf_counter()
             payload = _COUNT.pack(query.count) + he_core.serialization.dumps(query.ciphertext)
-            answer = _call(conn, QUERY, payload)
-            outputs.append(client.decrypt(he_core.serialization.loads(answer, expect_kind="ciphertext",
-                                                                      allow_insecure=allow_insecure), query.rows))
+            answers.append(_call(conn, QUERY, payload))
             rounds.append(time.perf_counter() - t1)
-            sent, received = sent + len(payload), received + len(answer)
+            sent, received = sent + len(payload), received + len(answers[-1])
         conn.send(BYE)
+    # Decrypted only now, the session closed: whether an answer decrypts depends on the key, and the
+    # server must not see the client react to it.
+    outputs = [client.decrypt(he_core.serialization.loads(a, expect_kind="ciphertext", allow_insecure=allow_insecure),
+                              q.rows) for a, q in zip(answers, queries)]
     return PredictReport(np.vstack(outputs), keygen, time.perf_counter() - start, len(rounds), len(keys), sent,
                          received, rounds)
 

@@ -285,10 +285,9 @@ def test_reregistering_a_victims_public_key_replaces_its_evaluation_key(square):
 
 
 # ---------------------------------------------------------------------------- 2. malicious server vs the client
-@pytest.mark.xfail(strict=True, reason="LOW-MEDIUM: a query's public metadata vmax is the power of two above the "
-                   "batch's largest |feature| (0.5 vs 2 here); the server learns it (and n, from count). Fix: "
-                   "InferenceClient.encrypt declares a data-independent bound (the clip, or a bundle constant)")
 def test_the_query_metadata_does_not_reveal_the_clients_data(linear):
+    """Before: vmax was the power of two above the batch's largest feature (0.5 against 2.0 here). Now the client
+    records the owner's clip, a bound that does not depend on its data."""
     bundle, _, _ = linear
     client = InferenceClient(bundle.client_info())
     small = np.full((4, 3), 0.3)
@@ -300,8 +299,9 @@ def test_the_query_metadata_does_not_reveal_the_clients_data(linear):
 
 
 @pytest.mark.xfail(strict=True, reason="LOW: InferenceClient.decrypt raises on |imag| > 0.5, a key-dependent test on "
-                   "a server-chosen answer (c1 += t): a reaction oracle, 1 bit per decryption. predict_remote makes "
-                   "a fresh key per run (<= 1 bit per key); a reused InferenceClient leaks more. Fix: never raise")
+                   "a server-chosen answer (c1 += t): a reaction oracle, 1 bit per decryption. predict_remote now "
+                   "decrypts after the session has closed (the server sees no reaction) with a fresh key per run; "
+                   "a reused InferenceClient whose failures the server can observe still leaks. Fix: never raise")
 def test_whether_a_crafted_answer_decrypts_does_not_depend_on_the_clients_key(linear):
     from he_core.schemes.ckks import encoder
     bundle, _, _ = linear

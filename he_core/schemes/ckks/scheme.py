@@ -14,7 +14,7 @@ import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, FormatError, ParameterError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
+from ...errors import FormatError, ParameterError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
@@ -279,25 +279,10 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
                            nvar + self._noise.keyswitch(self.level(ct)), vmax, keep_flood=True)
 
     # ------------------------------------------------------------------ encryption
-    def encrypt(self, values: Any, key: SecretKey | None = None, *, scale: float | None = None,
-                rng: RandomSource | int | None = None, layout: Any = None, bound: float | None = None) -> Ciphertext:
-        """As :meth:`Scheme.encrypt`, and ``bound`` (CKKS only) is recorded as the magnitude bound.
-
-        A fresh ciphertext records ``meta["vmax"]``, the power of two >= max |values|: that
-        exponent is public (a few bits per tensor). A caller who knows a public bound (1 for
-        normalised data, say) passes it and reveals nothing about the values' size.
-
-        Raises:
-            EncodingError: ``bound`` is not a finite number >= max |values| (or as ``Scheme.encrypt``).
-        """
-        if bound is None:
-            return super().encrypt(values, key, scale=scale, rng=rng, layout=layout)
-        array = self._as_plain_matrix(values)
-        top = float(np.max(np.abs(array)))
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not (math.isfinite(bound) and bound >= top):
-            raise EncodingError(f"cannot encrypt: bound {bound!r} is not a finite number >= max |values| ({top:.4g})")
-        ct = super().encrypt(array, key, scale=scale, rng=rng, layout=layout)
-        ct.meta["vmax"] = float(bound)
+    def _record_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
+        """A fresh ciphertext records ``meta["vmax"]``, the power of two >= max |values|: with a caller's
+        public bound (1 for normalised data, say) it records that and reveals nothing about the values' size."""
+        ct.meta["vmax"] = bound
         return ct
 
     def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
