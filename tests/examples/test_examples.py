@@ -41,3 +41,17 @@ def test_sklearn_pipeline_example_reports_three_modes():
     modes = re.findall(r"fhe=(\w+)\s+test accuracy ([0-9.]+)", out)
     assert [m for m, _ in modes] == ["disable", "simulate", "execute"]
     assert len({a for _, a in modes}) == 1 and float(modes[0][1]) >= 0.9
+
+
+def test_client_server_example_answers_like_the_clear_model():
+    pytest.importorskip("sklearn")
+    out = run("04_client_server.py", "--scheme", "vhe")
+    same, total = map(int, re.search(r"agree with the clear model on (\d+) of (\d+)", out).groups())
+    assert total == 114 and same >= 113
+
+
+def test_import_example_serves_both_models():
+    pytest.importorskip("sklearn")
+    out = run("05_import_sklearn.py", "--scheme", "vhe")
+    accuracies = [float(a) for a in re.findall(r"and encrypted ([0-9.]+)", out)]
+    assert len(accuracies) == 2 and min(accuracies) >= 0.9
