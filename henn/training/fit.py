@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ from ..losses import MSELoss
 from ..module import Sequential
 from ..optim import SGD
 from ..tensor import EncTensor
+from . import checkpoint as checkpoints
 from .monitor import AggregateMonitor
 from .refresh import GuardedScheme, RefreshPolicy
 
@@ -113,7 +115,8 @@ def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *, t
 def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: float, epochs: int = 1,
         batch_size: int = 32, loss: Any = None, callbacks: Iterable[Callable[[dict], None]] = (),
         shuffle: bool = True, random_state: int | None = None, value_bound: float = DEFAULT_VALUE_BOUND,
-        weight_decay: float = 0.0, monitor: bool = True, progress: bool = False) -> History:
+        weight_decay: float = 0.0, monitor: bool = True, progress: bool = False,
+        checkpoint: str | Path | None = None, resume: bool = False) -> History:
     """Train ``model`` for ``epochs`` passes of mini-batch SGD over ``(X, y)``.
 
     Args:
@@ -133,6 +136,10 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
         value_bound: bound on every value the model computes, which sizes refresh
             masks (see :class:`~henn.training.refresh.RefreshPolicy`).
         weight_decay: L2 penalty (see :class:`~henn.optim.SGD`).
+        checkpoint: a file rewritten after every epoch (:mod:`henn.training.checkpoint`).
+        resume: continue from ``checkpoint`` when it exists: the model's ciphertexts,
+            the epochs done, the history, the visiting order and the key holder's
+            counters (so the job's budgets and reported hiding cover the whole run).
         monitor: release the summed squared error of each ``k`` samples.
         progress: show a progress bar (stderr).
 
@@ -157,10 +164,15 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
     watch = _Watch(keyholder, value_bound) if monitor else None
     order_rng = np.random.default_rng(random_state)
     records: list[dict] = []
+    first = 0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        first, records, state = checkpoints.restore(checkpoint, model, keyholder)
+        order_rng.bit_generator.state = state
     bar = _progress(epochs * n, progress)
+    bar.update(first * n)
     start = time.perf_counter()
     try:
-        for epoch in range(epochs):
+        for epoch in range(first, epochs):
             t0 = time.perf_counter()
             order = order_rng.permutation(n) if shuffle else np.arange(n)
             released_before = len(watch.monitor.records) if watch else 0
@@ -178,6 +190,11 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
                 watch.monitor.end_pass()
             record = _record(epoch, watch, released_before, time.perf_counter() - t0, keyholder)
             records.append(record)
+            if checkpoint is not None:
+                _bind(model, keyholder.scheme)
+                checkpoints.save(checkpoint, model, keyholder, epochs_done=epoch + 1, records=records,
+                                 order_rng=order_rng)
+                _bind(model, guarded)
             bar.set_postfix(loss=record["loss"], refreshes=record["refreshes"])
             for callback in callbacks:
                 callback(record)

@@ -153,3 +153,33 @@ def test_a_three_layer_mlp_on_ckks_matches_the_twin():
             out = release_outputs(k, predict(model, XOR_X, keyholder=k))
             assert out.shape == (4, 1)
     np.testing.assert_allclose(losses["ckks"], losses["plain"], atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(name, tmp_path):
+    """2 epochs, stop, resume 2 more: the same weights, history and key-holder counts as 4 in one go."""
+    scheme, kh = keyholder(name, [1, 2, 3, 4], min_aggregate=12)
+    act = activations.sigmoid_lsq(3, 4.0)
+    rows, y = np.vstack([XOR_X] * 3), np.vstack([XOR_Y] * 3)
+
+    def run(epochs, path=None, resume=False):
+        model = mlp(scheme, [2, 4, 1], act, seed=7)
+        h = fit(model, rows, y, keyholder=kh, lr=2.0, epochs=epochs, batch_size=4, random_state=3,
+                checkpoint=path, resume=resume)
+        return model, h
+
+    straight, h_straight = run(4)
+    counts_straight = (kh.refresh_rounds, kh.entries_read)
+    kh.refresh_rounds = kh.entries_read = 0
+    path = tmp_path / "run.henn"
+    run(2, path)
+    resumed, h_resumed = run(4, path, resume=True)
+    secret = kh.export_secret_key()
+    for (n1, p1), (_, p2) in zip(straight.named_parameters(), resumed.named_parameters()):
+        np.testing.assert_array_equal(kh.scheme.decrypt_exact_local(p1.value.ct, secret),
+                                      kh.scheme.decrypt_exact_local(p2.value.ct, secret), err_msg=n1)
+    assert [r["loss"] for r in h_resumed.records] == [r["loss"] for r in h_straight.records]
+    assert (kh.refresh_rounds, kh.entries_read) == counts_straight  # the job's accounting continued
+    other = mlp(scheme, [2, 3, 1], act)
+    with pytest.raises(he_core.FormatError, match=r"0.weight has shape \(2, 4\), the model.s \(2, 3\)"):
+        fit(other, rows, y, keyholder=kh, lr=1.0, epochs=3, checkpoint=path, resume=True)
