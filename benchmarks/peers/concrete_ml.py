@@ -31,12 +31,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def _pair(queries):
-    """The one query of a batch as (ciphertext, count) (the count the client sends, which hides its rows)."""
-    (query,) = queries
-    return query.ciphertext, query.count
-
-
 def data(name: str):
     from sklearn.datasets import load_breast_cancer, load_wine
     from sklearn.model_selection import train_test_split

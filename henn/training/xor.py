@@ -28,6 +28,7 @@ from ..models.xor import X, Y, XorConfig, build_xor, correct
 from ..module import Sequential
 from ..optim import SGD
 from ..tensor import EncTensor
+from .fit import release_outputs
 from .refresh import GuardedScheme, RefreshPolicy
 
 #: Refreshes one epoch may ask for at most (the forward, backward and loss of a 2-4-1 network).
@@ -109,15 +110,8 @@ def evaluate(model: Sequential, keyholder: KeyHolder, value_bound: float = 16.0)
     fresh encryption's noise, not the whole network's (a far smaller bound, so far
     more precise released values).
     """
-    pred = keyholder.release(_fresh(keyholder, model(X), value_bound))
+    pred = release_outputs(keyholder, model(X), value_bound)
     return pred, MSELoss().value(pred, Y), correct(pred)
-
-
-def _fresh(keyholder: KeyHolder, x: EncTensor, value_bound: float) -> EncTensor:
-    """``x`` refreshed before a release on an approximate scheme (its flooding then hides a fresh noise only)."""
-    if not keyholder.scheme.supports(he_core.Capability.APPROXIMATE):
-        return x  # exact schemes release exact values: nothing to flood
-    return keyholder.refresh(x, value_bound=value_bound)
 
 
 def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = XorConfig(), *,
