@@ -233,6 +233,27 @@ class Scheme(KeyHolderProtocol, abc.ABC):
             return self._encrypt_layout(array, key, None, scale, resolve(rng), layout)
         return self._encrypt_secret(array, key, scale, resolve(rng))
 
+    def as_received(self, ct: Ciphertext, bound: float) -> Ciphertext:
+        """``ct`` as a party computing for someone else must treat it: a fresh encryption of values within ``bound``.
+
+        A received ciphertext's public metadata is its sender's word. Noise estimates
+        that size a flood (:meth:`sanitize`) must not rest on it: the estimate is set to
+        at least a fresh public-key encryption's and the value bound to ``bound`` (the
+        receiver's own, e.g. the inputs' clip), so a sender who understates either gets
+        no smaller a flood.
+
+        Raises:
+            EncodingError: ``bound`` not positive and finite.
+        """
+        self._check_ct(ct)
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not (math.isfinite(bound) and bound > 0):
+            raise EncodingError(f"cannot treat a received ciphertext: bound {bound!r} is not positive and finite")
+        return self._as_received(ct, float(bound))
+
+    def _as_received(self, ct: Ciphertext, bound: float) -> Ciphertext:
+        """Scheme hook of :meth:`as_received` (default: no public noise metadata to reset)."""
+        return ct
+
     def _record_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
         """Scheme hook: record a caller's public bound in place of one derived from the values (default: none kept)."""
         return ct

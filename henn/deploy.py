@@ -38,6 +38,8 @@ from .tensor import EncTensor
 
 #: Client keys one server holds at most (each is several MB).
 MAX_CLIENTS = 256
+#: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
+UNCLIPPED_BOUND = 16.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +135,9 @@ class InferenceServer:
         self._clients: dict[str, tuple[he_core.Scheme, bytes]] = {}
         self._answered: dict[str, int] = {}
         self._total = int(answered_before)
+        # Inputs reach the first layer standardised and clipped (the owner's clip); without a clip,
+        # the largest input the scheme can hold at the query's scale is all that bounds them.
+        self._input_bound = float(bundle.circuit.clip) if bundle.circuit.clip is not None else UNCLIPPED_BOUND
         probe = make_scheme(bundle.scheme, bundle.params)
         probe.keygen(client_requirements(bundle.batch))
         fresh = probe.budget(probe.encrypt(np.zeros((1, 1))))
@@ -194,6 +199,8 @@ class InferenceServer:
         if query.scale != self._fresh_scale or levels != self._fresh_levels or scheme.layout_of(query) is not None:
             raise DeployError("cannot answer: the query is not a fresh encryption (its scale, level or layout "
                               "differs from one)")
+        # the query's noise and value bound are the client's word: the flood is sized from ours
+        query = scheme.as_received(query, self._input_bound)
         self._answered[query.key_id] += 1
         self._total += 1
         out = self.bundle.circuit.run(EncTensor(scheme, query), count)

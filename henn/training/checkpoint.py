@@ -5,7 +5,13 @@ every parameter's ciphertext, and as metadata the epochs done, the history, the 
 order's generator state and the key holder's counters (refresh rounds, masked entries
 read, the narrowest mask margin, releases), so a resumed run continues the job's
 accounting instead of starting it over: its budgets and the hiding it reports still
-cover the whole job. Nothing in it is secret beyond what the ciphertexts protect.
+cover the whole job.
+
+It is the **trainer's** file (written owner-only): the generator state says which rows
+fed each released aggregate (differences between epochs would approach single rows),
+and the owner, who holds the key, could decrypt the weights from it without the
+flooding of a release. Restoring never lowers the key holder's counters: a tampered
+file cannot reset the job's accounting.
 """
 from __future__ import annotations
 
@@ -62,10 +68,10 @@ def restore(path: str | Path, model: Sequential, keyholder: MaskedRefresh) -> tu
         scheme.validate(ct)
         p.value, p.grad = EncTensor(p.value.scheme, ct), None
     counters = meta["keyholder"]
-    keyholder.refresh_rounds = int(counters["refresh_rounds"])
-    keyholder.entries_read = int(counters["entries_read"])
+    keyholder.refresh_rounds = max(keyholder.refresh_rounds, int(counters["refresh_rounds"]))
+    keyholder.entries_read = max(keyholder.entries_read, int(counters["entries_read"]))
     if counters["worst_margin_bits"] is not None:
-        keyholder.worst_margin_bits = float(counters["worst_margin_bits"])
+        keyholder.worst_margin_bits = min(keyholder.worst_margin_bits, float(counters["worst_margin_bits"]))
     if isinstance(keyholder, KeyHolder):  # a key service counts its releases on its own side
         keyholder.releases = max(keyholder.releases, int(counters["releases"]))
     return int(meta["epochs_done"]), list(meta["records"]), meta["order_rng"]

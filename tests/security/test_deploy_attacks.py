@@ -25,6 +25,7 @@ from he_core.keys import derive_key_id
 from he_core.schemes.ckks import layout
 from henn import activations, serving
 from henn.deploy import Circuit, DeployError, InferenceClient, InferenceServer, ServerBundle
+from henn.tensor import EncTensor
 from henn.keyservice.transport import BYE, ERROR, HELLO, OK, KeyServiceError, connect
 
 pytestmark = [pytest.mark.filterwarnings("ignore::he_core.SecurityWarning"),
@@ -476,3 +477,34 @@ def test_an_idle_client_does_not_lock_out_the_others(linear):
                     reply = exc
                 squatter.send(BYE, b"")
         assert isinstance(reply, tuple) and reply[0] == OK, f"a second client got {reply!r}"
+
+
+def test_a_query_whose_metadata_understates_its_values_gets_the_honest_flood(square, monkeypatch):
+    """A client edits its query's public metadata (value bound 1e-6, zero noise) so the server would size the
+    answer's flood for nothing: weight-dependent rounding noise would then show. The server sizes it from its own
+    bound and a fresh encryption's noise. Unprotected (the metadata taken as sent), the lie does shrink the flood,
+    though here only by 0.3 % (measured): the circuit's own rounding terms dominate the bound, so this is a
+    defence in depth rather than a measured break."""
+    bundle, _ = square
+    client = InferenceClient(bundle.client_info())
+    X = np.full((4, 3), 1.5)
+    (honest,) = client.encrypt(X)
+    lie = honest.ciphertext.replace(meta={**honest.ciphertext.meta, "vmax": 1e-6, "nvar": 0.0})
+
+    def bound_of(server, ct):
+        answer = server.answer(ct, honest.count)
+        return server._clients[ct.key_id][0].noise_estimate(answer)["variance"]  # the flood dominates it
+
+    server = InferenceServer(bundle)
+    server.register(client.public_bytes())
+    assert bound_of(server, lie) == pytest.approx(bound_of(server, honest.ciphertext), rel=1e-9)
+    monkeypatch.setattr(InferenceServer, "answer", _answer_trusting_metadata)
+    trusting = InferenceServer(bundle)
+    trusting.register(client.public_bytes())
+    assert bound_of(trusting, lie) < bound_of(trusting, honest.ciphertext)
+
+
+def _answer_trusting_metadata(self, query, count):
+    """The server's evaluation before it reset a query's metadata (the unprotected configuration)."""
+    scheme = self._clients[query.key_id][0]
+    return scheme.sanitize(self.bundle.circuit.run(EncTensor(scheme, query), count).ct, flooding=self._flooding)

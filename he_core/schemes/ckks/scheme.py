@@ -279,6 +279,13 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
                            nvar + self._noise.keyswitch(self.level(ct)), vmax, keep_flood=True)
 
     # ------------------------------------------------------------------ encryption
+    def _as_received(self, ct: Ciphertext, bound: float) -> Ciphertext:
+        fresh, _ = self._fresh_noise(np.zeros((1, 1)), ct.scale, self.public_keys.data["pk"])
+        var, _ = self._nv(ct)
+        out = self._noisy(ct, np.maximum(var, fresh), bound)
+        out.meta.pop("flood", None)  # a sender's claim that part of its noise is a flood is not taken either
+        return out
+
     def _record_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
         """A fresh ciphertext records ``meta["vmax"]``, the power of two >= max |values|: with a caller's
         public bound (1 for normalised data, say) it records that and reveals nothing about the values' size."""
