@@ -267,6 +267,19 @@ class Scheme(KeyHolderProtocol, abc.ABC):
         self._check_ct(ct)
         return self._layout_of(ct)
 
+    def in_default_layout(self, ct: Ciphertext) -> bool:
+        """Whether ``ct`` sits in the scheme's default layout.
+
+        A ciphertext in another packing (a CKKS table, or a row gathered from one) is
+        never refreshed in place: an operation that cannot read it raises
+        :class:`RefreshRequired` naming the layout to move it into, before computing anything.
+        """
+        self._check_ct(ct)
+        return self._in_default_layout(ct)
+
+    def _in_default_layout(self, ct: Ciphertext) -> bool:
+        return True
+
     def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         self._check_pair(a, b, "add", allow_size_broadcast=False)
         return self._add(a, b)

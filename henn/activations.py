@@ -104,6 +104,11 @@ class PolyActivation(Module):
         t = self._scaled(x).declare_bound(self.INPUT_MARGIN)
         return t.polyval(self._t_coeffs), t
 
+    def apply(self, x: EncTensor, factor: float = 1.0) -> EncTensor:
+        """``factor * p(x)``, the factor folded into the coefficients (no extra product)."""
+        t = self._scaled(x).declare_bound(self.INPUT_MARGIN)
+        return t.polyval([factor * c for c in self._t_coeffs])
+
     def _scaled(self, x: EncTensor) -> EncTensor:
         return x if self.interval == 1.0 else x * (1.0 / self.interval)
 

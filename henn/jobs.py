@@ -185,7 +185,7 @@ class Journal:
         elif entry["kind"] == "release":
             self.releases += 1
             if "value" in entry:
-                self.aggregates.append({k: entry[k] for k in ("time", "count", "value") if k in entry})
+                self.aggregates.append({k: entry[k] for k in ("time", "count", "value", "scale") if k in entry})
 
     def record(self, request_id: str, digest: str, kind: str, **extra: Any) -> None:
         """Append one served request (before its answer leaves the service)."""

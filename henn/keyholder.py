@@ -284,18 +284,26 @@ class KeyHolder(MaskedRefresh):
             self.reports.append(report)
         return values
 
-    def release_aggregate(self, x: EncTensor | Ciphertext, count: int, *, value_bound: float | None = None) -> float:
+    def release_aggregate(self, x: EncTensor | Ciphertext, count: int, *, value_bound: float | None = None,
+                          scale: float = 1.0) -> float:
         """Release the sum of a quantity over ``count`` samples (a ``(1, 1)`` ciphertext): refreshed, flooded.
 
         Args:
-            x: the encrypted sum.
+            x: the encrypted sum, times ``scale``.
             count: samples it covers (at least the job's ``min_aggregate``).
-            value_bound: a bound on |sum| (sizes the refresh's mask; default the tracked one).
+            value_bound: a bound on |x| (sizes the refresh's mask; default the tracked one).
+            scale: the public factor every summed term carries (a trainer scales terms
+                down so the sum stays small enough to mask at a low level); the per-sample
+                mean is the released value over ``scale * count``.
+
+        Returns:
+            The released value of ``x`` (the scaled sum).
 
         Raises:
             ValueError: ``count`` below the job's ``min_aggregate`` (no per-sample values),
-                or not a one-value ciphertext.
+                not a one-value ciphertext, or a ``scale`` outside ``(0, 1]``.
         """
+        check_scale(scale)
         ct = check_aggregate(_as_ct(x, "release an aggregate"), count, self.terms)
         return float(self.release(self.fresh_for_owner(ct, value_bound))[0, 0])
 
@@ -308,6 +316,17 @@ class KeyHolder(MaskedRefresh):
             out["release"] = {**{k: v for k, v in self.reports[-1].items() if k != "precision_bits"},
                               "min_precision_bits": round(min(bits), 2) if bits else None}
         return out
+
+
+def check_scale(scale: Any) -> float:
+    """An aggregate's term scale: a number in ``(0, 1]`` (a factor that shrinks the sum).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (0.0 < scale <= 1.0):
+        raise ValueError(f"cannot release an aggregate: its scale must be a number in (0, 1], got {scale!r}")
+    return float(scale)
 
 
 def check_aggregate(ct: Ciphertext, count: int, terms: RefreshTerms) -> Ciphertext:

@@ -42,27 +42,27 @@ class Linear(Module):
     Args:
         weight: encrypted ``(in, out)`` for plaintext input, ``(out, in)`` (``W``
             transposed) for encrypted input (see the module docstring).
-        bias: encrypted ``(1, out)``.
+        bias: encrypted ``(1, out)``, or ``None`` for a layer without bias.
         encrypted_input: whether the layer's input is an :class:`EncTensor`.
 
     Raises:
         ValueError: shapes do not fit together.
     """
 
-    def __init__(self, weight: EncTensor, bias: EncTensor, *, encrypted_input: bool = False):
+    def __init__(self, weight: EncTensor, bias: EncTensor | None, *, encrypted_input: bool = False):
         out = weight.rows if encrypted_input else weight.size
-        if bias.shape != (1, out):
+        if bias is not None and bias.shape != (1, out):
             raise ValueError(f"cannot build Linear: bias shape {bias.shape} does not match {out} outputs "
                              f"(weight {weight.shape}, {'encrypted' if encrypted_input else 'plaintext'} input)")
         self.weight = Parameter(weight, "weight")
-        self.bias = Parameter(bias, "bias")
+        self.bias = Parameter(bias, "bias") if bias is not None else None
         self.encrypted_input = encrypted_input
         self._basis: Basis | None = None
 
     @classmethod
     def init(cls, scheme: Scheme, in_features: int, out_features: int, *, init_scale: float,
              rng: np.random.Generator | RandomSource | None = None, encrypted_input: bool = False,
-             bias: float = 0.0) -> "Linear":
+             bias: float | None = 0.0, layout: Any = None) -> "Linear":
         """A layer with weights uniform on ``[-init_scale, init_scale]``, encrypted with the public key.
 
         Args:
@@ -74,15 +74,19 @@ class Linear(Module):
                 reproducible experiments pass a seeded numpy ``Generator``).
             init_scale: half-width of the uniform initialisation.
             encrypted_input: see the class docstring.
-            bias: initial value of every bias entry.
+            bias: initial value of every bias entry, or ``None`` for no bias.
+            layout: the weight's layout (``EncTensor.encrypt``): ``"table"`` for a layer
+                that reads an :class:`~henn.embedding.EmbeddingBag`'s gathered rows, so
+                both sit in the scheme's table packing (a refresh cannot move a tensor
+                between packings).
         """
         if not (init_scale >= 0 and np.isfinite(init_scale)):
             raise ValueError(f"cannot build Linear: init_scale must be finite and >= 0, got {init_scale!r}")
         w = init_scale * (2.0 * _uniform01(rng, (in_features, out_features)) - 1.0)
         if encrypted_input:
             w = w.T
-        b = np.full((1, out_features), float(bias))
-        return cls(EncTensor.encrypt(scheme, w), EncTensor.encrypt(scheme, b), encrypted_input=encrypted_input)
+        b = None if bias is None else EncTensor.encrypt(scheme, np.full((1, out_features), float(bias)))
+        return cls(EncTensor.encrypt(scheme, w, layout=layout), b, encrypted_input=encrypted_input)
 
     @property
     def in_features(self) -> int:
@@ -132,11 +136,12 @@ class Linear(Module):
             if x.ndim != 2 or x.shape[1] != self.in_features:
                 raise ValueError(f"cannot run Linear: input width {x.shape[-1]}, layer takes {self.in_features}")
             z = x @ self.weight.value
-        return z + self.bias.value, x
+        return (z + self.bias.value if self.bias is not None else z), x
 
     def backward_train(self, x: Any, grad: EncTensor) -> EncTensor | None:
         """Store ``dW`` and ``db`` on the parameters; return ``dX`` (``None`` for plaintext input)."""
-        self.bias.grad = grad.row_sum()
+        if self.bias is not None:
+            self.bias.grad = grad.row_sum()
         if not self.encrypted_input:
             self.weight.grad = x.T @ grad
             return None

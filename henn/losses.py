@@ -54,6 +54,15 @@ def _targets(pred_shape: tuple[int, int], y) -> np.ndarray | EncTensor:
     return y
 
 
+def squared_error_term(grad: EncTensor, factor: float, k: int) -> EncTensor:
+    """``sum((p - y)^2) / k`` from ``grad = factor * (p - y)``: a ``(1, 1)`` tensor (two products)."""
+    sq = grad * grad
+    total = sq.row_sum() if sq.rows > 1 else sq
+    if total.size > 1:
+        total = total.inner(basis_for(total.scheme).row(np.ones(total.size)))
+    return total * (1.0 / (factor * factor * k))
+
+
 class MSELoss:
     """Mean squared error: over all entries (``reduction="mean"``), or summed over each
     row's outputs and averaged over rows (``reduction="row"``, whose step size does not
@@ -70,15 +79,29 @@ class MSELoss:
             raise ValueError(f"cannot build MSELoss: reduction must be 'mean' or 'row', got {reduction!r}")
         self.reduction = reduction
 
-    def grad(self, pred: EncTensor, y) -> EncTensor:
-        """Encrypted ``dL/dp = 2 (p - y) / n``.
+    def grad(self, pred: EncTensor, y, prediction: EncTensor | None = None, scale: float = 1.0) -> EncTensor:
+        """Encrypted ``scale * dL/dp = scale * 2 (p - y) / n`` (``prediction`` is ``pred`` itself here).
+
+        ``scale`` folds a factor into the one plaintext product the gradient needs anyway
+        (the trainer passes the learning rate, so no parameter update pays a product for it).
 
         Raises:
             ValueError: ``y`` does not match the prediction shape.
         """
         y = _targets(pred.shape, y)
-        count = pred.rows * (pred.size if self.reduction == "mean" else 1)
-        return (pred - y) * (2.0 / count)
+        return (pred - y) * self.error_factor(pred.shape, scale)
+
+    def error_factor(self, shape: tuple[int, int], scale: float = 1.0) -> float:
+        """The ``c`` of ``grad = c * (prediction - y)`` for predictions of ``shape``."""
+        count = shape[0] * (shape[1] if self.reduction == "mean" else 1)
+        return 2.0 * scale / count
+
+    #: What :meth:`monitor_term` measures (the name of the released aggregate).
+    monitor_metric = "squared_error"
+
+    def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
+        """The batch's share of a monitored aggregate of ``k`` samples: its squared error over ``k``."""
+        return squared_error_term(grad, factor, k)
 
     def prediction(self, pred: EncTensor) -> EncTensor:
         """The model's prediction as this loss reads it: the outputs themselves."""
@@ -109,14 +132,40 @@ class PolyLogisticLoss:
     def __init__(self, activation: PolyActivation):
         self.activation = activation
 
-    def grad(self, logits: EncTensor, y) -> EncTensor:
-        """Encrypted ``(s(z) - y) / n``."""
+    def grad(self, logits: EncTensor, y, prediction: EncTensor | None = None, scale: float = 1.0) -> EncTensor:
+        """Encrypted ``scale * (s(z) - y) / n``; ``prediction`` is :meth:`prediction` of these logits
+        when the caller already has it (monitoring computes it too: one polynomial, not two);
+        ``scale`` as in :meth:`MSELoss.grad`."""
         y = _targets(logits.shape, y)
-        return (logits.polyval(self.activation.coeffs) - y) * (1.0 / (logits.rows * logits.size))
+        c = self.error_factor(logits.shape, scale)
+        if prediction is not None:
+            return (prediction - y) * c
+        # c * s(z) with c folded into the polynomial, then c * y subtracted: no product of its own.
+        return self.activation.apply(logits, c) - (y * c if isinstance(y, EncTensor) else np.asarray(y) * c)
+
+    def error_factor(self, shape: tuple[int, int], scale: float = 1.0) -> float:
+        """The ``c`` of ``grad = c * (prediction - y)`` for logits of ``shape``."""
+        return scale / (shape[0] * shape[1])
+
+    monitor_metric = "absolute_error"
+
+    def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
+        """The batch's ``sum |p - y| / k``, as ``(2y - 1)(y - p)``... with the sign that makes it ``|p - y|``.
+
+        For plaintext 0/1 targets and ``p`` in ``[0, 1]``, ``(1 - 2y)(p - y) = |p - y|``:
+        linear in the gradient, one plaintext product (a polynomial sigmoid may overshoot
+        ``[0, 1]`` slightly; the overshoot then counts negatively). Encrypted targets give
+        the squared error instead (:func:`squared_error_term`), named so in the records.
+        """
+        if isinstance(y, EncTensor):
+            return squared_error_term(grad, factor, k)
+        sign = (1.0 - 2.0 * _targets(grad.shape, y)) / (factor * k)
+        term = grad * sign
+        return term.row_sum() if term.rows > 1 else term
 
     def prediction(self, logits: EncTensor) -> EncTensor:
-        """The probabilities ``s(z)`` (encrypted)."""
-        return logits.polyval(self.activation.coeffs)
+        """The probabilities ``s(z)`` (encrypted), evaluated in ``z / interval`` as the activation does."""
+        return self.activation.forward(logits)
 
     def value(self, logits: np.ndarray, y) -> float:
         """Mean logistic loss, with ``s(z)`` clipped into ``(0, 1)`` so the log is finite."""
@@ -178,15 +227,27 @@ class PolySoftmaxCrossEntropy:
         z = np.concatenate(points)
         return float(np.max(np.abs(softmax(z) - self.approx_softmax(z))))
 
-    def grad(self, logits: EncTensor, y) -> EncTensor:
-        """Encrypted ``((1 + z - mean(z)) / k - y) / n`` for ``n`` rows.
+    def grad(self, logits: EncTensor, y, prediction: EncTensor | None = None, scale: float = 1.0) -> EncTensor:
+        """Encrypted ``scale * ((1 + z - mean(z)) / k - y) / n`` for ``n`` rows (``prediction``,
+        ``scale``: see :meth:`PolyLogisticLoss.grad`).
 
         Raises:
             ValueError: the logits do not have ``classes`` columns, or ``y`` does not
                 match their shape.
         """
         y = _targets(logits.shape, y)
-        return (self.prediction(logits) - y) * (1.0 / logits.rows)
+        p = self.prediction(logits) if prediction is None else prediction
+        return (p - y) * self.error_factor(logits.shape, scale)
+
+    def error_factor(self, shape: tuple[int, int], scale: float = 1.0) -> float:
+        """The ``c`` of ``grad = c * (prediction - y)`` for logits of ``shape``."""
+        return scale / shape[0]
+
+    monitor_metric = "squared_error"
+
+    def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
+        """The batch's squared error of the stand-in probabilities over ``k`` (see :class:`MSELoss`)."""
+        return squared_error_term(grad, factor, k)
 
     def prediction(self, logits: EncTensor) -> EncTensor:
         """The encrypted stand-in for the probabilities, ``(1 + z - mean(z)) / k`` row by row."""

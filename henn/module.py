@@ -9,9 +9,22 @@ plaintext network would use, so the ``plain`` scheme is a faithful twin.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterator
 
 from .tensor import EncTensor
+
+
+@dataclasses.dataclass
+class RowGrad:
+    """A sparse gradient of a table: ``values[i]`` (an encrypted ``(1, width)`` row) adds to rows ``rows[i]``.
+
+    What :class:`henn.embedding.EmbeddingBag` stores: each sample's gradient lands on
+    the table rows its bag named, so an update touches those rows only.
+    """
+
+    rows: list
+    values: list[EncTensor]
 
 
 class Parameter:
@@ -30,7 +43,7 @@ class Parameter:
             raise TypeError(f"cannot make a Parameter: expected an EncTensor, got {type(value).__name__}")
         self.name = name
         self.value = value
-        self.grad: EncTensor | None = None
+        self.grad: EncTensor | RowGrad | None = None
 
     def __repr__(self) -> str:
         return f"Parameter({self.name!r}, shape={self.value.shape})"

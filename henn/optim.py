@@ -1,9 +1,10 @@
 """Stochastic gradient descent over encrypted parameters."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
-from .module import Parameter
+from .module import Parameter, RowGrad
+from .tensor import EncTensor
 
 
 class SGD:
@@ -18,6 +19,8 @@ class SGD:
         weight_decay: L2 penalty ``wd``: ``W <- (1 - lr * wd) W - lr * grad`` (one more
             plaintext product). It keeps weights, and so pre-activations, bounded where
             a polynomial activation fitted on an interval would otherwise be left.
+            Dense parameters only: a table with a sparse gradient
+            (:class:`~henn.module.RowGrad`) updates only the rows a step named.
 
     Raises:
         ValueError: non-positive learning rate, or a weight decay outside [0, 1 / lr).
@@ -33,20 +36,69 @@ class SGD:
         self.weight_decay = float(weight_decay)
         self.steps = 0
 
-    def step(self) -> None:
+    def step(self, *, prescaled: bool = False) -> None:
         """Apply the stored gradients.
+
+        Every update is computed before any lands, so an operation refused while
+        computing them (say, a budget running out) leaves every weight as it was.
+
+        Args:
+            prescaled: the gradients already carry the factor ``lr`` (the trainer folded
+                it into the loss gradient, where it costs no extra product): subtract
+                them as they are.
 
         Raises:
             RuntimeError: a parameter has no gradient (backward was not run).
+            ValueError: weight decay on a weight kept in a table packing.
+        """
+        self.land(self.prepare(prescaled=prescaled))
+
+    def prepare(self, *, prescaled: bool = False) -> list[Callable[[], None]]:
+        """Compute every update (:meth:`step`'s first half); returns what makes each land.
+
+        A trainer may run the landing under its own terms (the refreshes an in-place
+        update needs are of the update, ``lr`` times a gradient, not of a weight).
         """
         for p in self.params:
             if p.grad is None:
                 raise RuntimeError(f"cannot step: parameter {p.name!r} has no gradient; run backward first")
-        self.steps += 1
         keep = 1.0 - self.lr * self.weight_decay
-        for p in self.params:
-            value = p.value if keep == 1.0 else p.value * keep
-            p.value = value - p.grad * self.lr
+        factor = None if prescaled else -self.lr
+        return [self._update(p, keep, factor) for p in self.params]
+
+    def land(self, landing: list[Callable[[], None]]) -> None:
+        """Apply updates made by :meth:`prepare`."""
+        for land in landing:
+            land()
+        self.steps += 1
+
+    def _update(self, p: Parameter, keep: float, factor: float | None) -> Callable[[], None]:
+        """Compute ``p``'s update; return what makes it land."""
+        if isinstance(p.grad, RowGrad):
+            # A table's sparse gradient: each sample's row scattered into the rows it named.
+            # Weight decay would touch every row at every step, which a sparse update avoids.
+            terms = [(rows, self._scaled(g, factor)) for rows, g in zip(p.grad.rows, p.grad.values)]
+            return lambda: [p.value.index_add_(rows, g) for rows, g in terms] and None
+        if not p.value.scheme.in_default_layout(p.value.ct):
+            # A weight in a table packing is updated in place, row by row: ``W - dW`` as a new
+            # ciphertext would follow the gradient's lower level and packing.
+            if keep != 1.0:
+                raise ValueError(f"cannot step: weight decay is not supported for {p.name!r}, a weight in a "
+                                 "table packing (it is updated in place, row by row)")
+            step = self._scaled(p.grad, factor)
+            rows = [step if p.value.rows == 1 else step.take_rows([j]) for j in range(p.value.rows)]
+            return lambda: [p.value.index_add_([j], r) for j, r in enumerate(rows)] and None
+        value = p.value if keep == 1.0 else p.value * keep
+        new = value - p.grad if factor is None else value + p.grad * factor
+
+        def land() -> None:
+            p.value = new
+        return land
+
+    @staticmethod
+    def _scaled(g: EncTensor, factor: float | None) -> EncTensor:
+        """``-g`` for a prescaled gradient, else ``factor * g`` (``factor = -lr``)."""
+        return -g if factor is None else g * factor
 
     def zero_grad(self) -> None:
         for p in self.params:

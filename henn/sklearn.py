@@ -67,6 +67,9 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
             ValueError: fewer than two classes, or bad input (from scikit-learn's checks).
         """
         X, y = check_X_y(X, y, dtype=np.float64)
+        if self.checkpoint is not None and self.keyholder is None:
+            raise ValueError("cannot fit with a checkpoint: it is under the key holder's key, so pass keyholder= "
+                             "(keys made in this process are new at every fit)")
         self.classes_ = unique_labels(y)
         if self.classes_.size < 2:
             raise ValueError(f"cannot fit: need at least two classes, got {self.classes_.size}")
@@ -88,7 +91,8 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = self._build(scheme, self.n_features_in_, n_out, rng)
         self.history_ = fit_model(self.model_, Xs, targets, keyholder=keyholder, lr=self.lr, epochs=self.epochs,
                                   batch_size=self.batch_size, loss=self._loss(n_out), random_state=self.random_state,
-                                  weight_decay=self.weight_decay, progress=self.progress, monitor=self.monitor)
+                                  weight_decay=self.weight_decay, progress=self.progress, monitor=self.monitor,
+                                  checkpoint=self.checkpoint, resume=self.checkpoint is not None)
         self.weights_ = self._release_weights() if self.keyholder is None else None
         return self
 
@@ -218,13 +222,18 @@ class EncryptedMLPClassifier(_EncryptedClassifier):
             or the owner's key service client); ``None`` makes keys in this process.
         monitor: release a flooded aggregate loss every ``min_aggregate`` samples.
         progress: show a progress bar.
+        checkpoint: a file the training run rewrites after every epoch and resumes
+            from when it exists (:func:`henn.training.fit.fit`); it is under the key
+            holder's key, so it needs ``keyholder`` (keys made in this process are new
+            at every ``fit``).
     """
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] = (32,), scheme: str = "ckks", *,
                  activation: str = "square", loss: str = "mse", epochs: int = 6, batch_size: int = 128,
                  lr: float = 0.3, weight_decay: float = 0.0, init_scale: float = 1.0, input_scale: float = 3.0,
                  input_clip: float = 2.0, random_state: int | None = None, keyholder: Any = None,
-                 monitor: bool = True, progress: bool = False):
+                 monitor: bool = True, progress: bool = False, checkpoint: str | None = None):
+        self.checkpoint = checkpoint
         self.hidden_layer_sizes = hidden_layer_sizes
         self.weight_decay = weight_decay
         self.scheme = scheme
@@ -279,7 +288,8 @@ class EncryptedLogisticRegression(_EncryptedClassifier):
     def __init__(self, scheme: str = "ckks", *, epochs: int = 6, batch_size: int = 128, lr: float = 0.5,
                  weight_decay: float = 0.1, sigmoid_interval: float = 8.0, input_scale: float = 2.0,
                  input_clip: float = 2.0, random_state: int | None = None, keyholder: Any = None,
-                 monitor: bool = True, progress: bool = False):
+                 monitor: bool = True, progress: bool = False, checkpoint: str | None = None):
+        self.checkpoint = checkpoint
         self.scheme = scheme
         self.weight_decay = weight_decay
         self.epochs = epochs

@@ -69,7 +69,7 @@ def _sentiment_meta(meta: dict, source) -> dict:
 
 def _encrypted(args: argparse.Namespace, keys: Path, signer):
     """A fresh key pair and the plaintext model encrypted under it."""
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
 
     plain = lc.read_plain_model(args.model)
     meta = _sentiment_meta(plain.meta, args.model)
@@ -95,8 +95,8 @@ def _rekeyed(args: argparse.Namespace, keys: Path, signer):
 
 def _spec(args: argparse.Namespace, keys: Path, bundle, secret, meta: dict) -> jobs.JobSpec:
     """The job's terms and targets (a dry run of the training step under the job's own key), written to job.json."""
-    from ..models.sentiment import SentimentConfig
-    from ..training import sentiment as T
+    from ..tasks.sentiment import SentimentConfig
+    from ..tasks import sentiment as T
 
     scheme, _public = lc.load_public(keys, allow_insecure=args.allow_insecure)
     config = SentimentConfig.from_dict(meta["config"])
@@ -197,7 +197,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"job {spec.job_id} ({spec.state}): {journal.refreshes} of {spec.terms.refreshes} refreshes, "
               f"{journal.releases} of {spec.terms.releases} releases")
         for entry in journal.aggregates:
-            print(f"  aggregate over {entry['count']} samples: {entry['value'] / entry['count']:.4f} per sample")
+            per_sample = entry["value"] / (entry.get("scale", 1.0) * entry["count"])
+            print(f"  aggregate over {entry['count']} samples: {per_sample:.4f} per sample")
     return 0
 
 

@@ -46,7 +46,7 @@ DEFAULT_DATA = os.environ.get("HENN_IMDB")
 def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     """Register ``henn train sentiment``."""
     from ..data.text import TextConfig
-    from ..models.sentiment import SentimentConfig
+    from ..tasks.sentiment import SentimentConfig
 
     cfg, text = SentimentConfig(), TextConfig()
     parser = train_subparsers.add_parser(
@@ -176,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Handler of ``henn train sentiment``; returns the exit code."""
     from ..data.imdb import DataError
     from ..data.text import TextConfig
-    from ..models.sentiment import SentimentConfig
+    from ..tasks.sentiment import SentimentConfig
 
     scheme_name = args.scheme or common.default_scheme()
     try:
@@ -239,8 +239,8 @@ def _run_lifecycle(args, text, config) -> int:
 def _init_plain(args, text, config) -> dict:
     """Owner: vocabulary from the training split, initial weights, all written to a plaintext ``.npz``."""
     from .. import lifecycle as lc
-    from ..models.sentiment import init_weights
-    from ..training import sentiment as T
+    from ..tasks.sentiment import init_weights
+    from ..tasks import sentiment as T
 
     reviews = _load(args.data, "train", args.quiet)
     data = T.prepare(reviews, validation=args.validation, seed=args.split_seed, text=text)
@@ -260,7 +260,7 @@ def _train_public(args) -> dict:
     import time
 
     from .. import lifecycle as lc
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
 
     part, parts = T.parse_part(args.part)
     with lc.public_only("trainer"):
@@ -278,10 +278,9 @@ def _train_public(args) -> dict:
         keyholder = _remote_keyholder(args.keyholder, model, args.tls_dir)
         start = time.perf_counter()
         try:
-            with _bar(len(train_idx), f"sentiment/{model.scheme.name} part {args.part}", args.quiet) as bar:
-                trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, lr=config.lr,
-                                         stop_when_exhausted=args.until_exhausted, keyholder=keyholder,
-                                         progress=bar.update)
+            trained = T.train_public(net, vocab.encode_all(chosen.texts), chosen.labels, config,
+                                     stop_when_exhausted=args.until_exhausted, keyholder=keyholder,
+                                     progress=_bar(f"sentiment/{model.scheme.name} part {args.part}", args.quiet))
             seconds = time.perf_counter() - start
             trained_tensors = T.outgoing_weights(net, keyholder)
         finally:
@@ -316,7 +315,7 @@ def _remote_keyholder(address, model, tls_dir=None):
 def _net_from(model, path):
     """The sentiment network, vocabulary, config and split stored in an encrypted model file."""
     from ..data.text import Vocabulary
-    from ..models.sentiment import EncSentimentNet, SentimentConfig
+    from ..tasks.sentiment import SentimentConfig, model_from
     from ..tensor import EncTensor
 
     meta = model.bundle.meta.get("model", {})
@@ -332,9 +331,10 @@ def _net_from(model, path):
         raise ValueError(f"cannot use {path}: bad sentiment config: {exc}") from None
     vocab = Vocabulary.from_dict(meta.get("vocab"))
     tensors = {name: EncTensor(model.scheme, ct) for name, ct in model.tensors.items()}
-    net = EncSentimentNet(model.scheme, tensors["W01"], tensors["w12"], config.make_activation())
-    if net.vocab_size != len(vocab):
-        raise ValueError(f"cannot use {path}: W01 has {net.vocab_size} rows but the vocabulary {len(vocab)} words")
+    net = model_from(tensors["W01"], tensors["w12"])
+    if net[0].in_features != len(vocab):
+        raise ValueError(f"cannot use {path}: W01 has {net[0].in_features} rows but the vocabulary {len(vocab)} "
+                         "words")
     return net, vocab, config, split
 
 
@@ -349,8 +349,8 @@ def _train_indices(reviews, split: dict, root) -> np.ndarray:
 
 
 def _train(args, scheme_name, reviews, text, config) -> dict:
-    from ..models.sentiment import EncSentimentNet, init_weights
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
+    from ..tasks.sentiment import init_weights
 
     data = T.prepare(reviews, validation=args.validation, limit=args.limit, seed=args.split_seed, text=text)
     activation = config.make_activation()
@@ -364,21 +364,14 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
         scheme, keyholder = T.setup(scheme_name, config.hidden, terms=terms, **dict(args.scheme_param))
     except TypeError as exc:  # an unknown parameter name
         raise ValueError(f"cannot create scheme {scheme_name!r}: {exc}") from None
-    net = EncSentimentNet.encrypt(scheme, W01, w12, activation)
-    total = args.epochs * len(data.train_ids)
-    with _bar(total, f"sentiment/{scheme_name}", args.quiet) as bar:
-        def on_review(n: int, record: dict | None) -> None:
-            bar.update(n)
-            if record is not None:
-                bar.set_postfix(mae=f"{record['mae']:.3f}", refresh=False)
-
-        result = T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr,
-                                   epochs=args.epochs, monitor_every=_monitor_every(args), progress=on_review)
+    net = T.build_model(scheme, W01, w12)
+    result = T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=args.epochs,
+                     monitor_every=_monitor_every(args), progress=_bar(f"sentiment/{scheme_name}", args.quiet))
     summary = _summary(scheme_name, config, data, result, activation)
     summary["monitor_every"] = _monitor_every(args)
     summary["scheme_params"] = scheme.params.to_dict()
     summary["refresh_rounds_per_review"] = keyholder.refresh_rounds / max(1, result.reviews)
-    summary.update(_validate(net, keyholder, data, activation))
+    summary.update(_validate(net, keyholder, data, config, activation))
     if args.twin:
         summary.update(_twin(data, config, args.epochs, (W01, w12)))
     summary.update(keyholder.counters())
@@ -398,7 +391,7 @@ def _reference(args, reviews, text, config) -> dict:
     import time
 
     from ..activations import sigmoid
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
 
     data = T.prepare(reviews, validation=args.validation, limit=args.limit, seed=args.split_seed, text=text)
     if not data.val_ids:
@@ -418,7 +411,7 @@ def _reference(args, reviews, text, config) -> dict:
 
 
 def _monitor_every(args) -> int:
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
 
     return args.monitor_every or T.MONITOR_EVERY
 
@@ -428,11 +421,9 @@ def _init_rng(args):
     return None if args.seed is None else he_core.SeededRandom(args.seed)
 
 
-def _bar(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, unit="review", dynamic_ncols=True,
-                leave=False, smoothing=0.1)
+def _bar(desc: str, quiet: bool) -> bool | dict:
+    """The trainer's progress bar (stderr): named ``desc``, counting reviews; none when quiet."""
+    return False if quiet else {"desc": desc, "unit": "review"}
 
 
 def _summary(scheme_name, config, data, result, activation) -> dict:
@@ -449,16 +440,15 @@ def _summary(scheme_name, config, data, result, activation) -> dict:
     }
 
 
-def _validate(net, keyholder, data, activation) -> dict:
-    from ..training import sentiment as T
+def _validate(net, keyholder, data, config, activation) -> dict:
+    from ..tasks import sentiment as T
 
     if not data.val_ids:
         return {"validation_accuracy": None, "clear_validation_accuracy": None}
-    ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels)
+    ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels, config)
     W01, w12 = T.release_weights(net, keyholder)
     clear = T.clear_predictions(W01, w12, data.val_ids, activation.value)
-    from ..models.sentiment import PlainSentimentNet
-    logits = PlainSentimentNet(W01, w12).logits(data.val_ids)
+    logits = T.reference_logits(W01, w12, data.val_ids)
     return {"validation_accuracy": ev["accuracy"], "validation_loss": ev["loss"],
             "eval_reviews_per_s": ev["reviews_per_s"],
             "clear_validation_accuracy": float(np.mean(clear == data.val_labels)),
@@ -469,15 +459,14 @@ def _validate(net, keyholder, data, activation) -> dict:
 
 def _twin(data, config, epochs, init) -> dict:
     """The same network trained identically on the plaintext twin (same data, order and initial weights)."""
-    from ..models.sentiment import EncSentimentNet
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
 
     terms = T.terms_for(len(data.train_ids), epochs, config.hidden, vocab=len(data.vocab),
                         validation=len(data.val_ids))
     scheme, keyholder = T.setup("plain", config.hidden, terms=terms)
-    net = EncSentimentNet.encrypt(scheme, *init, config.make_activation())
-    T.train_encrypted(net, keyholder, data.train_ids, data.train_labels, lr=config.lr, epochs=epochs)
-    ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels) if data.val_ids else None
+    net = T.build_model(scheme, *init)
+    T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=epochs)
+    ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels, config) if data.val_ids else None
     return {"plain_validation_accuracy": ev["accuracy"] if ev else None}
 
 
@@ -507,7 +496,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``henn evaluate sentiment``; returns the exit code."""
     from ..data.imdb import DataError
     from ..keyholder import RefreshTerms
-    from ..training import sentiment as T
+    from ..tasks import sentiment as T
 
     try:
         if not Path(args.model).exists():
@@ -516,10 +505,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         # Each prediction is a released decryption: the flooding is sized for all of them.
         terms = RefreshTerms(refreshes=4 * len(reviews) + 16, releases=len(reviews) + 8)
         if args.keys is not None:
-            net, keyholder, vocab, split = _load_owned(args, terms)
+            net, keyholder, vocab, config, split = _load_owned(args, terms)
         else:
-            net, keyholder, vocab, _config = T.load_sentiment(args.model, terms=terms, allow_insecure=args.allow_insecure,
-                                                              passphrase=_passphrase(args))
+            net, keyholder, vocab, config = T.load_sentiment(args.model, terms=terms, allow_insecure=args.allow_insecure,
+                                                             passphrase=_passphrase(args))
             split = None
         if args.split == "validation":
             if split is None:
@@ -528,16 +517,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.limit is not None:
             reviews = reviews.subset(np.arange(min(args.limit, len(reviews))))
         ids = vocab.encode_all(reviews.texts)
-        ev = T.evaluate_encrypted(net, keyholder, ids, reviews.labels)
+        ev = T.evaluate_encrypted(net, keyholder, ids, reviews.labels, config)
     except (DataError, ValueError, FileNotFoundError) as exc:
         return common.fail(str(exc))
     except he_core.HEError as exc:
         return common.fail(f"evaluation failed: {type(exc).__name__}: {exc}")
-    summary = {"task": "sentiment", "scheme": net.scheme.name, "model": str(args.model), "split": args.split,
+    scheme = keyholder.scheme
+    summary = {"task": "sentiment", "scheme": scheme.name, "model": str(args.model), "split": args.split,
                "reviews": ev["reviews"], "accuracy": ev["accuracy"], "loss": ev["loss"],
                "seconds": ev["seconds"], "reviews_per_s": ev["reviews_per_s"], **keyholder.counters()}
     if not args.quiet and not args.json:
-        print(f"sentiment model {args.model} on {args.split} ({ev['reviews']} reviews, {net.scheme.name}): "
+        print(f"sentiment model {args.model} on {args.split} ({ev['reviews']} reviews, {scheme.name}): "
               f"accuracy {ev['accuracy']:.4f}, {ev['reviews_per_s']:.0f} reviews/s")
     if args.json:
         common.emit_json(summary)
@@ -561,8 +551,8 @@ def _load_owned(args, terms):
     if model.bundle.key_ids != [secret.key_id]:
         raise he_core.MismatchError(f"cannot evaluate {model_path}: it is under key "
                                     f"{', '.join(model.bundle.key_ids)}, {keys_dir} holds key {secret.key_id}")
-    net, vocab, _config, split = _net_from(model, model_path)
-    return net, KeyHolder(model.scheme, secret, terms=terms), vocab, split
+    net, vocab, config, split = _net_from(model, model_path)
+    return net, KeyHolder(model.scheme, secret, terms=terms), vocab, config, split
 
 
 def _val_indices(reviews, split: dict, root) -> np.ndarray:

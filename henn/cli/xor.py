@@ -6,8 +6,8 @@ import argparse
 import he_core
 
 from .. import io
-from ..models.xor import XorConfig
-from ..training.xor import setup, train_xor
+from ..tasks.xor import XorConfig
+from ..tasks.xor import setup, train_xor
 from . import common
 
 
@@ -85,8 +85,7 @@ def _refresh_summary(result, scheme) -> dict:
     """How refreshes were decided, and the parameter set used (so a run can be reproduced)."""
     out = {"refresh_policy": "budget", "scheme_params": scheme.params.to_dict(),
            "security_bits": scheme.params.security_bits}
-    if result.policy is not None:
-        out.update(result.policy.counters())
+    out.update(result.policy)
     return out
 
 

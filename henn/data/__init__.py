@@ -1,4 +1,4 @@
-"""Data sets for the henn models: the IMDB review loaders and text preprocessing.
+"""Data sets for the henn tasks: the IMDB review loaders and text preprocessing.
 
 * :mod:`henn.data.imdb` — reading the aclImdb directory layout and the
   ``reviews.txt`` / ``labels.txt`` one-review-per-line layout, and a seeded

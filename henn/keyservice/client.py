@@ -9,7 +9,7 @@ from he_core import Ciphertext, Scheme
 from he_core import serialization as ser
 from he_core.errors import FormatError
 
-from ..keyholder import BudgetExhausted, MaskedRefresh, RefreshTerms, check_aggregate
+from ..keyholder import BudgetExhausted, MaskedRefresh, RefreshTerms, check_aggregate, check_scale
 from ..tensor import EncTensor
 from . import protocol
 from .protocol import BYE, ERROR, HELLO, OK, REENCRYPT, RELEASE
@@ -140,16 +140,20 @@ class RemoteKeyHolder(MaskedRefresh):
             raise KeyServiceError(f"the key service answered shape {fresh.shape} for a {masked.shape} ciphertext")
         return fresh
 
-    def release_aggregate(self, x: Any, count: int, *, value_bound: float | None = None) -> None:
+    def release_aggregate(self, x: Any, count: int, *, value_bound: float | None = None,
+                          scale: float = 1.0) -> None:
         """Send an encrypted aggregate over ``count`` samples to the owner's log; nothing comes back.
 
         The aggregate is re-encrypted through the service first (a masked refresh), so
         its noise is the service's own and the owner learns the value and not how it was
-        computed; ``value_bound`` sizes that refresh's mask.
+        computed; ``value_bound`` sizes that refresh's mask; ``scale`` is the public factor
+        every summed term carries (see :meth:`henn.keyholder.KeyHolder.release_aggregate`).
         """
+        scale = check_scale(scale)
         ct = check_aggregate(x.ct if isinstance(x, EncTensor) else x, count, self.terms)
         fresh = self.fresh_for_owner(ct, value_bound)
-        payload = protocol.pack({"request_id": protocol.new_request_id(), "count": int(count)}, ser.dumps(fresh))
+        header = {"request_id": protocol.new_request_id(), "count": int(count), "scale": scale}
+        payload = protocol.pack(header, ser.dumps(fresh))
         self._call(RELEASE, payload)
         return None
 

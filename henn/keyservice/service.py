@@ -34,7 +34,7 @@ from he_core import Ciphertext, HEError, Scheme, SecretKey
 from he_core import serialization as ser
 
 from .. import jobs
-from ..keyholder import BudgetExhausted
+from ..keyholder import BudgetExhausted, check_scale
 from . import protocol
 from .protocol import BYE, ERROR, HELLO, OK, REENCRYPT, RELEASE
 from .transport import Connection, KeyServiceError, TransportError, listen
@@ -105,7 +105,7 @@ class KeyService:
         if op == REENCRYPT:
             answer = self._reencrypt(ct, header.get("target"), rid, digest)
         else:
-            answer = self._release(ct, header.get("count"), rid, digest)
+            answer = self._release(ct, header.get("count"), header.get("scale", 1.0), rid, digest)
         self._answers[rid] = (digest, answer)
         while len(self._answers) > CACHE_ANSWERS:
             self._answers.popitem(last=False)
@@ -156,10 +156,14 @@ class KeyService:
         except Exception:  # noqa: BLE001 - the same answer whatever failed: no message may depend on a value
             raise JobRefused(VALUE_BLIND) from None
 
-    def _release(self, ct: Ciphertext, count: Any, rid: str, digest: str) -> bytes:
+    def _release(self, ct: Ciphertext, count: Any, scale: Any, rid: str, digest: str) -> bytes:
         terms = self.spec.terms
         if isinstance(count, bool) or not isinstance(count, int) or count < terms.min_aggregate:
             raise JobRefused(f"an aggregate must cover at least {terms.min_aggregate} samples, got {count!r}")
+        try:  # public metadata for the owner's log: how to read the value, nothing decrypted depends on it
+            scale = check_scale(scale)
+        except ValueError as exc:
+            raise JobRefused(str(exc)) from None
         if tuple(ct.shape) != (1, 1):
             raise JobRefused(f"an aggregate is one value, not {ct.shape}")
         if self.journal.releases >= terms.releases:
@@ -171,7 +175,7 @@ class KeyService:
             value = float(self.scheme.decrypt(ct, self._secret, flooding=terms.flooding)[0, 0])
         except Exception:  # noqa: BLE001 - as for re-encryptions: one answer whatever failed
             value = float("nan")
-        self.journal.record(rid, digest, "release", count=count, value=value)
+        self.journal.record(rid, digest, "release", count=count, value=value, scale=scale)
         return b""
 
     # ------------------------------------------------------------------ serving

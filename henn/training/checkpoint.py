@@ -32,20 +32,25 @@ FORMAT = "henn-fit-checkpoint/1"
 
 
 def save(path: str | Path, model: Sequential, keyholder: MaskedRefresh, *, epochs_done: int, records: list[dict],
-         order_rng: np.random.Generator) -> Path:
+         order_rng: np.random.Generator, policy: dict | None = None) -> Path:
     """Write the checkpoint atomically (owner-only: it shows the run's progress)."""
     counters = {"refresh_rounds": keyholder.refresh_rounds, "entries_read": keyholder.entries_read,
                 "worst_margin_bits": None if keyholder.worst_margin_bits == math.inf
                 else float(keyholder.worst_margin_bits),
                 "releases": keyholder.releases if isinstance(keyholder, KeyHolder) else 0}
     meta = {"format": FORMAT, "epochs_done": int(epochs_done), "records": records, "keyholder": counters,
-            "order_rng": order_rng.bit_generator.state}
+            "order_rng": order_rng.bit_generator.state, "policy": policy or {}}
     bundle = serialization.Bundle({name: p.value.ct for name, p in model.named_parameters()}, _jsonable(meta))
     return serialization.save(bundle, path, secret=True)
 
 
-def restore(path: str | Path, model: Sequential, keyholder: MaskedRefresh) -> tuple[int, list[dict], dict]:
-    """Load a checkpoint into ``model`` and ``keyholder``; returns ``(epochs_done, records, order_rng_state)``.
+def restore(path: str | Path, model: Sequential, keyholder: MaskedRefresh) -> tuple[int, list[dict], dict, dict]:
+    """Load a checkpoint into ``model`` and ``keyholder``.
+
+    Returns:
+        ``(epochs_done, records, order_rng_state, policy_state)``; the refresh policy's
+        state (:meth:`~henn.training.refresh.RefreshPolicy.state`) makes a resumed run
+        refresh exactly where an uninterrupted one would.
 
     Raises:
         he_core.FormatError: not a checkpoint, or one of another model or key.
@@ -74,7 +79,8 @@ def restore(path: str | Path, model: Sequential, keyholder: MaskedRefresh) -> tu
         keyholder.worst_margin_bits = min(keyholder.worst_margin_bits, float(counters["worst_margin_bits"]))
     if isinstance(keyholder, KeyHolder):  # a key service counts its releases on its own side
         keyholder.releases = max(keyholder.releases, int(counters["releases"]))
-    return int(meta["epochs_done"]), list(meta["records"]), meta["order_rng"]
+    policy = meta.get("policy", {})
+    return int(meta["epochs_done"]), list(meta["records"]), meta["order_rng"], policy if isinstance(policy, dict) else {}
 
 
 def _jsonable(value: Any) -> Any:

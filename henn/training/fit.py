@@ -8,9 +8,9 @@ the next operation, the :class:`~henn.training.refresh.RefreshPolicy` refreshes 
 through the key holder's masked protocol (:class:`~henn.keyholder.MaskedRefresh`).
 
 What leaves the trainer for the key holder: masked refresh requests, and one
-aggregate per ``k`` samples (the summed squared error of the model's probabilities,
-the Brier score, refreshed and noise-flooded before release; ``k`` is the job's
-``min_aggregate``). No per-sample value, label or weight is decrypted.
+aggregate per ``k`` samples (the summed error of the model's predictions, squared or
+absolute as the loss says, refreshed and noise-flooded before release; ``k`` is the
+job's ``min_aggregate``). No per-sample value, label or weight is decrypted.
 
 :func:`in_process_keyholder` makes keys and a key holder in the trainer's own process,
 for experiments and tests: the key holder and the trainer are then **one party**, and
@@ -18,11 +18,13 @@ the weights are hidden from nobody.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -31,6 +33,7 @@ import he_core
 
 from ..columns import basis_for
 from ..depth import key_requirements, make_scheme
+from ..embedding import Bags
 from ..keyholder import KeyHolder, MaskedRefresh, RefreshTerms
 from ..losses import MSELoss
 from ..module import Sequential
@@ -59,17 +62,22 @@ class History:
     Attributes:
         model: the trained model (still encrypted; parameters on the raw scheme).
         records: one dict per epoch: ``epoch``, ``loss`` (mean of the epoch's released
-            aggregates, ``None`` when the key holder releases to the owner only or
-            the epoch had fewer than ``k`` samples), ``seconds``, ``refreshes``
+            aggregates of the loss's ``monitor_metric``, named in ``metric``: the
+            squared error, or the absolute error for the logistic loss; ``None`` when the
+            key holder releases to the owner only or the epoch had fewer than ``k``
+            samples), ``seconds``, ``refreshes``
             (cumulative refresh rounds), ``releases`` (cumulative).
         seconds: wall time of the training loop.
         policy: the refresh policy's counters.
+        aggregates: every released aggregate: ``samples`` seen when it was released
+            and the per-sample mean of ``metric`` (``None`` when released to the owner only).
     """
 
     model: Sequential
     records: list[dict]
     seconds: float
     policy: dict
+    aggregates: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def losses(self) -> list[float | None]:
@@ -77,10 +85,12 @@ class History:
 
     def to_dict(self) -> dict:
         """The JSON-ready history (no ciphertexts)."""
-        return {"records": self.records, "seconds": self.seconds, "policy": self.policy}
+        return {"records": self.records, "seconds": self.seconds, "policy": self.policy,
+                "aggregates": self.aggregates}
 
 
-def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *, terms: RefreshTerms | None = None,
+def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *,
+                         terms: RefreshTerms | Callable[[he_core.Scheme], RefreshTerms] | None = None,
                          purpose: str = "train", rng: he_core.RandomSource | None = None
                          ) -> tuple[he_core.Scheme, KeyHolder]:
     """Keys and a key holder in this process (one party: warns with :class:`SinglePartyWarning`).
@@ -90,7 +100,8 @@ def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *, t
             instance without keys.
         model_or_sizes: a model whose depth and key sizes decide, or an iterable of
             vector sizes (then a named scheme keeps its defaults).
-        terms: the job's terms (default :class:`RefreshTerms`).
+        terms: the job's terms (default :class:`RefreshTerms`), or a function of the keyed
+            scheme that makes them (terms that depend on the parameters chosen).
         purpose: ``"train"`` or ``"infer"`` (see :func:`henn.depth.choose_parameters`).
         rng: key-generation randomness (default the OS CSPRNG; tests may seed).
 
@@ -109,24 +120,32 @@ def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *, t
         if isinstance(scheme, str):
             scheme = he_core.get_scheme(scheme)
     secret, _public = scheme.keygen(requirements, rng=rng)
-    return scheme, KeyHolder(scheme, secret, terms=terms)
+    return scheme, KeyHolder(scheme, secret, terms=terms(scheme) if callable(terms) else terms)
 
 
-def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: float, epochs: int = 1,
+def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | None, lr: float, epochs: int = 1,
         batch_size: int = 32, loss: Any = None, callbacks: Iterable[Callable[[dict], None]] = (),
         shuffle: bool = True, random_state: int | None = None, value_bound: float = DEFAULT_VALUE_BOUND,
-        weight_decay: float = 0.0, monitor: bool = True, progress: bool = False,
-        checkpoint: str | Path | None = None, resume: bool = False) -> History:
+        weight_decay: float = 0.0, monitor: bool = True, monitor_every: int | None = None,
+        progress: bool | str | dict = False, checkpoint: str | Path | None = None, resume: bool = False,
+        tls_dir: str | Path | None = None, update_bound: float | None = None) -> History:
     """Train ``model`` for ``epochs`` passes of mini-batch SGD over ``(X, y)``.
 
     Args:
         model: the encrypted network (built on ``keyholder.scheme``'s public keys).
-        X: ``(n, in)`` plaintext rows, or an :class:`EncTensor` of them (the first
-            layer then takes encrypted input).
+        X: ``(n, in)`` plaintext rows, an :class:`EncTensor` of them (the first
+            layer then takes encrypted input), or :class:`~henn.embedding.Bags` (sparse
+            row indices, for a first :class:`~henn.embedding.EmbeddingBag`).
         y: ``(n, out)`` (or ``(n,)`` for one output) plaintext targets, or an
             :class:`EncTensor` of them; one-hot rows for several classes.
-        keyholder: the key holder's refresh half: an in-process
-            :class:`~henn.keyholder.KeyHolder` or the owner's key service client.
+        keyholder: the key holder's refresh half: the address of the owner's key
+            service (``unix:PATH`` or ``tls://HOST:PORT``; no secret key then exists in
+            this process), its client (:class:`~henn.keyservice.RemoteKeyHolder`), an
+            in-process :class:`~henn.keyholder.KeyHolder` (one party: experiments), or
+            ``None`` trains with public material only until a budget runs out (the
+            error then carries ``samples_done``: every sample before it was trained,
+            and the one that failed changed no weight unless a table's in-place
+            scatter itself refused).
         lr: learning rate.
         epochs, batch_size: passes over the data and rows per step.
         loss: a loss of :mod:`henn.losses` (default :class:`~henn.losses.MSELoss`).
@@ -136,12 +155,19 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
         value_bound: bound on every value the model computes, which sizes refresh
             masks (see :class:`~henn.training.refresh.RefreshPolicy`).
         weight_decay: L2 penalty (see :class:`~henn.optim.SGD`).
+        update_bound: bound on every entry of an update (``lr`` times a gradient) that
+            lands in place (a table's rows), which sizes the masks of the refreshes
+            moving updates into their table's packing; default ``lr * value_bound``.
         checkpoint: a file rewritten after every epoch (:mod:`henn.training.checkpoint`).
+        tls_dir: the trainer's certificates for a ``tls://`` key service address.
         resume: continue from ``checkpoint`` when it exists: the model's ciphertexts,
             the epochs done, the history, the visiting order and the key holder's
             counters (so the job's budgets and reported hiding cover the whole run).
-        monitor: release the summed squared error of each ``k`` samples.
-        progress: show a progress bar (stderr).
+        monitor: release the summed error of each ``monitor_every`` samples (needs a key holder).
+        monitor_every: samples per released aggregate (default, and at least, the
+            job's ``min_aggregate``).
+        progress: show a progress bar (stderr); a string names it, a dict gives its
+            ``desc`` and ``unit`` (``{"desc": "imdb", "unit": "review"}``).
 
     Returns:
         The :class:`History`.
@@ -151,23 +177,37 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
         TrainingDiverged: values outgrew what the scheme holds (too large a learning rate).
     """
     _check_hyper(lr, epochs, batch_size)
+    if isinstance(keyholder, (str, Path)):
+        with _connect(str(keyholder), model, tls_dir) as remote:
+            return fit(model, X, y, keyholder=remote, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
+                       callbacks=callbacks, shuffle=shuffle, random_state=random_state, value_bound=value_bound,
+                       weight_decay=weight_decay, monitor=monitor, monitor_every=monitor_every, progress=progress,
+                       checkpoint=checkpoint, resume=resume, update_bound=update_bound)
     loss = loss if loss is not None else MSELoss()
+    if update_bound is not None and not (update_bound > 0 and np.isfinite(update_bound)):
+        raise ValueError(f"cannot fit: update_bound must be positive and finite, got {update_bound!r}")
     n = _rows(X, "X")
     if _rows(y, "y") != n:
         raise ValueError(f"cannot fit: X has {n} rows, y has {_rows(y, 'y')}")
     y = _as_targets(y)
-    policy = RefreshPolicy(keyholder, value_bound=value_bound)
-    guarded = GuardedScheme(keyholder.scheme, policy)
+    raw = keyholder.scheme if keyholder is not None else model.parameters()[0].value.scheme
+    policy = RefreshPolicy(keyholder, value_bound=value_bound) if keyholder is not None else _NoRefresh()
+    guarded = GuardedScheme(raw, policy) if keyholder is not None else raw
     _bind(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
     opt = SGD(model.parameters(), lr, weight_decay)
-    watch = _Watch(keyholder, value_bound) if monitor else None
+    watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every) \
+        if monitor and keyholder is not None else None
     order_rng = np.random.default_rng(random_state)
     records: list[dict] = []
     first = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        first, records, state = checkpoints.restore(checkpoint, model, keyholder)
+        first, records, state, policy_state = checkpoints.restore(checkpoint, model, keyholder)
         order_rng.bit_generator.state = state
+        try:
+            policy.load_state(policy_state)
+        except ValueError as exc:
+            raise he_core.FormatError(f"cannot resume from {checkpoint}: {exc}") from None
     bar = _progress(epochs * n, progress)
     bar.update(first * n)
     start = time.perf_counter()
@@ -179,7 +219,13 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
             for lo in range(0, n, batch_size):
                 idx = order[lo:lo + batch_size]
                 try:
-                    _step(model, loss, opt, _take(X, idx), _take(y, idx), watch)
+                    _step(model, loss, opt, _take(X, idx), _take(y, idx), watch, policy,
+                          update_bound if update_bound is not None else lr * value_bound)
+                except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
+                    if keyholder is not None:
+                        raise
+                    exc.samples_done = epoch * n + lo  # type: ignore[attr-defined]
+                    raise
                 except (he_core.EncodingError, he_core.HEOverflowError) as exc:
                     raise TrainingDiverged(f"cannot fit: epoch {epoch}, rows {lo}..{lo + idx.size - 1}: values left "
                                            f"the range the scheme holds ({exc}); lower the learning rate "
@@ -191,51 +237,114 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh, lr: floa
             record = _record(epoch, watch, released_before, time.perf_counter() - t0, keyholder)
             records.append(record)
             if checkpoint is not None:
-                _bind(model, keyholder.scheme)
+                if keyholder is None:
+                    raise ValueError("cannot checkpoint without a key holder: the checkpoint records its counters")
+                _bind(model, raw)
                 checkpoints.save(checkpoint, model, keyholder, epochs_done=epoch + 1, records=records,
-                                 order_rng=order_rng)
+                                 order_rng=order_rng, policy=policy.state())
                 _bind(model, guarded)
             bar.set_postfix(loss=record["loss"], refreshes=record["refreshes"])
             for callback in callbacks:
                 callback(record)
     finally:
         bar.close()
-        _bind(model, keyholder.scheme)
-    return History(model, records, time.perf_counter() - start, policy.counters())
+        _bind(model, raw)
+    aggregates = [{"samples": r["samples"], "metric": watch.metric, "value": r[watch.metric]}
+                  for r in watch.monitor.records] if watch else []
+    return History(model, records, time.perf_counter() - start, policy.counters(), aggregates)
+
+
+def _connect(address: str, model: Sequential, tls_dir: str | Path | None) -> MaskedRefresh:
+    """The owner's key service for the key the model is under (its public keys say which)."""
+    from ..keyservice import RemoteKeyHolder  # the network client: only for a remote key holder
+
+    params = model.parameters()
+    if not params:
+        raise ValueError("cannot fit: the model has no parameters")
+    scheme = params[0].value.scheme
+    return RemoteKeyHolder(address, scheme, scheme.public_keys.key_id, tls_dir=tls_dir)
+
+
+class _NoRefresh:
+    """The policy of a run without a key holder: nothing is ever refreshed."""
+
+    value_bound = DEFAULT_VALUE_BOUND
+
+    @contextlib.contextmanager
+    def bounded(self, value_bound: float) -> Iterator[None]:
+        yield
+
+    def current(self, ct: Any) -> Any:
+        return ct
+
+    def new_step(self) -> None:
+        return None
+
+    def state(self) -> dict:
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return {"op_refreshes": 0, "retry_refreshes": 0, "layout_refreshes": 0, "budget_checks": 0}
 
 
 class _Watch:
-    """The monitoring aggregate: each batch's squared error, scaled by ``1 / k`` before it is summed.
+    """The monitoring aggregate: each batch's error (the loss's ``monitor_term``), over ``k`` before it is summed.
 
     The sum is refreshed before its release, at whatever level it ends: the scaling keeps
     its bound at ``value_bound`` (not ``k`` times that), so the refresh's mask fits even
     at the refresh floor. The released means are scaled back.
     """
 
-    def __init__(self, keyholder: MaskedRefresh, value_bound: float):
-        self.k = keyholder.terms.min_aggregate
-        self.monitor = AggregateMonitor(keyholder, self.k, "brier", sample_bound=value_bound / self.k)
+    def __init__(self, keyholder: MaskedRefresh, value_bound: float, metric: str, every: int | None = None):
+        k = keyholder.terms.min_aggregate
+        if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < k):
+            raise ValueError(f"cannot fit: monitor_every must be an integer >= the job's min_aggregate {k}, "
+                             f"got {every!r}")
+        self.k = k if every is None else int(every)
+        self.metric = metric
+        self.sample_bound = value_bound / self.k
+        self.monitor = AggregateMonitor(keyholder, self.k, metric, sample_bound=self.sample_bound,
+                                        term_scale=1.0 / self.k)
 
-    def add(self, loss: Any, out: EncTensor, yb: Any) -> None:
-        self.monitor.add(squared_error(loss.prediction(out), yb) * (1.0 / self.k), count=out.rows)
+    def add(self, term: EncTensor, count: int) -> None:
+        """Add a batch's term (the loss's :meth:`monitor_term`, already over ``k``)."""
+        self.monitor.add(term, count=count)
 
     def means(self, start: int = 0) -> list[float]:
         """The released per-sample means from record ``start`` on (the owner-only ones skipped)."""
-        return [r["brier"] * self.k for r in self.monitor.records[start:] if r["brier"] is not None]
+        return [r[self.metric] for r in self.monitor.records[start:] if r[self.metric] is not None]
 
 
-def _step(model: Sequential, loss: Any, opt: SGD, xb: Any, yb: Any, watch: _Watch | None) -> None:
+def _step(model: Sequential, loss: Any, opt: SGD, xb: Any, yb: Any, watch: _Watch | None,
+          policy: RefreshPolicy, update_bound: float) -> None:
     out = model(xb)
+    for p in model.parameters():
+        # A weight the scheme asked to move into another packing keeps the new one.
+        p.value = EncTensor(p.value.scheme, policy.current(p.value.ct))
+    # The learning rate rides on the loss gradient: no parameter update pays a product for it.
+    grad = loss.grad(out, yb, scale=opt.lr)
     if watch is not None:
-        watch.add(loss, out, yb)
-    model.backward(loss.grad(out, yb))
-    opt.step()
+        with policy.bounded(watch.sample_bound):  # a term over k samples: masked for its own bound
+            watch.add(loss.monitor_term(grad, yb, loss.error_factor(out.shape, opt.lr), watch.k), grad.rows)
+    model.backward(grad)
+    landing = opt.prepare(prescaled=True)
+    # What lands in place (a table's rows) is lr times a gradient: masked for that size.
+    with policy.bounded(update_bound):
+        opt.land(landing)
 
 
 def squared_error(p: EncTensor, y: Any) -> EncTensor:
     """The encrypted sum over rows and outputs of ``(p - y)^2``: a ``(1, 1)`` tensor."""
     diff = p - (y if isinstance(y, EncTensor) else np.asarray(y, dtype=np.float64).reshape(p.shape))
-    total = (diff * diff).row_sum()
+    return _sum_all(diff * diff)
+
+
+def _sum_all(t: EncTensor) -> EncTensor:
+    """The sum of every entry: a ``(1, 1)`` tensor."""
+    total = t.row_sum()
     return total if total.size == 1 else total.inner(_ones(total))
 
 
@@ -244,10 +353,12 @@ def _ones(t: EncTensor) -> EncTensor:
 
 
 def _record(epoch: int, watch: _Watch | None, released_before: int, seconds: float,
-            keyholder: MaskedRefresh) -> dict:
+            keyholder: MaskedRefresh | None) -> dict:
     values = watch.means(released_before) if watch else []
-    return {"epoch": epoch, "loss": float(np.mean(values)) if values else None, "seconds": seconds,
-            "refreshes": keyholder.refresh_rounds, "releases": len(watch.monitor.records) if watch else 0}
+    return {"epoch": epoch, "loss": float(np.mean(values)) if values else None,
+            "metric": watch.metric if watch else None, "seconds": seconds,
+            "refreshes": keyholder.refresh_rounds if keyholder is not None else 0,
+            "releases": len(watch.monitor.records) if watch else 0}
 
 
 def _check_hyper(lr: float, epochs: int, batch_size: int) -> None:
@@ -261,6 +372,8 @@ def _check_hyper(lr: float, epochs: int, batch_size: int) -> None:
 def _rows(data: Any, name: str) -> int:
     if isinstance(data, EncTensor):
         return data.rows
+    if isinstance(data, Bags):
+        return len(data)
     array = np.asarray(data)
     if array.ndim not in (1, 2) or array.shape[0] == 0:
         raise ValueError(f"cannot fit: {name} must be a non-empty 1-D or 2-D array, got shape {array.shape}")
@@ -279,6 +392,8 @@ def _as_targets(y: Any) -> Any:
 def _take(data: Any, idx: np.ndarray) -> Any:
     if isinstance(data, EncTensor):
         return data.take_rows(idx)
+    if isinstance(data, Bags):
+        return data.take(idx)
     return np.asarray(data)[idx]
 
 
@@ -289,25 +404,37 @@ def _bind(model: Sequential, scheme: Any) -> None:
         p.grad = None
 
 
-def _progress(total: int, enabled: bool) -> tqdm:
-    return tqdm(total=total, desc="fit", disable=not enabled, unit="row", dynamic_ncols=True, leave=False)
+def _progress(total: int, enabled: bool | str | dict) -> tqdm:
+    options = {"desc": "fit", "unit": "row"}
+    if isinstance(enabled, str):
+        options["desc"] = enabled
+    elif isinstance(enabled, dict):
+        options.update({k: str(v) for k, v in enabled.items() if k in ("desc", "unit")})
+    return tqdm(total=total, disable=not enabled, dynamic_ncols=True, leave=False, file=sys.stderr, **options)
 
 
 def predict(model: Sequential, X: Any, *, keyholder: MaskedRefresh | None = None,
-            value_bound: float = DEFAULT_VALUE_BOUND) -> EncTensor:
+            value_bound: float = DEFAULT_VALUE_BOUND, loss: Any = None,
+            policy: RefreshPolicy | None = None) -> EncTensor:
     """The encrypted outputs of ``model`` on ``X`` (plaintext or encrypted rows); nothing is decrypted.
 
     With a ``keyholder`` the forward pass refreshes through it whenever a budget runs
     low (a model deeper than its parameter set); without, the parameters must hold
     the whole pass (:func:`henn.depth.choose_parameters` with ``purpose="infer"``).
+    With a ``loss`` the outputs are its predictions (``loss.prediction``: probabilities
+    for the polynomial logistic and softmax losses). ``policy`` is the refresh policy to
+    use (default a new one on ``keyholder``), for callers that read its counters.
     """
     if keyholder is None:
-        return model.forward(X)
-    policy = RefreshPolicy(keyholder, value_bound=value_bound)
+        out = model.forward(X)
+        return loss.prediction(out) if loss is not None else out
+    policy = policy if policy is not None else RefreshPolicy(keyholder, value_bound=value_bound)
     guarded = GuardedScheme(keyholder.scheme, policy)
     _bind(model, guarded)
     try:
         out = model.forward(EncTensor(guarded, X.ct) if isinstance(X, EncTensor) else X)
+        if loss is not None:
+            out = loss.prediction(out)
     finally:
         _bind(model, keyholder.scheme)
     return EncTensor(keyholder.scheme, out.ct)

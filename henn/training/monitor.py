@@ -15,6 +15,7 @@ from typing import Any
 
 from he_core import Ciphertext
 
+from ..keyholder import check_scale
 from ..tensor import EncTensor
 
 
@@ -22,7 +23,7 @@ class AggregateMonitor:
     """Accumulates an encrypted per-sample quantity and releases its mean every ``k`` samples.
 
     Args:
-        keyholder: anything with ``release_aggregate(ciphertext, count) -> float | None``
+        keyholder: anything with ``release_aggregate(ciphertext, count, value_bound=, scale=) -> float | None``
             (the in-process :class:`~henn.keyholder.KeyHolder`, or the remote key holder,
             whose answer is ``None``: the value goes to the owner only).
         k: samples per released aggregate; at least the job's ``min_aggregate``
@@ -31,18 +32,23 @@ class AggregateMonitor:
         sample_bound: a bound on one sample's |value|; ``count * sample_bound`` bounds an
             aggregate and sizes the mask of the refresh that precedes its release
             (default: the scheme's tracked bound).
+        term_scale: the public factor each added term carries (the released mean is the
+            sum over ``term_scale * count``); passed with the release, so the owner's log
+            reads the same mean.
 
     Attributes:
         records: one dict per release: ``samples`` seen so far, ``count`` in this
             aggregate, and ``name`` -> the released mean (``None`` when the owner alone sees it).
     """
 
-    def __init__(self, keyholder: Any, k: int, name: str = "loss", *, sample_bound: float | None = None):
+    def __init__(self, keyholder: Any, k: int, name: str = "loss", *, sample_bound: float | None = None,
+                 term_scale: float = 1.0):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"cannot monitor: k must be a positive integer, got {k!r}")
         if sample_bound is not None and not sample_bound > 0:
             raise ValueError(f"cannot monitor: sample_bound must be positive, got {sample_bound!r}")
         self.keyholder, self.k, self.name, self.sample_bound = keyholder, k, name, sample_bound
+        self.term_scale = check_scale(term_scale)
         self.records: list[dict] = []
         self._sum: Any = None
         self._count = 0
@@ -75,9 +81,9 @@ class AggregateMonitor:
 
     def _release(self) -> dict:
         bound = None if self.sample_bound is None else self.sample_bound * self._count
-        total = self.keyholder.release_aggregate(self._sum, self._count, value_bound=bound)
+        total = self.keyholder.release_aggregate(self._sum, self._count, value_bound=bound, scale=self.term_scale)
         record = {"samples": self._seen, "count": self._count,
-                  self.name: None if total is None else float(total) / self._count}
+                  self.name: None if total is None else float(total) / (self.term_scale * self._count)}
         self.records.append(record)
         self._sum, self._count = None, 0
         return record

@@ -43,12 +43,13 @@ learnt from the first refresh of each kind.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from he_core import Ciphertext, LevelExhaustedError, NoiseBudgetExhausted, Scheme
+from he_core import Ciphertext, LevelExhaustedError, NoiseBudgetExhausted, RefreshRequired, Scheme
 
 from ..keyholder import MaskedRefresh
 
@@ -96,11 +97,14 @@ class RefreshPolicy:
         self.noise_floor_bits = float(noise_floor_bits)
         self.op_refreshes = 0
         self.retry_refreshes = 0
+        self.layout_refreshes = 0
         self.checks = 0
         self._fresh: dict[str, float] = {}
         # id(original) -> (original, refreshed): a cached activation used again in
         # backward is refreshed once, not twice. Holding the original keeps its id unique.
         self._cache: dict[int, tuple[Ciphertext, Ciphertext]] = {}
+        # id(ciphertext) -> (ciphertext, bound) for bounds the model declared (GuardedScheme.declare_bound).
+        self._declared: dict[int, tuple[Ciphertext, float]] = {}
 
     # ------------------------------------------------------------------ the decision
     def required(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0, reserve: int = 0) -> float:
@@ -145,24 +149,49 @@ class RefreshPolicy:
             masks: broadcast masks the operation applies.
         """
         self.checks += 1
-        cached = self._cache.get(id(ct))
-        if cached is not None and cached[0] is ct:
-            ct = cached[1]
+        ct = self.current(ct)
         budget = scheme.budget(ct)
         reserve = 0
         if budget.get("kind") == "levels" and budget["remaining"] <= depth + masks + MAX_RESERVE:
             # Near the floor only: the reserve needs a refresh plan, which is not free.
-            reserve = self.keyholder.levels_reserved(ct, value_bound=self.value_bound)
+            reserve = self.keyholder.levels_reserved(ct, value_bound=self.bound_for(ct))
         if not self.needs_refresh(budget, depth, extra_bits, masks, reserve):
             return ct
         self.op_refreshes += 1
         return self._refresh(scheme, ct)
 
     def _refresh(self, scheme: Scheme, ct: Ciphertext) -> Ciphertext:
-        fresh = self.keyholder.refresh(ct, value_bound=self.value_bound)
+        fresh = self.keyholder.refresh(ct, value_bound=self.bound_for(ct))
         budget = scheme.budget(fresh)
         kind = budget["kind"]
         self._fresh[kind] = max(self._fresh.get(kind, -math.inf), float(budget["remaining"]))
+        self._cache[id(ct)] = (ct, fresh)
+        return fresh
+
+    def note_bound(self, ct: Ciphertext, bound: float) -> None:
+        """Remember a bound the model declared on ``ct`` (a public constant of the model, not of the data)."""
+        self._declared[id(ct)] = (ct, float(bound))
+
+    def bound_for(self, ct: Ciphertext) -> float | None:
+        """The bound a refresh of ``ct`` is masked for: the tighter of the policy's and one declared on ``ct``."""
+        declared = self._declared.get(id(ct))
+        if declared is None or declared[0] is not ct:
+            return self.value_bound
+        return declared[1] if self.value_bound is None else min(self.value_bound, declared[1])
+
+    def current(self, ct: Ciphertext) -> Ciphertext:
+        """The refreshed (or moved) copy of ``ct`` made in this step, or ``ct`` itself."""
+        cached = self._cache.get(id(ct))
+        return cached[1] if cached is not None and cached[0] is ct else ct
+
+    def move(self, scheme: Scheme, ct: Ciphertext, target: Any) -> Ciphertext:
+        """``ct`` re-encrypted into the layout a :class:`he_core.RefreshRequired` named.
+
+        Cached like any refresh, so a weight moved once serves the rest of the step and,
+        through its update, keeps the new layout from then on.
+        """
+        self.layout_refreshes += 1
+        fresh = self.keyholder.refresh(ct, layout=target, value_bound=self.bound_for(ct))
         self._cache[id(ct)] = (ct, fresh)
         return fresh
 
@@ -178,21 +207,55 @@ class RefreshPolicy:
         product also spends levels on rotations and masks) are caught here, so no
         ciphertext is ever left that cannot be refreshed.
         """
-        if not isinstance(result, Ciphertext):
-            return False
+        if not isinstance(result, Ciphertext) or not scheme.in_default_layout(result):
+            return False  # a scheme-specific packing is moved, never refreshed in place
         budget = scheme.budget(result)
         if budget.get("kind") != "levels" or budget["remaining"] > MAX_RESERVE:
             return False
-        return budget["remaining"] < self.keyholder.levels_reserved(result, value_bound=self.value_bound)
+        return budget["remaining"] < self.keyholder.levels_reserved(result, value_bound=self.bound_for(result))
 
     def new_step(self) -> None:
-        """Forget cached refreshes (call at every step boundary so memory stays bounded)."""
+        """Forget cached refreshes and declared bounds (call at every step boundary so memory stays bounded)."""
         self._cache.clear()
+        self._declared.clear()
+
+    @contextlib.contextmanager
+    def bounded(self, value_bound: float) -> Iterator[None]:
+        """Within the block, size masks and reserves for values below ``value_bound``.
+
+        For work whose values the caller bounds more tightly than the model's (a monitored
+        error over ``k`` samples): a result that a refresh with the model's bound could
+        no longer mask may still be refreshed with its own, so no early refresh is made.
+        """
+        if not (value_bound > 0 and math.isfinite(value_bound)):
+            raise ValueError(f"cannot bound the refresh policy: value_bound must be positive, got {value_bound}")
+        saved = self.value_bound
+        self.value_bound = value_bound
+        try:
+            yield
+        finally:
+            self.value_bound = saved
+
+    def state(self) -> dict:
+        """What the policy has learnt (the fresh budget of each kind), JSON-ready for a checkpoint."""
+        return {"fresh": dict(self._fresh)}
+
+    def load_state(self, state: dict) -> None:
+        """Restore :meth:`state`; unknown kinds and non-finite values are refused.
+
+        Raises:
+            ValueError: a malformed state.
+        """
+        fresh = state.get("fresh", {})
+        if not isinstance(fresh, dict) or not all(k in KINDS and isinstance(v, (int, float)) and math.isfinite(v)
+                                                  for k, v in fresh.items()):
+            raise ValueError(f"cannot restore the refresh policy: bad fresh budgets {fresh!r}")
+        self._fresh = {k: float(v) for k, v in fresh.items()}
 
     def counters(self) -> dict[str, int]:
         """The policy's counters as a JSON-ready dict."""
         return {"op_refreshes": self.op_refreshes, "retry_refreshes": self.retry_refreshes,
-                "budget_checks": self.checks}
+                "layout_refreshes": self.layout_refreshes, "budget_checks": self.checks}
 
 
 def polyval_depth(coeffs: Sequence[float]) -> int:
@@ -243,18 +306,45 @@ class GuardedScheme:
         s = self.inner_scheme
         if masks is None:
             masks = _broadcast(*operands) if len(operands) == 2 else 0
-        ready = [self.policy.ensure(s, ct, depth, extra_bits, masks) for ct in operands]
+        # Operands in a scheme-specific packing are not refreshed in place: the scheme
+        # names the layout to move them into when an operation cannot read them.
+        # With one in a scheme-specific packing the scheme alone knows the operation's cost:
+        # the operands go as they are, and a refusal before computing is retried below.
+        packed = not all(s.in_default_layout(ct) for ct in operands)
+        ready = [self.policy.current(ct) if packed else self.policy.ensure(s, ct, depth, extra_bits, masks)
+                 for ct in operands]
         try:
-            out = getattr(s, op)(*ready, *args, **kwargs)
+            out, ready = self._invoke(op, ready, args, kwargs)
         except self._RETRYABLE:
-            ready = self.policy.retry(s, ready)
-            out = getattr(s, op)(*ready, *args, **kwargs)
+            out, ready = self._invoke(op, self.policy.retry(s, ready), args, kwargs)
         if self.policy.below_floor(s, out):
             # The operation took more levels than estimated: redo it from fresh operands.
-            out = getattr(s, op)(*self.policy.retry(s, ready), *args, **kwargs)
+            out, _ = self._invoke(op, self.policy.retry(s, ready), args, kwargs)
             if self.policy.below_floor(s, out):
                 raise LevelExhaustedError(f"cannot {op}: from fresh operands it still ends below the levels a "
                                           "refresh mask needs; the parameter set needs more levels")
+        return out
+
+    def _invoke(self, op: str, ready: list[Ciphertext], args: tuple, kwargs: dict) -> tuple[Any, list[Ciphertext]]:
+        """Run ``op``, moving an operand into the layout the scheme names while it asks (RefreshRequired)."""
+        s = self.inner_scheme
+        for _ in range(len(ready) + 1):
+            try:
+                return getattr(s, op)(*ready, *args, **kwargs), ready
+            except RefreshRequired as exc:
+                ready = self._moved(ready, exc)
+        return getattr(s, op)(*ready, *args, **kwargs), ready
+
+    def _moved(self, operands: list[Ciphertext], exc: RefreshRequired) -> list[Ciphertext]:
+        if not any(ct is exc.ciphertext for ct in operands):
+            raise exc
+        fresh = self.policy.move(self.inner_scheme, exc.ciphertext, exc.target)
+        return [fresh if ct is exc.ciphertext else ct for ct in operands]
+
+    def declare_bound(self, a: Ciphertext, bound: float) -> Ciphertext:
+        """The scheme's ``declare_bound``, noted so that a refresh of the result masks it for that bound."""
+        out = self.inner_scheme.declare_bound(a, bound)
+        self.policy.note_bound(out, bound)
         return out
 
     # ------------------------------------------------------------------ additive (depth 0)
@@ -274,6 +364,10 @@ class GuardedScheme:
         return self._run("sub_plain", [a], 0, values)
 
     def row_sum(self, a: Ciphertext, rows: Any = None) -> Ciphertext:
+        if not self.inner_scheme.in_default_layout(a):
+            # A table in the scheme's own packing: its gathers cost no budget, and it is
+            # never refreshed for one (that would re-encrypt every row).
+            return self.inner_scheme.row_sum(a, rows)
         count = a.rows if rows is None else max(int(np.size(rows)), 1)
         return self._run("row_sum", [a], 0, rows, extra_bits=math.log2(max(count, 1)), masks=1)
 
@@ -286,13 +380,26 @@ class GuardedScheme:
     def concat_rows(self, parts: Sequence[Ciphertext]) -> Ciphertext:
         # A packing scheme moves rows with masks: one level per part, as take_rows.
         s = self.inner_scheme
-        return s.concat_rows([self.policy.ensure(s, ct, 0, masks=1) for ct in parts])
+        ready = [self.policy.ensure(s, ct, 0, masks=1) for ct in parts]
+        for _ in range(len(ready) + 1):
+            try:
+                return s.concat_rows(ready)
+            except RefreshRequired as exc:
+                ready = self._moved(ready, exc)
+        return s.concat_rows(ready)
 
     def index_add_(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
         # In place on ``a``: it cannot be swapped for a refreshed copy, so only ``b`` is guarded.
+        s = self.inner_scheme
         self.policy._cache.pop(id(a), None)
-        b = self.policy.ensure(self.inner_scheme, b, 0, math.log2(max(int(np.size(rows)), 1)), masks=1)
-        self.inner_scheme.index_add_(a, rows, b)
+        try:
+            s.check_index_add(a, rows, b)
+        except RefreshRequired as exc:
+            # The update must arrive in the table's packing: one move, no budget refresh first.
+            b = self._moved([b], exc)[0]
+        else:
+            b = self.policy.ensure(s, b, 0, math.log2(max(int(np.size(rows)), 1)), masks=1)
+        s.index_add_(a, rows, b)
 
     # ------------------------------------------------------------------ multiplicative
     def mul_plain(self, a: Ciphertext, values: Any, *, rescale: bool = True) -> Ciphertext:

@@ -175,6 +175,21 @@ def test_budget_reports_kind_and_remaining(ctx):
     assert b.remaining > 0
 
 
+def test_a_table_reads_back_and_says_whether_it_left_the_default_layout(ctx):
+    """Every scheme takes ``layout="table"``; one that packs tables its own way says so (CKKS does)."""
+    scheme, keys = ctx
+    x = np.array([[1.0, -2.0], [0.0, 0.5], [3.0, -0.25]])
+    assert scheme.in_default_layout(scheme.encrypt(x))
+    table = scheme.encrypt(x, layout="table")
+    np.testing.assert_allclose(scheme.decrypt(table, keys.secret), x, atol=tolerance(scheme.name, table, 3.0), rtol=0)
+    packed = not scheme.in_default_layout(table)
+    assert packed == (scheme.layout_of(table) is not None)
+    gathered = scheme.row_sum(table, [0, 2])
+    np.testing.assert_allclose(scheme.decrypt(gathered, keys.secret), x[[0, 2]].sum(0, keepdims=True),
+                               atol=tolerance(scheme.name, gathered, 4.0), rtol=0)
+    assert scheme.in_default_layout(gathered) is not packed  # a gathered row stays in the table's packing
+
+
 def test_public_keys_needed_for_public_encryption():
     scheme = he_core.get_scheme("plain")
     with pytest.raises(he_core.KeyMissingError, match="keygen"):

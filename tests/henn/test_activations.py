@@ -30,7 +30,7 @@ def test_max_error_is_the_true_sup_on_the_interval(factory, interval):
 
 
 def test_published_bounds_of_the_fits_used():
-    """The numbers quoted in henn.models.xor and the README: they must stay true."""
+    """The numbers quoted in henn.tasks.xor and the README: they must stay true."""
     assert activations.sigmoid_lsq(3, 4.0).max_error < 0.04
     assert activations.sigmoid_chebyshev(3, 4.0).max_error < 0.06
     assert activations.taylor_sigmoid().max_error < 0.02  # fair on [-2, 2] ...

@@ -10,8 +10,8 @@ import pytest
 
 import he_core
 from henn import io
-from henn.models.xor import X, XorConfig, build_xor
-from henn.training.xor import setup
+from henn.tasks.xor import X, XorConfig, build_xor
+from henn.tasks.xor import setup
 
 from .conftest import vhe_available
 

@@ -38,8 +38,8 @@ from henn import lifecycle as lc
 from henn.data.imdb import load_imdb, split_validation
 from henn.data.synthetic import make_reviews, write_aclimdb
 from henn.data.text import Vocabulary
-from henn.models.sentiment import PlainSentimentNet, SentimentConfig
-from henn.training import sentiment as T
+from henn.tasks import sentiment as T
+from henn.tasks.sentiment import SentimentConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 IMDB = Path(os.environ.get("HENN_IMDB", ROOT.parent / "shared" / "data" / "imdb"))
@@ -164,23 +164,39 @@ def _maybe_service(owner: Path, keys: str, served: dict, on: bool, extra=()):
         yield ("--keyholder", address)
 
 
-def plain_twin(init: lc.PlainModel, data: Path, limit: int | None) -> tuple[PlainSentimentNet, dict]:
-    """The same schedule in NumPy: same weights, vocabulary, split, parts, order and polynomial sigmoid."""
+def reference(init: lc.PlainModel, config: SentimentConfig, vocab: Vocabulary, ids, labels, val_ids=None,
+              val_labels=None) -> dict:
+    """:func:`T.train_reference` with the model file's initial weights and polynomial sigmoid on these reviews.
+
+    Without held-out reviews it reports on the training reviews.
+    """
+    ids, labels = list(ids), np.asarray(labels)
+    data = T.Prepared(vocab, ids, labels, ids if val_ids is None else list(val_ids),
+                      labels if val_labels is None else np.asarray(val_labels))
+    return T.train_reference(data, config, activation=config.make_activation().value,
+                             init=(init.arrays["W01"], init.arrays["w12"]))
+
+
+def plain_twin(init: lc.PlainModel, data: Path, limit: int | None) -> tuple[dict, dict]:
+    """The same schedule in NumPy: same weights, vocabulary, split, parts, order and polynomial sigmoid.
+
+    Returns the reference's result (``W01``, ``w12``, ...) and what the accuracy check needs.
+    """
     meta = init.meta
     config, vocab, split = SentimentConfig.from_dict(meta["config"]), Vocabulary.from_dict(meta["vocab"]), meta["split"]
     activation = config.make_activation()
     reviews = load_imdb(data, "train")
     train_idx, val_idx = split_validation(len(reviews), split["validation"], split["seed"])
-    net = PlainSentimentNet(init.arrays["W01"], init.arrays["w12"], activation.value)
+    ids, labels = [], []
     for part in (1, 2):
         idx = train_idx[T.part_slice(len(train_idx), part, 2)][:limit]
         chosen = reviews.subset(idx)
-        for ids, y in zip(vocab.encode_all(chosen.texts), chosen.labels):
-            if ids.size:
-                net.train_step(ids, int(y), config.lr)
+        ids += vocab.encode_all(chosen.texts)
+        labels += [int(y) for y in chosen.labels]
     val = reviews.subset(val_idx)
     val_ids = vocab.encode_all(val.texts)
-    return net, {"val_ids": val_ids, "labels": val.labels, "activation": activation}
+    twin = reference(init, config, vocab, ids, labels, val_ids, val.labels)
+    return twin, {"val_ids": val_ids, "labels": val.labels, "activation": activation}
 
 
 def accuracy(W01, w12, twin_ev: dict) -> float:
@@ -196,10 +212,11 @@ def check_against_twin(result: dict, data: Path, limit: int | None, scheme: str,
     if scheme == "ckks":  # exact schemes release exact values: no precision to report
         assert set(final.meta["release"]["precision_bits"]) == {"W01", "w12"}
         assert min(final.meta["release"]["precision_bits"].values()) >= 16
-    assert not np.allclose(twin.W01, result["init"].arrays["W01"])  # training moved the weights
-    np.testing.assert_allclose(final.arrays["W01"], twin.W01, rtol=0, atol=weight_tol)
-    np.testing.assert_allclose(final.arrays["w12"], twin.w12, rtol=0, atol=weight_tol)
-    ours, theirs = accuracy(final.arrays["W01"], final.arrays["w12"], twin_ev), accuracy(twin.W01, twin.w12, twin_ev)
+    assert not np.allclose(twin["W01"], result["init"].arrays["W01"])  # training moved the weights
+    np.testing.assert_allclose(final.arrays["W01"], twin["W01"], rtol=0, atol=weight_tol)
+    np.testing.assert_allclose(final.arrays["w12"], twin["w12"], rtol=0, atol=weight_tol)
+    ours = accuracy(final.arrays["W01"], final.arrays["w12"], twin_ev)
+    theirs = accuracy(twin["W01"], twin["w12"], twin_ev)
     print(f"{scheme}: the owner's released model {ours:.4f}, plain twin {theirs:.4f} ({len(twin_ev['labels'])} "
           "held-out reviews)")
     assert abs(ours - theirs) <= 0.005, (ours, theirs)
@@ -285,15 +302,12 @@ def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
     reviews = load_imdb(root, "train")
     chosen = reviews.subset(split_validation(len(reviews), 60, 0)[0])
     assert len(chosen) == total
-    twin = PlainSentimentNet(init.arrays["W01"], init.arrays["w12"], config.make_activation().value)
-    for ids, y in zip(vocab.encode_all(chosen.texts), chosen.labels):
-        if ids.size:
-            twin.train_step(ids, int(y), config.lr)
+    twin = reference(init, config, vocab, vocab.encode_all(chosen.texts), chosen.labels)
     # vhe keeps 16 fractional bits in these weights: each step's products round, and near
     # the end of a budget the noise adds a little more; 480 steps drift by ~1e-3 at most.
-    np.testing.assert_allclose(final.arrays["W01"], twin.W01, rtol=0, atol=5e-3)
-    np.testing.assert_allclose(final.arrays["w12"], twin.w12, rtol=0, atol=5e-3)
-    assert not np.allclose(twin.w12, init.arrays["w12"], atol=0.05)  # training did move the weights
+    np.testing.assert_allclose(final.arrays["W01"], twin["W01"], rtol=0, atol=5e-3)
+    np.testing.assert_allclose(final.arrays["w12"], twin["w12"], rtol=0, atol=5e-3)
+    assert not np.allclose(twin["w12"], init.arrays["w12"], atol=0.05)  # training did move the weights
     # Past the end of the part: a clear error, not an empty "success".
     done = _henn(a, "train", "sentiment", "--model", "model.henn", "--data", root, "--start", total,
                  "--out", "x.henn", *INSECURE, ok=False)
@@ -386,9 +400,9 @@ def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
         assert served["job_id"] == out["job_id"]
     assert result["A"]["job_id"] != result["B"]["job_id"]
     twin, _ = plain_twin(result["init"], root, None)
-    np.testing.assert_allclose(result["final"].arrays["W01"], twin.W01, rtol=0, atol=5e-3)
-    np.testing.assert_allclose(result["final"].arrays["w12"], twin.w12, rtol=0, atol=5e-3)
-    assert not np.allclose(twin.w12, result["init"].arrays["w12"], atol=0.05)
+    np.testing.assert_allclose(result["final"].arrays["W01"], twin["W01"], rtol=0, atol=5e-3)
+    np.testing.assert_allclose(result["final"].arrays["w12"], twin["w12"], rtol=0, atol=5e-3)
+    assert not np.allclose(twin["w12"], result["init"].arrays["w12"], atol=0.05)
 
 
 @pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
@@ -443,7 +457,8 @@ def test_sentiment_lifecycle_imdb_vhe_with_key_service(tmp_path):
         assert served["releases"] == 20  # one aggregate per 500 reviews, to the owner's journal only
         print(f"{party}: {out['train_reviews']} reviews in {out['seconds']:.1f} s ({out['reviews_per_s']:.0f}/s), "
               f"{out['refresh_rounds']} refreshes, {out['bytes_exchanged'] / 1e6:.1f} MB through the key service")
-    assert [round(a["value"] / a["count"], 3) < 0.5 for a in result["status"]["aggregates"]]
+    # per sample, the released mean absolute error is better than chance (value is the sum over count reviews)
+    assert result["status"]["aggregates"] and all(a["value"] / a["count"] < 0.5 for a in result["status"]["aggregates"])
     twin = check_against_twin(result, data, None, "vhe", 0.05)
     assert twin["reviews"] == 5000 and twin["twin_accuracy"] > 0.85
 

@@ -63,6 +63,34 @@ def test_estimators_work_in_pipelines_and_cross_validation(cancer):
     assert scores.shape == (3,) and scores.min() >= 0.88
 
 
+def test_a_checkpointed_fit_resumes_where_it_stopped(cancer, tmp_path):
+    """2 epochs, then a fresh estimator with 4 and the same checkpoint: as 4 in one go, under one key holder."""
+    from henn.keyholder import RefreshTerms
+    from henn.training.fit import in_process_keyholder
+
+    Xtr, Xte, ytr, _ = cancer
+    _, holder = in_process_keyholder("vhe", [1, 2, 4, 30], terms=RefreshTerms(min_aggregate=100),
+                                     rng=he_core.SeededRandom(4))
+    path = tmp_path / "mlp.ckpt"
+
+    def est(epochs, checkpoint=None):
+        return EncryptedMLPClassifier((4,), scheme="vhe", epochs=epochs, random_state=0, keyholder=holder,
+                                      checkpoint=checkpoint)
+
+    straight = est(4).fit(Xtr, ytr)
+    est(2, path).fit(Xtr, ytr)
+    resumed = est(4, path).fit(Xtr, ytr)
+    assert [r["epoch"] for r in resumed.history_.records] == [0, 1, 2, 3]
+    # vhe rounds each rescale to 2^-16 and the rounding follows the encryptions' randomness: a few units apart
+    # (a run restarted from scratch, or stopped after 2 epochs, differs by more than 1e-2)
+    np.testing.assert_allclose(resumed.decision_function(Xte[:10], fhe="execute"),
+                               straight.decision_function(Xte[:10], fhe="execute"), atol=8 * 2.0 ** -16, rtol=0)
+    two = est(2).fit(Xtr, ytr).decision_function(Xte[:10], fhe="execute")
+    assert np.max(np.abs(two - straight.decision_function(Xte[:10], fhe="execute"))) > 1e-2
+    with pytest.raises(ValueError, match="pass keyholder="):
+        EncryptedMLPClassifier((4,), scheme="plain", checkpoint=str(path)).fit(Xtr, ytr)
+
+
 def test_logistic_regression_multiclass_and_errors():
     X, y = load_digits(return_X_y=True)
     est = EncryptedLogisticRegression(scheme="plain", epochs=4, random_state=0).fit(X[:600], y[:600])

@@ -17,7 +17,8 @@ import pytest
 import he_core
 from he_core.schemes.ckks import CkksParams
 from henn.keyholder import KeyHolder, RefreshTerms
-from henn.models.sentiment import EncSentimentNet, SentimentConfig, init_weights
+from henn.tasks import sentiment as T
+from henn.tasks.sentiment import SentimentConfig, init_weights
 
 CONFIG = SentimentConfig(hidden=4, lr=0.02, init_scale=0.5)
 PARAMS = CkksParams(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, special_bits=60, floor_levels=1,
@@ -58,10 +59,9 @@ def traffic():
     views = {}
     for length in LENGTHS:
         holder = _Spy(scheme, keys.secret, terms=RefreshTerms(refreshes=1000, entries_per_refresh=64))
-        net = EncSentimentNet.encrypt(scheme, W01, w12, CONFIG.make_activation())
-        net.refresher = holder
+        model = T.build_model(scheme, W01, w12)
         ids = np.sort(choose.choice(np.arange(1, 256), size=length, replace=False)).astype(np.int64)
-        net.train_step(ids, length % 2, CONFIG.lr)
+        T.train(model, holder, [ids], np.array([length % 2]), CONFIG, monitor_every=None)
         views[length] = holder
     return views
 

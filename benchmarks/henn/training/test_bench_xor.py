@@ -18,8 +18,9 @@ import warnings
 import pytest
 
 import he_core
-from henn.models.xor import XorConfig
-from henn.training.xor import prepare, setup
+from henn.losses import MSELoss
+from henn.tasks.xor import X, Y, XorConfig, build_xor, setup
+from henn.training.fit import fit
 
 CONFIG = XorConfig(seed=0, epochs=1)
 ROUNDS = {"plain": 20, "vhe": 20, "ckks": 3}
@@ -54,10 +55,11 @@ def test_xor_epoch(benchmark, keyed, scheme_name):
 
     def fresh():  # weight encryption stays out of the timed region
         counts.append((keyholder.refresh_rounds, keyholder.bytes_exchanged))
-        return (prepare(scheme, keyholder, CONFIG),), {}
+        return (build_xor(scheme, CONFIG),), {}
 
-    def run(xor_run):
-        xor_run.epoch()
+    def run(model):
+        fit(model, X, Y, keyholder=keyholder, lr=CONFIG.lr, batch_size=len(X), loss=MSELoss(), shuffle=False,
+            value_bound=CONFIG.value_bound)
 
     benchmark.group = "xor: one training epoch (4 rows, hidden 4)"
     benchmark.pedantic(run, setup=fresh, rounds=ROUNDS[scheme_name], iterations=1, warmup_rounds=0)

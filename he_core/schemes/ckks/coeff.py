@@ -83,6 +83,9 @@ class CoeffMixin:
         return self._refresh_error(op, ct, target, "is coefficient-packed (a table or a gathered row), which "
                                                "this operation cannot read without the secret key")
 
+    def _in_default_layout(self, ct: Ciphertext) -> bool:
+        return not is_coeff(ct)
+
     def _layout_of(self, ct: Ciphertext) -> Any:
         if is_coeff(ct) and not ct.meta["dirty"]:
             return self.coeff_target(ct, level=max(self.level(ct), min(TABLE_LEVEL, self.params.levels)))

@@ -158,7 +158,7 @@ def test_unwritable_save_directory_exits_1(tmp_path, capsys):
 
 
 def test_ckks_json_reports_refreshes(capsys):
-    from ..training.test_xor_ckks import ckks_available
+    from ..tasks.test_xor_ckks import ckks_available
 
     if not ckks_available():
         pytest.skip("ckks not installed")

@@ -91,9 +91,19 @@ def test_remote_key_holder_cannot_decrypt_and_aggregates_go_to_the_owner(served)
                                 ser.dumps(scheme.encrypt(values)))
         with pytest.raises(KeyServiceError, match=refusal):  # nor would the service decrypt it
             service.handle(RELEASE, payload)
-    assert service.journal.releases == 1
-    assert service.journal.aggregates[0]["count"] == 10
+    for scale in (0.0, -0.5, 2.0, float("nan"), True, "0.1", None):
+        payload = protocol.pack({"request_id": protocol.new_request_id(), "count": 10, "scale": scale},
+                                ser.dumps(scheme.encrypt([[1.0]])))
+        with pytest.raises(KeyServiceError, match="scale must be a number in"):  # refused before decrypting
+            service.handle(RELEASE, payload)
+    with RemoteKeyHolder(address, scheme, secret.key_id) as remote:
+        with pytest.raises(ValueError, match="scale must be a number in"):
+            remote.release_aggregate(scheme.encrypt([[1.0]]), 10, scale=1.5)
+        remote.release_aggregate(scheme.encrypt([[0.25]]), 10, scale=0.1)
+    assert service.journal.releases == 2
+    assert [a["count"] for a in service.journal.aggregates] == [10, 10]
     assert service.journal.aggregates[0]["value"] == pytest.approx(12.5, abs=1e-3)  # the owner's log
+    assert service.journal.aggregates[0]["scale"] == 1.0 and service.journal.aggregates[1]["scale"] == 0.1
 
 
 def test_a_retried_request_spends_nothing_and_shows_no_second_view(served):
@@ -200,25 +210,30 @@ def test_an_unreachable_service_is_a_clear_error(tmp_path):
         RemoteKeyHolder(f"unix:{tmp_path / 'none' / 'k.sock'}", scheme, "0" * 32, timeout=2)
 
 
-def test_ckks_training_through_the_service_releases_refreshed_aggregates_and_weights(tmp_path):
-    """The sentiment step on CKKS through a job's service: the dry run's targets cover the aggregate's refresh;
-    the owner's journal holds flooded means that match the clear ones; the outgoing weights are fresh
-    re-encryptions in their own layouts, with public metadata only."""
+@pytest.fixture(scope="module")
+def ckks_job_run(tmp_path_factory):
+    """The sentiment network trained on CKKS through a job's service (30 reviews, aggregates of 10)."""
     from he_core.schemes.ckks import CkksParams
-    from henn.models.sentiment import EncSentimentNet, PlainSentimentNet, SentimentConfig, init_weights
-    from henn.training import sentiment as T
+    from henn.data.text import Vocabulary
+    from henn.tasks import sentiment as T
+    from henn.tasks.sentiment import SentimentConfig, init_weights
 
+    from ..tasks.test_sentiment import reference_errors
+
+    tmp_path = tmp_path_factory.mktemp("ckks_job")
     params = CkksParams(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, special_bits=60, floor_levels=1,
                         floor_bits=61, allow_insecure=True)
     scheme = he_core.get_scheme("ckks", params)
     config = SentimentConfig(hidden=4, lr=0.05, init_scale=0.5)
     secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(2))
     W01, w12 = init_weights(40, config, he_core.SeededRandom(3))
-    net = EncSentimentNet.encrypt(scheme, W01, w12, config.make_activation())
+    model = T.build_model(scheme, W01, w12)
+    weights = T.weights(model)
     terms = T.terms_for(30, 1, 4, vocab=40, monitor_every=10, whole_entries=T.whole_entries(scheme))
     spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme="ckks", params_id=scheme.params_id,
-                        terms=terms, targets=T.learn_targets(scheme, secret, net.W01.ct, net.w12.ct, config, terms),
-                        scale_log2=math.log2(net.W01.ct.scale), model={"task": "sentiment"})
+                        terms=terms,
+                        targets=T.learn_targets(scheme, secret, weights["W01"].ct, weights["w12"].ct, config, terms),
+                        scale_log2=math.log2(weights["W01"].ct.scale), model={"task": "sentiment"})
     keys = tmp_path / "job"
     keys.mkdir(mode=0o700)
     jobs.write_spec(keys, spec)
@@ -228,15 +243,43 @@ def test_ckks_training_through_the_service_releases_refreshed_aggregates_and_wei
     labels = [int(y) for y in choose.integers(0, 2, 30)]
     with serving(service, f"unix:{tmp_path / 'sock' / 'k.sock'}"):
         with RemoteKeyHolder(f"unix:{tmp_path / 'sock' / 'k.sock'}", scheme, secret.key_id) as remote:
-            T.train_encrypted(net, remote, ids, labels, lr=config.lr, monitor_every=10)
-            out = T.outgoing_weights(net, remote)
-    ref = PlainSentimentNet(W01, w12, config.make_activation().value)
-    errors = [(1 - 2 * y) * (ref.train_step(r, y, config.lr) - y) for r, y in zip(ids, labels)]
-    logged = [a["value"] / a["count"] for a in service.journal.aggregates]
-    np.testing.assert_allclose(logged, [np.mean(errors[10 * k: 10 * (k + 1)]) for k in range(3)], rtol=0, atol=1e-3)
-    assert service.errors == 0 and service.journal.releases == 3
-    for name, ct in out.items():
-        assert ct.meta.get("fresh") and scheme.layout_of(ct) == scheme.layout_of(getattr(net, name).ct)
-        assert ct.meta["vmax"] == EncSentimentNet.WEIGHT_BOUND  # the declared bound, not the data's
-    np.testing.assert_allclose(scheme.decrypt_exact_local(out["W01"], secret), ref.W01, rtol=0, atol=1e-6)
+            result = T.train(model, remote, ids, np.array(labels), config, monitor_every=10)
+            out = T.outgoing_weights(model, remote)
     service.journal.close()
+    vocab = Vocabulary([f"w{i}" for i in range(40)])
+    errors = reference_errors(vocab, ids, labels, config, (W01, w12))
+    ref = T.train_reference(T.Prepared(vocab, ids, np.array(labels), ids, np.array(labels)), config,
+                            activation=config.make_activation().value, init=(W01, w12))
+    return {"scheme": scheme, "secret": secret, "service": service, "model": model, "out": out, "result": result,
+            "errors": errors, "ref": ref}
+
+
+def test_ckks_training_through_the_service_releases_refreshed_aggregates_and_weights(ckks_job_run):
+    """The sentiment step on CKKS through a job's service: the dry run's targets cover every refresh and the
+    aggregates' (no request refused); three aggregates reach the owner's journal and none the trainer; the
+    outgoing weights are fresh re-encryptions in their own layouts, with public metadata only."""
+    from henn.tasks import sentiment as T
+
+    run = ckks_job_run
+    scheme, service, out = run["scheme"], run["service"], run["out"]
+    assert service.errors == 0 and service.journal.releases == 3 and len(service.journal.aggregates) == 3
+    assert [a["count"] for a in service.journal.aggregates] == [10, 10, 10]
+    assert [r["reviews"] for r in run["result"].history] == [10, 20, 30]
+    assert all(r["mae"] is None for r in run["result"].history)  # the trainer sees none of them
+    for name, ct in out.items():
+        assert ct.meta.get("fresh") and scheme.layout_of(ct) == scheme.layout_of(T.weights(run["model"])[name].ct)
+        assert ct.meta["vmax"] == T.VALUE_BOUND  # the declared bound, not the data's
+    np.testing.assert_allclose(scheme.decrypt_exact_local(out["W01"], run["secret"]), run["ref"]["W01"],
+                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scheme.decrypt_exact_local(out["w12"], run["secret"])[0], run["ref"]["w12"],
+                               rtol=0, atol=1e-6)
+
+
+def test_the_owners_journal_holds_per_sample_means_that_match_the_clear_ones(ckks_job_run):
+    """The journal's ``value / (scale * count)`` (what ``henn job status`` prints per sample) is the reference's
+    mean of ``(1 - 2y)(p - y)`` over each block of 10 reviews (flooded: within 1e-3)."""
+    errors = ckks_job_run["errors"]
+    aggregates = ckks_job_run["service"].journal.aggregates
+    assert [a["scale"] for a in aggregates] == [0.1] * 3  # each term was scaled by 1/k before the sum
+    logged = [a["value"] / (a["scale"] * a["count"]) for a in aggregates]
+    np.testing.assert_allclose(logged, [np.mean(errors[10 * k: 10 * (k + 1)]) for k in range(3)], rtol=0, atol=1e-3)

@@ -11,7 +11,7 @@ from henn import activations
 from henn.keyholder import RefreshTerms
 from henn.layers import Linear
 from henn.losses import PolySoftmaxCrossEntropy, one_hot
-from henn.models.xor import X as XOR_X, Y as XOR_Y
+from henn.tasks.xor import X as XOR_X, Y as XOR_Y
 from henn.module import Sequential
 from henn.tensor import EncTensor
 from henn.training.fit import (SinglePartyWarning, TrainingDiverged, fit, in_process_keyholder, predict,
@@ -183,3 +183,42 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(name, tm
     other = mlp(scheme, [2, 3, 1], act)
     with pytest.raises(he_core.FormatError, match=r"0.weight has shape \(2, 4\), the model.s \(2, 3\)"):
         fit(other, rows, y, keyholder=kh, lr=1.0, epochs=3, checkpoint=path, resume=True)
+
+
+@pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
+def test_a_key_service_address_trains_like_an_in_process_key_holder(tmp_path):
+    """fit(keyholder="unix:...") reaches the owner's service for its job: no secret key on the trainer's side."""
+    from henn import jobs
+    from henn.keyholder import KeyHolder
+    from henn.keyservice import KeyService
+
+    from ..keyservice.test_service import serving
+    from henn.training.targets import learn_targets
+
+    owner = he_core.get_scheme("vhe")
+    secret, public = owner.keygen(he_core.KeyRequirements(sizes=(1, 2, 4)), rng=he_core.SeededRandom(9))
+    terms = RefreshTerms(refreshes=400, releases=8, min_aggregate=12)
+    act = activations.sigmoid_lsq(3, 4.0)
+    rows, y = np.vstack([XOR_X] * 3), np.vstack([XOR_Y] * 3)
+    args = dict(lr=2.0, epochs=2, batch_size=4, random_state=3)
+    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme="vhe", params_id=owner.params_id,
+                        terms=terms, targets=learn_targets(owner, secret, terms, lambda s: mlp(s, [2, 4, 1], act),
+                                                           rows, y, **args),
+                        scale_log2=float(np.log2(owner.encrypt([0.0]).scale)), model={"task": "test"})
+    keys = tmp_path / "job"
+    keys.mkdir(mode=0o700)
+    jobs.write_spec(keys, spec)
+    service = KeyService(owner, secret, spec, jobs.Journal(keys))
+    trainer = he_core.get_scheme("vhe")
+    trainer.set_public_keys(public)  # the trainer's scheme: public keys only
+    remote_model = mlp(trainer, [2, 4, 1], act, seed=7)
+    with serving(service, f"unix:{tmp_path / 'sock' / 'k.sock'}"):
+        history = fit(remote_model, rows, y, keyholder=f"unix:{tmp_path / 'sock' / 'k.sock'}", **args)
+    service.journal.close()
+    assert history.policy["op_refreshes"] > 0 and service.journal.refreshes >= history.policy["op_refreshes"]
+    assert [r["loss"] for r in history.records] == [None, None]  # aggregates go to the owner's log only
+    local = mlp(trainer, [2, 4, 1], act, seed=7)
+    fit(local, rows, y, keyholder=KeyHolder(trainer, secret, terms=terms), **args)
+    for (name, a), (_, b) in zip(remote_model.named_parameters(), local.named_parameters()):
+        np.testing.assert_array_equal(owner.decrypt_exact_local(a.value.ct, secret),
+                                      owner.decrypt_exact_local(b.value.ct, secret), err_msg=name)

@@ -6,6 +6,7 @@ one level, a product at level 0 raises ``LevelExhaustedError``) is registered th
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -14,10 +15,10 @@ import pytest
 import he_core
 from he_core.scheme import Budget
 from henn.keyholder import KeyHolder
-from henn.models.xor import XorConfig
+from henn.tasks.xor import XorConfig
 from henn.tensor import EncTensor
 from henn.training.refresh import GuardedScheme, RefreshPolicy, polyval_depth
-from henn.training.xor import setup, train_xor
+from henn.tasks.xor import setup, train_xor
 
 from ..conftest import vhe_available
 
@@ -188,11 +189,11 @@ def test_xor_on_the_leveled_twin_matches_plain_and_never_exhausts(leveled):
     result = train_xor(s, kh, config)
     ps, pk = setup("plain")
     reference = train_xor(ps, pk, config)
-    assert result.policy.retry_refreshes == 0
-    assert result.policy.op_refreshes == kh.refresh_rounds > 60  # several per step: the net is deeper than 3
+    assert result.policy["retry_refreshes"] == 0
+    assert result.policy["op_refreshes"] == kh.refresh_rounds > 60  # several per step: the net is deeper than 3
     np.testing.assert_allclose([r["loss"] for r in result.history], [r["loss"] for r in reference.history],
                                rtol=0, atol=1e-9)
-    from henn.models.xor import X, build_xor
+    from henn.tasks.xor import X, build_xor
     with pytest.raises(he_core.LevelExhaustedError):  # the same network without the policy: no forward pass
         build_xor(s, XorConfig(seed=1))(X)
 
@@ -201,7 +202,7 @@ def test_xor_on_the_leveled_twin_matches_plain_and_never_exhausts(leveled):
 def test_vhe_refreshes_less_than_every_step_and_never_exhausts():
     s, kh = setup("vhe")
     result = train_xor(s, kh, XorConfig(seed=0, epochs=100))
-    assert result.correct == 4 and result.policy.retry_refreshes == 0
+    assert result.correct == 4 and result.policy["retry_refreshes"] == 0
     # the fixed schedule refreshed 4 parameters after every step: 400 rounds
     assert 0 < kh.refresh_rounds < 4 * 100
     assert kh.bytes_exchanged > 0
@@ -240,3 +241,35 @@ def test_a_wrong_estimate_is_caught_by_one_counted_retry():
         he_core.unregister_scheme(OptimisticLeveled.name)
     assert policy.op_refreshes == 0 and policy.retry_refreshes == 1 == kh.refresh_rounds
     np.testing.assert_allclose(kh.release(y), [[6.0]])
+
+
+# ---------------------------------------------------------------------------- bounds and state
+def test_a_bounded_block_sizes_masks_for_its_own_values_then_restores():
+    policy = RefreshPolicy(KeyHolder(*_plain_pair()), value_bound=16.0)
+    with policy.bounded(0.25):
+        assert policy.value_bound == 0.25
+    assert policy.value_bound == 16.0
+    with pytest.raises(RuntimeError):
+        with policy.bounded(1.0):
+            raise RuntimeError("inside")
+    assert policy.value_bound == 16.0  # restored on the way out of an error too
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="value_bound"):
+            with policy.bounded(bad):
+                pass
+
+
+def test_the_learnt_fresh_budget_survives_a_checkpoint_and_bad_states_are_refused(leveled):
+    scheme, kh, policy, guarded = _env(leveled)
+    x = scheme.encrypt(np.ones((1, 2)))
+    for _ in range(LEVELS + 1):
+        x = guarded.mul(x, x)
+    state = policy.state()
+    assert state == {"fresh": {"levels": float(LEVELS)}}
+    resumed = RefreshPolicy(kh)
+    resumed.load_state(json.loads(json.dumps(state)))
+    assert resumed.state() == state
+    for bad in ({"fresh": {"bits": 1.0}}, {"fresh": {"levels": math.inf}}, {"fresh": {"levels": "3"}},
+                {"fresh": []}):
+        with pytest.raises(ValueError, match="cannot restore the refresh policy"):
+            RefreshPolicy(kh).load_state(bad)

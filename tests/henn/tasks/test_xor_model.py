@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from henn.losses import MSELoss
-from henn.models.xor import X, Y, XorConfig, build_xor, correct
+from henn.tasks.xor import X, Y, XorConfig, build_xor, correct
 from henn.optim import SGD
 
 

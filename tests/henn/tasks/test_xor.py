@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from henn.models.xor import XorConfig
-from henn.training.xor import setup, train_xor
+from henn.tasks.xor import XorConfig
+from henn.tasks.xor import setup, train_xor
 
 from ..conftest import vhe_available
 
@@ -29,7 +29,7 @@ def test_xor_reaches_four_of_four(scheme, seed):
     result = train_xor(s, kh, XorConfig(seed=seed, epochs=300))
     _check_run(result, 300)
     # refreshes by budget: never on the plaintext twin, fewer than the fixed every-step schedule on vhe
-    assert result.policy.retry_refreshes == 0 and result.policy.op_refreshes == kh.refresh_rounds
+    assert result.policy["retry_refreshes"] == 0 and result.policy["op_refreshes"] == kh.refresh_rounds
     if scheme == "plain":
         assert kh.refresh_rounds == 0
     else:
@@ -82,7 +82,7 @@ def test_vhe_without_refresh_fails_loudly_not_wrongly():
     import he_core
 
     from henn.losses import MSELoss
-    from henn.models.xor import X, Y, build_xor
+    from henn.tasks.xor import X, Y, build_xor
     from henn.optim import SGD
 
     s, _kh = setup("vhe")

@@ -15,8 +15,8 @@ import pytest
 import he_core
 from henn.activations import sigmoid
 from henn.data.imdb import load_imdb
-from henn.models.sentiment import EncSentimentNet, SentimentConfig, init_weights
-from henn.training import sentiment as T
+from henn.tasks import sentiment as T
+from henn.tasks.sentiment import SentimentConfig, init_weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DATA = pathlib.Path(os.environ.get("HENN_IMDB", ROOT.parent / "shared" / "data" / "imdb"))
@@ -53,10 +53,10 @@ def test_polynomial_reference_reaches_87_percent_and_its_logits_fit(imdb):
 def _train(scheme_name, imdb):
     config = SentimentConfig()
     scheme, keyholder = T.setup(scheme_name, config.hidden)
-    net = EncSentimentNet.encrypt(scheme, *init_weights(len(imdb.vocab), config), config.make_activation())
-    result = T.train_encrypted(net, keyholder, imdb.train_ids, imdb.train_labels, lr=config.lr)
-    ev = T.evaluate_encrypted(net, keyholder, imdb.val_ids, imdb.val_labels)
-    W01, w12 = T.decrypt_weights(net, keyholder)
+    model = T.build_model(scheme, *init_weights(len(imdb.vocab), config))
+    result = T.train(model, keyholder, imdb.train_ids, imdb.train_labels, config)
+    ev = T.evaluate_encrypted(model, keyholder, imdb.val_ids, imdb.val_labels, config)
+    W01, w12 = T.release_weights(model, keyholder)
     clear = T.clear_predictions(W01, w12, imdb.val_ids, config.make_activation().value)
     return result, ev, clear
 

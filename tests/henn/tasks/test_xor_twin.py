@@ -16,8 +16,8 @@ import pytest
 
 import he_core
 from henn.keyholder import KeyHolder
-from henn.models.xor import XorConfig
-from henn.training.xor import setup, terms_for, train_xor
+from henn.tasks.xor import XorConfig
+from henn.tasks.xor import setup, terms_for, train_xor
 
 from ..conftest import vhe_available
 from ..errbound import ErrBoundScheme

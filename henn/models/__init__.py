@@ -1,1 +1,0 @@
-"""Models built from henn layers (XOR here; the sentiment model lives beside it)."""
