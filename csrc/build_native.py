@@ -11,9 +11,15 @@ The declarations handed to cffi are the lines between ``CDEF-BEGIN <section>`` a
 <integer>`` lines there become constants of the module, other preprocessor lines are
 dropped (cffi's parser cannot read them). Internal helpers live in ``*_internal.h``.
 
+The default build is portable (baseline x86-64 code, so a built wheel runs on any
+x86-64 CPU): the hot CKKS kernels carry GCC ``target_clones`` copies for x86-64-v3
+(AVX2) and x86-64-v4 (AVX-512) and the loader picks one per CPU; ``ckks_cpu_path()``
+(``he_core.native.cpu_path()``) says which.
+
 Environment switches:
 
-* ``HENN_PORTABLE=1``  — do not tune for the build machine (no ``-march=native``).
+* ``HENN_NATIVE=1``    — tune for the build machine instead (``-march=native``, one copy of
+  every kernel, no dispatch); the library then only runs on CPUs like the build machine.
 * ``HENN_SANITIZE=1``  — build with ``-fsanitize=address,undefined`` (run the tests with
   ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``; see README, "Hardening").
 * ``HENN_DEBUG=1``     — ``-O0 -g``.
@@ -57,7 +63,7 @@ def compile_flags() -> list[str]:
     else:
         flags = ["-O3"]
     flags += ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-    if os.environ.get("HENN_PORTABLE") != "1":
+    if os.environ.get("HENN_NATIVE") == "1":
         flags += ["-march=native", "-DHENN_NATIVE_BUILD"]
     if os.environ.get("HENN_SANITIZE") == "1":
         flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]

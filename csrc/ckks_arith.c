@@ -16,7 +16,7 @@ static int elementwise_args(const ckks_modulus *m, size_t nlimbs, size_t n, cons
         if (status_) return status_;                                   \
     } while (0)
 
-int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+CKKS_HOT int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
@@ -30,7 +30,7 @@ int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
     return HE_OK;
 }
 
-int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+CKKS_HOT int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
@@ -118,7 +118,7 @@ size_t ckks_rescale_scratch(size_t n) {
     return n <= SIZE_MAX / 2 ? 2 * n : SIZE_MAX;
 }
 
-int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
+CKKS_HOT int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
                  uint64_t *scratch, size_t scratch_words) {
     if (!m || !a || !out || !scratch) return HE_ERR_NULL;
     if (nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;

@@ -7,6 +7,19 @@
  * are plain uint64_t, so no buffer is ever read through two types. */
 typedef unsigned __int128 ckks_u128;
 
+/* The hot loops (NTT butterflies, pointwise products, base conversion, the key-switch
+ * inner product) are compiled once per x86-64 level and picked at load time by the
+ * CPU (GCC function multi-versioning, an ifunc resolver). A -march=native build
+ * (HENN_NATIVE=1) or a compiler / target without it gets one baseline copy. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && \
+    defined(__linux__) && !defined(HENN_NATIVE_BUILD)
+#define CKKS_DISPATCH 1
+#define CKKS_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CKKS_DISPATCH 0
+#define CKKS_HOT
+#endif
+
 /* Every limb's modulus was built for ring dimension n (its tables hold n twiddles). */
 static inline int ckks_dims_ok(const ckks_modulus *m, size_t nlimbs, size_t n) {
     for (size_t l = 0; l < nlimbs; l++)

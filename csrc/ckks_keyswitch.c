@@ -13,7 +13,7 @@
 #include "ckks_internal.h"
 
 /* y_i[k] = x_i[k] * inv_hat_i mod q_i, for the nfrom limbs of x. */
-static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
+CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
                              const uint64_t *inv_hat, uint64_t *y) {
     for (size_t i = 0; i < nfrom; i++) {
         if (inv_hat[i] == 1) {
@@ -35,7 +35,7 @@ static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, c
  * x > src_q / 2 stands for x - src_q. Uncentred digits average src_q / 2, a constant
  * times the all-ones polynomial, whose slot values reach ~N/pi: with 21-bit scales and a
  * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error. */
-static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
+CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
                                const ckks_modulus *mt, uint64_t *out, uint64_t src_q) {
     if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
         const uint64_t p = mt->q;
@@ -95,7 +95,7 @@ int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *t
 }
 
 /* Step 4 for one part: red (ntot limbs, NTT form, reduced) -> out (nq limbs). */
-static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
+CKKS_HOT static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
                               const uint64_t *conv_down, uint64_t *y, uint64_t *conv, uint64_t *out) {
     const uint64_t *inv_hat = conv_down, *hat = conv_down + np, *pinv = conv_down + np + np * nq;
     for (size_t j = 0; j < np; j++) ckks_intt_limb(m + nq + j, n, red + (nq + j) * n);
@@ -138,7 +138,7 @@ size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
 /* Limb t of sum_j modup(digit_j) * key_j, for both key parts, reduced into r0 / r1.
  * The beta mod-up limbs are formed (and NTT'd) first; the dot product over digits then
  * runs block by block with its 128-bit accumulators in L1, so every input is read once. */
-static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t t,
+CKKS_HOT static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t t,
                                      const uint64_t *d, const uint64_t *y, const uint64_t *key, size_t ltot,
                                      size_t alpha, const uint64_t *conv_up, uint64_t *ext, uint64_t *r0,
                                      uint64_t *r1) {
@@ -257,7 +257,7 @@ size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n) {
 }
 
 /* Limb t of both key parts: sum over the beta digits of ext (permuted by perm) times the key. */
-static void dot_limb(const ckks_modulus *mt, size_t n, const uint64_t *ext, size_t ext_stride, size_t beta,
+CKKS_HOT static void dot_limb(const ckks_modulus *mt, size_t n, const uint64_t *ext, size_t ext_stride, size_t beta,
                               const uint32_t *perm, const uint64_t *key, size_t key_stride, uint64_t *r0,
                               uint64_t *r1) {
     ckks_u128 a0[KS_BLOCK], a1[KS_BLOCK];

@@ -38,6 +38,12 @@ static int log2_exact(size_t n) {
 const char *ckks_cpu_path(void) {
 #if defined(HENN_NATIVE_BUILD)
     return "native";
+#elif CKKS_DISPATCH
+    /* The same ISA-level tests GCC's target_clones resolver makes, in the same order. */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+    return "default";
 #else
     return "default";
 #endif
@@ -86,7 +92,7 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
         (y) = u_ - v_ + q2;                                  \
     } while (0)
 
-void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
+CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = n, h = 1;
     while (h < n / 2) {  /* every stage but the last */
@@ -134,7 +140,7 @@ void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
     }
 }
 
-void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
+CKKS_HOT void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = 1;
     for (size_t h = n >> 1; h > 1; h >>= 1) {  /* every stage but the last */

@@ -4,7 +4,8 @@
  * cannot drift from the C.
  *
  * Conventions for every function declared below:
- *   - plain C11, no global state, thread-compatible;
+ *   - plain C11, no global state (apart from the CPU-path choice made once at load),
+ *     thread-compatible;
  *   - sizes and counts are size_t, values are fixed-width integers;
  *   - every buffer is owned by the caller and passed with its size; no kernel allocates;
  *     scratch buffers come with a length the kernel checks against its *_scratch();
@@ -51,7 +52,8 @@ typedef struct ckks_modulus {
     const uint64_t *ipsi_sh;
 } ckks_modulus;
 
-/* Which build of the kernels runs: "default" (baseline ISA) or "native" (a -march=native build). */
+/* Which build of the wide-vector kernels runs on this CPU: "x86-64-v4" (AVX-512),
+ * "x86-64-v3" (AVX2, BMI2), "default" (baseline ISA) or "native" (a -march=native build). */
 const char *ckks_cpu_path(void);
 
 /* Fill m for prime q and primitive 2n-th root psi; tables must hold 4*n words and

@@ -64,3 +64,35 @@ def test_cpu_path_is_reported():
     assert path in ("x86-64-v4", "x86-64-v3", "default", "native")
     if platform.machine() not in ("x86_64", "AMD64"):
         assert path in ("default", "native")
+
+
+def test_the_dispatch_never_picks_an_isa_the_cpu_lacks():
+    path = native.cpu_path()
+    try:
+        flags = next(line for line in open("/proc/cpuinfo", encoding="ascii") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags to compare with")
+    if "avx512f" not in flags:
+        assert path != "x86-64-v4"
+    if "avx2" not in flags:
+        assert path not in ("x86-64-v3", "x86-64-v4")
+
+
+def _build_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_native", os.path.join(CSRC, "build_native.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_default_build_is_portable(monkeypatch):
+    build = _build_script()
+    monkeypatch.delenv("HENN_NATIVE", raising=False)
+    flags = build.compile_flags()
+    assert not any(f.startswith(("-march", "-mtune")) for f in flags)
+    assert "-fno-strict-aliasing" not in flags
+    monkeypatch.setenv("HENN_NATIVE", "1")
+    assert "-march=native" in build.compile_flags()
+    assert "int ckks_ntt(" in build.module_cdef("ckks") and "vhe_" not in build.module_cdef("ckks")
