@@ -228,7 +228,9 @@ class RnsRing:
         """
         buf = getattr(self, "_scratch_buf", None)
         if buf is None or buf.size < words:
-            buf = np.zeros(words, dtype=np.uint64)
+            raw = np.zeros(words + 8, dtype=np.uint64)
+            start = (-raw.ctypes.data % 64) // 8  # cache-line aligned: limbs do not straddle lines
+            buf = raw[start: start + words]
             self._scratch_buf = buf
         return buf
 
