@@ -5,9 +5,9 @@
 
 typedef __int128 i128;
 
-/* Columns per block of 128-bit accumulators: the sums live on the stack (1 KiB), so no
+/* Columns per block of 128-bit accumulators: the sums live on the stack (4 KiB), so no
  * kernel needs a heap or a 128-bit scratch buffer, whatever the row length. */
-#define VHE_BLOCK 64
+#define VHE_BLOCK 256
 
 /* An operand with r rows broadcasts against rows when r == rows or r == 1. */
 static inline int vhe_rows_ok(size_t r, size_t rows) { return r == rows || r == 1; }
