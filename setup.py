@@ -4,11 +4,12 @@ import os
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CFFI_MODULES = [
-    f"csrc/build_native.py:ffi_{name}"
-    for name in ("vhe", "ckks")
-    if os.path.exists(os.path.join(HERE, "csrc", f"{name}.h"))
-]
+# One public header (csrc/he_core.h), one cffi module per section of it.
+CFFI_MODULES = (
+    [f"csrc/build_native.py:ffi_{name}" for name in ("vhe", "ckks")]
+    if os.path.exists(os.path.join(HERE, "csrc", "he_core.h"))
+    else []
+)
 
 TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "scikit-learn>=1.0"]
 BENCH = ["pytest-benchmark>=4", "matplotlib>=3.5", "scikit-learn>=1.0"]

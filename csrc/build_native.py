@@ -1,17 +1,25 @@
 """Build the native kernels with cffi (out-of-line API mode).
 
-Each native module is one C header plus the ``.c`` files that share its prefix:
+``csrc/he_core.h`` is the one public header: it declares every exported function once.
+Each native module is a section of it plus the ``.c`` files that share its prefix:
 
-* ``he_core.native._vhe``  — ``csrc/vhe.h``  + ``csrc/vhe_*.c``
-* ``he_core.native._ckks`` — ``csrc/ckks.h`` + ``csrc/ckks_*.c``
+* ``he_core.native._vhe``  — section ``vhe``  + ``csrc/vhe_*.c``
+* ``he_core.native._ckks`` — section ``ckks`` + ``csrc/ckks_*.c``
 
-The declarations handed to cffi are the lines of the header between the markers
-``CDEF-BEGIN`` and ``CDEF-END`` (cffi's parser cannot read preprocessor lines).
-``csrc/he_core.h`` is the one public header that includes them all.
+The declarations handed to cffi are the lines between ``CDEF-BEGIN <section>`` and
+``CDEF-END <section>`` of the ``common`` section and the module's own; ``#define NAME
+<integer>`` lines there become constants of the module, other preprocessor lines are
+dropped (cffi's parser cannot read them). Internal helpers live in ``*_internal.h``.
+
+The default build is portable (baseline x86-64 code, so a built wheel runs on any
+x86-64 CPU): the hot CKKS kernels carry GCC ``target_clones`` copies for x86-64-v3
+(AVX2) and x86-64-v4 (AVX-512) and the loader picks one per CPU; ``ckks_cpu_path()``
+(``he_core.native.cpu_path()``) says which.
 
 Environment switches:
 
-* ``HENN_PORTABLE=1``  — do not tune for the build machine (no ``-march=native``).
+* ``HENN_NATIVE=1``    — tune for the build machine instead (``-march=native``, one copy of
+  every kernel, no dispatch); the library then only runs on CPUs like the build machine.
 * ``HENN_SANITIZE=1``  — build with ``-fsanitize=address,undefined`` (run the tests with
   ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``; see README, "Hardening").
 * ``HENN_DEBUG=1``     — ``-O0 -g``.
@@ -23,24 +31,30 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = {"vhe": "vhe", "ckks": "ckks"}
+HEADER = os.path.join(HERE, "he_core.h")
+MODULES = ("vhe", "ckks")
+_DEFINE = re.compile(r"#define\s+[A-Z_][A-Z0-9_]*\s+-?\d+\b")
 
 
-def _cdef_from_header(path: str) -> str:
-    text = open(path, encoding="utf-8").read()
-    try:
-        start = text.index("CDEF-BEGIN")
-        end = text.index("CDEF-END")
-    except ValueError as exc:
-        raise RuntimeError(f"{path}: missing CDEF-BEGIN / CDEF-END markers") from exc
-    body = text[text.index("\n", start) + 1 : end]
-    body = body[: body.rfind("\n")]  # drop the comment line holding CDEF-END
-    return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("#"))
+def cdef_section(text: str, name: str, path: str = HEADER) -> str:
+    """The declarations between ``CDEF-BEGIN name`` and ``CDEF-END name`` of a header's text."""
+    begin, end = re.search(rf"CDEF-BEGIN {name}\b.*\n", text), re.search(rf"\n.*CDEF-END {name}\b", text)
+    if not begin or not end or end.start() < begin.end():
+        raise RuntimeError(f"{path}: missing CDEF-BEGIN {name} / CDEF-END {name} markers")
+    lines = text[begin.end(): end.start()].splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#") or _DEFINE.match(line.strip()))
+
+
+def module_cdef(prefix: str) -> str:
+    """What cffi is told about module ``prefix``: the common section, then its own."""
+    text = open(HEADER, encoding="utf-8").read()
+    return cdef_section(text, "common") + "\n" + cdef_section(text, prefix)
 
 
 def compile_flags() -> list[str]:
@@ -48,9 +62,9 @@ def compile_flags() -> list[str]:
         flags = ["-O0", "-g"]
     else:
         flags = ["-O3"]
-    flags += ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"]
-    if os.environ.get("HENN_PORTABLE") != "1":
-        flags.append("-march=native")
+    flags += ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    if os.environ.get("HENN_NATIVE") == "1":
+        flags += ["-march=native", "-DHENN_NATIVE_BUILD"]
     if os.environ.get("HENN_SANITIZE") == "1":
         flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
     return flags
@@ -66,14 +80,13 @@ def link_flags() -> list[str]:
 def make_ffi(prefix: str, *, absolute: bool = False) -> FFI:
     """The cffi builder of one module; setuptools wants paths relative to the project root,
     ``ffi.compile`` (which works inside its temporary directory) wants absolute ones."""
-    header = os.path.join(HERE, f"{prefix}.h")
     sources = sorted(glob.glob(os.path.join(HERE, f"{prefix}_*.c")))
     place = (lambda p: p) if absolute else (lambda p: os.path.relpath(p, os.path.dirname(HERE)))
     ffi = FFI()
-    ffi.cdef(_cdef_from_header(header))
+    ffi.cdef(module_cdef(prefix))
     ffi.set_source(
         f"he_core.native._{prefix}",
-        f'#include "{prefix}.h"',
+        '#include "he_core.h"',
         sources=[place(s) for s in sources],
         include_dirs=[place(HERE)],
         extra_compile_args=compile_flags(),
@@ -82,19 +95,15 @@ def make_ffi(prefix: str, *, absolute: bool = False) -> FFI:
     return ffi
 
 
-def _has_module(prefix: str) -> bool:
-    return os.path.exists(os.path.join(HERE, f"{prefix}.h"))
-
-
-ffi_vhe = make_ffi("vhe") if _has_module("vhe") else None
-ffi_ckks = make_ffi("ckks") if _has_module("ckks") else None
+ffi_vhe = make_ffi("vhe")
+ffi_ckks = make_ffi("ckks")
 
 
 def main(argv: list[str]) -> None:
     """Compile the named modules (default: all) into ``he_core/native/``."""
     root = os.path.dirname(HERE)
     os.chdir(root)
-    for prefix in argv or [p for p in MODULES if _has_module(p)]:
+    for prefix in argv or MODULES:
         ffi = make_ffi(prefix, absolute=True)
         out = ffi.compile(tmpdir=os.path.join(root, "build", f"cffi_{prefix}"), verbose=False)
         dest = os.path.join(root, "he_core", "native", os.path.basename(out))

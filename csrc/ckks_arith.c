@@ -1,14 +1,23 @@
 /* Element-wise RNS kernels and rescaling. */
-#include <stdlib.h>
 #include <string.h>
-#include "ckks.h"
+#include "ckks_internal.h"
 
-#define CHECK_ARGS(m, a, out) \
-    if (!(m) || !(a) || !(out) || n == 0) return HE_ERR_ARGUMENT
+/* The checks every element-wise kernel makes: pointers, then sizes, then the moduli's n. */
+static int elementwise_args(const ckks_modulus *m, size_t nlimbs, size_t n, const void *a, const void *b,
+                            const void *out) {
+    if (!m || !a || !b || !out) return HE_ERR_NULL;
+    if (n == 0) return HE_ERR_ARGUMENT;
+    return ckks_dims_ok(m, nlimbs, n) ? HE_OK : HE_ERR_DIMENSION;
+}
 
-int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
-    CHECK_ARGS(m, a, out);
-    if (!b) return HE_ERR_ARGUMENT;
+#define CHECK_ARGS(a, b, out)                                          \
+    do {                                                               \
+        int status_ = elementwise_args(m, nlimbs, n, (a), (b), (out)); \
+        if (status_) return status_;                                   \
+    } while (0)
+
+CKKS_HOT int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+    CHECK_ARGS(a, b, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
         const uint64_t *x = a + l * n, *y = b + l * n;
@@ -21,9 +30,8 @@ int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
     return HE_OK;
 }
 
-int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
-    CHECK_ARGS(m, a, out);
-    if (!b) return HE_ERR_ARGUMENT;
+CKKS_HOT int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+    CHECK_ARGS(a, b, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
         const uint64_t *x = a + l * n, *y = b + l * n;
@@ -37,7 +45,7 @@ int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
 }
 
 int ckks_neg(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out) {
-    CHECK_ARGS(m, a, out);
+    CHECK_ARGS(a, a, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
         const uint64_t *x = a + l * n;
@@ -48,8 +56,7 @@ int ckks_neg(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
 }
 
 int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
-    CHECK_ARGS(m, a, out);
-    if (!b) return HE_ERR_ARGUMENT;
+    CHECK_ARGS(a, b, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const ckks_modulus *ml = m + l;
         const uint64_t *x = a + l * n, *y = b + l * n;
@@ -60,8 +67,7 @@ int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
 }
 
 int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *acc) {
-    CHECK_ARGS(m, a, acc);
-    if (!b) return HE_ERR_ARGUMENT;
+    CHECK_ARGS(a, b, acc);
     for (size_t l = 0; l < nlimbs; l++) {
         const ckks_modulus *ml = m + l;
         const uint64_t *x = a + l * n, *y = b + l * n;
@@ -76,8 +82,7 @@ int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *
 }
 
 int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *s, uint64_t *out) {
-    CHECK_ARGS(m, a, out);
-    if (!s) return HE_ERR_ARGUMENT;
+    CHECK_ARGS(a, s, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
         if (s[l] >= q) return HE_ERR_RANGE;
@@ -93,7 +98,7 @@ int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64
 }
 
 int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64_t *x, uint64_t *out) {
-    CHECK_ARGS(m, x, out);
+    CHECK_ARGS(x, x, out);
     for (size_t l = 0; l < nlimbs; l++) {
         const uint64_t q = m[l].q;
         uint64_t *z = out + l * n;
@@ -109,14 +114,21 @@ int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64
 
 /* Subtract the centred last limb and divide by q_last, limb by limb:
  * (c - [c]_{q_last}) / q_last rounds c / q_last to the nearest integer. */
-int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
-                 uint64_t *scratch) {
-    if (!m || !a || !out || !scratch || nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;
+size_t ckks_rescale_scratch(size_t n) {
+    return n <= SIZE_MAX / 2 ? 2 * n : SIZE_MAX;
+}
+
+CKKS_HOT int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
+                 uint64_t *scratch, size_t scratch_words) {
+    if (!m || !a || !out || !scratch) return HE_ERR_NULL;
+    if (nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;
+    if (!ckks_dims_ok(m, nlimbs, n)) return HE_ERR_DIMENSION;
+    if (!ckks_scratch_ok(scratch, scratch_words, ckks_rescale_scratch(n))) return HE_ERR_SCRATCH;
     const ckks_modulus *ml = m + nlimbs - 1;
     const uint64_t ql = ml->q, half = ql >> 1;
     uint64_t *last = scratch, *tmp = scratch + n;
     memcpy(last, a + (nlimbs - 1) * n, n * sizeof(uint64_t));
-    ckks_intt(ml, 1, n, last);
+    ckks_intt_limb(ml, n, last);
     for (size_t l = 0; l + 1 < nlimbs; l++) {
         const ckks_modulus *mj = m + l;
         const uint64_t qj = mj->q, ql_mod = ql % qj;
@@ -134,7 +146,7 @@ int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t 
                 tmp[i] = x > half ? c : r;
             }
         }
-        ckks_ntt(mj, 1, n, tmp);
+        ckks_ntt_limb(mj, n, tmp);
         const uint64_t inv = ckks_powmod(ql_mod, qj - 2, mj), inv_sh = ckks_shoup(inv, qj);
         const uint64_t *c = a + l * n;
         uint64_t *o = out + l * n;

@@ -5,13 +5,15 @@
  *   2. mod-up each digit to the whole basis by fast base conversion, back to NTT form;
  *   3. accumulate sum_j digit_j * (b_j, a_j) in 128-bit lanes (reduced once);
  *   4. mod-down by P: subtract the base-converted P part and multiply by P^-1.
+ *
+ * Scratch is the caller's and plain uint64_t; 128-bit sums live in locals (a register
+ * per coefficient in the base conversion, an L1 block in the inner product).
  */
-#include <stdlib.h>
 #include <string.h>
-#include "ckks.h"
+#include "ckks_internal.h"
 
 /* y_i[k] = x_i[k] * inv_hat_i mod q_i, for the nfrom limbs of x. */
-static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
+CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
                              const uint64_t *inv_hat, uint64_t *y) {
     for (size_t i = 0; i < nfrom; i++) {
         if (inv_hat[i] == 1) {
@@ -33,8 +35,8 @@ static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, c
  * x > src_q / 2 stands for x - src_q. Uncentred digits average src_q / 2, a constant
  * times the all-ones polynomial, whose slot values reach ~N/pi: with 21-bit scales and a
  * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error. */
-static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
-                      const ckks_modulus *mt, ckks_u128 *tmp, uint64_t *out, uint64_t src_q) {
+CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
+                               const ckks_modulus *mt, uint64_t *out, uint64_t src_q) {
     if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
         const uint64_t p = mt->q;
         for (size_t k = 0; k < n; k++) {
@@ -51,13 +53,13 @@ static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t 
         }
         return;
     }
-    memset(tmp, 0, n * sizeof(ckks_u128));
-    for (size_t i = 0; i < nfrom; i++) {
-        const uint64_t h = hat[i * stride];
-        const uint64_t *src = y + i * n;
-        for (size_t k = 0; k < n; k++) tmp[k] += (ckks_u128)src[k] * h;
+    uint64_t h[64];
+    for (size_t i = 0; i < nfrom; i++) h[i] = hat[i * stride];
+    for (size_t k = 0; k < n; k++) {  /* nfrom sequential streams; the sum stays in registers */
+        ckks_u128 acc = 0;
+        for (size_t i = 0; i < nfrom; i++) acc += (ckks_u128)y[i * n + k] * h[i];
+        out[k] = ckks_reduce128(acc, mt);
     }
-    for (size_t k = 0; k < n; k++) out[k] = ckks_reduce128(tmp[k], mt);
 }
 
 static int hats_in_range(const ckks_modulus *from, size_t nfrom, const ckks_modulus *to, size_t nto,
@@ -70,35 +72,38 @@ static int hats_in_range(const ckks_modulus *from, size_t nfrom, const ckks_modu
     return 1;
 }
 
+/* a * b words, or SIZE_MAX when that does not fit (no buffer can then be large enough). */
+static size_t words_of(size_t a, size_t b) {
+    return (b != 0 && a > SIZE_MAX / b) ? SIZE_MAX : a * b;
+}
+
+size_t ckks_base_conv_scratch(size_t nfrom, size_t n) {
+    return words_of(nfrom, n);  /* y: x times the inverse hats */
+}
+
 int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *to, size_t nto, size_t n,
-                   const uint64_t *x, const uint64_t *inv_hat, const uint64_t *hat_mod, uint64_t *out) {
-    if (!from || !to || !x || !inv_hat || !hat_mod || !out || n == 0 || nfrom == 0 || nfrom > 64)
-        return HE_ERR_ARGUMENT;
+                   const uint64_t *x, const uint64_t *inv_hat, const uint64_t *hat_mod, uint64_t *out,
+                   uint64_t *scratch, size_t scratch_words) {
+    if (!from || !to || !x || !inv_hat || !hat_mod || !out || !scratch) return HE_ERR_NULL;
+    if (n == 0 || nfrom == 0 || nfrom > 64) return HE_ERR_ARGUMENT;
+    if (!ckks_dims_ok(from, nfrom, n) || !ckks_dims_ok(to, nto, n)) return HE_ERR_DIMENSION;
+    if (!ckks_scratch_ok(scratch, scratch_words, ckks_base_conv_scratch(nfrom, n))) return HE_ERR_SCRATCH;
     if (!hats_in_range(from, nfrom, to, nto, inv_hat, hat_mod)) return HE_ERR_RANGE;
-    uint64_t *y = malloc(nfrom * n * sizeof(uint64_t));
-    ckks_u128 *tmp = malloc(n * sizeof(ckks_u128));
-    if (!y || !tmp) {
-        free(y);
-        free(tmp);
-        return HE_ERR_NOMEM;
-    }
-    scale_by_inv_hat(from, nfrom, n, x, inv_hat, y);
-    for (size_t t = 0; t < nto; t++) conv_limb(y, nfrom, n, hat_mod + t, nto, to + t, tmp, out + t * n, 0);
-    free(y);
-    free(tmp);
+    scale_by_inv_hat(from, nfrom, n, x, inv_hat, scratch);
+    for (size_t t = 0; t < nto; t++) conv_limb(scratch, nfrom, n, hat_mod + t, nto, to + t, out + t * n, 0);
     return HE_OK;
 }
 
 /* Step 4 for one part: red (ntot limbs, NTT form, reduced) -> out (nq limbs). */
-static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
-                     const uint64_t *conv_down, uint64_t *y, ckks_u128 *tmp, uint64_t *conv, uint64_t *out) {
+CKKS_HOT static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
+                              const uint64_t *conv_down, uint64_t *y, uint64_t *conv, uint64_t *out) {
     const uint64_t *inv_hat = conv_down, *hat = conv_down + np, *pinv = conv_down + np + np * nq;
-    ckks_intt(m + nq, np, n, red + nq * n);
+    for (size_t j = 0; j < np; j++) ckks_intt_limb(m + nq + j, n, red + (nq + j) * n);
     scale_by_inv_hat(m + nq, np, n, red + nq * n, inv_hat, y);
     for (size_t t = 0; t < nq; t++) {
         const uint64_t q = m[t].q, w = pinv[t], ws = ckks_shoup(w, q);
-        conv_limb(y, np, n, hat + t, nq, m + t, tmp, conv, np == 1 ? m[nq].q : 0);  /* rounds, not floors */
-        ckks_ntt(m + t, 1, n, conv);
+        conv_limb(y, np, n, hat + t, nq, m + t, conv, np == 1 ? m[nq].q : 0);  /* rounds, not floors */
+        ckks_ntt_limb(m + t, n, conv);
         const uint64_t *c = red + t * n;
         uint64_t *o = out + t * n;
         for (size_t k = 0; k < n; k++) {
@@ -108,20 +113,24 @@ static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint
     }
 }
 
-static int keyswitch_args_ok(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d,
-                             const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,
-                             const uint64_t *conv_up, const uint64_t *conv_down, const uint64_t *out) {
-    if (!m || !d || !key || !conv_up || !conv_down || !out || n == 0) return 0;
-    if (nq == 0 || np == 0 || alpha == 0 || np > 64 || alpha > 64) return 0;
-    size_t beta = (nq + alpha - 1) / alpha;
-    return beta <= dnum && beta <= 32 && nq + np <= ltot;
+/* The size checks of the key-switching entry points (pointers are checked by each). */
+static int keyswitch_sizes(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t beta, size_t dnum,
+                           size_t ltot) {
+    if (n == 0 || nq == 0 || np == 0 || np > 64 || nq > 4096 || beta == 0 || beta > 32 || beta > dnum ||
+        nq + np > ltot)
+        return HE_ERR_ARGUMENT;
+    return ckks_dims_ok(m, nq + np, n) ? HE_OK : HE_ERR_DIMENSION;
+}
+
+static size_t beta_of(size_t nq, size_t alpha) {
+    return alpha ? nq / alpha + (nq % alpha != 0) : 0;
 }
 
 size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
-    const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
-    /* The u128 conversion lane first (16-byte aligned), then y (nq limbs), red (2 * ntot),
-     * the beta mod-up limbs of one target prime, and the mod-down lanes (np + 1). */
-    return n * (2 + nq + 2 * ntot + beta + np + 1);
+    /* y (nq limbs), red (2 * ntot), the beta mod-up limbs of one target prime, and the
+     * mod-down lanes (np + 1). Sizes are bounded by keyswitch_sizes, so only n can overflow. */
+    if (nq > 4096 || np > 64 || alpha == 0) return SIZE_MAX;
+    return words_of(n, nq + 2 * (nq + np) + beta_of(nq, alpha) + np + 1);
 }
 
 #define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
@@ -129,10 +138,10 @@ size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
 /* Limb t of sum_j modup(digit_j) * key_j, for both key parts, reduced into r0 / r1.
  * The beta mod-up limbs are formed (and NTT'd) first; the dot product over digits then
  * runs block by block with its 128-bit accumulators in L1, so every input is read once. */
-static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t t,
-                            const uint64_t *d, const uint64_t *y, const uint64_t *key, size_t ltot,
-                            size_t alpha, const uint64_t *conv_up, ckks_u128 *tmp, uint64_t *ext,
-                            uint64_t *r0, uint64_t *r1) {
+CKKS_HOT static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t n, size_t t,
+                                     const uint64_t *d, const uint64_t *y, const uint64_t *key, size_t ltot,
+                                     size_t alpha, const uint64_t *conv_up, uint64_t *ext, uint64_t *r0,
+                                     uint64_t *r1) {
     const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
     const size_t kl = t < nq ? t : ltot - np + (t - nq);
     const uint64_t *src[32], *kb[32], *ka[32];
@@ -145,8 +154,8 @@ static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np, size_t 
             src[j] = d + t * n;  /* own limb: already in NTT form */
         } else {
             uint64_t *e = ext + j * n;
-            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e, dj == 1 ? m[lo].q : 0);
-            ckks_ntt(m + t, 1, n, e);
+            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0);
+            ckks_ntt_limb(m + t, n, e);
             src[j] = e;
         }
         kb[j] = key + (j * 2 * ltot + kl) * n;
@@ -175,19 +184,19 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
                    const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,
                    const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out,
                    uint64_t *scratch, size_t scratch_words) {
-    if (!keyswitch_args_ok(m, nq, np, n, d, key, dnum, ltot, alpha, conv_up, conv_down, out))
-        return HE_ERR_ARGUMENT;
-    if (!scratch || scratch_words < ckks_keyswitch_scratch(nq, np, n, alpha) || ((uintptr_t)scratch & 15))
-        return HE_ERR_ARGUMENT;
-    const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
-    ckks_u128 *tmp = (ckks_u128 *)scratch;  /* n lanes */
-    uint64_t *y = (uint64_t *)(tmp + n);    /* nq limbs: d in coefficient form times inverse hats */
+    if (!m || !d || !key || !conv_up || !conv_down || !out || !scratch) return HE_ERR_NULL;
+    if (alpha == 0 || alpha > 64) return HE_ERR_ARGUMENT;
+    const size_t ntot = nq + np, beta = beta_of(nq, alpha);
+    int status = keyswitch_sizes(m, nq, np, n, beta, dnum, ltot);
+    if (status) return status;
+    if (!ckks_scratch_ok(scratch, scratch_words, ckks_keyswitch_scratch(nq, np, n, alpha))) return HE_ERR_SCRATCH;
+    uint64_t *y = scratch;                  /* nq limbs: d in coefficient form times inverse hats */
     uint64_t *red = y + nq * n;             /* 2 * ntot limbs: the two accumulated parts */
     uint64_t *ext = red + 2 * ntot * n;     /* beta mod-up limbs */
     uint64_t *yp = ext + beta * n;          /* np limbs for the mod-down conversion */
     uint64_t *conv = yp + np * n;           /* one limb */
     memcpy(y, d, nq * n * sizeof(uint64_t));
-    ckks_intt(m, nq, n, y);
+    for (size_t l = 0; l < nq; l++) ckks_intt_limb(m + l, n, y + l * n);
     const uint64_t *cu = conv_up;
     for (size_t j = 0; j < beta; j++) {
         const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
@@ -195,10 +204,9 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
         cu += dj + dj * ntot;
     }
     for (size_t t = 0; t < ntot; t++)
-        accumulate_limb(m, nq, np, n, t, d, y, key, ltot, alpha, conv_up, tmp, ext,
-                        red + t * n, red + (ntot + t) * n);
+        accumulate_limb(m, nq, np, n, t, d, y, key, ltot, alpha, conv_up, ext, red + t * n, red + (ntot + t) * n);
     for (size_t part = 0; part < 2; part++)
-        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, tmp, conv, out + part * nq * n);
+        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, conv, out + part * nq * n);
     return HE_OK;
 }
 
@@ -210,20 +218,20 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
  * forward NTTs of step 2. */
 
 size_t ckks_modup_scratch(size_t nq, size_t n) {
-    return n * (2 + nq);  /* the u128 conversion lane, then y (nq limbs) */
+    return words_of(n, nq);  /* y: nq limbs */
 }
 
 int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d, size_t alpha,
                const uint64_t *conv_up, uint64_t *ext, uint64_t *scratch, size_t scratch_words) {
-    if (!m || !d || !conv_up || !ext || !scratch || n == 0 || nq == 0 || np == 0 || alpha == 0 ||
-        alpha > 64 || np > 64 || (nq + alpha - 1) / alpha > 32)
-        return HE_ERR_ARGUMENT;
-    if (scratch_words < ckks_modup_scratch(nq, n) || ((uintptr_t)scratch & 15)) return HE_ERR_ARGUMENT;
-    const size_t ntot = nq + np, beta = (nq + alpha - 1) / alpha;
-    ckks_u128 *tmp = (ckks_u128 *)scratch;
-    uint64_t *y = (uint64_t *)(tmp + n);
+    if (!m || !d || !conv_up || !ext || !scratch) return HE_ERR_NULL;
+    if (alpha == 0 || alpha > 64) return HE_ERR_ARGUMENT;
+    const size_t ntot = nq + np, beta = beta_of(nq, alpha);
+    int status = keyswitch_sizes(m, nq, np, n, beta, beta, ntot);
+    if (status) return status;
+    if (!ckks_scratch_ok(scratch, scratch_words, ckks_modup_scratch(nq, n))) return HE_ERR_SCRATCH;
+    uint64_t *y = scratch;
     memcpy(y, d, nq * n * sizeof(uint64_t));
-    ckks_intt(m, nq, n, y);
+    for (size_t l = 0; l < nq; l++) ckks_intt_limb(m + l, n, y + l * n);
     const uint64_t *cu = conv_up;
     for (size_t j = 0; j < beta; j++) {
         const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
@@ -235,8 +243,8 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
             if (t >= lo && t < lo + dj) {  /* own limb: already in NTT form */
                 memcpy(e, d + t * n, n * sizeof(uint64_t));
             } else {
-                conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, tmp, e, dj == 1 ? m[lo].q : 0);
-                ckks_ntt(m + t, 1, n, e);
+                conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0);
+                ckks_ntt_limb(m + t, n, e);
             }
         }
     }
@@ -244,48 +252,55 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
 }
 
 size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n) {
-    return n * (2 + 2 * (nq + np) + np + 1);  /* u128 lane, red (2 * ntot), mod-down lanes */
+    if (nq > 4096 || np > 64) return SIZE_MAX;
+    return words_of(n, 2 * (nq + np) + np + 1);  /* red (2 * ntot), mod-down lanes */
+}
+
+/* Limb t of both key parts: sum over the beta digits of ext (permuted by perm) times the key. */
+CKKS_HOT static void dot_limb(const ckks_modulus *mt, size_t n, const uint64_t *ext, size_t ext_stride, size_t beta,
+                              const uint32_t *perm, const uint64_t *key, size_t key_stride, uint64_t *r0,
+                              uint64_t *r1) {
+    ckks_u128 a0[KS_BLOCK], a1[KS_BLOCK];
+    for (size_t k0 = 0; k0 < n; k0 += KS_BLOCK) {
+        const size_t len = n - k0 < KS_BLOCK ? n - k0 : KS_BLOCK;
+        memset(a0, 0, sizeof a0);
+        memset(a1, 0, sizeof a1);
+        for (size_t j = 0; j < beta; j++) {
+            const uint64_t *e = ext + j * ext_stride;
+            const uint64_t *b = key + 2 * j * key_stride + k0, *a = key + (2 * j + 1) * key_stride + k0;
+            for (size_t k = 0; k < len; k++) {
+                const uint64_t v = e[perm ? perm[k0 + k] : k0 + k];
+                a0[k] += (ckks_u128)v * b[k];
+                a1[k] += (ckks_u128)v * a[k];
+            }
+        }
+        for (size_t k = 0; k < len; k++) {
+            r0[k0 + k] = ckks_reduce128(a0[k], mt);
+            r1[k0 + k] = ckks_reduce128(a1[k], mt);
+        }
+    }
 }
 
 int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *ext, size_t beta,
                 const uint32_t *perm, const uint64_t *key, size_t dnum, size_t ltot,
                 const uint64_t *conv_down, uint64_t *out, uint64_t *scratch, size_t scratch_words) {
-    if (!m || !ext || !key || !conv_down || !out || !scratch || n == 0 || nq == 0 || np == 0 || np > 64)
-        return HE_ERR_ARGUMENT;
-    if (beta == 0 || beta > dnum || beta > 32 || nq + np > ltot) return HE_ERR_ARGUMENT;
-    if (scratch_words < ckks_ks_dot_scratch(nq, np, n) || ((uintptr_t)scratch & 15)) return HE_ERR_ARGUMENT;
+    if (!m || !ext || !key || !conv_down || !out || !scratch) return HE_ERR_NULL;
+    int status = keyswitch_sizes(m, nq, np, n, beta, dnum, ltot);
+    if (status) return status;
+    if (!ckks_scratch_ok(scratch, scratch_words, ckks_ks_dot_scratch(nq, np, n))) return HE_ERR_SCRATCH;
     if (perm)
         for (size_t k = 0; k < n; k++)
             if (perm[k] >= n) return HE_ERR_RANGE;
     const size_t ntot = nq + np;
-    ckks_u128 *tmp = (ckks_u128 *)scratch;
-    uint64_t *red = (uint64_t *)(tmp + n);
+    uint64_t *red = scratch;
     uint64_t *yp = red + 2 * ntot * n;
     uint64_t *conv = yp + np * n;
-    ckks_u128 a0[KS_BLOCK], a1[KS_BLOCK];
     for (size_t t = 0; t < ntot; t++) {
         const size_t kl = t < nq ? t : ltot - np + (t - nq);
-        uint64_t *r0 = red + t * n, *r1 = red + (ntot + t) * n;
-        for (size_t k0 = 0; k0 < n; k0 += KS_BLOCK) {
-            const size_t len = n - k0 < KS_BLOCK ? n - k0 : KS_BLOCK;
-            memset(a0, 0, sizeof a0);
-            memset(a1, 0, sizeof a1);
-            for (size_t j = 0; j < beta; j++) {
-                const uint64_t *e = ext + (j * ntot + t) * n;
-                const uint64_t *b = key + (j * 2 * ltot + kl) * n + k0, *a = key + ((j * 2 + 1) * ltot + kl) * n + k0;
-                for (size_t k = 0; k < len; k++) {
-                    const uint64_t v = e[perm ? perm[k0 + k] : k0 + k];
-                    a0[k] += (ckks_u128)v * b[k];
-                    a1[k] += (ckks_u128)v * a[k];
-                }
-            }
-            for (size_t k = 0; k < len; k++) {
-                r0[k0 + k] = ckks_reduce128(a0[k], m + t);
-                r1[k0 + k] = ckks_reduce128(a1[k], m + t);
-            }
-        }
+        dot_limb(m + t, n, ext + t * n, ntot * n, beta, perm, key + kl * n, ltot * n, red + t * n,
+                 red + (ntot + t) * n);
     }
     for (size_t part = 0; part < 2; part++)
-        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, tmp, conv, out + part * nq * n);
+        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, conv, out + part * nq * n);
     return HE_OK;
 }

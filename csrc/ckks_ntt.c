@@ -6,8 +6,7 @@
  * Values stay in [0, 4q) (forward) / [0, 2q) (inverse) between stages and are
  * reduced to [0, q) once at the end.
  */
-#include <stdlib.h>
-#include "ckks.h"
+#include "ckks_internal.h"
 
 uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m) {
     uint64_t r = 1 % m->q;
@@ -36,10 +35,25 @@ static int log2_exact(size_t n) {
     return k;
 }
 
+const char *ckks_cpu_path(void) {
+#if defined(HENN_NATIVE_BUILD)
+    return "native";
+#elif CKKS_DISPATCH
+    /* The same ISA-level tests GCC's target_clones resolver makes, in the same order. */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+    return "default";
+#else
+    return "default";
+#endif
+}
+
 int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables) {
+    if (!m || !tables) return HE_ERR_NULL;
     int logn = log2_exact(n);
-    if (!m || !tables || logn < 0 || q < 3 || q >= ((uint64_t)1 << 61) || (q & 1) == 0) return HE_ERR_ARGUMENT;
-    if ((q - 1) % (2 * n) != 0) return HE_ERR_ARGUMENT;
+    if (logn < 0 || logn > 59 || q < 3 || q >= ((uint64_t)1 << 61) || (q & 1) == 0) return HE_ERR_ARGUMENT;
+    if ((q - 1) % (2 * (uint64_t)n) != 0) return HE_ERR_ARGUMENT;  /* logn <= 59: 2n cannot wrap */
     ckks_u128 ratio = ~(ckks_u128)0 / q;  /* q is odd, so this equals floor(2^128 / q) */
     m->q = q;
     m->r0 = (uint64_t)ratio;
@@ -61,6 +75,7 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
     }
     m->ninv = ckks_powmod(n % q, q - 2, m);
     m->ninv_sh = ckks_shoup(m->ninv, q);
+    m->n = n;
     m->psi = fw;
     m->psi_sh = fw_sh;
     m->ipsi = iv;
@@ -77,7 +92,7 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
         (y) = u_ - v_ + q2;                                  \
     } while (0)
 
-static void ntt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
+CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = n, h = 1;
     while (h < n / 2) {  /* every stage but the last */
@@ -125,7 +140,7 @@ static void ntt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
     }
 }
 
-static void intt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
+CKKS_HOT void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = 1;
     for (size_t h = n >> 1; h > 1; h >>= 1) {  /* every stage but the last */
@@ -155,20 +170,29 @@ static void intt_one(const ckks_modulus *m, size_t n, uint64_t *a) {
     }
 }
 
+static int transform_args(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a) {
+    if (!m || !a) return HE_ERR_NULL;
+    if (log2_exact(n) < 0) return HE_ERR_ARGUMENT;
+    return ckks_dims_ok(m, nlimbs, n) ? HE_OK : HE_ERR_DIMENSION;
+}
+
 int ckks_ntt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
-    if (!m || !a || log2_exact(n) < 0) return HE_ERR_ARGUMENT;
-    for (size_t l = 0; l < nlimbs; l++) ntt_one(m + l, n, a + l * n);
+    int status = transform_args(m, nlimbs, n, a);
+    if (status) return status;
+    for (size_t l = 0; l < nlimbs; l++) ckks_ntt_limb(m + l, n, a + l * n);
     return HE_OK;
 }
 
 int ckks_intt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
-    if (!m || !a || log2_exact(n) < 0) return HE_ERR_ARGUMENT;
-    for (size_t l = 0; l < nlimbs; l++) intt_one(m + l, n, a + l * n);
+    int status = transform_args(m, nlimbs, n, a);
+    if (status) return status;
+    for (size_t l = 0; l < nlimbs; l++) ckks_intt_limb(m + l, n, a + l * n);
     return HE_OK;
 }
 
 int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *perm, uint64_t *out) {
-    if (!in || !perm || !out || in == out) return HE_ERR_ARGUMENT;
+    if (!in || !perm || !out) return HE_ERR_NULL;
+    if (in == out) return HE_ERR_ARGUMENT;
     for (size_t i = 0; i < n; i++)
         if (perm[i] >= n) return HE_ERR_RANGE;
     for (size_t l = 0; l < nlimbs; l++) {

@@ -1,10 +1,21 @@
 /* Helpers shared by the vhe kernels (not part of the cffi interface). */
 #ifndef VHE_INTERNAL_H
 #define VHE_INTERNAL_H
-#include <stdint.h>
-#include "vhe.h"
+#include "he_core.h"
 
 typedef __int128 i128;
+
+/* Columns per block of 128-bit accumulators: the sums live on the stack (4 KiB), so no
+ * kernel needs a heap or a 128-bit scratch buffer, whatever the row length. */
+#define VHE_BLOCK 256
+
+/* An operand with r rows broadcasts against rows when r == rows or r == 1. */
+static inline int vhe_rows_ok(size_t r, size_t rows) { return r == rows || r == 1; }
+
+/* rows x n int64 entries are addressable with size_t offsets (n >= 1). */
+static inline int vhe_shape_ok(size_t rows, size_t n) {
+    return n >= 1 && rows <= SIZE_MAX / sizeof(int64_t) / n;
+}
 
 /* floor((x + div/2) / div) for div >= 1: nearest integer, ties up. */
 static inline i128 vhe_round_div(i128 x, int64_t div) {

@@ -1,4 +1,11 @@
-"""Loading the compiled cffi modules, with a clear message when they were not built."""
+"""Loading the compiled cffi modules, and the errors their HE_* status codes become.
+
+Every C function of ``csrc/he_core.h`` returns a status code; :func:`check` turns a
+non-zero one into a named exception. All of them derive from
+:class:`~he_core.errors.NativeError`; those that mean "the caller passed something
+wrong" also derive from ``ValueError``. The Python bindings validate their arguments
+first, so reaching one of these from the public API is a bug in a binding.
+"""
 from __future__ import annotations
 
 import importlib
@@ -6,7 +13,41 @@ from types import ModuleType
 
 from ..errors import NativeError
 
-_STATUS = {1: "invalid argument", 2: "integer overflow", 3: "out of memory", 4: "value out of range"}
+
+class NativeArgumentError(NativeError, ValueError):
+    """A C kernel refused a size or parameter (``HE_ERR_ARGUMENT``)."""
+
+
+class NullPointerError(NativeArgumentError):
+    """A C kernel was handed a NULL pointer where it needs a buffer (``HE_ERR_NULL``)."""
+
+
+class ScratchError(NativeArgumentError):
+    """The scratch buffer handed to a C kernel is too small or misaligned (``HE_ERR_SCRATCH``)."""
+
+
+class DimensionMismatchError(NativeArgumentError):
+    """A modulus built for one ring dimension was used with another (``HE_ERR_DIMENSION``)."""
+
+
+class NativeRangeError(NativeError, ValueError):
+    """A value lies outside the range a C kernel allows (``HE_ERR_RANGE``)."""
+
+
+class NativeOverflowError(NativeError, OverflowError):
+    """A C kernel's result would not fit its integer type (``HE_ERR_OVERFLOW``)."""
+
+
+# Status code -> (exception, reason); the codes are the HE_* constants of csrc/he_core.h
+# (tests/he_core/native checks the two agree).
+STATUS = {
+    1: (NativeArgumentError, "invalid size or parameter"),
+    2: (NativeOverflowError, "a result would not fit its integer type"),
+    3: (ScratchError, "the scratch buffer is too small or misaligned"),
+    4: (NativeRangeError, "a value lies outside the allowed range"),
+    5: (NullPointerError, "a required pointer is NULL"),
+    6: (DimensionMismatchError, "a modulus was built for another ring dimension"),
+}
 
 
 def load(name: str) -> ModuleType:
@@ -21,6 +62,17 @@ def load(name: str) -> ModuleType:
 
 
 def check(status: int, what: str) -> None:
-    """Turn a non-zero HE_* status code into a :class:`~he_core.errors.NativeError`."""
+    """Raise the named exception of a non-zero HE_* status code: "cannot <what>: <reason>"."""
     if status != 0:
-        raise NativeError(f"native {what} failed: {_STATUS.get(status, f'status {status}')}")
+        cls, reason = STATUS.get(status, (NativeError, f"unknown status {status}"))
+        raise cls(f"cannot {what}: {reason} (native status {status})")
+
+
+def cpu_path() -> str:
+    """Which build of the wide-vector CKKS kernels this CPU runs.
+
+    ``"x86-64-v4"`` (AVX-512), ``"x86-64-v3"`` (AVX2) or ``"default"`` for the portable
+    build's dispatch, ``"native"`` for a ``HENN_NATIVE=1`` (``-march=native``) build.
+    """
+    mod = load("ckks")
+    return mod.ffi.string(mod.lib.ckks_cpu_path()).decode("ascii")

@@ -186,9 +186,9 @@ class RnsRing:
             raise ParameterError("cannot rescale: only one prime left")
         out = np.empty((nl - 1, self.n), dtype=np.uint64) if out is None else out
         self._check(out, nl - 1)
-        scratch = self._scratch(2 * self.n)
+        scratch = self._scratch(self.lib.ckks_rescale_scratch(self.n))
         native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(a), self._ptr(out),
-                                           self._ptr(scratch)), "rescale")
+                                           self._ptr(scratch), scratch.size), "rescale")
         return out
 
     def drop_special(self, a: np.ndarray) -> np.ndarray:
@@ -203,12 +203,12 @@ class RnsRing:
         nq, k = len(self.q), len(self.p)
         self._check(a, nq + k)
         cur = np.ascontiguousarray(a)
-        scratch = self._scratch(2 * self.n)
+        scratch = self._scratch(self.lib.ckks_rescale_scratch(self.n))
         for j in range(k):  # one special prime at a time, last first (as the moduli table is ordered)
             nl = nq + k - j
             out = np.empty((nl - 1, self.n), dtype=np.uint64)
             native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(cur), self._ptr(out),
-                                               self._ptr(scratch)), "rescale")
+                                               self._ptr(scratch), scratch.size), "rescale")
             cur = out
         return cur
 
@@ -221,14 +221,18 @@ class RnsRing:
         return out
 
     def _scratch(self, words: int) -> np.ndarray:
-        """A reusable 16-byte aligned work buffer of at least ``words`` words (one per ring, not thread-safe)."""
-        buf = self._scratch_buf if hasattr(self, "_scratch_buf") else None
+        """A reusable work buffer of at least ``words`` words (one per ring, not thread-safe).
+
+        Reused between calls so the hot path never touches fresh pages; the kernels check
+        its length (passed with it) against their ``*_scratch`` sizes.
+        """
+        buf = getattr(self, "_scratch_buf", None)
         if buf is None or buf.size < words:
-            raw = np.zeros(words + 2, dtype=np.uint64)
-            offset = (-raw.ctypes.data % 16) // 8
-            buf = raw[offset: offset + words]
+            raw = np.zeros(words + 8, dtype=np.uint64)
+            start = (-raw.ctypes.data % 64) // 8  # cache-line aligned: limbs do not straddle lines
+            buf = raw[start: start + words]
             self._scratch_buf = buf
-        return self._scratch_buf
+        return buf
 
     # ------------------------------------------------------------------ base conversion and key switching
     @staticmethod
@@ -261,8 +265,10 @@ class RnsRing:
         inv_hat, hat = self.conv_constants(src, dst)
         x = np.ascontiguousarray(x)
         out = np.empty((len(dst), self.n), dtype=np.uint64)
+        scratch = self._scratch(self.lib.ckks_base_conv_scratch(len(src), self.n))
         native.check(self.lib.ckks_base_conv(m_src, len(src), m_dst, len(dst), self.n, self._ptr(x),
-                                             self._ptr(inv_hat), self._ptr(hat), self._ptr(out)), "base_conv")
+                                             self._ptr(inv_hat), self._ptr(hat), self._ptr(out),
+                                             self._ptr(scratch), scratch.size), "base_conv")
         return out
 
     def _ks_constants(self, nq: int, alpha: int):

@@ -1,16 +1,20 @@
-"""cffi bindings of the native vhe kernels (``csrc/vhe.h``), with the reference's signatures.
+"""cffi bindings of the native vhe kernels (``csrc/he_core.h``, section vhe), with the
+reference's signatures.
 
 Arguments are validated here before C sees them: every array must be int64 and
 C-contiguous with consistent shapes (anything else raises ``TypeError`` /
-``ValueError``), and C status codes become :class:`~he_core.errors.HEOverflowError`
-or :class:`~he_core.errors.NativeError`.
+``ValueError``), key columns and encryption noise must lie within the kernels' bounds
+(:class:`~he_core.errors.ParameterError`), and C status codes become
+:class:`~he_core.errors.HEOverflowError` or the named errors of :mod:`he_core.native`.
+The kernels never allocate: the scratch they need is allocated here, at the size their
+``*_scratch`` function gives.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ... import native
-from ...errors import HEOverflowError, NativeError
+from ...errors import HEOverflowError, ParameterError
 
 _mod = native.load("vhe")
 ffi, lib = _mod.ffi, _mod.lib
@@ -18,6 +22,8 @@ _I64 = np.dtype(np.int64)
 _NULL = ffi.NULL
 _from_buffer = ffi.from_buffer
 _new = ffi.new
+MAX_K = lib.VHE_MAX_K  # key columns the kernels accept (their 128-bit sums are sized for it)
+MAX_NOISE = lib.VHE_MAX_NOISE  # encryption noise bound: 2 noise + 1 must fit int64
 
 
 def _buf(x: np.ndarray, what: str):
@@ -34,15 +40,23 @@ def _wbuf(x: np.ndarray):
     return _from_buffer("int64_t[]", x)  # outputs are fresh arrays made here, or checked by _buf first
 
 
-def _check(status: int, what: str) -> None:
+def _check(status: int, what: str, digits: bool = False) -> None:
     if status == 0:
         return
-    if status == 2:
+    if status == lib.HE_ERR_OVERFLOW:
         raise HEOverflowError(f"cannot {what}: a result would exceed the parameters' magnitude limit")
-    if status == 4:
+    if digits and status == lib.HE_ERR_RANGE:
         raise HEOverflowError(f"cannot {what}: an entry lies outside the range the key-switch digits cover")
-    native.check(status, f"vhe {what}")
-    raise NativeError(f"native vhe {what} failed: status {status}")  # pragma: no cover
+    native.check(status, f"{what} (vhe kernel)")
+
+
+def _check_k(k: int, what: str) -> None:
+    if not 0 <= k <= MAX_K:
+        raise ParameterError(f"cannot {what}: {k} key columns, the kernels take 0 .. {MAX_K}")
+
+
+def _scratch(words: int) -> np.ndarray:
+    return np.empty(words, dtype=np.int64)
 
 
 def _mat(x: np.ndarray, what: str):
@@ -136,8 +150,9 @@ def scatter_add(a, idx, b, head, limit):
     if not a.flags.writeable:
         raise ValueError("vhe kernel scatter_add: the target array is read-only")
     st = _new("int64_t[3]")
+    words = lib.vhe_scatter_add_scratch(a.shape[0])
     status = lib.vhe_scatter_add(pa, a.shape[0], a.shape[1], _buf(idx, "idx"), idx.shape[0], pb, b.shape[0], head,
-                                 limit, st)
+                                 limit, st, _wbuf(_scratch(words)), words)
     if status:
         _check(status, "index_add_")
     return st[0], st[1], st[2]
@@ -146,6 +161,7 @@ def scatter_add(a, idx, b, head, limit):
 def tensor(a, ma, b, m, k, div, limit):
     _matrix(a, "a"); _matrix(b, "b")
     rows = max(a.shape[0], b.shape[0])
+    _check_k(k, "multiply")
     if a.shape[1] != ma + k or b.shape[1] != m + k or ma not in (1, m):
         raise ValueError("vhe kernel tensor: operand lengths do not match m and k")
     _rows_ok(a.shape[0], rows, "a"); _rows_ok(b.shape[0], rows, "b")
@@ -162,8 +178,9 @@ def keyswitch(c, mt, digit_bits, ell, head, limit):
         raise ValueError(f"vhe kernel keyswitch: key has {mt.shape[0]} rows, expected {c.shape[1] * ell}")
     out = np.empty((c.shape[0], mt.shape[1]), dtype=np.int64)
     st = _new("int64_t[3]")
+    words = lib.vhe_keyswitch_scratch(c.shape[1], ell)
     _check(lib.vhe_keyswitch(_buf(c, "c"), c.shape[0], c.shape[1], _buf(mt, "key"), mt.shape[1], digit_bits, ell,
-                             head, limit, _wbuf(out), st), "key switch")
+                             head, limit, _wbuf(out), st, _wbuf(_scratch(words)), words), "key switch", digits=True)
     return out, (st[0], st[1], st[2])
 
 
@@ -172,6 +189,8 @@ def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
     pa, pb, pk = _mat(a, "a"), _mat(b, "b"), _mat(mt, "key")
     (ra, na), (rb, nb), (kr, out_len) = a.shape, b.shape, mt.shape
     rows = ra if ra >= rb else rb
+    if k > MAX_K or k < 0:
+        _check_k(k, "multiply")
     if na != ma + k or nb != m + k or (ma != 1 and ma != m):
         raise ValueError("vhe kernel mul: operand lengths do not match m and k")
     _rows_ok(ra, rows, "a"); _rows_ok(rb, rows, "b")
@@ -179,10 +198,11 @@ def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
         raise ValueError(f"vhe kernel mul: key has {kr} rows, expected {m * (1 + k) ** 2 * ell}")
     out = np.empty((rows, out_len), dtype=np.int64)
     st = _new("int64_t[3]")
+    words = lib.vhe_mul_scratch(m, k, ell)
     status = lib.vhe_mul(pa, ra, ma, pb, rb, m, k, rows, div, pk, out_len, digit_bits, ell, head, limit,
-                         _wbuf(out), st)
+                         _wbuf(out), st, _wbuf(_scratch(words)), words)
     if status:
-        _check(status, "multiply")
+        _check(status, "multiply", digits=True)
     return out, (st[0], st[1], st[2])
 
 
@@ -191,6 +211,9 @@ def encrypt_secret(x, t, w, noise, data):
     _matrix(x, "x"); _matrix(t, "T"); _matrix(data, "data")
     rows, m = x.shape
     k = t.shape[1]
+    _check_k(k, "encrypt")
+    if not 0 <= noise <= MAX_NOISE:
+        raise ParameterError(f"cannot encrypt: noise {noise} lies outside 0 .. 2^62 - 1 (2 noise + 1 must fit int64)")
     if t.shape[0] != m or data.shape != (rows, m + k):
         raise ValueError("vhe kernel encrypt: shapes do not match m and k")
     _buf(data, "data")
@@ -201,6 +224,7 @@ def encrypt_secret(x, t, w, noise, data):
 
 def decrypt(c, m, k, t, w):
     _matrix(c, "c"); _matrix(t, "T")
+    _check_k(k, "decrypt")
     if c.shape[1] != m + k or t.shape != (m, k):
         raise ValueError("vhe kernel decrypt: shapes do not match m and k")
     x = np.empty((c.shape[0], m), dtype=np.int64)

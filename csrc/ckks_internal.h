@@ -1,0 +1,68 @@
+/* Helpers shared by the ckks_*.c files (not part of the cffi interface). */
+#ifndef CKKS_INTERNAL_H
+#define CKKS_INTERNAL_H
+#include "he_core.h"
+
+/* 128-bit products and accumulators live in locals of this type only; scratch buffers
+ * are plain uint64_t, so no buffer is ever read through two types. */
+typedef unsigned __int128 ckks_u128;
+
+/* The hot loops (NTT butterflies, pointwise products, base conversion, the key-switch
+ * inner product) are compiled once per x86-64 level and picked at load time by the
+ * CPU (GCC function multi-versioning, an ifunc resolver). A -march=native build
+ * (HENN_NATIVE=1) or a compiler / target without it gets one baseline copy. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && \
+    defined(__linux__) && !defined(HENN_NATIVE_BUILD)
+#define CKKS_DISPATCH 1
+#define CKKS_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CKKS_DISPATCH 0
+#define CKKS_HOT
+#endif
+
+/* Every limb's modulus was built for ring dimension n (its tables hold n twiddles). */
+static inline int ckks_dims_ok(const ckks_modulus *m, size_t nlimbs, size_t n) {
+    for (size_t l = 0; l < nlimbs; l++)
+        if (m[l].n != n) return 0;
+    return 1;
+}
+
+/* A caller's scratch buffer: at least need words, aligned for uint64_t. */
+static inline int ckks_scratch_ok(const uint64_t *scratch, size_t words, size_t need) {
+    return words >= need && ((uintptr_t)scratch % _Alignof(uint64_t)) == 0;
+}
+
+/* Barrett reduction of a 128-bit value with the precomputed floor(2^128 / q). */
+static inline uint64_t ckks_reduce128(ckks_u128 z, const ckks_modulus *m) {
+    uint64_t z0 = (uint64_t)z, z1 = (uint64_t)(z >> 64);
+    uint64_t carry = (uint64_t)(((ckks_u128)z0 * m->r0) >> 64);
+    ckks_u128 t = (ckks_u128)z0 * m->r1 + carry;
+    uint64_t t_hi = (uint64_t)(t >> 64), t_lo = (uint64_t)t;
+    ckks_u128 u = (ckks_u128)z1 * m->r0 + t_lo;
+    uint64_t est = z1 * m->r1 + (uint64_t)(u >> 64) + t_hi;
+    uint64_t r = z0 - est * m->q;  /* the estimate is short by at most 2 */
+    r = r >= m->q ? r - m->q : r;
+    return r >= m->q ? r - m->q : r;
+}
+
+static inline uint64_t ckks_mulmod(uint64_t a, uint64_t b, const ckks_modulus *m) {
+    return ckks_reduce128((ckks_u128)a * b, m);
+}
+
+/* Shoup multiplication by a constant w with w_sh = floor(w * 2^64 / q): result in [0, 2q). */
+static inline uint64_t ckks_mul_shoup_lazy(uint64_t a, uint64_t w, uint64_t w_sh, uint64_t q) {
+    uint64_t hi = (uint64_t)(((ckks_u128)a * w_sh) >> 64);
+    return a * w - hi * q;
+}
+
+static inline uint64_t ckks_shoup(uint64_t w, uint64_t q) {
+    return (uint64_t)(((ckks_u128)w << 64) / q);
+}
+
+uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m);
+
+/* One limb, no argument checks: the kernels behind ckks_ntt / ckks_intt. */
+void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
+void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
+
+#endif

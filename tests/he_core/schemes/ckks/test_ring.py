@@ -1,0 +1,140 @@
+"""The C side of RnsRing's kernels: NULL pointers, short or misaligned scratch and moduli of
+another ring dimension are refused with named errors (never a crash or a read past a table)."""
+import numpy as np
+import pytest
+
+from he_core import native
+from he_core.native import DimensionMismatchError, NullPointerError, ScratchError
+from he_core.schemes.ckks.primes import ntt_primes
+from he_core.schemes.ckks.ring import RnsRing
+
+N = 32
+QS = tuple(ntt_primes(60, N, 1) + ntt_primes(40, N, 2, around=True))
+PS = tuple(ntt_primes(61, N, 1, frozenset(QS)))
+RING = RnsRing(N, QS, PS)
+LIB, FFI = RING.lib, RING.ffi
+NULL = FFI.NULL
+
+
+def ptr(a, offset_bytes=0):
+    return FFI.cast("uint64_t *", a.ctypes.data + offset_bytes)
+
+
+def poly(limbs, n=N, seed=0):
+    return np.random.default_rng(seed).integers(0, 2**30, (limbs, n), dtype=np.uint64)
+
+
+def ks_args(scratch, words, m=None, n=N):
+    """Arguments of ckks_keyswitch at the top level (alpha = 1), with the given scratch."""
+    nq, ltot = len(QS), len(QS) + len(PS)
+    key = np.zeros((nq, 2, ltot, n), dtype=np.uint64)
+    up, down = RING._ks_constants(nq, 1)
+    d, out = poly(nq, n), np.empty((2, nq, n), dtype=np.uint64)
+    keep = (key, up, down, d, out)
+    return keep, (m if m is not None else RING.basis(nq, True), nq, len(PS), n, ptr(d), ptr(key), nq, ltot, 1,
+                  ptr(up), ptr(down), ptr(out), scratch, words)
+
+
+def test_null_pointers_are_refused():
+    a = poly(1)
+    check = native.check
+    with pytest.raises(NullPointerError, match="^cannot ntt: "):
+        check(LIB.ckks_ntt(NULL, 1, N, ptr(a)), "ntt")
+    with pytest.raises(NullPointerError):
+        check(LIB.ckks_intt(RING.basis(1), 1, N, NULL), "intt")
+    for fn in (LIB.ckks_add, LIB.ckks_sub, LIB.ckks_mul, LIB.ckks_muladd, LIB.ckks_mul_scalar):
+        with pytest.raises(NullPointerError):
+            check(fn(RING.basis(1), 1, N, ptr(a), NULL, ptr(a)), "element-wise")
+    with pytest.raises(NullPointerError):
+        check(LIB.ckks_neg(RING.basis(1), 1, N, ptr(a), NULL), "neg")
+    with pytest.raises(NullPointerError):
+        check(LIB.ckks_modulus_init(NULL, QS[0], 3, N, ptr(a)), "modulus init")
+    with pytest.raises(NullPointerError):
+        check(LIB.ckks_permute(1, N, ptr(a), FFI.NULL, ptr(a.copy())), "permute")
+    with pytest.raises(NullPointerError):
+        check(LIB.ckks_rescale(RING.basis(2), 2, N, ptr(poly(2)), ptr(poly(1)), NULL, 2 * N), "rescale")
+    keep, args = ks_args(NULL, 10**6)
+    with pytest.raises(NullPointerError):
+        check(LIB.ckks_keyswitch(*args), "keyswitch")
+
+
+def test_short_or_misaligned_scratch_is_refused():
+    nq = len(QS)
+    words = LIB.ckks_keyswitch_scratch(nq, len(PS), N, 1)
+    buf = np.zeros(words + 1, dtype=np.uint64)
+    keep, args = ks_args(ptr(buf), words - 1)
+    with pytest.raises(ScratchError, match="^cannot keyswitch: "):
+        native.check(LIB.ckks_keyswitch(*args), "keyswitch")
+    keep, args = ks_args(ptr(buf, 4), words)  # enough words, but not on a word boundary
+    with pytest.raises(ScratchError):
+        native.check(LIB.ckks_keyswitch(*args), "keyswitch")
+    keep, args = ks_args(ptr(buf), words)
+    native.check(LIB.ckks_keyswitch(*args), "keyswitch")  # exactly the size asked for
+    a, out = poly(2), np.empty((1, N), dtype=np.uint64)
+    with pytest.raises(ScratchError):
+        native.check(LIB.ckks_rescale(RING.basis(2), 2, N, ptr(a), ptr(out), ptr(buf),
+                                      LIB.ckks_rescale_scratch(N) - 1), "rescale")
+    d = poly(nq)
+    ext = np.empty((nq, nq + len(PS), N), dtype=np.uint64)
+    up, down = RING._ks_constants(nq, 1)
+    with pytest.raises(ScratchError):
+        native.check(LIB.ckks_modup(RING.basis(nq, True), nq, len(PS), N, ptr(d), 1, ptr(up), ptr(ext), ptr(buf),
+                                    LIB.ckks_modup_scratch(nq, N) - 1), "modup")
+    key = np.zeros((nq, 2, nq + len(PS), N), dtype=np.uint64)
+    with pytest.raises(ScratchError):
+        native.check(LIB.ckks_ks_dot(RING.basis(nq, True), nq, len(PS), N, ptr(ext), nq, NULL, ptr(key), nq,
+                                     nq + len(PS), ptr(down), ptr(out), ptr(buf),
+                                     LIB.ckks_ks_dot_scratch(nq, len(PS), N) - 1), "keyswitch")
+    inv_hat, hat = RING.conv_constants(QS[:2], PS)
+    x, res = poly(2), np.empty((1, N), dtype=np.uint64)
+    m_src, m_dst = FFI.new("ckks_modulus[]", 2), FFI.new("ckks_modulus[]", 1)
+    m_src[0], m_src[1], m_dst[0] = RING._mods[0], RING._mods[1], RING._mods[len(QS)]
+    with pytest.raises(ScratchError):
+        native.check(LIB.ckks_base_conv(m_src, 2, m_dst, 1, N, ptr(x), ptr(inv_hat), ptr(hat), ptr(res), ptr(buf),
+                                        LIB.ckks_base_conv_scratch(2, N) - 1), "base_conv")
+    with pytest.raises(NullPointerError):
+        native.check(LIB.ckks_base_conv(m_src, 2, m_dst, 1, N, ptr(x), ptr(inv_hat), ptr(hat), ptr(res), NULL,
+                                        10**6), "base_conv")
+
+
+def test_base_conversion_uses_the_callers_scratch():
+    """The Python binding passes its scratch; the result matches the formula (no allocation in C)."""
+    x = poly(2, seed=3) % np.array([[QS[0]], [QS[1]]], dtype=np.uint64)
+    out = RING.base_conv(x, [0, 1], [len(QS)])
+    prod = QS[0] * QS[1]
+    want = [sum(int(x[i, k]) * pow(prod // QS[i], -1, QS[i]) % QS[i] * (prod // QS[i]) for i in range(2)) % PS[0]
+            for k in range(N)]
+    assert out[0].tolist() == want
+
+
+@pytest.mark.parametrize("other_n", [N // 2, 2 * N])
+def test_moduli_of_another_ring_dimension_are_refused(other_n):
+    """A modulus stores its n: a larger n must not walk past its twiddle tables."""
+    a, b = poly(1, other_n), poly(1, other_n)
+    m1 = RING.basis(1)
+    for fn in (LIB.ckks_ntt, LIB.ckks_intt):
+        with pytest.raises(DimensionMismatchError, match="another ring dimension"):
+            native.check(fn(m1, 1, other_n, ptr(a)), "ntt")
+    for fn in (LIB.ckks_add, LIB.ckks_sub, LIB.ckks_mul, LIB.ckks_muladd):
+        with pytest.raises(DimensionMismatchError):
+            native.check(fn(m1, 1, other_n, ptr(a), ptr(b), ptr(a)), "element-wise")
+    with pytest.raises(DimensionMismatchError):
+        native.check(LIB.ckks_from_signed(m1, 1, other_n, FFI.cast("int64_t *", a.ctypes.data), ptr(b)), "reduce")
+    buf = np.zeros(10**5, dtype=np.uint64)
+    a2, out = poly(2, other_n), poly(1, other_n)
+    with pytest.raises(DimensionMismatchError):
+        native.check(LIB.ckks_rescale(RING.basis(2), 2, other_n, ptr(a2), ptr(out), ptr(buf), buf.size), "rescale")
+    keep, args = ks_args(ptr(buf), buf.size, n=other_n)
+    with pytest.raises(DimensionMismatchError):
+        native.check(LIB.ckks_keyswitch(*args), "keyswitch")
+    assert np.array_equal(a, poly(1, other_n))  # refused before touching the data
+
+
+def test_an_uninitialised_modulus_is_refused():
+    m = FFI.new("ckks_modulus[]", 1)  # zeroed: n = 0
+    with pytest.raises(DimensionMismatchError):
+        native.check(LIB.ckks_ntt(m, 1, N, ptr(poly(1))), "ntt")
+
+
+def test_modulus_records_its_dimension():
+    assert all(RING._mods[i].n == N for i in range(len(QS) + len(PS)))
