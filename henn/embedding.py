@@ -107,13 +107,16 @@ class EmbeddingBag(Module):
 
     Args:
         weight: the encrypted ``(width, out)`` table, in the scheme's table layout.
+        output_bound: a bound on every output entry the model vouches for (declared on
+            the output: a refresh of it is masked for that size; ``None``: the trainer's).
 
     The output is one encrypted row per sample; the gradient reaches ``W`` as one
     scatter per sample into exactly the rows it named (see the module docstring).
     """
 
-    def __init__(self, weight: EncTensor):
+    def __init__(self, weight: EncTensor, *, output_bound: float | None = None):
         self.weight = Parameter(weight, "weight")
+        self.output_bound = output_bound
 
     @classmethod
     def init(cls, scheme: Scheme, width: int, out_features: int, *, values: np.ndarray | None = None,
@@ -154,8 +157,8 @@ class EmbeddingBag(Module):
                              f"{self.in_features}")
         table = self.weight.value
         rows = [self._gather(table, bag) for bag in x.bags]
-        return (rows[0] if len(rows) == 1 else EncTensor(table.scheme, table.scheme.concat_rows(
-            [r.ct for r in rows]))), x
+        out = rows[0] if len(rows) == 1 else EncTensor(table.scheme, table.scheme.concat_rows([r.ct for r in rows]))
+        return (out if self.output_bound is None else out.declare_bound(self.output_bound)), x
 
     @staticmethod
     def _gather(table: EncTensor, bag: np.ndarray) -> EncTensor:
@@ -170,8 +173,10 @@ class EmbeddingBag(Module):
             raise ValueError(f"cannot backpropagate EmbeddingBag: {grad.rows} gradient rows for {len(bags)} samples")
         rows, values = [], []
         for b, bag in enumerate(bags.bags):
-            if bag.size:
-                rows.append(bag)
-                values.append(grad if grad.rows == 1 else grad.take_rows([b]))
+            g = grad if grad.rows == 1 else grad.take_rows([b])
+            # An empty bag lands a zero row on row 0: every sample asks the key holder for the
+            # same moves, so the requests do not show which reviews had no vocabulary word.
+            rows.append(bag if bag.size else np.zeros(1, dtype=np.int64))
+            values.append(g if bag.size else g - g)
         self.weight.grad = RowGrad(rows, values)
         return None

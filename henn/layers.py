@@ -44,12 +44,15 @@ class Linear(Module):
             transposed) for encrypted input (see the module docstring).
         bias: encrypted ``(1, out)``, or ``None`` for a layer without bias.
         encrypted_input: whether the layer's input is an :class:`EncTensor`.
+        output_bound: a bound on every output entry the model vouches for (declared on
+            the output: a refresh of it is masked for that size; ``None``: the trainer's).
 
     Raises:
         ValueError: shapes do not fit together.
     """
 
-    def __init__(self, weight: EncTensor, bias: EncTensor | None, *, encrypted_input: bool = False):
+    def __init__(self, weight: EncTensor, bias: EncTensor | None, *, encrypted_input: bool = False,
+                 output_bound: float | None = None):
         out = weight.rows if encrypted_input else weight.size
         if bias is not None and bias.shape != (1, out):
             raise ValueError(f"cannot build Linear: bias shape {bias.shape} does not match {out} outputs "
@@ -57,6 +60,7 @@ class Linear(Module):
         self.weight = Parameter(weight, "weight")
         self.bias = Parameter(bias, "bias") if bias is not None else None
         self.encrypted_input = encrypted_input
+        self.output_bound = output_bound
         self._basis: Basis | None = None
 
     @classmethod
@@ -136,7 +140,8 @@ class Linear(Module):
             if x.ndim != 2 or x.shape[1] != self.in_features:
                 raise ValueError(f"cannot run Linear: input width {x.shape[-1]}, layer takes {self.in_features}")
             z = x @ self.weight.value
-        return (z + self.bias.value if self.bias is not None else z), x
+        z = z + self.bias.value if self.bias is not None else z
+        return (z if self.output_bound is None else z.declare_bound(self.output_bound)), x
 
     def backward_train(self, x: Any, grad: EncTensor) -> EncTensor | None:
         """Store ``dW`` and ``db`` on the parameters; return ``dX`` (``None`` for plaintext input)."""

@@ -63,6 +63,17 @@ def squared_error_term(grad: EncTensor, factor: float, k: int) -> EncTensor:
     return total * (1.0 / (factor * factor * k))
 
 
+def squared_error_bound(factor: float, value_bound: float, entries: int) -> float:
+    """A bound on the gradient ``factor (p - y)`` and the sums of its squares over a batch's ``entries``.
+
+    ``|p|`` and ``|y|`` stay below ``value_bound``, so ``|p - y|`` below twice that; and
+    every value the model computes stays below ``value_bound`` (the trainer's contract),
+    which caps the bound.
+    """
+    g = 2.0 * abs(factor) * value_bound
+    return min(value_bound, max(g, g * g * entries))
+
+
 class MSELoss:
     """Mean squared error: over all entries (``reduction="mean"``), or summed over each
     row's outputs and averaged over rows (``reduction="row"``, whose step size does not
@@ -102,6 +113,10 @@ class MSELoss:
     def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
         """The batch's share of a monitored aggregate of ``k`` samples: its squared error over ``k``."""
         return squared_error_term(grad, factor, k)
+
+    def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
+        """A bound on what :meth:`monitor_term` computes on the way (see :func:`squared_error_bound`)."""
+        return squared_error_bound(factor, value_bound, entries)
 
     def prediction(self, pred: EncTensor) -> EncTensor:
         """The model's prediction as this loss reads it: the outputs themselves."""
@@ -162,6 +177,11 @@ class PolyLogisticLoss:
         sign = (1.0 - 2.0 * _targets(grad.shape, y)) / (factor * k)
         term = grad * sign
         return term.row_sum() if term.rows > 1 else term
+
+    def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
+        """A bound on what :meth:`monitor_term` computes on the way: the gradient ``factor (p - y)``
+        (below ``value_bound`` by the trainer's contract)."""
+        return min(value_bound, 2.0 * abs(factor) * value_bound)
 
     def prediction(self, logits: EncTensor) -> EncTensor:
         """The probabilities ``s(z)`` (encrypted), evaluated in ``z / interval`` as the activation does."""
@@ -248,6 +268,10 @@ class PolySoftmaxCrossEntropy:
     def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
         """The batch's squared error of the stand-in probabilities over ``k`` (see :class:`MSELoss`)."""
         return squared_error_term(grad, factor, k)
+
+    def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
+        """A bound on what :meth:`monitor_term` computes on the way (see :func:`squared_error_bound`)."""
+        return squared_error_bound(factor, value_bound, entries)
 
     def prediction(self, logits: EncTensor) -> EncTensor:
         """The encrypted stand-in for the probabilities, ``(1 + z - mean(z)) / k`` row by row."""

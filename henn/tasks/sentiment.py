@@ -66,6 +66,8 @@ TABLE_REFRESHES = 64
 #: ``2 lr HIDDEN_BOUND``.
 VALUE_BOUND = 16.0
 HIDDEN_BOUND = 256.0
+#: The logit's bound (twice the polynomial's interval: the activation declares its scaled input <= 2).
+LOGIT_BOUND = 40.0
 
 
 def update_bound(config: "SentimentConfig") -> float:
@@ -159,7 +161,8 @@ def model_from(W01: EncTensor, w12: EncTensor) -> Sequential:
     if W01.size != w12.size or w12.rows != 1:
         raise ValueError(f"cannot build the sentiment network: W01 {W01.shape} and w12 {w12.shape} "
                          "(expected (vocab, hidden) and (1, hidden))")
-    return Sequential(EmbeddingBag(W01), Linear(w12, None, encrypted_input=True))
+    return Sequential(EmbeddingBag(W01, output_bound=HIDDEN_BOUND),
+                      Linear(w12, None, encrypted_input=True, output_bound=LOGIT_BOUND))
 
 
 def weights(model: Sequential) -> dict[str, EncTensor]:

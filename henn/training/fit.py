@@ -45,6 +45,9 @@ from .refresh import GuardedScheme, RefreshPolicy
 
 #: Bound on every refreshed value the model vouches for by default (weights, pre-activations, gradients).
 DEFAULT_VALUE_BOUND = 16.0
+#: The fewest samples per released aggregate a trainer accepts from a key service it reaches by
+#: address, whatever the service's terms say (SECURITY.md: the owner never sees fewer).
+REMOTE_MIN_AGGREGATE = 500
 
 
 class TrainingDiverged(he_core.HEError, ArithmeticError):
@@ -128,7 +131,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         shuffle: bool = True, random_state: int | None = None, value_bound: float = DEFAULT_VALUE_BOUND,
         weight_decay: float = 0.0, monitor: bool = True, monitor_every: int | None = None,
         progress: bool | str | dict = False, checkpoint: str | Path | None = None, resume: bool = False,
-        tls_dir: str | Path | None = None, update_bound: float | None = None) -> History:
+        tls_dir: str | Path | None = None, job: dict | None = None,
+        update_bound: float | None = None) -> History:
     """Train ``model`` for ``epochs`` passes of mini-batch SGD over ``(X, y)``.
 
     Args:
@@ -160,6 +164,10 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             moving updates into their table's packing; default ``lr * value_bound``.
         checkpoint: a file rewritten after every epoch (:mod:`henn.training.checkpoint`).
         tls_dir: the trainer's certificates for a ``tls://`` key service address.
+        job: the job record the owner signed into the model file (its key, terms and
+            targets): a service whose greeting differs is refused. Through an address,
+            aggregates cover at least :data:`REMOTE_MIN_AGGREGATE` samples whatever the
+            service's terms say (fewer samples: nothing is released).
         resume: continue from ``checkpoint`` when it exists: the model's ciphertexts,
             the epochs done, the history, the visiting order and the key holder's
             counters (so the job's budgets and reported hiding cover the whole run).
@@ -178,10 +186,12 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     """
     _check_hyper(lr, epochs, batch_size)
     if isinstance(keyholder, (str, Path)):
-        with _connect(str(keyholder), model, tls_dir) as remote:
+        with _connect(str(keyholder), model, tls_dir, job) as remote:
+            # The trainer's own floor: a service (or a substitute) cannot ask for smaller aggregates.
+            every = max(monitor_every or 0, REMOTE_MIN_AGGREGATE, remote.terms.min_aggregate)
             return fit(model, X, y, keyholder=remote, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
                        callbacks=callbacks, shuffle=shuffle, random_state=random_state, value_bound=value_bound,
-                       weight_decay=weight_decay, monitor=monitor, monitor_every=monitor_every, progress=progress,
+                       weight_decay=weight_decay, monitor=monitor, monitor_every=every, progress=progress,
                        checkpoint=checkpoint, resume=resume, update_bound=update_bound)
     loss = loss if loss is not None else MSELoss()
     if update_bound is not None and not (update_bound > 0 and np.isfinite(update_bound)):
@@ -254,7 +264,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     return History(model, records, time.perf_counter() - start, policy.counters(), aggregates)
 
 
-def _connect(address: str, model: Sequential, tls_dir: str | Path | None) -> MaskedRefresh:
+def _connect(address: str, model: Sequential, tls_dir: str | Path | None, job: dict | None) -> MaskedRefresh:
     """The owner's key service for the key the model is under (its public keys say which)."""
     from ..keyservice import RemoteKeyHolder  # the network client: only for a remote key holder
 
@@ -262,7 +272,7 @@ def _connect(address: str, model: Sequential, tls_dir: str | Path | None) -> Mas
     if not params:
         raise ValueError("cannot fit: the model has no parameters")
     scheme = params[0].value.scheme
-    return RemoteKeyHolder(address, scheme, scheme.public_keys.key_id, tls_dir=tls_dir)
+    return RemoteKeyHolder(address, scheme, scheme.public_keys.key_id, job=job, tls_dir=tls_dir)
 
 
 class _NoRefresh:
@@ -327,8 +337,12 @@ def _step(model: Sequential, loss: Any, opt: SGD, xb: Any, yb: Any, watch: _Watc
     # The learning rate rides on the loss gradient: no parameter update pays a product for it.
     grad = loss.grad(out, yb, scale=opt.lr)
     if watch is not None:
-        with policy.bounded(watch.sample_bound):  # a term over k samples: masked for its own bound
-            watch.add(loss.monitor_term(grad, yb, loss.error_factor(out.shape, opt.lr), watch.k), grad.rows)
+        factor = loss.error_factor(out.shape, opt.lr)
+        # Whatever the term's computation refreshes (the gradient, its squares, the term over k)
+        # is masked for the largest of them, never for less than it can hold.
+        bound = max(watch.sample_bound, loss.monitor_bound(factor, policy.value_bound, out.rows * out.size))
+        with policy.bounded(bound):
+            watch.add(loss.monitor_term(grad, yb, factor, watch.k), grad.rows)
     model.backward(grad)
     landing = opt.prepare(prescaled=True)
     # What lands in place (a table's rows) is lr times a gradient: masked for that size.

@@ -173,11 +173,13 @@ class RefreshPolicy:
         self._declared[id(ct)] = (ct, float(bound))
 
     def bound_for(self, ct: Ciphertext) -> float | None:
-        """The bound a refresh of ``ct`` is masked for: the tighter of the policy's and one declared on ``ct``."""
+        """The bound a refresh of ``ct`` is masked for: one the model declared on ``ct``, else the policy's.
+
+        A declared bound replaces the policy's either way: it is the model's public
+        statement about that very value (a hidden sum may exceed the weights' bound).
+        """
         declared = self._declared.get(id(ct))
-        if declared is None or declared[0] is not ct:
-            return self.value_bound
-        return declared[1] if self.value_bound is None else min(self.value_bound, declared[1])
+        return self.value_bound if declared is None or declared[0] is not ct else declared[1]
 
     def current(self, ct: Ciphertext) -> Ciphertext:
         """The refreshed (or moved) copy of ``ct`` made in this step, or ``ct`` itself."""
