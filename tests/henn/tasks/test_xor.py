@@ -47,9 +47,9 @@ def test_the_owner_sees_one_aggregate_per_epoch_and_the_final_predictions():
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_xor_ten_seeds(scheme):
     """The acceptance criterion: at least 9 of seeds 0-9 reach 4/4 within 300 epochs."""
-    s, kh = setup(scheme)
     wins = []
     for seed in range(10):
+        s, kh = setup(scheme)  # one job, one key, one release budget per run
         result = train_xor(s, kh, XorConfig(seed=seed, epochs=300))
         losses = [r["loss"] for r in result.history]
         wins.append(result.correct == 4 and losses[-1] < losses[0])
