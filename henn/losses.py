@@ -74,7 +74,27 @@ def squared_error_bound(factor: float, value_bound: float, entries: int) -> floa
     return min(value_bound, max(g, g * g * entries))
 
 
-class MSELoss:
+class SquaredErrorMonitor:
+    """What a loss releases while training by default: the squared error of its predictions.
+
+    A loss's ``monitor_term`` is the batch's share of an aggregate over ``k`` samples,
+    read off the gradient ``grad = factor * (prediction - y)``; ``monitor_bound`` bounds
+    what it computes on the way (the refreshes it may need are masked for that).
+    """
+
+    #: What :meth:`monitor_term` measures (the name of the released aggregate).
+    monitor_metric = "squared_error"
+
+    def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
+        """The batch's squared error over ``k``."""
+        return squared_error_term(grad, factor, k)
+
+    def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
+        """See :func:`squared_error_bound`."""
+        return squared_error_bound(factor, value_bound, entries)
+
+
+class MSELoss(SquaredErrorMonitor):
     """Mean squared error: over all entries (``reduction="mean"``), or summed over each
     row's outputs and averaged over rows (``reduction="row"``, whose step size does not
     shrink as outputs are added: one-hot targets of any number of classes).
@@ -106,17 +126,6 @@ class MSELoss:
         """The ``c`` of ``grad = c * (prediction - y)`` for predictions of ``shape``."""
         count = shape[0] * (shape[1] if self.reduction == "mean" else 1)
         return 2.0 * scale / count
-
-    #: What :meth:`monitor_term` measures (the name of the released aggregate).
-    monitor_metric = "squared_error"
-
-    def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
-        """The batch's share of a monitored aggregate of ``k`` samples: its squared error over ``k``."""
-        return squared_error_term(grad, factor, k)
-
-    def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
-        """A bound on what :meth:`monitor_term` computes on the way (see :func:`squared_error_bound`)."""
-        return squared_error_bound(factor, value_bound, entries)
 
     def prediction(self, pred: EncTensor) -> EncTensor:
         """The model's prediction as this loss reads it: the outputs themselves."""
@@ -195,7 +204,7 @@ class PolyLogisticLoss:
         return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
 
 
-class PolySoftmaxCrossEntropy:
+class PolySoftmaxCrossEntropy(SquaredErrorMonitor):
     """Softmax cross-entropy over ``classes`` logits, through its second-order expansion.
 
     The gradient of ``CE(z, y) = -z_y + log sum_j exp(z_j)`` with respect to the logits
@@ -262,16 +271,6 @@ class PolySoftmaxCrossEntropy:
     def error_factor(self, shape: tuple[int, int], scale: float = 1.0) -> float:
         """The ``c`` of ``grad = c * (prediction - y)`` for logits of ``shape``."""
         return scale / shape[0]
-
-    monitor_metric = "squared_error"
-
-    def monitor_term(self, grad: EncTensor, y: Any, factor: float, k: int) -> EncTensor:
-        """The batch's squared error of the stand-in probabilities over ``k`` (see :class:`MSELoss`)."""
-        return squared_error_term(grad, factor, k)
-
-    def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
-        """A bound on what :meth:`monitor_term` computes on the way (see :func:`squared_error_bound`)."""
-        return squared_error_bound(factor, value_bound, entries)
 
     def prediction(self, logits: EncTensor) -> EncTensor:
         """The encrypted stand-in for the probabilities, ``(1 + z - mean(z)) / k`` row by row."""

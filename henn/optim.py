@@ -77,8 +77,7 @@ class SGD:
         if isinstance(p.grad, RowGrad):
             # A table's sparse gradient: each sample's row scattered into the rows it named.
             # Weight decay would touch every row at every step, which a sparse update avoids.
-            terms = [(rows, self._scaled(g, factor)) for rows, g in zip(p.grad.rows, p.grad.values)]
-            return lambda: [p.value.index_add_(rows, g) for rows, g in terms] and None
+            return _scatter(p.value, [(rows, self._scaled(g, factor)) for rows, g in zip(p.grad.rows, p.grad.values)])
         if not p.value.scheme.in_default_layout(p.value.ct):
             # A weight in a table packing is updated in place, row by row: ``W - dW`` as a new
             # ciphertext would follow the gradient's lower level and packing.
@@ -86,8 +85,8 @@ class SGD:
                 raise ValueError(f"cannot step: weight decay is not supported for {p.name!r}, a weight in a "
                                  "table packing (it is updated in place, row by row)")
             step = self._scaled(p.grad, factor)
-            rows = [step if p.value.rows == 1 else step.take_rows([j]) for j in range(p.value.rows)]
-            return lambda: [p.value.index_add_([j], r) for j, r in enumerate(rows)] and None
+            return _scatter(p.value, [([j], step if p.value.rows == 1 else step.take_rows([j]))
+                                      for j in range(p.value.rows)])
         value = p.value if keep == 1.0 else p.value * keep
         new = value - p.grad if factor is None else value + p.grad * factor
 
@@ -103,3 +102,11 @@ class SGD:
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+
+def _scatter(table: EncTensor, updates: list) -> Callable[[], None]:
+    """What lands ``(rows, update)`` pairs in ``table``, in place."""
+    def land() -> None:
+        for rows, update in updates:
+            table.index_add_(rows, update)
+    return land

@@ -328,14 +328,18 @@ class GuardedScheme:
         return out
 
     def _invoke(self, op: str, ready: list[Ciphertext], args: tuple, kwargs: dict) -> tuple[Any, list[Ciphertext]]:
-        """Run ``op``, moving an operand into the layout the scheme names while it asks (RefreshRequired)."""
-        s = self.inner_scheme
+        """Run ``op`` on the operands (see :meth:`_placed`)."""
+        run = getattr(self.inner_scheme, op)
+        return self._placed(lambda operands: run(*operands, *args, **kwargs), ready)
+
+    def _placed(self, call: Any, ready: list[Ciphertext]) -> tuple[Any, list[Ciphertext]]:
+        """``call(operands)``, moving an operand into the layout the scheme names while it asks (RefreshRequired)."""
         for _ in range(len(ready) + 1):
             try:
-                return getattr(s, op)(*ready, *args, **kwargs), ready
+                return call(ready), ready
             except RefreshRequired as exc:
                 ready = self._moved(ready, exc)
-        return getattr(s, op)(*ready, *args, **kwargs), ready
+        return call(ready), ready
 
     def _moved(self, operands: list[Ciphertext], exc: RefreshRequired) -> list[Ciphertext]:
         if not any(ct is exc.ciphertext for ct in operands):
@@ -382,13 +386,7 @@ class GuardedScheme:
     def concat_rows(self, parts: Sequence[Ciphertext]) -> Ciphertext:
         # A packing scheme moves rows with masks: one level per part, as take_rows.
         s = self.inner_scheme
-        ready = [self.policy.ensure(s, ct, 0, masks=1) for ct in parts]
-        for _ in range(len(ready) + 1):
-            try:
-                return s.concat_rows(ready)
-            except RefreshRequired as exc:
-                ready = self._moved(ready, exc)
-        return s.concat_rows(ready)
+        return self._placed(s.concat_rows, [self.policy.ensure(s, ct, 0, masks=1) for ct in parts])[0]
 
     def index_add_(self, a: Ciphertext, rows: Any, b: Ciphertext) -> None:
         # In place on ``a``: it cannot be swapped for a refreshed copy, so only ``b`` is guarded.

@@ -88,12 +88,10 @@ def ckks():
 
 
 # ---------------------------------------------------------------------------- the key service's terms
-def test_a_key_service_reached_by_address_cannot_choose_small_aggregates(tmp_path):
+def _xor_job(tmp_path, terms: RefreshTerms, args: dict):
+    """A vhe job for the XOR MLP (targets learnt by the dry run) and its service; the trainer's public-only scheme."""
     owner = he_core.get_scheme("vhe")
     secret, public = owner.keygen(he_core.KeyRequirements(sizes=(1, 2, 4)), rng=he_core.SeededRandom(9))
-    # The job the owner serves: min_aggregate = 1 (the trainer was promised 500 in the signed model file).
-    terms = RefreshTerms(refreshes=400, releases=40, min_aggregate=1)
-    args = {"lr": 2.0, "epochs": 1, "batch_size": 1, "shuffle": False}
     targets = learn_targets(owner, secret, terms, lambda s: _xor_mlp(s), XOR_X, XOR_Y, **args)
     spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme="vhe", params_id=owner.params_id,
                         terms=terms, targets=targets, scale_log2=float(np.log2(owner.encrypt([0.0]).scale)),
@@ -104,6 +102,13 @@ def test_a_key_service_reached_by_address_cannot_choose_small_aggregates(tmp_pat
     service = KeyService(owner, secret, spec, jobs.Journal(keys))
     trainer = he_core.get_scheme("vhe")
     trainer.set_public_keys(public)
+    return service, trainer
+
+
+def test_a_key_service_reached_by_address_cannot_choose_small_aggregates(tmp_path):
+    # The job the owner serves: min_aggregate = 1 (the trainer was promised 500 in the signed model file).
+    args = {"lr": 2.0, "epochs": 1, "batch_size": 1, "shuffle": False}
+    service, trainer = _xor_job(tmp_path, RefreshTerms(refreshes=400, releases=40, min_aggregate=1), args)
     address = f"unix:{tmp_path / 'sock' / 'k.sock'}"
     refused = False
     with serving(service, address):
@@ -244,20 +249,8 @@ def test_the_release_scale_is_checked_and_nothing_comes_back(tmp_path):
 def test_fit_without_a_key_holder_or_through_an_address_never_touches_a_secret(tmp_path, monkeypatch):
     """The trainer's process holds public keys only: inside public_only() no secret may be loaded, and the
     trainer's scheme is never asked to decrypt, re-encrypt or build an in-process key holder."""
-    owner = he_core.get_scheme("vhe")
-    secret, public = owner.keygen(he_core.KeyRequirements(sizes=(1, 2, 4)), rng=he_core.SeededRandom(9))
-    terms = RefreshTerms(refreshes=400, releases=8, min_aggregate=8)
     args = {"lr": 2.0, "epochs": 2, "batch_size": 4, "shuffle": False}
-    targets = learn_targets(owner, secret, terms, lambda s: _xor_mlp(s), XOR_X, XOR_Y, **args)
-    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme="vhe", params_id=owner.params_id,
-                        terms=terms, targets=targets, scale_log2=float(np.log2(owner.encrypt([0.0]).scale)),
-                        model={"task": "test"})
-    keys = tmp_path / "job"
-    keys.mkdir(mode=0o700)
-    jobs.write_spec(keys, spec)
-    service = KeyService(owner, secret, spec, jobs.Journal(keys))
-    trainer = he_core.get_scheme("vhe")
-    trainer.set_public_keys(public)
+    service, trainer = _xor_job(tmp_path, RefreshTerms(refreshes=400, releases=8, min_aggregate=8), args)
 
     def refuse(*_a, **_k):
         raise AssertionError("the trainer's side used a secret key")
@@ -274,6 +267,6 @@ def test_fit_without_a_key_holder_or_through_an_address_never_touches_a_secret(t
         except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError):
             pass  # public material only: it may run out of budget, never reach for a key
         with pytest.raises(lc.KeyMissingError):
-            lc.load_secret(keys, allow_insecure=True)
+            lc.load_secret(tmp_path / "job", allow_insecure=True)  # the job directory: the owner's
     service.journal.close()
     assert remote.policy["op_refreshes"] > 0 and service.journal.refreshes > 0
