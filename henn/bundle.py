@@ -7,6 +7,7 @@ header, raw float64 arrays; no pickle), validated when read.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -26,6 +27,12 @@ LAYOUTS = ("columns", "rows")
 DEFAULT_BATCH = 64
 #: Answered batches the answers' flooding is sized for, over every client (they all learn about one model).
 DEFAULT_QUERIES_PER_KEY = 1 << 16
+#: The largest error of a flooded trial answer a bundle accepts (outputs are logits or scores).
+MAX_ANSWER_ERROR = 2.0**-5
+#: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
+UNCLIPPED_BOUND = 16.0
+#: The flooding of the trial answers (the server's default).
+TRIAL_FLOODING_BITS = 30
 
 
 @dataclasses.dataclass
@@ -51,6 +58,7 @@ class ServerBundle:
     queries_per_key: int = DEFAULT_QUERIES_PER_KEY
     layout: str = "columns"
     spent: int | None = dataclasses.field(default=None, compare=False)
+    trial_error: float | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -88,10 +96,11 @@ class ServerBundle:
         except he_core.ParameterError as exc:
             raise DeployError(f"cannot deploy: no {scheme} parameter set holds depth {circuit.depth} ({exc})") from None
         bundle = cls._trial(circuit, scheme, bound, queries_per_key, layout)
-        if bound is None or bundle.spent is None:
-            return bundle
-        fitted = cls._trial(circuit, scheme, cls_.params_for_depth(max(bundle.spent, 1)), queries_per_key, layout)
-        return fitted if fitted.spent is not None else bundle
+        if bound is not None and bundle.spent is not None:
+            fitted = cls._trial(circuit, scheme, cls_.params_for_depth(max(bundle.spent, 1)), queries_per_key, layout)
+            bundle = fitted if fitted.spent is not None else bundle
+        bundle.trial_error = _answer_error(bundle)
+        return bundle
 
     @classmethod
     def _trial(cls, circuit: Circuit, scheme: str, params, queries_per_key: int, layout: str) -> "ServerBundle":
@@ -221,6 +230,52 @@ def scheme_params(info: dict) -> tuple[str, he_core.Parameters | None]:
 
 def make_scheme(scheme: str, params: he_core.Parameters | None) -> he_core.Scheme:
     return he_core.get_scheme(scheme, params) if params is not None else he_core.get_scheme(scheme)
+
+
+def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
+    """The largest error of flooded trial answers (throwaway keys, inputs drawn in the owner's clip).
+
+    A circuit whose noise bound asks for more flooding than the answer's scale holds
+    (an activation with large coefficients) would answer noise or fail to decrypt at
+    the client: it is refused here, where the owner can act on it.
+
+    Raises:
+        DeployError: an answer that does not decrypt, or errs by more than ``MAX_ANSWER_ERROR``.
+    """
+    scheme = make_scheme(bundle.scheme, bundle.params)
+    secret, _ = scheme.keygen(bundle.requirements(), rng=he_core.SeededRandom(0))
+    circuit = bundle.circuit
+    bound = circuit.clip if circuit.clip is not None else 1.0
+    x = np.random.default_rng(0).uniform(-bound, bound, (rows, circuit.n_features))
+    if bundle.layout == "columns":
+        padded = np.zeros(bundle.query_shape(rows))
+        padded[:, :rows] = x.T
+    else:
+        padded = np.zeros(bundle.query_shape(rows))
+        padded[:, :circuit.n_features] = x
+    # the server declares the input bound itself (its noise bound, hence its flood, is sized from it)
+    query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded), input_bound(circuit)))
+    out = circuit.run(query, rows) if bundle.layout == "columns" else circuit.run_rows(query)
+    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key))
+    try:
+        answer = scheme.decrypt_exact_local(flooded, secret)
+    except he_core.HEOverflowError:
+        error = math.inf
+    else:
+        answer = answer[:, :rows].T if bundle.layout == "columns" else answer[:rows]
+        error = float(np.max(np.abs(answer - circuit.evaluate_prepared(x))))
+    if not error <= MAX_ANSWER_ERROR:
+        what = "does not decrypt" if math.isinf(error) else f"errs by {error:.3g} (more than {MAX_ANSWER_ERROR})"
+        raise DeployError(f"cannot deploy: flooded for {bundle.queries_per_key} answers, a trial answer {what}: "
+                          "the circuit's noise bound asks for more "
+                          "flooding than its scale holds (an activation with large coefficients?); refit it on a "
+                          "narrower range or lower queries_per_key")
+    return error
+
+
+def input_bound(circuit: Circuit) -> float:
+    """The bound a server declares for a query's values: the owner's clip, or ``UNCLIPPED_BOUND``."""
+    return float(circuit.clip) if circuit.clip is not None else UNCLIPPED_BOUND
 
 
 def client_requirements(info: dict) -> KeyRequirements:

@@ -152,7 +152,10 @@ class Circuit:
 
     def evaluate(self, X: np.ndarray) -> np.ndarray:
         """The clear model on ``(n, features)`` raw rows: ``(n, outputs)``."""
-        x = self.prepare(X)
+        return self.evaluate_prepared(self.prepare(X))
+
+    def evaluate_prepared(self, x: np.ndarray) -> np.ndarray:
+        """The clear model on rows already standardised and clipped (what the client encrypts)."""
         for layer in self.layers:
             x = x @ layer[1] + layer[2] if layer[0] == "linear" else layer[1].value(x)
         return x

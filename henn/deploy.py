@@ -34,14 +34,12 @@ import numpy as np
 import he_core
 from he_core import Ciphertext, Flooding, PublicKeys
 
-from .bundle import FORMAT, ServerBundle, client_requirements, make_scheme, scheme_params
+from .bundle import FORMAT, ServerBundle, client_requirements, input_bound, make_scheme, scheme_params
 from .circuit import Circuit, DeployError
 from .tensor import EncTensor
 
 #: Client keys one server holds at most (each is several MB).
 MAX_CLIENTS = 256
-#: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
-UNCLIPPED_BOUND = 16.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +151,7 @@ class InferenceServer:
         self._total = int(answered_before)
         # Inputs reach the first layer standardised and clipped (the owner's clip); without a clip,
         # the largest input the scheme can hold at the query's scale is all that bounds them.
-        self._input_bound = float(bundle.circuit.clip) if bundle.circuit.clip is not None else UNCLIPPED_BOUND
+        self._input_bound = input_bound(bundle.circuit)
         probe = make_scheme(bundle.scheme, bundle.params)
         probe.keygen(bundle.requirements())
         fresh = probe.budget(probe.encrypt(np.zeros((1, 1))))

@@ -176,3 +176,21 @@ def test_rows_queries_hide_their_count_and_reject_a_wrong_shape(circuit, queries
     (query,) = client.encrypt(queries[:3])
     with pytest.raises(DeployError, match=r"expected a \(2, 32\) query"):
         server.answer(query.ciphertext, 2)  # the count must be the rows the query declares
+
+
+@pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+def test_a_circuit_whose_flood_drowns_its_answers_is_refused_at_export():
+    """An imported tanh MLP (its quartic refitted on about +-25) needs a flood its scale cannot hold: the owner is
+    told when making the bundle, not a client at decryption; henn's own square-activation MLP passes the same check."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+    from henn.importers import from_sklearn
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = MLPClassifier((8,), activation="tanh", max_iter=2000, random_state=0).fit(X, y)
+    circuit, _ = from_sklearn(model, X, y)
+    for layout in ("columns", "rows"):
+        with pytest.raises(DeployError, match="asks for more flooding than its scale holds"):
+            ServerBundle.create(circuit, "ckks", layout=layout)
