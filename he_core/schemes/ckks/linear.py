@@ -8,7 +8,7 @@ shifted diagonal index k' = k + (T - 1) = g*j + i, y = sum_j rot_gj( sum_i
 rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x). All products are accumulated before
 one rescale. The baby-step rotations of x' share one decomposition (hoisting, see
 ``RotationMixin._rotate_many``) and have their own Galois keys when the vector size was
-declared in the key requirements (``CkksScheme.matvec_rotations``).
+declared in the key requirements (``CkksScheme._matvec_rotations``).
 """
 from __future__ import annotations
 
