@@ -325,7 +325,7 @@ def destroy_secret(keys_dir: str | os.PathLike) -> Path:
 
 def scheme_for(public: PublicKeys) -> Scheme:
     """A scheme object for the parameters of ``public`` (loaded from a file), with the keys installed."""
-    scheme = he_core.get_scheme(public.scheme, ser.params_for(public.params_id))
+    scheme = he_core.get_scheme(public.scheme, public.params)
     scheme.set_public_keys(public)
     return scheme
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -302,8 +302,8 @@ class GuardedScheme:
     def __repr__(self) -> str:
         return f"GuardedScheme({self.inner_scheme!r})"
 
-    def _run(self, op: str, operands: list[Ciphertext], depth: int, *args: Any, extra_bits: float = 0.0,
-             masks: int | None = None, **kwargs: Any) -> Any:
+    def _run(self, op: str, run: Callable[..., Any], operands: list[Ciphertext], depth: int, *args: Any,
+             extra_bits: float = 0.0, masks: int | None = None, **kwargs: Any) -> Any:
         """Ensure each operand's budget, run ``op``, and refresh-and-retry once if the scheme still refuses."""
         s = self.inner_scheme
         if masks is None:
@@ -316,20 +316,20 @@ class GuardedScheme:
         ready = [self.policy.current(ct) if packed else self.policy.ensure(s, ct, depth, extra_bits, masks)
                  for ct in operands]
         try:
-            out, ready = self._invoke(op, ready, args, kwargs)
+            out, ready = self._invoke(run, ready, args, kwargs)
         except self._RETRYABLE:
-            out, ready = self._invoke(op, self.policy.retry(s, ready), args, kwargs)
+            out, ready = self._invoke(run, self.policy.retry(s, ready), args, kwargs)
         if self.policy.below_floor(s, out):
             # The operation took more levels than estimated: redo it from fresh operands.
-            out, _ = self._invoke(op, self.policy.retry(s, ready), args, kwargs)
+            out, _ = self._invoke(run, self.policy.retry(s, ready), args, kwargs)
             if self.policy.below_floor(s, out):
                 raise LevelExhaustedError(f"cannot {op}: from fresh operands it still ends below the levels a "
                                           "refresh mask needs; the parameter set needs more levels")
         return out
 
-    def _invoke(self, op: str, ready: list[Ciphertext], args: tuple, kwargs: dict) -> tuple[Any, list[Ciphertext]]:
-        """Run ``op`` on the operands (see :meth:`_placed`)."""
-        run = getattr(self.inner_scheme, op)
+    def _invoke(self, run: Callable[..., Any], ready: list[Ciphertext], args: tuple,
+                kwargs: dict) -> tuple[Any, list[Ciphertext]]:
+        """Run the scheme's operation ``run`` on the operands (see :meth:`_placed`)."""
         return self._placed(lambda operands: run(*operands, *args, **kwargs), ready)
 
     def _placed(self, call: Any, ready: list[Ciphertext]) -> tuple[Any, list[Ciphertext]]:
@@ -355,19 +355,19 @@ class GuardedScheme:
 
     # ------------------------------------------------------------------ additive (depth 0)
     def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        return self._run("add", [a, b], 0)
+        return self._run("add", self.inner_scheme.add, [a, b], 0)
 
     def sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        return self._run("sub", [a, b], 0)
+        return self._run("sub", self.inner_scheme.sub, [a, b], 0)
 
     def neg(self, a: Ciphertext) -> Ciphertext:
-        return self._run("neg", [a], 0)
+        return self._run("neg", self.inner_scheme.neg, [a], 0)
 
     def add_plain(self, a: Ciphertext, values: Any) -> Ciphertext:
-        return self._run("add_plain", [a], 0, values)
+        return self._run("add_plain", self.inner_scheme.add_plain, [a], 0, values)
 
     def sub_plain(self, a: Ciphertext, values: Any) -> Ciphertext:
-        return self._run("sub_plain", [a], 0, values)
+        return self._run("sub_plain", self.inner_scheme.sub_plain, [a], 0, values)
 
     def row_sum(self, a: Ciphertext, rows: Any = None) -> Ciphertext:
         if not self.inner_scheme.in_default_layout(a):
@@ -375,10 +375,10 @@ class GuardedScheme:
             # never refreshed for one (that would re-encrypt every row).
             return self.inner_scheme.row_sum(a, rows)
         count = a.rows if rows is None else max(int(np.size(rows)), 1)
-        return self._run("row_sum", [a], 0, rows, extra_bits=math.log2(max(count, 1)), masks=1)
+        return self._run("row_sum", self.inner_scheme.row_sum, [a], 0, rows, extra_bits=math.log2(max(count, 1)), masks=1)
 
     def take_rows(self, a: Ciphertext, rows: Any) -> Ciphertext:
-        return self._run("take_rows", [a], 0, rows, masks=1)
+        return self._run("take_rows", self.inner_scheme.take_rows, [a], 0, rows, masks=1)
 
     def copy(self, a: Ciphertext) -> Ciphertext:
         return self.inner_scheme.copy(a)
@@ -403,18 +403,18 @@ class GuardedScheme:
 
     # ------------------------------------------------------------------ multiplicative
     def mul_plain(self, a: Ciphertext, values: Any, *, rescale: bool = True) -> Ciphertext:
-        return self._run("mul_plain", [a], 1, values, rescale=rescale)
+        return self._run("mul_plain", self.inner_scheme.mul_plain, [a], 1, values, rescale=rescale)
 
     def mul(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
-        return self._run("mul", [a, b], 1, rescale=rescale)
+        return self._run("mul", self.inner_scheme.mul, [a, b], 1, rescale=rescale)
 
     def square(self, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
-        return self._run("square", [a], 1, rescale=rescale)
+        return self._run("square", self.inner_scheme.square, [a], 1, rescale=rescale)
 
     def inner(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
         # A packing scheme sums a product's slots with rotations and zeroes the rest with a
         # mask (one more level), besides any broadcast: charged here like the row operations.
-        return self._run("inner", [a, b], 1, rescale=rescale, masks=1 + _broadcast(a, b))
+        return self._run("inner", self.inner_scheme.inner, [a, b], 1, rescale=rescale, masks=1 + _broadcast(a, b))
 
     def lincomb(self, weights: Any, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
         s = self.inner_scheme
@@ -425,4 +425,4 @@ class GuardedScheme:
             return s.lincomb(weights, self.policy.retry(s, [ready])[0], rescale=rescale)
 
     def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
-        return self._run("polyval", [a], polyval_depth(coeffs), coeffs)
+        return self._run("polyval", self.inner_scheme.polyval, [a], polyval_depth(coeffs), coeffs)

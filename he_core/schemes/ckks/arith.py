@@ -75,7 +75,7 @@ class ArithMixin:
         key_id = like if isinstance(like, str) else like.key_id
         level = data.shape[2] - 1
         return Ciphertext(self.name, self.params_id, key_id, tuple(shape), float(scale), data,
-                          self._noise_meta(layout.meta(level, **meta), level, nvar, vmax))
+                          self._noise_meta(layout.meta(level, **meta), level, nvar, vmax), self.params)
 
     # ------------------------------------------------------------------ noise bookkeeping (formulas in .noise)
     def _noise_meta(self, meta: dict, level: int, var, vmax: float) -> dict:

@@ -142,7 +142,7 @@ class CoeffMixin:
         data = self._encrypt_pts(pts, nl, rng, secret=secret, public=pk)
         key_id = key.key_id if key is not None else public.key_id
         meta = self._noise_meta(meta, level, *self._fresh_noise(values, scale, pk))  # rint: the same 1/12
-        return Ciphertext(self.name, self.params_id, key_id, values.shape, scale, data, meta)
+        return Ciphertext(self.name, self.params_id, key_id, values.shape, scale, data, meta, self.params)
 
     def _coeff_polys(self, values: np.ndarray, stride: int, rev: bool, scale: float) -> list[np.ndarray]:
         """Rounded integer coefficient vectors (one per ciphertext) of a coefficient-packed batch."""

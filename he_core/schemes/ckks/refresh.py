@@ -172,7 +172,7 @@ class RefreshMixin:
         pts = self._place(rmap, mapped, out_nl)
         data = self._encrypt_pts(pts, out_nl, rng, secret=self._s_full(key))
         return Ciphertext(self.name, self.params_id, masked.key_id, masked.shape, rmap.scale, data,
-                          self._fresh_meta(rmap))
+                          self._fresh_meta(rmap), self.params)
 
     def _phase_limbs(self, ct: Ciphertext, s_full: np.ndarray) -> list[np.ndarray]:
         """Each ciphertext's phase c0 + c1 s (+ c2 s^2) in coefficient form, as RNS limbs (no lifting)."""

@@ -16,6 +16,7 @@ from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...errors import FormatError, ParameterError, HEOverflowError, KeyMissingError, LevelExhaustedError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
+from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...randomness import RandomSource
 from ...scheme import Budget, Scheme
 from . import keys as keygen, layout, noise
@@ -31,12 +32,13 @@ from .rotation import RotationMixin
 
 # Upper bound on the default Galois keys' memory (explicitly requested rotations always get keys).
 KEY_BUDGET_BYTES = 1 << 30
-# Rows per ciphertext whose moves get direct Galois keys (see restride_rotations, row_move_rotations):
+# Rows per ciphertext whose moves get direct Galois keys (see _restride_rotations, _row_move_rotations):
 # about 4 sqrt(MOVE_ROWS) keys per declared size; rows further apart compose their rotations.
 MOVE_ROWS = 64
 
 
-class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMixin, LinearMixin, Scheme):
+class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMixin, LinearMixin,
+                 Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -44,7 +46,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
     capabilities = frozenset({
         Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
         Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.ROTATE,
-        Capability.PACKING, Capability.APPROXIMATE, Capability.REFRESH, Capability.SERIALIZE,
+        Capability.PACKING, Capability.APPROXIMATE, Capability.REFRESH, Capability.SANITIZE,
+        Capability.LEVELS, Capability.SERIALIZE,
     })
 
     def __init__(self, params: CkksParams | None = None):
@@ -83,7 +86,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
 
         A ciphertext that arrived from a file or a socket is checked before any kernel
         touches it: a uint64 array (nct, 2 or 3, limbs, N) with 1 .. levels+1 limbs,
-        a layout dict whose stride fits the ring, and enough ciphertexts for its shape.
+        a layout dict whose stride fits the ring, and exactly the ciphertexts its shape
+        needs (a spare one would be computed on and answered, though no row names it).
         """
         super()._check_ct(a)
         data, meta, n = a.data, a.meta, self.ring.n
@@ -100,8 +104,9 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
                 or not all(isinstance(meta.get(k), bool) for k in ("dirty", "rep"))
                 or (coeff and not isinstance(meta.get("rev"), bool))):
             raise MismatchError(f"{a.describe()} has malformed layout metadata {meta!r}")
-        if data.shape[0] < -(-a.rows // (limit // stride)):
-            raise MismatchError(f"{a.describe()} holds {data.shape[0]} ciphertexts, too few for its shape")
+        if data.shape[0] != -(-a.rows // (limit // stride)):
+            raise MismatchError(f"{a.describe()} holds {data.shape[0]} ciphertexts, its shape needs "
+                                f"{-(-a.rows // (limit // stride))}")
         self._check_noise(a)
 
     def _check_noise(self, a: Ciphertext) -> None:
@@ -137,7 +142,7 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
             self._secret_cache[key.key_id] = keygen.full_ntt(self.ring, np.asarray(key.data["s"], dtype=np.int64))
         return self._secret_cache[key.key_id]
 
-    def default_rotations(self, requirements: KeyRequirements) -> list[int]:
+    def _default_rotations(self, requirements: KeyRequirements) -> list[int]:
         """Rotations that get Galois keys: those asked for, powers of two (left, then right), then matvec steps.
 
         With ``requirements.minimal``: the asked rotations and the matvec steps of ``requirements.transforms``.
@@ -149,20 +154,20 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         slots = self.params.slots
         asked = [r % slots for r in requirements.rotations if r % slots]
         if requirements.minimal:
-            steps = [r % slots for size in requirements.transforms for r in self.matvec_rotations(size)]
+            steps = [r % slots for size in requirements.transforms for r in self._matvec_rotations(size)]
             return sorted(set(asked) | {r for r in steps if r})
         powers = [1 << k for k in range(slots.bit_length() - 1)]
-        steps = [r % slots for size in requirements.sizes for r in self.matvec_rotations(size)]
+        steps = [r % slots for size in requirements.sizes for r in self._matvec_rotations(size)]
         steps += [r % slots for a in requirements.sizes for b in requirements.sizes
-                  for r in self.restride_rotations(a, b)]
-        steps += [r % slots for size in requirements.sizes for r in self.row_move_rotations(size)]
+                  for r in self._restride_rotations(a, b)]
+        steps += [r % slots for size in requirements.sizes for r in self._row_move_rotations(size)]
         steps = [r for r in steps if r]
         wanted = list(dict.fromkeys(asked + powers + [slots - p for p in powers] + steps))
         per_key = self.params.digits * 2 * (len(self.ring.q) + len(self.ring.p)) * self.ring.n * 8
         budget = max(len(asked) + 1, KEY_BUDGET_BYTES // per_key - 1)  # - 1: the conjugation key
         return sorted(wanted[:budget])
 
-    def matvec_rotations(self, size: int) -> list[int]:
+    def _matvec_rotations(self, size: int) -> list[int]:
         """The rotations of a baby-step / giant-step ``matvec`` on vectors of ``size`` (see :mod:`.linear`).
 
         Giving each its own Galois key makes every step one key switch instead of a
@@ -174,7 +179,7 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         g = bsgs_giant(2 * stride - 1)
         return [-(stride - 1)] + list(range(1, g)) + [g * j for j in range(1, -(-(2 * stride - 1) // g))]
 
-    def restride_rotations(self, size_from: int, size_to: int) -> list[int]:
+    def _restride_rotations(self, size_from: int, size_to: int) -> list[int]:
         """Baby- and giant-step rotations that move rows of ``size_from`` into the layout of ``size_to``.
 
         Row r moves from slot r * t1 to r * t2 (strides t1 < t2), a shift of -r * (t2 - t1);
@@ -188,7 +193,7 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         d, g = t2 - t1, bsgs_giant(rows)
         return [d * i for i in range(1, g)] + [-d * g * j for j in range(1, -(-rows // g) + 1)]
 
-    def row_move_rotations(self, size: int) -> list[int]:
+    def _row_move_rotations(self, size: int) -> list[int]:
         """Baby- and giant-step rotations that move rows of ``size`` to other rows (take_rows, index_add_...).
 
         A move from row a to row b is a shift of (a - b) * stride, between -MOVE_ROWS and
@@ -210,7 +215,7 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         data: dict[str, Any] = {"pk": pk, "pk_seed": np.frombuffer(seed, dtype=np.uint8).copy(), "galois": {}}
         if requirements.multiply:
             data["relin"] = keygen.switch_key(r, self.params, r.mul(s_full, s_full), s_full, rng)
-        elements = {self._galois_element(k) for k in self.default_rotations(requirements)}
+        elements = {self._galois_element(k) for k in self._default_rotations(requirements)}
         if not requirements.minimal:
             elements.add(2 * self.params.poly_degree - 1)  # conjugation
         for g in sorted(elements):
@@ -218,8 +223,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
             data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
         key_id = derive_key_id(self.name, self.params_id, self.key_id_material(data))
         self._secret_cache[key_id] = s_full
-        secret = SecretKey(self.name, self.params_id, key_id, {"s": s.astype(np.int8)}, requirements)
-        return KeyPair(secret, PublicKeys(self.name, self.params_id, key_id, data, requirements))
+        secret = SecretKey(self.name, self.params_id, key_id, {"s": s.astype(np.int8)}, requirements, self.params)
+        return KeyPair(secret, PublicKeys(self.name, self.params_id, key_id, data, requirements, self.params))
 
     @classmethod
     def key_id_material(cls, public_data: Any) -> list[np.ndarray]:
@@ -265,7 +270,7 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
 
     def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
         key = keygen.switch_key(self.ring, self.params, self._s_full(old), self._s_full(new), rng)
-        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"key": key})
+        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"key": key}, self.params)
 
     def _rekey(self, ct: Ciphertext, switch_key: SwitchKey) -> Ciphertext:
         ct = self._relin(ct)
@@ -571,10 +576,6 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         """The same ciphertext at a lower level (drops primes; scale unchanged)."""
         self._check_ct(ct)
         return self._drop(ct, int(level))
-
-    def dot(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        """Row-wise dot product, like :meth:`inner`."""
-        return self.inner(a, b)
 
     def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
         """``sum(c_i * a**i)`` folding each coefficient into the shallower factor of its power."""

@@ -62,6 +62,7 @@ from ...ciphertext import Ciphertext
 from ...errors import (EncodingError, HEOverflowError, KeyMissingError, MismatchError, NoiseBudgetExhausted,
                        SecurityWarning)
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
+from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import kernels, keygen
@@ -81,7 +82,7 @@ def _security_warning() -> None:
                       "see SECURITY.md.", SecurityWarning, stacklevel=3)
 
 
-class VheScheme(VheRefreshMixin, Scheme):
+class VheScheme(VheRefreshMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
     """Integer-vector HE of Zhou and Wornell (see the module docstring for bounds)."""
 
     name = "vhe"
@@ -89,7 +90,7 @@ class VheScheme(VheRefreshMixin, Scheme):
     capabilities = frozenset({
         Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
         Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.EXACT,
-        Capability.REFRESH, Capability.SERIALIZE,
+        Capability.REFRESH, Capability.SANITIZE, Capability.SERIALIZE,
     })
 
     def __init__(self, params: VheParams):
@@ -111,7 +112,7 @@ class VheScheme(VheRefreshMixin, Scheme):
     def _make(self, key_id: str, rows: int, m: int, scale: float, data: np.ndarray, noise: int,
               stats) -> Ciphertext:
         return Ciphertext("vhe", self.params_id, key_id, (rows, m), scale, data,
-                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])})
+                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])}, self.params)
 
     def _value_bound(self, ct: Ciphertext) -> int:
         """Bound on |X| (the scaled message): |w X| <= |S c| + noise <= head + k t tail + noise."""
@@ -198,8 +199,8 @@ class VheScheme(VheRefreshMixin, Scheme):
         material = keygen.public_material(self.params, secrets, rng)
         key_id = derive_key_id(self.name, self.params_id, self.key_id_material(material))
         secret = SecretKey(self.name, self.params_id, key_id, {"T": {str(m): t for m, t in secrets.items()}},
-                           requirements)
-        public = PublicKeys(self.name, self.params_id, key_id, material, requirements)
+                           requirements, self.params)
+        public = PublicKeys(self.name, self.params_id, key_id, material, requirements, self.params)
         return KeyPair(secret, public)
 
     def make_linear_key(self, secret: SecretKey, matrix: Any, *, rng: RandomSource | int | None = None) -> SwitchKey:
@@ -225,14 +226,14 @@ class VheScheme(VheRefreshMixin, Scheme):
         hi, lo = keygen.split_switch_matrix(src, self._secret_t(secret, out, "make a linear key"), self.params,
                                             resolve(rng))
         return SwitchKey(self.name, self.params_id, secret.key_id, secret.key_id,
-                         {"kind": "linear", "G": g, "hi": hi, "lo": lo})
+                         {"kind": "linear", "G": g, "hi": hi, "lo": lo}, self.params)
 
     def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
         mats = {}
         for size, t_old in old.data["T"].items():
             if size in new.data["T"]:
                 mats[size] = keygen.switch_matrix(keygen.full_key(t_old), new.data["T"][size], self.params, rng)
-        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"kind": "rekey", "mt": mats})
+        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"kind": "rekey", "mt": mats}, self.params)
 
     # ------------------------------------------------------------------ encryption
     def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
@@ -418,7 +419,7 @@ class VheScheme(VheRefreshMixin, Scheme):
                                       self._b, self._ell, m, self._limit)
         noise = self._switched(noise, value_bound, stats, "mul")
         return Ciphertext("vhe", self.params_id, a.key_id, (data.shape[0], m), a.scale * b.scale / div, data,
-                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])})
+                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])}, self.params)
 
     def _inner(self, a, b, rescale):
         m = a.shape[1]
@@ -476,7 +477,8 @@ class VheScheme(VheRefreshMixin, Scheme):
             self._same_scale(first, p, "concat_rows")
         data = np.concatenate([p.data for p in parts], axis=0)
         meta = {name: max(p.meta[name] for p in parts) for name in ("noise", "head", "tail")}
-        return Ciphertext("vhe", self.params_id, first.key_id, (data.shape[0], first.size), first.scale, data, meta)
+        return Ciphertext("vhe", self.params_id, first.key_id, (data.shape[0], first.size), first.scale, data, meta,
+                          self.params)
 
     def _row_sum(self, a, rows):
         count = a.shape[0] if rows is None else int(rows.shape[0])
