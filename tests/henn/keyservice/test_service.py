@@ -218,7 +218,7 @@ def ckks_job_run(tmp_path_factory):
     from henn.tasks import sentiment as T
     from henn.tasks.sentiment import SentimentConfig, init_weights
 
-    from ..tasks.test_sentiment import reference_errors
+    from ..tasks.sentiment.test_training import reference_errors
 
     tmp_path = tmp_path_factory.mktemp("ckks_job")
     params = CkksParams(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, special_bits=60, floor_levels=1,
