@@ -2,7 +2,7 @@
 
 The service runs in a thread on a Unix socket in a private directory; the
 multi-process workflow through ``henn job create`` / ``henn serve-keys`` is tested in
-``tests/henn/test_lifecycle_sentiment.py``.
+``tests/henn/cli/sentiment/test_parties.py``.
 """
 from __future__ import annotations
 
