@@ -41,7 +41,8 @@ from ..optim import SGD
 from ..tensor import EncTensor
 from . import checkpoint as checkpoints
 from .monitor import AggregateMonitor
-from .refresh import GuardedScheme, RefreshPolicy
+from .guarded import GuardedScheme
+from .refresh import RefreshPolicy
 
 #: Bound on every refreshed value the model vouches for by default (weights, pre-activations, gradients).
 DEFAULT_VALUE_BOUND = 16.0
