@@ -17,8 +17,7 @@ import he_core
 from he_core import serialization as ser
 from henn import jobs
 from henn.keyholder import BudgetExhausted, RefreshTerms
-from henn.keyservice import ERROR, HELLO, OK, REENCRYPT, RELEASE, KeyService, KeyServiceError, RemoteKeyHolder
-from henn.keyservice import protocol
+from henn.keyservice import ERROR, HELLO, OK, REENCRYPT, RELEASE, KeyService, KeyServiceError, RemoteKeyHolder, protocol
 from henn.keyservice.transport import connect
 
 SHAPE = (2, 3)
