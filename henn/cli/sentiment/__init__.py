@@ -18,7 +18,7 @@ The model's life across parties (see :mod:`henn.lifecycle`):
   With ``--keyholder ADDRESS`` it refreshes through the owner's key service
   (``henn serve-keys``, :mod:`henn.keyservice`): masked re-encryptions only, so a whole
   part trains on ``vhe`` or ``ckks``. Without it a scheme with a budget stops with a
-  clear error when the budget runs out (on ``vhe`` after about 50 IMDB reviews; on
+  clear error when the budget runs out (on ``vhe`` after some tens of IMDB reviews; on
   ``ckks`` at the first review, whose logit must be re-encrypted before the sigmoid);
   ``--until-exhausted`` then writes the model trained so far and reports
   ``next_start`` for a file round trip through the owner (``henn decrypt-model`` +
