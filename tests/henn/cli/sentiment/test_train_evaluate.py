@@ -112,16 +112,6 @@ def test_bad_arguments_are_usage_errors(argv, capsys):
     assert exc.value.code == 2
 
 
-def _vhe_loads():
-    try:
-        import he_core
-        he_core.scheme_class("vhe")
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _vhe_loads(), reason="the vhe scheme is not installed")
 @pytest.mark.filterwarnings("ignore::he_core.errors.SecurityWarning")
 def test_train_on_vhe_agrees_with_the_twin(corpus, tmp_path, capsys):
     root, _ = corpus

@@ -22,21 +22,12 @@ from henn.tasks import sentiment as T
 from henn.tasks.sentiment import SentimentConfig, init_weights
 from he_core.schemes.ckks.coeff import TABLE_LEVEL
 
-from .test_sentiment import reference_errors
+from .test_training import reference_errors
 
 CONFIG = SentimentConfig(hidden=4, lr=0.02, init_scale=0.5, degree=5, interval=8.0)
 TEXT = TextConfig(min_count=3, polarity_cutoff=0.3)
 
 
-def _ckks_built() -> bool:
-    try:
-        he_core.scheme_class("ckks")
-    except Exception:  # noqa: BLE001 - not built here
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _ckks_built(), reason="the ckks scheme is not built")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import he_core
 from henn import lifecycle as lc
 
-_CORPUS = Path(__file__).resolve().parents[2] / "fuzz" / "corpus.py"
+_CORPUS = Path(__file__).resolve().parents[3] / "fuzz" / "corpus.py"
 _spec = importlib.util.spec_from_file_location("henn_fuzz_corpus_lifecycle", _CORPUS)
 corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(corpus)

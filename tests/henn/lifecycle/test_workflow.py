@@ -10,7 +10,7 @@ trainer's plaintext data; the owner's decrypted result is compared with the same
 training in numpy.
 
 Run as a script, this file is the trainer:
-``python test_lifecycle_workflow.py train --model M --owner OWNER.pub --data D --out OUT --steps K --lr LR``.
+``python test_workflow.py train --model M --owner OWNER.pub --data D --out OUT --steps K --lr LR``.
 """
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the trainer runs as a plain script
-    sys.path.insert(0, str(ROOT))
+import he_core
+from henn import lifecycle as lc
 
-import he_core  # noqa: E402
-from henn import lifecycle as lc  # noqa: E402
+# The source tree: every process this test starts (the trainer is this file run as a
+# script) gets it on PYTHONPATH, so each imports the henn under test.
+ROOT = Path(__file__).resolve().parents[3]
 
 D, N, STEPS, LR = 3, 8, 2, 0.1
 

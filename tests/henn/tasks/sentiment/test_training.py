@@ -23,8 +23,6 @@ from henn.keyholder import KeyHolder, RefreshTerms
 from henn.tasks import sentiment as T
 from henn.tasks.sentiment import SentimentConfig, init_weights
 
-from ..conftest import vhe_available
-
 HIDDEN = 4
 CONFIG = SentimentConfig(hidden=HIDDEN, lr=0.02, init_scale=0.5, degree=5, interval=8.0)
 TEXT = TextConfig(min_count=3, polarity_cutoff=0.3)
@@ -175,7 +173,6 @@ def test_train_is_fit_with_one_review_per_step_in_data_order(env, data):
             assert np.array_equal(x, y)
 
 
-@pytest.mark.skipif(not vhe_available(), reason="vhe not installed")
 def test_a_step_the_scheme_refuses_is_refreshed_and_retried(data, monkeypatch):
     """An operation the budget estimate allowed but the scheme refuses (before computing) is retried once
     from refreshed operands: one more refresh round than the same review without the refusal, same result."""

@@ -41,21 +41,13 @@ from henn.data.text import Vocabulary
 from henn.tasks import sentiment as T
 from henn.tasks.sentiment import SentimentConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 IMDB = Path(os.environ.get("HENN_IMDB", ROOT.parent / "shared" / "data" / "imdb"))
 SMALL = ["--seed", "5", "--hidden", "4", "--validation", "60", "--min-count", "3", "--polarity-cutoff", "0.3",
          "--lr", "0.02", "--interval", "8", "--init-scale", "0.5"]
 
 
-def _usable(name: str) -> bool:
-    try:
-        he_core.get_scheme(name)
-    except Exception:  # noqa: BLE001 - not built here
-        return False
-    return True
-
-
-SCHEMES = [pytest.param(n, marks=pytest.mark.skipif(not _usable(n), reason=f"{n} not built")) for n in ("plain", "vhe")]
+SCHEMES = ["plain", "vhe"]
 # plain and vhe are below 128-bit security: the owner's commands load their files only when asked to.
 INSECURE = ("--allow-insecure",)
 
@@ -247,7 +239,6 @@ def test_sentiment_lifecycle_synthetic(tmp_path, corpus, scheme):
     assert twin["twin_accuracy"] > (0.75 if limit is None else 0.65)
 
 
-@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_trainer_without_key_holder_stops_clearly_when_the_budget_runs_out(tmp_path):
     root = tmp_path / "data"
     write_aclimdb(root, make_reviews(900, seed=3))
@@ -267,7 +258,6 @@ def test_trainer_without_key_holder_stops_clearly_when_the_budget_runs_out(tmp_p
     assert ok["train_reviews"] == 100 and (a / "trained.henn").exists()
 
 
-@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_owner_refresh_round_trip_trains_past_the_budget(tmp_path):
     """480 reviews on vhe (more than one budget trains) with --until-exhausted, the owner refreshing between.
 
@@ -382,7 +372,6 @@ def test_trainer_refuses_a_model_that_is_not_a_sentiment_model(tmp_path, corpus,
 
 
 # ---------------------------------------------------------------------------- jobs and the owner's key service
-@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
     """Halves of 420 reviews each on vhe (beyond one noise budget), refreshed through each job's service."""
     root = tmp_path / "data"
@@ -405,7 +394,6 @@ def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
     assert not np.allclose(twin["w12"], result["init"].arrays["w12"], atol=0.05)
 
 
-@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_trainer_refuses_another_job_and_a_model_the_owner_did_not_sign(tmp_path, corpus):
     owner = tmp_path
     _henn(owner, "train", "sentiment", "--data", corpus, "--init", "plain.npz", *SMALL)
@@ -440,7 +428,6 @@ def test_trainer_refuses_options_the_model_file_fixes(tmp_path, corpus, flag):
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not _usable("vhe"), reason="vhe not built")
 def test_sentiment_lifecycle_imdb_vhe_with_key_service(tmp_path):
     """The workflow on IMDB, encrypted: owner -> A (10,000 reviews) -> owner (job B) -> B (10,000) -> owner.
 
@@ -463,7 +450,6 @@ def test_sentiment_lifecycle_imdb_vhe_with_key_service(tmp_path):
     assert twin["reviews"] == 5000 and twin["twin_accuracy"] > 0.85
 
 
-@pytest.mark.skipif(not _usable("ckks"), reason="ckks not built")
 def test_sentiment_lifecycle_ckks_with_key_service_synthetic(tmp_path, corpus):
     """CKKS across processes: each job gets the levels the model asks for, W01 travels as a table, and each
     trainer re-encrypts the three values per review the scheme names through its job's service."""
@@ -478,7 +464,6 @@ def test_sentiment_lifecycle_ckks_with_key_service_synthetic(tmp_path, corpus):
 
 @pytest.mark.slow
 @pytest.mark.data
-@pytest.mark.skipif(not _usable("ckks"), reason="ckks not built")
 def test_sentiment_lifecycle_imdb_ckks_with_key_service(tmp_path):
     """The issue's acceptance run: IMDB on 128-bit CKKS through job-bound services (about 1.5 hours on one core)."""
     data = _imdb()
