@@ -21,9 +21,11 @@ from ...scheme import Budget, Scheme
 from . import layout, noise
 from .arith import ArithMixin
 from .coeff import CoeffMixin, is_coeff
+from .encryption import EncryptionMixin
 from .checks import ChecksMixin
 from .keyset import KEY_BUDGET_BYTES, MOVE_ROWS, KeySetMixin  # noqa: F401 - the constants' old home
 from .linear import LinearMixin
+from .noise_model import NoiseModel
 from .params import CkksParams, for_protocol
 from .refresh import RefreshMixin
 from .release import ReleaseMixin
@@ -31,8 +33,8 @@ from .ring import RnsRing
 from .rotation import RotationMixin
 
 
-class CkksScheme(ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMixin, LinearMixin,
-                 Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
+class CkksScheme(ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixin, EncryptionMixin, ArithMixin,
+                 RotationMixin, LinearMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -53,7 +55,7 @@ class CkksScheme(ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixi
             scales[level - 1] = scales[level] ** 2 / self.ring.q[level]
         self._scales = scales
         self._secret_cache: dict[str, np.ndarray] = {}
-        self._noise = noise.NoiseModel(self.params)
+        self._noise = NoiseModel(self.params)
 
     @classmethod
     def params_for_depth(cls, depth: int, *, fill_ring: bool = False) -> CkksParams:
