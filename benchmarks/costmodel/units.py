@@ -17,15 +17,15 @@ import time
 
 import numpy as np
 
-
 from he_core.schemes.ckks.ring import RnsRing
 
 
 def _ring(counts: dict) -> tuple[RnsRing, int]:
-    p = counts["params"]
+    """The ring of the task's parameter set (the one the counts were made with: checked)."""
     import he_core
     from henn.tasks import sentiment as T
 
+    p = counts["params"]
     chosen = he_core.scheme_class("ckks").params_for_depth(T.STEP_DEPTH)
     scheme = he_core.get_scheme("ckks", chosen)
     ring = RnsRing.for_params(scheme.params)
