@@ -122,10 +122,6 @@ class ArithMixin:
                 fn(a[i, p], b[i, p], out[i, p])
         return out
 
-    def _max_value(self, scale: float) -> float:
-        """Largest |value| whose encoding decrypts correctly once rescaled down to q_0."""
-        return self.ring.q[0] / (4.0 * scale)
-
     # ------------------------------------------------------------------ level and scale alignment
     def _drop(self, ct: Ciphertext, level: int) -> Ciphertext:
         if level == self.level(ct):

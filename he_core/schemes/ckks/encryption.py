@@ -122,3 +122,7 @@ class EncryptionMixin:
         small = (t == 0) | (t == -1)  # |x| < q0: exact in int64
         exact = (r0 + np.int64(q0) * np.where(small, t, 0)).astype(np.float64)
         return np.where(small, exact, r0.astype(np.float64) + float(q0) * t.astype(np.float64))
+
+    def _max_value(self, scale: float) -> float:
+        """Largest |value| whose encoding decrypts correctly once rescaled down to q_0."""
+        return self.ring.q[0] / (4.0 * scale)
