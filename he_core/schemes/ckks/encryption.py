@@ -15,6 +15,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError
 from . import encoder, keys as keygen, layout, noise
+from .ring import RnsRing
 
 
 class EncryptionMixin:
@@ -69,27 +70,43 @@ class EncryptionMixin:
                 c0 = r.sub(keygen.error(r, self.params, nl, rng), r.mul(a, np.ascontiguousarray(secret[:nl])))
                 data[i, 0], data[i, 1] = r.add(c0, m), a
             else:
-                c0, c1 = self._public_zero(public, rng)
-                data[i, 0], data[i, 1] = c0[:nl], c1[:nl]  # a lower level: drop the other primes
+                c0, c1 = self._public_zero(public, rng, nl)
+                data[i, 0], data[i, 1] = c0[:nl], c1[:nl]  # a lower level: the other primes are not computed
                 r.add(np.ascontiguousarray(data[i, 0]), m, data[i, 0])
         return data
 
-    def _public_zero(self, public: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-        """A fresh public-key encryption of zero over Q.
+    def _public_zero(self, public: np.ndarray, rng, limbs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A fresh public-key encryption of zero over Q (or its first ``limbs`` primes).
 
         With a key over Q*P the encryption is computed there and divided by P, which
         leaves only rounding noise; a key over Q alone (older key files) gives the
-        plain e*v + e0 + e1*s noise.
+        plain e*v + e0 + e1*s noise. Dividing by P reads only limb i and the special
+        limbs, so ``limbs`` computes over q_0 .. q_{limbs-1} and P alone: the same
+        residues from the same draws as the full encryption's first limbs, for a
+        fraction of the work (a masked refresh or a sanitised answer sits low).
         """
-        r, nq = self.ring, len(self.ring.q)
+        nq = len(self.ring.q)
+        full = public.shape[1] != nq
+        if full and limbs is not None and limbs < nq:
+            r = self._prefix_ring(limbs)
+            keep = list(range(limbs)) + list(range(nq, public.shape[1]))
+            public = public[:, keep]
+        else:
+            r = self.ring
         nl = public.shape[1]
-        full = nl != nq
         v = keygen.sample_ephemeral(self.params, rng)  # uniform ternary, even for a sparse secret
         v = keygen.full_ntt(r, v) if full else r.ntt(r.from_signed(v, nq))
         pk0, pk1 = np.ascontiguousarray(public[0]), np.ascontiguousarray(public[1])
         c0 = r.add(r.mul(pk0, v), keygen.error(r, self.params, nl, rng))
         c1 = r.add(r.mul(pk1, v), keygen.error(r, self.params, nl, rng))
         return (r.drop_special(c0), r.drop_special(c1)) if full else (c0, c1)
+
+    def _prefix_ring(self, limbs: int) -> RnsRing:
+        """The ring over q_0 .. q_{limbs-1} and the special primes (kept: its tables cost a little to build)."""
+        rings = self.__dict__.setdefault("_prefix_rings", {})
+        if limbs not in rings:
+            rings[limbs] = RnsRing(self.ring.n, self.ring.q[:limbs], self.ring.p)
+        return rings[limbs]
 
     def _decrypt_slots(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
         """Decrypt to the (nct, slots) complex slot vectors."""

@@ -134,7 +134,7 @@ class RefreshMixin:
             for j in range(nl):
                 poly[j, plan.read[1][sel]] = bounded[j][sel]
             self.ring.ntt(poly)
-            z0, z1 = self._public_zero(public, rng)  # re-randomises c1: it no longer shows the computation
+            z0, z1 = self._public_zero(public, rng, nl)  # re-randomises c1: it no longer shows the computation
             self.ring.add(data[i, 0], np.ascontiguousarray(z0[:nl]), data[i, 0])
             self.ring.add(data[i, 0], poly, data[i, 0])
             self.ring.add(data[i, 1], np.ascontiguousarray(z1[:nl]), data[i, 1])
