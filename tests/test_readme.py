@@ -129,7 +129,7 @@ BENCH = "a benchmark run takes minutes; collecting it checks that the path and t
 #: README command -> (how it is checked, the extra arguments or the reason).
 COMMANDS = {
     "python -m pip install .": (NOT_HERE, "an install: CI installs the package into a fresh venv (.ci/run)"),
-    "henn train xor": (QUICK, "--epochs 1 --quiet", CKKS_XOR),
+    "henn train xor": (HELP, CKKS_XOR + "; the command below runs the same training for one epoch"),
     'python -m pip install -e ".[test]"': (NOT_HERE, "the install CI runs (.ci/run checks the README has it)"),
     "python -m pytest": (NOT_HERE, "the test suite itself (.ci/run)"),
     "henn serve --bundle bundle.henn --listen unix:run/infer.sock": (
