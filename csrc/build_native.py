@@ -29,6 +29,7 @@ development; ``pip install -e .`` does the same for all of them.
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import re
@@ -111,5 +112,19 @@ def main(argv: list[str]) -> None:
         print(f"built {dest}")
 
 
+def parse_args(argv: list[str]) -> list[str]:
+    """The module names to build (``--help`` explains them; an unknown name exits with status 2)."""
+    parser = argparse.ArgumentParser(prog="python csrc/build_native.py",
+                                     description="Rebuild native modules of he_core in place (default: all). "
+                                                 "HENN_NATIVE=1, HENN_SANITIZE=1, HENN_DEBUG=1 as in the module "
+                                                 "docstring.")
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of {', '.join(MODULES)}")
+    modules = parser.parse_args(argv).modules
+    for name in modules:
+        if name not in MODULES:
+            parser.error(f"cannot build {name!r}: the modules are {', '.join(MODULES)}")
+    return modules
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(parse_args(sys.argv[1:]))

@@ -17,6 +17,7 @@ def enc(env, a):
     return EncTensor.encrypt(env.scheme, a)
 
 
+@pytest.mark.slow_on_ckks
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_columns_and_place_round_trip(env, data):
@@ -32,6 +33,7 @@ def test_columns_and_place_round_trip(env, data):
     np.testing.assert_allclose(env.decrypt(placed), x, atol=env.tol(8, 2.0), rtol=0)
 
 
+@pytest.mark.slow_on_ckks
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_encrypted_matrix_products(env, data):

@@ -65,6 +65,7 @@ def _tables_and_bags(draw):
 @settings(max_examples=25, deadline=None)
 @given(case=_tables_and_bags())
 def test_forward_is_the_dense_product_and_backward_lands_on_the_named_rows(env, case):
+    env.only_without(he_core.Capability.PACKING, "test_ckks_tables_train_like_numpy_with_three_moves_per_sample")
     table, bag_lists = case
     if table.shape[1] not in (1, 2, 3, 4, 5):
         return
@@ -98,9 +99,9 @@ def test_bad_input_is_refused_by_name(env):
         layer.forward_train(Bags([[0]], 5))
     with pytest.raises(ValueError, match="expected \\(4, 2\\)"):
         EmbeddingBag.init(env.scheme, 4, 2, values=np.zeros((2, 4)))
-    _, ctx = layer.forward_train(Bags([[0], [1]], 4))
-    with pytest.raises(ValueError, match="1 gradient rows for 2 samples"):
-        layer.backward_train(ctx, EncTensor.encrypt(env.scheme, np.zeros((1, 2))))
+    _, ctx = layer.forward_train(Bags([[0]], 4))  # one sample: no rows to combine (CKKS would ask a refresh)
+    with pytest.raises(ValueError, match="2 gradient rows for 1 samples"):
+        layer.backward_train(ctx, EncTensor.encrypt(env.scheme, np.zeros((2, 2))))
 
 
 # ---------------------------------------------------------------------------- training through fit

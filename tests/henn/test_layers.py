@@ -123,6 +123,7 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 SMALL = st.floats(-2, 2, allow_nan=False).map(lambda v: 0.0 if abs(v) < 1e-3 else v)
 
 
+@pytest.mark.slow_on_ckks
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_linear_property_over_shapes(env, data):

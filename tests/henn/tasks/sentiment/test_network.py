@@ -150,6 +150,11 @@ def test_encrypted_forward_batch_matches_the_reference(env, corpus):
     w12 = rng.normal(0, 0.5, HIDDEN)
     model = T.build_model(env.scheme, W01, w12)
     batch = [r for r in ids[:30] if r.size]
+    if env.scheme.supports(he_core.Capability.PACKING):
+        # a packing scheme's gathered table rows need the key holder to move (test_training_ckks.py trains so)
+        with pytest.raises(he_core.RefreshRequired):
+            predict(model, Bags(batch, len(vocab)), loss=CONFIG.make_loss())
+        return
     # no key holder: one forward pass of the whole batch on public material
     got = env.decrypt(predict(model, Bags(batch, len(vocab)), loss=CONFIG.make_loss()))[:, 0]
     want = act.value(T.reference_logits(W01, w12, batch))

@@ -90,6 +90,7 @@ def test_prepare_splits_and_builds_the_vocabulary_on_training_reviews_only():
 
 
 def test_training_learns_and_matches_the_reference(env, data):
+    env.only_without(he_core.Capability.LEVELS, "tests/henn/tasks/sentiment/test_training_ckks.py (the 128-bit protocol set)")
     model = _model(env, data)
     holder = _holder(env, data)
     result = T.train(model, holder, data.train_ids, data.train_labels, CONFIG, epochs=2, monitor_every=100)
@@ -129,6 +130,7 @@ def test_refreshes_only_when_the_scheme_has_a_budget(env, data):
     (The network no longer refreshes a fixed value per review: the one policy inside
     ``fit`` refreshes whatever operand's budget is too low for the next operation.)
     """
+    env.only_without(he_core.Capability.LEVELS, "tests/henn/tasks/sentiment/test_training_ckks.py (the 128-bit protocol set)")
     model = _model(env, data)
     holder = _holder(env, data)
     n = 60
@@ -154,6 +156,7 @@ def test_refreshes_only_when_the_scheme_has_a_budget(env, data):
 def test_train_is_fit_with_one_review_per_step_in_data_order(env, data):
     """``T.train`` is :func:`fit` configured so (batch 1, data order, the config's loss, the task's bounds);
     the policy's estimate is never too optimistic and every refresh round is one of its decisions."""
+    env.only_without(he_core.Capability.LEVELS, "tests/henn/tasks/sentiment/test_training_ckks.py (the 128-bit protocol set)")
     from henn.embedding import Bags
     from henn.training.fit import fit
 
@@ -261,6 +264,7 @@ def test_empty_reviews_train_nothing_and_predict_s0(data):
 
 
 def test_save_and_load_round_trip(env, data, tmp_path):
+    env.only_without(he_core.Capability.LEVELS, "tests/henn/tasks/sentiment/test_training_ckks.py (the 128-bit protocol set)")
     model = _model(env, data)
     holder = _holder(env, data)
     T.train(model, holder, data.train_ids[:100], data.train_labels[:100], CONFIG)
