@@ -11,7 +11,7 @@ CFFI_MODULES = (
     else []
 )
 
-DISTRIBUTED = ["dask==2026.8.0", "distributed==2026.8.0"]
+DISTRIBUTED = ["dask>=2026.8.0", "distributed>=2026.8.0"]
 TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "scikit-learn>=1.0"] + DISTRIBUTED
 BENCH = ["pytest-benchmark>=4", "matplotlib>=3.5", "scikit-learn>=1.0"]
 SKLEARN = ["scikit-learn>=1.0"]

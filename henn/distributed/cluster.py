@@ -29,6 +29,8 @@ import he_core
 #: Seconds to wait for a scheduler before calling it unreachable.
 CONNECT_TIMEOUT = 10.0
 LOCAL = "local"
+#: What the local cluster's HTTP servers answer: a health check.
+HTTP_ROUTES = ["distributed.http.health"]
 
 
 class ClusterError(he_core.HEError, ValueError):
@@ -196,9 +198,13 @@ def _local_cluster(workers: int | None, threads_per_worker: int) -> distributed.
                            f"the {available} cores this process may use")
     # The numeric libraries get the worker's threads too (Dask already pins BLAS/OpenMP to 1 per worker).
     env = {"NUMBA_NUM_THREADS": str(threads_per_worker), "OMP_NUM_THREADS": str(threads_per_worker)}
-    return distributed.LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-                                    env=env)
+    # Dask's HTTP servers always listen; on loopback, on a free port, and serving a health check only (no
+    # task or worker pages for other local users to read, no fight over port 8787).
+    with dask.config.set({"distributed.scheduler.http.routes": HTTP_ROUTES,
+                          "distributed.worker.http.routes": HTTP_ROUTES}):
+        return distributed.LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                                        host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                        env=env)
 
 
 __all__ = ["CONNECT_TIMEOUT", "Cluster", "ClusterError", "ClusterUnreachableError", "LOCAL", "cores", "is_loopback",

@@ -39,6 +39,7 @@ from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from he_core import Ciphertext, PublicKeys
 
+from ..bundle import make_scheme
 from ..deploy import DeployError, InferenceClient, InferenceServer, Query, ServerBundle
 from . import wire
 from .cluster import Cluster
@@ -74,7 +75,8 @@ class InferencePlugin(WorkerPlugin):
 
     def setup(self, worker: Any = None) -> None:
         """Build the server (Dask calls this on each worker, new ones included)."""
-        wire.accept_insecure(self.allow_insecure)
+        if self.allow_insecure:  # only ever switched on: other jobs on this worker may have asked for it
+            wire.accept_insecure(True)
         self.server = InferenceServer(ServerBundle.from_bytes(self.bundle_bytes), allow_insecure=self.allow_insecure)
 
     def answer(self, public: PublicKeys, query: Ciphertext, count: int) -> Ciphertext:
@@ -129,14 +131,15 @@ class ClusterServer:
 
     def __init__(self, cluster: Cluster, bundle: ServerBundle, *, allow_insecure: bool = False,
                  answered_before: int = 0):
-        if bundle.params is not None and bundle.params.security_bits == 0 and not allow_insecure:
+        if make_scheme(bundle.scheme, bundle.params).params.security_bits == 0 and not allow_insecure:
             raise DeployError(f"cannot serve on the cluster: the bundle's {bundle.scheme} parameters give no "
                               "security; pass allow_insecure=True (--allow-insecure) for tests")
         if isinstance(answered_before, bool) or not isinstance(answered_before, int) or answered_before < 0:
             raise DeployError(f"cannot serve on the cluster: answered_before must be a count, got {answered_before!r}")
         self.cluster, self.bundle = cluster, bundle
         self._answered = answered_before
-        wire.accept_insecure(allow_insecure)  # this process receives the answers
+        if allow_insecure:  # this process receives the answers; never switched off under another job's feet
+            wire.accept_insecure(True)
         plugin = InferencePlugin(bundle.to_bytes(), allow_insecure)
         self.plugin = plugin.name
         cluster.client.register_plugin(plugin, name=plugin.name)
@@ -287,7 +290,8 @@ def audit_worker(dask_worker: Any = None) -> dict[str, int]:
     Returns:
         ``secret_keys``: live :class:`he_core.SecretKey` objects; ``schemes``: live
         scheme instances; ``schemes_with_secret``: those of them that reach a secret key
-        through their instance data; ``servers``: inference servers held by henn plugins.
+        through their instance data; ``servers``: inference servers held by henn plugins;
+        ``answered``: batches those servers answered.
     """
     gc.collect()
     objects = gc.get_objects()
@@ -296,7 +300,8 @@ def audit_worker(dask_worker: Any = None) -> dict[str, int]:
         [p for p in dask_worker.plugins.values() if isinstance(p, InferencePlugin)]
     return {"secret_keys": sum(isinstance(o, he_core.SecretKey) for o in objects), "schemes": len(schemes),
             "schemes_with_secret": sum(_reaches_secret(s) for s in schemes),
-            "servers": sum(p.server is not None for p in plugins)}
+            "servers": sum(p.server is not None for p in plugins),
+            "answered": sum(p.server.answered() for p in plugins if p.server is not None)}
 
 
 def _reaches_secret(root: Any) -> bool:

@@ -17,7 +17,9 @@ Dask moves an object two ways, and both are covered here:
 
 Insecure parameter sets (``vhe``, ``plain``, toy rings) load only in a process that
 accepts them (:func:`accept_insecure`): the driver says so when the user asked for it, and
-the inference plugin says so on each worker.
+the inference plugin says so on each worker. henn only ever switches the setting on (two
+jobs may share a worker); a secure job stays protected by its own checks, which compare
+every key and ciphertext with the bundle's parameter set.
 """
 from __future__ import annotations
 

@@ -86,3 +86,15 @@ def test_a_tls_cluster_is_reached_with_its_certificates_only():
         port = local.scheduler_address.rsplit(":", 1)[1]
         with pytest.raises(C.ClusterUnreachableError):  # a plaintext client gets no answer from it
             C.Cluster(f"tcp://127.0.0.1:{port}", timeout=1)
+
+
+def test_a_local_cluster_listens_on_loopback_only():
+    psutil = pytest.importorskip("psutil")
+    import os
+
+    with C.Cluster("local", workers=1) as cluster:
+        pids = {os.getpid(), *cluster.client.run(os.getpid).values()}
+        listening = [c.laddr for c in psutil.net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN and c.pid in pids]
+        assert len(listening) >= 3  # scheduler, nanny, worker (and their HTTP health checks)
+        assert all(C.is_loopback(addr.ip) for addr in listening), listening
