@@ -81,10 +81,21 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
         args.parser.error("--cluster needs --bundle FILE: the workers evaluate the owner's bundle")
     if args.cluster is None and cluster_only:
         args.parser.error(f"{', '.join(cluster_only)} apply with --cluster only")
+    if args.cluster is not None:
+        from ..distributed import ClusterError, resolve
+        try:
+            resolve(args.cluster)
+        except ClusterError as exc:
+            args.parser.error(f"--cluster: {exc}")
     if args.cluster is not None and args.tls_dir is not None:
         args.parser.error("--tls-dir is the henn server's TLS; a cluster takes --tls-ca/--tls-cert/--tls-key")
     if args.cluster is not None and args.cluster != "local" and args.workers is not None:
         args.parser.error("--workers applies to --cluster local; an existing cluster has its own workers")
+    if args.cluster == "local" and args.workers is not None:
+        from ..distributed import cores
+        if args.workers > cores():
+            args.parser.error(f"--workers {args.workers}: a local cluster runs one single-threaded worker per core at "
+                              f"most ({cores()} here)")
     tls = [args.tls_ca, args.tls_cert, args.tls_key]
     if any(v is not None for v in tls) and not (args.cluster or "").startswith("tls://"):
         args.parser.error("--tls-ca/--tls-cert/--tls-key apply to a tls:// cluster")
@@ -94,13 +105,9 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
 
 
 def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
-    from ..distributed import Cluster, ClusterError, ClusterServer, predict_on_cluster, resolve
+    from ..distributed import Cluster, ClusterServer, predict_on_cluster
     from ..serving import read_answer_count, write_answer_count
 
-    try:
-        resolve(args.cluster)
-    except ClusterError as exc:
-        args.parser.error(f"--cluster: {exc}")
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
     state = args.state or args.bundle.with_name(args.bundle.name + ".answered")
     security = None
