@@ -35,14 +35,14 @@ from typing import Any, Sequence
 import numpy as np
 
 import he_core
-from distributed import get_worker
+from distributed import KilledWorker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from he_core import Ciphertext, PublicKeys
 
 from ..bundle import make_scheme
 from ..deploy import DeployError, InferenceClient, InferenceServer, Query, ServerBundle
 from . import wire
-from .cluster import Cluster
+from .cluster import Cluster, ClusterError
 
 PLUGIN_PREFIX = "henn-inference-"
 
@@ -160,7 +160,10 @@ class ClusterServer:
 
         Raises:
             DeployError: the budget would be exceeded (nothing is dispatched), a query
-                that is not a batch under ``public``'s key, or a worker's refusal.
+                that is not a batch under ``public``'s key, a worker's refusal, or a batch
+                that killed its workers more often than Dask allows
+                (``distributed.scheduler.allowed-failures``).
+            ClusterError: the cluster has no workers (instead of waiting for one).
         """
         if not isinstance(public, PublicKeys):
             raise DeployError(f"cannot answer: expected the client's public keys, got {type(public).__name__}")
@@ -181,11 +184,16 @@ class ClusterServer:
         if not queries:
             return []
         client = self.cluster.client
+        if not self.cluster.workers():
+            raise ClusterError(f"cannot answer: the cluster at {self.cluster.address} has no workers")
         with warnings.catch_warnings():  # the queries ride in the graph on purpose: a re-run needs them
             warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
             keys, futures = self._submit(public, queries)
         try:
             return client.gather(futures)
+        except KilledWorker as exc:
+            raise DeployError(f"cannot answer: Dask gave up on a batch after it took down workers repeatedly "
+                              f"({exc})") from exc
         finally:
             client.cancel(futures + [keys])
 

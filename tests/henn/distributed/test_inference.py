@@ -157,3 +157,16 @@ def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(circuit, ckks_bundl
     assert len(answers) == len(queries) == 3 and server.answered() == 3
     got = np.vstack([client.decrypt(a, q.rows) for a, q in zip(answers, queries)])
     np.testing.assert_allclose(got, circuit.evaluate(X), atol=1e-2, rtol=0)  # each batch answered, in its place
+
+
+def test_a_cluster_without_workers_is_an_error_not_a_wait(circuit):
+    from henn.distributed import ClusterError
+
+    bundle = ServerBundle.create(circuit, "vhe")
+    client = InferenceClient(bundle.client_info())
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as empty:
+        with Cluster(empty.scheduler_address, timeout=5) as cluster:
+            server = ClusterServer(cluster, bundle, allow_insecure=True)
+            with pytest.raises(ClusterError, match="has no workers"):
+                server.answer(client.public, client.encrypt(np.ones((2, 30))))

@@ -1,0 +1,135 @@
+"""Encrypted batch inference on a local Dask cluster: 1 worker vs 2, and what the cost model predicts.
+
+Run from the repository root::
+
+    python benchmarks/distributed_inference.py --batches 8 --repeats 3 --json scaling.json
+
+It builds the 30 -> 16 -> 2 MLP's 128-bit CKKS bundle (the deploy tests' circuit), one
+client's keys and ``--batches`` full encrypted batches (outside every timed region),
+then for each layout (workers x threads: 1x1, 1x2, 2x1) starts a ``LocalCluster``,
+answers one warm-up round (each worker builds its server and fetches the keys) and
+times ``ClusterServer.answer`` over all batches ``--repeats`` times (median). Alongside:
+
+* one process: ``InferenceServer.answer`` per batch (the work of one task), and the
+  driver's own per-batch costs: sealing a query in henn's format (``Wire``), opening
+  an answer;
+* per task, from Dask's task stream: compute seconds on the worker;
+* the cost model of docs/scaling.md, ``T(w) = D + ceil(B / w) * t``, with ``D`` the
+  driver's serial time (seal B queries, open B answers) and ``t`` the median task
+  compute time measured in the same run, printed beside each measured time.
+
+The machine's load average is printed too: other jobs on a shared machine slow the
+workers down.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+import he_core  # noqa: E402
+from henn import activations  # noqa: E402
+from henn.deploy import Circuit, InferenceClient, InferenceServer, ServerBundle  # noqa: E402
+from henn.distributed import Cluster, ClusterServer, wire  # noqa: E402
+
+LAYOUTS = ((1, 1), (1, 2), (2, 1))
+
+
+def circuit() -> Circuit:
+    rng = np.random.default_rng(3)
+    return Circuit([("linear", rng.normal(0, 0.3, (30, 16)), rng.normal(0, 0.1, 16)), ("poly", activations.square()),
+                    ("linear", rng.normal(0, 0.3, (16, 2)), rng.normal(0, 0.1, 2))],
+                   shift=np.zeros(30), scale=np.full(30, 2.0), clip=2.0)
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def one_process(bundle: ServerBundle, client: InferenceClient, queries: list, repeats: int) -> dict:
+    server = InferenceServer(bundle)
+    server.register(client.public)
+    q = queries[0]
+    answer = server.answer(q.ciphertext, q.count)
+    sealed = wire.to_bytes(answer)
+    return {"seconds_answer": median_time(lambda: server.answer(q.ciphertext, q.count), repeats),
+            "seconds_seal_query": median_time(lambda: wire.Wire(q.ciphertext), repeats),
+            "seconds_open_answer": median_time(lambda: wire.from_bytes(sealed, "ciphertext"), repeats),
+            "query_bytes": len(wire.to_bytes(q.ciphertext)), "answer_bytes": len(sealed),
+            "key_bytes": len(wire.to_bytes(client.public))}
+
+
+def on_cluster(bundle: ServerBundle, client: InferenceClient, queries: list, workers: int, threads: int,
+               repeats: int) -> dict:
+    with Cluster("local", workers=workers, threads_per_worker=threads) as cluster:
+        server = ClusterServer(cluster, bundle)
+        server.answer(client.public, queries[:workers])  # warm-up: servers built, keys fetched
+        walls, computes = [], []
+        for _ in range(repeats):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from distributed import get_task_stream
+                with get_task_stream(client=cluster.client) as stream:
+                    t = time.perf_counter()
+                    answers = server.answer(client.public, queries)
+                    walls.append(time.perf_counter() - t)
+            assert len(answers) == len(queries)
+            computes += [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+                         for task in stream.data if "henn-answer" in str(task["key"])]
+    return {"workers": workers, "threads": threads, "seconds": statistics.median(walls), "all_seconds": walls,
+            "task_compute_median": statistics.median(computes)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    bundle = ServerBundle.create(circuit(), "ckks")
+    client = InferenceClient(bundle.client_info())
+    X = np.random.default_rng(4).normal(0, 2, (args.batches * bundle.batch, 30))
+    queries = client.encrypt(X)
+    base = one_process(bundle, client, queries, args.repeats)
+    drv = args.batches * (base["seconds_seal_query"] + base["seconds_open_answer"])
+    print(f"{bundle.scheme} {bundle.params.param_id}: {args.batches} batches of {bundle.batch} queries; "
+          f"one process: {base['seconds_answer']:.3f} s per batch; driver per batch: seal query "
+          f"{base['seconds_seal_query']:.3f} s, open answer {base['seconds_open_answer']:.3f} s; "
+          f"bytes per task: query {base['query_bytes'] / 1e6:.1f} MB, answer {base['answer_bytes'] / 1e6:.2f} MB; "
+          f"keys {base['key_bytes'] / 1e6:.1f} MB per worker; load average {os.getloadavg()}")
+    rows = []
+    for workers, threads in LAYOUTS:
+        r = on_cluster(bundle, client, queries, workers, threads, args.repeats)
+        r["model_seconds"] = drv + math.ceil(args.batches / workers) * r["task_compute_median"]
+        rows.append(r)
+        print(f"{workers} worker(s) x {threads} thread(s): {r['seconds']:.2f} s (median of {args.repeats}: "
+              f"{', '.join(f'{s:.2f}' for s in r['all_seconds'])}), task compute {r['task_compute_median']:.3f} s, "
+              f"model {r['model_seconds']:.2f} s, load {os.getloadavg()[0]:.2f}", flush=True)
+    t = {(r["workers"], r["threads"]): r["seconds"] for r in rows}
+    print(f"speed-up 2x1 over 1x1: {t[(1, 1)] / t[(2, 1)]:.2f}; over 1x2 (the fair baseline): "
+          f"{t[(1, 2)] / t[(2, 1)]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"batches": args.batches, "batch": bundle.batch, "one_process": base,
+                                         "driver_seconds": drv, "layouts": rows, "cores": len(os.sched_getaffinity(0)),
+                                         "he_core": he_core.__version__}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
