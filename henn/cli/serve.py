@@ -108,7 +108,10 @@ def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
     from ..distributed import Cluster, ClusterServer, predict_on_cluster
     from ..serving import read_answer_count, write_answer_count
 
+    from ..distributed.inference import check_security
+
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
+    check_security(bundle, args.allow_insecure)  # before a cluster is started
     state = args.state or args.bundle.with_name(args.bundle.name + ".answered")
     security = None
     if args.tls_ca is not None:

@@ -98,6 +98,17 @@ class InferencePlugin(WorkerPlugin):
             return self.server.answer(query, count)
 
 
+def check_security(bundle: ServerBundle, allow_insecure: bool) -> None:
+    """Refuse a bundle whose parameter set gives no security unless asked for (tests and teaching).
+
+    Raises:
+        DeployError: an insecure bundle without ``allow_insecure``.
+    """
+    if make_scheme(bundle.scheme, bundle.params).params.security_bits == 0 and not allow_insecure:
+        raise DeployError(f"cannot serve on the cluster: the bundle's {bundle.scheme} parameters give no "
+                          "security; pass allow_insecure=True (--allow-insecure) for tests")
+
+
 def plugin_name(bundle_bytes: bytes, allow_insecure: bool) -> str:
     """The plugin's name on the cluster: one per bundle (and insecure setting)."""
     digest = hashlib.sha256(bytes(bundle_bytes)).hexdigest()[:16]
@@ -131,9 +142,7 @@ class ClusterServer:
 
     def __init__(self, cluster: Cluster, bundle: ServerBundle, *, allow_insecure: bool = False,
                  answered_before: int = 0):
-        if make_scheme(bundle.scheme, bundle.params).params.security_bits == 0 and not allow_insecure:
-            raise DeployError(f"cannot serve on the cluster: the bundle's {bundle.scheme} parameters give no "
-                              "security; pass allow_insecure=True (--allow-insecure) for tests")
+        check_security(bundle, allow_insecure)
         if isinstance(answered_before, bool) or not isinstance(answered_before, int) or answered_before < 0:
             raise DeployError(f"cannot serve on the cluster: answered_before must be a count, got {answered_before!r}")
         self.cluster, self.bundle = cluster, bundle
@@ -328,5 +337,6 @@ def _reaches_secret(root: Any) -> bool:
     return False
 
 
-__all__ = ["ClusterReport", "ClusterServer", "InferencePlugin", "PLUGIN_PREFIX", "audit_worker", "plugin_name",
+__all__ = ["ClusterReport", "ClusterServer", "InferencePlugin", "PLUGIN_PREFIX", "audit_worker", "check_security",
+           "plugin_name",
            "predict_on_cluster"]
