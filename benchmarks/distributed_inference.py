@@ -6,9 +6,10 @@ Run from the repository root::
 
 It builds the 30 -> 16 -> 2 MLP's 128-bit CKKS bundle (the deploy tests' circuit), one
 client's keys and ``--batches`` full encrypted batches (outside every timed region),
-then for each layout (workers x threads: 1x1, 1x2, 2x1) starts a ``LocalCluster``,
-answers one warm-up round (each worker builds its server and fetches the keys) and
-times ``ClusterServer.answer`` over all batches ``--repeats`` times (median). Alongside:
+then starts one ``LocalCluster`` per layout (workers x threads: 1x1, 1x2, 2x1; idle
+workers cost no CPU), answers one warm-up round on each (each worker builds its server
+and fetches the keys) and times ``ClusterServer.answer`` over all batches, the layouts'
+rounds interleaved, ``--repeats`` rounds each (median). Alongside:
 
 * one process: ``InferenceServer.answer`` per batch (the work of one task), and the
   driver's own per-batch costs: sealing a query in henn's format (``Wire``), opening
@@ -16,7 +17,8 @@ times ``ClusterServer.answer`` over all batches ``--repeats`` times (median). Al
 * per task, from Dask's task stream: compute seconds on the worker;
 * the cost model of docs/scaling.md, ``T(w) = D + ceil(B / w) * t``, with ``D`` the
   driver's serial time (seal B queries, open B answers) and ``t`` the median task
-  compute time measured in the same run, printed beside each measured time.
+  compute time measured in the same run (divided by the threads of a worker, whose
+  threads take turns), printed beside each measured time.
 
 The machine's load average is printed too: other jobs on a shared machine slow the
 workers down.
@@ -24,13 +26,13 @@ workers down.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -75,25 +77,36 @@ def one_process(bundle: ServerBundle, client: InferenceClient, queries: list, re
             "key_bytes": len(wire.to_bytes(client.public))}
 
 
-def on_cluster(bundle: ServerBundle, client: InferenceClient, queries: list, workers: int, threads: int,
-               repeats: int) -> dict:
-    with Cluster("local", workers=workers, threads_per_worker=threads) as cluster:
-        server = ClusterServer(cluster, bundle)
-        server.answer(client.public, queries[:workers])  # warm-up: servers built, keys fetched
-        walls, computes = [], []
+def time_round(cluster: Cluster, server: ClusterServer, client: InferenceClient, queries: list) -> tuple:
+    """One timed round: wall seconds, and each answer task's compute seconds from Dask's task stream."""
+    from distributed import get_task_stream
+
+    with get_task_stream(client=cluster.client) as stream:
+        t = time.perf_counter()
+        answers = server.answer(client.public, queries)
+        wall = time.perf_counter() - t
+    assert len(answers) == len(queries)
+    return wall, [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+                  for task in stream.data if "henn-answer" in str(task["key"])]
+
+
+def on_clusters(bundle: ServerBundle, client: InferenceClient, queries: list, repeats: int) -> list[dict]:
+    """Every layout's cluster up at once, rounds interleaved (1x1, 1x2, 2x1, 1x1, ...): a change in the
+    machine's load hits every layout alike."""
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for workers, threads in LAYOUTS:
+            cluster = stack.enter_context(Cluster("local", workers=workers, threads_per_worker=threads))
+            server = ClusterServer(cluster, bundle)
+            server.answer(client.public, queries[:workers])  # warm-up: servers built, keys fetched
+            runs.append((workers, threads, cluster, server, [], []))
         for _ in range(repeats):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                from distributed import get_task_stream
-                with get_task_stream(client=cluster.client) as stream:
-                    t = time.perf_counter()
-                    answers = server.answer(client.public, queries)
-                    walls.append(time.perf_counter() - t)
-            assert len(answers) == len(queries)
-            computes += [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-                         for task in stream.data if "henn-answer" in str(task["key"])]
-    return {"workers": workers, "threads": threads, "seconds": statistics.median(walls), "all_seconds": walls,
-            "task_compute_median": statistics.median(computes)}
+            for workers, threads, cluster, server, walls, computes in runs:
+                wall, tasks = time_round(cluster, server, client, queries)
+                walls.append(wall)
+                computes.extend(tasks)
+    return [{"workers": w, "threads": th, "seconds": statistics.median(walls), "all_seconds": walls,
+             "task_compute_median": statistics.median(computes)} for w, th, _, _, walls, computes in runs]
 
 
 def main() -> int:
@@ -113,14 +126,15 @@ def main() -> int:
           f"{base['seconds_seal_query']:.3f} s, open answer {base['seconds_open_answer']:.3f} s; "
           f"bytes per task: query {base['query_bytes'] / 1e6:.1f} MB, answer {base['answer_bytes'] / 1e6:.2f} MB; "
           f"keys {base['key_bytes'] / 1e6:.1f} MB per worker; load average {os.getloadavg()}")
-    rows = []
-    for workers, threads in LAYOUTS:
-        r = on_cluster(bundle, client, queries, workers, threads, args.repeats)
-        r["model_seconds"] = drv + math.ceil(args.batches / workers) * r["task_compute_median"]
-        rows.append(r)
+    rows = on_clusters(bundle, client, queries, args.repeats)
+    for r in rows:
+        workers, threads = r["workers"], r["threads"]
+        # a worker's threads take turns (one evaluation at a time): a task's compute time includes its wait
+        r["model_seconds"] = drv + math.ceil(args.batches / workers) * r["task_compute_median"] / threads
         print(f"{workers} worker(s) x {threads} thread(s): {r['seconds']:.2f} s (median of {args.repeats}: "
               f"{', '.join(f'{s:.2f}' for s in r['all_seconds'])}), task compute {r['task_compute_median']:.3f} s, "
-              f"model {r['model_seconds']:.2f} s, load {os.getloadavg()[0]:.2f}", flush=True)
+              f"model {r['model_seconds']:.2f} s", flush=True)
+    print(f"load average after: {os.getloadavg()}")
     t = {(r["workers"], r["threads"]): r["seconds"] for r in rows}
     print(f"speed-up 2x1 over 1x1: {t[(1, 1)] / t[(2, 1)]:.2f}; over 1x2 (the fair baseline): "
           f"{t[(1, 2)] / t[(2, 1)]:.2f}")
