@@ -2,11 +2,15 @@
 
     python examples/04_client_server.py                   # 128-bit CKKS
     python examples/04_client_server.py --scheme vhe      # the insecure teaching scheme (fast)
+    python examples/04_client_server.py --layout rows     # a query per row: cheaper for a few queries
 
 The owner trains an MLP on breast-cancer data and writes the server bundle (the
 circuit, its parameters, the weights in the clear); a second process serves it on a
 private Unix socket; the client encrypts the test rows, the server answers without
-any secret key, and the client decrypts and compares with the clear model.
+any secret key, and the client decrypts and compares with the clear model. The
+bundle's layout decides how queries are packed: ``columns`` (a slot per query: a
+thousand queries cost what one does) or ``rows`` (a row per query, one rotation-based
+matvec per layer: the cheaper layout for a single query; CKKS only).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from henn.training.fit import SinglePartyWarning
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scheme", default="ckks")
+    parser.add_argument("--layout", choices=("columns", "rows"), default="columns")
     args = parser.parse_args()
     insecure = ["--allow-insecure"] if args.scheme == "vhe" else []
     warnings.simplefilter("ignore")  # SinglePartyWarning (the owner trains alone) and vhe's SecurityWarning
@@ -38,14 +43,15 @@ def main() -> None:
     X, y = load_breast_cancer(return_X_y=True)
     Xtr, Xte, ytr, _ = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
     with tempfile.TemporaryDirectory(prefix="henn-ex-") as tmp:
-        run(Path(tmp), Xtr, Xte, ytr, insecure, args.scheme)
+        run(Path(tmp), Xtr, Xte, ytr, insecure, args.scheme, args.layout)
 
 
-def run(work: Path, Xtr: np.ndarray, Xte: np.ndarray, ytr: np.ndarray, insecure: list[str], scheme: str) -> None:
+def run(work: Path, Xtr: np.ndarray, Xte: np.ndarray, ytr: np.ndarray, insecure: list[str], scheme: str,
+        layout: str) -> None:
     # owner: train (on the plain twin here: the weights end in the clear in the bundle anyway) and export
     clf = EncryptedMLPClassifier((16,), scheme="plain", epochs=10, random_state=0).fit(Xtr, ytr)
     circuit = clf.export_circuit()
-    (work / "bundle.henn").write_bytes(ServerBundle.create(circuit, scheme).to_bytes())
+    (work / "bundle.henn").write_bytes(ServerBundle.create(circuit, scheme, layout=layout).to_bytes())
     with open(work / "X.csv", "w", newline="") as f:
         csv.writer(f).writerows(Xte.tolist())
     # server, in its own process

@@ -60,15 +60,18 @@ class KeyRequirements:
             a packing scheme uses it to choose rotations.
         rotations: extra slot rotations to make keys for (packing schemes).
         multiply: whether ciphertext x ciphertext products will be needed.
-        minimal: make only the product key and the asked rotations: nothing for linear
-            transforms or row movement (a client's keys for a circuit known to need
-            none: far fewer bytes to send).
+        minimal: make only the product key, the asked rotations and the ``transforms``'
+            keys: nothing else for linear transforms or row movement (a client's keys
+            for a known circuit: far fewer bytes to send).
+        transforms: vector sizes that plaintext linear transforms (``matvec``) will
+            take, whose keys even a ``minimal`` set holds (a packing scheme's rotations).
     """
 
     sizes: tuple[int, ...] = (1,)
     rotations: tuple[int, ...] = ()
     multiply: bool = True
     minimal: bool = False
+    transforms: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         sizes = tuple(sorted({int(s) for s in self.sizes}))
@@ -76,10 +79,15 @@ class KeyRequirements:
             raise ValueError(f"KeyRequirements.sizes must be positive integers, got {self.sizes!r}")
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "rotations", tuple(sorted({int(r) for r in self.rotations})))
+        transforms = tuple(sorted({int(t) for t in self.transforms}))
+        if any(t < 1 for t in transforms):
+            raise ValueError(f"KeyRequirements.transforms must be positive integers, got {self.transforms!r}")
+        object.__setattr__(self, "transforms", transforms)
 
     def merge(self, other: "KeyRequirements") -> "KeyRequirements":
         return KeyRequirements(self.sizes + other.sizes, self.rotations + other.rotations,
-                               self.multiply or other.multiply, self.minimal and other.minimal)
+                               self.multiply or other.multiply, self.minimal and other.minimal,
+                               self.transforms + other.transforms)
 
 
 @dataclasses.dataclass

@@ -252,6 +252,8 @@ def _reqs_out(req: KeyRequirements) -> dict[str, Any]:
     out = {"sizes": list(req.sizes), "rotations": list(req.rotations), "multiply": bool(req.multiply)}
     if req.minimal:  # written only when set: files from before the field read the same
         out["minimal"] = True
+    if req.transforms:  # likewise
+        out["transforms"] = list(req.transforms)
     return out
 
 
@@ -514,17 +516,18 @@ def _bundle_public_in(header: dict, dec: TreeDecoder, scheme: str | None, params
 
 def _reqs_in(fields: dict) -> KeyRequirements:
     sizes, rotations, multiply = fields.get("sizes"), fields.get("rotations"), fields.get("multiply")
-    minimal = fields.get("minimal", False)
+    minimal, transforms = fields.get("minimal", False), fields.get("transforms", [])
     ok = (isinstance(sizes, list) and isinstance(rotations, list) and isinstance(multiply, bool)
-          and isinstance(minimal, bool)
-          and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63 for v in sizes + rotations))
+          and isinstance(minimal, bool) and isinstance(transforms, list)
+          and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
+                  for v in sizes + rotations + transforms))
     if not ok:
         raise FormatError("cannot load: malformed key requirements")
     try:
-        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply, minimal)
+        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply, minimal, tuple(transforms))
     except ValueError as exc:
         raise FormatError(f"cannot load: invalid key requirements: {exc}") from None
-    if list(req.sizes) != sizes or list(req.rotations) != rotations:
+    if list(req.sizes) != sizes or list(req.rotations) != rotations or list(req.transforms) != transforms:
         raise FormatError("cannot load: key requirements are not in canonical form")
     return req
 

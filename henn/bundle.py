@@ -7,6 +7,7 @@ header, raw float64 arrays; no pickle), validated when read.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -19,10 +20,19 @@ from .circuit import Circuit, DeployError
 from .tensor import EncTensor
 
 FORMAT = "henn-server-bundle/1"
+#: How queries are laid out: ``"columns"`` (``X^T``: one row per feature, a slot per query) or
+#: ``"rows"`` (a row per query, its features in slots: one ``matvec`` per layer).
+LAYOUTS = ("columns", "rows")
 #: Queries per batch for a scheme without a natural ciphertext size (each row then costs per entry).
 DEFAULT_BATCH = 64
 #: Answered batches the answers' flooding is sized for, over every client (they all learn about one model).
 DEFAULT_QUERIES_PER_KEY = 1 << 16
+#: The largest error of a flooded trial answer a bundle accepts (outputs are logits or scores).
+MAX_ANSWER_ERROR = 2.0**-5
+#: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
+UNCLIPPED_BOUND = 16.0
+#: The flooding of the trial answers (the server's default).
+TRIAL_FLOODING_BITS = 30
 
 
 @dataclasses.dataclass
@@ -36,6 +46,9 @@ class ServerBundle:
         batch: queries per encrypted batch.
         queries_per_key: answered batches in all, over every client key (sizes the answers'
             flooding: every answer tells something about the same weights, whoever asks).
+        layout: ``"columns"`` (``X^T``; many queries for the price of one, no rotation
+            key) or ``"rows"`` (a query per row; one ``matvec`` per layer: the cheaper
+            layout for a few queries, with rotation keys for the circuit's width only).
     """
 
     circuit: Circuit
@@ -43,36 +56,96 @@ class ServerBundle:
     params: he_core.Parameters | None
     batch: int
     queries_per_key: int = DEFAULT_QUERIES_PER_KEY
+    layout: str = "columns"
+    spent: int | None = dataclasses.field(default=None, compare=False)
+    trial_error: float | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise DeployError(f"cannot build the bundle: layout must be one of {LAYOUTS}, got {self.layout!r}")
+
+    @property
+    def row_width(self) -> int:
+        """A query's size in the ``rows`` layout: the circuit's width, to a power of two on a packing scheme."""
+        return row_width(self.circuit.width)
 
     @classmethod
-    def create(cls, circuit: Circuit, scheme: str = "ckks", *,
-               queries_per_key: int = DEFAULT_QUERIES_PER_KEY) -> "ServerBundle":
+    def create(cls, circuit: Circuit, scheme: str = "ckks", *, queries_per_key: int = DEFAULT_QUERIES_PER_KEY,
+               layout: str = "columns") -> "ServerBundle":
         """A bundle with the scheme's cheapest parameter set that runs the circuit.
 
-        Candidates come from the circuit's depth bound, smallest ring first, each
-        filled with every level its ring holds; the first on which a trial
-        evaluation (throwaway keys, zero queries) completes is taken.
+        The levels the circuit spends are measured on a trial evaluation (throwaway
+        keys, a zero query) with the set for its depth bound; the bundle then takes the
+        set for exactly those levels (a key switch costs in proportion to the levels a
+        ciphertext carries, and a server never refreshes). The set keeps the scheme's
+        floor below the computation: the answer's room for its values and its flooding.
+
+        Args:
+            layout: ``"columns"`` or ``"rows"`` (see the class); ``"rows"`` needs a scheme
+                with linear transforms.
 
         Raises:
-            DeployError: no parameter set of the scheme runs the circuit.
+            DeployError: no parameter set of the scheme runs the circuit, or a layout the
+                scheme cannot evaluate.
         """
+        if layout not in LAYOUTS:
+            raise DeployError(f"cannot deploy: layout must be one of {LAYOUTS}, got {layout!r}")
         cls_ = he_core.scheme_class(scheme)
-        candidates: dict[str, he_core.Parameters | None] = {}
-        for depth in range(1, circuit.depth + 1):
-            params = cls_.params_for_depth(depth, fill_ring=True)
-            candidates.setdefault("none" if params is None else params.param_id, params)
-        for params in candidates.values():
-            instance = make_scheme(scheme, params)
-            batch = instance.natural_size or DEFAULT_BATCH
-            if params is None or _trial_runs(circuit, instance, batch):
-                return cls(circuit, scheme, params, batch, queries_per_key)
-        raise DeployError(f"cannot deploy: no {scheme} parameter set up to depth {circuit.depth} runs the circuit")
+        try:
+            bound = cls_.params_for_depth(circuit.depth)
+        except he_core.ParameterError as exc:
+            raise DeployError(f"cannot deploy: no {scheme} parameter set holds depth {circuit.depth} ({exc})") from None
+        bundle = cls._trial(circuit, scheme, bound, queries_per_key, layout)
+        if bound is not None and bundle.spent is not None:
+            fitted = cls._trial(circuit, scheme, cls_.params_for_depth(max(bundle.spent, 1)), queries_per_key, layout)
+            bundle = fitted if fitted.spent is not None else bundle
+        bundle.trial_error = _answer_error(bundle)
+        return bundle
+
+    @classmethod
+    def _trial(cls, circuit: Circuit, scheme: str, params, queries_per_key: int, layout: str) -> "ServerBundle":
+        """A bundle on ``params`` whose ``spent`` holds the levels a trial evaluation used (``None``: unleveled)."""
+        instance = make_scheme(scheme, params)
+        if layout == "rows" and not instance.supports(he_core.Capability.LINEAR_TRANSFORM):
+            raise DeployError(f"cannot deploy: the rows layout needs linear transforms, which {scheme} lacks")
+        bundle = cls(circuit, scheme, params, 1, queries_per_key, layout)
+        bundle.batch = bundle.rows_per_batch(instance) if layout == "rows" else instance.natural_size or DEFAULT_BATCH
+        instance.keygen(bundle.requirements())
+        query = EncTensor.encrypt(instance, np.zeros(bundle.query_shape(1)))
+        try:
+            answer = circuit.run(query, 1) if layout == "columns" else circuit.run_rows(query)
+        except he_core.LevelExhaustedError:
+            raise DeployError(f"cannot deploy: the {scheme} set for depth {circuit.depth} does not run the "
+                              "circuit") from None
+        except he_core.KeyMissingError as exc:  # vhe's transforms need a key per matrix from the key holder
+            raise DeployError(f"cannot deploy: {scheme} cannot run the {layout} layout with a client's keys "
+                              f"alone ({exc})") from None
+        before, after = instance.budget(query.ct), instance.budget(answer.ct)
+        bundle.spent = int(before["remaining"] - after["remaining"]) if before.get("kind") == "levels" else None
+        return bundle
+
+    def rows_per_batch(self, scheme: he_core.Scheme) -> int:
+        """Queries one ``rows`` batch holds: a ciphertext's worth on a packing scheme."""
+        natural = scheme.natural_size
+        return max(1, natural // self.row_width) if natural else DEFAULT_BATCH
+
+    def requirements(self) -> KeyRequirements:
+        """The client's keys (:func:`client_requirements`)."""
+        return client_requirements(self.client_info())
+
+    def query_shape(self, count: int) -> tuple[int, int]:
+        """The shape of an encrypted batch of ``count`` queries (its padded size in the ``columns`` layout)."""
+        return (self.circuit.n_features, self.batch) if self.layout == "columns" else (count, self.row_width)
+
+    def answer_shape(self, count: int) -> tuple[int, int]:
+        return (self.circuit.n_outputs, self.batch) if self.layout == "columns" else (count, self.circuit.n_outputs)
 
     def client_info(self) -> dict:
         """What a client needs to make keys and queries (no weights)."""
         c = self.circuit
         return {"format": FORMAT, "scheme": self.scheme, "params": None if self.params is None else
                 self.params.to_dict(), "batch": self.batch, "features": c.n_features, "outputs": c.n_outputs,
+                "layout": self.layout, "width": self.row_width, "sizes": list(c.sizes),
                 "shift": None if c.shift is None else [float(v) for v in c.shift],
                 "scale": None if c.scale is None else [float(v) for v in c.scale], "clip": c.clip}
 
@@ -125,8 +198,12 @@ class ServerBundle:
         shift, scale, clip = arrays.get("shift"), arrays.get("scale"), header.get("clip")
         if clip is not None and not isinstance(clip, (int, float)):
             raise he_core.FormatError("cannot read the bundle: malformed clip")
-        bundle = cls(Circuit(layers, shift, scale, clip), scheme, params, batch, limit)
-        if bundle.circuit.n_features != header.get("features") or bundle.circuit.n_outputs != header.get("outputs"):
+        layout = header.get("layout", "columns")  # bundles from before the rows layout
+        if layout not in LAYOUTS:
+            raise he_core.FormatError(f"cannot read the bundle: unknown layout {layout!r}")
+        bundle = cls(Circuit(layers, shift, scale, clip), scheme, params, batch, limit, layout)
+        if bundle.circuit.n_features != header.get("features") or bundle.circuit.n_outputs != header.get("outputs") \
+                or header.get("width", bundle.row_width) != bundle.row_width:
             raise he_core.FormatError("cannot read the bundle: its header disagrees with its layers")
         return bundle
 
@@ -155,15 +232,70 @@ def make_scheme(scheme: str, params: he_core.Parameters | None) -> he_core.Schem
     return he_core.get_scheme(scheme, params) if params is not None else he_core.get_scheme(scheme)
 
 
-def client_requirements(batch: int) -> KeyRequirements:
-    # Products of whole rows and plaintext lincombs: a relinearisation key, no rotation.
-    return KeyRequirements(sizes=(1, batch), multiply=True, minimal=True)
+def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
+    """The largest error of flooded trial answers (throwaway keys, inputs drawn in the owner's clip).
 
+    A circuit whose noise bound asks for more flooding than the answer's scale holds
+    (an activation with large coefficients) would answer noise or fail to decrypt at
+    the client: it is refused here, where the owner can act on it.
 
-def _trial_runs(circuit: Circuit, scheme: he_core.Scheme, batch: int) -> bool:
-    scheme.keygen(client_requirements(batch))
+    Raises:
+        DeployError: an answer that does not decrypt, or errs by more than ``MAX_ANSWER_ERROR``.
+    """
+    scheme = make_scheme(bundle.scheme, bundle.params)
+    secret, _ = scheme.keygen(bundle.requirements(), rng=he_core.SeededRandom(0))
+    circuit = bundle.circuit
+    bound = circuit.clip if circuit.clip is not None else 1.0
+    x = np.random.default_rng(0).uniform(-bound, bound, (rows, circuit.n_features))
+    if bundle.layout == "columns":
+        padded = np.zeros(bundle.query_shape(rows))
+        padded[:, :rows] = x.T
+    else:
+        padded = np.zeros(bundle.query_shape(rows))
+        padded[:, :circuit.n_features] = x
+    # the server declares the input bound itself (its noise bound, hence its flood, is sized from it)
+    query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded), input_bound(circuit)))
+    out = circuit.run(query, rows) if bundle.layout == "columns" else circuit.run_rows(query)
+    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key))
     try:
-        circuit.run(EncTensor.encrypt(scheme, np.zeros((circuit.n_features, batch))), 1)
-    except he_core.LevelExhaustedError:
-        return False
-    return True
+        answer = scheme.decrypt_exact_local(flooded, secret)
+    except he_core.HEOverflowError:
+        error = math.inf
+    else:
+        answer = answer[:, :rows].T if bundle.layout == "columns" else answer[:rows]
+        error = float(np.max(np.abs(answer - circuit.evaluate_prepared(x))))
+    if not error <= MAX_ANSWER_ERROR:
+        what = "does not decrypt" if math.isinf(error) else f"errs by {error:.3g} (more than {MAX_ANSWER_ERROR})"
+        raise DeployError(f"cannot deploy: flooded for {bundle.queries_per_key} answers, a trial answer {what}: "
+                          "the circuit's noise bound asks for more "
+                          "flooding than its scale holds (an activation with large coefficients?); refit it on a "
+                          "narrower range or lower queries_per_key")
+    return error
+
+
+def input_bound(circuit: Circuit) -> float:
+    """The bound a server declares for a query's values: the owner's clip, or ``UNCLIPPED_BOUND``."""
+    return float(circuit.clip) if circuit.clip is not None else UNCLIPPED_BOUND
+
+
+def client_requirements(info: dict) -> KeyRequirements:
+    """The keys a client makes for a bundle's client information: a product key, and in the
+    ``rows`` layout the linear transforms of its width (no other rotation).
+
+    Raises:
+        DeployError: malformed sizes in ``info``.
+    """
+    try:
+        if info.get("layout", "columns") == "columns":  # products of whole rows and plaintext lincombs
+            return KeyRequirements(sizes=(1, int(info["batch"])), multiply=True, minimal=True)
+        width, sizes = int(info["width"]), tuple(int(n) for n in info["sizes"])
+        return KeyRequirements(sizes=(1, width) + sizes, multiply=True, minimal=True, transforms=(width,))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DeployError(f"cannot make keys: malformed client information ({exc})") from None
+
+
+def row_width(width: int) -> int:
+    """A ``rows`` query's size: the circuit's width to a power of two (a packing scheme's row block)."""
+    return 1 << max(0, width - 1).bit_length()
+
+

@@ -2,9 +2,12 @@
 
 A :class:`Circuit` is what the owner hands a server: linear layers (weights in the
 clear) and polynomial activations, with the inputs' standardisation that the client
-applies before encrypting. :meth:`Circuit.run` evaluates it on an encrypted batch laid
-out as ``X^T`` (one row per feature, one slot per query); :meth:`Circuit.evaluate` is
-the clear reference.
+applies before encrypting. Two encrypted layouts: :meth:`Circuit.run` takes a batch laid
+out as ``X^T`` (one row per feature, one slot per query: plaintext linear combinations
+of whole rows, no rotation, as cheap for thousands of queries as for one);
+:meth:`Circuit.run_rows` takes one row per query, its features in slots (one
+``matvec`` per layer: rotations, but a single query costs one small ciphertext).
+:meth:`Circuit.evaluate` is the clear reference.
 """
 from __future__ import annotations
 
@@ -99,6 +102,16 @@ class Circuit:
         return [layer[1].shape[1] for layer in self.layers if layer[0] == "linear"][-1]
 
     @property
+    def width(self) -> int:
+        """The widest vector the circuit holds (inputs, hidden layers, outputs): a row's size in ``run_rows``."""
+        return max(max(layer[1].shape) for layer in self.layers if layer[0] == "linear")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Every vector size the circuit holds (a scheme that keys per size needs them all)."""
+        return tuple(sorted({n for layer in self.layers if layer[0] == "linear" for n in layer[1].shape}))
+
+    @property
     def depth(self) -> int:
         """A bound on the levels of one evaluation: a level per linear layer, each activation's, the answer's mask.
 
@@ -117,9 +130,32 @@ class Circuit:
         mask[0, :count] = 1.0
         return x * mask  # the slots nobody asked about would answer a zero query
 
+    def run_rows(self, x: EncTensor) -> EncTensor:
+        """The encrypted evaluation on ``(queries, width)`` rows: features first, zeros after them.
+
+        Each linear layer is one ``matvec`` (``x @ W``); the first layer's weight is
+        padded to the row's width. On a packing scheme the product only has blocks for
+        the batch's rows, so nothing the query holds outside them reaches the answer
+        and no mask level is spent.
+        """
+        first = True
+        for layer in self.layers:
+            if layer[0] == "linear":
+                w = layer[1]
+                if first and w.shape[0] != x.size:
+                    w = np.vstack([w, np.zeros((x.size - w.shape[0], w.shape[1]))])
+                first = False
+                x = x @ w + layer[2]
+            else:
+                x = layer[1].forward(x)
+        return x
+
     def evaluate(self, X: np.ndarray) -> np.ndarray:
         """The clear model on ``(n, features)`` raw rows: ``(n, outputs)``."""
-        x = self.prepare(X)
+        return self.evaluate_prepared(self.prepare(X))
+
+    def evaluate_prepared(self, x: np.ndarray) -> np.ndarray:
+        """The clear model on rows already standardised and clipped (what the client encrypts)."""
         for layer in self.layers:
             x = x @ layer[1] + layer[2] if layer[0] == "linear" else layer[1].value(x)
         return x

@@ -7,9 +7,9 @@ Three roles, as in Concrete-ML's deployment split:
   single-key CKKS, weights under the owner's key cannot meet data under a client's
   key, so the server computes plaintext weights on the client's ciphertexts;
 * the **client** makes its own keys (:class:`InferenceClient`): the public key and
-  the one evaluation key the circuit needs (relinearisation: the batch layout below
-  needs no rotation), encrypts a batch of queries, sends it, and decrypts the answer
-  with a secret key that never leaves it;
+  the evaluation keys the circuit needs (relinearisation; in the ``rows`` layout also
+  the rotations of one linear transform of the circuit's width), encrypts a batch of
+  queries, sends it, and decrypts the answer with a secret key that never leaves it;
 * the **server** (:class:`InferenceServer`) evaluates on ciphertexts it cannot read.
   It holds no secret key. Before answering it zeroes every slot the client did not
   ask about (they would hold the model's answer to a zero query) and floods the
@@ -17,10 +17,12 @@ Three roles, as in Concrete-ML's deployment split:
   outputs and nothing else about the weights; it answers at most
   ``queries_per_key`` batches per client key, the count the flooding is sized for.
 
-Layout: the client sends ``X^T``, one encrypted row per feature holding that feature
-of up to ``batch`` queries. Each layer is then one plaintext ``lincomb`` (integer
-multiples and sums of whole ciphertexts on a packing scheme: no rotation), a bias, an
-activation; many queries cost the same as one.
+Layouts (the bundle's ``layout``): in ``columns`` the client sends ``X^T``, one
+encrypted row per feature holding that feature of up to ``batch`` queries; each layer
+is one plaintext ``lincomb`` (no rotation) and many queries cost the same as one. In
+``rows`` the client sends one row per query, its features in the slots of a block of
+the circuit's width; each layer is one ``matvec`` (rotations), the product has blocks
+for the declared rows only, and a single query costs one small ciphertext.
 """
 from __future__ import annotations
 
@@ -32,14 +34,12 @@ import numpy as np
 import he_core
 from he_core import Ciphertext, Flooding, PublicKeys
 
-from .bundle import FORMAT, ServerBundle, client_requirements, make_scheme, scheme_params
+from .bundle import FORMAT, ServerBundle, client_requirements, input_bound, make_scheme, scheme_params
 from .circuit import Circuit, DeployError
 from .tensor import EncTensor
 
 #: Client keys one server holds at most (each is several MB).
 MAX_CLIENTS = 256
-#: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
-UNCLIPPED_BOUND = 16.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +65,17 @@ class InferenceClient:
         name, params = scheme_params(info)
         self.scheme = make_scheme(name, params)
         self.batch, self.features, self.outputs = int(info["batch"]), int(info["features"]), int(info["outputs"])
+        self.layout = info.get("layout", "columns")
+        self.width = int(info.get("width", self.features))
+        if self.layout not in ("columns", "rows") or self.width < self.features:
+            raise DeployError("cannot make a client: malformed layout in the client information")
         self._prepare = Circuit([("linear", np.zeros((self.features, 1)), np.zeros(1))],
                                 None if info.get("shift") is None else np.asarray(info["shift"], dtype=np.float64),
                                 None if info.get("scale") is None else np.asarray(info["scale"], dtype=np.float64),
                                 info.get("clip")).prepare
         self._clip = info.get("clip")
         self._rng = rng
-        self._secret, self.public = self.scheme.keygen(client_requirements(self.batch), rng=rng)
+        self._secret, self.public = self.scheme.keygen(client_requirements(info), rng=rng)
 
     def public_bytes(self) -> bytes:
         """The public and evaluation keys, in the project's file format."""
@@ -95,11 +99,16 @@ class InferenceClient:
         out = []
         for lo in range(0, X.shape[0], self.batch):
             chunk = X[lo:lo + self.batch]
-            padded = np.zeros((self.features, self.batch))
-            padded[:, :chunk.shape[0]] = chunk.T
             rows = chunk.shape[0]
+            count = self.batch if hide_count else rows
+            if self.layout == "columns":
+                padded = np.zeros((self.features, self.batch))
+                padded[:, :rows] = chunk.T
+            else:
+                padded = np.zeros((count, self.width))
+                padded[:rows, :self.features] = chunk
             ct = self.scheme.encrypt(padded, rng=self._rng, bound=self._bound(padded))
-            out.append(Query(ct, self.batch if hide_count else rows, rows))
+            out.append(Query(ct, count, rows))
         return out
 
     def _bound(self, padded: np.ndarray) -> float:
@@ -112,10 +121,15 @@ class InferenceClient:
 
     def decrypt(self, answer: Ciphertext, rows: int) -> np.ndarray:
         """The ``(rows, outputs)`` answers of one batch (decrypted here: nothing goes back)."""
-        if tuple(answer.shape) != (self.outputs, self.batch) or answer.key_id != self.public.key_id:
-            raise DeployError(f"cannot decrypt the answer: expected a ({self.outputs}, {self.batch}) ciphertext "
+        columns = self.layout == "columns"
+        expected = (self.outputs, self.batch) if columns else (rows, self.outputs)
+        shape_ok = tuple(answer.shape) == expected if columns else \
+            answer.shape[1] == self.outputs and rows <= answer.shape[0] <= self.batch
+        if not shape_ok or answer.key_id != self.public.key_id:
+            raise DeployError(f"cannot decrypt the answer: expected a {expected} ciphertext "
                               f"under this client's key, got {answer.describe()}")
-        return self.scheme.decrypt_exact_local(answer, self._secret)[:, :rows].T
+        out = self.scheme.decrypt_exact_local(answer, self._secret)
+        return out[:, :rows].T if columns else out[:rows]
 
 
 class InferenceServer:
@@ -137,9 +151,9 @@ class InferenceServer:
         self._total = int(answered_before)
         # Inputs reach the first layer standardised and clipped (the owner's clip); without a clip,
         # the largest input the scheme can hold at the query's scale is all that bounds them.
-        self._input_bound = float(bundle.circuit.clip) if bundle.circuit.clip is not None else UNCLIPPED_BOUND
+        self._input_bound = input_bound(bundle.circuit)
         probe = make_scheme(bundle.scheme, bundle.params)
-        probe.keygen(client_requirements(bundle.batch))
+        probe.keygen(bundle.requirements())
         fresh = probe.budget(probe.encrypt(np.zeros((1, 1))))
         self._fresh_scale = probe.encrypt(np.zeros((1, 1))).scale
         # a leveled scheme's fresh ciphertexts sit at the top level: a query below it was computed on
@@ -168,8 +182,11 @@ class InferenceServer:
         if public.scheme != scheme.name or public.params_id != scheme.params_id:
             raise DeployError(f"cannot register: keys for {public.scheme} {public.params_id}, the circuit runs on "
                               f"{scheme.name} {scheme.params_id}")
-        if self.bundle.batch not in public.requirements.sizes or not public.requirements.multiply:
-            raise DeployError(f"cannot register: the keys do not cover batches of {self.bundle.batch} with products")
+        need, have = self.bundle.requirements(), public.requirements
+        if not (set(need.sizes) <= set(have.sizes) and set(need.transforms) <= set(have.transforms)
+                and have.multiply):
+            raise DeployError(f"cannot register: the keys do not cover the circuit's {self.bundle.layout} batches "
+                              f"(sizes {need.sizes}, transforms {need.transforms}, products)")
         scheme.check_public_keys(public)  # the answers are re-randomised with this key: its uniform part must be
         scheme.set_public_keys(public)
         self._clients[public.key_id] = (scheme, material)
@@ -186,11 +203,11 @@ class InferenceServer:
         if client is None:
             raise DeployError("cannot answer: the query is not a ciphertext under a registered key")
         scheme = client[0]
-        batch, features = self.bundle.batch, self.bundle.circuit.n_features
-        if tuple(query.shape) != (features, batch):
-            raise DeployError(f"cannot answer: expected a ({features}, {batch}) query, got {query.shape}")
+        batch = self.bundle.batch
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= batch:
             raise DeployError(f"cannot answer: count must lie in 1..{batch}, got {count!r}")
+        if tuple(query.shape) != self.bundle.query_shape(count):
+            raise DeployError(f"cannot answer: expected a {self.bundle.query_shape(count)} query, got {query.shape}")
         if self._total >= self.bundle.queries_per_key:
             raise DeployError(f"cannot answer: the {self.bundle.queries_per_key} batches the answers' flooding is "
                               "sized for are spent; the owner must issue a new bundle")
@@ -203,7 +220,9 @@ class InferenceServer:
         query = scheme.as_received(query, self._input_bound)
         self._answered[query.key_id] += 1
         self._total += 1
-        out = self.bundle.circuit.run(EncTensor(scheme, query), count)
+        x = EncTensor(scheme, query)
+        # rows: the products have blocks for the count rows only (nothing else reaches the answer)
+        out = self.bundle.circuit.run(x, count) if self.bundle.layout == "columns" else self.bundle.circuit.run_rows(x)
         return scheme.sanitize(out.ct, flooding=self._flooding)
 
     def answered(self, key_id: str | None = None) -> int:

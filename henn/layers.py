@@ -66,7 +66,8 @@ class Linear(Module):
     @classmethod
     def init(cls, scheme: Scheme, in_features: int, out_features: int, *, init_scale: float,
              rng: np.random.Generator | RandomSource | None = None, encrypted_input: bool = False,
-             bias: float | None = 0.0, layout: Any = None) -> "Linear":
+             bias: float | None = 0.0, layout: Any = None,
+             encryption_rng: RandomSource | None = None) -> "Linear":
         """A layer with weights uniform on ``[-init_scale, init_scale]``, encrypted with the public key.
 
         Args:
@@ -83,14 +84,17 @@ class Linear(Module):
                 that reads an :class:`~henn.embedding.EmbeddingBag`'s gathered rows, so
                 both sit in the scheme's table packing (a refresh cannot move a tensor
                 between packings).
+            encryption_rng: the encryption noise's randomness: default the OS CSPRNG (tests
+                that compare two runs' noise-driven refresh counts pass a seeded source).
         """
         if not (init_scale >= 0 and np.isfinite(init_scale)):
             raise ValueError(f"cannot build Linear: init_scale must be finite and >= 0, got {init_scale!r}")
         w = init_scale * (2.0 * _uniform01(rng, (in_features, out_features)) - 1.0)
         if encrypted_input:
             w = w.T
-        b = None if bias is None else EncTensor.encrypt(scheme, np.full((1, out_features), float(bias)))
-        return cls(EncTensor.encrypt(scheme, w, layout=layout), b, encrypted_input=encrypted_input)
+        b = None if bias is None else EncTensor.encrypt(scheme, np.full((1, out_features), float(bias)),
+                                                        rng=encryption_rng)
+        return cls(EncTensor.encrypt(scheme, w, layout=layout, rng=encryption_rng), b, encrypted_input=encrypted_input)
 
     @property
     def in_features(self) -> int:

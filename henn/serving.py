@@ -46,8 +46,8 @@ def frame_limit(bundle: ServerBundle) -> int:
     """Largest frame the server accepts: a batch query with room for the format's headers."""
     scheme = he_core.get_scheme(bundle.scheme, bundle.params) if bundle.params is not None \
         else he_core.get_scheme(bundle.scheme)
-    scheme.keygen(he_core.KeyRequirements(sizes=(1, bundle.batch), multiply=True, minimal=True))
-    probe = scheme.encrypt(np.zeros((bundle.circuit.n_features, bundle.batch)))
+    scheme.keygen(bundle.requirements())
+    probe = scheme.encrypt(np.zeros(bundle.query_shape(bundle.batch)))
     keys = len(he_core.serialization.dumps(scheme.public_keys))
     return max(len(he_core.serialization.dumps(probe)), keys) + (1 << 20)
 

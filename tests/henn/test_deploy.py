@@ -35,8 +35,8 @@ def queries():
     return np.random.default_rng(1).normal(0, 2, (114, 30))
 
 
-def roles(circuit, scheme):
-    bundle = ServerBundle.from_bytes(ServerBundle.create(circuit, scheme).to_bytes())
+def roles(circuit, scheme, layout="columns"):
+    bundle = ServerBundle.from_bytes(ServerBundle.create(circuit, scheme, layout=layout).to_bytes())
     server = InferenceServer(bundle, allow_insecure=scheme == "vhe")
     client = InferenceClient(bundle.client_info())
     server.register(client.public_bytes())
@@ -51,9 +51,15 @@ SCHEMES = ["vhe", pytest.param("ckks", marks=pytest.mark.skipif("ckks" not in he
                                                                   reason="the ckks scheme is not built"))]
 
 
+@pytest.mark.parametrize("layout", ["columns", "rows"])
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_encrypted_answers_match_the_clear_model(circuit, queries, scheme):
-    _, server, client = roles(circuit, scheme)
+def test_encrypted_answers_match_the_clear_model(circuit, queries, scheme, layout):
+    if (scheme, layout) == ("vhe", "rows"):  # its matvec needs a key the key holder makes for each matrix
+        with pytest.raises(DeployError, match="cannot run the rows layout with a client's keys alone"):
+            ServerBundle.create(circuit, scheme, layout=layout)
+        return
+    bundle, server, client = roles(circuit, scheme, layout)
+    assert bundle.layout == layout
     clear = circuit.evaluate(queries)
     out = ask(server, client, queries)
     # vhe: 16-bit fixed point; ckks: the answers' flooding, sized from the noise of outputs
@@ -112,7 +118,7 @@ def test_budget_and_bad_queries_are_refused(circuit):
     with pytest.raises(DeployError, match="batches the answers' flooding is sized for are spent"):
         server.answer(q, n)
     other = InferenceClient({**bundle.client_info(), "batch": bundle.batch // 2})
-    with pytest.raises(DeployError, match="do not cover batches"):
+    with pytest.raises(DeployError, match="do not cover the circuit.s columns batches"):
         server.register(other.public)
     with pytest.raises(DeployError, match=r"expected finite \(n, 30\)"):
         client.encrypt(np.zeros((2, 29)))
@@ -140,3 +146,51 @@ def test_a_trained_estimator_deploys(recwarn):
     np.testing.assert_allclose(circuit.evaluate(X[400:]), est.decision_function(X[400:]), atol=1e-9)
     _, server, client = roles(circuit, "vhe")
     assert (ask(server, client, X[400:]).argmax(1) == est.predict(X[400:])).mean() >= 0.99
+
+
+@pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+def test_a_rows_query_costs_one_small_ciphertext_and_keys_for_its_width_only(circuit, queries):
+    """One query is one (1, 32) row; the keys hold the rotations of one 32-wide matvec and nothing else."""
+    bundle, server, client = roles(circuit, "ckks", "rows")
+    assert (bundle.row_width, bundle.batch) == (32, client.scheme.natural_size // 32)
+    assert bundle.params.security_bits >= 128
+    rotations = set(client.scheme.matvec_rotations(32))
+    assert len(client.public.data["galois"]) == len({r % client.scheme.params.slots for r in rotations})
+    (query,) = client.encrypt(queries[:1])
+    assert query.ciphertext.shape == (1, 32) and query.count == 1
+    answer = server.answer(query.ciphertext, query.count)
+    assert answer.shape == (1, 2)
+    np.testing.assert_allclose(client.decrypt(answer, 1), circuit.evaluate(queries[:1]), atol=1e-2, rtol=0)
+    # the columns layout pays a whole batch for the same query
+    columns, _, other = roles(circuit, "ckks", "columns")
+    assert bytes_of(query.ciphertext) * 8 < bytes_of(other.encrypt(queries[:1])[0].ciphertext)
+
+
+@pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+def test_rows_queries_hide_their_count_and_reject_a_wrong_shape(circuit, queries):
+    bundle, server, client = roles(circuit, "ckks", "rows")
+    (hidden,) = client.encrypt(queries[:3], hide_count=True)
+    assert hidden.ciphertext.shape == (bundle.batch, 32) and hidden.count == bundle.batch
+    out = client.decrypt(server.answer(hidden.ciphertext, hidden.count), hidden.rows)
+    np.testing.assert_allclose(out, circuit.evaluate(queries[:3]), atol=1e-2, rtol=0)
+    (query,) = client.encrypt(queries[:3])
+    with pytest.raises(DeployError, match=r"expected a \(2, 32\) query"):
+        server.answer(query.ciphertext, 2)  # the count must be the rows the query declares
+
+
+@pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+def test_a_circuit_whose_flood_drowns_its_answers_is_refused_at_export():
+    """An imported tanh MLP (its quartic refitted on about +-25) needs a flood its scale cannot hold: the owner is
+    told when making the bundle, not a client at decryption; henn's own square-activation MLP passes the same check."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+    from henn.importers import from_sklearn
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = MLPClassifier((8,), activation="tanh", max_iter=2000, random_state=0).fit(X, y)
+    circuit, _ = from_sklearn(model, X, y)
+    for layout in ("columns", "rows"):
+        with pytest.raises(DeployError, match="asks for more flooding than its scale holds"):
+            ServerBundle.create(circuit, "ckks", layout=layout)

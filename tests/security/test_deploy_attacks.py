@@ -508,3 +508,27 @@ def _answer_trusting_metadata(self, query, count):
     """The server's evaluation before it reset a query's metadata (the unprotected configuration)."""
     scheme = self._clients[query.key_id][0]
     return scheme.sanitize(self.bundle.circuit.run(EncTensor(scheme, query), count).ct, flooding=self._flooding)
+
+
+# ---------------------------------------------------------------------------- the rows layout
+def test_a_rows_query_answers_no_more_rows_than_it_declares(square):
+    """Attack: the client packs 8 queries into the slots of a ciphertext that declares 1 row (its metadata is the
+    client's to write) to get 8 answers for one counted query. Defence: the products have blocks for the
+    declared rows only, so every other block of the answer decrypts to zero (flooding only)."""
+    bundle = ServerBundle.create(square[0].circuit, "ckks", layout="rows")
+    server = InferenceServer(bundle)
+    client = InferenceClient(bundle.client_info())
+    server.register(client.public_bytes())
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, (8, 3))
+    padded = np.zeros((8, bundle.row_width))
+    padded[:, :3] = X
+    full = client.scheme.encrypt(padded, bound=2.0)
+    forged = full.replace(shape=(1, bundle.row_width))  # same slots, one declared row
+    answer = server.answer(forged, 1)
+    slots = client.scheme._decrypt_slots(answer, client.scheme._s_full(client._secret)).real
+    blocks = slots.reshape(-1, bundle.row_width)
+    clear = bundle.circuit.evaluate(X)
+    np.testing.assert_allclose(blocks[0, :2], clear[0], atol=1e-2)
+    assert np.abs(blocks[1:]).max() < 1e-2 < np.abs(clear[1:]).max()  # the other 7 queries get nothing
+    assert np.abs(blocks[0, 2:]).max() < 1e-2  # nor the padding of the answered row

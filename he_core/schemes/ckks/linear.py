@@ -9,10 +9,19 @@ rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x). All products are accumulated bef
 one rescale. The baby-step rotations of x' share one decomposition (hoisting, see
 ``RotationMixin._rotate_many``) and have their own Galois keys when the vector size was
 declared in the key requirements (``CkksScheme.matvec_rotations``).
+
+When the batch fits one ciphertext, the block-diagonal matrix has blocks for the batch's
+rows only: every slot outside the rows and sizes of the result decrypts to zero whatever
+the input held there, so a dirty input needs no cleaning level and an untrusted one
+(a client's query) cannot make the product answer more rows than it declares. The
+encoded diagonals of recent matrices are kept (a server applies the same weights to
+every query; encoding them is a third of a small product's time).
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +29,10 @@ import numpy as np
 from ...circuits import power_plan
 from ...errors import EncodingError
 from . import layout, noise
+
+
+#: Encoded diagonal sets kept per scheme instance (one per matrix, level and scale).
+DIAGONAL_CACHE_SIZE = 8
 
 
 def bsgs_giant(n_diag: int) -> int:
@@ -40,17 +53,17 @@ class LinearMixin:
             raise EncodingError(f"cannot matvec: a {matrix.shape} matrix needs {stride} slots per row")
         if stride != a.meta["stride"]:
             a = self._gather(a, [(i, i, 1.0) for i in range(a.rows)], a.rows, stride)
-        a = self._clean(a)
-        diags = self._block_diagonals(matrix, stride)
+        # One ciphertext: blocks for the batch's rows only, so nothing outside them reaches the result.
+        blocks = a.rows if a.data.shape[0] == 1 else slots // stride
+        if blocks == slots // stride:
+            a = self._clean(a)
+        diags = self._block_diagonals(matrix, stride, blocks)
         n_diag = 2 * stride - 1
         g = bsgs_giant(n_diag)
         x0 = self._rotate_ct(a, -(stride - 1))
         babies = self._rotate_many(x0, sorted({kp % g for kp in diags}))  # hoisted: x0 is decomposed once
         order = sorted(diags)
-        # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
-        rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order), slots)
-        pts, pt_scale = self._plain_factors(a, rolled) if order else ([], 1.0)  # none for the zero matrix
-        factor = dict(zip(order, pts))
+        factor, pt_scale = self._diagonal_factors(a, matrix, diags, order, g, stride, blocks)
         stats = {kp: noise.plain_stats(diags[kp][None, :]) for kp in order}
         acc = None
         for j in range(-(-n_diag // g)):
@@ -74,9 +87,28 @@ class LinearMixin:
         out = self._noisy(out, self._nv(out)[0], vmax)
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
 
-    def _block_diagonals(self, matrix: np.ndarray, stride: int) -> dict[int, np.ndarray]:
-        """Non-zero shifted diagonals k' = k + stride - 1 of diag(M, M, ...) over all slots."""
+    def _diagonal_factors(self, a, matrix, diags, order, g, stride, blocks) -> tuple[dict, float]:
+        """The rolled diagonals encoded as factors for ``a`` (kept for the next call with the same matrix)."""
+        if not order:
+            return {}, 1.0  # the zero matrix
+        digest = hashlib.blake2b(np.ascontiguousarray(matrix).tobytes(), digest_size=16).digest()
+        key = (digest, matrix.shape, stride, blocks, g, self.level(a), a.scale)
+        cache = self.__dict__.setdefault("_diagonal_cache", OrderedDict())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
+        rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order), self.params.slots)
+        pts, pt_scale = self._plain_factors(a, rolled)
+        cache[key] = (dict(zip(order, pts)), pt_scale)
+        while len(cache) > DIAGONAL_CACHE_SIZE:
+            cache.popitem(last=False)
+        return cache[key]
+
+    def _block_diagonals(self, matrix: np.ndarray, stride: int, blocks: int | None = None) -> dict[int, np.ndarray]:
+        """Non-zero shifted diagonals k' = k + stride - 1 of diag(M, ..., M, 0, ...): ``blocks`` copies of M."""
         slots = self.params.slots
+        blocks = slots // stride if blocks is None else blocks
         mp = np.zeros((stride, stride))
         mp[: matrix.shape[0], : matrix.shape[1]] = matrix
         r = np.arange(stride)
@@ -87,7 +119,9 @@ class LinearMixin:
             d = np.zeros(stride)
             d[ok] = mp[r[ok], c[ok]]
             if np.any(d):
-                out[k + stride - 1] = np.tile(d, slots // stride)
+                full = np.zeros(slots)
+                full[: blocks * stride] = np.tile(d, blocks)
+                out[k + stride - 1] = full
         return out
 
     def _polyval(self, x, coeffs: Sequence[float]):

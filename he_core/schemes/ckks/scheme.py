@@ -140,7 +140,7 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
     def default_rotations(self, requirements: KeyRequirements) -> list[int]:
         """Rotations that get Galois keys: those asked for, powers of two (left, then right), then matvec steps.
 
-        With ``requirements.minimal``: the asked rotations only.
+        With ``requirements.minimal``: the asked rotations and the matvec steps of ``requirements.transforms``.
 
         Powers of two are added smallest first while the keys stay within
         ``KEY_BUDGET_BYTES`` (at N = 32768 one key is ~200 MB, so only the first few
@@ -149,7 +149,8 @@ class CkksScheme(RefreshMixin, ReleaseMixin, CoeffMixin, ArithMixin, RotationMix
         slots = self.params.slots
         asked = [r % slots for r in requirements.rotations if r % slots]
         if requirements.minimal:
-            return sorted(set(asked))
+            steps = [r % slots for size in requirements.transforms for r in self.matvec_rotations(size)]
+            return sorted(set(asked) | {r for r in steps if r})
         powers = [1 << k for k in range(slots.bit_length() - 1)]
         steps = [r % slots for size in requirements.sizes for r in self.matvec_rotations(size)]
         steps += [r % slots for a in requirements.sizes for b in requirements.sizes

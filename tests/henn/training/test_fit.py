@@ -31,7 +31,8 @@ def mlp(scheme, sizes, act, seed=25, init=2.0):
     rng = np.random.default_rng(seed)
     layers = []
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(Linear.init(scheme, a, b, init_scale=init, rng=rng, encrypted_input=i > 0))
+        layers.append(Linear.init(scheme, a, b, init_scale=init, rng=rng, encrypted_input=i > 0,
+                                  encryption_rng=he_core.SeededRandom(seed + i)))
         layers.append(act)
     return Sequential(*layers)
 
