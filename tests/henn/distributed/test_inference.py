@@ -46,9 +46,9 @@ def chain(exc: BaseException) -> list[type]:
     return seen
 
 
-@pytest.mark.parametrize("scheme", ["plain", "vhe"])
-def test_exact_schemes_answer_exactly_as_one_process(cluster, circuit, scheme):
-    bundle = ServerBundle.create(circuit, scheme)
+@pytest.mark.parametrize("scheme,layout", [("plain", "columns"), ("vhe", "columns"), ("plain", "rows")])
+def test_exact_schemes_answer_exactly_as_one_process(cluster, circuit, scheme, layout):
+    bundle = ServerBundle.create(circuit, scheme, layout=layout)
     client = InferenceClient(bundle.client_info())
     X = np.random.default_rng(7).normal(0, 2, (200, 30))
     queries = encrypt_batches(client, X, 25)
