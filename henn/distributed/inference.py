@@ -74,7 +74,11 @@ class InferencePlugin(WorkerPlugin):
         self.__init__(state["bundle_bytes"], state["allow_insecure"])
 
     def setup(self, worker: Any = None) -> None:
-        """Build the server (Dask calls this on each worker, new ones included)."""
+        """Build the server (Dask calls this on each worker, new ones included).
+
+        Args:
+            worker: the Dask worker (unused: the server lives on this plugin).
+        """
         if self.allow_insecure:  # only ever switched on: other jobs on this worker may have asked for it
             wire.accept_insecure(True)
         self.server = InferenceServer(ServerBundle.from_bytes(self.bundle_bytes), allow_insecure=self.allow_insecure)

@@ -4,10 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("distributed", reason="henn.distributed needs the distributed extra")
-
-from henn import activations  # noqa: E402
-from henn.deploy import Circuit  # noqa: E402
+from henn import activations
+from henn.deploy import Circuit
 
 
 @pytest.fixture(scope="session")
