@@ -125,3 +125,33 @@ def test_cluster_usage_errors_exit_2(tmp_path, extra):
     with pytest.raises(SystemExit) as exc:
         main(["predict", *extra, "--data", str(tmp_path / "X.csv"), "--out", str(tmp_path / "Y.csv")])
     assert exc.value.code == 2
+
+
+@pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
+def test_predict_on_a_tls_cluster_with_the_users_certificate_files(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    from distributed.security import Security
+
+    security = Security.temporary()  # a throwaway CA; its PEMs written out as a user's TLS files would be
+    files = {}
+    for name, pem in (("ca", security.tls_ca_file), ("cert", security.tls_client_cert),
+                      ("key", security.tls_client_key)):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_text(pem)
+    c = circuit()
+    bundle_path = tmp_path / "bundle.henn"
+    bundle_path.write_bytes(ServerBundle.create(c, "vhe").to_bytes())
+    X = np.random.default_rng(6).normal(0, 2, (20, 30))
+    data, out = write_csv(tmp_path / "X.csv", X), tmp_path / "Y.csv"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tls://",
+                                  host="127.0.0.1", security=security, dashboard_address="127.0.0.1:0") as tls:
+        base = ["predict", "--bundle", str(bundle_path), "--cluster", tls.scheduler_address, "--data", str(data),
+                "--out", str(out), "--allow-insecure"]
+        assert main(base + ["--tls-ca", str(files["ca"]), "--tls-cert", str(files["cert"]),
+                            "--tls-key", str(files["key"])]) == 0
+        np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1)[:, :2], c.evaluate(X), atol=1e-2)
+        capsys.readouterr()
+        import dask
+        with dask.config.set({"distributed.comm.tls.ca-file": None, "distributed.comm.tls.client.cert": None}):
+            assert main(base) == 1  # tls:// without certificates, none in Dask's configuration either
+        assert "lacks distributed.comm.tls.ca-file" in capsys.readouterr().err
