@@ -16,7 +16,9 @@ Alongside:
 * one process: ``InferenceServer.answer`` per batch (the work of one task), and the
   driver's own per-batch costs: sealing a query in henn's format (``Wire``), opening
   an answer;
-* per task, from Dask's task stream: compute seconds on the worker;
+* per task, from Dask's task stream: compute seconds on the worker; per round, the
+  cores the workers actually got (their CPU seconds over the wall time: on a shared
+  machine, what the other jobs left);
 * the cost model of docs/scaling.md, ``T(w) = D + ceil(B / w) * t``, with ``D`` the
   driver's serial time (seal B queries, open B answers) and ``t`` the median task
   compute time measured in the same run (divided by the threads of a worker, whose
@@ -79,17 +81,27 @@ def one_process(bundle: ServerBundle, client: InferenceClient, queries: list, re
             "key_bytes": len(wire.to_bytes(client.public))}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) the worker processes have used so far."""
+    import psutil
+
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
 def time_round(cluster: Cluster, server: ClusterServer, client: InferenceClient, queries: list) -> tuple:
-    """One timed round: wall seconds, and each answer task's compute seconds from Dask's task stream."""
+    """One timed round: wall seconds, the cores the workers got (their CPU seconds / wall), and each
+    answer task's compute seconds from Dask's task stream."""
     from distributed import get_task_stream
 
+    pids = list(cluster.client.run(os.getpid).values())
     with get_task_stream(client=cluster.client) as stream:
-        t = time.perf_counter()
+        cpu, t = cpu_seconds(pids), time.perf_counter()
         answers = server.answer(client.public, queries)
         wall = time.perf_counter() - t
+        cores = (cpu_seconds(pids) - cpu) / wall
     assert len(answers) == len(queries)
-    return wall, [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-                  for task in stream.data if "henn-answer" in str(task["key"])]
+    return wall, cores, [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+                         for task in stream.data if "henn-answer" in str(task["key"])]
 
 
 def on_clusters(bundle: ServerBundle, client: InferenceClient, queries: list, repeats: int) -> list[dict]:
@@ -101,15 +113,16 @@ def on_clusters(bundle: ServerBundle, client: InferenceClient, queries: list, re
             cluster = stack.enter_context(Cluster("local", workers=workers, threads_per_worker=threads))
             server = ClusterServer(cluster, bundle)
             server.answer(client.public, queries[:workers])  # warm-up: servers built, keys fetched
-            runs.append((workers, threads, cluster, server, [], []))
+            runs.append((workers, threads, cluster, server, [], [], []))
         for _ in range(repeats):
-            for workers, threads, cluster, server, walls, computes in runs:
-                wall, tasks = time_round(cluster, server, client, queries)
+            for workers, threads, cluster, server, walls, cores, computes in runs:
+                wall, got, tasks = time_round(cluster, server, client, queries)
                 walls.append(wall)
+                cores.append(got)
                 computes.extend(tasks)
     return [{"workers": w, "threads": th, "seconds": statistics.median(walls), "min_seconds": min(walls),
-             "all_seconds": walls,
-             "task_compute_median": statistics.median(computes)} for w, th, _, _, walls, computes in runs]
+             "all_seconds": walls, "worker_cores": cores, "task_compute_median": statistics.median(computes)}
+            for w, th, _, _, walls, cores, computes in runs]
 
 
 def main() -> int:
@@ -135,7 +148,8 @@ def main() -> int:
         # a worker's threads take turns (one evaluation at a time): a task's compute time includes its wait
         r["model_seconds"] = drv + math.ceil(args.batches / workers) * r["task_compute_median"] / threads
         print(f"{workers} worker(s) x {threads} thread(s): {r['seconds']:.2f} s (median of {args.repeats}: "
-              f"{', '.join(f'{s:.2f}' for s in r['all_seconds'])}), task compute {r['task_compute_median']:.3f} s, "
+              f"{', '.join(f'{s:.2f}' for s in r['all_seconds'])}), cores the workers got "
+              f"{', '.join(f'{c:.2f}' for c in r['worker_cores'])}, task compute {r['task_compute_median']:.3f} s, "
               f"model {r['model_seconds']:.2f} s", flush=True)
     print(f"load average after: {os.getloadavg()}")
     t = {(r["workers"], r["threads"]): r["seconds"] for r in rows}
