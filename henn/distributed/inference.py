@@ -193,12 +193,12 @@ class ClusterServer:
         if self._answered + len(queries) > limit:
             raise DeployError(f"cannot answer: {len(queries)} more batches would pass the {limit} the answers' "
                               f"flooding is sized for ({self._answered} answered); the owner must issue a new bundle")
-        self._answered += len(queries)  # counted before dispatch: a batch lost on the way still counts
         if not queries:
             return []
-        client = self.cluster.client
         if not self.cluster.workers():
             raise ClusterError(f"cannot answer: the cluster at {self.cluster.address} has no workers")
+        self._answered += len(queries)  # counted before dispatch: a batch lost on the way still counts
+        client = self.cluster.client
         with warnings.catch_warnings():  # the queries ride in the graph on purpose: a re-run needs them
             warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
             keys, futures = self._submit(public, queries)

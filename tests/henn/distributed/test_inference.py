@@ -170,3 +170,4 @@ def test_a_cluster_without_workers_is_an_error_not_a_wait(circuit):
             server = ClusterServer(cluster, bundle, allow_insecure=True)
             with pytest.raises(ClusterError, match="has no workers"):
                 server.answer(client.public, client.encrypt(np.ones((2, 30))))
+            assert server.answered() == 0  # nothing was dispatched, nothing spent
