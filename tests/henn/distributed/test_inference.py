@@ -67,6 +67,7 @@ def ckks_case(ckks_bundle):
     return client, X, encrypt_batches(client, X, 20)
 
 
+@pytest.mark.slow  # the default run checks the same on the killed-worker test's answers
 def test_ckks_answers_match_the_clear_model_and_one_process(cluster, circuit, ckks_bundle, ckks_case):
     client, X, queries = ckks_case
     answers = ClusterServer(cluster, ckks_bundle).answer(client.public, queries[:2])
@@ -156,7 +157,11 @@ def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(circuit, ckks_bundl
         answers = result["answers"]
     assert len(answers) == len(queries) == 3 and server.answered() == 3
     got = np.vstack([client.decrypt(a, q.rows) for a, q in zip(answers, queries)])
-    np.testing.assert_allclose(got, circuit.evaluate(X), atol=1e-2, rtol=0)  # each batch answered, in its place
+    clear = circuit.evaluate(X)
+    np.testing.assert_allclose(got, clear, atol=1e-2, rtol=0)  # each batch answered, in its place
+    assert (got.argmax(1) == clear.argmax(1)).sum() >= 59
+    # the flooding is random: one process's answer to the first batch lies within the same bound
+    np.testing.assert_allclose(got[:20], one_process(ckks_bundle, client, queries[:1]), atol=2e-2, rtol=0)
 
 
 def test_a_cluster_without_workers_is_an_error_not_a_wait(circuit):
