@@ -13,7 +13,8 @@ from .errors import (CapabilityError, EncodingError, FormatError, HEError, HEOve
 from .flooding import Flooding
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
 from .randomness import OsRandom, RandomSource, SeededRandom
-from .registry import available_schemes, get_scheme, register_scheme, scheme_class, unregister_scheme
+from . import protocols
+from .registry import available_schemes, builtin_schemes, get_scheme, register_scheme, scheme_class, unregister_scheme
 from .scheme import Budget, Scheme
 
 __version__ = "0.1.0"
@@ -23,5 +24,5 @@ __all__ = [
     "HEOverflowError", "InsecureParametersError", "KeyExportError", "KeyMissingError", "KeyPair", "KeyRequirements",
     "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OsRandom", "ParameterError",
     "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
-    "available_schemes", "get_scheme", "register_scheme", "scheme_class", "unregister_scheme",
+    "available_schemes", "builtin_schemes", "protocols", "get_scheme", "register_scheme", "scheme_class", "unregister_scheme",
 ]

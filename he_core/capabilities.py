@@ -7,9 +7,11 @@ import enum
 class Capability(str, enum.Enum):
     """Optional operations of the scheme interface.
 
-    Every scheme implements encrypt / decrypt / add / sub / neg / add_plain / mul_plain /
-    row operations. Anything listed here may be missing, and asking for it then raises
-    :class:`he_core.errors.CapabilityError`.
+    Every scheme implements the core of :class:`he_core.Scheme` (encrypt / decrypt /
+    add / sub / neg / add_plain / mul_plain / row operations / budget). Anything listed
+    here may be missing, and asking for it then raises
+    :class:`he_core.errors.CapabilityError`. Most capabilities come with a protocol,
+    the operations a scheme that declares them defines (:mod:`he_core.protocols`).
     """
 
     PUBLIC_KEY_ENCRYPT = "public-key encryption"
@@ -24,3 +26,5 @@ class Capability(str, enum.Enum):
     APPROXIMATE = "approximate arithmetic"
     REFRESH = "key-holder assisted refresh"
     SERIALIZE = "serialisation"
+    SANITIZE = "re-randomising and flooding a ciphertext for the key holder"
+    LEVELS = "a modulus chain of levels"

@@ -23,12 +23,14 @@ class Ciphertext:
         data: scheme-specific payload, a numpy array or a tuple of numpy arrays.
         meta: scheme-specific bookkeeping (noise and magnitude bounds, level, ...),
             a dict of JSON-compatible values.
+        params: the parameter set itself (whose ``param_id`` is ``params_id``), so the
+            ciphertext can be saved on its own; ``None`` when whoever made it did not say.
     """
 
-    __slots__ = ("scheme", "params_id", "key_id", "shape", "scale", "data", "meta")
+    __slots__ = ("scheme", "params_id", "key_id", "shape", "scale", "data", "meta", "params")
 
     def __init__(self, scheme: str, params_id: str, key_id: str, shape: tuple[int, int], scale: float,
-                 data: Any, meta: dict | None = None):
+                 data: Any, meta: dict | None = None, params: Any = None):
         self.scheme = scheme
         self.params_id = params_id
         self.key_id = key_id
@@ -36,6 +38,7 @@ class Ciphertext:
         self.scale = scale
         self.data = data
         self.meta = {} if meta is None else meta
+        self.params = params
 
     @property
     def rows(self) -> int:

@@ -18,15 +18,28 @@ the same few coefficient sets pays for the validation and planning once.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from .ciphertext import Ciphertext
 from .errors import EncodingError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .ciphertext import Ciphertext
-    from .scheme import Scheme
+
+class Arithmetic(Protocol):
+    """What a circuit here needs of a scheme: sums and products (a :class:`he_core.Scheme` that multiplies).
+
+    Written as a protocol so that this module sits below the scheme interface: a
+    scheme's ``polyval`` calls down into it, and nothing here calls up.
+    """
+
+    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
+
+    def add_plain(self, a: Ciphertext, values: Any) -> Ciphertext: ...
+
+    def mul(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
+
+    def mul_plain(self, a: Ciphertext, values: Any) -> Ciphertext: ...
 
 _PLAN_CACHE: dict[tuple, tuple] = {}
 _PLAN_CACHE_MAX = 256  # distinct coefficient sets remembered (cleared when full)
@@ -61,7 +74,7 @@ def _product_order(degree: int, needed: set[int]) -> list[tuple[int, int, int]]:
     return [(i, *plan[i]) for i in sorted(k for k in closure if k >= 2)]
 
 
-def powers(scheme: "Scheme", x: "Ciphertext", degree: int, needed: set[int] | None = None) -> dict[int, "Ciphertext"]:
+def powers(scheme: Arithmetic, x: Ciphertext, degree: int, needed: set[int] | None = None) -> dict[int, Ciphertext]:
     """Encrypted powers x^1 .. x^degree (only those ``needed`` and their factors)."""
     wanted = set(range(1, degree + 1)) if needed is None else set(needed)
     out = {1: x}
@@ -122,7 +135,7 @@ def _plan(coeffs: Sequence[float]) -> tuple:
     return plan
 
 
-def polyval(scheme: "Scheme", x: "Ciphertext", coeffs: Sequence[float]) -> "Ciphertext":
+def polyval(scheme: Arithmetic, x: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
     """``sum(coeffs[i] * x**i)`` element-wise; zero coefficients cost nothing.
 
     Raises:
@@ -145,7 +158,7 @@ def polyval(scheme: "Scheme", x: "Ciphertext", coeffs: Sequence[float]) -> "Ciph
     return scheme.add_plain(acc, c0) if c0 != 0.0 else acc
 
 
-def _square_horner(scheme: "Scheme", x: "Ciphertext", odd: bool, q: tuple[float, ...], c0: float) -> "Ciphertext":
+def _square_horner(scheme: Arithmetic, x: Ciphertext, odd: bool, q: tuple[float, ...], c0: float) -> Ciphertext:
     """Odd: ``c0 + x q(x^2)``; even: ``q(x^2)`` (whose constant term is ``c0``).
 
     ``q`` holds q's coefficients from the highest power down (at least two; the first is

@@ -26,11 +26,11 @@ class InsecureParametersError(ParameterError):
 class CapabilityError(HEError, NotImplementedError):
     """The scheme does not offer the requested operation."""
 
-    def __init__(self, scheme: str, capability: str, hint: str = ""):
+    def __init__(self, scheme: str, capability: str, hint: str = "", *, op: str | None = None):
         self.scheme = scheme
         self.capability = capability
-        msg = f"scheme {scheme!r} does not support {capability}"
-        super().__init__(msg + (f": {hint}" if hint else ""))
+        msg = f"cannot {op or 'use ' + capability}: scheme {scheme!r} does not support {capability}"
+        super().__init__(msg + (f" ({hint})" if hint else ""))
 
 
 class MismatchError(HEError, ValueError):

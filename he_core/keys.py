@@ -99,6 +99,8 @@ class SecretKey:
     key_id: str
     data: Any
     requirements: KeyRequirements = KeyRequirements()
+    #: The parameter set itself (``params.param_id == params_id``), so the key can be saved on its own.
+    params: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def __repr__(self) -> str:  # never print key material
         return f"SecretKey(scheme={self.scheme!r}, params_id={self.params_id!r}, key_id={self.key_id!r})"
@@ -130,6 +132,8 @@ class PublicKeys:
     key_id: str
     data: Any
     requirements: KeyRequirements = KeyRequirements()
+    #: The parameter set itself (``params.param_id == params_id``), so the key can be saved on its own.
+    params: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def __repr__(self) -> str:
         return f"PublicKeys(scheme={self.scheme!r}, params_id={self.params_id!r}, key_id={self.key_id!r})"
@@ -144,6 +148,8 @@ class SwitchKey:
     from_key_id: str
     to_key_id: str
     data: Any
+    #: The parameter set itself (``params.param_id == params_id``), so the key can be saved on its own.
+    params: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def __repr__(self) -> str:
         return (f"SwitchKey(scheme={self.scheme!r}, from={self.from_key_id[:12]!r}, "

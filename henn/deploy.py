@@ -153,6 +153,7 @@ class InferenceServer:
         # the largest input the scheme can hold at the query's scale is all that bounds them.
         self._input_bound = input_bound(bundle.circuit)
         probe = make_scheme(bundle.scheme, bundle.params)
+        self._params_id = probe.params_id
         probe.keygen(bundle.requirements())
         fresh = probe.budget(probe.encrypt(np.zeros((1, 1))))
         self._fresh_scale = probe.encrypt(np.zeros((1, 1))).scale
@@ -170,7 +171,10 @@ class InferenceServer:
                                                  allow_insecure=self.allow_insecure)
         if not isinstance(public, PublicKeys):
             raise DeployError(f"cannot register: expected public keys, got {type(public).__name__}")
-        material = he_core.serialization.dumps(public)
+        if public.scheme != self.bundle.scheme or public.params_id != self._params_id:
+            raise DeployError(f"cannot register: keys for {public.scheme} {public.params_id}, the circuit runs on "
+                              f"{self.bundle.scheme} {self._params_id}")
+        material = he_core.serialization.dumps(public, params=self.bundle.params)
         known = self._clients.get(public.key_id)
         if known is not None:
             if known[1] != material:  # the id covers the public key only: evaluation keys could be swapped

@@ -105,7 +105,7 @@ def load_model(directory: str | os.PathLike, *, expect_scheme: str | None = None
                                 allow_insecure=allow_insecure)
     if bundle.public is None:
         raise FormatError(f"cannot load model: {path} carries no public keys")
-    scheme = he_core.get_scheme(bundle.public.scheme, serialization.params_for(bundle.public.params_id))
+    scheme = he_core.get_scheme(bundle.public.scheme, bundle.public.params)
     scheme.set_public_keys(bundle.public)
     tensors = {name: EncTensor(scheme, ct) for name, ct in bundle.ciphertexts.items()}
     return LoadedModel(scheme, tensors, dict(bundle.meta))

@@ -14,7 +14,7 @@ import he_core
 from henn.bench import ops as bench_ops
 from henn.bench import runner
 
-SCHEMES = runner.available_schemes()
+SCHEMES = he_core.available_schemes()
 SIZES = [8, 64, pytest.param(256, marks=pytest.mark.slow)]
 ROWS = 16
 

@@ -19,6 +19,7 @@ from ..ciphertext import Ciphertext
 from ..errors import HEOverflowError, MismatchError, ParameterError
 from ..kernels import rows as row_kernels
 from ..keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
+from ..optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ..params import Parameters
 from ..randomness import RandomSource
 from ..refresh import MaskPlan
@@ -41,7 +42,7 @@ class PlainParams(Parameters):
             raise ParameterError(f"precision_bits must lie in [0, 52] or be None, got {self.precision_bits}")
 
 
-class PlainScheme(Scheme):
+class PlainScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
     """Computes on cleartext float64 arrays behind the scheme interface."""
 
     name = "plain"
@@ -49,7 +50,7 @@ class PlainScheme(Scheme):
     capabilities = frozenset({
         Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
         Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.REFRESH,
-        Capability.SERIALIZE,
+        Capability.SANITIZE, Capability.SERIALIZE,
     })
 
     def _round(self, x: np.ndarray) -> np.ndarray:
@@ -60,19 +61,19 @@ class PlainScheme(Scheme):
 
     def _wrap(self, like: Ciphertext | str, data: np.ndarray) -> Ciphertext:
         key_id = like if isinstance(like, str) else like.key_id
-        return Ciphertext(self.name, self.params_id, key_id, data.shape, 1.0, data)
+        return Ciphertext(self.name, self.params_id, key_id, data.shape, 1.0, data, None, self.params)
 
     # keys
     def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
         # No key material: a random nonce stands in for it, so ids are derived the same way.
         data = {"nonce": np.frombuffer(rng.bytes(32), dtype=np.uint8).copy()}
         key_id = derive_key_id(self.name, self.params_id, self.key_id_material(data))
-        secret = SecretKey(self.name, self.params_id, key_id, None, requirements)
-        public = PublicKeys(self.name, self.params_id, key_id, data, requirements)
+        secret = SecretKey(self.name, self.params_id, key_id, None, requirements, self.params)
+        public = PublicKeys(self.name, self.params_id, key_id, data, requirements, self.params)
         return KeyPair(secret, public)
 
     def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
-        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, None)
+        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, None, self.params)
 
     def _rekey(self, ct: Ciphertext, switch_key: SwitchKey) -> Ciphertext:
         return ct.replace(key_id=switch_key.to_key_id, data=ct.data.copy())

@@ -80,22 +80,19 @@ class OpSpec:
     Attributes:
         name: op name as shown in tables and JSON.
         prepare: builds a :class:`Prepared` from a :class:`Context`.
-        needs: capabilities the scheme must declare, all of them.
-        method: a public method the scheme must have (ops outside the common interface).
+        needs: capabilities the scheme must declare, all of them (an op of an optional
+            protocol needs that protocol's capability: the scheme then defines the op).
     """
 
     name: str
     prepare: Callable[[Context], Prepared]
     needs: tuple[Capability, ...] = ()
-    method: str | None = None
 
     def unsupported_reason(self, scheme: Scheme) -> str | None:
         """Why ``scheme`` cannot run this op, or ``None`` when it can."""
         missing = [c.value for c in self.needs if not scheme.supports(c)]
         if missing:
             return f"{scheme.name} does not support {', '.join(missing)}"
-        if self.method and not callable(getattr(scheme, self.method, None)):
-            return f"{scheme.name} has no {self.method}() method"
         return None
 
 
@@ -178,9 +175,8 @@ def _matvec(ctx: Context) -> Prepared:
     m = ctx.values(rows=ctx.size) / np.sqrt(ctx.size)
     a = ctx.encrypt(x)
     # Schemes that switch keys through the matrix itself (vhe) want a key made for it by
-    # the key holder; that is key material, so it is made here, untimed.
-    make_key = getattr(ctx.scheme, "make_linear_key", None)
-    key = make_key(ctx.keys.secret, m) if callable(make_key) else None
+    # the key holder (others get None); that is key material, so it is made here, untimed.
+    key = ctx.scheme.make_linear_key(ctx.keys.secret, m)
     op = lambda: ctx.scheme.matvec(a, m, key=key)  # noqa: E731
     return Prepared(op, _with_key(ctx, op), x @ m.T, terms=ctx.size)
 
@@ -234,7 +230,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("mul", _mul, (Capability.CIPHER_MULTIPLY,)),
     OpSpec("inner", _inner, (Capability.INNER_PRODUCT,)),
     OpSpec("rescale", _rescale, (Capability.RESCALE,)),
-    OpSpec("rotate", _rotate, (Capability.ROTATE,), method="rotate"),
+    OpSpec("rotate", _rotate, (Capability.ROTATE,)),
     OpSpec("matvec", _matvec, (Capability.LINEAR_TRANSFORM,)),
     OpSpec("row_sum", _row_sum),
     OpSpec("index_add_", _index_add),

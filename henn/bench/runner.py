@@ -23,29 +23,6 @@ FULL_ROWS = 32
 REL_TOL = 1e-3
 
 
-BUILTIN_SCHEMES = ("plain", "vhe", "ckks")
-
-
-def available_schemes() -> list[str]:
-    """``he_core.available_schemes()``, tolerating a built-in scheme that is present but broken.
-
-    The registry raises when a scheme's module imports but lacks its class (a scheme in
-    the middle of being written); then each built-in name is tried on its own, so one
-    broken scheme does not hide the others.
-    """
-    try:
-        return he_core.available_schemes()
-    except Exception:
-        names = []
-        for name in BUILTIN_SCHEMES:
-            try:
-                he_core.scheme_class(name)
-            except Exception:
-                continue
-            names.append(name)
-        return names
-
-
 class WrongResultError(AssertionError):
     """An op decrypted to something other than the plaintext answer."""
 
@@ -139,7 +116,7 @@ def run(schemes: Sequence[str] | None = None, sizes: Iterable[int] | None = None
     Returns:
         Records in (scheme, size, op) order.
     """
-    schemes = list(schemes) if schemes else available_schemes()
+    schemes = list(schemes) if schemes else he_core.available_schemes()
     sizes = tuple(sizes) if sizes else (QUICK_SIZES if quick else FULL_SIZES)
     budget = budget or (QUICK if quick else FULL)
     rows = rows or (QUICK_ROWS if quick else FULL_ROWS)

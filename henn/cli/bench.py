@@ -6,9 +6,12 @@ command stand-alone (``python -m henn.bench``).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from typing import Sequence
+
+import he_core
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,7 +64,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed arguments; returns the exit code."""
     from henn.bench import report, runner
 
-    available = runner.available_schemes()
+    available = he_core.available_schemes()
     unknown = [s for s in args.schemes or () if s not in available]
     if unknown:
         return _usage_error(f"unknown scheme(s) {', '.join(unknown)}; available: {', '.join(available)}")
@@ -90,14 +93,19 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_peers(quick: bool) -> int:
-    try:
-        from benchmarks.peers import cli
-    except ImportError as exc:
-        print(f"henn bench: cannot run --peers: the peer comparison lives in the source tree's "
-              f"benchmarks/peers ({exc}); run it from the repository root", file=sys.stderr)
-        return EXIT_FAILED
+    """Run the peer comparison, a program of the source tree (``python -m benchmarks.peers``).
+
+    It is started as a separate program, not imported: ``benchmarks/`` is not part of
+    the installed package, and henn must not depend on it.
+    """
+    command = [sys.executable, "-m", "benchmarks.peers", "all"] + (["--quick"] if quick else [])
     print()
-    return cli.main(["all", "--quick"] if quick else ["all"])
+    status = subprocess.run(command, check=False).returncode
+    if status != 0:
+        print(f"henn bench: the peer comparison ({' '.join(command[1:])}) exited with status {status}; it "
+              "lives in the source tree's benchmarks/peers: run it from the repository root", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def _create(args: argparse.Namespace) -> int:
     bundle.meta["job"] = spec.public()
     lc.save_encrypted_model(args.out, bundle, signer=signer)
     if args.tls_names:
-        from ..keyservice.tls import make_pki
+        from ..keyservice.pki import make_pki
 
         make_pki(keys / "tls", server_names=tuple(args.tls_names))
     print(f"job create: job {spec.job_id}, {spec.scheme} key {spec.key_id} in {keys}; budget {spec.terms.refreshes} "

@@ -33,18 +33,20 @@ import he_core
 
 from ..columns import basis_for
 from ..depth import key_requirements, make_scheme
-from ..embedding import Bags
 from ..keyholder import KeyHolder, MaskedRefresh, RefreshTerms
 from ..losses import MSELoss
 from ..module import Sequential
 from ..optim import SGD
 from ..tensor import EncTensor
 from . import checkpoint as checkpoints
+from .batches import as_targets, check_hyper, count_rows, take_rows
+from .guarded import GuardedScheme
 from .monitor import AggregateMonitor
-from .refresh import GuardedScheme, RefreshPolicy
 
-#: Bound on every refreshed value the model vouches for by default (weights, pre-activations, gradients).
-DEFAULT_VALUE_BOUND = 16.0
+# predict and release_outputs live in .predict; importable from here as before (henn.training.fit.predict).
+from .predict import DEFAULT_VALUE_BOUND, bind_parameters, predict, release_outputs
+from .refresh import RefreshPolicy
+
 #: The fewest samples per released aggregate a trainer accepts from a key service it reaches by
 #: address, whatever the service's terms say (SECURITY.md: the owner never sees fewer).
 REMOTE_MIN_AGGREGATE = 500
@@ -184,7 +186,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         ValueError: bad sizes or hyper-parameters, or ``X`` and ``y`` of different lengths.
         TrainingDiverged: values outgrew what the scheme holds (too large a learning rate).
     """
-    _check_hyper(lr, epochs, batch_size)
+    check_hyper(lr, epochs, batch_size)
     if isinstance(keyholder, (str, Path)):
         with _connect(str(keyholder), model, tls_dir, job) as remote:
             # The trainer's own floor: a service (or a substitute) cannot ask for smaller aggregates.
@@ -196,14 +198,14 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     loss = loss if loss is not None else MSELoss()
     if update_bound is not None and not (update_bound > 0 and np.isfinite(update_bound)):
         raise ValueError(f"cannot fit: update_bound must be positive and finite, got {update_bound!r}")
-    n = _rows(X, "X")
-    if _rows(y, "y") != n:
-        raise ValueError(f"cannot fit: X has {n} rows, y has {_rows(y, 'y')}")
-    y = _as_targets(y)
+    n = count_rows(X, "X")
+    if count_rows(y, "y") != n:
+        raise ValueError(f"cannot fit: X has {n} rows, y has {count_rows(y, 'y')}")
+    y = as_targets(y)
     raw = keyholder.scheme if keyholder is not None else model.parameters()[0].value.scheme
     policy = RefreshPolicy(keyholder, value_bound=value_bound) if keyholder is not None else _NoRefresh()
     guarded = GuardedScheme(raw, policy) if keyholder is not None else raw
-    _bind(model, guarded)
+    bind_parameters(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
     opt = SGD(model.parameters(), lr, weight_decay)
     watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every) \
@@ -229,7 +231,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             for lo in range(0, n, batch_size):
                 idx = order[lo:lo + batch_size]
                 try:
-                    _step(model, loss, opt, _take(X, idx), _take(y, idx), watch, policy,
+                    _step(model, loss, opt, take_rows(X, idx), take_rows(y, idx), watch, policy,
                           update_bound if update_bound is not None else lr * value_bound)
                 except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
                     if keyholder is not None:
@@ -249,16 +251,16 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             if checkpoint is not None:
                 if keyholder is None:
                     raise ValueError("cannot checkpoint without a key holder: the checkpoint records its counters")
-                _bind(model, raw)
+                bind_parameters(model, raw)
                 checkpoints.save(checkpoint, model, keyholder, epochs_done=epoch + 1, records=records,
                                  order_rng=order_rng, policy=policy.state())
-                _bind(model, guarded)
+                bind_parameters(model, guarded)
             bar.set_postfix(loss=record["loss"], refreshes=record["refreshes"])
             for callback in callbacks:
                 callback(record)
     finally:
         bar.close()
-        _bind(model, raw)
+        bind_parameters(model, raw)
     aggregates = [{"samples": r["samples"], "metric": watch.metric, "value": r[watch.metric]}
                   for r in watch.monitor.records] if watch else []
     return History(model, records, time.perf_counter() - start, policy.counters(), aggregates)
@@ -375,49 +377,6 @@ def _record(epoch: int, watch: _Watch | None, released_before: int, seconds: flo
             "releases": len(watch.monitor.records) if watch else 0}
 
 
-def _check_hyper(lr: float, epochs: int, batch_size: int) -> None:
-    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"cannot fit: lr must be a positive finite number, got {lr!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"cannot fit: {name} must be a positive integer, got {value!r}")
-
-
-def _rows(data: Any, name: str) -> int:
-    if isinstance(data, EncTensor):
-        return data.rows
-    if isinstance(data, Bags):
-        return len(data)
-    array = np.asarray(data)
-    if array.ndim not in (1, 2) or array.shape[0] == 0:
-        raise ValueError(f"cannot fit: {name} must be a non-empty 1-D or 2-D array, got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise ValueError(f"cannot fit: {name} must hold finite numbers")
-    return int(array.shape[0])
-
-
-def _as_targets(y: Any) -> Any:
-    if isinstance(y, EncTensor):
-        return y
-    y = np.asarray(y, dtype=np.float64)
-    return y[:, None] if y.ndim == 1 else y
-
-
-def _take(data: Any, idx: np.ndarray) -> Any:
-    if isinstance(data, EncTensor):
-        return data.take_rows(idx)
-    if isinstance(data, Bags):
-        return data.take(idx)
-    return np.asarray(data)[idx]
-
-
-def _bind(model: Sequential, scheme: Any) -> None:
-    """Point every parameter at ``scheme`` (the guarded view while training, the raw scheme after)."""
-    for p in model.parameters():
-        p.value = EncTensor(scheme, p.value.ct)
-        p.grad = None
-
-
 def _progress(total: int, enabled: bool | str | dict) -> tqdm:
     options = {"desc": "fit", "unit": "row"}
     if isinstance(enabled, str):
@@ -425,41 +384,6 @@ def _progress(total: int, enabled: bool | str | dict) -> tqdm:
     elif isinstance(enabled, dict):
         options.update({k: str(v) for k, v in enabled.items() if k in ("desc", "unit")})
     return tqdm(total=total, disable=not enabled, dynamic_ncols=True, leave=False, file=sys.stderr, **options)
-
-
-def predict(model: Sequential, X: Any, *, keyholder: MaskedRefresh | None = None,
-            value_bound: float = DEFAULT_VALUE_BOUND, loss: Any = None,
-            policy: RefreshPolicy | None = None) -> EncTensor:
-    """The encrypted outputs of ``model`` on ``X`` (plaintext or encrypted rows); nothing is decrypted.
-
-    With a ``keyholder`` the forward pass refreshes through it whenever a budget runs
-    low (a model deeper than its parameter set); without, the parameters must hold
-    the whole pass (:func:`henn.depth.choose_parameters` with ``purpose="infer"``).
-    With a ``loss`` the outputs are its predictions (``loss.prediction``: probabilities
-    for the polynomial logistic and softmax losses). ``policy`` is the refresh policy to
-    use (default a new one on ``keyholder``), for callers that read its counters.
-    """
-    if keyholder is None:
-        out = model.forward(X)
-        return loss.prediction(out) if loss is not None else out
-    policy = policy if policy is not None else RefreshPolicy(keyholder, value_bound=value_bound)
-    guarded = GuardedScheme(keyholder.scheme, policy)
-    _bind(model, guarded)
-    try:
-        out = model.forward(EncTensor(guarded, X.ct) if isinstance(X, EncTensor) else X)
-        if loss is not None:
-            out = loss.prediction(out)
-    finally:
-        _bind(model, keyholder.scheme)
-    return EncTensor(keyholder.scheme, out.ct)
-
-
-def release_outputs(keyholder: KeyHolder, outputs: EncTensor, value_bound: float = DEFAULT_VALUE_BOUND
-                    ) -> np.ndarray:
-    """Outputs decrypted for the key holder's owner: refreshed (so the flood hides a fresh noise only), flooded."""
-    if keyholder.scheme.supports(he_core.Capability.APPROXIMATE):
-        outputs = keyholder.refresh(outputs, value_bound=value_bound)
-    return keyholder.release(outputs)
 
 
 __all__: Sequence[str] = ("History", "SinglePartyWarning", "TrainingDiverged", "fit", "in_process_keyholder", "predict",

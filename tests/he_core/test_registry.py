@@ -49,13 +49,25 @@ def test_register_and_unregister():
     assert "twin-test" not in he_core.available_schemes()
 
 
-def test_factory_must_return_a_scheme():
-    he_core.register_scheme("broken-test", lambda **kw: object())
-    try:
-        with pytest.raises(TypeError, match="not a he_core Scheme"):
-            he_core.get_scheme("broken-test")
-    finally:
-        he_core.unregister_scheme("broken-test")
+def test_only_scheme_subclasses_are_registered():
+    for thing in (lambda **kw: PlainScheme.create(), object, PlainScheme.create()):
+        with pytest.raises(TypeError, match="cannot register scheme 'broken-test'.*not a he_core Scheme subclass"):
+            he_core.register_scheme("broken-test", thing)
+    assert "broken-test" not in he_core.available_schemes()
+
+
+def test_an_entry_point_naming_a_function_is_refused(tmp_path, monkeypatch):
+    pkg = tmp_path / "not_a_scheme"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("def make(**kw):\n    return None\n")
+    dist = tmp_path / "not_a_scheme-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: not-a-scheme\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[he_core.schemes]\nfactory-ep = not_a_scheme:make\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError, match="factory-ep.*function is not a he_core Scheme subclass"):
+        he_core.get_scheme("factory-ep")
+    sys.modules.pop("not_a_scheme", None)
 
 
 def test_third_party_scheme_found_through_entry_point(tmp_path, monkeypatch):
@@ -83,5 +95,13 @@ def test_third_party_scheme_found_through_entry_point(tmp_path, monkeypatch):
 
 def test_every_builtin_scheme_loads_here():
     """available_schemes() hides a built-in that fails to import; this test does not."""
-    for name in ("plain", "vhe", "ckks"):
+    assert he_core.builtin_schemes() == ["ckks", "plain", "vhe"]
+    for name in he_core.builtin_schemes():
         assert he_core.scheme_class(name).name == name
+
+
+def test_a_builtin_that_does_not_load_is_left_out_and_named(monkeypatch):
+    monkeypatch.setitem(registry.BUILTIN_SCHEMES, "ghost", "he_core.no_such_module:Ghost")
+    assert "ghost" not in he_core.available_schemes()
+    with pytest.raises(registry.UnknownSchemeError, match="cannot load scheme 'ghost'.*built in"):
+        he_core.scheme_class("ghost")

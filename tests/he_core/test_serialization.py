@@ -79,7 +79,7 @@ def test_keys_round_trip_and_still_work(name):
             (old.scheme, old.params_id, old.key_id, old.requirements)
         assert same_tree(new.data, old.data)
     # A fresh party (new scheme object from the stored parameters) can use the loaded keys.
-    other = he_core.get_scheme(name, ser.params_for(public.params_id))
+    other = he_core.get_scheme(name, public.params)
     other.set_public_keys(public)
     values = np.array([[2.0, -1.0, 0.5]])
     ct = other.encrypt(values) if other.supports(he_core.Capability.PUBLIC_KEY_ENCRYPT) \
@@ -121,7 +121,7 @@ def test_bundle_with_public_keys_is_self_contained(name):
     back = loads(ser.dumps(bundle), expect_key_id=pair.public.key_id)
     assert back.public.key_id == pair.public.key_id and back.public.requirements == pair.public.requirements
     assert same_tree(back.public.data, pair.public.data)
-    fresh = he_core.get_scheme(name, ser.params_for(back.public.params_id))
+    fresh = he_core.get_scheme(name, back.public.params)
     fresh.set_public_keys(back.public)
     doubled = fresh.add(back.ciphertexts["w"], back.ciphertexts["w"])
     np.testing.assert_allclose(scheme.decrypt_exact_local(doubled, pair.secret), [[2.0, 4.0, 6.0]], atol=1e-3)
@@ -154,7 +154,21 @@ def test_non_default_parameters_survive_and_are_recreated():
     scheme = he_core.get_scheme("plain", precision_bits=12)
     key = scheme.keygen().secret
     back = loads(ser.dumps(key))
-    assert ser.params_for(back.params_id) == PlainParams(precision_bits=12)
+    assert back.params == PlainParams(precision_bits=12)
+
+
+def test_objects_carry_their_parameters_and_constructing_a_scheme_records_nothing():
+    """A scheme's objects are saved through the parameters they carry, not through a process-wide table."""
+    scheme = he_core.get_scheme("plain", precision_bits=11)
+    ct = scheme.encrypt([[1.5]], scheme.keygen().secret)
+    assert ct.params is scheme.params and scheme.add(ct, ct).params is scheme.params
+    assert loads(ser.dumps(ct)).params == scheme.params
+    he_core.get_scheme("plain", precision_bits=13)  # made, never used: nothing about it is kept
+    bare = he_core.Ciphertext("plain", PlainParams(precision_bits=13).param_id, "k" * 32, (1, 1), 1.0,
+                              np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="unknown here: the object does not carry it"):
+        ser.dumps(bare)
+    assert loads(ser.dumps(bare, params=PlainParams(precision_bits=13))).params == PlainParams(precision_bits=13)
 
 
 def test_unknown_parameter_set_needs_params():

@@ -1,7 +1,7 @@
 """Shared fixtures of the henn tests: schemes with keys, and tolerances.
 
 Every scheme-level test runs on the plaintext twin (float64 and 16-bit fixed point)
-and on ``vhe`` once it is installed. Tolerances come from the scheme's fixed-point
+and on ``vhe``. Tolerances come from the scheme's fixed-point
 unit ``u = 1 / scale``: an exact integer scheme rounds each rescaled result to a
 multiple of ``u``, so a chain of ``k`` roundings through values of magnitude ``M``
 is off by a bound the individual tests derive from ``u``.
@@ -9,35 +9,19 @@ is off by a bound the individual tests derive from ``u``.
 from __future__ import annotations
 
 import functools
-import pathlib
-import sys
 
 import pytest
 
-ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # the editable install may predate henn/; make the source tree importable
-    sys.path.insert(0, ROOT)
-
-import he_core  # noqa: E402
-
-from henn.keyholder import KeyHolder  # noqa: E402
+import he_core
+from henn.keyholder import KeyHolder
 
 SIZES = (1, 2, 3, 4, 5)
-
-
-def vhe_available() -> bool:
-    try:
-        he_core.scheme_class("vhe")
-    except Exception:  # noqa: BLE001 - not installed or not built yet
-        return False
-    return True
 
 
 SCHEME_CASES = [
     pytest.param(("plain", {}), id="plain"),
     pytest.param(("plain", {"precision_bits": 16}), id="plain16"),
-    pytest.param(("vhe", {}), id="vhe",
-                 marks=pytest.mark.skipif(not vhe_available(), reason="the vhe scheme is not installed yet")),
+    pytest.param(("vhe", {}), id="vhe"),
 ]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from he_core import Capability, Ciphertext, KeyPair, PublicKeys, SecretKey
 from he_core.keys import new_key_id
+from he_core.optional import Products
 from he_core.params import Parameters
 from he_core.scheme import Budget, Scheme
 
@@ -32,7 +33,7 @@ class ErrBoundParams(Parameters):
     unit_bits: int = 16
 
 
-class ErrBoundScheme(Scheme):
+class ErrBoundScheme(Products, Scheme):
     name = "errbound"
     params_class = ErrBoundParams
     capabilities = frozenset({Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,

@@ -13,7 +13,6 @@ from henn import io
 from henn.tasks.xor import X, XorConfig, build_xor
 from henn.tasks.xor import setup
 
-from .conftest import vhe_available
 
 
 def _saved(tmp_path, scheme_name="plain"):
@@ -27,7 +26,7 @@ def _saved(tmp_path, scheme_name="plain"):
 load_model = functools.partial(io.load_model, allow_insecure=True)
 load_secret = functools.partial(io.load_secret, allow_insecure=True)
 
-SCHEMES = ["plain", pytest.param("vhe", marks=pytest.mark.skipif(not vhe_available(), reason="vhe not installed"))]
+SCHEMES = ["plain", "vhe"]
 
 
 @pytest.mark.parametrize("name", SCHEMES)

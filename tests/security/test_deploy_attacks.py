@@ -73,7 +73,7 @@ def with_data(public: PublicKeys, **data) -> PublicKeys:
     """The client's public keys with some material replaced (the key id re-derived, as the loader demands)."""
     new = {**public.data, **data}
     key_id = derive_key_id(public.scheme, public.params_id, [new["pk"]])
-    return PublicKeys(public.scheme, public.params_id, key_id, new, public.requirements)
+    return PublicKeys(public.scheme, public.params_id, key_id, new, public.requirements, public.params)
 
 
 def slots(client: InferenceClient, ct: he_core.Ciphertext) -> np.ndarray:

@@ -29,6 +29,7 @@ enters (the inner product) needs one.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ from .params import REFRESH_FLOOR_LEVELS
 # Tables sit one level above the refresh floor: the products their rows enter (inner
 # products, updates) rescale once and must land where a masked refresh still fits.
 TABLE_LEVEL = 1 + REFRESH_FLOOR_LEVELS
+#: Row-shift polynomial sets kept per scheme (a few MB each at N = 16384).
+SHIFT_CACHE_ENTRIES = 4
 LAYOUTS = ("coeff", "constant", "slots")
 
 
@@ -142,7 +145,7 @@ class CoeffMixin:
         data = self._encrypt_pts(pts, nl, rng, secret=secret, public=pk)
         key_id = key.key_id if key is not None else public.key_id
         meta = self._noise_meta(meta, level, *self._fresh_noise(values, scale, pk))  # rint: the same 1/12
-        return Ciphertext(self.name, self.params_id, key_id, values.shape, scale, data, meta)
+        return Ciphertext(self.name, self.params_id, key_id, values.shape, scale, data, meta, self.params)
 
     def _coeff_polys(self, values: np.ndarray, stride: int, rev: bool, scale: float) -> list[np.ndarray]:
         """Rounded integer coefficient vectors (one per ciphertext) of a coefficient-packed batch."""
@@ -329,8 +332,13 @@ class CoeffMixin:
         """
         stride, n, nl = a.meta["stride"], self.ring.n, self.level(a) + 1
         key = (stride, nl, counts.tobytes())
-        cache = self.__dict__.setdefault("_shift_cache", {})
-        if cache.get("key") != key:
+        # A few entries: a training step's gather, its backward row sum (another level) and its
+        # scatter (the gather's rows) interleave; one entry made the scatter redo the gather's NTTs.
+        cache = self.__dict__.setdefault("_shift_cache", OrderedDict())
+        entry = cache.get(key)
+        if entry is not None:
+            cache.move_to_end(key)
+        else:
             rpc = n // stride
             downs = {}
             for i in range(-(-counts.size // rpc)):
@@ -342,11 +350,12 @@ class CoeffMixin:
                 pos = (-stride * nz) % n
                 np.add.at(poly, pos, np.where(nz == 0, local[nz], -local[nz]))  # X^-k = -X^(n-k)
                 downs[i] = self.ring.ntt(self.ring.from_signed(poly, nl))
-            cache.clear()
-            cache.update(key=key, down=downs, up={})
+            entry = cache[key] = {"down": downs, "up": {}}
+            while len(cache) > SHIFT_CACHE_ENTRIES:
+                cache.popitem(last=False)
         if down:
-            return cache["down"]
-        if not cache["up"]:
+            return entry["down"]
+        if not entry["up"]:
             perm = self.ring.galois_perm(2 * n - 1)
-            cache["up"] = {i: self.ring.permute(pt, perm) for i, pt in cache["down"].items()}
-        return cache["up"]
+            entry["up"] = {i: self.ring.permute(pt, perm) for i, pt in entry["down"].items()}
+        return entry["up"]

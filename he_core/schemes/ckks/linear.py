@@ -8,19 +8,21 @@ shifted diagonal index k' = k + (T - 1) = g*j + i, y = sum_j rot_gj( sum_i
 rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x). All products are accumulated before
 one rescale. The baby-step rotations of x' share one decomposition (hoisting, see
 ``RotationMixin._rotate_many``) and have their own Galois keys when the vector size was
-declared in the key requirements (``CkksScheme.matvec_rotations``).
+declared in the key requirements (``CkksScheme._matvec_rotations``).
 
-When the batch fits one ciphertext, the block-diagonal matrix has blocks for the batch's
-rows only: every slot outside the rows and sizes of the result decrypts to zero whatever
-the input held there, so a dirty input needs no cleaning level and an untrusted one
-(a client's query) cannot make the product answer more rows than it declares. The
-encoded diagonals of recent matrices are kept (a server applies the same weights to
-every query; encoding them is a third of a small product's time).
+The block-diagonal matrix has blocks for the batch's rows only (the last ciphertext of a
+batch gets its own, shorter, diagonals): every slot outside the rows and sizes of the
+result decrypts to zero whatever the input held there, so a dirty input needs no
+cleaning level and an untrusted one (a client's query, whose metadata is its own) cannot
+make the product answer more rows than it declares. The encoded diagonals of recent
+matrices are kept, in one cache for the process bounded in bytes (a server applies the
+same weights to every query, and the encodings do not depend on any key).
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from typing import Sequence
 
@@ -31,8 +33,10 @@ from ...errors import EncodingError
 from . import layout, noise
 
 
-#: Encoded diagonal sets kept per scheme instance (one per matrix, level and scale).
-DIAGONAL_CACHE_SIZE = 8
+#: Bytes of encoded diagonals kept for the process (every scheme instance and client key share them).
+DIAGONAL_CACHE_BYTES = 256 << 20
+_diagonal_cache: OrderedDict = OrderedDict()
+_diagonal_lock = threading.Lock()
 
 
 def bsgs_giant(n_diag: int) -> int:
@@ -53,17 +57,21 @@ class LinearMixin:
             raise EncodingError(f"cannot matvec: a {matrix.shape} matrix needs {stride} slots per row")
         if stride != a.meta["stride"]:
             a = self._gather(a, [(i, i, 1.0) for i in range(a.rows)], a.rows, stride)
-        # One ciphertext: blocks for the batch's rows only, so nothing outside them reaches the result.
-        blocks = a.rows if a.data.shape[0] == 1 else slots // stride
-        if blocks == slots // stride:
-            a = self._clean(a)
-        diags = self._block_diagonals(matrix, stride, blocks)
+        # Blocks for the batch's rows only (the last ciphertext's own count), so nothing outside them
+        # reaches the result: no cleaning level, and no answer for a row the batch does not declare.
+        rpc, nct = slots // stride, a.data.shape[0]
+        last = a.rows - (nct - 1) * rpc
+        diags = self._block_diagonals(matrix, stride, rpc if nct > 1 else last)
         n_diag = 2 * stride - 1
         g = bsgs_giant(n_diag)
         x0 = self._rotate_ct(a, -(stride - 1))
         babies = self._rotate_many(x0, sorted({kp % g for kp in diags}))  # hoisted: x0 is decomposed once
         order = sorted(diags)
-        factor, pt_scale = self._diagonal_factors(a, matrix, diags, order, g, stride, blocks)
+        factor, pt_scale = self._diagonal_factors(a, matrix, diags, order, g, stride, rpc if nct > 1 else last)
+        if nct > 1 and last < rpc:
+            short, _ = self._diagonal_factors(a, matrix, self._block_diagonals(matrix, stride, last), order, g,
+                                              stride, last)
+            factor = {kp: [factor[kp][0]] * (nct - 1) + [short[kp][0]] for kp in order}
         stats = {kp: noise.plain_stats(diags[kp][None, :]) for kp in order}
         acc = None
         for j in range(-(-n_diag // g)):
@@ -72,7 +80,7 @@ class LinearMixin:
                 kp = g * j + i
                 if kp not in factor:
                     continue
-                term = self._mul_pts(babies[i], [factor[kp]], pt_scale, True, *stats[kp])
+                term = self._mul_pts(babies[i], factor[kp], pt_scale, True, *stats[kp])
                 # Different diagonals read different (rotated) slots: independent errors.
                 inner = term if inner is None else self._add_raw(inner, term, rule="independent")
             if inner is None:
@@ -88,22 +96,26 @@ class LinearMixin:
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
 
     def _diagonal_factors(self, a, matrix, diags, order, g, stride, blocks) -> tuple[dict, float]:
-        """The rolled diagonals encoded as factors for ``a`` (kept for the next call with the same matrix)."""
+        """The rolled diagonals encoded as factors for ``a``: kp -> [plaintext] (kept for the next call)."""
         if not order:
             return {}, 1.0  # the zero matrix
         digest = hashlib.blake2b(np.ascontiguousarray(matrix).tobytes(), digest_size=16).digest()
-        key = (digest, matrix.shape, stride, blocks, g, self.level(a), a.scale)
-        cache = self.__dict__.setdefault("_diagonal_cache", OrderedDict())
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+        key = (self.params_id, digest, matrix.shape, stride, blocks, g, self.level(a), a.scale)
+        with _diagonal_lock:
+            if key in _diagonal_cache:
+                _diagonal_cache.move_to_end(key)
+                return _diagonal_cache[key][0]
         # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
         rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order), self.params.slots)
         pts, pt_scale = self._plain_factors(a, rolled)
-        cache[key] = (dict(zip(order, pts)), pt_scale)
-        while len(cache) > DIAGONAL_CACHE_SIZE:
-            cache.popitem(last=False)
-        return cache[key]
+        entry = ({kp: [pt] for kp, pt in zip(order, pts)}, pt_scale)
+        size = sum(pt.nbytes for pt in pts)
+        with _diagonal_lock:
+            _diagonal_cache[key] = (entry, size)
+            total = sum(s for _, s in _diagonal_cache.values())
+            while total > DIAGONAL_CACHE_BYTES and len(_diagonal_cache) > 1:
+                total -= _diagonal_cache.popitem(last=False)[1][1]
+        return entry
 
     def _block_diagonals(self, matrix: np.ndarray, stride: int, blocks: int | None = None) -> dict[int, np.ndarray]:
         """Non-zero shifted diagonals k' = k + stride - 1 of diag(M, ..., M, 0, ...): ``blocks`` copies of M."""

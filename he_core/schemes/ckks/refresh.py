@@ -134,7 +134,7 @@ class RefreshMixin:
             for j in range(nl):
                 poly[j, plan.read[1][sel]] = bounded[j][sel]
             self.ring.ntt(poly)
-            z0, z1 = self._public_zero(public, rng)  # re-randomises c1: it no longer shows the computation
+            z0, z1 = self._public_zero(public, rng, nl)  # re-randomises c1: it no longer shows the computation
             self.ring.add(data[i, 0], np.ascontiguousarray(z0[:nl]), data[i, 0])
             self.ring.add(data[i, 0], poly, data[i, 0])
             self.ring.add(data[i, 1], np.ascontiguousarray(z1[:nl]), data[i, 1])
@@ -172,7 +172,7 @@ class RefreshMixin:
         pts = self._place(rmap, mapped, out_nl)
         data = self._encrypt_pts(pts, out_nl, rng, secret=self._s_full(key))
         return Ciphertext(self.name, self.params_id, masked.key_id, masked.shape, rmap.scale, data,
-                          self._fresh_meta(rmap))
+                          self._fresh_meta(rmap), self.params)
 
     def _phase_limbs(self, ct: Ciphertext, s_full: np.ndarray) -> list[np.ndarray]:
         """Each ciphertext's phase c0 + c1 s (+ c2 s^2) in coefficient form, as RNS limbs (no lifting)."""

@@ -98,7 +98,7 @@ class ReleaseMixin:
         public = self.public_keys.data["pk"]
         data = ct.data.copy()
         for i in range(data.shape[0]):
-            z0, z1 = self._public_zero(public, rng)
+            z0, z1 = self._public_zero(public, rng, nl)
             flood = self.ring.ntt(self.ring.from_signed(rng.gaussian(sigma, self.ring.n, bound=12.0 * sigma), nl))
             self.ring.add(data[i, 0], np.ascontiguousarray(z0[:nl]), data[i, 0])
             self.ring.add(data[i, 0], flood, data[i, 0])

@@ -9,63 +9,27 @@ gives public-key encryption, ciphertext products, inner products, linear maps,
 re-randomisation and re-keying. See ``SECURITY.md``: the public key switch matrices
 give the secret away by least squares, so this scheme is for teaching and testing.
 
-Default parameters (``VheParams()``: w = 2^33, f = 16, k = 1, signed 4-bit digits
-(16 per entry), entries kept within 2^62, T/A/E entries in {-1, 0, 1}):
-
-* **Range**: a ciphertext at the working scale holds |v| < 2^(62-33-16) = 8192
-  (``params.max_value``); encrypting a larger value raises ``EncodingError``; a sum,
-  product or plaintext multiple whose result could exceed it raises ``HEOverflowError``
-  *before* computing (products of two values up to ~90 fit; 64 x 64 = 4096 does).
-  Sums are also checked exactly in C, so nothing ever wraps. ``rescale=False``
-  products live at scale 2^32 and only hold |v| < 1/8.
-* **Noise** (worst-case bound on |S c - w X| kept in ``meta["noise"]``; decryption is
-  correct while it is below w/2 = 2^32, and ``NoiseBudgetExhausted`` is raised before
-  an operation whose bound would reach it). Rules: secret-key encryption 16;
-  public-key encryption 16 plus its key switch; a key switch adds e_bound times the sum
-  of |digits| it switched (measured by the kernel; at most 128 per entry, so 128 n for
-  n entries; small entries have few non-zero digits, so products of fresh ciphertexts
-  get a several times tighter bound than the worst case); ``add`` /
-  ``sub`` add the bounds, ``row_sum`` multiplies by the rows summed, ``index_add_``
-  adds the update's bound times the largest index multiplicity; ``mul_plain`` by p
-  scales by |p| and adds 1; a product of values bounded by A and B (in units of 2^-f)
-  gives (A e_B + B e_A + e_A e_B / w) / 2^f + 2 plus its key switch (at most 512 m),
-  an inner product m times the per-slot part plus its key switch; ``rescale`` divides
-  by 2^f and adds 1. Products check their range and the noise known before the switch
-  first (nothing is computed when those fail), then the switched result.
-  Measured from fresh public encryptions of size 8 holding 64: 2^7 each; their product
-  2^14 (18 bits left); inner product of size 8 holding 8: 2^13; a degree-3 polynomial of
-  a fresh size-1 input: ~2^4.6. So ~2^25 additions of fresh ciphertexts, or ~2^18
-  additions of products of |v| <= 64, fit before the budget runs out.
-* **Error per operation** (decrypted minus the exact result on the encoded inputs):
-  0 for encrypt / add / sub / neg / add_plain / row_sum / take_rows / concat_rows /
-  index_add_ / rekey / rerandomize; at most one unit of 2^-f for mul_plain, mul,
-  square, inner, lincomb, matvec and rescale (a single rounding, correct while the
-  noise bound is below w/2). Encoding rounds each input to the nearest 2^-f.
-* **Key columns** of a ciphertext grow with additions (~128 (m+k) per fresh public
-  encryption added) but stay far below w, so they never limit a product: products
-  are therefore *not* re-randomised automatically. :meth:`VheScheme.rerandomize`
-  (public material, +128 (m+k) noise) shrinks them on demand.
-* **Cost**: key generation makes, per size m, five key-switch matrices of up to
-  64 m x (m+1) int64 entries (size 256: ~85 MB, ~3 s).
+Its noise rules, ranges, error per operation and costs at the default parameters are
+in ``docs/noise.md`` ("The vhe scheme"), with the measurements behind them.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import numpy as np
 
-from ... import circuits
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...errors import (EncodingError, HEOverflowError, KeyMissingError, MismatchError, NoiseBudgetExhausted,
                        SecurityWarning)
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
+from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import kernels, keygen
 from .params import VheParams
+from .products import VheProductsMixin
 from .refresh import VheRefreshMixin
 
 _warned = False
@@ -81,7 +45,7 @@ def _security_warning() -> None:
                       "see SECURITY.md.", SecurityWarning, stacklevel=3)
 
 
-class VheScheme(VheRefreshMixin, Scheme):
+class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
     """Integer-vector HE of Zhou and Wornell (see the module docstring for bounds)."""
 
     name = "vhe"
@@ -89,7 +53,7 @@ class VheScheme(VheRefreshMixin, Scheme):
     capabilities = frozenset({
         Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
         Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.EXACT,
-        Capability.REFRESH, Capability.SERIALIZE,
+        Capability.REFRESH, Capability.SANITIZE, Capability.SERIALIZE,
     })
 
     def __init__(self, params: VheParams):
@@ -111,7 +75,7 @@ class VheScheme(VheRefreshMixin, Scheme):
     def _make(self, key_id: str, rows: int, m: int, scale: float, data: np.ndarray, noise: int,
               stats) -> Ciphertext:
         return Ciphertext("vhe", self.params_id, key_id, (rows, m), scale, data,
-                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])})
+                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])}, self.params)
 
     def _value_bound(self, ct: Ciphertext) -> int:
         """Bound on |X| (the scaled message): |w X| <= |S c| + noise <= head + k t tail + noise."""
@@ -198,41 +162,16 @@ class VheScheme(VheRefreshMixin, Scheme):
         material = keygen.public_material(self.params, secrets, rng)
         key_id = derive_key_id(self.name, self.params_id, self.key_id_material(material))
         secret = SecretKey(self.name, self.params_id, key_id, {"T": {str(m): t for m, t in secrets.items()}},
-                           requirements)
-        public = PublicKeys(self.name, self.params_id, key_id, material, requirements)
+                           requirements, self.params)
+        public = PublicKeys(self.name, self.params_id, key_id, material, requirements, self.params)
         return KeyPair(secret, public)
-
-    def make_linear_key(self, secret: SecretKey, matrix: Any, *, rng: RandomSource | int | None = None) -> SwitchKey:
-        """Key holder: public material for :meth:`matvec` with this plaintext ``(out, size)`` matrix.
-
-        The matrix is encoded as G = round(matrix * 2^f); the key switches from G S_size to
-        S_out, so ``out`` and ``size`` must both be sizes of the secret key.
-
-        Raises:
-            KeyMissingError: a size is not part of the secret key.
-            EncodingError: the matrix is not finite and 2-D.
-        """
-        self._check_secret(secret)
-        g_real = self._as_finite(matrix, "matrix")
-        if g_real.ndim != 2:
-            raise EncodingError(f"cannot make a linear key: matrix must be 2-D, got shape {g_real.shape}")
-        out, size = g_real.shape
-        g = np.rint(g_real * self._f)
-        if np.abs(g).max(initial=0) >= 2.0**52:
-            raise EncodingError("cannot make a linear key: matrix entries too large")
-        g = g.astype(np.int64)
-        src = g.astype(object) @ keygen.full_key(self._secret_t(secret, size, "make a linear key")).astype(object)
-        hi, lo = keygen.split_switch_matrix(src, self._secret_t(secret, out, "make a linear key"), self.params,
-                                            resolve(rng))
-        return SwitchKey(self.name, self.params_id, secret.key_id, secret.key_id,
-                         {"kind": "linear", "G": g, "hi": hi, "lo": lo})
 
     def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
         mats = {}
         for size, t_old in old.data["T"].items():
             if size in new.data["T"]:
                 mats[size] = keygen.switch_matrix(keygen.full_key(t_old), new.data["T"][size], self.params, rng)
-        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"kind": "rekey", "mt": mats})
+        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"kind": "rekey", "mt": mats}, self.params)
 
     # ------------------------------------------------------------------ encryption
     def _encrypt_secret(self, values, key, scale, rng) -> Ciphertext:
@@ -277,17 +216,6 @@ class VheScheme(VheRefreshMixin, Scheme):
     def _decrypt(self, ct: Ciphertext, key: SecretKey) -> np.ndarray:
         x = kernels.decrypt(ct.data, ct.size, self._k, self._secret_t(key, ct.size, "decrypt"), self._w)
         return x / ct.scale
-
-    def polyval(self, a: Ciphertext, coeffs) -> Ciphertext:
-        """As :meth:`Scheme.polyval` (same circuit, same results), with less per-call overhead.
-
-        The circuit's operands are ``a`` (validated here) and ciphertexts it made from it,
-        so its products and sums go straight to the hooks instead of re-validating
-        key, parameters and shapes on each of them; the coefficients are validated by
-        :func:`he_core.circuits.polyval`.
-        """
-        self._check_ct(a)
-        return circuits.polyval(_Hooks(self), a, coeffs)
 
     def refresh(self, ct: Ciphertext, key: SecretKey, *, rng: RandomSource | int | None = None) -> Ciphertext:
         """Key holder: decrypt and re-encrypt, resetting the noise (the REFRESH capability).
@@ -384,88 +312,6 @@ class VheScheme(VheRefreshMixin, Scheme):
         data, stats = kernels.scale(a.data, self._ones, self._f, a.shape[1], self._limit)
         return self._make(a.key_id, a.shape[0], a.shape[1], a.scale / self._f, data, noise, stats)
 
-    def _product_noise(self, a, b, va: int, vb: int, value_bound: int, div: int, slots: int, op: str) -> int:
-        """Noise bound of a product before its key switch, checked with its range before any work."""
-        na, nb = a.meta["noise"], b.meta["noise"]
-        per_slot = -(-(va * nb + vb * na + -(-na * nb // self._w)) // div) + self._round_l1sq
-        noise = self._check_noise(slots * per_slot, op)
-        self._check_range(value_bound, noise, 0, op)
-        return noise
-
-    def _switched(self, noise: int, value_bound: int, stats, op: str) -> int:
-        """Final checks of a key-switched product: its measured switch noise and its range.
-
-        The switch adds at most e_bound * (sum of |digits|) (stats[2], measured by the
-        kernel; at most 128 per switched entry), and its key columns are measured exactly.
-        """
-        noise = self._check_noise(noise + self._e_bound * int(stats[2]), op)
-        self._check_range(value_bound, noise, int(stats[1]), op)
-        return noise
-
-    def _mul(self, a, b, rescale):
-        if a.shape[1] == 1 and b.shape[1] > 1:
-            a, b = b, a  # the vector first
-        m = a.shape[1]
-        div = self._f if rescale else 1
-        va, vb = self._value_bound(a), self._value_bound(b)
-        value_bound = -(-va * vb // div)
-        noise = self._product_noise(a, b, va, vb, value_bound, div, 1, "mul")
-        if b.shape[1] == m:
-            data, stats = kernels.mul(a.data, m, b.data, m, self._k, self._w * div, self._key("ew", m, "mul"),
-                                      self._b, self._ell, m, self._limit)
-        else:
-            data, stats = kernels.mul(b.data, 1, a.data, m, self._k, self._w * div, self._key("sv", m, "mul"),
-                                      self._b, self._ell, m, self._limit)
-        noise = self._switched(noise, value_bound, stats, "mul")
-        return Ciphertext("vhe", self.params_id, a.key_id, (data.shape[0], m), a.scale * b.scale / div, data,
-                          {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])})
-
-    def _inner(self, a, b, rescale):
-        m = a.shape[1]
-        div = self._f if rescale else 1
-        va, vb = self._value_bound(a), self._value_bound(b)
-        value_bound = -(-m * va * vb // div)
-        noise = self._product_noise(a, b, va, vb, value_bound, div, m, "inner")
-        data, stats = kernels.mul(a.data, m, b.data, m, self._k, self._w * div, self._key("ip", m, "inner"),
-                                  self._b, self._ell, 1, self._limit)
-        noise = self._switched(noise, value_bound, stats, "inner")
-        return self._make(a.key_id, data.shape[0], 1, a.scale * b.scale / div, data, noise, stats)
-
-    def _matvec(self, a, matrix, key):
-        if key is None or not isinstance(key, SwitchKey) or not isinstance(key.data, dict) \
-                or key.data.get("kind") != "linear":
-            raise KeyMissingError("cannot matvec: pass key=scheme.make_linear_key(secret, matrix), made by the key "
-                                  "holder for this matrix")
-        if key.from_key_id != a.key_id or key.scheme != self.name or key.params_id != self.params_id:
-            raise MismatchError(f"cannot matvec: the linear key belongs to key {key.from_key_id[:12]}, the "
-                                f"ciphertext to {a.key_id[:12]}")
-        g = np.rint(matrix * self._f)
-        if g.shape != key.data["G"].shape or not np.array_equal(g, key.data["G"]):
-            raise MismatchError("cannot matvec: the linear key was made for a different matrix")
-        out = g.shape[0]
-        gl1 = int(np.abs(key.data["G"]).sum(axis=1).max())
-        worst = (a.size + self._k) * self._swn
-        self._check_noise(-(-(a.meta["noise"] * gl1 + worst) // self._f) + self._round_l1, "matvec")
-        self._check_range(-(-self._value_bound(a) * gl1 // self._f), 0, (a.size + self._k) * self._swt, "matvec")
-        hi, (_, _, l1) = kernels.keyswitch(a.data, key.data["hi"], self._b, self._ell, out, self._limit)
-        lo, _ = kernels.keyswitch(a.data, key.data["lo"], self._b, self._ell, out, self._limit)
-        # hi * 2^32 + lo is one key switch of the same digits: its noise is e_bound * l1.
-        noise = self._check_noise(-(-(a.meta["noise"] * gl1 + self._e_bound * int(l1)) // self._f)
-                                  + self._round_l1, "matvec")
-        self._check_range(-(-self._value_bound(a) * gl1 // self._f), noise, (a.size + self._k) * self._swt,
-                          "matvec")
-        data, stats = kernels.combine(hi, lo, 32, self._f, out, self._limit)
-        return self._make(a.key_id, a.rows, out, a.scale, data, noise, stats)
-
-    def _rekey(self, ct, switch_key):
-        data = switch_key.data
-        if not isinstance(data, dict) or data.get("kind") != "rekey" or str(ct.size) not in data["mt"]:
-            raise KeyMissingError(f"cannot rekey: the switch key has no matrix for vectors of size {ct.size}")
-        self._check_noise(ct.meta["noise"] + (ct.size + self._k) * self._swn, "rekey")  # worst case, before work
-        out, stats = kernels.keyswitch(ct.data, data["mt"][str(ct.size)], self._b, self._ell, ct.size, self._limit)
-        noise = ct.meta["noise"] + self._e_bound * int(stats[2])
-        return self._make(switch_key.to_key_id, ct.rows, ct.size, ct.scale, out, noise, stats)
-
     # ------------------------------------------------------------------ rows
     def _take_rows(self, a, rows):
         return a.replace(shape=(int(rows.shape[0]), a.shape[1]), data=a.data[rows])
@@ -476,7 +322,8 @@ class VheScheme(VheRefreshMixin, Scheme):
             self._same_scale(first, p, "concat_rows")
         data = np.concatenate([p.data for p in parts], axis=0)
         meta = {name: max(p.meta[name] for p in parts) for name in ("noise", "head", "tail")}
-        return Ciphertext("vhe", self.params_id, first.key_id, (data.shape[0], first.size), first.scale, data, meta)
+        return Ciphertext("vhe", self.params_id, first.key_id, (data.shape[0], first.size), first.scale, data, meta,
+                          self.params)
 
     def _row_sum(self, a, rows):
         count = a.shape[0] if rows is None else int(rows.shape[0])
@@ -520,27 +367,6 @@ class VheScheme(VheRefreshMixin, Scheme):
                       noise_bits=math.log2(noise), magnitude_bits=math.log2(mag),
                       magnitude_remaining=math.log2(self._limit / mag),
                       max_value=self._value_bound(a) / a.scale)
-
-
-class _Hooks:
-    """The four calls :func:`he_core.circuits.polyval` makes, bound to a vhe scheme's hooks."""
-
-    __slots__ = ("_s",)
-
-    def __init__(self, scheme: VheScheme):
-        self._s = scheme
-
-    def mul(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        return self._s._mul(a, b, True)
-
-    def mul_plain(self, a: Ciphertext, c: float) -> Ciphertext:
-        return self._s._mul_plain(a, np.array(float(c)), True)
-
-    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        return self._s._add(a, b)
-
-    def add_plain(self, a: Ciphertext, c: float) -> Ciphertext:
-        return self._s._add_plain(a, np.array(float(c)))
 
 
 _KINDS = {"pub": "public-key encryption", "rr": "re-randomisation", "ew": "element-wise product",

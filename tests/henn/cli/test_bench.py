@@ -1,6 +1,7 @@
 """``henn bench`` on the command line: options, exit codes, JSON output."""
 import argparse
 import json
+import subprocess
 
 import pytest
 
@@ -75,17 +76,16 @@ def test_add_parser_registers_bench():
     assert args.quick and args.schemes == ["plain"] and args.sizes == [4, 8]
 
 
-def test_peers_option_runs_the_comparison(monkeypatch, capsys):
-    import pathlib
+def test_peers_option_runs_the_comparison_as_a_program(monkeypatch, capsys):
+    seen, status = [], [0]
 
-    root = str(pathlib.Path(__file__).resolve().parents[3])
-    monkeypatch.syspath_prepend(root)  # benchmarks/ is in the source tree, not installed
-    from benchmarks.peers import cli as peers_cli
+    def fake_run(command, check):
+        seen.append(command[1:])
+        return subprocess.CompletedProcess(command, status[0])
 
-    seen = []
-    monkeypatch.setattr(peers_cli, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(bench_cli.subprocess, "run", fake_run)
     code, _, _ = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet", "--peers"], capsys)
-    assert code == 0 and seen == [["all", "--quick"]]
-    monkeypatch.setattr(peers_cli, "main", lambda argv: 1)
-    code, _, _ = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet", "--peers"], capsys)
-    assert code == 1
+    assert code == 0 and seen == [["-m", "benchmarks.peers", "all", "--quick"]]
+    status[0] = 1
+    code, _, err = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet", "--peers"], capsys)
+    assert code == 1 and "exited with status 1" in err

@@ -140,10 +140,6 @@ def test_console_script():
 
 
 def test_runtime_failure_exits_1_with_message(capsys):
-    from ..conftest import vhe_available
-
-    if not vhe_available():
-        pytest.skip("vhe not installed")
     code, out, err = _run(capsys, "train", "xor", "--scheme", "ckks", "--epochs", "1", "--quiet",
                           "--scheme-param", "poly_degree=1024")
     assert code == 1 and "henn: error: cannot create scheme 'ckks'" in err and "128-bit" in err
@@ -158,10 +154,6 @@ def test_unwritable_save_directory_exits_1(tmp_path, capsys):
 
 
 def test_ckks_json_reports_refreshes(capsys):
-    from ..tasks.test_xor_ckks import ckks_available
-
-    if not ckks_available():
-        pytest.skip("ckks not installed")
     code, out, _ = _run(capsys, "train", "xor", "--scheme", "ckks", "--epochs", "1", "--json", "--quiet")
     summary = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and summary["scheme"] == "ckks" and summary["security_bits"] >= 128

@@ -2,7 +2,7 @@
 
 The service runs in a thread on a Unix socket in a private directory; the
 multi-process workflow through ``henn job create`` / ``henn serve-keys`` is tested in
-``tests/henn/test_lifecycle_sentiment.py``.
+``tests/henn/cli/sentiment/test_parties.py``.
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ import he_core
 from he_core import serialization as ser
 from henn import jobs
 from henn.keyholder import BudgetExhausted, RefreshTerms
-from henn.keyservice import ERROR, HELLO, OK, REENCRYPT, RELEASE, KeyService, KeyServiceError, RemoteKeyHolder
-from henn.keyservice import protocol
+from henn.keyservice import ERROR, HELLO, OK, REENCRYPT, RELEASE, KeyService, KeyServiceError, RemoteKeyHolder, protocol
 from henn.keyservice.transport import connect
 
 SHAPE = (2, 3)
@@ -218,7 +217,7 @@ def ckks_job_run(tmp_path_factory):
     from henn.tasks import sentiment as T
     from henn.tasks.sentiment import SentimentConfig, init_weights
 
-    from ..tasks.test_sentiment import reference_errors
+    from ..tasks.sentiment.test_training import reference_errors
 
     tmp_path = tmp_path_factory.mktemp("ckks_job")
     params = CkksParams(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, special_bits=60, floor_levels=1,

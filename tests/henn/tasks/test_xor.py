@@ -7,9 +7,8 @@ import pytest
 from henn.tasks.xor import XorConfig
 from henn.tasks.xor import setup, train_xor
 
-from ..conftest import vhe_available
 
-SCHEMES = ["plain", pytest.param("vhe", marks=pytest.mark.skipif(not vhe_available(), reason="vhe not installed"))]
+SCHEMES = ["plain", "vhe"]
 
 
 def _check_run(result, epochs):
@@ -76,7 +75,6 @@ def test_config_validation():
         XorConfig(epochs=-1)
 
 
-@pytest.mark.skipif(not vhe_available(), reason="vhe not installed")
 def test_vhe_without_refresh_fails_loudly_not_wrongly():
     """Without refreshes the weights' noise grows until the scheme refuses: an error, never a wrong result."""
     import he_core

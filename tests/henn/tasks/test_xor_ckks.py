@@ -22,15 +22,6 @@ from henn.tasks.xor import setup, train_xor
 BOUND = 1e-4
 
 
-def ckks_available() -> bool:
-    try:
-        he_core.scheme_class("ckks")
-    except Exception:  # noqa: BLE001 - not built (or being written)
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not ckks_available(), reason="the ckks scheme is not installed")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from henn.keyholder import KeyHolder
 from henn.tasks.xor import XorConfig
 from henn.tasks.xor import setup, terms_for, train_xor
 
-from ..conftest import vhe_available
 from ..errbound import ErrBoundScheme
 
 STEPS = 3  # the worst-case bound grows ~5x per step: 4e-4, 3e-3, 1.2e-2 after 1, 2, 3 steps at u = 2^-16
@@ -49,8 +48,7 @@ def _unit_bits_of(scheme_name: str) -> int:
     return int(round(math.log2(s.encrypt([0.0]).scale)))
 
 
-@pytest.mark.parametrize("twin", ["plain16", pytest.param(
-    "vhe", marks=pytest.mark.skipif(not vhe_available(), reason="vhe not installed"))])
+@pytest.mark.parametrize("twin", ["plain16", "vhe"])
 def test_twin_weights_within_derived_bound(twin):
     bits = 16 if twin == "plain16" else _unit_bits_of("vhe")
     config = XorConfig(seed=4, epochs=STEPS)
@@ -67,7 +65,6 @@ def test_twin_weights_within_derived_bound(twin):
         assert np.all(diff <= bound[name]), f"{name}: drift {diff.max()} beyond the derived bound {bound[name].max()}"
 
 
-@pytest.mark.skipif(not vhe_available(), reason="vhe not installed")
 def test_plain_and_vhe_agree_within_twice_the_bound():
     bits = _unit_bits_of("vhe")
     config = XorConfig(seed=4, epochs=STEPS)

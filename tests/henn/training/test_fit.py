@@ -11,11 +11,11 @@ from henn import activations
 from henn.keyholder import RefreshTerms
 from henn.layers import Linear
 from henn.losses import PolySoftmaxCrossEntropy, one_hot
-from henn.tasks.xor import X as XOR_X, Y as XOR_Y
 from henn.module import Sequential
+from henn.tasks.xor import X as XOR_X
+from henn.tasks.xor import Y as XOR_Y
 from henn.tensor import EncTensor
-from henn.training.fit import (SinglePartyWarning, TrainingDiverged, fit, in_process_keyholder, predict,
-                               release_outputs)
+from henn.training.fit import SinglePartyWarning, TrainingDiverged, fit, in_process_keyholder, predict, release_outputs
 
 SCHEMES = ["plain", pytest.param("vhe", marks=pytest.mark.filterwarnings("ignore::he_core.SecurityWarning"))]
 
@@ -192,9 +192,9 @@ def test_a_key_service_address_trains_like_an_in_process_key_holder(tmp_path):
     from henn import jobs
     from henn.keyholder import KeyHolder
     from henn.keyservice import KeyService
+    from henn.training.targets import learn_targets
 
     from ..keyservice.test_service import serving
-    from henn.training.targets import learn_targets
 
     owner = he_core.get_scheme("vhe")
     secret, public = owner.keygen(he_core.KeyRequirements(sizes=(1, 2, 4)), rng=he_core.SeededRandom(9))

@@ -88,7 +88,7 @@ def test_minimal_keys_with_transforms_hold_one_matvec_and_nothing_else():
         s = CkksScheme(CkksParams(poly_degree=4096, levels=2, allow_insecure=True))
     req = KeyRequirements(sizes=(1, 32), multiply=True, minimal=True, transforms=(32,))
     secret, public = s.keygen(req, rng=SeededRandom(5))
-    wanted = {s._galois_element(r) for r in s.matvec_rotations(32)}
+    wanted = {s._galois_element(r) for r in s._matvec_rotations(32)}
     assert {int(g) for g in public.data["galois"]} == wanted
     x, m = np.random.default_rng(6).uniform(-1, 1, (1, 30)), np.random.default_rng(7).uniform(-1, 1, (3, 30))
     out = s.matvec(s.encrypt(x), m)
