@@ -11,7 +11,8 @@ CFFI_MODULES = (
     else []
 )
 
-TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "scikit-learn>=1.0"]
+DISTRIBUTED = ["dask>=2026.8.0", "distributed>=2026.8.0"]
+TEST = ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "scikit-learn>=1.0"] + DISTRIBUTED
 BENCH = ["pytest-benchmark>=4", "matplotlib>=3.5", "scikit-learn>=1.0"]
 SKLEARN = ["scikit-learn>=1.0"]
 PEERS = ["tenseal; python_version=='3.11'", "openfhe; python_version=='3.10'", "Pyfhel; python_version<'3.11'"]
@@ -30,7 +31,8 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=CFFI_MODULES,
     install_requires=["numpy>=1.24", "numba>=0.58", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5", "cryptography>=41"],
-    extras_require={"test": TEST, "bench": BENCH, "peers": PEERS, "sklearn": SKLEARN, "all": TEST + BENCH},
+    extras_require={"test": TEST, "bench": BENCH, "peers": PEERS, "sklearn": SKLEARN,
+                    "distributed": DISTRIBUTED, "all": TEST + BENCH},
     entry_points={
         "console_scripts": ["henn=henn.cli:main"],
     },

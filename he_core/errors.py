@@ -65,6 +65,15 @@ class FormatError(HEError, ValueError):
     """A serialised object is truncated, tampered with, of another version or another scheme."""
 
 
+class KeyExportError(HEError, TypeError):
+    """Secret key material was about to leave its process by a path that is not the sealed file format.
+
+    A :class:`~he_core.keys.SecretKey` refuses pickling (and so every process pool,
+    Dask or multiprocessing transport built on it): the only way out is
+    ``he_core.serialization.save(key, path, passphrase=...)``, on purpose.
+    """
+
+
 class NativeError(HEError, RuntimeError):
     """The native core reported a failure that Python-side validation did not foresee."""
 

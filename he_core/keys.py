@@ -1,6 +1,7 @@
 """Key material containers and key requirements, common to every scheme."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import secrets
@@ -8,6 +9,8 @@ import struct
 from typing import Any, Iterable, NamedTuple
 
 import numpy as np
+
+from .errors import KeyExportError
 
 KEY_ID_DOMAIN = b"henn-key-id-v1\0"
 
@@ -101,6 +104,23 @@ class SecretKey:
 
     def __repr__(self) -> str:  # never print key material
         return f"SecretKey(scheme={self.scheme!r}, params_id={self.params_id!r}, key_id={self.key_id!r})"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Refuse pickling: pickle is how process pools and clusters move objects, and a secret
+        key must not ride along by accident (``he_core.serialization.save(..., passphrase=)``
+        is the way out).
+
+        Raises:
+            KeyExportError: always.
+        """
+        raise KeyExportError(f"cannot pickle a secret key (key {self.key_id[:12]}): secret keys leave a process "
+                             "only sealed, through he_core.serialization.save(key, path, passphrase=...)")
+
+    def __copy__(self) -> "SecretKey":  # copies in the process stay possible (copy would use __reduce_ex__)
+        return dataclasses.replace(self)
+
+    def __deepcopy__(self, memo: dict) -> "SecretKey":
+        return dataclasses.replace(self, data=copy.deepcopy(self.data, memo))
 
 
 @dataclasses.dataclass

@@ -64,7 +64,7 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
     Returns:
         The :class:`~henn.deploy.InferenceServer` (its counts), when the loop ends.
     """
-    before = _read_count(state)
+    before = read_answer_count(state)
     server = InferenceServer(bundle, allow_insecure=allow_insecure, answered_before=before)
     info = json.dumps(bundle.client_info()).encode()
     lock = threading.Lock()  # one evaluation at a time; sessions wait for frames concurrently
@@ -90,10 +90,15 @@ def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: t
     with conn:
         _session(conn, server, info, lock)
     with lock:
-        _write_count(state, server.answered())
+        write_answer_count(state, server.answered())
 
 
-def _read_count(state: Path | None) -> int:
+def read_answer_count(state: Path | None) -> int:
+    """Batches a bundle answered in earlier runs, from its state file (0 without one).
+
+    Raises:
+        DeployError: the file exists but holds no count (it must not be reset silently).
+    """
     if state is None or not state.exists():
         return 0
     try:
@@ -105,7 +110,8 @@ def _read_count(state: Path | None) -> int:
     return count
 
 
-def _write_count(state: Path | None, count: int) -> None:
+def write_answer_count(state: Path | None, count: int) -> None:
+    """Record a bundle's answered batches in its state file, atomically (nothing without a file)."""
     if state is not None:
         tmp = state.with_suffix(state.suffix + ".tmp")
         tmp.write_text(json.dumps({"answered": count}))

@@ -1,0 +1,17 @@
+"""henn on Dask: encrypted batch inference over a cluster's workers (issue #14).
+
+* :mod:`~henn.distributed.cluster`: which cluster (a local one on loopback by default,
+  an existing one over TLS), and the checks that keep an unauthenticated scheduler out;
+* :mod:`~henn.distributed.wire`: ciphertexts and public keys cross processes in the
+  project's own format; secret keys never do;
+* :mod:`~henn.distributed.inference`: the server role spread over workers, the answer
+  budget kept by the driver.
+
+Needs the ``distributed`` extra (``pip install "henn[distributed]"``).
+"""
+from .cluster import Cluster, ClusterError, ClusterUnreachableError, cores, resolve
+from .inference import ClusterReport, ClusterServer, InferencePlugin, audit_worker, predict_on_cluster
+from .wire import Wire, accept_insecure
+
+__all__ = ["Cluster", "ClusterError", "ClusterReport", "ClusterServer", "ClusterUnreachableError", "InferencePlugin",
+           "Wire", "accept_insecure", "audit_worker", "cores", "predict_on_cluster", "resolve"]
