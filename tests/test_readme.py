@@ -173,6 +173,11 @@ COMMANDS = {
     "python -m benchmarks.peers train": (HELP, "five epochs of encrypted training beside TenSEAL: minutes"),
     "python -m benchmarks.peers.concrete_ml --cml-python VENV/bin/python": (
         HELP, "needs Concrete-ML in its own venv (VENV is a placeholder)"),
+    "henn predict --bundle bundle.henn --cluster local --workers 2 --data X.csv --out Y.csv --json": (
+        HELP, "needs a bundle and starts a Dask cluster (tests/henn/distributed and tests/henn/cli/test_serve.py)"),
+    "DASK_DISTRIBUTED__COMM__TLS__CA_FILE=ca.pem DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=me.pem "
+    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=me.key henn predict --bundle bundle.henn --cluster tls://sched:8786 ...": (
+        HELP, "needs a TLS Dask scheduler of the user's (tests/henn/distributed/test_cluster.py starts one)"),
     "henn bench --quick": (HELP, "every op of every scheme: about 15 s, tests/henn/cli/test_bench.py runs it smaller"),
     "python -m benchmarks.limits": (HELP, "a CPU ceiling measurement: about a minute"),
 }
