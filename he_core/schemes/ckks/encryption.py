@@ -114,15 +114,19 @@ class EncryptionMixin:
 
     def _phases(self, ct: Ciphertext, s_full: np.ndarray) -> list[np.ndarray]:
         """Each ciphertext's c0 + c1 s (+ c2 s^2 for a deferred product), as centred coefficients."""
+        return [self._lift(m) for m in self._phase_limbs(ct, s_full)]
+
+    def _phase_limbs(self, ct: Ciphertext, s_full: np.ndarray) -> list[np.ndarray]:
+        """Each ciphertext's phase c0 + c1 s (+ c2 s^2) in coefficient form, as RNS limbs (no lifting)."""
         r, nl = self.ring, ct.data.shape[2]
         s = np.ascontiguousarray(s_full[:nl])
         s2 = r.mul(s, s) if ct.data.shape[1] == 3 else None
         out = []
         for c in ct.data:
-            m = r.add(c[0], r.mul(c[1], s))
+            m = r.add(np.ascontiguousarray(c[0]), r.mul(np.ascontiguousarray(c[1]), s))
             if s2 is not None:
                 r.muladd(np.ascontiguousarray(c[2]), s2, m)
-            out.append(self._lift(r.intt(m)))
+            out.append(r.intt(m))
         return out
 
     def _lift(self, m: np.ndarray) -> np.ndarray:

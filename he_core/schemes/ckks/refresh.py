@@ -174,19 +174,6 @@ class RefreshMixin:
         return Ciphertext(self.name, self.params_id, masked.key_id, masked.shape, rmap.scale, data,
                           self._fresh_meta(rmap), self.params)
 
-    def _phase_limbs(self, ct: Ciphertext, s_full: np.ndarray) -> list[np.ndarray]:
-        """Each ciphertext's phase c0 + c1 s (+ c2 s^2) in coefficient form, as RNS limbs (no lifting)."""
-        r, nl = self.ring, ct.data.shape[2]
-        s = np.ascontiguousarray(s_full[:nl])
-        s2 = r.mul(s, s) if ct.data.shape[1] == 3 else None
-        out = []
-        for c in ct.data:
-            m = r.add(np.ascontiguousarray(c[0]), r.mul(np.ascontiguousarray(c[1]), s))
-            if s2 is not None:
-                r.muladd(np.ascontiguousarray(c[2]), s2, m)
-            out.append(r.intt(m))
-        return out
-
     def _place(self, rmap: RefreshMap, mapped: dict[int, np.ndarray], nl: int) -> list[np.ndarray]:
         """NTT-form plaintexts with the mapped residues at the map's target coefficients."""
         pts = []
