@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import hashlib
 import threading
 import time
@@ -327,7 +328,6 @@ def audit_worker(dask_worker: Any = None) -> dict[str, int]:
 
 def _reaches_secret(root: Any) -> bool:
     """Whether instance data reachable from ``root`` holds a secret key (modules and functions not followed)."""
-    import inspect
     seen, stack = set(), [root]
     while stack:
         obj = stack.pop()

@@ -122,8 +122,10 @@ def test_workers_hold_no_secret_and_a_secret_cannot_be_sent(cluster, circuit):
     audits = cluster.client.run(audit_worker)
     assert len(audits) == 2
     for audit in audits.values():
-        assert audit["servers"] >= 1 and audit["schemes"] >= 1  # the server and its client's scheme are there
+        assert audit["servers"] >= 1  # every worker's plugin built its server
         assert audit["secret_keys"] == 0 and audit["schemes_with_secret"] == 0
+    # one batch: the worker that answered it holds the client's scheme (which of the two is Dask's choice)
+    assert max(audit["schemes"] for audit in audits.values()) >= 1
     assert audit_worker()["secret_keys"] >= 1  # the audit finds one where there is one: this process, the client's
     with pytest.raises(TypeError) as info:
         cluster.client.scatter(client._secret)
