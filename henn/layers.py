@@ -67,7 +67,7 @@ class Linear(Module):
     def init(cls, scheme: Scheme, in_features: int, out_features: int, *, init_scale: float,
              rng: np.random.Generator | RandomSource | None = None, encrypted_input: bool = False,
              bias: float | None = 0.0, layout: Any = None,
-             encryption_rng: RandomSource | None = None) -> "Linear":
+             encryption_rng: RandomSource | None = None, output_bound: float | None = None) -> "Linear":
         """A layer with weights uniform on ``[-init_scale, init_scale]``, encrypted with the public key.
 
         Args:
@@ -86,6 +86,7 @@ class Linear(Module):
                 between packings).
             encryption_rng: the encryption noise's randomness: default the OS CSPRNG (tests
                 that compare two runs' noise-driven refresh counts pass a seeded source).
+            output_bound: see the class docstring.
         """
         if not (init_scale >= 0 and np.isfinite(init_scale)):
             raise ValueError(f"cannot build Linear: init_scale must be finite and >= 0, got {init_scale!r}")
@@ -94,7 +95,8 @@ class Linear(Module):
             w = w.T
         b = None if bias is None else EncTensor.encrypt(scheme, np.full((1, out_features), float(bias)),
                                                         rng=encryption_rng)
-        return cls(EncTensor.encrypt(scheme, w, layout=layout, rng=encryption_rng), b, encrypted_input=encrypted_input)
+        return cls(EncTensor.encrypt(scheme, w, layout=layout, rng=encryption_rng), b, encrypted_input=encrypted_input,
+                   output_bound=output_bound)
 
     @property
     def in_features(self) -> int:

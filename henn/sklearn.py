@@ -44,6 +44,7 @@ from .module import Sequential
 from .tensor import EncTensor
 from .training.fit import fit as fit_model
 from .training.fit import TrainingDiverged, in_process_keyholder, predict, release_outputs
+from .training.predict import DEFAULT_VALUE_BOUND
 
 FHE_MODES = ("disable", "simulate", "execute")
 #: Bits kept by "simulate" on a scheme whose answers are exact reals (the plain twin).
@@ -256,9 +257,13 @@ class EncryptedMLPClassifier(_EncryptedClassifier):
             raise ValueError(f"cannot build the network: layer sizes must be positive, got {sizes}")
         act = activations.make(self.activation)
         layers: list = []
+        last = len(sizes) - 2
         for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+            # The scores are vouched to stay within the trainer's value bound (hidden layers'
+            # outputs are, by the activation that reads them): a tracked worst case of
+            # sum |h| |w| would otherwise swamp the noise estimate the monitor's mask reads.
             layers.append(Linear.init(scheme, a, b, init_scale=self.init_scale * math.sqrt(3.0 / a), rng=rng,
-                                      encrypted_input=i > 0))
+                                      encrypted_input=i > 0, output_bound=DEFAULT_VALUE_BOUND if i == last else None))
             if i < len(sizes) - 2:
                 layers.append(act)
         return Sequential(*layers)

@@ -26,38 +26,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, LevelExhaustedError, MismatchError
 from . import encoder, layout, noise
-
-# Two ciphertexts whose scales differ by less than this relative amount add as equals
-# (the error this introduces is below the CKKS noise floor at 40-bit scales).
-SCALE_TOLERANCE = 2.0**-30
-
-
-def scale_tolerance(scale: float) -> float:
-    """Relative scale difference below which two operands at ``scale`` add as equals.
-
-    Treating scale (1 + d) * s as s changes a value v by v * d. With d <= 16 / s that is
-    16 units of the encoding's rounding (1 / s) per unit of value, still 2^8 below the
-    noise of a fresh encryption (about 2^12 / s at N = 8192, more after any product), so
-    it costs no precision. The integer factor that moves a ciphertext down a level
-    (``_adjust``) lands within 0.5 / factor, and the factor is about the prime size
-    (times any free scalar folded into the scale), so small primes (e.g. 21 bits) need
-    this looser bound; for large scales the fixed 2^-30 applies.
-
-    Args:
-        scale: the smaller of the two scales.
-
-    Returns:
-        The largest relative difference |a / b - 1| treated as equal.
-    """
-    return max(SCALE_TOLERANCE, 16.0 / scale)
-
-
-def scales_match(a: float, b: float) -> bool:
-    """Whether two scales are equal up to the rounding of the integer factors that produced them."""
-    return abs(a / b - 1.0) <= scale_tolerance(min(a, b))
-# Scalar factors of at least this magnitude (and at most its inverse) change only the recorded scale.
-FREE_SCALAR_MIN = 2.0**-10
-
+from .scales import FREE_SCALAR_MIN, scale_tolerance, scales_match
 
 class ArithMixin:
     """Encoding, encryption, decryption and the level / scale aware arithmetic."""
@@ -139,8 +108,8 @@ class ArithMixin:
         x = self._drop(ct, level + 1)
         q = self.ring.q[level + 1]
         factor = round(scale * q / x.scale)
-        if factor < 1 or factor >= self.ring.q[0]:
-            return self._drop(ct, level)  # cannot fix the scale with an integer: keep it as it is
+        if factor < 1 or not self._fits_times(x, factor):
+            return self._drop(ct, level)  # cannot fix the scale with an integer: keep it as it is (callers check)
         r = self.ring
         data = np.empty_like(x.data)
         x_parts = x.data.shape[1]
@@ -152,6 +121,17 @@ class ArithMixin:
         scaled = x.replace(data=data, scale=x.scale * factor,
                            meta=self._noise_meta(x.meta, level + 1, float(factor) ** 2 * nvar, vmax))
         return self._rescale_ct(scaled)
+
+    def _fits_times(self, ct: Ciphertext, factor: int) -> bool:
+        """Whether ct's phase times ``factor`` stays inside its modulus (with a 4-bit margin).
+
+        The factor may exceed every prime (the ring multiplies by its residues); what
+        limits it is the scaled message and error, which must not wrap modulo Q_level.
+        """
+        var, vmax = self._nv(ct)
+        phase = float(ct.scale) * float(vmax) + 8.0 * math.sqrt(float(np.max(var)))
+        room = sum(math.log2(q) for q in self.ring.q[: self.level(ct) + 1])
+        return math.log2(max(phase, 1.0)) + math.log2(factor) + 4.0 < room
 
     def _align_add(self, a: Ciphertext, b: Ciphertext, op: str) -> tuple[Ciphertext, Ciphertext]:
         la, lb = self.level(a), self.level(b)
@@ -168,6 +148,10 @@ class ArithMixin:
             # Same level, different scales: spend one level to bring both to the working scale.
             a = self._adjust(a, level - 1, self._scale_at(level - 1))
             b = self._adjust(b, level - 1, self._scale_at(level - 1))
+        if not scales_match(a.scale, b.scale):
+            # Adding at mismatched scales would silently weight one operand by their ratio.
+            raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
+                                f"at level {self.level(a)} cannot be aligned; rescale the operands first")
         return a, b
 
     def _can_realign(self, ct: Ciphertext) -> bool:

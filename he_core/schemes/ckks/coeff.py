@@ -37,7 +37,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, RefreshRequired
 from . import layout, noise
-from .arith import scales_match
+from .scales import scales_match
 from .params import REFRESH_FLOOR_LEVELS
 
 # Tables sit one level above the refresh floor: the products their rows enter (inner

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from he_core import KeyRequirements, SeededRandom
 from he_core.errors import MismatchError
 from he_core.schemes.ckks import CkksParams, CkksScheme
-from he_core.schemes.ckks.arith import scale_tolerance, scales_match
+from he_core.schemes.ckks.scales import scale_tolerance, scales_match
 
 
 @pytest.fixture(scope="module")
