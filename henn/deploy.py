@@ -132,6 +132,22 @@ class InferenceClient:
         return out[:, :rows].T if columns else out[:rows]
 
 
+def check_security(bundle: ServerBundle, allow_insecure: bool) -> he_core.Scheme:
+    """Refuse a bundle whose parameter set gives no security unless asked for (tests and teaching).
+
+    Returns:
+        A scheme of the bundle's parameters (no keys).
+
+    Raises:
+        DeployError: an insecure bundle without ``allow_insecure``.
+    """
+    probe = make_scheme(bundle.scheme, bundle.params)
+    if probe.params.security_bits == 0 and not allow_insecure:
+        raise DeployError(f"cannot serve: the bundle's {bundle.scheme} parameters give no security; pass "
+                          "allow_insecure=True (--allow-insecure) for tests and teaching")
+    return probe
+
+
 class InferenceServer:
     """Evaluates the bundle's circuit on clients' ciphertexts; it holds no secret key.
 
@@ -152,7 +168,7 @@ class InferenceServer:
         # Inputs reach the first layer standardised and clipped (the owner's clip); without a clip,
         # the largest input the scheme can hold at the query's scale is all that bounds them.
         self._input_bound = input_bound(bundle.circuit)
-        probe = make_scheme(bundle.scheme, bundle.params)
+        probe = check_security(bundle, allow_insecure)
         self._params_id = probe.params_id
         probe.keygen(bundle.requirements())
         fresh = probe.budget(probe.encrypt(np.zeros((1, 1))))

@@ -28,15 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..deploy import ServerBundle
+from ..deploy import ServerBundle, check_security
 from ..serving import predict_remote, serve
 from .common import guarded, positive_int
 
 
 def _serve(args: argparse.Namespace) -> int:
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
-    if bundle.params is not None and bundle.params.security_bits == 0 and not args.allow_insecure:
-        raise ValueError(f"the bundle's {bundle.scheme} parameters give no security; pass --allow-insecure (tests)")
+    check_security(bundle, args.allow_insecure)  # before anything listens
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     def ready(address: str) -> None:
@@ -108,7 +107,6 @@ def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
     from ..distributed import Cluster, ClusterServer, predict_on_cluster
     from ..serving import read_answer_count, write_answer_count
 
-    from ..distributed.inference import check_security
 
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
     check_security(bundle, args.allow_insecure)  # before a cluster is started

@@ -40,8 +40,7 @@ from distributed import KilledWorker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from he_core import Ciphertext, PublicKeys
 
-from ..bundle import make_scheme
-from ..deploy import DeployError, InferenceClient, InferenceServer, Query, ServerBundle
+from ..deploy import DeployError, InferenceClient, InferenceServer, Query, ServerBundle, check_security
 from . import wire
 from .cluster import Cluster, ClusterError
 
@@ -101,17 +100,6 @@ class InferencePlugin(WorkerPlugin):
                 self.server.register(public)
                 self._keys[public.key_id] = public
             return self.server.answer(query, count)
-
-
-def check_security(bundle: ServerBundle, allow_insecure: bool) -> None:
-    """Refuse a bundle whose parameter set gives no security unless asked for (tests and teaching).
-
-    Raises:
-        DeployError: an insecure bundle without ``allow_insecure``.
-    """
-    if make_scheme(bundle.scheme, bundle.params).params.security_bits == 0 and not allow_insecure:
-        raise DeployError(f"cannot serve on the cluster: the bundle's {bundle.scheme} parameters give no "
-                          "security; pass allow_insecure=True (--allow-insecure) for tests")
 
 
 def plugin_name(bundle_bytes: bytes, allow_insecure: bool) -> str:

@@ -13,7 +13,7 @@ import pytest
 import he_core
 from henn import activations
 from henn.cli import main
-from henn.deploy import Circuit, ServerBundle
+from henn.deploy import Circuit, DeployError, InferenceServer, ServerBundle
 
 pytestmark = pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
 
@@ -155,3 +155,14 @@ def test_predict_on_a_tls_cluster_with_the_users_certificate_files(tmp_path, cap
         with dask.config.set({"distributed.comm.tls.ca-file": None, "distributed.comm.tls.client.cert": None}):
             assert main(base) == 1  # tls:// without certificates, none in Dask's configuration either
         assert "lacks distributed.comm.tls.ca-file" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_insecure_bundle_before_listening(tmp_path, capsys):
+    """vhe gives no security: ``henn serve`` asks for --allow-insecure, as predict does (and the API's server)."""
+    bundle_path = tmp_path / "bundle.henn"
+    bundle = ServerBundle.create(circuit(), "vhe")
+    bundle_path.write_bytes(bundle.to_bytes())
+    assert main(["serve", "--bundle", str(bundle_path), "--listen", "127.0.0.1:0"]) == 1
+    assert "give no security" in capsys.readouterr().err
+    with pytest.raises(DeployError, match="give no security"):
+        InferenceServer(bundle)
