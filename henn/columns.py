@@ -11,6 +11,9 @@ identities give it, with public material only:
 
 The one-hot rows are public constants: a :class:`Basis` encrypts each once with the
 public key (on the scheme, or the guarded view, the tensors live on) and keeps it.
+Everything here works through the tensors' own operations (the tensor type is taken
+from the tensors or given to the :class:`Basis`), so :mod:`henn.tensor` can build its
+encrypted-by-encrypted ``@`` on this module.
 Each extraction or placement is one ciphertext product: one level on a leveled
 scheme, one key switch on ``vhe``.
 
@@ -25,21 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import EncTensor
-
-
 class Basis:
     """Encrypted public rows (one-hot ``e_j`` of each width, and other constants), made on first use.
 
     Args:
         scheme: the scheme (or guarded view) the tensors live on; public keys installed.
+        tensor: the tensor type the rows are made as (:class:`henn.tensor.EncTensor`).
     """
 
-    def __init__(self, scheme: Any):
+    def __init__(self, scheme: Any, tensor: type):
         self.scheme = scheme
-        self._rows: dict[tuple[str, bytes], EncTensor] = {}
+        self.tensor = tensor
+        self._rows: dict[tuple[str, bytes], Any] = {}
 
-    def unit(self, width: int, j: int) -> EncTensor:
+    def unit(self, width: int, j: int) -> Any:
         """The encrypted ``(1, width)`` one-hot row ``e_j``.
 
         One row, not a whole batch: a packing scheme lays a batch out at its own
@@ -54,13 +56,13 @@ class Basis:
         values[j] = 1.0
         return self.row(values)
 
-    def row(self, values: Any) -> EncTensor:
+    def row(self, values: Any) -> Any:
         """The encrypted ``(1, len(values))`` row of these public constants."""
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         key = (self.scheme.public_keys.key_id, values.tobytes())
         row = self._rows.get(key)
         if row is None:
-            row = self._rows[key] = EncTensor.encrypt(self.scheme, values.reshape(1, -1))
+            row = self._rows[key] = self.tensor.encrypt(self.scheme, values.reshape(1, -1))
         return row
 
     def __len__(self) -> int:
@@ -70,15 +72,15 @@ class Basis:
 _BASES: "weakref.WeakKeyDictionary[Any, Basis]" = weakref.WeakKeyDictionary()
 
 
-def basis_for(scheme: Any) -> Basis:
-    """The shared :class:`Basis` of a scheme (or guarded view), kept as long as the scheme lives."""
-    basis = _BASES.get(scheme)
+def basis_for(like: Any) -> Basis:
+    """The shared :class:`Basis` of a tensor's scheme (or guarded view), kept as long as the scheme lives."""
+    basis = _BASES.get(like.scheme)
     if basis is None:
-        basis = _BASES[scheme] = Basis(scheme)
+        basis = _BASES[like.scheme] = Basis(like.scheme, type(like))
     return basis
 
 
-def column(x: EncTensor, j: int, basis: Basis) -> EncTensor:
+def column(x: Any, j: int, basis: Basis) -> Any:
     """Column ``j`` of ``x`` as a ``(rows, 1)`` tensor (``x`` itself when it has one column)."""
     if x.size == 1:
         if j != 0:
@@ -87,12 +89,12 @@ def column(x: EncTensor, j: int, basis: Basis) -> EncTensor:
     return x.inner(basis.unit(x.size, j))
 
 
-def columns(x: EncTensor, basis: Basis) -> list[EncTensor]:
+def columns(x: Any, basis: Basis) -> list[Any]:
     """Every column of ``x``, in order."""
     return [column(x, j, basis) for j in range(x.size)]
 
 
-def place(cols: list[EncTensor], basis: Basis) -> EncTensor:
+def place(cols: list[Any], basis: Basis) -> Any:
     """The ``(rows, len(cols))`` tensor whose column ``j`` is ``cols[j]`` (each ``(rows, 1)``).
 
     Raises:
@@ -113,17 +115,17 @@ def place(cols: list[EncTensor], basis: Basis) -> EncTensor:
     return out
 
 
-def concat_rows(parts: list[EncTensor]) -> EncTensor:
+def concat_rows(parts: list[Any]) -> Any:
     """The rows of every part, in order, as one tensor (all parts of the same width)."""
     if not parts:
         raise ValueError("cannot concatenate rows: no tensors given")
     if len(parts) == 1:
         return parts[0]
     scheme = parts[0].scheme
-    return EncTensor(scheme, scheme.concat_rows([p.ct for p in parts]))
+    return type(parts[0])(scheme, scheme.concat_rows([p.ct for p in parts]))
 
 
-def matmul(h: EncTensor, wt: EncTensor, basis: Basis) -> EncTensor:
+def matmul(h: Any, wt: Any, basis: Basis) -> Any:
     """``H @ W`` for an encrypted batch ``H`` ``(rows, in)`` and an encrypted ``W`` given as ``W^T``.
 
     ``W^T`` is ``(out, in)``: one encrypted row per output unit (the layout an
@@ -142,7 +144,7 @@ def matmul(h: EncTensor, wt: EncTensor, basis: Basis) -> EncTensor:
     return place([h.inner(wt.take_rows([j])) for j in range(wt.rows)], basis)
 
 
-def rmatmul(w: EncTensor, h: EncTensor, basis: Basis) -> EncTensor:
+def rmatmul(w: Any, h: Any, basis: Basis) -> Any:
     """``W @ H`` for an encrypted ``W`` ``(q, r)`` and an encrypted batch ``H`` ``(r, size)``: ``(q, size)``.
 
     Raises:

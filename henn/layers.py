@@ -111,7 +111,7 @@ class Linear(Module):
         """The public one-hot rows of the weight's scheme (made on first use)."""
         scheme = self.weight.value.scheme
         if self._basis is None or self._basis.scheme is not scheme:
-            self._basis = Basis(scheme)
+            self._basis = Basis(scheme, EncTensor)
         return self._basis
 
     @property

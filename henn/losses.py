@@ -59,7 +59,7 @@ def squared_error_term(grad: EncTensor, factor: float, k: int) -> EncTensor:
     sq = grad * grad
     total = sq.row_sum() if sq.rows > 1 else sq
     if total.size > 1:
-        total = total.inner(basis_for(total.scheme).row(np.ones(total.size)))
+        total = total.inner(basis_for(total).row(np.ones(total.size)))
     return total * (1.0 / (factor * factor * k))
 
 
@@ -278,7 +278,7 @@ class PolySoftmaxCrossEntropy(SquaredErrorMonitor):
             raise ValueError(f"cannot compute the softmax loss: logits of width {logits.size}, "
                              f"the loss has {self.classes} classes")
         k = self.classes
-        basis = basis_for(logits.scheme)
+        basis = basis_for(logits)
         mean = logits.inner(basis.row(np.full(k, 1.0 / k)))  # (n, 1)
         centred = logits - mean * basis.row(np.ones(k))
         return (centred + 1.0) * (1.0 / k)

@@ -17,6 +17,8 @@ import numpy as np
 
 from he_core import Ciphertext, Scheme, SecretKey
 
+from . import columns
+
 
 class EncTensor:
     """An encrypted ``(rows, size)`` matrix bound to the scheme that evaluates on it.
@@ -123,8 +125,7 @@ class EncTensor:
         per input); layers keep ``W`` transposed instead (:func:`henn.columns.matmul`).
         """
         if isinstance(other, EncTensor):
-            from . import columns  # columns builds on this module
-            return columns.rmatmul(self, other, columns.basis_for(self.scheme))
+            return columns.rmatmul(self, other, columns.basis_for(self))
         w = np.asarray(other, dtype=np.float64)
         if w.ndim != 2 or w.shape[0] != self.size:
             raise ValueError(f"cannot matmul: a ({self.rows}, {self.size}) batch by a matrix of shape {w.shape}")

@@ -37,7 +37,8 @@ from .pki import (  # noqa: F401
     TLSSetupError,
     make_pki,
 )
-from .transport import Address, Listener
+from .endpoints import Address
+from .listener import Listener
 
 
 # ---------------------------------------------------------------------------- loading contexts

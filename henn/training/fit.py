@@ -365,7 +365,7 @@ def _sum_all(t: EncTensor) -> EncTensor:
 
 
 def _ones(t: EncTensor) -> EncTensor:
-    return basis_for(t.scheme).row(np.ones(t.size))
+    return basis_for(t).row(np.ones(t.size))
 
 
 def _record(epoch: int, watch: _Watch | None, released_before: int, seconds: float,

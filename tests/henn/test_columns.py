@@ -23,7 +23,7 @@ def enc(env, a):
 def test_columns_and_place_round_trip(env, data):
     rows, width = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
     x = data.draw(hnp.arrays(np.float64, (rows, width), elements=SMALL))
-    basis = columns.basis_for(env.scheme)
+    basis = columns.basis_for(enc(env, np.zeros((1, 1))))
     cols = columns.columns(enc(env, x), basis)
     assert len(cols) == width and all(c.shape == (rows, 1) for c in cols)
     for j, c in enumerate(cols):
@@ -41,7 +41,7 @@ def test_encrypted_matrix_products(env, data):
     m, k, n = (data.draw(st.integers(1, 4)) for _ in range(3))
     a = data.draw(hnp.arrays(np.float64, (m, k), elements=SMALL))
     b = data.draw(hnp.arrays(np.float64, (k, n), elements=SMALL))
-    basis = columns.basis_for(env.scheme)
+    basis = columns.basis_for(enc(env, np.zeros((1, 1))))
     # each entry sums k <= 4 products of values up to 2: a few roundings each, amplified by 2
     tol = env.tol(6 * k + 6, 2.0)
     np.testing.assert_allclose(env.decrypt(columns.matmul(enc(env, a), enc(env, b.T), basis)), a @ b, atol=tol,
@@ -50,7 +50,7 @@ def test_encrypted_matrix_products(env, data):
 
 
 def test_basis_rows_are_made_once(env):
-    basis = columns.Basis(env.scheme)
+    basis = columns.Basis(env.scheme, EncTensor)
     assert basis.unit(3, 1) is basis.unit(3, 1)
     assert len(basis) == 1
     np.testing.assert_allclose(env.decrypt(basis.unit(3, 1)), [[0, 1, 0]], atol=env.tol(1))
@@ -59,7 +59,7 @@ def test_basis_rows_are_made_once(env):
 
 
 def test_column_errors(env):
-    basis = columns.basis_for(env.scheme)
+    basis = columns.basis_for(enc(env, np.zeros((1, 1))))
     one = enc(env, np.ones((2, 1)))
     with pytest.raises(ValueError, match="column 1 of a one-column"):
         columns.column(one, 1, basis)
