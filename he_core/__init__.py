@@ -10,6 +10,7 @@ from .ciphertext import Ciphertext
 from .errors import (CapabilityError, EncodingError, FormatError, HEError, HEOverflowError, InsecureParametersError,
                      KeyExportError, KeyMissingError, LevelExhaustedError, MismatchError, NativeError, NoiseBudgetExhausted,
                      ParameterError, PrecisionError, RefreshRequired, SecurityWarning)
+from .costs import OpCost
 from .flooding import Flooding
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
 from .randomness import OsRandom, RandomSource, SeededRandom
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Budget", "Capability", "Flooding", "PrecisionError", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
     "HEOverflowError", "InsecureParametersError", "KeyExportError", "KeyMissingError", "KeyPair", "KeyRequirements",
-    "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OsRandom", "ParameterError",
+    "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OpCost", "OsRandom", "ParameterError",
     "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
     "available_schemes", "builtin_schemes", "protocols", "get_scheme", "register_scheme", "scheme_class", "unregister_scheme",
 ]

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Iterable, NoReturn
 import numpy as np
 
 from .capabilities import Capability
+from .costs import OperationCosts
 from .ciphertext import Ciphertext
 from .errors import CapabilityError, EncodingError, KeyMissingError, MismatchError
 from .keyholder_protocol import KeyHolderProtocol
@@ -61,7 +62,7 @@ class Budget(dict):
         return self["remaining"]
 
 
-class Scheme(Checks, Layouts, KeyHolderProtocol, abc.ABC):
+class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
     """Abstract base of every scheme; see the module docstring for the contract."""
 
     name: ClassVar[str] = ""

@@ -25,7 +25,7 @@ INSTALLED = ("he_core", "henn")
 HE_CORE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "capabilities", "params", "ciphertext", "keys", "bundle", "randomness", "flooding", "refresh",
      "kernels", "native", "formats"),
-    ("circuits", "layouts", "protocols", "validation"),
+    ("circuits", "costs", "layouts", "protocols", "validation"),
     ("keyholder_protocol", "scheme"),
     ("optional", "schemes"),
     ("registry",),
@@ -105,9 +105,9 @@ def upward_imports() -> list[str]:
     return sorted(found)
 
 
-def he_core_graph() -> dict[str, set[str]]:
-    """Module -> the he_core modules it imports (names resolved to modules that exist)."""
-    modules = {module_name(p): p for p in sources("he_core")}
+def he_core_graph(package: str = "he_core") -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports (names resolved to modules that exist)."""
+    modules = {module_name(p): p for p in sources(package)}
     graph = {}
     for name, path in modules.items():
         targets = set()
@@ -171,6 +171,10 @@ def test_he_core_imports_point_down():
 
 def test_he_core_has_no_import_circle():
     assert find_circle(he_core_graph()) == []
+
+
+def test_henn_has_no_import_circle():
+    assert find_circle(he_core_graph("henn")) == []
 
 
 def test_the_circle_check_can_fail():

@@ -7,14 +7,8 @@ import pytest
 import he_core
 from he_core.scheme import Budget
 from henn.tensor import EncTensor
-from henn.training.guarded import polyval_depth
 
 from .conftest import LEVELS, LeveledPlain, guarded_env
-
-
-def test_polyval_depth_follows_the_interface_bound():
-    assert [polyval_depth(c) for c in ([1.0], [0, 1], [0, 0, 1], [1, 2, 0, 3], [0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 1])] \
-        == [1, 1, 2, 3, 3, 4]
 
 
 @pytest.mark.parametrize("products", [1, 3, 4, 7, 10])
