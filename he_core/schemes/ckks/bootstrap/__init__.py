@@ -1,0 +1,5 @@
+"""CKKS bootstrapping: ModRaise, CoeffToSlot, EvalMod, SlotToCoeff (see :mod:`.bootstrapper`)."""
+from .bootstrapper import Bootstrapper
+from .evalmod import EvalModSpec
+
+__all__ = ["Bootstrapper", "EvalModSpec"]

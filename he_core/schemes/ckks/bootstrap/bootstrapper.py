@@ -1,0 +1,183 @@
+"""The bootstrapping pipeline: ModRaise, trace, CoeffToSlot, EvalMod, SlotToCoeff.
+
+For n slots (n a power of two, at most N/2): a clean level-0 ciphertext whose values
+fill the first n slots is
+
+1. replicated n-periodically (the subring trace at level 0: the message enters the
+   subring Z[X^gap], gap = N / (2n)), then mod-raised to the top level;
+2. traced again (projecting q_0 I onto the subring, times gap);
+3. CoeffToSlot: 2n real slots x_k = tau_k / (q_0 K) (n = N/2: two ciphertexts, the
+   real and imaginary halves) - one level;
+4. EvalMod: (1 / 2 pi) sin(2 pi K y) = delta_k = Delta m_k / q_0 up to the sine's
+   error - ``spec.depth`` levels;
+5. times q_0 / Delta (an exact integer factor and a recorded-scale change, no level),
+   then SlotToCoeff - one level - which lands on the working scale of its level.
+
+Keys: the rotations of the trace (n, 2n, .. N/4) and of the two BSGS transforms, the
+conjugation, and relinearisation (:meth:`Bootstrapper.rotations`). Levels consumed:
+``depth`` = 2 + spec.depth; the result is at level ``levels - depth``.
+"""
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import numpy as np
+
+from ....ciphertext import Ciphertext
+from ....errors import EncodingError, LevelExhaustedError, ParameterError
+from .. import layout
+from .evalmod import EvalModSpec, eval_mod
+from .modraise import mod_raise, subring_trace, trace_rotations
+from .transforms import LinearTransform, cts_block, stc_block, subring_dft
+
+
+class Bootstrapper:
+    """Bootstrapping of n-slot ciphertexts for one CKKS scheme instance.
+
+    Args:
+        scheme: a :class:`~he_core.schemes.ckks.CkksScheme`.
+        slots: n, a power of two in [2, N/2].
+        spec: the EvalMod approximation.
+
+    Raises:
+        ParameterError: n out of range, or the chain too short for the pipeline.
+    """
+
+    def __init__(self, scheme, slots: int, spec: EvalModSpec | None = None):
+        half = scheme.params.slots
+        if slots < 2 or slots > half or slots & (slots - 1):
+            raise ParameterError(f"cannot bootstrap {slots} slots: need a power of two in [2, {half}]")
+        self.scheme, self.n, self.spec = scheme, int(slots), spec or EvalModSpec()
+        if self.depth > scheme.params.levels:
+            raise ParameterError(f"cannot bootstrap: the pipeline takes {self.depth} levels, the chain has "
+                                 f"{scheme.params.levels}")
+
+    # ------------------------------------------------------------------ description
+    @property
+    def full(self) -> bool:
+        return self.n == self.scheme.params.slots
+
+    @property
+    def gap(self) -> int:
+        return self.scheme.params.poly_degree // (2 * self.n)
+
+    @property
+    def depth(self) -> int:
+        """Levels consumed: CoeffToSlot, EvalMod, SlotToCoeff."""
+        return 2 + self.spec.depth
+
+    @property
+    def output_level(self) -> int:
+        return self.scheme.params.levels - self.depth
+
+    @cached_property
+    def _cts(self) -> LinearTransform:
+        q0, k, half = self.scheme.ring.q[0], self.spec.K, self.scheme.params.slots
+        if self.full:  # w = U0^-1 z / 2: re and im are w + conj(w) and -i (w - conj(w))
+            return LinearTransform(np.linalg.inv(subring_dft(self.n)) * (0.5 / k), half)
+        # The raised, traced ct holds gap t / q_0: its coefficients become tau / (q_0 K) in v + conj(v).
+        return LinearTransform(cts_block(self.n, 0.5 / (self.gap * k)), half)
+
+    @cached_property
+    def _stc(self) -> LinearTransform:
+        half = self.scheme.params.slots
+        return LinearTransform(subring_dft(self.n) if self.full else stc_block(self.n, 1.0), half)
+
+    def rotations(self) -> list[int]:
+        """Every rotation the pipeline uses (each needs its Galois key); the conjugation comes on top."""
+        half = self.scheme.params.slots
+        steps = set(trace_rotations(self.n, half)) | set(self._cts.rotations()) | set(self._stc.rotations())
+        return sorted(r % half for r in steps if r % half)
+
+    # ------------------------------------------------------------------ the pipeline
+    def _whole(self, ct: Ciphertext) -> Ciphertext:
+        """ct as one row of all N/2 slots (the stages below act on every slot)."""
+        meta = {**ct.meta, "stride": self.scheme.params.slots, "dirty": False, "rep": False}
+        return ct.replace(shape=(1, self.scheme.params.slots), meta=meta)
+
+    def check_input(self, ct: Ciphertext) -> None:
+        """Raises EncodingError for a batch that is not one clean ciphertext within the first n slots."""
+        if ct.meta.get("coeff"):
+            raise EncodingError(f"cannot bootstrap {ct.describe()}: a coefficient-packed table has no slots")
+        if ct.data.shape[0] != 1 or ct.rows * ct.meta["stride"] > self.n and not self.full:
+            raise EncodingError(f"cannot bootstrap {ct.describe()}: it must fit the first {self.n} slots of "
+                                "one ciphertext")
+        if not self.full and not layout.is_clean(ct):
+            raise EncodingError(f"cannot bootstrap {ct.describe()}: slots outside its values hold garbage "
+                                "(clean it while a level is left)")
+
+    def raise_to_slots(self, ct: Ciphertext) -> list[Ciphertext]:
+        """Steps 1-3: the CoeffToSlot output(s), x / K in real slots (one ciphertext, two for n = N/2)."""
+        s = self.scheme
+        if s.level(ct) != 0:
+            ct = s._drop(ct, 0)
+        x = self._whole(ct)
+        if not self.full:
+            x = subring_trace(s, x, self.n)  # replicate the n values: the message enters the subring
+        x = mod_raise(s, x)
+        if not self.full:
+            x = subring_trace(s, x, self.n)
+        v = self._cts.apply(s, x)
+        conj = s._apply_galois(v, 2 * s.params.poly_degree - 1)
+        re = s._add_raw(v, conj, rule="independent")
+        if not self.full:
+            return [re]
+        diff = s._add_raw(v, conj, sub=True, rule="independent")
+        return [re, _times_monomial(s, diff, 3 * s.params.poly_degree // 2)]  # -i (w - conj w)
+
+    def reduce(self, xs: list[Ciphertext]) -> list[Ciphertext]:
+        """Step 4: each slot x / K to (1 / 2 pi) sin(2 pi x), about delta = Delta m_k / q_0."""
+        return [eval_mod(self.scheme, x, self.spec) for x in xs]
+
+    def to_coeffs(self, ys: list[Ciphertext], delta: float) -> Ciphertext:
+        """Step 5: values times q_0 / Delta, then SlotToCoeff (one ciphertext at the working scale)."""
+        s = self.scheme
+        y = ys[0] if len(ys) == 1 else s._add(ys[0], _times_monomial(s, ys[1], s.params.poly_degree // 2))
+        factor = s.ring.q[0] / delta
+        # An integer (exact, no level) carries the growth; the recorded scale takes the rest, kept
+        # at least 2x the working scale so the StC factors stay within the encoder's range.
+        c = 2 * math.ceil(factor)
+        y = _times_integer(s, y, c)
+        y = y.replace(scale=y.scale * c / factor)
+        return self._stc.apply(s, y)
+
+    def bootstrap(self, ct: Ciphertext) -> Ciphertext:
+        """A ciphertext with the same values at level :attr:`output_level`.
+
+        Raises:
+            EncodingError: see :meth:`check_input`.
+            KeyMissingError: a Galois, conjugation or relinearisation key is missing.
+        """
+        self.check_input(ct)
+        if self.scheme.level(ct) < 0:
+            raise LevelExhaustedError(f"cannot bootstrap {ct.describe()}")
+        delta = ct.scale
+        out = self.to_coeffs(self.reduce(self.raise_to_slots(ct)), delta)
+        dirty = not self.full or ct.meta["dirty"]
+        meta = {**out.meta, "stride": ct.meta["stride"], "dirty": dirty or self.gap > 1, "rep": False}
+        out = out.replace(shape=ct.shape, meta=meta)
+        return self.scheme._noisy(out, self.scheme._nv(out)[0], ct.meta["vmax"])
+
+
+def _times_monomial(scheme, ct: Ciphertext, power: int) -> Ciphertext:
+    """ct times X^power (exact; by i^(power / (N/2)) in every slot when N/2 divides power)."""
+    r, nl = scheme.ring, scheme.level(ct) + 1
+    mono = np.zeros(r.n, dtype=np.int64)
+    mono[power % r.n] = -1 if (power // r.n) % 2 else 1
+    pt = r.ntt(r.from_signed(mono, nl))
+    data = np.empty_like(ct.data)
+    for i in range(ct.data.shape[0]):
+        for p in range(ct.data.shape[1]):
+            r.mul(ct.data[i, p], pt, data[i, p])
+    return ct.replace(data=data)
+
+
+def _times_integer(scheme, ct: Ciphertext, c: int) -> Ciphertext:
+    """ct times the integer c at the same recorded scale (values and noise times c, no level)."""
+    data = np.empty_like(ct.data)
+    for i in range(ct.data.shape[0]):
+        for p in range(ct.data.shape[1]):
+            scheme.ring.mul_int(ct.data[i, p], c, data[i, p])
+    var, vmax = scheme._nv(ct)
+    return scheme._noisy(ct.replace(data=data), var * float(c) ** 2, vmax * c)

@@ -1,0 +1,111 @@
+"""EvalMod: the homomorphic reduction modulo 1, by a scaled sine.
+
+After CoeffToSlot a slot holds y = x / K with x = I + delta, I an integer (|I| < K)
+and delta = Delta m_k / q_0 small. Bootstrapping needs delta = x - round(x); for small
+delta that is (1 / 2 pi) sin(2 pi x) up to a relative error (2 pi delta)^2 / 6
+(Cheon-Han-Kim-Kim-Song 2018). The sine is evaluated as in Han-Ki 2020 / Bossuat et
+al. 2021: a Chebyshev interpolant of cos(2 pi (K y - 1/4) / 2^r) on [-1, 1], then r
+double-angle steps cos(2a) = 2 cos(a)^2 - 1, which give cos(2 pi x - pi / 2) =
+sin(2 pi x). The interpolant only has to cover a frequency 2 pi K / 2^r, so a modest
+degree suffices; each double angle costs a level and doubles the absolute error
+(roughly), the price of the lower degree.
+
+Depth: ceil(log2 degree) for the Chebyshev basis T_0 .. T_d (T_2k = 2 T_k^2 - 1,
+T_2k+1 = 2 T_k T_k+1 - T_1), one for the coefficients, r for the double angles.
+:func:`reference` is the same arithmetic on plaintext floats: the ciphertext pipeline
+must match it to the noise, and it states the approximation's own error against the
+exact reduction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.polynomial import chebyshev
+
+from ....ciphertext import Ciphertext
+from ....errors import ParameterError
+
+#: Chebyshev coefficients below this are dropped (far below any CKKS scale's resolution).
+COEFF_FLOOR = 2.0**-55
+
+
+@dataclass(frozen=True)
+class EvalModSpec:
+    """The approximation: range K (|x| < K), Chebyshev degree, double-angle steps r."""
+
+    K: int = 12
+    degree: int = 31
+    double_angles: int = 3
+
+    def __post_init__(self) -> None:
+        if self.K < 1 or not 3 <= self.degree <= 255 or not 0 <= self.double_angles <= 8:
+            raise ParameterError(f"cannot use EvalMod K={self.K}, degree={self.degree}, r={self.double_angles}")
+
+    @cached_property
+    def coefficients(self) -> np.ndarray:
+        """Chebyshev coefficients (on [-1, 1]) of cos(2 pi (K y - 1/4) / 2^r)."""
+        k, r = self.K, self.double_angles
+        c = chebyshev.chebinterpolate(lambda y: np.cos(2 * np.pi * (k * y - 0.25) / 2**r), self.degree)
+        return np.where(np.abs(c) < COEFF_FLOOR, 0.0, c)
+
+    @property
+    def depth(self) -> int:
+        """Levels EvalMod consumes."""
+        return math.ceil(math.log2(self.degree)) + 1 + self.double_angles
+
+
+def reference(y: np.ndarray, spec: EvalModSpec) -> np.ndarray:
+    """The plaintext twin of :func:`eval_mod` on y = x / K: (1 / 2 pi) sin(2 pi x), as evaluated."""
+    c = chebyshev.chebval(np.asarray(y, dtype=np.float64), spec.coefficients)
+    for _ in range(spec.double_angles):
+        c = 2 * c * c - 1
+    return c / (2 * np.pi)
+
+
+def approximation_error(spec: EvalModSpec, delta_max: float, points: int = 4001) -> float:
+    """max |reference(x / K) - (x - round(x))| over x = I + delta, |I| < K, |delta| <= delta_max (plaintext)."""
+    deltas = np.linspace(-delta_max, delta_max, points)
+    ints = np.arange(-spec.K + 1, spec.K)
+    x = (ints[:, None] + deltas[None, :]).reshape(-1)
+    return float(np.max(np.abs(reference(x / spec.K, spec) - (x - np.rint(x)))))
+
+
+# ---------------------------------------------------------------------- homomorphic evaluation
+def chebyshev_basis(scheme, y: Ciphertext, degree: int) -> dict[int, Ciphertext]:
+    """T_1 .. T_degree of y (slot-wise), T_k at depth ceil(log2 k) below y."""
+    basis = {1: y}
+    for k in range(2, degree + 1):
+        a = k // 2
+        prod = scheme._mul(basis[a], basis[k - a], True)
+        double = scheme._add_raw(prod, prod)
+        basis[k] = scheme._add_plain(double, np.array(-1.0)) if k % 2 == 0 else scheme._sub(double, y)
+    return basis
+
+
+def eval_chebyshev(scheme, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
+    """sum_k c_k T_k(y): the basis brought to its lowest level, weighted by integers, rescaled once."""
+    degree = len(coeffs) - 1
+    basis = chebyshev_basis(scheme, y, degree)
+    low = min(scheme.level(t) for t in basis.values())
+    acc = None
+    for k in range(1, degree + 1):
+        if coeffs[k] == 0.0:
+            continue
+        t = scheme._adjust(basis[k], low, scheme._scale_at(low))
+        term = scheme._mul_scalar(t, float(coeffs[k]), False)
+        acc = term if acc is None else scheme._add_raw(acc, term, rule="independent")
+    out = scheme._rescale_ct(acc)
+    return scheme._add_plain(out, np.array(float(coeffs[0])))
+
+
+def eval_mod(scheme, y: Ciphertext, spec: EvalModSpec) -> Ciphertext:
+    """(1 / 2 pi) sin(2 pi K y) slot-wise, for slots y in [-1, 1]: ``spec.depth`` levels."""
+    c = eval_chebyshev(scheme, y, spec.coefficients)
+    for _ in range(spec.double_angles):
+        sq = scheme._mul(c, c, True)
+        c = scheme._add_plain(scheme._add_raw(sq, sq), np.array(-1.0))
+    # 1 / (2 pi) only changes the recorded scale (no level, no noise).
+    return scheme._mul_scalar(c, 1.0 / (2 * np.pi), True)
