@@ -73,7 +73,7 @@ class Bootstrapper:
 
     @cached_property
     def _cts(self) -> LinearTransform:
-        q0, k, half = self.scheme.ring.q[0], self.spec.K, self.scheme.params.slots
+        k, half = self.spec.K, self.scheme.params.slots
         if self.full:  # w = U0^-1 z / 2: re and im are w + conj(w) and -i (w - conj(w))
             return LinearTransform(np.linalg.inv(subring_dft(self.n)) * (0.5 / k), half)
         # The raised, traced ct holds gap t / q_0: its coefficients become tau / (q_0 K) in v + conj(v).

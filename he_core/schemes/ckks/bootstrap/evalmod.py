@@ -57,6 +57,27 @@ class EvalModSpec:
         return math.ceil(math.log2(self.degree)) + 1 + self.double_angles
 
 
+def interpolation_error(spec: EvalModSpec, points: int = 20001) -> float:
+    """max |reference(y) - sin(2 pi K y) / (2 pi)| over y in [-1, 1]: the error of the sine as evaluated."""
+    y = np.linspace(-1.0, 1.0, points)
+    return float(np.max(np.abs(reference(y, spec) - np.sin(2 * np.pi * spec.K * y) / (2 * np.pi))))
+
+
+def spec_for_range(k: int, target: float = 2.0**-40) -> EvalModSpec:
+    """The shallowest (then lowest-degree) spec for |x| < K whose interpolation error is below ``target``."""
+    best = None
+    for r in range(9):
+        for degree in (15, 23, 31, 47, 63):
+            spec = EvalModSpec(K=k, degree=degree, double_angles=r)
+            if interpolation_error(spec, 4001) <= target:
+                if best is None or (spec.depth, degree) < (best.depth, best.degree):
+                    best = spec
+                break
+    if best is None:
+        raise ParameterError(f"cannot approximate the modular reduction on |x| < {k}")
+    return best
+
+
 def reference(y: np.ndarray, spec: EvalModSpec) -> np.ndarray:
     """The plaintext twin of :func:`eval_mod` on y = x / K: (1 / 2 pi) sin(2 pi x), as evaluated."""
     c = chebyshev.chebval(np.asarray(y, dtype=np.float64), spec.coefficients)
