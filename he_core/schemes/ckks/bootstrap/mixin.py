@@ -63,26 +63,36 @@ class BootstrapMixin:
             KeyMissingError: a key of the pipeline is missing.
         """
         self._check_ct(ct)
-        return self._bootstrapper(self._boot_slots(ct, slots)).bootstrap(ct)
+        n = self._boot_slots(ct, slots)
+        plan = self.bootstrap_plan(n)
+        if not plan["possible"]:
+            raise ParameterError(f"cannot bootstrap {ct.describe()}: {plan['reason']}")
+        return self._bootstrapper(n).bootstrap(ct)
 
     def bootstrap_plan(self, slots: int) -> dict:
         """What bootstrapping n slots needs and gives: keys (count, bytes), levels consumed and left.
 
-        Works for any chain (``possible`` says whether this one is long enough).
+        Works for any set: ``possible`` says whether this one can, ``reason`` why not.
         """
         half = self.params.slots
         if slots < 2 or slots > half or slots & (slots - 1):
             raise ParameterError(f"cannot bootstrap {slots} slots: need a power of two in [2, {half}]")
-        spec = spec_for(self.params)
-        depth = 2 + spec.depth
-        possible = depth <= self.params.levels
-        rotations = Bootstrapper(self, slots, spec).rotations() if possible else []
         per_key = self.params.digits * 2 * (len(self.ring.q) + len(self.ring.p)) * self.ring.n * 8
+        plan = {"slots": slots, "possible": False, "reason": "", "rotations": [], "conjugation": True,
+                "relinearisation": True, "keys": 0, "key_bytes": 0, "levels_consumed": None, "output_level": None}
+        try:
+            spec = spec_for(self.params)
+        except ParameterError as exc:
+            return {**plan, "reason": str(exc)}
+        depth = 2 + spec.depth
+        plan.update(levels_consumed=depth, evalmod={"K": spec.K, "degree": spec.degree,
+                                                    "double_angles": spec.double_angles})
+        if depth > self.params.levels:
+            return {**plan, "reason": f"the pipeline takes {depth} levels, the chain has {self.params.levels}"}
+        rotations = Bootstrapper(self, slots, spec).rotations()
         keys = len(rotations) + 2  # + conjugation + relinearisation
-        return {"slots": slots, "possible": possible, "rotations": rotations, "conjugation": True,
-                "relinearisation": True, "keys": keys, "key_bytes": keys * per_key,
-                "levels_consumed": depth, "output_level": self.params.levels - depth if possible else None,
-                "evalmod": {"K": spec.K, "degree": spec.degree, "double_angles": spec.double_angles}}
+        return {**plan, "possible": True, "rotations": rotations, "keys": keys, "key_bytes": keys * per_key,
+                "output_level": self.params.levels - depth}
 
     def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None) -> KeyPair:
         """Keys for bootstrapping n slots: exactly the plan's rotations, the conjugation and relinearisation.
@@ -94,8 +104,7 @@ class BootstrapMixin:
         """
         plan = self.bootstrap_plan(slots)
         if not plan["possible"]:
-            raise ParameterError(f"cannot make bootstrapping keys: the pipeline takes {plan['levels_consumed']} "
-                                 f"levels, the chain has {self.params.levels}")
+            raise ParameterError(f"cannot make bootstrapping keys: {plan['reason']}")
         rng = resolve(rng)
         pair = self.keygen(KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"])), rng=rng)
         r, s_full = self.ring, self._s_full(pair.secret)

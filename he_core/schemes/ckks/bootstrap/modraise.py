@@ -26,7 +26,7 @@ def raise_data(ring, data: np.ndarray, nlimbs: int) -> np.ndarray:
     out = np.empty(data.shape[:2] + (nlimbs, ring.n), dtype=np.uint64)
     for i in range(data.shape[0]):
         for p in range(data.shape[1]):
-            coeffs = ring.intt(np.ascontiguousarray(data[i, p, :1])).reshape(-1).astype(np.int64)
+            coeffs = ring.intt(data[i, p, :1].copy()).reshape(-1).astype(np.int64)  # intt works in place
             centred = np.where(coeffs > q0 // 2, coeffs - q0, coeffs)
             out[i, p] = ring.ntt(ring.from_signed(centred, nlimbs))
     return out
