@@ -10,8 +10,9 @@ sin(2 pi x). The interpolant only has to cover a frequency 2 pi K / 2^r, so a mo
 degree suffices; each double angle costs a level and doubles the absolute error
 (roughly), the price of the lower degree.
 
-Depth: ceil(log2 degree) for the Chebyshev basis T_0 .. T_d (T_2k = 2 T_k^2 - 1,
-T_2k+1 = 2 T_k T_k+1 - T_1), one for the coefficients, r for the double angles.
+Depth: ceil(log2 (degree + 1)) + 1 for the Chebyshev series (evaluated by baby and
+giant steps, :func:`eval_chebyshev`; T_2k = 2 T_k^2 - 1, T_2k+1 = 2 T_k T_k+1 - T_1),
+r for the double angles.
 :func:`reference` is the same arithmetic on plaintext floats: the ciphertext pipeline
 must match it to the noise, and it states the approximation's own error against the
 exact reduction.
@@ -54,7 +55,7 @@ class EvalModSpec:
     @property
     def depth(self) -> int:
         """Levels EvalMod consumes."""
-        return math.ceil(math.log2(self.degree)) + 1 + self.double_angles
+        return math.ceil(math.log2(self.degree + 1)) + 1 + self.double_angles
 
 
 def interpolation_error(spec: EvalModSpec, points: int = 20001) -> float:
@@ -95,31 +96,69 @@ def approximation_error(spec: EvalModSpec, delta_max: float, points: int = 4001)
 
 
 # ---------------------------------------------------------------------- homomorphic evaluation
-def chebyshev_basis(scheme, y: Ciphertext, degree: int) -> dict[int, Ciphertext]:
-    """T_1 .. T_degree of y (slot-wise), T_k at depth ceil(log2 k) below y."""
+def chebyshev_basis(scheme, y: Ciphertext, degrees) -> dict[int, Ciphertext]:
+    """T_k(y) slot-wise for every k in ``degrees`` (and what they need), T_k at depth ceil(log2 k) below y."""
     basis = {1: y}
-    for k in range(2, degree + 1):
-        a = k // 2
-        prod = scheme._mul(basis[a], basis[k - a], True)
-        double = scheme._add_raw(prod, prod)
-        basis[k] = scheme._add_plain(double, np.array(-1.0)) if k % 2 == 0 else scheme._sub(double, y)
+
+    def get(k: int) -> Ciphertext:
+        if k not in basis:
+            a = k // 2
+            prod = scheme._mul(get(a), get(k - a), True)
+            double = scheme._add_raw(prod, prod)
+            basis[k] = scheme._add_plain(double, np.array(-1.0)) if k % 2 == 0 else scheme._sub(double, y)
+        return basis[k]
+
+    for k in degrees:
+        get(k)
     return basis
 
 
-def eval_chebyshev(scheme, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
-    """sum_k c_k T_k(y): the basis brought to its lowest level, weighted by integers, rescaled once."""
-    degree = len(coeffs) - 1
-    basis = chebyshev_basis(scheme, y, degree)
-    low = min(scheme.level(t) for t in basis.values())
+def chebyshev_split(coeffs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(q, r) with p = q T_k + r, deg r < k, for p of degree < 2k (T_i = 2 T_k T_{i-k} - T_{2k-i})."""
+    q = np.zeros(len(coeffs) - k)
+    r = np.array(coeffs[:k], dtype=np.float64)
+    q[0] = coeffs[k]
+    for i in range(k + 1, len(coeffs)):
+        q[i - k] = 2 * coeffs[i]
+        r[2 * k - i] -= coeffs[i]
+    return q, r
+
+
+def _combine(scheme, basis: dict, coeffs: np.ndarray) -> Ciphertext:
+    """sum_k c_k T_k over the baby steps: brought to their lowest level, weighted by integers, rescaled once."""
+    used = [k for k in range(1, len(coeffs)) if coeffs[k] != 0.0] or [1]
+    low = min(scheme.level(basis[k]) for k in used)
     acc = None
-    for k in range(1, degree + 1):
-        if coeffs[k] == 0.0:
-            continue
+    for k in used:
         t = scheme._adjust(basis[k], low, scheme._scale_at(low))
         term = scheme._mul_scalar(t, float(coeffs[k]), False)
         acc = term if acc is None else scheme._add_raw(acc, term, rule="independent")
-    out = scheme._rescale_ct(acc)
-    return scheme._add_plain(out, np.array(float(coeffs[0])))
+    return scheme._add_plain(scheme._rescale_ct(acc), np.array(float(coeffs[0])))
+
+
+def eval_chebyshev(scheme, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
+    """sum_k c_k T_k(y) by the baby-step / giant-step split (Han-Ki 2020, section 4; Bossuat et al. 2021).
+
+    Baby steps T_1 .. T_{b-1} (b = 2^ceil(log2(d + 1) / 2)), giant steps T_b, T_2b, T_4b ..:
+    p = q T_giant + r recursively until the pieces have degree < b, each then one
+    linear combination. About 2 sqrt(d) + log2(d / b) products instead of d, at the same
+    depth ceil(log2(d + 1)) + 1.
+    """
+    coeffs = np.trim_zeros(np.asarray(coeffs, dtype=np.float64), "b")
+    degree = len(coeffs) - 1
+    baby = 1 << max(1, math.ceil(math.log2(degree + 1) / 2))
+    giants = [baby << i for i in range(max(0, math.ceil(math.log2(degree + 1)) - int(math.log2(baby))))]
+    basis = chebyshev_basis(scheme, y, list(range(2, baby)) + giants)
+
+    def evaluate(c: np.ndarray) -> Ciphertext:
+        c = np.trim_zeros(c, "b") if np.any(c) else c[:1]
+        if len(c) <= baby:
+            return _combine(scheme, basis, c)
+        k = max(g for g in giants if g < len(c))
+        q, r = chebyshev_split(c, k)
+        return scheme._add(scheme._mul(evaluate(q), basis[k], True), evaluate(r))
+
+    return evaluate(coeffs)
 
 
 def eval_mod(scheme, y: Ciphertext, spec: EvalModSpec) -> Ciphertext:

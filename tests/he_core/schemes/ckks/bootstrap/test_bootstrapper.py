@@ -70,6 +70,7 @@ def test_bad_inputs_are_refused_before_any_work(sparse, level0):
         s.bootstrap(level0(s, np.ones((1, 4)), 4), slots=6)
 
 
+@pytest.mark.slow  # about 4 s on an idle core (48 keys, two 512 x 512 transforms), more under load
 def test_full_packing_bootstraps_every_slot(level0, bits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)

@@ -32,6 +32,19 @@ def test_cts_then_stc_is_the_identity_on_plaintext_slots():
     assert np.allclose(apply_reference(stc_block(n, 1.0), real), z)
 
 
+def test_full_packing_cts_halves_and_stc_invert_each_other_on_plaintext_slots():
+    """n = N/2: w = U0^-1 z / 2; w + conj(w) and -i (w - conj(w)) are the halves; U0 (re + i im) = z."""
+    n = 32
+    tau = np.random.default_rng(4).normal(size=2 * n)
+    coeffs = np.zeros(2 * n)
+    coeffs[:] = tau
+    z = encoder.decode(coeffs, 1.0)
+    w = np.linalg.inv(subring_dft(n)) @ z / 2
+    re, im = w + np.conj(w), -1j * (w - np.conj(w))
+    assert np.allclose(re, tau[:n]) and np.allclose(im, tau[n:])
+    assert np.allclose(subring_dft(n) @ (re + 1j * im), z)
+
+
 def test_the_diagonal_form_is_the_block_map_on_periodic_vectors():
     block = np.random.default_rng(2).normal(size=(16, 16)) + 1j
     x = np.tile(np.random.default_rng(3).normal(size=16), 4)
