@@ -27,7 +27,7 @@ import numpy as np
 from ....ciphertext import Ciphertext
 from ....errors import EncodingError, LevelExhaustedError, ParameterError
 from .. import layout
-from .evalmod import EvalModSpec, eval_mod
+from .evalmod import EvalModSpec, eval_mod, interpolation_error
 from .modraise import mod_raise, subring_trace, trace_rotations
 from .transforms import LinearTransform, cts_block, stc_block, subring_dft
 
@@ -121,14 +121,27 @@ class Bootstrapper:
         v = self._cts.apply(s, x)
         conj = s._apply_galois(v, 2 * s.params.poly_degree - 1)
         re = s._add_raw(v, conj, rule="independent")
-        if not self.full:
-            return [re]
-        diff = s._add_raw(v, conj, sub=True, rule="independent")
-        return [re, _times_monomial(s, diff, 3 * s.params.poly_degree // 2)]  # -i (w - conj w)
+        halves = [re]
+        if self.full:
+            diff = s._add_raw(v, conj, sub=True, rule="independent")
+            halves.append(_times_monomial(s, diff, 3 * s.params.poly_degree // 2))  # -i (w - conj w)
+        # |x / K| < 1 while |I| < K (K is 8 sigma of I): the bound EvalMod's records start from.
+        return [s._noisy(h, s._nv(h)[0], 1.0) for h in halves]
 
-    def reduce(self, xs: list[Ciphertext]) -> list[Ciphertext]:
-        """Step 4: each slot x / K to (1 / 2 pi) sin(2 pi x), about delta = Delta m_k / q_0."""
-        return [eval_mod(self.scheme, x, self.spec) for x in xs]
+    def reduce(self, xs: list[Ciphertext], delta_max: float) -> list[Ciphertext]:
+        """Step 4: each slot x / K to (1 / 2 pi) sin(2 pi x), about delta = Delta m_k / q_0.
+
+        The noise record of the result takes the approximation's own error on top of the
+        noise: the interpolation error and the sine's cubic term at ``delta_max`` >= |delta|
+        (every coefficient of an encoding is at most its largest |slot|: |mu_k| <= vmax).
+        """
+        s, out = self.scheme, []
+        for x in xs:
+            y = eval_mod(s, x, self.spec)
+            var, vmax = s._nv(y)
+            approx = (interpolation_error(self.spec, 4001) + (2 * np.pi) ** 2 * delta_max**3 / 6) * y.scale
+            out.append(s._noisy(y, var + approx**2, delta_max))
+        return out
 
     def to_coeffs(self, ys: list[Ciphertext], delta: float) -> Ciphertext:
         """Step 5: values times q_0 / Delta, then SlotToCoeff (one ciphertext at the working scale)."""
@@ -153,7 +166,8 @@ class Bootstrapper:
         if self.scheme.level(ct) < 0:
             raise LevelExhaustedError(f"cannot bootstrap {ct.describe()}")
         delta = ct.scale
-        out = self.to_coeffs(self.reduce(self.raise_to_slots(ct)), delta)
+        delta_max = delta * ct.meta["vmax"] / self.scheme.ring.q[0]
+        out = self.to_coeffs(self.reduce(self.raise_to_slots(ct), delta_max), delta)
         dirty = not self.full or ct.meta["dirty"]
         meta = {**out.meta, "stride": ct.meta["stride"], "dirty": dirty or self.gap > 1, "rep": False}
         out = out.replace(shape=ct.shape, meta=meta)

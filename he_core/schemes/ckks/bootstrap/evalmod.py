@@ -105,7 +105,8 @@ def chebyshev_basis(scheme, y: Ciphertext, degrees) -> dict[int, Ciphertext]:
             a = k // 2
             prod = scheme._mul(get(a), get(k - a), True)
             double = scheme._add_raw(prod, prod)
-            basis[k] = scheme._add_plain(double, np.array(-1.0)) if k % 2 == 0 else scheme._sub(double, y)
+            t = scheme._add_plain(double, np.array(-1.0)) if k % 2 == 0 else scheme._sub(double, y)
+            basis[k] = _bounded(scheme, t, 1.0)  # |T_k(y)| <= 1 on [-1, 1], whatever the products' bound says
         return basis[k]
 
     for k in degrees:
@@ -161,11 +162,16 @@ def eval_chebyshev(scheme, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
     return evaluate(coeffs)
 
 
+def _bounded(scheme, ct: Ciphertext, bound: float) -> Ciphertext:
+    """ct with its recorded value bound set to what the function evaluated guarantees (a cosine, T_k)."""
+    return scheme._noisy(ct, scheme._nv(ct)[0], bound)
+
+
 def eval_mod(scheme, y: Ciphertext, spec: EvalModSpec) -> Ciphertext:
     """(1 / 2 pi) sin(2 pi K y) slot-wise, for slots y in [-1, 1]: ``spec.depth`` levels."""
-    c = eval_chebyshev(scheme, y, spec.coefficients)
+    c = _bounded(scheme, eval_chebyshev(scheme, _bounded(scheme, y, 1.0), spec.coefficients), 1.0 + 2.0**-20)
     for _ in range(spec.double_angles):
         sq = scheme._mul(c, c, True)
-        c = scheme._add_plain(scheme._add_raw(sq, sq), np.array(-1.0))
+        c = _bounded(scheme, scheme._add_plain(scheme._add_raw(sq, sq), np.array(-1.0)), 1.0 + 2.0**-20)
     # 1 / (2 pi) only changes the recorded scale (no level, no noise).
     return scheme._mul_scalar(c, 1.0 / (2 * np.pi), True)
