@@ -32,6 +32,10 @@ from .modraise import mod_raise, subring_trace, trace_rotations
 from .transforms import LinearTransform, cts_block, stc_block, subring_dft
 
 
+#: Above this many bits of 1 / (gap K), CoeffToSlot applies that factor in a level of its own.
+SPLIT_BITS = 10
+
+
 class Bootstrapper:
     """Bootstrapping of n-slot ciphertexts for one CKKS scheme instance.
 
@@ -39,17 +43,24 @@ class Bootstrapper:
         scheme: a :class:`~he_core.schemes.ckks.CkksScheme`.
         slots: n, a power of two in [2, N/2].
         spec: the EvalMod approximation.
+        split_cts: give CoeffToSlot's scalar 1 / (gap K) its own level (default: when it exceeds
+            2^SPLIT_BITS); check_depth: refuse a chain too short (off for a plan's description).
 
     Raises:
         ParameterError: n out of range, or the chain too short for the pipeline.
     """
 
-    def __init__(self, scheme, slots: int, spec: EvalModSpec | None = None):
+    def __init__(self, scheme, slots: int, spec: EvalModSpec | None = None, split_cts: bool | None = None,
+                 check_depth: bool = True):
         half = scheme.params.slots
         if slots < 2 or slots > half or slots & (slots - 1):
             raise ParameterError(f"cannot bootstrap {slots} slots: need a power of two in [2, {half}]")
         self.scheme, self.n, self.spec = scheme, int(slots), spec or EvalModSpec()
-        if self.depth > scheme.params.levels:
+        # CtS's integer plaintexts are about 2^55 times its entries; with the factor 1 / (gap K) in them
+        # they lose log2(gap K) bits of resolution, so past SPLIT_BITS that factor gets a level of its own.
+        wide = math.log2(self.gap * self.spec.K) > SPLIT_BITS
+        self.split_cts = wide if split_cts is None else bool(split_cts)
+        if check_depth and self.depth > scheme.params.levels:
             raise ParameterError(f"cannot bootstrap: the pipeline takes {self.depth} levels, the chain has "
                                  f"{scheme.params.levels}")
 
@@ -64,20 +75,25 @@ class Bootstrapper:
 
     @property
     def depth(self) -> int:
-        """Levels consumed: CoeffToSlot, EvalMod, SlotToCoeff."""
-        return 2 + self.spec.depth
+        """Levels consumed: CoeffToSlot (one, or two when split), EvalMod, SlotToCoeff."""
+        return 2 + self.split_cts + self.spec.depth
 
     @property
     def output_level(self) -> int:
         return self.scheme.params.levels - self.depth
 
+    @property
+    def _cts_scalar(self) -> float:
+        """The factor 1 / (gap K): the raised, traced ct holds gap t / q_0, EvalMod wants t / (q_0 K)."""
+        return 1.0 / (self.gap * self.spec.K)
+
     @cached_property
     def _cts(self) -> LinearTransform:
-        k, half = self.spec.K, self.scheme.params.slots
+        half = self.scheme.params.slots
+        factor = 0.5 * (1.0 if self.split_cts else self._cts_scalar)
         if self.full:  # w = U0^-1 z / 2: re and im are w + conj(w) and -i (w - conj(w))
-            return LinearTransform(np.linalg.inv(subring_dft(self.n)) * (0.5 / k), half)
-        # The raised, traced ct holds gap t / q_0: its coefficients become tau / (q_0 K) in v + conj(v).
-        return LinearTransform(cts_block(self.n, 0.5 / (self.gap * k)), half)
+            return LinearTransform(np.linalg.inv(subring_dft(self.n)) * factor, half)
+        return LinearTransform(cts_block(self.n, factor), half)
 
     @cached_property
     def _stc(self) -> LinearTransform:
@@ -119,6 +135,8 @@ class Bootstrapper:
         if not self.full:
             x = subring_trace(s, x, self.n)
         v = self._cts.apply(s, x)
+        if self.split_cts:  # a constant plaintext: lands on the next working scale, as the dense step did
+            v = s._mul_slots(v, np.full((1, s.params.slots), self._cts_scalar), True, True)
         conj = s._apply_galois(v, 2 * s.params.poly_degree - 1)
         re = s._add_raw(v, conj, rule="independent")
         halves = [re]

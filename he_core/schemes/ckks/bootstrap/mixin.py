@@ -84,7 +84,7 @@ class BootstrapMixin:
             spec = spec_for(self.params)
         except ParameterError as exc:
             return {**plan, "reason": str(exc)}
-        depth = 2 + spec.depth
+        depth = Bootstrapper(self, slots, spec, check_depth=False).depth
         plan.update(levels_consumed=depth, evalmod={"K": spec.K, "degree": spec.degree,
                                                     "double_angles": spec.double_angles})
         if depth > self.params.levels:

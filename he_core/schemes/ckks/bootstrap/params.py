@@ -22,7 +22,8 @@ def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: i
 
     Args:
         poly_degree: N.
-        levels_after: the output level of a bootstrap (>= FLOOR_LEVELS: the floor counts).
+        levels_after: the least output level of a bootstrap (>= FLOOR_LEVELS: the floor counts); one
+            more when CoeffToSlot fits one level.
         hamming_weight: the secret's weight h (EvalMod's range grows with sqrt(h)).
         dnum: key-switching digits.
         allow_insecure: as :class:`CkksParams` (needed below N = 2^16 or beyond the sparse-secret estimate).
@@ -33,7 +34,7 @@ def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: i
     probe = CkksParams(poly_degree=poly_degree, levels=40, first_bits=FIRST_BITS, scale_bits=SCALE_BITS,
                        special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS, dnum=dnum,
                        secret="hamming", hamming_weight=hamming_weight, allow_insecure=True)
-    depth = 2 + spec_for(probe).depth
+    depth = 3 + spec_for(probe).depth  # CtS at most two levels (see Bootstrapper.split_cts), StC one
     levels = depth + max(levels_after, FLOOR_LEVELS)
     return CkksParams(poly_degree=poly_degree, levels=levels, first_bits=FIRST_BITS, scale_bits=SCALE_BITS,
                       special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS,
