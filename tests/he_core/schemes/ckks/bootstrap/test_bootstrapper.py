@@ -83,3 +83,14 @@ def test_full_packing_bootstraps_every_slot(level0, bits):
     out = s.bootstrap(level0(s, x, 5))
     assert s.level(out) == s.bootstrap_plan(512)["output_level"] and not out.meta["dirty"]
     assert bits(s.decrypt_exact_local(out, keys.secret), x) >= FULL_BITS
+
+
+@pytest.mark.slow  # ~3 min of key generation and 14 s of CPU per bootstrap; 4 GB peak (docs/bootstrapping.md)
+def test_the_128_bit_set_bootstraps_at_n_65536(level0, bits):
+    s = CkksScheme(bootstrappable(65536, levels_after=8, hamming_weight=192, dnum=6))
+    assert s.params.security_bits == 128
+    keys = s.bootstrap_keygen(8, rng=SeededRandom(1))
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 8))
+    out = s.bootstrap(level0(s, x, 1))
+    assert s.level(out) == 8
+    assert bits(s.decrypt_exact_local(out, keys.secret), x) >= 15  # measured min 17.2 over 3 inputs
