@@ -36,8 +36,8 @@ def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: i
     """
     with warnings.catch_warnings():  # a probe for the EvalMod range only: its (absent) security is moot
         warnings.simplefilter("ignore", SecurityWarning)
-        probe = CkksParams(poly_degree=poly_degree, levels=40, first_bits=FIRST_BITS, scale_bits=SCALE_BITS,
-                           special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS, dnum=dnum,
+        probe = CkksParams(poly_degree=poly_degree, levels=3, dnum=1, first_bits=FIRST_BITS, scale_bits=SCALE_BITS,
+                           special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS,
                            secret="hamming", hamming_weight=hamming_weight, allow_insecure=True)
     depth = 3 + spec_for(probe).depth  # CtS at most two levels (see Bootstrapper.split_cts), StC one
     levels = depth + max(levels_after, FLOOR_LEVELS)
