@@ -27,11 +27,12 @@ from he_core.schemes.ckks import CkksScheme
 from he_core.schemes.ckks.bootstrap import bootstrappable
 
 
-def measure(n_ring: int, slots: int, inputs: int, weight: int, levels_after: int, dnum: int, seed: int) -> dict:
+def measure(n_ring: int, slots: int, inputs: int, weight: int, levels_after: int, dnum: int, seed: int,
+            transform_levels: int = 1) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)
         params = bootstrappable(n_ring, levels_after=levels_after, hamming_weight=weight, dnum=dnum,
-                                allow_insecure=True)
+                                transform_levels=transform_levels, allow_insecure=True)
     scheme = CkksScheme(params)
     plan = scheme.bootstrap_plan(slots)
     load_before = [round(v, 2) for v in os.getloadavg()]
@@ -54,7 +55,7 @@ def measure(n_ring: int, slots: int, inputs: int, weight: int, levels_after: int
     return {
         "N": n_ring, "slots": slots, "hamming_weight": weight, "security_bits": params.security_bits,
         "log2_qp": round(params.log_qp, 1), "levels": params.levels, "dnum": params.digits,
-        "evalmod": plan["evalmod"], "levels_consumed": plan["levels_consumed"], "levels_left": plan["output_level"],
+        "evalmod": plan["evalmod"], "transform_levels": plan["transform_levels"], "levels_consumed": plan["levels_consumed"], "levels_left": plan["output_level"],
         "keys": plan["keys"], "key_bytes": plan["key_bytes"], "keygen_s": round(keygen_s, 2),
         "bootstrap_s_median": round(float(np.median(times)), 3),
         "bootstrap_cpu_s_median": round(float(np.median(cpu)), 3), "inputs": inputs,
@@ -74,8 +75,9 @@ def main() -> None:
     ap.add_argument("--levels-after", type=int, default=3)
     ap.add_argument("--dnum", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--transform-levels", type=int, default=1, help="levels of CoeffToSlot and of SlotToCoeff")
     a = ap.parse_args()
-    print(json.dumps(measure(a.n, a.slots, a.inputs, a.weight, a.levels_after, a.dnum, a.seed)))
+    print(json.dumps(measure(a.n, a.slots, a.inputs, a.weight, a.levels_after, a.dnum, a.seed, a.transform_levels)))
 
 
 if __name__ == "__main__":

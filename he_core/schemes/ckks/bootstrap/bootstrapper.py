@@ -29,7 +29,7 @@ from ....errors import EncodingError, LevelExhaustedError, ParameterError
 from .. import layout
 from .evalmod import EvalModSpec, eval_mod, interpolation_error
 from .modraise import mod_raise, subring_trace, trace_rotations
-from .transforms import LinearTransform, cts_block, stc_block, subring_dft
+from .transforms import LinearTransform, fft_groups
 
 
 #: Above this many bits of 1 / (gap K), CoeffToSlot applies that factor in a level of its own.
@@ -45,17 +45,20 @@ class Bootstrapper:
         spec: the EvalMod approximation.
         split_cts: give CoeffToSlot's scalar 1 / (gap K) its own level (default: when it exceeds
             2^SPLIT_BITS); check_depth: refuse a chain too short (off for a plan's description).
+        transform_levels: levels of each of CoeffToSlot and SlotToCoeff (groups of the FFT's
+            log2(n) butterfly stages: fewer rotations per level, more levels).
 
     Raises:
         ParameterError: n out of range, or the chain too short for the pipeline.
     """
 
     def __init__(self, scheme, slots: int, spec: EvalModSpec | None = None, split_cts: bool | None = None,
-                 check_depth: bool = True):
+                 check_depth: bool = True, transform_levels: int = 1):
         half = scheme.params.slots
         if slots < 2 or slots > half or slots & (slots - 1):
             raise ParameterError(f"cannot bootstrap {slots} slots: need a power of two in [2, {half}]")
         self.scheme, self.n, self.spec = scheme, int(slots), spec or EvalModSpec()
+        self.transform_levels = max(1, min(int(transform_levels), int(math.log2(self.n))))
         # CtS's integer plaintexts are about 2^55 times its entries; with the factor 1 / (gap K) in them
         # they lose log2(gap K) bits of resolution, so past SPLIT_BITS that factor gets a level of its own.
         wide = math.log2(self.gap * self.spec.K) > SPLIT_BITS
@@ -75,8 +78,8 @@ class Bootstrapper:
 
     @property
     def depth(self) -> int:
-        """Levels consumed: CoeffToSlot (one, or two when split), EvalMod, SlotToCoeff."""
-        return 2 + self.split_cts + self.spec.depth
+        """Levels consumed: CoeffToSlot (plus one when split), EvalMod, SlotToCoeff."""
+        return 2 * self.transform_levels + self.split_cts + self.spec.depth
 
     @property
     def output_level(self) -> int:
@@ -88,22 +91,33 @@ class Bootstrapper:
         return 1.0 / (self.gap * self.spec.K)
 
     @cached_property
-    def _cts(self) -> LinearTransform:
-        half = self.scheme.params.slots
-        factor = 0.5 * (1.0 if self.split_cts else self._cts_scalar)
-        if self.full:  # w = U0^-1 z / 2: re and im are w + conj(w) and -i (w - conj(w))
-            return LinearTransform(np.linalg.inv(subring_dft(self.n)) * factor, half)
-        return LinearTransform(cts_block(self.n, factor), half)
+    def _cts(self) -> list[LinearTransform]:
+        """F^-1 by levels; the last level also halves (for v + conj(v)) and, sparse, spreads w into
+        [w, -i w] over blocks of 2n (whose real parts are then tau_lo and tau_hi, bit-reversed)."""
+        half, n = self.scheme.params.slots, self.n
+        groups = fft_groups(n, self.transform_levels, inverse=True)
+        groups[-1] = groups[-1] * (0.5 * (1.0 if self.split_cts else self._cts_scalar))
+        if not self.full:
+            last = np.zeros((2 * n, 2 * n), dtype=np.complex128)
+            last[:n, :n], last[n:, :n] = groups[-1], -1j * groups[-1]
+            groups[-1] = last
+        return [LinearTransform(g, half) for g in groups]
 
     @cached_property
-    def _stc(self) -> LinearTransform:
-        half = self.scheme.params.slots
-        return LinearTransform(subring_dft(self.n) if self.full else stc_block(self.n, 1.0), half)
+    def _stc(self) -> list[LinearTransform]:
+        """F by levels; sparse, the first level reads tau_lo + i tau_hi from blocks of 2n real slots."""
+        half, n = self.scheme.params.slots, self.n
+        groups = fft_groups(n, self.transform_levels, inverse=False)
+        if not self.full:
+            groups[0] = np.block([[groups[0], 1j * groups[0]], [groups[0], 1j * groups[0]]])
+        return [LinearTransform(g, half) for g in groups]
 
     def rotations(self) -> list[int]:
         """Every rotation the pipeline uses (each needs its Galois key); the conjugation comes on top."""
         half = self.scheme.params.slots
-        steps = set(trace_rotations(self.n, half)) | set(self._cts.rotations()) | set(self._stc.rotations())
+        steps = set(trace_rotations(self.n, half))
+        for t in self._cts + self._stc:
+            steps |= set(t.rotations())
         return sorted(r % half for r in steps if r % half)
 
     # ------------------------------------------------------------------ the pipeline
@@ -134,7 +148,9 @@ class Bootstrapper:
         x = mod_raise(s, x)
         if not self.full:
             x = subring_trace(s, x, self.n)
-        v = self._cts.apply(s, x)
+        v = x
+        for t in self._cts:
+            v = t.apply(s, v)
         if self.split_cts:  # a constant plaintext: lands on the next working scale, as the dense step did
             v = s._mul_slots(v, np.full((1, s.params.slots), self._cts_scalar), True, True)
         conj = s._apply_galois(v, 2 * s.params.poly_degree - 1)
@@ -171,7 +187,9 @@ class Bootstrapper:
         c = 2 * math.ceil(factor)
         y = _times_integer(s, y, c)
         y = y.replace(scale=y.scale * c / factor)
-        return self._stc.apply(s, y)
+        for t in self._stc:
+            y = t.apply(s, y)
+        return y
 
     def bootstrap(self, ct: Ciphertext) -> Ciphertext:
         """A ciphertext with the same values at level :attr:`output_level`.

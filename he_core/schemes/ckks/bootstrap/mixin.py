@@ -31,13 +31,29 @@ def spec_for(params) -> EvalModSpec:
     return spec_for_range(math.ceil(8 * math.sqrt((h + 1) / 12)))
 
 
+#: Butterfly stages of the slot FFT per level of CoeffToSlot / SlotToCoeff (at most 2^(s+1) - 1
+#: diagonals per level, so a handful of rotations); fewer levels when the chain is short.
+STAGES_PER_LEVEL = 4
+#: Levels a bootstrap should leave before its transforms take more than one level each.
+MIN_LEVELS_LEFT = 3
+
+
 class BootstrapMixin:
     """bootstrap, bootstrap_plan, bootstrap_keygen."""
 
-    def _bootstrapper(self, slots: int) -> Bootstrapper:
+    def _bootstrapper(self, slots: int, spec: EvalModSpec | None = None, check_depth: bool = True) -> Bootstrapper:
+        """The pipeline for n slots, its transforms in as many levels as wanted while MIN_LEVELS_LEFT remain."""
         cache = self.__dict__.setdefault("_bootstrappers", {})
         if slots not in cache:
-            cache[slots] = Bootstrapper(self, slots, spec_for(self.params))
+            spec = spec or spec_for(self.params)
+            wanted = max(1, math.ceil(math.log2(slots) / STAGES_PER_LEVEL))
+            for levels in range(wanted, 0, -1):
+                boot = Bootstrapper(self, slots, spec, check_depth=False, transform_levels=levels)
+                if boot.depth <= self.params.levels - MIN_LEVELS_LEFT or levels == 1:
+                    break
+            if not check_depth:
+                return boot
+            cache[slots] = Bootstrapper(self, slots, spec, transform_levels=boot.transform_levels)
         return cache[slots]
 
     def _boot_slots(self, ct: Ciphertext, slots: int | None) -> int:
@@ -84,15 +100,16 @@ class BootstrapMixin:
             spec = spec_for(self.params)
         except ParameterError as exc:
             return {**plan, "reason": str(exc)}
-        depth = Bootstrapper(self, slots, spec, check_depth=False).depth
+        boot = self._bootstrapper(slots, spec, check_depth=False)
+        depth = boot.depth
         plan.update(levels_consumed=depth, evalmod={"K": spec.K, "degree": spec.degree,
                                                     "double_angles": spec.double_angles})
         if depth > self.params.levels:
             return {**plan, "reason": f"the pipeline takes {depth} levels, the chain has {self.params.levels}"}
-        rotations = Bootstrapper(self, slots, spec).rotations()
+        rotations = boot.rotations()
         keys = len(rotations) + 2  # + conjugation + relinearisation
         return {**plan, "possible": True, "rotations": rotations, "keys": keys, "key_bytes": keys * per_key,
-                "output_level": self.params.levels - depth}
+                "output_level": self.params.levels - depth, "transform_levels": boot.transform_levels}
 
     def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None) -> KeyPair:
         """Keys for bootstrapping n slots: exactly the plan's rotations, the conjugation and relinearisation.

@@ -20,7 +20,7 @@ FIRST_BITS, FLOOR_LEVELS, FLOOR_BITS, SCALE_BITS, SPECIAL_BITS = 61, 2, 61, 58, 
 
 
 def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: int = 32, dnum: int = 3,
-                   allow_insecure: bool = False) -> CkksParams:
+                   transform_levels: int = 1, allow_insecure: bool = False) -> CkksParams:
     """A set with a sparse (fixed Hamming weight) secret whose bootstrapping leaves ``levels_after`` levels.
 
     Args:
@@ -29,6 +29,7 @@ def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: i
             more when CoeffToSlot fits one level.
         hamming_weight: the secret's weight h (EvalMod's range grows with sqrt(h)).
         dnum: key-switching digits.
+        transform_levels: levels for each of CoeffToSlot and SlotToCoeff (the FFT's stages grouped).
         allow_insecure: as :class:`CkksParams` (needed below N = 2^16 or beyond the sparse-secret estimate).
 
     Raises:
@@ -39,7 +40,7 @@ def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: i
         probe = CkksParams(poly_degree=poly_degree, levels=3, dnum=1, first_bits=FIRST_BITS, scale_bits=SCALE_BITS,
                            special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS,
                            secret="hamming", hamming_weight=hamming_weight, allow_insecure=True)
-    depth = 3 + spec_for(probe).depth  # CtS at most two levels (see Bootstrapper.split_cts), StC one
+    depth = 2 * transform_levels + 1 + spec_for(probe).depth  # + 1: CtS's split scalar (Bootstrapper.split_cts)
     levels = depth + max(levels_after, FLOOR_LEVELS)
     return CkksParams(poly_degree=poly_degree, levels=levels, first_bits=FIRST_BITS, scale_bits=SCALE_BITS,
                       special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS,

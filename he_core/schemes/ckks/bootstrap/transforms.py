@@ -25,7 +25,6 @@ FFT-like multi-level factorisation (Chen-Chillotti-Song 2019) is the next stage.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +60,9 @@ def stc_block(n: int, factor: float) -> np.ndarray:
 def block_diagonals(block: np.ndarray, slots: int) -> dict[int, np.ndarray]:
     """Cyclic diagonals k -> d_k (length ``slots``) of diag(M, M, ...) on block-periodic input.
 
+    Offsets are signed, in (-B/2, B/2]: on B-periodic vectors a rotation by k - B is one
+    by k, and the butterflies of the FFT factors sit at small offsets of either sign.
+
     Raises:
         ParameterError: the block size does not divide the slot count.
     """
@@ -72,7 +74,7 @@ def block_diagonals(block: np.ndarray, slots: int) -> dict[int, np.ndarray]:
     for k in range(b):
         d = block[j % b, (j + k) % b]
         if np.any(np.abs(d) > 0):
-            out[k] = d
+            out[k if 2 * k <= b else k - b] = d
     return out
 
 
@@ -82,17 +84,74 @@ def apply_reference(block: np.ndarray, slotvec: np.ndarray) -> np.ndarray:
     return (slotvec.reshape(-1, b) @ block.T).reshape(-1)
 
 
-def giant_step(n_diag: int) -> int:
-    """Giant step g of the BSGS split (about sqrt(2 n_diag): babies cost less, being hoisted)."""
-    return max(1, 1 << round(math.log2(math.sqrt(2 * n_diag))))
+def giant_step(offsets) -> int:
+    """The power-of-two giant step g that needs the fewest rotations for these diagonal offsets.
+
+    Offset k = g j + i (0 <= i < g): babies i (hoisted, about 2/3 of a key switch each)
+    and giants g j.
+    """
+    best = None
+    for g in (1 << e for e in range(0, 17)):
+        babies = {k % g for k in offsets} - {0}
+        giants = {k // g for k in offsets} - {0}
+        cost = 2 * len(babies) + 3 * len(giants)
+        if best is None or cost < best[0]:
+            best = (cost, g)
+        if g > 2 * max(abs(k) for k in offsets):
+            break
+    return best[1]
 
 
-def bsgs_rotations(n_diag: int, slots: int) -> list[int]:
-    """The rotations a BSGS transform with ``n_diag`` consecutive diagonals uses (babies, then giants)."""
-    g = giant_step(n_diag)
-    babies = list(range(1, min(g, n_diag)))
-    giants = [g * j % slots for j in range(1, -(-n_diag // g))]
-    return sorted({r for r in babies + giants if r})
+def bsgs_rotations(offsets, slots: int) -> list[int]:
+    """The rotations a BSGS transform with these diagonal offsets uses (babies and giants, mod slots)."""
+    g = giant_step(offsets)
+    steps = {k % g for k in offsets} | {g * (k // g) for k in offsets}
+    return sorted({r % slots for r in steps if r % slots})
+
+
+# ---------------------------------------------------------------------- the FFT factorisation
+def bit_reversal(n: int) -> np.ndarray:
+    bits = n.bit_length() - 1
+    return np.array([int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in range(n)])
+
+
+def fft_stages(n: int) -> list[np.ndarray]:
+    """Butterfly stages S_1 .. S_log2(n) with S_last ... S_1 R = U0 (R the bit reversal).
+
+    Stage s (half-length h = 2^(s-1)) maps (u, v) at positions (a, a + h) of each block of 2h
+    to (u + w v, u - w v), w = exp(2 pi i (5^j mod 8h) / (8h)) for the j-th pair: three
+    cyclic diagonals (0, +h, -h). The CKKS "special FFT" (Han-Hhan-Cheon 2019).
+    """
+    out, length = [], 2
+    while length <= n:
+        stage = np.zeros((n, n), dtype=np.complex128)
+        half, quad = length // 2, 4 * length
+        for start in range(0, n, length):
+            for j in range(half):
+                w = np.exp(2j * np.pi * pow(5, j, quad) / quad)
+                a, b = start + j, start + j + half
+                stage[a, a], stage[a, b], stage[b, a], stage[b, b] = 1, w, 1, -w
+        out.append(stage)
+        length *= 2
+    return out
+
+
+def fft_groups(n: int, levels: int, inverse: bool) -> list[np.ndarray]:
+    """U0 without its bit reversal (F = S_last .. S_1), or F^-1, as ``levels`` products of consecutive
+    stages, in the order they apply. CoeffToSlot by F^-1 leaves its output in bit-reversed order, which
+    EvalMod (slot-wise) ignores and SlotToCoeff by F expects: the two reversals cancel.
+    """
+    stages = fft_stages(n)
+    if inverse:
+        stages = [np.linalg.inv(st) for st in reversed(stages)]
+    levels = max(1, min(levels, len(stages)))
+    groups = []
+    for part in np.array_split(np.arange(len(stages)), levels):
+        m = np.eye(n, dtype=np.complex128)
+        for i in part:
+            m = stages[i] @ m
+        groups.append(m)
+    return groups
 
 
 # ---------------------------------------------------------------------- homomorphic application
@@ -113,10 +172,10 @@ class LinearTransform:
 
     def __post_init__(self) -> None:
         self.diags = block_diagonals(self.block, self.slots)
-        self.g = giant_step(self.block.shape[0])
+        self.g = giant_step(list(self.diags))
 
     def rotations(self) -> list[int]:
-        return bsgs_rotations(self.block.shape[0], self.slots)
+        return bsgs_rotations(list(self.diags), self.slots)
 
     def _factors(self, scheme, ct: Ciphertext):
         key = (scheme.level(ct), ct.scale)
@@ -140,7 +199,7 @@ class LinearTransform:
             for k in (k for k in sorted(pts) if k // g == j):
                 term = scheme._mul_pts(babies[k % g], [pts[k]], pt_scale, True, *stats[k])
                 inner = term if inner is None else scheme._add_raw(inner, term, rule="independent")
-            inner = scheme._rotate_ct(inner, g * j) if j else inner
+            inner = scheme._rotate_ct(inner, g * j) if j else inner  # negative j: a rotation to the right
             acc = inner if acc is None else scheme._add_raw(acc, inner, rule="independent")
         return scheme._rescale_ct(acc)
 

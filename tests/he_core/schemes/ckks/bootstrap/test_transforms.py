@@ -7,8 +7,9 @@ import pytest
 from he_core import ParameterError
 from he_core.schemes.ckks import encoder, reference
 from he_core.schemes.ckks.bootstrap.modraise import mod_raise, subring_trace
-from he_core.schemes.ckks.bootstrap.transforms import (LinearTransform, apply_reference, block_diagonals,
-                                                        cts_block, stc_block, subring_dft)
+from he_core.schemes.ckks.bootstrap.transforms import (LinearTransform, apply_reference, bit_reversal,
+                                                        block_diagonals, cts_block, fft_groups, fft_stages,
+                                                        giant_step, stc_block, subring_dft)
 
 
 @pytest.mark.parametrize("n_ring, n", [(64, 4), (64, 32), (1024, 8)])
@@ -45,6 +46,23 @@ def test_full_packing_cts_halves_and_stc_invert_each_other_on_plaintext_slots():
     assert np.allclose(subring_dft(n) @ (re + 1j * im), z)
 
 
+@pytest.mark.parametrize("n, levels", [(8, 1), (8, 3), (64, 2), (512, 3)])
+def test_the_fft_factors_multiply_to_the_slot_dft_up_to_the_bit_reversal(n, levels):
+    r = np.eye(n)[bit_reversal(n)]
+    f = np.linalg.multi_dot([np.eye(n)] + fft_groups(n, levels, inverse=False)[::-1])
+    f_inv = np.linalg.multi_dot([np.eye(n)] + fft_groups(n, levels, inverse=True)[::-1])
+    assert np.allclose(f @ r, subring_dft(n))
+    assert np.allclose(f_inv, r @ np.linalg.inv(subring_dft(n)))
+    assert len(fft_groups(n, levels, inverse=True)) == levels
+
+
+def test_each_butterfly_stage_has_three_diagonals_and_few_rotations():
+    for stage in fft_stages(64):
+        assert sorted(block_diagonals(stage, 512)) in ([-16, 0, 16], [0, 32], [-1, 0, 1], [-2, 0, 2],
+                                                        [-4, 0, 4], [-8, 0, 8])
+    assert giant_step([-1, 0, 1]) in (1, 2, 4)
+
+
 def test_the_diagonal_form_is_the_block_map_on_periodic_vectors():
     block = np.random.default_rng(2).normal(size=(16, 16)) + 1j
     x = np.tile(np.random.default_rng(3).normal(size=16), 4)
@@ -66,7 +84,8 @@ def test_homomorphic_cts_puts_the_raised_coefficients_over_q0_k_in_real_slots(sp
     raised = subring_trace(s, mod_raise(s, subring_trace(s, boot._whole(ct), n)), n)
     limbs = s._phase_limbs(raised, s._s_full(keys.secret))[0]
     tau = np.array([float(v) for v in reference.crt(limbs, s.ring.q)[::gap]]) / gap
-    want = np.tile(tau / (q0 * k), s.params.slots // (2 * n))
+    rev = bit_reversal(n)  # CtS by F^-1 leaves each half in bit-reversed order (SlotToCoeff by F undoes it)
+    want = np.tile(np.concatenate([tau[:n][rev], tau[n:][rev]]) / (q0 * k), s.params.slots // (2 * n))
     got = s._decrypt_slots(out, s._s_full(keys.secret))[0]
     assert np.max(np.abs(got.imag)) < 2.0**-35
     # Resolution needed: EvalMod must see delta = Delta m / q_0 (about 2^-12 / sqrt(n)) to ~2^-20 of it.
