@@ -29,7 +29,8 @@ from ....errors import EncodingError, LevelExhaustedError, ParameterError
 from .. import layout
 from .evalmod import EvalModSpec, eval_mod, interpolation_error
 from .modraise import mod_raise, subring_trace, trace_rotations
-from .transforms import LinearTransform, fft_groups
+from . import fft
+from .transforms import LinearTransform
 
 
 #: Above this many bits of 1 / (gap K), CoeffToSlot applies that factor in a level of its own.
@@ -92,25 +93,26 @@ class Bootstrapper:
 
     @cached_property
     def _cts(self) -> list[LinearTransform]:
-        """F^-1 by levels; the last level also halves (for v + conj(v)) and, sparse, spreads w into
-        [w, -i w] over blocks of 2n (whose real parts are then tau_lo and tau_hi, bit-reversed)."""
+        """F^-1 by levels; the last level also halves (for v + conj(v)) and, sparse, writes [w, -i w]
+        over blocks of 2n (whose real parts are then tau_lo and tau_hi, bit-reversed)."""
         half, n = self.scheme.params.slots, self.n
-        groups = fft_groups(n, self.transform_levels, inverse=True)
-        groups[-1] = groups[-1] * (0.5 * (1.0 if self.split_cts else self._cts_scalar))
+        maps = fft.levels_of(n, self.transform_levels, inverse=True)
+        maps[-1] = fft.scaled(maps[-1], 0.5 * (1.0 if self.split_cts else self._cts_scalar))
         if not self.full:
-            last = np.zeros((2 * n, 2 * n), dtype=np.complex128)
-            last[:n, :n], last[n:, :n] = groups[-1], -1j * groups[-1]
-            groups[-1] = last
-        return [LinearTransform(g, half) for g in groups]
+            spread = {0: np.concatenate([np.ones(n), np.full(n, -1j)])}
+            maps[-1] = fft.compose(spread, fft.lift(maps[-1], 2 * n), 2 * n)
+        return [LinearTransform(m, half) for m in maps]
 
     @cached_property
     def _stc(self) -> list[LinearTransform]:
         """F by levels; sparse, the first level reads tau_lo + i tau_hi from blocks of 2n real slots."""
         half, n = self.scheme.params.slots, self.n
-        groups = fft_groups(n, self.transform_levels, inverse=False)
-        if not self.full:
-            groups[0] = np.block([[groups[0], 1j * groups[0]], [groups[0], 1j * groups[0]]])
-        return [LinearTransform(g, half) for g in groups]
+        maps = fft.levels_of(n, self.transform_levels, inverse=False)
+        if not self.full:  # out_j = x_j + i x_{j+n} (j < n), kept n-periodic
+            ones, i = np.ones(n), np.full(n, 1j)
+            join = {0: np.concatenate([ones, i]), fft.signed(n, 2 * n): np.concatenate([i, ones])}
+            maps[0] = fft.compose(fft.lift(maps[0], 2 * n), join, 2 * n)
+        return [LinearTransform(m, half) for m in maps]
 
     def rotations(self) -> list[int]:
         """Every rotation the pipeline uses (each needs its Galois key); the conjugation comes on top."""

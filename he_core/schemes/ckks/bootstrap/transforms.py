@@ -1,4 +1,4 @@
-"""CoeffToSlot and SlotToCoeff: the homomorphic DFTs of bootstrapping, as dense BSGS linear maps.
+"""CoeffToSlot and SlotToCoeff: the homomorphic DFTs of bootstrapping, as BSGS linear maps.
 
 Sparse packing with n slots (n <= N/4): a polynomial of the subring Z[X^gap], gap =
 N / (2n), t(X) = sum_{k < 2n} tau_k X^(k gap), has n-periodic slots
@@ -18,10 +18,11 @@ re + i im.
 
 Both maps act on block-periodic slot vectors: a B x B block M on B-periodic input
 is the cyclic diagonal form y_j = sum_k d_k[j] x_{j+k} with d_k[j] = M[j mod B,
-(j + k) mod B] (B diagonals, not N/2). They are applied with the baby-step /
+(j + k) mod B] (B diagonals, not N/2). The pipeline applies them as the FFT's
+butterfly stages grouped into levels (:mod:`.fft`), each level with the baby-step /
 giant-step diagonal method (Halevi-Shoup), the baby rotations hoisted (one key-
-switching decomposition shared). This is the single-level (dense) version; the
-FFT-like multi-level factorisation (Chen-Chillotti-Song 2019) is the next stage.
+switching decomposition shared). The dense blocks here are the plaintext
+definitions the tests compare with.
 """
 from __future__ import annotations
 
@@ -109,70 +110,33 @@ def bsgs_rotations(offsets, slots: int) -> list[int]:
     return sorted({r % slots for r in steps if r % slots})
 
 
-# ---------------------------------------------------------------------- the FFT factorisation
-def bit_reversal(n: int) -> np.ndarray:
-    bits = n.bit_length() - 1
-    return np.array([int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in range(n)])
-
-
-def fft_stages(n: int) -> list[np.ndarray]:
-    """Butterfly stages S_1 .. S_log2(n) with S_last ... S_1 R = U0 (R the bit reversal).
-
-    Stage s (half-length h = 2^(s-1)) maps (u, v) at positions (a, a + h) of each block of 2h
-    to (u + w v, u - w v), w = exp(2 pi i (5^j mod 8h) / (8h)) for the j-th pair: three
-    cyclic diagonals (0, +h, -h). The CKKS "special FFT" (Han-Hhan-Cheon 2019).
-    """
-    out, length = [], 2
-    while length <= n:
-        stage = np.zeros((n, n), dtype=np.complex128)
-        half, quad = length // 2, 4 * length
-        for start in range(0, n, length):
-            for j in range(half):
-                w = np.exp(2j * np.pi * pow(5, j, quad) / quad)
-                a, b = start + j, start + j + half
-                stage[a, a], stage[a, b], stage[b, a], stage[b, b] = 1, w, 1, -w
-        out.append(stage)
-        length *= 2
-    return out
-
-
-def fft_groups(n: int, levels: int, inverse: bool) -> list[np.ndarray]:
-    """U0 without its bit reversal (F = S_last .. S_1), or F^-1, as ``levels`` products of consecutive
-    stages, in the order they apply. CoeffToSlot by F^-1 leaves its output in bit-reversed order, which
-    EvalMod (slot-wise) ignores and SlotToCoeff by F expects: the two reversals cancel.
-    """
-    stages = fft_stages(n)
-    if inverse:
-        stages = [np.linalg.inv(st) for st in reversed(stages)]
-    levels = max(1, min(levels, len(stages)))
-    groups = []
-    for part in np.array_split(np.arange(len(stages)), levels):
-        m = np.eye(n, dtype=np.complex128)
-        for i in part:
-            m = stages[i] @ m
-        groups.append(m)
-    return groups
-
-
 # ---------------------------------------------------------------------- homomorphic application
 @dataclass
 class LinearTransform:
-    """A block-periodic plaintext map applied by BSGS; encoded diagonals are kept per (level, scale).
+    """A periodic plaintext map applied by BSGS; encoded diagonals are kept per (level, scale).
 
     Args:
-        block: the B x B complex block (B divides the slot count).
+        diags: offset -> diagonal of a map on P-periodic vectors (P divides the slot count;
+            see :mod:`.fft`), tiled here to every slot.
         slots: N/2.
     """
 
-    block: np.ndarray
+    diags: dict
     slots: int
-    diags: dict = field(init=False)
     g: int = field(init=False)
     _encoded: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.diags = block_diagonals(self.block, self.slots)
+        for k, d in self.diags.items():
+            if self.slots % len(d):
+                raise ParameterError(f"cannot use a diagonal of period {len(d)} on {self.slots} slots")
+        self.diags = {k: np.tile(d, self.slots // len(d)) for k, d in self.diags.items() if np.any(d)}
         self.g = giant_step(list(self.diags))
+
+    @classmethod
+    def from_block(cls, block: np.ndarray, slots: int) -> "LinearTransform":
+        """diag(M, M, ...) on block-periodic slots."""
+        return cls(block_diagonals(block, block.shape[0]), slots)
 
     def rotations(self) -> list[int]:
         return bsgs_rotations(list(self.diags), self.slots)
