@@ -6,16 +6,18 @@ fill the first n slots is
 1. replicated n-periodically (the subring trace at level 0: the message enters the
    subring Z[X^gap], gap = N / (2n)), then mod-raised to the top level;
 2. traced again (projecting q_0 I onto the subring, times gap);
-3. CoeffToSlot: 2n real slots x_k = tau_k / (q_0 K) (n = N/2: two ciphertexts, the
-   real and imaginary halves) - one level;
+3. CoeffToSlot: 2n real slots x_k = tau_k / (q_0 K), bit-reversed within each half
+   (n = N/2: two ciphertexts, the real and imaginary halves) - ``transform_levels``
+   levels, plus one when the factor 1 / (gap K) is split off;
 4. EvalMod: (1 / 2 pi) sin(2 pi K y) = delta_k = Delta m_k / q_0 up to the sine's
    error - ``spec.depth`` levels;
 5. times q_0 / Delta (an exact integer factor and a recorded-scale change, no level),
-   then SlotToCoeff - one level - which lands on the working scale of its level.
+   then SlotToCoeff - ``transform_levels`` levels - which lands on the working scale of
+   its level.
 
-Keys: the rotations of the trace (n, 2n, .. N/4) and of the two BSGS transforms, the
+Keys: the rotations of the trace (n, 2n, .. N/4) and of the transforms' levels, the
 conjugation, and relinearisation (:meth:`Bootstrapper.rotations`). Levels consumed:
-``depth`` = 2 + spec.depth; the result is at level ``levels - depth``.
+:attr:`Bootstrapper.depth`; the result is at level ``levels - depth``.
 """
 from __future__ import annotations
 
@@ -25,11 +27,11 @@ from functools import cached_property
 import numpy as np
 
 from ....ciphertext import Ciphertext
-from ....errors import EncodingError, LevelExhaustedError, ParameterError
+from ....errors import EncodingError, ParameterError
 from .. import layout
+from . import fft
 from .evalmod import EvalModSpec, eval_mod, interpolation_error
 from .modraise import mod_raise, subring_trace, trace_rotations
-from . import fft
 from .transforms import LinearTransform
 
 
@@ -174,7 +176,7 @@ class Bootstrapper:
         s, out = self.scheme, []
         for x in xs:
             y = eval_mod(s, x, self.spec)
-            var, vmax = s._nv(y)
+            var = s._nv(y)[0]
             approx = (interpolation_error(self.spec, 4001) + (2 * np.pi) ** 2 * delta_max**3 / 6) * y.scale
             out.append(s._noisy(y, var + approx**2, delta_max))
         return out
@@ -201,8 +203,6 @@ class Bootstrapper:
             KeyMissingError: a Galois, conjugation or relinearisation key is missing.
         """
         self.check_input(ct)
-        if self.scheme.level(ct) < 0:
-            raise LevelExhaustedError(f"cannot bootstrap {ct.describe()}")
         delta = ct.scale
         delta_max = delta * ct.meta["vmax"] / self.scheme.ring.q[0]
         out = self.to_coeffs(self.reduce(self.raise_to_slots(ct), delta_max), delta)
