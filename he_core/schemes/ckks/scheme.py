@@ -34,8 +34,9 @@ from .ring import RnsRing
 from .rotation import RotationMixin
 
 
-class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixin, EncryptionMixin, ArithMixin,
-                 RotationMixin, LinearMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
+class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixin, EncryptionMixin,
+                 ArithMixin, RotationMixin, LinearMixin, Products, LinearMapping, Rekeying, MaskedRefreshing,
+                 Sanitization, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"

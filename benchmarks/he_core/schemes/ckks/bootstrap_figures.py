@@ -43,7 +43,8 @@ def measure(n_ring: int, slots: int, inputs: int, weight: int, levels_after: int
     times, cpu, mins, medians = [], [], [], []
     for _ in range(inputs):
         x = rng.uniform(-1, 1, (1, slots))
-        ct = scheme.level_drop(scheme.encrypt(x, scale=scheme._scale_at(0), rng=SeededRandom(int(rng.integers(1 << 30)))), 0)
+        fresh = scheme.encrypt(x, scale=scheme._scale_at(0), rng=SeededRandom(int(rng.integers(1 << 30))))
+        ct = scheme.level_drop(fresh, 0)
         start, start_cpu = time.perf_counter(), time.process_time()
         out = scheme.bootstrap(ct)
         times.append(time.perf_counter() - start)
@@ -55,14 +56,16 @@ def measure(n_ring: int, slots: int, inputs: int, weight: int, levels_after: int
     return {
         "N": n_ring, "slots": slots, "hamming_weight": weight, "security_bits": params.security_bits,
         "log2_qp": round(params.log_qp, 1), "levels": params.levels, "dnum": params.digits,
-        "evalmod": plan["evalmod"], "transform_levels": plan["transform_levels"], "levels_consumed": plan["levels_consumed"], "levels_left": plan["output_level"],
+        "evalmod": plan["evalmod"], "transform_levels": plan["transform_levels"],
+        "levels_consumed": plan["levels_consumed"], "levels_left": plan["output_level"],
         "keys": plan["keys"], "key_bytes": plan["key_bytes"], "keygen_s": round(keygen_s, 2),
         "bootstrap_s_median": round(float(np.median(times)), 3),
         "bootstrap_cpu_s_median": round(float(np.median(cpu)), 3), "inputs": inputs,
         "precision_bits_min": round(min(mins), 2), "precision_bits_median_of_min": round(float(np.median(mins)), 2),
         "precision_bits_median": round(float(np.median(medians)), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()], "scale_in_log2": round(math.log2(scheme._scale_at(0)), 2),
+        "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],
+        "scale_in_log2": round(math.log2(scheme._scale_at(0)), 2),
     }
 
 
