@@ -28,3 +28,4 @@ class Capability(str, enum.Enum):
     SERIALIZE = "serialisation"
     SANITIZE = "re-randomising and flooding a ciphertext for the key holder"
     LEVELS = "a modulus chain of levels"
+    BOOTSTRAP = "bootstrapping (refreshing levels with public keys only)"

@@ -18,6 +18,7 @@ protocol                 capability                      operations
 :class:`Rotations`       ``ROTATE``                      ``rotate``, ``conjugate``, ``sum_slots``
 :class:`Leveled`         ``LEVELS``                      ``level``, ``level_drop``, ``noise_estimate``
 :class:`ExactIntegers`   ``EXACT``                       ``refresh``, ``rerandomize``
+:class:`Bootstrapping`   ``BOOTSTRAP``                   ``bootstrap``, ``bootstrap_plan``, ``bootstrap_keygen``
 =======================  ==============================  ==========================================
 
 A caller asks ``scheme.supports(Capability.ROTATE)``, or takes a typed view with
@@ -38,7 +39,7 @@ from .capabilities import Capability
 from .ciphertext import Ciphertext
 from .errors import CapabilityError
 from .flooding import Flooding
-from .keys import SecretKey, SwitchKey
+from .keys import KeyPair, SecretKey, SwitchKey
 from .randomness import RandomSource
 from .refresh import Mask, MaskPlan
 
@@ -140,6 +141,21 @@ class ExactIntegers(Protocol):
     def rerandomize(self, ct: Ciphertext) -> Ciphertext: ...
 
 
+class Bootstrapping(Protocol):
+    """Refreshing a ciphertext's levels homomorphically: no key holder in the loop.
+
+    ``bootstrap_plan`` describes what bootstrapping ``slots`` values needs (its keys, their
+    bytes) and gives (levels consumed and left); ``bootstrap_keygen`` is the key holder's
+    part, a key set with exactly those keys.
+    """
+
+    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None) -> Ciphertext: ...
+
+    def bootstrap_plan(self, slots: int) -> dict: ...
+
+    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None) -> KeyPair: ...
+
+
 #: Each capability that has a protocol, and that protocol.
 PROTOCOLS: dict[Capability, type] = {
     Capability.CIPHER_MULTIPLY: Multiplication,
@@ -152,6 +168,7 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.ROTATE: Rotations,
     Capability.LEVELS: Leveled,
     Capability.EXACT: ExactIntegers,
+    Capability.BOOTSTRAP: Bootstrapping,
 }
 
 

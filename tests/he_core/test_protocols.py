@@ -145,6 +145,16 @@ def run_exact_integers(s, keys):
     assert s.budget(fresh).remaining >= s.budget(ct).remaining
 
 
+def run_bootstrapping(s, keys):
+    plan = s.bootstrap_plan(4)
+    assert plan["conjugation"] and plan["relinearisation"]
+    if not plan["possible"]:  # the shared fixture's chain is short: a clear refusal, not a wrong answer
+        with pytest.raises(he_core.ParameterError, match="cannot bootstrap"):
+            s.bootstrap(s.encrypt(X[:1]), slots=4)
+        return
+    check(s, keys, s.bootstrap(s.encrypt(X[:1]), slots=4), X[:1], tol=1e-3)
+
+
 RUNNERS = {
     protocols.Multiplication: run_multiplication,
     protocols.InnerProducts: run_inner_products,
@@ -156,6 +166,7 @@ RUNNERS = {
     protocols.Rotations: run_rotations,
     protocols.Leveled: run_leveled,
     protocols.ExactIntegers: run_exact_integers,
+    protocols.Bootstrapping: run_bootstrapping,
 }
 
 

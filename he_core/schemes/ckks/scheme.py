@@ -20,6 +20,7 @@ from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, San
 from ...scheme import Budget, Scheme
 from . import layout, noise
 from .arith import ArithMixin
+from .bootstrap.mixin import BootstrapMixin
 from .coeff import CoeffMixin, is_coeff
 from .encryption import EncryptionMixin
 from .checks import ChecksMixin
@@ -33,8 +34,9 @@ from .ring import RnsRing
 from .rotation import RotationMixin
 
 
-class CkksScheme(ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixin, EncryptionMixin, ArithMixin,
-                 RotationMixin, LinearMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
+class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixin, EncryptionMixin,
+                 ArithMixin, RotationMixin, LinearMixin, Products, LinearMapping, Rekeying, MaskedRefreshing,
+                 Sanitization, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -43,7 +45,7 @@ class CkksScheme(ChecksMixin, KeySetMixin, RefreshMixin, ReleaseMixin, CoeffMixi
         Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
         Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.ROTATE,
         Capability.PACKING, Capability.APPROXIMATE, Capability.REFRESH, Capability.SANITIZE,
-        Capability.LEVELS, Capability.SERIALIZE,
+        Capability.LEVELS, Capability.SERIALIZE, Capability.BOOTSTRAP,
     })
 
     def __init__(self, params: CkksParams | None = None):
