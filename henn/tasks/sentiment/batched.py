@@ -1,0 +1,205 @@
+"""Mini-batch training of the sentiment network: one refresh of each weight's update per batch.
+
+Per-review SGD (:func:`henn.tasks.sentiment.train` with ``batch_size=1``) lands both
+updates after every review, and on a packing scheme each update is a masked refresh
+(CKKS: ``w12``'s update arrives at the floor level, ``g w12`` for ``W01``'s rows one
+level below the table). A batch of ``B`` reviews here is **exact mini-batch SGD**:
+every review of the batch sees the weights as the batch found them, and the batch's
+gradients are *summed* (the learning rate is per review, as in the per-review run) in
+two encrypted accumulators before anything lands:
+
+* ``w12``: ``sum_b lr (s(z_b) - y_b) h_b``, a one-row sum, landed once (CKKS: one
+  refresh into ``w12``'s packing per batch instead of one per review);
+* ``W01``: each review's ``lr (s(z_b) - y_b) w12`` is scattered into the rows it named.
+  When the scheme takes that row in the table directly (``vhe``, ``plain``), the
+  scatters wait until the batch ends and land in the table; when it does not (CKKS:
+  the row is one level below the table), they land in a **table-shaped accumulator at
+  the row's own level** (a plain integer-polynomial product per touched ciphertext,
+  no level, no key holder), and the accumulator is refreshed once per batch into the
+  table's packing and level and added to the table (one round for the whole table).
+
+What stays per review: the gather, the logit and its refresh into the polynomial's
+layout (CKKS), the polynomial, and the scatter into the accumulator. The logit's
+refresh cannot be shared by the batch under the masked protocol: each review's logit
+is one coefficient of its own gathered product, every other coefficient of which holds
+rows shifted there by the gather (see docs/performance.md, "Batched training on ckks").
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+import he_core
+
+from ...embedding import Bags
+from ...keyholder import MaskedRefresh
+from ...module import Sequential
+from ...tensor import EncTensor
+from ...training.fit import _Watch
+from ...training.guarded import GuardedScheme
+from ...training.predict import bind_parameters
+from ...training.refresh import RefreshPolicy
+from .network import HIDDEN_BOUND, VALUE_BOUND, SentimentConfig
+
+
+def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels: np.ndarray,
+                config: SentimentConfig, batch_size: int, *, epochs: int = 1,
+                monitor_every: int | None = None) -> tuple[list[dict], float]:
+    """Train ``model`` by summed mini-batches of ``batch_size`` reviews, in data order.
+
+    Args:
+        model: the encrypted network (updated in place; its parameters stay on the raw scheme).
+        keyholder: the masked refresh (in-process or the owner's key service).
+        bags: the reviews' word indices.
+        labels: 1/0 per review.
+        config: learning rate (per review) and polynomial sigmoid.
+        batch_size: reviews per batch (the last batch of a pass may be shorter).
+        epochs: passes over the reviews.
+        monitor_every: reviews per released aggregate (``None``: release nothing).
+
+    Returns:
+        ``(aggregates, seconds)``: the released aggregates (``samples``, ``value``) and
+        the training loop's wall time.
+
+    Raises:
+        ValueError: a non-positive batch size.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"cannot train: batch_size must be a positive integer, got {batch_size!r}")
+    raw = keyholder.scheme
+    policy = RefreshPolicy(keyholder, value_bound=VALUE_BOUND)
+    guarded = GuardedScheme(raw, policy)
+    loss = config.make_loss()
+    watch = _Watch(keyholder, VALUE_BOUND, loss.monitor_metric, monitor_every) if monitor_every else None
+    y = np.asarray(labels, dtype=np.float64).reshape(-1, 1)
+    n = len(bags)
+    bind_parameters(model, guarded)
+    start = time.perf_counter()
+    try:
+        for _ in range(epochs):
+            for lo in range(0, n, batch_size):
+                idx = np.arange(lo, min(lo + batch_size, n))
+                _batch(model, loss, bags.take(idx), y[idx], config.lr, policy, guarded, watch)
+            if watch:
+                watch.monitor.end_pass()
+    finally:
+        bind_parameters(model, raw)
+    aggregates = [{"samples": r["samples"], "value": r[watch.metric]} for r in watch.monitor.records] if watch else []
+    return aggregates, time.perf_counter() - start
+
+
+def _batch(model: Sequential, loss: Any, bags: Bags, y: np.ndarray, lr: float, policy: RefreshPolicy,
+           guarded: GuardedScheme, watch: _Watch | None) -> None:
+    """One batch: every review at the batch's starting weights, the summed updates landed at its end."""
+    embedding, linear = model[0], model[1]
+    raw = guarded.inner_scheme
+    w12_sum = _Accumulator(raw, policy, 2.0 * lr * HIDDEN_BOUND, len(bags))
+    rows: list[tuple[np.ndarray, EncTensor]] = []
+    for b, bag in enumerate(bags.bags):
+        h, _ = embedding.forward_train(bags.take([b]))
+        z, _ = linear.forward_train(h)
+        _keep_moved(model, policy)
+        grad = loss.grad(z, y[b:b + 1], scale=lr)
+        if watch is not None:
+            factor = loss.error_factor(z.shape, lr)
+            with policy.bounded(max(watch.sample_bound, loss.monitor_bound(factor, policy.value_bound, 1))):
+                watch.add(loss.monitor_term(grad, y[b:b + 1], factor, watch.k), 1)
+        w12_sum.add((h * grad).row_sum(), linear.weight.value)
+        dh = grad * linear.weight.value
+        landing = bag if bag.size else np.zeros(1, dtype=np.int64)
+        update = dh if bag.size else dh - dh  # an empty review lands a zero row (requests look alike)
+        rows.append((landing, _landable(raw, policy, embedding.weight.value, landing, update, lr)))
+        policy.new_step()  # a review's cached refreshes are not the next review's
+    # Everything computed at the batch's starting weights: now land the updates.
+    linear.weight.value.index_add_([0], -w12_sum.total(linear.weight.value))
+    table = embedding.weight.value
+    with policy.bounded(2.0 * lr * HIDDEN_BOUND):
+        for landing, update in rows:
+            table.index_add_(landing, -update)
+    policy.new_step()
+
+
+def _landable(raw: he_core.Scheme, policy: RefreshPolicy, table: EncTensor, rows: np.ndarray, update: EncTensor,
+              lr: float) -> EncTensor:
+    """``update`` as the table takes it: itself, or moved into the table's packing now (one refresh)."""
+    try:
+        raw.check_index_add(table.ct, rows, update.ct)
+        return update
+    except he_core.RefreshRequired as exc:
+        with policy.bounded(2.0 * lr * HIDDEN_BOUND):
+            return EncTensor(update.scheme, policy.move(raw, exc.ciphertext, exc.target))
+
+
+class _Accumulator:
+    """A sum of one-row updates for a weight, moved into the weight's packing as rarely as its masks allow.
+
+    A packing scheme takes the sum into the weight only after a masked refresh, whose
+    mask must cover the sum's bound (``per_review`` times the reviews in it) at the
+    sum's level. Reviews are added until one more would not fit; the sum is then moved
+    and kept, already in the weight's packing, beside the next ones. A scheme whose
+    weight takes the sum as it is (no refresh) just sums.
+    """
+
+    def __init__(self, raw: he_core.Scheme, policy: RefreshPolicy, per_review: float, reviews: int):
+        self.raw, self.policy, self.per_review, self.reviews = raw, policy, per_review, reviews
+        self.open: EncTensor | None = None
+        self.count = 0
+        self.moved: EncTensor | None = None
+        self.limit: int | None = None
+
+    def add(self, term: EncTensor, weight: EncTensor) -> None:
+        if self.open is not None and self.count >= self._limit(weight):
+            self._move(weight)
+        self.open = term if self.open is None else self.open + term
+        self.count += 1
+
+    def total(self, weight: EncTensor) -> EncTensor:
+        """The whole sum, in the form ``weight.index_add_`` takes."""
+        if self.open is not None and self._target(weight) is not None:
+            self._move(weight)
+        parts = [t for t in (self.moved, self.open) if t is not None]
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    def _target(self, weight: EncTensor) -> Any:
+        try:
+            self.raw.check_index_add(weight.ct, np.zeros(1, dtype=np.int64), self.open.ct)
+        except he_core.RefreshRequired as exc:
+            return exc.target
+        return None
+
+    def _limit(self, weight: EncTensor) -> int:
+        """Reviews one refresh of the open sum may cover: as many as its mask still fits (all without refreshes)."""
+        if self.limit is None:
+            target = self._target(weight)
+            if target is None:
+                self.limit = self.reviews
+            else:
+                level = int(self.raw.budget(self.open.ct)["remaining"])
+                fits = [k for k in range(1, self.reviews + 1) if self.policy.keyholder.levels_reserved(
+                    self.open.ct, target, value_bound=k * self.per_review) <= level]
+                self.limit = max(fits, default=1)
+        return self.limit
+
+    def _move(self, weight: EncTensor) -> None:
+        target = self._target(weight)
+        if target is not None:
+            with self.policy.bounded(self.count * self.per_review):
+                fresh = EncTensor(self.open.scheme, self.policy.move(self.raw, self.open.ct, target))
+            self.moved = fresh if self.moved is None else self.moved + fresh
+            self.open, self.count = None, 0
+
+
+def update_bound_for(lr: float, reviews: int) -> float:
+    """The bound on a summed update's entries over ``reviews`` reviews (``network.update_bound`` for one)."""
+    return reviews * 2.0 * lr * HIDDEN_BOUND
+
+
+def _keep_moved(model: Sequential, policy: RefreshPolicy) -> None:
+    """A weight the scheme asked to move into another packing keeps the new one (as fit does)."""
+    for p in model.parameters():
+        p.value = EncTensor(p.value.scheme, policy.current(p.value.ct))
+
+
+__all__: Sequence[str] = ("fit_batched", "update_bound_for")
