@@ -46,7 +46,7 @@ from .network import HIDDEN_BOUND, VALUE_BOUND, SentimentConfig
 
 def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels: np.ndarray,
                 config: SentimentConfig, batch_size: int, *, epochs: int = 1,
-                monitor_every: int | None = None) -> tuple[list[dict], float]:
+                monitor_every: int | None = None) -> tuple[list[dict], float, dict]:
     """Train ``model`` by summed mini-batches of ``batch_size`` reviews, in data order.
 
     Args:
@@ -60,8 +60,11 @@ def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels:
         monitor_every: reviews per released aggregate (``None``: release nothing).
 
     Returns:
-        ``(aggregates, seconds)``: the released aggregates (``samples``, ``value``) and
-        the training loop's wall time.
+        ``(aggregates, seconds, stats)``: the released aggregates (``samples``,
+        ``value``), the training loop's wall time, and ``stats``: ``rounds_per_batch``
+        (the key holder's refresh rounds during each batch, from its own counter) and
+        ``w12_reviews_per_refresh`` (how many reviews' ``w12`` updates one refresh
+        carries: the batch when ``w12`` takes the sum without one).
 
     Raises:
         ValueError: a non-positive batch size.
@@ -75,24 +78,32 @@ def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels:
     watch = _Watch(keyholder, VALUE_BOUND, loss.monitor_metric, monitor_every) if monitor_every else None
     y = np.asarray(labels, dtype=np.float64).reshape(-1, 1)
     n = len(bags)
+    stats: dict = {"rounds_per_batch": [], "w12_reviews_per_refresh": None}
     bind_parameters(model, guarded)
     start = time.perf_counter()
     try:
         for _ in range(epochs):
             for lo in range(0, n, batch_size):
                 idx = np.arange(lo, min(lo + batch_size, n))
-                _batch(model, loss, bags.take(idx), y[idx], config.lr, policy, guarded, watch)
+                before = keyholder.refresh_rounds
+                limit = _batch(model, loss, bags.take(idx), y[idx], config.lr, policy, guarded, watch)
+                stats["rounds_per_batch"].append(keyholder.refresh_rounds - before)
+                stats["w12_reviews_per_refresh"] = limit if stats["w12_reviews_per_refresh"] is None \
+                    else min(limit, stats["w12_reviews_per_refresh"])
             if watch:
                 watch.monitor.end_pass()
     finally:
         bind_parameters(model, raw)
     aggregates = [{"samples": r["samples"], "value": r[watch.metric]} for r in watch.monitor.records] if watch else []
-    return aggregates, time.perf_counter() - start
+    return aggregates, time.perf_counter() - start, stats
 
 
 def _batch(model: Sequential, loss: Any, bags: Bags, y: np.ndarray, lr: float, policy: RefreshPolicy,
-           guarded: GuardedScheme, watch: _Watch | None) -> None:
-    """One batch: every review at the batch's starting weights, the summed updates landed at its end."""
+           guarded: GuardedScheme, watch: _Watch | None) -> int:
+    """One batch: every review at the batch's starting weights, the summed updates landed at its end.
+
+    Returns how many reviews' ``w12`` updates one refresh carried (see :class:`_Accumulator`).
+    """
     embedding, linear = model[0], model[1]
     raw = guarded.inner_scheme
     w12_sum = _Accumulator(raw, policy, 2.0 * lr * HIDDEN_BOUND, len(bags))
@@ -119,6 +130,7 @@ def _batch(model: Sequential, loss: Any, bags: Bags, y: np.ndarray, lr: float, p
         for landing, update in rows:
             table.index_add_(landing, -update)
     policy.new_step()
+    return w12_sum.limit if w12_sum.limit is not None else len(bags)
 
 
 def _landable(raw: he_core.Scheme, policy: RefreshPolicy, table: EncTensor, rows: np.ndarray, update: EncTensor,

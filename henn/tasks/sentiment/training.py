@@ -80,7 +80,7 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
     if batch_size != 1:
         if keyholder is None:
             raise ValueError("cannot train by mini-batches without a key holder (batch_size=1 trains without one)")
-        aggregates, seconds = fit_batched(model, keyholder, X, labels, config, batch_size, epochs=epochs,
+        aggregates, seconds, _ = fit_batched(model, keyholder, X, labels, config, batch_size, epochs=epochs,
                                           monitor_every=monitor_every)
         records = [{"reviews": a["samples"], "mae": a["value"]} for a in aggregates]
         return TrainResult(records, seconds, epochs * len(ids), keyholder.refresh_rounds - rounds)
