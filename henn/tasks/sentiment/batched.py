@@ -1,28 +1,27 @@
-"""Mini-batch training of the sentiment network: one refresh of each weight's update per batch.
+"""Mini-batch training of the sentiment network: every review at the batch's starting weights.
 
 Per-review SGD (:func:`henn.tasks.sentiment.train` with ``batch_size=1``) lands both
-updates after every review, and on a packing scheme each update is a masked refresh
-(CKKS: ``w12``'s update arrives at the floor level, ``g w12`` for ``W01``'s rows one
-level below the table). A batch of ``B`` reviews here is **exact mini-batch SGD**:
-every review of the batch sees the weights as the batch found them, and the batch's
-gradients are *summed* (the learning rate is per review, as in the per-review run) in
-two encrypted accumulators before anything lands:
+updates after every review; on CKKS each lands through a masked refresh (``w12``'s
+update arrives at the floor level in the gathered row's dirty packing, ``g w12`` for
+``W01``'s rows one level below the table). A batch of ``B`` reviews here is **exact
+mini-batch SGD**: every review of the batch sees the weights the batch started from, the
+batch's gradients are *summed* (``lr`` per review, as in the per-review run), and the
+updates land when the batch ends:
 
-* ``w12``: ``sum_b lr (s(z_b) - y_b) h_b``, a one-row sum, landed once (CKKS: one
-  refresh into ``w12``'s packing per batch instead of one per review);
-* ``W01``: each review's ``lr (s(z_b) - y_b) w12`` is scattered into the rows it named.
-  When the scheme takes that row in the table directly (``vhe``, ``plain``), the
-  scatters wait until the batch ends and land in the table; when it does not (CKKS:
-  the row is one level below the table), they land in a **table-shaped accumulator at
-  the row's own level** (a plain integer-polynomial product per touched ciphertext,
-  no level, no key holder), and the accumulator is refreshed once per batch into the
-  table's packing and level and added to the table (one round for the whole table).
+* ``w12``: ``sum_b lr (s(z_b) - y_b) h_b`` is summed in an encrypted accumulator. A
+  scheme whose ``w12`` takes the sum as it is (``vhe``, ``plain``) lands it once; CKKS
+  moves it into ``w12``'s packing once per ``K`` reviews, ``K`` being the most reviews
+  whose summed bound the refresh's mask still covers at the floor level (the key
+  holder's own mask sizing decides; 5 on the 20,000-review IMDB job), instead of once
+  per review;
+* ``W01``: each review's ``lr (s(z_b) - y_b) w12`` is made landable (CKKS: refreshed into
+  the table's level, as per review) and scattered into the rows the review named when
+  the batch ends.
 
-What stays per review: the gather, the logit and its refresh into the polynomial's
-layout (CKKS), the polynomial, and the scatter into the accumulator. The logit's
-refresh cannot be shared by the batch under the masked protocol: each review's logit
-is one coefficient of its own gathered product, every other coefficient of which holds
-rows shifted there by the gather (see docs/performance.md, "Batched training on ckks").
+What a batch cannot share under the masked protocol (each review's logit is one
+coefficient of its own gathered product, all other coefficients garbage; a ``W01`` row
+must reach the table's level on its own; the refresh cannot move values between
+coefficients and slots) is in docs/performance.md, "Batched training on ckks".
 """
 from __future__ import annotations
 
@@ -79,6 +78,7 @@ def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels:
     y = np.asarray(labels, dtype=np.float64).reshape(-1, 1)
     n = len(bags)
     stats: dict = {"rounds_per_batch": [], "w12_reviews_per_refresh": None}
+    limits: dict = {}  # the accumulator's K, found once per run
     bind_parameters(model, guarded)
     start = time.perf_counter()
     try:
@@ -86,7 +86,7 @@ def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels:
             for lo in range(0, n, batch_size):
                 idx = np.arange(lo, min(lo + batch_size, n))
                 before = keyholder.refresh_rounds
-                limit = _batch(model, loss, bags.take(idx), y[idx], config.lr, policy, guarded, watch)
+                limit = _batch(model, loss, bags.take(idx), y[idx], config.lr, policy, guarded, watch, limits)
                 stats["rounds_per_batch"].append(keyholder.refresh_rounds - before)
                 stats["w12_reviews_per_refresh"] = limit if stats["w12_reviews_per_refresh"] is None \
                     else min(limit, stats["w12_reviews_per_refresh"])
@@ -99,14 +99,14 @@ def fit_batched(model: Sequential, keyholder: MaskedRefresh, bags: Bags, labels:
 
 
 def _batch(model: Sequential, loss: Any, bags: Bags, y: np.ndarray, lr: float, policy: RefreshPolicy,
-           guarded: GuardedScheme, watch: _Watch | None) -> int:
+           guarded: GuardedScheme, watch: _Watch | None, limits: dict) -> int:
     """One batch: every review at the batch's starting weights, the summed updates landed at its end.
 
     Returns how many reviews' ``w12`` updates one refresh carried (see :class:`_Accumulator`).
     """
     embedding, linear = model[0], model[1]
     raw = guarded.inner_scheme
-    w12_sum = _Accumulator(raw, policy, 2.0 * lr * HIDDEN_BOUND, len(bags))
+    w12_sum = _Accumulator(raw, policy, update_bound_for(lr, 1), len(bags), limits)
     rows: list[tuple[np.ndarray, EncTensor]] = []
     for b, bag in enumerate(bags.bags):
         h, _ = embedding.forward_train(bags.take([b]))
@@ -124,13 +124,14 @@ def _batch(model: Sequential, loss: Any, bags: Bags, y: np.ndarray, lr: float, p
         rows.append((landing, _landable(raw, policy, embedding.weight.value, landing, update, lr)))
         policy.new_step()  # a review's cached refreshes are not the next review's
     # Everything computed at the batch's starting weights: now land the updates.
-    linear.weight.value.index_add_([0], -w12_sum.total(linear.weight.value))
+    with policy.bounded(update_bound_for(lr, len(bags))):
+        linear.weight.value.index_add_([0], -w12_sum.total(linear.weight.value))
     table = embedding.weight.value
-    with policy.bounded(2.0 * lr * HIDDEN_BOUND):
+    with policy.bounded(update_bound_for(lr, 1)):
         for landing, update in rows:
             table.index_add_(landing, -update)
     policy.new_step()
-    return w12_sum.limit if w12_sum.limit is not None else len(bags)
+    return min(limits.get("w12", len(bags)), len(bags))
 
 
 def _landable(raw: he_core.Scheme, policy: RefreshPolicy, table: EncTensor, rows: np.ndarray, update: EncTensor,
@@ -140,7 +141,7 @@ def _landable(raw: he_core.Scheme, policy: RefreshPolicy, table: EncTensor, rows
         raw.check_index_add(table.ct, rows, update.ct)
         return update
     except he_core.RefreshRequired as exc:
-        with policy.bounded(2.0 * lr * HIDDEN_BOUND):
+        with policy.bounded(update_bound_for(lr, 1)):
             return EncTensor(update.scheme, policy.move(raw, exc.ciphertext, exc.target))
 
 
@@ -154,12 +155,12 @@ class _Accumulator:
     weight takes the sum as it is (no refresh) just sums.
     """
 
-    def __init__(self, raw: he_core.Scheme, policy: RefreshPolicy, per_review: float, reviews: int):
+    def __init__(self, raw: he_core.Scheme, policy: RefreshPolicy, per_review: float, reviews: int, limits: dict):
         self.raw, self.policy, self.per_review, self.reviews = raw, policy, per_review, reviews
+        self.limits = limits  # shared by the run's batches: K is found once
         self.open: EncTensor | None = None
         self.count = 0
         self.moved: EncTensor | None = None
-        self.limit: int | None = None
 
     def add(self, term: EncTensor, weight: EncTensor) -> None:
         if self.open is not None and self.count >= self._limit(weight):
@@ -183,16 +184,28 @@ class _Accumulator:
 
     def _limit(self, weight: EncTensor) -> int:
         """Reviews one refresh of the open sum may cover: as many as its mask still fits (all without refreshes)."""
-        if self.limit is None:
+        if "w12" not in self.limits:
             target = self._target(weight)
-            if target is None:
-                self.limit = self.reviews
-            else:
-                level = int(self.raw.budget(self.open.ct)["remaining"])
-                fits = [k for k in range(1, self.reviews + 1) if self.policy.keyholder.levels_reserved(
-                    self.open.ct, target, value_bound=k * self.per_review) <= level]
-                self.limit = max(fits, default=1)
-        return self.limit
+            self.limits["w12"] = self.reviews if target is None else self._fitting(target)
+        return self.limits["w12"]
+
+    def _fitting(self, target: Any) -> int:
+        """The largest ``k`` whose bound ``k * per_review`` the mask fits at the open sum's level (at least 1)."""
+        level = int(self.raw.budget(self.open.ct)["remaining"])
+
+        def fits(k: int) -> bool:
+            return self.policy.keyholder.levels_reserved(self.open.ct, target, value_bound=k * self.per_review) <= level
+
+        low, high = 1, 1
+        while fits(2 * high) and 2 * high <= 1 << 20:  # the mask's width grows with log2 k
+            high *= 2
+        if high == 1 and not fits(2):
+            return 1
+        low, high = high, 2 * high  # fits(low), not fits(high)
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        return low
 
     def _move(self, weight: EncTensor) -> None:
         target = self._target(weight)
