@@ -194,3 +194,29 @@ def test_ckks_batched_refuses_a_bad_batch_size(ckks, data, bad):
     with pytest.raises(ValueError, match="batch_size"):
         fit_batched(_model(scheme, data), keyholder, Bags(data.train_ids[:2], len(data.vocab)),
                     data.train_labels[:2], CONFIG, bad)
+
+
+def test_ckks_batched_refreshes_are_ones_the_job_allows(ckks, data):
+    """The owner's job learns its allowed refreshes from a per-review dry run: a batched trainer asks for no other.
+
+    (The summed ``w12`` update is the per-review update's signature: same shape, layout and
+    levels; only its mask is wider, sized on the trainer's side.)
+    """
+    from henn import jobs
+    from henn.training.targets import RecordingKeyHolder
+
+    scheme, keyholder = ckks
+    secret = keyholder.export_secret_key()
+    model = _model(scheme, data)
+    w = T.weights(model)
+    allowed = T.learn_targets(scheme, secret, w["W01"].ct, w["w12"].ct, CONFIG, keyholder.terms)
+    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme=scheme.name,
+                        params_id=scheme.params_id, terms=keyholder.terms, targets=allowed,
+                        scale_log2=math.log2(scheme.params.default_scale), model={"task": "test"})
+    recording = RecordingKeyHolder(scheme, secret, terms=keyholder.terms)
+    _, _, stats = fit_batched(model, recording, Bags(data.train_ids[:B], len(data.vocab)), data.train_labels[:B],
+                              CONFIG, B)
+    # logits and rows, the w12 sums, w12's first re-packing
+    assert len(recording.signatures) == 2 * B + math.ceil(B / stats["w12_reviews_per_refresh"]) + 1
+    assert all(spec.allows(sig) for sig in recording.signatures), [s for s in recording.signatures
+                                                                   if not spec.allows(s)]
