@@ -17,6 +17,7 @@ from ...embedding import Bags
 from ...keyholder import MaskedRefresh
 from ...module import Sequential
 from ...training.fit import fit
+from .batched import fit_batched
 from .job import MONITOR_EVERY
 from .network import VALUE_BOUND, SentimentConfig, update_bound
 
@@ -52,8 +53,8 @@ class TrainResult:
 
 def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.ndarray], labels: np.ndarray,
           config: SentimentConfig, *, epochs: int = 1, monitor_every: int | None = MONITOR_EVERY,
-          progress: bool | str | dict = False) -> TrainResult:
-    """Per-review SGD on ciphertexts: :func:`~henn.training.fit.fit`, one review per step, in data order.
+          progress: bool | str | dict = False, batch_size: int = 1) -> TrainResult:
+    """SGD on ciphertexts in data order: per review (:func:`~henn.training.fit.fit`), or by mini-batches.
 
     Args:
         model: the encrypted network (:func:`build_model`; updated in place).
@@ -65,12 +66,24 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
         config: the learning rate and polynomial sigmoid.
         epochs: passes over the reviews (same order each pass).
         monitor_every: reviews per released aggregate (``None``: release nothing).
-        progress: show a progress bar (see :func:`~henn.training.fit.fit`).
+        progress: show a progress bar (see :func:`~henn.training.fit.fit`; per-review runs only).
+        batch_size: reviews per step. 1 is the tutorial's per-review SGD through
+            :func:`~henn.training.fit.fit`; more runs :func:`.batched.fit_batched` (every
+            review of a batch at the batch's starting weights, the updates summed, ``lr``
+            per review; needs a key holder), which moves each weight's summed update as
+            rarely as the refresh masks allow.
     """
     if len(labels) != len(ids):
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
     X = Bags(ids, model[0].in_features)
     rounds = keyholder.refresh_rounds if keyholder is not None else 0
+    if batch_size != 1:
+        if keyholder is None:
+            raise ValueError("cannot train by mini-batches without a key holder (batch_size=1 trains without one)")
+        aggregates, seconds, _ = fit_batched(model, keyholder, X, labels, config, batch_size, epochs=epochs,
+                                          monitor_every=monitor_every)
+        records = [{"reviews": a["samples"], "mae": a["value"]} for a in aggregates]
+        return TrainResult(records, seconds, epochs * len(ids), keyholder.refresh_rounds - rounds)
     history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder, lr=config.lr, epochs=epochs,
                   batch_size=1, loss=config.make_loss(), shuffle=False, value_bound=VALUE_BOUND,
                   update_bound=update_bound(config), monitor=monitor_every is not None,

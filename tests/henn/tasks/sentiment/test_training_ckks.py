@@ -11,15 +11,19 @@ refresh has room for its mask).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 import he_core
 from henn.data.synthetic import make_reviews
 from henn.data.text import TextConfig
+from henn.embedding import Bags
 from henn.keyholder import KeyHolder
 from henn.tasks import sentiment as T
 from henn.tasks.sentiment import SentimentConfig, init_weights
+from henn.tasks.sentiment.batched import fit_batched
 from he_core.schemes.ckks.coeff import TABLE_LEVEL
 
 from .test_training import reference_errors
@@ -133,3 +137,86 @@ def test_refresh_keeps_a_table_a_table(ckks, data):
     assert fresh.ct.meta.get("coeff") and scheme.level(fresh.ct) == TABLE_LEVEL
     np.testing.assert_allclose(_exact(keyholder, fresh), _exact(keyholder, W01), atol=1e-9)
     assert isinstance(keyholder, KeyHolder)
+
+
+# ---------------------------------------------------------------- mini-batches (train(..., batch_size=B))
+# Against the NumPy reference run by the same mini-batches, and the refresh rounds each batch
+# costs, from the key holder's own counter: per review the logit (into the polynomial's
+# constant) and the W01 row (into the table's level); per batch ceil(B / K) moves of w12's
+# summed update, K being how many reviews' sum the floor level's mask still covers.
+BATCH_REVIEWS = 8
+B = 4
+
+
+def test_ckks_batched_training_matches_the_batched_reference(ckks, data):
+    scheme, keyholder = ckks
+    model = _model(scheme, data)
+    before = keyholder.refresh_rounds
+    n = BATCH_REVIEWS
+    _, _, stats = fit_batched(model, keyholder, Bags(data.train_ids[:n], len(data.vocab)), data.train_labels[:n],
+                              CONFIG, B)
+    part = T.Prepared(data.vocab, data.train_ids[:n], data.train_labels[:n], data.val_ids, data.val_labels)
+    ref = T.train_reference(part, CONFIG, activation=CONFIG.make_activation().value, init=_init(data), batch_size=B)
+    W01, w12 = _exact(keyholder, T.weights(model)["W01"]), _exact(keyholder, T.weights(model)["w12"])[0]
+    # Measured: 7e-8 on both weights after 4 batches of 4 (CKKS noise at 54-bit scales and the
+    # refreshes' one-unit roundings); the bound is the per-review test's.
+    np.testing.assert_allclose(W01, ref["W01"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(w12, ref["w12"], rtol=0, atol=1e-6)
+    assert np.max(np.abs(ref["W01"])) > 1e-3  # W01 (from zero) moved by 1000x the tolerance
+    W01_ct = T.weights(model)["W01"].ct
+    assert scheme.level(W01_ct) == TABLE_LEVEL and W01_ct.meta.get("coeff")  # never lowered
+    k = stats["w12_reviews_per_refresh"]
+    assert 2 <= k <= B  # a real sum: fewer w12 refreshes than reviews
+    expected = [2 * B + math.ceil(B / k)] * (n // B)
+    expected[0] += 1  # w12 re-packed once, at the start, for the logit's inner product
+    assert stats["rounds_per_batch"] == expected
+    assert keyholder.refresh_rounds - before == sum(expected)
+
+
+def test_ckks_batch_of_one_refreshes_as_per_review_sgd(ckks, data):
+    scheme, keyholder = ckks
+    a, b = _model(scheme, data), _model(scheme, data)
+    r0 = keyholder.refresh_rounds
+    T.train(a, keyholder, data.train_ids[:3], data.train_labels[:3], CONFIG, monitor_every=None)
+    r1 = keyholder.refresh_rounds
+    _, _, stats = fit_batched(b, keyholder, Bags(data.train_ids[:3], len(data.vocab)), data.train_labels[:3],
+                              CONFIG, 1)
+    assert r1 - r0 == keyholder.refresh_rounds - r1 == 3 * 3 + 1
+    assert stats["rounds_per_batch"] == [4, 3, 3]
+    for name in ("W01", "w12"):
+        np.testing.assert_allclose(_exact(keyholder, T.weights(a)[name]), _exact(keyholder, T.weights(b)[name]),
+                                   rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [0, 2.5])
+def test_ckks_batched_refuses_a_bad_batch_size(ckks, data, bad):
+    scheme, keyholder = ckks
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_batched(_model(scheme, data), keyholder, Bags(data.train_ids[:2], len(data.vocab)),
+                    data.train_labels[:2], CONFIG, bad)
+
+
+def test_ckks_batched_refreshes_are_ones_the_job_allows(ckks, data):
+    """The owner's job learns its allowed refreshes from a per-review dry run: a batched trainer asks for no other.
+
+    (The summed ``w12`` update is the per-review update's signature: same shape, layout and
+    levels; only its mask is wider, sized on the trainer's side.)
+    """
+    from henn import jobs
+    from henn.training.targets import RecordingKeyHolder
+
+    scheme, keyholder = ckks
+    secret = keyholder.export_secret_key()
+    model = _model(scheme, data)
+    w = T.weights(model)
+    allowed = T.learn_targets(scheme, secret, w["W01"].ct, w["w12"].ct, CONFIG, keyholder.terms)
+    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme=scheme.name,
+                        params_id=scheme.params_id, terms=keyholder.terms, targets=allowed,
+                        scale_log2=math.log2(scheme.params.default_scale), model={"task": "test"})
+    recording = RecordingKeyHolder(scheme, secret, terms=keyholder.terms)
+    _, _, stats = fit_batched(model, recording, Bags(data.train_ids[:B], len(data.vocab)), data.train_labels[:B],
+                              CONFIG, B)
+    # logits and rows, the w12 sums, w12's first re-packing
+    assert len(recording.signatures) == 2 * B + math.ceil(B / stats["w12_reviews_per_refresh"]) + 1
+    assert all(spec.allows(sig) for sig in recording.signatures), [s for s in recording.signatures
+                                                                   if not spec.allows(s)]
