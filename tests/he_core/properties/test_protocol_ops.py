@@ -1,0 +1,235 @@
+"""Campaign over the optional protocols (:mod:`he_core.protocols`), on every scheme that declares each.
+
+A property whose capability the scheme lacks checks that asking raises
+:class:`he_core.CapabilityError` instead (once per scheme), so every (scheme, operation)
+pair is exercised. Oracle and case counts: :mod:`campaign`.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import he_core
+from he_core import Capability, KeyRequirements, SeededRandom
+from he_core.schemes.ckks import noise
+
+from ...henn.errbound import ErrBoundParams, ErrBoundScheme
+from .campaign import CAMPAIGN, LINEAR, PRODUCT, SIZES, arrays, round_off, shapes
+from .test_core_ops import encrypted
+
+
+def needs(ctx, capability: Capability, op: str) -> None:
+    """Skip the property where ``capability`` is missing, after checking that ``op`` then raises CapabilityError."""
+    if ctx.scheme.supports(capability):
+        return
+    with pytest.raises(he_core.CapabilityError):
+        getattr(ctx.scheme, op)
+    pytest.skip(f"{ctx.name} does not declare {capability.value}")
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_mul_and_square(ctx, data):
+    needs(ctx, Capability.CIPHER_MULTIPLY, "mul")
+    rows, size = data.draw(shapes())
+    y_shape = (data.draw(st.sampled_from([rows, 1])), data.draw(st.sampled_from([size, 1])))
+    # On CKKS a size-1 operand is replicated over the other's vectors first (masks: one more level).
+    depth = 2 if y_shape[1] != size else 1
+    x, a = encrypted(ctx, data, (rows, size), PRODUCT, min_level=depth)
+    y, b = encrypted(ctx, data, y_shape, PRODUCT, min_level=depth)
+    if data.draw(st.booleans()):
+        x, a, y, b = y, b, x, a
+    out = ctx.scheme.mul(a, b)
+    ctx.check("mul", out, ctx.dec(out), x * y, roundings=1)
+    out = ctx.scheme.square(a)
+    ctx.check("square", out, ctx.dec(out), x * x, roundings=1)
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_mul_unrescaled_then_rescale(ctx, data):
+    needs(ctx, Capability.RESCALE, "rescale")
+    shape = data.draw(shapes())
+    x, a = encrypted(ctx, data, shape, ctx.unrescaled, min_level=1)
+    y, b = encrypted(ctx, data, shape, ctx.unrescaled, min_level=1)
+    raw = ctx.scheme.mul(a, b, rescale=False)
+    ctx.check("mul(rescale=False)", raw, ctx.dec(raw), x * y)
+    out = ctx.scheme.rescale(raw)
+    ctx.check("rescale(product)", out, ctx.dec(out), x * y, roundings=1)
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_inner(ctx, data):
+    needs(ctx, Capability.INNER_PRODUCT, "inner")
+    rows, size = data.draw(shapes())
+    x, a = encrypted(ctx, data, (rows, size), PRODUCT, min_level=1)
+    y, b = encrypted(ctx, data, (data.draw(st.sampled_from([rows, 1])), size), PRODUCT, min_level=1)
+    out = ctx.scheme.inner(a, b)
+    want = np.sum(x * y, axis=1, keepdims=True)
+    ctx.check("inner", out, ctx.dec(out), want, roundings=1,
+              reorder=round_off(size, np.sum(np.abs(x * y), axis=1, keepdims=True)))
+
+
+def polyval_bound(ctx, x: np.ndarray, coeffs) -> np.ndarray:
+    """vhe: the worst-case fixed-point error of the same circuit (tests/henn/errbound.py)."""
+    twin = ErrBoundScheme(ErrBoundParams(unit_bits=ctx.scheme.params.scale_bits))
+    keys = twin.keygen()
+    return twin.error_bound(twin.polyval(twin.encrypt(x, keys.secret), coeffs))
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_polyval(ctx, data):
+    needs(ctx, Capability.CIPHER_MULTIPLY, "polyval")
+    coeffs = [float(c) for c in data.draw(arrays(ctx, (data.draw(st.integers(1, 6)),), 1.0), label="coeffs")]
+    depth = he_core.circuits.polyval_depth_bound(len(coeffs) - 1) if len(coeffs) > 1 else 0
+    levels = ctx.scheme.params.levels if ctx.scheme.supports(Capability.LEVELS) else depth
+    if depth > levels:
+        coeffs = coeffs[:2 ** (levels - 1) + 1]  # the deepest polynomial the chain holds
+    x, a = encrypted(ctx, data, data.draw(shapes()), 2.0, min_level=levels)
+    out = ctx.scheme.polyval(a, coeffs)
+    want = np.polynomial.polynomial.polyval(x, coeffs)
+    terms = sum(abs(c) * np.abs(x) ** i for i, c in enumerate(coeffs))
+    ctx.check("polyval", out, ctx.dec(out), want, reorder=round_off(2 * len(coeffs) + 2, terms),
+              fixed_bound=polyval_bound(ctx, x, coeffs) if ctx.kind == "fixed" else None)
+
+
+def linear_key(ctx, matrix):
+    return ctx.scheme.make_linear_key(ctx.keys.secret, matrix, rng=SeededRandom(3))
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_matvec(ctx, data):
+    needs(ctx, Capability.LINEAR_TRANSFORM, "matvec")
+    rows, size = data.draw(shapes())
+    x, a = encrypted(ctx, data, (rows, size), PRODUCT, min_level=1)
+    m = data.draw(arrays(ctx, (data.draw(st.sampled_from(SIZES)), size), PRODUCT), label="matrix")
+    out = ctx.scheme.matvec(a, m, key=linear_key(ctx, m))
+    ctx.check("matvec", out, ctx.dec(out), x @ m.T, roundings=1, reorder=round_off(size, np.abs(x) @ np.abs(m).T))
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_rekey(ctx, data):
+    needs(ctx, Capability.REKEY, "rekey")
+    if not hasattr(ctx, "switch_key"):
+        ctx.switch_key = ctx.scheme.make_switch_key(ctx.keys.secret, ctx.other_keys.secret, rng=SeededRandom(4))
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR)
+    out = ctx.scheme.rekey(a, ctx.switch_key)
+    assert out.key_id == ctx.other_keys.secret.key_id
+    ctx.check("rekey", out, ctx.scheme.decrypt_exact_local(out, ctx.other_keys.secret), x)
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_sanitize_and_as_received(ctx, data):
+    needs(ctx, Capability.SANITIZE, "sanitize")
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR)
+    out = ctx.scheme.sanitize(a, rng=SeededRandom(data.draw(st.integers(0, 2**32))))
+    ctx.check("sanitize", out, ctx.dec(out), x)
+    bound = max(float(np.max(np.abs(x))), 1.0)
+    out = ctx.scheme.as_received(a, bound)
+    ctx.check("as_received", out, ctx.dec(out), x)
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_released_decryption(ctx, data):
+    """``decrypt`` (what may leave the key holder): exact schemes as they are; CKKS within flood + grid."""
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR)
+    got = ctx.scheme.decrypt(a, ctx.keys.secret, rng=SeededRandom(data.draw(st.integers(0, 2**32))))
+    bound = None
+    if ctx.kind == "approx":
+        report = ctx.scheme.release_report(a)
+        assert report["flooded"]
+        # the ciphertext's own noise, the flood (Gaussian, sigma = value_sigma, over every value) and the grid
+        bound = (ctx.scheme.noise_estimate(a)["slot_bound"] + noise.tail_factor(x.size) * report["value_sigma"]
+                 + report["grid"] / 2)
+    ctx.check("decrypt(released)", a, got, x, bound=bound)
+
+
+# ------------------------------------------------------------------ rotations (CKKS)
+@given(data=st.data())
+@CAMPAIGN
+def test_rotate(ctx, data):
+    needs(ctx, Capability.ROTATE, "rotate")
+    slots = ctx.scheme.params.slots
+    size = data.draw(st.sampled_from(SIZES))
+    x, a = encrypted(ctx, data, (1, size), LINEAR)
+    steps = data.draw(st.one_of(st.integers(-size - 1, size + 1), st.integers(-slots, slots)), label="steps")
+    out = ctx.scheme.rotate(a, steps)
+    padded = np.zeros(slots)
+    padded[:size] = x[0]
+    ctx.check("rotate", out, ctx.dec(out), np.roll(padded, -steps)[None, :size])
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_conjugate_and_sum_slots(ctx, data):
+    needs(ctx, Capability.ROTATE, "conjugate")
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR / 8)
+    out = ctx.scheme.conjugate(a)
+    ctx.check("conjugate", out, ctx.dec(out), x)
+    if ctx.scheme.level(a) == 0:  # summing masks first: a level (level 0: a named error, test_bad_inputs)
+        a = ctx.enc(x)
+    out = ctx.scheme.sum_slots(a)
+    ctx.check("sum_slots", out, ctx.dec(out), np.array([[x.sum()]]))
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_level_drop(ctx, data):
+    needs(ctx, Capability.LEVELS, "level_drop")
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR)
+    level = data.draw(st.integers(0, ctx.scheme.level(a)), label="to")
+    out = ctx.scheme.level_drop(a, level)
+    assert ctx.scheme.level(out) == level and out.scale == a.scale
+    ctx.check("level_drop", out, ctx.dec(out), x)
+
+
+# ------------------------------------------------------------------ exact integers (vhe)
+@given(data=st.data())
+@CAMPAIGN
+def test_refresh_and_rerandomize(ctx, data):
+    needs(ctx, Capability.EXACT, "rerandomize")
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR)
+    grown = ctx.scheme.add(a, ctx.scheme.neg(ctx.scheme.neg(a)))  # noise and key columns grown
+    out = ctx.scheme.rerandomize(grown)
+    ctx.check("rerandomize", out, ctx.dec(out), 2 * x)
+    out = ctx.scheme.refresh(grown, ctx.keys.secret, rng=SeededRandom(data.draw(st.integers(0, 2**32))))
+    assert out.meta["noise"] <= a.meta["noise"]
+    ctx.check("refresh", out, ctx.dec(out), 2 * x)
+
+
+# ------------------------------------------------------------------ the masked refresh
+@given(data=st.data())
+@CAMPAIGN
+def test_masked_refresh(ctx, data):
+    """The five steps of :class:`~he_core.protocols.Refreshable`, driven by henn's in-process key holder."""
+    needs(ctx, Capability.REFRESH, "apply_mask")
+    from henn.keyholder import KeyHolder, RefreshTerms
+
+    if not hasattr(ctx, "holder"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", he_core.SecurityWarning)
+            ctx.holder = KeyHolder(ctx.scheme, ctx.keys.secret, terms=RefreshTerms(),
+                                   rng=SeededRandom(5))
+    x, a = encrypted(ctx, data, data.draw(shapes()), LINEAR)
+    out = ctx.holder.refresh(a)
+    assert out.key_id == a.key_id and out.shape == a.shape
+    ctx.check("masked refresh", out, ctx.dec(out), x)
+
+
+def test_every_protocol_operation_is_covered():
+    """The campaign names each optional operation (a new protocol operation must get a property here)."""
+    covered = {"mul", "square", "polyval", "inner", "rescale", "matvec", "make_linear_key", "make_switch_key",
+               "rekey", "refresh_plan", "apply_mask", "reencrypt_masked", "remove_mask", "refresh_target_signature",
+               "sanitize", "as_received", "rotate", "conjugate", "sum_slots", "level", "level_drop",
+               "noise_estimate", "refresh", "rerandomize"}
+    assert set(he_core.protocols.OPTIONAL_OPERATIONS) <= covered, \
+        set(he_core.protocols.OPTIONAL_OPERATIONS) - covered
+    assert KeyRequirements  # (imported for the contexts' key sets)
