@@ -1,0 +1,142 @@
+"""he_core.schemes.ckks.encoder: the canonical embedding, against its definition.
+
+Slot j of a polynomial m is m(zeta^(5^j)) with zeta = exp(i pi / N). The references here
+evaluate that sum directly (O(N^2), small N), multiply polynomials modulo X^N + 1 by
+schoolbook convolution, and apply X -> X^5 by moving coefficients: the encoder must agree
+with all three, and round by at most 1/2 per coefficient.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from he_core.errors import EncodingError
+from he_core.schemes.ckks import encoder
+
+SMALL = (4, 8, 16, 32, 64)
+
+
+def slots_of(m: np.ndarray) -> np.ndarray:
+    """The definition: m(zeta^(5^j)) for j < N/2, by direct evaluation."""
+    n = m.shape[0]
+    zeta = np.exp(1j * np.pi / n)
+    points = np.array([zeta ** pow(5, j, 2 * n) for j in range(n // 2)])
+    return np.array([np.sum(m * p ** np.arange(n)) for p in points])
+
+
+def negacyclic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b modulo X^N + 1, schoolbook (exact on Python ints)."""
+    n = a.shape[0]
+    out = [0] * n
+    for i in range(n):
+        for j in range(n):
+            k, sign = (i + j, 1) if i + j < n else (i + j - n, -1)
+            out[k] += sign * int(a[i]) * int(b[j])
+    return np.array(out, dtype=object)
+
+
+def automorphism(m: np.ndarray, g: int) -> np.ndarray:
+    """m(X^g) modulo X^N + 1 (X^N = -1)."""
+    n = m.shape[0]
+    out = np.zeros(n, dtype=m.dtype)
+    for i, c in enumerate(m):
+        k = (i * g) % (2 * n)
+        if k < n:
+            out[k] += c
+        else:
+            out[k - n] -= c
+    return out
+
+
+complex_slots = st.sampled_from(SMALL).flatmap(lambda n: hnp.arrays(
+    np.complex128, n // 2, elements=st.complex_numbers(max_magnitude=100, allow_nan=False, allow_infinity=False)))
+
+
+@given(z=complex_slots, log_scale=st.integers(10, 40))
+@settings(max_examples=40, deadline=None)
+def test_decode_is_the_canonical_embedding(z, log_scale):
+    n, scale = 2 * z.shape[0], 2.0**log_scale
+    m = encoder.encode(z, n, scale)
+    np.testing.assert_allclose(encoder.decode(m, scale), slots_of(m.astype(np.float64)) / scale, atol=1e-9 * n)
+
+
+@given(z=complex_slots, log_scale=st.integers(10, 40))
+@settings(max_examples=40, deadline=None)
+def test_encoding_rounds_each_coefficient_by_at_most_one_half(z, log_scale):
+    """The slot error of encode-then-decode is the embedding of the rounding: at most N / (2 scale)."""
+    n, scale = 2 * z.shape[0], 2.0**log_scale
+    err = np.abs(encoder.decode(encoder.encode(z, n, scale), scale) - z)
+    assert err.max() <= n / (2 * scale) + 1e-12 * (1 + np.abs(z).max())
+
+
+@given(z=complex_slots)
+@settings(max_examples=20, deadline=None)
+def test_real_slots_make_real_coefficients_and_conjugate_slots(z):
+    """The encoder fills the conjugate half, so coefficients are real; decode returns the slots, not their conjugates."""
+    n = 2 * z.shape[0]
+    m = encoder.encode(z, n, 2.0**30)
+    assert m.dtype == np.int64
+    assert np.allclose(encoder.decode(m, 2.0**30), z, atol=n * 2.0**-30)
+
+
+@given(data=st.data(), n=st.sampled_from((8, 16, 32)))
+@settings(max_examples=25, deadline=None)
+def test_products_of_polynomials_multiply_slots(data, n):
+    za = data.draw(hnp.arrays(np.float64, n // 2, elements=st.floats(-8, 8)))
+    zb = data.draw(hnp.arrays(np.float64, n // 2, elements=st.floats(-8, 8)))
+    scale = 2.0**20
+    prod = negacyclic(encoder.encode(za, n, scale), encoder.encode(zb, n, scale)).astype(np.float64)
+    got = encoder.decode(prod, scale * scale)
+    # each factor is off by its rounding (<= n / (2 scale) per slot); the product carries both
+    tol = n / (2 * scale) * (np.abs(za) + np.abs(zb) + n / scale) + 1e-9
+    assert np.all(np.abs(got - za * zb) <= tol)
+
+
+@given(data=st.data(), n=st.sampled_from((8, 16, 32, 64)))
+@settings(max_examples=25, deadline=None)
+def test_the_automorphism_x_to_x5_rotates_the_slots_by_one(data, n):
+    z = data.draw(hnp.arrays(np.float64, n // 2, elements=st.floats(-8, 8)))
+    m = encoder.encode(z, n, 2.0**30)
+    got = encoder.decode(automorphism(m, 5).astype(np.float64), 2.0**30)
+    np.testing.assert_allclose(got, np.roll(z, -1), atol=n * 2.0**-30)
+    conj = encoder.decode(automorphism(m, 2 * n - 1).astype(np.float64), 2.0**30)
+    np.testing.assert_allclose(conj, np.conj(z), atol=n * 2.0**-30)
+
+
+@given(rows=st.integers(1, 5), n=st.sampled_from(SMALL + (1024,)), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=20, deadline=None)
+def test_encode_many_is_encode_of_each_row(rows, n, seed):
+    z = np.random.default_rng(seed).uniform(-100, 100, (rows, n // 2))
+    many = encoder.encode_many(z, n, 2.0**35)
+    expect = np.array([encoder.encode(r, n, 2.0**35) for r in z])
+    # one batched FFT against one per row: a coefficient may round the other way at an exact half
+    assert many.shape == (rows, n) and many.dtype == np.int64
+    assert np.abs(many - expect).max() <= 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda: encoder.encode(np.zeros(3), 8, 2.0**20),
+    lambda: encoder.encode(np.array([np.nan, 0, 0, 0]), 8, 2.0**20),
+    lambda: encoder.encode(np.array([np.inf, 0, 0, 0]), 8, 2.0**20),
+    lambda: encoder.encode(np.zeros(4), 8, 0.0),
+    lambda: encoder.encode(np.zeros(4), 8, np.inf),
+    lambda: encoder.encode(np.full(4, 2.0**30), 8, 2.0**40),
+    lambda: encoder.encode_many(np.zeros(4), 8, 2.0**20),
+    lambda: encoder.encode_many(np.zeros((2, 3)), 8, 2.0**20),
+    lambda: encoder.encode_many(np.full((1, 4), np.nan), 8, 2.0**20),
+    lambda: encoder.encode_many(np.zeros((1, 4)), 8, -1.0),
+    lambda: encoder.encode_many(np.full((1, 4), 2.0**30), 8, 2.0**40),
+], ids=["slot-count", "nan", "inf", "zero-scale", "inf-scale", "beyond-2^62", "many-1d", "many-count", "many-nan",
+        "many-scale", "many-beyond-2^62"])
+def test_bad_input_is_refused(call):
+    with pytest.raises(EncodingError, match="cannot encode"):
+        call()
+
+
+def test_the_largest_encodable_coefficient_is_just_below_2_62():
+    n, scale = 8, 1.0
+    # a constant slot vector c encodes to the constant polynomial c
+    assert encoder.encode(np.full(4, 2.0**62 - 2**10), n, scale)[0] == 2**62 - 2**10
+    with pytest.raises(EncodingError):
+        encoder.encode(np.full(4, 2.0**62), n, scale)
