@@ -130,7 +130,7 @@ class Ctx:
         err = np.abs(got - want)
         stat = STATS[f"{self.label}:{op}"]
         stat["cases"] += 1
-        if stat["cases"] % 500 == 0:
+        if stat["cases"] % 100 == 0:
             _write_report()  # a long campaign stopped early still leaves its counts
         if self.kind == "float":
             if np.all(np.asarray(reorder) == 0):
