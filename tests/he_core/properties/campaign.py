@@ -38,8 +38,6 @@ from hypothesis.extra import numpy as hnp
 
 import he_core
 from he_core import KeyRequirements, SeededRandom
-from he_core.schemes.ckks import CkksParams
-from he_core.schemes.vhe import VheParams
 
 THOROUGH = settings.get_current_profile_name() == "thorough"
 DEFAULT_EXAMPLES = 6

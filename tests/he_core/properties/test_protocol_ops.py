@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import he_core
-from he_core import Capability, KeyRequirements, SeededRandom
+from he_core import Capability, SeededRandom
 from he_core.schemes.ckks import layout, noise
 
 from ...henn.errbound import ErrBoundParams, ErrBoundScheme
@@ -235,4 +235,3 @@ def test_every_protocol_operation_is_covered():
                "noise_estimate", "refresh", "rerandomize"}
     assert set(he_core.protocols.OPTIONAL_OPERATIONS) <= covered, \
         set(he_core.protocols.OPTIONAL_OPERATIONS) - covered
-    assert KeyRequirements  # (imported for the contexts' key sets)

@@ -1,6 +1,4 @@
 """he_core.schemes.vhe.params: validated integer parameters and the ranges derived from them."""
-import math
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
