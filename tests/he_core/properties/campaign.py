@@ -25,6 +25,7 @@ cases run per (scheme, operation) and the worst CKKS error ratio.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import math
 import os
@@ -161,6 +162,9 @@ def round_off(n: int, *terms: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- strategies
+# Strategies are built once per distinct argument set: building and validating them on
+# every draw costs about as much as the plain scheme's operations.
+@functools.lru_cache(maxsize=None)
 def shapes(max_rows: int = MAX_ROWS) -> st.SearchStrategy[tuple[int, int]]:
     return st.tuples(st.integers(1, max_rows), st.sampled_from(SIZES))
 
@@ -171,13 +175,17 @@ def arrays(ctx: Ctx, shape, bound: float) -> st.SearchStrategy[np.ndarray]:
     On vhe the values lie on the fixed-point grid, so encoding is exact and every
     difference from the oracle is the scheme's own.
     """
-    if ctx.kind == "fixed":
-        top = int(bound / ctx.unit)
-        unit = ctx.unit
+    return _arrays(ctx.kind, ctx.unit, tuple(shape), float(bound))
+
+
+@functools.lru_cache(maxsize=None)
+def _arrays(kind: str, unit: float, shape: tuple, bound: float) -> st.SearchStrategy[np.ndarray]:
+    if kind == "fixed":
+        top = int(bound / unit)
         return hnp.arrays(np.int64, shape, elements=st.integers(-top, top)).map(lambda a: a * unit)
     edges = st.sampled_from([0.0, -0.0, bound, -bound, 1.0, -1.0, 2.0**-30, -(2.0**-30)])
     floats = st.floats(-bound, bound, allow_nan=False, allow_infinity=False)
-    if ctx.kind == "approx":  # below 2^-500 the CKKS noise model's squares underflow (see test_bad_inputs)
+    if kind == "approx":  # below 2^-500 the CKKS noise model's squares underflow (see test_bad_inputs)
         floats = floats.map(lambda v: v if abs(v) >= 2.0**-500 else 0.0)
     return hnp.arrays(np.float64, shape, elements=st.one_of(edges, floats))
 
@@ -186,6 +194,7 @@ def scalars(ctx: Ctx, bound: float) -> st.SearchStrategy[float]:
     return arrays(ctx, (), bound).map(float)
 
 
+@functools.lru_cache(maxsize=None)
 def operand_shapes(shape: tuple[int, int]) -> st.SearchStrategy:
     """The plaintext operand shapes that broadcast against ``shape``: scalar, vector, column, full."""
     rows, size = shape
