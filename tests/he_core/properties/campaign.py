@@ -75,9 +75,10 @@ STATS: dict[str, dict] = defaultdict(lambda: {"cases": 0, "worst_ratio": 0.0})
 def _write_report() -> None:
     path = os.environ.get("HENN_CAMPAIGN_REPORT")
     if path and STATS:
-        with open(path, "w") as fh:
+        with open(path + ".tmp", "w") as fh:
             json.dump({"profile": settings.get_current_profile_name(), "examples": EXAMPLES, "stats": STATS},
                       fh, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)  # a reader never sees half a report
 
 
 atexit.register(_write_report)
