@@ -41,7 +41,7 @@ import he_core
 from he_core import KeyRequirements, SeededRandom
 
 THOROUGH = settings.get_current_profile_name() == "thorough"
-DEFAULT_EXAMPLES = 6
+DEFAULT_EXAMPLES = 8
 EXAMPLES = settings.default.max_examples if THOROUGH else DEFAULT_EXAMPLES
 if os.environ.get("HENN_CAMPAIGN_EXAMPLES"):  # a partial campaign, e.g. while a failure is being chased
     EXAMPLES = int(os.environ["HENN_CAMPAIGN_EXAMPLES"])
