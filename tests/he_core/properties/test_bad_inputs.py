@@ -268,3 +268,14 @@ def test_a_mask_that_is_not_a_mask_is_refused_by_name(ctx):
         pytest.skip("no masked refresh")
     with pytest.raises(he_core.ParameterError, match="cannot use the mask"):
         ctx.scheme.apply_mask(ctx.enc(np.ones((1, 2))), None)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (message): vhe's _check_range reports value_bound / 2^f 'at scale 2^f' "
+                   "whatever the result's scale, so an unrescaled product of 0.5 * 0.5 (0.25 at scale 2^2f, whose "
+                   "range is |v| < 1/8) is reported as 'values up to ~1.638e+04 ... (|v| < 8192)': the numbers "
+                   "contradict each other and name neither the value nor the limit (vhe/scheme.py _check_range)")
+def test_an_unrescaled_vhe_product_past_its_range_names_its_value(ctx):
+    if ctx.name != "vhe":
+        pytest.skip("vhe's fixed-point range")
+    with pytest.raises(HEOverflowError, match=r"values up to ~0\.25"):
+        ctx.scheme.mul_plain(ctx.enc(np.array([[0.5]])), 0.5, rescale=False)
