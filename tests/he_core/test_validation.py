@@ -70,6 +70,7 @@ def test_finite_reals_pass_and_nan_or_inf_are_refused(x):
             H._as_finite(x, "v")
 
 
+@pytest.mark.filterwarnings("ignore:Casting complex values")
 @pytest.mark.parametrize("bad", [[1 + 1j], ["a"], {"a": 1}, ct()])
 def test_non_reals_are_type_errors(bad):
     with pytest.raises(TypeError):

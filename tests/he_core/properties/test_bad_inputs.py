@@ -48,6 +48,7 @@ def test_shapes_that_do_not_broadcast_are_refused(ctx, data):
             ctx.scheme.concat_rows([a, b])
 
 
+@pytest.mark.filterwarnings("ignore:Casting complex values")  # numpy warns on the way to the TypeError
 @given(data=st.data())
 @CAMPAIGN
 def test_plaintext_operands_that_do_not_fit_are_refused(ctx, data):
@@ -70,6 +71,7 @@ def test_plaintext_operands_that_do_not_fit_are_refused(ctx, data):
         ctx.scheme.lincomb(np.ones((2, rows + 1)), a)
 
 
+@pytest.mark.filterwarnings("ignore:Casting complex values")
 def test_values_to_encrypt_that_are_not_finite_reals_are_refused(ctx):
     for bad in ([[np.nan, 1.0]], [[np.inf]], [], [[[1.0]]], np.zeros((0, 3))):
         with pytest.raises(EncodingError):
@@ -162,6 +164,7 @@ def test_the_edge_of_the_range_is_accepted_and_past_it_refused(ctx, data):
         ctx.enc(past)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the twin computes in float64 and overflows
 def test_products_past_the_range_are_refused(ctx):
     if ctx.kind == "float":  # float64 overflow surfaces at decryption, as a wrap would
         big = ctx.enc(np.array([[1e200]]))
