@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from he_core import KeyRequirements, SeededRandom
 from he_core.errors import LevelExhaustedError, MismatchError
 from he_core.schemes.ckks import CkksParams, CkksScheme
-from he_core.schemes.ckks.arith import FREE_SCALAR_MIN, SCALE_TOLERANCE, scale_tolerance, scales_match
+from he_core.schemes.ckks.scales import FREE_SCALAR_MIN, scales_match
 
 SETTINGS = settings(max_examples=20, deadline=None)
 
@@ -123,14 +123,6 @@ def test_other_scalars_cost_one_level_and_land_on_the_working_scale(ctx, x, fact
     assert scheme.level(out) == scheme.level(a) - 1
     assert scales_match(out.scale, scheme._scale_at(scheme.level(out)))
     close(scheme, out, secret, x * factor)
-
-
-@given(scale=st.floats(2.0**10, 2.0**80))
-def test_the_scale_tolerance_is_the_larger_of_the_fixed_and_the_rounding_one(scale):
-    tol = scale_tolerance(scale)
-    assert tol == max(SCALE_TOLERANCE, 16.0 / scale)
-    assert scales_match(scale, scale * (1 + tol / 2)) and not scales_match(scale, scale * (1 + 2 * tol))
-    assert scales_match(scale * (1 + tol / 2), scale)  # symmetric
 
 
 def test_noise_metadata_grows_through_products_and_is_capped_by_the_modulus(ctx):
