@@ -246,5 +246,8 @@ def test_every_protocol_operation_is_covered():
                "rekey", "refresh_plan", "apply_mask", "reencrypt_masked", "remove_mask", "refresh_target_signature",
                "sanitize", "as_received", "rotate", "conjugate", "sum_slots", "level", "level_drop",
                "noise_estimate", "refresh", "rerandomize"}
-    assert set(he_core.protocols.OPTIONAL_OPERATIONS) <= covered, \
-        set(he_core.protocols.OPTIONAL_OPERATIONS) - covered
+    # Not here (yet): bootstrapping needs its own sparse-secret, many-level parameter sets and seconds per
+    # case; tests/he_core/schemes/ckks/bootstrap/ checks it. Any other new operation fails this test.
+    not_in_campaign = {"bootstrap", "bootstrap_plan", "bootstrap_keygen"}
+    assert set(he_core.protocols.OPTIONAL_OPERATIONS) <= covered | not_in_campaign, \
+        set(he_core.protocols.OPTIONAL_OPERATIONS) - covered - not_in_campaign
