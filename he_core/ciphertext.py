@@ -65,7 +65,8 @@ class Ciphertext:
 
     def describe(self) -> str:
         """One line naming where the ciphertext belongs, used in error messages."""
-        scale = f"2^{math.log2(self.scale):.2f}" if self.scale > 0 else str(self.scale)
+        real = isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool)
+        scale = f"2^{math.log2(self.scale):.2f}" if real and self.scale > 0 else repr(self.scale)
         return (f"{self.scheme} ciphertext (params {self.params_id}, key {self.key_id[:12]}, "
                 f"shape {self.shape}, scale {scale})")
 

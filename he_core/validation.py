@@ -57,15 +57,16 @@ class Checks:
     def _as_finite(values: Any, what: str) -> np.ndarray:
         if isinstance(values, Ciphertext):
             raise TypeError(f"{what} must be plaintext numbers, got a Ciphertext")
+        if np.iscomplexobj(values):  # before the cast, which would warn and drop the imaginary parts
+            raise TypeError(f"{what} must be real numbers, got complex values")
         try:
             array = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{what} must be real numbers, got {type(values).__name__}") from exc
-        if np.iscomplexobj(values):
-            raise TypeError(f"{what} must be real numbers, got complex values")
         if not np.all(np.isfinite(array)):
             raise EncodingError(f"{what} contains NaN or infinity")
-        return np.ascontiguousarray(array)
+        # A 0-d array stays a scalar (ascontiguousarray would make it a (1,) vector).
+        return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
     def _as_plain_matrix(self, values: Any) -> np.ndarray:
         array = self._as_finite(values, "values to encrypt")

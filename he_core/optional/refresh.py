@@ -54,7 +54,7 @@ class MaskedRefreshing:
         """Trainer: ``ct`` plus the mask, re-randomised (what is sent to the key holder)."""
         self.require(Capability.REFRESH)
         self._check_ct(ct)
-        check_mask(mask, mask.plan)
+        check_mask(mask, mask.plan if isinstance(mask, Mask) else None)
         return self._apply_mask(ct, mask, resolve(rng))
 
     def reencrypt_masked(self, masked: Ciphertext, target: Any, key: SecretKey, *,
@@ -79,7 +79,7 @@ class MaskedRefreshing:
         self.require(Capability.REFRESH)
         self._check_ct(fresh)
         self._check_ct(source)
-        check_mask(mask, mask.plan)
+        check_mask(mask, mask.plan if isinstance(mask, Mask) else None)
         if fresh.key_id != source.key_id or tuple(fresh.shape) != tuple(source.shape):
             raise MismatchError(f"cannot unmask: the answer {fresh.describe()} does not match the request "
                                 f"{source.describe()}")

@@ -85,19 +85,10 @@ def test_plain_matrices_are_non_empty_one_or_two_dimensional():
             H._as_plain_matrix(bad)
 
 
-ZERO_D = ("BUG: Checks._as_finite returns np.ascontiguousarray(array), which makes a 0-d array 1-d (numpy: "
-          "'ndim >= 1'), so a numpy scalar operand (np.float64(2.0), np.array(2.0)) reaches the schemes as a (1,) "
-          "vector: _as_plain_operand's ndim == 0 branch is dead, CKKS mul_plain takes the slot path and spends a "
-          "level where a Python float spends none, and encrypt(3.0) is taken as a (1, 1) batch. Fix: keep 0-d "
-          "arrays 0-d (np.require(array, requirements='C') or return array when it is already C-contiguous)")
-
-
-@pytest.mark.xfail(strict=True, reason=ZERO_D)
 def test_a_numpy_scalar_stays_a_scalar():
     assert H._as_finite(np.float64(2.0), "v").ndim == 0
 
 
-@pytest.mark.xfail(strict=True, reason=ZERO_D)
 def test_a_scalar_is_not_a_batch_to_encrypt():
     with pytest.raises(EncodingError, match="non-empty"):
         H._as_plain_matrix(3.0)
@@ -154,9 +145,6 @@ def test_validate_refuses_a_bad_scale(scale):
     H.validate(ct(scale=2.0**40))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: validate() builds its message with Ciphertext.describe(), which "
-                   "compares the scale with 0; a str or None scale (a malformed received ciphertext) raises TypeError "
-                   "from inside describe instead of the MismatchError validate documents")
 def test_validate_refuses_a_string_scale_by_name():
     with pytest.raises(MismatchError, match="invalid scale"):
         H.validate(ct(scale="1"))

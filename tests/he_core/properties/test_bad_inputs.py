@@ -262,10 +262,6 @@ def test_sizes_without_keys_are_refused(ctx):
         ctx.scheme.encrypt(np.ones((1, missing)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: apply_mask / remove_mask call check_mask(mask, mask.plan), reading "
-                   "mask.plan before check_mask's isinstance test, so a non-Mask raises AttributeError instead of "
-                   "ParameterError (he_core/optional/refresh.py; and the plan check there compares the mask's plan "
-                   "with itself)")
 def test_a_mask_that_is_not_a_mask_is_refused_by_name(ctx):
     if not ctx.scheme.supports(Capability.REFRESH):
         pytest.skip("no masked refresh")
