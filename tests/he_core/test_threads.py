@@ -1,0 +1,102 @@
+"""he_core.threads: the setting (HENN_THREADS, set_threads, default = available cores), its
+validation, how it reaches both native modules, and the one-thread build's warning."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from he_core import native, threads
+from he_core.errors import ParameterError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULES = ("vhe", "ckks")
+
+
+def run(code: str, **env) -> subprocess.CompletedProcess:
+    """A fresh interpreter (the environment is read once, at import) with extra variables."""
+    base = {k: v for k, v in os.environ.items() if k != threads.ENV}
+    full = {**base, "PYTHONPATH": ROOT, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=120)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 257, "0", "-2", "two", "", " ", "1.5", 2.0, True, None, [2]])
+def test_bad_counts_are_refused_with_a_value_error(bad):
+    with pytest.raises(ValueError, match="^cannot use threads="):
+        threads.set_threads(bad)
+    with pytest.raises(ParameterError):
+        threads.parse_threads(bad)
+
+
+def test_set_threads_reaches_every_loaded_module_and_using_threads_restores():
+    mods = [native.load(name) for name in MODULES]
+    before = threads.get_threads()
+    with threads.using_threads(3) as n:
+        assert n == 3 == threads.get_threads()
+        assert [m.lib.he_get_threads() for m in mods] == [3, 3]
+    assert threads.get_threads() == before
+    assert [m.lib.he_get_threads() for m in mods] == [before, before]
+
+
+def test_the_native_setter_refuses_out_of_range_counts():
+    lib = native.load("ckks").lib
+    assert lib.he_set_threads(0) == lib.HE_ERR_ARGUMENT
+    assert lib.he_set_threads(lib.HE_MAX_THREADS + 1) == lib.HE_ERR_ARGUMENT
+    assert lib.HE_MAX_THREADS == threads.MAX_THREADS
+
+
+def test_default_is_the_cores_this_process_may_use():
+    code = "from he_core import threads, native; print(threads.get_threads(), native.load('ckks').lib.he_get_threads())"
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**{k: v for k, v in os.environ.items() if k != threads.ENV}, "PYTHONPATH": ROOT})
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned.stdout.split() == ["1", "1"]
+    free = run(code)
+    cores = str(len(os.sched_getaffinity(0)))
+    assert free.stdout.split() == [cores, cores]
+
+
+def test_the_environment_variable_sets_and_is_validated():
+    code = "from he_core import threads, native; print(threads.get_threads(), native.load('vhe').lib.he_get_threads())"
+    assert run(code, HENN_THREADS="3").stdout.split() == ["3", "3"]
+    bad = run(code, HENN_THREADS="zero")
+    assert bad.returncode != 0 and "cannot use HENN_THREADS='zero'" in bad.stderr
+
+
+def test_threads_per_worker_never_oversubscribes():
+    assert threads.threads_per_worker(2, cores=2) == 1
+    assert threads.threads_per_worker(3, cores=8) == 2
+    assert threads.threads_per_worker(4, cores=2) == 1  # at least one each
+    with pytest.raises(ValueError):
+        threads.threads_per_worker(0)
+
+
+def test_the_modules_are_built_with_their_pool():
+    assert all(threads.threads_built(native.load(name)) for name in MODULES)
+
+
+class _NoPool:
+    """A stand-in for a module built with HENN_NO_THREADS (its he_threads_built says 0)."""
+
+    __name__ = "he_core.native._fake"
+
+    class lib:  # noqa: N801 - mirrors a cffi lib object
+        @staticmethod
+        def he_set_threads(n):
+            return 0
+
+        @staticmethod
+        def he_threads_built():
+            return 0
+
+
+def test_a_one_thread_build_says_so_once_when_more_threads_are_asked():
+    with threads.using_threads(2):
+        with pytest.warns(RuntimeWarning, match="built without threads"):
+            threads.apply(_NoPool())
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            threads.apply(_NoPool())  # said once per module
