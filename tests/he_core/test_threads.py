@@ -100,3 +100,36 @@ def test_a_one_thread_build_says_so_once_when_more_threads_are_asked():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             threads.apply(_NoPool())  # said once per module
+
+
+_FORK_RING: dict = {}
+
+
+def _forked_ntt(a):
+    """In the child: the same NTT with two threads, and whether it really used them."""
+    ring = _FORK_RING["ring"]
+    before = ring.lib.he_split_jobs()
+    out = ring.ntt(a.copy())
+    return out, ring.lib.he_split_jobs() > before
+
+
+def test_a_forked_child_starts_its_own_workers():
+    """The parent's workers do not exist in a forked child (as in a forked Dask or
+    multiprocessing worker): the child's first split job must start new ones, not hang."""
+    import multiprocessing
+
+    import numpy as np
+
+    from he_core.schemes.ckks.primes import ntt_primes
+    from he_core.schemes.ckks.ring import RnsRing
+
+    n = 4096
+    _FORK_RING.setdefault("ring", RnsRing(n, tuple(ntt_primes(50, n, 8))))
+    a = np.random.default_rng(0).integers(0, 2**40, (8, n), dtype=np.uint64)
+    with threads.using_threads(2):
+        want, used = _forked_ntt(a)  # the parent's pool is running
+        assert used
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            got, child_used = pool.apply_async(_forked_ntt, (a,)).get(timeout=60)
+    assert child_used
+    assert np.array_equal(got, want)
