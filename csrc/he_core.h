@@ -38,8 +38,9 @@
  * he_set_threads: 1 <= n <= HE_MAX_THREADS, else HE_ERR_ARGUMENT. he_get_threads: the
  * setting in force (always 1 in a build without threads). he_threads_built: 1 if the
  * module was built with its thread pool, 0 if every kernel runs on the calling thread.
- * he_split_jobs: how many kernel steps so far ran on more than one thread (for tests and
- * profiles; small steps stay on the calling thread, where waking workers costs more). */
+ * he_split_jobs: how many kernel steps so far had a worker thread take part (for tests and
+ * profiles; small steps stay on the calling thread, where waking workers costs more, and
+ * a worker the scheduler has not run by the time the caller has done every item stays out). */
 int he_set_threads(size_t n);
 size_t he_get_threads(void);
 int he_threads_built(void);

@@ -29,8 +29,10 @@ static struct {
     size_t started;        /* workers alive, numbered 1 .. started */
     unsigned long gen;     /* bumped once per job */
     unsigned long born[HE_MAX_THREADS];  /* gen when worker i was started */
-    size_t helpers;        /* workers 1 .. helpers take part in the current job */
-    size_t pending;        /* helpers not yet finished */
+    size_t helpers;        /* workers 1 .. helpers may take part in the current job */
+    size_t active;         /* workers inside the current job */
+    size_t joined;         /* workers that took part in the current job */
+    int closed;            /* the caller has run out of items: late workers stay out */
     he_task task;
     void *ctx;
     size_t count;
@@ -41,7 +43,7 @@ static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;  /* one job at a time *
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_size_t wanted = 1;
 static _Thread_local int inside;  /* this thread is running items of a job */
-static atomic_size_t split_jobs;  /* jobs that ran on more than one thread */
+static atomic_size_t split_jobs;  /* jobs a worker took part in */
 
 static void drain(size_t part) {
     for (;;) {
@@ -59,11 +61,13 @@ static void *worker(void *arg) {
     for (;;) {
         while (P.gen == seen) pthread_cond_wait(&P.wake, &P.lock);
         seen = P.gen;
-        if (me > P.helpers) continue;
+        if (me > P.helpers || P.closed) continue;
+        P.active++;
+        P.joined++;
         pthread_mutex_unlock(&P.lock);
         drain(me);
         pthread_mutex_lock(&P.lock);
-        if (--P.pending == 0) pthread_cond_signal(&P.done);
+        if (--P.active == 0 && P.closed) pthread_cond_signal(&P.done);
     }
     return NULL;
 }
@@ -84,7 +88,8 @@ static void fork_child(void) {
     pthread_cond_init(&P.done, NULL);
     pthread_mutex_init(&busy, NULL);
     P.started = 0;
-    P.helpers = P.pending = 0;
+    P.helpers = P.active = 0;
+    P.closed = 1;
 }
 static void register_fork(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
 
@@ -115,20 +120,25 @@ void he_run(size_t count, size_t parts, he_task task, void *ctx) {
     pthread_once(&once, register_fork);
     pthread_mutex_lock(&P.lock);
     grow(parts - 1);
-    P.helpers = P.pending = parts - 1 < P.started ? parts - 1 : P.started;
+    P.helpers = parts - 1 < P.started ? parts - 1 : P.started;
+    P.active = P.joined = 0;
+    P.closed = 0;
     P.task = task;
     P.ctx = ctx;
     P.count = count;
     atomic_store(&P.next, 0);
     P.gen++;
-    if (P.helpers) atomic_fetch_add(&split_jobs, 1);
     pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.lock);
     inside = 1;
     drain(0);
     inside = 0;
+    /* Wait only for workers that joined: one the scheduler has not run yet (the machine
+     * may be busy with other processes) must not hold up a job whose items are all done. */
     pthread_mutex_lock(&P.lock);
-    while (P.pending) pthread_cond_wait(&P.done, &P.lock);
+    P.closed = 1;
+    while (P.active) pthread_cond_wait(&P.done, &P.lock);
+    if (P.joined) atomic_fetch_add(&split_jobs, 1);
     pthread_mutex_unlock(&P.lock);
     pthread_mutex_unlock(&busy);
 }
