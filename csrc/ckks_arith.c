@@ -89,50 +89,52 @@ static void ew_item(void *ctx, size_t l, size_t part) {
     j->op(j->m + l, j->n, j->a + l * j->a_step, j->b + l * j->b_step, j->out + l * j->n);
 }
 
-static int ew_run(limb_op op, const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, size_t a_step,
-                  const uint64_t *b, size_t b_step, uint64_t *out) {
+/* cost: the op's work per word relative to an addition (a Barrett product is ~4), for the
+ * serial cut-off: a few limbs of additions finish before a worker would wake. */
+static int ew_run(limb_op op, size_t cost, const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a,
+                  size_t a_step, const uint64_t *b, size_t b_step, uint64_t *out) {
     struct ew_job job = {op, m, n, a_step, b_step, a, b, out};
-    he_run(nlimbs, he_parts_for(nlimbs, nlimbs * n, SIZE_MAX), ew_item, &job);
+    he_run(nlimbs, he_parts_for(nlimbs, cost * nlimbs * n, SIZE_MAX), ew_item, &job);
     return HE_OK;
 }
 
 /* ------------------------------------------------------------------ the public kernels */
 int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
-    return ew_run(add_limb, m, nlimbs, n, a, n, b, n, out);
+    return ew_run(add_limb, 1, m, nlimbs, n, a, n, b, n, out);
 }
 
 int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
-    return ew_run(sub_limb, m, nlimbs, n, a, n, b, n, out);
+    return ew_run(sub_limb, 1, m, nlimbs, n, a, n, b, n, out);
 }
 
 int ckks_neg(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out) {
     CHECK_ARGS(a, a, out);
-    return ew_run(neg_limb, m, nlimbs, n, a, n, a, n, out);
+    return ew_run(neg_limb, 1, m, nlimbs, n, a, n, a, n, out);
 }
 
 int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
-    return ew_run(mul_limb, m, nlimbs, n, a, n, b, n, out);
+    return ew_run(mul_limb, 4, m, nlimbs, n, a, n, b, n, out);
 }
 
 int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *acc) {
     CHECK_ARGS(a, b, acc);
-    return ew_run(muladd_limb, m, nlimbs, n, a, n, b, n, acc);
+    return ew_run(muladd_limb, 4, m, nlimbs, n, a, n, b, n, acc);
 }
 
 int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *s, uint64_t *out) {
     CHECK_ARGS(a, s, out);
     for (size_t l = 0; l < nlimbs; l++)
         if (s[l] >= m[l].q) return HE_ERR_RANGE;  /* checked before any limb is written */
-    return ew_run(mul_scalar_limb, m, nlimbs, n, a, n, s, 1, out);
+    return ew_run(mul_scalar_limb, 2, m, nlimbs, n, a, n, s, 1, out);
 }
 
 int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64_t *x, uint64_t *out) {
     CHECK_ARGS(x, x, out);
     const uint64_t *xs = (const uint64_t *)(const void *)x;
-    return ew_run(from_signed_limb, m, nlimbs, n, xs, 0, xs, 0, out);
+    return ew_run(from_signed_limb, 2, m, nlimbs, n, xs, 0, xs, 0, out);
 }
 
 /* Subtract the centred last limb and divide by q_last, limb by limb:

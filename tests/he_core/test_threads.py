@@ -137,3 +137,30 @@ def test_a_forked_child_starts_its_own_workers():
             got, child_used = pool.apply_async(_forked_ntt, (a,)).get(timeout=60)
     assert child_used
     assert np.array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_a_build_without_threads_runs_on_one_thread_and_says_so(tmp_path):
+    """HENN_NO_THREADS=1 (the fallback where POSIX threads are missing) builds every kernel
+    for the calling thread; the module loads, works, reports one thread, and warns once."""
+    import shutil
+
+    for part in ("csrc", "he_core"):
+        shutil.copytree(os.path.join(ROOT, part), tmp_path / part,
+                        ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != threads.ENV}
+    build = subprocess.run([sys.executable, "csrc/build_native.py", "vhe"], cwd=tmp_path, capture_output=True,
+                           text=True, env={**env, "HENN_NO_THREADS": "1"}, timeout=600)
+    assert build.returncode == 0, build.stderr
+    code = ("import warnings, numpy as np\n"
+            "warnings.simplefilter('always')\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    from he_core.schemes.vhe import native as vn\n"
+            "print(vn.lib.he_threads_built(), vn.lib.he_get_threads(), sum('built without threads' in str(w.message)"
+            " for w in seen))\n"
+            "a = np.arange(12, dtype=np.int64).reshape(3, 4)\n"
+            "print(vn.add(a, a, 1, 2, 2**62)[0].sum())\n")
+    run_it = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={**env, "PYTHONPATH": str(tmp_path), threads.ENV: "2"}, timeout=120)
+    assert run_it.returncode == 0, run_it.stderr
+    assert run_it.stdout.split() == ["0", "1", "1", str(2 * sum(range(12)))]
