@@ -286,7 +286,8 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
     struct up_job job = {m, nq, np, n, alpha, beta, ltot, d, key, conv_up, {0}, y, ext, red, beta * n};
     up_init(&job);
     he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
-    he_run(ntot, he_parts(ntot, (scratch_words - base) / (beta * n)), accumulate_item, &job);
+    he_run(ntot, he_parts_for(ntot, 4 * ntot * (beta + 1) * n, (scratch_words - base) / (beta * n)), accumulate_item,
+           &job);
     mod_down(m, nq, np, n, red, conv_down, yp, out);
     return HE_OK;
 }
