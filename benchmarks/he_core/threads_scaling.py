@@ -14,7 +14,8 @@ What is timed (one call each):
   mul+relin   ciphertext x ciphertext with relinearisation, no rescale (the named N* set);
   rotate      rotation by one slot (one key switch);
   keyswitch   the ring's hybrid key switch of one top-level polynomial (the relinearisation key);
-  matvec      a 64 x 64 plaintext matrix times a 16-row batch (baby-step / giant-step, hoisted).
+  matvec      a 64 x 64 plaintext matrix times a 16-row batch (baby-step / giant-step, hoisted);
+  ntt         inverse then forward NTT of both parts of a top-level ciphertext (L+1 limbs each).
 """
 from __future__ import annotations
 
@@ -53,8 +54,14 @@ def cases(n: int) -> dict[str, Callable[[], object]]:
         err = float(np.max(np.abs(s.decrypt_exact_local(ct, keys.secret) - want)))
         if err > 2.0**-10:
             raise AssertionError(f"{op} at N = {n}: error {err:.3g}")
+    parts = [np.ascontiguousarray(p) for p in a.data[0]]
+
+    def ntt():
+        for p in parts:
+            s.ring.intt(p)
+            s.ring.ntt(p)
     return {"mul+relin": lambda: s.mul(a, b, rescale=False), "rotate": lambda: s.rotate(a, 1),
-            "keyswitch": lambda: s.ring.keyswitch(d, key, alpha), "matvec": lambda: s.matvec(a, m)}
+            "keyswitch": lambda: s.ring.keyswitch(d, key, alpha), "matvec": lambda: s.matvec(a, m), "ntt": ntt}
 
 
 def time_interleaved(fn: Callable[[], object], rounds: int) -> dict[int, dict[str, list[float]]]:
