@@ -75,26 +75,33 @@ static void from_signed_limb(const ckks_modulus *ml, size_t n, const uint64_t *x
 
 typedef void (*limb_op)(const ckks_modulus *, size_t, const uint64_t *, const uint64_t *, uint64_t *);
 
-/* a_step / b_step: words between one limb of an operand and the next (0: the same for all). */
+/* a_step / b_step: words between one limb of an operand and the next (0: the same for all);
+ * b_step == 1 means one scalar per limb. Items are chunks of EW_CHUNK coefficients of a limb,
+ * so that a few limbs still spread evenly over the threads (3 limbs on 2 threads: 6 + 6). */
+#define EW_CHUNK 2048
 struct ew_job {
     limb_op op;
     const ckks_modulus *m;
-    size_t n, a_step, b_step;
+    size_t n, a_step, b_step, chunks;
     const uint64_t *a, *b;
     uint64_t *out;
 };
 
-static void ew_item(void *ctx, size_t l, size_t part) {
+static void ew_item(void *ctx, size_t item, size_t part) {
     const struct ew_job *j = ctx;
-    j->op(j->m + l, j->n, j->a + l * j->a_step, j->b + l * j->b_step, j->out + l * j->n);
+    const size_t l = item / j->chunks, at = (item % j->chunks) * EW_CHUNK;
+    const size_t len = j->n - at < EW_CHUNK ? j->n - at : EW_CHUNK;
+    const uint64_t *b = j->b + l * j->b_step + (j->b_step == 1 ? 0 : at);
+    j->op(j->m + l, len, j->a + l * j->a_step + at, b, j->out + l * j->n + at);
 }
 
 /* cost: the op's work per word relative to an addition (a Barrett product is ~4), for the
  * serial cut-off: a few limbs of additions finish before a worker would wake. */
 static int ew_run(limb_op op, size_t cost, const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a,
                   size_t a_step, const uint64_t *b, size_t b_step, uint64_t *out) {
-    struct ew_job job = {op, m, n, a_step, b_step, a, b, out};
-    he_run(nlimbs, he_parts_for(nlimbs, cost * nlimbs * n, SIZE_MAX), ew_item, &job);
+    const size_t chunks = n / EW_CHUNK + (n % EW_CHUNK != 0), items = nlimbs * chunks;
+    struct ew_job job = {op, m, n, a_step, b_step, chunks, a, b, out};
+    he_run(items, he_parts_for(items, cost * nlimbs * n, SIZE_MAX), ew_item, &job);
     return HE_OK;
 }
 
