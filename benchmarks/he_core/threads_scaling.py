@@ -5,7 +5,9 @@ once against numpy, then rounds with 1 and with 2 threads alternate (he_core.thr
 switches between them), so that load from other processes hits both alike. Each round
 records wall time (perf_counter) and this process's CPU time over all its threads
 (process_time): CPU / wall says how many cores the round really got, which on a shared
-machine is the first thing to read before the speed-up. Run pinned to two cores::
+machine is the first thing to read before the speed-up. A control before and after (two
+threads hashing, no henn code) says how many cores two threads could get at all. Run
+pinned to two cores::
 
     taskset -c 0,1 python -m benchmarks.he_core.threads_scaling            # N = 8192 and 16384
     taskset -c 0,1 python -m benchmarks.he_core.threads_scaling --quick    # N = 8192, fewer rounds
@@ -20,7 +22,9 @@ What is timed (one call each):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import threading
 import os
 import statistics
 import time
@@ -80,6 +84,24 @@ def time_interleaved(fn: Callable[[], object], rounds: int) -> dict[int, dict[st
     return out
 
 
+def control_cores(rounds: int = 3) -> float:
+    """Cores two threads get right now, with no henn code: CPU / wall of two threads
+    hashing (hashlib releases the GIL). Near 2 on an idle machine; the ceiling of any
+    2-thread speed-up measured beside it."""
+    data = os.urandom(32 << 20)
+
+    def work():
+        for _ in range(rounds):
+            hashlib.sha256(data).digest()
+    pair = [threading.Thread(target=work) for _ in range(2)]
+    w0, c0 = time.perf_counter(), time.process_time()
+    for t in pair:
+        t.start()
+    for t in pair:
+        t.join()
+    return (time.process_time() - c0) / (time.perf_counter() - w0)
+
+
 def summarise(n: int, op: str, t: dict[int, dict[str, list[float]]]) -> dict:
     med = {c: statistics.median(t[c]["wall"]) for c in COUNTS}
     cpu = {c: statistics.median(t[c]["cpu"]) for c in COUNTS}
@@ -112,16 +134,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if available_cores() < 2:
         print(f"warning: this process may use {available_cores()} core(s): 2 threads cannot run in parallel")
     print(f"cores available: {available_cores()}; load average before: {os.getloadavg()}")
+    control = [control_cores()]
+    print(f"control: two hashing threads (no henn code) got {control[0]:.2f} cores", flush=True)
     rows = []
     for n in sizes:
         for op, fn in cases(n).items():
             rows.append(summarise(n, op, time_interleaved(fn, rounds)))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    print(f"load average after: {os.getloadavg()}\n")
+    control.append(control_cores())
+    print(f"control after: {control[1]:.2f} cores; load average after: {os.getloadavg()}\n")
     print(table(rows))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"rows": rows, "loadavg_after": os.getloadavg()}, fh, indent=1)
+            json.dump({"rows": rows, "loadavg_after": os.getloadavg(), "control_cores": control}, fh, indent=1)
     return 0
 
 
