@@ -6,6 +6,8 @@ Each native module is a section of it plus the ``.c`` files that share its prefi
 * ``he_core.native._vhe``  — section ``vhe``  + ``csrc/vhe_*.c``
 * ``he_core.native._ckks`` — section ``ckks`` + ``csrc/ckks_*.c``
 
+and every module also gets the shared sources (``csrc/pool.c``, its thread pool).
+
 The declarations handed to cffi are the lines between ``CDEF-BEGIN <section>`` and
 ``CDEF-END <section>`` of the ``common`` section and the module's own; ``#define NAME
 <integer>`` lines there become constants of the module, other preprocessor lines are
@@ -23,6 +25,13 @@ Environment switches:
 * ``HENN_SANITIZE=1``  — build with ``-fsanitize=address,undefined`` (run the tests with
   ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``; see README, "Hardening").
 * ``HENN_DEBUG=1``     — ``-O0 -g``.
+* ``HENN_NO_THREADS=1`` — build without the thread pool (every kernel on the calling
+  thread; ``he_core.threads`` then warns at import). Also the automatic choice where
+  POSIX threads are missing.
+
+Threads come from a small pthread pool (csrc/pool.c) rather than OpenMP: libgomp's
+workers do not survive ``fork`` (a forked Dask / multiprocessing worker would hang on
+its first parallel kernel) and spin between jobs, which steals a shared core.
 
 Run ``python csrc/build_native.py [vhe|ckks ...]`` to rebuild modules in place during
 development; ``pip install -e .`` does the same for all of them.
@@ -40,6 +49,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "he_core.h")
 MODULES = ("vhe", "ckks")
+SHARED_SOURCES = ("pool.c",)
 _DEFINE = re.compile(r"#define\s+[A-Z_][A-Z0-9_]*\s+-?\d+\b")
 
 
@@ -68,11 +78,17 @@ def compile_flags() -> list[str]:
         flags += ["-march=native", "-DHENN_NATIVE_BUILD"]
     if os.environ.get("HENN_SANITIZE") == "1":
         flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+    flags += ["-DHENN_NO_THREADS"] if no_threads() else ["-pthread"]
     return flags
 
 
+def no_threads() -> bool:
+    """Build without the thread pool: asked for, or no POSIX threads on this platform."""
+    return os.environ.get("HENN_NO_THREADS") == "1" or os.name != "posix"
+
+
 def link_flags() -> list[str]:
-    flags = ["-lm"]
+    flags = ["-lm"] + ([] if no_threads() else ["-pthread"])
     if os.environ.get("HENN_SANITIZE") == "1":
         flags += ["-fsanitize=address,undefined"]
     return flags
@@ -82,6 +98,7 @@ def make_ffi(prefix: str, *, absolute: bool = False) -> FFI:
     """The cffi builder of one module; setuptools wants paths relative to the project root,
     ``ffi.compile`` (which works inside its temporary directory) wants absolute ones."""
     sources = sorted(glob.glob(os.path.join(HERE, f"{prefix}_*.c")))
+    sources += [os.path.join(HERE, name) for name in SHARED_SOURCES]
     place = (lambda p: p) if absolute else (lambda p: os.path.relpath(p, os.path.dirname(HERE)))
     ffi = FFI()
     ffi.cdef(module_cdef(prefix))
@@ -116,7 +133,8 @@ def parse_args(argv: list[str]) -> list[str]:
     """The module names to build (``--help`` explains them; an unknown name exits with status 2)."""
     parser = argparse.ArgumentParser(prog="python csrc/build_native.py",
                                      description="Rebuild native modules of he_core in place (default: all). "
-                                                 "HENN_NATIVE=1, HENN_SANITIZE=1, HENN_DEBUG=1 as in the module "
+                                                 "HENN_NATIVE=1, HENN_SANITIZE=1, HENN_DEBUG=1, HENN_NO_THREADS=1 as in "
+                                                 "the module "
                                                  "docstring.")
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of {', '.join(MODULES)}")
     modules = parser.parse_args(argv).modules

@@ -1,6 +1,8 @@
-/* Element-wise RNS kernels and rescaling. */
+/* Element-wise RNS kernels and rescaling. Each splits its limbs over the thread pool:
+ * one limb per item, every item writing only its own limb of the output. */
 #include <string.h>
 #include "ckks_internal.h"
+#include "pool.h"
 
 /* The checks every element-wise kernel makes: pointers, then sizes, then the moduli's n. */
 static int elementwise_args(const ckks_modulus *m, size_t nlimbs, size_t n, const void *a, const void *b,
@@ -16,145 +18,192 @@ static int elementwise_args(const ckks_modulus *m, size_t nlimbs, size_t n, cons
         if (status_) return status_;                                   \
     } while (0)
 
-CKKS_HOT int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
-    CHECK_ARGS(a, b, out);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const uint64_t q = m[l].q;
-        const uint64_t *x = a + l * n, *y = b + l * n;
-        uint64_t *z = out + l * n;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t s = x[i] + y[i];
-            z[i] = s >= q ? s - q : s;
-        }
+/* ------------------------------------------------------------------ one limb of each operation */
+CKKS_HOT static void add_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    const uint64_t q = ml->q;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = x[i] + y[i];
+        z[i] = s >= q ? s - q : s;
     }
+}
+
+CKKS_HOT static void sub_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    const uint64_t q = ml->q;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = x[i] + q - y[i];
+        z[i] = s >= q ? s - q : s;
+    }
+}
+
+static void neg_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    const uint64_t q = ml->q;
+    for (size_t i = 0; i < n; i++) z[i] = x[i] ? q - x[i] : 0;
+}
+
+static void mul_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    for (size_t i = 0; i < n; i++) z[i] = ckks_mulmod(x[i], y[i], ml);
+}
+
+static void muladd_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    const uint64_t q = ml->q;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = ckks_mulmod(x[i], y[i], ml) + z[i];
+        z[i] = s >= q ? s - q : s;
+    }
+}
+
+/* y points at the limb's scalar (checked < q by the caller). */
+static void mul_scalar_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    const uint64_t q = ml->q, w = *y, ws = ckks_shoup(w, q);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = ckks_mul_shoup_lazy(x[i], w, ws, q);
+        z[i] = r >= q ? r - q : r;
+    }
+}
+
+/* x holds int64 values (the same n for every limb). */
+static void from_signed_limb(const ckks_modulus *ml, size_t n, const uint64_t *xs, const uint64_t *y, uint64_t *z) {
+    const int64_t *x = (const int64_t *)(const void *)xs;
+    const uint64_t q = ml->q;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = x[i];
+        uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        uint64_t r = mag < q ? mag : ckks_reduce128(mag, ml);  /* small errors skip the division */
+        z[i] = (v < 0 && r) ? q - r : r;
+    }
+}
+
+typedef void (*limb_op)(const ckks_modulus *, size_t, const uint64_t *, const uint64_t *, uint64_t *);
+
+/* a_step / b_step: words between one limb of an operand and the next (0: the same for all);
+ * b_step == 1 means one scalar per limb. Items are chunks of EW_CHUNK coefficients of a limb,
+ * so that a few limbs still spread evenly over the threads (3 limbs on 2 threads: 6 + 6). */
+#define EW_CHUNK 2048
+struct ew_job {
+    limb_op op;
+    const ckks_modulus *m;
+    size_t n, a_step, b_step, chunks;
+    const uint64_t *a, *b;
+    uint64_t *out;
+};
+
+static void ew_item(void *ctx, size_t item, size_t part) {
+    const struct ew_job *j = ctx;
+    const size_t l = item / j->chunks, at = (item % j->chunks) * EW_CHUNK;
+    const size_t len = j->n - at < EW_CHUNK ? j->n - at : EW_CHUNK;
+    const uint64_t *b = j->b + l * j->b_step + (j->b_step == 1 ? 0 : at);
+    j->op(j->m + l, len, j->a + l * j->a_step + at, b, j->out + l * j->n + at);
+}
+
+/* cost: the op's work per word relative to an addition (a Barrett product is ~4), for the
+ * serial cut-off: a few limbs of additions finish before a worker would wake. */
+static int ew_run(limb_op op, size_t cost, const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a,
+                  size_t a_step, const uint64_t *b, size_t b_step, uint64_t *out) {
+    const size_t chunks = n / EW_CHUNK + (n % EW_CHUNK != 0), items = nlimbs * chunks;
+    struct ew_job job = {op, m, n, a_step, b_step, chunks, a, b, out};
+    he_run(items, he_parts_for(items, cost * nlimbs * n, SIZE_MAX), ew_item, &job);
     return HE_OK;
 }
 
-CKKS_HOT int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+/* ------------------------------------------------------------------ the public kernels */
+int ckks_add(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const uint64_t q = m[l].q;
-        const uint64_t *x = a + l * n, *y = b + l * n;
-        uint64_t *z = out + l * n;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t s = x[i] + q - y[i];
-            z[i] = s >= q ? s - q : s;
-        }
-    }
-    return HE_OK;
+    return ew_run(add_limb, 1, m, nlimbs, n, a, n, b, n, out);
+}
+
+int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
+    CHECK_ARGS(a, b, out);
+    return ew_run(sub_limb, 1, m, nlimbs, n, a, n, b, n, out);
 }
 
 int ckks_neg(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out) {
     CHECK_ARGS(a, a, out);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const uint64_t q = m[l].q;
-        const uint64_t *x = a + l * n;
-        uint64_t *z = out + l * n;
-        for (size_t i = 0; i < n; i++) z[i] = x[i] ? q - x[i] : 0;
-    }
-    return HE_OK;
+    return ew_run(neg_limb, 1, m, nlimbs, n, a, n, a, n, out);
 }
 
 int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out) {
     CHECK_ARGS(a, b, out);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const ckks_modulus *ml = m + l;
-        const uint64_t *x = a + l * n, *y = b + l * n;
-        uint64_t *z = out + l * n;
-        for (size_t i = 0; i < n; i++) z[i] = ckks_mulmod(x[i], y[i], ml);
-    }
-    return HE_OK;
+    return ew_run(mul_limb, 4, m, nlimbs, n, a, n, b, n, out);
 }
 
 int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *acc) {
     CHECK_ARGS(a, b, acc);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const ckks_modulus *ml = m + l;
-        const uint64_t *x = a + l * n, *y = b + l * n;
-        uint64_t *z = acc + l * n;
-        const uint64_t q = ml->q;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t s = ckks_mulmod(x[i], y[i], ml) + z[i];
-            z[i] = s >= q ? s - q : s;
-        }
-    }
-    return HE_OK;
+    return ew_run(muladd_limb, 4, m, nlimbs, n, a, n, b, n, acc);
 }
 
 int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *s, uint64_t *out) {
     CHECK_ARGS(a, s, out);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const uint64_t q = m[l].q;
-        if (s[l] >= q) return HE_ERR_RANGE;
-        const uint64_t w = s[l], ws = ckks_shoup(w, q);
-        const uint64_t *x = a + l * n;
-        uint64_t *z = out + l * n;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t r = ckks_mul_shoup_lazy(x[i], w, ws, q);
-            z[i] = r >= q ? r - q : r;
-        }
-    }
-    return HE_OK;
+    for (size_t l = 0; l < nlimbs; l++)
+        if (s[l] >= m[l].q) return HE_ERR_RANGE;  /* checked before any limb is written */
+    return ew_run(mul_scalar_limb, 2, m, nlimbs, n, a, n, s, 1, out);
 }
 
 int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64_t *x, uint64_t *out) {
     CHECK_ARGS(x, x, out);
-    for (size_t l = 0; l < nlimbs; l++) {
-        const uint64_t q = m[l].q;
-        uint64_t *z = out + l * n;
-        for (size_t i = 0; i < n; i++) {
-            int64_t v = x[i];
-            uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-            uint64_t r = mag < q ? mag : ckks_reduce128(mag, m + l);  /* small errors skip the division */
-            z[i] = (v < 0 && r) ? q - r : r;
-        }
-    }
-    return HE_OK;
+    const uint64_t *xs = (const uint64_t *)(const void *)x;
+    return ew_run(from_signed_limb, 2, m, nlimbs, n, xs, 0, xs, 0, out);
 }
 
 /* Subtract the centred last limb and divide by q_last, limb by limb:
- * (c - [c]_{q_last}) / q_last rounds c / q_last to the nearest integer. */
+ * (c - [c]_{q_last}) / q_last rounds c / q_last to the nearest integer.
+ * Scratch: the last limb in coefficient form, then one limb per thread. */
 size_t ckks_rescale_scratch(size_t n) {
-    return n <= SIZE_MAX / 2 ? 2 * n : SIZE_MAX;
+    const size_t slices = 1 + he_get_threads();
+    return n <= SIZE_MAX / slices ? slices * n : SIZE_MAX;
 }
 
-CKKS_HOT int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
+struct rescale_job {
+    const ckks_modulus *m;
+    size_t n;
+    const uint64_t *a, *last;
+    uint64_t *out, *tmp;  /* tmp: one limb per part */
+    uint64_t ql;
+};
+
+CKKS_HOT static void rescale_item(void *ctx, size_t l, size_t part) {
+    const struct rescale_job *job = ctx;
+    const size_t n = job->n;
+    const ckks_modulus *mj = job->m + l;
+    const uint64_t *last = job->last;
+    uint64_t *tmp = job->tmp + part * n;
+    const uint64_t ql = job->ql, half = ql >> 1, qj = mj->q, ql_mod = ql % qj;
+    if (ql < 2 * qj) {  /* the usual case (primes of similar size): one conditional subtraction */
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x = last[i];
+            uint64_t r = x >= qj ? x - qj : x;
+            uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
+            tmp[i] = x > half ? c : r;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x = last[i], r = ckks_reduce128(x, mj);
+            uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;
+            tmp[i] = x > half ? c : r;
+        }
+    }
+    ckks_ntt_limb(mj, n, tmp);
+    const uint64_t inv = ckks_powmod(ql_mod, qj - 2, mj), inv_sh = ckks_shoup(inv, qj);
+    const uint64_t *c = job->a + l * n;
+    uint64_t *o = job->out + l * n;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d = c[i] + qj - tmp[i];
+        uint64_t r = ckks_mul_shoup_lazy(d, inv, inv_sh, qj);
+        o[i] = r >= qj ? r - qj : r;
+    }
+}
+
+int ckks_rescale(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out,
                  uint64_t *scratch, size_t scratch_words) {
     if (!m || !a || !out || !scratch) return HE_ERR_NULL;
     if (nlimbs < 2 || n == 0) return HE_ERR_ARGUMENT;
     if (!ckks_dims_ok(m, nlimbs, n)) return HE_ERR_DIMENSION;
-    if (!ckks_scratch_ok(scratch, scratch_words, ckks_rescale_scratch(n))) return HE_ERR_SCRATCH;
+    if (n > SIZE_MAX / 2 || !ckks_scratch_ok(scratch, scratch_words, 2 * n)) return HE_ERR_SCRATCH;
     const ckks_modulus *ml = m + nlimbs - 1;
-    const uint64_t ql = ml->q, half = ql >> 1;
-    uint64_t *last = scratch, *tmp = scratch + n;
+    uint64_t *last = scratch;
     memcpy(last, a + (nlimbs - 1) * n, n * sizeof(uint64_t));
     ckks_intt_limb(ml, n, last);
-    for (size_t l = 0; l + 1 < nlimbs; l++) {
-        const ckks_modulus *mj = m + l;
-        const uint64_t qj = mj->q, ql_mod = ql % qj;
-        if (ql < 2 * qj) {  /* the usual case (primes of similar size): one conditional subtraction */
-            for (size_t i = 0; i < n; i++) {
-                uint64_t x = last[i];
-                uint64_t r = x >= qj ? x - qj : x;
-                uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
-                tmp[i] = x > half ? c : r;
-            }
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                uint64_t x = last[i], r = ckks_reduce128(x, mj);
-                uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;
-                tmp[i] = x > half ? c : r;
-            }
-        }
-        ckks_ntt_limb(mj, n, tmp);
-        const uint64_t inv = ckks_powmod(ql_mod, qj - 2, mj), inv_sh = ckks_shoup(inv, qj);
-        const uint64_t *c = a + l * n;
-        uint64_t *o = out + l * n;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t d = c[i] + qj - tmp[i];
-            uint64_t r = ckks_mul_shoup_lazy(d, inv, inv_sh, qj);
-            o[i] = r >= qj ? r - qj : r;
-        }
-    }
+    struct rescale_job job = {m, n, a, last, out, scratch + n, ml->q};
+    const size_t rest = nlimbs - 1;
+    he_run(rest, he_parts_for(rest, 4 * rest * n, scratch_words / n - 1), rescale_item, &job);
     return HE_OK;
 }

@@ -8,9 +8,15 @@
  *
  * Scratch is the caller's and plain uint64_t; 128-bit sums live in locals (a register
  * per coefficient in the base conversion, an L1 block in the inner product).
+ *
+ * Threads: each step is a job over limbs (step 1: source limbs; steps 2-3: target
+ * limbs of Q*P; step 4: (part, limb) pairs), every item writing only its own limb, so
+ * the result does not depend on the thread count. Step 2's mod-up limbs need one
+ * slice of scratch per thread.
  */
 #include <string.h>
 #include "ckks_internal.h"
+#include "pool.h"
 
 /* y_i[k] = x_i[k] * inv_hat_i mod q_i, for the nfrom limbs of x. */
 CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
@@ -77,6 +83,23 @@ static size_t words_of(size_t a, size_t b) {
     return (b != 0 && a > SIZE_MAX / b) ? SIZE_MAX : a * b;
 }
 
+struct conv_job {
+    const ckks_modulus *from, *to;
+    size_t n, nfrom, nto;
+    const uint64_t *x, *inv_hat, *hat;
+    uint64_t *y, *out;
+};
+
+static void conv_scale_item(void *ctx, size_t i, size_t part) {
+    const struct conv_job *j = ctx;
+    scale_by_inv_hat(j->from + i, 1, j->n, j->x + i * j->n, j->inv_hat + i, j->y + i * j->n);
+}
+
+static void conv_target_item(void *ctx, size_t t, size_t part) {
+    const struct conv_job *j = ctx;
+    conv_limb(j->y, j->nfrom, j->n, j->hat + t, j->nto, j->to + t, j->out + t * j->n, 0);
+}
+
 size_t ckks_base_conv_scratch(size_t nfrom, size_t n) {
     return words_of(nfrom, n);  /* y: x times the inverse hats */
 }
@@ -89,28 +112,51 @@ int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *t
     if (!ckks_dims_ok(from, nfrom, n) || !ckks_dims_ok(to, nto, n)) return HE_ERR_DIMENSION;
     if (!ckks_scratch_ok(scratch, scratch_words, ckks_base_conv_scratch(nfrom, n))) return HE_ERR_SCRATCH;
     if (!hats_in_range(from, nfrom, to, nto, inv_hat, hat_mod)) return HE_ERR_RANGE;
-    scale_by_inv_hat(from, nfrom, n, x, inv_hat, scratch);
-    for (size_t t = 0; t < nto; t++) conv_limb(scratch, nfrom, n, hat_mod + t, nto, to + t, out + t * n, 0);
+    struct conv_job job = {from, to, n, nfrom, nto, x, inv_hat, hat_mod, scratch, out};
+    he_run(nfrom, he_parts_for(nfrom, nfrom * n, SIZE_MAX), conv_scale_item, &job);
+    he_run(nto, he_parts_for(nto, nto * nfrom * n, SIZE_MAX), conv_target_item, &job);
     return HE_OK;
 }
 
-/* Step 4 for one part: red (ntot limbs, NTT form, reduced) -> out (nq limbs). */
-CKKS_HOT static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
-                              const uint64_t *conv_down, uint64_t *y, uint64_t *conv, uint64_t *out) {
-    const uint64_t *inv_hat = conv_down, *hat = conv_down + np, *pinv = conv_down + np + np * nq;
-    for (size_t j = 0; j < np; j++) ckks_intt_limb(m + nq + j, n, red + (nq + j) * n);
-    scale_by_inv_hat(m + nq, np, n, red + nq * n, inv_hat, y);
-    for (size_t t = 0; t < nq; t++) {
-        const uint64_t q = m[t].q, w = pinv[t], ws = ckks_shoup(w, q);
-        conv_limb(y, np, n, hat + t, nq, m + t, conv, np == 1 ? m[nq].q : 0);  /* rounds, not floors */
-        ckks_ntt_limb(m + t, n, conv);
-        const uint64_t *c = red + t * n;
-        uint64_t *o = out + t * n;
-        for (size_t k = 0; k < n; k++) {
-            uint64_t r = ckks_mul_shoup_lazy(c[k] + q - conv[k], w, ws, q);
-            o[k] = r >= q ? r - q : r;
-        }
+/* Step 4 for both parts: red (2 parts of ntot limbs, NTT form, reduced) -> out (2 parts
+ * of nq limbs). The P limbs of each part go to coefficient form times the inverse hats
+ * (yp: np limbs per part); then each output limb is base-converted into its own place in
+ * out, NTT'd there and combined: (red - conv) * P^-1. */
+struct down_job {
+    const ckks_modulus *m;
+    size_t nq, np, n;
+    uint64_t *red, *yp, *out;
+    const uint64_t *conv_down;
+};
+
+static void down_p_item(void *ctx, size_t item, size_t part) {
+    const struct down_job *j = ctx;
+    const size_t n = j->n, ntot = j->nq + j->np, half = item / j->np, i = item % j->np;
+    uint64_t *src = j->red + (half * ntot + j->nq + i) * n;
+    ckks_intt_limb(j->m + j->nq + i, n, src);
+    scale_by_inv_hat(j->m + j->nq + i, 1, n, src, j->conv_down + i, j->yp + (half * j->np + i) * n);
+}
+
+CKKS_HOT static void down_q_item(void *ctx, size_t item, size_t part) {
+    const struct down_job *j = ctx;
+    const size_t n = j->n, nq = j->nq, np = j->np, half = item / nq, t = item % nq;
+    const uint64_t *hat = j->conv_down + np, *pinv = j->conv_down + np + np * nq;
+    const uint64_t q = j->m[t].q, w = pinv[t], ws = ckks_shoup(w, q);
+    uint64_t *o = j->out + (half * nq + t) * n;
+    conv_limb(j->yp + half * np * n, np, n, hat + t, nq, j->m + t, o, np == 1 ? j->m[nq].q : 0);  /* rounds */
+    ckks_ntt_limb(j->m + t, n, o);
+    const uint64_t *c = j->red + (half * (nq + np) + t) * n;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t r = ckks_mul_shoup_lazy(c[k] + q - o[k], w, ws, q);
+        o[k] = r >= q ? r - q : r;
     }
+}
+
+static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
+                     const uint64_t *conv_down, uint64_t *yp, uint64_t *out) {
+    struct down_job job = {m, nq, np, n, red, yp, out, conv_down};
+    he_run(2 * np, he_parts_for(2 * np, 8 * np * n, SIZE_MAX), down_p_item, &job);
+    he_run(2 * nq, he_parts_for(2 * nq, 8 * nq * n, SIZE_MAX), down_q_item, &job);
 }
 
 /* The size checks of the key-switching entry points (pointers are checked by each). */
@@ -126,11 +172,16 @@ static size_t beta_of(size_t nq, size_t alpha) {
     return alpha ? nq / alpha + (nq % alpha != 0) : 0;
 }
 
+/* Words of key-switching scratch with `parts` slices of mod-up limbs: y (nq limbs), red
+ * (2 * ntot), the mod-down lanes (2 * np), then beta limbs per part. Sizes are bounded
+ * by keyswitch_sizes, so only n can overflow. */
+static size_t keyswitch_words(size_t nq, size_t np, size_t n, size_t alpha, size_t parts) {
+    if (nq > 4096 || np > 64 || alpha == 0 || parts > HE_MAX_THREADS) return SIZE_MAX;
+    return words_of(n, nq + 2 * (nq + np) + 2 * np + parts * beta_of(nq, alpha));
+}
+
 size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
-    /* y (nq limbs), red (2 * ntot), the beta mod-up limbs of one target prime, and the
-     * mod-down lanes (np + 1). Sizes are bounded by keyswitch_sizes, so only n can overflow. */
-    if (nq > 4096 || np > 64 || alpha == 0) return SIZE_MAX;
-    return words_of(n, nq + 2 * (nq + np) + beta_of(nq, alpha) + np + 1);
+    return keyswitch_words(nq, np, n, alpha, he_get_threads());
 }
 
 #define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
@@ -180,6 +231,43 @@ CKKS_HOT static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np
     }
 }
 
+/* Step 1 (shared with ckks_modup): limb l of d to coefficient form in y, times its
+ * digit's inverse hat. digit_of / up_of: each limb's digit and its conv_up offset. */
+struct up_job {
+    const ckks_modulus *m;
+    size_t nq, np, n, alpha, beta, ltot;
+    const uint64_t *d, *key, *conv_up;
+    size_t up_at[32];  /* offset of digit j's constants in conv_up */
+    uint64_t *y, *ext, *red;
+    size_t ext_slice;  /* words of ext per part (ckks_keyswitch) */
+};
+
+static void up_init(struct up_job *j) {
+    const size_t ntot = j->nq + j->np;
+    size_t at = 0;
+    for (size_t k = 0; k < j->beta; k++) {
+        const size_t lo = k * j->alpha, dj = (j->nq - lo < j->alpha) ? j->nq - lo : j->alpha;
+        j->up_at[k] = at;
+        at += dj + dj * ntot;
+    }
+}
+
+static void up_source_item(void *ctx, size_t l, size_t part) {
+    const struct up_job *j = ctx;
+    const size_t n = j->n, digit = l / j->alpha;
+    uint64_t *y = j->y + l * n;
+    memcpy(y, j->d + l * n, n * sizeof(uint64_t));
+    ckks_intt_limb(j->m + l, n, y);
+    scale_by_inv_hat(j->m + l, 1, n, y, j->conv_up + j->up_at[digit] + (l - digit * j->alpha), y);
+}
+
+static void accumulate_item(void *ctx, size_t t, size_t part) {
+    const struct up_job *j = ctx;
+    const size_t n = j->n, ntot = j->nq + j->np;
+    accumulate_limb(j->m, j->nq, j->np, n, t, j->d, j->y, j->key, j->ltot, j->alpha, j->conv_up,
+                    j->ext + part * j->ext_slice, j->red + t * n, j->red + (ntot + t) * n);
+}
+
 int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d,
                    const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,
                    const uint64_t *conv_up, const uint64_t *conv_down, uint64_t *out,
@@ -189,24 +277,18 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
     const size_t ntot = nq + np, beta = beta_of(nq, alpha);
     int status = keyswitch_sizes(m, nq, np, n, beta, dnum, ltot);
     if (status) return status;
-    if (!ckks_scratch_ok(scratch, scratch_words, ckks_keyswitch_scratch(nq, np, n, alpha))) return HE_ERR_SCRATCH;
+    const size_t base = keyswitch_words(nq, np, n, alpha, 0);
+    if (!ckks_scratch_ok(scratch, scratch_words, keyswitch_words(nq, np, n, alpha, 1))) return HE_ERR_SCRATCH;
     uint64_t *y = scratch;                  /* nq limbs: d in coefficient form times inverse hats */
     uint64_t *red = y + nq * n;             /* 2 * ntot limbs: the two accumulated parts */
-    uint64_t *ext = red + 2 * ntot * n;     /* beta mod-up limbs */
-    uint64_t *yp = ext + beta * n;          /* np limbs for the mod-down conversion */
-    uint64_t *conv = yp + np * n;           /* one limb */
-    memcpy(y, d, nq * n * sizeof(uint64_t));
-    for (size_t l = 0; l < nq; l++) ckks_intt_limb(m + l, n, y + l * n);
-    const uint64_t *cu = conv_up;
-    for (size_t j = 0; j < beta; j++) {
-        const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
-        scale_by_inv_hat(m + lo, dj, n, y + lo * n, cu, y + lo * n);
-        cu += dj + dj * ntot;
-    }
-    for (size_t t = 0; t < ntot; t++)
-        accumulate_limb(m, nq, np, n, t, d, y, key, ltot, alpha, conv_up, ext, red + t * n, red + (ntot + t) * n);
-    for (size_t part = 0; part < 2; part++)
-        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, conv, out + part * nq * n);
+    uint64_t *yp = red + 2 * ntot * n;      /* 2 * np limbs for the mod-down conversion */
+    uint64_t *ext = yp + 2 * np * n;        /* beta mod-up limbs per part */
+    struct up_job job = {m, nq, np, n, alpha, beta, ltot, d, key, conv_up, {0}, y, ext, red, beta * n};
+    up_init(&job);
+    he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
+    he_run(ntot, he_parts_for(ntot, 4 * ntot * (beta + 1) * n, (scratch_words - base) / (beta * n)), accumulate_item,
+           &job);
+    mod_down(m, nq, np, n, red, conv_down, yp, out);
     return HE_OK;
 }
 
@@ -221,6 +303,21 @@ size_t ckks_modup_scratch(size_t nq, size_t n) {
     return words_of(n, nq);  /* y: nq limbs */
 }
 
+/* Step 2 of ckks_modup: item (digit j, target t) fills its own limb of ext. */
+static void modup_target_item(void *ctx, size_t item, size_t part) {
+    const struct up_job *jb = ctx;
+    const size_t n = jb->n, ntot = jb->nq + jb->np, j = item / ntot, t = item % ntot;
+    const size_t lo = j * jb->alpha, dj = (jb->nq - lo < jb->alpha) ? jb->nq - lo : jb->alpha;
+    uint64_t *e = jb->ext + item * n;
+    if (t >= lo && t < lo + dj) {  /* own limb: already in NTT form */
+        memcpy(e, jb->d + t * n, n * sizeof(uint64_t));
+    } else {
+        const uint64_t *hat = jb->conv_up + jb->up_at[j] + dj;
+        conv_limb(jb->y + lo * n, dj, n, hat + t, ntot, jb->m + t, e, dj == 1 ? jb->m[lo].q : 0);
+        ckks_ntt_limb(jb->m + t, n, e);
+    }
+}
+
 int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d, size_t alpha,
                const uint64_t *conv_up, uint64_t *ext, uint64_t *scratch, size_t scratch_words) {
     if (!m || !d || !conv_up || !ext || !scratch) return HE_ERR_NULL;
@@ -229,31 +326,16 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
     int status = keyswitch_sizes(m, nq, np, n, beta, beta, ntot);
     if (status) return status;
     if (!ckks_scratch_ok(scratch, scratch_words, ckks_modup_scratch(nq, n))) return HE_ERR_SCRATCH;
-    uint64_t *y = scratch;
-    memcpy(y, d, nq * n * sizeof(uint64_t));
-    for (size_t l = 0; l < nq; l++) ckks_intt_limb(m + l, n, y + l * n);
-    const uint64_t *cu = conv_up;
-    for (size_t j = 0; j < beta; j++) {
-        const size_t lo = j * alpha, dj = (nq - lo < alpha) ? nq - lo : alpha;
-        const uint64_t *hat = cu + dj;
-        scale_by_inv_hat(m + lo, dj, n, y + lo * n, cu, y + lo * n);
-        cu += dj + dj * ntot;
-        for (size_t t = 0; t < ntot; t++) {
-            uint64_t *e = ext + (j * ntot + t) * n;
-            if (t >= lo && t < lo + dj) {  /* own limb: already in NTT form */
-                memcpy(e, d + t * n, n * sizeof(uint64_t));
-            } else {
-                conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0);
-                ckks_ntt_limb(m + t, n, e);
-            }
-        }
-    }
+    struct up_job job = {m, nq, np, n, alpha, beta, ntot, d, NULL, conv_up, {0}, scratch, ext, NULL, 0};
+    up_init(&job);
+    he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
+    he_run(beta * ntot, he_parts_for(beta * ntot, 4 * beta * ntot * n, SIZE_MAX), modup_target_item, &job);
     return HE_OK;
 }
 
 size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n) {
     if (nq > 4096 || np > 64) return SIZE_MAX;
-    return words_of(n, 2 * (nq + np) + np + 1);  /* red (2 * ntot), mod-down lanes */
+    return words_of(n, 2 * (nq + np) + 2 * np);  /* red (2 * ntot), mod-down lanes (2 * np) */
 }
 
 /* Limb t of both key parts: sum over the beta digits of ext (permuted by perm) times the key. */
@@ -281,6 +363,22 @@ CKKS_HOT static void dot_limb(const ckks_modulus *mt, size_t n, const uint64_t *
     }
 }
 
+struct dot_job {
+    const ckks_modulus *m;
+    size_t nq, np, n, beta, ltot;
+    const uint64_t *ext, *key;
+    const uint32_t *perm;
+    uint64_t *red;
+};
+
+static void dot_item(void *ctx, size_t t, size_t part) {
+    const struct dot_job *j = ctx;
+    const size_t n = j->n, ntot = j->nq + j->np;
+    const size_t kl = t < j->nq ? t : j->ltot - j->np + (t - j->nq);
+    dot_limb(j->m + t, n, j->ext + t * n, ntot * n, j->beta, j->perm, j->key + kl * n, j->ltot * n,
+             j->red + t * n, j->red + (ntot + t) * n);
+}
+
 int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *ext, size_t beta,
                 const uint32_t *perm, const uint64_t *key, size_t dnum, size_t ltot,
                 const uint64_t *conv_down, uint64_t *out, uint64_t *scratch, size_t scratch_words) {
@@ -294,13 +392,8 @@ int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uin
     const size_t ntot = nq + np;
     uint64_t *red = scratch;
     uint64_t *yp = red + 2 * ntot * n;
-    uint64_t *conv = yp + np * n;
-    for (size_t t = 0; t < ntot; t++) {
-        const size_t kl = t < nq ? t : ltot - np + (t - nq);
-        dot_limb(m + t, n, ext + t * n, ntot * n, beta, perm, key + kl * n, ltot * n, red + t * n,
-                 red + (ntot + t) * n);
-    }
-    for (size_t part = 0; part < 2; part++)
-        mod_down(m, nq, np, n, red + part * ntot * n, conv_down, yp, conv, out + part * nq * n);
+    struct dot_job job = {m, nq, np, n, beta, ltot, ext, key, perm, red};
+    he_run(ntot, he_parts_for(ntot, 2 * beta * ntot * n, SIZE_MAX), dot_item, &job);
+    mod_down(m, nq, np, n, red, conv_down, yp, out);
     return HE_OK;
 }

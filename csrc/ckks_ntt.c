@@ -7,6 +7,7 @@
  * reduced to [0, q) once at the end.
  */
 #include "ckks_internal.h"
+#include "pool.h"
 
 uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m) {
     uint64_t r = 1 % m->q;
@@ -176,18 +177,50 @@ static int transform_args(const ckks_modulus *m, size_t nlimbs, size_t n, const 
     return ckks_dims_ok(m, nlimbs, n) ? HE_OK : HE_ERR_DIMENSION;
 }
 
+/* One limb per item: the transforms and the permutation of many limbs split over threads. */
+struct limbs_job {
+    const ckks_modulus *m;
+    size_t n;
+    uint64_t *a;
+    const uint64_t *in;
+    const uint32_t *perm;
+};
+
+static void ntt_item(void *ctx, size_t l, size_t part) {
+    const struct limbs_job *job = ctx;
+    ckks_ntt_limb(job->m + l, job->n, job->a + l * job->n);
+}
+
+static void intt_item(void *ctx, size_t l, size_t part) {
+    const struct limbs_job *job = ctx;
+    ckks_intt_limb(job->m + l, job->n, job->a + l * job->n);
+}
+
+/* An NTT touches each word log2(n) times; weigh it as 4 passes for the serial cut-off. */
+static size_t ntt_parts(size_t nlimbs, size_t n) { return he_parts_for(nlimbs, 4 * nlimbs * n, SIZE_MAX); }
+
 int ckks_ntt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
     int status = transform_args(m, nlimbs, n, a);
     if (status) return status;
-    for (size_t l = 0; l < nlimbs; l++) ckks_ntt_limb(m + l, n, a + l * n);
+    struct limbs_job job = {m, n, a, NULL, NULL};
+    he_run(nlimbs, ntt_parts(nlimbs, n), ntt_item, &job);
     return HE_OK;
 }
 
 int ckks_intt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
     int status = transform_args(m, nlimbs, n, a);
     if (status) return status;
-    for (size_t l = 0; l < nlimbs; l++) ckks_intt_limb(m + l, n, a + l * n);
+    struct limbs_job job = {m, n, a, NULL, NULL};
+    he_run(nlimbs, ntt_parts(nlimbs, n), intt_item, &job);
     return HE_OK;
+}
+
+static void permute_item(void *ctx, size_t l, size_t part) {
+    const struct limbs_job *job = ctx;
+    const size_t n = job->n;
+    const uint64_t *src = job->in + l * n;
+    uint64_t *dst = job->a + l * n;
+    for (size_t i = 0; i < n; i++) dst[i] = src[job->perm[i]];
 }
 
 int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *perm, uint64_t *out) {
@@ -195,10 +228,7 @@ int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *pe
     if (in == out) return HE_ERR_ARGUMENT;
     for (size_t i = 0; i < n; i++)
         if (perm[i] >= n) return HE_ERR_RANGE;
-    for (size_t l = 0; l < nlimbs; l++) {
-        const uint64_t *src = in + l * n;
-        uint64_t *dst = out + l * n;
-        for (size_t i = 0; i < n; i++) dst[i] = src[perm[i]];
-    }
+    struct limbs_job job = {NULL, n, out, in, perm};
+    he_run(nlimbs, he_parts_for(nlimbs, nlimbs * n, SIZE_MAX), permute_item, &job);
     return HE_OK;
 }

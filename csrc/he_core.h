@@ -4,8 +4,11 @@
  * cannot drift from the C.
  *
  * Conventions for every function declared below:
- *   - plain C11, no global state (apart from the CPU-path choice made once at load),
- *     thread-compatible;
+ *   - plain C11, no global state apart from the CPU-path choice made once at load and
+ *     the module's thread pool (csrc/pool.c); thread-compatible: calls from several
+ *     threads may run at once (a call finding the pool busy runs on its own thread);
+ *   - scratch sizes (*_scratch) include one slice per thread of the setting in force when
+ *     they are asked; a kernel handed fewer slices uses fewer threads, never more;
  *   - sizes and counts are size_t, values are fixed-width integers;
  *   - every buffer is owned by the caller and passed with its size; no kernel allocates;
  *     scratch buffers come with a length the kernel checks against its *_scratch();
@@ -27,6 +30,21 @@
 #define HE_ERR_RANGE 4      /* a value lies outside the range a parameter allows */
 #define HE_ERR_NULL 5       /* a required pointer is NULL */
 #define HE_ERR_DIMENSION 6  /* a modulus was initialised for another ring dimension n */
+#define HE_MAX_THREADS 256
+
+/* Threads of this module's kernels (each native module has its own pool; he_core.threads
+ * sets them all). The kernels split their work over RNS limbs, rows or ciphertexts and
+ * every item writes only its own outputs, so results are identical for any setting.
+ * he_set_threads: 1 <= n <= HE_MAX_THREADS, else HE_ERR_ARGUMENT. he_get_threads: the
+ * setting in force (always 1 in a build without threads). he_threads_built: 1 if the
+ * module was built with its thread pool, 0 if every kernel runs on the calling thread.
+ * he_split_jobs: how many kernel steps so far had a worker thread take part (for tests and
+ * profiles; small steps stay on the calling thread, where waking workers costs more, and
+ * a worker the scheduler has not run by the time the caller has done every item stays out). */
+int he_set_threads(size_t n);
+size_t he_get_threads(void);
+int he_threads_built(void);
+size_t he_split_jobs(void);
 /* CDEF-END common */
 
 /* ================================================================== RNS-CKKS

@@ -35,4 +35,21 @@ static inline int vhe_store(i128 v, int64_t limit, int64_t *dst, int64_t *maxabs
     return 0;
 }
 
+/* A row job (csrc/vhe_rows.c): fn(ctx, r, scratch slice, st) computes row r, raising the
+ * maxima st[0..2] (head, key columns, a third per kernel) and returning an HE_* status.
+ * scratch + part * slice is the part's own slice; cap is how many slices there are
+ * (0 when the job needs no scratch: then any number of threads may run it). */
+struct vhe_row_task {
+    int (*fn)(const void *ctx, size_t r, int64_t *scratch, int64_t *st);
+    const void *ctx;
+    int64_t *scratch;
+    size_t slice, cap;
+    int nstats;  /* how many of the three maxima go to the caller's stats */
+};
+
+/* Run rows 0 .. rows-1 (words: the job's total work, for the serial cut-off); stats (if
+ * not NULL) receives the maxima over all rows; returns the status of the lowest failing
+ * row, or HE_OK. */
+int vhe_rows_run(const struct vhe_row_task *task, size_t rows, size_t words, int64_t *stats);
+
 #endif

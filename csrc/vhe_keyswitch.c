@@ -1,5 +1,15 @@
-/* Tensor products and key switching of the vhe scheme. See he_core.h for the contracts. */
+/* Tensor products and key switching of the vhe scheme. See he_core.h for the contracts.
+ * Rows split over threads (vhe_rows_run); key switching needs one digit buffer per thread. */
 #include "vhe_internal.h"
+
+/* The operands of the row kernels below (each uses the fields it needs). */
+struct ks_args {
+    const int64_t *a, *b, *mt;
+    size_t ra, ma, rb, m, k, n, out_len, ell, head;
+    int64_t div, limit;
+    int digit_bits;
+    int64_t *out;
+};
 
 static int tensor_args(size_t ra, size_t ma, size_t rb, size_t m, size_t k, size_t rows, int64_t div) {
     if (m < 1 || div < 1 || !(ma == 1 || ma == m) || !vhe_rows_ok(ra, rows) ||
@@ -29,17 +39,22 @@ static int tensor_row(const int64_t *x, size_t ma, const int64_t *y, size_t m, s
     return 0;
 }
 
+static int tensor_item(const void *ctx, size_t r, int64_t *scratch, int64_t *st) {
+    const struct ks_args *g = ctx;
+    const size_t blk = (1 + g->k) * (1 + g->k);
+    const int64_t *x = g->a + (g->ra == 1 ? 0 : r) * (g->ma + g->k), *y = g->b + (g->rb == 1 ? 0 : r) * (g->m + g->k);
+    return tensor_row(x, g->ma, y, g->m, g->k, g->div, g->limit, g->out + r * g->m * blk) ? HE_ERR_OVERFLOW : HE_OK;
+}
+
 int vhe_tensor(const int64_t *a, size_t ra, size_t ma, const int64_t *b, size_t rb, size_t m,
                size_t k, size_t rows, int64_t div, int64_t limit, int64_t *out) {
     if (!a || !b || !out) return HE_ERR_NULL;
     int status = tensor_args(ra, ma, rb, m, k, rows, div);
     if (status) return status;
-    const size_t na = ma + k, nb = m + k, blk = (1 + k) * (1 + k);
-    for (size_t r = 0; r < rows; r++) {
-        const int64_t *x = a + (ra == 1 ? 0 : r) * na, *y = b + (rb == 1 ? 0 : r) * nb;
-        if (tensor_row(x, ma, y, m, k, div, limit, out + r * m * blk)) return HE_ERR_OVERFLOW;
-    }
-    return HE_OK;
+    const struct ks_args g = {.a = a, .b = b, .ra = ra, .ma = ma, .rb = rb, .m = m, .k = k, .div = div,
+                              .limit = limit, .out = out};
+    const struct vhe_row_task task = {tensor_item, &g, NULL, 0, 0, 0};
+    return vhe_rows_run(&task, rows, 4 * rows * m * (1 + k) * (1 + k), NULL);
 }
 
 /* The signed base-2^b digits of x[j], j < n, into dig[j * ell + d]; *l1 receives the sum
@@ -96,8 +111,27 @@ static int switch_args(size_t n, size_t out_len, int digit_bits, size_t ell, siz
     return vhe_shape_ok(n, ell) && vhe_shape_ok(n * ell, out_len) ? HE_OK : HE_ERR_ARGUMENT;
 }
 
-size_t vhe_keyswitch_scratch(size_t n, size_t ell) {
+/* Scratch of `parts` threads, each with `slice` words; SIZE_MAX if that does not fit. */
+static size_t slices(size_t slice, size_t parts) {
+    return (slice == SIZE_MAX || slice > SIZE_MAX / parts) ? SIZE_MAX : slice * parts;
+}
+
+static size_t keyswitch_slice(size_t n, size_t ell) {
     return vhe_shape_ok(n, ell ? ell : 1) ? n * ell : SIZE_MAX;  /* the digits of one row */
+}
+
+size_t vhe_keyswitch_scratch(size_t n, size_t ell) {
+    return slices(keyswitch_slice(n, ell), he_get_threads());
+}
+
+static int keyswitch_item(const void *ctx, size_t r, int64_t *dig, int64_t *st) {
+    const struct ks_args *g = ctx;
+    int64_t l1 = 0;
+    int status = decompose_row(g->a + r * g->n, g->n, g->digit_bits, g->ell, dig, &l1);
+    if (l1 > st[2]) st[2] = l1;
+    if (status != HE_OK) return status;
+    return apply_row(dig, g->n * g->ell, g->mt, g->out_len, g->head, g->limit, g->out + r * g->out_len, &st[0],
+                     &st[1]) ? HE_ERR_OVERFLOW : HE_OK;
 }
 
 int vhe_keyswitch(const int64_t *c, size_t rows, size_t n, const int64_t *mt, size_t out_len,
@@ -107,21 +141,34 @@ int vhe_keyswitch(const int64_t *c, size_t rows, size_t n, const int64_t *mt, si
     int status = switch_args(n, out_len, digit_bits, ell, head);
     if (status) return status;
     if (!vhe_shape_ok(rows, n) || !vhe_shape_ok(rows, out_len)) return HE_ERR_ARGUMENT;
-    if (scratch_words < vhe_keyswitch_scratch(n, ell)) return HE_ERR_SCRATCH;
-    int64_t mh = 0, mtl = 0, l1max = 0, l1 = 0;
-    for (size_t r = 0; r < rows && status == HE_OK; r++) {
-        status = decompose_row(c + r * n, n, digit_bits, ell, scratch, &l1);
-        if (status == HE_OK && apply_row(scratch, n * ell, mt, out_len, head, limit, out + r * out_len, &mh, &mtl))
-            status = HE_ERR_OVERFLOW;
-        if (l1 > l1max) l1max = l1;
-    }
-    stats[0] = mh; stats[1] = mtl; stats[2] = l1max;
-    return status;
+    const size_t slice = keyswitch_slice(n, ell);
+    if (scratch_words < slice) return HE_ERR_SCRATCH;
+    const struct ks_args g = {.a = c, .mt = mt, .n = n, .out_len = out_len, .digit_bits = digit_bits, .ell = ell,
+                              .head = head, .limit = limit, .out = out};
+    const struct vhe_row_task task = {keyswitch_item, &g, scratch, slice, scratch_words / slice, 3};
+    return vhe_rows_run(&task, rows, rows * n * ell * out_len / 8 + 1, stats);
+}
+
+static size_t mul_slice(size_t m, size_t k, size_t ell) {
+    if (k > VHE_MAX_K || ell > 64 || !vhe_shape_ok(m ? m : 1, (1 + k) * (1 + k) * (ell + 1))) return SIZE_MAX;
+    return m * (1 + k) * (1 + k) * (1 + ell);  /* the tensor row, then its digits */
 }
 
 size_t vhe_mul_scratch(size_t m, size_t k, size_t ell) {
-    if (k > VHE_MAX_K || ell > 64 || !vhe_shape_ok(m ? m : 1, (1 + k) * (1 + k) * (ell + 1))) return SIZE_MAX;
-    return m * (1 + k) * (1 + k) * (1 + ell);  /* the tensor row, then its digits */
+    return slices(mul_slice(m, k, ell), he_get_threads());
+}
+
+static int mul_item(const void *ctx, size_t r, int64_t *t, int64_t *st) {
+    const struct ks_args *g = ctx;
+    const size_t tlen = g->m * (1 + g->k) * (1 + g->k);
+    const int64_t *x = g->a + (g->ra == 1 ? 0 : r) * (g->ma + g->k), *y = g->b + (g->rb == 1 ? 0 : r) * (g->m + g->k);
+    int64_t *dig = t + tlen, l1 = 0;
+    if (tensor_row(x, g->ma, y, g->m, g->k, g->div, g->limit, t)) return HE_ERR_OVERFLOW;
+    int status = decompose_row(t, tlen, g->digit_bits, g->ell, dig, &l1);
+    if (l1 > st[2]) st[2] = l1;
+    if (status != HE_OK) return status;
+    return apply_row(dig, tlen * g->ell, g->mt, g->out_len, g->head, g->limit, g->out + r * g->out_len, &st[0],
+                     &st[1]) ? HE_ERR_OVERFLOW : HE_OK;
 }
 
 int vhe_mul(const int64_t *a, size_t ra, size_t ma, const int64_t *b, size_t rb, size_t m, size_t k,
@@ -130,21 +177,15 @@ int vhe_mul(const int64_t *a, size_t ra, size_t ma, const int64_t *b, size_t rb,
     if (!a || !b || !mt || !out || !stats || !scratch) return HE_ERR_NULL;
     int status = tensor_args(ra, ma, rb, m, k, rows, div);
     if (status) return status;
-    const size_t na = ma + k, nb = m + k, tlen = m * (1 + k) * (1 + k);
+    const size_t tlen = m * (1 + k) * (1 + k);
     status = switch_args(tlen, out_len, digit_bits, ell, head);
     if (status) return status;
     if (!vhe_shape_ok(rows, out_len)) return HE_ERR_ARGUMENT;
-    if (scratch_words < vhe_mul_scratch(m, k, ell)) return HE_ERR_SCRATCH;
-    int64_t *t = scratch, *dig = scratch + tlen;
-    int64_t mh = 0, mtl = 0, l1max = 0, l1 = 0;
-    for (size_t r = 0; r < rows && status == HE_OK; r++) {
-        const int64_t *x = a + (ra == 1 ? 0 : r) * na, *y = b + (rb == 1 ? 0 : r) * nb;
-        if (tensor_row(x, ma, y, m, k, div, limit, t)) { status = HE_ERR_OVERFLOW; break; }
-        status = decompose_row(t, tlen, digit_bits, ell, dig, &l1);
-        if (status == HE_OK && apply_row(dig, tlen * ell, mt, out_len, head, limit, out + r * out_len, &mh, &mtl))
-            status = HE_ERR_OVERFLOW;
-        if (l1 > l1max) l1max = l1;
-    }
-    stats[0] = mh; stats[1] = mtl; stats[2] = l1max;
-    return status;
+    const size_t slice = mul_slice(m, k, ell);
+    if (scratch_words < slice) return HE_ERR_SCRATCH;
+    const struct ks_args g = {.a = a, .b = b, .mt = mt, .ra = ra, .ma = ma, .rb = rb, .m = m, .k = k, .div = div,
+                              .out_len = out_len, .digit_bits = digit_bits, .ell = ell, .head = head,
+                              .limit = limit, .out = out};
+    const struct vhe_row_task task = {mul_item, &g, scratch, slice, scratch_words / slice, 3};
+    return vhe_rows_run(&task, rows, rows * tlen * ell * out_len / 8 + 1, stats);
 }

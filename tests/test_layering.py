@@ -24,7 +24,7 @@ INSTALLED = ("he_core", "henn")
 #: Names are module paths relative to he_core; a package name stands for everything under it.
 HE_CORE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "capabilities", "params", "ciphertext", "keys", "bundle", "randomness", "flooding", "refresh",
-     "kernels", "native", "formats"),
+     "kernels", "native", "formats", "threads"),
     ("circuits", "costs", "layouts", "protocols", "validation"),
     ("keyholder_protocol", "scheme"),
     ("optional", "schemes"),

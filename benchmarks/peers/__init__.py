@@ -9,6 +9,6 @@ peer is imported (an explicit setting by the caller is kept and recorded).
 """
 import os
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "HENN_THREADS")
 for _var in THREAD_VARS:
     os.environ.setdefault(_var, "1")

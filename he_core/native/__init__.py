@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .. import threads
 from ..errors import NativeError
 
 
@@ -51,14 +52,17 @@ STATUS = {
 
 
 def load(name: str) -> ModuleType:
-    """Import ``he_core.native._<name>``; raise ImportError saying how to build it if missing."""
+    """Import ``he_core.native._<name>`` with the thread setting of :mod:`he_core.threads`;
+    raise ImportError saying how to build it if missing."""
     try:
-        return importlib.import_module(f"he_core.native._{name}")
+        mod = importlib.import_module(f"he_core.native._{name}")
     except ImportError as exc:
         raise ImportError(
             f"the native module he_core.native._{name} is not built ({exc}); "
             f"run `pip install -e .` or `python csrc/build_native.py {name}` from the source tree"
         ) from exc
+    threads.apply(mod)  # the module's pool starts at one thread; hand it the setting
+    return mod
 
 
 def check(status: int, what: str) -> None:

@@ -15,6 +15,8 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
+from he_core import threads
+
 from . import common, xor
 
 
@@ -31,10 +33,20 @@ def _optional(name: str) -> ModuleType | None:
     return None
 
 
+def _thread_count(text: str) -> int:
+    try:
+        return threads.parse_threads(text, "--threads")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``henn`` argument parser."""
     parser = argparse.ArgumentParser(prog="henn", description="Neural networks with homomorphically encrypted "
                                                               "weights (he_core schemes: plain, vhe, ckks).")
+    parser.add_argument("--threads", type=_thread_count, metavar="N",
+                        help="threads of the native kernels (default: $HENN_THREADS, else the cores this process "
+                             "may use; several workers on one machine: cores / workers each)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train = commands.add_parser("train", help="train a model with encrypted weights")
     train_tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
@@ -63,4 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``henn`` command; returns the exit code (2 for usage errors, via argparse)."""
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        threads.set_threads(args.threads)
     return int(args.func(args) or common.EXIT_OK)

@@ -6,6 +6,7 @@ import pytest
 from he_core.errors import HEOverflowError, ParameterError
 from he_core.native import NativeRangeError, NullPointerError, ScratchError, check
 from he_core.schemes.vhe import native, reference
+from he_core.threads import using_threads
 
 LIB, FFI = native.lib, native.ffi
 NULL = FFI.NULL
@@ -43,7 +44,14 @@ def test_null_pointers_are_refused():
             check(call(), what)
 
 
-def test_short_scratch_is_refused():
+@pytest.fixture
+def one_thread():
+    """Scratch sizes asked at one thread are the kernels' minimum (more threads ask one slice each)."""
+    with using_threads(1):
+        yield
+
+
+def test_short_scratch_is_refused(one_thread):
     c = np.ones((2, 3), dtype=np.int64)
     mt = np.ones((3 * 4, 3), dtype=np.int64)
     out, st = np.empty((2, 3), dtype=np.int64), FFI.new("int64_t[3]")
