@@ -185,17 +185,24 @@ def test_an_answer_that_is_not_a_ciphertext_is_a_named_error(cluster):
 
 # ---------------------------------------------------------------------------- who can reach the cluster
 @pytest.mark.xfail(strict=True, reason="HIGH on a shared host: the local cluster's scheduler is plain tcp:// on "
-                   "127.0.0.1 without authentication; any local user connects, runs code on the workers and the "
-                   "scheduler, and (tests above) from there in the driver")
+                   "127.0.0.1 without authentication; any local user connects, turns the workers malicious and, "
+                   "through the answers the driver unpickles, holds the driver's secret key (measured: the chain works)")
 def test_another_local_process_cannot_join_the_local_cluster(cluster):
+    server = ClusterServer(cluster, bundle(seed=10), allow_insecure=True)
+    client = InferenceClient(server.bundle.client_info())
     address = cluster.client.scheduler.address
     assert C.is_loopback(address.split("://")[1].rsplit(":", 1)[0])
-    try:
+    try:  # another local user: no credentials, only the port (ss -tlnp, or a scan of 127.0.0.1)
         with distributed.Client(address, timeout=5, set_as_default=False) as intruder:
-            ran = intruder.run(lambda: "attacker code ran on a worker")
+            names = {n for ps in intruder.run(lambda dask_worker: list(dask_worker.plugins)).values() for n in ps
+                     if n.startswith("henn-inference-")}
+            for name in names:  # turn every henn worker into the malicious worker of the tests above
+                intruder.run(_install, name, _answer_a_pickle)
     except (OSError, TimeoutError):
-        ran = None
-    assert not ran, ran
+        names = set()
+    keys = stolen_after(lambda: server.answer(client.public, client.encrypt(np.ones((2, 3)))))
+    assert not any(k is client._secret for k in keys), "a local intruder's code holds the driver's secret key"
+    assert not names
 
 
 @pytest.mark.parametrize("address", ["tcp://10.0.0.5:8786", "TCP://10.0.0.5:8786", "tcp://[::ffff:10.0.0.5]:8786",
