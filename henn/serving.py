@@ -14,15 +14,18 @@ refused query (the refusal is about the query, not the stream).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
+import os
 import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -58,13 +61,16 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
     """Answer clients at ``address`` until interrupted (or after ``connections`` clients).
 
     Args:
-        state: a file keeping the count of answered batches across restarts (the
-            answers' flooding is sized for the bundle's total, not per run).
+        state: a file keeping the count of answered batches across restarts and across
+            the processes that answer for the bundle (an :class:`AnswerLedger`: each
+            query is reserved there before it is answered; the answers' flooding is
+            sized for the bundle's total, not per run).
 
     Returns:
         The :class:`~henn.deploy.InferenceServer` (its counts), when the loop ends.
     """
-    before = read_answer_count(state)
+    ledger = None if state is None else AnswerLedger(state)
+    before = 0 if ledger is None else ledger.count()
     server = InferenceServer(bundle, allow_insecure=allow_insecure, answered_before=before)
     info = json.dumps(bundle.client_info()).encode()
     lock = threading.Lock()  # one evaluation at a time; sessions wait for frames concurrently
@@ -79,18 +85,16 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
             if conn is None:
                 continue
             served += 1
-            running.add(pool.submit(_run_session, conn, server, info, lock, state))
+            running.add(pool.submit(_run_session, conn, server, info, lock, ledger))
             running = {f for f in running if not f.done()}
         wait(running)
     return server
 
 
 def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock,
-                 state: Path | None) -> None:
+                 ledger: AnswerLedger | None) -> None:
     with conn:
-        _session(conn, server, info, lock)
-    with lock:
-        write_answer_count(state, server.answered())
+        _session(conn, server, info, lock, ledger)
 
 
 def read_answer_count(state: Path | None) -> int:
@@ -111,14 +115,73 @@ def read_answer_count(state: Path | None) -> int:
 
 
 def write_answer_count(state: Path | None, count: int) -> None:
-    """Record a bundle's answered batches in its state file, atomically (nothing without a file)."""
+    """Record a bundle's answered batches in its state file, atomically (nothing without a file).
+
+    Unlocked: a process that answers uses :meth:`AnswerLedger.reserve`, which calls this
+    under the ledger's lock.
+    """
     if state is not None:
-        tmp = state.with_suffix(state.suffix + ".tmp")
+        tmp = state.with_name(f"{state.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"answered": count}))
         tmp.replace(state)
 
 
-def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock) -> None:
+class AnswerLedger:
+    """A bundle's answered batches, shared by every process that answers for it (``serve``, ``predict --cluster``).
+
+    The count lives in the state file; each change holds an exclusive ``flock`` on
+    ``STATE.lock`` while it re-reads the count, checks the budget and writes the new
+    count atomically. Answers are reserved before they are computed: a process that
+    dies after reserving leaves the count too high, never too low.
+
+    Args:
+        state: the state file (``BUNDLE.answered`` by default in the CLI).
+    """
+
+    def __init__(self, state: Path):
+        self.state = Path(state)
+        self.lock_path = self.state.with_name(self.state.name + ".lock")
+
+    def count(self) -> int:
+        """Batches reserved so far, by every process."""
+        with self._locked():
+            return read_answer_count(self.state)
+
+    def reserve(self, batches: int, limit: int) -> int:
+        """Count ``batches`` more answers before they are given.
+
+        Args:
+            batches: answers about to be computed.
+            limit: the bundle's ``queries_per_key``.
+
+        Returns:
+            The count before this reservation.
+
+        Raises:
+            DeployError: the reservation would pass ``limit`` (nothing is reserved).
+        """
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 0:
+            raise DeployError(f"cannot reserve answers: expected a count, got {batches!r}")
+        with self._locked():
+            before = read_answer_count(self.state)
+            if before + batches > limit:
+                raise DeployError(f"cannot answer: {batches} more batches would pass the {limit} the answers' flooding "
+                                  f"is sized for ({before} answered, {self.state}); the owner must issue a new bundle")
+            write_answer_count(self.state, before + batches)
+        return before
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock,
+             ledger: AnswerLedger | None = None) -> None:
     """Serve one client until it says BYE, hangs up, stalls, or breaks the framing: never the whole server."""
     while True:
         try:
@@ -128,7 +191,7 @@ def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threa
             op, payload = frame
             try:
                 with lock:
-                    status, reply = OK, _handle(server, op, payload, info)
+                    status, reply = OK, _handle(server, op, payload, info, ledger)
             except (he_core.HEError, ValueError, TypeError) as exc:
                 status, reply = ERROR, str(exc).encode()[:4096]
             except Exception as exc:  # noqa: BLE001 - a query must never take the server down
@@ -140,7 +203,7 @@ def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threa
             return
 
 
-def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes) -> bytes:
+def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes, ledger: AnswerLedger | None) -> bytes:
     if op == HELLO:
         return info
     if op == KEYS:
@@ -151,6 +214,8 @@ def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes) -> by
         (count,) = _COUNT.unpack_from(payload)
         query = he_core.serialization.loads(payload[_COUNT.size:], expect_kind="ciphertext",
                                             allow_insecure=server.allow_insecure)
+        if ledger is not None:  # reserved before answering: other processes may answer for the bundle too
+            ledger.reserve(1, server.bundle.queries_per_key)
         return he_core.serialization.dumps(server.answer(query, int(count)))
     raise DeployError(f"cannot answer: unknown operation {op}")
 
