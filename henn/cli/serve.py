@@ -107,6 +107,7 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
 
 def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
     from ..distributed import ClusterProcess, predict_on_cluster
+    from ..distributed.isolation import protect_memory
     from ..serving import AnswerLedger
 
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
@@ -118,7 +119,9 @@ def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
         security = Security(tls_ca_file=str(args.tls_ca), tls_client_cert=str(args.tls_cert),
                             tls_client_key=None if args.tls_key is None else str(args.tls_key),
                             require_encryption=True)
-    # the cluster's client runs in a child process: this one keeps the secret key and reads bytes only
+    # the cluster's client runs in a child process: this one keeps the secret key, reads bytes only, and is not
+    # readable by the child's ptrace or /proc/PID/mem (unless the user is root)
+    protect_memory()
     with ClusterProcess(bundle, args.cluster, workers=args.workers, security=security,
                         allow_insecure=args.allow_insecure, answered_before=ledger.count()) as cluster:
         report = predict_on_cluster(cluster, X, batch_rows=args.batch_rows, ledger=ledger)

@@ -16,11 +16,14 @@ keeps the client's :class:`~henn.deploy.InferenceClient`; the two exchange over 
   which unpickles) under a size limit, loaded with ``expect_kind="ciphertext"`` and
   checked to be under the client's key.
 
-What the child can still do (it runs the cluster's code as the same user) is listed
-in docs/threat_model.md.
+The child runs as the same user: code the cluster runs there could read the parent's
+memory through ptrace or ``/proc/PID/mem`` unless the kernel forbids it, which
+:func:`protect_memory` asks for (``henn predict --cluster`` calls it; root is not
+stopped by it). What the child can still do is listed in docs/threat_model.md.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -44,6 +47,7 @@ START_SECONDS = 180.0
 HEADER_LIMIT = 1 << 20
 #: Errors the child may name; anything else arrives as a DeployError.
 ERRORS = {"unreachable": ClusterUnreachableError, "cluster": ClusterError, "deploy": DeployError}
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
 
 
 class ClusterProcess:
@@ -225,6 +229,21 @@ def predict_on_cluster(cluster: ClusterProcess, X: Any, *, batch_rows: int | Non
                          sum(len(size(q.ciphertext)) for q in queries), sum(len(size(a)) for a in answers))
 
 
+def protect_memory() -> bool:
+    """Make this process non-dumpable (Linux ``prctl(PR_SET_DUMPABLE, 0)``): no core files, and processes of the
+    same user without ``CAP_SYS_PTRACE`` (the cluster's child among them) can neither ptrace it nor read
+    ``/proc/PID/mem``. Root, or a holder of ``CAP_SYS_PTRACE``, still can.
+
+    Returns:
+        Whether the setting took effect (False off Linux).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 # ---------------------------------------------------------------------------- both ends of the pipe
 def _send(conn: Any, header: dict, frames: Sequence[bytes] = ()) -> None:
     conn.send_bytes(json.dumps({**header, "frames": len(frames)}).encode())
@@ -286,4 +305,4 @@ def _error(exc: BaseException) -> dict:
     return {"error": kind, "message": message}
 
 
-__all__ = ["ClusterProcess", "HEADER_LIMIT", "START_SECONDS", "predict_on_cluster"]
+__all__ = ["ClusterProcess", "HEADER_LIMIT", "START_SECONDS", "predict_on_cluster", "protect_memory"]
