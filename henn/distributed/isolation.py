@@ -161,7 +161,7 @@ class ClusterProcess:
             header = json.loads(self._conn.recv_bytes(HEADER_LIMIT))
             count = header.get("frames") if isinstance(header, dict) else None
             if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1 << 20:
-                raise DeployError("cannot read the cluster process: a malformed header")
+                raise ValueError("a malformed header")
             frames = [self._conn.recv_bytes(frame_limit) for _ in range(count)]
         except (EOFError, OSError, ValueError) as exc:
             raise ClusterError(f"the cluster process broke the pipe: {type(exc).__name__}: {exc}") from None
