@@ -79,6 +79,7 @@ def test_ckks_answers_match_the_clear_model_and_one_process(cluster, circuit, ck
     assert (got.argmax(1) == clear.argmax(1)).sum() >= 39
 
 
+@pytest.mark.slow  # a cluster process of its own (~10-30 s under load); test_serve's CLI run covers the path by default
 def test_predict_on_cluster_reports_its_costs(circuit):
     """The key holder and the cluster's client in two processes: the same answers as one process, the same report."""
     bundle = ServerBundle.create(circuit, "vhe")
