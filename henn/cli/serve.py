@@ -179,8 +179,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument("--server", help="the server's address (unix:PATH or tls://HOST:PORT)")
     where.add_argument("--bundle", type=Path, help="the owner's bundle, evaluated on --cluster")
     p.add_argument("--cluster", metavar="local|ADDRESS",
-                   help="a Dask cluster: 'local' (loopback, one worker per core) or tls://HOST:PORT (tcp:// to "
-                        "loopback only)")
+                   help="a Dask cluster: 'local' (loopback over TLS, one worker per core) or tls://HOST:PORT (tcp:// "
+                        "to loopback only: every local user can join such a cluster)")
     p.add_argument("--workers", type=positive_int, help="workers of --cluster local (default: one per core)")
     p.add_argument("--batch-rows", type=positive_int,
                    help="rows per encrypted batch on a cluster (default the bundle's batch; fewer spread small "
