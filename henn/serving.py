@@ -72,6 +72,7 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
     ledger = None if state is None else AnswerLedger(state)
     before = 0 if ledger is None else ledger.count()
     server = InferenceServer(bundle, allow_insecure=allow_insecure, answered_before=before)
+    sessions = server if ledger is None else Reserving(server, ledger)
     info = json.dumps(bundle.client_info()).encode()
     lock = threading.Lock()  # one evaluation at a time; sessions wait for frames concurrently
     served, running = 0, set()
@@ -85,16 +86,15 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
             if conn is None:
                 continue
             served += 1
-            running.add(pool.submit(_run_session, conn, server, info, lock, ledger))
+            running.add(pool.submit(_run_session, conn, sessions, info, lock))
             running = {f for f in running if not f.done()}
         wait(running)
     return server
 
 
-def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock,
-                 ledger: AnswerLedger | None) -> None:
+def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock) -> None:
     with conn:
-        _session(conn, server, info, lock, ledger)
+        _session(conn, server, info, lock)
 
 
 def read_answer_count(state: Path | None) -> int:
@@ -124,6 +124,24 @@ def write_answer_count(state: Path | None, count: int) -> None:
         tmp = state.with_name(f"{state.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"answered": count}))
         tmp.replace(state)
+
+
+class Reserving:
+    """An :class:`~henn.deploy.InferenceServer` whose every answer is first reserved in an :class:`AnswerLedger`.
+
+    The reservation comes after the query was read and before it is evaluated: other
+    processes may answer for the same bundle, and the ledger is the one count.
+    """
+
+    def __init__(self, server: InferenceServer, ledger: "AnswerLedger"):
+        self._server, self._ledger = server, ledger
+
+    def answer(self, query: Any, count: int) -> Any:
+        self._ledger.reserve(1, self._server.bundle.queries_per_key)
+        return self._server.answer(query, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
 
 
 class AnswerLedger:
@@ -180,8 +198,7 @@ class AnswerLedger:
             os.close(fd)  # releases the lock
 
 
-def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock,
-             ledger: AnswerLedger | None = None) -> None:
+def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock) -> None:
     """Serve one client until it says BYE, hangs up, stalls, or breaks the framing: never the whole server."""
     while True:
         try:
@@ -191,7 +208,7 @@ def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threa
             op, payload = frame
             try:
                 with lock:
-                    status, reply = OK, _handle(server, op, payload, info, ledger)
+                    status, reply = OK, _handle(server, op, payload, info)
             except (he_core.HEError, ValueError, TypeError) as exc:
                 status, reply = ERROR, str(exc).encode()[:4096]
             except Exception as exc:  # noqa: BLE001 - a query must never take the server down
@@ -203,7 +220,7 @@ def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threa
             return
 
 
-def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes, ledger: AnswerLedger | None) -> bytes:
+def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes) -> bytes:
     if op == HELLO:
         return info
     if op == KEYS:
@@ -214,8 +231,6 @@ def _handle(server: InferenceServer, op: int, payload: bytes, info: bytes, ledge
         (count,) = _COUNT.unpack_from(payload)
         query = he_core.serialization.loads(payload[_COUNT.size:], expect_kind="ciphertext",
                                             allow_insecure=server.allow_insecure)
-        if ledger is not None:  # reserved before answering: other processes may answer for the bundle too
-            ledger.reserve(1, server.bundle.queries_per_key)
         return he_core.serialization.dumps(server.answer(query, int(count)))
     raise DeployError(f"cannot answer: unknown operation {op}")
 

@@ -63,11 +63,12 @@ def test_serve_reserves_each_query_before_answering_it(tmp_path):
     ledger = AnswerLedger(tmp_path / "b.answered")
     [query] = client.encrypt(np.ones((2, 3)))
     payload = serving._COUNT.pack(query.count) + he_core.serialization.dumps(query.ciphertext)
-    answer = serving._handle(server, QUERY, payload, b"", ledger)
+    reserving = serving.Reserving(server, ledger)  # what serve's sessions answer with when it has a state file
+    answer = serving._handle(reserving, QUERY, payload, b"")
     assert he_core.serialization.loads(answer, expect_kind="ciphertext", allow_insecure=True).key_id == \
         client.public.key_id
     assert json.loads(ledger.state.read_text()) == {"answered": 1}
     serving.write_answer_count(ledger.state, 2)  # another process answered the last one meanwhile
     with pytest.raises(DeployError, match="would pass the 2"):
-        serving._handle(server, QUERY, payload, b"", ledger)
+        serving._handle(reserving, QUERY, payload, b"")
     assert server.answered() == 1  # refused before evaluating
