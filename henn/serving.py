@@ -14,15 +14,18 @@ refused query (the refusal is about the query, not the stream).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
+import os
 import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -58,14 +61,18 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
     """Answer clients at ``address`` until interrupted (or after ``connections`` clients).
 
     Args:
-        state: a file keeping the count of answered batches across restarts (the
-            answers' flooding is sized for the bundle's total, not per run).
+        state: a file keeping the count of answered batches across restarts and across
+            the processes that answer for the bundle (an :class:`AnswerLedger`: each
+            query is reserved there before it is answered; the answers' flooding is
+            sized for the bundle's total, not per run).
 
     Returns:
         The :class:`~henn.deploy.InferenceServer` (its counts), when the loop ends.
     """
-    before = read_answer_count(state)
+    ledger = None if state is None else AnswerLedger(state)
+    before = 0 if ledger is None else ledger.count()
     server = InferenceServer(bundle, allow_insecure=allow_insecure, answered_before=before)
+    sessions = server if ledger is None else Reserving(server, ledger)
     info = json.dumps(bundle.client_info()).encode()
     lock = threading.Lock()  # one evaluation at a time; sessions wait for frames concurrently
     served, running = 0, set()
@@ -79,18 +86,15 @@ def serve(bundle: ServerBundle, address: str, *, tls_dir: str | None = None, con
             if conn is None:
                 continue
             served += 1
-            running.add(pool.submit(_run_session, conn, server, info, lock, state))
+            running.add(pool.submit(_run_session, conn, sessions, info, lock))
             running = {f for f in running if not f.done()}
         wait(running)
     return server
 
 
-def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock,
-                 state: Path | None) -> None:
+def _run_session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock) -> None:
     with conn:
         _session(conn, server, info, lock)
-    with lock:
-        write_answer_count(state, server.answered())
 
 
 def read_answer_count(state: Path | None) -> int:
@@ -111,11 +115,87 @@ def read_answer_count(state: Path | None) -> int:
 
 
 def write_answer_count(state: Path | None, count: int) -> None:
-    """Record a bundle's answered batches in its state file, atomically (nothing without a file)."""
+    """Record a bundle's answered batches in its state file, atomically (nothing without a file).
+
+    Unlocked: a process that answers uses :meth:`AnswerLedger.reserve`, which calls this
+    under the ledger's lock.
+    """
     if state is not None:
-        tmp = state.with_suffix(state.suffix + ".tmp")
+        tmp = state.with_name(f"{state.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"answered": count}))
         tmp.replace(state)
+
+
+class Reserving:
+    """An :class:`~henn.deploy.InferenceServer` whose every answer is first reserved in an :class:`AnswerLedger`.
+
+    The reservation comes after the query was read and before it is evaluated: other
+    processes may answer for the same bundle, and the ledger is the one count.
+    """
+
+    def __init__(self, server: InferenceServer, ledger: "AnswerLedger"):
+        self._server, self._ledger = server, ledger
+
+    def answer(self, query: Any, count: int) -> Any:
+        self._ledger.reserve(1, self._server.bundle.queries_per_key)
+        return self._server.answer(query, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
+class AnswerLedger:
+    """A bundle's answered batches, shared by every process that answers for it (``serve``, ``predict --cluster``).
+
+    The count lives in the state file; each change holds an exclusive ``flock`` on
+    ``STATE.lock`` while it re-reads the count, checks the budget and writes the new
+    count atomically. Answers are reserved before they are computed: a process that
+    dies after reserving leaves the count too high, never too low.
+
+    Args:
+        state: the state file (``BUNDLE.answered`` by default in the CLI).
+    """
+
+    def __init__(self, state: Path):
+        self.state = Path(state)
+        self.lock_path = self.state.with_name(self.state.name + ".lock")
+
+    def count(self) -> int:
+        """Batches reserved so far, by every process."""
+        with self._locked():
+            return read_answer_count(self.state)
+
+    def reserve(self, batches: int, limit: int) -> int:
+        """Count ``batches`` more answers before they are given.
+
+        Args:
+            batches: answers about to be computed.
+            limit: the bundle's ``queries_per_key``.
+
+        Returns:
+            The count before this reservation.
+
+        Raises:
+            DeployError: the reservation would pass ``limit`` (nothing is reserved).
+        """
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 0:
+            raise DeployError(f"cannot reserve answers: expected a count, got {batches!r}")
+        with self._locked():
+            before = read_answer_count(self.state)
+            if before + batches > limit:
+                raise DeployError(f"cannot answer: {batches} more batches would pass the {limit} the answers' flooding "
+                                  f"is sized for ({before} answered, {self.state}); the owner must issue a new bundle")
+            write_answer_count(self.state, before + batches)
+        return before
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 def _session(conn: Connection, server: InferenceServer, info: bytes, lock: threading.Lock) -> None:

@@ -12,8 +12,10 @@
   the same output, the batches answered on a Dask cluster's workers
   (:mod:`henn.distributed`; a local cluster on loopback, or ``tls://HOST:PORT`` with
   Dask's TLS configuration or ``--tls-ca/--tls-cert/--tls-key``). This process keeps
-  the client's secret key and the bundle's answer count (``--state``, shared with
-  ``henn serve``); the workers get the bundle, the public keys and ciphertexts.
+  the client's secret key and never talks to Dask: a child process runs the cluster's
+  client and passes ciphertexts back as bytes. The batches are reserved in the bundle's
+  answer ledger (``--state``, shared with ``henn serve``) before they are sent; the
+  workers get the bundle, the public keys and ciphertexts.
 
 Exit status: 0, 1 with one ``henn <command>: error: ...`` line, 2 for usage errors.
 """
@@ -104,26 +106,25 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
 
 
 def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
-    from ..distributed import Cluster, ClusterServer, predict_on_cluster
-    from ..serving import read_answer_count, write_answer_count
-
+    from ..distributed import ClusterProcess, predict_on_cluster
+    from ..distributed.isolation import protect_memory
+    from ..serving import AnswerLedger
 
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
     check_security(bundle, args.allow_insecure)  # before a cluster is started
-    state = args.state or args.bundle.with_name(args.bundle.name + ".answered")
+    ledger = AnswerLedger(args.state or args.bundle.with_name(args.bundle.name + ".answered"))
     security = None
     if args.tls_ca is not None:
         from distributed.security import Security
         security = Security(tls_ca_file=str(args.tls_ca), tls_client_cert=str(args.tls_cert),
                             tls_client_key=None if args.tls_key is None else str(args.tls_key),
                             require_encryption=True)
-    with Cluster(args.cluster, workers=args.workers, security=security) as cluster:
-        server = ClusterServer(cluster, bundle, allow_insecure=args.allow_insecure,
-                               answered_before=read_answer_count(state))
-        try:
-            report = predict_on_cluster(cluster, bundle, X, batch_rows=args.batch_rows, server=server)
-        finally:
-            write_answer_count(state, server.answered())
+    # the cluster's client runs in a child process: this one keeps the secret key, reads bytes only, and is not
+    # readable by the child's ptrace or /proc/PID/mem (unless the user is root)
+    protect_memory()
+    with ClusterProcess(bundle, args.cluster, workers=args.workers, security=security,
+                        allow_insecure=args.allow_insecure, answered_before=ledger.count()) as cluster:
+        report = predict_on_cluster(cluster, X, batch_rows=args.batch_rows, ledger=ledger)
     print(f"predict: {len(X)} rows in {report.batches} batch(es) on {report.workers} worker(s) "
           f"({report.threads} threads): encrypt {report.seconds_encrypt:.2f} s, evaluate {report.seconds_evaluate:.2f} s, "
           f"keys {report.key_bytes / 1e6:.1f} MB, queries {report.query_bytes / 1e6:.1f} MB, answers "
@@ -178,8 +179,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument("--server", help="the server's address (unix:PATH or tls://HOST:PORT)")
     where.add_argument("--bundle", type=Path, help="the owner's bundle, evaluated on --cluster")
     p.add_argument("--cluster", metavar="local|ADDRESS",
-                   help="a Dask cluster: 'local' (loopback, one worker per core) or tls://HOST:PORT (tcp:// to "
-                        "loopback only)")
+                   help="a Dask cluster: 'local' (loopback over TLS, one worker per core) or tls://HOST:PORT (tcp:// "
+                        "to loopback only: every local user can join such a cluster)")
     p.add_argument("--workers", type=positive_int, help="workers of --cluster local (default: one per core)")
     p.add_argument("--batch-rows", type=positive_int,
                    help="rows per encrypted batch on a cluster (default the bundle's batch; fewer spread small "

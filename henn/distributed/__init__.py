@@ -5,13 +5,16 @@
 * :mod:`~henn.distributed.wire`: ciphertexts and public keys cross processes in the
   project's own format; secret keys never do;
 * :mod:`~henn.distributed.inference`: the server role spread over workers, the answer
-  budget kept by the driver.
+  budget kept by the driver;
+* :mod:`~henn.distributed.isolation`: the key holder keeps its secret key in a process
+  that never runs a Dask client; a child process runs the server role.
 
 Needs the ``distributed`` extra (``pip install "henn[distributed]"``).
 """
 from .cluster import Cluster, ClusterError, ClusterUnreachableError, cores, resolve
-from .inference import ClusterReport, ClusterServer, InferencePlugin, audit_worker, predict_on_cluster
+from .inference import ClusterReport, ClusterServer, InferencePlugin, audit_worker
+from .isolation import ClusterProcess, predict_on_cluster
 from .wire import Wire, accept_insecure
 
-__all__ = ["Cluster", "ClusterError", "ClusterReport", "ClusterServer", "ClusterUnreachableError", "InferencePlugin",
-           "Wire", "accept_insecure", "audit_worker", "cores", "predict_on_cluster", "resolve"]
+__all__ = ["Cluster", "ClusterError", "ClusterProcess", "ClusterReport", "ClusterServer", "ClusterUnreachableError",
+           "InferencePlugin", "Wire", "accept_insecure", "audit_worker", "cores", "predict_on_cluster", "resolve"]

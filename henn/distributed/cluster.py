@@ -5,14 +5,24 @@ public keys, the server's weights and the clients' ciphertexts. So an existing c
 is reached only over ``tls://`` with Dask's own security configuration
 (:class:`distributed.security.Security`: the CA, the client certificate and key the
 user was given, from ``distributed.comm.tls.*`` in Dask's configuration or passed in),
-and plain ``tcp://`` only to a loopback address. The default is a
-:class:`distributed.LocalCluster` on 127.0.0.1 without a dashboard, one single-threaded
-worker process per core: ``workers x threads`` never exceeds the cores.
+and plain ``tcp://`` only to a loopback address (any local user can join such a
+cluster: see docs/threat_model.md). The default is a :class:`distributed.LocalCluster`
+on 127.0.0.1 over TLS with a throwaway CA and certificate made for it
+(:meth:`Security.temporary`, held in memory by this process and its workers only), so
+other local users cannot join it; no dashboard, one single-threaded worker process per
+core: ``workers x threads`` never exceeds the cores.
+
+Whatever the cluster, the client reads results with Dask's and msgpack's deserializers
+only (no pickle). That does not make the scheduler harmless: Dask's wire protocol
+unpickles some message parts whatever the client asks (errors among them), so the
+process that runs a :class:`Cluster` must hold no secret: :mod:`.isolation` runs it in a
+child process of the key holder.
 
 Scheduling, retries and data movement are Dask's; this module only chooses and checks.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -31,6 +41,8 @@ CONNECT_TIMEOUT = 10.0
 LOCAL = "local"
 #: What the local cluster's HTTP servers answer: a health check.
 HTTP_ROUTES = ["distributed.http.health"]
+#: How the client reads results: Dask's own serializers (henn's registered ones) and msgpack, never pickle.
+DESERIALIZERS = ["dask", "msgpack"]
 
 
 class ClusterError(he_core.HEError, ValueError):
@@ -140,7 +152,7 @@ class Cluster:
         self._cluster: Any = None
         if self.local:
             self._cluster = _local_cluster(workers, threads_per_worker)
-            target, security = self._cluster, None
+            target, security = self._cluster, self._cluster.security
         else:
             if workers is not None:
                 raise ClusterError(f"cannot choose the workers of the existing cluster at {self.address}: the number "
@@ -148,7 +160,10 @@ class Cluster:
             security = tls_security(security) if self.address.startswith("tls://") else None
             target = self.address
         try:
-            self.client = distributed.Client(target, security=security, timeout=timeout, set_as_default=False)
+            if not self.local:
+                probe(self.address, security, timeout)
+            self.client = distributed.Client(target, security=security, timeout=timeout, set_as_default=False,
+                                             deserializers=DESERIALIZERS)
         except (OSError, TimeoutError) as exc:
             self._close_cluster()
             raise ClusterUnreachableError(f"cannot reach the Dask scheduler at {self.address} within {timeout:g} s: "
@@ -184,6 +199,27 @@ class Cluster:
         return f"Cluster({self.address!r})"
 
 
+def probe(address: str, security: Security | None, timeout: float) -> None:
+    """Open one connection to the scheduler and complete Dask's handshake within ``timeout``, then close it.
+
+    Dask's own connect timeout ends with the TCP (and TLS) connection: its handshake
+    read waits forever on a listener that accepts and stays silent.
+
+    Raises:
+        TimeoutError, OSError: no scheduler answered in time.
+    """
+    args = security.get_connection_args("client") if security is not None else {}
+
+    async def handshake() -> None:
+        comm = await distributed.comm.connect(address, timeout=timeout, **args)
+        await comm.close()
+
+    async def bounded() -> None:
+        await asyncio.wait_for(handshake(), timeout)
+
+    asyncio.run(bounded())
+
+
 def _local_cluster(workers: int | None, threads_per_worker: int) -> distributed.LocalCluster:
     available = cores()
     if isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int) or threads_per_worker < 1:
@@ -202,10 +238,11 @@ def _local_cluster(workers: int | None, threads_per_worker: int) -> distributed.
     # task or worker pages for other local users to read, no fight over port 8787).
     with dask.config.set({"distributed.scheduler.http.routes": HTTP_ROUTES,
                           "distributed.worker.http.routes": HTTP_ROUTES}):
+        # TLS with a CA and certificate made now, in memory: only this process and its workers hold them
         return distributed.LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                                        host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-                                        env=env)
+                                        host="127.0.0.1", protocol="tls://", security=Security.temporary(),
+                                        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, env=env)
 
 
-__all__ = ["CONNECT_TIMEOUT", "Cluster", "ClusterError", "ClusterUnreachableError", "LOCAL", "cores", "is_loopback",
-           "resolve", "tls_security"]
+__all__ = ["CONNECT_TIMEOUT", "Cluster", "ClusterError", "ClusterUnreachableError", "DESERIALIZERS", "LOCAL", "cores",
+           "is_loopback", "probe", "resolve", "tls_security"]

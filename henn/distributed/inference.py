@@ -5,7 +5,9 @@ builds one :class:`~henn.deploy.InferenceServer` from the owner's bundle when it
 (:class:`InferencePlugin`, a Dask worker plugin, so a worker that replaces a dead one
 builds its own), holds the client's public keys and answers encrypted batches; no
 worker holds a secret key. The **driver** (:class:`ClusterServer`) dispatches one task
-per encrypted batch and enforces the bundle's answer budget.
+per encrypted batch and enforces the bundle's answer budget; it holds no secret key
+either, and must not share its process with one (:mod:`.isolation` runs it in a child
+of the key holder: Dask may unpickle what the cluster sends).
 
 Why the budget is the driver's: the answers' flooding is sized for
 ``bundle.queries_per_key`` answers in all. Each worker's server counts only what it
@@ -19,7 +21,8 @@ Data movement: each query travels inside its task's arguments, sealed in the
 project's format (:class:`~henn.distributed.wire.Wire`), so the scheduler keeps what it
 needs to re-run the task elsewhere; the public keys are one task's result, fetched by
 each worker once and recomputed if their holder dies; answers come back through the
-registered Dask serializers. See docs/scaling.md for the bytes and the driver's time.
+registered Dask serializers (the client reads no pickle, and every answer must be a
+ciphertext under the client's key). See docs/scaling.md for the bytes and the driver's time.
 """
 from __future__ import annotations
 
@@ -28,7 +31,6 @@ import gc
 import inspect
 import hashlib
 import threading
-import time
 import uuid
 import warnings
 from typing import Any, Sequence
@@ -40,7 +42,7 @@ from distributed import KilledWorker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from he_core import Ciphertext, PublicKeys
 
-from ..deploy import DeployError, InferenceClient, InferenceServer, Query, ServerBundle, check_security
+from ..deploy import DeployError, InferenceServer, Query, ServerBundle, check_security
 from . import wire
 from .cluster import Cluster, ClusterError
 
@@ -192,7 +194,7 @@ class ClusterServer:
             warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
             keys, futures = self._submit(public, queries)
         try:
-            return client.gather(futures)
+            return _checked(client.gather(futures), public)
         except KilledWorker as exc:
             raise DeployError(f"cannot answer: Dask gave up on a batch after it took down workers repeatedly "
                               f"({exc})") from exc
@@ -208,9 +210,19 @@ class ClusterServer:
         return keys, futures
 
 
+def _checked(answers: list, public: PublicKeys) -> list[Ciphertext]:
+    """The workers' answers if each is a ciphertext under the client's key (a worker may send anything)."""
+    for i, a in enumerate(answers):
+        if not isinstance(a, Ciphertext):
+            raise DeployError(f"cannot answer: a worker's answer to batch {i} is a {type(a).__name__}, not a ciphertext")
+        if a.key_id != public.key_id:
+            raise DeployError(f"cannot answer: a worker's answer to batch {i} is not under the client's key")
+    return answers
+
+
 @dataclasses.dataclass
 class ClusterReport:
-    """What one :func:`predict_on_cluster` run cost.
+    """What one :func:`~henn.distributed.isolation.predict_on_cluster` run cost.
 
     Attributes:
         outputs: ``(n, outputs)`` decrypted answers.
@@ -241,54 +253,6 @@ class ClusterReport:
         out.pop("outputs")
         out["rows"] = int(self.outputs.shape[0])
         return out
-
-
-def predict_on_cluster(cluster: Cluster, bundle: ServerBundle, X: Any, *, allow_insecure: bool = False,
-                       batch_rows: int | None = None, answered_before: int = 0,
-                       server: ClusterServer | None = None) -> ClusterReport:
-    """Encrypt ``X`` here, answer it on the cluster's workers, decrypt here.
-
-    The calling process plays the client (its secret key never leaves it) and the
-    server's dispatcher; the workers hold the bundle, the public keys and ciphertexts.
-
-    Args:
-        cluster: where to evaluate.
-        bundle: the owner's bundle.
-        X: ``(n, features)`` rows.
-        allow_insecure: accept an insecure scheme (tests only).
-        batch_rows: rows per encrypted batch (default the bundle's batch); fewer spread a
-            small input over more workers, at the price of more batches of the budget.
-        answered_before: see :class:`ClusterServer`.
-        server: a :class:`ClusterServer` to reuse (its budget count continues).
-
-    Returns:
-        A :class:`ClusterReport`.
-
-    Raises:
-        DeployError: the data do not fit the model, or the server refused.
-    """
-    start = time.perf_counter()
-    X = np.asarray(X, dtype=np.float64)
-    rows = bundle.batch if batch_rows is None else batch_rows
-    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= bundle.batch:
-        raise DeployError(f"cannot predict: batch_rows must lie in 1..{bundle.batch}, got {batch_rows!r}")
-    server = server or ClusterServer(cluster, bundle, allow_insecure=allow_insecure, answered_before=answered_before)
-    t0 = time.perf_counter()
-    client = InferenceClient(bundle.client_info())
-    t1 = time.perf_counter()
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise DeployError(f"cannot predict: expected (n, {bundle.circuit.n_features}) rows, got {X.shape}")
-    queries = [q for lo in range(0, X.shape[0], rows) for q in client.encrypt(X[lo:lo + rows])]
-    t2 = time.perf_counter()
-    answers = server.answer(client.public, queries)
-    t3 = time.perf_counter()
-    outputs = np.vstack([client.decrypt(a, q.rows) for a, q in zip(answers, queries)])
-    t4 = time.perf_counter()
-    threads = cluster.workers()
-    return ClusterReport(outputs, len(threads), sum(threads.values()), len(queries), t1 - t0, t2 - t1, t3 - t2,
-                         t4 - t3, time.perf_counter() - start, len(wire.to_bytes(client.public)),
-                         sum(len(wire.to_bytes(q.ciphertext)) for q in queries),
-                         sum(len(wire.to_bytes(a)) for a in answers))
 
 
 def audit_worker(dask_worker: Any = None) -> dict[str, int]:
@@ -330,5 +294,4 @@ def _reaches_secret(root: Any) -> bool:
 
 
 __all__ = ["ClusterReport", "ClusterServer", "InferencePlugin", "PLUGIN_PREFIX", "audit_worker", "check_security",
-           "plugin_name",
-           "predict_on_cluster"]
+           "plugin_name"]

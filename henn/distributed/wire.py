@@ -13,7 +13,8 @@ Dask moves an object two ways, and both are covered here:
 * inside a **task's arguments**, which Dask pickles (and which the scheduler unpickles
   and pickles again on its way to a worker). A ciphertext passed there travels in a
   :class:`Wire` envelope: a pickle of it is the file-format bytes, opened only by the
-  task that uses it.
+  task that uses it. A :class:`Wire` in a task's *result* crosses as data, through a
+  serializer registered here (a client reads no pickle: see :mod:`.cluster`).
 
 Insecure parameter sets (``vhe``, ``plain``, toy rings) load only in a process that
 accepts them (:func:`accept_insecure`): the driver says so when the user asked for it, and
@@ -139,6 +140,17 @@ def _deserialize(header: dict, frames: list) -> Any:
     return from_bytes(frames[0], kind)
 
 
+def _serialize_wire(sealed: Wire) -> tuple[dict, list[bytes]]:
+    return {"henn-wire": sealed.kind}, [sealed.data]
+
+
+def _deserialize_wire(header: dict, frames: list) -> Wire:
+    kind = header.get("henn-wire")
+    if kind not in KINDS.values() or len(frames) != 1:
+        raise he_core.FormatError(f"cannot receive a sealed {kind!r}: only ciphertexts and public keys, one frame")
+    return Wire._from(kind, bytes(frames[0]))  # still sealed: opened (and checked) by whoever uses it
+
+
 def _refuse(obj: SecretKey) -> tuple[dict, list[bytes]]:
     to_bytes(obj)  # raises KeyExportError
     raise AssertionError("unreachable")  # pragma: no cover
@@ -148,5 +160,8 @@ for _cls in KINDS:
     dask_serialize.register(_cls)(_serialize)
     dask_deserialize.register(_cls)(_deserialize)
 dask_serialize.register(SecretKey)(_refuse)
+# a Wire in a task's result crosses as data too, readable by a client that refuses pickle
+dask_serialize.register(Wire)(_serialize_wire)
+dask_deserialize.register(Wire)(_deserialize_wire)
 
 __all__ = ["KINDS", "Wire", "accept_insecure", "from_bytes", "insecure_accepted", "to_bytes"]

@@ -17,7 +17,7 @@ distributed = pytest.importorskip("distributed")
 
 import he_core  # noqa: E402
 from henn.deploy import DeployError, InferenceClient, InferenceServer, ServerBundle  # noqa: E402
-from henn.distributed import Cluster, ClusterServer, audit_worker, predict_on_cluster  # noqa: E402
+from henn.distributed import Cluster, ClusterProcess, ClusterServer, audit_worker, predict_on_cluster  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
 
@@ -79,18 +79,30 @@ def test_ckks_answers_match_the_clear_model_and_one_process(cluster, circuit, ck
     assert (got.argmax(1) == clear.argmax(1)).sum() >= 39
 
 
-def test_predict_on_cluster_reports_its_costs(cluster, circuit):
+@pytest.mark.slow  # a cluster process of its own (~10-30 s under load); test_serve's CLI run covers the path by default
+def test_predict_on_cluster_reports_its_costs(circuit):
+    """The key holder and the cluster's client in two processes: the same answers as one process, the same report."""
     bundle = ServerBundle.create(circuit, "vhe")
     X = np.random.default_rng(10).normal(0, 2, (90, 30))
-    report = predict_on_cluster(cluster, bundle, X, allow_insecure=True, batch_rows=30)
-    assert report.batches == 3 and report.workers == 2 and report.threads == 2 and report.outputs.shape == (90, 2)
-    np.testing.assert_allclose(report.outputs, circuit.evaluate(X), atol=1e-2, rtol=0)
-    assert report.query_bytes > report.answer_bytes > 0 and report.key_bytes > 0
-    assert set(report.to_dict()) >= {"rows", "seconds_evaluate", "seconds_encrypt", "query_bytes"}
-    with pytest.raises(DeployError, match="batch_rows must lie"):
-        predict_on_cluster(cluster, bundle, X, allow_insecure=True, batch_rows=bundle.batch + 1)
     with pytest.raises(DeployError, match="give no security"):
-        predict_on_cluster(cluster, bundle, X)
+        ClusterProcess(bundle, "local", workers=2)
+    with ClusterProcess(bundle, "local", workers=2, allow_insecure=True) as cluster:
+        report = predict_on_cluster(cluster, X, batch_rows=30)
+        assert report.batches == 3 and report.workers == 2 and report.threads == 2 and report.outputs.shape == (90, 2)
+        np.testing.assert_allclose(report.outputs, circuit.evaluate(X), atol=1e-2, rtol=0)
+        assert report.query_bytes > report.answer_bytes > 0 and report.key_bytes > 0
+        assert set(report.to_dict()) >= {"rows", "seconds_evaluate", "seconds_encrypt", "query_bytes"}
+        with pytest.raises(DeployError, match="batch_rows must lie"):
+            predict_on_cluster(cluster, X, batch_rows=bundle.batch + 1)
+        client = InferenceClient(bundle.client_info())
+        queries = encrypt_batches(client, X[:40], 20)
+        answers = cluster.answer(client.public, queries)  # bytes across the pipe, loaded and checked here
+        got = np.vstack([client.decrypt(a, q.rows) for a, q in zip(answers, queries)])
+        np.testing.assert_array_equal(got, one_process(bundle, client, queries, allow_insecure=True))
+        assert cluster.answered() == 5
+        with pytest.raises(DeployError, match="not under the public keys"):  # the child's refusal, by name
+            cluster.answer(InferenceClient(bundle.client_info()).public, queries[:1])
+        assert len(cluster.workers()) == 2
 
 
 def test_the_answer_budget_is_counted_once_for_all_workers(cluster, circuit):

@@ -99,3 +99,17 @@ def test_a_wire_envelope_pickles_as_its_bytes(objects):
     assert isinstance(again, wire.Wire) and again.open().key_id == ct.key_id  # opened only when asked
     with pytest.raises(TypeError, match="only Ciphertext and PublicKeys"):
         wire.Wire(np.zeros(3))
+
+
+def test_a_sealed_wire_crosses_as_data_to_a_client_that_refuses_pickle(objects):
+    """A task may return a Wire (data-parallel training does): it crosses with henn's serializer, still sealed."""
+    _, secret, public, ct = objects
+    sealed = wire.Wire(ct)
+    header, frames = serialize(sealed, serializers=["dask", "pickle"])
+    assert header["serializer"] == "dask" and [bytes(f) for f in frames] == [sealed.data]
+    back = deserialize(header, frames, deserializers=["dask", "msgpack"])
+    assert isinstance(back, wire.Wire) and back.kind == "ciphertext" and back.data == sealed.data
+    wire.accept_insecure(True)
+    np.testing.assert_array_equal(back.open().data, ct.data)
+    with pytest.raises(he_core.FormatError, match="only ciphertexts and public keys"):
+        wire._deserialize_wire({"henn-wire": "secret_key"}, [b"\0" * 64])
