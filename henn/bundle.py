@@ -29,6 +29,9 @@ DEFAULT_BATCH = 64
 DEFAULT_QUERIES_PER_KEY = 1 << 16
 #: The largest error of a flooded trial answer a bundle accepts (outputs are logits or scores).
 MAX_ANSWER_ERROR = 2.0**-5
+#: A set without a refresh floor (a smaller scale) is taken only when its trial answers err by at most this
+#: fraction of ``MAX_ANSWER_ERROR``: room for the answers the trial's 16 did not draw.
+ANSWER_SET_MARGIN = 0.25
 #: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
 UNCLIPPED_BOUND = 16.0
 #: The flooding of the trial answers (the server's default).
@@ -77,8 +80,12 @@ class ServerBundle:
         The levels the circuit spends are measured on a trial evaluation (throwaway
         keys, a zero query) with the set for its depth bound; the bundle then takes the
         set for exactly those levels (a key switch costs in proportion to the levels a
-        ciphertext carries, and a server never refreshes). The set keeps the scheme's
-        floor below the computation: the answer's room for its values and its flooding.
+        ciphertext carries, and a server never refreshes): first one without a refresh
+        floor whose last level holds the circuit's output bound
+        (:meth:`he_core.Scheme.params_for_answer`; CKKS: N = 8192 for a linear model),
+        taken if its trial answers fit that level and err by at most a quarter of
+        ``MAX_ANSWER_ERROR``; else the set with the scheme's floor below the computation
+        (the answer's room for its values and its flooding).
 
         Args:
             layout: ``"columns"`` or ``"rows"`` (see the class); ``"rows"`` needs a scheme
@@ -106,8 +113,9 @@ class ServerBundle:
                     fitted, _ = cls._trial(circuit, scheme, answer_set, queries_per_key, layout)
                     if fitted.spent is not None:
                         fitted.trial_error = _answer_error(fitted)
-                        return fitted
-                except DeployError:
+                        if fitted.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
+                            return fitted
+                except he_core.HEError:  # DeployError included: the floored set is tried as before
                     pass
             fitted, _ = cls._trial(circuit, scheme, cls_.params_for_depth(depth), queries_per_key, layout)
             bundle = fitted if fitted.spent is not None else bundle
@@ -271,9 +279,12 @@ def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
         padded = np.zeros(bundle.query_shape(rows))
         padded[:, :circuit.n_features] = x
     # the server declares the input bound itself (its noise bound, hence its flood, is sized from it)
-    query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded), input_bound(circuit)))
+    # seeded like the throwaway keys: the trial (hence the set it picks) is the same on every export
+    query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded, rng=he_core.SeededRandom(1)),
+                                                 input_bound(circuit)))
     out = circuit.run(query, rows) if bundle.layout == "columns" else circuit.run_rows(query)
-    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key))
+    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key),
+                              rng=he_core.SeededRandom(2))
     _check_room(scheme, flooded, circuit.output_bound(input_bound(circuit)))
     try:
         answer = scheme.decrypt_exact_local(flooded, secret)

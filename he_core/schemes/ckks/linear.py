@@ -72,17 +72,10 @@ class LinearMixin:
         babies = self._rotate_many(x0, sorted({kp % g for kp in factor}))  # hoisted: x0 is decomposed once
         acc = None
         for j in range(-(-n_diag // g)):
-            inner = None
-            for i in range(g):
-                kp = g * j + i
-                if kp not in factor:
-                    continue
-                term = self._mul_pts(babies[i], factor[kp], pt_scale, True, *stats[kp])
-                # Different diagonals read different (rotated) slots: independent errors.
-                inner = term if inner is None else self._add_raw(inner, term, rule="independent")
-            if inner is None:
+            terms = [(i, g * j + i) for i in range(g) if g * j + i in factor]
+            if not terms:
                 continue
-            inner = self._rotate_ct(inner, g * j)
+            inner = self._rotate_ct(self._inner_sum(babies, terms, factor, pt_scale, stats), g * j)
             acc = inner if acc is None else self._add_raw(acc, inner, rule="independent")
         if acc is None:  # the zero matrix
             acc = self._mul_slots(a, np.zeros((1, slots)), False, True)
@@ -91,6 +84,26 @@ class LinearMixin:
         vmax = a.meta["vmax"] * float(np.max(np.sum(np.abs(matrix), axis=1), initial=0.0))
         out = self._noisy(out, self._nv(out)[0], vmax)
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
+
+    def _inner_sum(self, babies: dict, terms: list, factor: dict, pt_scale: float, stats: dict):
+        """sum over (i, kp) of babies[i] times diagonal kp, not rescaled: one fused multiply-add per
+        component and term, and the terms' noise (as ``_mul_pts`` gives it) summed once."""
+        first = babies[terms[0][0]]
+        data = np.zeros_like(first.data)
+        variances, vmax = [], 0.0
+        for i, kp in terms:
+            baby, pts = babies[i], factor[kp]
+            for c in range(baby.data.shape[0]):
+                pt = pts[c if len(pts) > 1 else 0]
+                for p in range(2):
+                    self.ring.muladd(baby.data[c, p], pt, data[c, p])
+            var, vm = self._plain_product_noise(baby, pt_scale, *stats[kp])
+            variances.append(var)
+            vmax += vm
+        # Different diagonals read different (rotated) slots: independent errors.
+        meta = self._noise_meta({**first.meta, "dirty": False}, self.level(first),
+                                noise.sum_var(variances, True), vmax)
+        return first.replace(data=data, scale=first.scale * pt_scale, meta=meta)
 
     def _diagonal_plan(self, a, matrix, stride, blocks, g) -> tuple[dict, float, dict, int]:
         """The encoded diagonals of ``blocks`` copies of ``matrix`` for ``a`` (kept for the next call).
