@@ -118,6 +118,13 @@ class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
         """
         return None
 
+    @classmethod
+    def params_for_answer(cls, depth: int, value_bound: float) -> Parameters | None:
+        """The cheapest parameters for ``depth`` levels never refreshed, whose result (``|values| <=
+        value_bound``) is decrypted at the last level (a server's answer), or ``None``: no such set
+        (callers then take :meth:`params_for_depth`)."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.params_id}>"
 

@@ -29,6 +29,9 @@ DEFAULT_BATCH = 64
 DEFAULT_QUERIES_PER_KEY = 1 << 16
 #: The largest error of a flooded trial answer a bundle accepts (outputs are logits or scores).
 MAX_ANSWER_ERROR = 2.0**-5
+#: A set without a refresh floor (a smaller scale) is taken only when its trial answers err by at most this
+#: fraction of ``MAX_ANSWER_ERROR``: room for the answers the trial's 16 did not draw.
+ANSWER_SET_MARGIN = 0.25
 #: The inputs' bound a server assumes for a circuit without a clip (the client's encoding refuses more).
 UNCLIPPED_BOUND = 16.0
 #: The flooding of the trial answers (the server's default).
@@ -77,8 +80,12 @@ class ServerBundle:
         The levels the circuit spends are measured on a trial evaluation (throwaway
         keys, a zero query) with the set for its depth bound; the bundle then takes the
         set for exactly those levels (a key switch costs in proportion to the levels a
-        ciphertext carries, and a server never refreshes). The set keeps the scheme's
-        floor below the computation: the answer's room for its values and its flooding.
+        ciphertext carries, and a server never refreshes): first one without a refresh
+        floor whose last level holds the circuit's output bound
+        (:meth:`he_core.Scheme.params_for_answer`; CKKS: N = 8192 for a linear model),
+        taken if its trial answers fit that level and err by at most a quarter of
+        ``MAX_ANSWER_ERROR``; else the set with the scheme's floor below the computation
+        (the answer's room for its values and its flooding).
 
         Args:
             layout: ``"columns"`` or ``"rows"`` (see the class); ``"rows"`` needs a scheme
@@ -95,23 +102,39 @@ class ServerBundle:
             bound = cls_.params_for_depth(circuit.depth)
         except he_core.ParameterError as exc:
             raise DeployError(f"cannot deploy: no {scheme} parameter set holds depth {circuit.depth} ({exc})") from None
-        bundle = cls._trial(circuit, scheme, bound, queries_per_key, layout)
+        bundle, value_bound = cls._trial(circuit, scheme, bound, queries_per_key, layout)
         if bound is not None and bundle.spent is not None:
-            fitted = cls._trial(circuit, scheme, cls_.params_for_depth(max(bundle.spent, 1)), queries_per_key, layout)
+            depth = max(bundle.spent, 1)
+            # Cheapest first: a set whose last level holds the answer (no floor: nothing is refreshed),
+            # if the answer's bound and flooding fit it; else the set with the refresh floor.
+            answer_set = cls_.params_for_answer(depth, max(value_bound, circuit.output_bound(input_bound(circuit))))
+            if answer_set is not None:
+                try:
+                    fitted, _ = cls._trial(circuit, scheme, answer_set, queries_per_key, layout)
+                    if fitted.spent is not None:
+                        fitted.trial_error = _answer_error(fitted)
+                        if fitted.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
+                            return fitted
+                except he_core.HEError:  # DeployError included: the floored set is tried as before
+                    pass
+            fitted, _ = cls._trial(circuit, scheme, cls_.params_for_depth(depth), queries_per_key, layout)
             bundle = fitted if fitted.spent is not None else bundle
         bundle.trial_error = _answer_error(bundle)
         return bundle
 
     @classmethod
-    def _trial(cls, circuit: Circuit, scheme: str, params, queries_per_key: int, layout: str) -> "ServerBundle":
-        """A bundle on ``params`` whose ``spent`` holds the levels a trial evaluation used (``None``: unleveled)."""
+    def _trial(cls, circuit: Circuit, scheme: str, params, queries_per_key: int,
+               layout: str) -> tuple["ServerBundle", float | None]:
+        """A bundle on ``params`` whose ``spent`` holds the levels a trial evaluation used (``None``: unleveled),
+        and the answer's value bound (for a query of the server's input bound; ``None``: unleveled)."""
         instance = make_scheme(scheme, params)
         if layout == "rows" and not instance.supports(he_core.Capability.LINEAR_TRANSFORM):
             raise DeployError(f"cannot deploy: the rows layout needs linear transforms, which {scheme} lacks")
         bundle = cls(circuit, scheme, params, 1, queries_per_key, layout)
         bundle.batch = bundle.rows_per_batch(instance) if layout == "rows" else instance.natural_size or DEFAULT_BATCH
         instance.keygen(bundle.requirements())
-        query = EncTensor.encrypt(instance, np.zeros(bundle.query_shape(1)))
+        query = EncTensor(instance, instance.as_received(instance.encrypt(np.zeros(bundle.query_shape(1))),
+                                                         input_bound(circuit)))
         try:
             answer = circuit.run(query, 1) if layout == "columns" else circuit.run_rows(query)
         except he_core.LevelExhaustedError:
@@ -121,8 +144,10 @@ class ServerBundle:
             raise DeployError(f"cannot deploy: {scheme} cannot run the {layout} layout with a client's keys "
                               f"alone ({exc})") from None
         before, after = instance.budget(query.ct), instance.budget(answer.ct)
-        bundle.spent = int(before["remaining"] - after["remaining"]) if before.get("kind") == "levels" else None
-        return bundle
+        if before.get("kind") != "levels":
+            return bundle, None
+        bundle.spent = int(before["remaining"] - after["remaining"])
+        return bundle, float(instance.noise_estimate(answer.ct)["value_bound"])
 
     def rows_per_batch(self, scheme: he_core.Scheme) -> int:
         """Queries one ``rows`` batch holds: a ciphertext's worth on a packing scheme."""
@@ -254,9 +279,13 @@ def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
         padded = np.zeros(bundle.query_shape(rows))
         padded[:, :circuit.n_features] = x
     # the server declares the input bound itself (its noise bound, hence its flood, is sized from it)
-    query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded), input_bound(circuit)))
+    # seeded like the throwaway keys: the trial (hence the set it picks) is the same on every export
+    query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded, rng=he_core.SeededRandom(1)),
+                                                 input_bound(circuit)))
     out = circuit.run(query, rows) if bundle.layout == "columns" else circuit.run_rows(query)
-    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key))
+    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key),
+                              rng=he_core.SeededRandom(2))
+    _check_room(scheme, flooded, circuit.output_bound(input_bound(circuit)))
     try:
         answer = scheme.decrypt_exact_local(flooded, secret)
     except he_core.HEOverflowError:
@@ -271,6 +300,25 @@ def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
                           "flooding than its scale holds (an activation with large coefficients?); refit it on a "
                           "narrower range or lower queries_per_key")
     return error
+
+
+def _check_room(scheme: he_core.Scheme, answer: he_core.Ciphertext, output_bound: float) -> None:
+    """Refuse an answer at the last level whose bound its modulus cannot hold (a query in the
+    server's input bound would wrap: the trial's random inputs need not reach the bound).
+
+    Args:
+        output_bound: the circuit's bound on its outputs for inputs in the server's bound.
+
+    Raises:
+        DeployError: the answer's bound exceeds the last level's range.
+    """
+    budget = scheme.budget(answer)
+    if budget.get("kind") != "levels" or budget["remaining"] != 0:
+        return  # levels above the last hold far more than any answer
+    bound = max(output_bound, float(scheme.noise_estimate(answer)["value_bound"]))
+    if not bound <= budget["max_value"]:
+        raise DeployError(f"cannot deploy: answers up to {bound:.4g} outgrow the last level's range "
+                          f"({budget['max_value']:.4g})")
 
 
 def input_bound(circuit: Circuit) -> float:

@@ -120,6 +120,21 @@ class Circuit:
         """
         return sum(1 if layer[0] == "linear" else layer[1].forward_depth for layer in self.layers) + 1
 
+    def output_bound(self, bound: float) -> float:
+        """A bound on ``|outputs|`` for any inputs in ``±bound`` (interval arithmetic in the clear).
+
+        Row sums of ``|W|`` and the activations' ``sum |c_i| B^i`` hold however far an input
+        lies outside an activation's fitted interval, where a scheme's own value tracking
+        (which takes the interval's word) does not.
+        """
+        b = np.full(self.n_features, float(bound))
+        for layer in self.layers:
+            if layer[0] == "linear":
+                b = np.abs(layer[1]).T @ b + np.abs(layer[2])
+            else:
+                b = sum(abs(c) * b**i for i, c in enumerate(layer[1].coeffs))
+        return float(np.max(b))
+
     def run(self, x: EncTensor, count: int) -> EncTensor:
         """The encrypted evaluation on ``X^T`` rows (features x batch); slots past ``count`` are zeroed."""
         for layer in self.layers:

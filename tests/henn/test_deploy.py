@@ -194,3 +194,19 @@ def test_a_circuit_whose_flood_drowns_its_answers_is_refused_at_export():
     for layout in ("columns", "rows"):
         with pytest.raises(DeployError, match="asks for more flooding than its scale holds"):
             ServerBundle.create(circuit, "ckks", layout=layout)
+
+
+@pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+def test_a_single_output_rows_bundle_answers_at_the_last_level_of_the_smaller_ring():
+    """A logistic regression (30 -> 1) never refreshes, so its answer may live in q_0 alone: N = 8192 at 128-bit
+    security (no refresh floor), within 2^-5 of the clear model."""
+    rng = np.random.default_rng(3)
+    circuit = Circuit([("linear", rng.normal(0, 0.5, (30, 1)), rng.normal(0, 0.1, 1))], clip=3.0)
+    bundle = ServerBundle.create(circuit, "ckks", layout="rows")
+    assert bundle.params.poly_degree == 8192 and bundle.params.security_bits >= 128
+    assert bundle.trial_error is not None and bundle.trial_error <= 2.0**-5
+    bundle = ServerBundle.from_bytes(bundle.to_bytes())
+    server, client = InferenceServer(bundle), InferenceClient(bundle.client_info())
+    server.register(client.public_bytes())
+    X = np.random.default_rng(4).normal(0, 2, (8, 30))
+    np.testing.assert_allclose(ask(server, client, X), circuit.evaluate(X), atol=2.0**-5, rtol=0)

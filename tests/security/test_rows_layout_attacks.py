@@ -173,7 +173,7 @@ def _weights_signal(bundle: ServerBundle, w, b, magnitude: int) -> tuple[float, 
     values[0] = 0.0
     query = big_query(client, values, width, magnitude).replace(shape=(1, width))
     a1, a1b, a2 = (slots(client, s.answer(query, 1)) for s in (server1, server1, server2))
-    return float(np.abs(a1 - a2).mean()), float(np.abs(a1 - a1b).mean()), float(np.abs(a1[0, :2] - b).max())
+    return float(np.abs(a1 - a2).mean()), float(np.abs(a1 - a1b).mean()), float(np.abs(a1[0, :b.size] - b).max())
 
 
 def test_in_range_values_in_the_undeclared_blocks_reveal_nothing_beyond_the_outputs(linear_rows):
@@ -183,6 +183,19 @@ def test_in_range_values_in_the_undeclared_blocks_reveal_nothing_beyond_the_outp
     model (measured ratio 1.0 up to values of 2^30). Without the per-row blocks the undeclared blocks would
     answer x W: the ratio would be in the hundreds."""
     bundle, w, b = linear_rows
+    diff, same, block0 = _weights_signal(bundle, w, b, 1)
+    assert diff / same < 1.5, f"W vs W': {diff:.3g}, the flood {same:.3g}"
+    assert block0 < 1e-2
+
+
+def test_one_output_without_the_start_rotation_reveals_nothing_beyond_its_output():
+    """Defence holds on the one-output path (new: a matrix without negative diagonals skips the start rotation
+    and reads its diagonals from the unshifted input): in-range values in the undeclared blocks still reach the
+    answer only through the encoding rounding of zero diagonals (each diagonal has blocks for the declared
+    row only): two 3 -> 1 models with the same output at x = 0 answer as alike as one model twice."""
+    rng = np.random.default_rng(12)
+    w, b = rng.normal(0, 0.3, (3, 1)), rng.normal(0, 0.1, 1)
+    bundle = ServerBundle.create(Circuit([("linear", w, b)], clip=2.0), "ckks", layout="rows")
     diff, same, block0 = _weights_signal(bundle, w, b, 1)
     assert diff / same < 1.5, f"W vs W': {diff:.3g}, the flood {same:.3g}"
     assert block0 < 1e-2
@@ -271,3 +284,72 @@ def test_the_trial_answers_stay_with_the_owner(linear_rows):
     info, blob = bundle.client_info(), bundle.to_bytes()
     assert not any("trial" in k for k in info) and b"trial" not in blob
     assert ServerBundle.from_bytes(blob).trial_error is None
+
+
+# ---------------------------------------------------------------------------- 5. answer sets and client queries
+def _worst_case(circuit: Circuit) -> np.ndarray:
+    """The query near the server's input bound (a 54-bit scale encodes values below 16 only) whose output
+    nearly reaches the answer's bound."""
+    w = circuit.layers[0][1]
+    assert UNCLIPPED_BOUND == 16.0
+    return 15.0 * np.where(w[:, 0] >= 0, 1.0, -1.0)[None, :]
+
+
+def test_an_answer_set_too_tight_for_the_answers_bound_is_not_taken(monkeypatch):
+    """Defence holds (new: answer sets without a refresh floor, whose answer lives in q_0 alone): a set whose
+    last level cannot hold the answer's declared bound is refused even when the trial's random inputs (in +-1)
+    fit it, and the bundle falls back on the floored set; the worst query at the server's bound then decrypts
+    right. Without the room check the tight set is taken and that query's answer wraps modulo q_0."""
+    from henn import bundle as bundle_module
+    from he_core.schemes.ckks import params as ckks_params
+
+    rng = np.random.default_rng(13)
+    circuit = Circuit([("linear", rng.normal(0, 1.0, (30, 1)), np.zeros(1))])  # outputs up to ~400 at the bound
+    ckks = he_core.scheme_class("ckks")
+    # a scheme that offered its protocol scale for the answer, whatever the bound (q_0 then holds values < 16)
+    monkeypatch.setattr(ckks, "params_for_answer", classmethod(lambda cls, depth, bound: ckks_params.for_answer(
+        depth, 2)))
+    X = _worst_case(circuit)
+    clear = circuit.evaluate(X)
+    assert np.abs(clear).max() > 100
+    bundle = ServerBundle.create(circuit, "ckks", layout="rows")
+    assert bundle.params.floor_levels == 1  # the tight set was refused
+    server, client = world(bundle)
+    (q,) = client.encrypt(X)
+    np.testing.assert_allclose(client.decrypt(server.answer(q.ciphertext, q.count), q.rows), clear, atol=2.0**-5)
+    monkeypatch.setattr(bundle_module, "_check_room", lambda scheme, answer, bound: None)
+    tight = ServerBundle.create(circuit, "ckks", layout="rows")
+    assert tight.params.floor_levels == 0  # the trial alone does not see the problem
+    server, client = world(tight)
+    (q,) = client.encrypt(X)
+    answer = server.answer(q.ciphertext, q.count)
+    with pytest.raises(he_core.HEOverflowError):
+        client.decrypt(answer, q.rows)
+
+
+def test_the_answer_set_answers_the_worst_query_at_the_servers_bound():
+    """Defence holds: the answer set's scale leaves q_0 room for the answer's declared bound, so the worst query
+    a client may send (every input at the server's bound, signed as the weights) decrypts to the clear output."""
+    rng = np.random.default_rng(14)
+    circuit = Circuit([("linear", rng.normal(0, 1.0, (30, 1)), rng.normal(0, 0.1, 1))])
+    bundle = ServerBundle.create(circuit, "ckks", layout="rows")
+    assert bundle.params.floor_levels == 0 and bundle.params.poly_degree == 8192
+    server, client = world(bundle)
+    X = _worst_case(circuit)
+    (q,) = client.encrypt(X)
+    out = client.decrypt(server.answer(q.ciphertext, q.count), q.rows)
+    np.testing.assert_allclose(out, circuit.evaluate(X), atol=2.0**-5)
+
+
+def test_a_symmetric_query_does_not_shrink_the_servers_flood(linear_rows):
+    """Defence holds (new: the client encrypts its queries under its own secret key, whose fresh noise is far
+    smaller than a public-key encryption's and says so in the query's metadata): the server sizes the noise it
+    answers from its own bound, so the answers to a symmetric and a public-key query carry the same flood."""
+    bundle, w, b = linear_rows
+    server, client = world(bundle)
+    X = np.random.default_rng(15).uniform(-1, 1, (1, 3))
+    (sym,) = client.encrypt(X)
+    public = packed(client, X, bundle.row_width)
+    assert sym.ciphertext.meta["nvar"] < public.meta["nvar"] / 10  # the client's word differs
+    floods = [server.answer(ct, 1).meta["flood"] for ct in (sym.ciphertext, public)]
+    assert floods[0] == floods[1] > 0

@@ -319,13 +319,19 @@ class ArithMixin:
             pt = pts[i if len(pts) > 1 else 0]
             for p in range(2):
                 self.ring.mul(a.data[i, p], pt, data[i, p])
+        var, vmax = self._plain_product_noise(a, pt_scale, wmax, mean_w2)
+        meta = self._noise_meta({**a.meta, "dirty": a.meta["dirty"] and not clean}, self.level(a), var, vmax)
+        return a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
+
+    def _plain_product_noise(self, a: Ciphertext, pt_scale: float, wmax: float,
+                             mean_w2: float) -> tuple[np.ndarray, float]:
+        """((nvar, nslot, nspec), vmax) of ``a`` times factors of :meth:`_mul_pts` (not rescaled)."""
         var, vmax = self._nv(a)
         wide, msg = noise.plain_norm2(pt_scale, wmax, self.ring.n), self._msg_norm2(a)
         # Each coefficient: nspec ||pt||^2 (the mean of |w|^2); slots and the spectrum: max |w|^2.
         var = np.array([noise.plain_product_var(var[2], noise.plain_mean_norm2(pt_scale, mean_w2, self.ring.n), msg),
                         noise.plain_product_var(var[1], wide, msg), noise.plain_product_var(var[2], wide, msg)])
-        meta = self._noise_meta({**a.meta, "dirty": a.meta["dirty"] and not clean}, self.level(a), var, vmax * wmax)
-        return a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
+        return var, vmax * wmax
 
     def _mul_scalar(self, a: Ciphertext, value: float, rescale: bool) -> Ciphertext:
         """Multiply every slot by one real.

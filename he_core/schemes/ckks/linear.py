@@ -5,7 +5,8 @@ A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`.
 ``matvec`` uses the diagonal method on the block-diagonal matrix diag(M, M, ...) that
 acts on every row block at once, with baby-step / giant-step rotations: with the
 shifted diagonal index k' = k + (T - 1) = g*j + i, y = sum_j rot_gj( sum_i
-rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x). All products are accumulated before
+rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x); a matrix without negative diagonals
+(one output row) takes k' = k and x' = x. All products are accumulated before
 one rescale. The baby-step rotations of x' share one decomposition (hoisting, see
 ``RotationMixin._rotate_many``) and have their own Galois keys when the vector size was
 declared in the key requirements (``CkksScheme._matvec_rotations``).
@@ -61,31 +62,20 @@ class LinearMixin:
         # reaches the result: no cleaning level, and no answer for a row the batch does not declare.
         rpc, nct = slots // stride, a.data.shape[0]
         last = a.rows - (nct - 1) * rpc
-        diags = self._block_diagonals(matrix, stride, rpc if nct > 1 else last)
         n_diag = 2 * stride - 1
         g = bsgs_giant(n_diag)
-        x0 = self._rotate_ct(a, -(stride - 1))
-        babies = self._rotate_many(x0, sorted({kp % g for kp in diags}))  # hoisted: x0 is decomposed once
-        order = sorted(diags)
-        factor, pt_scale = self._diagonal_factors(a, matrix, diags, order, g, stride, rpc if nct > 1 else last)
+        factor, pt_scale, stats, start = self._diagonal_plan(a, matrix, stride, rpc if nct > 1 else last, g)
         if nct > 1 and last < rpc:
-            short, _ = self._diagonal_factors(a, matrix, self._block_diagonals(matrix, stride, last), order, g,
-                                              stride, last)
-            factor = {kp: [factor[kp][0]] * (nct - 1) + [short[kp][0]] for kp in order}
-        stats = {kp: noise.plain_stats(diags[kp][None, :]) for kp in order}
+            short = self._diagonal_plan(a, matrix, stride, last, g)[0]
+            factor = {kp: [factor[kp][0]] * (nct - 1) + [short[kp][0]] for kp in factor}
+        x0 = self._rotate_ct(a, start)
+        babies = self._rotate_many(x0, sorted({kp % g for kp in factor}))  # hoisted: x0 is decomposed once
         acc = None
         for j in range(-(-n_diag // g)):
-            inner = None
-            for i in range(g):
-                kp = g * j + i
-                if kp not in factor:
-                    continue
-                term = self._mul_pts(babies[i], factor[kp], pt_scale, True, *stats[kp])
-                # Different diagonals read different (rotated) slots: independent errors.
-                inner = term if inner is None else self._add_raw(inner, term, rule="independent")
-            if inner is None:
+            terms = [(i, g * j + i) for i in range(g) if g * j + i in factor]
+            if not terms:
                 continue
-            inner = self._rotate_ct(inner, g * j)
+            inner = self._rotate_ct(self._inner_sum(babies, terms, factor, pt_scale, stats), g * j)
             acc = inner if acc is None else self._add_raw(acc, inner, rule="independent")
         if acc is None:  # the zero matrix
             acc = self._mul_slots(a, np.zeros((1, slots)), False, True)
@@ -95,21 +85,57 @@ class LinearMixin:
         out = self._noisy(out, self._nv(out)[0], vmax)
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
 
-    def _diagonal_factors(self, a, matrix, diags, order, g, stride, blocks) -> tuple[dict, float]:
-        """The rolled diagonals encoded as factors for ``a``: kp -> [plaintext] (kept for the next call)."""
-        if not order:
-            return {}, 1.0  # the zero matrix
+    def _inner_sum(self, babies: dict, terms: list, factor: dict, pt_scale: float, stats: dict):
+        """sum over (i, kp) of babies[i] times diagonal kp, not rescaled: one fused multiply-add per
+        component and term, and the terms' noise (as ``_mul_pts`` gives it) summed once."""
+        first = babies[terms[0][0]]
+        data = np.zeros_like(first.data)
+        variances, vmax = [], 0.0
+        for i, kp in terms:
+            baby, pts = babies[i], factor[kp]
+            for c in range(baby.data.shape[0]):
+                pt = pts[c if len(pts) > 1 else 0]
+                for p in range(2):
+                    self.ring.muladd(baby.data[c, p], pt, data[c, p])
+            var, vm = self._plain_product_noise(baby, pt_scale, *stats[kp])
+            variances.append(var)
+            vmax += vm
+        # Different diagonals read different (rotated) slots: independent errors.
+        meta = self._noise_meta({**first.meta, "dirty": False}, self.level(first),
+                                noise.sum_var(variances, True), vmax)
+        return first.replace(data=data, scale=first.scale * pt_scale, meta=meta)
+
+    def _diagonal_plan(self, a, matrix, stride, blocks, g) -> tuple[dict, float, dict, int]:
+        """The encoded diagonals of ``blocks`` copies of ``matrix`` for ``a`` (kept for the next call).
+
+        Returns:
+            ``kp -> [plaintext]`` (rolled by its giant step), the plaintexts' scale, ``kp ->
+            plain_stats`` and the start rotation of the input. Diagonal k (``y_t += M[t, t+k]
+            x_{t+k}``) has index kp = k + stride - 1 after a start rotation by -(stride - 1);
+            when no diagonal is negative (one output row, say), kp = k and the input needs no
+            start rotation: a key switch fewer, and fewer giant steps (each is a giant key's).
+        """
         digest = hashlib.blake2b(np.ascontiguousarray(matrix).tobytes(), digest_size=16).digest()
         key = (self.params_id, digest, matrix.shape, stride, blocks, g, self.level(a), a.scale)
         with _diagonal_lock:
             if key in _diagonal_cache:
                 _diagonal_cache.move_to_end(key)
                 return _diagonal_cache[key][0]
-        # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
-        rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order), self.params.slots)
-        pts, pt_scale = self._plain_factors(a, rolled)
-        entry = ({kp: [pt] for kp, pt in zip(order, pts)}, pt_scale)
-        size = sum(pt.nbytes for pt in pts)
+        diags = self._block_diagonals(matrix, stride, blocks)
+        start = -(stride - 1)
+        if diags and min(diags) >= stride - 1:
+            diags, start = {kp - (stride - 1): d for kp, d in diags.items()}, 0
+        order = sorted(diags)
+        stats = {kp: noise.plain_stats(diags[kp][None, :]) for kp in order}
+        if not order:
+            entry = ({}, 1.0, {}, 0)  # the zero matrix
+        else:
+            # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
+            rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order),
+                                                                                         self.params.slots)
+            pts, pt_scale = self._plain_factors(a, rolled)
+            entry = ({kp: [pt] for kp, pt in zip(order, pts)}, pt_scale, stats, start)
+        size = sum(pts[0].nbytes for pts in entry[0].values())
         with _diagonal_lock:
             _diagonal_cache[key] = (entry, size)
             total = sum(s for _, s in _diagonal_cache.values())

@@ -220,6 +220,36 @@ def for_protocol(depth: int, *, scale_bits: int = PROTOCOL_SCALE_BITS, security:
                          f"{security}-bit security with N <= 65536")
 
 
+#: The smallest scale of an answer set (:func:`for_answer`): below it the flooding of a
+#: server's answer leaves too little precision.
+MIN_ANSWER_SCALE_BITS = 40
+
+
+def for_answer(depth: int, value_bits: int, *, security: int = 128) -> CkksParams:
+    """The smallest set for a computation that is never refreshed and ends at q_0 (a server's answer).
+
+    No refresh floor: the answer is decrypted at the last level, whose modulus q_0 (60
+    bits) must hold its values and their flooding. The scale therefore leaves
+    ``value_bits`` of room below ``q_0 / 4`` (the encoding's range), at most the
+    protocol scale; a result too large for a scale of ``MIN_ANSWER_SCALE_BITS`` needs
+    :func:`for_protocol`'s floor instead.
+
+    Raises:
+        ParameterError: the values need more room than q_0 gives, or no ring up to 65536 fits.
+    """
+    if depth < 1:
+        raise ParameterError(f"cannot choose parameters: depth must be positive, got {depth}")
+    scale_bits = min(PROTOCOL_SCALE_BITS, 60 - 2 - value_bits)
+    if scale_bits < MIN_ANSWER_SCALE_BITS:
+        raise ParameterError(f"cannot choose parameters: answers up to 2^{value_bits} leave q_0 a scale of "
+                             f"{scale_bits} bits (need {MIN_ANSWER_SCALE_BITS})")
+    for n in (8192, 16384, 32768, 65536):
+        if 60 + depth * scale_bits + 60 <= HE_STANDARD_MAX_LOGQP[security][n] - 2:
+            return CkksParams(poly_degree=n, levels=depth, first_bits=60, scale_bits=scale_bits, special_bits=60)
+    raise ParameterError(f"cannot choose parameters: {depth} levels at {scale_bits}-bit scale do not fit "
+                         f"{security}-bit security with N <= 65536")
+
+
 def choose_parameters(depth: int, precision_bits: int = 20, slots: int = 1, security: int = 128) -> CkksParams:
     """The smallest ring that gives ``depth`` rescalings, ``slots`` slots and the security level.
 

@@ -27,7 +27,7 @@ from .checks import ChecksMixin
 from .keyset import KEY_BUDGET_BYTES, MOVE_ROWS, KeySetMixin  # noqa: F401 - the constants' old home
 from .linear import LinearMixin
 from .noise_model import NoiseModel
-from .params import CkksParams, for_protocol
+from .params import CkksParams, for_answer, for_protocol
 from .refresh import RefreshMixin
 from .release import ReleaseMixin
 from .ring import RnsRing
@@ -77,6 +77,17 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
                 break
             depth, params = depth + 1, deeper
         return params
+
+    @classmethod
+    def params_for_answer(cls, depth: int, value_bound: float) -> CkksParams | None:
+        """The smallest 128-bit set without a refresh floor whose last level holds ``value_bound``
+        (:func:`~he_core.schemes.ckks.params.for_answer`), or ``None`` when q_0 cannot."""
+        if not (value_bound > 0 and math.isfinite(value_bound)):
+            return None
+        try:
+            return for_answer(depth, math.floor(math.log2(value_bound)) + 1)
+        except ParameterError:
+            return None
 
     # ------------------------------------------------------------------ encryption
     def _as_received(self, ct: Ciphertext, bound: float) -> Ciphertext:

@@ -97,3 +97,29 @@ def test_minimal_keys_with_transforms_hold_one_matvec_and_nothing_else():
     assert loaded.requirements == req and loaded.requirements.transforms == (32,)
     with pytest.raises(ValueError, match="transforms must be positive"):
         KeyRequirements(transforms=(0,))
+
+
+@pytest.mark.parametrize("shape", [(1, 30), (2, 30)])
+def test_a_one_row_matrix_skips_the_start_rotation(shape, monkeypatch):
+    """One output row has no negative diagonal: its matvec reads the unshifted input (no start rotation)
+    and takes fewer giant steps, with the minimal keys of its width; two rows still need the start."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = CkksScheme(CkksParams(poly_degree=4096, levels=2, allow_insecure=True))
+    secret, _ = s.keygen(KeyRequirements(sizes=(1, 32), multiply=True, minimal=True, transforms=(32,)),
+                         rng=SeededRandom(8))
+    rng = np.random.default_rng(9)
+    x, m = rng.uniform(-1, 1, (3, 30)), rng.uniform(-1, 1, shape)
+    a = s.encrypt(x)
+    counted = []
+    for name in ("keyswitch", "keyswitch_hoisted"):
+        fn = getattr(s.ring, name)
+        monkeypatch.setattr(s.ring, name, lambda *args, _fn=fn, _name=name, **kw: counted.append(_name) or _fn(*args,
+                                                                                                          **kw))
+    out = s.matvec(a, m)
+    full, hoisted = counted.count("keyswitch"), counted.count("keyswitch_hoisted")
+    # 30 diagonals k = 0..29 (one row): 7 hoisted babies, giants 8, 16, 24; two rows add k = -1 and the start
+    assert (full, hoisted) == ((3, 7) if shape[0] == 1 else (6, 7))
+    got = s._decrypt_slots(out, s._s_full(secret)).real.reshape(-1, 32)[:3]
+    np.testing.assert_allclose(got[:, : shape[0]], x @ m.T, atol=BOUND, rtol=0)
+    assert np.abs(got[:, shape[0]:]).max() <= BOUND  # nothing outside the output rows
