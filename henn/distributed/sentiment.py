@@ -1,0 +1,69 @@
+"""The IMDB sentiment network trained data-parallel: :func:`~henn.distributed.training.train_on_cluster` configured.
+
+Each task runs the one-process trainer's settings (:func:`henn.tasks.sentiment.train`:
+one review per SGD step, in data order, the network's bounds) on its chunk of reviews;
+:func:`sentiment_key_job` serves the job's keys beside the driver for a single-party
+run (``henn train sentiment --cluster`` without ``--model``).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+import he_core
+
+from ..embedding import Bags
+from ..keyholder import KeyHolder, RefreshTerms
+from ..module import Sequential
+from ..tasks import sentiment as T
+from .cluster import Cluster
+from .owner_service import LocalKeyJob
+from .training import ClusterTrainReport, train_on_cluster
+
+
+def fit_args(config: T.SentimentConfig) -> dict:
+    """The per-task :func:`~henn.training.fit.fit` arguments: those of :func:`henn.tasks.sentiment.train`."""
+    return {"lr": config.lr, "batch_size": 1, "loss": config.make_loss(), "shuffle": False,
+            "value_bound": T.VALUE_BOUND, "update_bound": T.update_bound(config)}
+
+
+def sentiment_key_job(keyholder: KeyHolder, model: Sequential, config: T.SentimentConfig,
+                      terms: RefreshTerms) -> LocalKeyJob:
+    """The owner's key service for this run's job, beside the driver (single party).
+
+    Args:
+        keyholder: the in-process key holder whose secret key the job serves.
+        model: the encrypted network (its weights' layouts and levels decide the targets).
+        config: the network's settings (the dry run that learns the targets uses them).
+        terms: the job's terms, sized for every worker's reviews.
+    """
+    scheme, secret = keyholder.scheme, keyholder.export_secret_key()
+    w = T.weights(model)
+    targets = T.learn_targets(scheme, secret, w["W01"].ct, w["w12"].ct, config, terms)
+    return LocalKeyJob(scheme, secret, terms, targets, model={"task": "sentiment", "distributed": True})
+
+
+def train_sentiment_on_cluster(cluster: Cluster, model: Sequential, ids: Sequence[np.ndarray], labels: Any,
+                               config: T.SentimentConfig, *, keyservice: str, round_reviews: int, epochs: int = 1,
+                               job: dict | None = None, tls_dir: str | None = None,
+                               connection_per_request: bool = True, allow_insecure: bool = False,
+                               rng: he_core.RandomSource | None = None, on_round: Any = None) -> ClusterTrainReport:
+    """Per-review SGD on each worker's shard, ``round_reviews`` reviews per worker per round.
+
+    Args:
+        model: the encrypted network (:func:`henn.tasks.sentiment.build_model`; updated in place).
+        ids, labels: the training reviews' word indices and 1/0 labels.
+        keyservice, job, tls_dir, connection_per_request, allow_insecure, rng, on_round: see
+            :func:`~henn.distributed.training.train_on_cluster`.
+    """
+    if len(labels) != len(ids):
+        raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
+    X = Bags(ids, model[0].in_features)
+    return train_on_cluster(cluster, model, X, np.asarray(labels, dtype=np.float64), keyservice=keyservice,
+                            build=T.model_from, fit_args=fit_args(config), round_rows=round_reviews, epochs=epochs,
+                            job=job, tls_dir=tls_dir, connection_per_request=connection_per_request,
+                            allow_insecure=allow_insecure, rng=rng, on_round=on_round)
+
+
+__all__ = ["fit_args", "sentiment_key_job", "train_sentiment_on_cluster"]
