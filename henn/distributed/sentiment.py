@@ -19,7 +19,8 @@ from ..module import Sequential
 from ..tasks import sentiment as T
 from .cluster import Cluster
 from .owner_service import LocalKeyJob
-from .training import ClusterTrainReport, train_on_cluster
+from ..training.fit import fit
+from .training import ClusterTrainReport, same_batch_order, train_on_cluster
 
 
 def fit_args(config: T.SentimentConfig) -> dict:
@@ -66,4 +67,22 @@ def train_sentiment_on_cluster(cluster: Cluster, model: Sequential, ids: Sequenc
                             allow_insecure=allow_insecure, rng=rng, on_round=on_round)
 
 
-__all__ = ["fit_args", "sentiment_key_job", "train_sentiment_on_cluster"]
+def train_same_batch(model: Sequential, keyholder: Any, ids: Sequence[np.ndarray], labels: Any,
+                     config: T.SentimentConfig, *, workers: int, epochs: int = 1) -> float:
+    """One process, the cluster's effective batch: mini-batches of ``workers`` reviews in :func:`same_batch_order`.
+
+    The one-process run a cluster run of ``workers`` workers is compared with (with one
+    review per worker and round the two compute the same weights).
+
+    Returns:
+        The training loop's wall seconds.
+    """
+    order = same_batch_order(len(ids), workers)
+    X = Bags([ids[i] for i in order], model[0].in_features)
+    y = np.asarray(labels, dtype=np.float64)[order]
+    history = fit(model, X, y, keyholder=keyholder, epochs=epochs, monitor=False,
+                  **{**fit_args(config), "batch_size": workers})
+    return history.seconds
+
+
+__all__ = ["fit_args", "sentiment_key_job", "train_same_batch", "train_sentiment_on_cluster"]

@@ -7,13 +7,14 @@ the data, as ``--part K/M``); the worker trains the chunk with :func:`~henn.trai
 from those weights, refreshing through the owner's key service, and returns its
 encrypted delta (:mod:`henn.distributed.training_worker`). When every delta of the round
 is in, the driver adds them to the weights homomorphically, each weighted by its chunk's
-share of the round (a plaintext scalar product where the share is not exactly ``1/K``):
+share of the round's rows (a plaintext scalar product):
 
-    W <- W + sum_k (K n_k / N) (W_k - W)
+    W <- W + sum_k (n_k / N) (W_k - W)  =  sum_k (n_k / N) W_k
 
-which is FedAvg with a server learning rate of ``K``: with equal chunks, the plain sum of
-the deltas, so every row moves the weights as far as it does in one process. The
-weights are never decrypted; the key service decrypts masked values only.
+which is FedAvg. With one review per worker and round it is exactly one process's
+mini-batch SGD over the round's ``K`` reviews (the mean of their gradients): ``K`` is the
+*effective batch* a one-process comparison uses (:func:`same_batch_order`). The weights
+are never decrypted; the key service decrypts masked values only.
 
 Faults: a round's update is applied only after all its deltas are gathered, so a round is
 all or nothing. A worker that dies mid-round has its task re-run by Dask on another worker
@@ -100,9 +101,22 @@ def shards(n: int, workers: int) -> list[np.ndarray]:
 
 
 def round_weights(counts: Sequence[int]) -> list[float]:
-    """Each task's weight ``K n_k / N``: exactly 1.0 for equal chunks (the deltas are then simply summed)."""
+    """Each task's weight ``n_k / N``: its chunk's share of the round's rows (FedAvg)."""
     total = sum(counts)
-    return [len(counts) * c / total for c in counts]
+    return [c / total for c in counts]
+
+
+def same_batch_order(n: int, workers: int) -> np.ndarray:
+    """The row order in which one process's mini-batches of ``workers`` rows are the cluster's rounds of one row each.
+
+    Row ``i`` of every shard, then row ``i + 1`` of every shard...: with ``round_rows=1``
+    the cluster computes exactly ``fit(X[order], y[order], batch_size=workers,
+    shuffle=False)``; with more rows per round it is the same effective batch, each worker
+    taking several local steps between averages.
+    """
+    parts = shards(n, workers)
+    longest = max(len(p) for p in parts)
+    return np.array([p[i] for i in range(longest) for p in parts if i < len(p)], dtype=np.int64)
 
 
 def train_on_cluster(cluster: Cluster, model: Sequential, X: Any, y: Any, *, keyservice: str,
@@ -242,7 +256,13 @@ def _same(sealed: list[wire.Wire]) -> list[wire.Wire]:
 
 
 def _apply(scheme: he_core.Scheme, params: list[Any], results: list[dict]) -> None:
-    """``W <- W + sum_k w_k delta_k`` per parameter, on ciphertexts; nothing is assigned until all are summed."""
+    """``W <- W + sum_k w_k delta_k`` per parameter, on ciphertexts; nothing is assigned until all are summed.
+
+    Raises:
+        DistributedTrainingError: the weighted sum left a parameter at a lower level than
+            it had (a leveled scheme pays a level for the product and the alignment of
+            scales); the model is left as it was.
+    """
     weights = round_weights([r["rows"] for r in results])
     updated = []
     for i, p in enumerate(params):
@@ -252,9 +272,16 @@ def _apply(scheme: he_core.Scheme, params: list[Any], results: list[dict]) -> No
             if weight != 1.0:
                 delta = scheme.mul_plain(delta, np.full(tuple(delta.shape), weight))
             total = scheme.add(total, delta)
+        before, after = scheme.budget(p.value.ct), scheme.budget(total)
+        if before.get("kind") == "levels" and after["remaining"] < before["remaining"]:
+            raise DistributedTrainingError(
+                f"cannot average the round's deltas on {scheme.name}: the weighted sum costs a level per round "
+                f"(level {before['remaining']} -> {after['remaining']}), which the weights cannot pay round after "
+                "round; the model is left as it was before this round")
         updated.append(total)
     for p, ct in zip(params, updated):
         p.value = EncTensor(p.value.scheme, ct)
 
 
-__all__ = ["ClusterTrainReport", "DistributedTrainingError", "round_weights", "shards", "train_on_cluster"]
+__all__ = ["ClusterTrainReport", "DistributedTrainingError", "round_weights", "same_batch_order", "shards",
+           "train_on_cluster"]

@@ -110,6 +110,20 @@ class RoundSpec:
     allow_insecure: bool = False
 
 
+def _in_layout(holder: ReplayKeyHolder, trained: Any, received: Any, value_bound: float | None) -> Any:
+    """``trained`` in ``received``'s layout: moved through the key service if training changed its packing.
+
+    A packing scheme may keep a weight in another packing after training (CKKS turns a
+    one-row table around for its inner products); the delta and the driver's sum need the
+    layout the round started from, the one the job's targets include.
+    """
+    scheme = holder.scheme
+    target = scheme.layout_of(received)
+    if scheme.layout_of(trained) == target:
+        return trained
+    return holder.refresh(trained, layout=target, value_bound=value_bound)
+
+
 class AcceptInsecurePlugin(WorkerPlugin):
     """Lets every worker, present and future, load an insecure parameter set (tests, ``vhe``).
 
@@ -155,7 +169,9 @@ def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X
         history = fit(model, X, y, keyholder=holder, monitor=False, **spec.fit_args)
     finally:
         holder.close()
-    deltas = [wire.Wire(scheme.sub(p.value.ct, r)) for p, r in zip(history.model.parameters(), received)]
+    trained = [_in_layout(holder, p.value.ct, r, spec.fit_args.get("value_bound"))
+               for p, r in zip(history.model.parameters(), received)]
+    deltas = [wire.Wire(scheme.sub(t, r)) for t, r in zip(trained, received)]
     return {"deltas": deltas, "rows": count_rows(X, "X"), "refreshes": holder.refresh_rounds, "requests": holder.requests,
             "bytes": holder.bytes_exchanged, "retries": holder.retries, "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu, "pid": os.getpid()}

@@ -21,7 +21,8 @@ distributed = pytest.importorskip("distributed")
 
 import he_core  # noqa: E402
 from henn.distributed import Cluster, audit_worker, wire  # noqa: E402
-from henn.distributed.sentiment import fit_args, sentiment_key_job, train_sentiment_on_cluster  # noqa: E402
+from henn.distributed.sentiment import (fit_args, sentiment_key_job, train_same_batch,  # noqa: E402
+                                       train_sentiment_on_cluster)
 from henn.distributed.training import (DistributedTrainingError, round_weights, shards,  # noqa: E402
                                        train_on_cluster)
 from henn.distributed.training_worker import RoundSpec, local_round  # noqa: E402
@@ -55,7 +56,7 @@ def sgd(W01: np.ndarray, w12: np.ndarray, ids, labels, act) -> None:
 
 
 def fedavg(W01, w12, ids, labels, workers: int, round_rows: int, epochs: int = 1):
-    """NumPy simulation of the cluster's rounds: W <- W + sum_k (K n_k / N) (W_k - W)."""
+    """NumPy simulation of the cluster's rounds: W <- W + sum_k (n_k / N) (W_k - W)."""
     act = CONFIG.make_activation().value
     W01, w12 = np.array(W01, dtype=float), np.array(w12, dtype=float)
     parts = shards(len(ids), workers)
@@ -100,7 +101,7 @@ def test_one_worker_rounds_are_one_process_sgd():
     got01, got12 = fedavg(W01, w12, ids, labels, workers=1, round_rows=7)
     np.testing.assert_allclose(got01, a, atol=1e-12)
     np.testing.assert_allclose(got12, b, atol=1e-12)
-    assert round_weights([5, 5]) == [1.0, 1.0] and round_weights([3, 1]) == [1.5, 0.5]
+    assert round_weights([5, 5]) == [0.5, 0.5] and round_weights([3, 1]) == [0.75, 0.25]
 
 
 @pytest.mark.parametrize("scheme_name,atol", [("plain", 1e-9), ("vhe", 2e-3)])
@@ -125,7 +126,7 @@ def test_rounds_on_the_cluster_equal_the_simulated_rounds(cluster, scheme_name, 
 
 
 def test_unequal_chunks_are_weighted_by_their_size(cluster):
-    ids, labels = reviews(7)  # shards of 3 and 4: one round, weights 6/7 and 8/7 (a plaintext scalar product)
+    ids, labels = reviews(7)  # shards of 3 and 4: one round, weights 3/7 and 4/7
     scheme, keyholder, init, model = start("vhe", len(ids))
     with sentiment_key_job(keyholder, model, CONFIG, keyholder.terms) as job:
         train_sentiment_on_cluster(cluster, model, ids, labels, CONFIG, keyservice=job.address, round_reviews=10,
@@ -134,8 +135,21 @@ def test_unequal_chunks_are_weighted_by_their_size(cluster):
     want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=10)
     np.testing.assert_allclose(W01, want01, atol=2e-3, rtol=0)
     np.testing.assert_allclose(w12, want12, atol=2e-3, rtol=0)
-    plain_sum = fedavg(*init, ids, labels, workers=2, round_rows=10)[1]  # the weights made a difference
-    assert not np.allclose(plain_sum, init[1])
+
+
+def test_one_review_rounds_are_one_process_batches_of_two(cluster):
+    """The effective batch: rounds of one review on each of 2 workers = one process's mini-batches of 2 reviews."""
+    ids, labels = reviews(30)
+    _scheme, keyholder, init, model = start("plain", len(ids))
+    with sentiment_key_job(keyholder, model, CONFIG, keyholder.terms) as job:
+        train_sentiment_on_cluster(cluster, model, ids, labels, CONFIG, keyservice=job.address, round_reviews=1,
+                                   job=job.job, connection_per_request=False, allow_insecure=True)
+    _scheme, keyholder2, _init, single = start("plain", len(ids))
+    seconds = train_same_batch(single, keyholder2, ids, labels, CONFIG, workers=2)
+    assert seconds > 0
+    for a, b in zip(released(keyholder, model), released(keyholder2, single)):
+        np.testing.assert_allclose(a, b, atol=1e-12, rtol=0)
+    assert not np.allclose(released(keyholder2, single)[1], init[1])
 
 
 def test_workers_hold_no_secret_while_they_train(cluster):
