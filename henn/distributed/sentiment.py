@@ -3,10 +3,12 @@
 Each task runs the one-process trainer's settings (:func:`henn.tasks.sentiment.train`:
 one review per SGD step, in data order, the network's bounds) on its chunk of reviews;
 :func:`sentiment_key_job` serves the job's keys beside the driver for a single-party
-run (``henn train sentiment --cluster`` without ``--model``).
+run, and :func:`compare_on_cluster` is ``henn train sentiment --cluster``: the cluster run
+beside one process with the same effective batch.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -85,4 +87,53 @@ def train_same_batch(model: Sequential, keyholder: Any, ids: Sequence[np.ndarray
     return history.seconds
 
 
-__all__ = ["fit_args", "sentiment_key_job", "train_same_batch", "train_sentiment_on_cluster"]
+
+
+def compare_on_cluster(spec: str | None, workers: int | None, round_reviews: int, keyholder: KeyHolder,
+                       model: Sequential, init: tuple[np.ndarray, np.ndarray], data: T.Prepared,
+                       config: T.SentimentConfig, *, epochs: int = 1) -> tuple[T.TrainResult, dict]:
+    """``henn train sentiment --cluster``: train ``model`` on the cluster, and one process with the same batch.
+
+    Single party, as the one-process command: ``keyholder`` holds the secret key in this
+    process. The workers refresh through :func:`sentiment_key_job` (a job whose terms
+    cover all of them); the one-process comparison trains a copy of the initial weights
+    with mini-batches of as many reviews as there are workers (:func:`train_same_batch`,
+    its own key holder on the same key) and is validated here.
+
+    Returns:
+        The cluster run as a :class:`~henn.tasks.sentiment.TrainResult` (no released
+        aggregates: workers do not monitor), and the report: ``cluster`` (the
+        :class:`~henn.distributed.training.ClusterTrainReport` as a dict, the job's
+        counts, the process CPU seconds), ``one_process`` (its accuracy, seconds, batch)
+        and ``speedup`` (one-process seconds over cluster seconds).
+    """
+    scheme = keyholder.scheme
+    with Cluster(spec, workers=workers) as cluster:
+        k = len(cluster.workers())
+        single = T.build_model(scheme, *init)
+        own = KeyHolder(scheme, keyholder.export_secret_key(), terms=keyholder.terms)
+        cpu = time.process_time()
+        one_seconds = train_same_batch(single, own, data.train_ids, data.train_labels, config, workers=k,
+                                       epochs=epochs)
+        one_cpu = time.process_time() - cpu
+        with sentiment_key_job(keyholder, model, config, keyholder.terms) as job:
+            cpu = time.process_time()
+            report = train_sentiment_on_cluster(cluster, model, data.train_ids, data.train_labels, config,
+                                                keyservice=job.address, round_reviews=round_reviews, epochs=epochs,
+                                                job=job.job, connection_per_request=False,
+                                                allow_insecure=scheme.params.security_bits == 0)
+            driver_cpu = time.process_time() - cpu
+            served = {"job_refreshes": job.service.journal.refreshes, "job_replays": job.service.replays,
+                      "job_masked_entries": job.service.journal.entries}
+        address = cluster.address
+    one = {"batch": k, "seconds": one_seconds, "cpu_seconds": one_cpu, "refreshes": own.refresh_rounds}
+    if data.val_ids:
+        ev = T.evaluate_encrypted(single, own, data.val_ids, data.val_labels, config)
+        one["validation_accuracy"] = ev["accuracy"]
+    details = {**report.to_dict(), **served, "address": address, "round_reviews": round_reviews,
+               "driver_cpu_seconds": driver_cpu}
+    result = T.TrainResult([], report.seconds, report.rows, report.refreshes)
+    return result, {"cluster": details, "one_process": one, "speedup": one_seconds / report.seconds}
+
+
+__all__ = ["compare_on_cluster", "fit_args", "sentiment_key_job", "train_same_batch", "train_sentiment_on_cluster"]
