@@ -273,3 +273,44 @@ def test_a_round_dask_gives_up_on_leaves_the_model_as_it_was(cluster):
             train_sentiment_on_cluster(cluster, model, ids, labels, CONFIG, keyservice="unix:/nonexistent/k.sock",
                                        round_reviews=3, allow_insecure=True)
     assert all(p.value.ct is ct for p, ct in zip(model.parameters(), before))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from henn.data.synthetic import make_reviews, write_aclimdb
+
+    root = tmp_path_factory.mktemp("imdb")
+    write_aclimdb(root, make_reviews(200, seed=21, purity=0.75))
+    return root
+
+
+CLI_TRAIN = ["--hidden", "4", "--validation", "60", "--min-count", "3", "--polarity-cutoff", "0.3", "--lr", "0.02",
+             "--interval", "8", "--init-scale", "0.5", "--json", "--quiet"]
+
+
+def test_cli_options_are_checked_before_any_cluster_starts(corpus, capsys):
+    from henn.cli import main
+
+    assert main(["train", "sentiment", "--data", str(corpus), "--workers", "2", *CLI_TRAIN]) != 0
+    assert "--workers without --cluster" in capsys.readouterr().err
+    assert main(["train", "sentiment", "--data", str(corpus), "--cluster", "local", "--reference", "sigmoid",
+                 *CLI_TRAIN]) != 0
+    assert "cannot use --cluster with" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a cluster of its own, and the one-process comparison: about 10 s
+def test_cli_cluster_run_equals_one_process_with_the_same_batch(corpus, capsys):
+    import json
+
+    from henn.cli import main
+
+    code = main(["train", "sentiment", "--data", str(corpus), "--scheme", "plain", "--cluster", "local",
+                 "--workers", "2", "--round-reviews", "1", "--limit", "40", *CLI_TRAIN])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    cluster, one = summary["cluster"], summary["one_process"]
+    assert cluster["workers"] == 2 and cluster["rows"] == 40 and cluster["rounds"] == 20 and one["batch"] == 2
+    # one review per worker and round: the same weights as one process's batches of two, so the same accuracy
+    assert summary["validation_accuracy"] == one["validation_accuracy"] > 0.55
+    assert summary["speedup"] > 0 and cluster["worker_cpu_seconds"] > 0
