@@ -1,11 +1,12 @@
-"""A worker's part of a data-parallel round: train a chunk against the current weights, return the delta.
+"""A worker's part of a data-parallel round: train a chunk against the current weights, return the trained ones.
 
 One task per worker and round (:func:`local_round`). The task receives the round's
 encrypted weights sealed in the project's format (:class:`~henn.distributed.wire.Wire`),
 the job's public keys (a Dask dependency, moved by the registered serializers), its
 chunk of plaintext rows and targets, and a 32-byte *task seed*. It trains the chunk with
 :func:`henn.training.fit.fit` exactly as one process would, refreshing through the
-owner's key service, and returns ``trained - received`` for every parameter, sealed.
+owner's key service, and returns every trained parameter, sealed, in the layout it was
+received in (the driver averages them: :mod:`henn.distributed.training`).
 
 Why a seed: Dask re-runs a task whose worker died, and the re-run must not spend the
 job's budget twice or show the owner a second masked view of the same values. So
@@ -110,16 +111,14 @@ class RoundSpec:
     allow_insecure: bool = False
 
 
-def _in_layout(holder: ReplayKeyHolder, trained: Any, received: Any, value_bound: float | None) -> Any:
-    """``trained`` in ``received``'s layout: moved through the key service if training changed its packing.
+def _in_layout(holder: ReplayKeyHolder, trained: Any, target: Any, value_bound: float | None) -> Any:
+    """``trained`` in the layout it was received in: moved through the key service if training changed it.
 
     A packing scheme may keep a weight in another packing after training (CKKS turns a
-    one-row table around for its inner products); the delta and the driver's sum need the
-    layout the round started from, the one the job's targets include.
+    one-row table around for its inner products); the driver's average needs the layout
+    the round started from, the one the job's targets include.
     """
-    scheme = holder.scheme
-    target = scheme.layout_of(received)
-    if scheme.layout_of(trained) == target:
+    if holder.scheme.layout_of(trained) == target:
         return trained
     return holder.refresh(trained, layout=target, value_bound=value_bound)
 
@@ -144,7 +143,7 @@ def open_public(sealed: wire.Wire) -> PublicKeys:
 
 def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X: Any, y: Any,
                 seed: bytes) -> dict:
-    """Train ``(X, y)`` from ``weights`` on this worker; the sealed deltas and what it cost.
+    """Train ``(X, y)`` from ``weights`` on this worker; the sealed trained weights and what it cost.
 
     Args:
         spec: the run's shared settings.
@@ -154,7 +153,7 @@ def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X
         seed: the task's seed (see the module docstring).
 
     Returns:
-        ``deltas`` (sealed ``trained - received``, per parameter), ``rows``, ``refreshes``,
+        ``trained`` (the sealed parameters, in their received layouts), ``rows``, ``refreshes``,
         ``requests``, ``bytes`` (exchanged with the key service), ``retries`` (its
         transport retries), ``seconds`` and ``cpu_seconds`` of the task, ``pid``.
     """
@@ -162,17 +161,16 @@ def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X
     scheme = make_scheme(public.scheme, public.params)
     scheme.set_public_keys(public)
     model = spec.build(*[EncTensor(scheme, w.open()) for w in weights])
-    received = [scheme.copy(p.value.ct) for p in model.parameters()]  # tables are updated in place
+    layouts = [scheme.layout_of(p.value.ct) for p in model.parameters()]  # the ones the average needs
     holder = ReplayKeyHolder(spec.address, scheme, public.key_id, seed=seed, job=spec.job, tls_dir=spec.tls_dir,
                              per_request=spec.per_request)
     try:
         history = fit(model, X, y, keyholder=holder, monitor=False, **spec.fit_args)
     finally:
         holder.close()
-    trained = [_in_layout(holder, p.value.ct, r, spec.fit_args.get("value_bound"))
-               for p, r in zip(history.model.parameters(), received)]
-    deltas = [wire.Wire(scheme.sub(t, r)) for t, r in zip(trained, received)]
-    return {"deltas": deltas, "rows": count_rows(X, "X"), "refreshes": holder.refresh_rounds, "requests": holder.requests,
+    trained = [wire.Wire(_in_layout(holder, p.value.ct, r, spec.fit_args.get("value_bound")))
+               for p, r in zip(history.model.parameters(), layouts)]
+    return {"trained": trained, "rows": count_rows(X, "X"), "refreshes": holder.refresh_rounds, "requests": holder.requests,
             "bytes": holder.bytes_exchanged, "retries": holder.retries, "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu, "pid": os.getpid()}
 

@@ -56,7 +56,7 @@ def sgd(W01: np.ndarray, w12: np.ndarray, ids, labels, act) -> None:
 
 
 def fedavg(W01, w12, ids, labels, workers: int, round_rows: int, epochs: int = 1):
-    """NumPy simulation of the cluster's rounds: W <- W + sum_k (n_k / N) (W_k - W)."""
+    """NumPy simulation of the cluster's rounds: W <- sum_k (n_k / N) W_k."""
     act = CONFIG.make_activation().value
     W01, w12 = np.array(W01, dtype=float), np.array(w12, dtype=float)
     parts = shards(len(ids), workers)
@@ -213,7 +213,7 @@ def test_a_rerun_task_replays_its_requests_and_spends_nothing(tmp_path):
         # the same requests under the same ids: all answered from the cache, none counted, no new masked view
         assert job.service.replays == first["requests"] == again["requests"]
         assert job.service.journal.refreshes == spent
-        assert [d.data for d in again["deltas"]] == [d.data for d in first["deltas"]]
+        assert [w.data for w in again["trained"]] == [w.data for w in first["trained"]]
         other = run_task(job, model, ids, labels, b"t" * 32)  # another task's seed: new requests, counted
         assert job.service.journal.refreshes == spent + other["requests"]
         # a seed reused for other work sends other bytes under the same ids: refused, not answered
@@ -258,7 +258,7 @@ def test_a_worker_killed_mid_round_loses_and_repeats_nothing():
     assert spent == report.requests  # ... so the job's budget counted each request once
     W01, w12 = released(keyholder, model)
     want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=150)
-    np.testing.assert_allclose(W01, want01, atol=5e-3, rtol=0)  # every delta added once: none lost, none twice
+    np.testing.assert_allclose(W01, want01, atol=5e-3, rtol=0)  # every update added once: none lost, none twice
     np.testing.assert_allclose(w12, want12, atol=5e-3, rtol=0)
 
 
