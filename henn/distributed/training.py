@@ -7,7 +7,8 @@ the data, as ``--part K/M``); the worker trains the chunk with :func:`~henn.trai
 from those weights, refreshing through the owner's key service, and returns its trained
 weights ``W_k`` (:mod:`henn.distributed.training_worker`). When every worker's update of
 the round is in, the driver averages them homomorphically, each weighted by its chunk's
-share of the round's rows (a plaintext scalar product, then additions):
+share of the round's rows (a plaintext scalar product, made by the worker where a masked
+refresh is at hand to restore a leveled scheme's level and scale; then additions):
 
     W <- sum_k (n_k / N) W_k  =  W + sum_k (n_k / N) (W_k - W)
 
@@ -226,9 +227,9 @@ def _round(client: Any, run: str, report: ClusterTrainReport, spec: RoundSpec, p
     with warnings.catch_warnings():  # the weights and chunks ride in the graph on purpose: a re-run needs them
         warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
         weights = client.submit(_same, sealed, key=f"henn-train-weights-{run}-{number}", pure=False)
-        futures = [client.submit(local_round, spec, public, weights, take_rows(X, c), take_rows(y, c), seed,
+        futures = [client.submit(local_round, spec, public, weights, take_rows(X, c), take_rows(y, c), seed, share,
                                  key=f"henn-train-round-{run}-{number}-{k}", pure=False)
-                   for k, (c, seed) in enumerate(zip(chunks, seeds))]
+                   for k, (c, seed, share) in enumerate(zip(chunks, seeds, round_weights([c.size for c in chunks])))]
     try:
         results = client.gather(futures)
     except KilledWorker as exc:
@@ -261,26 +262,23 @@ def _same(sealed: list[wire.Wire]) -> list[wire.Wire]:
 
 
 def _apply(scheme: he_core.Scheme, params: list[Any], results: list[dict]) -> None:
-    """``W <- sum_k w_k W_k`` per parameter, on ciphertexts; nothing is assigned until all are summed.
+    """``W <- sum_k (w_k W_k)`` per parameter (the workers made the products); nothing is assigned until all are summed.
 
     Raises:
         DistributedTrainingError: the weighted sum left a parameter at a lower level than
             it had (a leveled scheme pays a level for the product and the alignment of
             scales); the model is left as it was.
     """
-    weights = round_weights([r["rows"] for r in results])
     updated = []
     for i, p in enumerate(params):
         total = None
-        for result, weight in zip(results, weights):
-            trained = result["trained"][i].open()
-            if weight != 1.0:
-                trained = scheme.mul_plain(trained, np.full(tuple(trained.shape), weight))
-            total = trained if total is None else scheme.add(total, trained)
+        for result in results:
+            share = result["trained"][i].open()
+            total = share if total is None else scheme.add(total, share)
         before, after = scheme.budget(p.value.ct), scheme.budget(total)
         if before.get("kind") == "levels" and after["remaining"] < before["remaining"]:
             raise DistributedTrainingError(
-                f"cannot average the round's updates on {scheme.name}: the weighted sum costs a level per round "
+                f"cannot average the round's updates on {scheme.name}: they arrived a level below the weights "
                 f"(level {before['remaining']} -> {after['remaining']}), which the weights cannot pay round after "
                 "round; the model is left as it was before this round")
         updated.append(total)

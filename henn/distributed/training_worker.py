@@ -5,8 +5,9 @@ encrypted weights sealed in the project's format (:class:`~henn.distributed.wire
 the job's public keys (a Dask dependency, moved by the registered serializers), its
 chunk of plaintext rows and targets, and a 32-byte *task seed*. It trains the chunk with
 :func:`henn.training.fit.fit` exactly as one process would, refreshing through the
-owner's key service, and returns every trained parameter, sealed, in the layout it was
-received in (the driver averages them: :mod:`henn.distributed.training`).
+owner's key service, and returns every trained parameter times its chunk's share of the
+round, sealed, in the layout it was received in (the driver sums them:
+:mod:`henn.distributed.training`).
 
 Why a seed: Dask re-runs a task whose worker died, and the re-run must not spend the
 job's budget twice or show the owner a second masked view of the same values. So
@@ -29,6 +30,8 @@ import hashlib
 import os
 import time
 from typing import Any, Callable
+
+import numpy as np
 
 from he_core import PublicKeys
 from he_core.randomness import XofRandom
@@ -111,16 +114,28 @@ class RoundSpec:
     allow_insecure: bool = False
 
 
-def _in_layout(holder: ReplayKeyHolder, trained: Any, target: Any, value_bound: float | None) -> Any:
-    """``trained`` in the layout it was received in: moved through the key service if training changed it.
+def contribution(holder: ReplayKeyHolder, trained: Any, target: Any, weight: float,
+                 value_bound: float | None) -> Any:
+    """``weight * trained`` in the layout, level and scale the weight was received in.
 
-    A packing scheme may keep a weight in another packing after training (CKKS turns a
-    one-row table around for its inner products); the driver's average needs the layout
-    the round started from, the one the job's targets include.
+    The plaintext product is made here, where a masked refresh is at hand: on a leveled
+    scheme it changes the scale (or the level), which the driver's sum could only align by
+    spending a level per round. A packing scheme may also keep a weight in another packing
+    after training (CKKS turns a one-row table around for its inner products). Either way
+    one masked refresh into the received layout restores what the next round needs (a
+    target the job allows: the weights' own layouts).
     """
-    if holder.scheme.layout_of(trained) == target:
-        return trained
-    return holder.refresh(trained, layout=target, value_bound=value_bound)
+    scheme = holder.scheme
+    before = scheme.budget(trained)
+    if weight != 1.0:
+        trained = scheme.mul_plain(trained, np.full(tuple(trained.shape), float(weight)))
+    after = scheme.budget(trained)
+    moved = scheme.layout_of(trained) != target
+    rescaled = before.get("kind") == "levels" and (after["level"], after["scale"]) != (before["level"],
+                                                                                        before["scale"])
+    if moved or rescaled:
+        trained = holder.refresh(trained, layout=target, value_bound=value_bound)
+    return trained
 
 
 class AcceptInsecurePlugin(WorkerPlugin):
@@ -141,9 +156,9 @@ def open_public(sealed: wire.Wire) -> PublicKeys:
     return sealed.open()
 
 
-def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X: Any, y: Any,
-                seed: bytes) -> dict:
-    """Train ``(X, y)`` from ``weights`` on this worker; the sealed trained weights and what it cost.
+def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X: Any, y: Any, seed: bytes,
+                weight: float = 1.0) -> dict:
+    """Train ``(X, y)`` from ``weights`` on this worker; its weighted trained weights, sealed, and what it cost.
 
     Args:
         spec: the run's shared settings.
@@ -151,9 +166,11 @@ def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X
         weights: the current parameters, sealed, in ``model.parameters()`` order.
         X, y: this worker's chunk of the round (plaintext).
         seed: the task's seed (see the module docstring).
+        weight: this chunk's share of the round's rows (FedAvg), ``n_k / N``.
 
     Returns:
-        ``trained`` (the sealed parameters, in their received layouts), ``rows``, ``refreshes``,
+        ``trained`` (``weight`` times each trained parameter, sealed, in its received
+        layout: :func:`contribution`), ``rows``, ``refreshes``,
         ``requests``, ``bytes`` (exchanged with the key service), ``retries`` (its
         transport retries), ``seconds`` and ``cpu_seconds`` of the task, ``pid``.
     """
@@ -166,14 +183,14 @@ def local_round(spec: RoundSpec, public: PublicKeys, weights: list[wire.Wire], X
                              per_request=spec.per_request)
     try:
         history = fit(model, X, y, keyholder=holder, monitor=False, **spec.fit_args)
+        trained = [wire.Wire(contribution(holder, p.value.ct, layout, weight, spec.fit_args.get("value_bound")))
+                   for p, layout in zip(history.model.parameters(), layouts)]
     finally:
         holder.close()
-    trained = [wire.Wire(_in_layout(holder, p.value.ct, r, spec.fit_args.get("value_bound")))
-               for p, r in zip(history.model.parameters(), layouts)]
-    return {"trained": trained, "rows": count_rows(X, "X"), "refreshes": holder.refresh_rounds, "requests": holder.requests,
-            "bytes": holder.bytes_exchanged, "retries": holder.retries, "seconds": time.perf_counter() - start,
+    return {"trained": trained, "rows": count_rows(X, "X"), "refreshes": holder.refresh_rounds,
+            "requests": holder.requests, "bytes": holder.bytes_exchanged, "retries": holder.retries, "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu, "pid": os.getpid()}
 
 
-__all__ = ["AcceptInsecurePlugin", "MASK_DOMAIN", "REQUEST_DOMAIN", "ReplayKeyHolder", "RoundSpec", "SEED_BYTES", "local_round",
-           "open_public"]
+__all__ = ["AcceptInsecurePlugin", "MASK_DOMAIN", "REQUEST_DOMAIN", "ReplayKeyHolder", "RoundSpec", "SEED_BYTES",
+           "contribution", "local_round", "open_public"]
