@@ -89,6 +89,24 @@ def train_same_batch(model: Sequential, keyholder: Any, ids: Sequence[np.ndarray
 
 
 
+def batches_train(keyholder: KeyHolder, init: tuple[np.ndarray, np.ndarray], data: T.Prepared,
+                  config: T.SentimentConfig, k: int) -> bool:
+    """Whether the scheme trains this network on mini-batches of ``k`` reviews: one trial step on a copy.
+
+    CKKS does not (its tables' coefficient packing cannot be moved into slots for a batch):
+    it trains one review at a time.
+    """
+    if k == 1:
+        return True
+    probe = KeyHolder(keyholder.scheme, keyholder.export_secret_key(), terms=keyholder.terms)
+    try:
+        train_same_batch(T.build_model(keyholder.scheme, *init), probe, data.train_ids[:k], data.train_labels[:k],
+                         config, workers=k)
+    except he_core.HEError:
+        return False
+    return True
+
+
 def compare_on_cluster(spec: str | None, workers: int | None, round_reviews: int, keyholder: KeyHolder,
                        model: Sequential, init: tuple[np.ndarray, np.ndarray], data: T.Prepared,
                        config: T.SentimentConfig, *, epochs: int = 1) -> tuple[T.TrainResult, dict]:
@@ -98,7 +116,9 @@ def compare_on_cluster(spec: str | None, workers: int | None, round_reviews: int
     process. The workers refresh through :func:`sentiment_key_job` (a job whose terms
     cover all of them); the one-process comparison trains a copy of the initial weights
     with mini-batches of as many reviews as there are workers (:func:`train_same_batch`,
-    its own key holder on the same key) and is validated here.
+    its own key holder on the same key) and is validated here. A scheme that trains this
+    network one review at a time only (CKKS: its tables cannot be batched) is compared
+    with one process at batch 1 instead (``one_process.same_batch`` is then false).
 
     Returns:
         The cluster run as a :class:`~henn.tasks.sentiment.TrainResult` (no released
@@ -110,11 +130,16 @@ def compare_on_cluster(spec: str | None, workers: int | None, round_reviews: int
     scheme = keyholder.scheme
     with Cluster(spec, workers=workers) as cluster:
         k = len(cluster.workers())
+        batch = k if batches_train(keyholder, init, data, config, k) else 1
         single = T.build_model(scheme, *init)
         own = KeyHolder(scheme, keyholder.export_secret_key(), terms=keyholder.terms)
         cpu = time.process_time()
-        one_seconds = train_same_batch(single, own, data.train_ids, data.train_labels, config, workers=k,
-                                       epochs=epochs)
+        if batch > 1:
+            one_seconds = train_same_batch(single, own, data.train_ids, data.train_labels, config, workers=k,
+                                           epochs=epochs)
+        else:
+            one_seconds = T.train(single, own, data.train_ids, data.train_labels, config, epochs=epochs,
+                                  monitor_every=None).seconds
         one_cpu = time.process_time() - cpu
         with sentiment_key_job(keyholder, model, config, keyholder.terms) as job:
             cpu = time.process_time()
@@ -126,7 +151,7 @@ def compare_on_cluster(spec: str | None, workers: int | None, round_reviews: int
             served = {"job_refreshes": job.service.journal.refreshes, "job_replays": job.service.replays,
                       "job_masked_entries": job.service.journal.entries}
         address = cluster.address
-    one = {"batch": k, "seconds": one_seconds, "cpu_seconds": one_cpu, "refreshes": own.refresh_rounds}
+    one = {"batch": batch, "same_batch": batch == k, "seconds": one_seconds, "cpu_seconds": one_cpu, "refreshes": own.refresh_rounds}
     if data.val_ids:
         ev = T.evaluate_encrypted(single, own, data.val_ids, data.val_labels, config)
         one["validation_accuracy"] = ev["accuracy"]
