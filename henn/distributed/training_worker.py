@@ -12,7 +12,7 @@ round, sealed, in the layout it was received in (the driver sums them:
 Why a seed: Dask re-runs a task whose worker died, and the re-run must not spend the
 job's budget twice or show the owner a second masked view of the same values. So
 everything the task sends the key service is a function of its arguments:
-:class:`ReplayKeyHolder` draws masks from :class:`he_core.XofRandom` keyed by the seed
+:class:`ReplayKeyHolder` draws masks from :class:`he_core.randomness.XofRandom` keyed by the seed
 (SHAKE-256: as unpredictable to the owner as the OS CSPRNG while the seed stays with the
 trainer) and derives each request id from the seed and the request's position. A re-run
 sends byte-identical requests under the same ids, which the service answers from its
