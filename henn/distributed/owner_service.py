@@ -87,6 +87,8 @@ class LocalKeyJob:
         targets: the refresh signatures the job allows (:func:`henn.training.targets.learn_targets`).
         model: what the job is for (recorded in the job).
         cache_answers: answers kept for replays.
+        shared: serve connections side by side (:class:`SharedKeyService`); ``False``
+            serves them one at a time, as ``henn serve-keys`` does (tests of that path).
 
     Attributes:
         address: ``unix:PATH`` of the socket.
@@ -94,7 +96,7 @@ class LocalKeyJob:
     """
 
     def __init__(self, scheme: he_core.Scheme, secret: he_core.SecretKey, terms: RefreshTerms, targets: list[dict],
-                 *, model: dict | None = None, cache_answers: int = REPLAY_CACHE):
+                 *, model: dict | None = None, cache_answers: int = REPLAY_CACHE, shared: bool = True):
         self._dir = tempfile.TemporaryDirectory(prefix="henn-keyjob-")
         root = Path(self._dir.name)
         root.chmod(0o700)
@@ -105,7 +107,8 @@ class LocalKeyJob:
                             params_id=scheme.params_id, terms=terms, targets=targets,
                             scale_log2=math.log2(probe.scale), model=model or {"task": "henn.distributed"})
         jobs.write_spec(keys, spec)
-        self.service = SharedKeyService(scheme, secret, spec, jobs.Journal(keys))
+        service = SharedKeyService if shared else KeyService
+        self.service = service(scheme, secret, spec, jobs.Journal(keys))
         self.service.cache_answers = int(cache_answers)
         self.address = f"unix:{root / 'sock' / 'keys.sock'}"
         ready = threading.Event()

@@ -32,7 +32,7 @@ def fit_args(config: T.SentimentConfig) -> dict:
 
 
 def sentiment_key_job(keyholder: KeyHolder, model: Sequential, config: T.SentimentConfig,
-                      terms: RefreshTerms) -> LocalKeyJob:
+                      terms: RefreshTerms, *, shared: bool = True) -> LocalKeyJob:
     """The owner's key service for this run's job, beside the driver (single party).
 
     Args:
@@ -40,11 +40,13 @@ def sentiment_key_job(keyholder: KeyHolder, model: Sequential, config: T.Sentime
         model: the encrypted network (its weights' layouts and levels decide the targets).
         config: the network's settings (the dry run that learns the targets uses them).
         terms: the job's terms, sized for every worker's reviews.
+        shared: see :class:`~henn.distributed.owner_service.LocalKeyJob`.
     """
     scheme, secret = keyholder.scheme, keyholder.export_secret_key()
     w = T.weights(model)
     targets = T.learn_targets(scheme, secret, w["W01"].ct, w["w12"].ct, config, terms)
-    return LocalKeyJob(scheme, secret, terms, targets, model={"task": "sentiment", "distributed": True})
+    return LocalKeyJob(scheme, secret, terms, targets, model={"task": "sentiment", "distributed": True},
+                       shared=shared)
 
 
 def train_sentiment_on_cluster(cluster: Cluster, model: Sequential, ids: Sequence[np.ndarray], labels: Any,

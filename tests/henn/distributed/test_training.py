@@ -159,6 +159,22 @@ def test_unequal_chunks_are_weighted_by_their_size(cluster):
     np.testing.assert_allclose(w12, want12, atol=2e-3, rtol=0)
 
 
+def test_a_service_serving_one_connection_at_a_time_gets_one_per_request(cluster):
+    """Against the stock service (as henn serve-keys runs it) each request has its own connection: no stall."""
+    ids, labels = reviews(40)
+    _scheme, keyholder, init, model = start("vhe", len(ids))
+    with sentiment_key_job(keyholder, model, CONFIG, keyholder.terms, shared=False) as job:
+        report = train_sentiment_on_cluster(cluster, model, ids, labels, CONFIG, keyservice=job.address,
+                                            round_reviews=10, job=job.job, allow_insecure=True)
+        served, connections = job.service.journal.refreshes, job.service.connections
+    assert served == report.requests > 0
+    assert connections >= served + 2 * report.rounds  # a connection per request, and per task's greeting
+    W01, w12 = released(keyholder, model)
+    want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=10)
+    np.testing.assert_allclose(W01, want01, atol=2e-3, rtol=0)
+    np.testing.assert_allclose(w12, want12, atol=2e-3, rtol=0)
+
+
 def test_one_review_rounds_are_one_process_batches_of_two(cluster):
     """The effective batch: rounds of one review on each of 2 workers = one process's mini-batches of 2 reviews."""
     ids, labels = reviews(30)
