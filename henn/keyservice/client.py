@@ -126,9 +126,13 @@ class RemoteKeyHolder(MaskedRefresh):
         self._conn = None
 
     # ------------------------------------------------------------------ the protocol
+    def _request_id(self) -> str:
+        """A new request's id (random; a subclass that replays a task derives them from the task's seed)."""
+        return protocol.new_request_id()
+
     def reencrypt(self, masked: Ciphertext, layout: Any = None) -> Ciphertext:
         """Send a masked ciphertext (and the target), get its fresh re-encryption (checked)."""
-        payload = protocol.pack({"request_id": protocol.new_request_id(), "target": layout}, ser.dumps(masked))
+        payload = protocol.pack({"request_id": self._request_id(), "target": layout}, ser.dumps(masked))
         body = self._call(REENCRYPT, payload)
         try:
             fresh = ser.loads(body, expect_kind="ciphertext", expect_scheme=self.scheme.name,
@@ -152,7 +156,7 @@ class RemoteKeyHolder(MaskedRefresh):
         scale = check_scale(scale)
         ct = check_aggregate(x.ct if isinstance(x, EncTensor) else x, count, self.terms)
         fresh = self.fresh_for_owner(ct, value_bound)
-        header = {"request_id": protocol.new_request_id(), "count": int(count), "scale": scale}
+        header = {"request_id": self._request_id(), "count": int(count), "scale": scale}
         payload = protocol.pack(header, ser.dumps(fresh))
         self._call(RELEASE, payload)
         return None

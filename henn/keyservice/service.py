@@ -72,6 +72,8 @@ class KeyService:
         self.connections = 0
         self.errors = 0
         self._answers: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        #: Answers kept for retries; a service whose trainers replay whole tasks keeps more.
+        self.cache_answers = CACHE_ANSWERS
         self._stop = False
 
     @classmethod
@@ -107,7 +109,7 @@ class KeyService:
         else:
             answer = self._release(ct, header.get("count"), header.get("scale", 1.0), rid, digest)
         self._answers[rid] = (digest, answer)
-        while len(self._answers) > CACHE_ANSWERS:
+        while len(self._answers) > self.cache_answers:
             self._answers.popitem(last=False)
         return OK, answer
 

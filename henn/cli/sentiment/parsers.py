@@ -54,6 +54,15 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--reference", choices=("sigmoid", "poly"), default=None,
                         help="instead: train the NumPy float64 reference (exact sigmoid, or the polynomial) "
                              "and report its accuracy and logit range (to size --interval)")
+    dist = parser.add_argument_group(
+        "data-parallel training", "train on a Dask cluster's workers in synchronous FedAvg rounds (single party: "
+        "the key service runs beside this process), and one process with the same effective batch for comparison")
+    dist.add_argument("--cluster", metavar="SPEC", default=None,
+                      help="'local' (a LocalCluster on loopback) or a scheduler address (tls://HOST:PORT)")
+    dist.add_argument("--workers", type=common.positive_int, default=None,
+                      help="workers of a local cluster (default: one per core)")
+    dist.add_argument("--round-reviews", type=common.positive_int, default=250,
+                      help="reviews each worker trains per round (default 250)")
     lifecycle = parser.add_argument_group(
         "model lifecycle", "owner: --init writes the initial plaintext model (then henn keygen --model, henn "
         "encrypt-model); trainer: --model/--out trains an encrypted model file with public material only")

@@ -28,6 +28,10 @@ def run_train(args: argparse.Namespace) -> int:
                                  interval=args.interval)
     except ValueError as exc:
         return common.fail(str(exc))
+    if args.cluster is None and args.workers is not None:
+        return common.fail("cannot use --workers without --cluster")
+    if args.cluster is not None and (args.model is not None or args.init is not None or args.reference):
+        return common.fail("cannot use --cluster with --model, --init or --reference: it trains single-party")
     if args.model is not None or args.init is not None:
         return run_lifecycle(args, text, config)
     if args.keyholder is not None:
@@ -61,13 +65,23 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
     except TypeError as exc:  # an unknown parameter name
         raise ValueError(f"cannot create scheme {scheme_name!r}: {exc}") from None
     net = T.build_model(scheme, W01, w12)
-    result = T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=args.epochs,
-                     monitor_every=monitor_every_of(args), progress=progress_bar(f"sentiment/{scheme_name}", args.quiet))
+    distributed = None
+    if args.cluster is not None:
+        from ...distributed.sentiment import compare_on_cluster  # needs the distributed extra
+
+        result, distributed = compare_on_cluster(args.cluster, args.workers, args.round_reviews, keyholder, net,
+                                                 (W01, w12), data, config, epochs=args.epochs)
+    else:
+        result = T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=args.epochs,
+                         monitor_every=monitor_every_of(args),
+                         progress=progress_bar(f"sentiment/{scheme_name}", args.quiet))
     summary = _summary(scheme_name, config, data, result, activation)
     summary["monitor_every"] = monitor_every_of(args)
     summary["scheme_params"] = scheme.params.to_dict()
-    summary["refresh_rounds_per_review"] = keyholder.refresh_rounds / max(1, result.reviews)
+    summary["refresh_rounds_per_review"] = result.refreshes / max(1, result.reviews)
     summary.update(_validate(net, keyholder, data, config, activation))
+    if distributed is not None:
+        summary.update(distributed)
     if args.twin:
         summary.update(_twin(data, config, args.epochs, (W01, w12)))
     summary.update(keyholder.counters())
@@ -161,6 +175,11 @@ def _report_train(summary: dict, args: argparse.Namespace) -> None:
             print(f"validation ({summary['validation_reviews']} reviews): encrypted "
                   f"{summary['validation_accuracy']:.4f}, clear weights {summary['clear_validation_accuracy']:.4f} "
                   f"(agreement {summary['clear_agreement']:.4f})")
+        if summary.get("cluster") is not None:
+            one = summary["one_process"]
+            print(f"cluster: {summary['cluster']['workers']} workers, {summary['cluster']['rounds']} rounds; one "
+                  f"process, batch {one['batch']}: validation {one.get('validation_accuracy')}, "
+                  f"{one['seconds']:.1f} s; speed-up {summary['speedup']:.2f}")
         if summary.get("plain_validation_accuracy") is not None:
             print(f"plain twin validation accuracy {summary['plain_validation_accuracy']:.4f}")
     if args.json:

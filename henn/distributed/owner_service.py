@@ -1,0 +1,142 @@
+"""The owner's key service for one job, run beside the driver: for single-party runs and tests.
+
+``henn train sentiment --cluster`` without ``--model`` makes its own keys, as the
+one-process command does (owner and trainer are then one party, and the command says
+so). Its workers still never see the secret key: they refresh through a
+:class:`~henn.keyservice.KeyService` that this module serves on a Unix socket in a
+private temporary directory, under a job whose terms cover every worker's reviews.
+A job served by ``henn serve-keys`` in the owner's own process is used the same way
+(pass its address to :func:`henn.distributed.training.train_on_cluster`).
+
+:class:`SharedKeyService` is the stock service serving each worker's connection in a
+thread of its own, and counting the requests it answered from its cache (a retried
+task's replays): tests and reports read it.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import he_core
+
+from .. import jobs
+from ..keyholder import RefreshTerms
+from ..keyservice import KeyService, listen
+
+#: Answers the service keeps for replays: a round's requests from every worker.
+REPLAY_CACHE = 1 << 14
+
+
+class SharedKeyService(KeyService):
+    """A :class:`~henn.keyservice.KeyService` for many workers: a thread per connection, one request at a time.
+
+    The stock service serves one connection at a time, so workers reaching it open one
+    connection per request (:class:`~henn.distributed.training_worker.ReplayKeyHolder`),
+    and each new connection waits for its admission (tens of milliseconds). Here every
+    worker keeps its connection for a task; requests are still answered one at a time
+    (the journal, the budget and the cache are the stock service's).
+
+    Attributes:
+        replays: requests answered from the cache (a re-run task, or a transport retry).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.replays = 0
+        self._lock = threading.Lock()
+
+    def serve(self, address: str, *, tls_dir: str | None = None, ready: Any = None, **limits: Any) -> None:
+        """Listen on ``address`` until :meth:`stop`; each connection is served by a thread of its own."""
+        with listen(address, tls_dir=tls_dir, **limits) as listener:
+            if ready is not None:
+                ready(str(listener.address))
+            while not self._stop:
+                conn = listener.accept(timeout=0.5)
+                if conn is None:
+                    continue
+                self.connections += 1
+                threading.Thread(target=self._serve_one, args=(conn,), daemon=True,
+                                 name="henn-key-service-connection").start()
+
+    def _serve_one(self, conn: Any) -> None:
+        with conn:
+            self._serve_connection(conn)
+
+    def handle(self, op: int, payload: bytes) -> tuple[int, bytes]:
+        with self._lock:  # one request at a time: the journal, the budget and the cache are shared
+            return super().handle(op, payload)
+
+    def _retry(self, rid: str, digest: str) -> tuple[int, bytes]:
+        answer = super()._retry(rid, digest)
+        self.replays += 1
+        return answer
+
+
+class LocalKeyJob:
+    """One job's key service on a Unix socket in a private directory, served by a thread; a context manager.
+
+    Args:
+        scheme: the job's scheme (public keys installed).
+        secret: the job's secret key (it stays in this process).
+        terms: the job's terms (sized for every worker's reviews).
+        targets: the refresh signatures the job allows (:func:`henn.training.targets.learn_targets`).
+        model: what the job is for (recorded in the job).
+        cache_answers: answers kept for replays.
+        shared: serve connections side by side (:class:`SharedKeyService`); ``False``
+            serves them one at a time, as ``henn serve-keys`` does (tests of that path).
+
+    Attributes:
+        address: ``unix:PATH`` of the socket.
+        service: the :class:`SharedKeyService`.
+    """
+
+    def __init__(self, scheme: he_core.Scheme, secret: he_core.SecretKey, terms: RefreshTerms, targets: list[dict],
+                 *, model: dict | None = None, cache_answers: int = REPLAY_CACHE, shared: bool = True):
+        self._dir = tempfile.TemporaryDirectory(prefix="henn-keyjob-")
+        root = Path(self._dir.name)
+        root.chmod(0o700)
+        keys = root / "job"
+        keys.mkdir(mode=0o700)
+        probe = scheme.encrypt(np.zeros((1, 1)))
+        spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme=scheme.name,
+                            params_id=scheme.params_id, terms=terms, targets=targets,
+                            scale_log2=math.log2(probe.scale), model=model or {"task": "henn.distributed"})
+        jobs.write_spec(keys, spec)
+        service = SharedKeyService if shared else KeyService
+        self.service = service(scheme, secret, spec, jobs.Journal(keys))
+        self.service.cache_answers = int(cache_answers)
+        self.address = f"unix:{root / 'sock' / 'keys.sock'}"
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self.service.serve, args=(self.address,),
+                                        kwargs={"ready": lambda _: ready.set()}, daemon=True,
+                                        name="henn-key-service")
+        self._thread.start()
+        if not ready.wait(30):
+            self.close()
+            raise jobs.JobError("cannot serve the job's keys: the key service did not start within 30 s")
+
+    @property
+    def job(self) -> dict:
+        """The job's public record (what a trainer checks the service's greeting against)."""
+        return self.service.spec.public()
+
+    def close(self) -> None:
+        """Stop serving, close the journal, remove the directory (the secret key was never written)."""
+        self.service.stop()
+        self._thread.join(10)
+        self.service.journal.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> "LocalKeyJob":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["LocalKeyJob", "REPLAY_CACHE", "SharedKeyService"]
