@@ -32,6 +32,12 @@ def run_train(args: argparse.Namespace) -> int:
         return common.fail("cannot use --workers without --cluster")
     if args.cluster is not None and (args.model is not None or args.init is not None or args.reference):
         return common.fail("cannot use --cluster with --model, --init or --reference: it trains single-party")
+    if args.cluster is not None and args.cluster != "local":
+        # Single party: the secret key lives in this process, beside the Dask client, and a
+        # cluster's workers and scheduler can run code in a Dask client's process.
+        return common.fail(f"cannot train on the cluster {args.cluster!r}: this command holds the secret key beside "
+                           "its Dask client, so only --cluster local (its own TLS cluster) is accepted; on another "
+                           "cluster, train with henn.distributed.train_on_cluster against the owner's key service")
     if args.model is not None or args.init is not None:
         return run_lifecycle(args, text, config)
     if args.keyholder is not None:

@@ -334,6 +334,9 @@ def test_cli_options_are_checked_before_any_cluster_starts(corpus, capsys):
     assert main(["train", "sentiment", "--data", str(corpus), "--cluster", "local", "--reference", "sigmoid",
                  *CLI_TRAIN]) != 0
     assert "cannot use --cluster with" in capsys.readouterr().err
+    # the secret key is in this process: a cluster whose workers it does not own is refused
+    assert main(["train", "sentiment", "--data", str(corpus), "--cluster", "tls://10.0.0.5:8786", *CLI_TRAIN]) != 0
+    assert "holds the secret key beside its Dask client" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # a cluster of its own, and the one-process comparison: about 10 s
