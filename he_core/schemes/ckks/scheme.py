@@ -280,10 +280,8 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
         # Block-level diagonal method: one weighted mask per (source, destination, shift)
         # group, then one rotation per group; a single level in all.
         plan = [(i, r, float(w)) for i, row in enumerate(weights) for r, w in enumerate(row) if w != 0.0]
-        if not plan:
-            zero = self._mul_plain(a.replace(data=a.data[:1]), np.array(0.0), rescale)
-            return self._take_rows(zero, np.zeros(weights.shape[0], dtype=np.int64)) if weights.shape[0] > 1 \
-                else zero.replace(shape=(1, a.size))
+        if not plan:  # every output row is zero: row 0 with weight 0 into each, the same single level
+            plan = [(i, 0, 0.0) for i in range(weights.shape[0])]
         out = self._gather(a, plan, weights.shape[0], a.meta["stride"], force_mask=True, rescale=rescale)
         return out
 

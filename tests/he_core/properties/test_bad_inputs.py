@@ -229,10 +229,6 @@ def test_operations_that_need_a_level_refuse_level_0(ctx):
         s.level_drop(a, 1)  # levels only go down
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ckks lincomb with all-zero weights and several outputs spends two levels "
-                   "(mul_plain by 0 rescales, then take_rows of that zero row gathers with a mask and rescales "
-                   "again: CkksScheme._lincomb's `if not plan` branch), so at level 1 it raises LevelExhaustedError "
-                   "where any non-zero weights succeed")
 def test_lincomb_with_zero_weights_spends_one_level(ctx):
     s = leveled(ctx)
     a = ctx.enc(np.array([[1.0], [2.0]]))
