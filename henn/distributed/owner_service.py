@@ -26,7 +26,7 @@ import he_core
 
 from .. import jobs
 from ..keyholder import RefreshTerms
-from ..keyservice import KeyService, listen
+from ..keyservice import KeyService
 
 #: Answers the service keeps for replays: a round's requests from every worker.
 REPLAY_CACHE = 1 << 14
@@ -50,22 +50,10 @@ class SharedKeyService(KeyService):
         self.replays = 0
         self._lock = threading.Lock()
 
-    def serve(self, address: str, *, tls_dir: str | None = None, ready: Any = None, **limits: Any) -> None:
-        """Listen on ``address`` until :meth:`stop`; each connection is served by a thread of its own."""
-        with listen(address, tls_dir=tls_dir, **limits) as listener:
-            if ready is not None:
-                ready(str(listener.address))
-            while not self._stop:
-                conn = listener.accept(timeout=0.5)
-                if conn is None:
-                    continue
-                self.connections += 1
-                threading.Thread(target=self._serve_one, args=(conn,), daemon=True,
-                                 name="henn-key-service-connection").start()
-
-    def _serve_one(self, conn: Any) -> None:
-        with conn:
-            self._serve_connection(conn)
+    def _dispatch(self, conn: Any) -> None:
+        """Each connection is served by a thread of its own (the workers' requests overlap)."""
+        threading.Thread(target=super()._dispatch, args=(conn,), daemon=True,
+                         name="henn-key-service-connection").start()
 
     def handle(self, op: int, payload: bytes) -> tuple[int, bytes]:
         with self._lock:  # one request at a time: the journal, the budget and the cache are shared

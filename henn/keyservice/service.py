@@ -191,9 +191,13 @@ class KeyService:
                 conn = listener.accept(timeout=0.5)
                 if conn is None:
                     continue
-                with conn:
-                    self.connections += 1
-                    self._serve_connection(conn)
+                self.connections += 1
+                self._dispatch(conn)
+
+    def _dispatch(self, conn: Any) -> None:
+        """Serve one accepted connection (here, before the next is accepted: one at a time)."""
+        with conn:
+            self._serve_connection(conn)
 
     def stop(self) -> None:
         self._stop = True
