@@ -85,6 +85,14 @@ def start(scheme_name: str, n_reviews: int, seed: int = 0):
 def released(keyholder, model) -> tuple[np.ndarray, np.ndarray]:
     return T.release_weights(model, keyholder)
 
+def assert_fedavg(keyholder, model, init, ids, labels, *, round_rows: int, atol: float) -> None:
+    """The released weights equal the clear simulation of 2-worker rounds within ``atol``."""
+    W01, w12 = released(keyholder, model)
+    want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=round_rows)
+    np.testing.assert_allclose(W01, want01, atol=atol, rtol=0)
+    np.testing.assert_allclose(w12, want12, atol=atol, rtol=0)
+
+
 
 def _warm() -> None:
     import henn.distributed.training_worker  # noqa: F401 - the first task's imports, paid here
@@ -140,11 +148,8 @@ def test_ckks_rounds_equal_the_simulated_rounds(cluster):
                                             round_reviews=2, job=job.job, connection_per_request=False)
         assert job.service.journal.refreshes == report.requests
     assert report.rounds == 2
-    W01, w12 = released(keyholder, model)
-    want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=2)
     # measured 2.6e-9 and 1.4e-9 (the weights moved by 3e-3)
-    np.testing.assert_allclose(W01, want01, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(w12, want12, atol=1e-6, rtol=0)
+    assert_fedavg(keyholder, model, init, ids, labels, round_rows=2, atol=1e-6)
 
 
 def test_unequal_chunks_are_weighted_by_their_size(cluster):
@@ -153,10 +158,7 @@ def test_unequal_chunks_are_weighted_by_their_size(cluster):
     with sentiment_key_job(keyholder, model, CONFIG, keyholder.terms) as job:
         train_sentiment_on_cluster(cluster, model, ids, labels, CONFIG, keyservice=job.address, round_reviews=10,
                                    job=job.job, allow_insecure=True)
-    W01, w12 = released(keyholder, model)
-    want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=10)
-    np.testing.assert_allclose(W01, want01, atol=2e-3, rtol=0)
-    np.testing.assert_allclose(w12, want12, atol=2e-3, rtol=0)
+    assert_fedavg(keyholder, model, init, ids, labels, round_rows=10, atol=2e-3)
 
 
 def test_a_service_serving_one_connection_at_a_time_gets_one_per_request(cluster):
@@ -169,10 +171,7 @@ def test_a_service_serving_one_connection_at_a_time_gets_one_per_request(cluster
         served, connections = job.service.journal.refreshes, job.service.connections
     assert served == report.requests > 0
     assert connections >= served + 2 * report.rounds  # a connection per request, and per task's greeting
-    W01, w12 = released(keyholder, model)
-    want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=10)
-    np.testing.assert_allclose(W01, want01, atol=2e-3, rtol=0)
-    np.testing.assert_allclose(w12, want12, atol=2e-3, rtol=0)
+    assert_fedavg(keyholder, model, init, ids, labels, round_rows=10, atol=2e-3)
 
 
 def test_one_review_rounds_are_one_process_batches_of_two(cluster):
@@ -294,10 +293,7 @@ def test_a_worker_killed_mid_round_loses_and_repeats_nothing():
     assert report.rows == 600 and report.rounds == 2
     assert replays > 0  # the killed task had asked the service; its re-run was answered from the cache
     assert spent == report.requests  # ... so the job's budget counted each request once
-    W01, w12 = released(keyholder, model)
-    want01, want12 = fedavg(*init, ids, labels, workers=2, round_rows=150)
-    np.testing.assert_allclose(W01, want01, atol=5e-3, rtol=0)  # every update added once: none lost, none twice
-    np.testing.assert_allclose(w12, want12, atol=5e-3, rtol=0)
+    assert_fedavg(keyholder, model, init, ids, labels, round_rows=150, atol=5e-3)  # every update added once: none lost, none twice
 
 
 def test_a_round_dask_gives_up_on_leaves_the_model_as_it_was(cluster):
