@@ -39,7 +39,7 @@ from .capabilities import Capability
 from .ciphertext import Ciphertext
 from .errors import CapabilityError
 from .flooding import Flooding
-from .keys import KeyPair, SecretKey, SwitchKey
+from .keys import KeyPair, KeyRequirements, SecretKey, SwitchKey
 from .randomness import RandomSource
 from .refresh import Mask, MaskPlan
 
@@ -149,11 +149,13 @@ class Bootstrapping(Protocol):
     part, a key set with exactly those keys.
     """
 
-    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None) -> Ciphertext: ...
+    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None, clean: bool = False,
+                  value_bound: float | None = None) -> Ciphertext: ...
 
-    def bootstrap_plan(self, slots: int) -> dict: ...
+    def bootstrap_plan(self, slots: int, *, clean: bool = False) -> dict: ...
 
-    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None) -> KeyPair: ...
+    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
+                         requirements: KeyRequirements | None = None) -> KeyPair: ...
 
 
 #: Each capability that has a protocol, and that protocol.

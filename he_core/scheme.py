@@ -119,6 +119,15 @@ class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
         return None
 
     @classmethod
+    def params_for_bootstrapping(cls, depth: int, *, ring: int | None = None) -> Parameters | None:
+        """Parameters whose bootstrapping leaves ``depth`` levels for the computation, or ``None``.
+
+        ``None``: the scheme cannot bootstrap. ``ring``: a smaller ring degree for tests (not
+        secure: its parameters say so).
+        """
+        return None
+
+    @classmethod
     def params_for_answer(cls, depth: int, value_bound: float) -> Parameters | None:
         """The cheapest parameters for ``depth`` levels never refreshed, whose result (``|values| <=
         value_bound``) is decrypted at the last level (a server's answer), or ``None``: no such set

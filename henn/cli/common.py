@@ -137,6 +137,12 @@ def fail(message: str) -> int:
     return EXIT_FAILED
 
 
+def usage_error(message: str) -> int:
+    """Report a usage error (options that do not go together) on stderr; return exit code 2."""
+    print(f"henn: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def scheme_param(text: str) -> tuple[str, object]:
     """argparse type: ``KEY=VALUE`` with a JSON value (``16384``, ``true``, ``1.5``) or a bare string."""
     key, sep, raw = text.partition("=")

@@ -36,6 +36,13 @@ step on ``ckks`` (activations mid-forward included), none on ``plain``. The mode
 code is the same on every scheme. Without refreshes ``vhe`` stops with
 ``NoiseBudgetExhausted`` within a few steps and ``ckks`` with ``LevelExhaustedError``
 in the first forward pass (never a wrong result).
+
+With ``XorConfig(refresh="bootstrap")`` on a scheme that bootstraps (``ckks``), the
+trainer refreshes nothing through the key holder: ciphertexts low on levels are
+bootstrapped with public keys (:mod:`henn.training.bootstrap`), no loss is released
+while training, and the key holder's only work is the release of the final
+predictions (one masked refresh, then the flooded release: the noise record a
+bootstrap leaves is too loose for a flood of useful width, docs/bootstrapping.md).
 """
 from __future__ import annotations
 
@@ -53,7 +60,8 @@ from ..keyholder import KeyHolder, RefreshTerms
 from ..layers import Linear
 from ..losses import MSELoss
 from ..module import Sequential
-from ..training.fit import fit, predict, release_outputs
+from ..training.bootstrap import BootstrapRefresh, bootstrap_keys, slots_for
+from ..training.fit import REFRESH_KINDS, fit, predict, release_outputs
 from ..training.refresh import RefreshPolicy
 
 #: The four XOR rows and their labels.
@@ -80,6 +88,8 @@ class XorConfig:
     seed: int | None = None
     #: Weights and pre-activations stay below this (measured: 7.1 and 7.5): refreshes are masked for it.
     value_bound: float = 16.0
+    #: ``"masked"`` (refreshes through the key holder) or ``"bootstrap"`` (none while training).
+    refresh: str = "masked"
 
     def __post_init__(self) -> None:
         if self.hidden < 1:
@@ -90,6 +100,8 @@ class XorConfig:
             raise ValueError(f"cannot configure XOR: lr must be positive, got {self.lr}")
         if self.epochs < 0:
             raise ValueError(f"cannot configure XOR: epochs must be >= 0, got {self.epochs}")
+        if self.refresh not in REFRESH_KINDS:
+            raise ValueError(f"cannot configure XOR: refresh must be one of {REFRESH_KINDS}, got {self.refresh!r}")
 
     def make_activation(self) -> activations.PolyActivation:
         return activations.make(self.activation, self.degree, self.interval)
@@ -165,28 +177,47 @@ def terms_for(config: XorConfig, entries_per_refresh: int, statistical_bits: int
                         min_aggregate=len(X))
 
 
-def setup(scheme_name: str, hidden: int = 4, config: XorConfig | None = None,
+def setup(scheme_name: str, hidden: int = 4, config: XorConfig | None = None, *, ring: int | None = None,
           **scheme_params) -> tuple[he_core.Scheme, KeyHolder]:
     """Create the scheme, generate keys for sizes ``(1, hidden)`` and hand the secret to a key holder.
 
     Without ``scheme_params`` a leveled scheme gets its cheapest set for the network's
-    depth between refreshes (:meth:`he_core.Scheme.params_for_depth`).
+    depth between refreshes (:meth:`he_core.Scheme.params_for_depth`); under
+    ``config.refresh == "bootstrap"`` a set that bootstraps and leaves that depth
+    (:meth:`he_core.Scheme.params_for_bootstrapping`; ``ring``: a smaller, insecure ring
+    for trials), with bootstrapping's keys in the key set.
 
     Returns:
         ``(scheme, keyholder)``: the scheme has only the public keys installed.
+
+    Raises:
+        CapabilityError: bootstrapping asked of a scheme that cannot.
     """
     config = config or XorConfig(hidden=hidden)
-    if scheme_params:
-        scheme = he_core.get_scheme(scheme_name, **scheme_params)
+    requirements = he_core.KeyRequirements(sizes=(1, hidden))
+    if config.refresh == "bootstrap":
+        params = he_core.scheme_class(scheme_name).params_for_bootstrapping(STEP_DEPTH, ring=ring)
+        if params is None:
+            raise he_core.CapabilityError(scheme_name, "bootstrapping", "train with refresh='masked'")
+        scheme = he_core.get_scheme(scheme_name, params)
+        secret = bootstrap_keys(scheme, requirements, bootstrap_slots_for(hidden)).secret
     else:
-        chosen = he_core.scheme_class(scheme_name).params_for_depth(STEP_DEPTH)
-        scheme = he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
-    secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, hidden)))
+        if scheme_params:
+            scheme = he_core.get_scheme(scheme_name, **scheme_params)
+        else:
+            chosen = he_core.scheme_class(scheme_name).params_for_depth(STEP_DEPTH)
+            scheme = he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
+        secret, _public = scheme.keygen(requirements)
     entries = 1
     if scheme.supports(he_core.Capability.REFRESH):
         probe = scheme.encrypt(np.zeros((len(X), max(hidden, X.shape[1]))))
         entries = max(1, scheme.refresh_plan(probe).n_read)
     return scheme, KeyHolder(scheme, secret, terms=terms_for(config, entries))
+
+
+def bootstrap_slots_for(hidden: int) -> int:
+    """The slots every bootstrap of an XOR step packs: the four rows at the widest layer's padded width."""
+    return slots_for((X.shape[1], hidden, Y.shape[1]), len(X))
 
 
 def evaluate(model: Sequential, keyholder: KeyHolder, value_bound: float = 16.0,
@@ -220,15 +251,20 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
     callbacks = [] if on_epoch is None else [lambda r: on_epoch({"epoch": r["epoch"], "loss": r["loss"]})]
     start, rounds = time.perf_counter(), keyholder.refresh_rounds
     history = fit(model, X, Y, keyholder=keyholder, lr=config.lr, epochs=config.epochs, batch_size=len(X),
-                  loss=MSELoss(), shuffle=False, value_bound=config.value_bound, callbacks=callbacks) \
-        if config.epochs else None
+                  loss=MSELoss(), shuffle=False, value_bound=config.value_bound, callbacks=callbacks,
+                  refresh=config.refresh) if config.epochs else None
     rounds = keyholder.refresh_rounds - rounds
-    eval_policy = RefreshPolicy(keyholder, value_bound=config.value_bound)
+    # Under bootstrapping the forward pass bootstraps too: the only key-holder round is the release's.
+    refresher = BootstrapRefresh(scheme, bootstrap_slots_for(config.hidden)) \
+        if config.refresh == "bootstrap" else keyholder
+    eval_policy = RefreshPolicy(refresher, value_bound=config.value_bound)
     pred, loss, right = evaluate(model, keyholder, config.value_bound, eval_policy)
     seconds = time.perf_counter() - start
     records = [{"epoch": r["epoch"], "loss": r["loss"]} for r in history.records] if history else []
     records.append({"epoch": config.epochs, "loss": loss, "correct": right})
     policy = eval_policy.counters()
+    if isinstance(refresher, BootstrapRefresh):
+        policy["bootstraps"] = refresher.bootstraps
     if history:
-        policy = {k: v + history.policy[k] for k, v in policy.items()}
+        policy = {k: v + history.policy.get(k, 0) for k, v in policy.items()}
     return XorResult(model, records, seconds, pred, policy, rounds)

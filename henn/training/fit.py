@@ -40,6 +40,7 @@ from ..optim import SGD
 from ..tensor import EncTensor
 from . import checkpoint as checkpoints
 from .batches import as_targets, check_hyper, count_rows, take_rows
+from .bootstrap import BootstrapRefresh, bootstrap_slots
 from .guarded import GuardedScheme
 from .monitor import AggregateMonitor
 
@@ -47,6 +48,8 @@ from .monitor import AggregateMonitor
 from .predict import DEFAULT_VALUE_BOUND, bind_parameters, predict, release_outputs
 from .refresh import RefreshPolicy
 
+#: How a run refreshes: through the key holder, or by bootstrapping (no key holder in the loop).
+REFRESH_KINDS = ("masked", "bootstrap")
 #: The fewest samples per released aggregate a trainer accepts from a key service it reaches by
 #: address, whatever the service's terms say (SECURITY.md: the owner never sees fewer).
 REMOTE_MIN_AGGREGATE = 500
@@ -134,7 +137,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         weight_decay: float = 0.0, monitor: bool = True, monitor_every: int | None = None,
         progress: bool | str | dict = False, checkpoint: str | Path | None = None, resume: bool = False,
         tls_dir: str | Path | None = None, job: dict | None = None,
-        update_bound: float | None = None) -> History:
+        update_bound: float | None = None, refresh: str = "masked") -> History:
     """Train ``model`` for ``epochs`` passes of mini-batch SGD over ``(X, y)``.
 
     Args:
@@ -178,6 +181,11 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             job's ``min_aggregate``).
         progress: show a progress bar (stderr); a string names it, a dict gives its
             ``desc`` and ``unit`` (``{"desc": "imdb", "unit": "review"}``).
+        refresh: ``"masked"`` (ciphertexts low on budget go through the key holder's
+            masked refresh) or ``"bootstrap"`` (the scheme bootstraps them with public
+            keys: no key holder round trip; its keys must include bootstrapping's, see
+            :func:`henn.training.bootstrap.bootstrap_keys`). Under ``"bootstrap"`` no loss is
+            released while training (``monitor`` is ignored) and ``keyholder`` may be ``None``.
 
     Returns:
         The :class:`History`.
@@ -187,6 +195,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         TrainingDiverged: values outgrew what the scheme holds (too large a learning rate).
     """
     check_hyper(lr, epochs, batch_size)
+    if refresh not in REFRESH_KINDS:
+        raise ValueError(f"cannot fit: refresh must be one of {REFRESH_KINDS}, got {refresh!r}")
     if isinstance(keyholder, (str, Path)):
         with _connect(str(keyholder), model, tls_dir, job) as remote:
             # The trainer's own floor: a service (or a substitute) cannot ask for smaller aggregates.
@@ -194,7 +204,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             return fit(model, X, y, keyholder=remote, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
                        callbacks=callbacks, shuffle=shuffle, random_state=random_state, value_bound=value_bound,
                        weight_decay=weight_decay, monitor=monitor, monitor_every=every, progress=progress,
-                       checkpoint=checkpoint, resume=resume, update_bound=update_bound)
+                       checkpoint=checkpoint, resume=resume, update_bound=update_bound, refresh=refresh)
     loss = loss if loss is not None else MSELoss()
     if update_bound is not None and not (update_bound > 0 and np.isfinite(update_bound)):
         raise ValueError(f"cannot fit: update_bound must be positive and finite, got {update_bound!r}")
@@ -203,13 +213,15 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         raise ValueError(f"cannot fit: X has {n} rows, y has {count_rows(y, 'y')}")
     y = as_targets(y)
     raw = keyholder.scheme if keyholder is not None else model.parameters()[0].value.scheme
-    policy = RefreshPolicy(keyholder, value_bound=value_bound) if keyholder is not None else _NoRefresh()
-    guarded = GuardedScheme(raw, policy) if keyholder is not None else raw
+    booting = refresh == "bootstrap"
+    refresher = BootstrapRefresh(raw, bootstrap_slots(model, batch_size)) if booting else keyholder
+    policy = RefreshPolicy(refresher, value_bound=value_bound) if refresher is not None else _NoRefresh()
+    guarded = GuardedScheme(raw, policy) if refresher is not None else raw
     bind_parameters(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
     opt = SGD(model.parameters(), lr, weight_decay)
     watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every) \
-        if monitor and keyholder is not None else None
+        if monitor and keyholder is not None and not booting else None
     order_rng = np.random.default_rng(random_state)
     records: list[dict] = []
     first = 0
@@ -247,6 +259,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             if watch:
                 watch.monitor.end_pass()
             record = _record(epoch, watch, released_before, time.perf_counter() - t0, keyholder)
+            if booting:
+                record["bootstraps"] = refresher.bootstraps
             records.append(record)
             if checkpoint is not None:
                 if keyholder is None:
@@ -263,7 +277,10 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         bind_parameters(model, raw)
     aggregates = [{"samples": r["samples"], "metric": watch.metric, "value": r[watch.metric]}
                   for r in watch.monitor.records] if watch else []
-    return History(model, records, time.perf_counter() - start, policy.counters(), aggregates)
+    counters = policy.counters()
+    if booting:
+        counters["bootstraps"] = refresher.bootstraps
+    return History(model, records, time.perf_counter() - start, counters, aggregates)
 
 
 def _connect(address: str, model: Sequential, tls_dir: str | Path | None, job: dict | None) -> MaskedRefresh:

@@ -40,21 +40,23 @@ def predict(model: Sequential, X: Any, *, keyholder: MaskedRefresh | None = None
     the whole pass (:func:`henn.depth.choose_parameters` with ``purpose="infer"``).
     With a ``loss`` the outputs are its predictions (``loss.prediction``: probabilities
     for the polynomial logistic and softmax losses). ``policy`` is the refresh policy to
-    use (default a new one on ``keyholder``), for callers that read its counters.
+    use (default a new one on ``keyholder``), for callers that read its counters, or
+    one that bootstraps (:class:`~henn.training.bootstrap.BootstrapRefresh`: no key holder).
     """
-    if keyholder is None:
+    if keyholder is None and policy is None:
         out = model.forward(X)
         return loss.prediction(out) if loss is not None else out
     policy = policy if policy is not None else RefreshPolicy(keyholder, value_bound=value_bound)
-    guarded = GuardedScheme(keyholder.scheme, policy)
+    raw = policy.keyholder.scheme
+    guarded = GuardedScheme(raw, policy)
     bind_parameters(model, guarded)
     try:
         out = model.forward(EncTensor(guarded, X.ct) if isinstance(X, EncTensor) else X)
         if loss is not None:
             out = loss.prediction(out)
     finally:
-        bind_parameters(model, keyholder.scheme)
-    return EncTensor(keyholder.scheme, out.ct)
+        bind_parameters(model, raw)
+    return EncTensor(raw, out.ct)
 
 
 def release_outputs(keyholder: KeyHolder, outputs: EncTensor, value_bound: float = DEFAULT_VALUE_BOUND

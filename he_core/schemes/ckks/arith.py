@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, LevelExhaustedError, MismatchError
+from ...errors import EncodingError, HEOverflowError, LevelExhaustedError, MismatchError
 from . import encoder, layout, noise
 from .scales import FREE_SCALAR_MIN, scale_tolerance, scales_match
 
@@ -97,8 +97,15 @@ class ArithMixin:
             return ct
         if level > self.level(ct) or level < 0:
             raise LevelExhaustedError(f"cannot drop {ct.describe()} from level {self.level(ct)} to {level}")
+        # The value range decides whether the message wraps (the noise record is a compounding bound that
+        # the arithmetic checks elsewhere; a real noise near q_0 would have failed long before).
+        phase = float(ct.scale) * float(ct.meta["vmax"])
+        if math.log2(max(phase, 1.0)) >= math.log2(self.ring.q[0]) + sum(math.log2(q) for q in self.ring.q[1: level + 1]) - 2.0:
+            raise HEOverflowError(f"cannot drop {ct.describe()} to level {level}: its values (up to "
+                                  f"{float(ct.meta['vmax']):.4g} at scale 2^{math.log2(ct.scale):.1f}) would not fit the "
+                                  "smaller modulus; rescale it instead")
         data = np.ascontiguousarray(ct.data[:, :, : level + 1])
-        # Dropping primes leaves the phase error as it is (as long as it fits the smaller modulus).
+        # Dropping primes leaves the phase error as it is (it fits the smaller modulus: checked above).
         return ct.replace(data=data, meta=self._noise_meta({**ct.meta, "level": level}, level, *self._nv(ct)))
 
     def _adjust(self, ct: Ciphertext, level: int, scale: float) -> Ciphertext:

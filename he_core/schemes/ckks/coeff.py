@@ -127,7 +127,7 @@ class CoeffMixin:
         target = self._check_target(target, values)
         level = target["level"]
         scale = float(target["scale"] if scale is None else scale)
-        self._check_range(values, scale, "encrypt")
+        self._check_range(values, scale, "encrypt", level)
         nl = level + 1
         if target["layout"] == "slots":
             stride = layout.next_pow2(values.shape[1])
@@ -192,7 +192,7 @@ class CoeffMixin:
 
     # ------------------------------------------------------------------ operations
     def _coeff_add_plain(self, a: Ciphertext, values: np.ndarray) -> Ciphertext:
-        self._check_range(values, a.scale, "add_plain")
+        self._check_range(values, a.scale, "add_plain", self.level(a))
         nl = self.level(a) + 1
         polys = self._coeff_polys(np.broadcast_to(values, a.shape), a.meta["stride"], a.meta["rev"], a.scale)
         data = a.data.copy()

@@ -31,12 +31,13 @@ class EncryptionMixin:
         coeffs = encoder.encode_many(slotvecs, self.ring.n, scale)
         return [self.ring.ntt(self.ring.from_signed(c, nlimbs)) for c in coeffs]
 
-    def _check_range(self, values: np.ndarray, scale: float, op: str) -> None:
+    def _check_range(self, values: np.ndarray, scale: float, op: str, level: int | None = None) -> None:
         top = float(np.max(np.abs(values))) if values.size else 0.0
-        limit = self._max_value(scale)
+        limit = self._max_value(scale, level)
         if top >= limit:
             raise EncodingError(f"cannot {op}: |value| {top:.4g} is out of range for scale 2^{math.log2(scale):.1f} "
-                                f"(must stay below {limit:.4g} = q_0 / (4 * scale))")
+                                f"(must stay below {limit:.4g}: a quarter of q_0 "
+                                f"at the scale it has once rescaled to level 0)")
 
     def _encrypt(self, values: np.ndarray, key_id: str, scale: float | None, rng, secret=None, public=None):
         scale = float(self.params.default_scale if scale is None else scale)
@@ -144,6 +145,13 @@ class EncryptionMixin:
         exact = (r0 + np.int64(q0) * np.where(small, t, 0)).astype(np.float64)
         return np.where(small, exact, r0.astype(np.float64) + float(q0) * t.astype(np.float64))
 
-    def _max_value(self, scale: float) -> float:
-        """Largest |value| whose encoding decrypts correctly once rescaled down to q_0."""
-        return self.ring.q[0] / (4.0 * scale)
+    def _max_value(self, scale: float, level: int | None = None) -> float:
+        """Largest |value| whose encoding decrypts correctly once rescaled down to q_0.
+
+        Rescaling keeps a ciphertext's scale in the same ratio to its level's working scale,
+        so at level 0 it is ``scale * Delta_0 / Delta_level`` (``level``: default the top,
+        where fresh encryptions start). Chains whose floor primes are wider than their
+        scaling primes reach level 0 at a smaller scale than they start with.
+        """
+        level = self.params.levels if level is None else level
+        return self.ring.q[0] / (4.0 * scale * self._scale_at(0) / self._scale_at(level))

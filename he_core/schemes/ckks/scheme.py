@@ -8,19 +8,21 @@ levels and scales of operands are aligned automatically (see :mod:`.arith`).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import ParameterError, HEOverflowError, LevelExhaustedError
+from ...errors import ParameterError, HEOverflowError, LevelExhaustedError, SecurityWarning
 from ...keys import SecretKey
 from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...scheme import Budget, Scheme
 from . import layout, noise
 from .arith import ArithMixin
 from .bootstrap.mixin import BootstrapMixin
+from .bootstrap.params import bootstrappable
 from .coeff import CoeffMixin, is_coeff
 from .encryption import EncryptionMixin
 from .checks import ChecksMixin
@@ -77,6 +79,26 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
                 break
             depth, params = depth + 1, deeper
         return params
+
+    @classmethod
+    def params_for_bootstrapping(cls, depth: int, *, ring: int | None = None) -> CkksParams:
+        """A bootstrappable set leaving ``depth`` levels of computation between clean bootstraps.
+
+        At N = 2^16 with a sparse secret of Hamming weight 192 (128-bit by the estimate in
+        :data:`~he_core.schemes.ckks.params.SPARSE_SECRET_128`); ``ring`` gives a smaller,
+        insecure ring of weight 32 for tests.
+
+        Raises:
+            ParameterError: a depth below 1, or a chain too long for the ring at 128 bits.
+        """
+        if depth < 1:
+            raise ParameterError(f"cannot choose bootstrapping parameters: depth must be >= 1, got {depth}")
+        levels_after = depth + 2  # + the level that zeroes the other slots + the one a bootstrap starts from
+        if ring is None:
+            return bootstrappable(65536, levels_after=levels_after, hamming_weight=192, dnum=6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            return bootstrappable(int(ring), levels_after=levels_after, hamming_weight=32, allow_insecure=True)
 
     @classmethod
     def params_for_answer(cls, depth: int, value_bound: float) -> CkksParams | None:
@@ -178,7 +200,7 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
     def _add_plain(self, a, values):
         if is_coeff(a):
             return self._coeff_add_plain(a, values)
-        self._check_range(np.asarray(values), a.scale, "add_plain")
+        self._check_range(np.asarray(values), a.scale, "add_plain", self.level(a))
         return self._add_slots(a, self._plain_slots(a, values))
 
     def _mul_plain(self, a, values, rescale):
@@ -270,7 +292,10 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
         for i in range(1, a.data.shape[0]):
             acc = self._add_raw(acc, a.replace(data=a.data[i: i + 1]))
         acc = self._sum_within(acc, slots // stride, stride) if slots > stride else acc
-        return acc.replace(shape=(1, a.size), meta={**acc.meta, "rep": True, "dirty": False})
+        # The rotations sum every row position of the ciphertext, but a clean batch's other rows hold
+        # zeros (and noise, which the variance counts): the values sum over its rows only.
+        vmax = min(float(acc.meta["vmax"]), a.rows * float(a.meta["vmax"]))
+        return acc.replace(shape=(1, a.size), meta={**acc.meta, "rep": True, "dirty": False, "vmax": vmax})
 
     def _lincomb(self, weights, a, rescale):
         if is_coeff(a):
@@ -344,7 +369,7 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
     def _budget(self, a) -> Budget:
         level = self.level(a)
         return Budget(kind="levels", remaining=level, level=level, scale=a.scale,
-                      log2_scale=math.log2(a.scale), max_value=self._max_value(a.scale))
+                      log2_scale=math.log2(a.scale), max_value=self._max_value(a.scale, level))
 
     # ------------------------------------------------------------------ CKKS-specific public methods
     def rotate(self, ct: Ciphertext, steps: int) -> Ciphertext:

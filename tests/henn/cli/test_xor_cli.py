@@ -162,3 +162,40 @@ def test_ckks_json_reports_refreshes(capsys):
     assert summary["hiding"]["statistical_distance_log2"] <= -30  # the job-wide bound, over every refresh
     assert summary["release"]["flooded"] and summary["release"]["queries"] == 3
     assert summary["bytes_exchanged"] > summary["refresh_rounds"] * 2 * 100_000  # two ckks ciphertexts a round
+
+
+# ---------------------------------------------------------------- --refresh bootstrap
+def test_bootstrap_options_that_do_not_go_together_exit_2(capsys):
+    code, _, err = _run(capsys, "train", "xor", "--scheme", "ckks", "--ring", "1024", "--epochs", "1")
+    assert code == 2 and "--ring applies only with --refresh bootstrap" in err
+    code, _, err = _run(capsys, "train", "xor", "--scheme", "ckks", "--refresh", "bootstrap",
+                        "--scheme-param", "poly_degree=8192", "--epochs", "1")
+    assert code == 2 and "--scheme-param" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "xor", "--refresh", "sometimes"])
+    assert exc.value.code == 2
+
+
+def test_a_scheme_that_cannot_bootstrap_says_so(capsys):
+    code, _, err = _run(capsys, "train", "xor", "--scheme", "vhe", "--refresh", "bootstrap", "--epochs", "1")
+    assert code == 1 and "does not support bootstrapping" in err
+
+
+def test_bootstrapped_xor_on_a_trial_ring_reports_no_training_refresh(capsys):
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "ckks", "--refresh", "bootstrap", "--ring", "1024",
+                        "--seed", "2", "--lr", "8", "--epochs", "5", "--json", "--quiet")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["correct"] == 4 and summary["refresh"] == "bootstrap"
+    assert summary["train_refresh_rounds"] == 0 and summary["bootstraps"] > 0
+    assert summary["refresh_rounds"] == 1 and summary["releases"] == 1  # the final release only
+    assert summary["security_bits"] == 0 and summary["initial_loss"] is None
+
+
+@pytest.mark.slow
+def test_bootstrapped_xor_at_128_bits_needs_no_key_holder_while_training(capsys):
+    """The issue's command at N = 2^16 (about 4 GB of keys; tens of minutes on one core)."""
+    code, out, _ = _run(capsys, "train", "xor", "--scheme", "ckks", "--refresh", "bootstrap", "--seed", "2",
+                        "--lr", "8", "--epochs", "6", "--json", "--quiet")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["correct"] == 4 and summary["security_bits"] == 128
+    assert summary["train_refresh_rounds"] == 0 and summary["bootstraps"] > 0

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ....ciphertext import Ciphertext
 from ....errors import ParameterError
 from ....keys import KeyPair, KeyRequirements
 from ....randomness import RandomSource, resolve
-from .. import keys as keygen, layout
+from .. import keys as keygen, layout, noise
 from .bootstrapper import Bootstrapper
 from .evalmod import EvalModSpec, spec_for_range
 
@@ -34,6 +36,9 @@ def spec_for(params) -> EvalModSpec:
 #: Butterfly stages of the slot FFT per level of CoeffToSlot / SlotToCoeff (at most 2^(s+1) - 1
 #: diagonals per level, so a handful of rotations); fewer levels when the chain is short.
 STAGES_PER_LEVEL = 4
+#: The phase Delta |m| / q_0 a bootstrap's input is brought to (the bootstrappable sets' level-0
+#: scale sits 12 bits below q_0), and the most it accepts at level 0 (relative sine error ~2^-7).
+INPUT_DELTA, MAX_DELTA = 2.0**-12, 2.0**-4
 #: Levels a bootstrap should leave before its transforms take more than one level each.
 MIN_LEVELS_LEFT = 3
 
@@ -61,34 +66,106 @@ class BootstrapMixin:
             return int(slots)
         return min(self.params.slots, max(2, layout.next_pow2(ct.rows * ct.meta["stride"])))
 
-    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None) -> Ciphertext:
+    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None, clean: bool = False,
+                  value_bound: float | None = None) -> Ciphertext:
         """The same values at a higher level, computed with public keys only.
 
         Args:
-            ct: a clean, one-ciphertext batch (any level: it is dropped to 0 first).
+            ct: a clean, one-ciphertext batch at any level. Above level 0 its spare level
+                brings it to level 0 at the scale the sine approximation wants for its
+                values (:meth:`_to_bootstrap_scale`); at level 0 it must already be there.
             slots: the packing n (default: the power of two covering the batch's slots);
                 the keys must come from :meth:`bootstrap_keygen` for this n.
+            clean: zero the slots beyond the batch's values (one more level) so the result
+                can be bootstrapped again after more work; otherwise they hold copies of
+                the values (marked dirty).
+            value_bound: a bound on |value| the caller vouches for (a model's declared
+                range), used instead of the tracked one when tighter. Values above it by
+                up to 2^8 still come back right (at less precision).
 
         Returns:
-            A ciphertext at level ``bootstrap_plan(n)["output_level"]``, the slots beyond
-            the batch's values holding copies of them (marked dirty).
+            A ciphertext at level ``bootstrap_plan(n, clean=clean)["output_level"]``. Its
+            noise record starts from the pipeline's own error: the input's error becomes
+            part of the value, as in a masked refresh (its value bound grows by it, unless
+            ``value_bound`` vouches for the whole).
 
         Raises:
-            ParameterError: the chain is too short for the pipeline, or a bad n.
+            ParameterError: the chain is too short for the pipeline, a bad n, or values too
+                large for the sine approximation at level 0.
             EncodingError: a dirty or multi-ciphertext batch.
             KeyMissingError: a key of the pipeline is missing.
         """
         self._check_ct(ct)
+        if value_bound is not None and not (value_bound > 0 and math.isfinite(value_bound)):
+            raise ParameterError(f"cannot bootstrap: value_bound must be positive and finite, got {value_bound!r}")
         n = self._boot_slots(ct, slots)
-        plan = self.bootstrap_plan(n)
+        plan = self.bootstrap_plan(n, clean=clean)
         if not plan["possible"]:
             raise ParameterError(f"cannot bootstrap {ct.describe()}: {plan['reason']}")
-        return self._bootstrapper(n).bootstrap(ct)
+        boot = self._bootstrapper(n)
+        var, vmax = self._nv(ct)
+        if value_bound is not None:
+            vmax = min(vmax, float(value_bound))
+        src = self._to_bootstrap_scale(self._noisy(ct, var, vmax))
+        boot.check_input(src)
+        self._check_phase(src)
+        var, vmax = self._nv(src)
+        # The record restarts: the pipeline's error from a noiseless input; the input's error joins the value.
+        value = float(value_bound) if value_bound is not None else vmax + 8.0 * math.sqrt(float(np.max(var))) / src.scale
+        out = boot.bootstrap(self._noisy(src, np.zeros(3), vmax))
+        out = self._noisy(out, self._nv(out)[0], value)
+        return self._clean_batch(out) if clean else out
 
-    def bootstrap_plan(self, slots: int) -> dict:
+    def _to_bootstrap_scale(self, ct: Ciphertext) -> Ciphertext:
+        """ct at level 0, clean, with its phase small against q_0: EvalMod's sine is accurate only near 0.
+
+        The sine's relative error is (2 pi delta)^2 / 6 at delta = Delta |m| / q_0, so a value
+        dropped from a higher level at that level's scale (delta near 1) would come back wrong.
+        Above level 0 one product by the batch's 0/1 value mask, its plaintext scale chosen so
+        the rescaled result has the wanted scale, does both: slots outside the values are
+        zeroed (the trace of the sparse pipeline sums them) and the phase shrinks.
+        """
+        vmax = max(float(ct.meta["vmax"]), 2.0**-20)
+        if self.level(ct) > 0 and not ct.meta["rep"]:
+            target = min(self._scale_at(0), self.ring.q[0] * INPUT_DELTA / vmax)
+            level, mask = self.level(ct), self._value_mask(ct)
+            pt_scale = target * self.ring.q[level] / ct.scale
+            pts = self.encode_pts(mask, pt_scale, level + 1)
+            ct = self._drop(self._rescale_ct(self._mul_pts(ct, pts, pt_scale, True, *noise.plain_stats(mask))), 0)
+            ct = ct.replace(meta={**ct.meta, "dirty": False})
+        return ct
+
+    def _check_phase(self, ct: Ciphertext) -> None:
+        """Refuse a level-0 input whose values are too large for the sine at its scale.
+
+        The values decide (the noise record is a bound that compounds over a computation; the
+        pipeline's own records bound the approximation's error at this delta).
+        """
+        vmax = float(ct.meta["vmax"])
+        delta = ct.scale * vmax / self.ring.q[0]
+        if delta > MAX_DELTA:
+            raise ParameterError(f"cannot bootstrap {ct.describe()}: values up to {vmax:.3g} at scale "
+                                 f"2^{math.log2(ct.scale):.1f} give a phase of {delta:.3g} q_0 (at most {MAX_DELTA:.3g}): "
+                                 "bootstrap it above level 0, where its scale can be lowered")
+
+    def _value_mask(self, ct: Ciphertext) -> np.ndarray:
+        """(1, slots): 1 where the batch's values sit (row r, column j < size at r * stride + j), else 0."""
+        mask = np.zeros((1, self.params.slots))
+        stride = ct.meta["stride"]
+        for r in range(ct.rows):
+            mask[0, r * stride: r * stride + ct.size] = 1.0
+        return mask
+
+    def _clean_batch(self, ct: Ciphertext) -> Ciphertext:
+        """ct with every slot outside its values zeroed (one level)."""
+        out = self._mul_slots(ct, self._value_mask(ct), True, True)
+        return out.replace(meta={**out.meta, "dirty": False})
+
+    def bootstrap_plan(self, slots: int, *, clean: bool = False) -> dict:
         """What bootstrapping n slots needs and gives: keys (count, bytes), levels consumed and left.
 
-        Works for any set: ``possible`` says whether this one can, ``reason`` why not.
+        Works for any set: ``possible`` says whether this one can, ``reason`` why not;
+        ``clean`` counts the level that zeroes the other slots.
         """
         half = self.params.slots
         if slots < 2 or slots > half or slots & (slots - 1):
@@ -101,7 +178,7 @@ class BootstrapMixin:
         except ParameterError as exc:
             return {**plan, "reason": str(exc)}
         boot = self._bootstrapper(slots, spec, check_depth=False)
-        depth = boot.depth
+        depth = boot.depth + int(bool(clean))
         plan.update(levels_consumed=depth, evalmod={"K": spec.K, "degree": spec.degree,
                                                     "double_angles": spec.double_angles})
         if depth > self.params.levels:
@@ -111,10 +188,17 @@ class BootstrapMixin:
         return {**plan, "possible": True, "rotations": rotations, "keys": keys, "key_bytes": keys * per_key,
                 "output_level": self.params.levels - depth, "transform_levels": boot.transform_levels}
 
-    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None) -> KeyPair:
+    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
+                         requirements: KeyRequirements | None = None) -> KeyPair:
         """Keys for bootstrapping n slots: exactly the plan's rotations, the conjugation and relinearisation.
 
         Installs the public part here (as :meth:`keygen` does).
+
+        Args:
+            slots: n.
+            rng: key randomness (default the OS CSPRNG).
+            requirements: what the rest of the computation needs (a model's keys), made in the
+                same key set; default nothing more.
 
         Raises:
             ParameterError: see :meth:`bootstrap_plan`.
@@ -123,7 +207,8 @@ class BootstrapMixin:
         if not plan["possible"]:
             raise ParameterError(f"cannot make bootstrapping keys: {plan['reason']}")
         rng = resolve(rng)
-        pair = self.keygen(KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"])), rng=rng)
+        wanted = KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"]))
+        pair = self.keygen(wanted if requirements is None else requirements.merge(wanted), rng=rng)
         r, s_full = self.ring, self._s_full(pair.secret)
         g = 2 * self.params.poly_degree - 1
         pair.public.data["galois"][str(g)] = keygen.switch_key(r, self.params, r.permute(s_full, r.galois_perm(g)),

@@ -6,9 +6,12 @@ import warnings
 import numpy as np
 import pytest
 
-from he_core import Capability, ParameterError, SecurityWarning, SeededRandom, protocols
+from he_core import (Capability, EncodingError, HEOverflowError, KeyRequirements, ParameterError, SecurityWarning,
+                     SeededRandom, protocols)
 from he_core.schemes.ckks import CkksParams, CkksScheme
-from he_core.schemes.ckks.bootstrap.mixin import spec_for
+from he_core.schemes.ckks.bootstrap.mixin import MAX_DELTA, spec_for
+
+from .conftest import small_scheme
 
 
 def test_the_scheme_declares_the_capability_and_its_protocol():
@@ -16,7 +19,16 @@ def test_the_scheme_declares_the_capability_and_its_protocol():
     assert protocols.capability_of(protocols.Bootstrapping) is Capability.BOOTSTRAP
 
 
-''' + open('/tmp/keytest.py').read() + '''
+def test_the_key_set_holds_the_plans_keys_and_the_computations(sparse):
+    s, _keys = sparse
+    plan = s.bootstrap_plan(8)
+    galois = s.public_keys.data["galois"]
+    conj = str(2 * s.params.poly_degree - 1)
+    assert conj in galois and plan["keys"] == len(plan["rotations"]) + 2
+    fresh = small_scheme()
+    fresh.bootstrap_keygen(8, rng=SeededRandom(3), requirements=KeyRequirements(sizes=(1, 4), rotations=(3,)))
+    mine = fresh.public_keys.data["galois"]
+    assert set(galois) <= set(mine) and len(mine) > len(galois)  # the computation's rotation came on top
 @pytest.mark.parametrize("weight, k", [(32, 14), (192, 33)])
 def test_the_evalmod_range_is_eight_sigma_of_the_raise_overflow(weight, k):
     with warnings.catch_warnings():
@@ -38,3 +50,69 @@ def test_a_set_that_cannot_bootstrap_says_why_and_refuses():
         s.bootstrap_keygen(4)
     with pytest.raises(ParameterError, match="power of two"):
         s.bootstrap_plan(3)
+
+
+# ---------------------------------------------------------------- inputs above level 0, clean outputs, records
+def test_a_top_level_ciphertext_at_its_own_scale_comes_back_right(sparse, bits):
+    """Dropped straight to level 0 at 2^58 its phase would be a quarter of q_0 and the sine wrong (2^-7)."""
+    s, keys = sparse
+    x = np.random.default_rng(4).uniform(-6, 6, (2, 4))
+    ct = s.encrypt(x)  # the top level's scale, values well past 1
+    out = s.bootstrap(ct, slots=8)
+    assert bits(s.decrypt_exact_local(out, keys.secret), x) >= 18
+
+
+def test_a_clean_bootstrap_zeroes_the_other_slots_and_can_be_repeated(sparse, bits):
+    s, keys = sparse
+    x = np.random.default_rng(5).uniform(-2, 2, (2, 3))
+    out = s.bootstrap(s.encrypt(x), slots=8, clean=True)
+    assert not out.meta["dirty"] and s.level(out) == s.bootstrap_plan(8, clean=True)["output_level"]
+    assert s.bootstrap_plan(8, clean=True)["output_level"] == s.bootstrap_plan(8)["output_level"] - 1
+    slots = s._decrypt_slots(out, s._s_full(keys.secret))[0].real
+    outside = np.ones(s.params.slots, dtype=bool)
+    for r in range(2):
+        outside[r * out.meta["stride"]: r * out.meta["stride"] + 3] = False
+    assert np.max(np.abs(slots[outside])) < 2.0**-18
+    again = s.bootstrap(out, slots=8, clean=True)
+    assert bits(s.decrypt_exact_local(again, keys.secret), x) >= 18
+
+
+def test_a_dirty_input_above_level_0_is_cleaned_by_the_scale_setting_product(sparse, bits):
+    s, keys = sparse
+    x = np.random.default_rng(6).uniform(-1, 1, (2, 4))
+    dirty = s.bootstrap(s.encrypt(x), slots=8)  # copies of the values in every other block
+    assert dirty.meta["dirty"]
+    with pytest.raises(EncodingError, match="garbage"):
+        s.bootstrap(s.level_drop(dirty, 0), slots=8)  # no level left to clean it
+    assert bits(s.decrypt_exact_local(s.bootstrap(dirty, slots=8), keys.secret), x) >= 18
+
+
+def test_the_noise_record_restarts_instead_of_compounding(sparse):
+    s, keys = sparse
+    x = np.random.default_rng(7).uniform(-3, 3, (1, 8))
+    once = s.bootstrap(s.encrypt(x), slots=8, clean=True, value_bound=4.0)
+    twice = s.bootstrap(once, slots=8, clean=True, value_bound=4.0)
+    b1, b2 = (s.noise_estimate(c)["slot_bound"] for c in (once, twice))
+    assert b2 <= 1.01 * b1  # the first's error joined the value (value_bound vouches for it)
+    assert twice.meta["vmax"] == 4.0
+    assert np.max(np.abs(s.decrypt_exact_local(twice, keys.secret) - x)) <= b1 + b2
+
+
+def test_values_too_large_for_the_sine_at_level_0_are_refused(sparse):
+    s, _keys = sparse
+    ct = s.level_drop(s.encrypt(np.full((1, 8), 0.5), scale=s._scale_at(0)), 0)
+    big = ct.replace(scale=ct.scale * 2.0**10, meta={**ct.meta, "vmax": 0.5})  # 0.5 at 2^59: q_0 / 8
+    with pytest.raises(ParameterError, match="phase"):
+        s.bootstrap(big, slots=8)
+    assert MAX_DELTA < 0.25
+    with pytest.raises(ParameterError, match="value_bound"):
+        s.bootstrap(s.encrypt(np.ones((1, 8))), slots=8, value_bound=float("nan"))
+
+
+def test_a_drop_whose_values_would_wrap_the_smaller_modulus_is_refused():
+    s = small_scheme()
+    s.keygen(KeyRequirements(sizes=(8,)), rng=SeededRandom(2))
+    ct = s.encrypt(np.full((1, 8), 6.0))  # 6 at 2^58: more than a quarter of q_0 = 2^61
+    with pytest.raises(HEOverflowError, match="would not fit"):
+        s.level_drop(ct, 0)
+    assert s.level(s.level_drop(ct, 1)) == 1  # q_0 q_1 still holds it
