@@ -151,7 +151,7 @@ def test_a_masked_refresh_launders_its_inputs_error_too_and_it_stays_below_the_g
 
 def test_release_to_the_bootstrapped_ciphertexts_holder_would_be_under_flooded_as_with_a_masked_refresh(booted):
     """Li-Micciancio-Schultz-Sorrell sizing protects the ciphertext that is decrypted. The flood after the refresh
-    is ~2^24 bits short of what the trainer's bootstrapped ciphertext (error ~2^28 per coefficient) would need:
+    is ~21 bits short of what the trainer's bootstrapped ciphertext (error 2^25.6 per coefficient) would need:
     the release must never reach its holder (SECURITY.md: releases only to parties trusted with the key)."""
     scheme, secret = booted
     kh = KeyHolder(scheme, secret, terms=RefreshTerms(min_aggregate=4), rng=SeededRandom(6))
@@ -210,16 +210,18 @@ def test_a_drop_is_refused_exactly_when_the_values_would_not_fit(protocol_like, 
 
 def test_the_mask_plan_does_not_read_the_encryption_range(protocol_like):
     """The masked refresh sizes its mask from the declared bound and the modulus; widening _max_value changes
-    neither (the plan is the same under the old, 2^7 times smaller top limit)."""
+    neither, nor the release's flood (both are the same under the old, 2^7 times smaller top limit)."""
     s, _secret = protocol_like
     ct = s.level_drop(s.encrypt(np.full((1, 8), 3.0)), 1)
-    plan = s._refresh_plan(ct, None, 16.0)
+    flooding = Flooding(30, 64)
+    plan, report = s._refresh_plan(ct, None, 16.0), s._release_report(ct, flooding)
     s._max_value = lambda scale, level=None: s.ring.q[0] / (4.0 * scale)  # the range before 57d67bc
     try:
-        again = s._refresh_plan(ct, None, 16.0)
+        again, report_again = s._refresh_plan(ct, None, 16.0), s._release_report(ct, flooding)
     finally:
         del s._max_value
     assert (plan.bound_bits, plan.room_bits) == (again.bound_bits, again.room_bits)
+    assert report == report_again  # the flood's sigma and grid
 
 
 def test_the_new_limit_on_the_sets_it_changes_and_those_it_does_not():
