@@ -283,6 +283,7 @@ def test_a_row_sums_recorded_bound_covers_its_values(protocol_like, rows, size, 
     ct = s.encrypt(x)
     if dirty:
         ct = s.rotate(ct, 1)
+        assert ct.meta["dirty"]
         x = s.decrypt_exact_local(ct, secret)
     idx = rng.integers(0, rows, rng.integers(1, 2 * rows + 1)) if weights else None
     out = s.row_sum(ct, idx) if idx is not None else s.row_sum(ct)
@@ -292,6 +293,21 @@ def test_a_row_sums_recorded_bound_covers_its_values(protocol_like, rows, size, 
     assert np.max(np.abs(got)) <= out.meta["vmax"] * (1 + 1e-9) + 1e-6
     again = s.row_sum(out)  # a replicated input
     assert np.max(np.abs(s.decrypt_exact_local(again, secret))) <= again.meta["vmax"] * (1 + 1e-9) + 1e-6
+
+
+@pytest.mark.parametrize("rows, size", [(100, 8), (130, 4), (3, 300)])
+def test_a_row_sums_bound_covers_batches_of_several_ciphertexts(protocol_like, rows, size):
+    """Rows spread over 2-3 ciphertexts (one row per ciphertext at width 300), all rows or 50 sampled ones."""
+    s, secret = protocol_like
+    rng = np.random.default_rng(rows)
+    x = rng.uniform(0.9, 1.0, (rows, size))  # one sign: the sum reaches rows x vmax
+    ct = s.encrypt(x)
+    assert ct.data.shape[0] > 1
+    for idx in (None, rng.integers(0, rows, 50)):
+        out = s.row_sum(ct) if idx is None else s.row_sum(ct, idx)
+        want = (x if idx is None else x[idx]).sum(axis=0, keepdims=True)
+        got = s.decrypt_exact_local(out, secret)
+        assert np.max(np.abs(got - want)) < 1e-6 and np.max(np.abs(got)) <= out.meta["vmax"]
 
 
 # ---------------------------------------------------------------- 4. a wrong value_bound
