@@ -119,8 +119,8 @@ class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
         return None
 
     @classmethod
-    def params_for_bootstrapping(cls, depth: int, *, ring: int | None = None) -> Parameters | None:
-        """Parameters whose bootstrapping leaves ``depth`` levels for the computation, or ``None``.
+    def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> Parameters | None:
+        """Parameters whose bootstrapping of ``slots`` values leaves ``depth`` levels for the computation.
 
         ``None``: the scheme cannot bootstrap. ``ring``: a smaller ring degree for tests (not
         secure: its parameters say so).

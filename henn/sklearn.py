@@ -83,9 +83,12 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
         targets = index[:, None].astype(np.float64) if n_out == 1 else one_hot(index, n_out)
         rng = np.random.default_rng(self.random_state) if self.random_state is not None else None
         shape = self._build(_twin()[0], self.n_features_in_, n_out, np.random.default_rng(0))  # depth and sizes
+        booting = self.refresh == "bootstrap"
         if self.keyholder is None:
             terms = RefreshTerms(min_aggregate=min(500, X.shape[0]))
-            scheme, keyholder = in_process_keyholder(self.scheme, shape, terms=terms, rng=self._key_rng())
+            scheme, keyholder = in_process_keyholder(self.scheme, shape, terms=terms, rng=self._key_rng(),
+                                                     bootstrap_batch=self.batch_size if booting else None,
+                                                     ring=self.insecure_ring)
         else:
             keyholder, scheme = self.keyholder, self.keyholder.scheme
         self.keyholder_ = keyholder
@@ -93,17 +96,25 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = fit_model(self.model_, Xs, targets, keyholder=keyholder, lr=self.lr, epochs=self.epochs,
                                   batch_size=self.batch_size, loss=self._loss(n_out), random_state=self.random_state,
                                   weight_decay=self.weight_decay, progress=self.progress, monitor=self.monitor,
-                                  checkpoint=self.checkpoint, resume=self.checkpoint is not None)
+                                  checkpoint=self.checkpoint, resume=self.checkpoint is not None,
+                                  refresh=self.refresh)
         self.weights_ = self._release_weights() if self.keyholder is None else None
         return self
 
     def _release_weights(self) -> list[np.ndarray]:
         """The trained weights, decrypted for the owner (flooded releases): what ``fhe="disable"`` runs."""
         try:  # refreshed first: the flooding then hides a fresh encryption's noise, not the training's
-            return [release_outputs(self.keyholder_, p.value) for p in self.model_.parameters()]
+            weights = [release_outputs(self.keyholder_, p.value) for p in self.model_.parameters()]
         except he_core.HEOverflowError as exc:
             raise TrainingDiverged(f"cannot fit: the trained weights overflowed ({exc}); lower lr (now {self.lr})") \
                 from exc
+        top = max(float(np.max(np.abs(w))) for w in weights)
+        if self.refresh == "bootstrap" and top > DEFAULT_VALUE_BOUND:
+            # Bootstrapping sets its scale from the declared bound: far past it the sine wraps without a
+            # sign the trainer could see; the owner sees it here, in the clear.
+            raise TrainingDiverged(f"cannot fit: a trained weight reached {top:.4g}, past the declared bound "
+                                   f"{DEFAULT_VALUE_BOUND} that bootstrapping relies on; lower lr (now {self.lr})")
+        return weights
 
     def _key_rng(self) -> Any:
         # Keys always come from the OS CSPRNG: a seeded estimator reproduces its weights, not its keys.
@@ -227,13 +238,21 @@ class EncryptedMLPClassifier(_EncryptedClassifier):
             from when it exists (:func:`henn.training.fit.fit`); it is under the key
             holder's key, so it needs ``keyholder`` (keys made in this process are new
             at every ``fit``).
+        refresh: ``"masked"`` (through the key holder) or ``"bootstrap"`` (no key holder
+            while training: ``ckks`` bootstraps with public keys; no loss is monitored; the
+            key holder only releases the trained weights at the end).
+        insecure_ring: with ``refresh="bootstrap"``, a smaller ring degree for trials
+            (NOT secure); default the 128-bit N = 2^16 set.
     """
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] = (32,), scheme: str = "ckks", *,
                  activation: str = "square", loss: str = "mse", epochs: int = 6, batch_size: int = 128,
                  lr: float = 0.3, weight_decay: float = 0.0, init_scale: float = 1.0, input_scale: float = 3.0,
                  input_clip: float = 2.0, random_state: int | None = None, keyholder: Any = None,
-                 monitor: bool = True, progress: bool = False, checkpoint: str | None = None):
+                 monitor: bool = True, progress: bool = False, checkpoint: str | None = None,
+                 refresh: str = "masked", insecure_ring: int | None = None):
+        self.refresh = refresh
+        self.insecure_ring = insecure_ring
         self.checkpoint = checkpoint
         self.hidden_layer_sizes = hidden_layer_sizes
         self.weight_decay = weight_decay
@@ -293,7 +312,10 @@ class EncryptedLogisticRegression(_EncryptedClassifier):
     def __init__(self, scheme: str = "ckks", *, epochs: int = 6, batch_size: int = 128, lr: float = 0.5,
                  weight_decay: float = 0.1, sigmoid_interval: float = 8.0, input_scale: float = 2.0,
                  input_clip: float = 2.0, random_state: int | None = None, keyholder: Any = None,
-                 monitor: bool = True, progress: bool = False, checkpoint: str | None = None):
+                 monitor: bool = True, progress: bool = False, checkpoint: str | None = None,
+                 refresh: str = "masked", insecure_ring: int | None = None):
+        self.refresh = refresh
+        self.insecure_ring = insecure_ring
         self.checkpoint = checkpoint
         self.scheme = scheme
         self.weight_decay = weight_decay

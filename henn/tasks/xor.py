@@ -61,7 +61,7 @@ from ..layers import Linear
 from ..losses import MSELoss
 from ..module import Sequential
 from ..training.bootstrap import BootstrapRefresh, bootstrap_keys, slots_for
-from ..training.fit import REFRESH_KINDS, fit, predict, release_outputs
+from ..training.fit import REFRESH_KINDS, TrainingDiverged, fit, predict, release_outputs
 from ..training.refresh import RefreshPolicy
 
 #: The four XOR rows and their labels.
@@ -259,6 +259,10 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
         if config.refresh == "bootstrap" else keyholder
     eval_policy = RefreshPolicy(refresher, value_bound=config.value_bound)
     pred, loss, right = evaluate(model, keyholder, config.value_bound, eval_policy)
+    if config.refresh == "bootstrap" and float(np.max(np.abs(pred))) > config.value_bound:
+        # Bootstrapping trusts the declared bound: a run past it is wrong without a sign the trainer sees.
+        raise TrainingDiverged(f"cannot train XOR: an output reached {float(np.max(np.abs(pred))):.4g}, past the "
+                               f"declared bound {config.value_bound} that bootstrapping relies on; lower lr")
     seconds = time.perf_counter() - start
     records = [{"epoch": r["epoch"], "loss": r["loss"]} for r in history.records] if history else []
     records.append({"epoch": config.epochs, "loss": loss, "correct": right})

@@ -20,7 +20,8 @@ from typing import Any, Iterable
 import he_core
 from he_core import Ciphertext, KeyPair, KeyRequirements, RandomSource, Scheme, protocols
 
-from ..depth import key_requirements
+from ..depth import key_requirements, training_depth
+from ..layers import Linear
 from ..module import Sequential
 from ..tensor import EncTensor
 
@@ -29,12 +30,35 @@ LEVELS_RESERVED = 1
 
 
 def bootstrap_slots(model: Sequential, batch_size: int) -> int:
-    """The slots n every bootstrap of a step packs: the most a tensor of the step fills (rows x padded width).
+    """The slots n every bootstrap of a step packs: the most one encrypted tensor of the step fills.
+
+    Per :class:`~henn.layers.Linear`: its weight and bias (their rows times their padded
+    width, either way round: a gradient may be laid out transposed), its outputs
+    (``batch_size`` rows of its output width) and, when encrypted, its inputs. Other
+    layers count every width the model's keys cover.
 
     Raises:
         ValueError: a batch size below 1.
     """
-    return slots_for(key_requirements(model).sizes, batch_size)
+    if batch_size < 1:
+        raise ValueError(f"cannot size bootstrapping: batch_size must be >= 1, got {batch_size}")
+    need = 2
+    for layer in model.layers:
+        if not isinstance(layer, Linear):
+            if layer.parameters():
+                need = max(need, slots_for(key_requirements(model).sizes, batch_size))
+            continue
+        rows, width = layer.weight.value.shape
+        out_width = width if not layer.encrypted_input else rows
+        in_width = rows if not layer.encrypted_input else width
+        need = max(need, _padded(rows, width), _padded(width, rows), slots_for((out_width,), batch_size))
+        if layer.encrypted_input:
+            need = max(need, slots_for((in_width,), batch_size))
+    return need
+
+
+def _padded(rows: int, width: int) -> int:
+    return slots_for((width,), rows)
 
 
 def slots_for(widths: Iterable[int], batch_size: int) -> int:
@@ -57,6 +81,19 @@ def bootstrap_keys(scheme: Scheme, requirements: KeyRequirements, slots: int, *,
     """
     boot = protocols.view(scheme, protocols.Bootstrapping)
     return boot.bootstrap_keygen(slots, rng=rng, requirements=requirements)
+
+
+def bootstrapping_scheme(name: str, model: Sequential, batch_size: int, *, ring: int | None = None) -> Scheme:
+    """The scheme ``name`` with a set that bootstraps the model's step and leaves its training depth.
+
+    Raises:
+        CapabilityError: the scheme cannot bootstrap.
+    """
+    slots = bootstrap_slots(model, batch_size)
+    params = he_core.scheme_class(name).params_for_bootstrapping(training_depth(model), slots=slots, ring=ring)
+    if params is None:
+        raise he_core.CapabilityError(name, "bootstrapping", "train with refresh='masked'")
+    return he_core.get_scheme(name, params)
 
 
 class BootstrapRefresh:

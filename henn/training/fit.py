@@ -40,7 +40,7 @@ from ..optim import SGD
 from ..tensor import EncTensor
 from . import checkpoint as checkpoints
 from .batches import as_targets, check_hyper, count_rows, take_rows
-from .bootstrap import BootstrapRefresh, bootstrap_slots
+from .bootstrap import BootstrapRefresh, bootstrap_keys, bootstrap_slots, bootstrapping_scheme
 from .guarded import GuardedScheme
 from .monitor import AggregateMonitor
 
@@ -99,7 +99,8 @@ class History:
 
 def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *,
                          terms: RefreshTerms | Callable[[he_core.Scheme], RefreshTerms] | None = None,
-                         purpose: str = "train", rng: he_core.RandomSource | None = None
+                         purpose: str = "train", rng: he_core.RandomSource | None = None,
+                         bootstrap_batch: int | None = None, ring: int | None = None
                          ) -> tuple[he_core.Scheme, KeyHolder]:
     """Keys and a key holder in this process (one party: warns with :class:`SinglePartyWarning`).
 
@@ -112,6 +113,9 @@ def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *,
             scheme that makes them (terms that depend on the parameters chosen).
         purpose: ``"train"`` or ``"infer"`` (see :func:`henn.depth.choose_parameters`).
         rng: key-generation randomness (default the OS CSPRNG; tests may seed).
+        bootstrap_batch: for ``fit(refresh="bootstrap")`` with this batch size: a set that
+            bootstraps the model's step, and bootstrapping's keys (``scheme`` a name, the
+            model given); ``ring`` then picks a smaller, insecure ring for trials.
 
     Returns:
         ``(scheme, keyholder)``; the scheme has the public keys installed.
@@ -119,6 +123,13 @@ def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *,
     warnings.warn("the key holder runs in the trainer's process: the trainer and the key holder are one party and "
                   "the weights are hidden from nobody; pass keyholder= the owner's key service to keep them apart",
                   SinglePartyWarning, stacklevel=2)
+    if bootstrap_batch is not None:
+        if not isinstance(scheme, str) or not isinstance(model_or_sizes, Sequential):
+            raise ValueError("cannot make bootstrapping keys: pass the scheme's name and the model")
+        booting = bootstrapping_scheme(scheme, model_or_sizes, bootstrap_batch, ring=ring)
+        slots = bootstrap_slots(model_or_sizes, bootstrap_batch)
+        secret = bootstrap_keys(booting, key_requirements(model_or_sizes), slots, rng=rng).secret
+        return booting, KeyHolder(booting, secret, terms=terms(booting) if callable(terms) else terms)
     if isinstance(model_or_sizes, Sequential):
         requirements = key_requirements(model_or_sizes)
         if isinstance(scheme, str):

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import he_core  # noqa: E402
 from henn.sklearn import EncryptedLogisticRegression, EncryptedMLPClassifier  # noqa: E402
-from henn.training.fit import SinglePartyWarning  # noqa: E402
+from henn.training.fit import SinglePartyWarning, TrainingDiverged  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::henn.training.fit.SinglePartyWarning"),
               pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")]
@@ -171,3 +171,33 @@ def test_breast_cancer_mlp_on_ckks_matches_the_plain_twin(cancer):
     scores = {s: EncryptedMLPClassifier((32,), scheme=s, random_state=0).fit(Xtr, ytr).score(Xte, yte)
               for s in ("plain", "ckks")}
     assert abs(scores["ckks"] - scores["plain"]) <= 1.0 / len(yte) + 1e-12, scores
+
+
+def test_logistic_regression_trains_by_bootstrapping_with_no_key_holder_round(cancer):
+    """Three epochs on a trial ring (about 25 bootstraps): the weights equal the plain twin's; the key holder
+    only refreshes and releases the two trained tensors at the end."""
+    X_train, X_test, y_train, y_test = cancer
+    kwargs = dict(epochs=3, batch_size=128, random_state=0)
+    plain = EncryptedLogisticRegression(scheme="plain", **kwargs).fit(X_train, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SinglePartyWarning)
+        booted = EncryptedLogisticRegression(scheme="ckks", refresh="bootstrap", insecure_ring=1024,
+                                             **kwargs).fit(X_train, y_train)
+    assert booted.get_params()["refresh"] == "bootstrap"
+    assert booted.history_.policy["bootstraps"] > 0
+    assert all(r["refreshes"] == 0 and r["loss"] is None for r in booted.history_.records)
+    assert booted.keyholder_.refresh_rounds == 2 and booted.keyholder_.releases == 2  # W and b, at the end
+    for got, want in zip(booted.weights_, plain.weights_):
+        assert np.max(np.abs(got - want)) < 1e-5
+    assert np.array_equal(booted.predict(X_test), plain.predict(X_test))
+    with pytest.raises(ValueError, match="refresh must be one of"):
+        EncryptedLogisticRegression(scheme="plain", refresh="never", epochs=1).fit(X_train, y_train)
+
+
+def test_a_bootstrapped_fit_past_its_declared_bound_is_refused_when_the_owner_reads_it(cancer):
+    """lr 4 drives a weight to about 196 in one epoch (the twin), past the bound of 16 bootstrapping relies on."""
+    X_train, _X_test, y_train, _y_test = cancer
+    est = EncryptedLogisticRegression(scheme="ckks", refresh="bootstrap", insecure_ring=1024, epochs=1,
+                                      batch_size=128, lr=4.0, weight_decay=0.0, random_state=0)
+    with pytest.raises(TrainingDiverged, match="declared bound"):
+        est.fit(X_train, y_train)

@@ -21,7 +21,7 @@ from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, San
 from ...scheme import Budget, Scheme
 from . import layout, noise
 from .arith import ArithMixin
-from .bootstrap.mixin import BootstrapMixin
+from .bootstrap.mixin import BootstrapMixin, transform_levels_for
 from .bootstrap.params import bootstrappable
 from .coeff import CoeffMixin, is_coeff
 from .encryption import EncryptionMixin
@@ -81,7 +81,7 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
         return params
 
     @classmethod
-    def params_for_bootstrapping(cls, depth: int, *, ring: int | None = None) -> CkksParams:
+    def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:
         """A bootstrappable set leaving ``depth`` levels of computation between clean bootstraps.
 
         At N = 2^16 with a sparse secret of Hamming weight 192 (128-bit by the estimate in
@@ -93,12 +93,18 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
         """
         if depth < 1:
             raise ParameterError(f"cannot choose bootstrapping parameters: depth must be >= 1, got {depth}")
+        if slots < 2 or slots & (slots - 1):
+            raise ParameterError(f"cannot choose bootstrapping parameters: slots must be a power of two >= 2, "
+                                 f"got {slots}")
         levels_after = depth + 2  # + the level that zeroes the other slots + the one a bootstrap starts from
+        transforms = transform_levels_for(slots)
         if ring is None:
-            return bootstrappable(65536, levels_after=levels_after, hamming_weight=192, dnum=6)
+            return bootstrappable(65536, levels_after=levels_after, hamming_weight=192, dnum=6,
+                                  transform_levels=transforms)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SecurityWarning)
-            return bootstrappable(int(ring), levels_after=levels_after, hamming_weight=32, allow_insecure=True)
+            return bootstrappable(int(ring), levels_after=levels_after, hamming_weight=32, allow_insecure=True,
+                                  transform_levels=transforms)
 
     @classmethod
     def params_for_answer(cls, depth: int, value_bound: float) -> CkksParams | None:

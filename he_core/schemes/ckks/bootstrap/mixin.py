@@ -43,6 +43,11 @@ INPUT_DELTA, MAX_DELTA = 2.0**-12, 2.0**-4
 MIN_LEVELS_LEFT = 3
 
 
+def transform_levels_for(slots: int) -> int:
+    """Levels each of CoeffToSlot and SlotToCoeff takes for n slots (STAGES_PER_LEVEL butterfly stages each)."""
+    return max(1, math.ceil(math.log2(slots) / STAGES_PER_LEVEL))
+
+
 class BootstrapMixin:
     """bootstrap, bootstrap_plan, bootstrap_keygen."""
 
@@ -51,7 +56,7 @@ class BootstrapMixin:
         cache = self.__dict__.setdefault("_bootstrappers", {})
         if slots not in cache:
             spec = spec or spec_for(self.params)
-            wanted = max(1, math.ceil(math.log2(slots) / STAGES_PER_LEVEL))
+            wanted = transform_levels_for(slots)
             for levels in range(wanted, 0, -1):
                 boot = Bootstrapper(self, slots, spec, check_depth=False, transform_levels=levels)
                 if boot.depth <= self.params.levels - MIN_LEVELS_LEFT or levels == 1:
@@ -80,8 +85,10 @@ class BootstrapMixin:
                 can be bootstrapped again after more work; otherwise they hold copies of
                 the values (marked dirty).
             value_bound: a bound on |value| the caller vouches for (a model's declared
-                range), used instead of the tracked one when tighter. Values above it by
-                up to 2^8 still come back right (at less precision).
+                range), used instead of the tracked one when tighter. Values up to 16x above
+                it still come back within the output's noise record; far above it (256x:
+                the sine's range) they come back wrong, with no sign without the key
+                (SECURITY.md, "Training by bootstrapping").
 
         Returns:
             A ciphertext at level ``bootstrap_plan(n, clean=clean)["output_level"]``. Its
