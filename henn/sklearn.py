@@ -44,6 +44,7 @@ from .module import Sequential
 from .tensor import EncTensor
 from .training.fit import fit as fit_model
 from .training.fit import TrainingDiverged, in_process_keyholder, predict, release_outputs
+from .training.bootstrap import BootstrapRefresh, bootstrap_slots
 from .training.predict import DEFAULT_VALUE_BOUND
 
 FHE_MODES = ("disable", "simulate", "execute")
@@ -104,6 +105,12 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):
     def _release_weights(self) -> list[np.ndarray]:
         """The trained weights, decrypted for the owner (flooded releases): what ``fhe="disable"`` runs."""
         try:  # refreshed first: the flooding then hides a fresh encryption's noise, not the training's
+            if self.refresh == "bootstrap":
+                # The trained weights' tracked noise restarts (so a refresh's mask, here or in a later
+                # fhe="execute" pass, can cover it): the model keeps the bootstrapped copies.
+                booting = BootstrapRefresh(self.keyholder_.scheme, bootstrap_slots(self.model_, self.batch_size))
+                for p in self.model_.parameters():
+                    p.value = booting.refresh(p.value, value_bound=DEFAULT_VALUE_BOUND)
             weights = [release_outputs(self.keyholder_, p.value) for p in self.model_.parameters()]
         except he_core.HEOverflowError as exc:
             raise TrainingDiverged(f"cannot fit: the trained weights overflowed ({exc}); lower lr (now {self.lr})") \

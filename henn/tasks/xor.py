@@ -226,10 +226,12 @@ def evaluate(model: Sequential, keyholder: KeyHolder, value_bound: float = 16.0,
 
     The output is refreshed before its release (:func:`henn.training.fit.release_outputs`):
     the flooding then only has to hide a fresh encryption's noise, not the whole network's.
-    ``policy`` refreshes the forward pass (default a new one).
+    ``policy`` refreshes the forward pass (default a new one); one that bootstraps also
+    bootstraps the output before that refresh.
     """
     out = predict(model, X, keyholder=keyholder, value_bound=value_bound, policy=policy)
-    pred = release_outputs(keyholder, out, value_bound)
+    booting = policy.keyholder if policy is not None and isinstance(policy.keyholder, BootstrapRefresh) else None
+    pred = release_outputs(keyholder, out, value_bound, bootstrap=booting)
     return pred, MSELoss().value(pred, Y), correct(pred)
 
 

@@ -59,9 +59,16 @@ def predict(model: Sequential, X: Any, *, keyholder: MaskedRefresh | None = None
     return EncTensor(raw, out.ct)
 
 
-def release_outputs(keyholder: KeyHolder, outputs: EncTensor, value_bound: float = DEFAULT_VALUE_BOUND
-                    ) -> np.ndarray:
-    """Outputs decrypted for the key holder's owner: refreshed (so the flood hides a fresh noise only), flooded."""
+def release_outputs(keyholder: KeyHolder, outputs: EncTensor, value_bound: float = DEFAULT_VALUE_BOUND,
+                    *, bootstrap: Any = None) -> np.ndarray:
+    """Outputs decrypted for the key holder's owner: refreshed (so the flood hides a fresh noise only), flooded.
+
+    ``bootstrap`` (a :class:`~henn.training.bootstrap.BootstrapRefresh`) bootstraps the outputs
+    first: after a computation on bootstrapped ciphertexts their tracked noise can exceed what
+    a refresh's mask may cover, and a bootstrap restarts it.
+    """
+    if bootstrap is not None:
+        outputs = bootstrap.refresh(outputs, value_bound=value_bound)
     if keyholder.scheme.supports(he_core.Capability.APPROXIMATE):
         outputs = keyholder.refresh(outputs, value_bound=value_bound)
     return keyholder.release(outputs)
