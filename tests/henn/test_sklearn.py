@@ -174,10 +174,10 @@ def test_breast_cancer_mlp_on_ckks_matches_the_plain_twin(cancer):
 
 
 def test_logistic_regression_trains_by_bootstrapping_with_no_key_holder_round(cancer):
-    """Three epochs on a trial ring (about 25 bootstraps): the weights equal the plain twin's; the key holder
+    """Two epochs on a trial ring (the first needs no bootstrap): the weights equal the plain twin's; the key holder
     only refreshes and releases the two trained tensors at the end."""
     X_train, X_test, y_train, y_test = cancer
-    kwargs = dict(epochs=3, batch_size=128, random_state=0)
+    kwargs = dict(epochs=2, batch_size=128, random_state=0)
     plain = EncryptedLogisticRegression(scheme="plain", **kwargs).fit(X_train, y_train)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SinglePartyWarning)
