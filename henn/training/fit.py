@@ -12,7 +12,7 @@ aggregate per ``k`` samples (the summed error of the model's predictions, square
 absolute as the loss says, refreshed and noise-flooded before release; ``k`` is the
 job's ``min_aggregate``). No per-sample value, label or weight is decrypted.
 
-:func:`in_process_keyholder` makes keys and a key holder in the trainer's own process,
+:func:`~henn.training.keys.in_process_keyholder` makes keys and a key holder in the trainer's own process,
 for experiments and tests: the key holder and the trainer are then **one party**, and
 the weights are hidden from nobody.
 """
@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -32,16 +31,17 @@ from tqdm import tqdm
 import he_core
 
 from ..columns import basis_for
-from ..depth import key_requirements, make_scheme
-from ..keyholder import KeyHolder, MaskedRefresh, RefreshTerms
+from ..keyholder import MaskedRefresh
 from ..losses import MSELoss
 from ..module import Sequential
 from ..optim import SGD
 from ..tensor import EncTensor
 from . import checkpoint as checkpoints
 from .batches import as_targets, check_hyper, count_rows, take_rows
-from .bootstrap import BootstrapRefresh, bootstrap_keys, bootstrap_slots, bootstrapping_scheme
+from .bootstrap import BootstrapRefresh, bootstrap_slots
 from .guarded import GuardedScheme
+# The in-process key holder lives in .keys; importable from here as before.
+from .keys import SinglePartyWarning, in_process_keyholder
 from .monitor import AggregateMonitor
 
 # predict and release_outputs live in .predict; importable from here as before (henn.training.fit.predict).
@@ -57,10 +57,6 @@ REMOTE_MIN_AGGREGATE = 500
 
 class TrainingDiverged(he_core.HEError, ArithmeticError):
     """Values left the range the scheme (or the stated bound) can hold: lower the learning rate."""
-
-
-class SinglePartyWarning(UserWarning):
-    """The key holder lives in the trainer's process: nothing is hidden from the trainer."""
 
 
 @dataclasses.dataclass
@@ -95,51 +91,6 @@ class History:
         """The JSON-ready history (no ciphertexts)."""
         return {"records": self.records, "seconds": self.seconds, "policy": self.policy,
                 "aggregates": self.aggregates}
-
-
-def in_process_keyholder(scheme: str | he_core.Scheme, model_or_sizes: Any, *,
-                         terms: RefreshTerms | Callable[[he_core.Scheme], RefreshTerms] | None = None,
-                         purpose: str = "train", rng: he_core.RandomSource | None = None,
-                         bootstrap_batch: int | None = None, ring: int | None = None
-                         ) -> tuple[he_core.Scheme, KeyHolder]:
-    """Keys and a key holder in this process (one party: warns with :class:`SinglePartyWarning`).
-
-    Args:
-        scheme: a scheme name (parameters chosen from the model's depth) or an
-            instance without keys.
-        model_or_sizes: a model whose depth and key sizes decide, or an iterable of
-            vector sizes (then a named scheme keeps its defaults).
-        terms: the job's terms (default :class:`RefreshTerms`), or a function of the keyed
-            scheme that makes them (terms that depend on the parameters chosen).
-        purpose: ``"train"`` or ``"infer"`` (see :func:`henn.depth.choose_parameters`).
-        rng: key-generation randomness (default the OS CSPRNG; tests may seed).
-        bootstrap_batch: for ``fit(refresh="bootstrap")`` with this batch size: a set that
-            bootstraps the model's step, and bootstrapping's keys (``scheme`` a name, the
-            model given); ``ring`` then picks a smaller, insecure ring for trials.
-
-    Returns:
-        ``(scheme, keyholder)``; the scheme has the public keys installed.
-    """
-    warnings.warn("the key holder runs in the trainer's process: the trainer and the key holder are one party and "
-                  "the weights are hidden from nobody; pass keyholder= the owner's key service to keep them apart",
-                  SinglePartyWarning, stacklevel=2)
-    if bootstrap_batch is not None:
-        if not isinstance(scheme, str) or not isinstance(model_or_sizes, Sequential):
-            raise ValueError("cannot make bootstrapping keys: pass the scheme's name and the model")
-        booting = bootstrapping_scheme(scheme, model_or_sizes, bootstrap_batch, ring=ring)
-        slots = bootstrap_slots(model_or_sizes, bootstrap_batch)
-        secret = bootstrap_keys(booting, key_requirements(model_or_sizes), slots, rng=rng).secret
-        return booting, KeyHolder(booting, secret, terms=terms(booting) if callable(terms) else terms)
-    if isinstance(model_or_sizes, Sequential):
-        requirements = key_requirements(model_or_sizes)
-        if isinstance(scheme, str):
-            scheme = make_scheme(scheme, model_or_sizes, purpose=purpose)
-    else:
-        requirements = he_core.KeyRequirements(sizes=tuple({1, *model_or_sizes}))
-        if isinstance(scheme, str):
-            scheme = he_core.get_scheme(scheme)
-    secret, _public = scheme.keygen(requirements, rng=rng)
-    return scheme, KeyHolder(scheme, secret, terms=terms(scheme) if callable(terms) else terms)
 
 
 def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | None, lr: float, epochs: int = 1,

@@ -8,21 +8,20 @@ levels and scales of operands are aligned automatically (see :mod:`.arith`).
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Sequence
 
 import numpy as np
 
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
-from ...errors import ParameterError, HEOverflowError, LevelExhaustedError, SecurityWarning
+from ...errors import ParameterError, HEOverflowError, LevelExhaustedError
 from ...keys import SecretKey
 from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...scheme import Budget, Scheme
 from . import layout, noise
 from .arith import ArithMixin
-from .bootstrap.mixin import BootstrapMixin, transform_levels_for
-from .bootstrap.params import bootstrappable
+from .bootstrap.mixin import BootstrapMixin
+from .bootstrap.params import for_training
 from .coeff import CoeffMixin, is_coeff
 from .encryption import EncryptionMixin
 from .checks import ChecksMixin
@@ -82,29 +81,9 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
 
     @classmethod
     def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:
-        """A bootstrappable set leaving ``depth`` levels of computation between clean bootstraps.
-
-        At N = 2^16 with a sparse secret of Hamming weight 192 (128-bit by the estimate in
-        :data:`~he_core.schemes.ckks.params.SPARSE_SECRET_128`); ``ring`` gives a smaller,
-        insecure ring of weight 32 for tests.
-
-        Raises:
-            ParameterError: a depth below 1, or a chain too long for the ring at 128 bits.
-        """
-        if depth < 1:
-            raise ParameterError(f"cannot choose bootstrapping parameters: depth must be >= 1, got {depth}")
-        if slots < 2 or slots & (slots - 1):
-            raise ParameterError(f"cannot choose bootstrapping parameters: slots must be a power of two >= 2, "
-                                 f"got {slots}")
-        levels_after = depth + 2  # + the level that zeroes the other slots + the one a bootstrap starts from
-        transforms = transform_levels_for(slots)
-        if ring is None:
-            return bootstrappable(65536, levels_after=levels_after, hamming_weight=192, dnum=6,
-                                  transform_levels=transforms)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SecurityWarning)
-            return bootstrappable(int(ring), levels_after=levels_after, hamming_weight=32, allow_insecure=True,
-                                  transform_levels=transforms)
+        """A bootstrappable set leaving ``depth`` levels between clean bootstraps of ``slots`` values
+        (:func:`~he_core.schemes.ckks.bootstrap.params.for_training`)."""
+        return for_training(depth, slots=slots, ring=ring)
 
     @classmethod
     def params_for_answer(cls, depth: int, value_bound: float) -> CkksParams | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import warnings
 
-from ....errors import SecurityWarning
+from ....errors import ParameterError, SecurityWarning
 from ..params import CkksParams
-from .mixin import spec_for
+from .mixin import spec_for, transform_levels_for
 
 FIRST_BITS, FLOOR_LEVELS, FLOOR_BITS, SCALE_BITS, SPECIAL_BITS = 61, 2, 61, 58, 61
 
@@ -46,3 +46,30 @@ def bootstrappable(poly_degree: int, *, levels_after: int = 3, hamming_weight: i
                       special_bits=SPECIAL_BITS, floor_levels=FLOOR_LEVELS, floor_bits=FLOOR_BITS,
                       dnum=min(dnum, levels + 1), secret="hamming", hamming_weight=hamming_weight,
                       allow_insecure=allow_insecure)
+
+
+def for_training(depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:
+    """A set leaving ``depth`` levels of computation between clean bootstraps of ``slots`` values.
+
+    At N = 2^16 with a sparse secret of Hamming weight 192 (128-bit by the estimate in
+    :data:`~he_core.schemes.ckks.params.SPARSE_SECRET_128`); ``ring`` gives a smaller,
+    insecure ring of weight 32 for tests. Two levels come on top of ``depth``: the one that
+    zeroes the other slots after a bootstrap, and the one a bootstrap starts from (where
+    its input's scale is set).
+
+    Raises:
+        ParameterError: a depth below 1, slots not a power of two, or a chain too long for
+            the ring at 128 bits.
+    """
+    if depth < 1:
+        raise ParameterError(f"cannot choose bootstrapping parameters: depth must be >= 1, got {depth}")
+    if slots < 2 or slots & (slots - 1):
+        raise ParameterError(f"cannot choose bootstrapping parameters: slots must be a power of two >= 2, got {slots}")
+    levels_after, transforms = depth + 2, transform_levels_for(slots)
+    if ring is None:
+        return bootstrappable(65536, levels_after=levels_after, hamming_weight=192, dnum=6,
+                              transform_levels=transforms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        return bootstrappable(int(ring), levels_after=levels_after, hamming_weight=32, allow_insecure=True,
+                              transform_levels=transforms)
