@@ -17,6 +17,7 @@ from .randomness import OsRandom, RandomSource, SeededRandom
 from . import protocols
 from .registry import available_schemes, builtin_schemes, get_scheme, register_scheme, scheme_class, unregister_scheme
 from .scheme import Budget, Scheme
+from . import serialization  # so ``he_core.serialization.save(...)`` works after ``import he_core``
 
 __version__ = "0.1.0"
 
@@ -25,5 +26,6 @@ __all__ = [
     "HEOverflowError", "InsecureParametersError", "KeyExportError", "KeyMissingError", "KeyPair", "KeyRequirements",
     "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OpCost", "OsRandom", "ParameterError",
     "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
-    "available_schemes", "builtin_schemes", "protocols", "get_scheme", "register_scheme", "scheme_class", "unregister_scheme",
+    "available_schemes", "builtin_schemes", "protocols", "get_scheme", "register_scheme", "scheme_class", "serialization",
+    "unregister_scheme",
 ]

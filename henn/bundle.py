@@ -92,8 +92,8 @@ class ServerBundle:
                 with linear transforms.
 
         Raises:
-            DeployError: no parameter set of the scheme runs the circuit, or a layout the
-                scheme cannot evaluate.
+            DeployError: no parameter set of the scheme runs the circuit, a layout the
+                scheme cannot evaluate, or a layer whose weights its parameters cannot hold.
         """
         if layout not in LAYOUTS:
             raise DeployError(f"cannot deploy: layout must be one of {LAYOUTS}, got {layout!r}")

@@ -11,8 +11,9 @@ of whole rows, no rotation, as cheap for thousands of queries as for one);
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -136,9 +137,14 @@ class Circuit:
         return float(np.max(b))
 
     def run(self, x: EncTensor, count: int) -> EncTensor:
-        """The encrypted evaluation on ``X^T`` rows (features x batch); slots past ``count`` are zeroed."""
-        for layer in self.layers:
-            x = layer[1].T @ x + layer[2][:, None] if layer[0] == "linear" else layer[1].forward(x)
+        """The encrypted evaluation on ``X^T`` rows (features x batch); slots past ``count`` are zeroed.
+
+        Raises:
+            DeployError: a layer's weights the scheme's parameters cannot encode (named).
+        """
+        for i, layer in enumerate(self.layers):
+            with _encodable(i, layer, x.scheme):
+                x = layer[1].T @ x + layer[2][:, None] if layer[0] == "linear" else layer[1].forward(x)
         if count >= x.size:
             return x  # every slot was asked for (each row is whole: no slot outside the batch)
         mask = np.zeros((1, x.size))
@@ -152,17 +158,21 @@ class Circuit:
         padded to the row's width. On a packing scheme the product only has blocks for
         the batch's rows, so nothing the query holds outside them reaches the answer
         and no mask level is spent.
+
+        Raises:
+            DeployError: a layer's weights the scheme's parameters cannot encode (named).
         """
         first = True
-        for layer in self.layers:
-            if layer[0] == "linear":
-                w = layer[1]
-                if first and w.shape[0] != x.size:
-                    w = np.vstack([w, np.zeros((x.size - w.shape[0], w.shape[1]))])
-                first = False
-                x = x @ w + layer[2]
-            else:
-                x = layer[1].forward(x)
+        for i, layer in enumerate(self.layers):
+            with _encodable(i, layer, x.scheme):
+                if layer[0] == "linear":
+                    w = layer[1]
+                    if first and w.shape[0] != x.size:
+                        w = np.vstack([w, np.zeros((x.size - w.shape[0], w.shape[1]))])
+                    first = False
+                    x = x @ w + layer[2]
+                else:
+                    x = layer[1].forward(x)
         return x
 
     def evaluate(self, X: np.ndarray) -> np.ndarray:
@@ -174,3 +184,26 @@ class Circuit:
         for layer in self.layers:
             x = x @ layer[1] + layer[2] if layer[0] == "linear" else layer[1].value(x)
         return x
+
+
+@contextlib.contextmanager
+def _encodable(index: int, layer: tuple, scheme: he_core.Scheme) -> Iterator[None]:
+    """Name the layer whose constants the scheme cannot encode (its EncodingError names only the value).
+
+    Raises:
+        DeployError: in place of the scheme's EncodingError, naming the layer and what to do.
+    """
+    try:
+        yield
+    except he_core.EncodingError as exc:
+        if layer[0] == "linear":
+            w, b = layer[1], layer[2]
+            what = (f"weights and bias (linear {w.shape[0]} -> {w.shape[1]}; largest |w| {np.max(np.abs(w)):.3g}, "
+                    f"|b| {np.max(np.abs(b)):.3g})")
+            fix = "refit the model with smaller weights (standardise the inputs with the circuit's shift and scale, " \
+                  "add weight decay)"
+        else:
+            what = f"activation coefficients ({layer[1].name}; largest {max(map(abs, layer[1].coeffs)):.3g})"
+            fix = "fit the activation's polynomial on a narrower interval"
+        raise DeployError(f"cannot run the circuit on {scheme.name}: layer {index}'s {what} are too large for its "
+                          f"parameters ({exc}); {fix}") from None

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import platform
+from importlib import metadata
 from typing import Iterable, Sequence
 
 from .runner import Record
@@ -29,8 +30,6 @@ def cpu_model() -> str:
 
 def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
     """Installed version of each library, ``None`` for those missing."""
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
     for name in names:
         try:
@@ -104,9 +103,9 @@ def plot(path: str, records: Sequence[Record]) -> None:
     Raises:
         ValueError: no timed record to draw.
     """
-    import matplotlib
+    import matplotlib  # here, not at the top: pyplot takes ~0.7 s to import and only drawing needs it
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display; must precede the pyplot import
     import matplotlib.pyplot as plt
 
     ok = [r for r in records if r.status == "ok"]

@@ -13,6 +13,9 @@ from typing import Sequence
 
 import he_core
 
+from ..bench import report, runner
+from ..bench.ops import OP_NAMES
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -28,8 +31,6 @@ def _positive_int(text: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``bench`` options to ``parser`` and set its handler."""
-    from henn.bench.ops import OP_NAMES
-
     parser.add_argument("--scheme", dest="schemes", nargs="+", metavar="S",
                         help="schemes to time (default: every available scheme)")
     parser.add_argument("--sizes", nargs="+", type=_positive_int, metavar="N",
@@ -62,8 +63,6 @@ def _usage_error(message: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed arguments; returns the exit code."""
-    from henn.bench import report, runner
-
     available = he_core.available_schemes()
     unknown = [s for s in args.schemes or () if s not in available]
     if unknown:

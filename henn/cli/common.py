@@ -14,6 +14,9 @@ import sys
 from typing import Any, Callable, Iterable
 
 import he_core
+from tqdm import tqdm
+
+from .. import plotting
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -118,17 +121,13 @@ def _json_default(value: Any) -> Any:
 
 def progress(total: int, desc: str, *, quiet: bool, unit: str = "epoch"):
     """A tqdm bar on stderr (disabled by ``--quiet``), counting ``unit``s."""
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, unit=unit, dynamic_ncols=True,
                 leave=False)
 
 
 def plot_history(history: Iterable[dict], path: str, **kwargs) -> str:
     """Draw a training history to ``path``; see :func:`henn.plotting.plot_history`."""
-    from ..plotting import plot_history as draw
-
-    return draw(history, path, **kwargs)
+    return plotting.plot_history(history, path, **kwargs)
 
 
 def fail(message: str) -> int:

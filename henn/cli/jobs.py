@@ -26,6 +26,10 @@ import he_core
 
 from .. import jobs
 from .. import lifecycle as lc
+from ..keyservice import KeyService
+from ..keyservice.pki import make_pki
+from ..tasks import sentiment as T
+from ..tasks.sentiment import SentimentConfig
 from .common import guarded
 
 
@@ -49,8 +53,6 @@ def _create(args: argparse.Namespace) -> int:
     bundle.meta["job"] = spec.public()
     lc.save_encrypted_model(args.out, bundle, signer=signer)
     if args.tls_names:
-        from ..keyservice.pki import make_pki
-
         make_pki(keys / "tls", server_names=tuple(args.tls_names))
     print(f"job create: job {spec.job_id}, {spec.scheme} key {spec.key_id} in {keys}; budget {spec.terms.refreshes} "
           f"refreshes, {spec.terms.releases} releases, {len(spec.targets)} refresh targets; model -> {args.out}"
@@ -69,8 +71,6 @@ def _sentiment_meta(meta: dict, source) -> dict:
 
 def _encrypted(args: argparse.Namespace, keys: Path, signer):
     """A fresh key pair and the plaintext model encrypted under it."""
-    from ..tasks import sentiment as T
-
     plain = lc.read_plain_model(args.model)
     meta = _sentiment_meta(plain.meta, args.model)
     params = he_core.scheme_class(args.scheme).params_for_depth(int(meta.get("depth", T.STEP_DEPTH)))
@@ -95,9 +95,6 @@ def _rekeyed(args: argparse.Namespace, keys: Path, signer):
 
 def _spec(args: argparse.Namespace, keys: Path, bundle, secret, meta: dict) -> jobs.JobSpec:
     """The job's terms and targets (a dry run of the training step under the job's own key), written to job.json."""
-    from ..tasks.sentiment import SentimentConfig
-    from ..tasks import sentiment as T
-
     scheme, _public = lc.load_public(keys, allow_insecure=args.allow_insecure)
     config = SentimentConfig.from_dict(meta["config"])
     split = meta.get("split", {})
@@ -119,8 +116,6 @@ def _spec(args: argparse.Namespace, keys: Path, bundle, secret, meta: dict) -> j
 # ---------------------------------------------------------------------------- serve
 def _serve(args: argparse.Namespace) -> int:
     """Owner: serve a job until SIGTERM / SIGINT, then report the traffic."""
-    from ..keyservice import KeyService
-
     service = KeyService.from_job(args.keys, passphrase=_passphrase(args), allow_insecure=args.allow_insecure)
     tls_dir = args.tls_dir or (Path(args.keys) / "tls" if str(args.listen).startswith("tls://") else None)
 

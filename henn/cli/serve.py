@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deploy import ServerBundle, check_security
-from ..serving import predict_remote, serve
+from ..serving import AnswerLedger, predict_remote, serve
 from .common import guarded, positive_int
 
 
@@ -83,7 +83,7 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
     if args.cluster is None and cluster_only:
         args.parser.error(f"{', '.join(cluster_only)} apply with --cluster only")
     if args.cluster is not None:
-        from ..distributed import ClusterError, resolve
+        from ..distributed import ClusterError, resolve  # needs the distributed extra (dask, ~0.5 s to import)
         try:
             resolve(args.cluster)
         except ClusterError as exc:
@@ -93,7 +93,7 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
     if args.cluster is not None and args.cluster != "local" and args.workers is not None:
         args.parser.error("--workers applies to --cluster local; an existing cluster has its own workers")
     if args.cluster == "local" and args.workers is not None:
-        from ..distributed import cores
+        from ..distributed import cores  # needs the distributed extra (dask, ~0.5 s to import)
         if args.workers > cores():
             args.parser.error(f"--workers {args.workers}: a local cluster runs one single-threaded worker per core at "
                               f"most ({cores()} here)")
@@ -106,16 +106,15 @@ def _check_predict_usage(args: argparse.Namespace) -> None:
 
 
 def _predict_on_cluster(args: argparse.Namespace, X: np.ndarray):
-    from ..distributed import ClusterProcess, predict_on_cluster
+    from ..distributed import ClusterProcess, predict_on_cluster  # needs the distributed extra (dask, ~0.5 s to import)
     from ..distributed.isolation import protect_memory
-    from ..serving import AnswerLedger
 
     bundle = ServerBundle.from_bytes(Path(args.bundle).read_bytes())
     check_security(bundle, args.allow_insecure)  # before a cluster is started
     ledger = AnswerLedger(args.state or args.bundle.with_name(args.bundle.name + ".answered"))
     security = None
     if args.tls_ca is not None:
-        from distributed.security import Security
+        from distributed.security import Security  # dask's: the distributed extra
         security = Security(tls_ca_file=str(args.tls_ca), tls_client_cert=str(args.tls_cert),
                             tls_client_key=None if args.tls_key is None else str(args.tls_key),
                             require_encryption=True)

@@ -33,7 +33,7 @@ from typing import Any, Callable
 from he_core import Ciphertext, HEError, Scheme, SecretKey
 from he_core import serialization as ser
 
-from .. import jobs
+from .. import jobs, lifecycle
 from ..keyholder import BudgetExhausted, check_scale
 from . import protocol
 from .protocol import BYE, ERROR, HELLO, OK, REENCRYPT, RELEASE
@@ -80,8 +80,6 @@ class KeyService:
     def from_job(cls, keys_dir: str | Path, *, passphrase: bytes | None = None,
                  allow_insecure: bool = False) -> "KeyService":
         """Load a job's key directory (owner only)."""
-        from .. import lifecycle
-
         spec = jobs.read_spec(keys_dir)
         if spec.state != "open":  # before looking for a key: a closed job's key is gone
             raise jobs.JobError(f"cannot serve job {spec.job_id}: it is {spec.state} (a key serves one job, once)")

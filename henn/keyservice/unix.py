@@ -80,7 +80,7 @@ class UnixBinding:
         """
         if not hasattr(socket, "AF_UNIX"):
             raise AddressError(f"cannot listen on {path}: Unix sockets are not available here; use tls://HOST:PORT")
-        import fcntl
+        import fcntl  # POSIX only: imported here so the keyservice (tls://) still loads where it is missing
 
         dir_fd = private_dir(path, create=True)
         name = os.path.basename(path)
@@ -102,7 +102,7 @@ class UnixBinding:
         Called while our socket is still open: it pins the inode, so its number cannot
         have been reused by a socket bound there since.
         """
-        import fcntl
+        import fcntl  # POSIX only (see bind): only a bound Unix socket gets here
 
         try:
             fcntl.flock(self.dir_fd, fcntl.LOCK_EX)

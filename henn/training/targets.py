@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import he_core
 
+from ..jobs import unique_signatures
 from ..keyholder import KeyHolder, RefreshTerms
 from ..module import Sequential
 from .fit import fit
@@ -59,8 +60,6 @@ def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, terms: Refr
     Returns:
         The signatures, each with the lowest source level seen (see :func:`henn.jobs.unique_signatures`).
     """
-    from ..jobs import unique_signatures
-
     holder = RecordingKeyHolder(scheme, secret, terms=dataclasses.replace(terms, min_aggregate=1))
     model = build(scheme)
     fit_args = {k: v for k, v in fit_args.items() if k not in ("monitor", "monitor_every", "keyholder")}

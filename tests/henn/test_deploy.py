@@ -210,3 +210,24 @@ def test_a_single_output_rows_bundle_answers_at_the_last_level_of_the_smaller_ri
     server.register(client.public_bytes())
     X = np.random.default_rng(4).normal(0, 2, (8, 30))
     np.testing.assert_allclose(ask(server, client, X), circuit.evaluate(X), atol=2.0**-5, rtol=0)
+
+
+CKKS = pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
+
+
+@pytest.mark.parametrize("scheme, layout, layer, part", [
+    *[pytest.param(scheme, "columns", layer, part, marks=CKKS if scheme == "ckks" else ())
+      for scheme in ("vhe", "ckks") for layer, part in ((0, 1), (0, 2), (2, 1))],
+    pytest.param("ckks", "rows", 0, 1, marks=CKKS),  # one case: the rows layout's rotation keys take seconds
+])
+def test_weights_too_large_for_the_parameters_are_refused_naming_the_layer(scheme, layout, layer, part):
+    """Weights (or a bias) of 1e12 fit no parameter set: a DeployError names the layer and what to do, where the
+    scheme alone would raise an EncodingError that names a value but not the layer it came from."""
+    rng = np.random.default_rng(5)
+    layers = [["linear", rng.normal(size=(4, 3)), rng.normal(size=3)], ["poly", activations.square()],
+              ["linear", rng.normal(size=(3, 2)), rng.normal(size=2)]]
+    layers[layer][part] = layers[layer][part] * 1e12
+    circuit = Circuit([tuple(entry) for entry in layers], clip=1.0)
+    with pytest.raises(DeployError, match=rf"layer {layer}'s weights and bias \(linear .*\) are too large for its "
+                                          r"parameters \(.*\); refit the model with smaller weights"):
+        ServerBundle.create(circuit, scheme, layout=layout)
