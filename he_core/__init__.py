@@ -7,9 +7,10 @@ integer-vector scheme of Zhou and Wornell: exact, pedagogical, NOT secure) and
 """
 from .capabilities import Capability
 from .ciphertext import Ciphertext
-from .errors import (CapabilityError, EncodingError, FormatError, HEError, HEOverflowError, InsecureParametersError,
-                     KeyExportError, KeyMissingError, LevelExhaustedError, MismatchError, NativeError, NoiseBudgetExhausted,
-                     ParameterError, PrecisionError, RefreshRequired, SecurityWarning)
+from .errors import (AlignmentError, CapabilityError, EncodingError, FormatError, HEError, HEOverflowError,
+                     InsecureParametersError, KeyExportError, KeyMissingError, LevelExhaustedError, MismatchError,
+                     NativeError, NoiseBudgetExhausted, ParameterError, PrecisionError, RefreshRequired,
+                     SecurityWarning)
 from .costs import OpCost
 from .flooding import Flooding
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Budget", "Capability", "Flooding", "PrecisionError", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
     "HEOverflowError", "InsecureParametersError", "KeyExportError", "KeyMissingError", "KeyPair", "KeyRequirements",
-    "LevelExhaustedError", "MismatchError", "NativeError", "NoiseBudgetExhausted", "OpCost", "OsRandom", "ParameterError",
+    "LevelExhaustedError", "MismatchError", "AlignmentError", "NativeError", "NoiseBudgetExhausted", "OpCost", "OsRandom", "ParameterError",
     "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
     "available_schemes", "builtin_schemes", "protocols", "get_scheme", "register_scheme", "scheme_class", "serialization",
     "unregister_scheme",

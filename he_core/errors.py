@@ -37,6 +37,10 @@ class MismatchError(HEError, ValueError):
     """Two operands belong to different schemes, parameter sets, keys, shapes or scales."""
 
 
+class AlignmentError(MismatchError):
+    """Two operands' scales cannot be aligned at their level: operands with levels to spare (fresher) can be."""
+
+
 class EncodingError(HEError, ValueError):
     """A plaintext cannot be encoded (NaN, inf, out of range for the scale, wrong shape)."""
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from he_core import Ciphertext, LevelExhaustedError, NoiseBudgetExhausted, OpCost, RefreshRequired, Scheme
+from he_core import (AlignmentError, Ciphertext, LevelExhaustedError, NoiseBudgetExhausted, OpCost, RefreshRequired,
+                     Scheme)
 from he_core.protocols import LinearMaps, Rotations, view
 
 from .refresh import RefreshPolicy
@@ -37,7 +38,8 @@ class GuardedScheme:
         policy: decides when to refresh.
     """
 
-    _RETRYABLE = (LevelExhaustedError, NoiseBudgetExhausted)
+    # An AlignmentError (scales that cannot meet at a low level) goes away with fresher operands too.
+    _RETRYABLE = (LevelExhaustedError, NoiseBudgetExhausted, AlignmentError)
 
     def __init__(self, scheme: Scheme, policy: RefreshPolicy):
         if isinstance(scheme, GuardedScheme):

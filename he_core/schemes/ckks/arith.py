@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, HEOverflowError, LevelExhaustedError, MismatchError
+from ...errors import AlignmentError, EncodingError, HEOverflowError, LevelExhaustedError
 from . import encoder, layout, noise
 from .scales import FREE_SCALAR_MIN, scale_tolerance, scales_match
 
@@ -149,7 +149,7 @@ class ArithMixin:
         if not scales_match(a.scale, b.scale):
             level = self.level(a)
             if not self._can_realign(a) or not self._can_realign(b):
-                raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
+                raise AlignmentError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
                                     f"differ at level {level} and cannot be aligned (no level left, or a scale "
                                     f"far from the working scale); rescale the operands first")
             # Same level, different scales: spend one level to bring both to the working scale.
@@ -157,7 +157,7 @@ class ArithMixin:
             b = self._adjust(b, level - 1, self._scale_at(level - 1))
         if not scales_match(a.scale, b.scale):
             # Adding at mismatched scales would silently weight one operand by their ratio.
-            raise MismatchError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
+            raise AlignmentError(f"cannot {op}: scales 2^{math.log2(a.scale):.4f} and 2^{math.log2(b.scale):.4f} "
                                 f"at level {self.level(a)} cannot be aligned; rescale the operands first")
         return a, b
 

@@ -101,3 +101,24 @@ def test_xor_trains_to_four_of_four_with_bootstrapping():
     assert result.correct == 4 and result.train_refreshes == 0
     assert result.policy["bootstraps"] > 0
     assert keyholder.refresh_rounds == 1 and keyholder.releases == 1  # the final release's refresh only
+
+
+def test_operands_whose_scales_cannot_meet_are_bootstrapped_and_the_operation_retried(booted):
+    """At level 1 a value dropped at the top scale (2^58) cannot take the integer factor that would bring it to
+    level 0 beside one at level 1's working scale when its tracked noise is large (as after a computation on
+    bootstrapped values): AlignmentError; the guarded view bootstraps both and subtracts them."""
+    from henn.training.guarded import GuardedScheme
+    from henn.training.refresh import RefreshPolicy
+
+    scheme, secret = booted
+    x, y = np.full((4, 4), 0.1), np.full((4, 4), -0.3)
+    a = scheme.level_drop(scheme.encrypt(x), 1)
+    loose = 2.0**180  # a tracked variance far above the true one, as the generic rules leave it
+    a = a.replace(meta={**a.meta, "nvar": loose, "nslot": loose, "nspec": loose})
+    b = scheme.level_drop(scheme.encrypt(y, scale=scheme._scale_at(1)), 1)
+    with pytest.raises(he_core.AlignmentError):
+        scheme.sub(a, b)
+    policy = RefreshPolicy(BootstrapRefresh(scheme, 16), value_bound=1.0)
+    out = GuardedScheme(scheme, policy).sub(a, b)
+    assert policy.retry_refreshes == 2 and policy.keyholder.bootstraps == 2
+    assert np.max(np.abs(scheme.decrypt_exact_local(out, secret) - (x - y))) < 1e-5
