@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 import he_core
+import he_core.native  # used below for the build and CPU path; the package does not import it
 
 from .counter import Counter
 
