@@ -4,7 +4,7 @@
  *   1. d to coefficient form; split its limbs into digits of alpha primes;
  *   2. mod-up each digit to the whole basis by fast base conversion, back to NTT form;
  *   3. accumulate sum_j digit_j * (b_j, a_j) in 128-bit lanes (reduced once);
- *   4. mod-down by P: subtract the base-converted P part and multiply by P^-1.
+ *   4. mod-down by P: subtract the base-converted P part, centred, and multiply by P^-1.
  *
  * Scratch is the caller's and plain uint64_t; 128-bit sums live in locals (a register
  * per coefficient in the base conversion, an L1 block in the inner product).
@@ -40,9 +40,13 @@ CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, si
  * A one-prime source (nfrom == 1, hat 1) given its prime src_q != 0 is converted centred:
  * x > src_q / 2 stands for x - src_q. Uncentred digits average src_q / 2, a constant
  * times the all-ones polynomial, whose slot values reach ~N/pi: with 21-bit scales and a
- * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error. */
+ * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error.
+ * A several-prime source is centred by its overflow counts v (see round_overflow): out
+ * also gets v[k] * neg_src, neg_src = -(source product) mod mt. The extra term is
+ * < 2^67, and 64 products stay 2^68 below 2^128, so the sum still fits. */
 CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
-                               const ckks_modulus *mt, uint64_t *out, uint64_t src_q) {
+                               const ckks_modulus *mt, uint64_t *out, uint64_t src_q, const uint64_t *v,
+                               uint64_t neg_src) {
     if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
         const uint64_t p = mt->q;
         for (size_t k = 0; k < n; k++) {
@@ -62,9 +66,27 @@ CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const 
     uint64_t h[64];
     for (size_t i = 0; i < nfrom; i++) h[i] = hat[i * stride];
     for (size_t k = 0; k < n; k++) {  /* nfrom sequential streams; the sum stays in registers */
-        ckks_u128 acc = 0;
+        ckks_u128 acc = v ? (ckks_u128)v[k] * neg_src : 0;
         for (size_t i = 0; i < nfrom; i++) acc += (ckks_u128)y[i * n + k] * h[i];
         out[k] = ckks_reduce128(acc, mt);
+    }
+}
+
+/* The overflow count of a fast base conversion from the np primes p_i, rounded:
+ * v[k] = round(sum_i y_i[k] / p_i), where y_i = [x * (P/p_i)^-1]_{p_i}. The conversion's
+ * sum_i y_i * P/p_i equals [x]_P + u P with u = floor(that sum of fractions); taking
+ * v P off instead leaves the centred residue of x in (-P/2, P/2], so the mod-down
+ * (x - [x]_P) / P rounds to nearest instead of flooring and subtracting u in [0, np)
+ * (a bias of about -np/2 on every coefficient, i.e. along the all-ones polynomial).
+ * Doubles hold each term to 2^-52 relative, so v is exact unless the fraction lies
+ * within ~np 2^-52 of one half: there either rounding is within 1/2 + 2^-40 of x / P. */
+CKKS_HOT static void round_overflow(const ckks_modulus *p, size_t np, size_t n, const uint64_t *y, uint64_t *v) {
+    double inv[64];
+    for (size_t i = 0; i < np; i++) inv[i] = 1.0 / (double)p[i].q;
+    for (size_t k = 0; k < n; k++) {
+        double s = 0.5;
+        for (size_t i = 0; i < np; i++) s += (double)y[i * n + k] * inv[i];
+        v[k] = (uint64_t)s;
     }
 }
 
@@ -97,7 +119,7 @@ static void conv_scale_item(void *ctx, size_t i, size_t part) {
 
 static void conv_target_item(void *ctx, size_t t, size_t part) {
     const struct conv_job *j = ctx;
-    conv_limb(j->y, j->nfrom, j->n, j->hat + t, j->nto, j->to + t, j->out + t * j->n, 0);
+    conv_limb(j->y, j->nfrom, j->n, j->hat + t, j->nto, j->to + t, j->out + t * j->n, 0, NULL, 0);
 }
 
 size_t ckks_base_conv_scratch(size_t nfrom, size_t n) {
@@ -120,12 +142,13 @@ int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *t
 
 /* Step 4 for both parts: red (2 parts of ntot limbs, NTT form, reduced) -> out (2 parts
  * of nq limbs). The P limbs of each part go to coefficient form times the inverse hats
- * (yp: np limbs per part); then each output limb is base-converted into its own place in
- * out, NTT'd there and combined: (red - conv) * P^-1. */
+ * (yp: np limbs per part); with several special primes each part's rounded overflow
+ * counts go to v (n words per part); then each output limb is base-converted, centred,
+ * into its own place in out, NTT'd there and combined: (red - conv) * P^-1. */
 struct down_job {
     const ckks_modulus *m;
     size_t nq, np, n;
-    uint64_t *red, *yp, *out;
+    uint64_t *red, *yp, *v, *out;
     const uint64_t *conv_down;
 };
 
@@ -137,13 +160,23 @@ static void down_p_item(void *ctx, size_t item, size_t part) {
     scale_by_inv_hat(j->m + j->nq + i, 1, n, src, j->conv_down + i, j->yp + (half * j->np + i) * n);
 }
 
+static void down_v_item(void *ctx, size_t half, size_t part) {
+    const struct down_job *j = ctx;
+    round_overflow(j->m + j->nq, j->np, j->n, j->yp + half * j->np * j->n, j->v + half * j->n);
+}
+
 CKKS_HOT static void down_q_item(void *ctx, size_t item, size_t part) {
     const struct down_job *j = ctx;
     const size_t n = j->n, nq = j->nq, np = j->np, half = item / nq, t = item % nq;
     const uint64_t *hat = j->conv_down + np, *pinv = j->conv_down + np + np * nq;
     const uint64_t q = j->m[t].q, w = pinv[t], ws = ckks_shoup(w, q);
     uint64_t *o = j->out + (half * nq + t) * n;
-    conv_limb(j->yp + half * np * n, np, n, hat + t, nq, j->m + t, o, np == 1 ? j->m[nq].q : 0);  /* rounds */
+    if (np == 1) {  /* one prime: centred by its own comparison with p / 2 */
+        conv_limb(j->yp + half * n, 1, n, hat + t, nq, j->m + t, o, j->m[nq].q, NULL, 0);
+    } else {  /* -P mod q_t from (P / p_0) mod q_t */
+        const uint64_t p_mod = ckks_mulmod(hat[t], j->m[nq].q, j->m + t), neg_p = p_mod ? q - p_mod : 0;
+        conv_limb(j->yp + half * np * n, np, n, hat + t, nq, j->m + t, o, 0, j->v + half * n, neg_p);
+    }
     ckks_ntt_limb(j->m + t, n, o);
     const uint64_t *c = j->red + (half * (nq + np) + t) * n;
     for (size_t k = 0; k < n; k++) {
@@ -152,10 +185,12 @@ CKKS_HOT static void down_q_item(void *ctx, size_t item, size_t part) {
     }
 }
 
+/* yp: 2 * np limbs, v: 2 limbs of scratch. */
 static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
-                     const uint64_t *conv_down, uint64_t *yp, uint64_t *out) {
-    struct down_job job = {m, nq, np, n, red, yp, out, conv_down};
+                     const uint64_t *conv_down, uint64_t *yp, uint64_t *v, uint64_t *out) {
+    struct down_job job = {m, nq, np, n, red, yp, v, out, conv_down};
     he_run(2 * np, he_parts_for(2 * np, 8 * np * n, SIZE_MAX), down_p_item, &job);
+    if (np > 1) he_run(2, he_parts_for(2, 2 * np * n, SIZE_MAX), down_v_item, &job);
     he_run(2 * nq, he_parts_for(2 * nq, 8 * nq * n, SIZE_MAX), down_q_item, &job);
 }
 
@@ -173,11 +208,11 @@ static size_t beta_of(size_t nq, size_t alpha) {
 }
 
 /* Words of key-switching scratch with `parts` slices of mod-up limbs: y (nq limbs), red
- * (2 * ntot), the mod-down lanes (2 * np), then beta limbs per part. Sizes are bounded
+ * (2 * ntot), the mod-down lanes (2 * np + 2), then beta limbs per part. Sizes are bounded
  * by keyswitch_sizes, so only n can overflow. */
 static size_t keyswitch_words(size_t nq, size_t np, size_t n, size_t alpha, size_t parts) {
     if (nq > 4096 || np > 64 || alpha == 0 || parts > HE_MAX_THREADS) return SIZE_MAX;
-    return words_of(n, nq + 2 * (nq + np) + 2 * np + parts * beta_of(nq, alpha));
+    return words_of(n, nq + 2 * (nq + np) + 2 * np + 2 + parts * beta_of(nq, alpha));
 }
 
 size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
@@ -205,7 +240,7 @@ CKKS_HOT static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np
             src[j] = d + t * n;  /* own limb: already in NTT form */
         } else {
             uint64_t *e = ext + j * n;
-            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0);
+            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0, NULL, 0);
             ckks_ntt_limb(m + t, n, e);
             src[j] = e;
         }
@@ -282,13 +317,14 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
     uint64_t *y = scratch;                  /* nq limbs: d in coefficient form times inverse hats */
     uint64_t *red = y + nq * n;             /* 2 * ntot limbs: the two accumulated parts */
     uint64_t *yp = red + 2 * ntot * n;      /* 2 * np limbs for the mod-down conversion */
-    uint64_t *ext = yp + 2 * np * n;        /* beta mod-up limbs per part */
+    uint64_t *v = yp + 2 * np * n;          /* 2 limbs: its overflow counts */
+    uint64_t *ext = v + 2 * n;              /* beta mod-up limbs per part */
     struct up_job job = {m, nq, np, n, alpha, beta, ltot, d, key, conv_up, {0}, y, ext, red, beta * n};
     up_init(&job);
     he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
     he_run(ntot, he_parts_for(ntot, 4 * ntot * (beta + 1) * n, (scratch_words - base) / (beta * n)), accumulate_item,
            &job);
-    mod_down(m, nq, np, n, red, conv_down, yp, out);
+    mod_down(m, nq, np, n, red, conv_down, yp, v, out);
     return HE_OK;
 }
 
@@ -313,7 +349,7 @@ static void modup_target_item(void *ctx, size_t item, size_t part) {
         memcpy(e, jb->d + t * n, n * sizeof(uint64_t));
     } else {
         const uint64_t *hat = jb->conv_up + jb->up_at[j] + dj;
-        conv_limb(jb->y + lo * n, dj, n, hat + t, ntot, jb->m + t, e, dj == 1 ? jb->m[lo].q : 0);
+        conv_limb(jb->y + lo * n, dj, n, hat + t, ntot, jb->m + t, e, dj == 1 ? jb->m[lo].q : 0, NULL, 0);
         ckks_ntt_limb(jb->m + t, n, e);
     }
 }
@@ -335,7 +371,7 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
 
 size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n) {
     if (nq > 4096 || np > 64) return SIZE_MAX;
-    return words_of(n, 2 * (nq + np) + 2 * np);  /* red (2 * ntot), mod-down lanes (2 * np) */
+    return words_of(n, 2 * (nq + np) + 2 * np + 2);  /* red (2 * ntot), mod-down lanes (2 * np + 2) */
 }
 
 /* Limb t of both key parts: sum over the beta digits of ext (permuted by perm) times the key. */
@@ -394,6 +430,6 @@ int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uin
     uint64_t *yp = red + 2 * ntot * n;
     struct dot_job job = {m, nq, np, n, beta, ltot, ext, key, perm, red};
     he_run(ntot, he_parts_for(ntot, 2 * beta * ntot * n, SIZE_MAX), dot_item, &job);
-    mod_down(m, nq, np, n, red, conv_down, yp, out);
+    mod_down(m, nq, np, n, red, conv_down, yp, yp + 2 * np * n, out);
     return HE_OK;
 }
