@@ -101,8 +101,12 @@ def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.n
         a = uniform(ring, ltot, rng)
         b = ring.sub(error(ring, params, ltot, rng), ring.mul(a, s_to))
         for i in range(j * alpha, min((j + 1) * alpha, nq)):
-            q = ring.q[i]
-            term = (s_from[i].astype(object) * (p_prod % q) % q).astype(np.uint64)
-            b[i] = (b[i].astype(object) + term) % q
+            b[i] = add_mod(b[i], ring.mul_scalar_limb(s_from[i], p_prod, i), ring.q[i])
         out[j, 0], out[j, 1] = b, a
     return out
+
+
+def add_mod(x: np.ndarray, y: np.ndarray, q: int) -> np.ndarray:
+    """(x + y) mod q for uint64 arrays reduced modulo q < 2^61 (the sum cannot wrap)."""
+    total = x + y
+    return np.where(total >= np.uint64(q), total - np.uint64(q), total)
