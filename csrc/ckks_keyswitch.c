@@ -18,6 +18,8 @@
 #include "ckks_internal.h"
 #include "pool.h"
 
+#define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
+
 /* y_i[k] = x_i[k] * inv_hat_i mod q_i, for the nfrom limbs of x. */
 CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
                              const uint64_t *inv_hat, uint64_t *y) {
@@ -42,8 +44,7 @@ CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, si
  * times the all-ones polynomial, whose slot values reach ~N/pi: with 21-bit scales and a
  * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error.
  * A several-prime source is centred by its overflow counts v (see round_overflow): out
- * also gets v[k] * neg_src, neg_src = -(source product) mod mt. The extra term is
- * < 2^67, and 64 products stay 2^68 below 2^128, so the sum still fits. */
+ * also gets v[k] * neg_src, neg_src = -(source product) mod mt (v[k] <= nfrom). */
 CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
                                const ckks_modulus *mt, uint64_t *out, uint64_t src_q, const uint64_t *v,
                                uint64_t neg_src) {
@@ -66,9 +67,18 @@ CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const 
     uint64_t h[64];
     for (size_t i = 0; i < nfrom; i++) h[i] = hat[i * stride];
     for (size_t k = 0; k < n; k++) {  /* nfrom sequential streams; the sum stays in registers */
-        ckks_u128 acc = v ? (ckks_u128)v[k] * neg_src : 0;
+        ckks_u128 acc = 0;
         for (size_t i = 0; i < nfrom; i++) acc += (ckks_u128)y[i * n + k] * h[i];
         out[k] = ckks_reduce128(acc, mt);
+    }
+    if (v) {  /* v[k] <= nfrom: its multiples of neg_src come from a table */
+        uint64_t corr[65];
+        const uint64_t q = mt->q;
+        for (size_t u = 0; u <= nfrom; u++) corr[u] = ckks_mulmod(u, neg_src, mt);
+        for (size_t k = 0; k < n; k++) {
+            const uint64_t r = out[k] + corr[v[k]];
+            out[k] = r >= q ? r - q : r;
+        }
     }
 }
 
@@ -78,15 +88,20 @@ CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const 
  * v P off instead leaves the centred residue of x in (-P/2, P/2], so the mod-down
  * (x - [x]_P) / P rounds to nearest instead of flooring and subtracting u in [0, np)
  * (a bias of about -np/2 on every coefficient, i.e. along the all-ones polynomial).
- * Doubles hold each term to 2^-52 relative, so v is exact unless the fraction lies
- * within ~np 2^-52 of one half: there either rounding is within 1/2 + 2^-40 of x / P. */
+ * Doubles hold each term to ~2^-52, so v is exact unless the fraction lies within
+ * ~np 2^-52 of one half; there v may be one off, and the result, one off from round(x / P),
+ * is still within 1/2 + 2^-40 of x / P. v <= np: each term is at most 1. */
 CKKS_HOT static void round_overflow(const ckks_modulus *p, size_t np, size_t n, const uint64_t *y, uint64_t *v) {
-    double inv[64];
+    double inv[64], s[KS_BLOCK];
     for (size_t i = 0; i < np; i++) inv[i] = 1.0 / (double)p[i].q;
-    for (size_t k = 0; k < n; k++) {
-        double s = 0.5;
-        for (size_t i = 0; i < np; i++) s += (double)y[i * n + k] * inv[i];
-        v[k] = (uint64_t)s;
+    for (size_t k0 = 0; k0 < n; k0 += KS_BLOCK) {  /* a block of sums in L1, one source limb at a time */
+        const size_t len = n - k0 < KS_BLOCK ? n - k0 : KS_BLOCK;
+        for (size_t k = 0; k < len; k++) s[k] = 0.5;
+        for (size_t i = 0; i < np; i++) {
+            const uint64_t *yi = y + i * n + k0;
+            for (size_t k = 0; k < len; k++) s[k] += (double)(int64_t)yi[k] * inv[i];  /* y < 2^61 fits int64 */
+        }
+        for (size_t k = 0; k < len; k++) v[k0 + k] = (uint64_t)s[k];
     }
 }
 
@@ -219,7 +234,6 @@ size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
     return keyswitch_words(nq, np, n, alpha, he_get_threads());
 }
 
-#define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
 
 /* Limb t of sum_j modup(digit_j) * key_j, for both key parts, reduced into r0 / r1.
  * The beta mod-up limbs are formed (and NTT'd) first; the dot product over digits then
