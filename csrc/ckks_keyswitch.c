@@ -18,7 +18,6 @@
 #include "ckks_internal.h"
 #include "pool.h"
 
-
 /* Step 4 for both parts: red (2 parts of ntot limbs, NTT form, reduced) -> out (2 parts
  * of nq limbs). The P limbs of each part go to coefficient form times the inverse hats
  * (yp: np limbs per part); with several special primes each part's rounded overflow
