@@ -65,4 +65,22 @@ uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m);
 void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
 
+/* Base conversion kernels (ckks_baseconv.c), no argument checks. */
+#define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
+
+/* a * b words, or SIZE_MAX when that does not fit (no buffer can then be large enough). */
+static inline size_t ckks_words_of(size_t a, size_t b) {
+    return (b != 0 && a > SIZE_MAX / b) ? SIZE_MAX : a * b;
+}
+
+/* y_i = x_i * inv_hat_i mod q_i for the nfrom limbs of x (y may be x). */
+void ckks_scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
+                           const uint64_t *inv_hat, uint64_t *y);
+/* out = sum_i y_i * hat[i * stride] mod mt; centred for a one-prime source given src_q != 0,
+ * or by the overflow counts v (times neg_src = -source product mod mt) when v != NULL. */
+void ckks_conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
+                    const ckks_modulus *mt, uint64_t *out, uint64_t src_q, const uint64_t *v, uint64_t neg_src);
+/* v[k] = round(sum_i y_i[k] / p_i) over np <= 64 primes: the overflow count that centres a conversion. */
+void ckks_round_overflow(const ckks_modulus *p, size_t np, size_t n, const uint64_t *y, uint64_t *v);
+
 #endif

@@ -1,10 +1,10 @@
-/* Fast base conversion and hybrid (dnum-digit, special-prime) key switching.
+/* Hybrid (dnum-digit, special-prime) key switching (base conversion: ckks_baseconv.c).
  *
  * Key switching of d under key k = (b_j, a_j)_j over the basis Q_l * P:
  *   1. d to coefficient form; split its limbs into digits of alpha primes;
  *   2. mod-up each digit to the whole basis by fast base conversion, back to NTT form;
  *   3. accumulate sum_j digit_j * (b_j, a_j) in 128-bit lanes (reduced once);
- *   4. mod-down by P: subtract the base-converted P part and multiply by P^-1.
+ *   4. mod-down by P: subtract the base-converted P part, centred, and multiply by P^-1.
  *
  * Scratch is the caller's and plain uint64_t; 128-bit sums live in locals (a register
  * per coefficient in the base conversion, an L1 block in the inner product).
@@ -18,114 +18,15 @@
 #include "ckks_internal.h"
 #include "pool.h"
 
-/* y_i[k] = x_i[k] * inv_hat_i mod q_i, for the nfrom limbs of x. */
-CKKS_HOT static void scale_by_inv_hat(const ckks_modulus *from, size_t nfrom, size_t n, const uint64_t *x,
-                             const uint64_t *inv_hat, uint64_t *y) {
-    for (size_t i = 0; i < nfrom; i++) {
-        if (inv_hat[i] == 1) {
-            if (y != x) memcpy(y + i * n, x + i * n, n * sizeof(uint64_t));
-            continue;
-        }
-        const uint64_t q = from[i].q, w = inv_hat[i], ws = ckks_shoup(w, q);
-        const uint64_t *src = x + i * n;
-        uint64_t *dst = y + i * n;
-        for (size_t k = 0; k < n; k++) {
-            uint64_t r = ckks_mul_shoup_lazy(src[k], w, ws, q);
-            dst[k] = r >= q ? r - q : r;
-        }
-    }
-}
-
-/* out[k] = sum_i y_i[k] * hat[i * stride] mod mt (each product < 2^122, so up to 64 terms fit).
- * A one-prime source (nfrom == 1, hat 1) given its prime src_q != 0 is converted centred:
- * x > src_q / 2 stands for x - src_q. Uncentred digits average src_q / 2, a constant
- * times the all-ones polynomial, whose slot values reach ~N/pi: with 21-bit scales and a
- * 40-bit q_0 digit (or the floor of a mod-down) that bias dominated the rotation error. */
-CKKS_HOT static void conv_limb(const uint64_t *y, size_t nfrom, size_t n, const uint64_t *hat, size_t stride,
-                               const ckks_modulus *mt, uint64_t *out, uint64_t src_q) {
-    if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
-        const uint64_t p = mt->q;
-        for (size_t k = 0; k < n; k++) {
-            uint64_t r = y[k] >= p ? y[k] - p : y[k];  /* branch-free when the source prime is < 2p */
-            out[k] = r < p ? r : ckks_reduce128(r, mt);  /* predictable: always or never taken per prime */
-        }
-        if (src_q) {
-            const uint64_t half = src_q >> 1, sq = src_q % p;
-            for (size_t k = 0; k < n; k++) {
-                const uint64_t r = out[k];
-                const uint64_t c = r >= sq ? r - sq : r + p - sq;
-                out[k] = y[k] > half ? c : r;
-            }
-        }
-        return;
-    }
-    uint64_t h[64];
-    for (size_t i = 0; i < nfrom; i++) h[i] = hat[i * stride];
-    for (size_t k = 0; k < n; k++) {  /* nfrom sequential streams; the sum stays in registers */
-        ckks_u128 acc = 0;
-        for (size_t i = 0; i < nfrom; i++) acc += (ckks_u128)y[i * n + k] * h[i];
-        out[k] = ckks_reduce128(acc, mt);
-    }
-}
-
-static int hats_in_range(const ckks_modulus *from, size_t nfrom, const ckks_modulus *to, size_t nto,
-                         const uint64_t *inv_hat, const uint64_t *hat) {
-    for (size_t i = 0; i < nfrom; i++) {
-        if (inv_hat[i] >= from[i].q) return 0;
-        for (size_t t = 0; t < nto; t++)
-            if (hat[i * nto + t] >= to[t].q) return 0;
-    }
-    return 1;
-}
-
-/* a * b words, or SIZE_MAX when that does not fit (no buffer can then be large enough). */
-static size_t words_of(size_t a, size_t b) {
-    return (b != 0 && a > SIZE_MAX / b) ? SIZE_MAX : a * b;
-}
-
-struct conv_job {
-    const ckks_modulus *from, *to;
-    size_t n, nfrom, nto;
-    const uint64_t *x, *inv_hat, *hat;
-    uint64_t *y, *out;
-};
-
-static void conv_scale_item(void *ctx, size_t i, size_t part) {
-    const struct conv_job *j = ctx;
-    scale_by_inv_hat(j->from + i, 1, j->n, j->x + i * j->n, j->inv_hat + i, j->y + i * j->n);
-}
-
-static void conv_target_item(void *ctx, size_t t, size_t part) {
-    const struct conv_job *j = ctx;
-    conv_limb(j->y, j->nfrom, j->n, j->hat + t, j->nto, j->to + t, j->out + t * j->n, 0);
-}
-
-size_t ckks_base_conv_scratch(size_t nfrom, size_t n) {
-    return words_of(nfrom, n);  /* y: x times the inverse hats */
-}
-
-int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *to, size_t nto, size_t n,
-                   const uint64_t *x, const uint64_t *inv_hat, const uint64_t *hat_mod, uint64_t *out,
-                   uint64_t *scratch, size_t scratch_words) {
-    if (!from || !to || !x || !inv_hat || !hat_mod || !out || !scratch) return HE_ERR_NULL;
-    if (n == 0 || nfrom == 0 || nfrom > 64) return HE_ERR_ARGUMENT;
-    if (!ckks_dims_ok(from, nfrom, n) || !ckks_dims_ok(to, nto, n)) return HE_ERR_DIMENSION;
-    if (!ckks_scratch_ok(scratch, scratch_words, ckks_base_conv_scratch(nfrom, n))) return HE_ERR_SCRATCH;
-    if (!hats_in_range(from, nfrom, to, nto, inv_hat, hat_mod)) return HE_ERR_RANGE;
-    struct conv_job job = {from, to, n, nfrom, nto, x, inv_hat, hat_mod, scratch, out};
-    he_run(nfrom, he_parts_for(nfrom, nfrom * n, SIZE_MAX), conv_scale_item, &job);
-    he_run(nto, he_parts_for(nto, nto * nfrom * n, SIZE_MAX), conv_target_item, &job);
-    return HE_OK;
-}
-
 /* Step 4 for both parts: red (2 parts of ntot limbs, NTT form, reduced) -> out (2 parts
  * of nq limbs). The P limbs of each part go to coefficient form times the inverse hats
- * (yp: np limbs per part); then each output limb is base-converted into its own place in
- * out, NTT'd there and combined: (red - conv) * P^-1. */
+ * (yp: np limbs per part); with several special primes each part's rounded overflow
+ * counts go to v (n words per part); then each output limb is base-converted, centred,
+ * into its own place in out, NTT'd there and combined: (red - conv) * P^-1. */
 struct down_job {
     const ckks_modulus *m;
     size_t nq, np, n;
-    uint64_t *red, *yp, *out;
+    uint64_t *red, *yp, *v, *out;
     const uint64_t *conv_down;
 };
 
@@ -134,7 +35,12 @@ static void down_p_item(void *ctx, size_t item, size_t part) {
     const size_t n = j->n, ntot = j->nq + j->np, half = item / j->np, i = item % j->np;
     uint64_t *src = j->red + (half * ntot + j->nq + i) * n;
     ckks_intt_limb(j->m + j->nq + i, n, src);
-    scale_by_inv_hat(j->m + j->nq + i, 1, n, src, j->conv_down + i, j->yp + (half * j->np + i) * n);
+    ckks_scale_by_inv_hat(j->m + j->nq + i, 1, n, src, j->conv_down + i, j->yp + (half * j->np + i) * n);
+}
+
+static void down_v_item(void *ctx, size_t half, size_t part) {
+    const struct down_job *j = ctx;
+    ckks_round_overflow(j->m + j->nq, j->np, j->n, j->yp + half * j->np * j->n, j->v + half * j->n);
 }
 
 CKKS_HOT static void down_q_item(void *ctx, size_t item, size_t part) {
@@ -143,7 +49,12 @@ CKKS_HOT static void down_q_item(void *ctx, size_t item, size_t part) {
     const uint64_t *hat = j->conv_down + np, *pinv = j->conv_down + np + np * nq;
     const uint64_t q = j->m[t].q, w = pinv[t], ws = ckks_shoup(w, q);
     uint64_t *o = j->out + (half * nq + t) * n;
-    conv_limb(j->yp + half * np * n, np, n, hat + t, nq, j->m + t, o, np == 1 ? j->m[nq].q : 0);  /* rounds */
+    if (np == 1) {  /* one prime: centred by its own comparison with p / 2 */
+        ckks_conv_limb(j->yp + half * n, 1, n, hat + t, nq, j->m + t, o, j->m[nq].q, NULL, 0);
+    } else {  /* -P mod q_t from (P / p_0) mod q_t */
+        const uint64_t p_mod = ckks_mulmod(hat[t], j->m[nq].q, j->m + t), neg_p = p_mod ? q - p_mod : 0;
+        ckks_conv_limb(j->yp + half * np * n, np, n, hat + t, nq, j->m + t, o, 0, j->v + half * n, neg_p);
+    }
     ckks_ntt_limb(j->m + t, n, o);
     const uint64_t *c = j->red + (half * (nq + np) + t) * n;
     for (size_t k = 0; k < n; k++) {
@@ -152,10 +63,12 @@ CKKS_HOT static void down_q_item(void *ctx, size_t item, size_t part) {
     }
 }
 
+/* yp: 2 * np limbs, v: 2 limbs of scratch. */
 static void mod_down(const ckks_modulus *m, size_t nq, size_t np, size_t n, uint64_t *red,
-                     const uint64_t *conv_down, uint64_t *yp, uint64_t *out) {
-    struct down_job job = {m, nq, np, n, red, yp, out, conv_down};
+                     const uint64_t *conv_down, uint64_t *yp, uint64_t *v, uint64_t *out) {
+    struct down_job job = {m, nq, np, n, red, yp, v, out, conv_down};
     he_run(2 * np, he_parts_for(2 * np, 8 * np * n, SIZE_MAX), down_p_item, &job);
+    if (np > 1) he_run(2, he_parts_for(2, 2 * np * n, SIZE_MAX), down_v_item, &job);
     he_run(2 * nq, he_parts_for(2 * nq, 8 * nq * n, SIZE_MAX), down_q_item, &job);
 }
 
@@ -173,18 +86,17 @@ static size_t beta_of(size_t nq, size_t alpha) {
 }
 
 /* Words of key-switching scratch with `parts` slices of mod-up limbs: y (nq limbs), red
- * (2 * ntot), the mod-down lanes (2 * np), then beta limbs per part. Sizes are bounded
+ * (2 * ntot), the mod-down lanes (2 * np + 2), then beta limbs per part. Sizes are bounded
  * by keyswitch_sizes, so only n can overflow. */
 static size_t keyswitch_words(size_t nq, size_t np, size_t n, size_t alpha, size_t parts) {
     if (nq > 4096 || np > 64 || alpha == 0 || parts > HE_MAX_THREADS) return SIZE_MAX;
-    return words_of(n, nq + 2 * (nq + np) + 2 * np + parts * beta_of(nq, alpha));
+    return ckks_words_of(n, nq + 2 * (nq + np) + 2 * np + 2 + parts * beta_of(nq, alpha));
 }
 
 size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha) {
     return keyswitch_words(nq, np, n, alpha, he_get_threads());
 }
 
-#define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
 
 /* Limb t of sum_j modup(digit_j) * key_j, for both key parts, reduced into r0 / r1.
  * The beta mod-up limbs are formed (and NTT'd) first; the dot product over digits then
@@ -205,7 +117,7 @@ CKKS_HOT static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np
             src[j] = d + t * n;  /* own limb: already in NTT form */
         } else {
             uint64_t *e = ext + j * n;
-            conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0);
+            ckks_conv_limb(y + lo * n, dj, n, hat + t, ntot, m + t, e, dj == 1 ? m[lo].q : 0, NULL, 0);
             ckks_ntt_limb(m + t, n, e);
             src[j] = e;
         }
@@ -258,7 +170,7 @@ static void up_source_item(void *ctx, size_t l, size_t part) {
     uint64_t *y = j->y + l * n;
     memcpy(y, j->d + l * n, n * sizeof(uint64_t));
     ckks_intt_limb(j->m + l, n, y);
-    scale_by_inv_hat(j->m + l, 1, n, y, j->conv_up + j->up_at[digit] + (l - digit * j->alpha), y);
+    ckks_scale_by_inv_hat(j->m + l, 1, n, y, j->conv_up + j->up_at[digit] + (l - digit * j->alpha), y);
 }
 
 static void accumulate_item(void *ctx, size_t t, size_t part) {
@@ -282,13 +194,14 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
     uint64_t *y = scratch;                  /* nq limbs: d in coefficient form times inverse hats */
     uint64_t *red = y + nq * n;             /* 2 * ntot limbs: the two accumulated parts */
     uint64_t *yp = red + 2 * ntot * n;      /* 2 * np limbs for the mod-down conversion */
-    uint64_t *ext = yp + 2 * np * n;        /* beta mod-up limbs per part */
+    uint64_t *v = yp + 2 * np * n;          /* 2 limbs: its overflow counts */
+    uint64_t *ext = v + 2 * n;              /* beta mod-up limbs per part */
     struct up_job job = {m, nq, np, n, alpha, beta, ltot, d, key, conv_up, {0}, y, ext, red, beta * n};
     up_init(&job);
     he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
     he_run(ntot, he_parts_for(ntot, 4 * ntot * (beta + 1) * n, (scratch_words - base) / (beta * n)), accumulate_item,
            &job);
-    mod_down(m, nq, np, n, red, conv_down, yp, out);
+    mod_down(m, nq, np, n, red, conv_down, yp, v, out);
     return HE_OK;
 }
 
@@ -300,7 +213,7 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
  * forward NTTs of step 2. */
 
 size_t ckks_modup_scratch(size_t nq, size_t n) {
-    return words_of(n, nq);  /* y: nq limbs */
+    return ckks_words_of(n, nq);  /* y: nq limbs */
 }
 
 /* Step 2 of ckks_modup: item (digit j, target t) fills its own limb of ext. */
@@ -313,7 +226,7 @@ static void modup_target_item(void *ctx, size_t item, size_t part) {
         memcpy(e, jb->d + t * n, n * sizeof(uint64_t));
     } else {
         const uint64_t *hat = jb->conv_up + jb->up_at[j] + dj;
-        conv_limb(jb->y + lo * n, dj, n, hat + t, ntot, jb->m + t, e, dj == 1 ? jb->m[lo].q : 0);
+        ckks_conv_limb(jb->y + lo * n, dj, n, hat + t, ntot, jb->m + t, e, dj == 1 ? jb->m[lo].q : 0, NULL, 0);
         ckks_ntt_limb(jb->m + t, n, e);
     }
 }
@@ -335,7 +248,7 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
 
 size_t ckks_ks_dot_scratch(size_t nq, size_t np, size_t n) {
     if (nq > 4096 || np > 64) return SIZE_MAX;
-    return words_of(n, 2 * (nq + np) + 2 * np);  /* red (2 * ntot), mod-down lanes (2 * np) */
+    return ckks_words_of(n, 2 * (nq + np) + 2 * np + 2);  /* red (2 * ntot), mod-down lanes (2 * np + 2) */
 }
 
 /* Limb t of both key parts: sum over the beta digits of ext (permuted by perm) times the key. */
@@ -394,6 +307,6 @@ int ckks_ks_dot(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uin
     uint64_t *yp = red + 2 * ntot * n;
     struct dot_job job = {m, nq, np, n, beta, ltot, ext, key, perm, red};
     he_run(ntot, he_parts_for(ntot, 2 * beta * ntot * n, SIZE_MAX), dot_item, &job);
-    mod_down(m, nq, np, n, red, conv_down, yp, out);
+    mod_down(m, nq, np, n, red, conv_down, yp, yp + 2 * np * n, out);
     return HE_OK;
 }

@@ -116,8 +116,9 @@ int ckks_base_conv(const ckks_modulus *from, size_t nfrom, const ckks_modulus *t
  * out: (2, nq, n) in NTT form, the two parts of the switched ciphertext.
  * scratch: ckks_keyswitch_scratch(nq, np, n, alpha) words (reused between calls, so the
  * hot path never touches fresh pages).
- * Key switching converts one-prime digits (and a one-prime P in the mod-down) centred,
- * so its error has no bias along the all-ones polynomial. */
+ * Key switching converts one-prime digits centred and rounds the mod-down by P to nearest
+ * (for any np: an overflow count rounded in doubles, see ckks_keyswitch.c), so its error
+ * has no bias along the all-ones polynomial. */
 size_t ckks_keyswitch_scratch(size_t nq, size_t np, size_t n, size_t alpha);
 int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint64_t *d,
                    const uint64_t *key, size_t dnum, size_t ltot, size_t alpha,

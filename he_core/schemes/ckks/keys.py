@@ -43,10 +43,13 @@ def full_ntt(ring: RnsRing, coeffs: np.ndarray) -> np.ndarray:
     return ring.ntt(ring.from_signed(coeffs, len(ring.q), special=True), special=True)
 
 
-def uniform(ring: RnsRing, nlimbs: int, rng: RandomSource) -> np.ndarray:
-    """A uniform polynomial over the first ``nlimbs`` primes of Q*P (uniform in either form)."""
+def uniform(ring: RnsRing, nlimbs: int, rng: RandomSource, out: np.ndarray | None = None) -> np.ndarray:
+    """A uniform polynomial over the first ``nlimbs`` primes of Q*P (uniform in either form), written to ``out`` if given."""
     primes = ring.q + ring.p
-    return np.stack([rng.uniform_mod(q, ring.n) for q in primes[:nlimbs]])
+    out = np.empty((nlimbs, ring.n), dtype=np.uint64) if out is None else out
+    for i, q in enumerate(primes[:nlimbs]):
+        out[i] = rng.uniform_mod(q, ring.n)
+    return out
 
 
 def error(ring: RnsRing, params: CkksParams, nlimbs: int, rng: RandomSource) -> np.ndarray:
@@ -89,7 +92,11 @@ def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: Rando
 
 def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.ndarray,
                rng: RandomSource) -> np.ndarray:
-    """Hybrid switching key from s_from to s_to (both NTT over Q*P): (dnum, 2, L+1+k, N)."""
+    """Hybrid switching key from s_from to s_to (both NTT over Q*P): (dnum, 2, L+1+k, N).
+
+    Built in place in the key's own array in uint64 arithmetic (keys at N = 2^16 run to
+    hundreds of megabytes: no temporaries the size of a digit, no Python integers).
+    """
     nq, ltot = len(ring.q), len(ring.q) + len(ring.p)
     alpha = params.alpha
     p_prod = 1
@@ -98,11 +105,16 @@ def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.n
     digits = -(-nq // alpha)
     out = np.empty((digits, 2, ltot, ring.n), dtype=np.uint64)
     for j in range(digits):
-        a = uniform(ring, ltot, rng)
-        b = ring.sub(error(ring, params, ltot, rng), ring.mul(a, s_to))
+        b, a = out[j, 0], out[j, 1]
+        uniform(ring, ltot, rng, out=a)
+        e = error(ring, params, ltot, rng)
+        ring.sub(e, ring.mul(a, s_to, out=b), out=b)  # b = e - a s_to
         for i in range(j * alpha, min((j + 1) * alpha, nq)):
-            q = ring.q[i]
-            term = (s_from[i].astype(object) * (p_prod % q) % q).astype(np.uint64)
-            b[i] = (b[i].astype(object) + term) % q
-        out[j, 0], out[j, 1] = b, a
+            b[i] = add_mod(b[i], ring.mul_scalar_limb(s_from[i], p_prod, i), ring.q[i])
     return out
+
+
+def add_mod(x: np.ndarray, y: np.ndarray, q: int) -> np.ndarray:
+    """(x + y) mod q for uint64 arrays reduced modulo q < 2^61 (the sum cannot wrap)."""
+    total = x + y
+    return np.where(total >= np.uint64(q), total - np.uint64(q), total)
