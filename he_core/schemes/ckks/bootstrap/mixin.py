@@ -133,13 +133,13 @@ class BootstrapMixin:
         zeroed (the trace of the sparse pipeline sums them) and the phase shrinks.
         """
         vmax = max(float(ct.meta["vmax"]), 2.0**-20)
-        if self.level(ct) > 0 and not ct.meta["rep"]:
+        if self.level(ct) > 0:  # a dirty or replicated batch comes out clean too
             target = min(self._scale_at(0), self.ring.q[0] * INPUT_DELTA / vmax)
             level, mask = self.level(ct), self._value_mask(ct)
             pt_scale = target * self.ring.q[level] / ct.scale
             pts = self.encode_pts(mask, pt_scale, level + 1)
             ct = self._drop(self._rescale_ct(self._mul_pts(ct, pts, pt_scale, True, *noise.plain_stats(mask))), 0)
-            ct = ct.replace(meta={**ct.meta, "dirty": False})
+            ct = ct.replace(meta={**ct.meta, "dirty": False, "rep": False})
         return ct
 
     def _check_phase(self, ct: Ciphertext) -> None:

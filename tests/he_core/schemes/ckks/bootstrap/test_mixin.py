@@ -116,3 +116,14 @@ def test_a_drop_whose_values_would_wrap_the_smaller_modulus_is_refused():
     with pytest.raises(HEOverflowError, match="would not fit"):
         s.level_drop(ct, 0)
     assert s.level(s.level_drop(ct, 1)) == 1  # q_0 q_1 still holds it
+
+
+def test_a_replicated_row_above_level_0_is_bootstrapped_as_its_one_row(sparse, bits):
+    """A row sum leaves its row in every row position (rep); the value mask keeps the first."""
+    s, keys = sparse
+    x = np.random.default_rng(8).uniform(-1, 1, (4, 2))
+    summed = s.row_sum(s.encrypt(x))
+    assert summed.meta["rep"]
+    out = s.bootstrap(summed, slots=8, clean=True)
+    assert not out.meta["rep"] and not out.meta["dirty"]
+    assert bits(s.decrypt_exact_local(out, keys.secret), x.sum(axis=0, keepdims=True)) >= 18
