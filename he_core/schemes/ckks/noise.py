@@ -146,7 +146,7 @@ def keyswitch_var(n: int, sigma: float, s_norm2: float, digits: Sequence[Sequenc
     sum_j d_j (b_j + a_j s) = d s_from + sum_j d_j e_j over Q*P; dividing by P gives
     N sigma_e^2 sum_j E[d_j^2] / P^2, with E[d_j^2] = D_j^2 conversion_moment(|digit j|)
     (D_j = product of digit j's primes), plus the mod-down rounding of both parts,
-    (1 + ||s||^2) conversion_moment(|P|). For one-prime digits and one special prime:
+    (1 + ||s||^2) / 12 (the mod-down is centred). For one-prime digits and one special prime:
     N sigma^2 sum_j D_j^2 / (12 P^2) + (1 + 2N/3) / 12.
 
     Args:
@@ -161,7 +161,8 @@ def keyswitch_var(n: int, sigma: float, s_norm2: float, digits: Sequence[Sequenc
     for primes in digits:
         d_log2 = sum(math.log2(q) for q in primes)
         acc += 2.0 ** (2.0 * (d_log2 - p_log2)) * conversion_moment(len(primes))
-    return n * error_var(sigma) * acc + (1.0 + s_norm2) * conversion_moment(len(special))
+    # The mod-down is centred for any number of special primes (its overflow count is rounded).
+    return n * error_var(sigma) * acc + (1.0 + s_norm2) * ROUND_VAR
 
 
 def rescale_var(var, q: int, round_var: float):
