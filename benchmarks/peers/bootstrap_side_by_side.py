@@ -58,16 +58,24 @@ def run_henn(ring: int, slots: int, inputs: int, seed: int) -> dict:
 
 
 def run_openfhe(python: str, secret: str, ring: int, slots: int, inputs: int, seed: int,
-                insecure: bool = False, levels_after: int = 2) -> dict | None:
+                insecure: bool = False, levels_after: int = 2, digits: str = "auto") -> dict | None:
     cmd = [python, str(HERE / "openfhe_bootstrap.py"), "--secret", secret, "--ring", str(ring),
            "--slots", str(slots), "--inputs", str(inputs), "--seed", str(seed),
-           "--levels-after", str(levels_after)] + ["--insecure"] * insecure
+           "--levels-after", str(levels_after), "--digits", digits] + ["--insecure"] * insecure
     done = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, check=False)
     rows = json_rows(done.stdout)
     if done.returncode != 0 or not rows:
         print(f"OpenFHE ({secret}) exited with {done.returncode}: {done.stderr[-2000:]}", file=sys.stderr)
         return None
     return rows[0]
+
+
+def row_spec(spec: str) -> tuple[str, int, str]:
+    """``secret:levels-left[:digits]`` -> (secret, levels left, digits or "auto")."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in ("uniform", "sparse") or not parts[1].isdigit():
+        raise ValueError(f"cannot read the OpenFHE row {spec!r}: expected secret:levels-left[:digits]")
+    return parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "auto"
 
 
 def _gb(n_bytes) -> str:
@@ -107,8 +115,9 @@ def main(argv=None) -> int:
     ap.add_argument("--slots", type=int, default=8)
     ap.add_argument("--inputs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--ofhe-rows", nargs="+", default=["uniform:2", "sparse:2", "sparse:8"],
-                    help="OpenFHE's rows as secret:levels-left (uniform or sparse)")
+    ap.add_argument("--ofhe-rows", nargs="+", default=["uniform:2", "sparse:2", "sparse:8", "sparse:6:12"],
+                    help="OpenFHE's rows as secret:levels-left[:digits] (secret uniform or sparse; "
+                         "digits default: the fewest OpenFHE accepts)")
     ap.add_argument("--insecure", action="store_true", help="a trial ring below OpenFHE's 128-bit table")
     ap.add_argument("--out", default="bootstrap_side_by_side.json")
     a = ap.parse_args(argv)
@@ -116,11 +125,11 @@ def main(argv=None) -> int:
     if not (a.ofhe_python or a.ofhe_json):
         print("no --ofhe-python or --ofhe-json: henn's row only", file=sys.stderr)
     peers = json_rows(Path(a.ofhe_json).read_text()) if a.ofhe_json else []
-    wanted = [spec.split(":") for spec in a.ofhe_rows] if a.ofhe_python and not a.ofhe_json else []
+    wanted = [row_spec(spec) for spec in a.ofhe_rows] if a.ofhe_python and not a.ofhe_json else []
     henn: dict | None = None
     # OpenFHE's first row, henn, then OpenFHE's others: the load drifts across, not between, libraries
-    for secret, levels in wanted:
-        peers.append(run_openfhe(a.ofhe_python, secret, a.ring, a.slots, a.inputs, a.seed, a.insecure, int(levels)))
+    for secret, levels, digits in wanted:
+        peers.append(run_openfhe(a.ofhe_python, secret, a.ring, a.slots, a.inputs, a.seed, a.insecure, levels, digits))
         print(json.dumps(peers[-1]), flush=True)
         if henn is None:
             henn = run_henn(a.ring, a.slots, a.inputs, a.seed)

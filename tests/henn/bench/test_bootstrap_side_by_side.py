@@ -43,6 +43,14 @@ def test_a_truncated_line_is_an_error_not_a_missing_row():
         sbs.json_rows('{"library": "OpenFHE", "N": 65')
 
 
+def test_row_specs():
+    assert sbs.row_spec("sparse:8") == ("sparse", 8, "auto")
+    assert sbs.row_spec("uniform:2:13") == ("uniform", 2, "13")
+    for bad in ("sparse", "dense:2", "sparse:two", "sparse:2:3:4"):
+        with pytest.raises(ValueError, match="cannot read the OpenFHE row"):
+            sbs.row_spec(bad)
+
+
 def test_table_has_one_row_per_result_with_each_secret_named():
     rows = [henn_row(), ofhe_row(), ofhe_row(secret="SPARSE_TERNARY", hamming_weight=192, key_bytes=None)]
     lines = sbs.table(rows).splitlines()
