@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 HENN_SET = {"weight": 192, "levels_after": 8, "dnum": 6}
 # the published estimate behind henn's 2^16 sparse set (docs/bootstrapping.md)
-HENN_SECURITY = "128 (sparse-secret estimate, Bossuat et al. 2022/024: log QP <= 1550)"
+SPARSE_BOUND = 1550  # log2 QP at 128 bits for h = 192, N = 2^16 (Bossuat et al. 2022/024)
+HENN_SECURITY = f"128 (sparse-secret estimate, Bossuat et al. 2022/024: log QP <= {SPARSE_BOUND})"
 
 
 def json_rows(text: str) -> list[dict]:
@@ -92,6 +93,9 @@ def table_row(r: dict) -> str:
         h = r.get("hamming_weight")
         secret = "uniform ternary" if h is None else f"sparse ternary, h = {h}"
         security, keygen_cpu = r["security"], r.get("keygen_cpu_s")
+        if h is not None:  # OpenFHE checks sparse secrets against its uniform-ternary table
+            side = "within" if r["log2_qp"] <= SPARSE_BOUND else "above"
+            security += f"; {side} the h = 192 estimate's {SPARSE_BOUND}"
     keygen = f"{r['keygen_s']:.1f}" + (f" ({keygen_cpu:.1f} CPU)" if keygen_cpu is not None else "")
     cells = [scheme, secret, str(r["N"]), f"{r['log2_qp']:.0f}", security, keygen,
              f"{r['bootstrap_cpu_s_median']:.1f} / {r['bootstrap_s_median']:.1f}",
@@ -119,8 +123,12 @@ def main(argv=None) -> int:
                     help="OpenFHE's rows as secret:levels-left[:digits] (secret uniform or sparse; "
                          "digits default: the fewest OpenFHE accepts)")
     ap.add_argument("--insecure", action="store_true", help="a trial ring below OpenFHE's 128-bit table")
+    ap.add_argument("--from-json", help="print the table of a saved --out file and stop")
     ap.add_argument("--out", default="bootstrap_side_by_side.json")
     a = ap.parse_args(argv)
+    if a.from_json:
+        print(table(json.loads(Path(a.from_json).read_text())["rows"]))
+        return 0
     load = [round(v, 2) for v in os.getloadavg()]
     if not (a.ofhe_python or a.ofhe_json):
         print("no --ofhe-python or --ofhe-json: henn's row only", file=sys.stderr)

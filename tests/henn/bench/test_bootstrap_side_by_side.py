@@ -62,6 +62,16 @@ def test_table_has_one_row_per_result_with_each_secret_named():
     assert "| uniform ternary |" in uniform and "| 12.5 (12.3 CPU) |" in uniform and "| 2.92 GB |" in uniform
     assert "| sparse ternary, h = 192 |" in sparse and "| — |" in sparse
     assert "| 1718 |" in uniform and "| 1529 |" in henn
+    assert "above the h = 192 estimate's 1550" in sparse and "estimate" not in uniform
+    within = sbs.table([ofhe_row(secret="SPARSE_TERNARY", hamming_weight=192, log2_qp=1538.0)])
+    assert "within the h = 192 estimate's 1550" in within
+
+
+def test_a_saved_run_reprints_its_table(tmp_path, capsys):
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps({"rows": [henn_row(), ofhe_row()]}))
+    assert sbs.main(["--from-json", str(saved)]) == 0
+    assert capsys.readouterr().out.strip() == sbs.table([henn_row(), ofhe_row()])
 
 
 @pytest.mark.peers
