@@ -7,8 +7,9 @@ Each row runs in its own process (one key set in memory at a time, and each proc
 peak RSS is its row's): henn through :mod:`benchmarks.he_core.schemes.ckks.bootstrap_figures`
 (``bootstrappable(65536, levels_after=8, hamming_weight=192, dnum=6)``, the set of
 docs/bootstrapping.md), OpenFHE through ``openfhe_bootstrap.py`` in its own Python 3.10
-venv, once per secret distribution (uniform ternary, then OpenFHE's sparse ternary),
-henn's row between the two. Both sides encrypt inputs uniform in [-1, 1] at their last
+venv, once per ``--ofhe-rows`` entry (secret, levels left, digits: by default uniform
+ternary with 2 left, then OpenFHE's sparse ternary with 2, 8, and 6 within the sparse
+estimate's log QP), henn's row after OpenFHE's first. Both sides encrypt inputs uniform in [-1, 1] at their last
 level, bootstrap each once and report precision = -log2 |error| per slot (worst slot of
 the worst input, median over slots and inputs) and CPU time next to wall time (the
 machine is shared: CPU is what other jobs do not inflate). The child processes inherit
