@@ -76,9 +76,9 @@ class BootstrapMixin:
         """The same values at a higher level, computed with public keys only.
 
         Args:
-            ct: a clean, one-ciphertext batch at any level. Above level 0 its spare level
-                brings it to level 0 at the scale the sine approximation wants for its
-                values (:meth:`_to_bootstrap_scale`); at level 0 it must already be there.
+            ct: a one-ciphertext batch. Above level 0 its spare level brings it to level 0,
+                clean, at the scale the sine approximation wants for its values
+                (:meth:`_to_bootstrap_scale`); at level 0 it must already be clean and there.
             slots: the packing n (default: the power of two covering the batch's slots);
                 the keys must come from :meth:`bootstrap_keygen` for this n.
             clean: zero the slots beyond the batch's values (one more level) so the result
@@ -99,7 +99,7 @@ class BootstrapMixin:
         Raises:
             ParameterError: the chain is too short for the pipeline, a bad n, or values too
                 large for the sine approximation at level 0.
-            EncodingError: a dirty or multi-ciphertext batch.
+            EncodingError: a multi-ciphertext batch, or a dirty one at level 0.
             KeyMissingError: a key of the pipeline is missing.
         """
         self._check_ct(ct)
