@@ -10,7 +10,7 @@ KINDS = {
     errors.KeyMissingError: LookupError, errors.HEOverflowError: OverflowError,
     errors.NoiseBudgetExhausted: errors.HEOverflowError, errors.LevelExhaustedError: ValueError,
     errors.PrecisionError: ValueError, errors.FormatError: ValueError, errors.KeyExportError: TypeError,
-    errors.NativeError: RuntimeError, errors.RefreshRequired: ValueError,
+    errors.NativeError: RuntimeError, errors.RefreshRequired: ValueError, errors.AlignmentError: errors.MismatchError,
 }
 
 
