@@ -156,12 +156,8 @@ class BootstrapMixin:
                                  "bootstrap it above level 0, where its scale can be lowered")
 
     def _value_mask(self, ct: Ciphertext) -> np.ndarray:
-        """(1, slots): 1 where the batch's values sit (row r, column j < size at r * stride + j), else 0."""
-        mask = np.zeros((1, self.params.slots))
-        stride = ct.meta["stride"]
-        for r in range(ct.rows):
-            mask[0, r * stride: r * stride + ct.size] = 1.0
-        return mask
+        """(1, slots): 1 where the batch's values sit, else 0 (the scheme's valid-region mask)."""
+        return self._valid_mask(ct.rows, ct.size, ct.meta["stride"])
 
     def _clean_batch(self, ct: Ciphertext) -> Ciphertext:
         """ct with every slot outside its values zeroed (one level)."""
