@@ -544,3 +544,27 @@ def _report() -> None:  # pragma: no cover - run by hand
 
 if __name__ == "__main__":  # pragma: no cover
     _report()
+
+
+@pytest.mark.parametrize("secret", ["ternary", "hamming"])
+def test_the_recorded_bound_covers_key_switches_with_several_special_primes(secret):
+    """The model charges the centred mod-down 1/12 for any number of special primes (was k/12 + k^2/4):
+    rotations and conjugations on a 6-special-prime chain must still decrypt within the recorded slot bound."""
+    import warnings
+
+    from he_core import KeyRequirements, SeededRandom
+    from he_core.schemes.ckks import CkksParams, CkksScheme
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        extra = {"secret": "hamming", "hamming_weight": 192} if secret == "hamming" else {}
+        s = CkksScheme(CkksParams(poly_degree=1024, levels=11, dnum=2, allow_insecure=True, **extra))
+    assert len(s.ring.p) == 6
+    keys = s.keygen(KeyRequirements(sizes=(512,), rotations=(1, 3)), rng=SeededRandom(5))
+    gen = np.random.default_rng(5)
+    for trial in range(4):
+        x = gen.uniform(-1, 1, (1, 512))
+        ct = s.encrypt(x, rng=SeededRandom(100 + trial))
+        for out, want in ((s.rotate(ct, 1), np.roll(x, -1, axis=1)), (s.rotate(s.rotate(ct, 3), 1), np.roll(x, -4, axis=1))):
+            err = np.max(np.abs(s.decrypt_exact_local(out, keys.secret) - want))
+            assert err <= s.noise_estimate(out)["slot_bound"]
