@@ -75,7 +75,7 @@ def main() -> None:
                   epochs=args.epochs, batch_size=32, loss=MSELoss(reduction="row"), weight_decay=0.02,
                   random_state=args.seed, progress=sys.stderr.isatty())
     # the owner decrypts the trained weights (flooded releases) and evaluates in the clear
-    weights = [release_outputs(keyholder, p.value) for p in model.parameters()]  # refreshed, then flooded
+    weights = [release_outputs(keyholder, p.value) for p in model.parameters()]  # re-encrypted by the key holder, then flooded
     h = X[test]
     for i, layer in enumerate(l for l in model.layers if isinstance(l, Linear)):
         w, b = weights[2 * i], weights[2 * i + 1]

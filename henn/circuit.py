@@ -86,7 +86,9 @@ class Circuit:
         layers: list[tuple] = []
         for layer in model.layers:
             if isinstance(layer, Linear):
-                w, b = np.asarray(next(it), dtype=np.float64), np.asarray(next(it), dtype=np.float64)
+                w = np.asarray(next(it), dtype=np.float64)
+                width = w.shape[0] if layer.encrypted_input else w.shape[1]
+                b = np.asarray(next(it), dtype=np.float64) if layer.bias is not None else np.zeros(width)
                 layers.append(("linear", w.T if layer.encrypted_input else w, b.reshape(-1)))
             elif isinstance(layer, activations.PolyActivation):
                 layers.append(("poly", layer))

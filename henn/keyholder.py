@@ -284,6 +284,32 @@ class KeyHolder(MaskedRefresh):
             self.reports.append(report)
         return values
 
+    def release_result(self, x: EncTensor | Ciphertext) -> np.ndarray:
+        """A result for the owner (a trained model, predictions): re-encrypted here, then released flooded.
+
+        An approximate scheme's flood is sized from the decrypted ciphertext's noise, and a
+        trainer's ciphertext carries the computation's (after a bootstrap, far more than a
+        flood could hide and keep the values). The key holder therefore decrypts ``x``
+        itself, encrypts the result afresh and releases that: the flood then hides a fresh
+        encryption's noise. The released values are those of a masked refresh followed by
+        :meth:`release` (the masked refresh's mask only hides the value from the key holder,
+        which this release shows it anyway), without the round trip: no refresh is
+        counted and nothing goes back to the trainer. Exact schemes: :meth:`release`.
+
+        Raises:
+            BudgetExhausted: the job's release budget is spent.
+            he_core.PrecisionError: the flooding would leave too few bits.
+        """
+        ct = _as_ct(x, "release")
+        if not self.scheme.supports(Capability.APPROXIMATE):
+            return self.release(ct)
+        if self.releases >= self.terms.releases:  # before any decryption
+            raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
+                                  "decryptions is spent (the flooding was sized for that many)")
+        fresh = self.scheme.reencrypt_masked(ct, None, self._secret, rng=self._rng)
+        self.bytes_exchanged += ct.nbytes - fresh.nbytes  # what crossed is ``ct``; release counts ``fresh``
+        return self.release(fresh)
+
     def release_aggregate(self, x: EncTensor | Ciphertext, count: int, *, value_bound: float | None = None,
                           scale: float = 1.0) -> float:
         """Release the sum of a quantity over ``count`` samples (a ``(1, 1)`` ciphertext): refreshed, flooded.

@@ -224,14 +224,13 @@ def evaluate(model: Sequential, keyholder: KeyHolder, value_bound: float = 16.0,
              policy: RefreshPolicy | None = None) -> tuple[np.ndarray, float, int]:
     """Forward the four rows; the key holder releases the predictions. Returns ``(predictions, loss, correct)``.
 
-    The output is refreshed before its release (:func:`henn.training.fit.release_outputs`):
-    the flooding then only has to hide a fresh encryption's noise, not the whole network's.
-    ``policy`` refreshes the forward pass (default a new one); one that bootstraps also
-    bootstraps the output before that refresh.
+    The key holder re-encrypts the output before its flooded release
+    (:func:`henn.training.fit.release_outputs`): the flooding then only has to hide a fresh
+    encryption's noise, not the whole network's, and no refresh goes back to the trainer.
+    ``policy`` refreshes the forward pass (default a new one, or one that bootstraps).
     """
     out = predict(model, X, keyholder=keyholder, value_bound=value_bound, policy=policy)
-    booting = policy.keyholder if policy is not None and isinstance(policy.keyholder, BootstrapRefresh) else None
-    pred = release_outputs(keyholder, out, value_bound, bootstrap=booting)
+    pred = release_outputs(keyholder, out)
     return pred, MSELoss().value(pred, Y), correct(pred)
 
 

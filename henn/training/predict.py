@@ -2,7 +2,7 @@
 
 :func:`predict` runs a model on plaintext or encrypted rows, through the key holder's
 refreshes when the parameters cannot hold the whole pass; :func:`release_outputs`
-refreshes then floods what the owner reads. :func:`bind_parameters` points a model's
+floods what the owner reads. :func:`bind_parameters` points a model's
 parameters at a scheme or at its guarded view (the trainer uses it too).
 """
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-import he_core
 
 from ..keyholder import KeyHolder, MaskedRefresh
 from ..module import Sequential
@@ -59,17 +57,11 @@ def predict(model: Sequential, X: Any, *, keyholder: MaskedRefresh | None = None
     return EncTensor(raw, out.ct)
 
 
-def release_outputs(keyholder: KeyHolder, outputs: EncTensor, value_bound: float = DEFAULT_VALUE_BOUND,
-                    *, bootstrap: Any = None) -> np.ndarray:
-    """Outputs decrypted for the key holder's owner: refreshed (so the flood hides a fresh noise only), flooded.
+def release_outputs(keyholder: KeyHolder, outputs: EncTensor) -> np.ndarray:
+    """Outputs (or trained weights) decrypted for the key holder's owner, flooded.
 
-    ``bootstrap`` (a :class:`~henn.training.bootstrap.BootstrapRefresh`) bootstraps the outputs
-    first: after a computation on bootstrapped ciphertexts their tracked noise can exceed what
-    a refresh's mask may cover, and a bootstrap restarts it.
+    One release and no refresh (:meth:`~henn.keyholder.KeyHolder.release_result`): the key
+    holder re-encrypts the outputs itself before the flooded decryption, so the flood hides
+    a fresh encryption's noise whatever the computation (bootstraps included) left in them.
     """
-    if bootstrap is not None:
-        outputs = bootstrap.refresh(outputs, value_bound=value_bound)
-    if keyholder.scheme.supports(he_core.Capability.APPROXIMATE):
-        outputs = keyholder.refresh(outputs, value_bound=value_bound)
-    return keyholder.release(outputs)
-
+    return keyholder.release_result(outputs)

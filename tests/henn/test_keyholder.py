@@ -21,6 +21,63 @@ def test_release_returns_the_values_and_counts(env):
     assert kh.releases == 2 and kh.bytes_exchanged == 2 * t.ct.nbytes
 
 
+def test_release_result_is_one_release_and_no_refresh(env):
+    """The owner's results: one released decryption, nothing back to the trainer, the bytes of what it sent."""
+    x = np.array([[0.75, -3.25, 0.0, 2.5]])
+    t = EncTensor.encrypt(env.scheme, x) * 0.5 + EncTensor.encrypt(env.scheme, x)  # a computed ciphertext
+    kh = KeyHolder(env.scheme, env.secret, rng=he_core.SeededRandom(4))
+    released = kh.release_result(t)
+    np.testing.assert_allclose(released, 1.5 * x, atol=env.release_tol(env.scheme.encrypt(1.5 * x), kh)
+                               + env.tol(3, 4.0), rtol=0)
+    assert kh.refresh_rounds == 0 and kh.releases == 1 and kh.entries_read == 0
+    assert kh.bytes_exchanged == t.ct.nbytes
+
+
+def test_release_result_floods_for_a_fresh_encryption_whatever_the_computation_left(env):
+    """A ciphertext whose record is far above a fresh one's (many products) is released at a fresh one's
+    flood: its plain release would keep fewer bits (CKKS), the re-encrypted one as many as a fresh value."""
+    if not env.approximate:
+        pytest.skip("exact schemes release without flooding: release_result is release")
+    x = np.array([[0.5, -0.25, 0.125, 0.0]])
+    ct = env.scheme.encrypt(x)
+    for _ in range(3):
+        ct = env.scheme.mul(ct, env.scheme.encrypt(np.ones_like(x)))
+    kh = KeyHolder(env.scheme, env.secret, rng=he_core.SeededRandom(5))
+    kh.release_result(ct)
+    fresh_sigma = env.scheme.release_report(env.scheme.encrypt(x), kh.terms.flooding)["sigma_log2"]
+    own_sigma = env.scheme.release_report(ct, kh.terms.flooding)["sigma_log2"]
+    assert kh.reports[-1]["sigma_log2"] <= fresh_sigma + 0.5 < own_sigma
+
+
+def test_release_result_refuses_past_the_release_budget_before_decrypting(env):
+    kh = KeyHolder(env.scheme, env.secret, terms=RefreshTerms(releases=1))
+    t = EncTensor.encrypt(env.scheme, np.array([[1.0]]))
+    kh.release_result(t)
+    seen = []
+    kh.scheme = _Spy(env.scheme, seen)
+    with pytest.raises(BudgetExhausted, match="released decryptions is spent"):
+        kh.release_result(t)
+    assert seen == [] and kh.releases == 1
+
+
+class _Spy:
+    """A scheme stand-in recording any key use (decryption or re-encryption) it is asked for."""
+
+    def __init__(self, scheme, seen):
+        self._scheme, self._seen = scheme, seen
+
+    def supports(self, capability):
+        return self._scheme.supports(capability)
+
+    def reencrypt_masked(self, *args, **kwargs):
+        self._seen.append("reencrypt")
+        return self._scheme.reencrypt_masked(*args, **kwargs)
+
+    def decrypt(self, *args, **kwargs):
+        self._seen.append("decrypt")
+        return self._scheme.decrypt(*args, **kwargs)
+
+
 def test_refresh_keeps_values_and_the_key_holder_sees_only_masked_ones(env):
     x = np.array([[0.75, -3.25, 0.0, 2.5], [1.0, 1.0, -1.0, 0.125]])
     t = EncTensor.encrypt(env.scheme, x)

@@ -42,8 +42,9 @@ def test_three_steps_match_the_plain_twin(ckks):
     ps, pk = setup("plain")
     reference = train_xor(ps, pk, config)
     assert result.policy["retry_refreshes"] == 0  # the budget estimate was never too optimistic
-    # the policies' refreshes, plus one per epoch and one at the end: released values are refreshed first
-    assert result.policy["op_refreshes"] + 3 + 1 == kh.refresh_rounds > 4
+    # the policies' refreshes, plus one per epoch (released aggregates are refreshed first); the final predictions
+    # are re-encrypted by the key holder itself, with no refresh
+    assert result.policy["op_refreshes"] + 3 == kh.refresh_rounds > 3
     np.testing.assert_allclose([r["loss"] for r in result.history], [r["loss"] for r in reference.history],
                                rtol=0, atol=BOUND)
     ours, theirs = _weights(result, kh), _weights(reference, pk)

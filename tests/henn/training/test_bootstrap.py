@@ -100,7 +100,7 @@ def test_xor_trains_to_four_of_four_with_bootstrapping():
     result = xor.train_xor(scheme, keyholder, config)
     assert result.correct == 4 and result.train_refreshes == 0
     assert result.policy["bootstraps"] > 0
-    assert keyholder.refresh_rounds == 1 and keyholder.releases == 1  # the final release's refresh only
+    assert keyholder.refresh_rounds == 0 and keyholder.releases == 1  # the final release only: no refresh at all
 
 
 def test_operands_whose_scales_cannot_meet_are_bootstrapped_and_the_operation_retried(booted):
