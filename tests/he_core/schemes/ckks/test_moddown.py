@@ -6,7 +6,7 @@ in doubles, so a residue within ~np 2^-52 P of +-P/2 may land on the other side:
 result is then off by one (still within 1/2 + 2^-40 of x / P). A floored conversion is
 off by up to np on most coefficients, which these tests catch.
 
-The mod-down is reached through ``keyswitch_hoisted`` with one digit and a key of ones
+The mod-down is reached through ``KeySwitcher.key_switch_hoisted`` with one digit and a key of ones
 (the constant polynomial 1): the inner product is then the digit itself.
 """
 import warnings
@@ -16,6 +16,7 @@ import pytest
 
 from he_core import KeyRequirements, SeededRandom
 from he_core.schemes.ckks import CkksParams, CkksScheme
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.primes import ntt_primes
 from he_core.schemes.ckks.ring import RnsRing
 
@@ -54,7 +55,7 @@ def kernel_mod_down(ring: RnsRing, residues: np.ndarray) -> np.ndarray:
     nq, ltot = len(ring.q), len(ring.q) + len(ring.p)
     ext = ring.ntt(np.ascontiguousarray(residues, dtype=np.uint64).copy(), special=True)[None]
     key = np.ones((1, 2, ltot, ring.n), dtype=np.uint64)  # NTT form of the constant 1, both parts
-    out = ring.keyswitch_hoisted(ext, key, alpha=nq)
+    out = KeySwitcher(ring).key_switch_hoisted(ext, key, alpha=nq)
     assert np.array_equal(out[0], out[1])
     return ring.intt(np.ascontiguousarray(out[0]))
 
