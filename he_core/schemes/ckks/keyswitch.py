@@ -6,16 +6,18 @@ using a switching key of ``dnum`` digits (see :mod:`.keys`). With q_0 .. q_{nq-1
 ciphertext primes at the current level and P the product of the special primes:
 
 1. **ModUp** — d's limbs are cut into digits of ``alpha`` consecutive primes; each
-   digit is raised to the extended basis Q_l * P by fast base conversion;
+   digit is raised to the extended basis Q_l * P by fast base conversion (a one-prime
+   digit centred, a several-prime one as the conversion leaves it);
 2. **inner product** — sum over the digits of digit_j * (b_j, a_j), over Q_l * P;
 3. **ModDown** — both parts are divided by P, rounded to nearest (the P part is taken
    off centred), leaving a pair over Q_l.
 
 All three run in one native call (``csrc/ckks_keyswitch.c``); :meth:`KeySwitcher.mod_up`
 and :meth:`KeySwitcher.key_switch_hoisted` split it after step 1 so that several
-rotations of one ciphertext share its ModUp (hoisting). The slow definition of every
-step is :func:`.reference.key_switch`; ``tests/he_core/schemes/ckks/test_keyswitch.py``
-requires exact equality with it.
+rotations of one ciphertext share its ModUp (hoisting). ModDown has no entry point of
+its own: both native calls end with it. The slow definition of every step is
+:func:`.reference.key_switch`; ``tests/he_core/schemes/ckks/test_keyswitch.py`` requires
+exact equality with it.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from .ring import RnsRing
 
 
 def digit_bounds(nq: int, alpha: int) -> list[tuple[int, int]]:
-    """The limb ranges [lo, hi) of the digits of a polynomial with nq limbs: alpha primes each, the last may be short."""
+    """Limb ranges [lo, hi) of the digits of a polynomial with nq limbs: alpha primes each, the last may be short."""
     return [(lo, min(lo + alpha, nq)) for lo in range(0, nq, alpha)]
 
 
@@ -153,9 +155,11 @@ class KeySwitcher:
                            perm: np.ndarray | None = None) -> np.ndarray:
         """Inner product and ModDown of the digits ``ext`` (see :meth:`mod_up`), permuted by ``perm``: (2, nq, N).
 
-        With ``perm`` a Galois permutation (:meth:`RnsRing.galois_perm`), this switches the
-        automorphism of d; see ``test_keyswitch.py`` for when that equals
-        :meth:`key_switch` of the permuted d.
+        With ``perm`` the permutation of a Galois element g (:meth:`RnsRing.galois_perm`)
+        this switches d(X^g), the automorphism applied to d's lifted digits. With one-prime
+        digits (alpha = 1) that is exactly :meth:`key_switch` of the permuted d; with
+        several-prime digits the uncentred lift of -x is not minus the lift of x, so the
+        two differ by a multiple of Q_j in a digit and decrypt alike within the switch's error.
 
         Raises:
             ParameterError: for digits or a key of the wrong shape, or a bad permutation.
