@@ -1,8 +1,10 @@
 """Count the native ring calls of a training run and attribute them to phases (run-time wrappers only).
 
 :class:`Counter` patches, for as long as it is active (``with Counter() as c:``), the
-entry points of :class:`he_core.schemes.ckks.ring.RnsRing` (every call into the native
-``_ckks`` kernels goes through one of them) and the henn-level entry points of one
+entry points of :class:`he_core.schemes.ckks.ring.RnsRing` and
+:class:`he_core.schemes.ckks.keyswitch.KeySwitcher` (every call into the native ``_ckks``
+kernels goes through one of them; key switches keep their recorded names ``keyswitch``,
+``modup`` and ``keyswitch_hoisted``) and the henn-level entry points of one
 training step, and restores them on exit. Nothing in the library is edited.
 
 Phases (the innermost open phase gets a call):
@@ -35,13 +37,15 @@ import time
 from typing import Any, Callable
 
 from he_core.schemes.ckks import encoder as ckks_encoder
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.ring import RnsRing
 from he_core import randomness
 
 from . import kernels
 
 RING_METHODS = ("ntt", "intt", "add", "sub", "neg", "mul", "muladd", "mul_int", "mul_scalar_limb", "from_signed",
-                "rescale", "drop_special", "permute", "base_conv", "keyswitch", "modup", "keyswitch_hoisted")
+                "rescale", "drop_special", "permute", "base_conv")
+SWITCH_METHODS = {"keyswitch": "key_switch", "modup": "mod_up", "keyswitch_hoisted": "key_switch_hoisted"}
 
 
 def _limbs(ring: RnsRing, method: str, args: tuple, kwargs: dict) -> tuple[int, int, int]:
@@ -117,17 +121,18 @@ class Counter:
         self._saved.append((owner, name, original))
         setattr(owner, name, wrapper(original))
 
-    def _ring_wrapper(self, method: str) -> Callable:
+    def _ring_wrapper(self, method: str, switcher: bool = False) -> Callable:
         def wrap(fn):
             @functools.wraps(fn)
-            def counted(ring, *args, **kwargs):
+            def counted(owner, *args, **kwargs):
                 if self._in_ring:
-                    return fn(ring, *args, **kwargs)
+                    return fn(owner, *args, **kwargs)
+                ring = owner.ring if switcher else owner
                 limbs, alpha, extra = _limbs(ring, method, args, kwargs)
                 self._in_ring = True
                 c0, t0 = time.thread_time(), time.perf_counter()
                 try:
-                    return fn(ring, *args, **kwargs)
+                    return fn(owner, *args, **kwargs)
                 finally:
                     dt, dc = time.perf_counter() - t0, time.thread_time() - c0
                     self._in_ring = False
@@ -175,6 +180,8 @@ class Counter:
             return self
         for m in RING_METHODS:
             self._patch(RnsRing, m, self._ring_wrapper(m))
+        for recorded, m in SWITCH_METHODS.items():
+            self._patch(KeySwitcher, m, self._ring_wrapper(recorded, switcher=True))
         self._patch(EmbeddingBag, "forward_train", self._phase_wrapper("gather"))
         self._patch(EmbeddingBag, "backward_train", self._phase_wrapper("backward"))
         self._patch(Linear, "forward_train", self._phase_wrapper("forward"))

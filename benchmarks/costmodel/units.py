@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.ring import RnsRing
 
 
@@ -82,12 +83,13 @@ def _call(ring: RnsRing, method: str, limbs: int, alpha: int, extra: int, rng: n
         dnum = -(-nq // alpha)
         key = np.ascontiguousarray(np.stack([np.stack([_rand(ring, ltot, rng) for _ in range(2)])
                                              for _ in range(dnum)]))
+        ks = KeySwitcher.for_ring(ring)
         if method == "keyswitch":
-            return lambda: ring.keyswitch(a, key, alpha)
+            return lambda: ks.key_switch(a, key, alpha)
         if method == "modup":
-            return lambda: ring.modup(a, alpha)
-        ext = ring.modup(a, alpha)
-        return lambda: ring.keyswitch_hoisted(ext, key, alpha)
+            return lambda: ks.mod_up(a, alpha)
+        ext = ks.mod_up(a, alpha)
+        return lambda: ks.key_switch_hoisted(ext, key, alpha)
     raise ValueError(f"cannot replay {method}")
 
 

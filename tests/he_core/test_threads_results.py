@@ -12,6 +12,7 @@ import pytest
 import he_core
 from he_core import KeyRequirements, SeededRandom
 from he_core.schemes.ckks import CkksParams, CkksScheme
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.primes import ntt_primes
 from he_core.schemes.ckks.ring import RnsRing
 from he_core.schemes.vhe import native as vn
@@ -146,15 +147,16 @@ def test_ring_kernels(ring):
 def test_key_switching_kernels(ring, alpha):
     nq, ltot = len(ring.q), len(ring.q) + len(ring.p)
     dnum = -(-nq // alpha)
+    ks = KeySwitcher(ring)
     key = np.stack([poly(ring, ltot, 10 + j) for j in range(2 * dnum)]).reshape(dnum, 2, ltot, ring.n)
     for level in (nq, 7, 2):  # full and partial digits
         d = poly(ring, level, 5)
         perm = ring.galois_perm(3)
 
         def run():
-            ext = ring.modup(d, alpha)
-            return (ring.keyswitch(d, key, alpha), ext, ring.keyswitch_hoisted(ext, key, alpha),
-                    ring.keyswitch_hoisted(ext, key, alpha, perm))
+            ext = ks.mod_up(d, alpha)
+            return (ks.key_switch(d, key, alpha), ext, ks.key_switch_hoisted(ext, key, alpha),
+                    ks.key_switch_hoisted(ext, key, alpha, perm))
         plain, ext, dot, dot_perm = assert_same_for_every_count(run)
         assert same(plain, dot)  # hoisted and plain agree, whatever the thread count
 
@@ -164,11 +166,11 @@ def test_a_scratch_sized_for_one_thread_still_works_with_two(ring):
     key = np.stack([poly(ring, nq + 3, j) for j in range(2 * nq)]).reshape(nq, 2, nq + 3, ring.n)
     d = poly(ring, nq, 5)
     with using_threads(1):
-        want = ring.keyswitch(d, key, 1)
+        want = KeySwitcher(ring).key_switch(d, key, 1)
         words = ring.lib.ckks_keyswitch_scratch(nq, 3, ring.n, 1)
     with using_threads(2):
         assert ring.lib.ckks_keyswitch_scratch(nq, 3, ring.n, 1) > words  # one more slice
-        up, down = ring._ks_constants(nq, 1)
+        up, down = KeySwitcher(ring).constants(nq, 1)
         out, scratch = np.empty((2, nq, ring.n), dtype=np.uint64), np.zeros(words, dtype=np.uint64)
         he_core.native.check(ring.lib.ckks_keyswitch(
             ring.basis(nq, True), nq, 3, ring.n, ring._ptr(d), ring._ptr(key), nq, nq + 3, 1, ring._ptr(up),

@@ -10,10 +10,10 @@ Example::
     scheme.decrypt(out, keys.secret)                 # ~ [[0.5625, 0.75, 1.5]], noise-flooded for release
 
 Modules: ``primes`` (NTT-friendly primes), ``params`` (parameter sets and security),
-``ring`` (the native kernels), ``reference`` (their Python-int definitions),
-``encoder`` (canonical embedding), ``keys`` (key generation), ``layout`` (rows in
-slots), ``arith`` / ``rotation`` / ``linear`` (the evaluator, split by concern) and
-``scheme`` (the he_core interface).
+``ring`` (the native ring kernels), ``keyswitch`` (hybrid key switching over the ring),
+``reference`` (their Python-int definitions), ``encoder`` (canonical embedding),
+``keys`` (key generation), ``layout`` (rows in slots), ``arith`` / ``rotation`` /
+``linear`` (the evaluator, split by concern) and ``scheme`` (the he_core interface).
 """
 from .params import CkksParams, choose_parameters, named
 from .scheme import CkksScheme

@@ -246,7 +246,7 @@ class ArithMixin:
             b0, b1 = b.data[i]
             d1 = r.mul(a0, b1)
             r.muladd(a1, b0, d1)
-            ks = r.keyswitch(r.mul(a1, b1), key, self.params.alpha)
+            ks = self.switcher.key_switch(r.mul(a1, b1), key, self.params.alpha)
             r.add(r.mul(a0, b0), ks[0], data[i, 0])
             r.add(d1, ks[1], data[i, 1])
         meta = self._noise_meta(self._combined_meta(a, b, either=False), self.level(a),
@@ -279,7 +279,7 @@ class ArithMixin:
         r, key = self.ring, self._relin_key()
         data = np.empty((ct.data.shape[0], 2) + ct.data.shape[2:], dtype=np.uint64)
         for i in range(ct.data.shape[0]):
-            ks = r.keyswitch(np.ascontiguousarray(ct.data[i, 2]), key, self.params.alpha)
+            ks = self.switcher.key_switch(np.ascontiguousarray(ct.data[i, 2]), key, self.params.alpha)
             r.add(np.ascontiguousarray(ct.data[i, 0]), ks[0], data[i, 0])
             r.add(np.ascontiguousarray(ct.data[i, 1]), ks[1], data[i, 1])
         nvar, vmax = self._nv(ct)

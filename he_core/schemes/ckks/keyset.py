@@ -168,7 +168,7 @@ class KeySetMixin:
         r = self.ring
         data = np.empty_like(ct.data)
         for i in range(ct.data.shape[0]):
-            ks = r.keyswitch(ct.data[i, 1], switch_key.data["key"], self.params.alpha)
+            ks = self.switcher.key_switch(ct.data[i, 1], switch_key.data["key"], self.params.alpha)
             r.add(ct.data[i, 0], ks[0], data[i, 0])
             data[i, 1] = ks[1]
         nvar, vmax = self._nv(ct)

@@ -2,10 +2,13 @@
 
 These define correct behaviour: the tests run the C kernels and these functions on
 the same random inputs and require equal results (exactly, for integer kernels).
+The whole hybrid key switch (:func:`key_switch`) is defined at the end, step by step.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .primes import primitive_root_2n
 
 
 def _obj(a) -> np.ndarray:
@@ -30,6 +33,21 @@ def ntt(a, q: int, psi: int) -> np.ndarray:
             xp = xp * x % q
         out.append(acc)
     return np.array(out, dtype=np.uint64)
+
+
+def intt(a, q: int, psi: int) -> np.ndarray:
+    """Inverse of :func:`ntt`: coefficient i = N^-1 * sum_k a[k] * x_k^-i with x_k = psi^(2*bitrev(k)+1)."""
+    n = len(a)
+    bits = n.bit_length() - 1
+    out = [0] * n
+    for k, value in enumerate(int(v) for v in a):
+        x_inv = pow(psi, -(2 * bitrev(k, bits) + 1), q)
+        term = value
+        for i in range(n):
+            out[i] = (out[i] + term) % q
+            term = term * x_inv % q
+    n_inv = pow(n, -1, q)
+    return np.array([c * n_inv % q for c in out], dtype=np.uint64)
 
 
 def negacyclic_mul(a, b, q: int) -> np.ndarray:
@@ -112,3 +130,108 @@ def decode(coeffs, scale: float) -> np.ndarray:
     exps = np.array([pow(5, j, 2 * n) for j in range(n // 2)])
     powers = np.exp(1j * np.pi * np.outer(exps, np.arange(n)) / n)
     return powers @ m / scale
+
+
+# ---------------------------------------------------------------------- hybrid key switching
+def product(primes) -> int:
+    out = 1
+    for q in primes:
+        out *= q
+    return out
+
+
+def lift(limbs, primes) -> list[int]:
+    """One ModUp digit as integers, one per coefficient, from its coefficient-form residues.
+
+    The native ModUp fixes this lift (the rest of the switch then follows from it):
+
+    * a one-prime digit is lifted centred, to (-q/2, q/2) (q is odd: no ties), so the
+      digits carry no bias along the all-ones polynomial;
+    * a several-prime digit (primes q_i, product Q_j) takes the fast base conversion's
+      value sum_i [x_i (Q_j/q_i)^-1]_{q_i} (Q_j/q_i) as it stands: x + u Q_j for some u in
+      [0, number of primes), left uncorrected: the key's P g_j s_from times Q_j is 0 modulo
+      Q_l P (g_j is 0 modulo the other digits' primes), so u Q_j only adds u Q_j e_j / P
+      to the switch's error.
+    """
+    if len(primes) == 1:
+        q = primes[0]
+        return [int(x) - q if int(x) > q // 2 else int(x) for x in limbs[0]]
+    big = product(primes)
+    out = []
+    for column in zip(*[[int(x) for x in row] for row in limbs]):
+        out.append(sum(x * pow(big // q, -1, q) % q * (big // q) for x, q in zip(column, primes)))
+    return out
+
+
+def digit_bounds(nq: int, alpha: int) -> list[tuple[int, int]]:
+    """Limb ranges [lo, hi) of the digits: alpha primes each, the last one may be short."""
+    return [(lo, min(lo + alpha, nq)) for lo in range(0, nq, alpha)]
+
+
+def mod_up(limbs, qs, ps, alpha: int) -> np.ndarray:
+    """Every digit of ``limbs`` (coefficient form over qs) lifted by :func:`lift` and reduced modulo
+    qs + ps: (digits, len(qs) + len(ps), N), coefficient form."""
+    digits = []
+    for lo, hi in digit_bounds(len(qs), alpha):
+        w = lift(limbs[lo:hi], qs[lo:hi])
+        digits.append([[x % t for x in w] for t in tuple(qs) + tuple(ps)])
+    return np.array(digits, dtype=np.uint64)
+
+
+def mod_down(limbs, qs, ps) -> np.ndarray:
+    """round(x / P) over qs, from x's coefficient-form residues over qs + ps (P = product of ps).
+
+    Computed as (x - [x]_P) * P^-1 with the residue [x]_P centred in (-P/2, P/2) (P is odd:
+    no ties), i.e. rounding to nearest. The native kernel finds the centred residue from
+    an overflow count summed in doubles; within ~len(ps) * 2^-52 * P of +-P/2 that count can
+    be one off (see test_moddown.py). Random inputs land there with negligible probability,
+    so the tests against this reference require exact equality.
+    """
+    nq, big_p = len(qs), product(ps)
+    x_p = crt([limbs[nq + i] for i in range(len(ps))], ps)  # centred, as crt returns
+    out = np.empty((nq, len(x_p)), dtype=np.uint64)
+    for t, q in enumerate(qs):
+        p_inv = pow(big_p, -1, q)
+        out[t] = [(int(x) - r) * p_inv % q for x, r in zip(limbs[t], x_p)]
+    return out
+
+
+def key_switch(d, key, qs, ps, alpha: int, galois: int = 1) -> np.ndarray:
+    """The hybrid key switch of d, NTT form in and out, as the native one defines it.
+
+    Steps, in coefficient form with Python integers: d's limbs are cut into digits of
+    alpha primes and each digit is lifted to qs[:nq] + ps (:func:`mod_up`); the automorphism
+    X -> X^galois is applied to every lifted digit (1: none; this is the hoisted switch
+    with the permutation of that Galois element); both key parts are summed against the
+    digits (negacyclic products modulo each prime); the sums are divided by P
+    (:func:`mod_down`).
+
+    Args:
+        d: (nq, N) NTT form over qs[:nq].
+        key: (dnum, 2, len(qs) + len(ps), N) NTT form over qs + ps (the key's limbs of
+            q_nq .. q_L are not used at level nq - 1).
+        qs: every ciphertext prime of the ring; ps: the special primes.
+        alpha: primes per digit.
+        galois: an odd Galois element below 2N.
+
+    Returns:
+        (2, nq, N) NTT form over qs[:nq].
+    """
+    nq, n = np.shape(d)
+    targets = tuple(qs[:nq]) + tuple(ps)
+    rows = list(range(nq)) + [len(qs) + i for i in range(len(ps))]  # key limb of each target
+    roots = [primitive_root_2n(t, n) for t in targets]
+    coeffs = [intt(d[i], q, roots[i]) for i, q in enumerate(qs[:nq])]
+    digits = mod_up(coeffs, qs[:nq], ps, alpha)
+    acc = np.zeros((2, len(targets), n), dtype=object)
+    for j, digit in enumerate(digits):
+        for t, (prime, row, psi) in enumerate(zip(targets, rows, roots)):
+            limb = automorphism(digit[t], galois, prime) if galois != 1 else digit[t]
+            for part in range(2):
+                k = intt(key[j, part, row], prime, psi)
+                acc[part, t] = (acc[part, t] + _obj(negacyclic_mul(limb, k, prime))) % prime
+    out = np.empty((2, nq, n), dtype=np.uint64)
+    for part in range(2):
+        down = mod_down(acc[part], qs[:nq], ps)
+        out[part] = [ntt(down[t], q, roots[t]) for t, q in enumerate(qs[:nq])]
+    return out

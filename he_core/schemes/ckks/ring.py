@@ -1,7 +1,10 @@
 """The RNS polynomial ring of a parameter set, backed by the native ``_ckks`` kernels.
 
 One :class:`RnsRing` per parameter set holds the NTT tables of every prime (ciphertext
-primes first, special primes last) and the base-conversion constants of key switching.
+primes first, special primes last) and the ring arithmetic on them: transforms,
+element-wise operations, rescaling, base conversion and Galois permutations. Key
+switching, which combines these with a key, lives in :mod:`.keyswitch`; it shares the
+ring's bases, pointers and scratch buffer (``basis``, ``_ptr``, ``_scratch``, ``_check``).
 Polynomials are C-contiguous uint64 arrays of shape ``(limbs, N)``; limb i belongs to
 prime i of the basis the call names. Sizes and moduli are validated here, in Python,
 before any pointer reaches C.
@@ -54,7 +57,6 @@ class RnsRing:
             tab = self.ffi.cast("uint64_t *", self._tables[i].ctypes.data)
             native.check(self.lib.ckks_modulus_init(self._mods + i, q, psi, self.n, tab), "modulus init")
         self._qp_cache: dict[int, object] = {}
-        self._ks_cache: dict[int, tuple] = {}
         self._scalar_cache: dict = {}
 
     @classmethod
@@ -234,7 +236,7 @@ class RnsRing:
             self._scratch_buf = buf
         return buf
 
-    # ------------------------------------------------------------------ base conversion and key switching
+    # ------------------------------------------------------------------ base conversion
     @staticmethod
     def conv_constants(src, dst) -> tuple[np.ndarray, np.ndarray]:
         """Fast base conversion constants: (src_prod/q_i)^-1 mod q_i and (src_prod/q_i) mod p_t."""
@@ -269,88 +271,6 @@ class RnsRing:
         native.check(self.lib.ckks_base_conv(m_src, len(src), m_dst, len(dst), self.n, self._ptr(x),
                                              self._ptr(inv_hat), self._ptr(hat), self._ptr(out),
                                              self._ptr(scratch), scratch.size), "base_conv")
-        return out
-
-    def _ks_constants(self, nq: int, alpha: int):
-        key = (nq, alpha)
-        if key not in self._ks_cache:
-            qp = self.moduli(nq, True)
-            up = []
-            for lo in range(0, nq, alpha):
-                inv_hat, hat = self.conv_constants(self.q[lo:min(lo + alpha, nq)], qp)
-                up += [inv_hat, hat.reshape(-1)]
-            inv_p, hat_p = self.conv_constants(self.p, self.q[:nq])
-            p_prod = 1
-            for p in self.p:
-                p_prod *= p
-            pinv = np.array([pow(p_prod % q, -1, q) for q in self.q[:nq]], dtype=np.uint64)
-            self._ks_cache[key] = (np.concatenate(up), np.concatenate([inv_p, hat_p.reshape(-1), pinv]))
-        return self._ks_cache[key]
-
-    def keyswitch(self, d: np.ndarray, key: np.ndarray, alpha: int) -> np.ndarray:
-        """Switch d (NTT form, nq limbs) with a key of shape (dnum, 2, L+1+k, N): (2, nq, N)."""
-        nq = self._check(d)
-        ltot = len(self.q) + len(self.p)
-        if key.dtype != np.uint64 or key.ndim != 4 or key.shape[1:] != (2, ltot, self.n) or not key.flags.c_contiguous:
-            raise ParameterError(f"cannot key-switch with a key of shape {key.shape}")
-        if -(-nq // alpha) > key.shape[0] or len(self.p) < alpha:
-            raise ParameterError("cannot key-switch: the key has too few digits for this level")
-        up, down = self._ks_constants(nq, alpha)
-        out = np.empty((2, nq, self.n), dtype=np.uint64)
-        words = self.lib.ckks_keyswitch_scratch(nq, len(self.p), self.n, alpha)
-        scratch = self._scratch(words)
-        native.check(self.lib.ckks_keyswitch(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(d),
-                                             self._ptr(key), key.shape[0], ltot, alpha, self._ptr(up),
-                                             self._ptr(down), self._ptr(out), self._ptr(scratch), scratch.size),
-                     "keyswitch")
-        return out
-
-    def modup(self, d: np.ndarray, alpha: int) -> np.ndarray:
-        """The key-switching digits of d (NTT form, nq limbs), raised to Q*P: (beta, nq + k, N).
-
-        Computed once and reused by :meth:`keyswitch_hoisted` for every rotation of d.
-        """
-        nq = self._check(d)
-        if len(self.p) < alpha or alpha < 1:
-            raise ParameterError(f"cannot decompose with alpha={alpha}: the ring has {len(self.p)} special primes")
-        beta = -(-nq // alpha)
-        up, _ = self._ks_constants(nq, alpha)
-        ext = np.empty((beta, nq + len(self.p), self.n), dtype=np.uint64)
-        scratch = self._scratch(self.lib.ckks_modup_scratch(nq, self.n))
-        native.check(self.lib.ckks_modup(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(d), alpha,
-                                         self._ptr(up), self._ptr(ext), self._ptr(scratch), scratch.size),
-                     "modup")
-        return ext
-
-    def keyswitch_hoisted(self, ext: np.ndarray, key: np.ndarray, alpha: int,
-                          perm: np.ndarray | None = None) -> np.ndarray:
-        """:meth:`keyswitch` of perm(d) from d's digits ``ext`` (see :meth:`modup`): (2, nq, N).
-
-        Raises:
-            ParameterError: for digits or a key of the wrong shape, or a bad permutation.
-        """
-        ltot = len(self.q) + len(self.p)
-        if ext.dtype != np.uint64 or ext.ndim != 3 or not ext.flags.c_contiguous or ext.shape[2] != self.n:
-            raise ParameterError(f"cannot key-switch from digits of shape {ext.shape}")
-        beta, ntot = ext.shape[:2]
-        nq = ntot - len(self.p)
-        if not 1 <= nq <= len(self.q) or beta != -(-nq // alpha):
-            raise ParameterError(f"cannot key-switch from digits of shape {ext.shape} with alpha={alpha}")
-        if key.dtype != np.uint64 or key.ndim != 4 or key.shape[1:] != (2, ltot, self.n) or not key.flags.c_contiguous:
-            raise ParameterError(f"cannot key-switch with a key of shape {key.shape}")
-        if beta > key.shape[0]:
-            raise ParameterError("cannot key-switch: the key has too few digits for this level")
-        if perm is not None:
-            perm = np.ascontiguousarray(perm, dtype=np.uint32)
-            if perm.shape != (self.n,):
-                raise ParameterError(f"cannot key-switch with a permutation of shape {perm.shape}")
-        _, down = self._ks_constants(nq, alpha)
-        out = np.empty((2, nq, self.n), dtype=np.uint64)
-        scratch = self._scratch(self.lib.ckks_ks_dot_scratch(nq, len(self.p), self.n))
-        pp = self.ffi.NULL if perm is None else self.ffi.cast("const uint32_t *", perm.ctypes.data)
-        native.check(self.lib.ckks_ks_dot(self.basis(nq, True), nq, len(self.p), self.n, self._ptr(ext), beta, pp,
-                                          self._ptr(key), key.shape[0], ltot, self._ptr(down), self._ptr(out),
-                                          self._ptr(scratch), scratch.size), "keyswitch")
         return out
 
     # ------------------------------------------------------------------ Galois automorphisms

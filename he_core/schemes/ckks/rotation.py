@@ -36,7 +36,7 @@ class RotationMixin:
         data = np.empty_like(ct.data)
         for i in range(ct.data.shape[0]):
             p0 = r.permute(ct.data[i, 0], perm)
-            ks = r.keyswitch(r.permute(ct.data[i, 1], perm), key, self.params.alpha)
+            ks = self.switcher.key_switch(r.permute(ct.data[i, 1], perm), key, self.params.alpha)
             r.add(p0, ks[0], data[i, 0])
             data[i, 1] = ks[1]
         return self._switched(ct.replace(data=data))
@@ -92,10 +92,10 @@ class RotationMixin:
         r, alpha = self.ring, self.params.alpha
         datas = {k: np.empty_like(ct.data) for k in direct}
         for i in range(ct.data.shape[0]):
-            ext = r.modup(np.ascontiguousarray(ct.data[i, 1]), alpha)
+            ext = self.switcher.mod_up(np.ascontiguousarray(ct.data[i, 1]), alpha)
             for k, g in direct.items():
                 perm = r.galois_perm(g)
-                ks = r.keyswitch_hoisted(ext, self._galois_key(g), alpha, perm)
+                ks = self.switcher.key_switch_hoisted(ext, self._galois_key(g), alpha, perm)
                 r.add(r.permute(np.ascontiguousarray(ct.data[i, 0]), perm), ks[0], datas[k][i, 0])
                 datas[k][i, 1] = ks[1]
         out.update({k: self._switched(ct.replace(data=d)) for k, d in datas.items()})  # one key switch each

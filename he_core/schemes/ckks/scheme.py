@@ -26,12 +26,12 @@ from .coeff import CoeffMixin, is_coeff
 from .encryption import EncryptionMixin
 from .checks import ChecksMixin
 from .keyset import KEY_BUDGET_BYTES, MOVE_ROWS, KeySetMixin  # noqa: F401 - the constants' old home
+from .keyswitch import KeySwitcher
 from .linear import LinearMixin
 from .noise_model import NoiseModel
 from .params import CkksParams, for_answer, for_protocol
 from .refresh import RefreshMixin
 from .release import ReleaseMixin
-from .ring import RnsRing
 from .rotation import RotationMixin
 
 
@@ -51,7 +51,8 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
 
     def __init__(self, params: CkksParams | None = None):
         super().__init__(params if params is not None else CkksParams())
-        self.ring = RnsRing.for_params(self.params)
+        self.switcher = KeySwitcher.for_params(self.params)  # key switching over the ring (see .keyswitch)
+        self.ring = self.switcher.ring
         scales = [0.0] * (self.params.levels + 1)
         scales[-1] = self.params.default_scale
         for level in range(self.params.levels, 0, -1):

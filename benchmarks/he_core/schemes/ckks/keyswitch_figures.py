@@ -10,8 +10,8 @@ the exact decryption of their input (the key switch's error alone), on a set wit
 Hamming-weight secret: slot 0, the worst slot and the median. ``bootstrap``: the
 precision of ``bootstrap_figures`` (bits, -log2 |error|) printed for every slot of every
 input. ``time``: median and min CPU time (thread time, one thread) of
-``RnsRing.keyswitch`` and of the hoisted ``keyswitch_hoisted`` on a bootstrappable set's
-ring, random operands. Each prints one JSON line with the load average.
+``KeySwitcher.key_switch`` and of the hoisted ``key_switch_hoisted`` on a bootstrappable
+set's ring, random operands. Each prints one JSON line with the load average.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 from he_core import KeyRequirements, SeededRandom, SecurityWarning
 from he_core.schemes.ckks import CkksParams, CkksScheme
 from he_core.schemes.ckks.bootstrap import bootstrappable
-from he_core.schemes.ckks.ring import RnsRing
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 
 
 def _load() -> list[float]:
@@ -76,19 +76,20 @@ def keyswitch_time(n: int, dnum: int, reps: int) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)
         params = bootstrappable(n, hamming_weight=192, dnum=dnum, allow_insecure=True)
-    ring = RnsRing.for_params(params)
+    ks = KeySwitcher.for_params(params)
+    ring = ks.ring
     rng = np.random.default_rng(0)
     d = np.stack([rng.integers(0, q, n, dtype=np.uint64) for q in ring.q])
     limbs = np.stack([rng.integers(0, q, n, dtype=np.uint64) for q in ring.q + ring.p])
     key = np.ascontiguousarray(np.broadcast_to(limbs, (params.digits, 2) + limbs.shape))
-    ext, perm = ring.modup(d, params.alpha), ring.galois_perm(5)
+    ext, perm = ks.mod_up(d, params.alpha), ring.galois_perm(5)
     full, hoisted = [], []
     for _ in range(reps):
         start = time.thread_time()
-        ring.keyswitch(d, key, params.alpha)
+        ks.key_switch(d, key, params.alpha)
         full.append(time.thread_time() - start)
         start = time.thread_time()
-        ring.keyswitch_hoisted(ext, key, params.alpha, perm)
+        ks.key_switch_hoisted(ext, key, params.alpha, perm)
         hoisted.append(time.thread_time() - start)
     ms = lambda xs: {"median": round(1e3 * float(np.median(xs)), 2), "min": round(1e3 * min(xs), 2)}  # noqa: E731
     return {"N": n, "q_primes": len(ring.q), "special_primes": len(ring.p), "reps": reps,

@@ -31,13 +31,13 @@ def ctx():
 
 
 class Counter:
-    """Counts the key switches (plain and hoisted) a scheme's ring performs."""
+    """Counts the key switches (plain and hoisted) a scheme's key switcher performs."""
 
-    def __init__(self, ring, monkeypatch):
+    def __init__(self, switcher, monkeypatch):
         self.n = 0
-        for name in ("keyswitch", "keyswitch_hoisted"):
-            fn = getattr(ring, name)
-            monkeypatch.setattr(ring, name, self._wrap(fn))
+        for name in ("key_switch", "key_switch_hoisted"):
+            fn = getattr(switcher, name)
+            monkeypatch.setattr(switcher, name, self._wrap(fn))
 
     def _wrap(self, fn):
         def counted(*args, **kwargs):
@@ -48,13 +48,13 @@ class Counter:
 
 def test_hoisted_keyswitch_equals_keyswitch(ctx):
     s, k = ctx
-    r = s.ring
+    r = s.switcher
     ct = s.encrypt(np.random.default_rng(1).uniform(-1, 1, (3, 8)))
     key = s.public_keys.data["relin"]
     for level in (2, 1, 0):
         d = np.ascontiguousarray(ct.data[0, 1, : level + 1])
-        ext = r.modup(d, s.params.alpha)
-        assert np.array_equal(r.keyswitch_hoisted(ext, key, s.params.alpha), r.keyswitch(d, key, s.params.alpha))
+        ext = r.mod_up(d, s.params.alpha)
+        assert np.array_equal(r.key_switch_hoisted(ext, key, s.params.alpha), r.key_switch(d, key, s.params.alpha))
 
 
 @pytest.mark.parametrize("steps", [[1, 2, 3, 5, 7], [-1, -8, 16, 24], [3]])
@@ -70,17 +70,17 @@ def test_rotate_many_matches_single_rotations(ctx, steps):
 
 def test_hoisted_kernels_refuse_bad_input(ctx):
     s, _ = ctx
-    r = s.ring
+    r = s.switcher
     ct = s.encrypt([[1.0]])
-    ext = r.modup(np.ascontiguousarray(ct.data[0, 1]), s.params.alpha)
+    ext = r.mod_up(np.ascontiguousarray(ct.data[0, 1]), s.params.alpha)
     key = s.public_keys.data["relin"]
     with pytest.raises(HEError):
-        r.keyswitch_hoisted(ext[:, :-1].copy(), key, s.params.alpha)
+        r.key_switch_hoisted(ext[:, :-1].copy(), key, s.params.alpha)
     with pytest.raises(HEError):
-        r.keyswitch_hoisted(ext, key[:, :, :-1].copy(), s.params.alpha)
-    bad = np.full(r.n, r.n, dtype=np.uint32)  # out of range: refused in C, never read
+        r.key_switch_hoisted(ext, key[:, :, :-1].copy(), s.params.alpha)
+    bad = np.full(s.ring.n, s.ring.n, dtype=np.uint32)  # out of range: refused in C, never read
     with pytest.raises(HEError):
-        r.keyswitch_hoisted(ext, key, s.params.alpha, bad)
+        r.key_switch_hoisted(ext, key, s.params.alpha, bad)
 
 
 def test_restride_of_a_fresh_column_is_cheap(ctx, monkeypatch):
@@ -89,7 +89,7 @@ def test_restride_of_a_fresh_column_is_cheap(ctx, monkeypatch):
     rng = np.random.default_rng(4)
     x, w, t = rng.uniform(-1, 1, (16, 8)), rng.uniform(-1, 1, (16, 8)), rng.uniform(-1, 1, (16, 1))
     inner, fresh = s.inner(s.encrypt(x), s.encrypt(w)), s.encrypt(t)
-    count = Counter(s.ring, monkeypatch)
+    count = Counter(s.switcher, monkeypatch)
     out = s.sub(inner, fresh)
     assert count.n <= 12, f"{count.n} key switches"  # was 43
     assert np.max(np.abs(s.decrypt_exact_local(out, k.secret) - ((x * w).sum(1, keepdims=True) - t))) <= BOUND
@@ -100,7 +100,7 @@ def test_take_rows_is_cheap(ctx, monkeypatch):
     x = np.random.default_rng(5).uniform(-1, 1, (16, 8))
     rows = np.array([3, 1, 4, 1, 5, 9, 2, 6, 15, 0, 7, 8])
     a = s.encrypt(x)
-    count = Counter(s.ring, monkeypatch)
+    count = Counter(s.switcher, monkeypatch)
     out = s.take_rows(a, rows)
     assert count.n <= 8, f"{count.n} key switches"  # was 10
     assert np.max(np.abs(s.decrypt_exact_local(out, k.secret) - x[rows])) <= BOUND
@@ -111,7 +111,7 @@ def test_matvec_uses_about_two_sqrt_diagonals_key_switches(ctx, monkeypatch):
     rng = np.random.default_rng(6)
     x, m = rng.uniform(-1, 1, (16, 8)), rng.uniform(-1, 1, (8, 8))
     a = s.encrypt(x)
-    count = Counter(s.ring, monkeypatch)
+    count = Counter(s.switcher, monkeypatch)
     out = s.matvec(a, m)
     assert count.n <= 8, f"{count.n} key switches"  # 1 + 3 babies + 3 giants for 15 diagonals
     assert np.max(np.abs(s.decrypt_exact_local(out, k.secret) - x @ m.T)) <= BOUND

@@ -112,12 +112,12 @@ def test_a_one_row_matrix_skips_the_start_rotation(shape, monkeypatch):
     x, m = rng.uniform(-1, 1, (3, 30)), rng.uniform(-1, 1, shape)
     a = s.encrypt(x)
     counted = []
-    for name in ("keyswitch", "keyswitch_hoisted"):
-        fn = getattr(s.ring, name)
-        monkeypatch.setattr(s.ring, name, lambda *args, _fn=fn, _name=name, **kw: counted.append(_name) or _fn(*args,
+    for name in ("key_switch", "key_switch_hoisted"):
+        fn = getattr(s.switcher, name)
+        monkeypatch.setattr(s.switcher, name, lambda *args, _fn=fn, _name=name, **kw: counted.append(_name) or _fn(*args,
                                                                                                           **kw))
     out = s.matvec(a, m)
-    full, hoisted = counted.count("keyswitch"), counted.count("keyswitch_hoisted")
+    full, hoisted = counted.count("key_switch"), counted.count("key_switch_hoisted")
     # 30 diagonals k = 0..29 (one row): 7 hoisted babies, giants 8, 16, 24; two rows add k = -1 and the start
     assert (full, hoisted) == ((3, 7) if shape[0] == 1 else (6, 7))
     got = s._decrypt_slots(out, s._s_full(secret)).real.reshape(-1, 32)[:3]

@@ -6,8 +6,10 @@ in doubles, so a residue within ~np 2^-52 P of +-P/2 may land on the other side:
 result is then off by one (still within 1/2 + 2^-40 of x / P). A floored conversion is
 off by up to np on most coefficients, which these tests catch.
 
-The mod-down is reached through ``keyswitch_hoisted`` with one digit and a key of ones
-(the constant polynomial 1): the inner product is then the digit itself.
+The mod-down is reached through ``KeySwitcher.key_switch_hoisted`` with one digit and a key of ones
+(the constant polynomial 1): the inner product is then the digit itself. The exact definition
+is :func:`reference.mod_down`; test_keyswitch.py checks the whole key switch against
+:func:`reference.key_switch`.
 """
 import warnings
 
@@ -16,6 +18,8 @@ import pytest
 
 from he_core import KeyRequirements, SeededRandom
 from he_core.schemes.ckks import CkksParams, CkksScheme
+from he_core.schemes.ckks import reference as ref
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.primes import ntt_primes
 from he_core.schemes.ckks.ring import RnsRing
 
@@ -29,32 +33,12 @@ def ring_with(np_: int) -> RnsRing:
     return RnsRing(N, qs, ps)
 
 
-def mod_down_reference(ring: RnsRing, x: list[list[int]]) -> np.ndarray:
-    """round(x / P) per ciphertext prime, from coefficient-form residues x[limb][k] over Q*P (exact integers)."""
-    nq = len(ring.q)
-    big_p = 1
-    for p in ring.p:
-        big_p *= p
-    out = np.empty((nq, ring.n), dtype=np.uint64)
-    for k in range(ring.n):
-        xp = 0  # CRT of the P residues
-        for i, p in enumerate(ring.p):
-            hat = big_p // p
-            xp += x[nq + i][k] * hat * pow(hat, -1, p)
-        xp %= big_p
-        if xp > big_p // 2:
-            xp -= big_p
-        for t, q in enumerate(ring.q):
-            out[t, k] = (x[t][k] - xp) * pow(big_p, -1, q) % q
-    return out
-
-
 def kernel_mod_down(ring: RnsRing, residues: np.ndarray) -> np.ndarray:
     """The kernel's mod-down of coefficient-form residues (nq + np, N): coefficient form (nq, N), part 0."""
     nq, ltot = len(ring.q), len(ring.q) + len(ring.p)
     ext = ring.ntt(np.ascontiguousarray(residues, dtype=np.uint64).copy(), special=True)[None]
     key = np.ones((1, 2, ltot, ring.n), dtype=np.uint64)  # NTT form of the constant 1, both parts
-    out = ring.keyswitch_hoisted(ext, key, alpha=nq)
+    out = KeySwitcher(ring).key_switch_hoisted(ext, key, alpha=nq)
     assert np.array_equal(out[0], out[1])
     return ring.intt(np.ascontiguousarray(out[0]))
 
@@ -84,7 +68,7 @@ def test_mod_down_rounds_to_nearest_on_random_inputs(np_):
     rng = np.random.default_rng(np_)
     values = [int.from_bytes(rng.bytes(qp.bit_length() // 8 + 8), "little") % qp for _ in range(N)]
     res, exact = residues_of(ring, values)
-    diff = off_by(kernel_mod_down(ring, res), mod_down_reference(ring, exact), ring)
+    diff = off_by(kernel_mod_down(ring, res), ref.mod_down(exact, ring.q, ring.p), ring)
     assert np.all(np.abs(diff) <= 1)
     assert np.count_nonzero(diff) == 0, f"{np.count_nonzero(diff)} coefficients off by one on random inputs"
 
@@ -116,7 +100,7 @@ def test_mod_down_at_the_half_way_residues_is_within_one(np_):
     edges = [half - 1, half, half + 1, half + 2, -half - 1, -half, -half + 1, 0, 1, -1]
     values = [(7 + k) * big_p + edges[k % len(edges)] for k in range(N)]
     res, exact = residues_of(ring, values)
-    diff = off_by(kernel_mod_down(ring, res), mod_down_reference(ring, exact), ring)
+    diff = off_by(kernel_mod_down(ring, res), ref.mod_down(exact, ring.q, ring.p), ring)
     assert np.all(np.abs(diff) <= 1)
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from he_core import native
 from he_core.native import DimensionMismatchError, NullPointerError, ScratchError
+from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.primes import ntt_primes
 from he_core.schemes.ckks.ring import RnsRing
 from he_core.threads import using_threads
@@ -29,7 +30,7 @@ def ks_args(scratch, words, m=None, n=N):
     """Arguments of ckks_keyswitch at the top level (alpha = 1), with the given scratch."""
     nq, ltot = len(QS), len(QS) + len(PS)
     key = np.zeros((nq, 2, ltot, n), dtype=np.uint64)
-    up, down = RING._ks_constants(nq, 1)
+    up, down = KeySwitcher(RING).constants(nq, 1)
     d, out = poly(nq, n), np.empty((2, nq, n), dtype=np.uint64)
     keep = (key, up, down, d, out)
     return keep, (m if m is not None else RING.basis(nq, True), nq, len(PS), n, ptr(d), ptr(key), nq, ltot, 1,
@@ -84,7 +85,7 @@ def test_short_or_misaligned_scratch_is_refused(one_thread):
                                       LIB.ckks_rescale_scratch(N) - 1), "rescale")
     d = poly(nq)
     ext = np.empty((nq, nq + len(PS), N), dtype=np.uint64)
-    up, down = RING._ks_constants(nq, 1)
+    up, down = KeySwitcher(RING).constants(nq, 1)
     with pytest.raises(ScratchError):
         native.check(LIB.ckks_modup(RING.basis(nq, True), nq, len(PS), N, ptr(d), 1, ptr(up), ptr(ext), ptr(buf),
                                     LIB.ckks_modup_scratch(nq, N) - 1), "modup")
