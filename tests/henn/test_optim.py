@@ -1,4 +1,5 @@
-"""henn.optim.SGD on the plaintext twin (exact): the update rules, sparse rows, and all-or-nothing steps."""
+"""henn.optim.SGD on the plaintext twin (exact): the update rules, sparse rows, and all-or-nothing steps;
+then one step and its refusals on every scheme (the ``env`` fixture) against numpy."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -77,3 +78,29 @@ def test_zero_grad_forgets_every_gradient(scheme):
     p.grad = EncTensor.encrypt(scheme, np.ones((1, 1)))
     SGD([p], lr=1.0).zero_grad()
     assert p.grad is None
+
+
+# --------------------------------------------------------------------------- every scheme (the env fixture)
+def test_sgd_step_matches_numpy(env):
+    w = np.array([[1.0, -2.0, 0.5]])
+    g = np.array([[0.25, 0.5, -1.0]])
+    p = Parameter(EncTensor.encrypt(env.scheme, w), "w")
+    opt = SGD([p], lr=0.5)
+    p.grad = EncTensor.encrypt(env.scheme, g)
+    opt.step()
+    np.testing.assert_allclose(env.decrypt(p.value), w - 0.5 * g, atol=env.tol(3))
+    opt.step()
+    np.testing.assert_allclose(env.decrypt(p.value), w - g, atol=env.tol(5))
+    assert opt.steps == 2
+    opt.zero_grad()
+    with pytest.raises(RuntimeError, match="no gradient"):
+        opt.step()
+
+
+def test_sgd_rejects_bad_settings(env):
+    with pytest.raises(ValueError, match="learning rate"):
+        SGD([], lr=0)
+    with pytest.raises(TypeError):
+        SGD([], lr=1, refresh_every=2)  # refreshing is the refresh policy's job, not the optimiser's
+    with pytest.raises(TypeError, match="expected an EncTensor"):
+        Parameter(np.ones(3))

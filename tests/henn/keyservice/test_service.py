@@ -1,4 +1,4 @@
-"""The job-bound key service and the trainer's remote key holder, in one process.
+"""henn.keyservice.service: the job-bound key service, in one process (the trainer's side: test_client.py).
 
 The service runs in a thread on a Unix socket in a private directory; the
 multi-process workflow through ``henn job create`` / ``henn serve-keys`` is tested in
@@ -6,9 +6,7 @@ multi-process workflow through ``henn job create`` / ``henn serve-keys`` is test
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -20,62 +18,8 @@ from henn.keyholder import BudgetExhausted, RefreshTerms
 from henn.keyservice import ERROR, HELLO, OK, REENCRYPT, RELEASE, KeyService, KeyServiceError, RemoteKeyHolder, protocol
 from henn.keyservice.transport import connect
 
-SHAPE = (2, 3)
+from .service_env import SHAPE, make_job, serving  # noqa: F401 - serving: tests/henn/training/test_fit.py imports it here
 
-
-@contextlib.contextmanager
-def serving(service: KeyService, address: str):
-    """The service answering on ``address`` in a thread while the block runs."""
-    ready = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(address,), kwargs={"ready": lambda _: ready.set()},
-                              daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield
-    finally:
-        service.stop()
-        thread.join(10)
-
-
-def make_job(scheme, secret, keys_dir, **terms) -> jobs.JobSpec:
-    probe = scheme.encrypt(np.zeros(SHAPE))
-    spec = jobs.JobSpec(job_id=jobs.new_job_id(), key_id=secret.key_id, scheme=scheme.name,
-                        params_id=scheme.params_id,
-                        terms=RefreshTerms(**{"refreshes": 50, "releases": 5, "min_aggregate": 10, **terms}),
-                        targets=[scheme.refresh_target_signature(probe, None)], scale_log2=math.log2(probe.scale),
-                        model={"task": "test"})
-    keys_dir.mkdir(mode=0o700, exist_ok=True)
-    jobs.write_spec(keys_dir, spec)
-    return spec
-
-
-@pytest.fixture(params=["plain", "vhe"])
-def served(request, tmp_path):
-    """(scheme, secret, service, address) with the service running in a thread."""
-    scheme = he_core.get_scheme(request.param)
-    secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)), rng=he_core.SeededRandom(1))
-    keys = tmp_path / "job"
-    spec = make_job(scheme, secret, keys)
-    service = KeyService(scheme, secret, spec, jobs.Journal(keys))
-    address = f"unix:{tmp_path / 'sock' / 'k.sock'}"
-    with serving(service, address):
-        yield scheme, secret, service, address
-    service.journal.close()
-
-
-def test_remote_refresh_keeps_values_and_is_journaled(served):
-    scheme, secret, service, address = served
-    values = np.array([[0.5, -1.25, 0.0], [3.0, -0.0625, 7.5]])
-    ct = scheme.encrypt(values)
-    with RemoteKeyHolder(address, scheme, secret.key_id) as remote:
-        fresh = remote.refresh(ct)
-        again = remote.refresh(fresh)
-        assert remote.refresh_rounds == 2 and remote.bytes_exchanged > 2 * ct.nbytes
-        assert remote.terms == service.spec.terms  # the masks are sized for the job's terms
-    for out in (fresh, again):
-        np.testing.assert_array_equal(scheme.decrypt_exact_local(out, secret), values)  # exact: values on the grid
-    assert service.journal.refreshes == 2 and service.journal.releases == 0
 
 
 def test_remote_key_holder_cannot_decrypt_and_aggregates_go_to_the_owner(served):
@@ -176,16 +120,6 @@ def test_a_closed_job_or_another_key_is_not_served(tmp_path):
         KeyService(scheme, other, spec, jobs.Journal(tmp_path / "job"))
 
 
-def test_the_trainer_checks_key_and_job(served):
-    scheme, secret, service, address = served
-    with pytest.raises(KeyServiceError, match="holds"):
-        RemoteKeyHolder(address, scheme, "0" * 32)
-    with pytest.raises(KeyServiceError, match="made for job"):
-        RemoteKeyHolder(address, scheme, secret.key_id, job={**service.spec.public(), "job_id": "someone-else"})
-    with RemoteKeyHolder(address, scheme, secret.key_id, job=service.spec.public()) as remote:
-        assert remote.job["job_id"] == service.spec.job_id
-
-
 def test_garbage_gets_an_error_frame_and_the_service_survives(served):
     scheme, secret, service, address = served
     conn = connect(address, timeout=5)
@@ -200,13 +134,6 @@ def test_garbage_gets_an_error_frame_and_the_service_survives(served):
     finally:
         conn.close()
     assert service.errors == 4
-
-
-def test_an_unreachable_service_is_a_clear_error(tmp_path):
-    scheme = he_core.get_scheme("plain")
-    scheme.keygen()
-    with pytest.raises(KeyServiceError, match="cannot reach"):
-        RemoteKeyHolder(f"unix:{tmp_path / 'none' / 'k.sock'}", scheme, "0" * 32, timeout=2)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""Helpers shared by the transport tests: a server call in a thread, and a client that fails fast."""
+"""Helpers shared by the transport tests: a server call in a thread, clients that fail fast, a socket path."""
 from __future__ import annotations
 
+import socket
 import threading
 
 from henn.keyservice.transport import connect
@@ -33,3 +34,16 @@ class InThread:
         if "error" in self._out:
             raise self._out["error"]
         return self._out["value"]
+
+
+def sock_path(tmp_path) -> str:
+    """A socket path in a directory ``listen`` creates (0700)."""
+    return str(tmp_path / "run" / "k.sock")
+
+
+def raw_client(path: str) -> socket.socket:
+    """A client that speaks raw bytes (the attacker's view); our own uid, so it passes the peer check."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    return sock

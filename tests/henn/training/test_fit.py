@@ -126,11 +126,6 @@ def test_errors_are_named():
         fit(model, XOR_X * 1e3, XOR_Y, keyholder=kh, lr=1e3, epochs=30, batch_size=4)
 
 
-def test_the_in_process_key_holder_says_it_is_one_party():
-    with pytest.warns(SinglePartyWarning, match="one party"):
-        in_process_keyholder("plain", [1, 2])
-
-
 @pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
 def test_a_three_layer_mlp_on_ckks_matches_the_twin():
     """2 -> 4 -> 3 -> 1, three full-batch steps: the released losses agree with float64 within 2e-6.

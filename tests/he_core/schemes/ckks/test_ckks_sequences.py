@@ -1,6 +1,6 @@
 """Random sequences of operations against numpy: layouts, levels and scales must compose.
 
-Single operations are checked in ``test_ckks_scheme.py``; here hypothesis chains them
+Single operations are checked in ``test_scheme.py``; here hypothesis chains them
 (broadcasts, row movements, inner products, free scalars, mixed levels), which is how
 the henn layers use the scheme. Values stay in [-1, 1]-ish so errors stay comparable;
 an operation that would need a level the operands no longer have must raise

@@ -1,18 +1,15 @@
-"""``henn train xor`` and the dispatcher."""
+"""henn.cli.xor: ``henn train xor`` (the dispatcher itself: test_cli.py)."""
 from __future__ import annotations
 
 import json
 import os
 import pathlib
-import shutil
 import stat
-import subprocess
-import sys
 
 import pytest
 
 from henn import io
-from henn.cli import build_parser, main
+from henn.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -99,44 +96,6 @@ def test_save_and_plot(tmp_path, capsys):
     assert "seed" not in loaded.meta["config"]  # a model file never tells how to replay the initial weights
     assert loaded.meta["final_loss"] == pytest.approx(summary["final_loss"])
     io.load_secret(tmp_path / "model", key_id=loaded.key_id, allow_insecure=True)
-
-
-def test_dispatcher_lists_train_and_optional_commands():
-    parser = build_parser()
-    help_text = parser.format_help()
-    assert "train" in help_text
-    for module, command in (("sentiment", "evaluate"), ("bench", "bench")):
-        present = (ROOT / "henn" / "cli" / f"{module}.py").exists()
-        if present:
-            assert command in help_text
-
-
-def _subprocess_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def test_python_dash_m_henn():
-    proc = subprocess.run([sys.executable, "-m", "henn", "train", "xor", "--scheme", "plain", "--epochs", "3",
-                           "--json", "--quiet"], capture_output=True, text=True, env=_subprocess_env(), timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs"] == 3
-    bad = subprocess.run([sys.executable, "-m", "henn", "train", "xor", "--epochs", "x"], capture_output=True,
-                         text=True, env=_subprocess_env(), timeout=120)
-    assert bad.returncode == 2 and "usage: henn" in bad.stderr
-
-
-def test_console_script():
-    exe = shutil.which("henn")
-    if exe is None:
-        pytest.skip("the henn console script is not installed")
-    proc = subprocess.run([exe, "train", "xor", "--scheme", "plain", "--epochs", "2", "--json", "--quiet"],
-                          capture_output=True, text=True, timeout=120, cwd="/")
-    if "No module named 'henn'" in proc.stderr:
-        pytest.skip("the editable install predates the henn package: re-run `pip install -e .`")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["task"] == "xor"
 
 
 def test_runtime_failure_exits_1_with_message(capsys):

@@ -1,4 +1,4 @@
-"""Losses and SGD against numpy."""
+"""henn.losses: gradients and values against numpy, on every scheme (the ``env`` fixture)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,6 @@ import pytest
 
 from henn import activations
 from henn.losses import MSELoss, PolyLogisticLoss
-from henn.module import Parameter
-from henn.optim import SGD
 from henn.tensor import EncTensor
 
 Y = np.array([[0.0], [1.0], [1.0], [0.0]])
@@ -32,31 +30,6 @@ def test_poly_logistic_gradient_and_value(env):
     np.testing.assert_allclose(env.decrypt(g), (act.value(z) - Y) / 4, atol=env.tol(30, 4.0))
     p = np.clip(act.value(z), 1e-7, 1 - 1e-7)
     assert loss.value(z, Y) == pytest.approx(np.mean(-(Y * np.log(p) + (1 - Y) * np.log(1 - p))))
-
-
-def test_sgd_step_matches_numpy(env):
-    w = np.array([[1.0, -2.0, 0.5]])
-    g = np.array([[0.25, 0.5, -1.0]])
-    p = Parameter(EncTensor.encrypt(env.scheme, w), "w")
-    opt = SGD([p], lr=0.5)
-    p.grad = EncTensor.encrypt(env.scheme, g)
-    opt.step()
-    np.testing.assert_allclose(env.decrypt(p.value), w - 0.5 * g, atol=env.tol(3))
-    opt.step()
-    np.testing.assert_allclose(env.decrypt(p.value), w - g, atol=env.tol(5))
-    assert opt.steps == 2
-    opt.zero_grad()
-    with pytest.raises(RuntimeError, match="no gradient"):
-        opt.step()
-
-
-def test_sgd_rejects_bad_settings(env):
-    with pytest.raises(ValueError, match="learning rate"):
-        SGD([], lr=0)
-    with pytest.raises(TypeError):
-        SGD([], lr=1, refresh_every=2)  # refreshing is the refresh policy's job, not the optimiser's
-    with pytest.raises(TypeError, match="expected an EncTensor"):
-        Parameter(np.ones(3))
 
 
 def test_one_hot():

@@ -1,4 +1,5 @@
-"""Every way a file can be wrong raises FormatError naming the problem."""
+"""he_core.loading (through ``serialization.loads``): every way a file can be wrong raises FormatError
+naming the problem."""
 from __future__ import annotations
 
 import hashlib

@@ -28,7 +28,7 @@ coefficients. Checks on every ciphertext:
 Parameters: N = 2048 (explicitly insecure, for speed) with the production prime sizes,
 and the 32-bit-scale shape of the sentiment tables for coefficient layouts; one check
 on the default 128-bit N = 8192 set. Observed ratios: docs/noise.md, produced by
-``python tests/he_core/schemes/ckks/test_ckks_noise.py``.
+``python tests/he_core/schemes/ckks/test_noise.py``.
 """
 import math
 import warnings
