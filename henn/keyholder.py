@@ -267,12 +267,15 @@ class KeyHolder(MaskedRefresh):
 
         Raises:
             BudgetExhausted: the job's release budget is spent.
+            he_core.MismatchError: ``ct`` is malformed (e.g. a residue not below its prime, a
+                scale that is not finite and positive) or under another key.
             he_core.PrecisionError: the flooding would leave too few bits (see :mod:`he_core.flooding`).
         """
         ct = _as_ct(x, "release")
         if self.releases >= self.terms.releases:
             raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
                                   "decryptions is spent (the flooding was sized for that many)")
+        self.scheme.validate(ct)  # a received ciphertext: checked as the key service checks one, before decrypting
         self.releases += 1
         self.bytes_exchanged += ct.nbytes
         values = self.scheme.decrypt(ct, self._secret, flooding=self.terms.flooding, rng=self._rng)
@@ -298,6 +301,7 @@ class KeyHolder(MaskedRefresh):
 
         Raises:
             BudgetExhausted: the job's release budget is spent.
+            he_core.MismatchError: ``ct`` is malformed or under another key (as :meth:`release`).
             he_core.PrecisionError: the flooding would leave too few bits.
         """
         ct = _as_ct(x, "release")
@@ -306,6 +310,7 @@ class KeyHolder(MaskedRefresh):
         if self.releases >= self.terms.releases:  # before any decryption
             raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
                                   "decryptions is spent (the flooding was sized for that many)")
+        self.scheme.validate(ct)
         fresh = self.scheme.reencrypt_masked(ct, None, self._secret, rng=self._rng)
         self.bytes_exchanged += ct.nbytes - fresh.nbytes  # what crossed is ``ct``; release counts ``fresh``
         return self.release(fresh)
