@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cml-json", help="reuse (or write) Concrete-ML's results here")
     parser.add_argument("--ring", type=int, default=None, help="an insecure ring degree for trials")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--henn-json", help="reuse henn's half from this earlier --json output (no encrypted run)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     Xtr, Xte, ytr, yte, clear = split()
@@ -126,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     if steps is None:
         print(f"henn's twin does not reach {goal:.4f} in {MAX_STEPS} steps", file=sys.stderr)
         return 1
-    henn = henn_encrypted(Xtr, Xte, ytr, yte, clear, steps, args.ring)
+    if args.henn_json:
+        henn = json.loads(Path(args.henn_json).read_text())["henn"]
+    else:
+        henn = henn_encrypted(Xtr, Xte, ytr, yte, clear, steps, args.ring)
     cml = concrete_time_to(concrete(args), goal)
     result = {"goal_accuracy": goal, "clear_accuracy": float((clear == yte).mean()), "henn_twin_curve": curve,
               "henn": henn, "concrete_ml": cml}
