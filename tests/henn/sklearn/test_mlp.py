@@ -38,7 +38,7 @@ def test_mlp_classifier_on_plain_follows_the_estimator_contract(cancer):
 def test_digits_mlp_trains_encrypted_on_ckks_within_budget():
     """The issue's bar: load_digits, (32,), every weight encrypted, >= 0.90 and within 1 point of plain, <= 15 min.
 
-    Run: python -m pytest -m slow -s tests/henn/test_sklearn.py -k digits
+    Run: python -m pytest -m slow -s tests/henn/sklearn/test_mlp.py -k digits
     """
     X, y = load_digits(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
@@ -64,7 +64,7 @@ def test_breast_cancer_mlp_on_ckks_matches_the_plain_twin(cancer):
     """Full breast-cancer training (monitoring on): a partial last batch once added monitor terms
     at scales a realignment could not reach, and the release failed (he_core's alignment test).
 
-    Run: python -m pytest -m slow tests/henn/test_sklearn.py -k breast_cancer_mlp
+    Run: python -m pytest -m slow tests/henn/sklearn/test_mlp.py -k breast_cancer_mlp
     """
     Xtr, Xte, ytr, yte = cancer
     scores = {s: EncryptedMLPClassifier((32,), scheme=s, random_state=0).fit(Xtr, ytr).score(Xte, yte)
