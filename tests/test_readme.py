@@ -173,6 +173,10 @@ COMMANDS = {
     "python -m benchmarks.peers train": (HELP, "five epochs of encrypted training beside TenSEAL: minutes"),
     "python -m benchmarks.peers.concrete_ml --cml-python VENV/bin/python": (
         HELP, "needs Concrete-ML in its own venv (VENV is a placeholder)"),
+    "henn train sentiment --data ROOT --scheme vhe --cluster local --workers 2 --json": (
+        HELP, "the full IMDB split on a local Dask cluster: minutes (tests/henn/distributed/test_training.py)"),
+    "python -m benchmarks.peers.lr_time_to_accuracy --cml-python VENV/bin/python": (
+        HELP, "128-bit training beside Concrete-ML's encrypted training: hours, Concrete-ML in its own venv"),
     "henn predict --bundle bundle.henn --cluster local --workers 2 --data X.csv --out Y.csv --json": (
         HELP, "needs a bundle and starts a Dask cluster (tests/henn/distributed and tests/henn/cli/test_serve.py)"),
     "DASK_DISTRIBUTED__COMM__TLS__CA_FILE=ca.pem DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=me.pem "
