@@ -195,6 +195,29 @@ def test_ckks_spends_the_stated_levels(ckks):
         assert top - ckks.budget(ckks.polyval(x, free))["level"] <= stated
 
 
+def test_ckks_op_cost_covers_an_operand_off_its_working_scale(ckks):
+    """After a scalar absorbed into the scale (an activation's 1/a) ckks may spend one more
+    level realigning the circuit's terms: its op_cost says so, and is never exceeded."""
+    rng = np.random.default_rng(13)
+    x0 = ckks.encrypt(np.array([[-1.0, -0.3, 0.4, 0.9]]), rng=he_core.SeededRandom(4))
+    ran = 0
+    for factor in (0.25, 0.5, 0.7, 3.0):
+        x = ckks.mul_plain(x0, factor)
+        top = ckks.budget(x)["level"]
+        for degree in range(1, 9):
+            for shape in ("all", "odd" if degree % 2 else "even"):
+                coeffs = _shaped(rng, degree, shape, 0.05, 0.9)
+                cost = ckks.op_cost("polyval", x, coeffs=coeffs).depth
+                assert cost == circuits.polyval_depth(coeffs, ckks.polyval_style) + 1
+                try:
+                    spent = top - ckks.budget(ckks.polyval(x, coeffs))["level"]
+                except he_core.errors.AlignmentError:  # terms too far off scale to realign: refused, not wrong
+                    continue
+                ran += 1
+                assert spent <= cost, (factor, coeffs, spent, cost)
+    assert ran >= 50
+
+
 class _Clear:
     """The four calls in float64: the plain scheme must match it bit for bit."""
 

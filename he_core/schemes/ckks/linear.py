@@ -21,6 +21,7 @@ same weights to every query, and the encodings do not depend on any key).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -32,6 +33,7 @@ import numpy as np
 from ...circuits import PolyStyle
 from ...errors import EncodingError
 from . import layout, noise
+from .scales import scales_match
 
 
 #: Bytes of encoded diagonals kept for the process (every scheme instance and client key share them).
@@ -58,6 +60,18 @@ class LinearMixin:
         if a.meta.get("coeff"):
             raise self._need_slots("polyval", a)
         return super().polyval(a, coeffs)
+
+    def op_cost(self, op, *operands, rows=None, coeffs=None):
+        """As :meth:`OperationCosts.op_cost`, plus a level for ``polyval`` on an operand off its working scale.
+
+        A scalar absorbed into the scale (an activation's ``1/a``) leaves the operand off
+        the working scale; the circuit's terms then reach one level at different scales
+        and adding them spends a level to realign (``ArithMixin._align_add``).
+        """
+        cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs)
+        if op == "polyval" and operands and not scales_match(operands[0].scale, self._scale_at(self.level(operands[0]))):
+            return dataclasses.replace(cost, depth=cost.depth + 1)
+        return cost
 
     def _matvec(self, a, matrix, key):
         if a.meta.get("coeff"):
