@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .ciphertext import Ciphertext
-from .circuits import polyval_depth_bound
+from .circuits import GENERIC, PolyStyle, polyval_depth
 
 #: Operations whose cost :meth:`OperationCosts.op_cost` knows.
 COSTED = ("add", "sub", "neg", "add_plain", "sub_plain", "row_sum", "take_rows", "concat_rows", "index_add_",
@@ -40,17 +40,6 @@ class OpCost:
     extra_bits: float = 0.0
 
 
-def polyval_depth(coeffs: Sequence[float]) -> int:
-    """The depth :meth:`he_core.Scheme.polyval` spends on ``coeffs``: ``ceil(log2 d) + 1`` for degree ``d``.
-
-    Zero leading coefficients do not count; a constant costs one plaintext product
-    (it is evaluated as ``0 * x + c0``).
-    """
-    c = np.asarray(coeffs, dtype=np.float64)
-    nonzero = [i for i in range(1, c.size) if c[i] != 0.0]
-    return polyval_depth_bound(max(nonzero)) if nonzero else 1
-
-
 def _broadcast(a: Ciphertext, b: Ciphertext) -> int:
     """One mask level when two ciphertext operands have different shapes (a broadcast)."""
     return int(tuple(a.shape) != tuple(b.shape))
@@ -63,6 +52,9 @@ def _rows_bits(rows: Any, default: int) -> float:
 
 class OperationCosts:
     """Mixin of :class:`he_core.Scheme`: the cost of each interface operation."""
+
+    #: How this scheme's ``polyval`` circuit is shaped (:mod:`he_core.circuits`); its depth is the cost.
+    polyval_style: PolyStyle = GENERIC
 
     def op_cost(self, op: str, *operands: Ciphertext, rows: Any = None,
                 coeffs: Sequence[float] | None = None) -> OpCost:
@@ -94,5 +86,5 @@ class OperationCosts:
         if op == "polyval":
             if coeffs is None:
                 raise ValueError("cannot cost polyval without its coefficients")
-            return OpCost(depth=polyval_depth(coeffs))
+            return OpCost(depth=polyval_depth(coeffs, self.polyval_style))
         raise ValueError(f"cannot cost {op!r}: not an interface operation ({', '.join(COSTED)})")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from .. import circuits
 from ..capabilities import Capability
 from ..ciphertext import Ciphertext
@@ -47,10 +49,20 @@ class Products:
         return self._rescale(a)
 
     def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
-        """Evaluate ``sum(coeffs[i] * a**i)`` element-wise, with depth ceil(log2(degree)) + 1."""
+        """Evaluate ``sum(coeffs[i] * a**i)`` element-wise by :func:`he_core.circuits.polyval`.
+
+        The circuit's shape is the scheme's ``polyval_style``; its depth is
+        ``op_cost("polyval", a, coeffs=coeffs).depth``, at most ``ceil(log2(degree)) + 1``
+        for the generic style. The circuit's operands are ``a`` (checked here) and
+        ciphertexts made from it, so its products and sums go straight to the hooks
+        (:class:`SchemeHooks`) instead of re-checking keys, parameters and shapes.
+
+        Raises:
+            EncodingError: the coefficients are not a non-empty 1-D sequence of finite reals.
+        """
         self.require(Capability.CIPHER_MULTIPLY)
         self._check_ct(a)
-        return circuits.polyval(self, a, coeffs)
+        return circuits.polyval(SchemeHooks(self), a, coeffs, self.polyval_style)
 
     # Hooks: reaching one means the capability was declared but not implemented.
     def _mul(self, a, b, rescale):
@@ -89,3 +101,24 @@ class LinearMapping:
 
     def _matvec(self, a, matrix, key):
         raise CapabilityError(self.name, Capability.LINEAR_TRANSFORM.value)
+
+
+class SchemeHooks:
+    """The four calls :func:`he_core.circuits.polyval` makes, bound to a scheme's ``_``-prefixed hooks."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, scheme: Any):
+        self._s = scheme
+
+    def mul(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._s._mul(a, b, True)
+
+    def mul_plain(self, a: Ciphertext, c: float) -> Ciphertext:
+        return self._s._mul_plain(a, np.array(float(c)), True)
+
+    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._s._add(a, b)
+
+    def add_plain(self, a: Ciphertext, c: float) -> Ciphertext:
+        return self._s._add_plain(a, np.array(float(c)))

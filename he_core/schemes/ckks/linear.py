@@ -21,6 +21,7 @@ same weights to every query, and the encodings do not depend on any key).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -29,9 +30,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ...circuits import power_plan
+from ...circuits import PolyStyle
 from ...errors import EncodingError
 from . import layout, noise
+from .scales import scales_match
 
 
 #: Bytes of encoded diagonals kept for the process (every scheme instance and client key share them).
@@ -47,6 +49,29 @@ def bsgs_giant(n_diag: int) -> int:
 
 class LinearMixin:
     """matvec (BSGS diagonal method) and polyval (coefficients folded into factors)."""
+
+    #: A plaintext product costs a level here, so each coefficient rides on a product its
+    #: power needs anyway; odd fits (sigmoid - 1/2, tanh) of degree >= 5 take c0 + x q(x^2).
+    polyval_style = PolyStyle(fold=True, odd_split=True)
+
+    def polyval(self, a, coeffs: Sequence[float]):
+        """``sum(c_i * a**i)`` by :func:`he_core.circuits.polyval` in :attr:`polyval_style` (slot packing only)."""
+        self._check_ct(a)
+        if a.meta.get("coeff"):
+            raise self._need_slots("polyval", a)
+        return super().polyval(a, coeffs)
+
+    def op_cost(self, op, *operands, rows=None, coeffs=None):
+        """As :meth:`OperationCosts.op_cost`, plus a level for ``polyval`` on an operand off its working scale.
+
+        A scalar absorbed into the scale (an activation's ``1/a``) leaves the operand off
+        the working scale; the circuit's terms then reach one level at different scales
+        and adding them spends a level to realign (``ArithMixin._align_add``).
+        """
+        cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs)
+        if op == "polyval" and operands and not scales_match(operands[0].scale, self._scale_at(self.level(operands[0]))):
+            return dataclasses.replace(cost, depth=cost.depth + 1)
+        return cost
 
     def _matvec(self, a, matrix, key):
         if a.meta.get("coeff"):
@@ -161,40 +186,3 @@ class LinearMixin:
                 full[: blocks * stride] = np.tile(d, blocks)
                 out[k + stride - 1] = full
         return out
-
-    def _polyval(self, x, coeffs: Sequence[float]):
-        c = np.asarray(coeffs, dtype=np.float64)
-        if c.ndim != 1 or c.size == 0:
-            raise EncodingError("polynomial coefficients must be a non-empty 1-D sequence")
-        if not np.all(np.isfinite(c)):
-            raise EncodingError("polynomial coefficients contain NaN or infinity")
-        nonzero = [i for i in range(1, c.size) if c[i] != 0.0]
-        if not nonzero:
-            return self._add_plain(self._mul_plain(x, np.array(0.0), True), np.array(c[0]))
-        if max(nonzero) >= 5 and all(i % 2 for i in nonzero):
-            # An odd polynomial (sigmoid - 1/2, tanh): c0 + x * q(x^2) takes one product
-            # fewer than building every odd power, at the same depth.
-            inner = self._polyval(self._mul(x, x, True), c[1::2])
-            out = self._mul(x, inner, True)
-            return self._add_plain(out, np.array(c[0])) if c[0] != 0.0 else out
-        plan = power_plan(max(nonzero))
-        powers = {1: x}
-
-        def power(i):
-            if i not in powers:
-                h, l = plan[i]
-                powers[i] = self._mul(power(h), power(l), True)
-            return powers[i]
-
-        def scaled(i, coef):
-            # coef * x^i with the coefficient multiplied into the shallower factor.
-            if i == 1:
-                return self._mul_plain(x, np.array(coef), True)
-            h, l = plan[i]
-            return self._mul(power(h), scaled(l, coef), True)
-
-        acc = None
-        for i in nonzero:
-            term = scaled(i, float(c[i]))
-            acc = term if acc is None else self._add(acc, term)
-        return self._add_plain(acc, np.array(c[0])) if c[0] != 0.0 else acc

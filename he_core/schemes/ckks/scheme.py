@@ -8,7 +8,6 @@ levels and scales of operands are aligned automatically (see :mod:`.arith`).
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 
@@ -390,11 +389,3 @@ class CkksScheme(BootstrapMixin, ChecksMixin, KeySetMixin, RefreshMixin, Release
         """The same ciphertext at a lower level (drops primes; scale unchanged)."""
         self._check_ct(ct)
         return self._drop(ct, int(level))
-
-    def polyval(self, a: Ciphertext, coeffs: Sequence[float]) -> Ciphertext:
-        """``sum(c_i * a**i)`` folding each coefficient into the shallower factor of its power."""
-        self._check_ct(a)
-        if is_coeff(a):
-            raise self._need_slots("polyval", a)
-        return self._polyval(a, coeffs)
-

@@ -1,4 +1,4 @@
-"""vhe products, linear maps, re-keying and polynomials: every operation that ends in a key switch.
+"""vhe products, linear maps and re-keying: every operation that ends in a key switch.
 
 A mixin of :class:`~he_core.schemes.vhe.scheme.VheScheme` (the scheme's encoding, noise
 and range checks are its own). Each operation checks its range and the noise known
@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ... import circuits
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, KeyMissingError, MismatchError
 from ...keys import SecretKey, SwitchKey
@@ -21,7 +20,7 @@ from . import kernels, keygen
 
 
 class VheProductsMixin:
-    """Ciphertext products, inner products, linear maps, re-keying and ``polyval``."""
+    """Ciphertext products, inner products, linear maps and re-keying (``polyval`` is the shared circuit on these hooks)."""
 
     def make_linear_key(self, secret: SecretKey, matrix: Any, *, rng: RandomSource | int | None = None) -> SwitchKey:
         """Key holder: public material for :meth:`matvec` with this plaintext ``(out, size)`` matrix.
@@ -47,17 +46,6 @@ class VheProductsMixin:
                                             resolve(rng))
         return SwitchKey(self.name, self.params_id, secret.key_id, secret.key_id,
                          {"kind": "linear", "G": g, "hi": hi, "lo": lo}, self.params)
-
-    def polyval(self, a: Ciphertext, coeffs) -> Ciphertext:
-        """As :meth:`Scheme.polyval` (same circuit, same results), with less per-call overhead.
-
-        The circuit's operands are ``a`` (validated here) and ciphertexts it made from it,
-        so its products and sums go straight to the hooks instead of re-validating
-        key, parameters and shapes on each of them; the coefficients are validated by
-        :func:`he_core.circuits.polyval`.
-        """
-        self._check_ct(a)
-        return circuits.polyval(_Hooks(self), a, coeffs)
 
     def _product_noise(self, a, b, va: int, vb: int, value_bound: int, div: int, slots: int, op: str) -> int:
         """Noise bound of a product before its key switch, checked with its range before any work."""
@@ -141,23 +129,3 @@ class VheProductsMixin:
         noise = ct.meta["noise"] + self._e_bound * int(stats[2])
         return self._make(switch_key.to_key_id, ct.rows, ct.size, ct.scale, out, noise, stats)
 
-
-class _Hooks:
-    """The four calls :func:`he_core.circuits.polyval` makes, bound to a vhe scheme's hooks."""
-
-    __slots__ = ("_s",)
-
-    def __init__(self, scheme: VheProductsMixin):
-        self._s = scheme
-
-    def mul(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        return self._s._mul(a, b, True)
-
-    def mul_plain(self, a: Ciphertext, c: float) -> Ciphertext:
-        return self._s._mul_plain(a, np.array(float(c)), True)
-
-    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
-        return self._s._add(a, b)
-
-    def add_plain(self, a: Ciphertext, c: float) -> Ciphertext:
-        return self._s._add_plain(a, np.array(float(c)))
