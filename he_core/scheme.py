@@ -13,9 +13,8 @@ the capabilities it has and defines their operations (usually by taking the base
 classes of :mod:`he_core.optional`); asking a scheme for an operation it lacks raises
 :class:`~he_core.errors.CapabilityError`, never ``AttributeError``.
 
-Public methods validate their arguments (types, shapes, finiteness, which key and
-parameter set each ciphertext belongs to; :mod:`he_core.validation`) and then call the
-``_``-prefixed hooks a concrete scheme implements.
+Public methods validate their arguments (types, shapes, finiteness, key and parameter
+set; :mod:`he_core.validation`), then call the ``_``-prefixed hooks a scheme implements.
 
 Data model: a :class:`~he_core.ciphertext.Ciphertext` is a batch of ``rows`` encrypted
 vectors of length ``size``. Plaintext operands broadcast like numpy against
