@@ -115,6 +115,7 @@ INLINE = [
     "pytest benchmarks/he_core/schemes/vhe -k keyswitch --benchmark-only",
     "python -m benchmarks.peers train",
     "python -m benchmarks.peers.concrete_ml --cml-python VENV/bin/python",
+    "python -m benchmarks.peers.lr_time_to_accuracy --cml-python VENV/bin/python",
     "henn bench --quick",
     "python -m benchmarks.limits",
 ]
