@@ -161,7 +161,7 @@ int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *pe
 #define VHE_MAX_K 64                        /* key columns: bounds every 128-bit sum over them */
 #define VHE_MAX_NOISE 4611686018427387903   /* 2^62 - 1: 2 noise + 1 still fits int64 */
 
-/* out = a + sign * b (sign = 1 or -1), rows of a/b are ra/rb (each == rows or 1). */
+/* out = a + sign * b (sign = 1 or -1, else HE_ERR_ARGUMENT), rows of a/b are ra/rb (each == rows or 1). */
 int vhe_add(const int64_t *a, size_t ra, const int64_t *b, size_t rb, size_t rows, size_t n,
             size_t head, int64_t sign, int64_t limit, int64_t *out, int64_t *stats);
 

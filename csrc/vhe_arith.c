@@ -40,7 +40,8 @@ static int add_row(const void *ctx, size_t r, int64_t *scratch, int64_t *st) {
 int vhe_add(const int64_t *a, size_t ra, const int64_t *b, size_t rb, size_t rows, size_t n,
             size_t head, int64_t sign, int64_t limit, int64_t *out, int64_t *stats) {
     if (!a || !b || !out || !stats) return HE_ERR_NULL;
-    if (!vhe_shape_ok(rows, n) || head > n || !vhe_rows_ok(ra, rows) || !vhe_rows_ok(rb, rows))
+    if (!vhe_shape_ok(rows, n) || head > n || !vhe_rows_ok(ra, rows) || !vhe_rows_ok(rb, rows) ||
+        (sign != 1 && sign != -1))
         return HE_ERR_ARGUMENT;
     const struct rows_args g = {.a = a, .b = b, .ra = ra, .rb = rb, .n = n, .head = head, .sign = sign,
                                 .limit = limit, .out = out};

@@ -83,6 +83,8 @@ def add(a, b, sign, head, limit):
     rows = ra if ra >= rb else rb
     if nb != n:
         raise ValueError("vhe kernel add: operands differ in length")
+    if sign != 1 and sign != -1:
+        raise ValueError(f"vhe kernel add: sign must be 1 or -1, got {sign}")
     _rows_ok(ra, rows, "a"); _rows_ok(rb, rows, "b")
     out = np.empty((rows, n), dtype=np.int64)
     st = _new("int64_t[3]")

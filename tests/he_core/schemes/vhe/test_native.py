@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from he_core.errors import HEOverflowError, ParameterError
-from he_core.native import NativeRangeError, NullPointerError, ScratchError, check
+from he_core.native import NativeArgumentError, NativeRangeError, NullPointerError, ScratchError, check
 from he_core.schemes.vhe import native, reference
 from he_core.threads import using_threads
 
@@ -140,3 +140,16 @@ def test_keyswitch_digits_of_negative_entries_round_trip():
             mt[j * ell + d, j] = 16**d
     out, _ = native.keyswitch(c, mt, digit_bits, ell, 1, LIMIT)
     np.testing.assert_array_equal(out, c)
+
+
+def test_add_sign_other_than_plus_or_minus_one_is_refused():
+    """The contract says sign is 1 or -1: any other factor is refused, not silently applied."""
+    a, st = np.ones((1, 3), dtype=np.int64), FFI.new("int64_t[3]")
+    out = np.empty_like(a)
+    for sign in (0, 2, -2**63):
+        with pytest.raises(ValueError, match="sign must be 1 or -1"):
+            native.add(a, a, sign, 1, LIMIT)
+        with pytest.raises(NativeArgumentError):  # C checks it too
+            check(LIB.vhe_add(p(a), 1, p(a), 1, 1, 3, 1, sign, LIMIT, p(out), st), "add")
+    check(LIB.vhe_add(p(a), 1, p(a), 1, 1, 3, 1, -1, LIMIT, p(out), st), "add")
+    assert out.tolist() == [[0, 0, 0]]
