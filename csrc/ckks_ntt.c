@@ -52,6 +52,7 @@ const char *ckks_cpu_path(void) {
 
 int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables) {
     if (!m || !tables) return HE_ERR_NULL;
+    m->n = 0;  /* until the tables are built: a failed (re-)init leaves m refused by every kernel */
     int logn = log2_exact(n);
     if (logn < 0 || logn > 59 || q < 3 || q >= ((uint64_t)1 << 61) || (q & 1) == 0) return HE_ERR_ARGUMENT;
     if ((q - 1) % (2 * (uint64_t)n) != 0) return HE_ERR_ARGUMENT;  /* logn <= 59: 2n cannot wrap */

@@ -75,7 +75,7 @@ typedef struct ckks_modulus {
 const char *ckks_cpu_path(void);
 
 /* Fill m for prime q and primitive 2n-th root psi; tables must hold 4*n words and
- * must outlive every use of m. */
+ * must outlive every use of m. On an error m.n is 0, so every kernel refuses m. */
 int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables);
 
 /* In-place forward / inverse negacyclic NTT of every limb (inputs and outputs in [0, q)). */

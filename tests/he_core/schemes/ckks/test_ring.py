@@ -6,7 +6,7 @@ import pytest
 from he_core import native
 from he_core.native import DimensionMismatchError, NullPointerError, ScratchError
 from he_core.schemes.ckks.keyswitch import KeySwitcher
-from he_core.schemes.ckks.primes import ntt_primes
+from he_core.schemes.ckks.primes import ntt_primes, primitive_root_2n
 from he_core.schemes.ckks.ring import RnsRing
 from he_core.threads import using_threads
 
@@ -147,3 +147,17 @@ def test_an_uninitialised_modulus_is_refused():
 
 def test_modulus_records_its_dimension():
     assert all(RING._mods[i].n == N for i in range(len(QS) + len(PS)))
+
+
+def test_a_failed_reinit_leaves_the_modulus_refused():
+    """Re-initialising a working modulus with a bad root must not leave it usable with the
+    old n and tables built for another prime (a silently wrong transform)."""
+    tables = np.zeros(4 * N, dtype=np.uint64)
+    m = FFI.new("ckks_modulus[]", 1)
+    native.check(LIB.ckks_modulus_init(m, QS[0], primitive_root_2n(QS[0], N), N, ptr(tables)), "modulus init")
+    native.check(LIB.ckks_ntt(m, 1, N, ptr(poly(1))), "ntt")
+    with pytest.raises(native.NativeArgumentError):
+        native.check(LIB.ckks_modulus_init(m, QS[1], 3, N, ptr(tables)), "modulus init")  # 3: not a 2N-th root
+    assert m[0].n == 0
+    with pytest.raises(DimensionMismatchError):
+        native.check(LIB.ckks_ntt(m, 1, N, ptr(poly(1))), "ntt")
