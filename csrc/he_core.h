@@ -160,6 +160,8 @@ int ckks_permute(size_t nlimbs, size_t n, const uint64_t *in, const uint32_t *pe
 /* CDEF-BEGIN vhe */
 #define VHE_MAX_K 64                        /* key columns: bounds every 128-bit sum over them */
 #define VHE_MAX_NOISE 4611686018427387903   /* 2^62 - 1: 2 noise + 1 still fits int64 */
+#define VHE_MAX_DIGITS 8796093022208        /* 2^43 key-switch digits per row: their |digit| sum fits
+                                               int64, their 128-bit sums of products (< 2^82 each) cannot wrap */
 
 /* out = a + sign * b (sign = 1 or -1, else HE_ERR_ARGUMENT), rows of a/b are ra/rb (each == rows or 1). */
 int vhe_add(const int64_t *a, size_t ra, const int64_t *b, size_t rb, size_t rows, size_t n,
@@ -198,7 +200,8 @@ int vhe_tensor(const int64_t *a, size_t ra, size_t ma, const int64_t *b, size_t 
 
 /* Key switch: out[r] = M * digits(c[r]), with M given transposed (mt: n*ell rows of
  * out_len entries, row j*ell + d belongs to digit d of entry j). Digits are signed,
- * base 2^digit_bits (2 <= digit_bits <= 20), in [-2^(digit_bits-1), 2^(digit_bits-1)).
+ * base 2^digit_bits (2 <= digit_bits <= 20), in [-2^(digit_bits-1), 2^(digit_bits-1)); n * ell <=
+ * VHE_MAX_DIGITS (else HE_ERR_ARGUMENT).
  * HE_ERR_RANGE if an entry of c needs more than ell digits. stats[2] receives the largest
  * sum of |digit| over one input row (the key switch adds at most e_bound times that much
  * noise to the row). scratch: vhe_keyswitch_scratch(n, ell) words. */
@@ -209,7 +212,7 @@ int vhe_keyswitch(const int64_t *c, size_t rows, size_t n, const int64_t *mt, si
 
 /* A ciphertext product in one call: the compact tensor of vhe_tensor (its tlen = m (1+k)^2
  * entries per row, each checked against limit) key-switched as by vhe_keyswitch with a key
- * of tlen * ell rows. stats as for vhe_keyswitch. scratch: vhe_mul_scratch(m, k, ell) words. */
+ * of tlen * ell rows (tlen * ell <= VHE_MAX_DIGITS). stats as for vhe_keyswitch. scratch: vhe_mul_scratch(m, k, ell) words. */
 size_t vhe_mul_scratch(size_t m, size_t k, size_t ell);
 int vhe_mul(const int64_t *a, size_t ra, size_t ma, const int64_t *b, size_t rb, size_t m, size_t k,
             size_t rows, int64_t div, const int64_t *mt, size_t out_len, int digit_bits, size_t ell,

@@ -108,7 +108,8 @@ static int apply_row(const int64_t *dig, size_t ndig, const int64_t *mt, size_t 
 static int switch_args(size_t n, size_t out_len, int digit_bits, size_t ell, size_t head) {
     if (n < 1 || out_len < 1 || digit_bits < 2 || digit_bits > 20 || ell < 1 || ell > 64 || head > out_len)
         return HE_ERR_ARGUMENT;
-    return vhe_shape_ok(n, ell) && vhe_shape_ok(n * ell, out_len) ? HE_OK : HE_ERR_ARGUMENT;
+    return vhe_shape_ok(n, ell) && n * ell <= VHE_MAX_DIGITS && vhe_shape_ok(n * ell, out_len) ? HE_OK
+                                                                                           : HE_ERR_ARGUMENT;
 }
 
 /* Scratch of `parts` threads, each with `slice` words; SIZE_MAX if that does not fit. */

@@ -24,6 +24,7 @@ _from_buffer = ffi.from_buffer
 _new = ffi.new
 MAX_K = lib.VHE_MAX_K  # key columns the kernels accept (their 128-bit sums are sized for it)
 MAX_NOISE = lib.VHE_MAX_NOISE  # encryption noise bound: 2 noise + 1 must fit int64
+MAX_DIGITS = lib.VHE_MAX_DIGITS  # key-switch digits per row: their sums must fit the kernels' integers
 
 
 def _buf(x: np.ndarray, what: str):
@@ -53,6 +54,11 @@ def _check(status: int, what: str, digits: bool = False) -> None:
 def _check_k(k: int, what: str) -> None:
     if not 0 <= k <= MAX_K:
         raise ParameterError(f"cannot {what}: {k} key columns, the kernels take 0 .. {MAX_K}")
+
+
+def _check_digits(count: int, what: str) -> None:
+    if count > MAX_DIGITS:
+        raise ParameterError(f"cannot {what}: {count} key-switch digits per row, the kernels take at most 2^43")
 
 
 def _scratch(words: int) -> np.ndarray:
@@ -176,6 +182,7 @@ def tensor(a, ma, b, m, k, div, limit):
 def keyswitch(c, mt, digit_bits, ell, head, limit):
     """Returns ``(out, (head max, key-column max, largest digit L1 of a row))``."""
     _matrix(c, "c"); _matrix(mt, "key")
+    _check_digits(c.shape[1] * ell, "key switch")
     if mt.shape[0] != c.shape[1] * ell:
         raise ValueError(f"vhe kernel keyswitch: key has {mt.shape[0]} rows, expected {c.shape[1] * ell}")
     out = np.empty((c.shape[0], mt.shape[1]), dtype=np.int64)
@@ -196,6 +203,7 @@ def mul(a, ma, b, m, k, div, mt, digit_bits, ell, head, limit):
     if na != ma + k or nb != m + k or (ma != 1 and ma != m):
         raise ValueError("vhe kernel mul: operand lengths do not match m and k")
     _rows_ok(ra, rows, "a"); _rows_ok(rb, rows, "b")
+    _check_digits(m * (1 + k) * (1 + k) * ell, "multiply")
     if kr != m * (1 + k) * (1 + k) * ell:
         raise ValueError(f"vhe kernel mul: key has {kr} rows, expected {m * (1 + k) ** 2 * ell}")
     out = np.empty((rows, out_len), dtype=np.int64)

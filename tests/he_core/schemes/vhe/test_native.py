@@ -153,3 +153,22 @@ def test_add_sign_other_than_plus_or_minus_one_is_refused():
             check(LIB.vhe_add(p(a), 1, p(a), 1, 1, 3, 1, sign, LIMIT, p(out), st), "add")
     check(LIB.vhe_add(p(a), 1, p(a), 1, 1, 3, 1, -1, LIMIT, p(out), st), "add")
     assert out.tolist() == [[0, 0, 0]]
+
+
+def test_key_switch_digits_beyond_the_bound_are_refused():
+    """More than 2^43 digits per row could wrap the 128-bit sums and the int64 digit-L1 count:
+    refused by the binding (no buffer read) and by C. With 0 rows C reads no buffer either,
+    so the sizes below need no memory behind them."""
+    assert native.MAX_DIGITS == 2**43
+    c = np.lib.stride_tricks.as_strided(np.zeros(1, dtype=np.int64), shape=(1, 2**38), strides=(0, 0))
+    with pytest.raises(ParameterError, match="^cannot key switch: 17592186044416 key-switch digits"):
+        native.keyswitch(c, np.zeros((1, 1), dtype=np.int64), 4, 64, 1, LIMIT)
+    a, st = np.zeros((1, 4), dtype=np.int64), FFI.new("int64_t[3]")
+    n, ell = 2**38, 64  # 2^44 digits
+    with pytest.raises(NativeArgumentError):
+        check(LIB.vhe_keyswitch(p(a), 0, n, p(a), 1, 4, ell, 1, LIMIT, p(a), st, p(a), n * ell), "key switch")
+    check(LIB.vhe_keyswitch(p(a), 0, n // 2, p(a), 1, 4, ell, 1, LIMIT, p(a), st, p(a), n * ell), "key switch")
+    m, k = 2**31, 8  # m (1+k)^2 ell = 81 * 2^37 > 2^43
+    words = LIB.vhe_mul_scratch(m, k, ell)
+    with pytest.raises(NativeArgumentError):
+        check(LIB.vhe_mul(p(a), 1, 1, p(a), 1, m, k, 0, 1, p(a), 1, 4, ell, 1, LIMIT, p(a), st, p(a), words), "mul")
