@@ -175,7 +175,8 @@ int vhe_scale(const int64_t *a, size_t ra, const int64_t *p, size_t rp, size_t r
 int vhe_combine(const int64_t *hi, const int64_t *lo, size_t rows, size_t n, size_t head,
                 int shift, int64_t div, int64_t limit, int64_t *out, int64_t *stats);
 
-/* out[q] = round(sum_r w[q, r] * a[r] / div) for q < nq. */
+/* out[q] = round(sum_r w[q, r] * a[r] / div) for q < nq. A row of w with sum_r |w[q, r]| >= 2^64
+ * is summed with overflow checks: HE_ERR_OVERFLOW also if a partial sum would leave 128 bits. */
 int vhe_lincomb(const int64_t *w, size_t nq, const int64_t *a, size_t rows, size_t n,
                 size_t head, int64_t div, int64_t limit, int64_t *out, int64_t *stats);
 

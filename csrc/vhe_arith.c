@@ -93,25 +93,45 @@ int vhe_combine(const int64_t *hi, const int64_t *lo, size_t rows, size_t n, siz
     return run_rows(combine_row, &g, rows, 4 * rows * n, stats, 2);
 }
 
-/* Output row q of the linear combination (a's rows are g->nrows). */
+/* sum_r |w[r]| < 2^64: then every partial sum of w[r] * x[r] (|x| <= 2^63) stays below
+ * 2^127 - 2^63 in magnitude, and adding div / 2 when rounding cannot wrap either. */
+static int weights_fit(const int64_t *w, size_t rows) {
+    unsigned __int128 l1 = 0;  /* rows < 2^61 terms below 2^64: no wrap */
+    for (size_t r = 0; r < rows; r++) l1 += w[r] < 0 ? (uint64_t)0 - (uint64_t)w[r] : (uint64_t)w[r];
+    return l1 >> 64 == 0;
+}
+
+/* Output row q of the linear combination (a's rows are g->nrows). Each term is below 2^126
+ * in magnitude; weight rows that could take a sum past 128 bits are summed with overflow
+ * checks (HE_ERR_OVERFLOW if a partial sum would wrap, or the sum exceeds 2^126: no int64
+ * result can then be within limit, whatever div). */
 static int lincomb_row(const void *ctx, size_t q, int64_t *scratch, int64_t *st) {
     const struct rows_args *g = ctx;
     const size_t n = g->n, rows = g->nrows;
+    const int64_t *w = g->b + q * rows;
+    const int fast = weights_fit(w, rows);
+    const i128 big = (i128)1 << 126;
     i128 acc[VHE_BLOCK];
     for (size_t j0 = 0; j0 < n; j0 += VHE_BLOCK) {
         const size_t len = n - j0 < VHE_BLOCK ? n - j0 : VHE_BLOCK;
         for (size_t j = 0; j < len; j++) acc[j] = 0;
-        /* |w| < 2^63, |a| < 2^63: each term < 2^126; callers keep rows * |w| * |a| < 2^126 */
         for (size_t r = 0; r < rows; r++) {
-            const int64_t f = g->b[q * rows + r];
+            const int64_t f = w[r];
             if (!f) continue;
             const int64_t *x = g->a + r * n + j0;
-            for (size_t j = 0; j < len; j++) acc[j] += (i128)f * x[j];
+            if (fast) {
+                for (size_t j = 0; j < len; j++) acc[j] += (i128)f * x[j];
+            } else {
+                for (size_t j = 0; j < len; j++)
+                    if (__builtin_add_overflow(acc[j], (i128)f * x[j], &acc[j])) return HE_ERR_OVERFLOW;
+            }
         }
         int64_t *o = g->out + q * n + j0;
-        for (size_t j = 0; j < len; j++)
+        for (size_t j = 0; j < len; j++) {
+            if (!fast && (acc[j] > big || acc[j] < -big)) return HE_ERR_OVERFLOW;
             if (vhe_store(vhe_round_div(acc[j], g->div), g->limit, o + j, j0 + j < g->head ? &st[0] : &st[1]))
                 return HE_ERR_OVERFLOW;
+        }
     }
     return HE_OK;
 }

@@ -172,3 +172,18 @@ def test_key_switch_digits_beyond_the_bound_are_refused():
     words = LIB.vhe_mul_scratch(m, k, ell)
     with pytest.raises(NativeArgumentError):
         check(LIB.vhe_mul(p(a), 1, 1, p(a), 1, m, k, 0, 1, p(a), 1, 4, ell, 1, LIMIT, p(a), st, p(a), words), "mul")
+
+
+def test_lincomb_sums_beyond_128_bits_are_checked_not_wrapped():
+    """Four products (-2^63)^2 sum to 2^128, which an unchecked 128-bit sum stores as 0; weight
+    rows with an L1 norm of 2^64 or more take the checked path and agree with the exact reference."""
+    lo = -(2**63)
+    w, a = np.full((1, 4), lo, dtype=np.int64), np.full((4, 1), lo, dtype=np.int64)
+    for impl in (native, reference):
+        with pytest.raises(HEOverflowError, match="^cannot lincomb: "):
+            impl.lincomb(w, a, 1, 1, 2**63 - 1)
+    hi = 2**63 - 1
+    w = np.array([[hi, -hi, hi, -hi], [hi, hi, 0, 0]], dtype=np.int64)
+    a = np.array([[1, 5], [2, 5], [3, 3], [7, 3]], dtype=np.int64)
+    got, want = native.lincomb(w, a, 2**62, 1, LIMIT), reference.lincomb(w, a, 2**62, 1, LIMIT)
+    assert got[0].tolist() == want[0].tolist() and got[1] == want[1]
