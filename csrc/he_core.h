@@ -4,9 +4,12 @@
  * cannot drift from the C.
  *
  * Conventions for every function declared below:
- *   - plain C11, no global state apart from the CPU-path choice made once at load and
- *     the module's thread pool (csrc/pool.c); thread-compatible: calls from several
- *     threads may run at once (a call finding the pool busy runs on its own thread);
+ *   - plain C11 (the .c files also use the GCC / Clang __int128 extension for 128-bit
+ *     products and sums, and shift only unsigned values right: a right shift of a negative
+ *     signed value is implementation-defined), no global state apart from the CPU-path
+ *     choice made once at load and the module's thread pool (csrc/pool.c);
+ *   - thread-compatible: calls from several threads may run at once (a call finding the
+ *     pool busy runs on its own thread);
  *   - scratch sizes (*_scratch) include one slice per thread of the setting in force when
  *     they are asked; a kernel handed fewer slices uses fewer threads, never more;
  *   - sizes and counts are size_t, values are fixed-width integers;

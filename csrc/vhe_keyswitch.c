@@ -71,8 +71,9 @@ static int decompose_row(const int64_t *x, size_t n, int digit_bits, size_t ell,
             /* (rest + half) mod 2^b - half, in [-half, half): the low bits are taken through an
              * unsigned conversion, which C defines for negative values too */
             const int64_t digit = (int64_t)((uint64_t)(rest + half) & mask) - half;
-            /* rest - digit is a multiple of 2^b; dividing its magnitude by a shift keeps the
-             * step exact and well-defined (a right shift of a negative value is not) */
+            /* rest - digit is a multiple of 2^b; its magnitude is shifted as an unsigned value, so
+             * the step is exact and fully defined by C. A right shift of a negative signed value
+             * is implementation-defined (GCC documents it as arithmetic); nothing here relies on it. */
             const i128 v = rest - digit;
             rest = v < 0 ? -(i128)((unsigned __int128)(-v) >> digit_bits) : (i128)((unsigned __int128)v >> digit_bits);
             dj[d] = digit;
