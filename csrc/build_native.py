@@ -73,7 +73,10 @@ def compile_flags() -> list[str]:
         flags = ["-O0", "-g"]
     else:
         flags = ["-O3"]
-    flags += ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    # -fno-wrapv undoes the -fwrapv of Python's own CFLAGS (which setuptools passes first):
+    # the kernels check every sum that could overflow, and under -fwrapv a missed one would
+    # wrap silently where UBSan (HENN_SANITIZE=1) is otherwise able to report it.
+    flags += ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-wrapv"]
     if os.environ.get("HENN_NATIVE") == "1":
         flags += ["-march=native", "-DHENN_NATIVE_BUILD"]
     if os.environ.get("HENN_SANITIZE") == "1":

@@ -96,3 +96,11 @@ def test_the_default_build_is_portable(monkeypatch):
     monkeypatch.setenv("HENN_NATIVE", "1")
     assert "-march=native" in build.compile_flags()
     assert "int ckks_ntt(" in build.module_cdef("ckks") and "vhe_" not in build.module_cdef("ckks")
+
+
+def test_signed_overflow_is_not_defined_away(monkeypatch):
+    """Python's CFLAGS carry -fwrapv; the kernels' flags come after them and undo it, so a
+    signed overflow the checks missed is reported by a HENN_SANITIZE=1 build, not wrapped."""
+    monkeypatch.delenv("HENN_NATIVE", raising=False)
+    flags = _build_script().compile_flags()
+    assert "-fno-wrapv" in flags and "-fwrapv" not in flags
