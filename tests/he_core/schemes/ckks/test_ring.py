@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from he_core import native
+from he_core.errors import ParameterError
 from he_core.native import DimensionMismatchError, NullPointerError, ScratchError
 from he_core.schemes.ckks.keyswitch import KeySwitcher
 from he_core.schemes.ckks.primes import ntt_primes, primitive_root_2n
@@ -118,8 +119,12 @@ def test_base_conversion_uses_the_callers_scratch():
 
 @pytest.mark.parametrize("other_n", [N // 2, 2 * N])
 def test_moduli_of_another_ring_dimension_are_refused(other_n):
-    """A modulus stores its n: a larger n must not walk past its twiddle tables."""
+    """A modulus stores its n: a larger n must not walk past its twiddle tables. The ring
+    refuses the polynomial in Python first; C refuses the modulus on its own."""
     a, b = poly(1, other_n), poly(1, other_n)
+    for op in (RING.ntt, RING.intt, lambda x: RING.add(x, x)):
+        with pytest.raises(ParameterError, match=f"shape \\(1, {other_n}\\)"):
+            op(a)
     m1 = RING.basis(1)
     for fn in (LIB.ckks_ntt, LIB.ckks_intt):
         with pytest.raises(DimensionMismatchError, match="another ring dimension"):
