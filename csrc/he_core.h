@@ -13,8 +13,10 @@
  *   - scratch sizes (*_scratch) include one slice per thread of the setting in force when
  *     they are asked; a kernel handed fewer slices uses fewer threads, never more;
  *   - sizes and counts are size_t, values are fixed-width integers;
- *   - every buffer is owned by the caller and passed with its size; no kernel allocates;
- *     scratch buffers come with a length the kernel checks against its *_scratch();
+ *   - every buffer is owned by the caller, its size given by the call's dimensions (arrays)
+ *     or by a length (scratch); no kernel allocates;
+ *     scratch buffers come with a length the kernel checks against its *_scratch(), and must
+ *     be aligned for their word type (else HE_ERR_SCRATCH);
  *   - every pointer is checked: NULL gives HE_ERR_NULL, never a crash;
  *   - arrays are dense, row-major (C order);
  *   - the return value is an HE_* status code. On an error the output buffers hold
@@ -77,8 +79,8 @@ typedef struct ckks_modulus {
  * "x86-64-v3" (AVX2, BMI2), "default" (baseline ISA) or "native" (a -march=native build). */
 const char *ckks_cpu_path(void);
 
-/* Fill m for prime q and primitive 2n-th root psi; tables must hold 4*n words and
- * must outlive every use of m. On an error m.n is 0, so every kernel refuses m. */
+/* Fill m for prime q and primitive 2n-th root psi; tables must hold 4*n words (the one
+ * buffer whose length C cannot check: no length is passed) and must outlive every use of m. On an error m.n is 0, so every kernel refuses m. */
 int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables);
 
 /* In-place forward / inverse negacyclic NTT of every limb (inputs and outputs in [0, q)). */

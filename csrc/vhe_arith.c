@@ -184,7 +184,7 @@ int vhe_scatter_add(int64_t *a, size_t rows, size_t n, const int64_t *idx, size_
                     int64_t *scratch, size_t scratch_words) {
     if (!a || !idx || !b || !stats || !scratch) return HE_ERR_NULL;
     if (!vhe_shape_ok(rows, n) || head > n || !(rb == 1 || rb == nidx)) return HE_ERR_ARGUMENT;
-    if (scratch_words < vhe_scatter_add_scratch(rows)) return HE_ERR_SCRATCH;
+    if (!vhe_scratch_ok(scratch, scratch_words, vhe_scatter_add_scratch(rows))) return HE_ERR_SCRATCH;
     for (size_t t = 0; t < nidx; t++)
         if (idx[t] < 0 || (uint64_t)idx[t] >= rows) return HE_ERR_RANGE;
     size_t done = 0;

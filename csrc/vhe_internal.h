@@ -17,6 +17,11 @@ static inline int vhe_shape_ok(size_t rows, size_t n) {
     return n >= 1 && rows <= SIZE_MAX / sizeof(int64_t) / n;
 }
 
+/* A caller's scratch buffer: at least need words, aligned for int64_t. */
+static inline int vhe_scratch_ok(const int64_t *scratch, size_t words, size_t need) {
+    return words >= need && ((uintptr_t)scratch % _Alignof(int64_t)) == 0;
+}
+
 /* floor((x + div/2) / div) for div >= 1: nearest integer, ties up. */
 static inline i128 vhe_round_div(i128 x, int64_t div) {
     if (div == 1) return x;

@@ -144,7 +144,7 @@ int vhe_keyswitch(const int64_t *c, size_t rows, size_t n, const int64_t *mt, si
     if (status) return status;
     if (!vhe_shape_ok(rows, n) || !vhe_shape_ok(rows, out_len)) return HE_ERR_ARGUMENT;
     const size_t slice = keyswitch_slice(n, ell);
-    if (scratch_words < slice) return HE_ERR_SCRATCH;
+    if (!vhe_scratch_ok(scratch, scratch_words, slice)) return HE_ERR_SCRATCH;
     const struct ks_args g = {.a = c, .mt = mt, .n = n, .out_len = out_len, .digit_bits = digit_bits, .ell = ell,
                               .head = head, .limit = limit, .out = out};
     const struct vhe_row_task task = {keyswitch_item, &g, scratch, slice, scratch_words / slice, 3};
@@ -184,7 +184,7 @@ int vhe_mul(const int64_t *a, size_t ra, size_t ma, const int64_t *b, size_t rb,
     if (status) return status;
     if (!vhe_shape_ok(rows, out_len)) return HE_ERR_ARGUMENT;
     const size_t slice = mul_slice(m, k, ell);
-    if (scratch_words < slice) return HE_ERR_SCRATCH;
+    if (!vhe_scratch_ok(scratch, scratch_words, slice)) return HE_ERR_SCRATCH;
     const struct ks_args g = {.a = a, .b = b, .mt = mt, .ra = ra, .ma = ma, .rb = rb, .m = m, .k = k, .div = div,
                               .out_len = out_len, .digit_bits = digit_bits, .ell = ell, .head = head,
                               .limit = limit, .out = out};

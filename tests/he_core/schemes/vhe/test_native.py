@@ -187,3 +187,25 @@ def test_lincomb_sums_beyond_128_bits_are_checked_not_wrapped():
     a = np.array([[1, 5], [2, 5], [3, 3], [7, 3]], dtype=np.int64)
     got, want = native.lincomb(w, a, 2**62, 1, LIMIT), reference.lincomb(w, a, 2**62, 1, LIMIT)
     assert got[0].tolist() == want[0].tolist() and got[1] == want[1]
+
+
+def test_misaligned_scratch_is_refused(one_thread):
+    """Enough words, but not on an int64 boundary: refused like the ckks kernels' scratch."""
+    c, st = np.ones((2, 3), dtype=np.int64), FFI.new("int64_t[3]")
+    mt, out = np.ones((3 * 4, 3), dtype=np.int64), np.empty((2, 3), dtype=np.int64)
+    words = LIB.vhe_keyswitch_scratch(3, 4)
+    buf = np.zeros(words + 1, dtype=np.int64)
+    odd = FFI.cast("int64_t *", buf.ctypes.data + 4)
+    with pytest.raises(ScratchError):
+        check(LIB.vhe_keyswitch(p(c), 2, 3, p(mt), 3, 4, 4, 1, LIMIT, p(out), st, odd, words), "keyswitch")
+    m, k, ell = 1, 2, 4
+    mmt = np.ones((m * (1 + k) ** 2 * ell, m + k), dtype=np.int64)
+    buf = np.zeros(LIB.vhe_mul_scratch(m, k, ell) + 1, dtype=np.int64)
+    odd = FFI.cast("int64_t *", buf.ctypes.data + 4)
+    with pytest.raises(ScratchError):
+        check(LIB.vhe_mul(p(c), 2, m, p(c), 2, m, k, 2, 1, p(mmt), m + k, 4, ell, 1, LIMIT, p(out), st, odd,
+                          buf.size - 1), "mul")
+    idx = np.array([0, 1], dtype=np.int64)
+    with pytest.raises(ScratchError):
+        check(LIB.vhe_scatter_add(p(c), 2, 3, p(idx), 2, p(c), 1, 1, LIMIT, st, odd, 2), "scatter_add")
+    assert c.tolist() == [[1, 1, 1], [1, 1, 1]]
