@@ -4,7 +4,11 @@ Single operations are checked in ``test_scheme.py``; here hypothesis chains them
 (broadcasts, row movements, inner products, free scalars, mixed levels), which is how
 the henn layers use the scheme. Values stay in [-1, 1]-ish so errors stay comparable;
 an operation that would need a level the operands no longer have must raise
-``LevelExhaustedError`` (and is then skipped), never return a wrong result.
+``LevelExhaustedError`` (and is then skipped), never return a wrong result. So must one
+whose result could not be held once rescaled to level 0: a free scalar folded into the
+scale (``x 1e-3`` raises it 2^10) shrinks that range, and a later ``add_plain`` of a value
+near 1 is refused with ``EncodingError`` (found by hypothesis: add x3, x1e-3, inner,
+add_plain; ``test_a_folded_scalar_that_leaves_no_room_refuses_an_add_plain`` pins it).
 """
 import warnings
 
@@ -13,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from he_core import KeyRequirements, SeededRandom
-from he_core.errors import LevelExhaustedError, MismatchError
+from he_core.errors import EncodingError, LevelExhaustedError, MismatchError
 from he_core.schemes.ckks import CkksParams, CkksScheme
 
 BOUND = 2.0**-14  # after up to 10 chained operations (single ops: 2^-17 .. 2^-22)
@@ -99,6 +103,9 @@ def test_random_operation_sequences(ctx, data):
         except MismatchError as exc:  # only scale realignment without a level left may refuse
             assert "cannot be aligned" in str(exc)
             continue
+        except EncodingError as exc:  # only a result the level-0 range could not hold may be refused
+            assert "a quarter of q_0 at the scale it has once rescaled to level 0" in str(exc)
+            continue
         if out is None:
             continue
         ct, want = out
@@ -110,3 +117,21 @@ def test_random_operation_sequences(ctx, data):
         assert err <= BOUND * max(1.0, float(np.max(np.abs(want)))), (op, err)
         if np.max(np.abs(want)) < 4:
             pool.append((ct, want))
+
+
+def test_a_folded_scalar_that_leaves_no_room_refuses_an_add_plain(ctx):
+    """The hypothesis example: three additions, a product by 1e-3 folded into the scale, an inner product, then
+    add_plain of values near 1: refused by name (the scale, 2^59.9, leaves 0.26 at level 0), never wrong."""
+    s, k = ctx
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 5))
+    a = s.encrypt(x)
+    for _ in range(3):
+        a = s.add(a, a)
+    small = s.mul_plain(s.encrypt(np.random.default_rng(2).uniform(-1, 1, (1, 5))), 1e-3)
+    dot = s.inner(small, small)
+    assert dot.scale > 2.0**59
+    with pytest.raises(EncodingError, match="quarter of q_0"):
+        s.add_plain(dot, np.array([[0.9]]))
+    fine = s.add_plain(dot, np.array([[0.1]]))  # within the range: exact to the bound
+    want = (np.random.default_rng(2).uniform(-1, 1, (1, 5)) * 1e-3) ** 2
+    assert abs(s.decrypt_exact_local(fine, k.secret)[0, 0] - (want.sum() + 0.1)) < BOUND
