@@ -276,6 +276,7 @@ class KeyHolder(MaskedRefresh):
             raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
                                   "decryptions is spent (the flooding was sized for that many)")
         self.scheme.validate(ct)  # a received ciphertext: checked as the key service checks one, before decrypting
+        self._check_encoding(ct)
         self.releases += 1
         self.bytes_exchanged += ct.nbytes
         values = self.scheme.decrypt(ct, self._secret, flooding=self.terms.flooding, rng=self._rng)
@@ -311,9 +312,16 @@ class KeyHolder(MaskedRefresh):
             raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
                                   "decryptions is spent (the flooding was sized for that many)")
         self.scheme.validate(ct)
+        self._check_encoding(ct)
         fresh = self.scheme.reencrypt_masked(ct, None, self._secret, rng=self._rng)
         self.bytes_exchanged += ct.nbytes - fresh.nbytes  # what crossed is ``ct``; release counts ``fresh``
         return self.release(fresh)
+
+    def _check_encoding(self, ct: Ciphertext) -> None:
+        """Refuse what an exact decryption refuses (``HEOverflowError``: not a valid encoding, values past
+        the modulus) instead of releasing garbage; the exact values never leave this method."""
+        if self.scheme.supports(Capability.APPROXIMATE):
+            self.scheme.decrypt_exact_local(ct, self._secret)
 
     def release_aggregate(self, x: EncTensor | Ciphertext, count: int, *, value_bound: float | None = None,
                           scale: float = 1.0) -> float:

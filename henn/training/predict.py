@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+import he_core
+
 from ..keyholder import KeyHolder, MaskedRefresh
 from ..module import Sequential
 from ..tensor import EncTensor
@@ -64,4 +66,8 @@ def release_outputs(keyholder: KeyHolder, outputs: EncTensor) -> np.ndarray:
     holder re-encrypts the outputs itself before the flooded decryption, so the flood hides
     a fresh encryption's noise whatever the computation (bootstraps included) left in them.
     """
+    if not isinstance(keyholder, KeyHolder):  # e.g. the trainer's handle on the owner's key service
+        raise he_core.KeyMissingError(
+            f"cannot release: a {type(keyholder).__name__} holds no secret key; only the owner's KeyHolder "
+            "releases (a key service answers refreshes and aggregates), so release the outputs in the owner's process")
     return keyholder.release_result(outputs)

@@ -258,13 +258,8 @@ def test_no_key_service_path_reaches_release_result():
     assert not hasattr(RemoteKeyHolder, "release_result") and not hasattr(RemoteKeyHolder, "release")
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="INFO (predates 89c39f4: the old path called .release, also missing): release_outputs "
-                   "on the trainer's handle on a key service (e.g. an estimator fitted with keyholder=a "
-                   "RemoteKeyHolder, then decision_function(fhe='execute')) raises AttributeError, not a named "
-                   "error. 0 bits leak (nothing is sent). Fix: refuse in release_outputs / decision_function with "
-                   "a message that only the owner's key holder releases")
 def test_release_outputs_on_a_remote_handle_is_a_named_refusal(ring):
+    """INFO, fixed: the trainer's handle on a key service gave AttributeError; now KeyMissingError (0 bits leak)."""
     s, _ = ring
     handle = object.__new__(RemoteKeyHolder)
     handle.scheme = s
@@ -352,13 +347,9 @@ def test_release_result_shows_the_key_holder_no_trainer_metadata(ring):
     assert metas[0] == metas[1]
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (release predates 89c39f4 with the same gap): a ciphertext whose phase is "
-                   "not a valid encoding (uniform residues: a trainer's garbage, or a ciphertext under another key "
-                   "relabelled with this key's id) is released as values of ~1e21 with no error, where "
-                   "decrypt_exact_local refuses it (HEOverflowError: imaginary parts and range). Only the owner "
-                   "receives it, so 0 bits reach the trainer; the owner gets garbage instead of a named error. Fix: "
-                   "apply the exact decryption's encoding check to the input before re-encrypting it")
 def test_an_invalid_encoding_is_refused_as_the_exact_decryption_refuses_it(ring):
+    """LOW, fixed: random residues were released as ~1e21 values; the key holder now refuses what an exact
+    decryption refuses (HEOverflowError), through release and release_result alike, spending no release."""
     s, secret = ring
     ct = s.level_drop(s.encrypt(np.zeros((4, 8))), 2)
     rng = np.random.default_rng(5)
@@ -366,5 +357,9 @@ def test_an_invalid_encoding_is_refused_as_the_exact_decryption_refuses_it(ring)
     garbage = ct.replace(data=np.ascontiguousarray(data[None]))
     with pytest.raises(he_core.HEOverflowError):
         s.decrypt_exact_local(garbage, secret)
-    with pytest.raises(he_core.HEError):
-        _holder(ring, 15).release_result(garbage)
+    holder = _holder(ring, 15)
+    with pytest.raises(he_core.HEOverflowError):
+        holder.release_result(garbage)
+    with pytest.raises(he_core.HEOverflowError):
+        holder.release(garbage)
+    assert holder.releases == 0
