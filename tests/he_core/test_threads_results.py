@@ -3,7 +3,6 @@ threads on the same seeded inputs, gives identical residues (ckks) or integers (
 identical stats, and the same error for the same bad input."""
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -19,38 +18,14 @@ from he_core.schemes.vhe import native as vn
 from he_core.schemes.vhe import reference as vref
 from he_core.threads import using_threads
 
-COUNTS = (1, 2)
+from .thread_counts import COUNTS, each_count, same
 
 
-def split_jobs() -> int:
-    return sum(he_core.native.load(name).lib.he_split_jobs() for name in ("vhe", "ckks"))
 
 
-def each_count(fn, patience_s: float = 5.0):
-    """fn() under every thread count. With more than one thread a worker must really have
-    taken part (else the comparison would prove nothing); on a busy machine a worker may
-    not be scheduled before the caller has done every item, so the call is repeated (each
-    repeat compared too) for up to patience_s until one has."""
-    out = []
-    for n in COUNTS:
-        with using_threads(n):
-            before, start = split_jobs(), time.monotonic()
-            out.append(fn())
-            while n > 1 and split_jobs() == before and time.monotonic() - start < patience_s:
-                assert same(fn(), out[-1])
-            assert n == 1 or split_jobs() > before, "no worker took part"
-    return out
 
 
-def same(a, b) -> bool:
-    """Exact equality of nested tuples / lists / arrays / numbers."""
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, he_core.Ciphertext):
-        return same(np.asarray(a.data), np.asarray(b.data))
-    if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
-    return a == b
+
 
 
 def assert_same_for_every_count(fn):

@@ -16,7 +16,6 @@ compared again) until one has.
 """
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -24,17 +23,17 @@ import pytest
 
 import he_core
 from he_core.schemes.ckks import CkksParams
-from he_core.threads import using_threads
 from henn import KeyHolder, Linear, Sequential, activations, fit
 from henn.keyholder import RefreshTerms
 from henn.training.predict import release_outputs
+
+from ...he_core.thread_counts import each_count, same
 
 pytest.importorskip("sklearn")
 from sklearn.datasets import load_breast_cancer  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
 
-COUNTS = (1, 2)
 # Toy CKKS set (N = 2048, insecure: asked for explicitly) deep enough for the refresh floor.
 SMALL_CKKS = dict(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, special_bits=60, floor_levels=1,
                   floor_bits=61, allow_insecure=True)
@@ -43,9 +42,6 @@ SMALL_CKKS = dict(poly_degree=2048, levels=5, first_bits=60, scale_bits=54, spec
 SHAPES = {"vhe": (128, 30, 64, 0.05, 32), "ckks": (32, 6, 2, 0.5, 16)}
 
 
-def split_jobs() -> int:
-    """Jobs of either native module in which a worker thread took part."""
-    return sum(he_core.native.load(name).lib.he_split_jobs() for name in ("vhe", "ckks"))
 
 
 def make_scheme(name: str) -> he_core.Scheme:
@@ -83,26 +79,8 @@ def train(name: str, seed: int = 1) -> tuple[list[np.ndarray], list[np.ndarray],
     return cts, released, history.policy
 
 
-def same(a, b) -> bool:
-    """Exact equality of nested tuples / lists / dicts / arrays (dtype and shape too) / numbers."""
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
-    return a == b
 
 
-def for_each_count(fn, patience_s: float = 20.0) -> list:
-    """fn() under 1 and 2 threads; with 2, repeated (each repeat compared) until a worker has taken part."""
-    out = []
-    for n in COUNTS:
-        with using_threads(n):
-            before, start = split_jobs(), time.monotonic()
-            out.append(fn())
-            while n > 1 and split_jobs() == before and time.monotonic() - start < patience_s:
-                assert same(fn(), out[-1])
-            assert n == 1 or split_jobs() > before, "no worker took part: the comparison would prove nothing"
-    return out
 
 
 @pytest.mark.parametrize("name", ["vhe", pytest.param("ckks", marks=pytest.mark.skipif(
@@ -110,7 +88,7 @@ def for_each_count(fn, patience_s: float = 20.0) -> list:
 def test_training_is_bit_identical_for_one_and_two_threads(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SecurityWarning of the toy sets
-        one, two = for_each_count(lambda: train(name))
+        one, two = each_count(lambda: train(name), patience_s=20.0)
     (data1, released1, policy1), (data2, released2, policy2) = one, two
     assert policy1["op_refreshes"] > 0  # the run went through the key holder, whose masks are seeded too
     assert policy1 == policy2
@@ -138,6 +116,6 @@ def test_ckks_decryptions_of_products_rotations_and_matvecs_are_identical():
            "rotate": (lambda: scheme.rotate(a, 1), shifted),
            "matvec": (lambda: scheme.matvec(a, m), x @ m.T)}
     for name, (op, want) in ops.items():
-        one, two = for_each_count(lambda: scheme.decrypt_exact_local(op(), secret))
+        one, two = each_count(lambda: scheme.decrypt_exact_local(op(), secret), patience_s=20.0)
         assert same(one, two), name
         assert np.max(np.abs(one - want)) < 2.0**-12, name  # and it is the right answer
