@@ -271,14 +271,23 @@ class KeyHolder(MaskedRefresh):
                 scale that is not finite and positive) or under another key.
             he_core.PrecisionError: the flooding would leave too few bits (see :mod:`he_core.flooding`).
         """
+        ct = self._received(x)
+        return self._flooded(ct, ct.nbytes)
+
+    def _received(self, x: EncTensor | Ciphertext) -> Ciphertext:
+        """A ciphertext sent for release, checked before anything is decrypted: budget, form, encoding."""
         ct = _as_ct(x, "release")
         if self.releases >= self.terms.releases:
             raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
                                   "decryptions is spent (the flooding was sized for that many)")
         self.scheme.validate(ct)  # a received ciphertext: checked as the key service checks one, before decrypting
         self._check_encoding(ct)
+        return ct
+
+    def _flooded(self, ct: Ciphertext, nbytes: int) -> np.ndarray:
+        """The release of a checked ciphertext (``nbytes``: what crossed the boundary for it)."""
         self.releases += 1
-        self.bytes_exchanged += ct.nbytes
+        self.bytes_exchanged += nbytes
         values = self.scheme.decrypt(ct, self._secret, flooding=self.terms.flooding, rng=self._rng)
         if self.scheme.supports(Capability.APPROXIMATE):
             report = self.scheme.release_report(ct, self.terms.flooding)
@@ -305,17 +314,11 @@ class KeyHolder(MaskedRefresh):
             he_core.MismatchError: ``ct`` is malformed or under another key (as :meth:`release`).
             he_core.PrecisionError: the flooding would leave too few bits.
         """
-        ct = _as_ct(x, "release")
+        ct = self._received(x)
         if not self.scheme.supports(Capability.APPROXIMATE):
-            return self.release(ct)
-        if self.releases >= self.terms.releases:  # before any decryption
-            raise BudgetExhausted(f"cannot release: the job's budget of {self.terms.releases} released "
-                                  "decryptions is spent (the flooding was sized for that many)")
-        self.scheme.validate(ct)
-        self._check_encoding(ct)
-        fresh = self.scheme.reencrypt_masked(ct, None, self._secret, rng=self._rng)
-        self.bytes_exchanged += ct.nbytes - fresh.nbytes  # what crossed is ``ct``; release counts ``fresh``
-        return self.release(fresh)
+            return self._flooded(ct, ct.nbytes)
+        # The fresh encryption is the key holder's own: nothing about it needs checking again.
+        return self._flooded(self.scheme.reencrypt_masked(ct, None, self._secret, rng=self._rng), ct.nbytes)
 
     def _check_encoding(self, ct: Ciphertext) -> None:
         """Refuse what an exact decryption refuses (``HEOverflowError``: not a valid encoding, values past
