@@ -146,16 +146,22 @@ class Bootstrapping(Protocol):
 
     ``bootstrap_plan`` describes what bootstrapping ``slots`` values needs (its keys, their
     bytes) and gives (levels consumed and left); ``bootstrap_keygen`` is the key holder's
-    part, a key set with exactly those keys.
+    part, a key set with exactly those keys (and, with ``packing``, the rotations that
+    ``bootstrap_many`` uses to refresh several ciphertexts with one bootstrap).
     """
 
     def bootstrap(self, ct: Ciphertext, *, slots: int | None = None, clean: bool = False,
                   value_bound: float | None = None) -> Ciphertext: ...
 
+    def bootstrap_many(self, cts: list[Ciphertext], *, slots: int, clean: bool = False,
+                       value_bound: float | None = None) -> list[Ciphertext]: ...
+
+    def bootstrap_packs(self, cts: list[Ciphertext], *, slots: int) -> list[list[int]]: ...
+
     def bootstrap_plan(self, slots: int, *, clean: bool = False) -> dict: ...
 
     def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
-                         requirements: KeyRequirements | None = None) -> KeyPair: ...
+                         requirements: KeyRequirements | None = None, packing: bool = False) -> KeyPair: ...
 
 
 #: Each capability that has a protocol, and that protocol.

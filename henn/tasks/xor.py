@@ -60,7 +60,7 @@ from ..keyholder import KeyHolder, RefreshTerms
 from ..layers import Linear
 from ..losses import MSELoss
 from ..module import Sequential
-from ..training.bootstrap import BootstrapRefresh, bootstrap_keys, slots_for
+from ..training.bootstrap import BootstrapRefresh, bootstrap_keys, bootstrap_slots
 from ..training.fit import REFRESH_KINDS, TrainingDiverged, fit, predict, release_outputs
 from ..training.refresh import RefreshPolicy
 
@@ -196,11 +196,12 @@ def setup(scheme_name: str, hidden: int = 4, config: XorConfig | None = None, *,
     config = config or XorConfig(hidden=hidden)
     requirements = he_core.KeyRequirements(sizes=(1, hidden))
     if config.refresh == "bootstrap":
-        params = he_core.scheme_class(scheme_name).params_for_bootstrapping(STEP_DEPTH, ring=ring)
+        slots = bootstrap_slots_for(config)
+        params = he_core.scheme_class(scheme_name).params_for_bootstrapping(STEP_DEPTH, slots=slots, ring=ring)
         if params is None:
             raise he_core.CapabilityError(scheme_name, "bootstrapping", "train with refresh='masked'")
         scheme = he_core.get_scheme(scheme_name, params)
-        secret = bootstrap_keys(scheme, requirements, bootstrap_slots_for(hidden)).secret
+        secret = bootstrap_keys(scheme, requirements, slots).secret
     else:
         if scheme_params:
             scheme = he_core.get_scheme(scheme_name, **scheme_params)
@@ -215,9 +216,16 @@ def setup(scheme_name: str, hidden: int = 4, config: XorConfig | None = None, *,
     return scheme, KeyHolder(scheme, secret, terms=terms_for(config, entries))
 
 
-def bootstrap_slots_for(hidden: int) -> int:
-    """The slots every bootstrap of an XOR step packs: the four rows at the widest layer's padded width."""
-    return slots_for((X.shape[1], hidden, Y.shape[1]), len(X))
+def bootstrap_slots_for(config: XorConfig) -> int:
+    """The slots every bootstrap of an XOR run packs: :func:`~henn.training.bootstrap.bootstrap_slots` of its model.
+
+    The four rows at the widest layer's padded width, or the four parameters side by side
+    (the larger: 32 for 4 hidden units). The shapes decide, so a model on the plaintext
+    twin (public zero seed) stands in for the encrypted one.
+    """
+    plain = he_core.get_scheme("plain")
+    plain.keygen(he_core.KeyRequirements(sizes=(1, config.hidden)))
+    return bootstrap_slots(build_xor(plain, dataclasses.replace(config, seed=0)), len(X))
 
 
 def evaluate(model: Sequential, keyholder: KeyHolder, value_bound: float = 16.0,
@@ -256,7 +264,7 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
                   refresh=config.refresh) if config.epochs else None
     rounds = keyholder.refresh_rounds - rounds
     # Under bootstrapping the forward pass bootstraps too: the only key-holder round is the release's.
-    refresher = BootstrapRefresh(scheme, bootstrap_slots_for(config.hidden)) \
+    refresher = BootstrapRefresh(scheme, bootstrap_slots_for(config)) \
         if config.refresh == "bootstrap" else keyholder
     eval_policy = RefreshPolicy(refresher, value_bound=config.value_bound)
     pred, loss, right = evaluate(model, keyholder, config.value_bound, eval_policy)

@@ -204,6 +204,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             released_before = len(watch.monitor.records) if watch else 0
             for lo in range(0, n, batch_size):
                 idx = order[lo:lo + batch_size]
+                if booting:  # every parameter the step would take too low, in one bootstrap
+                    refresher.refresh_parameters(model.parameters(), value_bound)
                 try:
                     _step(model, loss, opt, take_rows(X, idx), take_rows(y, idx), watch, policy,
                           update_bound if update_bound is not None else lr * value_bound)
@@ -216,6 +218,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
                     raise TrainingDiverged(f"cannot fit: epoch {epoch}, rows {lo}..{lo + idx.size - 1}: values left "
                                            f"the range the scheme holds ({exc}); lower the learning rate "
                                            f"(now {lr}) or the inputs' scale") from exc
+                if booting:
+                    refresher.end_step(model.parameters())
                 policy.new_step()
                 bar.update(idx.size)
             if watch:
@@ -223,6 +227,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             record = _record(epoch, watch, released_before, time.perf_counter() - t0, keyholder)
             if booting:
                 record["bootstraps"] = refresher.bootstraps
+                record["parameter_bootstraps"] = refresher.parameter_bootstraps
             records.append(record)
             if checkpoint is not None:
                 if keyholder is None:
@@ -242,6 +247,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     counters = policy.counters()
     if booting:
         counters["bootstraps"] = refresher.bootstraps
+        counters["parameter_bootstraps"] = refresher.parameter_bootstraps
     return History(model, records, time.perf_counter() - start, counters, aggregates)
 
 

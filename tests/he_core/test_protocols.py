@@ -151,6 +151,8 @@ def run_bootstrapping(s, keys):
     if not plan["possible"]:  # the shared fixture's chain is short: a clear refusal, not a wrong answer
         with pytest.raises(he_core.ParameterError, match="cannot bootstrap"):
             s.bootstrap(s.encrypt(X[:1]), slots=4)
+        with pytest.raises(he_core.ParameterError, match="cannot bootstrap"):
+            s.bootstrap_many([s.encrypt(X[:1]), s.encrypt(X[:1])], slots=4)
         return
     check(s, keys, s.bootstrap(s.encrypt(X[:1]), slots=4), X[:1], tol=1e-3)
 

@@ -15,18 +15,20 @@ from he_core import CapabilityError, KeyRequirements, ParameterError, SeededRand
 from henn.keyholder import KeyHolder, RefreshTerms
 from henn.losses import MSELoss
 from henn.tasks import xor
-from henn.training.bootstrap import BootstrapRefresh, bootstrap_keys, bootstrap_slots, slots_for
+from henn.training.bootstrap import BootstrapRefresh, bootstrap_keys, bootstrap_slots, parameter_slots, slots_for
 from henn.training.fit import fit
 
 RING = 1024
+#: XOR's four parameters side by side (20 slots of blocks) take 32.
+SLOTS = 32
 
 
 @pytest.fixture(scope="module")
 def booted():
-    """(scheme, secret) of a small bootstrappable ckks set with XOR's keys and bootstrapping's for 16 slots."""
+    """(scheme, secret) of a small bootstrappable ckks set with XOR's keys and bootstrapping's for 32 slots."""
     cls = he_core.scheme_class("ckks")
-    scheme = he_core.get_scheme("ckks", cls.params_for_bootstrapping(xor.STEP_DEPTH, ring=RING))
-    pair = bootstrap_keys(scheme, KeyRequirements(sizes=(1, 4)), 16, rng=SeededRandom(1))
+    scheme = he_core.get_scheme("ckks", cls.params_for_bootstrapping(xor.STEP_DEPTH, slots=SLOTS, ring=RING))
+    pair = bootstrap_keys(scheme, KeyRequirements(sizes=(1, 4)), SLOTS, rng=SeededRandom(1))
     return scheme, pair.secret
 
 
@@ -52,7 +54,7 @@ def test_bootstrapped_training_matches_the_plaintext_twin_with_no_key_holder(boo
     scheme, secret = booted
     config = xor.XorConfig(seed=3, lr=4.0)
     model = xor.build_xor(scheme, config)
-    assert bootstrap_slots(model, 4) == 16
+    assert bootstrap_slots(model, 4) == SLOTS == xor.bootstrap_slots_for(config)
     history = fit(model, xor.X, xor.Y, keyholder=None, lr=config.lr, epochs=3, batch_size=4, loss=MSELoss(),
                   shuffle=False, value_bound=config.value_bound, refresh="bootstrap")
     assert history.policy["bootstraps"] > 0 and history.policy["retry_refreshes"] == 0
@@ -76,7 +78,7 @@ def test_a_key_holder_given_sees_no_refresh_and_no_release(booted):
 
 def test_bootstrapping_refuses_what_it_cannot_do(booted):
     scheme, _secret = booted
-    refresher = BootstrapRefresh(scheme, 16)
+    refresher = BootstrapRefresh(scheme, SLOTS)
     assert refresher.levels_reserved(None) == 1 and refresher.refresh_rounds == 0
     ct = scheme.encrypt(np.ones((4, 4)))
     with pytest.raises(CapabilityError, match="layout"):
@@ -118,7 +120,37 @@ def test_operands_whose_scales_cannot_meet_are_bootstrapped_and_the_operation_re
     b = scheme.level_drop(scheme.encrypt(y, scale=scheme._scale_at(1)), 1)
     with pytest.raises(he_core.AlignmentError):
         scheme.sub(a, b)
-    policy = RefreshPolicy(BootstrapRefresh(scheme, 16), value_bound=1.0)
+    policy = RefreshPolicy(BootstrapRefresh(scheme, SLOTS), value_bound=1.0)
     out = GuardedScheme(scheme, policy).sub(a, b)
     assert policy.retry_refreshes == 2 and policy.keyholder.bootstraps == 2
     assert np.max(np.abs(scheme.decrypt_exact_local(out, secret) - (x - y))) < 1e-5
+
+
+def test_the_parameters_are_bootstrapped_together_at_most_once_per_step(booted):
+    """Eight steps: the four parameters go through one packed bootstrap per step once a step has shown how deep
+    it is; the step's own values (12 levels of work against the 4 a bootstrap leaves) take two more. One bootstrap
+    per parameter and per activation wherever each ran low took 5 per step."""
+    scheme, secret = booted
+    config = xor.XorConfig(seed=2, lr=4.0)
+    model = xor.build_xor(scheme, config)
+    epochs = 8
+    history = fit(model, xor.X, xor.Y, keyholder=None, lr=config.lr, epochs=epochs, batch_size=4, loss=MSELoss(),
+                  shuffle=False, value_bound=config.value_bound, refresh="bootstrap")
+    packed = history.policy["parameter_bootstraps"]
+    assert 0 < packed <= epochs - 1  # none before the first step's depth is known
+    assert history.policy["bootstraps"] <= 3 * epochs
+    per_step = np.diff([r["parameter_bootstraps"] for r in history.records])
+    assert set(per_step) <= {0, 1}
+    for p, want in zip(model.parameters(), _plain_twin(config, epochs)):
+        assert np.max(np.abs(scheme.decrypt_exact_local(p.value.ct, secret) - want)) < 1e-4
+
+
+def test_parameter_slots_hold_every_parameter_side_by_side():
+    plain = he_core.get_scheme("plain")
+    plain.keygen(KeyRequirements(sizes=(1, 4)))
+    model = xor.build_xor(plain, xor.XorConfig(seed=0))
+    assert parameter_slots(model) == 32  # (2, 4) -> 8, (1, 4) -> 4, (1, 4) -> 4, (1, 1) at its layer's width 4
+    from henn.layers import Linear
+    from henn.module import Sequential
+    one = Sequential(Linear.init(plain, 3, 1, rng=np.random.default_rng(0), init_scale=0.5, bias=None))
+    assert parameter_slots(one) == 2  # nothing to pack

@@ -14,7 +14,8 @@ from ....ciphertext import Ciphertext
 from ....errors import ParameterError
 from ....keys import KeyPair, KeyRequirements
 from ....randomness import RandomSource, resolve
-from .. import keys as keygen, layout, noise
+from .. import keys as keygen, layout
+from . import packing as blocks  # "packing" is bootstrap_keygen's flag
 from .bootstrapper import Bootstrapper
 from .evalmod import EvalModSpec, spec_for_range
 
@@ -48,8 +49,13 @@ def transform_levels_for(slots: int) -> int:
     return max(1, math.ceil(math.log2(slots) / STAGES_PER_LEVEL))
 
 
+def _check_bound(value_bound: float | None) -> None:
+    if value_bound is not None and not (value_bound > 0 and math.isfinite(value_bound)):
+        raise ParameterError(f"cannot bootstrap: value_bound must be positive and finite, got {value_bound!r}")
+
+
 class BootstrapMixin:
-    """bootstrap, bootstrap_plan, bootstrap_keygen."""
+    """bootstrap, bootstrap_many, bootstrap_plan, bootstrap_keygen."""
 
     def _bootstrapper(self, slots: int, spec: EvalModSpec | None = None, check_depth: bool = True) -> Bootstrapper:
         """The pipeline for n slots, its transforms in as many levels as wanted while MIN_LEVELS_LEFT remain."""
@@ -78,7 +84,7 @@ class BootstrapMixin:
         Args:
             ct: a one-ciphertext batch. Above level 0 its spare level brings it to level 0,
                 clean, at the scale the sine approximation wants for its values
-                (:meth:`_to_bootstrap_scale`); at level 0 it must already be clean and there.
+                (:func:`.packing.to_level_zero`); at level 0 it must already be clean and there.
             slots: the packing n (default: the power of two covering the batch's slots);
                 the keys must come from :meth:`bootstrap_keygen` for this n.
             clean: zero the slots beyond the batch's values (one more level) so the result
@@ -103,44 +109,82 @@ class BootstrapMixin:
             KeyMissingError: a key of the pipeline is missing.
         """
         self._check_ct(ct)
-        if value_bound is not None and not (value_bound > 0 and math.isfinite(value_bound)):
-            raise ParameterError(f"cannot bootstrap: value_bound must be positive and finite, got {value_bound!r}")
+        _check_bound(value_bound)
         n = self._boot_slots(ct, slots)
-        plan = self.bootstrap_plan(n, clean=clean)
-        if not plan["possible"]:
-            raise ParameterError(f"cannot bootstrap {ct.describe()}: {plan['reason']}")
-        boot = self._bootstrapper(n)
-        var, vmax = self._nv(ct)
-        if value_bound is not None:
-            vmax = min(vmax, float(value_bound))
-        src = self._to_bootstrap_scale(self._noisy(ct, var, vmax))
-        boot.check_input(src)
-        self._check_phase(src)
-        var, vmax = self._nv(src)
-        # The record restarts: the pipeline's error from a noiseless input; the input's error joins the value.
-        value = float(value_bound) if value_bound is not None else vmax + 8.0 * math.sqrt(float(np.max(var))) / src.scale
-        out = boot.bootstrap(self._noisy(src, np.zeros(3), vmax))
-        out = self._noisy(out, self._nv(out)[0], value)
+        boot = self._pipeline(n, clean, ct.describe())
+        ct = self._bounded(ct, value_bound)
+        src = blocks.to_level_zero(self, ct, blocks.common_target(self, [ct], INPUT_DELTA, None)) \
+            if self.level(ct) > 0 else ct  # at level 0 it must already be clean and at its scale
+        out = self._run_pipeline(boot, src, value_bound)
         return self._clean_batch(out) if clean else out
 
-    def _to_bootstrap_scale(self, ct: Ciphertext) -> Ciphertext:
-        """ct at level 0, clean, with its phase small against q_0: EvalMod's sine is accurate only near 0.
+    def bootstrap_many(self, cts: list[Ciphertext], *, slots: int, clean: bool = False,
+                       value_bound: float | None = None) -> list[Ciphertext]:
+        """Several ciphertexts through one bootstrap (:mod:`.packing`): the same values, each at a higher level.
 
-        The sine's relative error is (2 pi delta)^2 / 6 at delta = Delta |m| / q_0, so a value
-        dropped from a higher level at that level's scale (delta near 1) would come back wrong.
-        Above level 0 one product by the batch's 0/1 value mask, its plaintext scale chosen so
-        the rescaled result has the wanted scale, does both: slots outside the values are
-        zeroed (the trace of the sparse pipeline sums them) and the phase shrinks.
+        Each input is masked to its own values and moved to its own block of the n slots
+        (every one must be above level 0); the outputs come back in order with their
+        shapes, at ``bootstrap_plan(n, clean=clean)["output_level"]``, like
+        :meth:`bootstrap`'s. The keys must come from :meth:`bootstrap_keygen` for this n
+        with ``packing=True`` (the power-of-two rotations below n move the blocks).
+
+        Args:
+            cts: one-ciphertext batches under one key.
+            slots: the packing n; the tensors' blocks (:func:`.packing.extent` each) must fit.
+            clean: as :meth:`bootstrap` (each output zero outside its own values).
+            value_bound: as :meth:`bootstrap`, for every value of every input.
+
+        Raises:
+            ParameterError: blocks that do not fit n, an input at level 0, values too large
+                for the sine, or a chain too short.
+            EncodingError: an input that is not one ciphertext of slots, or mixed keys.
+            KeyMissingError: a rotation of the packing or of the pipeline has no key.
         """
-        vmax = max(float(ct.meta["vmax"]), 2.0**-20)
-        if self.level(ct) > 0:  # a dirty or replicated batch comes out clean too
-            target = min(self._scale_at(0), self.ring.q[0] * INPUT_DELTA / vmax)
-            level, mask = self.level(ct), self._value_mask(ct)
-            pt_scale = target * self.ring.q[level] / ct.scale
-            pts = self.encode_pts(mask, pt_scale, level + 1)
-            ct = self._drop(self._rescale_ct(self._mul_pts(ct, pts, pt_scale, True, *noise.plain_stats(mask))), 0)
-            ct = ct.replace(meta={**ct.meta, "dirty": False, "rep": False})
-        return ct
+        blocks.check_packable(self, cts)
+        _check_bound(value_bound)
+        n = int(slots)
+        boot = self._pipeline(n, clean, f"{len(cts)} ciphertexts")
+        cts = [self._bounded(ct, value_bound) for ct in cts]
+        offsets = blocks.pack_offsets([blocks.extent(ct.rows, ct.meta["stride"]) for ct in cts], n)
+        target = blocks.common_target(self, cts, INPUT_DELTA, None)
+        src = blocks.pack(self, cts, offsets, n, target)
+        out = self._run_pipeline(boot, src, value_bound)
+        return blocks.unpack(self, out, cts, offsets, clean)
+
+    def bootstrap_packs(self, cts: list[Ciphertext], *, slots: int) -> list[list[int]]:
+        """How :meth:`bootstrap_many` calls would cover ``cts`` with n slots each: the indices of each call.
+
+        One list when they fit n side by side; otherwise the fewest the first-fit rule finds.
+
+        Raises:
+            ParameterError: one of them alone needs more than n slots.
+            EncodingError: as :meth:`bootstrap_many`.
+        """
+        blocks.check_packable(self, cts)
+        return blocks.groups([blocks.extent(ct.rows, ct.meta["stride"]) for ct in cts], int(slots))
+
+    def _pipeline(self, n: int, clean: bool, what: str) -> Bootstrapper:
+        plan = self.bootstrap_plan(n, clean=clean)
+        if not plan["possible"]:
+            raise ParameterError(f"cannot bootstrap {what}: {plan['reason']}")
+        return self._bootstrapper(n)
+
+    def _bounded(self, ct: Ciphertext, value_bound: float | None) -> Ciphertext:
+        """ct with its value record lowered to the caller's bound where that is tighter."""
+        var, vmax = self._nv(ct)
+        return self._noisy(ct, var, vmax if value_bound is None else min(vmax, float(value_bound)))
+
+    def _run_pipeline(self, boot: Bootstrapper, src: Ciphertext, value_bound: float | None) -> Ciphertext:
+        """The pipeline on a clean level-0 input; the output's record restarts from its own error.
+
+        The input's error joins the value (its bound grows by it unless ``value_bound``
+        vouches for the whole).
+        """
+        boot.check_input(src)
+        self._check_phase(src)
+        value = blocks.record_value(self, src, value_bound)
+        out = boot.bootstrap(self._noisy(src, np.zeros(3), self._nv(src)[1]))
+        return self._noisy(out, self._nv(out)[0], value)
 
     def _check_phase(self, ct: Ciphertext) -> None:
         """Refuse a level-0 input whose values are too large for the sine at its scale.
@@ -192,7 +236,7 @@ class BootstrapMixin:
                 "output_level": self.params.levels - depth, "transform_levels": boot.transform_levels}
 
     def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
-                         requirements: KeyRequirements | None = None) -> KeyPair:
+                         requirements: KeyRequirements | None = None, packing: bool = False) -> KeyPair:
         """Keys for bootstrapping n slots: exactly the plan's rotations, the conjugation and relinearisation.
 
         Installs the public part here (as :meth:`keygen` does).
@@ -202,6 +246,8 @@ class BootstrapMixin:
             rng: key randomness (default the OS CSPRNG).
             requirements: what the rest of the computation needs (a model's keys), made in the
                 same key set; default nothing more.
+            packing: also the power-of-two rotations below n that :meth:`bootstrap_many` moves
+                blocks with (:func:`.packing.packing_rotations`).
 
         Raises:
             ParameterError: see :meth:`bootstrap_plan`.
@@ -210,7 +256,8 @@ class BootstrapMixin:
         if not plan["possible"]:
             raise ParameterError(f"cannot make bootstrapping keys: {plan['reason']}")
         rng = resolve(rng)
-        wanted = KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"]))
+        moves = blocks.packing_rotations(slots) if packing else ()
+        wanted = KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"]) + moves)
         pair = self.keygen(wanted if requirements is None else requirements.merge(wanted), rng=rng)
         r, s_full = self.ring, self._s_full(pair.secret)
         g = 2 * self.params.poly_degree - 1
