@@ -35,6 +35,12 @@ class LevelAligner:
         self.ring, self.scales, self.records, self.evaluator = ctx.ring, ctx.scales, records, evaluator
 
     def drop(self, ct: Ciphertext, level: int) -> Ciphertext:
+        """``ct`` at a lower ``level`` (primes dropped, scale unchanged).
+
+        Raises:
+            LevelExhaustedError: ``level`` is above ct's or negative.
+            HEOverflowError: its values would not fit the smaller modulus.
+        """
         if level == layout.level(ct):
             return ct
         if level > layout.level(ct) or level < 0:
@@ -83,6 +89,11 @@ class LevelAligner:
         return math.log2(max(phase, 1.0)) + math.log2(factor) + 4.0 < room
 
     def align_add(self, a: Ciphertext, b: Ciphertext, op: str) -> tuple[Ciphertext, Ciphertext]:
+        """``a`` and ``b`` at one level and one scale, for a sum (``op`` names it in errors).
+
+        Raises:
+            AlignmentError: the scales differ and no level is left to realign them.
+        """
         la, lb = layout.level(a), layout.level(b)
         if la > lb:
             a = self.adjust(a, lb, b.scale)
@@ -116,6 +127,7 @@ class LevelAligner:
         return target * self.ring.q[level] / ct.scale >= 0.5 / scale_tolerance(target)
 
     def align_mul(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
+        """``a`` and ``b`` at the lower of their levels, the higher one at that level's working scale."""
         la, lb = layout.level(a), layout.level(b)
         if la > lb:
             a = self.adjust(a, lb, self.scales.at(lb))

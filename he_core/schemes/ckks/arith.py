@@ -42,6 +42,7 @@ class Evaluator:
         self.encoder, self.records, self.keyset = encoder, records, keyset
 
     def pairwise(self, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``fn(a[i, p], b[i, p], out[i, p])`` for each ciphertext i and part p of two aligned payloads."""
         out = np.empty_like(a)
         for i in range(a.shape[0]):
             for p in range(2):
@@ -49,6 +50,11 @@ class Evaluator:
         return out
 
     def rescale(self, ct: Ciphertext) -> Ciphertext:
+        """``ct`` divided by its top prime: one level down, scale / q_level.
+
+        Raises:
+            LevelExhaustedError: ``ct`` is at level 0.
+        """
         level = layout.level(ct)
         if level == 0:
             raise LevelExhaustedError(f"cannot rescale {ct.describe()}: no level left (level 0)")
@@ -58,7 +64,7 @@ class Evaluator:
             for p in range(x_parts):
                 self.ring.rescale(ct.data[i, p], data[i, p])
         meta = self.records.meta({**ct.meta, "level": level - 1}, level - 1,
-                                self.noise.rescale(self.records.nv(ct)[0], level, x_parts), ct.meta["vmax"])
+                                 self.noise.rescale(self.records.nv(ct)[0], level, x_parts), ct.meta["vmax"])
         return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta=meta)
 
     @staticmethod
@@ -87,7 +93,8 @@ class Evaluator:
         total = noise.rotation_sum_var(va, vb) if rule == "rotation" else noise.sum_var([va, vb], rule == "independent")
         # b's message is read at a's scale: a (tiny) deterministic error when the scales differ.
         nvar = total + noise.mismatch_var(a.scale, b.scale, mb)
-        meta = self.records.meta(self.combined_meta(a, b, either=True), layout.level(a), nvar, ma + mb * b.scale / a.scale)
+        meta = self.records.meta(self.combined_meta(a, b, either=True), layout.level(a), nvar,
+                                 ma + mb * b.scale / a.scale)
         return a.replace(data=data, meta=meta)
 
     def product_noise(self, a: Ciphertext, b: Ciphertext, keyswitch: bool) -> tuple[np.ndarray, float]:
@@ -103,6 +110,7 @@ class Evaluator:
         return var + (self.noise.keyswitch(layout.level(a)) if keyswitch else 0.0), ma * mb
 
     def mul(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        """The relinearised product of aligned operands (not rescaled; scale a.scale * b.scale)."""
         a, b = self.relin(a), self.relin(b)
         r = self.ring
         key = self.keyset.relin_key()
@@ -116,7 +124,7 @@ class Evaluator:
             r.add(r.mul(a0, b0), ks[0], data[i, 0])
             r.add(d1, ks[1], data[i, 1])
         meta = self.records.meta(self.combined_meta(a, b, either=False), layout.level(a),
-                                *self.product_noise(a, b, keyswitch=True))
+                                 *self.product_noise(a, b, keyswitch=True))
         return a.replace(data=data, scale=a.scale * b.scale, meta=meta)
 
     def tensor(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
@@ -135,7 +143,7 @@ class Evaluator:
             r.muladd(a1, b0, data[i, 1])
             r.mul(a1, b1, data[i, 2])
         meta = self.records.meta(self.combined_meta(a, b, either=False), layout.level(a),
-                                *self.product_noise(a, b, keyswitch=False))
+                                 *self.product_noise(a, b, keyswitch=False))
         return a.replace(data=data, scale=a.scale * b.scale, meta=meta)
 
     def relin(self, ct: Ciphertext) -> Ciphertext:
@@ -179,7 +187,7 @@ class Evaluator:
         return self.encoder.encode_many(np.asarray(slotvecs), pt_scale, level + 1), pt_scale
 
     def mul_pts(self, a: Ciphertext, pts: list[np.ndarray], pt_scale: float, clean: bool,
-                 wmax: float, mean_w2: float) -> Ciphertext:
+                wmax: float, mean_w2: float) -> Ciphertext:
         """a times encoded factors (one per ciphertext, or one for all), not rescaled.
 
         Args:
@@ -197,7 +205,7 @@ class Evaluator:
         return a.replace(data=data, scale=a.scale * pt_scale, meta=meta)
 
     def plain_product_noise(self, a: Ciphertext, pt_scale: float, wmax: float,
-                             mean_w2: float) -> tuple[np.ndarray, float]:
+                            mean_w2: float) -> tuple[np.ndarray, float]:
         """((nvar, nslot, nspec), vmax) of ``a`` times factors of :meth:`mul_pts` (not rescaled)."""
         var, vmax = self.records.nv(a)
         wide, msg = noise.plain_norm2(pt_scale, wmax, self.ring.n), self.records.msg_norm2(a)
@@ -243,6 +251,7 @@ class Evaluator:
         return self.rescale(out) if rescale else out
 
     def neg(self, a: Ciphertext) -> Ciphertext:
+        """-a (the noise record unchanged)."""
         data = np.empty_like(a.data)
         x_parts = a.data.shape[1]
         for i in range(a.data.shape[0]):
@@ -251,6 +260,7 @@ class Evaluator:
         return a.replace(data=data)
 
     def add_slots(self, a: Ciphertext, slotvecs: np.ndarray) -> Ciphertext:
+        """``a`` plus plaintext slot vectors (nct or 1 rows) encoded at a's scale."""
         nl = layout.level(a) + 1
         pts = [self.encoder.encode(v, a.scale, nl) for v in slotvecs]
         data = a.data.copy()
@@ -258,9 +268,10 @@ class Evaluator:
             self.ring.add(a.data[i, 0], pts[i if len(pts) > 1 else 0], data[i, 0])
         nvar, vmax = self.records.nv(a)  # the encoding's rounding, and the values added
         return self.records.noisy(a.replace(data=data), nvar + noise.ROUND_VAR,
-                           vmax + float(np.max(np.abs(slotvecs), initial=0.0)))
+                                  vmax + float(np.max(np.abs(slotvecs), initial=0.0)))
 
     def rekey(self, ct: Ciphertext, switch_key: SwitchKey) -> Ciphertext:
+        """``ct`` key-switched to ``switch_key``'s new key (a sanitising flood in it stays key-free)."""
         ct = self.relin(ct)
         r = self.ring
         data = np.empty_like(ct.data)
@@ -270,4 +281,4 @@ class Evaluator:
             data[i, 1] = ks[1]
         nvar, vmax = self.records.nv(ct)
         return self.records.noisy(ct.replace(data=data, key_id=switch_key.to_key_id),
-                           nvar + self.noise.keyswitch(layout.level(ct)), vmax, keep_flood=True)
+                                  nvar + self.noise.keyswitch(layout.level(ct)), vmax, keep_flood=True)

@@ -57,28 +57,33 @@ class BatchOps:
         return a, b
 
     def plain_slots(self, a: Ciphertext, values: np.ndarray) -> np.ndarray:
+        """``values`` broadcast to a's shape and packed in a's layout, as (nct, slots) vectors."""
         full = np.broadcast_to(values, a.shape).astype(np.float64)
         return layout.pack(np.ascontiguousarray(full), self.params.slots, a.meta["stride"], rep=a.meta["rep"])
 
     def add(self, a, b):
+        """a + b in any layout (a table goes to :class:`CoeffTables`)."""
         if is_coeff(a) or is_coeff(b):
             return self.tables.add(a, b, sub=False)
         a, b = self.aligner.align_add(*self.match(a, b), "add")
         return self.evaluator.add(a, b)
 
     def sub(self, a, b):
+        """a - b in any layout."""
         if is_coeff(a) or is_coeff(b):
             return self.tables.add(a, b, sub=True)
         a, b = self.aligner.align_add(*self.match(a, b), "sub")
         return self.evaluator.add(a, b, sub=True)
 
     def add_plain(self, a, values):
+        """a + values (range-checked at a's scale and level)."""
         if is_coeff(a):
             return self.tables.add_plain(a, values)
         self.encoder.check_range(np.asarray(values), a.scale, "add_plain", layout.level(a))
         return self.evaluator.add_slots(a, self.plain_slots(a, values))
 
     def mul_plain(self, a, values, rescale):
+        """a * values (a scalar, or values of a's shape), rescaled when ``rescale``."""
         if np.ndim(values) == 0:  # a scalar scales garbage slots too, so cleanliness is unchanged
             return self.evaluator.mul_scalar(a, float(values), rescale)
         if is_coeff(a):
@@ -91,6 +96,11 @@ class BatchOps:
         return out
 
     def mul(self, a, b, rescale):
+        """a * b element-wise, broadcasting a size-1 or one-row operand; rescaled when ``rescale``.
+
+        Raises:
+            LevelExhaustedError: a rescale is asked for at level 0.
+        """
         if is_coeff(a) or is_coeff(b):
             return self.tables.mul(a, b, rescale)
         if a.size != b.size:
@@ -108,6 +118,7 @@ class BatchOps:
         return self.evaluator.rescale(out) if rescale else out
 
     def inner(self, a, b, rescale):
+        """The inner product of each row pair, as a (rows, 1) batch."""
         if is_coeff(a) or is_coeff(b):
             return self.tables.inner(a, b, rescale)
         prod = self.mul(a, b, rescale)
@@ -119,6 +130,7 @@ class BatchOps:
         return out.replace(shape=(prod.rows, 1), meta={**out.meta, "dirty": dirty, "rep": False})
 
     def take_rows(self, a, rows):
+        """The rows ``rows`` of ``a`` (a prefix costs nothing; other selections a gather)."""
         if is_coeff(a):
             raise self.targets.need_slots("take_rows", a)
         if rows.size == 0:
@@ -133,6 +145,7 @@ class BatchOps:
         return self.mover.gather(a, plan, int(rows.size), a.meta["stride"])
 
     def concat_rows(self, parts):
+        """The parts' rows one after another, at the widest stride."""
         for p in parts:
             if is_coeff(p):
                 raise self.targets.need_slots("concat_rows", p)
@@ -145,11 +158,13 @@ class BatchOps:
             piece = self.mover.gather(p, [(offset + i, i, 1.0) for i in range(p.rows)], total, stride)
             offset += p.rows
             # Disjoint masks have orthogonal coefficient vectors: the pieces' errors are uncorrelated.
-            acc = piece if acc is None else self.evaluator.add(*self.aligner.align_add(acc, piece, "concat_rows"), rule="independent")
+            acc = piece if acc is None else self.evaluator.add(*self.aligner.align_add(acc, piece, "concat_rows"),
+                                                               rule="independent")
         # Each slot holds a value of one part only (the gathered pieces are clean).
         return self.records.noisy(acc, self.records.nv(acc)[0], max(p.meta["vmax"] for p in parts))
 
     def row_sum(self, a, rows):
+        """The sum of a's rows (each counted as often as it appears in ``rows``), as one row."""
         if is_coeff(a):
             return self.tables.row_sum(a, rows)
         if rows is not None:
@@ -169,6 +184,7 @@ class BatchOps:
         return acc.replace(shape=(1, a.size), meta={**acc.meta, "rep": True, "dirty": False, "vmax": vmax})
 
     def lincomb(self, weights, a, rescale):
+        """``weights @ a`` over rows: one level by the block-level diagonal method."""
         if is_coeff(a):
             raise self.targets.need_slots("lincomb", a)
         if a.meta["stride"] == self.params.slots and layout.is_clean(a) and not a.meta["rep"]:
@@ -201,6 +217,7 @@ class BatchOps:
         return self.records.noisy(outs[0].replace(data=data, shape=(weights.shape[0], a.size)), var, vmax)
 
     def index_add_(self, a, rows, b):
+        """``a[rows] += b`` in place (b: one row per index, or one row for all)."""
         if is_coeff(a) or is_coeff(b):  # (a slot table refuses a packed row there)
             return self.tables.index_add_(a, rows, b)
         plan = [(int(r), k if b.rows > 1 else 0, 1.0) for k, r in enumerate(rows)]

@@ -112,6 +112,7 @@ class CoeffTables:
         self._shift_cache: OrderedDict = OrderedDict()
 
     def add_plain(self, a: Ciphertext, values: np.ndarray) -> Ciphertext:
+        """A table plus values of its shape, placed at its coefficients."""
         self.encoder.check_range(values, a.scale, "add_plain", layout.level(a))
         nl = layout.level(a) + 1
         polys = coeff_polys(np.broadcast_to(values, a.shape), a.meta["stride"], a.meta["rev"], a.scale, self.ring.n)
@@ -120,16 +121,23 @@ class CoeffTables:
             self.ring.add(data[i, 0], self.ring.ntt(self.ring.from_signed(c, nl)), data[i, 0])
         nvar, vmax = self.records.nv(a)  # the rounding of values * scale at the values' positions
         return self.records.noisy(a.replace(data=data), nvar + noise.ROUND_VAR,
-                           vmax + float(np.max(np.abs(values), initial=0.0)))
+                                  vmax + float(np.max(np.abs(values), initial=0.0)))
 
     def add(self, a: Ciphertext, b: Ciphertext, sub: bool) -> Ciphertext:
+        """The sum (``sub``: difference) of two tables packed alike.
+
+        Raises:
+            RefreshRequired: an operand is slot-packed or packed differently.
+        """
         op = "sub" if sub else "add"
         for x, y in ((b, a), (a, b)):
             if not is_coeff(x):
-                raise self.targets.refresh_error(op, x, self.targets.coeff_target(y), "is slot-packed, the other operand "
-                                                                        "coefficient-packed")
+                raise self.targets.refresh_error(op, x, self.targets.coeff_target(y),
+                                                 "is slot-packed, the other operand "
+                                                 "coefficient-packed")
         if a.shape != b.shape or a.meta["stride"] != b.meta["stride"] or a.meta["rev"] != b.meta["rev"]:
-            raise self.targets.refresh_error(op, b, self.targets.coeff_target(a), "is packed differently from the other operand")
+            raise self.targets.refresh_error(op, b, self.targets.coeff_target(a),
+                                             "is packed differently from the other operand")
         a, b = self.aligner.align_add(self.evaluator.relin(a), self.evaluator.relin(b), op)
         out = self.evaluator.add(a, b, sub=sub)
         return out.replace(meta={**out.meta, **coeff_meta(layout.level(out), a.meta["stride"], a.meta["rev"],
@@ -154,7 +162,7 @@ class CoeffTables:
         return noise.finite(terms * a.meta["vmax"] * b.meta["vmax"])
 
     def inner(self, a: Ciphertext, b: Ciphertext, rescale: bool) -> Ciphertext:
-        """Dot product of two one-row batches, one of them reversed and clean: a (1, 1) result at coefficient stride-1."""
+        """Dot product of two one-row batches, one reversed and clean: a (1, 1) result at coefficient stride-1."""
         if a.rows != 1 or b.rows != 1:
             raise self.targets.need_slots("inner", a if is_coeff(a) else b)
         packed = a if is_coeff(a) else b
@@ -164,7 +172,7 @@ class CoeffTables:
         if not usable:
             target = self.targets.coeff_target(packed, rev=not packed.meta["rev"], level=layout.level(packed))
             raise self.targets.refresh_error("inner", other, target, "must be clean and coefficient-packed in the "
-                                                              "opposite order of the other operand")
+                                             "opposite order of the other operand")
         x, y = self.aligner.align_mul(self.evaluator.relin(a), self.evaluator.relin(b))
         out = self.evaluator.tensor(x, y)  # deferred relinearisation, as in mul
         meta = {**out.meta, **coeff_meta(layout.level(out), a.meta["stride"], True, True),
@@ -188,7 +196,7 @@ class CoeffTables:
         sq = self.count_squares(a, counts)
         nvar = noise.sum_var([noise.plain_product_var(nvar, s, 0.0, 0.0) for s in sq])
         meta = self.records.meta(coeff_meta(layout.level(a), a.meta["stride"], a.meta["rev"], dirty=True),
-                                layout.level(a), nvar, vmax * float(np.sum(np.abs(counts))))
+                                 layout.level(a), nvar, vmax * float(np.sum(np.abs(counts))))
         return a.replace(data=out, shape=(1, a.size), meta=meta)
 
     def count_squares(self, a: Ciphertext, counts: np.ndarray) -> list[float]:
@@ -221,7 +229,7 @@ class CoeffTables:
         a.data = data
         flood = a.meta.get("flood") if b.meta.get("fresh", False) else None  # a fresh update keeps it key-free
         a.meta = self.records.meta(coeff_meta(layout.level(a), a.meta["stride"], a.meta["rev"], a.meta["dirty"]),
-                                  layout.level(a), nvar, ma + top * mb * b.scale / a.scale)
+                                   layout.level(a), nvar, ma + top * mb * b.scale / a.scale)
         if flood is not None:
             a.meta["flood"] = float(min(flood, a.meta["nvar"]))
 
@@ -232,8 +240,9 @@ class CoeffTables:
                 raise self.targets.need_slots("index_add_", b)
             return
         if b.rows != 1:
-            raise self.targets.refresh_error("index_add_", b, self.targets.target("slots", self.params.levels),
-                                      "has one row per index; a coefficient-packed table takes one broadcast row")
+            slots = self.targets.target("slots", self.params.levels)
+            raise self.targets.refresh_error("index_add_", b, slots, "has one row per index; a coefficient-packed "
+                                                                     "table takes one broadcast row")
         fits = (is_coeff(b) and not b.meta["dirty"] and b.meta["stride"] == a.meta["stride"]
                 and b.meta["rev"] == a.meta["rev"] and layout.level(b) >= layout.level(a)
                 and scales_match(a.scale, b.scale))
@@ -241,8 +250,8 @@ class CoeffTables:
             # The table's own scale: a table whose recorded scale left the working one (a
             # free scalar factor) still gets updates it can take.
             target = {**self.targets.coeff_target(a), "scale": float(a.scale)}
-            raise self.targets.refresh_error("index_add_", b, target, "is not a clean row in the table's packing, level "
-                                                               "and scale (a table is never lowered)")
+            raise self.targets.refresh_error("index_add_", b, target, "is not a clean row in the table's packing, "
+                                                                      "level and scale (a table is never lowered)")
 
     def row_shifts(self, a: Ciphertext, counts: np.ndarray, *, down: bool) -> dict[int, np.ndarray]:
         """Per ciphertext: NTT form of sum_r count_r X^(-+stride * r) (negacyclic), for the rows counted.

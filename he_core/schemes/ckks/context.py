@@ -39,11 +39,13 @@ class CkksContext:
 
     @classmethod
     def for_params(cls, name: str, params: CkksParams) -> "CkksContext":
+        """The context of ``params`` (its ring and switcher are shared with every context of the same set)."""
         switcher = KeySwitcher.for_params(params)
         return cls(name, params, switcher.ring, switcher, ScaleLadder(params, switcher.ring.q), NoiseModel(params))
 
     @property
     def params_id(self) -> str:
+        """The parameter set's id (ciphertexts and keys carry it)."""
         return self.params.param_id
 
     def ciphertext(self, key_id: str, shape, scale: float, data: np.ndarray, meta: dict) -> Ciphertext:

@@ -44,6 +44,7 @@ class Decryptor:
         return np.ascontiguousarray(values.real)
 
     def overflow(self, ct: Ciphertext, real: float, limit: float, imag: float = 0.0) -> HEOverflowError:
+        """The error for a phase that is not a valid encoding (values outgrew the modulus)."""
         return HEOverflowError(f"cannot decrypt {ct.describe()}: the result is not a valid encoding "
                                f"(|values| up to {real:.3g}, imaginary parts up to {imag:.3g}); its values "
                                f"outgrew the modulus (about {limit:.3g} at level {layout.level(ct)})")
@@ -54,6 +55,7 @@ class Decryptor:
         return modulus / (2.0 * ct.scale)
 
     def decrypt_coeff(self, ct: Ciphertext, s_full: np.ndarray) -> np.ndarray:
+        """The values of a coefficient-packed batch, refusing a wrap as :meth:`decrypt` does."""
         polys = np.array(self.phases(ct, s_full))
         which, pos = coeff_positions(ct, self.ring.n)
         values = polys[which, pos] / ct.scale

@@ -78,7 +78,8 @@ class Encryptor:
             meta = layout.meta(level, 1, rep=True)
         else:
             stride, rev = target["stride"], target["rev"]
-            pts = [self.ring.ntt(self.ring.from_signed(c, nl)) for c in coeff_polys(values, stride, rev, scale, self.ring.n)]
+            polys = coeff_polys(values, stride, rev, scale, self.ring.n)
+            pts = [self.ring.ntt(self.ring.from_signed(c, nl)) for c in polys]
             meta = coeff_meta(level, stride, rev, dirty=False)
         secret = None if key is None else self.keyset.s_full(key)
         pk = None if public is None else public.data["pk"]

@@ -45,9 +45,11 @@ class KeySet:
         self._secret_cache: dict[str, np.ndarray] = {}  # key id -> the secret in NTT form over Q*P
 
     def galois_element(self, steps: int) -> int:
+        """The Galois element of a rotation left by ``steps`` slots: 5^steps mod 2N."""
         return pow(5, steps % self.params.slots, 2 * self.params.poly_degree)
 
     def s_full(self, key: SecretKey) -> np.ndarray:
+        """The secret of ``key`` in NTT form over Q*P (kept per key id)."""
         if key.key_id not in self._secret_cache:
             self._secret_cache[key.key_id] = keygen.full_ntt(self.ring, np.asarray(key.data["s"], dtype=np.int64))
         return self._secret_cache[key.key_id]
@@ -118,6 +120,7 @@ class KeySet:
         return [stride * i for i in range(1, g)] + giants + [-r for r in giants]
 
     def generate(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
+        """A fresh key pair with the evaluation keys ``requirements`` call for."""
         r = self.ring
         s = keygen.sample_secret(self.params, rng)
         s_full = keygen.full_ntt(r, s)
@@ -133,10 +136,12 @@ class KeySet:
             data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
         key_id = derive_key_id(self.ctx.name, self.ctx.params_id, key_id_material(data))
         self._secret_cache[key_id] = s_full
-        secret = SecretKey(self.ctx.name, self.ctx.params_id, key_id, {"s": s.astype(np.int8)}, requirements, self.params)
-        return KeyPair(secret, PublicKeys(self.ctx.name, self.ctx.params_id, key_id, data, requirements, self.params))
+        name, params_id = self.ctx.name, self.ctx.params_id
+        secret = SecretKey(name, params_id, key_id, {"s": s.astype(np.int8)}, requirements, self.params)
+        return KeyPair(secret, PublicKeys(name, params_id, key_id, data, requirements, self.params))
 
     def check_public(self, public: PublicKeys) -> None:
+        """Refuse public keys whose arrays or seed are malformed (:class:`~he_core.FormatError`)."""
         data, r = public.data, self.ring
         if not isinstance(data, dict) or not isinstance(data.get("galois", {}), dict):
             raise FormatError("cannot use these public keys: malformed key material")
@@ -164,6 +169,11 @@ class KeySet:
             check(f"Galois key {g}", key, switch)
 
     def relin_key(self) -> np.ndarray:
+        """The installed relinearisation key.
+
+        Raises:
+            KeyMissingError: the installed keys have none.
+        """
         key = self.installed().data.get("relin")
         if key is None:
             raise KeyMissingError("cannot multiply ciphertexts: no relinearisation key "
@@ -171,8 +181,10 @@ class KeySet:
         return key
 
     def galois_key(self, g: int) -> np.ndarray | None:
+        """The installed key for Galois element ``g``, or None."""
         return self.installed().data["galois"].get(str(g))
 
     def make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
+        """A key switching ciphertexts under ``old`` to ``new``."""
         key = keygen.switch_key(self.ring, self.params, self.s_full(old), self.s_full(new), rng)
         return SwitchKey(self.ctx.name, self.ctx.params_id, old.key_id, new.key_id, {"key": key}, self.params)

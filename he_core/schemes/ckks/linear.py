@@ -62,9 +62,16 @@ class DiagonalMatVec:
     def __init__(self, ctx: CkksContext, records: NoiseRecords, evaluator: Evaluator, rotator: Rotator,
                  mover: RowMover, targets: LayoutTargets) -> None:
         self.params, self.params_id, self.ring = ctx.params, ctx.params_id, ctx.ring
-        self.records, self.evaluator, self.rotator, self.mover, self.targets = records, evaluator, rotator, mover, targets
+        self.records, self.evaluator, self.targets = records, evaluator, targets
+        self.rotator, self.mover = rotator, mover
 
     def matvec(self, a, matrix, key):
+        """``a @ matrix.T`` row by row (one level).
+
+        Raises:
+            EncodingError: the matrix needs more slots per row than the ring has.
+            RefreshRequired: ``a`` is coefficient-packed.
+        """
         if a.meta.get("coeff"):
             raise self.targets.need_slots("matvec", a)
         out_size, size = matrix.shape
@@ -118,7 +125,7 @@ class DiagonalMatVec:
             vmax += vm
         # Different diagonals read different (rotated) slots: independent errors.
         meta = self.records.meta({**first.meta, "dirty": False}, layout.level(first),
-                                noise.sum_var(variances, True), vmax)
+                                 noise.sum_var(variances, True), vmax)
         return first.replace(data=data, scale=first.scale * pt_scale, meta=meta)
 
     def diagonal_plan(self, a, matrix, stride, blocks, g) -> tuple[dict, float, dict, int]:
@@ -148,7 +155,7 @@ class DiagonalMatVec:
         else:
             # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
             rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order),
-                                                                                         self.params.slots)
+                                                                                           self.params.slots)
             pts, pt_scale = self.evaluator.plain_factors(a, rolled)
             entry = ({kp: [pt] for kp, pt in zip(order, pts)}, pt_scale, stats, start)
         size = sum(pts[0].nbytes for pts in entry[0].values())

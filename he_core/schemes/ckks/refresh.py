@@ -106,6 +106,7 @@ class MaskedRefresher:
                           ct.data.shape[0], level, scale, coeff_meta(level, stride, rev, dirty=False))
 
     def target_level_scale(self, target: dict) -> tuple[int, float]:
+        """The level and scale a refresh target names, checked (the scale must be its level's working one)."""
         level, scale = target.get("level"), target.get("scale")
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= self.params.levels:
             raise EncodingError(f"cannot refresh: target level {level!r} is not in 0 .. {self.params.levels}")
@@ -115,12 +116,14 @@ class MaskedRefresher:
         return level, float(scale)
 
     def no_domain_change(self, ct: Ciphertext, target: dict) -> EncodingError:
+        """The error for a refresh between slot and coefficient packing."""
         return EncodingError(f"cannot refresh {ct.describe()} into {target!r}: moving between slot and coefficient "
                              "packing would decode masked values in floating point; encrypt the tensor in the "
                              "layout it is used in instead")
 
     # ------------------------------------------------------------------ trainer: plan and mask
     def plan(self, ct: Ciphertext, target: Any, value_bound: float | None) -> MaskPlan:
+        """The trainer's mask plan for refreshing ``ct`` into ``target`` (``value_bound``: a declared bound)."""
         rmap = self.map(ct, target)
         est = self.records.estimate(ct)
         # A declared bound is used as it is, never tightened by the tracked one: the tracked
@@ -133,6 +136,7 @@ class MaskedRefresher:
                         moduli=tuple(primes), n_cts=int(ct.data.shape[0]), n_entries=self.ring.n)
 
     def apply_mask(self, ct: Ciphertext, mask: Mask, rng) -> Ciphertext:
+        """``ct`` re-randomised and masked per ``mask`` (the trainer's step before the key holder)."""
         ct = self.evaluator.relin(ct)
         nl = layout.level(ct) + 1
         plan = mask.plan
@@ -171,6 +175,7 @@ class MaskedRefresher:
 
     # ------------------------------------------------------------------ key holder
     def reencrypt_masked(self, masked: Ciphertext, target: Any, key, rng) -> Ciphertext:
+        """The key holder's step: the map of the masked phase, encrypted afresh at the target."""
         rmap = self.map(masked, target)
         phases = self.decryptor.phase_limbs(masked, self.keyset.s_full(key))
         nl = layout.level(masked) + 1
@@ -203,11 +208,12 @@ class MaskedRefresher:
         """
         meta = {k: v for k, v in rmap.meta.items() if k not in noise.NOISE_KEYS}
         return self.records.meta({**meta, "level": rmap.level}, rmap.level, self.noise.fresh(False),
-                                noise.FLOAT_LIMIT)
+                                 noise.FLOAT_LIMIT)
 
     # ------------------------------------------------------------------ trainer: unmask
     def remove_mask(self, fresh: Ciphertext, mask: Mask, target: Any, source: Ciphertext,
-                     value_bound: float | None) -> Ciphertext:
+                    value_bound: float | None) -> Ciphertext:
+        """The trainer's last step: the same map of the mask subtracted from the key holder's answer."""
         rmap = self.map(source, target)
         if layout.level(fresh) != rmap.level or fresh.data.shape[0] != rmap.n_out or fresh.scale != rmap.scale:
             raise EncodingError(f"cannot unmask: the answer {fresh.describe()} is not at the target's level and scale")
@@ -226,6 +232,7 @@ class MaskedRefresher:
         return fresh.replace(data=data, meta={**meta, "fresh": True})  # its noise is the key holder's, fresh
 
     def target_signature(self, ct: Ciphertext, target: Any) -> dict:
+        """What the key holder sees of a refresh of ``ct`` into ``target`` (layouts, levels, scale)."""
         rmap = self.map(ct, target)
         kind = "same" if target is None else target["layout"]
         sig = {"layout": kind, "shape": list(ct.shape), "level_in": layout.level(ct), "level_out": rmap.level,

@@ -59,6 +59,7 @@ class Releaser:
         return sigma * spread / float(ct.scale)
 
     def report(self, ct: Ciphertext, flooding: Flooding) -> dict:
+        """What a release of ``ct`` under ``flooding`` would add and keep (sigma, grid, precision)."""
         sigma = self.flood_sigma(ct, flooding)
         value_sigma = self.value_sigma(ct, math.sqrt(sigma**2 + float(self.records.estimate(ct)["variance"])))
         est = self.records.estimate(ct)
@@ -68,6 +69,11 @@ class Releaser:
                 "precision_bits_at_value_bound": precision_bits(float(est["value_bound"]), value_sigma)}
 
     def decrypt(self, ct: Ciphertext, key, flooding: Flooding, rng) -> np.ndarray:
+        """A flooded, rounded decryption of ``ct`` for release.
+
+        Raises:
+            PrecisionError: fewer than ``flooding.min_precision_bits`` bits would remain.
+        """
         sigma = self.flood_sigma(ct, flooding)
         phases = self.decryptor.phase_limbs(ct, self.keyset.s_full(key))
         nl = layout.level(ct) + 1
@@ -95,14 +101,16 @@ class Releaser:
             raise PrecisionError(f"cannot release {ct.describe()}: flooding for {flooding.queries} released "
                                  f"decryption(s) at {flooding.statistical_bits}-bit statistical security leaves "
                                  f"{bits:.1f} bits of precision (need {flooding.min_precision_bits}); use a larger "
-                                 f"scale at level {layout.level(ct)} (now 2^{math.log2(ct.scale):.1f}) or fewer queries")
+                                 f"scale at level {nl - 1} (now 2^{math.log2(ct.scale):.1f}) or fewer queries")
         return released
 
     def declare_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
+        """``ct`` with its value bound lowered to a declared ``bound`` (the noise record kept)."""
         var, vmax = self.records.nv(ct)
         return self.records.noisy(ct, var, min(vmax, bound), keep_flood=True)
 
     def sanitize(self, ct: Ciphertext, flooding: Flooding, rng) -> Ciphertext:
+        """``ct`` plus a fresh public-key encryption of zero and a flood that hides its own noise."""
         ct = self.evaluator.relin(ct)
         sigma = self.flood_sigma(ct, flooding)  # hides this party's own noise (an earlier flood needs no hiding)
         nl = layout.level(ct) + 1

@@ -32,6 +32,11 @@ class Rotator:
         self.keyset, self.records, self.evaluator = keyset, records, evaluator
 
     def apply_galois(self, ct: Ciphertext, g: int) -> Ciphertext:
+        """The automorphism X -> X^g of each ciphertext, key-switched back to s.
+
+        Raises:
+            KeyMissingError: no key for ``g``.
+        """
         ct = self.evaluator.relin(ct)
         key = self.keyset.galois_key(g)
         if key is None:
@@ -73,6 +78,7 @@ class Rotator:
         return [self.keyset.galois_element(t) for t in min(usable, key=len)]
 
     def rotate(self, ct: Ciphertext, steps: int) -> Ciphertext:
+        """Each ciphertext's slots rotated left by ``steps`` (composed from the available keys)."""
         for g in self.plan(steps):
             ct = self.apply_galois(ct, g)
         return ct

@@ -35,6 +35,7 @@ class RowMover:
         self._plan_lengths: dict = {}  # (key id, steps mod slots) -> key switches of that rotation
 
     def valid_mask(self, rows: int, size: int, stride: int, weights: np.ndarray | None = None) -> np.ndarray:
+        """(nct, slots): ``weights`` (default 1) on the values of a (rows, size) batch at ``stride``, 0 elsewhere."""
         values = np.ones((rows, size)) if weights is None else np.broadcast_to(weights, (rows, size))
         return layout.pack(np.ascontiguousarray(values, dtype=np.float64), self.params.slots, stride)
 
@@ -78,7 +79,7 @@ class RowMover:
         return out
 
     def gather(self, src: Ciphertext, plan, rows: int, stride: int, *, force_mask: bool = False,
-                rescale: bool = True) -> Ciphertext:
+               rescale: bool = True) -> Ciphertext:
         """New clean batch of ``rows`` rows (given stride): dst row += weight * src row.
 
         Args:
@@ -116,7 +117,7 @@ class RowMover:
             piece = self.rotator.rotate(src.replace(data=src.data[s_ct: s_ct + 1]), shift)
             acc[d_ct] = piece if d_ct not in acc else self.evaluator.add(acc[d_ct], piece)
         template = next(iter(acc.values())) if acc else self.evaluator.mul_slots(src.replace(data=src.data[:1]),
-                                                                          np.zeros((1, slots)), True, True)
+                                                                                 np.zeros((1, slots)), True, True)
         data = np.zeros((nct,) + template.data.shape[1:], dtype=np.uint64)
         for d_ct, piece in acc.items():
             data[d_ct] = piece.data[0]

@@ -347,7 +347,7 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
         and adding them spends a level to realign (``LevelAligner.align_add``).
         """
         cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs)
-        if op == "polyval" and operands and not scales_match(operands[0].scale, self.scales.at(layout.level(operands[0]))):
+        if op == "polyval" and operands and not scales_match(operands[0].scale, self.scales.at(self.level(operands[0]))):
             return dataclasses.replace(cost, depth=cost.depth + 1)
         return cost
 

@@ -29,15 +29,17 @@ class LayoutTargets:
         self.params, self.scales = ctx.params, ctx.scales
 
     def target(self, kind: str, level: int, **extra: Any) -> dict:
+        """A re-encryption target of layout ``kind`` at ``level``, at that level's working scale."""
         return {"layout": kind, "level": int(level), "scale": float(self.scales.at(level)), **extra}
 
     def coeff_target(self, like: Ciphertext, *, rev: bool | None = None, level: int | None = None) -> dict:
         """Re-encryption target: clean, coefficient-packed like ``like`` (optionally reversed / at a level)."""
         lvl = layout.level(like) if level is None else level
         return self.target("coeff", lvl, stride=int(like.meta["stride"]),
-                            rev=bool(like.meta.get("rev", False) if rev is None else rev))
+                           rev=bool(like.meta.get("rev", False) if rev is None else rev))
 
     def refresh_error(self, op: str, ct: Ciphertext, target: dict, why: str) -> RefreshRequired:
+        """The :class:`~he_core.RefreshRequired` for ``ct`` in ``op``, naming ``target`` and ``why``."""
         return RefreshRequired(f"cannot {op}: {ct.describe()} {why}; re-encrypt it into layout {target} "
                                "(a masked refresh through the key holder)", ct, target)
 
@@ -46,17 +48,24 @@ class LayoutTargets:
         top = self.params.levels
         target = self.target("constant", top) if ct.shape == (1, 1) else self.target("slots", top)
         return self.refresh_error(op, ct, target, "is coefficient-packed (a table or a gathered row), which "
-                                               "this operation cannot read without the secret key")
+                                  "this operation cannot read without the secret key")
 
     def in_default_layout(self, ct: Ciphertext) -> bool:
+        """Whether ``ct`` is slot-packed (the layout fresh encryptions get)."""
         return not is_coeff(ct)
 
     def layout_of(self, ct: Ciphertext) -> Any:
+        """The layout a clean table is to be refreshed into (None for slot packings)."""
         if is_coeff(ct) and not ct.meta["dirty"]:
             return self.coeff_target(ct, level=max(layout.level(ct), min(TABLE_LEVEL, self.params.levels)))
         return None
 
     def check(self, target: Any, values: np.ndarray) -> dict:
+        """The layout target ``target`` (or ``"table"``) for encrypting ``values``, validated.
+
+        Raises:
+            EncodingError: an unknown layout, or a level, scale, stride or shape it cannot hold.
+        """
         stride_needed = layout.next_pow2(values.shape[1])
         if stride_needed > self.params.slots:
             raise EncodingError(f"cannot encrypt: vectors of size {values.shape[1]} exceed the {self.params.slots} "
