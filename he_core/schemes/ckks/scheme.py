@@ -43,15 +43,11 @@ from .noise_records import NoiseRecords
 from .params import CkksParams, for_answer, for_protocol
 from .refresh import MaskedRefresher
 from .release import Releaser
+from .role_alias import RoleMethod
 from .rotation import Rotator
 from .row_moves import RowMover
 from .scales import scales_match
 from .targets import LayoutTargets
-
-
-def _role_method(role: str, name: str) -> property:
-    """A scheme attribute that is the method ``name`` of its role ``role`` (for bootstrap/ and tests)."""
-    return property(lambda self: getattr(getattr(self, role), name), doc=f"``self.{role}.{name}``")
 
 
 class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
@@ -74,7 +70,8 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
         ctx = CkksContext.for_params(self.name, self.params)
         self.switcher, self.ring = ctx.switcher, ctx.ring  # key switching over the ring (see .keyswitch)
         self.records = NoiseRecords(ctx)
-        # Keys are installed (and replaced) after construction: the key set reads them through the scheme.
+        # The one back reference: keys are installed (and replaced) after construction, so the key set
+        # reads the scheme's installed public keys when asked (and gets its error when there are none).
         self.keyset = KeySet(ctx, lambda: self.public_keys)
         self.encoder = PlaintextEncoder(ctx.ring, ctx.scales)
         self.targets = LayoutTargets(ctx)
@@ -352,41 +349,41 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
         return cost
 
     # ------------------------------------------------------------------ private names bootstrap/ and tests use
-    _scale_at = _role_method("scales", "at")
-    _max_value = _role_method("scales", "max_value")
-    _nv = _role_method("records", "nv")
-    _noisy = _role_method("records", "noisy")
-    _s_full = _role_method("keyset", "s_full")
-    _galois_element = _role_method("keyset", "galois_element")
-    _galois_key = _role_method("keyset", "galois_key")
-    _relin_key = _role_method("keyset", "relin_key")
-    _matvec_rotations = _role_method("keyset", "matvec_rotations")
-    encode_pts = _role_method("encoder", "encode_many")
-    _encrypt_pts = _role_method("encryptor", "encrypt_pts")
-    _public_zero = _role_method("encryptor", "public_zero")
-    _decrypt_slots = _role_method("decryptor", "decrypt_slots")
-    _phases = _role_method("decryptor", "phases")
-    _phase_limbs = _role_method("decryptor", "phase_limbs")
-    _lift = _role_method("decryptor", "lift")
-    _add_raw = _role_method("evaluator", "add")
-    _mul_pts = _role_method("evaluator", "mul_pts")
-    _mul_slots = _role_method("evaluator", "mul_slots")
-    _mul_scalar = _role_method("evaluator", "mul_scalar")
-    _plain_factors = _role_method("evaluator", "plain_factors")
-    _rescale_ct = _role_method("evaluator", "rescale")
-    _relin = _role_method("evaluator", "relin")
-    _add_slots = _role_method("evaluator", "add_slots")
-    _drop = _role_method("aligner", "drop")
-    _adjust = _role_method("aligner", "adjust")
-    _apply_galois = _role_method("rotator", "apply_galois")
-    _rotation_plan = _role_method("rotator", "plan")
-    _rotate_ct = _role_method("rotator", "rotate")
-    _rotate_many = _role_method("rotator", "rotate_many")
-    _sum_within = _role_method("rotator", "sum_within")
-    _valid_mask = _role_method("mover", "valid_mask")
-    _clean = _role_method("mover", "clean")
-    _gather = _role_method("mover", "gather")
-    _flood_sigma = _role_method("releaser", "flood_sigma")
+    _scale_at = RoleMethod("scales", "at")
+    _max_value = RoleMethod("scales", "max_value")
+    _nv = RoleMethod("records", "nv")
+    _noisy = RoleMethod("records", "noisy")
+    _s_full = RoleMethod("keyset", "s_full")
+    _galois_element = RoleMethod("keyset", "galois_element")
+    _galois_key = RoleMethod("keyset", "galois_key")
+    _relin_key = RoleMethod("keyset", "relin_key")
+    _matvec_rotations = RoleMethod("keyset", "matvec_rotations")
+    encode_pts = RoleMethod("encoder", "encode_many")
+    _encrypt_pts = RoleMethod("encryptor", "encrypt_pts")
+    _public_zero = RoleMethod("encryptor", "public_zero")
+    _decrypt_slots = RoleMethod("decryptor", "decrypt_slots")
+    _phases = RoleMethod("decryptor", "phases")
+    _phase_limbs = RoleMethod("decryptor", "phase_limbs")
+    _lift = RoleMethod("decryptor", "lift")
+    _add_raw = RoleMethod("evaluator", "add")
+    _mul_pts = RoleMethod("evaluator", "mul_pts")
+    _mul_slots = RoleMethod("evaluator", "mul_slots")
+    _mul_scalar = RoleMethod("evaluator", "mul_scalar")
+    _plain_factors = RoleMethod("evaluator", "plain_factors")
+    _rescale_ct = RoleMethod("evaluator", "rescale")
+    _relin = RoleMethod("evaluator", "relin")
+    _add_slots = RoleMethod("evaluator", "add_slots")
+    _drop = RoleMethod("aligner", "drop")
+    _adjust = RoleMethod("aligner", "adjust")
+    _apply_galois = RoleMethod("rotator", "apply_galois")
+    _rotation_plan = RoleMethod("rotator", "plan")
+    _rotate_ct = RoleMethod("rotator", "rotate")
+    _rotate_many = RoleMethod("rotator", "rotate_many")
+    _sum_within = RoleMethod("rotator", "sum_within")
+    _valid_mask = RoleMethod("mover", "valid_mask")
+    _clean = RoleMethod("mover", "clean")
+    _gather = RoleMethod("mover", "gather")
+    _flood_sigma = RoleMethod("releaser", "flood_sigma")
 
     def _coeff_positions(self, ct: Ciphertext) -> tuple[np.ndarray, np.ndarray]:
         return coeff_positions(ct, self.ring.n)
