@@ -29,6 +29,7 @@ enters (the inner product) needs one.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,14 @@ from ...ciphertext import Ciphertext
 from . import layout, noise
 from .scales import scales_match
 from .params import REFRESH_FLOOR_LEVELS
+
+if TYPE_CHECKING:  # (noise_records and targets import this module, and every role imports them)
+    from .alignment import LevelAligner
+    from .arith import Evaluator
+    from .context import CkksContext
+    from .encoder import PlaintextEncoder
+    from .noise_records import NoiseRecords
+    from .targets import LayoutTargets
 
 # Tables sit one level above the refresh floor: the products their rows enter (inner
 # products, updates) rescale once and must land where a masked refresh still fits.
@@ -104,7 +113,8 @@ class CoeffTables:
         pairs; targets: the layouts a refused operand is to be re-encrypted into.
     """
 
-    def __init__(self, ctx, encoder, records, evaluator, aligner, targets) -> None:
+    def __init__(self, ctx: CkksContext, encoder: PlaintextEncoder, records: NoiseRecords, evaluator: Evaluator,
+                 aligner: LevelAligner, targets: LayoutTargets) -> None:
         self.params, self.ring = ctx.params, ctx.ring
         self.encoder, self.records, self.evaluator, self.aligner, self.targets = (encoder, records, evaluator, aligner,
                                                                                   targets)

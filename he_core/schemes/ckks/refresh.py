@@ -30,7 +30,13 @@ from ...ciphertext import Ciphertext
 from ...errors import EncodingError
 from ...refresh import Mask, MaskPlan
 from . import exact, layout, noise
+from .arith import Evaluator
 from .coeff import coeff_meta, coeff_positions, is_coeff
+from .context import CkksContext
+from .decryption import Decryptor
+from .encryption import Encryptor
+from .keyset import KeySet
+from .noise_records import NoiseRecords
 
 FRESH_LAYOUTS = ("coeff", "constant", "slots")
 
@@ -61,7 +67,8 @@ class MaskedRefresher:
         decryptor: exact phases.
     """
 
-    def __init__(self, ctx, keyset, records, evaluator, encryptor, decryptor) -> None:
+    def __init__(self, ctx: CkksContext, keyset: KeySet, records: NoiseRecords, evaluator: Evaluator,
+                 encryptor: Encryptor, decryptor: Decryptor) -> None:
         self.ctx, self.params, self.ring, self.scales, self.noise = ctx, ctx.params, ctx.ring, ctx.scales, ctx.noise
         self.keyset, self.records, self.evaluator = keyset, records, evaluator
         self.encryptor, self.decryptor = encryptor, decryptor

@@ -28,7 +28,13 @@ from ...ciphertext import Ciphertext
 from ...errors import PrecisionError
 from ...flooding import Flooding, precision_bits, release_grid
 from . import encoder, layout, noise
+from .arith import Evaluator
 from .coeff import coeff_positions, is_coeff, is_constant
+from .context import CkksContext
+from .decryption import Decryptor
+from .encryption import Encryptor
+from .keyset import KeySet
+from .noise_records import NoiseRecords
 
 
 class Releaser:
@@ -40,7 +46,8 @@ class Releaser:
         encryptions of zero; decryptor: exact phases.
     """
 
-    def __init__(self, ctx, keyset, records, evaluator, encryptor, decryptor) -> None:
+    def __init__(self, ctx: CkksContext, keyset: KeySet, records: NoiseRecords, evaluator: Evaluator,
+                 encryptor: Encryptor, decryptor: Decryptor) -> None:
         self.ring, self.noise = ctx.ring, ctx.noise
         self.keyset, self.records, self.evaluator = keyset, records, evaluator
         self.encryptor, self.decryptor = encryptor, decryptor
