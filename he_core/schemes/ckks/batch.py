@@ -15,7 +15,8 @@ from ...errors import LevelExhaustedError
 from . import layout
 from .alignment import LevelAligner
 from .arith import Evaluator
-from .coeff import CoeffTables, is_coeff
+from .coeff import CoeffTables
+from .coeff_layout import is_coeff
 from .context import CkksContext
 from .encoder import PlaintextEncoder
 from .noise_records import NoiseRecords

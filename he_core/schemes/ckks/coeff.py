@@ -1,11 +1,9 @@
-"""Coefficient-packed CKKS ciphertexts: tables whose row gathers and scatters cost no level.
+"""Operations on coefficient-packed CKKS ciphertexts: tables whose row gathers and scatters cost no level.
 
 The tables role of :class:`~he_core.schemes.ckks.scheme.CkksScheme`. In the default layout a
 batch lives in the *slots*; gathering rows then needs masks (one level) and rotations
 (one key switch each). A *table* (``encrypt(..., layout="table")``) is packed into the
-*coefficients* of the plaintext polynomial instead: element ``(r, j)`` is coefficient
-``(r % R) * stride + j`` of ciphertext ``r // R`` (``R = N / stride`` rows each), scaled
-by the ciphertext's scale. Multiplying by an integer polynomial is then exact and
+*coefficients* of the plaintext polynomial instead (:mod:`.coeff_layout`). Multiplying by an integer polynomial is then exact and
 needs no rescale:
 
 * gather-sum (``row_sum``): ``sum_r count_r * X^(-stride * r)`` shifts every chosen row
@@ -29,80 +27,23 @@ enters (the inner product) needs one.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...ciphertext import Ciphertext
 from . import layout, noise
+from .alignment import LevelAligner
+from .arith import Evaluator
+from .coeff_layout import TABLE_LEVEL  # noqa: F401 - its home before coeff_layout (tests import it here)
+from .coeff_layout import coeff_meta, coeff_polys, is_coeff, is_constant, nonzero_coeffs
+from .context import CkksContext
+from .encoder import PlaintextEncoder
+from .noise_records import NoiseRecords
 from .scales import scales_match
-from .params import REFRESH_FLOOR_LEVELS
+from .targets import LayoutTargets
 
-if TYPE_CHECKING:  # (noise_records and targets import this module, and every role imports them)
-    from .alignment import LevelAligner
-    from .arith import Evaluator
-    from .context import CkksContext
-    from .encoder import PlaintextEncoder
-    from .noise_records import NoiseRecords
-    from .targets import LayoutTargets
-
-# Tables sit one level above the refresh floor: the products their rows enter (inner
-# products, updates) rescale once and must land where a masked refresh still fits.
-TABLE_LEVEL = 1 + REFRESH_FLOOR_LEVELS
 #: Row-shift polynomial sets kept per scheme (a few MB each at N = 16384).
 SHIFT_CACHE_ENTRIES = 4
-LAYOUTS = ("coeff", "constant", "slots")
-
-
-def is_coeff(ct: Ciphertext) -> bool:
-    return bool(ct.meta.get("coeff", False))
-
-
-def is_constant(ct: Ciphertext) -> bool:
-    """A single value in every slot: the message is a constant polynomial."""
-    return (not is_coeff(ct) and ct.shape == (1, 1) and ct.meta["rep"] and ct.meta["stride"] == 1
-            and not ct.meta["dirty"])
-
-
-def coeff_meta(level: int, stride: int, rev: bool, dirty: bool) -> dict:
-    return {**layout.meta(level, stride, dirty=dirty), "coeff": True, "rev": bool(rev)}
-
-
-def coeff_polys(values: np.ndarray, stride: int, rev: bool, scale: float, n: int) -> list[np.ndarray]:
-    """Rounded integer coefficient vectors (one per ciphertext) of a coefficient-packed batch."""
-    rows, size = values.shape
-    rpc = n // stride
-    nct = -(-rows // rpc)
-    coeffs = np.zeros((nct * rpc, stride))
-    cols = stride - 1 - np.arange(size) if rev else np.arange(size)
-    coeffs[:rows, cols] = values * scale
-    return [np.rint(c).astype(np.int64) for c in coeffs.reshape(nct, n)]
-
-
-
-def nonzero_coeffs(ct: Ciphertext, n: int) -> int:
-    """How many message coefficients of one ciphertext may be non-zero (for the noise estimate).
-
-    A clean table holds only its rows' values; a constant is a constant polynomial;
-    anything else (garbage, slot packings) may fill all N coefficients.
-    """
-    if is_constant(ct):
-        return 1
-    if not is_coeff(ct) or ct.meta["dirty"]:
-        return n
-    return min(ct.rows, n // ct.meta["stride"]) * ct.size
-
-
-
-def coeff_positions(ct: Ciphertext, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ciphertext index, coefficient index) of every element, row-major."""
-    stride = ct.meta["stride"]
-    rpc = n // stride
-    r = np.arange(ct.rows)[:, None]
-    j = np.arange(ct.size)[None, :]
-    col = stride - 1 - j if ct.meta["rev"] else j
-    return np.broadcast_to(r // rpc, ct.shape), (r % rpc) * stride + col
-
 
 class CoeffTables:
     """Operations on coefficient-packed batches: sums, products by constants, inner products, row gathers and scatters.

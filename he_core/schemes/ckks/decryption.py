@@ -10,7 +10,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import HEOverflowError
 from . import encoder, layout
-from .coeff import coeff_positions, is_coeff
+from .coeff_layout import coeff_positions, is_coeff
 from .context import CkksContext
 
 

@@ -15,7 +15,7 @@ from ...ciphertext import Ciphertext
 from ...keys import PublicKeys, SecretKey
 from ...errors import EncodingError
 from . import keys as keygen, layout, noise
-from .coeff import coeff_meta, coeff_polys
+from .coeff_layout import coeff_meta, coeff_polys
 from .context import CkksContext
 from .encoder import PlaintextEncoder
 from .keyset import KeySet

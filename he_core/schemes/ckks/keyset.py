@@ -7,6 +7,7 @@ row moves and restrides those sizes need, and the powers of two, within a memory
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -16,13 +17,17 @@ from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, 
 from ...randomness import RandomSource
 from . import keys as keygen, layout
 from .context import CkksContext
-from .linear import bsgs_giant
 
 # Upper bound on the default Galois keys' memory (explicitly requested rotations always get keys).
 KEY_BUDGET_BYTES = 1 << 30
 # Rows per ciphertext whose moves get direct Galois keys (see _restride_rotations, _row_move_rotations):
 # about 4 sqrt(MOVE_ROWS) keys per declared size; rows further apart compose their rotations.
 MOVE_ROWS = 64
+
+
+def bsgs_giant(n_diag: int) -> int:
+    """Giant step of the baby-step / giant-step split of ``n_diag`` diagonals (about their square root)."""
+    return max(1, math.isqrt(n_diag - 1) + 1)
 
 
 def key_id_material(public_data: Any) -> list[np.ndarray]:

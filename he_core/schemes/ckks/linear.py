@@ -20,34 +20,26 @@ same weights to every query, and the encodings do not depend on any key).
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...errors import EncodingError
 from . import layout, noise
-
-if TYPE_CHECKING:  # (keyset imports bsgs_giant from here)
-    from .arith import Evaluator
-    from .context import CkksContext
-    from .noise_records import NoiseRecords
-    from .rotation import Rotator
-    from .row_moves import RowMover
-    from .targets import LayoutTargets
+from .arith import Evaluator
+from .context import CkksContext
+from .keyset import bsgs_giant
+from .noise_records import NoiseRecords
+from .rotation import Rotator
+from .row_moves import RowMover
+from .targets import LayoutTargets
 
 
 #: Bytes of encoded diagonals kept for the process (every scheme instance and client key share them).
 DIAGONAL_CACHE_BYTES = 256 << 20
 _diagonal_cache: OrderedDict = OrderedDict()
 _diagonal_lock = threading.Lock()
-
-
-def bsgs_giant(n_diag: int) -> int:
-    """Giant step of the baby-step / giant-step split of ``n_diag`` diagonals (about their square root)."""
-    return max(1, math.isqrt(n_diag - 1) + 1)
 
 
 class DiagonalMatVec:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...ciphertext import Ciphertext
 from . import layout, noise
-from .coeff import is_coeff, nonzero_coeffs
+from .coeff_layout import is_coeff, nonzero_coeffs
 from .context import CkksContext
 
 

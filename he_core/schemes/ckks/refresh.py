@@ -31,7 +31,7 @@ from ...errors import EncodingError
 from ...refresh import Mask, MaskPlan
 from . import exact, layout, noise
 from .arith import Evaluator
-from .coeff import coeff_meta, coeff_positions, is_coeff
+from .coeff_layout import coeff_meta, coeff_positions, is_coeff
 from .context import CkksContext
 from .decryption import Decryptor
 from .encryption import Encryptor

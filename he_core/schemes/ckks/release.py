@@ -29,7 +29,7 @@ from ...errors import PrecisionError
 from ...flooding import Flooding, precision_bits, release_grid
 from . import encoder, layout, noise
 from .arith import Evaluator
-from .coeff import coeff_positions, is_coeff, is_constant
+from .coeff_layout import coeff_positions, is_coeff, is_constant
 from .context import CkksContext
 from .decryption import Decryptor
 from .encryption import Encryptor

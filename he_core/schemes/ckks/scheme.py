@@ -32,7 +32,8 @@ from .batch import BatchOps
 from .bootstrap.mixin import BootstrapMixin
 from .bootstrap.params import for_training
 from .checks import CiphertextChecks
-from .coeff import CoeffTables, coeff_positions, is_coeff
+from .coeff import CoeffTables
+from .coeff_layout import coeff_positions, is_coeff
 from .context import CkksContext
 from .decryption import Decryptor
 from .encoder import PlaintextEncoder

@@ -1,6 +1,6 @@
 """Where a CKKS ciphertext can be re-encrypted to: layout targets, their checks, and the errors that name them.
 
-A target is a plain dict (``layout`` in :data:`~.coeff.LAYOUTS`, ``level``, ``scale`` and,
+A target is a plain dict (``layout`` in :data:`~.coeff_layout.LAYOUTS`, ``level``, ``scale`` and,
 for coefficient packing, ``stride`` and ``rev``): it travels to the key holder with a
 masked refresh, so it is validated wherever it arrives (:meth:`LayoutTargets.check`).
 """
@@ -14,7 +14,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError, RefreshRequired
 from . import layout
-from .coeff import LAYOUTS, TABLE_LEVEL, is_coeff
+from .coeff_layout import LAYOUTS, TABLE_LEVEL, is_coeff
 from .context import CkksContext
 
 
