@@ -12,8 +12,9 @@ Example::
 Modules: ``primes`` (NTT-friendly primes), ``params`` (parameter sets and security),
 ``ring`` (the native ring kernels), ``keyswitch`` (hybrid key switching over the ring),
 ``reference`` (their Python-int definitions), ``encoder`` (canonical embedding),
-``keys`` (key generation), ``layout`` (rows in slots), ``noise`` / ``noise_model`` (the
-noise formulas), ``context`` (what a parameter set fixes) and ``scheme`` (the he_core
+``keys`` (key generation), ``layout`` (rows in slots), ``coeff_layout`` (rows in
+coefficients), ``noise`` / ``noise_model`` (the noise formulas), ``scales`` (the scale
+ladder), ``context`` (what a parameter set fixes), ``role_alias`` and ``scheme`` (the he_core
 interface).
 
 A :class:`CkksScheme` holds one object per role and implements the he_core hooks by
