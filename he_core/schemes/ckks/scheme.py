@@ -182,7 +182,7 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
         self.checks.validate_values(ct)
 
     def _in_default_layout(self, ct: Ciphertext) -> bool:
-        return not is_coeff(ct)
+        return self.targets.in_default_layout(ct)
 
     def _layout_of(self, ct: Ciphertext):
         return self.targets.layout_of(ct)
