@@ -39,15 +39,15 @@ for nl in (2, 3):
 
 # 2: cache hits and misses of _row_shifts over a few training steps
 from he_core.schemes.ckks import coeff
-orig = coeff.CoeffMixin._row_shifts
+orig = coeff.CoeffTables.row_shifts
 log = []
 def traced(self, a, counts, *, down):
-    cache = self.__dict__.get("_shift_cache", {})
-    key = (a.meta["stride"], self.level(a) + 1, counts.tobytes())
+    cache = self._shift_cache
+    key = (a.meta["stride"], a.data.shape[2], counts.tobytes())
     hit = key in cache  # an LRU of a few entries (one entry, keyed by "key", before the fix)
-    log.append((a.rows, self.level(a) + 1, "down" if down else "up", "hit" if hit else "miss"))
+    log.append((a.rows, a.data.shape[2], "down" if down else "up", "hit" if hit else "miss"))
     return orig(self, a, counts, down=down)
-coeff.CoeffMixin._row_shifts = traced
+coeff.CoeffTables.row_shifts = traced
 from henn.data.imdb import load_imdb
 d = T.prepare(load_imdb("/work/shared/data/imdb", "train"), validation=5000, limit=300, seed=0)
 terms = T.terms_for(20000, 1, 8, vocab=len(d.vocab))

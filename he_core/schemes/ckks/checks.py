@@ -1,6 +1,6 @@
 """What a CKKS ciphertext must satisfy before any kernel touches it.
 
-A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`: the array's structure (dtype,
+The checks role of :class:`~he_core.schemes.ckks.scheme.CkksScheme`: the array's structure (dtype,
 limbs, ring degree, exactly the ciphertexts its shape needs), its layout metadata, its
 noise record and, for ciphertexts from files or sockets, residues below their primes.
 """
@@ -12,21 +12,28 @@ import numpy as np
 
 from ...ciphertext import Ciphertext
 from ...errors import MismatchError
-from . import noise
+from . import layout, noise
+from .context import CkksContext
 
 
-class ChecksMixin:
-    """Structure, layout and noise checks of ciphertexts (``_check_ct``, ``_validate_values``)."""
+class CiphertextChecks:
+    """Structure, layout and noise checks of ciphertexts of one parameter set.
 
-    def _check_ct(self, a: Ciphertext) -> None:
-        """Membership (as every scheme) plus the structure the kernels rely on.
+    Args:
+        ctx: the parameter set's objects (ring degree, levels, primes, noise formulas).
+    """
+
+    def __init__(self, ctx: CkksContext) -> None:
+        self.params, self.ring, self.model = ctx.params, ctx.ring, ctx.noise
+
+    def structure(self, a: Ciphertext) -> None:
+        """The structure the kernels rely on (the scheme checks membership first).
 
         A ciphertext that arrived from a file or a socket is checked before any kernel
         touches it: a uint64 array (nct, 2 or 3, limbs, N) with 1 .. levels+1 limbs,
         a layout dict whose stride fits the ring, and exactly the ciphertexts its shape
         needs (a spare one would be computed on and answered, though no row names it).
         """
-        super()._check_ct(a)
         data, meta, n = a.data, a.meta, self.ring.n
         if (not isinstance(data, np.ndarray) or data.dtype != np.uint64 or data.ndim != 4
                 or data.shape[1] not in (2, 3) or not 1 <= data.shape[2] <= self.params.levels + 1
@@ -44,9 +51,9 @@ class ChecksMixin:
         if data.shape[0] != -(-a.rows // (limit // stride)):
             raise MismatchError(f"{a.describe()} holds {data.shape[0]} ciphertexts, its shape needs "
                                 f"{-(-a.rows // (limit // stride))}")
-        self._check_noise(a)
+        self.noise(a)
 
-    def _check_noise(self, a: Ciphertext) -> None:
+    def noise(self, a: Ciphertext) -> None:
         """The noise metadata: ``nvar``, ``nslot``, ``nspec`` and ``vmax``, finite non-negative reals.
 
         A ciphertext without them (written before they existed) gets the most pessimistic
@@ -56,7 +63,7 @@ class ChecksMixin:
         Refusing would strand every older file for no security gain.
         """
         if math.isfinite(a.scale) and a.scale > 0:
-            self._noise.fill_unknown(a.meta, self.level(a), a.scale)
+            self.model.fill_unknown(a.meta, layout.level(a), a.scale)
         bad = noise.malformed(a.meta)
         if bad is None and not isinstance(a.meta.get("fresh", False), bool):
             bad = f"fresh={a.meta['fresh']!r}"
@@ -67,7 +74,7 @@ class ChecksMixin:
         if bad is not None:
             raise MismatchError(f"{a.describe()} has malformed noise metadata {bad} (need a finite number >= 0)")
 
-    def _validate_values(self, ct: Ciphertext) -> None:
+    def validate_values(self, ct: Ciphertext) -> None:
         """Every residue below its prime: the kernels assume reduced inputs (and a wrapped one is not a ciphertext)."""
         primes = np.array(self.ring.q[: ct.data.shape[2]], dtype=np.uint64)
         if np.any(ct.data >= primes[None, None, :, None]):

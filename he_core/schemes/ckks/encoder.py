@@ -1,4 +1,4 @@
-"""CKKS encoding: the canonical embedding of N/2 complex slots, via numpy's FFT.
+"""CKKS encoding: the canonical embedding of N/2 complex slots, via numpy's FFT, and the encoder role.
 
 Slot j holds m(zeta^(5^j)) with zeta = exp(i*pi/N). Writing b_i = m_i * zeta^i, the
 values at all odd powers zeta^(2t+1) are N * ifft(b)[t]; encoding inverts that map on
@@ -7,6 +7,7 @@ and whose entries at the conjugate points are their conjugates.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -81,3 +82,38 @@ def decode(coeffs: np.ndarray, scale: float) -> np.ndarray:
     pos, _, twist = _tables(n)
     values = np.fft.ifft(m * twist) * n
     return values[pos] / scale
+
+
+class PlaintextEncoder:
+    """The encoder role: slot vectors to NTT-form plaintexts of one parameter set, with range checks.
+
+    Args:
+        ring: the ring whose primes the plaintexts live over.
+        scales: the scale ladder (the range a value may take at a scale and level).
+    """
+
+    def __init__(self, ring, scales) -> None:
+        self.ring, self.scales = ring, scales
+
+    def encode(self, slotvec: np.ndarray, scale: float, nlimbs: int) -> np.ndarray:
+        """Slot values to an NTT-form plaintext polynomial over the first ``nlimbs`` primes."""
+        coeffs = encode(slotvec, self.ring.n, scale)
+        return self.ring.ntt(self.ring.from_signed(coeffs, nlimbs))
+
+    def encode_many(self, slotvecs: np.ndarray, scale: float, nlimbs: int) -> list[np.ndarray]:
+        """:meth:`encode` of each row of a (k, slots) array (one batched FFT)."""
+        coeffs = encode_many(slotvecs, self.ring.n, scale)
+        return [self.ring.ntt(self.ring.from_signed(c, nlimbs)) for c in coeffs]
+
+    def check_range(self, values: np.ndarray, scale: float, op: str, level: int | None = None) -> None:
+        """Refuse values too large to decrypt once rescaled to level 0 (:meth:`ScaleLadder.max_value`).
+
+        Raises:
+            EncodingError: naming ``op``, the largest value and the limit.
+        """
+        top = float(np.max(np.abs(values))) if values.size else 0.0
+        limit = self.scales.max_value(scale, level)
+        if top >= limit:
+            raise EncodingError(f"cannot {op}: |value| {top:.4g} is out of range for scale 2^{math.log2(scale):.1f} "
+                                f"(must stay below {limit:.4g}: a quarter of q_0 "
+                                f"at the scale it has once rescaled to level 0)")

@@ -1,22 +1,22 @@
 """Which keys a CKKS key set holds, how they are made and checked, and the key switches that use them.
 
-A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`. A requirement set names
+The key set role of :class:`~he_core.schemes.ckks.scheme.CkksScheme`. A requirement set names
 vector sizes (and, for a client's minimal set, the linear transforms it will run); the
 Galois keys follow from the rotations of the baby-step / giant-step transforms, the
 row moves and restrides those sizes need, and the powers of two, within a memory budget.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
 import numpy as np
 
-from ...ciphertext import Ciphertext
 from ...errors import FormatError, KeyMissingError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from . import keys as keygen, layout
-from .linear import bsgs_giant
+from .context import CkksContext
 
 # Upper bound on the default Galois keys' memory (explicitly requested rotations always get keys).
 KEY_BUDGET_BYTES = 1 << 30
@@ -25,15 +25,41 @@ KEY_BUDGET_BYTES = 1 << 30
 MOVE_ROWS = 64
 
 
-class KeySetMixin:
-    """Key generation, the Galois elements a requirement set gets, key checks, re-keying."""
+def bsgs_giant(n_diag: int) -> int:
+    """Giant step of the baby-step / giant-step split of ``n_diag`` diagonals (about their square root)."""
+    return max(1, math.isqrt(n_diag - 1) + 1)
 
-    def _s_full(self, key: SecretKey) -> np.ndarray:
+
+def key_id_material(public_data: Any) -> list[np.ndarray]:
+    """The public key (b, a): it determines the secret; evaluation keys are bound by the file signature."""
+    return [public_data["pk"]]
+
+
+class KeySet:
+    """Key generation and checks, the Galois elements a requirement set gets, and the installed keys' parts.
+
+    Args:
+        ctx: the parameter set's objects.
+        installed: the scheme's installed public keys (they are set, and replaced, after the
+            scheme is built, so this reads them when asked; it raises when none are installed).
+    """
+
+    def __init__(self, ctx: CkksContext, installed: Callable[[], PublicKeys]) -> None:
+        self.ctx, self.params, self.ring = ctx, ctx.params, ctx.ring
+        self.installed = installed
+        self._secret_cache: dict[str, np.ndarray] = {}  # key id -> the secret in NTT form over Q*P
+
+    def galois_element(self, steps: int) -> int:
+        """The Galois element of a rotation left by ``steps`` slots: 5^steps mod 2N."""
+        return pow(5, steps % self.params.slots, 2 * self.params.poly_degree)
+
+    def s_full(self, key: SecretKey) -> np.ndarray:
+        """The secret of ``key`` in NTT form over Q*P (kept per key id)."""
         if key.key_id not in self._secret_cache:
             self._secret_cache[key.key_id] = keygen.full_ntt(self.ring, np.asarray(key.data["s"], dtype=np.int64))
         return self._secret_cache[key.key_id]
 
-    def _default_rotations(self, requirements: KeyRequirements) -> list[int]:
+    def default_rotations(self, requirements: KeyRequirements) -> list[int]:
         """Rotations that get Galois keys: those asked for, powers of two (left, then right), then matvec steps.
 
         With ``requirements.minimal``: the asked rotations and the matvec steps of ``requirements.transforms``.
@@ -45,20 +71,20 @@ class KeySetMixin:
         slots = self.params.slots
         asked = [r % slots for r in requirements.rotations if r % slots]
         if requirements.minimal:
-            steps = [r % slots for size in requirements.transforms for r in self._matvec_rotations(size)]
+            steps = [r % slots for size in requirements.transforms for r in self.matvec_rotations(size)]
             return sorted(set(asked) | {r for r in steps if r})
         powers = [1 << k for k in range(slots.bit_length() - 1)]
-        steps = [r % slots for size in requirements.sizes for r in self._matvec_rotations(size)]
+        steps = [r % slots for size in requirements.sizes for r in self.matvec_rotations(size)]
         steps += [r % slots for a in requirements.sizes for b in requirements.sizes
-                  for r in self._restride_rotations(a, b)]
-        steps += [r % slots for size in requirements.sizes for r in self._row_move_rotations(size)]
+                  for r in self.restride_rotations(a, b)]
+        steps += [r % slots for size in requirements.sizes for r in self.row_move_rotations(size)]
         steps = [r for r in steps if r]
         wanted = list(dict.fromkeys(asked + powers + [slots - p for p in powers] + steps))
         per_key = self.params.digits * 2 * (len(self.ring.q) + len(self.ring.p)) * self.ring.n * 8
         budget = max(len(asked) + 1, KEY_BUDGET_BYTES // per_key - 1)  # - 1: the conjugation key
         return sorted(wanted[:budget])
 
-    def _matvec_rotations(self, size: int) -> list[int]:
+    def matvec_rotations(self, size: int) -> list[int]:
         """The rotations of a baby-step / giant-step ``matvec`` on vectors of ``size`` (see :mod:`.linear`).
 
         Giving each its own Galois key makes every step one key switch instead of a
@@ -70,7 +96,7 @@ class KeySetMixin:
         g = bsgs_giant(2 * stride - 1)
         return [-(stride - 1)] + list(range(1, g)) + [g * j for j in range(1, -(-(2 * stride - 1) // g))]
 
-    def _restride_rotations(self, size_from: int, size_to: int) -> list[int]:
+    def restride_rotations(self, size_from: int, size_to: int) -> list[int]:
         """Baby- and giant-step rotations that move rows of ``size_from`` into the layout of ``size_to``.
 
         Row r moves from slot r * t1 to r * t2 (strides t1 < t2), a shift of -r * (t2 - t1);
@@ -84,7 +110,7 @@ class KeySetMixin:
         d, g = t2 - t1, bsgs_giant(rows)
         return [d * i for i in range(1, g)] + [-d * g * j for j in range(1, -(-rows // g) + 1)]
 
-    def _row_move_rotations(self, size: int) -> list[int]:
+    def row_move_rotations(self, size: int) -> list[int]:
         """Baby- and giant-step rotations that move rows of ``size`` to other rows (take_rows, index_add_...).
 
         A move from row a to row b is a shift of (a - b) * stride, between -MOVE_ROWS and
@@ -98,7 +124,8 @@ class KeySetMixin:
         giants = [stride * g * j for j in range(1, -(-rows // g) + 1)]
         return [stride * i for i in range(1, g)] + giants + [-r for r in giants]
 
-    def _keygen(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
+    def generate(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
+        """A fresh key pair with the evaluation keys ``requirements`` call for."""
         r = self.ring
         s = keygen.sample_secret(self.params, rng)
         s_full = keygen.full_ntt(r, s)
@@ -106,23 +133,20 @@ class KeySetMixin:
         data: dict[str, Any] = {"pk": pk, "pk_seed": np.frombuffer(seed, dtype=np.uint8).copy(), "galois": {}}
         if requirements.multiply:
             data["relin"] = keygen.switch_key(r, self.params, r.mul(s_full, s_full), s_full, rng)
-        elements = {self._galois_element(k) for k in self._default_rotations(requirements)}
+        elements = {self.galois_element(k) for k in self.default_rotations(requirements)}
         if not requirements.minimal:
             elements.add(2 * self.params.poly_degree - 1)  # conjugation
         for g in sorted(elements):
             s_g = r.permute(s_full, r.galois_perm(g))
             data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
-        key_id = derive_key_id(self.name, self.params_id, self.key_id_material(data))
+        key_id = derive_key_id(self.ctx.name, self.ctx.params_id, key_id_material(data))
         self._secret_cache[key_id] = s_full
-        secret = SecretKey(self.name, self.params_id, key_id, {"s": s.astype(np.int8)}, requirements, self.params)
-        return KeyPair(secret, PublicKeys(self.name, self.params_id, key_id, data, requirements, self.params))
+        name, params_id = self.ctx.name, self.ctx.params_id
+        secret = SecretKey(name, params_id, key_id, {"s": s.astype(np.int8)}, requirements, self.params)
+        return KeyPair(secret, PublicKeys(name, params_id, key_id, data, requirements, self.params))
 
-    @classmethod
-    def key_id_material(cls, public_data: Any) -> list[np.ndarray]:
-        """The public key (b, a): it determines the secret; evaluation keys are bound by the file signature."""
-        return [public_data["pk"]]
-
-    def _check_public_keys(self, public: PublicKeys) -> None:
+    def check_public(self, public: PublicKeys) -> None:
+        """Refuse public keys whose arrays or seed are malformed (:class:`~he_core.FormatError`)."""
         data, r = public.data, self.ring
         if not isinstance(data, dict) or not isinstance(data.get("galois", {}), dict):
             raise FormatError("cannot use these public keys: malformed key material")
@@ -149,28 +173,23 @@ class KeySetMixin:
         for g, key in data.get("galois", {}).items():
             check(f"Galois key {g}", key, switch)
 
-    def _relin_key(self) -> np.ndarray:
-        key = self.public_keys.data.get("relin")
+    def relin_key(self) -> np.ndarray:
+        """The installed relinearisation key.
+
+        Raises:
+            KeyMissingError: the installed keys have none.
+        """
+        key = self.installed().data.get("relin")
         if key is None:
             raise KeyMissingError("cannot multiply ciphertexts: no relinearisation key "
                                   "(generate keys with KeyRequirements(multiply=True))")
         return key
 
-    def _galois_key(self, g: int) -> np.ndarray | None:
-        return self.public_keys.data["galois"].get(str(g))
+    def galois_key(self, g: int) -> np.ndarray | None:
+        """The installed key for Galois element ``g``, or None."""
+        return self.installed().data["galois"].get(str(g))
 
-    def _make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
-        key = keygen.switch_key(self.ring, self.params, self._s_full(old), self._s_full(new), rng)
-        return SwitchKey(self.name, self.params_id, old.key_id, new.key_id, {"key": key}, self.params)
-
-    def _rekey(self, ct: Ciphertext, switch_key: SwitchKey) -> Ciphertext:
-        ct = self._relin(ct)
-        r = self.ring
-        data = np.empty_like(ct.data)
-        for i in range(ct.data.shape[0]):
-            ks = self.switcher.key_switch(ct.data[i, 1], switch_key.data["key"], self.params.alpha)
-            r.add(ct.data[i, 0], ks[0], data[i, 0])
-            data[i, 1] = ks[1]
-        nvar, vmax = self._nv(ct)
-        return self._noisy(ct.replace(data=data, key_id=switch_key.to_key_id),
-                           nvar + self._noise.keyswitch(self.level(ct)), vmax, keep_flood=True)
+    def make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
+        """A key switching ciphertexts under ``old`` to ``new``."""
+        key = keygen.switch_key(self.ring, self.params, self.s_full(old), self.s_full(new), rng)
+        return SwitchKey(self.ctx.name, self.ctx.params_id, old.key_id, new.key_id, {"key": key}, self.params)

@@ -56,3 +56,8 @@ def meta(level: int, stride: int, dirty: bool = False, rep: bool = False) -> dic
 
 def is_clean(ct) -> bool:
     return not ct.meta["dirty"] and not ct.meta["rep"]
+
+
+def level(ct) -> int:
+    """A ciphertext's level: its limbs (axis 2 of its (nct, parts, limbs, N) data) minus one."""
+    return ct.data.shape[2] - 1

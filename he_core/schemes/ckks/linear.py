@@ -1,6 +1,4 @@
-"""Plaintext linear maps and polynomials on CKKS batches.
-
-A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`.
+"""Plaintext matrix-vector products on CKKS batches (the diagonal method).
 
 ``matvec`` uses the diagonal method on the block-diagonal matrix diag(M, M, ...) that
 acts on every row block at once, with baby-step / giant-step rotations: with the
@@ -8,8 +6,8 @@ shifted diagonal index k' = k + (T - 1) = g*j + i, y = sum_j rot_gj( sum_i
 rot_-gj(d_k) * rot_i(x') ), x' = rot_-(T-1)(x); a matrix without negative diagonals
 (one output row) takes k' = k and x' = x. All products are accumulated before
 one rescale. The baby-step rotations of x' share one decomposition (hoisting, see
-``RotationMixin._rotate_many``) and have their own Galois keys when the vector size was
-declared in the key requirements (``CkksScheme._matvec_rotations``).
+``Rotator.rotate_many``) and have their own Galois keys when the vector size was
+declared in the key requirements (``KeySet.matvec_rotations``).
 
 The block-diagonal matrix has blocks for the batch's rows only (the last ciphertext of a
 batch gets its own, shorter, diagonals): every slot outside the rows and sizes of the
@@ -21,19 +19,21 @@ same weights to every query, and the encodings do not depend on any key).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import math
 import threading
 from collections import OrderedDict
-from typing import Sequence
 
 import numpy as np
 
-from ...circuits import PolyStyle
 from ...errors import EncodingError
 from . import layout, noise
-from .scales import scales_match
+from .arith import Evaluator
+from .context import CkksContext
+from .keyset import bsgs_giant
+from .noise_records import NoiseRecords
+from .rotation import Rotator
+from .row_moves import RowMover
+from .targets import LayoutTargets
 
 
 #: Bytes of encoded diagonals kept for the process (every scheme instance and client key share them).
@@ -42,77 +42,67 @@ _diagonal_cache: OrderedDict = OrderedDict()
 _diagonal_lock = threading.Lock()
 
 
-def bsgs_giant(n_diag: int) -> int:
-    """Giant step of the baby-step / giant-step split of ``n_diag`` diagonals (about their square root)."""
-    return max(1, math.isqrt(n_diag - 1) + 1)
+class DiagonalMatVec:
+    """``matvec`` by the baby-step / giant-step diagonal method, with the encoded diagonals cached.
 
+    Args:
+        ctx: the parameter set's objects; records: noise records; evaluator: the plaintext
+        products and sums; rotator: the (hoisted) rotations; mover: restrides the input;
+        targets: the error for a coefficient-packed input.
+    """
 
-class LinearMixin:
-    """matvec (BSGS diagonal method) and polyval (coefficients folded into factors)."""
+    def __init__(self, ctx: CkksContext, records: NoiseRecords, evaluator: Evaluator, rotator: Rotator,
+                 mover: RowMover, targets: LayoutTargets) -> None:
+        self.params, self.params_id, self.ring = ctx.params, ctx.params_id, ctx.ring
+        self.records, self.evaluator, self.targets = records, evaluator, targets
+        self.rotator, self.mover = rotator, mover
 
-    #: A plaintext product costs a level here, so each coefficient rides on a product its
-    #: power needs anyway; odd fits (sigmoid - 1/2, tanh) of degree >= 5 take c0 + x q(x^2).
-    polyval_style = PolyStyle(fold=True, odd_split=True)
+    def matvec(self, a, matrix, key):
+        """``a @ matrix.T`` row by row (one level).
 
-    def polyval(self, a, coeffs: Sequence[float]):
-        """``sum(c_i * a**i)`` by :func:`he_core.circuits.polyval` in :attr:`polyval_style` (slot packing only)."""
-        self._check_ct(a)
-        if a.meta.get("coeff"):
-            raise self._need_slots("polyval", a)
-        return super().polyval(a, coeffs)
-
-    def op_cost(self, op, *operands, rows=None, coeffs=None):
-        """As :meth:`OperationCosts.op_cost`, plus a level for ``polyval`` on an operand off its working scale.
-
-        A scalar absorbed into the scale (an activation's ``1/a``) leaves the operand off
-        the working scale; the circuit's terms then reach one level at different scales
-        and adding them spends a level to realign (``ArithMixin._align_add``).
+        Raises:
+            EncodingError: the matrix needs more slots per row than the ring has.
+            RefreshRequired: ``a`` is coefficient-packed.
         """
-        cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs)
-        if op == "polyval" and operands and not scales_match(operands[0].scale, self._scale_at(self.level(operands[0]))):
-            return dataclasses.replace(cost, depth=cost.depth + 1)
-        return cost
-
-    def _matvec(self, a, matrix, key):
         if a.meta.get("coeff"):
-            raise self._need_slots("matvec", a)
+            raise self.targets.need_slots("matvec", a)
         out_size, size = matrix.shape
         slots = self.params.slots
         stride = max(a.meta["stride"], layout.next_pow2(out_size), layout.next_pow2(size))
         if stride > slots:
             raise EncodingError(f"cannot matvec: a {matrix.shape} matrix needs {stride} slots per row")
         if stride != a.meta["stride"]:
-            a = self._gather(a, [(i, i, 1.0) for i in range(a.rows)], a.rows, stride)
+            a = self.mover.gather(a, [(i, i, 1.0) for i in range(a.rows)], a.rows, stride)
         # Blocks for the batch's rows only (the last ciphertext's own count), so nothing outside them
         # reaches the result: no cleaning level, and no answer for a row the batch does not declare.
         rpc, nct = slots // stride, a.data.shape[0]
         last = a.rows - (nct - 1) * rpc
         n_diag = 2 * stride - 1
         g = bsgs_giant(n_diag)
-        factor, pt_scale, stats, start = self._diagonal_plan(a, matrix, stride, rpc if nct > 1 else last, g)
+        factor, pt_scale, stats, start = self.diagonal_plan(a, matrix, stride, rpc if nct > 1 else last, g)
         if nct > 1 and last < rpc:
-            short = self._diagonal_plan(a, matrix, stride, last, g)[0]
+            short = self.diagonal_plan(a, matrix, stride, last, g)[0]
             factor = {kp: [factor[kp][0]] * (nct - 1) + [short[kp][0]] for kp in factor}
-        x0 = self._rotate_ct(a, start)
-        babies = self._rotate_many(x0, sorted({kp % g for kp in factor}))  # hoisted: x0 is decomposed once
+        x0 = self.rotator.rotate(a, start)
+        babies = self.rotator.rotate_many(x0, sorted({kp % g for kp in factor}))  # hoisted: x0 is decomposed once
         acc = None
         for j in range(-(-n_diag // g)):
             terms = [(i, g * j + i) for i in range(g) if g * j + i in factor]
             if not terms:
                 continue
-            inner = self._rotate_ct(self._inner_sum(babies, terms, factor, pt_scale, stats), g * j)
-            acc = inner if acc is None else self._add_raw(acc, inner, rule="independent")
+            inner = self.rotator.rotate(self.inner_sum(babies, terms, factor, pt_scale, stats), g * j)
+            acc = inner if acc is None else self.evaluator.add(acc, inner, rule="independent")
         if acc is None:  # the zero matrix
-            acc = self._mul_slots(a, np.zeros((1, slots)), False, True)
-        out = self._rescale_ct(acc)
+            acc = self.evaluator.mul_slots(a, np.zeros((1, slots)), False, True)
+        out = self.evaluator.rescale(acc)
         # Output slot t is sum_j M[t, j] x_j: at most V times the largest absolute row sum of M.
         vmax = a.meta["vmax"] * float(np.max(np.sum(np.abs(matrix), axis=1), initial=0.0))
-        out = self._noisy(out, self._nv(out)[0], vmax)
+        out = self.records.noisy(out, self.records.nv(out)[0], vmax)
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
 
-    def _inner_sum(self, babies: dict, terms: list, factor: dict, pt_scale: float, stats: dict):
+    def inner_sum(self, babies: dict, terms: list, factor: dict, pt_scale: float, stats: dict):
         """sum over (i, kp) of babies[i] times diagonal kp, not rescaled: one fused multiply-add per
-        component and term, and the terms' noise (as ``_mul_pts`` gives it) summed once."""
+        component and term, and the terms' noise (as ``Evaluator.mul_pts`` gives it) summed once."""
         first = babies[terms[0][0]]
         data = np.zeros_like(first.data)
         variances, vmax = [], 0.0
@@ -122,15 +112,15 @@ class LinearMixin:
                 pt = pts[c if len(pts) > 1 else 0]
                 for p in range(2):
                     self.ring.muladd(baby.data[c, p], pt, data[c, p])
-            var, vm = self._plain_product_noise(baby, pt_scale, *stats[kp])
+            var, vm = self.evaluator.plain_product_noise(baby, pt_scale, *stats[kp])
             variances.append(var)
             vmax += vm
         # Different diagonals read different (rotated) slots: independent errors.
-        meta = self._noise_meta({**first.meta, "dirty": False}, self.level(first),
-                                noise.sum_var(variances, True), vmax)
+        meta = self.records.meta({**first.meta, "dirty": False}, layout.level(first),
+                                 noise.sum_var(variances, True), vmax)
         return first.replace(data=data, scale=first.scale * pt_scale, meta=meta)
 
-    def _diagonal_plan(self, a, matrix, stride, blocks, g) -> tuple[dict, float, dict, int]:
+    def diagonal_plan(self, a, matrix, stride, blocks, g) -> tuple[dict, float, dict, int]:
         """The encoded diagonals of ``blocks`` copies of ``matrix`` for ``a`` (kept for the next call).
 
         Returns:
@@ -141,12 +131,12 @@ class LinearMixin:
             start rotation: a key switch fewer, and fewer giant steps (each is a giant key's).
         """
         digest = hashlib.blake2b(np.ascontiguousarray(matrix).tobytes(), digest_size=16).digest()
-        key = (self.params_id, digest, matrix.shape, stride, blocks, g, self.level(a), a.scale)
+        key = (self.params_id, digest, matrix.shape, stride, blocks, g, layout.level(a), a.scale)
         with _diagonal_lock:
             if key in _diagonal_cache:
                 _diagonal_cache.move_to_end(key)
                 return _diagonal_cache[key][0]
-        diags = self._block_diagonals(matrix, stride, blocks)
+        diags = self.block_diagonals(matrix, stride, blocks)
         start = -(stride - 1)
         if diags and min(diags) >= stride - 1:
             diags, start = {kp - (stride - 1): d for kp, d in diags.items()}, 0
@@ -157,8 +147,8 @@ class LinearMixin:
         else:
             # rot_{-gj} of each diagonal (slot t takes d[t - gj]), all encoded in one batch.
             rolled = np.array([np.roll(diags[kp], g * (kp // g)) for kp in order]).reshape(len(order),
-                                                                                         self.params.slots)
-            pts, pt_scale = self._plain_factors(a, rolled)
+                                                                                           self.params.slots)
+            pts, pt_scale = self.evaluator.plain_factors(a, rolled)
             entry = ({kp: [pt] for kp, pt in zip(order, pts)}, pt_scale, stats, start)
         size = sum(pts[0].nbytes for pts in entry[0].values())
         with _diagonal_lock:
@@ -168,7 +158,7 @@ class LinearMixin:
                 total -= _diagonal_cache.popitem(last=False)[1][1]
         return entry
 
-    def _block_diagonals(self, matrix: np.ndarray, stride: int, blocks: int | None = None) -> dict[int, np.ndarray]:
+    def block_diagonals(self, matrix: np.ndarray, stride: int, blocks: int | None = None) -> dict[int, np.ndarray]:
         """Non-zero shifted diagonals k' = k + stride - 1 of diag(M, ..., M, 0, ...): ``blocks`` copies of M."""
         slots = self.params.slots
         blocks = slots // stride if blocks is None else blocks

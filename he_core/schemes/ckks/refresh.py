@@ -1,6 +1,6 @@
 """The CKKS side of the masked refresh: masks in the coefficient domain, maps the key holder applies.
 
-A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`; the protocol is in
+The masked-refresh role of :class:`~he_core.schemes.ckks.scheme.CkksScheme`; the protocol is in
 :mod:`he_core.refresh`. Everything happens on the integer polynomial ``y = c0 + c1 s``
 (the decrypted *phase*, before any decoding), so no floating-point FFT ever touches a
 masked value:
@@ -30,7 +30,13 @@ from ...ciphertext import Ciphertext
 from ...errors import EncodingError
 from ...refresh import Mask, MaskPlan
 from . import exact, layout, noise
-from .coeff import coeff_meta, is_coeff
+from .arith import Evaluator
+from .coeff_layout import coeff_meta, coeff_positions, is_coeff
+from .context import CkksContext
+from .decryption import Decryptor
+from .encryption import Encryptor
+from .keyset import KeySet
+from .noise_records import NoiseRecords
 
 FRESH_LAYOUTS = ("coeff", "constant", "slots")
 
@@ -52,11 +58,23 @@ class RefreshMap:
         self.n_out, self.level, self.scale, self.meta = n_out, level, float(scale), meta
 
 
-class RefreshMixin:
-    """Masked refresh hooks of the CKKS scheme."""
+class MaskedRefresher:
+    """Both sides' steps of the masked refresh: the map, the trainer's mask and unmask, the key holder's re-encryption.
+
+    Args:
+        ctx: the parameter set's objects; keyset: the installed public key and the secret;
+        records: noise records; evaluator: relinearises; encryptor: encryptions (of zero);
+        decryptor: exact phases.
+    """
+
+    def __init__(self, ctx: CkksContext, keyset: KeySet, records: NoiseRecords, evaluator: Evaluator,
+                 encryptor: Encryptor, decryptor: Decryptor) -> None:
+        self.ctx, self.params, self.ring, self.scales, self.noise = ctx, ctx.params, ctx.ring, ctx.scales, ctx.noise
+        self.keyset, self.records, self.evaluator = keyset, records, evaluator
+        self.encryptor, self.decryptor = encryptor, decryptor
 
     # ------------------------------------------------------------------ the map
-    def _refresh_map(self, ct: Ciphertext, target: Any) -> RefreshMap:
+    def map(self, ct: Ciphertext, target: Any) -> RefreshMap:
         """The public map a refresh of ``ct`` into ``target`` applies (identical on both sides)."""
         n, top = self.ring.n, self.params.levels
         if target is None:
@@ -64,22 +82,22 @@ class RefreshMixin:
             every = np.arange(nct * n)
             pos = (every // n, every % n)
             meta = {**ct.meta, "level": top}
-            return RefreshMap(pos, pos, nct, top, self._scale_at(top), meta)
+            return RefreshMap(pos, pos, nct, top, self.scales.at(top), meta)
         if not isinstance(target, dict) or target.get("layout") not in FRESH_LAYOUTS:
             raise EncodingError(f"cannot refresh into {target!r}: a refresh target is None or a layout dict "
                                 f"with layout in {FRESH_LAYOUTS}")
-        level, scale = self._target_level_scale(target)
+        level, scale = self.target_level_scale(target)
         kind = target["layout"]
         if kind == "slots":
             if is_coeff(ct):
-                raise self._no_domain_change(ct, target)
+                raise self.no_domain_change(ct, target)
             nct = ct.data.shape[0]
             every = np.arange(nct * n)
             pos = (every // n, every % n)
             return RefreshMap(pos, pos, nct, level, scale, {**ct.meta, "level": level})
         if not is_coeff(ct):
-            raise self._no_domain_change(ct, target)
-        src = self._coeff_positions(ct)
+            raise self.no_domain_change(ct, target)
+        src = coeff_positions(ct, self.ring.n)
         if kind == "constant":
             if ct.shape != (1, 1):
                 raise EncodingError(f"cannot refresh {ct.describe()} into a constant: it holds {ct.shape} values")
@@ -90,57 +108,61 @@ class RefreshMixin:
             raise EncodingError(f"cannot refresh {ct.describe()} into {target!r}: a coefficient target keeps the "
                                 f"stride ({ct.meta['stride']}) and names rev")
         like = ct.replace(meta={**ct.meta, "rev": rev})
-        dst = self._coeff_positions(like)
+        dst = coeff_positions(like, self.ring.n)
         return RefreshMap((src[0].reshape(-1), src[1].reshape(-1)), (dst[0].reshape(-1), dst[1].reshape(-1)),
                           ct.data.shape[0], level, scale, coeff_meta(level, stride, rev, dirty=False))
 
-    def _target_level_scale(self, target: dict) -> tuple[int, float]:
+    def target_level_scale(self, target: dict) -> tuple[int, float]:
+        """The level and scale a refresh target names, checked (the scale must be its level's working one)."""
         level, scale = target.get("level"), target.get("scale")
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= self.params.levels:
             raise EncodingError(f"cannot refresh: target level {level!r} is not in 0 .. {self.params.levels}")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
-                or not scale == self._scale_at(level):
+                or not scale == self.scales.at(level):
             raise EncodingError(f"cannot refresh: target scale {scale!r} is not the working scale of level {level}")
         return level, float(scale)
 
-    def _no_domain_change(self, ct: Ciphertext, target: dict) -> EncodingError:
+    def no_domain_change(self, ct: Ciphertext, target: dict) -> EncodingError:
+        """The error for a refresh between slot and coefficient packing."""
         return EncodingError(f"cannot refresh {ct.describe()} into {target!r}: moving between slot and coefficient "
                              "packing would decode masked values in floating point; encrypt the tensor in the "
                              "layout it is used in instead")
 
     # ------------------------------------------------------------------ trainer: plan and mask
-    def _refresh_plan(self, ct: Ciphertext, target: Any, value_bound: float | None) -> MaskPlan:
-        rmap = self._refresh_map(ct, target)
-        est = self.noise_estimate(ct)
+    def plan(self, ct: Ciphertext, target: Any, value_bound: float | None) -> MaskPlan:
+        """The trainer's mask plan for refreshing ``ct`` into ``target`` (``value_bound``: a declared bound)."""
+        rmap = self.map(ct, target)
+        est = self.records.estimate(ct)
         # A declared bound is used as it is, never tightened by the tracked one: the tracked
         # bound depends on the data (e.g. a review's length), and the mask's width shows.
         values = float(est["value_bound"]) if value_bound is None else float(value_bound)
         bound = float(ct.scale) * values + float(est["coeff_bound"])
-        primes = self.ring.q[: self.level(ct) + 1]
+        primes = self.ring.q[: layout.level(ct) + 1]
         room = sum(math.log2(q) for q in primes) - 1.0
         return MaskPlan(read=(rmap.src_ct, rmap.src_pos), bound_bits=math.log2(max(bound, 1.0)), room_bits=room,
                         moduli=tuple(primes), n_cts=int(ct.data.shape[0]), n_entries=self.ring.n)
 
-    def _apply_mask(self, ct: Ciphertext, mask: Mask, rng) -> Ciphertext:
-        ct = self._relin(ct)
-        nl = self.level(ct) + 1
+    def apply_mask(self, ct: Ciphertext, mask: Mask, rng) -> Ciphertext:
+        """``ct`` re-randomised and masked per ``mask`` (the trainer's step before the key holder)."""
+        ct = self.evaluator.relin(ct)
+        nl = layout.level(ct) + 1
         plan = mask.plan
         data = ct.data.copy()
-        public = self.public_keys.data["pk"]
-        bounded = [self._bounded_residues(mask, limb) for limb in range(len(plan.moduli))]
+        public = self.keyset.installed().data["pk"]
+        bounded = [self.bounded_residues(mask, limb) for limb in range(len(plan.moduli))]
         for i in range(data.shape[0]):
             poly = np.ascontiguousarray(mask.residues[i]).copy()
             sel = plan.read[0] == i
             for j in range(nl):
                 poly[j, plan.read[1][sel]] = bounded[j][sel]
             self.ring.ntt(poly)
-            z0, z1 = self._public_zero(public, rng, nl)  # re-randomises c1: it no longer shows the computation
+            z0, z1 = self.encryptor.public_zero(public, rng, nl)  # re-randomises c1: it no longer shows the computation
             self.ring.add(data[i, 0], np.ascontiguousarray(z0[:nl]), data[i, 0])
             self.ring.add(data[i, 0], poly, data[i, 0])
             self.ring.add(data[i, 1], np.ascontiguousarray(z1[:nl]), data[i, 1])
-        return ct.replace(data=data, meta=self._outbound_meta(ct))
+        return ct.replace(data=data, meta=self.outbound_meta(ct))
 
-    def _outbound_meta(self, ct: Ciphertext) -> dict:
+    def outbound_meta(self, ct: Ciphertext) -> dict:
         """Metadata for a ciphertext that leaves the trainer: its layout, and public noise fields only.
 
         The tracked noise and value bounds follow the computation, so they depend on the
@@ -149,9 +171,9 @@ class RefreshMixin:
         the same for every request of a signature.
         """
         meta = {k: v for k, v in ct.meta.items() if k not in noise.NOISE_KEYS + ("fresh", "flood")}
-        return self._noise_meta(meta, self.level(ct), self._noise.fresh(True), noise.FLOAT_LIMIT)
+        return self.records.meta(meta, layout.level(ct), self.noise.fresh(True), noise.FLOAT_LIMIT)
 
-    def _bounded_residues(self, mask: Mask, limb: int) -> np.ndarray:
+    def bounded_residues(self, mask: Mask, limb: int) -> np.ndarray:
         """The mask's bounded entries (high * 2^63 + low) modulo ring prime ``limb``, vectorised."""
         q = self.ring.q[limb]
         high = np.mod(mask.high, q).astype(np.uint64)
@@ -159,22 +181,22 @@ class RefreshMixin:
         return exact.addmod(exact.mulmod(self.ring, high, pow(2, 63, q), limb), low, q)
 
     # ------------------------------------------------------------------ key holder
-    def _reencrypt_masked(self, masked: Ciphertext, target: Any, key, rng) -> Ciphertext:
-        rmap = self._refresh_map(masked, target)
-        phases = self._phase_limbs(masked, self._s_full(key))
-        nl = self.level(masked) + 1
+    def reencrypt_masked(self, masked: Ciphertext, target: Any, key, rng) -> Ciphertext:
+        """The key holder's step: the map of the masked phase, encrypted afresh at the target."""
+        rmap = self.map(masked, target)
+        phases = self.decryptor.phase_limbs(masked, self.keyset.s_full(key))
+        nl = layout.level(masked) + 1
         read = np.stack([phases[c][:, p] for c, p in zip(rmap.src_ct, rmap.src_pos)], axis=1) \
             if rmap.src_ct.size else np.zeros((nl, 0), dtype=np.uint64)
         lifted = exact.lift(self.ring, np.ascontiguousarray(read))
         out_nl = rmap.level + 1
         mod_p = {limb: lifted.mod_prime(limb) for limb in range(out_nl)}
         mapped = exact.scale_round(self.ring, mod_p, lifted.mod_2_64(), exact.scale_ratio(rmap.scale, masked.scale))
-        pts = self._place(rmap, mapped, out_nl)
-        data = self._encrypt_pts(pts, out_nl, rng, secret=self._s_full(key))
-        return Ciphertext(self.name, self.params_id, masked.key_id, masked.shape, rmap.scale, data,
-                          self._fresh_meta(rmap), self.params)
+        pts = self.place(rmap, mapped, out_nl)
+        data = self.encryptor.encrypt_pts(pts, out_nl, rng, secret=self.keyset.s_full(key))
+        return self.ctx.ciphertext(masked.key_id, masked.shape, rmap.scale, data, self.fresh_meta(rmap))
 
-    def _place(self, rmap: RefreshMap, mapped: dict[int, np.ndarray], nl: int) -> list[np.ndarray]:
+    def place(self, rmap: RefreshMap, mapped: dict[int, np.ndarray], nl: int) -> list[np.ndarray]:
         """NTT-form plaintexts with the mapped residues at the map's target coefficients."""
         pts = []
         for i in range(rmap.n_out):
@@ -185,40 +207,42 @@ class RefreshMixin:
             pts.append(self.ring.ntt(poly))
         return pts
 
-    def _fresh_meta(self, rmap: RefreshMap) -> dict:
+    def fresh_meta(self, rmap: RefreshMap) -> dict:
         """Layout and noise metadata of the answer: a fresh secret-key encryption.
 
         Its value bound is the masked one's (the key holder knows nothing tighter); the
         trainer sets the real one when it removes the mask.
         """
         meta = {k: v for k, v in rmap.meta.items() if k not in noise.NOISE_KEYS}
-        return self._noise_meta({**meta, "level": rmap.level}, rmap.level, self._noise.fresh(False),
-                                noise.FLOAT_LIMIT)
+        return self.records.meta({**meta, "level": rmap.level}, rmap.level, self.noise.fresh(False),
+                                 noise.FLOAT_LIMIT)
 
     # ------------------------------------------------------------------ trainer: unmask
-    def _remove_mask(self, fresh: Ciphertext, mask: Mask, target: Any, source: Ciphertext,
-                     value_bound: float | None) -> Ciphertext:
-        rmap = self._refresh_map(source, target)
-        if self.level(fresh) != rmap.level or fresh.data.shape[0] != rmap.n_out or fresh.scale != rmap.scale:
+    def remove_mask(self, fresh: Ciphertext, mask: Mask, target: Any, source: Ciphertext,
+                    value_bound: float | None) -> Ciphertext:
+        """The trainer's last step: the same map of the mask subtracted from the key holder's answer."""
+        rmap = self.map(source, target)
+        if layout.level(fresh) != rmap.level or fresh.data.shape[0] != rmap.n_out or fresh.scale != rmap.scale:
             raise EncodingError(f"cannot unmask: the answer {fresh.describe()} is not at the target's level and scale")
         nl = rmap.level + 1
-        mod_p = {limb: self._bounded_residues(mask, limb) for limb in range(nl)}
+        mod_p = {limb: self.bounded_residues(mask, limb) for limb in range(nl)}
         mapped = exact.scale_round(self.ring, mod_p, mask.mod_2_64(), exact.scale_ratio(rmap.scale, source.scale))
-        pts = self._place(rmap, mapped, nl)
+        pts = self.place(rmap, mapped, nl)
         data = fresh.data.copy()
         for i, pt in enumerate(pts):
             self.ring.sub(data[i, 0], pt, data[i, 0])
         # Both sides round their scaled values: the answer is off by at most one unit per coefficient.
-        var = self._nv(fresh)[0] + 1.0 / 3.0
+        var = self.records.nv(fresh)[0] + 1.0 / 3.0
         # A declared bound replaces the tracked one (public: the answer's metadata shows nothing of the data).
         vmax = float(source.meta["vmax"]) if value_bound is None else float(value_bound)
-        meta = self._noise_meta(fresh.meta, rmap.level, var, vmax)
+        meta = self.records.meta(fresh.meta, rmap.level, var, vmax)
         return fresh.replace(data=data, meta={**meta, "fresh": True})  # its noise is the key holder's, fresh
 
-    def _refresh_target_signature(self, ct: Ciphertext, target: Any) -> dict:
-        rmap = self._refresh_map(ct, target)
+    def target_signature(self, ct: Ciphertext, target: Any) -> dict:
+        """What the key holder sees of a refresh of ``ct`` into ``target`` (layouts, levels, scale)."""
+        rmap = self.map(ct, target)
         kind = "same" if target is None else target["layout"]
-        sig = {"layout": kind, "shape": list(ct.shape), "level_in": self.level(ct), "level_out": rmap.level,
+        sig = {"layout": kind, "shape": list(ct.shape), "level_in": layout.level(ct), "level_out": rmap.level,
                "scale_out": rmap.scale, "coeff": bool(rmap.meta.get("coeff", False)),
                "stride": int(rmap.meta["stride"])}
         if rmap.meta.get("coeff"):

@@ -18,7 +18,7 @@ def scale_tolerance(scale: float) -> float:
     16 units of the encoding's rounding (1 / s) per unit of value, still 2^8 below the
     noise of a fresh encryption (about 2^12 / s at N = 8192, more after any product), so
     it costs no precision. The integer factor that moves a ciphertext down a level
-    (``_adjust``) lands within 0.5 / factor, and the factor is about the prime size
+    (``LevelAligner.adjust``) lands within 0.5 / factor, and the factor is about the prime size
     (times any free scalar folded into the scale), so small primes (e.g. 21 bits) need
     this looser bound; for large scales the fixed 2^-30 applies.
 
@@ -38,3 +38,35 @@ def scales_match(a: float, b: float) -> bool:
 
 # Scalar factors of at least this magnitude (and at most its inverse) change only the recorded scale.
 FREE_SCALAR_MIN = 2.0**-10
+
+
+class ScaleLadder:
+    """The working scale of every level of one parameter set: Delta_L = 2^scale_bits, Delta_{l-1} = Delta_l^2 / q_l.
+
+    Args:
+        params: a :class:`~he_core.schemes.ckks.params.CkksParams`.
+        q: its ciphertext primes, as the ring holds them.
+    """
+
+    def __init__(self, params, q) -> None:
+        scales = [0.0] * (params.levels + 1)
+        scales[-1] = params.default_scale
+        for level in range(params.levels, 0, -1):
+            scales[level - 1] = scales[level] ** 2 / q[level]
+        self._scales = scales
+        self._q0, self._top = q[0], params.levels
+
+    def at(self, level: int) -> float:
+        """The working scale of ``level``."""
+        return self._scales[level]
+
+    def max_value(self, scale: float, level: int | None = None) -> float:
+        """Largest |value| whose encoding decrypts correctly once rescaled down to q_0.
+
+        Rescaling keeps a ciphertext's scale in the same ratio to its level's working scale,
+        so at level 0 it is ``scale * Delta_0 / Delta_level`` (``level``: default the top,
+        where fresh encryptions start). Chains whose floor primes are wider than their
+        scaling primes reach level 0 at a smaller scale than they start with.
+        """
+        level = self._top if level is None else level
+        return self._q0 / (4.0 * scale * self.at(0) / self.at(level))

@@ -5,6 +5,8 @@ evaluate that sum directly (O(N^2), small N), multiply polynomials modulo X^N + 
 schoolbook convolution, and apply X -> X^5 by moving coefficients: the encoder must agree
 with all three, and round by at most 1/2 per coefficient.
 """
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,7 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from he_core.errors import EncodingError
-from he_core.schemes.ckks import encoder
+from he_core.schemes.ckks import CkksParams, encoder
+from he_core.schemes.ckks.context import CkksContext
 
 SMALL = (4, 8, 16, 32, 64)
 
@@ -140,3 +143,20 @@ def test_the_largest_encodable_coefficient_is_just_below_2_62():
     assert encoder.encode(np.full(4, 2.0**62 - 2**10), n, scale)[0] == 2**62 - 2**10
     with pytest.raises(EncodingError):
         encoder.encode(np.full(4, 2.0**62), n, scale)
+
+
+def test_the_encoder_role_encodes_into_ntt_form_and_refuses_values_out_of_range():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ctx = CkksContext.for_params("ckks", CkksParams(poly_degree=1024, levels=2, allow_insecure=True))
+    enc = encoder.PlaintextEncoder(ctx.ring, ctx.scales)
+    z = np.random.default_rng(3).uniform(-1, 1, (3, 512))
+    many = enc.encode_many(z, 2.0**30, 2)
+    for row, pt in zip(z, many):
+        assert np.array_equal(pt, enc.encode(row, 2.0**30, 2))
+        coeffs = ctx.ring.intt(pt.copy())
+        assert np.array_equal(coeffs, ctx.ring.from_signed(encoder.encode(row, 1024, 2.0**30), 2))
+    limit = ctx.scales.max_value(2.0**40)
+    enc.check_range(np.array([limit * 0.99]), 2.0**40, "encrypt")
+    with pytest.raises(EncodingError, match="cannot encrypt"):
+        enc.check_range(np.array([-limit]), 2.0**40, "encrypt")

@@ -152,7 +152,7 @@ def check(s, ct, secret, full=None, coeffs=None, loose=LOOSE) -> dict:
 
 
 def within(z: np.ndarray, width: int, step: int) -> np.ndarray:
-    """The slot simulation of RotationMixin._sum_within."""
+    """The slot simulation of Rotator.sum_within."""
     shift = step
     while shift < width * step:
         z = z + np.roll(z, -shift, axis=-1)
