@@ -113,7 +113,8 @@ def _meta(config: XorConfig, summary: dict) -> dict:
 def _report(summary: dict, args: argparse.Namespace) -> None:
     if not args.quiet and not args.json:
         initial = "not released" if summary["initial_loss"] is None else f"{summary['initial_loss']:.4f}"
-        booted = f", {summary.get('bootstraps', 0)} bootstraps" if summary["refresh"] == "bootstrap" else ""
+        booted = (f", {summary.get('bootstraps', 0)} bootstraps ({summary.get('parameter_bootstraps', 0)} of the "
+                  "parameters, packed)") if summary["refresh"] == "bootstrap" else ""
         print(f"xor on {summary['scheme']}: {summary['epochs']} epochs in {summary['seconds']:.2f} s "
               f"({1000 * summary['seconds_per_epoch']:.1f} ms/epoch), loss {initial} -> "
               f"{summary['final_loss']:.4f}, {summary['correct']}/4 correct; {summary['train_refresh_rounds']} "

@@ -278,6 +278,6 @@ def train_xor(scheme: he_core.Scheme, keyholder: KeyHolder, config: XorConfig = 
     policy = eval_policy.counters()
     if isinstance(refresher, BootstrapRefresh):
         policy["bootstraps"] = refresher.bootstraps
-    if history:
-        policy = {k: v + history.policy.get(k, 0) for k, v in policy.items()}
+    if history:  # the evaluation's counters on top of training's, and training's own (parameter bootstraps)
+        policy = {**history.policy, **{k: v + history.policy.get(k, 0) for k, v in policy.items()}}
     return XorResult(model, records, seconds, pred, policy, rounds)

@@ -246,8 +246,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
                   for r in watch.monitor.records] if watch else []
     counters = policy.counters()
     if booting:
-        counters["bootstraps"] = refresher.bootstraps
-        counters["parameter_bootstraps"] = refresher.parameter_bootstraps
+        counters.update({k: v for k, v in refresher.counters().items() if k != "refresh_rounds"})
     return History(model, records, time.perf_counter() - start, counters, aggregates)
 
 

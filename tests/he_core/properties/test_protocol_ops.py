@@ -247,7 +247,8 @@ def test_every_protocol_operation_is_covered():
                "sanitize", "as_received", "rotate", "conjugate", "sum_slots", "level", "level_drop",
                "noise_estimate", "refresh", "rerandomize"}
     # Not here (yet): bootstrapping needs its own sparse-secret, many-level parameter sets and seconds per
-    # case; tests/he_core/schemes/ckks/bootstrap/ checks it. Any other new operation fails this test.
-    not_in_campaign = {"bootstrap", "bootstrap_plan", "bootstrap_keygen"}
+    # case; tests/he_core/schemes/ckks/bootstrap/ checks it (test_packing.py: a hypothesis property of
+    # bootstrap_many). Any other new operation fails this test.
+    not_in_campaign = {"bootstrap", "bootstrap_many", "bootstrap_packs", "bootstrap_plan", "bootstrap_keygen"}
     assert set(he_core.protocols.OPTIONAL_OPERATIONS) <= covered | not_in_campaign, \
         set(he_core.protocols.OPTIONAL_OPERATIONS) - covered - not_in_campaign

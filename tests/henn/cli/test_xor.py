@@ -153,6 +153,8 @@ def test_bootstrapped_xor_on_a_trial_ring_reports_no_training_refresh(capsys):
     assert summary["train_refresh_rounds"] == 0 and summary["bootstraps"] > 0
     assert summary["refresh_rounds"] == 0 and summary["releases"] == 1  # the final release only, no refresh
     assert summary["security_bits"] == 0 and summary["initial_loss"] is None
+    # All four parameters side by side; packed at most once per step after the first (here none is needed yet).
+    assert summary["bootstrap_slots"] == 32 and summary["parameter_bootstraps"] <= 1
 
 
 @pytest.mark.slow
@@ -163,3 +165,4 @@ def test_bootstrapped_xor_at_128_bits_needs_no_key_holder_while_training(capsys)
     summary = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and summary["correct"] == 4 and summary["security_bits"] == 128
     assert summary["train_refresh_rounds"] == 0 and summary["bootstraps"] > 0
+    assert 0 < summary["parameter_bootstraps"] <= 5  # packed, at most once per step after the first
