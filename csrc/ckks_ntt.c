@@ -50,11 +50,13 @@ const char *ckks_cpu_path(void) {
 #endif
 }
 
-int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables) {
+int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables,
+                      size_t tables_words) {
     if (!m || !tables) return HE_ERR_NULL;
     m->n = 0;  /* until the tables are built: a failed (re-)init leaves m refused by every kernel */
     int logn = log2_exact(n);
     if (logn < 0 || logn > 59 || q < 3 || q >= ((uint64_t)1 << 61) || (q & 1) == 0) return HE_ERR_ARGUMENT;
+    if (!ckks_scratch_ok(tables, tables_words, ckks_words_of(4, n))) return HE_ERR_SCRATCH;
     if ((q - 1) % (2 * (uint64_t)n) != 0) return HE_ERR_ARGUMENT;  /* logn <= 59: 2n cannot wrap */
     ckks_u128 ratio = ~(ckks_u128)0 / q;  /* q is odd, so this equals floor(2^128 / q) */
     m->q = q;

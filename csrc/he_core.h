@@ -14,9 +14,9 @@
  *     they are asked; a kernel handed fewer slices uses fewer threads, never more;
  *   - sizes and counts are size_t, values are fixed-width integers;
  *   - every buffer is owned by the caller, its size given by the call's dimensions (arrays)
- *     or by a length (scratch); no kernel allocates;
+ *     or by a length (scratch, ckks_modulus_init's tables); no kernel allocates;
  *     scratch buffers come with a length the kernel checks against its *_scratch(), and must
- *     be aligned for their word type (else HE_ERR_SCRATCH);
+ *     be aligned for their word type (else HE_ERR_SCRATCH); so do the tables;
  *   - every pointer is checked: NULL gives HE_ERR_NULL, never a crash;
  *   - arrays are dense, row-major (C order);
  *   - the return value is an HE_* status code. On an error the output buffers hold
@@ -31,7 +31,7 @@
 #define HE_OK 0
 #define HE_ERR_ARGUMENT 1   /* a size or parameter is invalid */
 #define HE_ERR_OVERFLOW 2   /* a result would not fit in its integer type */
-#define HE_ERR_SCRATCH 3    /* the scratch buffer is smaller than the kernel needs, or misaligned */
+#define HE_ERR_SCRATCH 3    /* a scratch or table buffer is smaller than the kernel needs, or misaligned */
 #define HE_ERR_RANGE 4      /* a value lies outside the range a parameter allows */
 #define HE_ERR_NULL 5       /* a required pointer is NULL */
 #define HE_ERR_DIMENSION 6  /* a modulus was initialised for another ring dimension n */
@@ -79,9 +79,11 @@ typedef struct ckks_modulus {
  * "x86-64-v3" (AVX2, BMI2), "default" (baseline ISA) or "native" (a -march=native build). */
 const char *ckks_cpu_path(void);
 
-/* Fill m for prime q and primitive 2n-th root psi; tables must hold 4*n words (the one
- * buffer whose length C cannot check: no length is passed) and must outlive every use of m. On an error m.n is 0, so every kernel refuses m. */
-int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables);
+/* Fill m for prime q and primitive 2n-th root psi. tables: tables_words words, at least 4*n
+ * and aligned for uint64_t (else HE_ERR_SCRATCH), kept alive for every use of m (m points
+ * into it). On an error m.n is 0, so every kernel refuses m. */
+int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint64_t *tables,
+                      size_t tables_words);
 
 /* In-place forward / inverse negacyclic NTT of every limb (inputs and outputs in [0, q)). */
 int ckks_ntt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a);

@@ -86,7 +86,8 @@ def henn_native_ntt(n: int, limbs: int) -> Workload:
     tables = [np.zeros(4 * n, dtype=np.uint64) for _ in primes]  # kept alive with the moduli
     for i, q in enumerate(primes):
         check(lib.ckks_modulus_init(moduli + i, q, primitive_root_2n(q, n), n,
-                                    ffi.cast("uint64_t *", ffi.from_buffer(tables[i]))), "modulus init")
+                                    ffi.cast("uint64_t *", ffi.from_buffer(tables[i])), tables[i].size),
+              "modulus init")
     gen = np.random.default_rng(0)
     data = np.stack([gen.integers(0, q, n, dtype=np.uint64) for q in primes])
     ptr = ffi.cast("uint64_t *", ffi.from_buffer(data))

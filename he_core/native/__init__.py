@@ -24,7 +24,7 @@ class NullPointerError(NativeArgumentError):
 
 
 class ScratchError(NativeArgumentError):
-    """The scratch buffer handed to a C kernel is too small or misaligned (``HE_ERR_SCRATCH``)."""
+    """A scratch or table buffer handed to a C kernel is too small or misaligned (``HE_ERR_SCRATCH``)."""
 
 
 class DimensionMismatchError(NativeArgumentError):
@@ -44,7 +44,7 @@ class NativeOverflowError(NativeError, OverflowError):
 STATUS = {
     1: (NativeArgumentError, "invalid size or parameter"),
     2: (NativeOverflowError, "a result would not fit its integer type"),
-    3: (ScratchError, "the scratch buffer is too small or misaligned"),
+    3: (ScratchError, "a scratch or table buffer is too small or misaligned"),
     4: (NativeRangeError, "a value lies outside the allowed range"),
     5: (NullPointerError, "a required pointer is NULL"),
     6: (DimensionMismatchError, "a modulus was built for another ring dimension"),

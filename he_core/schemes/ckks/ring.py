@@ -55,7 +55,8 @@ class RnsRing:
         for i, q in enumerate(primes):
             psi = primitive_root_2n(q, self.n)
             tab = self.ffi.cast("uint64_t *", self._tables[i].ctypes.data)
-            native.check(self.lib.ckks_modulus_init(self._mods + i, q, psi, self.n, tab), "modulus init")
+            native.check(self.lib.ckks_modulus_init(self._mods + i, q, psi, self.n, tab, self._tables[i].size),
+                         "modulus init")
         self._qp_cache: dict[int, object] = {}
         self._scalar_cache: dict = {}
 

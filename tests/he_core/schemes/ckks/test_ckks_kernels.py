@@ -143,9 +143,9 @@ def test_native_reports_bad_arguments_as_errors():
     m = ffi.new("ckks_modulus *")
     tab = np.zeros(4 * N, dtype=np.uint64)
     ptr = ffi.cast("uint64_t *", tab.ctypes.data)
-    assert lib.ckks_modulus_init(m, QS[0], 3, N, ptr) != 0  # 3 is not a primitive 2N-th root
-    assert lib.ckks_modulus_init(m, 2**61 + 1, 3, N, ptr) != 0
-    assert lib.ckks_modulus_init(m, QS[0], primitive_root_2n(QS[0], N), N + 1, ptr) != 0
+    assert lib.ckks_modulus_init(m, QS[0], 3, N, ptr, tab.size) != 0  # 3 is not a primitive 2N-th root
+    assert lib.ckks_modulus_init(m, 2**61 + 1, 3, N, ptr, tab.size) != 0
+    assert lib.ckks_modulus_init(m, QS[0], primitive_root_2n(QS[0], N), N + 1, ptr, tab.size) != 0
     perm = np.full(N, N, dtype=np.uint32)
     a = np.zeros((1, N), dtype=np.uint64)
     with pytest.raises(NativeError):

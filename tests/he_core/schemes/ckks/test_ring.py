@@ -1,5 +1,6 @@
-"""The C side of RnsRing's kernels: NULL pointers, short or misaligned scratch and moduli of
-another ring dimension are refused with named errors (never a crash or a read past a table)."""
+"""The C side of RnsRing's kernels: NULL pointers, short or misaligned scratch or tables and
+moduli of another ring dimension are refused with named errors (never a crash or a read past
+a table)."""
 import numpy as np
 import pytest
 
@@ -51,7 +52,7 @@ def test_null_pointers_are_refused():
     with pytest.raises(NullPointerError):
         check(LIB.ckks_neg(RING.basis(1), 1, N, ptr(a), NULL), "neg")
     with pytest.raises(NullPointerError):
-        check(LIB.ckks_modulus_init(NULL, QS[0], 3, N, ptr(a)), "modulus init")
+        check(LIB.ckks_modulus_init(NULL, QS[0], 3, N, ptr(a), a.size), "modulus init")
     with pytest.raises(NullPointerError):
         check(LIB.ckks_permute(1, N, ptr(a), FFI.NULL, ptr(a.copy())), "permute")
     with pytest.raises(NullPointerError):
@@ -154,15 +155,32 @@ def test_modulus_records_its_dimension():
     assert all(RING._mods[i].n == N for i in range(len(QS) + len(PS)))
 
 
+def test_short_or_misaligned_tables_are_refused():
+    """ckks_modulus_init writes 4 N words of tables: a shorter (or misaligned) buffer is a
+    ScratchError before any word is written, and leaves the modulus refused."""
+    psi = primitive_root_2n(QS[0], N)
+    m = FFI.new("ckks_modulus[]", 1)
+    tables = np.zeros(4 * N + 1, dtype=np.uint64)
+    for words in (0, N, 4 * N - 1):
+        with pytest.raises(ScratchError, match="^cannot modulus init: "):
+            native.check(LIB.ckks_modulus_init(m, QS[0], psi, N, ptr(tables), words), "modulus init")
+        assert m[0].n == 0 and not tables.any()
+    with pytest.raises(ScratchError):  # enough words, but not on a word boundary
+        native.check(LIB.ckks_modulus_init(m, QS[0], psi, N, ptr(tables, 4), 4 * N), "modulus init")
+    assert m[0].n == 0 and not tables.any()
+    native.check(LIB.ckks_modulus_init(m, QS[0], psi, N, ptr(tables), 4 * N), "modulus init")
+    assert m[0].n == N and tables[4 * N - 1] != 0 and tables[4 * N] == 0  # exactly 4 N words written
+
+
 def test_a_failed_reinit_leaves_the_modulus_refused():
     """Re-initialising a working modulus with a bad root must not leave it usable with the
     old n and tables built for another prime (a silently wrong transform)."""
     tables = np.zeros(4 * N, dtype=np.uint64)
     m = FFI.new("ckks_modulus[]", 1)
-    native.check(LIB.ckks_modulus_init(m, QS[0], primitive_root_2n(QS[0], N), N, ptr(tables)), "modulus init")
+    native.check(LIB.ckks_modulus_init(m, QS[0], primitive_root_2n(QS[0], N), N, ptr(tables), tables.size), "modulus init")
     native.check(LIB.ckks_ntt(m, 1, N, ptr(poly(1))), "ntt")
     with pytest.raises(native.NativeArgumentError):
-        native.check(LIB.ckks_modulus_init(m, QS[1], 3, N, ptr(tables)), "modulus init")  # 3: not a 2N-th root
+        native.check(LIB.ckks_modulus_init(m, QS[1], 3, N, ptr(tables), tables.size), "modulus init")  # 3: not a 2N-th root
     assert m[0].n == 0
     with pytest.raises(DimensionMismatchError):
         native.check(LIB.ckks_ntt(m, 1, N, ptr(poly(1))), "ntt")
