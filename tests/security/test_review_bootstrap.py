@@ -389,3 +389,20 @@ def test_a_diverging_bootstrapped_run_raises_or_matches_the_twin(booted):
         got, want = scheme.decrypt_exact_local(p.value.ct, secret), q.value.decrypt(psecret)
         assert np.max(np.abs(got - want)) <= 1e-3 * max(1.0, float(np.max(np.abs(want))))
         assert float(np.max(np.abs(got))) <= p.value.ct.meta["vmax"]
+
+
+def test_a_parameter_past_the_declared_bound_disturbs_every_parameter_in_its_pack():
+    """Packed bootstrapping (bootstrap_many) shares one sine range: EvalMod acts on the packed polynomial's
+    coefficients, which mix every slot, so a tensor 16x past the declared bound puts its error on its neighbour
+    too (measured: 3.8e-5 against 1.3e-9 bootstrapped alone; SECURITY.md, "Training by bootstrapping")."""
+    scheme, secret = _booted(SLOTS)
+    good, big = np.array([[0.5, -0.25, 1.0, 0.1]]), np.full((1, 4), 256.0)
+    alone = scheme.bootstrap(scheme.encrypt(good), slots=SLOTS, clean=True, value_bound=16.0)
+    packed = scheme.bootstrap_many([scheme.encrypt(good), scheme.encrypt(big)], slots=SLOTS, clean=True,
+                                   value_bound=16.0)
+    e_alone = float(np.max(np.abs(scheme.decrypt_exact_local(alone, secret) - good)))
+    e_packed = float(np.max(np.abs(scheme.decrypt_exact_local(packed[0], secret) - good)))
+    assert e_packed > 100 * e_alone
+    within = scheme.bootstrap_many([scheme.encrypt(good), scheme.encrypt(big / 16)], slots=SLOTS, clean=True,
+                                   value_bound=16.0)
+    assert float(np.max(np.abs(scheme.decrypt_exact_local(within[0], secret) - good))) < 2.0**-20
