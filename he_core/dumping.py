@@ -132,8 +132,23 @@ def _ct_fields(ct: Ciphertext, enc: TreeEncoder, path: str) -> dict[str, Any]:
     shape = tuple(int(s) for s in ct.shape)
     if len(shape) != 2:
         raise ValueError(f"cannot serialise: ciphertext shape {ct.shape} is not (rows, size)")
-    return {"key_id": ct.key_id, "shape": list(shape), "scale": _number(ct.scale, "scale"),
-            "meta": enc.encode(ct.meta, f"{path}/meta"), "data": enc.encode(ct.data, f"{path}/data")}
+    fields = {"key_id": ct.key_id, "shape": list(shape), "scale": _number(ct.scale, "scale")}
+    small = scheme_class(ct.scheme).wire_form(ct)  # a fresh CKKS encryption: c0 and its seeds
+    if small is not None:
+        data, meta = small
+        return {**fields, "wire": "seeded", "meta": enc.encode(meta, f"{path}/meta"),
+                "data": enc.encode(data, f"{path}/data")}
+    meta = {k: v for k, v in ct.meta.items() if k != "a_seed"}  # seeds that no longer match stay behind
+    return {**fields, "meta": enc.encode(meta, f"{path}/meta"), "data": enc.encode(ct.data, f"{path}/data")}
+
+
+def wire_nbytes(ct: Ciphertext) -> int:
+    """Bytes of ciphertext data ``dumps`` writes for ``ct``: its smaller wire form's (data and seeds) when it has one."""
+    small = scheme_class(ct.scheme).wire_form(ct)
+    if small is None:
+        return int(ct.data.nbytes)
+    data, meta = small
+    return int(data.nbytes) + sum(len(str(s)) // 2 for s in meta.get("a_seed", ()))
 
 
 def _number(value: Any, what: str) -> int | float:

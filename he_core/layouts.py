@@ -4,7 +4,9 @@ A base of :class:`he_core.Scheme`. Every scheme has a default layout (and may ig
 the ``"table"`` hint); a packing scheme keeps some ciphertexts in other layouts, named
 by the ``layout`` values it accepts in ``encrypt`` and returns from :meth:`Layouts.layout_of`.
 A scheme that tracks value bounds (CKKS) records the bounds callers vouch for;
-every other scheme keeps nothing, and these methods cost nothing there.
+every other scheme keeps nothing, and these methods cost nothing there. A scheme may also
+give a ciphertext a smaller form on the wire (CKKS: a fresh secret-key encryption's uniform
+half as a seed): :meth:`Layouts.wire_form` and :meth:`Layouts.from_wire_form`.
 """
 from __future__ import annotations
 
@@ -13,13 +15,27 @@ from typing import Any
 import numpy as np
 
 from .ciphertext import Ciphertext
-from .errors import EncodingError
+from .errors import EncodingError, FormatError
 from .keys import PublicKeys, SecretKey
 from .randomness import RandomSource
 
 
 class Layouts:
     """Layout queries and declared bounds, with the defaults of a scheme that has one layout and keeps no bounds."""
+
+    @classmethod
+    def wire_form(cls, ct: Ciphertext) -> tuple[np.ndarray, dict] | None:
+        """``(data, metadata)`` to store in place of ``ct``'s, when smaller; ``None``: it travels whole."""
+        return None
+
+    @classmethod
+    def from_wire_form(cls, params: Any, data: np.ndarray, meta: dict) -> np.ndarray:
+        """The whole data back from :meth:`wire_form`'s.
+
+        Raises:
+            FormatError: this scheme has no smaller form, or the stored one is malformed.
+        """
+        raise FormatError(f"cannot load: {cls.__name__} stores no ciphertext in a smaller form")
 
     @property
     def natural_size(self) -> int | None:

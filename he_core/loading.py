@@ -259,6 +259,11 @@ def _ct(fields: dict, dec: TreeDecoder, scheme: str, params: Parameters, what: s
     if not isinstance(meta, dict):
         raise FormatError(f"cannot load: {what} metadata is not a dict")
     data = dec.decode(fields.get("data"), f"{what} data")
+    wire = fields.get("wire")
+    if wire == "seeded":  # the uniform halves come back from their seeds (the scheme checks their form)
+        data = scheme_class(scheme).from_wire_form(params, data, meta)
+    elif wire is not None:
+        raise FormatError(f"cannot load: {what} has an unknown wire form {str(wire)[:40]!r}")
     return Ciphertext(scheme, params.param_id, _id(fields, "key_id"), tuple(shape), scale, data, meta, params)
 
 

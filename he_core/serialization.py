@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .bundle import Bundle, Serialisable
-from .dumping import SEALED_ARRAY, dumps
+from .dumping import SEALED_ARRAY, dumps, wire_nbytes
 from .errors import FormatError, SecurityWarning
 from .formats import container, signing
 from .formats.signing import SigningKey, VerifyKey
@@ -42,7 +42,7 @@ from .keys import SecretKey
 from .loading import KINDS, MAX_ID, MIGRATE_KEYS, SECURE_BITS, _check_expectations, derived_key_id, loads
 
 __all__ = ["Bundle", "FileInfo", "KINDS", "MAX_ID", "MIGRATE_KEYS", "SEALED_ARRAY", "SECURE_BITS", "Serialisable",
-           "check_signature", "derived_key_id", "dumps", "file_info", "load", "loads", "save"]
+           "check_signature", "derived_key_id", "dumps", "file_info", "load", "loads", "save", "wire_nbytes"]
 
 
 PathLike = Union[str, "os.PathLike[str]"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from he_core import Capability, Ciphertext, Flooding, OsRandom, RandomSource, Scheme, SecretKey
+from he_core import Capability, Ciphertext, Flooding, OsRandom, RandomSource, Scheme, SecretKey, serialization
 from he_core.errors import HEError, ParameterError
 from he_core.refresh import Mask, MaskPlan, hiding_log2, mask_width
 
@@ -259,7 +259,7 @@ class KeyHolder(MaskedRefresh):
         """Key holder: a fresh encryption of the target's map of the masked plaintext."""
         self.bytes_exchanged += masked.nbytes
         fresh = self.scheme.reencrypt_masked(masked, layout, self._secret, rng=self._rng)
-        self.bytes_exchanged += fresh.nbytes
+        self.bytes_exchanged += serialization.wire_nbytes(fresh)  # what the wire carries (a seeded answer: half)
         return fresh
 
     def release(self, x: EncTensor | Ciphertext) -> np.ndarray:

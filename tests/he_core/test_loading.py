@@ -348,3 +348,24 @@ def test_malformed_key_material_is_a_format_error(plain, monkeypatch):
     header["data"] = [{"$a": header["data"]["$d"]["nonce"]["$a"]}]
     with pytest.raises(FormatError, match="public key material is malformed"):
         loads(rebuild(header, rest))
+
+
+# --- seeded ciphertexts (a fresh CKKS secret-key encryption: c0 and one seed per ciphertext) ---------
+def test_a_seeded_ciphertext_with_an_unknown_wire_form_or_no_seeds_is_refused():
+    s = he_core.get_scheme("ckks")
+    secret, _ = s.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(2))
+    ct = s.encrypt(np.ones((1, 4)), secret)
+    header, rest = split(ser.dumps(ct))
+    assert header["wire"] == "seeded"
+    assert np.array_equal(loads(rebuild(header, rest)).data, ct.data)  # the control
+    header["wire"] = "zipped"
+    with pytest.raises(FormatError, match="unknown wire form 'zipped'"):
+        loads(rebuild(header, rest))
+    del header["wire"]  # c0 alone read as a whole ciphertext: its shape is refused where it is used
+    half = loads(rebuild(header, rest))
+    with pytest.raises(he_core.MismatchError, match="malformed"):
+        s.decrypt_exact_local(half, secret)
+    header["wire"] = "seeded"
+    del header["meta"]["$d"]["a_seed"]
+    with pytest.raises(FormatError, match="one seed per ciphertext"):
+        loads(rebuild(header, rest))

@@ -14,7 +14,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...keys import PublicKeys, SecretKey
 from ...errors import EncodingError
-from . import keys as keygen, layout, noise
+from . import keys as keygen, seeded, layout, noise
 from .coeff_layout import coeff_meta, coeff_polys
 from .context import CkksContext
 from .encoder import PlaintextEncoder
@@ -49,10 +49,16 @@ class Encryptor:
         if stride > self.params.slots:
             raise EncodingError(f"cannot encrypt: vectors of size {size} exceed the {self.params.slots} slots")
         slotvecs = layout.pack(values, self.params.slots, stride)
-        nq = len(self.ring.q)
-        data = self.encrypt_pts(self.encoder.encode_many(slotvecs, scale, nq), nq, rng, secret=secret, public=public)
+        nq, seeds = len(self.ring.q), []
+        data = self.encrypt_pts(self.encoder.encode_many(slotvecs, scale, nq), nq, rng, secret=secret, public=public,
+                                seeds_out=seeds)
         nvar, vmax = self.fresh_noise(values, scale, public)
-        return self.wrap(key_id, (rows, size), scale, data, nvar, vmax, stride=stride)
+        return self.seeded(self.wrap(key_id, (rows, size), scale, data, nvar, vmax, stride=stride), seeds)
+
+    @staticmethod
+    def seeded(ct: Ciphertext, seeds: list[bytes]) -> Ciphertext:
+        """ct naming the seeds of its uniform halves (a secret-key encryption's), so it travels seeded."""
+        return ct.replace(meta=seeded.with_seeds(ct.meta, seeds)) if seeds else ct
 
     def wrap(self, key_id: str, shape, scale: float, data: np.ndarray, nvar: float, vmax: float,
              **meta) -> Ciphertext:
@@ -83,10 +89,11 @@ class Encryptor:
             meta = coeff_meta(level, stride, rev, dirty=False)
         secret = None if key is None else self.keyset.s_full(key)
         pk = None if public is None else public.data["pk"]
-        data = self.encrypt_pts(pts, nl, rng, secret=secret, public=pk)
+        seeds: list[bytes] = []
+        data = self.encrypt_pts(pts, nl, rng, secret=secret, public=pk, seeds_out=seeds)
         key_id = key.key_id if key is not None else public.key_id
         meta = self.records.meta(meta, level, *self.fresh_noise(values, scale, pk))  # rint: the same 1/12
-        return self.ctx.ciphertext(key_id, values.shape, scale, data, meta)
+        return self.seeded(self.ctx.ciphertext(key_id, values.shape, scale, data, meta), seeds)
 
     def fresh_noise(self, values: np.ndarray, scale: float, public) -> tuple[float, float]:
         """(nvar, vmax) of a fresh encryption of ``values`` (``public``: the key used, or None)."""
@@ -95,13 +102,20 @@ class Encryptor:
         nvar = self.noise.fresh(public is not None, public is not None and public.shape[1] != len(self.ring.q))
         return nvar, noise.value_bound(top, scale)
 
-    def encrypt_pts(self, pts, nl: int, rng, secret=None, public=None) -> np.ndarray:
-        """Encryptions of NTT-form plaintexts over the first ``nl`` primes (secret or public key)."""
+    def encrypt_pts(self, pts, nl: int, rng, secret=None, public=None, seeds_out: list | None = None) -> np.ndarray:
+        """Encryptions of NTT-form plaintexts over the first ``nl`` primes (secret or public key).
+
+        Under the secret key each ``a`` is the expansion of a fresh seed (:mod:`.seeded`),
+        appended to ``seeds_out`` when given.
+        """
         r = self.ring
         data = np.empty((len(pts), 2, nl, r.n), dtype=np.uint64)
         for i, m in enumerate(pts):
             if secret is not None:
-                a = keygen.uniform(r, nl, rng)
+                seed = rng.bytes(seeded.SEED_BYTES)
+                a = seeded.expand(seed, r.q[:nl], r.n)
+                if seeds_out is not None:
+                    seeds_out.append(seed)
                 c0 = r.sub(keygen.error(r, self.params, nl, rng), r.mul(a, np.ascontiguousarray(secret[:nl])))
                 data[i, 0], data[i, 1] = r.add(c0, m), a
             else:

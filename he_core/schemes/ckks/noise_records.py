@@ -30,9 +30,9 @@ class NoiseRecords:
         """
         nvar, nslot, nspec = self.noise.cap(np.broadcast_to(np.asarray(var, dtype=np.float64), (3,)), level)
         # "fresh" marks noise independent of every other ciphertext's (a re-encryption's),
-        # "flood" the variance of a sanitising flood (independent of the key); any operation
-        # that recomputes the noise drops both.
-        out = {k: v for k, v in meta.items() if k not in ("fresh", "flood")}
+        # "flood" the variance of a sanitising flood (independent of the key), "a_seed" the seeds
+        # of a fresh encryption's uniform half; any operation that recomputes the noise drops them.
+        out = {k: v for k, v in meta.items() if k not in ("fresh", "flood", "a_seed")}
         return {**out, "nvar": float(min(nvar, nspec)), "nslot": float(min(nslot, nspec)), "nspec": float(nspec),
                 "vmax": float(noise.finite(vmax))}
 

@@ -193,8 +193,10 @@ class MaskedRefresher:
         mod_p = {limb: lifted.mod_prime(limb) for limb in range(out_nl)}
         mapped = exact.scale_round(self.ring, mod_p, lifted.mod_2_64(), exact.scale_ratio(rmap.scale, masked.scale))
         pts = self.place(rmap, mapped, out_nl)
-        data = self.encryptor.encrypt_pts(pts, out_nl, rng, secret=self.keyset.s_full(key))
-        return self.ctx.ciphertext(masked.key_id, masked.shape, rmap.scale, data, self.fresh_meta(rmap))
+        seeds: list[bytes] = []
+        data = self.encryptor.encrypt_pts(pts, out_nl, rng, secret=self.keyset.s_full(key), seeds_out=seeds)
+        fresh = self.ctx.ciphertext(masked.key_id, masked.shape, rmap.scale, data, self.fresh_meta(rmap))
+        return self.encryptor.seeded(fresh, seeds)  # travels back to the trainer at half size
 
     def place(self, rmap: RefreshMap, mapped: dict[int, np.ndarray], nl: int) -> list[np.ndarray]:
         """NTT-form plaintexts with the mapped residues at the map's target coefficients."""

@@ -25,7 +25,7 @@ from ...errors import ParameterError
 from ...keys import SecretKey
 from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...scheme import Budget, Scheme
-from . import layout
+from . import layout, seeded
 from .alignment import LevelAligner
 from .arith import Evaluator
 from .batch import BatchOps
@@ -109,6 +109,15 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
                 break
             depth, params = depth + 1, deeper
         return params
+
+    @classmethod
+    def wire_form(cls, ct: Ciphertext) -> tuple[np.ndarray, dict] | None:
+        """A fresh secret-key encryption travels seeded: c0 and 32 bytes per ciphertext (:mod:`.seeded`)."""
+        return seeded.wire_data(ct, ct.params.q_primes) if isinstance(ct.params, CkksParams) else None
+
+    @classmethod
+    def from_wire_form(cls, params: CkksParams, data: np.ndarray, meta: dict) -> np.ndarray:
+        return seeded.from_wire(data, meta, params.q_primes)
 
     @classmethod
     def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:

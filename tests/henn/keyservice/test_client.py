@@ -109,3 +109,25 @@ def test_close_is_idempotent_and_a_closed_holder_reconnects(served):
     np.testing.assert_array_equal(scheme.decrypt_exact_local(remote.refresh(scheme.encrypt(np.ones(SHAPE))), secret),
                                   np.ones(SHAPE))
     remote.close()
+
+
+def test_a_ckks_refresh_comes_back_seeded_at_half_size(tmp_path):
+    """The service's answer is a fresh secret-key encryption: its uniform half crosses the wire as a 32-byte seed."""
+    from he_core import serialization as ser
+
+    scheme = he_core.get_scheme("ckks")
+    secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)), rng=he_core.SeededRandom(1))
+    keys = tmp_path / "job"
+    spec = make_job(scheme, secret, keys, entries_per_refresh=scheme.params.poly_degree)  # a slot batch reads N
+    service = KeyService(scheme, secret, spec, jobs.Journal(keys))
+    values = np.array([[0.5, -1.25, 0.0], [3.0, -0.0625, 7.5]])
+    ct = scheme.mul_plain(scheme.encrypt(values), 1.0)  # a computed ciphertext, one level down
+    with serving(service, f"unix:{tmp_path / 'sock' / 'k.sock'}"), \
+            RemoteKeyHolder(f"unix:{tmp_path / 'sock' / 'k.sock'}", scheme, secret.key_id) as remote:
+        fresh = remote.refresh(ct)
+        sent = remote.bytes_exchanged
+    service.journal.close()
+    whole = fresh.data.nbytes  # the trainer's unmasked copy: whole in memory
+    # request (the masked ciphertext, whole) + answer (half of a fresh one) + framing and headers
+    assert sent < len(ser.dumps(ct)) + 0.55 * whole + 4096
+    assert np.max(np.abs(scheme.decrypt_exact_local(fresh, secret) - values)) < 2.0**-20 * 8
