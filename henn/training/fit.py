@@ -236,7 +236,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
                 checkpoints.save(checkpoint, model, keyholder, epochs_done=epoch + 1, records=records,
                                  order_rng=order_rng, policy=policy.state())
                 bind_parameters(model, guarded)
-            bar.set_postfix(loss=record["loss"], refreshes=record["refreshes"])
+            bar.set_postfix(loss=record["loss"], **({"bootstraps": record["bootstraps"]} if booting
+                                                     else {"refreshes": record["refreshes"]}))
             for callback in callbacks:
                 callback(record)
     finally:
