@@ -357,3 +357,19 @@ def test_a_request_made_from_an_answer_shows_neither_its_seed_nor_its_a(keyed):
     nl = request.data.shape[2]
     assert seeded.META_KEY not in request.meta and s.wire_form(request) is None
     assert not np.any(request.data[:, 1, :nl] == answer.data[:, 1, :nl])
+
+
+def test_what_a_packed_input_holds_outside_its_values_reaches_no_output():
+    """An input whose slots beyond its values hold other data (a dirty batch: 5.0 past its four values) is masked
+    to its values before packing: the 5.0 shows in neither output, not even in a dirty one's spare slots."""
+    scheme, secret = _booted()
+    sk = scheme._s_full(secret)
+    wide = scheme.encrypt(np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0]]))
+    dirty = wide.replace(shape=(1, 4), meta={**wide.meta, "dirty": True})
+    for clean in (True, False):
+        out = scheme.bootstrap_many([dirty, scheme.encrypt(np.zeros((1, 4)))], slots=32, clean=clean,
+                                    value_bound=16.0)
+        for o in out:
+            slots = np.abs(scheme._decrypt_slots(o, sk)).ravel()
+            assert not np.any(np.abs(slots - 5.0) < 0.5), clean
+        assert np.max(np.abs(scheme.decrypt_exact_local(out[0], secret) - [[1, 2, 3, 4]])) < 2.0**-20
