@@ -117,7 +117,7 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
 
     @classmethod
     def from_wire_form(cls, params: CkksParams, data: np.ndarray, meta: dict) -> np.ndarray:
-        return seeded.from_wire(data, meta, params.q_primes)
+        return seeded.from_wire(data, meta, params.q_primes, params.poly_degree)
 
     @classmethod
     def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:

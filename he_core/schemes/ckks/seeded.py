@@ -79,28 +79,34 @@ def wire_data(ct: Ciphertext, primes) -> tuple[np.ndarray, dict] | None:
     return np.ascontiguousarray(ct.data[:, :1]), ct.meta
 
 
-def from_wire(c0: np.ndarray, meta: dict, primes) -> np.ndarray:
+def from_wire(c0: np.ndarray, meta: dict, primes, n: int | None = None) -> np.ndarray:
     """The whole ciphertext data from ``c0`` and the seeds in ``meta``.
 
+    ``n`` (the ring degree) ties the expansion's cost to the bytes ``c0`` declares: without
+    it a file of empty polynomials would buy a SHAKE call per seed and prime for free.
+
     Raises:
-        FormatError: seeds that are missing, malformed or not one per ciphertext, or c0 of the wrong shape.
+        FormatError: seeds that are missing, malformed or not one per ciphertext, or c0 of the
+            wrong shape (no limb, or polynomials not of ``n`` coefficients).
     """
     seeds = meta.get(META_KEY)
     if not isinstance(c0, np.ndarray) or c0.dtype != np.uint64 or c0.ndim != 4 or c0.shape[1] != 1:
         raise FormatError("cannot load a seeded ciphertext: its data is not (count, 1, limbs, n) words")
     if not isinstance(seeds, list) or len(seeds) != c0.shape[0] or not all(isinstance(s, str) for s in seeds):
         raise FormatError("cannot load a seeded ciphertext: it needs one seed per ciphertext")
-    nl, n = c0.shape[2], c0.shape[3]
-    if nl > len(primes):
-        raise FormatError(f"cannot load a seeded ciphertext: {nl} limbs, the parameters have {len(primes)}")
-    data = np.empty((c0.shape[0], 2, nl, n), dtype=np.uint64)
+    nl, degree = c0.shape[2], c0.shape[3]
+    if not 1 <= nl <= len(primes):
+        raise FormatError(f"cannot load a seeded ciphertext: {nl} limbs, the parameters have 1 .. {len(primes)}")
+    if n is not None and degree != n:
+        raise FormatError(f"cannot load a seeded ciphertext: polynomials of {degree} coefficients, the ring has {n}")
+    data = np.empty((c0.shape[0], 2, nl, degree), dtype=np.uint64)
     data[:, 0] = c0[:, 0]
     for i, s in enumerate(seeds):
         try:
             seed = bytes.fromhex(s)
         except ValueError:
             raise FormatError("cannot load a seeded ciphertext: a seed is not hex") from None
-        data[i, 1] = expand(seed, primes[:nl], n)
+        data[i, 1] = expand(seed, primes[:nl], degree)
     return data
 
 
