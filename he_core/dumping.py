@@ -87,7 +87,14 @@ def dumps(obj: Serialisable, *, params: Any = None, signer: SigningKey | None = 
     enc = TreeEncoder()
     header = _header(obj, enc, params)
     header["format"] = "henn"
-    return container.pack(header, enc.arrays, signer)
+    return container.pack(header, enc.arrays, signer, seeded=holds_seeded(header))
+
+
+def holds_seeded(header: dict[str, Any]) -> bool:
+    """Whether a file's header holds a ciphertext in its seeded wire form (a ciphertext's, or a bundle entry's)."""
+    items = header.get("items")
+    entries = [header] + (list(items.values()) if isinstance(items, dict) else [])
+    return any(isinstance(e, dict) and "wire" in e for e in entries)
 
 
 def _dumps_sealed(secret: Any, params: Any, signer: SigningKey | None, passphrase: bytes) -> bytes:

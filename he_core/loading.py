@@ -19,7 +19,7 @@ import numpy as np
 
 from .bundle import Bundle, Serialisable
 from .ciphertext import Ciphertext
-from .dumping import SEALED_ARRAY
+from .dumping import SEALED_ARRAY, holds_seeded
 from .errors import FormatError, KeyMissingError, SecurityWarning
 from .formats import container, sealed, signing
 from .formats.signing import VerifyKey
@@ -67,6 +67,8 @@ def loads(data: bytes, *, expect_kind: str | None = None, expect_scheme: str | N
     if owner_key is not None:
         signing.require_signature(env, owner_key)
     header, arrays = container.parse(env)
+    if bool(env.flags & container.FLAG_SEEDED) != holds_seeded(header):
+        raise FormatError("cannot load: the file's seeded flag and its ciphertexts' wire forms disagree")
     kind = _check_expectations(header, expect_kind, expect_scheme, expect_key_id)
     if kind == "secret_key" and "sealed" in header:
         return _unseal(header, arrays, passphrase, allow_insecure)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from he_core import Capability, Ciphertext, Flooding, OsRandom, RandomSource, Scheme, SecretKey, serialization
-from he_core.errors import HEError, ParameterError
+from he_core.errors import HEError, ParameterError, SecurityWarning
 from he_core.refresh import Mask, MaskPlan, hiding_log2, mask_width
 
 from .tensor import EncTensor
@@ -238,6 +239,12 @@ class KeyHolder(MaskedRefresh):
         if not isinstance(secret_key, SecretKey):
             raise TypeError(f"cannot create a KeyHolder: expected a SecretKey, got {type(secret_key).__name__}")
         super().__init__(scheme, terms or RefreshTerms(), rng)
+        if not self._rng.secure:
+            # Its masks, floods and fresh encryptions (their seeds, too) all come from it: a guessable
+            # source (SeededRandom) gives the secret away to whoever guesses the seed.
+            warnings.warn("the key holder's randomness is not cryptographically secure (tests and experiments "
+                          "only): whoever guesses its seed predicts every mask, flood and encryption",
+                          SecurityWarning, stacklevel=2)
         self._secret = secret_key
         self.releases = 0
         self.bytes_exchanged = 0

@@ -11,7 +11,9 @@ Layout (all integers little-endian)::
                  signer fingerprint (16 bytes) | Ed25519 signature (64 bytes) of every byte before it
 
 Version 2 is written; version 1 (no flags, no trailer: files from before signatures)
-is still read. The total length counts the trailer, and the flags are covered by the
+is still read. Flag ``SEEDED`` marks a file holding ciphertexts in a smaller wire form
+(a seed in place of a uniform half): a build that cannot expand them refuses the file by
+its unknown flag instead of reading half a ciphertext. The total length counts the trailer, and the flags are covered by the
 digest and by the signature, so a signed file cannot pass for an unsigned one
 without a new digest, which a caller that requires a signature refuses anyway.
 
@@ -37,6 +39,7 @@ MAGIC = b"\x89HENN\r\n\x1a"
 VERSION = 2                  # the version written
 READABLE_VERSIONS = (1, 2)   # 1: before signatures (no flags, no trailer)
 FLAG_SIGNED = 0x1
+FLAG_SEEDED = 0x2  # ciphertexts whose uniform halves travel as seeds (he_core/schemes/ckks/seeded.py)
 DIGEST_SIZE = 32
 FINGERPRINT_SIZE = 16
 SIGNATURE_SIZE = 64
@@ -83,13 +86,15 @@ class Signer(Protocol):
     def sign(self, message: bytes | memoryview) -> bytes: ...
 
 
-def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: Signer | None = None) -> bytes:
+def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: Signer | None = None, *,
+         seeded: bool = False) -> bytes:
     """Write one container.
 
     Args:
         header: JSON-serialisable dict (ints of any size, finite or non-finite floats).
         arrays: ``(name, array)`` pairs; dtypes must be on the allow-list.
         signer: sign the file (flag ``SIGNED`` and the trailer); ``None`` for an unsigned file.
+        seeded: the header holds ciphertexts in their seeded wire form (flag ``SEEDED``).
 
     Returns:
         The container bytes, digest (and trailer) included.
@@ -107,7 +112,7 @@ def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: S
     trailer = TRAILER_SIZE if signer is not None else 0
     # Array payloads stay memoryviews until the single join: key material can be tens of MB.
     total = _PREAMBLE.size + sum(len(chunk) for chunk in body) + DIGEST_SIZE + trailer
-    flags = FLAG_SIGNED if signer is not None else 0
+    flags = (FLAG_SIGNED if signer is not None else 0) | (FLAG_SEEDED if seeded else 0)
     chunks = [_PREAMBLE.pack(MAGIC, VERSION, flags, total, len(head))] + body
     digest = hashlib.sha256()
     for chunk in chunks:
@@ -169,6 +174,7 @@ class Envelope:
         body_end: offset of the digest (the header and arrays end there).
         signer: the 16-byte fingerprint of the key that signed it, or ``None`` if unsigned.
         signature: the 64-byte signature, or ``None``.
+        flags: the preamble's flags (``SIGNED``, ``SEEDED``).
     """
 
     data: memoryview
@@ -177,6 +183,7 @@ class Envelope:
     body_end: int
     signer: bytes | None
     signature: bytes | None
+    flags: int = 0
 
     @property
     def signed_message(self) -> memoryview:
@@ -222,7 +229,7 @@ def envelope(data: bytes) -> Envelope:
         start = body_end + DIGEST_SIZE
         signer = bytes(view[start:start + FINGERPRINT_SIZE])
         signature = bytes(view[start + FINGERPRINT_SIZE:])
-    return Envelope(view, version, head_len, body_end, signer, signature)
+    return Envelope(view, version, head_len, body_end, signer, signature, flags)
 
 
 def parse(env: Envelope) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -250,7 +257,7 @@ def _check_preamble(view: memoryview) -> tuple[int, int]:
     if version not in READABLE_VERSIONS:
         raise FormatError(f"cannot load: unsupported format version {version} (this build reads versions "
                           f"{', '.join(map(str, READABLE_VERSIONS))})")
-    known = FLAG_SIGNED if version >= 2 else 0
+    known = FLAG_SIGNED | FLAG_SEEDED if version >= 2 else 0
     if flags & ~known:
         raise FormatError(f"cannot load: unknown format flags {flags:#x} for version {version}")
     if len(view) < total:

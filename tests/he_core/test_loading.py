@@ -78,8 +78,11 @@ def test_version_1_files_have_no_flags(plain):
     struct.pack_into("<HH", body, 8, 1, container.FLAG_SIGNED)
     with pytest.raises(FormatError, match="unknown format flags 0x1 for version 1"):
         loads(reseal(body))
-    struct.pack_into("<HH", body, 8, 2, 0x2)
-    with pytest.raises(FormatError, match="unknown format flags 0x2"):
+    struct.pack_into("<HH", body, 8, 2, 0x4)
+    with pytest.raises(FormatError, match="unknown format flags 0x4"):
+        loads(reseal(body))
+    struct.pack_into("<HH", body, 8, 2, container.FLAG_SEEDED)  # flagged seeded, holds no seeded ciphertext
+    with pytest.raises(FormatError, match="seeded flag and its ciphertexts' wire forms disagree"):
         loads(reseal(body))
 
 
@@ -351,21 +354,30 @@ def test_malformed_key_material_is_a_format_error(plain, monkeypatch):
 
 
 # --- seeded ciphertexts (a fresh CKKS secret-key encryption: c0 and one seed per ciphertext) ---------
+def _rebuild_seeded(header: dict, rest: bytes) -> bytes:
+    head = json.dumps(header).encode()
+    return reseal(container.MAGIC + struct.pack("<HHQI", 2, container.FLAG_SEEDED, 0, len(head)) + head + rest)
+
+
 def test_a_seeded_ciphertext_with_an_unknown_wire_form_or_no_seeds_is_refused():
     s = he_core.get_scheme("ckks")
     secret, _ = s.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(2))
     ct = s.encrypt(np.ones((1, 4)), secret)
-    header, rest = split(ser.dumps(ct))
+    blob = ser.dumps(ct)
+    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED  # a build that cannot expand refuses it
+    header, rest = split(blob)
     assert header["wire"] == "seeded"
-    assert np.array_equal(loads(rebuild(header, rest)).data, ct.data)  # the control
+    assert np.array_equal(loads(_rebuild_seeded(header, rest)).data, ct.data)  # the control
+    with pytest.raises(FormatError, match="seeded flag and its ciphertexts' wire forms disagree"):
+        loads(rebuild(header, rest))  # the flag cleared: read as a whole ciphertext it would be half of one
     header["wire"] = "zipped"
     with pytest.raises(FormatError, match="unknown wire form 'zipped'"):
-        loads(rebuild(header, rest))
-    del header["wire"]  # c0 alone read as a whole ciphertext: its shape is refused where it is used
+        loads(_rebuild_seeded(header, rest))
+    del header["wire"]  # c0 alone as a whole ciphertext, unflagged: its shape is refused where it is used
     half = loads(rebuild(header, rest))
     with pytest.raises(he_core.MismatchError, match="malformed"):
         s.decrypt_exact_local(half, secret)
     header["wire"] = "seeded"
     del header["meta"]["$d"]["a_seed"]
     with pytest.raises(FormatError, match="one seed per ciphertext"):
-        loads(rebuild(header, rest))
+        loads(_rebuild_seeded(header, rest))

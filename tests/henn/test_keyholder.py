@@ -205,3 +205,20 @@ def test_levels_reserved_is_zero_without_a_modulus_chain(env):
     else:
         assert kh.levels_reserved(ct) == 0
     assert math.isfinite(kh.terms.flooding.sigma(1.0))
+
+
+def test_a_key_holder_on_a_guessable_randomness_source_warns():
+    """Its masks, floods and fresh encryptions' seeds all come from it (the seeded-ciphertext review's INFO)."""
+    import warnings as _w
+
+    import he_core
+    from he_core import KeyRequirements, SecurityWarning, SeededRandom
+
+    s = he_core.get_scheme("plain")
+    secret, _ = s.keygen(KeyRequirements(sizes=(1,)))
+    with _w.catch_warnings(record=True) as seen:
+        _w.simplefilter("always")
+        KeyHolder(s, secret)
+    assert not [w for w in seen if issubclass(w.category, SecurityWarning)]
+    with pytest.warns(SecurityWarning, match="not cryptographically secure"):
+        KeyHolder(s, secret, rng=SeededRandom(1))

@@ -26,6 +26,7 @@ import he_core
 from he_core import FormatError, KeyRequirements, SeededRandom
 from he_core import randomness
 from he_core import serialization as ser
+from he_core.dumping import holds_seeded
 from he_core.formats import container, signing
 from he_core.schemes.ckks import CkksScheme, seeded
 from henn.keyholder import KeyHolder, RefreshTerms
@@ -70,7 +71,7 @@ def _edited(blob: bytes, edit) -> bytes:
     """An unsigned file rebuilt after ``edit(header)`` (lengths and digest recomputed: anyone can)."""
     header, arrays = container.unpack(blob)
     edit(header)
-    return container.pack(header, list(arrays.items()))
+    return container.pack(header, list(arrays.items()), seeded=holds_seeded(header))
 
 
 # ---------------------------------------------------------------- 1. what a seeded answer shows
