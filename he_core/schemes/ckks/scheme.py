@@ -20,9 +20,9 @@ from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...circuits import PolyStyle
 from ...errors import ParameterError
-from ...keys import KeyPair, SecretKey
+from ...keys import KeyPair, KeyRequirements, SecretKey
 from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
-from ...randomness import resolve
+from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import layout
 from .alignment import LevelAligner
@@ -352,29 +352,30 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         return cost
 
     # ------------------------------------------------------------------ Bootstrapping: the booter (BootstrapRole)
-    def bootstrap(self, ct, *, slots=None, clean=False, value_bound=None) -> Ciphertext:
+    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None, clean: bool = False,
+                  value_bound: float | None = None) -> Ciphertext:
         """The same values at a higher level, with public keys only (:meth:`BootstrapRole.bootstrap`)."""
         self._check_ct(ct)
         return self.booter.bootstrap(ct, slots=slots, clean=clean, value_bound=value_bound)
 
-    def bootstrap_many(self, cts, *, slots, clean=False, value_bound=None) -> list[Ciphertext]:
-        """Several ciphertexts through one bootstrap (:meth:`BootstrapRole.bootstrap_many`); EncodingError for
-        one that is not one ciphertext of slots, or mixed keys (:func:`.bootstrap.packing.check_packable`)."""
+    def bootstrap_many(self, cts: list[Ciphertext], *, slots: int, clean: bool = False,
+                       value_bound: float | None = None) -> list[Ciphertext]:
+        """Several ciphertexts, one bootstrap (inputs: ``check_packable``; :meth:`BootstrapRole.bootstrap_many`)."""
         check_packable(cts, self._check_ct)
         return self.booter.bootstrap_many(cts, slots=slots, clean=clean, value_bound=value_bound)
 
-    def bootstrap_packs(self, cts, *, slots) -> list[list[int]]:
+    def bootstrap_packs(self, cts: list[Ciphertext], *, slots: int) -> list[list[int]]:
         """The indices each :meth:`bootstrap_many` call would take (:meth:`BootstrapRole.packs`)."""
         check_packable(cts, self._check_ct)
         return self.booter.packs(cts, slots)
 
-    def bootstrap_plan(self, slots, *, clean=False) -> dict:
+    def bootstrap_plan(self, slots: int, *, clean: bool = False) -> dict:
         """Keys, levels consumed and left for n slots (:meth:`BootstrapRole.plan`)."""
         return self.booter.plan(slots, clean=clean)
 
-    def bootstrap_keygen(self, slots, *, rng=None, requirements=None, packing=False) -> KeyPair:
-        """Keys for n slots (:meth:`BootstrapRole.key_requirements`), the conjugation's and ``requirements``
-        (the computation's) in one key set, installed here as :meth:`keygen` does."""
+    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
+                         requirements: KeyRequirements | None = None, packing: bool = False) -> KeyPair:
+        """The plan's keys and ``requirements``' in one set, installed here (:meth:`BootstrapRole.key_requirements`)."""
         wanted = self.booter.key_requirements(slots, packing=packing)
         rng = resolve(rng)
         pair = self.keygen(wanted if requirements is None else requirements.merge(wanted), rng=rng)

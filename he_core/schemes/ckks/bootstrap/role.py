@@ -27,7 +27,7 @@ from ..keyset import KeySet
 from ..noise_records import NoiseRecords
 from ..rotation import Rotator
 from ..row_moves import RowMover
-from . import packing as blocks  # "packing" is bootstrap_keygen's flag
+from . import packing as blocks  # "packing" is key_requirements' flag
 from .bootstrapper import Bootstrapper
 from .evalmod import EvalModSpec, spec_for_range
 from .pipeline_roles import PipelineRoles
