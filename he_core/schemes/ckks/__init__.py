@@ -43,9 +43,11 @@ batch      BatchOps (.batch)                element-wise and row operations in a
 checks     CiphertextChecks (.checks)       structure, layout and noise checks
 refresher  MaskedRefresher (.refresh)       the masked refresh's scheme side
 releaser   Releaser (.release)              flooded decryptions, sanitising
+booter     BootstrapRole (.bootstrap.role)  bootstrapping: plans, pipelines, packing, its keys
 ========== ================================ ==================================================
 
-Bootstrapping (:mod:`.bootstrap`) is still a mixin of the scheme.
+The bootstrapping pipeline (:mod:`.bootstrap`) computes with the scheme's roles, passed as
+one :class:`~.bootstrap.pipeline_roles.PipelineRoles`.
 """
 from .params import CkksParams, choose_parameters, named
 from .scheme import CkksScheme

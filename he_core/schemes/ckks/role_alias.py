@@ -1,14 +1,14 @@
 """A scheme attribute that stands for a method of one of its role objects.
 
-The CKKS scheme keeps a few private names (``_nv``, ``_rescale_ct``, ...) that the
-bootstrapping mixin and tests call on it, each the method of a role; this descriptor is
-that alias, so the names need no wrapper functions and a replacement reaches the role.
+The CKKS scheme keeps a few private names (``_scale_at``, ``_rotate_ct``, ...) that tests
+call on it, each the method of a role; this descriptor is that alias, so the names need no
+wrapper functions and a replacement reaches the role.
 """
 from __future__ import annotations
 
 
 class RoleMethod:
-    """A scheme attribute that is the method ``name`` of its role ``role`` (bootstrap/ and tests use these).
+    """A scheme attribute that is the method ``name`` of its role ``role`` (tests use these).
 
     Reading it gives the role's bound method; replacing or deleting it (a test's spy or stand-in)
     does so on the role, so the role's own callers see the replacement as the scheme's did.

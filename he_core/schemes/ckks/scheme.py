@@ -1,14 +1,12 @@
 """The RNS-CKKS scheme behind the he_core interface, composed of one object per role.
 
-A logical ``(rows, size)`` batch is packed row-major into the N/2 slots (see :mod:`.layout`),
-so element-wise operations cost one native call per ciphertext and row operations become
-masks and rotations. Multiplications rescale by default; levels and scales of operands
-are aligned automatically (see :mod:`.alignment`).
-
-The scheme holds one object per role (encoder, encryptor, decryptor, evaluator, rotator,
-...: the table in :mod:`he_core.schemes.ckks`) and implements the he_core hooks by
-delegating to them. Bootstrapping (:mod:`.bootstrap`) is still a mixin: it and a few
-tests call the private names at the end of the class, thin aliases of role methods.
+A logical ``(rows, size)`` batch is packed row-major into the N/2 slots (:mod:`.layout`):
+element-wise operations cost one native call per ciphertext, row operations are masks and
+rotations. Multiplications rescale by default; operands' levels and scales are aligned
+automatically (:mod:`.alignment`). The scheme holds one object per role (the table in
+:mod:`he_core.schemes.ckks`, bootstrapping's ``booter`` included) and implements the he_core
+hooks and protocols by delegating to them. A few tests call the private names at the end of
+the class, thin aliases of role methods.
 """
 from __future__ import annotations
 
@@ -22,15 +20,17 @@ from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...circuits import PolyStyle
 from ...errors import ParameterError
-from ...keys import SecretKey
+from ...keys import KeyPair, KeyRequirements, SecretKey
 from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
+from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import layout, seeded
 from .alignment import LevelAligner
 from .arith import Evaluator
 from .batch import BatchOps
-from .bootstrap.mixin import BootstrapMixin
+from .bootstrap.packing import check_packable
 from .bootstrap.params import for_training
+from .bootstrap.role import BootstrapRole
 from .checks import CiphertextChecks
 from .coeff import CoeffTables
 from .coeff_layout import coeff_positions, is_coeff
@@ -51,7 +51,7 @@ from .scales import scales_match
 from .targets import LayoutTargets
 
 
-class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
+class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -89,6 +89,8 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
         self.checks = CiphertextChecks(ctx)
         roles = (ctx, self.keyset, self.records, self.evaluator, self.encryptor, self.decryptor)
         self.refresher, self.releaser = MaskedRefresher(*roles), Releaser(*roles)
+        self.booter = BootstrapRole(ctx, self.keyset, self.records, self.encoder, self.evaluator, self.aligner,
+                                    self.rotator, self.mover, self.batch)
         self.scales = ctx.scales
 
     @classmethod
@@ -358,42 +360,50 @@ class CkksScheme(BootstrapMixin, Products, LinearMapping, Rekeying, MaskedRefres
             return dataclasses.replace(cost, depth=cost.depth + 1)
         return cost
 
-    # ------------------------------------------------------------------ private names bootstrap/ and tests use
-    _scale_at = RoleMethod("scales", "at")
-    _max_value = RoleMethod("scales", "max_value")
-    _nv = RoleMethod("records", "nv")
-    _noisy = RoleMethod("records", "noisy")
-    _s_full = RoleMethod("keyset", "s_full")
-    _galois_element = RoleMethod("keyset", "galois_element")
-    _galois_key = RoleMethod("keyset", "galois_key")
-    _relin_key = RoleMethod("keyset", "relin_key")
-    _matvec_rotations = RoleMethod("keyset", "matvec_rotations")
-    encode_pts = RoleMethod("encoder", "encode_many")
-    _encrypt_pts = RoleMethod("encryptor", "encrypt_pts")
-    _public_zero = RoleMethod("encryptor", "public_zero")
-    _decrypt_slots = RoleMethod("decryptor", "decrypt_slots")
-    _phases = RoleMethod("decryptor", "phases")
-    _phase_limbs = RoleMethod("decryptor", "phase_limbs")
-    _lift = RoleMethod("decryptor", "lift")
-    _add_raw = RoleMethod("evaluator", "add")
-    _mul_pts = RoleMethod("evaluator", "mul_pts")
-    _mul_slots = RoleMethod("evaluator", "mul_slots")
-    _mul_scalar = RoleMethod("evaluator", "mul_scalar")
-    _plain_factors = RoleMethod("evaluator", "plain_factors")
-    _rescale_ct = RoleMethod("evaluator", "rescale")
-    _relin = RoleMethod("evaluator", "relin")
-    _add_slots = RoleMethod("evaluator", "add_slots")
-    _drop = RoleMethod("aligner", "drop")
-    _adjust = RoleMethod("aligner", "adjust")
-    _apply_galois = RoleMethod("rotator", "apply_galois")
-    _rotation_plan = RoleMethod("rotator", "plan")
-    _rotate_ct = RoleMethod("rotator", "rotate")
-    _rotate_many = RoleMethod("rotator", "rotate_many")
-    _sum_within = RoleMethod("rotator", "sum_within")
-    _valid_mask = RoleMethod("mover", "valid_mask")
-    _clean = RoleMethod("mover", "clean")
-    _gather = RoleMethod("mover", "gather")
-    _flood_sigma = RoleMethod("releaser", "flood_sigma")
+    # ------------------------------------------------------------------ Bootstrapping: the booter (BootstrapRole)
+    def bootstrap(self, ct: Ciphertext, *, slots: int | None = None, clean: bool = False,
+                  value_bound: float | None = None) -> Ciphertext:
+        """The same values at a higher level, with public keys only (:meth:`BootstrapRole.bootstrap`)."""
+        self._check_ct(ct)
+        return self.booter.bootstrap(ct, slots=slots, clean=clean, value_bound=value_bound)
+
+    def bootstrap_many(self, cts: list[Ciphertext], *, slots: int, clean: bool = False,
+                       value_bound: float | None = None) -> list[Ciphertext]:
+        """Several ciphertexts, one bootstrap (inputs: ``check_packable``; :meth:`BootstrapRole.bootstrap_many`)."""
+        check_packable(cts, self._check_ct)
+        return self.booter.bootstrap_many(cts, slots=slots, clean=clean, value_bound=value_bound)
+
+    def bootstrap_packs(self, cts: list[Ciphertext], *, slots: int) -> list[list[int]]:
+        """The indices each :meth:`bootstrap_many` call would take (:meth:`BootstrapRole.packs`)."""
+        check_packable(cts, self._check_ct)
+        return self.booter.packs(cts, slots)
+
+    def bootstrap_plan(self, slots: int, *, clean: bool = False) -> dict:
+        """Keys, levels consumed and left for n slots (:meth:`BootstrapRole.plan`)."""
+        return self.booter.plan(slots, clean=clean)
+
+    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
+                         requirements: KeyRequirements | None = None, packing: bool = False) -> KeyPair:
+        """The plan's keys and ``requirements``' in one set, installed here (:meth:`BootstrapRole.key_requirements`)."""
+        wanted = self.booter.key_requirements(slots, packing=packing)
+        rng = resolve(rng)
+        pair = self.keygen(wanted if requirements is None else requirements.merge(wanted), rng=rng)
+        self.booter.add_conjugation_key(pair, rng)
+        return pair
+
+    # ------------------------------------------------------------------ private names tests use: role methods
+    _scale_at, _max_value = RoleMethod("scales", "at"), RoleMethod("scales", "max_value")
+    _s_full, _galois_element = RoleMethod("keyset", "s_full"), RoleMethod("keyset", "galois_element")
+    _galois_key, _relin_key = RoleMethod("keyset", "galois_key"), RoleMethod("keyset", "relin_key")
+    _matvec_rotations, encode_pts = RoleMethod("keyset", "matvec_rotations"), RoleMethod("encoder", "encode_many")
+    _encrypt_pts, _public_zero = RoleMethod("encryptor", "encrypt_pts"), RoleMethod("encryptor", "public_zero")
+    _decrypt_slots, _phases = RoleMethod("decryptor", "decrypt_slots"), RoleMethod("decryptor", "phases")
+    _phase_limbs, _lift = RoleMethod("decryptor", "phase_limbs"), RoleMethod("decryptor", "lift")
+    _plain_factors, _relin = RoleMethod("evaluator", "plain_factors"), RoleMethod("evaluator", "relin")
+    _add_slots, _rotation_plan = RoleMethod("evaluator", "add_slots"), RoleMethod("rotator", "plan")
+    _rotate_ct, _rotate_many = RoleMethod("rotator", "rotate"), RoleMethod("rotator", "rotate_many")
+    _sum_within, _clean = RoleMethod("rotator", "sum_within"), RoleMethod("mover", "clean")
+    _gather, _flood_sigma = RoleMethod("mover", "gather"), RoleMethod("releaser", "flood_sigma")
 
     def _coeff_positions(self, ct: Ciphertext) -> tuple[np.ndarray, np.ndarray]:
         return coeff_positions(ct, self.ring.n)

@@ -28,6 +28,8 @@ from numpy.polynomial import chebyshev
 
 from ....ciphertext import Ciphertext
 from ....errors import ParameterError
+from .. import layout
+from .pipeline_roles import PipelineRoles
 
 #: Chebyshev coefficients below this are dropped (far below any CKKS scale's resolution).
 COEFF_FLOOR = 2.0**-55
@@ -96,17 +98,17 @@ def approximation_error(spec: EvalModSpec, delta_max: float, points: int = 4001)
 
 
 # ---------------------------------------------------------------------- homomorphic evaluation
-def chebyshev_basis(scheme, y: Ciphertext, degrees) -> dict[int, Ciphertext]:
+def chebyshev_basis(roles: PipelineRoles, y: Ciphertext, degrees) -> dict[int, Ciphertext]:
     """T_k(y) slot-wise for every k in ``degrees`` (and what they need), T_k at depth ceil(log2 k) below y."""
     basis = {1: y}
 
     def get(k: int) -> Ciphertext:
         if k not in basis:
             a = k // 2
-            prod = scheme._mul(get(a), get(k - a), True)
-            double = scheme._add_raw(prod, prod)
-            t = scheme._add_plain(double, np.array(-1.0)) if k % 2 == 0 else scheme._sub(double, y)
-            basis[k] = _bounded(scheme, t, 1.0)  # |T_k(y)| <= 1 on [-1, 1], whatever the products' bound says
+            prod = roles.batch.mul(get(a), get(k - a), True)
+            double = roles.evaluator.add(prod, prod)
+            t = roles.batch.add_plain(double, np.array(-1.0)) if k % 2 == 0 else roles.batch.sub(double, y)
+            basis[k] = _bounded(roles, t, 1.0)  # |T_k(y)| <= 1 on [-1, 1], whatever the products' bound says
         return basis[k]
 
     for k in degrees:
@@ -125,19 +127,19 @@ def chebyshev_split(coeffs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
     return q, r
 
 
-def _combine(scheme, basis: dict, coeffs: np.ndarray) -> Ciphertext:
+def _combine(roles: PipelineRoles, basis: dict, coeffs: np.ndarray) -> Ciphertext:
     """sum_k c_k T_k over the baby steps: brought to their lowest level, weighted by integers, rescaled once."""
     used = [k for k in range(1, len(coeffs)) if coeffs[k] != 0.0] or [1]
-    low = min(scheme.level(basis[k]) for k in used)
+    low = min(layout.level(basis[k]) for k in used)
     acc = None
     for k in used:
-        t = scheme._adjust(basis[k], low, scheme._scale_at(low))
-        term = scheme._mul_scalar(t, float(coeffs[k]), False)
-        acc = term if acc is None else scheme._add_raw(acc, term, rule="independent")
-    return scheme._add_plain(scheme._rescale_ct(acc), np.array(float(coeffs[0])))
+        t = roles.aligner.adjust(basis[k], low, roles.scales.at(low))
+        term = roles.evaluator.mul_scalar(t, float(coeffs[k]), False)
+        acc = term if acc is None else roles.evaluator.add(acc, term, rule="independent")
+    return roles.batch.add_plain(roles.evaluator.rescale(acc), np.array(float(coeffs[0])))
 
 
-def eval_chebyshev(scheme, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
+def eval_chebyshev(roles: PipelineRoles, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
     """sum_k c_k T_k(y) by the baby-step / giant-step split (Han-Ki 2020, section 4; Bossuat et al. 2021).
 
     Baby steps T_1 .. T_{b-1} (b = 2^ceil(log2(d + 1) / 2)), giant steps T_b, T_2b, T_4b ..:
@@ -149,29 +151,29 @@ def eval_chebyshev(scheme, y: Ciphertext, coeffs: np.ndarray) -> Ciphertext:
     degree = len(coeffs) - 1
     baby = 1 << max(1, math.ceil(math.log2(degree + 1) / 2))
     giants = [baby << i for i in range(max(0, math.ceil(math.log2(degree + 1)) - int(math.log2(baby))))]
-    basis = chebyshev_basis(scheme, y, list(range(2, baby)) + giants)
+    basis = chebyshev_basis(roles, y, list(range(2, baby)) + giants)
 
     def evaluate(c: np.ndarray) -> Ciphertext:
         c = np.trim_zeros(c, "b") if np.any(c) else c[:1]
         if len(c) <= baby:
-            return _combine(scheme, basis, c)
+            return _combine(roles, basis, c)
         k = max(g for g in giants if g < len(c))
         q, r = chebyshev_split(c, k)
-        return scheme._add(scheme._mul(evaluate(q), basis[k], True), evaluate(r))
+        return roles.batch.add(roles.batch.mul(evaluate(q), basis[k], True), evaluate(r))
 
     return evaluate(coeffs)
 
 
-def _bounded(scheme, ct: Ciphertext, bound: float) -> Ciphertext:
+def _bounded(roles: PipelineRoles, ct: Ciphertext, bound: float) -> Ciphertext:
     """ct with its recorded value bound set to what the function evaluated guarantees (a cosine, T_k)."""
-    return scheme._noisy(ct, scheme._nv(ct)[0], bound)
+    return roles.records.noisy(ct, roles.records.nv(ct)[0], bound)
 
 
-def eval_mod(scheme, y: Ciphertext, spec: EvalModSpec) -> Ciphertext:
+def eval_mod(roles: PipelineRoles, y: Ciphertext, spec: EvalModSpec) -> Ciphertext:
     """(1 / 2 pi) sin(2 pi K y) slot-wise, for slots y in [-1, 1]: ``spec.depth`` levels."""
-    c = _bounded(scheme, eval_chebyshev(scheme, _bounded(scheme, y, 1.0), spec.coefficients), 1.0 + 2.0**-20)
+    c = _bounded(roles, eval_chebyshev(roles, _bounded(roles, y, 1.0), spec.coefficients), 1.0 + 2.0**-20)
     for _ in range(spec.double_angles):
-        sq = scheme._mul(c, c, True)
-        c = _bounded(scheme, scheme._add_plain(scheme._add_raw(sq, sq), np.array(-1.0)), 1.0 + 2.0**-20)
+        sq = roles.batch.mul(c, c, True)
+        c = _bounded(roles, roles.batch.add_plain(roles.evaluator.add(sq, sq), np.array(-1.0)), 1.0 + 2.0**-20)
     # 1 / (2 pi) only changes the recorded scale (no level, no noise).
-    return scheme._mul_scalar(c, 1.0 / (2 * np.pi), True)
+    return roles.evaluator.mul_scalar(c, 1.0 / (2 * np.pi), True)

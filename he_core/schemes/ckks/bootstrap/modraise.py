@@ -18,6 +18,8 @@ import numpy as np
 
 from ....ciphertext import Ciphertext
 from ....errors import LevelExhaustedError
+from .. import layout
+from .pipeline_roles import PipelineRoles
 
 
 def raise_data(ring, data: np.ndarray, nlimbs: int) -> np.ndarray:
@@ -32,21 +34,21 @@ def raise_data(ring, data: np.ndarray, nlimbs: int) -> np.ndarray:
     return out
 
 
-def mod_raise(scheme, ct: Ciphertext) -> Ciphertext:
+def mod_raise(roles: PipelineRoles, ct: Ciphertext) -> Ciphertext:
     """ct (level 0) over the whole chain, read at scale q_0: its message is t / q_0 = Delta m / q_0 + I.
 
     Raises:
         LevelExhaustedError: ct is not at level 0 (drop it there first).
     """
-    if scheme.level(ct) != 0:
-        raise LevelExhaustedError(f"cannot mod-raise {ct.describe()}: it is at level {scheme.level(ct)}, not 0")
-    top = len(scheme.ring.q)
-    data = raise_data(scheme.ring, scheme._relin(ct).data, top)
+    if layout.level(ct) != 0:
+        raise LevelExhaustedError(f"cannot mod-raise {ct.describe()}: it is at level {layout.level(ct)}, not 0")
+    top = len(roles.ring.q)
+    data = raise_data(roles.ring, roles.evaluator.relin(ct).data, top)
     meta = {**ct.meta, "level": top - 1}
-    q0 = float(scheme.ring.q[0])
+    q0 = float(roles.ring.q[0])
     raised = ct.replace(data=data, meta=meta, scale=q0)
     # Same phase, so the same error in integer units; values are now dominated by I (|I| <= (1 + h) / 2).
-    return scheme._noisy(raised, scheme._nv(ct)[0], 1.0 + scheme.ring.n / 2)
+    return roles.records.noisy(raised, roles.records.nv(ct)[0], 1.0 + roles.ring.n / 2)
 
 
 def trace_rotations(n: int, slots: int) -> list[int]:
@@ -58,10 +60,10 @@ def trace_rotations(n: int, slots: int) -> list[int]:
     return out
 
 
-def subring_trace(scheme, ct: Ciphertext, n: int) -> Ciphertext:
+def subring_trace(roles: PipelineRoles, ct: Ciphertext, n: int) -> Ciphertext:
     """Tr(ct) = sum of the rotations of ct by every multiple of n (gap = N / (2n) of them)."""
-    for k in trace_rotations(n, scheme.params.slots):
-        ct = scheme._add_raw(ct, scheme._rotate_ct(ct, k), rule="rotation")
+    for k in trace_rotations(n, roles.params.slots):
+        ct = roles.evaluator.add(ct, roles.rotator.rotate(ct, k), rule="rotation")
     return ct
 
 

@@ -18,13 +18,14 @@ n: the power-of-two rotations below n (:func:`packing_rotations`) compose all of
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ....ciphertext import Ciphertext
 from ....errors import EncodingError, ParameterError
 from .. import layout, noise
+from .pipeline_roles import PipelineRoles
 
 
 def extent(rows: int, stride: int) -> int:
@@ -75,7 +76,18 @@ def packing_rotations(slots: int) -> tuple[int, ...]:
     return tuple(1 << b for b in range(max(0, int(math.log2(slots)))))
 
 
-def to_level_zero(scheme, ct: Ciphertext, target: float) -> Ciphertext:
+def value_mask(roles: PipelineRoles, ct: Ciphertext) -> np.ndarray:
+    """(1, slots): 1 where the batch's values sit, else 0."""
+    return roles.mover.valid_mask(ct.rows, ct.size, ct.meta["stride"])
+
+
+def clean_batch(roles: PipelineRoles, ct: Ciphertext) -> Ciphertext:
+    """ct with every slot outside its values zeroed (one level)."""
+    out = roles.evaluator.mul_slots(ct, value_mask(roles, ct), True, True)
+    return out.replace(meta={**out.meta, "dirty": False})
+
+
+def to_level_zero(roles: PipelineRoles, ct: Ciphertext, target: float) -> Ciphertext:
     """ct at level 0, zero outside its values, at scale ``target``: one product by its 0/1 value mask.
 
     The plaintext's scale is chosen so that the rescaled product lands on ``target``
@@ -84,59 +96,64 @@ def to_level_zero(scheme, ct: Ciphertext, target: float) -> Ciphertext:
     Raises:
         ParameterError: ct at level 0, where no product is left to clean it and set its scale.
     """
-    level = scheme.level(ct)
+    level = layout.level(ct)
     if level == 0:
         raise ParameterError(f"cannot pack {ct.describe()} for a bootstrap: it is at level 0; "
                              "bootstrap it while one level is left")
-    mask = scheme._value_mask(ct)
-    pt_scale = target * scheme.ring.q[level] / ct.scale
-    pts = scheme.encode_pts(mask, pt_scale, level + 1)
-    out = scheme._mul_pts(ct, pts, pt_scale, True, *noise.plain_stats(mask))
-    out = scheme._drop(scheme._rescale_ct(out), 0)
+    mask = value_mask(roles, ct)
+    pt_scale = target * roles.ring.q[level] / ct.scale
+    pts = roles.encoder.encode_many(mask, pt_scale, level + 1)
+    out = roles.evaluator.mul_pts(ct, pts, pt_scale, True, *noise.plain_stats(mask))
+    out = roles.aligner.drop(roles.evaluator.rescale(out), 0)
     return out.replace(meta={**out.meta, "dirty": False, "rep": False})
 
 
-def pack(scheme, cts: Sequence[Ciphertext], offsets: Sequence[int], slots: int, target: float) -> Ciphertext:
+def pack(roles: PipelineRoles, cts: Sequence[Ciphertext], offsets: Sequence[int], slots: int,
+         target: float) -> Ciphertext:
     """One clean level-0 ciphertext of n slots holding every ct's values from its offset on.
 
     Its value record is the largest of the inputs' (their values sit in disjoint slots);
     the noise records add, as for independently masked terms.
     """
-    half = scheme.params.slots
+    half = roles.params.slots
     packed = None
     for ct, offset in zip(cts, offsets):
-        low = to_level_zero(scheme, ct, target)
+        low = to_level_zero(roles, ct, target)
         if offset:
-            low = scheme._rotate_ct(low, (slots - offset) % half)  # lands at offset after the trace's fold
-        packed = low if packed is None else scheme._add_raw(packed, low, rule="independent")
-    var = scheme._nv(packed)[0]
-    vmax = max(float(scheme._nv(ct)[1]) for ct in cts)
+            low = roles.rotator.rotate(low, (slots - offset) % half)  # lands at offset after the trace's fold
+        packed = low if packed is None else roles.evaluator.add(packed, low, rule="independent")
+    var = roles.records.nv(packed)[0]
+    vmax = max(float(roles.records.nv(ct)[1]) for ct in cts)
     meta = {**packed.meta, "stride": slots, "dirty": False, "rep": False}
-    return scheme._noisy(packed.replace(shape=(1, slots), meta=meta), var, vmax)
+    return roles.records.noisy(packed.replace(shape=(1, slots), meta=meta), var, vmax)
 
 
-def unpack(scheme, out: Ciphertext, like: Sequence[Ciphertext], offsets: Sequence[int], clean: bool) -> list[Ciphertext]:
+def unpack(roles: PipelineRoles, out: Ciphertext, like: Sequence[Ciphertext], offsets: Sequence[int],
+           clean: bool) -> list[Ciphertext]:
     """Each tensor's values back at slot 0 with its own shape and stride (hoisted rotations).
 
     Without ``clean`` the other tensors' values stay in the slots beyond each one's (dirty).
     """
-    moved = scheme._rotate_many(out, [o for o in offsets if o])
+    moved = roles.rotator.rotate_many(out, [o for o in offsets if o])
     moved[0] = out
     results = []
     for ct, offset in zip(like, offsets):
         got = moved[offset]
         meta = {**got.meta, "stride": ct.meta["stride"], "dirty": True, "rep": False}
         got = got.replace(shape=ct.shape, meta=meta)
-        results.append(scheme._clean_batch(got) if clean else got)
+        results.append(clean_batch(roles, got) if clean else got)
     return results
 
 
-def check_packable(scheme, cts: Sequence[Ciphertext]) -> None:
-    """Raises EncodingError unless every ct is one ciphertext of slot values under one key."""
+def check_packable(cts: Sequence[Ciphertext], check_ct: Callable[[Ciphertext], None]) -> None:
+    """Raises EncodingError unless every ct is one ciphertext of slot values under one key.
+
+    ``check_ct`` is the scheme's own check of each (membership, structure), made in turn with these.
+    """
     if not cts:
         raise EncodingError("cannot bootstrap an empty list of ciphertexts")
     for ct in cts:
-        scheme._check_ct(ct)
+        check_ct(ct)
         if ct.meta.get("coeff") or ct.data.shape[0] != 1:
             raise EncodingError(f"cannot pack {ct.describe()} for a bootstrap: it must be one ciphertext of slots")
     keys = {ct.key_id for ct in cts}
@@ -144,17 +161,18 @@ def check_packable(scheme, cts: Sequence[Ciphertext]) -> None:
         raise EncodingError(f"cannot pack ciphertexts under {len(keys)} different keys into one bootstrap")
 
 
-def common_target(scheme, cts: Sequence[Ciphertext], input_delta: float, value_bound: float | None) -> float:
+def common_target(roles: PipelineRoles, cts: Sequence[Ciphertext], input_delta: float,
+                  value_bound: float | None) -> float:
     """The one level-0 scale every packed tensor is brought to: set by the largest value among them."""
-    vmax = max(float(scheme._nv(ct)[1]) for ct in cts)
+    vmax = max(float(roles.records.nv(ct)[1]) for ct in cts)
     if value_bound is not None:
         vmax = min(vmax, float(value_bound))
-    return min(scheme._scale_at(0), scheme.ring.q[0] * input_delta / max(vmax, 2.0**-20))
+    return min(roles.scales.at(0), roles.ring.q[0] * input_delta / max(vmax, 2.0**-20))
 
 
-def record_value(scheme, src: Ciphertext, value_bound: float | None) -> float:
+def record_value(roles: PipelineRoles, src: Ciphertext, value_bound: float | None) -> float:
     """The value bound a bootstrap's output records: the caller's, or the input's plus its noise."""
-    var, vmax = scheme._nv(src)
+    var, vmax = roles.records.nv(src)
     if value_bound is not None:
         return float(value_bound)
     return vmax + 8.0 * math.sqrt(float(np.max(var))) / src.scale

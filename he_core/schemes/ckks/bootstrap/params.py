@@ -14,7 +14,7 @@ import warnings
 
 from ....errors import ParameterError, SecurityWarning
 from ..params import CkksParams
-from .mixin import spec_for, transform_levels_for
+from .role import spec_for, transform_levels_for
 
 FIRST_BITS, FLOOR_LEVELS, FLOOR_BITS, SCALE_BITS, SPECIAL_BITS = 61, 2, 61, 58, 61
 

@@ -32,6 +32,8 @@ import numpy as np
 
 from ....ciphertext import Ciphertext
 from ....errors import ParameterError
+from .. import layout
+from .pipeline_roles import PipelineRoles
 
 
 # ---------------------------------------------------------------------- plaintext matrices
@@ -141,31 +143,31 @@ class LinearTransform:
     def rotations(self) -> list[int]:
         return bsgs_rotations(list(self.diags), self.slots)
 
-    def _factors(self, scheme, ct: Ciphertext):
-        key = (scheme.level(ct), ct.scale)
+    def _factors(self, roles: PipelineRoles, ct: Ciphertext):
+        key = (layout.level(ct), ct.scale)
         if key not in self._encoded:
             order = sorted(self.diags)
             # rot_{-g j}(d_k): the giant rotation after the inner sum puts each diagonal back in place.
             rolled = np.array([np.roll(self.diags[k], self.g * (k // self.g)) for k in order])
-            pts, pt_scale = scheme._plain_factors(ct, rolled)
+            pts, pt_scale = roles.evaluator.plain_factors(ct, rolled)
             stats = {k: _plain_stats(rolled[i]) for i, k in enumerate(order)}
             self._encoded = {key: ({k: pt for k, pt in zip(order, pts)}, pt_scale, stats)}
         return self._encoded[key]
 
-    def apply(self, scheme, ct: Ciphertext) -> Ciphertext:
+    def apply(self, roles: PipelineRoles, ct: Ciphertext) -> Ciphertext:
         """M applied to ct's block-periodic slots: one level (rescaled once, at the end)."""
-        pts, pt_scale, stats = self._factors(scheme, ct)
+        pts, pt_scale, stats = self._factors(roles, ct)
         g = self.g
-        babies = scheme._rotate_many(ct, sorted({k % g for k in pts}))  # hoisted
+        babies = roles.rotator.rotate_many(ct, sorted({k % g for k in pts}))  # hoisted
         acc = None
         for j in sorted({k // g for k in pts}):
             inner = None
             for k in (k for k in sorted(pts) if k // g == j):
-                term = scheme._mul_pts(babies[k % g], [pts[k]], pt_scale, True, *stats[k])
-                inner = term if inner is None else scheme._add_raw(inner, term, rule="independent")
-            inner = scheme._rotate_ct(inner, g * j) if j else inner  # negative j: a rotation to the right
-            acc = inner if acc is None else scheme._add_raw(acc, inner, rule="independent")
-        return scheme._rescale_ct(acc)
+                term = roles.evaluator.mul_pts(babies[k % g], [pts[k]], pt_scale, True, *stats[k])
+                inner = term if inner is None else roles.evaluator.add(inner, term, rule="independent")
+            inner = roles.rotator.rotate(inner, g * j) if j else inner  # negative j: a rotation to the right
+            acc = inner if acc is None else roles.evaluator.add(acc, inner, rule="independent")
+        return roles.evaluator.rescale(acc)
 
 
 def _plain_stats(vec: np.ndarray) -> tuple[float, float]:

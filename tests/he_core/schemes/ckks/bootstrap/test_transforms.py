@@ -63,13 +63,13 @@ def test_the_diagonal_form_is_the_block_map_on_periodic_vectors():
 def test_homomorphic_cts_puts_the_raised_coefficients_over_q0_k_in_real_slots(sparse, level0, bits):
     """Stage check: decrypt the CtS output and compare with tau / (q_0 K) from the raised, traced phase."""
     s, keys = sparse
-    boot, n = s._bootstrapper(8), 8
+    boot, n, roles = s.booter.pipeline(8), 8, s.booter.roles
     gap, q0, k = boot.gap, s.ring.q[0], boot.spec.K
     ct = level0(s, np.random.default_rng(6).uniform(-1, 1, (1, n)), 6)
     [out] = boot.raise_to_slots(ct)
     assert s.level(out) == s.params.levels - 1
     # Reference: the raised, traced phase's subring coefficients (Python integers), over gap.
-    raised = subring_trace(s, mod_raise(s, subring_trace(s, boot._whole(ct), n)), n)
+    raised = subring_trace(roles, mod_raise(roles, subring_trace(roles, boot._whole(ct), n)), n)
     limbs = s._phase_limbs(raised, s._s_full(keys.secret))[0]
     tau = np.array([float(v) for v in reference.crt(limbs, s.ring.q)[::gap]]) / gap
     rev = bit_reversal(n)  # CtS by F^-1 leaves each half in bit-reversed order (SlotToCoeff by F undoes it)
@@ -86,7 +86,7 @@ def test_homomorphic_stc_matches_the_plaintext_map(sparse, bits):
     tau = np.random.default_rng(7).uniform(-1, 1, 2 * n)
     x = np.tile(tau, s.params.slots // (2 * n))[None, :]
     ct = s.encrypt(x)  # one row of all the slots
-    out = LinearTransform.from_block(stc_block(n, 1.0), s.params.slots).apply(s, ct)
+    out = LinearTransform.from_block(stc_block(n, 1.0), s.params.slots).apply(s.booter.roles, ct)
     assert s.level(out) == s.level(ct) - 1
     got = s._decrypt_slots(out, s._s_full(keys.secret))[0]
     assert bits(got, apply_reference(stc_block(n, 1.0), x[0].astype(complex))) >= 38

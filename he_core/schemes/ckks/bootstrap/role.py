@@ -1,8 +1,11 @@
 """The ckks scheme's side of the Bootstrapping protocol (:class:`he_core.protocols.Bootstrapping`).
 
-A mixin of :class:`~he_core.schemes.ckks.scheme.CkksScheme`: one :class:`Bootstrapper`
-per slot count, an EvalMod range chosen from the secret's distribution, and the key
-set (the pipeline's rotations, the conjugation and relinearisation, nothing else).
+The bootstrapping role of :class:`~he_core.schemes.ckks.scheme.CkksScheme` (its
+``booter``): one :class:`Bootstrapper` per slot count, an EvalMod range chosen from the
+secret's distribution, and the key set (the pipeline's rotations, the conjugation and
+relinearisation, nothing else). The scheme checks its inputs are its own ciphertexts
+and installs the keys; this role does the rest with the scheme's roles
+(:class:`.pipeline_roles.PipelineRoles`).
 """
 from __future__ import annotations
 
@@ -13,11 +16,21 @@ import numpy as np
 from ....ciphertext import Ciphertext
 from ....errors import ParameterError
 from ....keys import KeyPair, KeyRequirements
-from ....randomness import RandomSource, resolve
+from ....randomness import RandomSource
 from .. import keys as keygen, layout
-from . import packing as blocks  # "packing" is bootstrap_keygen's flag
+from ..alignment import LevelAligner
+from ..arith import Evaluator
+from ..batch import BatchOps
+from ..context import CkksContext
+from ..encoder import PlaintextEncoder
+from ..keyset import KeySet
+from ..noise_records import NoiseRecords
+from ..rotation import Rotator
+from ..row_moves import RowMover
+from . import packing as blocks  # "packing" is key_requirements' flag
 from .bootstrapper import Bootstrapper
 from .evalmod import EvalModSpec, spec_for_range
+from .pipeline_roles import PipelineRoles
 
 
 def spec_for(params) -> EvalModSpec:
@@ -54,25 +67,42 @@ def _check_bound(value_bound: float | None) -> None:
         raise ParameterError(f"cannot bootstrap: value_bound must be positive and finite, got {value_bound!r}")
 
 
-class BootstrapMixin:
-    """bootstrap, bootstrap_many, bootstrap_plan, bootstrap_keygen."""
+class BootstrapRole:
+    """Bootstrapping with public keys only: plans, pipelines per slot count, packing, the bootstrapping keys.
 
-    def _bootstrapper(self, slots: int, spec: EvalModSpec | None = None, check_depth: bool = True) -> Bootstrapper:
-        """The pipeline for n slots, its transforms in as many levels as wanted while MIN_LEVELS_LEFT remain."""
-        cache = self.__dict__.setdefault("_bootstrappers", {})
-        if slots not in cache:
+    Inputs reach it checked by the scheme (its own ciphertexts, well formed).
+
+    Args:
+        ctx: the parameter set's objects; keyset: the full secret (the conjugation key);
+        records, encoder, evaluator, aligner, rotator, mover, batch: the roles the pipeline
+        computes with (:class:`.pipeline_roles.PipelineRoles`).
+    """
+
+    def __init__(self, ctx: CkksContext, keyset: KeySet, records: NoiseRecords, encoder: PlaintextEncoder,
+                 evaluator: Evaluator, aligner: LevelAligner, rotator: Rotator, mover: RowMover,
+                 batch: BatchOps) -> None:
+        self.params, self.ring, self.keyset = ctx.params, ctx.ring, keyset
+        self.roles = PipelineRoles(ctx, records, encoder, evaluator, aligner, rotator, mover, batch)
+        self._pipelines: dict[int, Bootstrapper] = {}
+
+    def pipeline(self, slots: int, spec: EvalModSpec | None = None, check_depth: bool = True) -> Bootstrapper:
+        """The pipeline for n slots, its transforms in as many levels as wanted while MIN_LEVELS_LEFT remain.
+
+        Kept per n once its depth is checked; with ``check_depth`` off (a plan's description) made afresh.
+        """
+        if slots not in self._pipelines:
             spec = spec or spec_for(self.params)
             wanted = transform_levels_for(slots)
             for levels in range(wanted, 0, -1):
-                boot = Bootstrapper(self, slots, spec, check_depth=False, transform_levels=levels)
+                boot = Bootstrapper(self.roles, slots, spec, check_depth=False, transform_levels=levels)
                 if boot.depth <= self.params.levels - MIN_LEVELS_LEFT or levels == 1:
                     break
             if not check_depth:
                 return boot
-            cache[slots] = Bootstrapper(self, slots, spec, transform_levels=boot.transform_levels)
-        return cache[slots]
+            self._pipelines[slots] = Bootstrapper(self.roles, slots, spec, transform_levels=boot.transform_levels)
+        return self._pipelines[slots]
 
-    def _boot_slots(self, ct: Ciphertext, slots: int | None) -> int:
+    def _slots_for(self, ct: Ciphertext, slots: int | None) -> int:
         if slots is not None:
             return int(slots)
         return min(self.params.slots, max(2, layout.next_pow2(ct.rows * ct.meta["stride"])))
@@ -86,7 +116,7 @@ class BootstrapMixin:
                 clean, at the scale the sine approximation wants for its values
                 (:func:`.packing.to_level_zero`); at level 0 it must already be clean and there.
             slots: the packing n (default: the power of two covering the batch's slots);
-                the keys must come from :meth:`bootstrap_keygen` for this n.
+                the keys must come from :meth:`key_requirements` for this n.
             clean: zero the slots beyond the batch's values (one more level) so the result
                 can be bootstrapped again after more work; otherwise they hold copies of
                 the values (marked dirty).
@@ -97,9 +127,9 @@ class BootstrapMixin:
                 (SECURITY.md, "Training by bootstrapping").
 
         Returns:
-            A ciphertext at level ``bootstrap_plan(n, clean=clean)["output_level"]``. Its
-            noise record starts from the pipeline's own error: the input's error becomes
-            part of the value, as in a masked refresh (its value bound grows by it, unless
+            A ciphertext at level ``plan(n, clean=clean)["output_level"]``. Its noise record
+            starts from the pipeline's own error: the input's error becomes part of the
+            value, as in a masked refresh (its value bound grows by it, unless
             ``value_bound`` vouches for the whole).
 
         Raises:
@@ -108,15 +138,14 @@ class BootstrapMixin:
             EncodingError: a multi-ciphertext batch, or a dirty one at level 0.
             KeyMissingError: a key of the pipeline is missing.
         """
-        self._check_ct(ct)
         _check_bound(value_bound)
-        n = self._boot_slots(ct, slots)
-        boot = self._pipeline(n, clean, ct.describe())
+        n = self._slots_for(ct, slots)
+        boot = self._ready(n, clean, ct.describe())
         ct = self._bounded(ct, value_bound)
-        src = blocks.to_level_zero(self, ct, blocks.common_target(self, [ct], INPUT_DELTA, None)) \
-            if self.level(ct) > 0 else ct  # at level 0 it must already be clean and at its scale
-        out = self._run_pipeline(boot, src, value_bound)
-        return self._clean_batch(out) if clean else out
+        src = blocks.to_level_zero(self.roles, ct, blocks.common_target(self.roles, [ct], INPUT_DELTA, None)) \
+            if layout.level(ct) > 0 else ct  # at level 0 it must already be clean and at its scale
+        out = self._run(boot, src, value_bound)
+        return blocks.clean_batch(self.roles, out) if clean else out
 
     def bootstrap_many(self, cts: list[Ciphertext], *, slots: int, clean: bool = False,
                        value_bound: float | None = None) -> list[Ciphertext]:
@@ -124,12 +153,12 @@ class BootstrapMixin:
 
         Each input is masked to its own values and moved to its own block of the n slots
         (every one must be above level 0); the outputs come back in order with their
-        shapes, at ``bootstrap_plan(n, clean=clean)["output_level"]``, like
-        :meth:`bootstrap`'s. The keys must come from :meth:`bootstrap_keygen` for this n
-        with ``packing=True`` (the power-of-two rotations below n move the blocks).
+        shapes, at ``plan(n, clean=clean)["output_level"]``, like :meth:`bootstrap`'s. The
+        keys must come from :meth:`key_requirements` for this n with ``packing=True`` (the
+        power-of-two rotations below n move the blocks).
 
         Args:
-            cts: one-ciphertext batches under one key.
+            cts: one-ciphertext batches under one key (:func:`.packing.check_packable`).
             slots: the packing n; the tensors' blocks (:func:`.packing.extent` each) must fit.
             clean: as :meth:`bootstrap` (each output zero outside its own values).
             value_bound: as :meth:`bootstrap`, for every value of every input.
@@ -137,54 +166,52 @@ class BootstrapMixin:
         Raises:
             ParameterError: blocks that do not fit n, an input at level 0, values too large
                 for the sine, or a chain too short.
-            EncodingError: an input that is not one ciphertext of slots, or mixed keys.
             KeyMissingError: a rotation of the packing or of the pipeline has no key.
         """
-        blocks.check_packable(self, cts)
         _check_bound(value_bound)
         n = int(slots)
-        boot = self._pipeline(n, clean, f"{len(cts)} ciphertexts")
+        boot = self._ready(n, clean, f"{len(cts)} ciphertexts")
         cts = [self._bounded(ct, value_bound) for ct in cts]
         offsets = blocks.pack_offsets([blocks.extent(ct.rows, ct.meta["stride"]) for ct in cts], n)
-        target = blocks.common_target(self, cts, INPUT_DELTA, None)
-        src = blocks.pack(self, cts, offsets, n, target)
-        out = self._run_pipeline(boot, src, value_bound)
-        return blocks.unpack(self, out, cts, offsets, clean)
+        target = blocks.common_target(self.roles, cts, INPUT_DELTA, None)
+        src = blocks.pack(self.roles, cts, offsets, n, target)
+        out = self._run(boot, src, value_bound)
+        return blocks.unpack(self.roles, out, cts, offsets, clean)
 
-    def bootstrap_packs(self, cts: list[Ciphertext], *, slots: int) -> list[list[int]]:
+    @staticmethod
+    def packs(cts: list[Ciphertext], slots: int) -> list[list[int]]:
         """How :meth:`bootstrap_many` calls would cover ``cts`` with n slots each: the indices of each call.
 
         One list when they fit n side by side; otherwise the fewest the first-fit rule finds.
 
         Raises:
             ParameterError: one of them alone needs more than n slots.
-            EncodingError: as :meth:`bootstrap_many`.
         """
-        blocks.check_packable(self, cts)
         return blocks.groups([blocks.extent(ct.rows, ct.meta["stride"]) for ct in cts], int(slots))
 
-    def _pipeline(self, n: int, clean: bool, what: str) -> Bootstrapper:
-        plan = self.bootstrap_plan(n, clean=clean)
+    def _ready(self, n: int, clean: bool, what: str) -> Bootstrapper:
+        plan = self.plan(n, clean=clean)
         if not plan["possible"]:
             raise ParameterError(f"cannot bootstrap {what}: {plan['reason']}")
-        return self._bootstrapper(n)
+        return self.pipeline(n)
 
     def _bounded(self, ct: Ciphertext, value_bound: float | None) -> Ciphertext:
         """ct with its value record lowered to the caller's bound where that is tighter."""
-        var, vmax = self._nv(ct)
-        return self._noisy(ct, var, vmax if value_bound is None else min(vmax, float(value_bound)))
+        var, vmax = self.roles.records.nv(ct)
+        return self.roles.records.noisy(ct, var, vmax if value_bound is None else min(vmax, float(value_bound)))
 
-    def _run_pipeline(self, boot: Bootstrapper, src: Ciphertext, value_bound: float | None) -> Ciphertext:
+    def _run(self, boot: Bootstrapper, src: Ciphertext, value_bound: float | None) -> Ciphertext:
         """The pipeline on a clean level-0 input; the output's record restarts from its own error.
 
         The input's error joins the value (its bound grows by it unless ``value_bound``
         vouches for the whole).
         """
+        records = self.roles.records
         boot.check_input(src)
         self._check_phase(src)
-        value = blocks.record_value(self, src, value_bound)
-        out = boot.bootstrap(self._noisy(src, np.zeros(3), self._nv(src)[1]))
-        return self._noisy(out, self._nv(out)[0], value)
+        value = blocks.record_value(self.roles, src, value_bound)
+        out = boot.bootstrap(records.noisy(src, np.zeros(3), records.nv(src)[1]))
+        return records.noisy(out, records.nv(out)[0], value)
 
     def _check_phase(self, ct: Ciphertext) -> None:
         """Refuse a level-0 input whose values are too large for the sine at its scale.
@@ -199,16 +226,7 @@ class BootstrapMixin:
                                  f"2^{math.log2(ct.scale):.1f} give a phase of {delta:.3g} q_0 (at most {MAX_DELTA:.3g}): "
                                  "bootstrap it above level 0, where its scale can be lowered")
 
-    def _value_mask(self, ct: Ciphertext) -> np.ndarray:
-        """(1, slots): 1 where the batch's values sit, else 0 (the scheme's valid-region mask)."""
-        return self._valid_mask(ct.rows, ct.size, ct.meta["stride"])
-
-    def _clean_batch(self, ct: Ciphertext) -> Ciphertext:
-        """ct with every slot outside its values zeroed (one level)."""
-        out = self._mul_slots(ct, self._value_mask(ct), True, True)
-        return out.replace(meta={**out.meta, "dirty": False})
-
-    def bootstrap_plan(self, slots: int, *, clean: bool = False) -> dict:
+    def plan(self, slots: int, *, clean: bool = False) -> dict:
         """What bootstrapping n slots needs and gives: keys (count, bytes), levels consumed and left.
 
         Works for any set: ``possible`` says whether this one can, ``reason`` why not;
@@ -224,7 +242,7 @@ class BootstrapMixin:
             spec = spec_for(self.params)
         except ParameterError as exc:
             return {**plan, "reason": str(exc)}
-        boot = self._bootstrapper(slots, spec, check_depth=False)
+        boot = self.pipeline(slots, spec, check_depth=False)
         depth = boot.depth + int(bool(clean))
         plan.update(levels_consumed=depth, evalmod={"K": spec.K, "degree": spec.degree,
                                                     "double_angles": spec.double_angles})
@@ -235,32 +253,25 @@ class BootstrapMixin:
         return {**plan, "possible": True, "rotations": rotations, "keys": keys, "key_bytes": keys * per_key,
                 "output_level": self.params.levels - depth, "transform_levels": boot.transform_levels}
 
-    def bootstrap_keygen(self, slots: int, *, rng: RandomSource | None = None,
-                         requirements: KeyRequirements | None = None, packing: bool = False) -> KeyPair:
-        """Keys for bootstrapping n slots: exactly the plan's rotations, the conjugation and relinearisation.
+    def key_requirements(self, slots: int, *, packing: bool = False) -> KeyRequirements:
+        """The keys a key set needs for bootstrapping n slots, except the conjugation (:meth:`add_conjugation_key`).
 
-        Installs the public part here (as :meth:`keygen` does).
-
-        Args:
-            slots: n.
-            rng: key randomness (default the OS CSPRNG).
-            requirements: what the rest of the computation needs (a model's keys), made in the
-                same key set; default nothing more.
-            packing: also the power-of-two rotations below n that :meth:`bootstrap_many` moves
-                blocks with (:func:`.packing.packing_rotations`).
+        Exactly the plan's rotations and relinearisation; with ``packing`` also the
+        power-of-two rotations below n that :meth:`bootstrap_many` moves blocks with
+        (:func:`.packing.packing_rotations`).
 
         Raises:
-            ParameterError: see :meth:`bootstrap_plan`.
+            ParameterError: see :meth:`plan`.
         """
-        plan = self.bootstrap_plan(slots)
+        plan = self.plan(slots)
         if not plan["possible"]:
             raise ParameterError(f"cannot make bootstrapping keys: {plan['reason']}")
-        rng = resolve(rng)
         moves = blocks.packing_rotations(slots) if packing else ()
-        wanted = KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"]) + moves)
-        pair = self.keygen(wanted if requirements is None else requirements.merge(wanted), rng=rng)
-        r, s_full = self.ring, self._s_full(pair.secret)
+        return KeyRequirements(minimal=True, multiply=True, rotations=tuple(plan["rotations"]) + moves)
+
+    def add_conjugation_key(self, pair: KeyPair, rng: RandomSource) -> None:
+        """Add the conjugation's Galois key (element 2N - 1) to ``pair``'s public keys, made with ``rng``."""
+        r, s_full = self.ring, self.keyset.s_full(pair.secret)
         g = 2 * self.params.poly_degree - 1
         pair.public.data["galois"][str(g)] = keygen.switch_key(r, self.params, r.permute(s_full, r.galois_perm(g)),
                                                                 s_full, rng)
-        return pair

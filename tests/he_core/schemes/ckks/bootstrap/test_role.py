@@ -1,4 +1,5 @@
-"""The ckks side of the Bootstrapping protocol: the plan, the key set, the EvalMod range per secret."""
+"""The ckks side of the Bootstrapping protocol (he_core/schemes/ckks/bootstrap/role.py): the plan, the key set,
+the EvalMod range per secret, the scheme's delegation to its booter."""
 from __future__ import annotations
 
 import warnings
@@ -6,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from he_core import (Capability, EncodingError, HEOverflowError, KeyRequirements, ParameterError, SecurityWarning,
-                     SeededRandom, protocols)
+from he_core import (Capability, EncodingError, HEOverflowError, KeyRequirements, MismatchError, ParameterError,
+                     SecurityWarning, SeededRandom, protocols)
 from he_core.schemes.ckks import CkksParams, CkksScheme
-from he_core.schemes.ckks.bootstrap.mixin import MAX_DELTA, spec_for
+from he_core.schemes.ckks.bootstrap.role import MAX_DELTA, BootstrapRole, spec_for
 
 from .conftest import small_scheme
 
@@ -127,3 +128,64 @@ def test_a_replicated_row_above_level_0_is_bootstrapped_as_its_one_row(sparse, b
     out = s.bootstrap(summed, slots=8, clean=True)
     assert not out.meta["rep"] and not out.meta["dirty"]
     assert bits(s.decrypt_exact_local(out, keys.secret), x.sum(axis=0, keepdims=True)) >= 18
+
+
+# ---------------------------------------------------------------- the scheme's booter and its delegation
+def test_the_scheme_holds_a_booter_built_from_its_own_roles_and_no_bootstrap_mixin(sparse):
+    s, _keys = sparse
+    assert isinstance(s.booter, BootstrapRole) and s.booter.keyset is s.keyset
+    roles = s.booter.roles
+    for name in ("records", "encoder", "evaluator", "aligner", "rotator", "mover", "batch"):
+        assert getattr(roles, name) is getattr(s, name), name  # shared, not copies
+    assert roles.params is s.params and roles.ring is s.ring
+    assert not any("Bootstrap" in klass.__name__ for klass in CkksScheme.__mro__)
+    for op in protocols.operations(protocols.Bootstrapping):
+        assert callable(vars(CkksScheme)[op]), op  # defined on the scheme itself
+    assert s.booter.pipeline(8) is s.booter.pipeline(8)  # one pipeline per slot count
+
+
+def test_the_protocol_methods_hand_their_arguments_to_the_booter(sparse, monkeypatch):
+    s, _keys = sparse
+    calls = []
+
+    def spy(name):
+        real = getattr(s.booter, name)
+        monkeypatch.setattr(s.booter, name, lambda *a, **kw: calls.append((name, a, kw)) or real(*a, **kw))
+
+    for name in ("bootstrap", "bootstrap_many", "packs", "plan"):
+        spy(name)
+    ct = s.encrypt(np.full((1, 4), 0.5))
+    assert s.bootstrap_plan(8, clean=True) == s.booter.plan(8, clean=True)
+    assert s.bootstrap_packs([ct], slots=8) == [[0]]
+    s.bootstrap(ct, slots=8, value_bound=1.0)
+    s.bootstrap_many([ct], slots=8, clean=True)
+    assert calls == [("plan", (8,), {"clean": True}), ("plan", (8,), {"clean": True}), ("packs", ([ct], 8), {}),
+                     ("bootstrap", (ct,), {"slots": 8, "clean": False, "value_bound": 1.0}),
+                     ("plan", (8,), {"clean": False}),
+                     ("bootstrap_many", ([ct],), {"slots": 8, "clean": True, "value_bound": None}),
+                     ("plan", (8,), {"clean": True})]
+
+
+def test_the_scheme_refuses_a_foreign_ciphertext_before_its_booter_sees_it(sparse, monkeypatch):
+    s, _keys = sparse
+    other = small_scheme()
+    other.keygen(KeyRequirements(sizes=(8,)), rng=SeededRandom(4))
+    foreign = other.encrypt(np.ones((1, 4))).replace(params_id="ckks-elsewhere")
+    for name in ("bootstrap", "bootstrap_many", "packs"):
+        monkeypatch.setattr(s.booter, name, lambda *a, **kw: pytest.fail("the booter was reached"))
+    with pytest.raises(MismatchError, match="does not belong"):
+        s.bootstrap(foreign, slots=8)
+    with pytest.raises(MismatchError, match="does not belong"):
+        s.bootstrap_many([s.encrypt(np.ones((1, 4))), foreign], slots=8)
+    with pytest.raises(MismatchError, match="does not belong"):
+        s.bootstrap_packs([foreign], slots=8)
+
+
+def test_the_booters_keys_are_the_plans_plus_the_conjugation(sparse):
+    s, _keys = sparse
+    plan = s.bootstrap_plan(8)
+    wanted = s.booter.key_requirements(8)
+    assert wanted.multiply and wanted.minimal
+    assert set(wanted.rotations) == set(plan["rotations"])
+    packed = s.booter.key_requirements(8, packing=True)
+    assert set(packed.rotations) == set(plan["rotations"]) | {1, 2, 4}  # the packing moves (powers of two < n)
