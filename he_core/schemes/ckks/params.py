@@ -225,6 +225,19 @@ def for_protocol(depth: int, *, scale_bits: int = PROTOCOL_SCALE_BITS, security:
 MIN_ANSWER_SCALE_BITS = 40
 
 
+def for_protocol_filled(depth: int) -> CkksParams:
+    """:func:`for_protocol`'s set for ``depth``, deepened to every level its ring holds at 128 bits."""
+    params = for_protocol(depth)
+    while True:
+        try:
+            deeper = for_protocol(depth + 1)
+        except ParameterError:
+            return params
+        if deeper.poly_degree != params.poly_degree:
+            return params
+        depth, params = depth + 1, deeper
+
+
 def for_answer(depth: int, value_bits: int, *, security: int = 128) -> CkksParams:
     """The smallest set for a computation that is never refreshed and ends at q_0 (a server's answer).
 

@@ -41,7 +41,7 @@ from .encryption import Encryptor
 from .keyset import KeySet, key_id_material
 from .linear import DiagonalMatVec
 from .noise_records import NoiseRecords
-from .params import CkksParams, for_answer, for_protocol
+from .params import CkksParams, for_answer, for_protocol, for_protocol_filled
 from .refresh import MaskedRefresher
 from .release import Releaser
 from .role_alias import RoleMethod
@@ -101,16 +101,7 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         step) gets N = 16384, 5 levels of 54-bit primes (390 of 438 bits). With
         ``fill_ring`` the set takes every level that N holds.
         """
-        params = for_protocol(depth)
-        while fill_ring:
-            try:
-                deeper = for_protocol(depth + 1)
-            except ParameterError:
-                break
-            if deeper.poly_degree != params.poly_degree:
-                break
-            depth, params = depth + 1, deeper
-        return params
+        return for_protocol_filled(depth) if fill_ring else for_protocol(depth)
 
     @classmethod
     def wire_form(cls, ct: Ciphertext) -> tuple[np.ndarray, dict] | None:

@@ -124,3 +124,16 @@ def test_a_set_without_floor_keeps_its_identifier_fields():
 def test_malformed_floors_are_refused(bad):
     with pytest.raises(ParameterError, match="floor"):
         CkksParams(poly_degree=8192, levels=2, **bad)
+
+
+def test_a_filled_protocol_set_takes_every_level_its_ring_holds():
+    from he_core.errors import ParameterError
+    from he_core.schemes.ckks.params import for_protocol, for_protocol_filled
+
+    base, filled = for_protocol(4), for_protocol_filled(4)
+    assert filled.poly_degree == base.poly_degree and filled.levels >= base.levels
+    try:
+        deeper = for_protocol(filled.levels - (base.levels - 4) + 1)
+    except ParameterError:
+        return
+    assert deeper.poly_degree > filled.poly_degree  # one level more needs a larger ring
