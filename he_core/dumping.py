@@ -150,8 +150,12 @@ def _ct_fields(ct: Ciphertext, enc: TreeEncoder, path: str) -> dict[str, Any]:
 
 
 def wire_nbytes(ct: Ciphertext) -> int:
-    """Bytes of ciphertext data ``dumps`` writes for ``ct``: its smaller wire form's (data and seeds) when it has one."""
-    small = scheme_class(ct.scheme).wire_form(ct)
+    """Bytes of ciphertext data ``dumps`` writes for ``ct``: its smaller wire form's (data and seeds) when it has one.
+
+    Counted from what ``ct``'s metadata claims, without re-expanding seeds: a count on the
+    key holder's hot path, for ciphertexts it has just made (``dumps`` itself checks them).
+    """
+    small = scheme_class(ct.scheme).wire_form(ct, check=False)
     if small is None:
         return int(ct.data.nbytes)
     data, meta = small

@@ -24,8 +24,12 @@ class Layouts:
     """Layout queries and declared bounds, with the defaults of a scheme that has one layout and keeps no bounds."""
 
     @classmethod
-    def wire_form(cls, ct: Ciphertext) -> tuple[np.ndarray, dict] | None:
-        """``(data, metadata)`` to store in place of ``ct``'s, when smaller; ``None``: it travels whole."""
+    def wire_form(cls, ct: Ciphertext, *, check: bool = True) -> tuple[np.ndarray, dict] | None:
+        """``(data, metadata)`` to store in place of ``ct``'s, when smaller; ``None``: it travels whole.
+
+        ``check=False`` trusts what ``ct``'s metadata claims (for counting bytes of a ciphertext
+        just made); ``dumps`` always checks.
+        """
         return None
 
     @classmethod

@@ -13,6 +13,7 @@ import numpy as np
 
 import he_core
 from he_core.schemes.ckks import encoder
+from henn.keyholder import KeyHolder
 
 
 def centred(values: np.ndarray, q: int) -> np.ndarray:
@@ -76,3 +77,30 @@ def times_monomial(scheme, ct: he_core.Ciphertext, power: int) -> he_core.Cipher
 def agreement(guess: np.ndarray, secret: np.ndarray) -> float:
     """Fraction of coefficients an attacker's guess gets right."""
     return float(np.mean(np.asarray(guess) == np.asarray(secret)))
+
+
+class SpyKeyHolder(KeyHolder):
+    """A key holder that counts every call that could carry something out of the trainer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: dict[str, int] = {}
+
+    def _count(self, name):
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def reencrypt(self, masked, layout=None):
+        self._count("reencrypt")
+        return super().reencrypt(masked, layout)
+
+    def release(self, x):
+        self._count("release")
+        return super().release(x)
+
+    def release_result(self, x):  # a release too (it re-encrypts, then floods, without calling release)
+        self._count("release")
+        return super().release_result(x)
+
+    def export_secret_key(self):
+        self._count("export_secret_key")
+        return super().export_secret_key()

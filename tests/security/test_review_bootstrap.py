@@ -20,6 +20,8 @@ from he_core import HEOverflowError, KeyRequirements, SeededRandom
 from he_core.flooding import Flooding
 from he_core.schemes.ckks import CkksParams, CkksScheme
 from henn.keyholder import KeyHolder, RefreshTerms
+
+from .attacks import SpyKeyHolder
 from henn.losses import MSELoss
 from henn.tasks import xor
 from henn.tensor import EncTensor
@@ -69,33 +71,6 @@ def _protocol_like() -> tuple[CkksScheme, object]:
 @pytest.fixture(scope="module")
 def protocol_like():
     return _protocol_like()
-
-
-class SpyKeyHolder(KeyHolder):
-    """A key holder that counts every call that could carry something out of the trainer."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: dict[str, int] = {}
-
-    def _count(self, name):
-        self.calls[name] = self.calls.get(name, 0) + 1
-
-    def reencrypt(self, masked, layout=None):
-        self._count("reencrypt")
-        return super().reencrypt(masked, layout)
-
-    def release(self, x):
-        self._count("release")
-        return super().release(x)
-
-    def release_result(self, x):  # a release too (it re-encrypts, then floods, without calling release)
-        self._count("release")
-        return super().release_result(x)
-
-    def export_secret_key(self):
-        self._count("export_secret_key")
-        return super().export_secret_key()
 
 
 def _coeff_error(s, ct, x, secret) -> float:

@@ -31,6 +31,8 @@ from he_core.formats import container, signing
 from he_core.schemes.ckks import CkksScheme, seeded
 from henn.keyholder import KeyHolder, RefreshTerms
 
+from .attacks import SpyKeyHolder
+
 pytestmark = [pytest.mark.filterwarnings("ignore::he_core.SecurityWarning"),
               pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")]
 
@@ -376,33 +378,6 @@ def test_what_a_packed_input_holds_outside_its_values_reaches_no_output():
         assert np.max(np.abs(scheme.decrypt_exact_local(out[0], secret) - [[1, 2, 3, 4]])) < 2.0**-20
 
 
-class _Spy(KeyHolder):
-    """Counts every call that could carry something out of the trainer."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: dict[str, int] = {}
-
-    def _count(self, name):
-        self.calls[name] = self.calls.get(name, 0) + 1
-
-    def reencrypt(self, masked, layout=None):
-        self._count("reencrypt")
-        return super().reencrypt(masked, layout)
-
-    def release(self, x):
-        self._count("release")
-        return super().release(x)
-
-    def release_result(self, x):
-        self._count("release")
-        return super().release_result(x)
-
-    def export_secret_key(self):
-        self._count("export_secret_key")
-        return super().export_secret_key()
-
-
 @pytest.mark.slow
 def test_packed_parameter_bootstraps_in_training_send_nothing():
     """XOR under refresh='bootstrap' long enough for fit to pack the parameters (the 2-epoch run of
@@ -411,7 +386,7 @@ def test_packed_parameter_bootstraps_in_training_send_nothing():
     from henn.tasks import xor
     from henn.training.fit import fit
     scheme, secret = _booted()
-    kh = _Spy(scheme, secret, terms=RefreshTerms(min_aggregate=4), rng=SeededRandom(5))
+    kh = SpyKeyHolder(scheme, secret, terms=RefreshTerms(min_aggregate=4), rng=SeededRandom(5))
     history = fit(xor.build_xor(scheme, xor.XorConfig(seed=4)), xor.X, xor.Y, keyholder=kh, lr=4.0, epochs=4,
                   batch_size=4, loss=MSELoss(), shuffle=False, value_bound=16.0, refresh="bootstrap")
     assert history.policy["parameter_bootstraps"] > 0

@@ -104,9 +104,9 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         return for_protocol_filled(depth) if fill_ring else for_protocol(depth)
 
     @classmethod
-    def wire_form(cls, ct: Ciphertext) -> tuple[np.ndarray, dict] | None:
+    def wire_form(cls, ct: Ciphertext, *, check: bool = True) -> tuple[np.ndarray, dict] | None:
         """A fresh secret-key encryption travels seeded: c0 and 32 bytes per ciphertext (:mod:`.seeded`)."""
-        return seeded.wire_data(ct, ct.params.q_primes) if isinstance(ct.params, CkksParams) else None
+        return seeded.wire_data(ct, ct.params.q_primes, check) if isinstance(ct.params, CkksParams) else None
 
     @classmethod
     def from_wire_form(cls, params: CkksParams, data: np.ndarray, meta: dict) -> np.ndarray:

@@ -67,13 +67,16 @@ def seeds_of(ct: Ciphertext) -> list[bytes] | None:
         return None
 
 
-def wire_data(ct: Ciphertext, primes) -> tuple[np.ndarray, dict] | None:
-    """``(c0 of every ciphertext, metadata)`` when the seeds still expand to the second halves, else None."""
+def wire_data(ct: Ciphertext, primes, check: bool = True) -> tuple[np.ndarray, dict] | None:
+    """``(c0 of every ciphertext, metadata)`` when the seeds still expand to the second halves, else None.
+
+    ``check=False`` skips the expansion (the seeds of an encryption just made hold by construction).
+    """
     seeds = seeds_of(ct)
     if seeds is None or ct.data.ndim != 4 or ct.data.shape[1] != 2:
         return None
     nl, n = ct.data.shape[2], ct.data.shape[3]
-    for i, seed in enumerate(seeds):
+    for i, seed in enumerate(seeds if check else ()):
         if len(seed) != SEED_BYTES or not np.array_equal(expand(seed, primes[:nl], n), ct.data[i, 1]):
             return None
     return np.ascontiguousarray(ct.data[:, :1]), ct.meta
