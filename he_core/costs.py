@@ -10,7 +10,11 @@ scheme answers with an :class:`OpCost`:
   (CKKS zeroes unused slots first when a ciphertext holds garbage outside its values,
   which the interface does not show). A 0/1 mask does not grow a noise bound beyond
   the floor, so noise budgets are not charged for it;
-* ``extra_bits``: how many bits the values may grow (a sum of ``k`` rows: log2 k).
+* ``extra_bits``: how many bits the values may grow (a sum of ``k`` rows: log2 k);
+* ``noise_bits``: for a noise budget, the bits of headroom the result will have lost
+  against its noisiest operand, when the scheme can work it out from what it tracks
+  on these operands (a product of small values costs far less than one of large
+  ones); ``None`` leaves the caller to charge ``depth`` at its own rate per level.
 
 The defaults below are the interface's contract, which every built-in scheme meets;
 a scheme whose operation costs differ overrides :meth:`OperationCosts.op_cost`.
@@ -38,6 +42,7 @@ class OpCost:
     depth: int = 0
     masks: int = 0
     extra_bits: float = 0.0
+    noise_bits: float | None = None
 
 
 def _broadcast(a: Ciphertext, b: Ciphertext) -> int:
@@ -57,7 +62,7 @@ class OperationCosts:
     polyval_style: PolyStyle = GENERIC
 
     def op_cost(self, op: str, *operands: Ciphertext, rows: Any = None,
-                coeffs: Sequence[float] | None = None) -> OpCost:
+                coeffs: Sequence[float] | None = None, values: Any = None) -> OpCost:
         """What ``op`` on ``operands`` takes from each of them.
 
         Args:
@@ -66,6 +71,7 @@ class OperationCosts:
                 at a time; the added ``b`` of ``index_add_``).
             rows: the row selection of ``row_sum``, ``take_rows`` or ``index_add_``.
             coeffs: the coefficients of ``polyval``.
+            values: the plaintext factor of ``mul_plain`` (a scheme may forecast from it).
 
         Raises:
             ValueError: an unknown operation, or ``polyval`` without ``coeffs``.

@@ -99,7 +99,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         weight_decay: float = 0.0, monitor: bool = True, monitor_every: int | None = None,
         progress: bool | str | dict = False, checkpoint: str | Path | None = None, resume: bool = False,
         tls_dir: str | Path | None = None, job: dict | None = None,
-        update_bound: float | None = None, refresh: str = "masked") -> History:
+        update_bound: float | None = None, refresh: str = "masked", record_targets: bool = False) -> History:
     """Train ``model`` for ``epochs`` passes of mini-batch SGD over ``(X, y)``.
 
     Args:
@@ -148,6 +148,9 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             keys: no key holder round trip; its keys must include bootstrapping's, see
             :func:`henn.training.bootstrap.bootstrap_keys`). Under ``"bootstrap"`` no loss is
             released while training (``monitor`` is ignored) and ``keyholder`` may be ``None``.
+        record_targets: the owner's dry run that learns a job's refresh targets
+            (:func:`henn.training.targets.learn_targets`): every operand on a noise budget
+            is refreshed, so the run asks for every target a long run could.
 
     Returns:
         The :class:`History`.
@@ -166,7 +169,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             return fit(model, X, y, keyholder=remote, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
                        callbacks=callbacks, shuffle=shuffle, random_state=random_state, value_bound=value_bound,
                        weight_decay=weight_decay, monitor=monitor, monitor_every=every, progress=progress,
-                       checkpoint=checkpoint, resume=resume, update_bound=update_bound, refresh=refresh)
+                       checkpoint=checkpoint, resume=resume, update_bound=update_bound, refresh=refresh,
+                       record_targets=record_targets)
     loss = loss if loss is not None else MSELoss()
     if update_bound is not None and not (update_bound > 0 and np.isfinite(update_bound)):
         raise ValueError(f"cannot fit: update_bound must be positive and finite, got {update_bound!r}")
@@ -177,7 +181,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     raw = keyholder.scheme if keyholder is not None else model.parameters()[0].value.scheme
     booting = refresh == "bootstrap"
     refresher = BootstrapRefresh(raw, bootstrap_slots(model, batch_size)) if booting else keyholder
-    policy = RefreshPolicy(refresher, value_bound=value_bound) if refresher is not None else _NoRefresh()
+    policy = RefreshPolicy(refresher, value_bound=value_bound, every_noise_operand=record_targets) \
+        if refresher is not None else _NoRefresh()
     guarded = GuardedScheme(raw, policy) if refresher is not None else raw
     bind_parameters(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
@@ -284,7 +289,8 @@ class _NoRefresh:
         return None
 
     def counters(self) -> dict[str, int]:
-        return {"op_refreshes": 0, "retry_refreshes": 0, "layout_refreshes": 0, "budget_checks": 0}
+        return {"op_refreshes": 0, "retry_refreshes": 0, "layout_refreshes": 0, "landing_refreshes": 0,
+                "budget_checks": 0}
 
 
 class _Watch:

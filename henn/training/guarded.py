@@ -132,7 +132,7 @@ class GuardedScheme:
         return out
 
     def _ensure(self, ct: Ciphertext, cost: OpCost) -> Ciphertext:
-        return self.policy.ensure(self.inner_scheme, ct, cost.depth, cost.extra_bits, cost.masks)
+        return self.policy.ensure(self.inner_scheme, ct, cost.depth, cost.extra_bits, cost.masks, cost.noise_bits)
 
     def _invoke(self, run: Callable[..., Any], ready: list[Ciphertext], args: tuple,
                 kwargs: dict) -> tuple[Any, list[Ciphertext]]:
@@ -204,12 +204,13 @@ class GuardedScheme:
             # The update must arrive in the table's packing: one move, no budget refresh first.
             b = self._moved([b], exc)[0]
         else:
-            b = self._ensure(b, s.op_cost("index_add_", b, rows=rows))
+            b = self.policy.settle_landing(s, a, self._ensure(b, s.op_cost("index_add_", b, rows=rows)))
         s.index_add_(a, rows, b)
 
     # ------------------------------------------------------------------ multiplicative
     def mul_plain(self, a: Ciphertext, values: Any, *, rescale: bool = True) -> Ciphertext:
-        return self._run("mul_plain", self.inner_scheme.mul_plain, [a], values, rescale=rescale)
+        cost = self.inner_scheme.op_cost("mul_plain", a, values=values)
+        return self._run("mul_plain", self.inner_scheme.mul_plain, [a], values, rescale=rescale, cost=cost)
 
     def mul(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
         return self._run("mul", self.inner_scheme.mul, [a, b], rescale=rescale)

@@ -23,7 +23,9 @@ What an operation needs, per budget kind:
 
 * ``"levels"``: ``depth`` levels (a product rescales once; a polynomial of degree
   ``d`` needs ``ceil(log2 d) + 1`` by the interface's contract);
-* ``"noise"``: ``depth * noise_bits_per_level + noise_floor_bits`` bits, plus
+* ``"noise"``: the bits the scheme forecasts the operation spends on these operands
+  (:attr:`he_core.OpCost.noise_bits`; vhe works them out from the values' and noises'
+  bounds), or else ``depth * noise_bits_per_level``; plus ``noise_floor_bits``, plus
   ``log2(rows)`` for a row sum (a sum of ``k`` bounds grows by ``log2 k`` bits);
 * ``"unbounded"``: nothing, never refresh.
 
@@ -48,6 +50,9 @@ from ..keyholder import MaskedRefresh
 KINDS = ("levels", "noise", "unbounded")
 #: Levels a refresh mask can need at most (three primes of the chain: 150+ bits).
 MAX_RESERVE = 3
+#: Bits below a fresh ciphertext's headroom that an update landing in place may sit
+#: before it is refreshed (:meth:`RefreshPolicy.settle_landing`).
+LANDING_SLACK_BITS = 4.0
 
 
 class RefreshPolicy:
@@ -64,11 +69,19 @@ class RefreshPolicy:
             its weights' and pre-activations' range). Refresh masks are sized from it
             instead of the scheme's analytic bound, which compounds over a computation,
             and the levels kept in reserve for masking stay the same from step to step.
+        every_noise_operand: refresh every operand of a noise budget, whatever it has
+            left. For the owner's dry run that learns a job's refresh targets
+            (:mod:`henn.training.targets`): when a noise budget runs low depends on how
+            the noise grew over a long run, which a few steps do not show, so the dry run
+            asks for every target such a run could.
 
     Attributes:
         op_refreshes: refreshes made because an operation needed more budget.
         retry_refreshes: refreshes made after the scheme refused an operation the
             budget estimate allowed (should stay 0; counted so it shows if not).
+        layout_refreshes: moves into the layout an operation needs.
+        landing_refreshes: refreshes of updates about to land in place in a table
+            (:meth:`settle_landing`).
         checks: how many budget checks were made.
 
     Raises:
@@ -76,7 +89,7 @@ class RefreshPolicy:
     """
 
     def __init__(self, keyholder: MaskedRefresh, *, noise_bits_per_level: float = 8.0, noise_floor_bits: float = 2.0,
-                 value_bound: float | None = None):
+                 value_bound: float | None = None, every_noise_operand: bool = False):
         for name, value in (("noise_bits_per_level", noise_bits_per_level), ("noise_floor_bits", noise_floor_bits)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"cannot build RefreshPolicy: {name} must be finite and >= 0, got {value}")
@@ -84,11 +97,13 @@ class RefreshPolicy:
             raise ValueError(f"cannot build RefreshPolicy: value_bound must be positive and finite, got {value_bound}")
         self.keyholder = keyholder
         self.value_bound = value_bound
+        self.every_noise_operand = bool(every_noise_operand)
         self.noise_bits_per_level = float(noise_bits_per_level)
         self.noise_floor_bits = float(noise_floor_bits)
         self.op_refreshes = 0
         self.retry_refreshes = 0
         self.layout_refreshes = 0
+        self.landing_refreshes = 0
         self.checks = 0
         self._fresh: dict[str, float] = {}
         # id(original) -> (original, refreshed): a cached activation used again in
@@ -98,7 +113,8 @@ class RefreshPolicy:
         self._declared: dict[int, tuple[Ciphertext, float]] = {}
 
     # ------------------------------------------------------------------ the decision
-    def required(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0, reserve: int = 0) -> float:
+    def required(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0, reserve: int = 0,
+                 noise_bits: float | None = None) -> float:
         """The budget an operation of multiplicative ``depth`` needs (in the budget's own unit).
 
         Args:
@@ -108,6 +124,9 @@ class RefreshPolicy:
             masks: broadcast masks the operation applies (one level each).
             reserve: levels that must remain afterwards so the result can still be
                 masked for a refresh (:meth:`henn.keyholder.MaskedRefresh.levels_reserved`).
+            noise_bits: the scheme's own forecast of the noise bits the operation spends
+                (:attr:`he_core.OpCost.noise_bits`); without one a noise budget is
+                charged ``noise_bits_per_level`` per level of ``depth``.
 
         Raises:
             ValueError: an unknown budget kind.
@@ -118,18 +137,19 @@ class RefreshPolicy:
         if kind == "levels":
             need = float(depth + masks + reserve)
         elif kind == "noise":
-            need = depth * self.noise_bits_per_level + self.noise_floor_bits + extra_bits
+            spent = depth * self.noise_bits_per_level if noise_bits is None else noise_bits
+            need = spent + self.noise_floor_bits + extra_bits
         else:
             raise ValueError(f"cannot decide on a refresh: unknown budget kind {kind!r} (known: {KINDS})")
         return min(need, self._fresh.get(kind, math.inf))
 
     def needs_refresh(self, budget: dict, depth: int, extra_bits: float = 0.0, masks: int = 0,
-                      reserve: int = 0) -> bool:
+                      reserve: int = 0, noise_bits: float | None = None) -> bool:
         """Whether a ciphertext with this budget must be refreshed before an operation of ``depth``."""
-        return float(budget["remaining"]) < self.required(budget, depth, extra_bits, masks, reserve)
+        return float(budget["remaining"]) < self.required(budget, depth, extra_bits, masks, reserve, noise_bits)
 
     def ensure(self, scheme: Scheme, ct: Ciphertext, depth: int, extra_bits: float = 0.0,
-               masks: int = 0) -> Ciphertext:
+               masks: int = 0, noise_bits: float | None = None) -> Ciphertext:
         """``ct`` itself if its budget suffices for ``depth``, else a refreshed copy.
 
         Args:
@@ -138,6 +158,7 @@ class RefreshPolicy:
             depth: multiplicative depth of the operation.
             extra_bits: additional noise bits the operation needs (row sums).
             masks: broadcast masks the operation applies.
+            noise_bits: the scheme's forecast of the noise bits spent (see :meth:`required`).
         """
         self.checks += 1
         ct = self.current(ct)
@@ -146,7 +167,8 @@ class RefreshPolicy:
         if budget.get("kind") == "levels" and budget["remaining"] <= depth + masks + MAX_RESERVE:
             # Near the floor only: the reserve needs a refresh plan, which is not free.
             reserve = self.keyholder.levels_reserved(ct, value_bound=self.bound_for(ct))
-        if not self.needs_refresh(budget, depth, extra_bits, masks, reserve):
+        everything = self.every_noise_operand and budget.get("kind") == "noise"
+        if not everything and not self.needs_refresh(budget, depth, extra_bits, masks, reserve, noise_bits):
             return ct
         self.op_refreshes += 1
         return self._refresh(scheme, ct)
@@ -158,6 +180,31 @@ class RefreshPolicy:
         self._fresh[kind] = max(self._fresh.get(kind, -math.inf), float(budget["remaining"]))
         self._cache[id(ct)] = (ct, fresh)
         return fresh
+
+    def settle_landing(self, scheme: Scheme, table: Ciphertext, ct: Ciphertext) -> Ciphertext:
+        """``ct``, an update about to land in some rows of ``table``, refreshed unless its noise is near fresh.
+
+        A table is updated in place, a few rows at a time, and refreshing it would
+        re-encrypt (and show the key holder) every row, so every landing update's noise
+        stays in it for the rest of the run, and every later gather sums it. A product's
+        own key switch leaves far more noise than a fresh encryption has, so the update
+        is refreshed first (one round of its few entries) unless it is within
+        :data:`LANDING_SLACK_BITS` of fresh: the table's noise then grows by about a fresh
+        ciphertext's per landing, and its headroom lasts the run. An update covering as
+        many rows as its target (a one-row weight) lands as it is: that weight is cheap
+        to refresh whole when it runs low. Only a noise budget compounds this way: for a
+        levels budget (or unbounded) ``ct`` is returned as it is.
+        """
+        if table.rows <= ct.rows:
+            return ct
+        budget = scheme.budget(ct)
+        if budget.get("kind") != "noise":
+            return ct
+        fresh = self._fresh.get("noise")
+        if fresh is not None and float(budget["remaining"]) >= fresh - LANDING_SLACK_BITS:
+            return ct
+        self.landing_refreshes += 1
+        return self._refresh(scheme, ct)
 
     def note_bound(self, ct: Ciphertext, bound: float) -> None:
         """Remember a bound the model declared on ``ct`` (a public constant of the model, not of the data)."""
@@ -248,4 +295,5 @@ class RefreshPolicy:
     def counters(self) -> dict[str, int]:
         """The policy's counters as a JSON-ready dict."""
         return {"op_refreshes": self.op_refreshes, "retry_refreshes": self.retry_refreshes,
-                "layout_refreshes": self.layout_refreshes, "budget_checks": self.checks}
+                "layout_refreshes": self.layout_refreshes, "landing_refreshes": self.landing_refreshes,
+                "budget_checks": self.checks}

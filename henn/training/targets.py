@@ -8,7 +8,9 @@ job's scheme, key and terms, with a key holder that notes each refresh's public
 signature (:meth:`he_core.Scheme.refresh_target_signature`) and releases nothing.
 
 The same :func:`~henn.training.fit.fit` the trainer will run is used, so any model
-works: whatever its layers ask of the scheme, the dry run asks the same.
+works: whatever its layers ask of the scheme, the dry run asks the same. On a noise
+budget it refreshes every operand (``record_targets``): when such a budget runs low
+depends on how the noise grew over a long run, which a few steps do not show.
 """
 from __future__ import annotations
 
@@ -32,6 +34,12 @@ class RecordingKeyHolder(KeyHolder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.signatures: list[dict] = []
+
+    def refresh(self, x, **kwargs):
+        # A dry run on synthetic samples refreshes every operand a noise budget could ask
+        # for: it spends none of the job's budgets (its masks stay sized by the job's terms).
+        self.refresh_rounds = self.entries_read = 0
+        return super().refresh(x, **kwargs)
 
     def reencrypt(self, masked, layout=None):
         self.signatures.append(self.scheme.refresh_target_signature(masked, layout))
@@ -64,7 +72,7 @@ def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, terms: Refr
     model = build(scheme)
     fit_args = {k: v for k, v in fit_args.items() if k not in ("monitor", "monitor_every", "keyholder")}
     # One aggregate over the whole dry run: its refresh target, once (each reads a whole ciphertext).
-    fit(model, X, y, keyholder=holder, monitor=True, monitor_every=len(X), **fit_args)
+    fit(model, X, y, keyholder=holder, monitor=True, monitor_every=len(X), record_targets=True, **fit_args)
     # The weights themselves, in their own layouts: a budget may run low on them later in a
     # run, and the trained weights leave the trainer refreshed into them.
     own = [scheme.refresh_target_signature(p.value.ct, scheme.layout_of(p.value.ct))

@@ -249,8 +249,9 @@ def test_the_release_scale_is_checked_and_nothing_comes_back(tmp_path):
 def test_fit_without_a_key_holder_or_through_an_address_never_touches_a_secret(tmp_path, monkeypatch):
     """The trainer's process holds public keys only: inside public_only() no secret may be loaded, and the
     trainer's scheme is never asked to decrypt, re-encrypt or build an in-process key holder."""
-    args = {"lr": 2.0, "epochs": 2, "batch_size": 4, "shuffle": False}
-    service, trainer = _xor_job(tmp_path, RefreshTerms(refreshes=400, releases=8, min_aggregate=8), args)
+    # Enough epochs that the weights' noise runs low: vhe forecasts these small products' cost.
+    args = {"lr": 2.0, "epochs": 24, "batch_size": 4, "shuffle": False}
+    service, trainer = _xor_job(tmp_path, RefreshTerms(refreshes=400, releases=16, min_aggregate=8), args)
 
     def refuse(*_a, **_k):
         raise AssertionError("the trainer's side used a secret key")

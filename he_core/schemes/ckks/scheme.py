@@ -339,14 +339,14 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
             raise self.targets.need_slots("polyval", a)
         return super().polyval(a, coeffs)
 
-    def op_cost(self, op, *operands, rows=None, coeffs=None):
+    def op_cost(self, op, *operands, rows=None, coeffs=None, values=None):
         """As :meth:`OperationCosts.op_cost`, plus a level for ``polyval`` on an operand off its working scale.
 
         A scalar absorbed into the scale (an activation's ``1/a``) leaves the operand off
         the working scale; the circuit's terms then reach one level at different scales
         and adding them spends a level to realign (``LevelAligner.align_add``).
         """
-        cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs)
+        cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs, values=values)
         if op == "polyval" and operands and not scales_match(operands[0].scale, self.scales.at(self.level(operands[0]))):
             return dataclasses.replace(cost, depth=cost.depth + 1)
         return cost

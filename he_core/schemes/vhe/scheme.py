@@ -14,6 +14,7 @@ in ``docs/noise.md`` ("The vhe scheme"), with the measurements behind them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -28,6 +29,7 @@ from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, San
 from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import kernels, keygen
+from .forecast import NoiseForecast
 from .params import VheParams
 from .products import VheProductsMixin
 from .refresh import VheRefreshMixin
@@ -70,6 +72,7 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
         self._ones = np.ones(1, dtype=np.int64)
         self._xmax = (self._limit - self._half_w) // self._w  # largest encodable |integer|
         self._neg1 = -self._ones
+        self._forecast = NoiseForecast(self)
 
     # ------------------------------------------------------------------ bookkeeping
     def _make(self, key_id: str, rows: int, m: int, scale: float, data: np.ndarray, noise: int,
@@ -206,10 +209,10 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
                 or data.shape != (a.rows, a.size + self._k) or not data.flags.c_contiguous):
             raise MismatchError(f"{a.describe()} is malformed: expected a C-contiguous int64 array of shape "
                                 f"({a.rows}, {a.size + self._k})")
-        meta = a.meta
-        if not isinstance(meta, dict) or not all(
-                isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) and 0 <= meta[k] < 2**126
-                for k in ("noise", "head", "tail")):
+        meta = a.meta  # every operand of every operation passes here: plain comparisons, no generator
+        n, h, t = (meta.get("noise"), meta.get("head"), meta.get("tail")) if isinstance(meta, dict) else (None,) * 3
+        if not (type(n) is int and type(h) is int and type(t) is int
+                and 0 <= n < _META_LIMIT and 0 <= h < _META_LIMIT and 0 <= t < _META_LIMIT):
             raise MismatchError(f"{a.describe()} has malformed bounds metadata (noise, head, tail must be "
                                 "non-negative integers)")
 
@@ -359,6 +362,13 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
         meta["tail"] = max(meta["tail"], int(mt))
 
     # ------------------------------------------------------------------ budget
+    def op_cost(self, op, *operands, rows=None, coeffs=None, values=None):
+        """As :meth:`OperationCosts.op_cost`, with ``noise_bits`` worked out from the operands' bounds
+        (:class:`~he_core.schemes.vhe.forecast.NoiseForecast`) for products, sums, scalings and ``polyval``."""
+        cost = super().op_cost(op, *operands, rows=rows, coeffs=coeffs, values=values)
+        bits = self._forecast.bits(op, operands, coeffs, values) if operands else None
+        return cost if bits is None else dataclasses.replace(cost, noise_bits=bits)
+
     def _budget(self, a) -> Budget:
         meta = a.meta
         noise = max(meta["noise"], 1)
@@ -368,6 +378,9 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
                       magnitude_remaining=math.log2(self._limit / mag),
                       max_value=self._value_bound(a) / a.scale)
 
+
+#: Bounds metadata above this is malformed (no honest computation gets near it).
+_META_LIMIT = 2**126
 
 _KINDS = {"pub": "public-key encryption", "rr": "re-randomisation", "ew": "element-wise product",
           "sv": "scalar-times-vector product", "ip": "inner-product"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -34,6 +35,45 @@ def test_levels_decision(remaining, depth, masks, expect):
 def test_noise_decision(remaining, depth, extra, expect):
     policy = RefreshPolicy(KeyHolder(*plain_pair()), noise_bits_per_level=8.0, noise_floor_bits=2.0)
     assert policy.needs_refresh({"kind": "noise", "remaining": remaining}, depth, extra) is expect
+
+
+@pytest.mark.parametrize("remaining, noise_bits, expect", [(4.9, 3.0, True), (5.0, 3.0, False), (2.0, 0.0, False)])
+def test_a_schemes_noise_forecast_replaces_the_per_level_charge(remaining, noise_bits, expect):
+    """A forecast of 3 bits needs 3 + the floor, whatever the depth (8 bits a level would ask 26 for depth 3)."""
+    policy = RefreshPolicy(KeyHolder(*plain_pair()), noise_bits_per_level=8.0, noise_floor_bits=2.0)
+    budget = {"kind": "noise", "remaining": remaining}
+    assert policy.needs_refresh(budget, 3, noise_bits=noise_bits) is expect
+    assert policy.needs_refresh(budget, 3) is True  # without it: 3 levels at 8 bits
+
+
+def test_an_update_landing_in_a_tables_rows_is_refreshed_unless_near_fresh(leveled):
+    """settle_landing: a sparse landing on a noise budget is refreshed when its noise is well above a fresh
+    ciphertext's; a near-fresh one, a one-row weight's update and a levels budget's land as they are."""
+    scheme = he_core.get_scheme("vhe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", he_core.SecurityWarning)  # vhe is insecure by design; tested elsewhere
+        secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 4)), rng=he_core.SeededRandom(2))
+    policy = RefreshPolicy(KeyHolder(scheme, secret))
+    table, row = scheme.encrypt(np.zeros((6, 4))), scheme.encrypt(np.full((1, 4), 3.0))
+    noisy = scheme.mul(scheme.mul(row, row), row)  # 27: each product grew the noise by about the values
+    settled = policy.settle_landing(scheme, table, noisy)
+    assert settled is not noisy and policy.landing_refreshes == 1
+    assert scheme.budget(settled)["remaining"] > scheme.budget(noisy)["remaining"] + policy_slack()
+    np.testing.assert_array_equal(scheme.decrypt_exact_local(settled, secret),
+                                  scheme.decrypt_exact_local(noisy, secret))
+    assert policy.settle_landing(scheme, table, settled) is settled  # near fresh now
+    assert policy.settle_landing(scheme, row, noisy) is noisy  # a one-row weight is refreshed whole instead
+    levels, lholder = setup(leveled)
+    lpolicy = RefreshPolicy(lholder)
+    lrow = levels.encrypt(np.ones((1, 4)))
+    lnoisy = levels.mul(lrow, lrow)
+    assert lpolicy.settle_landing(levels, levels.encrypt(np.zeros((6, 4))), lnoisy) is lnoisy
+    assert policy.landing_refreshes == 1 and lpolicy.landing_refreshes == 0
+
+
+def policy_slack() -> float:
+    from henn.training.refresh import LANDING_SLACK_BITS
+    return LANDING_SLACK_BITS
 
 
 def test_unbounded_never_and_unknown_kind_refused():

@@ -383,7 +383,8 @@ def test_sentiment_lifecycle_with_key_service_synthetic(tmp_path):
         out, served = result[party], result["served"][party]
         assert out["train_reviews"] == 420 and not out["exhausted"]
         # Both ends counted the same round trips; the owner's journal saw aggregates only.
-        assert out["refresh_rounds"] == served["refresh_rounds"] > 420
+        # About one round per review (each review's table update, before it lands), never many more.
+        assert out["refresh_rounds"] == served["refresh_rounds"] and 0.5 * 420 < out["refresh_rounds"] <= 1.1 * 420
         assert served["errors"] == 0 and served["connections"] == 1 and served["key_id"] == out["key_id"]
         assert served["releases"] == 0  # SMALL trains 420 reviews per part: no aggregate of 500 yet
         assert served["job_id"] == out["job_id"]

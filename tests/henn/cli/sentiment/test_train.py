@@ -67,7 +67,8 @@ def test_train_on_vhe_agrees_with_the_twin(corpus, tmp_path, capsys):
                         "--twin", "--save", tmp_path / "m", *TRAIN)
     assert code == 0
     s = _json(out)
-    assert s["scheme"] == "vhe" and s["refresh_rounds"] >= s["train_reviews"]
+    # About one refresh round per review (each review's table update, before it lands), never many more.
+    assert s["scheme"] == "vhe" and 0.5 * s["train_reviews"] < s["refresh_rounds"] <= 1.1 * s["train_reviews"]
     assert abs(s["validation_accuracy"] - s["plain_validation_accuracy"]) <= 0.05
     assert s["clear_agreement"] >= 0.95
     code, out, _ = _run(capsys, "evaluate", "sentiment", "--model", tmp_path / "m", "--data", root, "--split",
