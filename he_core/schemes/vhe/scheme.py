@@ -204,11 +204,11 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
 
     def _check_ct(self, a: Ciphertext) -> None:
         super()._check_ct(a)
-        data = a.data
-        if (not isinstance(data, np.ndarray) or data.dtype != np.int64
-                or data.shape != (a.rows, a.size + self._k) or not data.flags.c_contiguous):
+        data, (rows, size) = a.data, a.shape
+        if (not isinstance(data, np.ndarray) or (data.dtype is not _INT64 and data.dtype != _INT64)
+                or data.shape != (rows, size + self._k) or not data.flags.c_contiguous):
             raise MismatchError(f"{a.describe()} is malformed: expected a C-contiguous int64 array of shape "
-                                f"({a.rows}, {a.size + self._k})")
+                                f"({rows}, {size + self._k})")
         meta = a.meta  # every operand of every operation passes here: plain comparisons, no generator
         n, h, t = (meta.get("noise"), meta.get("head"), meta.get("tail")) if isinstance(meta, dict) else (None,) * 3
         if not (type(n) is int and type(h) is int and type(t) is int
@@ -381,6 +381,8 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
 
 #: Bounds metadata above this is malformed (no honest computation gets near it).
 _META_LIMIT = 2**126
+#: numpy's int64 dtype: compared by identity first on the hot path (equality when that fails).
+_INT64 = np.dtype(np.int64)
 
 _KINDS = {"pub": "public-key encryption", "rr": "re-randomisation", "ew": "element-wise product",
           "sv": "scalar-times-vector product", "ip": "inner-product"}
