@@ -13,6 +13,7 @@ this view never guesses a cost.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -209,17 +210,26 @@ class GuardedScheme:
 
     # ------------------------------------------------------------------ multiplicative
     def mul_plain(self, a: Ciphertext, values: Any, *, rescale: bool = True) -> Ciphertext:
-        cost = self.inner_scheme.op_cost("mul_plain", a, values=values)
+        cost = self._unrescaled(self.inner_scheme.op_cost("mul_plain", a, values=values), rescale)
         return self._run("mul_plain", self.inner_scheme.mul_plain, [a], values, rescale=rescale, cost=cost)
 
     def mul(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
-        return self._run("mul", self.inner_scheme.mul, [a, b], rescale=rescale)
+        cost = self._unrescaled(self.inner_scheme.op_cost("mul", a, b), rescale)
+        return self._run("mul", self.inner_scheme.mul, [a, b], rescale=rescale, cost=cost)
 
     def square(self, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
-        return self._run("square", self.inner_scheme.square, [a], rescale=rescale)
+        cost = self._unrescaled(self.inner_scheme.op_cost("square", a), rescale)
+        return self._run("square", self.inner_scheme.square, [a], rescale=rescale, cost=cost)
 
     def inner(self, a: Ciphertext, b: Ciphertext, *, rescale: bool = True) -> Ciphertext:
-        return self._run("inner", self.inner_scheme.inner, [a, b], rescale=rescale)
+        cost = self._unrescaled(self.inner_scheme.op_cost("inner", a, b), rescale)
+        return self._run("inner", self.inner_scheme.inner, [a, b], rescale=rescale, cost=cost)
+
+    @staticmethod
+    def _unrescaled(cost: OpCost, rescale: bool) -> OpCost:
+        # A scheme's noise forecast is for the rescaled product (the interface's default): without the
+        # rescale the noise keeps the scale's factor, so the policy charges its own rate per level instead.
+        return cost if rescale else dataclasses.replace(cost, noise_bits=None)
 
     def lincomb(self, weights: Any, a: Ciphertext, *, rescale: bool = True) -> Ciphertext:
         s = self.inner_scheme

@@ -137,7 +137,9 @@ class RefreshPolicy:
         if kind == "levels":
             need = float(depth + masks + reserve)
         elif kind == "noise":
-            spent = depth * self.noise_bits_per_level if noise_bits is None else noise_bits
+            # A forecast that cannot be one (NaN, negative: a broken plug-in) is not trusted: per-level charge.
+            trusted = noise_bits is not None and math.isfinite(noise_bits) and noise_bits >= 0
+            spent = noise_bits if trusted else depth * self.noise_bits_per_level
             need = spent + self.noise_floor_bits + extra_bits
         else:
             raise ValueError(f"cannot decide on a refresh: unknown budget kind {kind!r} (known: {KINDS})")

@@ -105,3 +105,27 @@ def test_a_wrong_estimate_is_caught_by_one_counted_retry():
         he_core.unregister_scheme(OptimisticLeveled.name)
     assert policy.op_refreshes == 0 and policy.retry_refreshes == 1 == kh.refresh_rounds
     np.testing.assert_allclose(kh.release(y), [[6.0]])
+
+
+@pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
+def test_a_forecast_is_used_for_rescaled_products_only():
+    """vhe forecasts a rescaled product's noise; without the rescale the scale's factor stays in the noise,
+    so the guard drops the forecast and the policy charges its own rate per level."""
+    scheme, kh, policy, guarded = guarded_env("vhe")
+    seen = []
+    real = policy.ensure
+
+    def spy(s, ct, depth, extra_bits=0.0, masks=0, noise_bits=None):
+        seen.append(noise_bits)
+        return real(s, ct, depth, extra_bits, masks, noise_bits)
+
+    policy.ensure = spy
+    a = scheme.encrypt(np.full((1, 1), 0.01))  # small: an unrescaled product keeps the scale's 16 bits
+    for op in (lambda r: guarded.mul(a, a, rescale=r), lambda r: guarded.square(a, rescale=r),
+               lambda r: guarded.mul_plain(a, 0.5, rescale=r)):
+        seen.clear()
+        op(True)
+        assert seen and all(b is not None and b >= 0 for b in seen)
+        seen.clear()
+        op(False)
+        assert seen and all(b is None for b in seen)
