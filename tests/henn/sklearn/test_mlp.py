@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 
 import he_core  # noqa: E402
 from henn.sklearn import EncryptedMLPClassifier  # noqa: E402
+from henn.training.fit import TrainingDiverged  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::henn.training.fit.SinglePartyWarning"),
               pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")]
@@ -60,13 +61,23 @@ def test_digits_mlp_trains_encrypted_on_ckks_within_budget():
 
 @pytest.mark.slow
 @pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
-def test_breast_cancer_mlp_on_ckks_matches_the_plain_twin(cancer):
+def test_breast_cancer_mlp_on_ckks_matches_the_plain_twin(cancer_numeric):
     """Full breast-cancer training (monitoring on): a partial last batch once added monitor terms
     at scales a realignment could not reach, and the release failed (he_core's alignment test).
+    sklearn's own 0/1 labels, as when the test was written: with the classes in the other order
+    the defaults diverge (below).
 
     Run: python -m pytest -m slow tests/henn/sklearn/test_mlp.py -k breast_cancer_mlp
     """
-    Xtr, Xte, ytr, yte = cancer
+    Xtr, Xte, ytr, yte = cancer_numeric
     scores = {s: EncryptedMLPClassifier((32,), scheme=s, random_state=0).fit(Xtr, ytr).score(Xte, yte)
               for s in ("plain", "ckks")}
     assert abs(scores["ckks"] - scores["plain"]) <= 1.0 / len(yte) + 1e-12, scores
+
+
+@pytest.mark.xfail(strict=True, raises=TrainingDiverged,
+                   reason="known: the defaults (square activation, lr 0.3) diverge on breast cancer when the "
+                          "classes come in the other order (seed 0); a clear error, not a wrong model")
+def test_breast_cancer_defaults_train_whichever_order_the_classes_come_in(cancer):
+    Xtr, Xte, ytr, yte = cancer  # "benign" / "malignant": benign is class 0, where sklearn's own labels make it 1
+    assert EncryptedMLPClassifier((32,), scheme="plain", random_state=0).fit(Xtr, ytr).score(Xte, yte) > 0.9
