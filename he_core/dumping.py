@@ -91,9 +91,10 @@ def dumps(obj: Serialisable, *, params: Any = None, signer: SigningKey | None = 
 
 
 def holds_seeded(header: dict[str, Any]) -> bool:
-    """Whether a file's header holds a ciphertext in its seeded wire form (a ciphertext's, or a bundle entry's)."""
+    """Whether a file's header holds a ciphertext or key in its seeded wire form (its own, a bundle entry's or
+    a bundle's public keys')."""
     items = header.get("items")
-    entries = [header] + (list(items.values()) if isinstance(items, dict) else [])
+    entries = [header, header.get("public")] + (list(items.values()) if isinstance(items, dict) else [])
     return any(isinstance(e, dict) and "wire" in e for e in entries)
 
 
@@ -117,12 +118,15 @@ def _header(obj: Any, enc: TreeEncoder, params: Any) -> dict[str, Any]:
         return _bundle_header(obj, enc, params)
     if isinstance(obj, Ciphertext):
         head = {"kind": "ciphertext", "key_ids": [obj.key_id], **_ct_fields(obj, enc, "ct")}
-    elif isinstance(obj, (SecretKey, PublicKeys)):
-        head = {"kind": "secret_key" if isinstance(obj, SecretKey) else "public_keys", "key_ids": [obj.key_id],
-                "key_id": obj.key_id, "data": enc.encode(obj.data, "key"), "requirements": _reqs_out(obj.requirements)}
+    elif isinstance(obj, SecretKey):
+        head = {"kind": "secret_key", "key_ids": [obj.key_id], "key_id": obj.key_id,
+                "data": enc.encode(obj.data, "key"), "requirements": _reqs_out(obj.requirements)}
+    elif isinstance(obj, PublicKeys):
+        head = {"kind": "public_keys", "key_ids": [obj.key_id], "key_id": obj.key_id,
+                **_key_fields(obj, enc, "key", params), "requirements": _reqs_out(obj.requirements)}
     elif isinstance(obj, SwitchKey):
         head = {"kind": "switch_key", "key_ids": [obj.from_key_id, obj.to_key_id], "from_key_id": obj.from_key_id,
-                "to_key_id": obj.to_key_id, "data": enc.encode(obj.data, "switch")}
+                "to_key_id": obj.to_key_id, **_key_fields(obj, enc, "switch", params)}
     else:
         raise TypeError(f"cannot serialise a {type(obj).__name__}; supported: Ciphertext, SecretKey, PublicKeys, "
                         "SwitchKey, KeyRequirements, Bundle")
@@ -133,6 +137,13 @@ def _header(obj: Any, enc: TreeEncoder, params: Any) -> dict[str, Any]:
 def _params_out(scheme: str, params_id: str, carried: Parameters | None, given: Any) -> dict[str, Any]:
     params = _resolve_params(scheme, params_id, carried, given)
     return {"scheme": scheme, "params_id": params_id, "params": params.to_dict()}
+
+
+def _key_fields(key: PublicKeys | SwitchKey, enc: TreeEncoder, path: str, given: Any) -> dict[str, Any]:
+    """A key's data, in its scheme's smaller wire form when it has one (CKKS: switching keys as b and a seed)."""
+    params = _resolve_params(key.scheme, key.params_id, key.params, given)
+    data, small = scheme_class(key.scheme).key_wire_form(key.data, params)
+    return {"wire": "seeded", "data": enc.encode(data, path)} if small else {"data": enc.encode(data, path)}
 
 
 def _ct_fields(ct: Ciphertext, enc: TreeEncoder, path: str) -> dict[str, Any]:
@@ -185,7 +196,7 @@ def _bundle_header(bundle: Bundle, enc: TreeEncoder, params: Any) -> dict[str, A
     head = {"kind": "bundle", "key_ids": bundle.key_ids, "items": items, "meta": enc.encode(bundle.meta, "meta"),
             "public": None}
     if bundle.public is not None:
-        head["public"] = _bundle_public(bundle, owners, enc)
+        head["public"] = _bundle_public(bundle, owners, enc, params)
         owners = {(bundle.public.scheme, bundle.public.params_id)}
     if owners:
         carried = bundle.public.params if bundle.public is not None else None
@@ -197,14 +208,15 @@ def _bundle_header(bundle: Bundle, enc: TreeEncoder, params: Any) -> dict[str, A
     return head
 
 
-def _bundle_public(bundle: Bundle, owners: set, enc: TreeEncoder) -> dict[str, Any]:
+def _bundle_public(bundle: Bundle, owners: set, enc: TreeEncoder, params: Any) -> dict[str, Any]:
     pub = bundle.public
     if not isinstance(pub, PublicKeys):
         raise TypeError(f"cannot serialise: Bundle.public must be PublicKeys, got {type(pub).__name__}")
     if owners - {(pub.scheme, pub.params_id)} or len(bundle.key_ids) > 1:
         raise ValueError(f"cannot serialise: the bundle's public keys (key {pub.key_id[:12]}, params "
                          f"{pub.params_id}) are not the ones its ciphertexts are under")
-    return {"key_id": pub.key_id, "data": enc.encode(pub.data, "public"), "requirements": _reqs_out(pub.requirements)}
+    return {"key_id": pub.key_id, **_key_fields(pub, enc, "public", params),
+            "requirements": _reqs_out(pub.requirements)}
 
 
 def _reqs_out(req: KeyRequirements) -> dict[str, Any]:

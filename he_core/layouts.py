@@ -6,7 +6,9 @@ by the ``layout`` values it accepts in ``encrypt`` and returns from :meth:`Layou
 A scheme that tracks value bounds (CKKS) records the bounds callers vouch for;
 every other scheme keeps nothing, and these methods cost nothing there. A scheme may also
 give a ciphertext a smaller form on the wire (CKKS: a fresh secret-key encryption's uniform
-half as a seed): :meth:`Layouts.wire_form` and :meth:`Layouts.from_wire_form`.
+half as a seed): :meth:`Layouts.wire_form` and :meth:`Layouts.from_wire_form`; and key
+material likewise (CKKS: each switching key's uniform halves as a seed):
+:meth:`Layouts.key_wire_form` and :meth:`Layouts.key_from_wire_form`.
 """
 from __future__ import annotations
 
@@ -40,6 +42,25 @@ class Layouts:
             FormatError: this scheme has no smaller form, or the stored one is malformed.
         """
         raise FormatError(f"cannot load: {cls.__name__} stores no ciphertext in a smaller form")
+
+    @classmethod
+    def key_wire_form(cls, data: Any, params: Any) -> tuple[Any, bool]:
+        """``(key data to store, whether it is in a smaller form)`` for a key set's or a switch key's ``data``.
+
+        ``params`` is the parameter set the file records. Default: the data as it is, whole.
+        """
+        return data, False
+
+    @classmethod
+    def key_from_wire_form(cls, params: Any, data: Any, seeded: bool) -> Any:
+        """The whole key data back from :meth:`key_wire_form`'s (``seeded``: the file says it is smaller).
+
+        Raises:
+            FormatError: this scheme has no smaller form of keys, or the stored one is malformed.
+        """
+        if seeded:
+            raise FormatError(f"cannot load: {cls.__name__} stores no keys in a smaller form")
+        return data
 
     @property
     def natural_size(self) -> int | None:

@@ -68,7 +68,8 @@ def loads(data: bytes, *, expect_kind: str | None = None, expect_scheme: str | N
         signing.require_signature(env, owner_key)
     header, arrays = container.parse(env)
     if bool(env.flags & container.FLAG_SEEDED) != holds_seeded(header):
-        raise FormatError("cannot load: the file's seeded flag and its ciphertexts' wire forms disagree")
+        raise FormatError("cannot load: the file's seeded flag and its ciphertexts' wire forms disagree "
+                          "(switching keys are ciphertexts too)")
     kind = _check_expectations(header, expect_kind, expect_scheme, expect_key_id)
     if kind == "secret_key" and "sealed" in header:
         return _unseal(header, arrays, passphrase, allow_insecure)
@@ -118,14 +119,27 @@ def _build(kind: str, header: dict, dec: TreeDecoder, allow_insecure: bool) -> S
         return _bundle(header, dec, scheme, params)
     if kind == "switch_key":
         sk = SwitchKey(scheme, params_id, _id(header, "from_key_id"), _id(header, "to_key_id"),
-                       dec.decode(header.get("data"), "the switch key data"), params)
+                       _key_data(header, dec, scheme, params, "the switch key data"), params)
         _check_key_ids(header, [sk.from_key_id, sk.to_key_id])
         return sk
+    if kind == "secret_key":
+        if "wire" in header:
+            raise FormatError("cannot load: a secret key has no smaller wire form")
+        data = dec.decode(header.get("data"), "the key data")
+    else:
+        data = _key_data(header, dec, scheme, params, "the key data")
     cls = SecretKey if kind == "secret_key" else PublicKeys
-    key = cls(scheme, params_id, _id(header, "key_id"), dec.decode(header.get("data"), "the key data"),
-              _reqs_in(_field(header, "requirements", dict)), params)
+    key = cls(scheme, params_id, _id(header, "key_id"), data, _reqs_in(_field(header, "requirements", dict)), params)
     _check_key_ids(header, [key.key_id])
     return key
+
+
+def _key_data(fields: dict, dec: TreeDecoder, scheme: str, params: Parameters, what: str) -> Any:
+    """A public key set's or switch key's data, whole again when the file holds it seeded (the scheme expands it)."""
+    wire = fields.get("wire")
+    if "wire" in fields and wire != "seeded":  # null too: the key says it has a wire form and names none
+        raise FormatError(f"cannot load: {what} has an unknown wire form {str(wire)[:40]!r}")
+    return scheme_class(scheme).key_from_wire_form(params, dec.decode(fields.get("data"), what), wire == "seeded")
 
 
 def _field(header: dict, name: str, kind: type | tuple) -> Any:
@@ -292,7 +306,7 @@ def _bundle_public_in(header: dict, dec: TreeDecoder, scheme: str | None,
         return None
     if not isinstance(fields, dict) or scheme is None or params is None:
         raise FormatError("cannot load: the bundle's public keys are malformed")
-    data = dec.decode(fields.get("data"), "the bundle's public keys")
+    data = _key_data(fields, dec, scheme, params, "the bundle's public keys")
     return PublicKeys(scheme, params.param_id, _id(fields, "key_id"), data,
                       _reqs_in(_field(fields, "requirements", dict)), params)
 

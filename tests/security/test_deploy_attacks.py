@@ -346,7 +346,8 @@ def test_nothing_decrypted_goes_back_and_every_run_uses_fresh_keys(linear, monke
     for op, payload in seen:
         if op == serving.KEYS:
             keys = he_core.serialization.loads(payload, expect_kind="public_keys")
-            assert set(keys.data) == {"pk", "pk_seed", "relin", "galois"} and keys.data["galois"] == {}
+            assert set(keys.data) == {"pk", "pk_seed", "relin", "relin_seed", "galois", "galois_seeds"}
+            assert keys.data["galois"] == {} and keys.data["galois_seeds"] == {}
             key_ids.append(keys.key_id)
         elif op == serving.QUERY:
             ct = he_core.serialization.loads(payload[4:], expect_kind="ciphertext")

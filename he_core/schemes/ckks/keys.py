@@ -3,12 +3,16 @@
 All key material is kept in NTT form. A switching key from s_from to s_to has ``dnum``
 digits over the full basis Q*P; digit j is an RLWE encryption of P * g_j * s_from under
 s_to, where the gadget g_j is 1 modulo the primes of digit j and 0 modulo the others.
+The uniform halves of a switching key's digits are expanded from one 32-byte seed per
+key (:func:`switch_a`), so a key file can carry the seed in their place
+(:mod:`.seeded_keys`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...randomness import RandomSource, XofRandom
+from . import seeded
 from .params import CkksParams
 from .ring import RnsRing
 
@@ -90,14 +94,38 @@ def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: Rando
     return np.stack([b, a]), seed
 
 
-def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.ndarray,
-               rng: RandomSource) -> np.ndarray:
-    """Hybrid switching key from s_from to s_to (both NTT over Q*P): (dnum, 2, L+1+k, N).
+#: Domain separation of a switching key's uniform halves (the public key's and the ciphertexts' are others).
+SWITCH_DOMAIN = b"henn-ckks-switch-key-a-v1"
+SWITCH_SEED_BYTES = seeded.SEED_BYTES
 
-    Built in place in the key's own array in uint64 arithmetic (keys at N = 2^16 run to
-    hundreds of megabytes: no temporaries the size of a digit, no Python integers).
+
+def key_digits(params: CkksParams) -> int:
+    """Digits of a switching key: ceil((L+1) / alpha), which is ``dnum`` unless ``dnum`` does not divide L+1
+    (L+1 = 20 primes, dnum = 6: alpha = 4, so 5 digits)."""
+    return -(-len(params.q_primes) // params.alpha)
+
+
+def switch_a(primes, n: int, seed: bytes, digit: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The uniform half of digit ``digit`` of a switching key over ``primes`` (Q then P), expanded from its seed.
+
+    SHAKE-256 of (domain, seed, digit, prime index), rejection-sampled below each prime: the
+    ciphertexts' expansion (:func:`.seeded.expand`) under this domain.
+    """
+    return seeded.expand(seed, primes, n, domain=SWITCH_DOMAIN, label=digit.to_bytes(4, "little"), out=out)
+
+
+def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.ndarray,
+               rng: RandomSource, seed: bytes | None = None) -> np.ndarray:
+    """Hybrid switching key from s_from to s_to (both NTT over Q*P): (digits, 2, L+1+k, N) (:func:`key_digits`).
+
+    Each digit's uniform half ``a`` is :func:`switch_a` of ``seed`` (default: 32 bytes drawn
+    from ``rng``; pass them to keep them, as key generation does). ``a`` is public, so its
+    seed may travel in its place. Built in place in the key's own array in uint64
+    arithmetic (keys at N = 2^16 run to hundreds of megabytes: no temporaries the size of
+    a digit, no Python integers).
     """
     nq, ltot = len(ring.q), len(ring.q) + len(ring.p)
+    seed = rng.bytes(SWITCH_SEED_BYTES) if seed is None else seed
     alpha = params.alpha
     p_prod = 1
     for p in ring.p:
@@ -106,7 +134,7 @@ def switch_key(ring: RnsRing, params: CkksParams, s_from: np.ndarray, s_to: np.n
     out = np.empty((digits, 2, ltot, ring.n), dtype=np.uint64)
     for j in range(digits):
         b, a = out[j, 0], out[j, 1]
-        uniform(ring, ltot, rng, out=a)
+        switch_a(ring.q + ring.p, ring.n, seed, j, out=a)
         e = error(ring, params, ltot, rng)
         ring.sub(e, ring.mul(a, s_to, out=b), out=b)  # b = e - a s_to
         for i in range(j * alpha, min((j + 1) * alpha, nq)):

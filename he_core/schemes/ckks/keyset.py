@@ -17,6 +17,7 @@ from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, 
 from ...randomness import RandomSource
 from . import keys as keygen, layout
 from .context import CkksContext
+from .seeded_keys import check_seeds
 
 # Upper bound on the default Galois keys' memory (explicitly requested rotations always get keys).
 KEY_BUDGET_BYTES = 1 << 30
@@ -125,25 +126,36 @@ class KeySet:
         return [stride * i for i in range(1, g)] + giants + [-r for r in giants]
 
     def generate(self, requirements: KeyRequirements, rng: RandomSource) -> KeyPair:
-        """A fresh key pair with the evaluation keys ``requirements`` call for."""
+        """A fresh key pair with the evaluation keys ``requirements`` call for (each switching key with its seed)."""
         r = self.ring
         s = keygen.sample_secret(self.params, rng)
         s_full = keygen.full_ntt(r, s)
         pk, seed = keygen.public_key(r, self.params, s_full, rng)
-        data: dict[str, Any] = {"pk": pk, "pk_seed": np.frombuffer(seed, dtype=np.uint8).copy(), "galois": {}}
+        data: dict[str, Any] = {"pk": pk, "pk_seed": _seed_array(seed), "galois": {}, "galois_seeds": {}}
         if requirements.multiply:
-            data["relin"] = keygen.switch_key(r, self.params, r.mul(s_full, s_full), s_full, rng)
+            data["relin"], data["relin_seed"] = self._switch(r.mul(s_full, s_full), s_full, rng)
         elements = {self.galois_element(k) for k in self.default_rotations(requirements)}
         if not requirements.minimal:
             elements.add(2 * self.params.poly_degree - 1)  # conjugation
         for g in sorted(elements):
-            s_g = r.permute(s_full, r.galois_perm(g))
-            data["galois"][str(g)] = keygen.switch_key(r, self.params, s_g, s_full, rng)
+            self.add_galois(data, g, s_full, rng)
         key_id = derive_key_id(self.ctx.name, self.ctx.params_id, key_id_material(data))
         self._secret_cache[key_id] = s_full
         name, params_id = self.ctx.name, self.ctx.params_id
         secret = SecretKey(name, params_id, key_id, {"s": s.astype(np.int8)}, requirements, self.params)
         return KeyPair(secret, PublicKeys(name, params_id, key_id, data, requirements, self.params))
+
+    def add_galois(self, data: dict, g: int, s_full: np.ndarray, rng: RandomSource) -> None:
+        """Put the Galois key of element ``g`` (from the secret ``s_full``) and its seed into key set ``data``."""
+        r = self.ring
+        key, seed = self._switch(r.permute(s_full, r.galois_perm(g)), s_full, rng)
+        data["galois"][str(g)] = key
+        data.setdefault("galois_seeds", {})[str(g)] = seed
+
+    def _switch(self, s_from: np.ndarray, s_to: np.ndarray, rng: RandomSource) -> tuple[np.ndarray, np.ndarray]:
+        """A switching key and the seed of its uniform halves, drawn from ``rng`` (the OS CSPRNG by default)."""
+        seed = rng.bytes(keygen.SWITCH_SEED_BYTES)
+        return keygen.switch_key(self.ring, self.params, s_from, s_to, rng, seed), _seed_array(seed)
 
     def check_public(self, public: PublicKeys) -> None:
         """Refuse public keys whose arrays or seed are malformed (:class:`~he_core.FormatError`)."""
@@ -167,11 +179,12 @@ class KeySet:
         if not np.array_equal(data["pk"][1], keygen.public_a(r, seed.tobytes())):
             raise FormatError("cannot use these public keys: the public key's uniform part is not the one its "
                               "seed expands to (it was chosen, not drawn)")
-        switch = (self.params.digits, 2, ltot, r.n)
+        switch = (keygen.key_digits(self.params), 2, ltot, r.n)  # not dnum: fewer digits when dnum does not divide L+1
         if "relin" in data:
             check("the relinearisation key", data["relin"], switch)
         for g, key in data.get("galois", {}).items():
             check(f"Galois key {g}", key, switch)
+        check_seeds(data, "cannot use these public keys")
 
     def relin_key(self) -> np.ndarray:
         """The installed relinearisation key.
@@ -190,6 +203,11 @@ class KeySet:
         return self.installed().data["galois"].get(str(g))
 
     def make_switch_key(self, old: SecretKey, new: SecretKey, rng: RandomSource) -> SwitchKey:
-        """A key switching ciphertexts under ``old`` to ``new``."""
-        key = keygen.switch_key(self.ring, self.params, self.s_full(old), self.s_full(new), rng)
-        return SwitchKey(self.ctx.name, self.ctx.params_id, old.key_id, new.key_id, {"key": key}, self.params)
+        """A key switching ciphertexts under ``old`` to ``new``, with the seed of its uniform halves."""
+        key, seed = self._switch(self.s_full(old), self.s_full(new), rng)
+        return SwitchKey(self.ctx.name, self.ctx.params_id, old.key_id, new.key_id, {"key": key, "key_seed": seed},
+                         self.params)
+
+
+def _seed_array(seed: bytes) -> np.ndarray:
+    return np.frombuffer(seed, dtype=np.uint8).copy()

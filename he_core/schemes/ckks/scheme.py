@@ -24,7 +24,7 @@ from ...keys import KeyPair, KeyRequirements, SecretKey
 from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
-from . import layout, seeded
+from . import layout, seeded, seeded_keys
 from .alignment import LevelAligner
 from .arith import Evaluator
 from .batch import BatchOps
@@ -103,14 +103,9 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         """
         return for_protocol_filled(depth) if fill_ring else for_protocol(depth)
 
-    @classmethod
-    def wire_form(cls, ct: Ciphertext, *, check: bool = True) -> tuple[np.ndarray, dict] | None:
-        """A fresh secret-key encryption travels seeded: c0 and 32 bytes per ciphertext (:mod:`.seeded`)."""
-        return seeded.wire_data(ct, ct.params.q_primes, check) if isinstance(ct.params, CkksParams) else None
-
-    @classmethod
-    def from_wire_form(cls, params: CkksParams, data: np.ndarray, meta: dict) -> np.ndarray:
-        return seeded.from_wire(data, meta, params.q_primes, params.poly_degree)
+    # Wire forms: a fresh secret-key encryption as c0 and its seeds, switching keys as b and one seed each.
+    wire_form, from_wire_form = staticmethod(seeded.wire_form), staticmethod(seeded.from_wire_form)
+    key_wire_form, key_from_wire_form = staticmethod(seeded_keys.wire_form), staticmethod(seeded_keys.from_wire_form)
 
     @classmethod
     def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:

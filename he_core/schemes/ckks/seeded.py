@@ -23,6 +23,7 @@ import numpy as np
 
 from ...ciphertext import Ciphertext
 from ...errors import FormatError
+from .params import CkksParams
 
 #: Bytes of one ciphertext's seed.
 SEED_BYTES = 32
@@ -31,22 +32,27 @@ META_KEY = "a_seed"
 _DOMAIN = b"henn-ckks-uniform-a-v1"
 
 
-def expand(seed: bytes, primes, n: int) -> np.ndarray:
+def expand(seed: bytes, primes, n: int, *, domain: bytes = _DOMAIN, label: bytes = b"",
+           out: np.ndarray | None = None) -> np.ndarray:
     """The uniform polynomial a seed stands for: (len(primes), n) residues, each below its prime.
 
     The words are used as NTT-form residues (a uniform polynomial is uniform in either form).
+    ``domain`` and ``label`` separate the streams of different uses of one expansion (a
+    switching key's digits: :func:`.keys.switch_a`); the defaults are a ciphertext's.
+    Written to ``out`` when given (keys fill their own arrays, without a temporary per digit).
     """
     if len(seed) != SEED_BYTES:
-        raise FormatError(f"cannot expand a ciphertext seed of {len(seed)} bytes (need {SEED_BYTES})")
-    out = np.empty((len(primes), n), dtype=np.uint64)
+        raise FormatError(f"cannot expand a seed of {len(seed)} bytes (need {SEED_BYTES})")
+    out = np.empty((len(primes), n), dtype=np.uint64) if out is None else out
+    prefix = domain + bytes(seed) + label
     for i, q in enumerate(primes):
-        out[i] = _uniform_words(seed, i, int(q), n)
+        out[i] = _uniform_words(prefix, i, int(q), n)
     return out
 
 
-def _uniform_words(seed: bytes, index: int, q: int, n: int) -> np.ndarray:
+def _uniform_words(prefix: bytes, index: int, q: int, n: int) -> np.ndarray:
     limit = np.uint64((2**64 // q) * q - 1)  # the largest word kept: below it every residue is equally likely
-    xof = hashlib.shake_256(_DOMAIN + seed + index.to_bytes(4, "little"))
+    xof = hashlib.shake_256(prefix + index.to_bytes(4, "little"))
     want = n + n // 8 + 64
     while True:  # an XOF's longer output starts with its shorter one: retrying only extends the same stream
         words = np.frombuffer(xof.digest(8 * want), dtype="<u8")
@@ -54,6 +60,16 @@ def _uniform_words(seed: bytes, index: int, q: int, n: int) -> np.ndarray:
         if kept.size >= n:
             return (kept[:n] % np.uint64(q)).astype(np.uint64)
         want *= 2
+
+
+def wire_form(ct: Ciphertext, *, check: bool = True) -> tuple[np.ndarray, dict] | None:
+    """The CKKS scheme's :meth:`~he_core.layouts.Layouts.wire_form`: c0 and 32 bytes per fresh encryption."""
+    return wire_data(ct, ct.params.q_primes, check) if isinstance(ct.params, CkksParams) else None
+
+
+def from_wire_form(params: CkksParams, data: np.ndarray, meta: dict) -> np.ndarray:
+    """The CKKS scheme's :meth:`~he_core.layouts.Layouts.from_wire_form` (see :func:`from_wire`)."""
+    return from_wire(data, meta, params.q_primes, params.poly_degree)
 
 
 def seeds_of(ct: Ciphertext) -> list[bytes] | None:

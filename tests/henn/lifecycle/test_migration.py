@@ -28,19 +28,24 @@ def version_1(blob: bytes) -> bytes:
     return bytes(body) + hashlib.sha256(body).digest()
 
 
+def as_old(public, old_id: str):
+    """Public keys as an old release held them: under ``old_id``, every switching key whole (seeds came later)."""
+    data = {k: v for k, v in public.data.items() if k not in ("relin_seed", "galois_seeds")}
+    return dataclasses.replace(public, key_id=old_id, data=data)
+
+
 def make_legacy(keys, models=(), old_id: str | None = None) -> str:
     """Rewrite a key directory and models as an old release left them: a random key id, version 1."""
     old_id = old_id or he_core.keys.new_key_id()
     public = ser.load(keys / lc.PUBLIC_FILE, allow_insecure=True, verify_key_id=False)
     secret = ser.load(keys / lc.SECRET_FILE, allow_insecure=True)
-    (keys / lc.PUBLIC_FILE).write_bytes(version_1(ser.dumps(dataclasses.replace(public, key_id=old_id))))
+    (keys / lc.PUBLIC_FILE).write_bytes(version_1(ser.dumps(as_old(public, old_id))))
     (keys / lc.SECRET_FILE).write_bytes(version_1(ser.dumps(dataclasses.replace(secret, key_id=old_id))))
     for path in models:
         bundle = ser.load(path, allow_insecure=True, verify_key_id=False)
         meta = dict(bundle.meta, key_history=[old_id])
         cts = {n: ct.replace(key_id=old_id) for n, ct in bundle.ciphertexts.items()}
-        path.write_bytes(version_1(ser.dumps(ser.Bundle(cts, meta, dataclasses.replace(bundle.public,
-                                                                                        key_id=old_id)))))
+        path.write_bytes(version_1(ser.dumps(ser.Bundle(cts, meta, as_old(bundle.public, old_id)))))
     return old_id
 
 

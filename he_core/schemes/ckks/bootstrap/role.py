@@ -17,7 +17,7 @@ from ....ciphertext import Ciphertext
 from ....errors import ParameterError
 from ....keys import KeyPair, KeyRequirements
 from ....randomness import RandomSource
-from .. import keys as keygen, layout
+from .. import layout
 from ..alignment import LevelAligner
 from ..arith import Evaluator
 from ..batch import BatchOps
@@ -271,7 +271,4 @@ class BootstrapRole:
 
     def add_conjugation_key(self, pair: KeyPair, rng: RandomSource) -> None:
         """Add the conjugation's Galois key (element 2N - 1) to ``pair``'s public keys, made with ``rng``."""
-        r, s_full = self.ring, self.keyset.s_full(pair.secret)
-        g = 2 * self.params.poly_degree - 1
-        pair.public.data["galois"][str(g)] = keygen.switch_key(r, self.params, r.permute(s_full, r.galois_perm(g)),
-                                                                s_full, rng)
+        self.keyset.add_galois(pair.public.data, 2 * self.params.poly_degree - 1, self.keyset.s_full(pair.secret), rng)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from he_core import SeededRandom
-from he_core.schemes.ckks import CkksParams, keys
+from he_core.schemes.ckks import CkksParams, keys, seeded
 from he_core.schemes.ckks.ring import RnsRing
 
 
@@ -80,3 +80,19 @@ def test_a_switching_key_encrypts_p_times_the_gadget_times_the_source(setup, see
             diff = (phase[i] - expected) % q
             diff = np.where(diff > q // 2, diff - q, diff)
             assert np.abs(diff).max() <= 12 * params.sigma, (j, i)
+
+
+def test_a_switching_keys_uniform_halves_are_its_seeds_expansion_in_their_own_domain(setup):
+    params, ring, _, s = setup
+    primes, seed = ring.q + ring.p, bytes(range(32))
+    key = keys.switch_key(ring, params, keys.full_ntt(ring, s), keys.full_ntt(ring, s), SeededRandom(4), seed)
+    for j in range(key.shape[0]):
+        np.testing.assert_array_equal(key[j, 1], keys.switch_a(primes, ring.n, seed, j))
+    assert not np.array_equal(key[0, 1], key[1, 1])  # each digit its own stream
+    tags = [keys.SWITCH_DOMAIN, seeded.expand.__kwdefaults__["domain"], keys.PK_DOMAIN]  # keys, ciphertexts, pk
+    assert all(not b.startswith(a) for a in tags for b in tags if a is not b)  # distinct, none a prefix of another
+    assert not np.array_equal(keys.switch_a(primes, ring.n, seed, 0), seeded.expand(seed, primes, ring.n))
+    assert not np.array_equal(keys.switch_a(primes, ring.n, seed, 0)[:1], keys.public_a(ring, seed)[:1])
+    same = keys.switch_key(ring, params, keys.full_ntt(ring, s), keys.full_ntt(ring, s), SeededRandom(5), seed)
+    np.testing.assert_array_equal(same[:, 1], key[:, 1])  # the seed alone fixes a; the errors (so b) differ
+    assert not np.array_equal(same[:, 0], key[:, 0])

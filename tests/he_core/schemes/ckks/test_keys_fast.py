@@ -21,9 +21,10 @@ def switch_key_reference(ring, params, s_from, s_to, rng):
     for p in ring.p:
         p_prod *= p
     digits = -(-nq // alpha)
+    seed = rng.bytes(32)  # the uniform halves come from one seed per key, drawn first
     out = np.empty((digits, 2, ltot, ring.n), dtype=np.uint64)
     for j in range(digits):
-        a = keys.uniform(ring, ltot, rng)
+        a = keys.switch_a(ring.q + ring.p, ring.n, seed, j)
         b = ring.sub(keys.error(ring, params, ltot, rng), ring.mul(a, s_to))
         for i in range(j * alpha, min((j + 1) * alpha, nq)):
             q = ring.q[i]

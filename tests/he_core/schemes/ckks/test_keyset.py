@@ -74,3 +74,53 @@ def test_the_key_id_is_derived_from_the_public_key_alone(full):
     assert s.key_id_material(keys.public.data) == [keys.public.data["pk"]]
     again = scheme().keygen(KeyRequirements(sizes=(4,), rotations=(7,)), rng=SeededRandom(1))
     assert again.public.key_id == keys.public.key_id  # same seed, same key, same id
+
+
+def all_seeds(public) -> list[bytes]:
+    data = public.data
+    return [data["pk_seed"].tobytes(), data["relin_seed"].tobytes(),
+            *(v.tobytes() for v in data["galois_seeds"].values())]
+
+
+def test_every_switching_key_has_its_own_seed_and_the_same_randomness_gives_the_same_keys(full):
+    s, keys = full
+    data = keys.public.data
+    assert list(data["galois_seeds"]) == list(data["galois"]) and data["relin_seed"].dtype == np.uint8
+    again = scheme().keygen(KeyRequirements(sizes=(4,), rotations=(7,)), rng=SeededRandom(1)).public.data
+    assert list(again) == list(data)
+    for name in ("pk", "pk_seed", "relin", "relin_seed"):
+        np.testing.assert_array_equal(again[name], data[name])
+    for g in data["galois"]:
+        np.testing.assert_array_equal(again["galois"][g], data["galois"][g])
+        np.testing.assert_array_equal(again["galois_seeds"][g], data["galois_seeds"][g])
+
+
+def test_two_key_generations_never_share_a_seed(full):
+    _, keys = full
+    req = KeyRequirements(sizes=(4,), rotations=(3, 5), minimal=True)
+    first, second = (scheme().keygen(req).public for _ in range(2))  # the OS CSPRNG, as in use
+    seeds = all_seeds(first) + all_seeds(second)
+    assert len(seeds) == 8 and len(set(seeds)) == len(seeds)
+    within = all_seeds(keys.public)
+    assert len(set(within)) == len(within) == 2 + len(keys.public.data["galois"])
+
+
+def test_malformed_seeds_in_public_keys_are_refused_by_name(full):
+    s, keys = full
+    pub = keys.public
+    g = next(iter(pub.data["galois"]))
+
+    def forged(**changes):
+        return type(pub)(pub.scheme, pub.params_id, pub.key_id, {**pub.data, **changes}, pub.requirements, pub.params)
+
+    cases = ((forged(relin_seed=np.zeros(31, np.uint8)), "seed of the relinearisation key is not 32 bytes"),
+             (forged(relin_seed=pub.data["relin_seed"].astype(np.int64)), "relinearisation key is not 32 bytes"),
+             (forged(galois_seeds={**pub.data["galois_seeds"], g: b"x" * 32}), f"seed of Galois key {g} is not"),
+             (forged(galois_seeds={"3": pub.data["relin_seed"]}), "not one per Galois key"),
+             (forged(galois_seeds=[1]), "not one per Galois key"))
+    for public, match in cases:
+        with pytest.raises(FormatError, match=match):
+            s.check_public_keys(public)
+    without_relin = {k: v for k, v in pub.data.items() if k != "relin"}
+    with pytest.raises(FormatError, match="a seed for the relinearisation key, which the data does not hold"):
+        s.check_public_keys(type(pub)(pub.scheme, pub.params_id, pub.key_id, without_relin, pub.requirements))

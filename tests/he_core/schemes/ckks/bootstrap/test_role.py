@@ -26,6 +26,7 @@ def test_the_key_set_holds_the_plans_keys_and_the_computations(sparse):
     galois = s.public_keys.data["galois"]
     conj = str(2 * s.params.poly_degree - 1)
     assert conj in galois and plan["keys"] == len(plan["rotations"]) + 2
+    assert set(s.public_keys.data["galois_seeds"]) == set(galois)  # the conjugation key's seed too
     fresh = small_scheme()
     fresh.bootstrap_keygen(8, rng=SeededRandom(3), requirements=KeyRequirements(sizes=(1, 4), rotations=(3,)))
     mine = fresh.public_keys.data["galois"]
