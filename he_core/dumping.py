@@ -87,14 +87,25 @@ def dumps(obj: Serialisable, *, params: Any = None, signer: SigningKey | None = 
     enc = TreeEncoder()
     header = _header(obj, enc, params)
     header["format"] = "henn"
-    return container.pack(header, enc.arrays, signer, seeded=holds_seeded(header))
+    return container.pack(header, enc.arrays, signer, seeded=holds_seeded(header),
+                          seeded_keys=holds_seeded_keys(header))
+
+
+#: File kinds whose top-level ``wire`` names a key's wire form (any other kind's names a ciphertext's).
+KEY_KINDS = ("public_keys", "switch_key", "secret_key")
 
 
 def holds_seeded(header: dict[str, Any]) -> bool:
-    """Whether a file's header holds a ciphertext or key in its seeded wire form (its own, a bundle entry's or
-    a bundle's public keys')."""
+    """Whether a file's header holds a ciphertext in its seeded wire form (its own or a bundle entry's)."""
     items = header.get("items")
-    entries = [header, header.get("public")] + (list(items.values()) if isinstance(items, dict) else [])
+    entries = ([] if header.get("kind") in KEY_KINDS else [header]) + \
+        (list(items.values()) if isinstance(items, dict) else [])
+    return any(isinstance(e, dict) and "wire" in e for e in entries)
+
+
+def holds_seeded_keys(header: dict[str, Any]) -> bool:
+    """Whether a file's header holds keys in their seeded wire form (its own, or a bundle's public keys')."""
+    entries = ([header] if header.get("kind") in KEY_KINDS else []) + [header.get("public")]
     return any(isinstance(e, dict) and "wire" in e for e in entries)
 
 

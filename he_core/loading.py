@@ -19,7 +19,7 @@ import numpy as np
 
 from .bundle import Bundle, Serialisable
 from .ciphertext import Ciphertext
-from .dumping import SEALED_ARRAY, holds_seeded
+from .dumping import SEALED_ARRAY, holds_seeded, holds_seeded_keys
 from .errors import FormatError, KeyMissingError, SecurityWarning
 from .formats import container, sealed, signing
 from .formats.signing import VerifyKey
@@ -68,8 +68,9 @@ def loads(data: bytes, *, expect_kind: str | None = None, expect_scheme: str | N
         signing.require_signature(env, owner_key)
     header, arrays = container.parse(env)
     if bool(env.flags & container.FLAG_SEEDED) != holds_seeded(header):
-        raise FormatError("cannot load: the file's seeded flag and its ciphertexts' wire forms disagree "
-                          "(switching keys are ciphertexts too)")
+        raise FormatError("cannot load: the file's seeded flag and its ciphertexts' wire forms disagree")
+    if bool(env.flags & container.FLAG_SEEDED_KEYS) != holds_seeded_keys(header):
+        raise FormatError("cannot load: the file's seeded-keys flag and its keys' wire forms disagree")
     kind = _check_expectations(header, expect_kind, expect_scheme, expect_key_id)
     if kind == "secret_key" and "sealed" in header:
         return _unseal(header, arrays, passphrase, allow_insecure)

@@ -40,6 +40,9 @@ VERSION = 2                  # the version written
 READABLE_VERSIONS = (1, 2)   # 1: before signatures (no flags, no trailer)
 FLAG_SIGNED = 0x1
 FLAG_SEEDED = 0x2  # ciphertexts whose uniform halves travel as seeds (he_core/schemes/ckks/seeded.py)
+# Switching keys whose uniform halves travel as seeds (he_core/schemes/ckks/seeded_keys.py). A bit of its own:
+# builds that knew seeded ciphertexts only would read a seeded key's b halves as a whole key.
+FLAG_SEEDED_KEYS = 0x4
 DIGEST_SIZE = 32
 FINGERPRINT_SIZE = 16
 SIGNATURE_SIZE = 64
@@ -87,7 +90,7 @@ class Signer(Protocol):
 
 
 def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: Signer | None = None, *,
-         seeded: bool = False) -> bytes:
+         seeded: bool = False, seeded_keys: bool = False) -> bytes:
     """Write one container.
 
     Args:
@@ -95,6 +98,7 @@ def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: S
         arrays: ``(name, array)`` pairs; dtypes must be on the allow-list.
         signer: sign the file (flag ``SIGNED`` and the trailer); ``None`` for an unsigned file.
         seeded: the header holds ciphertexts in their seeded wire form (flag ``SEEDED``).
+        seeded_keys: the header holds switching keys in their seeded wire form (flag ``SEEDED_KEYS``).
 
     Returns:
         The container bytes, digest (and trailer) included.
@@ -112,7 +116,8 @@ def pack(header: dict[str, Any], arrays: list[tuple[str, np.ndarray]], signer: S
     trailer = TRAILER_SIZE if signer is not None else 0
     # Array payloads stay memoryviews until the single join: key material can be tens of MB.
     total = _PREAMBLE.size + sum(len(chunk) for chunk in body) + DIGEST_SIZE + trailer
-    flags = (FLAG_SIGNED if signer is not None else 0) | (FLAG_SEEDED if seeded else 0)
+    flags = ((FLAG_SIGNED if signer is not None else 0) | (FLAG_SEEDED if seeded else 0)
+             | (FLAG_SEEDED_KEYS if seeded_keys else 0))
     chunks = [_PREAMBLE.pack(MAGIC, VERSION, flags, total, len(head))] + body
     digest = hashlib.sha256()
     for chunk in chunks:
@@ -257,7 +262,7 @@ def _check_preamble(view: memoryview) -> tuple[int, int]:
     if version not in READABLE_VERSIONS:
         raise FormatError(f"cannot load: unsupported format version {version} (this build reads versions "
                           f"{', '.join(map(str, READABLE_VERSIONS))})")
-    known = FLAG_SIGNED | FLAG_SEEDED if version >= 2 else 0
+    known = FLAG_SIGNED | FLAG_SEEDED | FLAG_SEEDED_KEYS if version >= 2 else 0
     if flags & ~known:
         raise FormatError(f"cannot load: unknown format flags {flags:#x} for version {version}")
     if len(view) < total:

@@ -78,8 +78,8 @@ def test_version_1_files_have_no_flags(plain):
     struct.pack_into("<HH", body, 8, 1, container.FLAG_SIGNED)
     with pytest.raises(FormatError, match="unknown format flags 0x1 for version 1"):
         loads(reseal(body))
-    struct.pack_into("<HH", body, 8, 2, 0x4)
-    with pytest.raises(FormatError, match="unknown format flags 0x4"):
+    struct.pack_into("<HH", body, 8, 2, 0x8)
+    with pytest.raises(FormatError, match="unknown format flags 0x8"):
         loads(reseal(body))
     struct.pack_into("<HH", body, 8, 2, container.FLAG_SEEDED)  # flagged seeded, holds no seeded ciphertext
     with pytest.raises(FormatError, match="seeded flag and its ciphertexts' wire forms disagree"):

@@ -192,7 +192,7 @@ def test_a_malicious_relinearisation_key_makes_answers_depend_on_the_weights_bey
         relin[:, 0, i] = (relin[:, 0, i].astype(object) + (big_p << 40) % int(q_i)) % int(q_i)
     evil = PublicKeys(client.public.scheme, client.public.params_id, client.public.key_id,
                       {**client.public.data, "relin": np.ascontiguousarray(relin.astype(np.uint64))},
-                      client.public.requirements)
+                      client.public.requirements, client.public.params)  # params: or dumps refuses before the attack
     q, n = _pair(client.encrypt(np.zeros((bundle.batch, 3))))
     s1, s2 = InferenceServer(bundle), InferenceServer(bundle2)
     s1.register(dumps(evil)), s2.register(dumps(evil))

@@ -95,7 +95,7 @@ def public_key(ring: RnsRing, params: CkksParams, s_full: np.ndarray, rng: Rando
 
 
 #: Domain separation of a switching key's uniform halves (the public key's and the ciphertexts' are others).
-SWITCH_DOMAIN = b"henn-ckks-switch-key-a-v1"
+SWITCH_DOMAIN = b"henn-ckks-switch-key-a-v1\0"  # terminated: no later domain can extend it
 SWITCH_SEED_BYTES = seeded.SEED_BYTES
 
 

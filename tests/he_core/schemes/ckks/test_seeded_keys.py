@@ -61,7 +61,7 @@ def test_key_files_round_trip_bit_for_bit_at_about_half_the_size(keyed):
     pub = pair.public
     assert set(pub.data["galois_seeds"]) == set(pub.data["galois"]) and pub.data["relin_seed"].shape == (32,)
     blob = ser.dumps(pub)
-    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED
+    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED_KEYS
     back = loads(blob, expect_kind="public_keys")
     assert arrays_equal(back.data, pub.data)  # keys and seeds, field order included
     assert ser.dumps(back) == blob
@@ -73,7 +73,7 @@ def test_key_files_round_trip_bit_for_bit_at_about_half_the_size(keyed):
     s.set_public_keys(pub)
     bundle = ser.Bundle({"w": s.encrypt(np.ones((1, 4)))}, {}, pub)  # a public-key encryption travels whole
     blob = ser.dumps(bundle)
-    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED  # an older build must refuse it, not misread
+    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED_KEYS  # an older build must refuse it, not misread
     assert arrays_equal(loads(blob).public.data, pub.data)
     other = s.keygen(rng=SeededRandom(6)).secret
     s.set_public_keys(pub)
@@ -142,21 +142,23 @@ def test_flags_and_contents_that_disagree_are_refused(keyed):
     _, pair = keyed
     header, rest = split(ser.dumps(pair.public))
     assert header["wire"] == "seeded"
-    assert loads(rebuild(header, rest, container.FLAG_SEEDED)).key_id == pair.public.key_id  # the control
-    with pytest.raises(FormatError, match="seeded flag and its ciphertexts' wire forms disagree"):
+    assert loads(rebuild(header, rest, container.FLAG_SEEDED_KEYS)).key_id == pair.public.key_id  # the control
+    with pytest.raises(FormatError, match="seeded-keys flag and its keys' wire forms disagree"):
         loads(rebuild(header, rest, 0))  # read whole, every switching key would be half of one
-    del header["wire"]
     with pytest.raises(FormatError, match="seeded flag and its ciphertexts' wire forms disagree"):
-        loads(rebuild(header, rest, container.FLAG_SEEDED))
+        loads(rebuild(header, rest, container.FLAG_SEEDED))  # the ciphertexts' flag does not cover keys
+    del header["wire"]
+    with pytest.raises(FormatError, match="seeded-keys flag and its keys' wire forms disagree"):
+        loads(rebuild(header, rest, container.FLAG_SEEDED_KEYS))
     with pytest.raises(FormatError, match="holds seeds, but the file does not say its keys are seeded"):
         loads(rebuild(header, rest, 0))
     header["wire"] = "zipped"
     with pytest.raises(FormatError, match="unknown wire form 'zipped'"):
-        loads(rebuild(header, rest, container.FLAG_SEEDED))
+        loads(rebuild(header, rest, container.FLAG_SEEDED_KEYS))
     secret_header, secret_rest = split(ser.dumps(pair.secret))
     secret_header["wire"] = "seeded"
     with pytest.raises(FormatError, match="secret key has no smaller wire form"):
-        loads(rebuild(secret_header, secret_rest, container.FLAG_SEEDED))
+        loads(rebuild(secret_header, secret_rest, container.FLAG_SEEDED_KEYS))
 
 
 def test_malformed_seeded_key_data_is_refused_by_name(keyed):
@@ -200,12 +202,12 @@ def test_a_malformed_seed_in_a_file_is_refused_before_anything_is_expanded(keyed
     fields = header["data"]["$d"]
     fields["relin_seed"], fields["galois"] = fields["galois"], fields["relin_seed"]  # a seed where a key should be
     with pytest.raises(FormatError, match="seed of the relinearisation key is not 32 bytes"):
-        loads(rebuild(header, rest, container.FLAG_SEEDED))
+        loads(rebuild(header, rest, container.FLAG_SEEDED_KEYS))
     switch = s.make_switch_key(pair.secret, pair.secret, rng=SeededRandom(4))
     header, rest = split(ser.dumps(switch))
     del header["data"]["$d"]["key"]
     with pytest.raises(FormatError, match="a seed for the switching key, which the data does not hold"):
-        loads(rebuild(header, rest, container.FLAG_SEEDED))
+        loads(rebuild(header, rest, container.FLAG_SEEDED_KEYS))
 
 
 def test_old_whole_key_files_still_load(keyed):
@@ -216,7 +218,7 @@ def test_old_whole_key_files_still_load(keyed):
                      pair.public.params)
     blob = ser.dumps(pub)
     header, _ = split(blob)
-    assert "wire" not in header and not struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED
+    assert "wire" not in header and not struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED_KEYS
     assert len(blob) > 1.9 * len(ser.dumps(pair.public))
     assert arrays_equal(loads(blob).data, old)
     switch = SwitchKey("ckks", pub.params_id, pub.key_id, pub.key_id, {"key": old["relin"]}, pub.params)
@@ -233,7 +235,7 @@ def test_keys_of_a_set_whose_dnum_does_not_divide_the_chain_travel_seeded_and_pa
     assert pub.data["relin"].shape[0] == 3 != s.params.digits
     s.check_public_keys(pub)
     blob = ser.dumps(pub)
-    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED
+    assert struct.unpack_from("<H", blob, 10)[0] & container.FLAG_SEEDED_KEYS
     back = loads(blob)
     assert arrays_equal(back.data, pub.data)
     s.check_public_keys(back)
