@@ -183,8 +183,11 @@ class PolyLogisticLoss:
         """
         if isinstance(y, EncTensor):
             return squared_error_term(grad, factor, k)
-        sign = (1.0 - 2.0 * _targets(grad.shape, y)) / (factor * k)
-        term = grad * sign
+        signs, c = 1.0 - 2.0 * _targets(grad.shape, y), 1.0 / (factor * k)
+        # A small factor over few samples makes a large plaintext factor (an owner's dry run: lr 0.002
+        # over k = 3 gives 166.7), which a CKKS slot encoding cannot hold at its scale. Beyond 1 the
+        # signs go in alone and the scalar after them (CKKS absorbs it into the scale: no level).
+        term = grad * (signs * c) if abs(c) <= 1.0 else (grad * signs) * c
         return term.row_sum() if term.rows > 1 else term
 
     def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:

@@ -71,3 +71,34 @@ def test_poly_softmax_gradient_value_and_stated_error(env):
         PolySoftmaxCrossEntropy(2).grad(EncTensor.encrypt(env.scheme, z), y)
     with pytest.raises(ValueError, match="classes must be an integer >= 2"):
         PolySoftmaxCrossEntropy(1)
+
+
+def test_a_monitor_term_over_few_samples_holds_its_large_factor(env):
+    """``(1 - 2y)(p - y) / k`` from ``grad = factor (p - y)`` when ``1 / (factor k)`` is large (an owner's dry run:
+    lr 0.002 over k = 3 samples gives 166.7): the scalar goes in by itself, the signs as a plaintext."""
+    act = activations.sigmoid_lsq(3, 4.0)
+    loss, lr, k = PolyLogisticLoss(act), 0.002, 3
+    z, y = np.array([[1.5]]), np.array([[0.0]])
+    grad = loss.grad(EncTensor.encrypt(env.scheme, z), y, scale=lr)
+    term = loss.monitor_term(grad, y, loss.error_factor(z.shape, lr), k)
+    want = (1 - 2 * y) * (act.value(z) - y) / k
+    np.testing.assert_allclose(env.decrypt(term), want, atol=env.tol(30, 1.0) / (lr * k))
+
+
+@pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
+def test_the_large_factor_fits_a_ckks_scale_of_2_54():
+    """At the security protocol's 2^54 scale a slot factor of 166.7 would need 2^61.4 (refused): the 128-bit
+    IMDB job's dry run (henn job create --scheme ckks) failed on it."""
+    import he_core
+
+    if "ckks" not in he_core.available_schemes():
+        pytest.skip("the ckks scheme is not built")
+    scheme = he_core.get_scheme("ckks", poly_degree=2048, levels=4, first_bits=60, scale_bits=54, special_bits=60,
+                                dnum=2, allow_insecure=True)
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1,), multiply=True), rng=he_core.SeededRandom(3))
+    loss, lr, k = PolyLogisticLoss(activations.sigmoid_lsq(3, 4.0)), 0.002, 3
+    p, y = np.array([[0.8]]), np.array([[1.0]])
+    factor = loss.error_factor(p.shape, lr)
+    grad = EncTensor.encrypt(scheme, factor * (p - y))  # a gradient at the working scale: 2^54
+    term = loss.monitor_term(grad, y, factor, k)
+    np.testing.assert_allclose(scheme.decrypt_exact_local(term.ct, secret), (1 - 2 * y) * (p - y) / k, atol=1e-6)
