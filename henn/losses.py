@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+import he_core
+
 from .activations import PolyActivation
 from .columns import basis_for
 from .tensor import EncTensor
@@ -184,10 +186,13 @@ class PolyLogisticLoss:
         if isinstance(y, EncTensor):
             return squared_error_term(grad, factor, k)
         signs, c = 1.0 - 2.0 * _targets(grad.shape, y), 1.0 / (factor * k)
-        # A small factor over few samples makes a large plaintext factor (an owner's dry run: lr 0.002
-        # over k = 3 gives 166.7), which a CKKS slot encoding cannot hold at its scale. Beyond 1 the
-        # signs go in alone and the scalar after them (CKKS absorbs it into the scale: no level).
-        term = grad * (signs * c) if abs(c) <= 1.0 else (grad * signs) * c
+        try:
+            term = grad * (signs * c)
+        except he_core.EncodingError:
+            # A small factor over few samples makes a plaintext factor the scheme cannot encode at its
+            # scale (an owner's dry run: lr 0.002 over k = 3 gives 166.7, beyond CKKS's range at 2^54):
+            # the signs go in as the plaintext, the scalar after them (CKKS absorbs it into the scale).
+            term = (grad * signs) * c
         return term.row_sum() if term.rows > 1 else term
 
     def monitor_bound(self, factor: float, value_bound: float, entries: int) -> float:
