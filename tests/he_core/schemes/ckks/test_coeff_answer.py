@@ -7,7 +7,7 @@ from scipy import stats
 
 import he_core
 from he_core import Flooding, KeyRequirements
-from he_core.schemes.ckks import coeff_answer
+from he_core.schemes.ckks import coeff_answer, noise
 from he_core.schemes.ckks.coeff_answer import block
 
 pytestmark = pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
@@ -124,3 +124,19 @@ def test_vhe_and_plain_refuse_the_protocol_by_capability():
         scheme = he_core.get_scheme(name)
         with pytest.raises(he_core.CapabilityError, match="cannot answer_coeff_query"):
             scheme.answer_coeff_query
+
+
+def test_the_outputs_carry_the_flood_sized_from_the_servers_own_bound(ctx):
+    scheme, pair = ctx
+    rng = np.random.default_rng(11)
+    x, w, b = rng.uniform(-4, 4, (scheme.coeff_capacity(30, 1), 30)), rng.normal(0, 0.5, (30, 1)), np.zeros(1)
+    query = scheme.as_received(scheme.encrypt_coeff_query(x, 1, pair.secret, bound=4.0), 4.0)
+    one, two = (scheme.answer_coeff_query(query, w, b, flooding=FLOODING, rng=he_core.SeededRandom(s)) for s in (3, 4))
+    diff = scheme.decrypt_exact_local(one, pair.secret) - scheme.decrypt_exact_local(two, pair.secret)
+    stated = np.sqrt(one.meta["flood"]) / one.scale  # the flood's standard deviation, value units
+    # the server's own bound on the product's key-dependent noise: the received query's variance
+    # times ||W||^2 (W the integer weight polynomial), over the N coefficients
+    weights = np.rint(w * one.scale / query.scale)
+    own = noise.coeff_bound(query.meta["nvar"] * float(np.sum(weights**2)), scheme.ring.n)
+    assert stated * one.scale >= 0.99 * FLOODING.sigma(own)
+    assert 0.8 <= np.std(diff) / (np.sqrt(2.0) * stated) <= 1.25  # two answers differ by two floods
