@@ -44,7 +44,7 @@ import he_core
 from he_core import Ciphertext, Flooding, PublicKeys
 
 from . import coeffs
-from .bundle import FORMAT, ServerBundle, client_requirements, input_bound, make_scheme, scheme_params
+from .bundle import FORMAT, UNCLIPPED_BOUND, ServerBundle, client_requirements, input_bound, make_scheme, scheme_params
 from .circuit import Circuit, DeployError
 from .tensor import EncTensor
 
@@ -113,7 +113,7 @@ class InferenceClient:
             count = self.batch if hide_count else rows
             if self.layout == "coeffs":  # a batch's rows are always its count: the pad hides the rest
                 out.append(Query(coeffs.encrypt(self.scheme, chunk, self.outputs, self._secret,
-                                                self._bound(chunk), self._rng), rows, rows))
+                                                self._coeff_bound(chunk), self._rng), rows, rows))
                 continue
             if self.layout == "columns":
                 padded = np.zeros((self.features, self.batch))
@@ -126,6 +126,15 @@ class InferenceClient:
             ct = self.scheme.encrypt(padded, self._secret, rng=self._rng, bound=self._bound(padded))
             out.append(Query(ct, count, rows))
         return out
+
+    def _coeff_bound(self, chunk: np.ndarray) -> float:
+        """The server's own input bound (the owner's clip, else ``UNCLIPPED_BOUND``): it sizes the weights'
+        scale from it, so a coeffs query beyond it would wrap the answer; the bound itself says nothing."""
+        limit = float(self._clip) if self._clip is not None else UNCLIPPED_BOUND
+        if float(np.max(np.abs(chunk))) > limit:
+            raise DeployError(f"cannot encrypt coeffs queries: values beyond the server's input bound {limit:g} "
+                              "(standardised features should lie well inside it)")
+        return limit
 
     def _bound(self, padded: np.ndarray) -> float:
         """A public bound for the query's metadata that does not depend on the data: the owner's clip

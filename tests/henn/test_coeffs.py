@@ -93,6 +93,8 @@ def test_malformed_queries_are_refused_by_name():
     with pytest.raises(DeployError, match="not a fresh coefficient-packed query of 13 features"):
         server.answer(*_one(other, Xte[:3, :12]))
     assert server.answered() == 0  # nothing refused was counted
+    with pytest.raises(DeployError, match="beyond the server's input bound 16"):
+        client.encrypt(np.full((1, 13), 16.5))  # unclipped: the server sizes the weights' scale for 16
 
 
 def test_a_circuit_of_more_than_one_layer_is_refused_for_the_layout():
