@@ -51,8 +51,8 @@ MIN_WEIGHT_BITS = 10
 ANSWER_MARGIN_BITS = 2
 #: The sets tried, smallest ring first. No key switching happens, but the public key lives over
 #: Q * P, so the special prime counts toward the HomomorphicEncryption.org bound (4096: 109, 8192: 218).
-CANDIDATES = (dict(poly_degree=4096, levels=1, first_bits=37, scale_bits=35, special_bits=37),
-              dict(poly_degree=8192, levels=1, first_bits=60, scale_bits=58, special_bits=60))
+CANDIDATES = ({"poly_degree": 4096, "levels": 1, "first_bits": 37, "scale_bits": 35, "special_bits": 37},
+              {"poly_degree": 8192, "levels": 1, "first_bits": 60, "scale_bits": 58, "special_bits": 60})
 
 
 def block(features: int, outputs: int) -> int:
