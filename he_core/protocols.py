@@ -182,8 +182,8 @@ class CoeffAnswers(Protocol):
     def encrypt_coeff_query(self, values: Any, outputs: int, key: SecretKey, *, bound: float,
                             rng: RandomSource | int | None = None) -> Ciphertext: ...
 
-    def answer_coeff_query(self, query: Ciphertext, weight: Any, bias: Any, *, flooding: Flooding | None = None,
-                           rng: RandomSource | int | None = None) -> Ciphertext: ...
+    def answer_coeff_query(self, query: Ciphertext, weight: Any, bias: Any, *, bound: float,
+                           flooding: Flooding | None = None, rng: RandomSource | int | None = None) -> Ciphertext: ...
 
 
 #: Each capability that has a protocol, and that protocol.

@@ -61,15 +61,16 @@ def encrypt(scheme: he_core.Scheme, x: np.ndarray, outputs: int, secret: he_core
     return answering(scheme).encrypt_coeff_query(x, outputs, secret, bound=bound, rng=rng)
 
 
-def answer(scheme: he_core.Scheme, circuit: Circuit, query: Ciphertext, flooding: Flooding, rng=None) -> Ciphertext:
-    """The sanitised answer to a received query.
+def answer(scheme: he_core.Scheme, circuit: Circuit, query: Ciphertext, bound: float, flooding: Flooding,
+           rng=None) -> Ciphertext:
+    """The sanitised answer to a query, its values taken to lie within the server's ``bound``.
 
     Raises:
         DeployError: the scheme refuses the query (not fresh, wrong layout or shape) or the weights.
     """
     weight, bias = linear_layer(circuit)
     try:
-        return answering(scheme).answer_coeff_query(query, weight, bias, flooding=flooding, rng=rng)
+        return answering(scheme).answer_coeff_query(query, weight, bias, bound=bound, flooding=flooding, rng=rng)
     except (he_core.MismatchError, he_core.EncodingError) as exc:
         raise DeployError(f"cannot answer: {exc}") from None
 
@@ -84,7 +85,7 @@ def trial_error(scheme: he_core.Scheme, circuit: Circuit, flooding: Flooding, bo
     secret, _ = scheme.keygen(client_keys(), rng=he_core.SeededRandom(0))
     x = np.random.default_rng(0).uniform(-bound, bound, (rows, circuit.n_features))
     query = encrypt(scheme, x, circuit.n_outputs, secret, max(bound, declared), he_core.SeededRandom(1))
-    out = answer(scheme, circuit, scheme.as_received(query, declared), flooding, he_core.SeededRandom(2))
+    out = answer(scheme, circuit, query, declared, flooding, he_core.SeededRandom(2))
     try:
         got = scheme.decrypt_exact_local(out, secret)
     except he_core.HEOverflowError:

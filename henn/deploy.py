@@ -280,7 +280,7 @@ class InferenceServer:
             raise DeployError(f"cannot answer: the {self.bundle.queries_per_key} batches the answers' flooding is "
                               "sized for are spent; the owner must issue a new bundle")
         scheme.validate(query)
-        out = coeffs.answer(scheme, self.bundle.circuit, scheme.as_received(query, self._input_bound), self._flooding)
+        out = coeffs.answer(scheme, self.bundle.circuit, query, self._input_bound, self._flooding)
         self._answered[query.key_id] += 1  # counted once answered: a refused query released nothing
         self._total += 1
         return out

@@ -68,13 +68,16 @@ class CoeffAnswering:
         self._check_secret(key)
         return self._encrypt_coeff_query(x, outputs, key, float(bound), resolve(rng))
 
-    def answer_coeff_query(self, query: Ciphertext, weight: Any, bias: Any, *, flooding: Flooding | None = None,
-                           rng: RandomSource | int | None = None) -> Ciphertext:
+    def answer_coeff_query(self, query: Ciphertext, weight: Any, bias: Any, *, bound: float,
+                           flooding: Flooding | None = None, rng: RandomSource | int | None = None) -> Ciphertext:
         """``query @ weight + bias`` at the output coefficients, every other coefficient uniform, sanitised.
 
         Args:
-            query: a fresh :meth:`encrypt_coeff_query` ciphertext (as received: see ``as_received``).
+            query: a fresh :meth:`encrypt_coeff_query` ciphertext, as its sender made it.
             weight: ``(features, outputs)`` plaintext weights; bias: ``(outputs,)``.
+            bound: the answering party's own bound on the query's values: the query is taken
+                ``as_received`` with it here (its declared noise and bound are its sender's word,
+                and the flood and the weights' scale are sized from them).
             flooding: sizes the flood of the answer's noise (the answer goes to the key holder).
 
         Raises:
@@ -87,4 +90,4 @@ class CoeffAnswering:
         w, b = _finite(weight, 2, "the weights"), _finite(bias, 1, "the bias")
         if b.shape[0] != w.shape[1]:
             raise EncodingError(f"cannot answer: weights {w.shape} and bias {b.shape} disagree")
-        return self._answer_coeff_query(query, w, b, flooding or Flooding(), resolve(rng))
+        return self._answer_coeff_query(self.as_received(query, bound), w, b, flooding or Flooding(), resolve(rng))

@@ -163,8 +163,8 @@ def run_coeff_answers(s, keys):
     pair = t.keygen(KeyRequirements(sizes=(1,), multiply=False, minimal=True), rng=he_core.SeededRandom(5))
     w, b = np.array([[0.5, -1.0], [0.25, 2.0], [1.0, 0.0]]), np.array([0.5, -0.25])
     assert t.coeff_capacity(3, 2) >= X.shape[0]
-    query = t.as_received(t.encrypt_coeff_query(X, 2, pair.secret, bound=4.0, rng=he_core.SeededRandom(6)), 4.0)
-    check(t, pair, t.answer_coeff_query(query, w, b, rng=he_core.SeededRandom(7)), X @ w + b, tol=2.0**-8)
+    query = t.encrypt_coeff_query(X, 2, pair.secret, bound=4.0, rng=he_core.SeededRandom(6))
+    check(t, pair, t.answer_coeff_query(query, w, b, bound=4.0, rng=he_core.SeededRandom(7)), X @ w + b, tol=2.0**-8)
 
 
 RUNNERS = {

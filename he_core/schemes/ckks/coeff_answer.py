@@ -98,7 +98,7 @@ class CoeffAnswerer:
         spread = np.zeros((count, features * outputs))
         spread[:, ::outputs] = x
         scale, s, level = self.query_scale(), block(features, outputs), self.params.levels
-        if math.log2(scale * max(bound, 1.0)) > math.log2(scale) + WEIGHT_ROOM_BITS / 2:
+        if bound > 2.0 ** (WEIGHT_ROOM_BITS // 2):
             raise EncodingError(f"cannot encrypt a coefficient query: bound {bound:.4g} leaves the weights too "
                                 f"little of the modulus (at most 2^{WEIGHT_ROOM_BITS // 2})")
         pts = [self.ring.ntt(self.ring.from_signed(c, level + 1)) for c in coeff_polys(spread, s, False, scale,
@@ -123,6 +123,7 @@ class CoeffAnswerer:
                                 f"2^{math.log2(self.query_scale()):.0f})")
 
     def answer(self, query: Ciphertext, w: np.ndarray, b: np.ndarray, flooding: Flooding, rng) -> Ciphertext:
+        """The sanitised answer to a received query (see the module): product, bias, pad, sanitisation."""
         features, outputs = w.shape
         self.check_query(query, features, outputs)
         level, wbits = self.weight_scale(query, w, b, flooding)

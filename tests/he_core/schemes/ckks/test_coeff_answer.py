@@ -27,7 +27,7 @@ def ctx():
 
 def ask(scheme, pair, x, w, b, seed=2, bound=4.0):
     query = scheme.encrypt_coeff_query(x, w.shape[1], pair.secret, bound=bound, rng=he_core.SeededRandom(seed))
-    return scheme.answer_coeff_query(scheme.as_received(query, bound), w, b, flooding=FLOODING,
+    return scheme.answer_coeff_query(query, w, b, bound=bound, flooding=FLOODING,
                                      rng=he_core.SeededRandom(seed + 1))
 
 
@@ -95,28 +95,28 @@ def test_without_the_pad_the_same_statistics_see_the_weights(ctx, monkeypatch):
 def test_queries_that_are_not_fresh_coefficient_queries_of_the_layer_are_refused(ctx):
     scheme, pair = ctx
     x, w, b = np.ones((2, 13)), np.ones((13, 3)), np.zeros(3)
-    good = scheme.as_received(scheme.encrypt_coeff_query(x, 3, pair.secret, bound=1.0), 1.0)
-    slots = scheme.as_received(scheme.encrypt(np.full((2, 39), 0.5), pair.secret), 1.0)
-    table = scheme.as_received(scheme.encrypt(np.full((2, 39), 0.5), pair.secret, layout="table"), 1.0)
+    good = scheme.encrypt_coeff_query(x, 3, pair.secret, bound=1.0)
+    slots = scheme.encrypt(np.full((2, 39), 0.5), pair.secret)
+    table = scheme.encrypt(np.full((2, 39), 0.5), pair.secret, layout="table")
     lowered = good.replace(data=np.ascontiguousarray(good.data[:, :, :1]), meta={**good.meta, "level": 0})
     rescaled = good.replace(scale=good.scale * 2)
     for bad, ww in ((good, np.ones((13, 2))), (good, np.ones((30, 1))), (slots, w), (table, w), (lowered, w),
                     (rescaled, w)):
         with pytest.raises(he_core.MismatchError, match="is not a fresh coefficient-packed query"):
-            scheme.answer_coeff_query(bad, ww, b[:ww.shape[1]])
+            scheme.answer_coeff_query(bad, ww, b[:ww.shape[1]], bound=1.0)
     with pytest.raises(he_core.EncodingError, match="weights .* and bias .* disagree"):
-        scheme.answer_coeff_query(good, w, np.zeros(2))
+        scheme.answer_coeff_query(good, w, np.zeros(2), bound=1.0)
     with pytest.raises(he_core.EncodingError, match="finite"):
-        scheme.answer_coeff_query(good, w * np.nan, b)
+        scheme.answer_coeff_query(good, w * np.nan, b, bound=1.0)
     with pytest.raises(he_core.EncodingError, match="one ciphertext holds"):
         scheme.encrypt_coeff_query(np.ones((65, 13)), 3, pair.secret, bound=1.0)
 
 
 def test_weights_whose_outputs_and_flood_fit_no_level_are_refused(ctx):
     scheme, pair = ctx
-    query = scheme.as_received(scheme.encrypt_coeff_query(np.ones((1, 30)), 1, pair.secret, bound=1.0), 1.0)
+    query = scheme.encrypt_coeff_query(np.ones((1, 30)), 1, pair.secret, bound=1.0)
     with pytest.raises(he_core.MismatchError, match="do not fit"):
-        scheme.answer_coeff_query(query, np.full((30, 1), 1e6), np.zeros(1))
+        scheme.answer_coeff_query(query, np.full((30, 1), 1e6), np.zeros(1), bound=1.0)
 
 
 def test_vhe_and_plain_refuse_the_protocol_by_capability():
@@ -130,13 +130,25 @@ def test_the_outputs_carry_the_flood_sized_from_the_servers_own_bound(ctx):
     scheme, pair = ctx
     rng = np.random.default_rng(11)
     x, w, b = rng.uniform(-4, 4, (scheme.coeff_capacity(30, 1), 30)), rng.normal(0, 0.5, (30, 1)), np.zeros(1)
-    query = scheme.as_received(scheme.encrypt_coeff_query(x, 1, pair.secret, bound=4.0), 4.0)
-    one, two = (scheme.answer_coeff_query(query, w, b, flooding=FLOODING, rng=he_core.SeededRandom(s)) for s in (3, 4))
+    query = scheme.encrypt_coeff_query(x, 1, pair.secret, bound=4.0)
+    one, two = (scheme.answer_coeff_query(query, w, b, bound=4.0, flooding=FLOODING, rng=he_core.SeededRandom(s))
+                for s in (3, 4))
     diff = scheme.decrypt_exact_local(one, pair.secret) - scheme.decrypt_exact_local(two, pair.secret)
     stated = np.sqrt(one.meta["flood"]) / one.scale  # the flood's standard deviation, value units
     # the server's own bound on the product's key-dependent noise: the received query's variance
     # times ||W||^2 (W the integer weight polynomial), over the N coefficients
     weights = np.rint(w * one.scale / query.scale)
-    own = noise.coeff_bound(query.meta["nvar"] * float(np.sum(weights**2)), scheme.ring.n)
+    received = scheme.as_received(query, 4.0)  # at least a fresh public-key encryption's noise
+    own = noise.coeff_bound(received.meta["nvar"] * float(np.sum(weights**2)), scheme.ring.n)
     assert stated * one.scale >= 0.99 * FLOODING.sigma(own)
     assert 0.8 <= np.std(diff) / (np.sqrt(2.0) * stated) <= 1.25  # two answers differ by two floods
+
+
+def test_a_query_that_understates_its_noise_or_bound_gets_the_same_flood_and_scale(ctx):
+    scheme, pair = ctx
+    rng = np.random.default_rng(12)
+    x, w, b = rng.uniform(-1, 1, (1, 30)), rng.normal(0, 0.5, (30, 1)), np.zeros(1)
+    honest = scheme.encrypt_coeff_query(x, 1, pair.secret, bound=4.0)
+    lying = honest.replace(meta={**honest.meta, "nvar": 0.0, "nslot": 0.0, "nspec": 0.0, "vmax": 2.0**-20})
+    one, two = (scheme.answer_coeff_query(q, w, b, bound=4.0, flooding=FLOODING) for q in (honest, lying))
+    assert two.meta["flood"] == one.meta["flood"] and two.scale == one.scale
