@@ -29,3 +29,4 @@ class Capability(str, enum.Enum):
     SANITIZE = "re-randomising and flooding a ciphertext for the key holder"
     LEVELS = "a modulus chain of levels"
     BOOTSTRAP = "bootstrapping (refreshing levels with public keys only)"
+    COEFF_ANSWER = "one-layer linear answers to coefficient-packed queries"

@@ -19,6 +19,8 @@ protocol                 capability                      operations
 :class:`Leveled`         ``LEVELS``                      ``level``, ``level_drop``, ``noise_estimate``
 :class:`ExactIntegers`   ``EXACT``                       ``refresh``, ``rerandomize``
 :class:`Bootstrapping`   ``BOOTSTRAP``                   ``bootstrap``, ``bootstrap_plan``, ``bootstrap_keygen``
+:class:`CoeffAnswers`    ``COEFF_ANSWER``                ``coeff_answer_params``, ``encrypt_coeff_query``,
+                                                         ``answer_coeff_query``
 =======================  ==============================  ==========================================
 
 A caller asks ``scheme.supports(Capability.ROTATE)``, or takes a typed view with
@@ -164,6 +166,26 @@ class Bootstrapping(Protocol):
                          requirements: KeyRequirements | None = None, packing: bool = False) -> KeyPair: ...
 
 
+class CoeffAnswers(Protocol):
+    """A single linear layer answered on coefficient-packed queries: no rotation, no product key.
+
+    ``coeff_answer_params(step)`` is the ``step``-th parameter set to try (smallest ring first;
+    ``None`` past the last); ``coeff_capacity`` the queries one ciphertext holds;
+    ``encrypt_coeff_query`` the client's part; ``answer_coeff_query`` the server's: the product,
+    the bias, a uniform pad on every coefficient that is not an output, and the sanitisation.
+    """
+
+    def coeff_answer_params(self, step: int) -> Any: ...
+
+    def coeff_capacity(self, features: int, outputs: int) -> int: ...
+
+    def encrypt_coeff_query(self, values: Any, outputs: int, key: SecretKey, *, bound: float,
+                            rng: RandomSource | int | None = None) -> Ciphertext: ...
+
+    def answer_coeff_query(self, query: Ciphertext, weight: Any, bias: Any, *, bound: float,
+                           flooding: Flooding | None = None, rng: RandomSource | int | None = None) -> Ciphertext: ...
+
+
 #: Each capability that has a protocol, and that protocol.
 PROTOCOLS: dict[Capability, type] = {
     Capability.CIPHER_MULTIPLY: Multiplication,
@@ -177,6 +199,7 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.LEVELS: Leveled,
     Capability.EXACT: ExactIntegers,
     Capability.BOOTSTRAP: Bootstrapping,
+    Capability.COEFF_ANSWER: CoeffAnswers,
 }
 
 

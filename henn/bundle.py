@@ -15,14 +15,15 @@ import he_core
 from he_core import KeyRequirements
 from he_core.formats import container
 
-from . import activations
+from . import activations, coeffs
 from .circuit import Circuit, DeployError
 from .tensor import EncTensor
 
 FORMAT = "henn-server-bundle/1"
-#: How queries are laid out: ``"columns"`` (``X^T``: one row per feature, a slot per query) or
-#: ``"rows"`` (a row per query, its features in slots: one ``matvec`` per layer).
-LAYOUTS = ("columns", "rows")
+#: How queries are laid out: ``"columns"`` (``X^T``: one row per feature, a slot per query),
+#: ``"rows"`` (a row per query, its features in slots: one ``matvec`` per layer) or ``"coeffs"``
+#: (a query per block of coefficients: one plaintext-polynomial product, one linear layer only).
+LAYOUTS = ("columns", "rows", "coeffs")
 #: Queries per batch for a scheme without a natural ciphertext size (each row then costs per entry).
 DEFAULT_BATCH = 64
 #: Answered batches the answers' flooding is sized for, over every client (they all learn about one model).
@@ -50,8 +51,10 @@ class ServerBundle:
         queries_per_key: answered batches in all, over every client key (sizes the answers'
             flooding: every answer tells something about the same weights, whoever asks).
         layout: ``"columns"`` (``X^T``; many queries for the price of one, no rotation
-            key) or ``"rows"`` (a query per row; one ``matvec`` per layer: the cheaper
-            layout for a few queries, with rotation keys for the circuit's width only).
+            key), ``"rows"`` (a query per row; one ``matvec`` per layer: the cheaper
+            layout for a few queries, with rotation keys for the circuit's width only) or
+            ``"coeffs"`` (one linear layer only: a query per block of coefficients, one
+            plaintext-polynomial product, a public key and nothing else).
     """
 
     circuit: Circuit
@@ -66,6 +69,8 @@ class ServerBundle:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise DeployError(f"cannot build the bundle: layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout == "coeffs":
+            coeffs.linear_layer(self.circuit)
 
     @property
     def row_width(self) -> int:
@@ -88,8 +93,10 @@ class ServerBundle:
         (the answer's room for its values and its flooding).
 
         Args:
-            layout: ``"columns"`` or ``"rows"`` (see the class); ``"rows"`` needs a scheme
-                with linear transforms.
+            layout: ``"columns"``, ``"rows"`` or ``"coeffs"`` (see the class); ``"rows"`` needs a
+                scheme with linear transforms, ``"coeffs"`` one with coefficient answers and a
+                circuit of one linear layer (the set: the scheme's first candidate, smallest
+                ring first, whose trial answers err by at most a quarter of ``MAX_ANSWER_ERROR``).
 
         Raises:
             DeployError: no parameter set of the scheme runs the circuit, a layout the
@@ -97,6 +104,8 @@ class ServerBundle:
         """
         if layout not in LAYOUTS:
             raise DeployError(f"cannot deploy: layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout == "coeffs":
+            return cls._create_coeffs(circuit, scheme, queries_per_key)
         cls_ = he_core.scheme_class(scheme)
         try:
             bound = cls_.params_for_depth(circuit.depth)
@@ -121,6 +130,28 @@ class ServerBundle:
             bundle = fitted if fitted.spent is not None else bundle
         bundle.trial_error = _answer_error(bundle)
         return bundle
+
+    @classmethod
+    def _create_coeffs(cls, circuit: Circuit, scheme: str, queries_per_key: int) -> "ServerBundle":
+        """The coeffs layout's bundle on the first of the scheme's candidate sets (smallest ring first)
+        whose flooded trial answers err by at most ``ANSWER_SET_MARGIN * MAX_ANSWER_ERROR``."""
+        coeffs.linear_layer(circuit)
+        tried = []
+        for params in coeffs.parameter_sets(make_scheme(scheme, None)):
+            instance = make_scheme(scheme, params)
+            batch = coeffs.answering(instance).coeff_capacity(circuit.n_features, circuit.n_outputs)
+            if batch < 1:
+                continue
+            bundle = cls(circuit, scheme, params, batch, queries_per_key, "coeffs")
+            try:
+                bundle.trial_error = _answer_error(bundle)
+            except DeployError as exc:
+                tried.append(str(exc))
+                continue
+            if bundle.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
+                return bundle
+            tried.append(f"N = {params.poly_degree}: trial answers err by {bundle.trial_error:.3g}")
+        raise DeployError(f"cannot deploy the coeffs layout: no {scheme} set answers the circuit ({'; '.join(tried)})")
 
     @classmethod
     def _trial(cls, circuit: Circuit, scheme: str, params, queries_per_key: int,
@@ -159,7 +190,10 @@ class ServerBundle:
         return client_requirements(self.client_info())
 
     def query_shape(self, count: int) -> tuple[int, int]:
-        """The shape of an encrypted batch of ``count`` queries (its padded size in the ``columns`` layout)."""
+        """The shape of an encrypted batch of ``count`` queries (its padded size in the ``columns`` layout;
+        in ``coeffs`` the queries' own: the scheme packs and checks the features itself)."""
+        if self.layout == "coeffs":
+            return (count, self.circuit.n_features)
         return (self.circuit.n_features, self.batch) if self.layout == "columns" else (count, self.row_width)
 
     def answer_shape(self, count: int) -> tuple[int, int]:
@@ -268,9 +302,14 @@ def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
         DeployError: an answer that does not decrypt, or errs by more than ``MAX_ANSWER_ERROR``.
     """
     scheme = make_scheme(bundle.scheme, bundle.params)
-    secret, _ = scheme.keygen(bundle.requirements(), rng=he_core.SeededRandom(0))
     circuit = bundle.circuit
     bound = circuit.clip if circuit.clip is not None else 1.0
+    if bundle.layout == "coeffs":
+        error = coeffs.trial_error(scheme, circuit, he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key),
+                                   bound, input_bound(circuit), min(rows, bundle.batch))
+        _refuse_error(bundle, error)
+        return error
+    secret, _ = scheme.keygen(bundle.requirements(), rng=he_core.SeededRandom(0))
     x = np.random.default_rng(0).uniform(-bound, bound, (rows, circuit.n_features))
     if bundle.layout == "columns":
         padded = np.zeros(bundle.query_shape(rows))
@@ -293,13 +332,17 @@ def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
     else:
         answer = answer[:, :rows].T if bundle.layout == "columns" else answer[:rows]
         error = float(np.max(np.abs(answer - circuit.evaluate_prepared(x))))
+    _refuse_error(bundle, error)
+    return error
+
+
+def _refuse_error(bundle: ServerBundle, error: float) -> None:
     if not error <= MAX_ANSWER_ERROR:
         what = "does not decrypt" if math.isinf(error) else f"errs by {error:.3g} (more than {MAX_ANSWER_ERROR})"
         raise DeployError(f"cannot deploy: flooded for {bundle.queries_per_key} answers, a trial answer {what}: "
                           "the circuit's noise bound asks for more "
                           "flooding than its scale holds (an activation with large coefficients?); refit it on a "
                           "narrower range or lower queries_per_key")
-    return error
 
 
 def _check_room(scheme: he_core.Scheme, answer: he_core.Ciphertext, output_bound: float) -> None:
@@ -334,6 +377,8 @@ def client_requirements(info: dict) -> KeyRequirements:
         DeployError: malformed sizes in ``info``.
     """
     try:
+        if info.get("layout") == "coeffs":
+            return coeffs.client_keys()
         if info.get("layout", "columns") == "columns":  # products of whole rows and plaintext lincombs
             return KeyRequirements(sizes=(1, int(info["batch"])), multiply=True, minimal=True)
         width, sizes = int(info["width"]), tuple(int(n) for n in info["sizes"])

@@ -22,7 +22,16 @@ encrypted row per feature holding that feature of up to ``batch`` queries; each 
 is one plaintext ``lincomb`` (no rotation) and many queries cost the same as one. In
 ``rows`` the client sends one row per query, its features in the slots of a block of
 the circuit's width; each layer is one ``matvec`` (rotations), the product has blocks
-for the declared rows only, and a single query costs one small ciphertext.
+for the declared rows only, and a single query costs one small ciphertext. In ``coeffs``
+(a circuit of one linear layer: logistic regression, several outputs allowed) the client
+puts each query in a block of the plaintext polynomial's *coefficients* and holds a
+public key only (no product or rotation key); the server answers with one
+plaintext-polynomial product (each output's weight row reversed at its own offset, so
+output ``k`` of query ``q`` lands on a known coefficient), adds the bias there, adds a
+uniform one-time pad to every other coefficient (they hold shifted correlations of the
+query and the weights) and sanitises (:mod:`henn.coeffs`; the scheme's side is
+:class:`he_core.protocols.CoeffAnswers`). No rotation and no key switch: the cheapest
+layout for one query.
 """
 from __future__ import annotations
 
@@ -34,7 +43,8 @@ import numpy as np
 import he_core
 from he_core import Ciphertext, Flooding, PublicKeys
 
-from .bundle import FORMAT, ServerBundle, client_requirements, input_bound, make_scheme, scheme_params
+from . import coeffs
+from .bundle import FORMAT, UNCLIPPED_BOUND, ServerBundle, client_requirements, input_bound, make_scheme, scheme_params
 from .circuit import Circuit, DeployError
 from .tensor import EncTensor
 
@@ -67,7 +77,7 @@ class InferenceClient:
         self.batch, self.features, self.outputs = int(info["batch"]), int(info["features"]), int(info["outputs"])
         self.layout = info.get("layout", "columns")
         self.width = int(info.get("width", self.features))
-        if self.layout not in ("columns", "rows") or self.width < self.features:
+        if self.layout not in ("columns", "rows", "coeffs") or self.width < self.features:
             raise DeployError("cannot make a client: malformed layout in the client information")
         self._prepare = Circuit([("linear", np.zeros((self.features, 1)), np.zeros(1))],
                                 None if info.get("shift") is None else np.asarray(info["shift"], dtype=np.float64),
@@ -101,6 +111,10 @@ class InferenceClient:
             chunk = X[lo:lo + self.batch]
             rows = chunk.shape[0]
             count = self.batch if hide_count else rows
+            if self.layout == "coeffs":  # a batch's rows are always its count: the pad hides the rest
+                out.append(Query(coeffs.encrypt(self.scheme, chunk, self.outputs, self._secret,
+                                                self._coeff_bound(chunk), self._rng), rows, rows))
+                continue
             if self.layout == "columns":
                 padded = np.zeros((self.features, self.batch))
                 padded[:, :rows] = chunk.T
@@ -112,6 +126,15 @@ class InferenceClient:
             ct = self.scheme.encrypt(padded, self._secret, rng=self._rng, bound=self._bound(padded))
             out.append(Query(ct, count, rows))
         return out
+
+    def _coeff_bound(self, chunk: np.ndarray) -> float:
+        """The server's own input bound (the owner's clip, else ``UNCLIPPED_BOUND``): it sizes the weights'
+        scale from it, so a coeffs query beyond it would wrap the answer; the bound itself says nothing."""
+        limit = float(self._clip) if self._clip is not None else UNCLIPPED_BOUND
+        if float(np.max(np.abs(chunk))) > limit:
+            raise DeployError(f"cannot encrypt coeffs queries: values beyond the server's input bound {limit:g} "
+                              "(standardised features should lie well inside it)")
+        return limit
 
     def _bound(self, padded: np.ndarray) -> float:
         """A public bound for the query's metadata that does not depend on the data: the owner's clip
@@ -125,7 +148,7 @@ class InferenceClient:
         """The ``(rows, outputs)`` answers of one batch (decrypted here: nothing goes back)."""
         columns = self.layout == "columns"
         expected = (self.outputs, self.batch) if columns else (rows, self.outputs)
-        shape_ok = tuple(answer.shape) == expected if columns else \
+        shape_ok = tuple(answer.shape) == expected if columns or self.layout == "coeffs" else \
             answer.shape[1] == self.outputs and rows <= answer.shape[0] <= self.batch
         if not shape_ok or answer.key_id != self.public.key_id:
             raise DeployError(f"cannot decrypt the answer: expected a {expected} ciphertext "
@@ -206,7 +229,7 @@ class InferenceServer:
                               f"{scheme.name} {scheme.params_id}")
         need, have = self.bundle.requirements(), public.requirements
         if not (set(need.sizes) <= set(have.sizes) and set(need.transforms) <= set(have.transforms)
-                and have.multiply):
+                and (have.multiply or not need.multiply)):
             raise DeployError(f"cannot register: the keys do not cover the circuit's {self.bundle.layout} batches "
                               f"(sizes {need.sizes}, transforms {need.transforms}, products)")
         scheme.check_public_keys(public)  # the answers are re-randomised with this key: its uniform part must be
@@ -228,6 +251,8 @@ class InferenceServer:
         batch = self.bundle.batch
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= batch:
             raise DeployError(f"cannot answer: count must lie in 1..{batch}, got {count!r}")
+        if self.bundle.layout == "coeffs":
+            return self._answer_coeffs(scheme, query, count)
         if tuple(query.shape) != self.bundle.query_shape(count):
             raise DeployError(f"cannot answer: expected a {self.bundle.query_shape(count)} query, got {query.shape}")
         if self._total >= self.bundle.queries_per_key:
@@ -246,6 +271,19 @@ class InferenceServer:
         # rows: the products have blocks for the count rows only (nothing else reaches the answer)
         out = self.bundle.circuit.run(x, count) if self.bundle.layout == "columns" else self.bundle.circuit.run_rows(x)
         return scheme.sanitize(out.ct, flooding=self._flooding)
+
+    def _answer_coeffs(self, scheme: he_core.Scheme, query: Ciphertext, count: int) -> Ciphertext:
+        """A coeffs batch: the scheme checks the packing, level and scale of a fresh query itself."""
+        if query.rows != count:
+            raise DeployError(f"cannot answer: a coeffs batch of {count} queries has {count} rows, got {query.shape}")
+        if self._total >= self.bundle.queries_per_key:
+            raise DeployError(f"cannot answer: the {self.bundle.queries_per_key} batches the answers' flooding is "
+                              "sized for are spent; the owner must issue a new bundle")
+        scheme.validate(query)
+        out = coeffs.answer(scheme, self.bundle.circuit, query, self._input_bound, self._flooding)
+        self._answered[query.key_id] += 1  # counted once answered: a refused query released nothing
+        self._total += 1
+        return out
 
     def answered(self, key_id: str | None = None) -> int:
         """Batches answered for a client key, or in all (this server's earlier runs included) when ``None``."""

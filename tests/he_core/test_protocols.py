@@ -157,6 +157,16 @@ def run_bootstrapping(s, keys):
     check(s, keys, s.bootstrap(s.encrypt(X[:1]), slots=4), X[:1], tol=1e-3)
 
 
+def run_coeff_answers(s, keys):
+    params = s.coeff_answer_params(0)  # the answer's own (smaller) set: a public key and nothing else
+    t = type(s)(params)
+    pair = t.keygen(KeyRequirements(sizes=(1,), multiply=False, minimal=True), rng=he_core.SeededRandom(5))
+    w, b = np.array([[0.5, -1.0], [0.25, 2.0], [1.0, 0.0]]), np.array([0.5, -0.25])
+    assert t.coeff_capacity(3, 2) >= X.shape[0]
+    query = t.encrypt_coeff_query(X, 2, pair.secret, bound=4.0, rng=he_core.SeededRandom(6))
+    check(t, pair, t.answer_coeff_query(query, w, b, bound=4.0, rng=he_core.SeededRandom(7)), X @ w + b, tol=2.0**-8)
+
+
 RUNNERS = {
     protocols.Multiplication: run_multiplication,
     protocols.InnerProducts: run_inner_products,
@@ -169,6 +179,7 @@ RUNNERS = {
     protocols.Leveled: run_leveled,
     protocols.ExactIntegers: run_exact_integers,
     protocols.Bootstrapping: run_bootstrapping,
+    protocols.CoeffAnswers: run_coeff_answers,
 }
 
 

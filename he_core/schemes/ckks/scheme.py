@@ -21,7 +21,7 @@ from ...ciphertext import Ciphertext
 from ...circuits import PolyStyle
 from ...errors import ParameterError
 from ...keys import KeyPair, KeyRequirements, SecretKey
-from ...optional import LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
+from ...optional import CoeffAnswering, LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...randomness import RandomSource, resolve
 from ...scheme import Budget, Scheme
 from . import layout, seeded, seeded_keys
@@ -33,6 +33,7 @@ from .bootstrap.params import for_training
 from .bootstrap.role import BootstrapRole
 from .checks import CiphertextChecks
 from .coeff import CoeffTables
+from .coeff_answer import CoeffAnswerer
 from .coeff_layout import coeff_positions, is_coeff
 from .context import CkksContext
 from .decryption import Decryptor
@@ -51,7 +52,7 @@ from .scales import scales_match
 from .targets import LayoutTargets
 
 
-class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, Scheme):
+class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, CoeffAnswering, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -60,7 +61,7 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         Capability.PUBLIC_KEY_ENCRYPT, Capability.CIPHER_MULTIPLY, Capability.INNER_PRODUCT,
         Capability.LINEAR_TRANSFORM, Capability.RESCALE, Capability.REKEY, Capability.ROTATE,
         Capability.PACKING, Capability.APPROXIMATE, Capability.REFRESH, Capability.SANITIZE,
-        Capability.LEVELS, Capability.SERIALIZE, Capability.BOOTSTRAP,
+        Capability.LEVELS, Capability.SERIALIZE, Capability.BOOTSTRAP, Capability.COEFF_ANSWER,
     })
     #: A plaintext product costs a level here, so each coefficient rides on a product its
     #: power needs anyway; odd fits (sigmoid - 1/2, tanh) of degree >= 5 take c0 + x q(x^2).
@@ -89,6 +90,7 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         self.checks = CiphertextChecks(ctx)
         roles = (ctx, self.keyset, self.records, self.evaluator, self.encryptor, self.decryptor)
         self.refresher, self.releaser = MaskedRefresher(*roles), Releaser(*roles)
+        self.answerer = CoeffAnswerer(*roles, self.releaser)  # coefficient answers (its module)
         self.booter = BootstrapRole(ctx, self.keyset, self.records, self.encoder, self.evaluator, self.aligner,
                                     self.rotator, self.mover, self.batch)
         self.scales = ctx.scales
@@ -234,11 +236,7 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
     def _check_index_add(self, a, rows, b) -> None:
         self.tables.check_index_add(a, rows, b)
 
-    def _make_switch_key(self, old, new, rng):
-        return self.keyset.make_switch_key(old, new, rng)
-
-    def _rekey(self, ct, switch_key):
-        return self.evaluator.rekey(ct, switch_key)
+    _make_switch_key, _rekey = RoleMethod("keyset", "make_switch_key"), RoleMethod("evaluator", "rekey")
 
     def _budget(self, a) -> Budget:
         level = self.level(a)
@@ -377,7 +375,7 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
         self.booter.add_conjugation_key(pair, rng)
         return pair
 
-    # ------------------------------------------------------------------ private names tests use: role methods
+    # ------------------------------------------------------------------ private names: role methods (tests, hooks)
     _scale_at, _max_value = RoleMethod("scales", "at"), RoleMethod("scales", "max_value")
     _s_full, _galois_element = RoleMethod("keyset", "s_full"), RoleMethod("keyset", "galois_element")
     _galois_key, _relin_key = RoleMethod("keyset", "galois_key"), RoleMethod("keyset", "relin_key")
@@ -390,6 +388,8 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
     _rotate_ct, _rotate_many = RoleMethod("rotator", "rotate"), RoleMethod("rotator", "rotate_many")
     _sum_within, _clean = RoleMethod("rotator", "sum_within"), RoleMethod("mover", "clean")
     _gather, _flood_sigma = RoleMethod("mover", "gather"), RoleMethod("releaser", "flood_sigma")
+    _coeff_answer_params, _coeff_capacity = RoleMethod("answerer", "candidate"), RoleMethod("answerer", "capacity")
+    _encrypt_coeff_query, _answer_coeff_query = RoleMethod("answerer", "encrypt_query"), RoleMethod("answerer", "answer")
 
     def _coeff_positions(self, ct: Ciphertext) -> tuple[np.ndarray, np.ndarray]:
         return coeff_positions(ct, self.ring.n)

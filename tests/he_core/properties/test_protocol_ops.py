@@ -240,12 +240,46 @@ def test_masked_refresh(ctx, data):
     ctx.check("masked refresh", out, ctx.dec(out), x)
 
 
+_COEFF_KEYS: dict = {}
+
+
+def coeff_answerer(ctx):
+    """The scheme on its coefficient-answer set (smallest ring), with a public key and nothing else (cached)."""
+    if ctx.name not in _COEFF_KEYS:
+        scheme = type(ctx.scheme)(ctx.scheme.coeff_answer_params(0))
+        keys = scheme.keygen(he_core.KeyRequirements(sizes=(1,), multiply=False, minimal=True), rng=SeededRandom(8))
+        _COEFF_KEYS[ctx.name] = scheme, keys
+    return _COEFF_KEYS[ctx.name]
+
+
+@given(data=st.data())
+@CAMPAIGN
+def test_coeff_answers(ctx, data):
+    needs(ctx, Capability.COEFF_ANSWER, "answer_coeff_query")
+    scheme, keys = coeff_answerer(ctx)
+    features, outputs = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 6))
+    count = data.draw(st.integers(1, min(8, scheme.coeff_capacity(features, outputs))))
+    bound = data.draw(st.sampled_from([1.0, 4.0, 16.0]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32)))
+    x = rng.uniform(-bound, bound, (count, features))
+    w, b = rng.normal(0, data.draw(st.sampled_from([0.1, 1.0, 4.0])), (features, outputs)), rng.normal(0, 1, outputs)
+    query = scheme.encrypt_coeff_query(x, outputs, keys.secret, bound=bound, rng=SeededRandom(1))
+    out = scheme.answer_coeff_query(query, w, b, bound=bound, rng=SeededRandom(2))
+    got = scheme.decrypt_exact_local(out, keys.secret)
+    # the stated error of a coefficient, and the weights' rounding at their scale (half a unit each)
+    wbits = math.log2(out.scale / query.scale)
+    allowed = scheme.noise_estimate(out)["slot_bound"] + np.sum(np.abs(x), axis=1, keepdims=True) * 2.0 ** -(wbits + 1)
+    assert got.shape == (count, outputs)
+    assert np.all(np.abs(got - (x @ w + b)) <= allowed)
+
+
 def test_every_protocol_operation_is_covered():
     """The campaign names each optional operation (a new protocol operation must get a property here)."""
     covered = {"mul", "square", "polyval", "inner", "rescale", "matvec", "make_linear_key", "make_switch_key",
                "rekey", "refresh_plan", "apply_mask", "reencrypt_masked", "remove_mask", "refresh_target_signature",
                "sanitize", "as_received", "rotate", "conjugate", "sum_slots", "level", "level_drop",
-               "noise_estimate", "refresh", "rerandomize"}
+               "noise_estimate", "refresh", "rerandomize", "coeff_answer_params", "coeff_capacity",
+               "encrypt_coeff_query", "answer_coeff_query"}
     # Not here (yet): bootstrapping needs its own sparse-secret, many-level parameter sets and seconds per
     # case; tests/he_core/schemes/ckks/bootstrap/ checks it (test_packing.py: a hypothesis property of
     # bootstrap_many). Any other new operation fails this test.
