@@ -279,7 +279,10 @@ class InferenceServer:
         if self._total >= self.bundle.queries_per_key:
             raise DeployError(f"cannot answer: the {self.bundle.queries_per_key} batches the answers' flooding is "
                               "sized for are spent; the owner must issue a new bundle")
-        scheme.validate(query)
+        try:
+            scheme.validate(query)
+        except he_core.HEError as exc:  # a malformed query is the client's error, said as the server's refusal
+            raise DeployError(f"cannot answer: {exc}") from None
         out = coeffs.answer(scheme, self.bundle.circuit, query, self._input_bound, self._flooding)
         self._answered[query.key_id] += 1  # counted once answered: a refused query released nothing
         self._total += 1

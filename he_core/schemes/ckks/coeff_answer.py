@@ -115,7 +115,7 @@ class CoeffAnswerer:
         s = block(features, outputs)
         fresh = (is_coeff(query) and not query.meta["rev"] and not query.meta["dirty"] and query.meta["stride"] == s
                  and query.shape[1] == features * outputs and 1 <= query.rows <= self.capacity(features, outputs)
-                 and query.data.shape[0] == 1 and layout.level(query) == self.params.levels
+                 and query.data.shape[:2] == (1, 2) and layout.level(query) == self.params.levels
                  and query.scale == self.query_scale())
         if not fresh:
             raise MismatchError(f"cannot answer: {query.describe()} is not a fresh coefficient-packed query of "
