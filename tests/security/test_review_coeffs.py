@@ -83,7 +83,6 @@ def test_finding_a_chosen_phase_reads_other_outputs_weights_and_the_exact_intege
     integer rint(w * Delta_w) exactly, where an honest query within the bound gives it to the flood."""
     scheme, pair = ctx
     features, outputs = 4, 2
-    s = block(features, outputs)
     rng = np.random.default_rng(31)
     w = rng.normal(0, 0.5, (features, outputs))
     w2 = w.copy()
