@@ -142,13 +142,19 @@ def test_the_flood_counts_every_released_output_coefficient(served):
     assert server._flooding.queries >= released
 
 
-def test_the_budget_counts_ciphertexts_and_refuses_past_it():
-    bundle = tiny_bundle(queries_per_key=2)
+def two_clients(queries_per_key: int):
+    """A tiny bundle's server with two registered clients: (bundle, server, client one, client two)."""
+    bundle = tiny_bundle(queries_per_key=queries_per_key)
     server = InferenceServer(bundle)
     one = InferenceClient(bundle.client_info(), rng=he_core.SeededRandom(1))
     two = InferenceClient(bundle.client_info(), rng=he_core.SeededRandom(2))
     server.register(one.public_bytes())
     server.register(two.public_bytes())
+    return bundle, server, one, two
+
+
+def test_the_budget_counts_ciphertexts_and_refuses_past_it():
+    bundle, server, one, two = two_clients(queries_per_key=2)
     X = np.zeros((bundle.batch, 30))
     for _ in range(2):
         (q,) = one.encrypt(X)
@@ -238,12 +244,7 @@ def test_finding_a_query_relabelled_with_another_clients_key_id_is_answered_and_
     """Key ids are public; the server takes the query's word for whose it is. The answer is under
     the other key's public key (useless to the sender), but the per-key count is charged to it and
     the shared budget is spent (the budget is global, so one client can spend everyone's)."""
-    bundle = tiny_bundle(queries_per_key=4)
-    server = InferenceServer(bundle)
-    one = InferenceClient(bundle.client_info(), rng=he_core.SeededRandom(1))
-    two = InferenceClient(bundle.client_info(), rng=he_core.SeededRandom(2))
-    server.register(one.public_bytes())
-    server.register(two.public_bytes())
+    bundle, server, one, two = two_clients(queries_per_key=4)
     (q,) = one.encrypt(np.zeros((1, 30)))
     relabelled = q.ciphertext.replace(key_id=two.public.key_id)
     server.answer(relabelled, q.count)

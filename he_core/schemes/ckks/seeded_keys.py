@@ -11,7 +11,7 @@ Key data names the seeds beside the keys: ``relin_seed`` for ``relin``, ``key_se
 a uint8 array of 32 bytes. A key travels seeded only while its seed still expands to its
 ``a`` halves (:func:`wire_form` checks); any other key travels whole and without its seed,
 so in a file a seed always stands in place of an ``a`` half, and a file holds seeds exactly
-when it says its keys are seeded (``"wire": "seeded"``, flag ``SEEDED``).
+when it says its keys are seeded (``"wire": "seeded"``, flag ``SEEDED_KEYS``).
 """
 from __future__ import annotations
 
