@@ -11,11 +11,15 @@ Sorrell (CRYPTO 2022) in the form OpenFHE's ``NOISE_FLOODING_DECRYPT`` mode uses
 
     sigma = sqrt(12 * q) * 2^(lambda / 2) * B
 
-where ``B`` bounds the noise (here: an analytic high-probability bound on every
-coefficient of ``e``, which is more conservative than OpenFHE's measured standard
-deviation), ``q`` is the number of decryptions an adversary sees under the key (the
-*release budget* of a job) and ``lambda`` the statistical security parameter (30 by
-default, as OpenFHE's default; configurable upward). The noise is added in the
+where ``B`` bounds the noise *vector* a release shows, ``||e||_2`` over every coefficient
+it decodes (here: an analytic high-probability bound, where OpenFHE measures the noise
+in the canonical embedding, whose largest slot bounds the same norm). The flood is the
+Gaussian mechanism on that vector: its privacy loss grows with ``||e||_2 / sigma``, so a
+bound on one coefficient (about ``sqrt(N)`` times smaller for white noise) would leave
+about ``log2 N`` bits fewer than ``lambda``. ``q`` is the number of decryptions an
+adversary sees under the key (the *release budget* of a job) and ``lambda`` the
+statistical security parameter (30 by default, as OpenFHE's default; configurable
+upward). The noise is added in the
 coefficient domain, as integers, before decoding. The released values are then
 rounded to a power-of-two grid at or below the flooding noise's standard deviation
 (the bits below it are noise), which also removes the last float digits an
@@ -76,7 +80,7 @@ class Flooding:
         return 0.5 * math.log2(12.0 * self.queries) + self.statistical_bits / 2.0
 
     def sigma(self, noise_bound: float) -> float:
-        """Standard deviation of the flooding noise for a noise bound ``B`` (same units)."""
+        """Standard deviation of the flooding noise for a bound ``B`` on the released noise's L2 norm (same units)."""
         if not (noise_bound >= 0 and math.isfinite(noise_bound)):
             raise ParameterError(f"cannot flood: the noise bound must be finite and >= 0, got {noise_bound!r}")
         return max(noise_bound, 1.0) * 2.0 ** self.factor_log2
@@ -85,7 +89,8 @@ class Flooding:
         """The flooding's assumptions as a JSON-ready dict (for run reports and docs)."""
         return {"statistical_bits": self.statistical_bits, "queries": self.queries,
                 "sigma_over_bound_log2": round(self.factor_log2, 2),
-                "formula": "sigma = sqrt(12 q) 2^(lambda/2) B (Li-Micciancio-Schultz-Sorrell 2022, as OpenFHE)",
+                "formula": "sigma = sqrt(12 q) 2^(lambda/2) B, B >= ||e||_2 over the released coefficients "
+                           "(Li-Micciancio-Schultz-Sorrell 2022, as OpenFHE)",
                 "min_precision_bits": self.min_precision_bits}
 
 

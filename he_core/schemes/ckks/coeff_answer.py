@@ -12,9 +12,10 @@ block's outputs since ``F K <= S``: no query's products reach another's outputs.
 
 Every other coefficient holds a shifted partial correlation of ``x`` and ``w``; decrypted,
 they would give the weights away. Before the sanitisation (re-randomisation with the
-client's public key and a flood of the server's own noise bound) a one-time pad, uniform
-modulo every limb, is added at each of them (zero at the outputs), so the client's
-decryption there is uniform whatever the weights.
+client's public key and a flood) a one-time pad, uniform modulo every limb, is added at
+each of them (zero at the outputs), so the client's decryption there is uniform whatever
+the weights. The flood then need hide only the noise the client can read: the vector of
+the ``count K`` output coefficients (its L2 norm, :mod:`he_core.flooding`).
 
 Scales: the query is encrypted at ``2^(log2 Q - WEIGHT_ROOM_BITS)`` at the top level; the
 weights at the largest power of two ``Delta_w`` for which the outputs' bound and the
@@ -142,7 +143,8 @@ class CoeffAnswerer:
         meta = self.records.meta(coeff_meta(level, s, True, dirty=True), level, nvar + noise.ROUND_VAR,
                                  self.output_bound(query, w, b))
         out = query.replace(data=data, shape=(query.rows, outputs), scale=scale, meta=meta)
-        return self.releaser.sanitize(out, flooding, rng)
+        # the pad hides every other coefficient whatever its noise: the flood hides the outputs' noise vector
+        return self.releaser.sanitize(out, flooding, rng, count=query.rows * outputs)
 
     def pad_and_bias(self, count: int, s: int, b: np.ndarray, scale: float, nl: int, rng) -> np.ndarray:
         """Coefficient form, per limb: the bias at the outputs, a uniform residue at every other coefficient."""
@@ -171,13 +173,14 @@ class CoeffAnswerer:
         Raises:
             MismatchError: no level holds the outputs and the flood (weights too large for the set).
         """
-        bound, nvar = self.output_bound(query, w, b), self.records.nv(query)[0][0]
+        bound, nvar = self.output_bound(query, w, b), self.records.nv(query)[0]
         for level in range(self.params.levels + 1):
             room = sum(math.log2(q) for q in self.ring.q[:level + 1]) - 1 - ANSWER_MARGIN_BITS
             for bits in range(int(room - math.log2(query.scale)), MIN_WEIGHT_BITS - 1, -1):
                 norm2 = float(np.sum(np.rint(w * 2.0**bits) ** 2))
-                key = noise.plain_product_var(nvar, norm2, 0.0, 0.0)
-                sigma = flooding.sigma(noise.coeff_bound(key, self.ring.n))
+                key = noise.plain_product_var(nvar, norm2, 0.0, 0.0) + noise.ROUND_VAR
+                # as the sanitisation sizes it: over the outputs the client reads (the pad hides the rest)
+                sigma = flooding.sigma(noise.l2_bound(key[0], key[2], query.rows * w.shape[1]))
                 # the flood's sampler holds 2^MAX_GAUSSIAN_LOG2 (a power of two less: the sanitisation's own bound)
                 if sigma < 2.0 ** (MAX_GAUSSIAN_LOG2 - 1) and \
                         math.log2(query.scale * 2.0**bits * bound + 13.0 * sigma) <= room:

@@ -289,6 +289,21 @@ def coeff_bound(var: float, count: int) -> float:
     return finite(math.sqrt(var) * tail_factor(count))
 
 
+def l2_bound(var: float, spec: float, count: int) -> float:
+    """High-probability bound on ||e||_2 over ``count`` coefficients of variance <= ``var``, Cov(e) <= ``spec`` I.
+
+    What a flood must hide is the whole noise vector a release shows, not one coefficient
+    (:mod:`he_core.flooding`). For a Gaussian vector, Hsu, Kakade and Zhang's tail for
+    quadratic forms (2012) gives ||e||^2 <= tr C + 2 sqrt(tr(C^2) x) + 2 ||C|| x except
+    with probability e^-x, and tr C <= count var, tr(C^2) <= ||C|| tr C, ||C|| <= spec:
+    whatever the correlation between coefficients. For white noise this is about
+    sqrt(count var), e.g. 128 rho over N = 16384 coefficients where the largest one is ~9 rho.
+    """
+    var, spec, x = float(var), max(float(spec), float(var)), EPS_LOG2 * math.log(2.0)
+    total = max(1, count) * var
+    return finite(math.sqrt(total + 2.0 * math.sqrt(spec * total * x) + 2.0 * spec * x))
+
+
 def slot_tail_factor(count: int) -> float:
     """t / sigma bounding ``count`` slot errors of variance sigma^2 (real parts) except with probability 2^-EPS_LOG2.
 

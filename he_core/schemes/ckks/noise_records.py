@@ -68,5 +68,9 @@ class NoiseRecords:
         # release need not hide it again (the key-dependent rest is what flooding is for).
         flood = float(ct.meta.get("flood", 0.0))
         key_var = max(nvar - flood, 0.0)
-        key = {"key_variance": key_var, "key_coeff_bound": noise.coeff_bound(key_var, ct.data.shape[0] * self.n)}
+        count = ct.data.shape[0] * self.n
+        key = {"key_variance": key_var, "key_slot_variance": max(float(ct.meta["nslot"]) - flood, 0.0),
+               "key_spectral": max(float(ct.meta["nspec"]) - flood, key_var),
+               "key_coeff_bound": noise.coeff_bound(key_var, count)}
+        key["key_l2_bound"] = noise.l2_bound(key_var, key["key_spectral"], count)
         return {**est, **key, "value_bound": vmax, "log2_scale": math.log2(ct.scale), "level": layout.level(ct)}

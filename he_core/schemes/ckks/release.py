@@ -3,13 +3,14 @@
 The release role of :class:`~he_core.schemes.ckks.scheme.CkksScheme`; see :mod:`he_core.flooding`
 for why and how much. A released decryption:
 
-1. computes the phase ``c0 + c1 s`` exactly, as RNS limbs;
-2. adds integer Gaussian noise of standard deviation ``flooding.sigma(B)`` to every
-   coefficient, where ``B`` is the analytic bound on the ciphertext's noise
-   coefficients (:meth:`noise_estimate`);
-3. decodes (slots or coefficient positions) and rounds every value to the power-of-two
-   grid at or below the flooding's standard deviation in value units (for slots,
-   ``sigma * sqrt(N / 2) / scale``: a slot's real part sums N coefficients);
+1. computes the phase ``c0 + c1 s`` exactly;
+2. adds a Gaussian flood of standard deviation ``flooding.sigma(B)`` to each released
+   value, where ``B`` bounds the L2 norm of the key-dependent noise of the released
+   values (:func:`.noise.l2_bound`): the coefficients read for a coefficient layout or a
+   constant, the slots' real parts for a slot layout, which the key holder decodes before
+   flooding, so that only their noise needs hiding (:meth:`Releaser.release_sigma`);
+3. rounds every value to the power-of-two grid at or below the released error's standard
+   deviation in value units;
 4. refuses (:class:`~he_core.PrecisionError`) when fewer than
    ``flooding.min_precision_bits`` bits would remain relative to the largest released
    value: the parameters must then give a larger scale at this level.
@@ -37,6 +38,10 @@ from .keyset import KeySet
 from .noise_records import NoiseRecords
 
 
+#: The slot flood's resolution: a unit Gaussian drawn as integers of standard deviation 2^this.
+FLOOD_RESOLUTION_LOG2 = 40
+
+
 class Releaser:
     """Noise-flooded decryptions for release, their report, declared bounds, and sanitising.
 
@@ -52,25 +57,55 @@ class Releaser:
         self.keyset, self.records, self.evaluator = keyset, records, evaluator
         self.encryptor, self.decryptor = encryptor, decryptor
 
-    def flood_sigma(self, ct: Ciphertext, flooding: Flooding) -> float:
-        """Flooding sized from the key-dependent noise (a sanitising flood, independent of the key, is not)."""
-        return flooding.sigma(float(self.records.estimate(ct)["key_coeff_bound"]))
+    def flood_sigma(self, ct: Ciphertext, flooding: Flooding, count: int | None = None) -> float:
+        """A coefficient-domain flood sized from the key-dependent noise (a sanitising flood, independent of
+        the key, is not), in integer units.
+
+        ``count``: how many coefficients the receiver reads (default: all of them, as a
+        sanitised ciphertext's decryption does); the flood hides their noise as one vector.
+        """
+        est = self.records.estimate(ct)
+        if count is None:
+            return flooding.sigma(float(est["key_l2_bound"]))
+        return flooding.sigma(noise.l2_bound(est["key_variance"], est["key_spectral"], count))
+
+    def released_count(self, ct: Ciphertext) -> int:
+        """Values a release of ``ct`` shows: the coefficient positions read, one constant, or the slots' real parts."""
+        if is_coeff(ct):
+            return int(coeff_positions(ct, self.ring.n)[1].size)
+        if is_constant(ct):
+            return 1
+        return int(ct.rows) * int(ct.size)
+
+    def release_sigma(self, ct: Ciphertext, flooding: Flooding) -> float:
+        """The flood of a release of ``ct``, integer units at its scale, on each released value.
+
+        A coefficient layout (or a constant) releases coefficients: the flood is added to
+        them and hides their noise vector. A slot layout releases real parts of slots,
+        each a sum over the N coefficients (variance N nslot / 2, and Cov <= N nspec / 2 I:
+        distinct slots' real parts are orthogonal rows of the decoding): the key holder
+        adds the flood to those values only, so it hides the noise of what is released,
+        not of the N coefficients (sqrt(k / N) of the coefficient-domain flood for k values).
+        """
+        est, count = self.records.estimate(ct), self.released_count(ct)
+        if is_coeff(ct) or is_constant(ct):
+            return flooding.sigma(noise.l2_bound(est["key_variance"], est["key_spectral"], count))
+        half = self.ring.n / 2.0
+        return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"], count))
 
     def value_sigma(self, ct: Ciphertext, sigma: float) -> float:
-        """Standard deviation of the released values' error in value units, for this layout.
-
-        A value read from one coefficient (a table entry, or a constant polynomial's
-        coefficient 0) carries one coefficient's flooding; a slot sums N of them.
-        """
-        spread = 1.0 if is_coeff(ct) or is_constant(ct) else math.sqrt(self.ring.n / 2.0)
-        return sigma * spread / float(ct.scale)
+        """Standard deviation of a released value's error in value units: the flood ``sigma`` (integer units)
+        plus the noise already in the value (a coefficient's, or a slot's real part's: N nslot / 2)."""
+        est = self.records.estimate(ct)
+        own = float(est["variance"]) if is_coeff(ct) or is_constant(ct) else self.ring.n * float(ct.meta["nslot"]) / 2
+        return math.sqrt(sigma**2 + own) / float(ct.scale)
 
     def report(self, ct: Ciphertext, flooding: Flooding) -> dict:
         """What a release of ``ct`` under ``flooding`` would add and keep (sigma, grid, precision)."""
-        sigma = self.flood_sigma(ct, flooding)
-        value_sigma = self.value_sigma(ct, math.sqrt(sigma**2 + float(self.records.estimate(ct)["variance"])))
-        est = self.records.estimate(ct)
-        return {"flooded": True, **flooding.describe(), "noise_bound_log2": math.log2(max(est["key_coeff_bound"], 1.0)),
+        sigma = self.release_sigma(ct, flooding)
+        value_sigma, est = self.value_sigma(ct, sigma), self.records.estimate(ct)
+        return {"flooded": True, **flooding.describe(), "noise_bound_log2": math.log2(sigma) - flooding.factor_log2,
+                "released_values": self.released_count(ct),
                 "sigma_log2": math.log2(sigma), "value_sigma": value_sigma, "grid": release_grid(value_sigma),
                 "level": layout.level(ct), "log2_scale": math.log2(ct.scale),
                 "precision_bits_at_value_bound": precision_bits(float(est["value_bound"]), value_sigma)}
@@ -81,25 +116,12 @@ class Releaser:
         Raises:
             PrecisionError: fewer than ``flooding.min_precision_bits`` bits would remain.
         """
-        sigma = self.flood_sigma(ct, flooding)
-        phases = self.decryptor.phase_limbs(ct, self.keyset.s_full(key))
-        nl = layout.level(ct) + 1
-        flooded = []
-        for m in phases:
-            noise = self.ring.from_signed(rng.gaussian(sigma, self.ring.n, bound=12.0 * sigma), nl)
-            flooded.append(self.decryptor.lift(self.ring.add(m, noise)))
-        if is_coeff(ct):
-            which, pos = coeff_positions(ct, self.ring.n)
-            values = np.array(flooded)[which, pos] / ct.scale
-        elif is_constant(ct):  # one value in every slot: the polynomial's constant coefficient
-            values = np.array([[flooded[0][0] / ct.scale]])
+        sigma = self.release_sigma(ct, flooding)
+        if is_coeff(ct) or is_constant(ct):
+            values = self.flooded_coefficients(ct, key, sigma, rng)
         else:
-            slots = np.array([encoder.decode(c, ct.scale) for c in flooded])
-            values = np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]).real)
-        # The released error: the flood, plus the noise already in the ciphertext (for a
-        # sanitised one, its own flood).
-        total = math.sqrt(sigma**2 + float(self.records.estimate(ct)["variance"]))
-        value_sigma = self.value_sigma(ct, total)
+            values = self.flooded_slots(ct, key, sigma, rng)
+        value_sigma = self.value_sigma(ct, sigma)
         grid = release_grid(value_sigma)
         released = np.round(values / grid) * grid
         largest = float(np.max(np.abs(values))) if values.size else 0.0  # before rounding: never 0 by rounding
@@ -108,18 +130,50 @@ class Releaser:
             raise PrecisionError(f"cannot release {ct.describe()}: flooding for {flooding.queries} released "
                                  f"decryption(s) at {flooding.statistical_bits}-bit statistical security leaves "
                                  f"{bits:.1f} bits of precision (need {flooding.min_precision_bits}); use a larger "
-                                 f"scale at level {nl - 1} (now 2^{math.log2(ct.scale):.1f}) or fewer queries")
+                                 f"scale at level {layout.level(ct)} (now 2^{math.log2(ct.scale):.1f}) or fewer "
+                                 "queries")
         return released
+
+    def flooded_coefficients(self, ct: Ciphertext, key, sigma: float, rng) -> np.ndarray:
+        """The released coefficients (table positions, or the constant) of ``ct``'s phase plus an integer flood."""
+        phases = self.decryptor.phase_limbs(ct, self.keyset.s_full(key))
+        nl = layout.level(ct) + 1
+        flooded = []
+        for m in phases:
+            noise_ = self.ring.from_signed(rng.gaussian(sigma, self.ring.n, bound=12.0 * sigma), nl)
+            flooded.append(self.decryptor.lift(self.ring.add(m, noise_)))
+        if is_constant(ct):  # one value in every slot: the polynomial's constant coefficient
+            return np.array([[flooded[0][0] / ct.scale]])
+        which, pos = coeff_positions(ct, self.ring.n)
+        return np.array(flooded)[which, pos] / ct.scale
+
+    def flooded_slots(self, ct: Ciphertext, key, sigma: float, rng) -> np.ndarray:
+        """The released values (slots' real parts) of ``ct``, each plus a Gaussian of ``sigma`` (integer units).
+
+        The flood is drawn at a resolution of 2^-FLOOD_RESOLUTION_LOG2 sigma, far below the
+        release's grid (>= sigma / 2), so it is a Gaussian to the rounding that follows
+        whatever sigma's size (no integer sampler's 2^48 limit).
+        """
+        phases = self.decryptor.phases(ct, self.keyset.s_full(key))
+        slots = np.array([encoder.decode(c, 1.0) for c in phases])
+        exact = np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]).real)
+        unit = 2.0**FLOOD_RESOLUTION_LOG2
+        flood = rng.gaussian(unit, exact.size, bound=12.0 * unit).reshape(exact.shape) * (sigma / unit)
+        return (exact + flood) / ct.scale
 
     def declare_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
         """``ct`` with its value bound lowered to a declared ``bound`` (the noise record kept)."""
         var, vmax = self.records.nv(ct)
         return self.records.noisy(ct, var, min(vmax, bound), keep_flood=True)
 
-    def sanitize(self, ct: Ciphertext, flooding: Flooding, rng) -> Ciphertext:
-        """``ct`` plus a fresh public-key encryption of zero and a flood that hides its own noise."""
+    def sanitize(self, ct: Ciphertext, flooding: Flooding, rng, count: int | None = None) -> Ciphertext:
+        """``ct`` plus a fresh public-key encryption of zero and a flood that hides its own noise.
+
+        ``count``: the coefficients whose noise the receiver can read (default: all of them;
+        fewer where the caller has padded the rest with a one-time pad).
+        """
         ct = self.evaluator.relin(ct)
-        sigma = self.flood_sigma(ct, flooding)  # hides this party's own noise (an earlier flood needs no hiding)
+        sigma = self.flood_sigma(ct, flooding, count)  # this party's own noise (an earlier flood needs no hiding)
         nl = layout.level(ct) + 1
         public = self.keyset.installed().data["pk"]
         data = ct.data.copy()

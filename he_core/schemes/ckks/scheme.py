@@ -388,6 +388,7 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
     _rotate_ct, _rotate_many = RoleMethod("rotator", "rotate"), RoleMethod("rotator", "rotate_many")
     _sum_within, _clean = RoleMethod("rotator", "sum_within"), RoleMethod("mover", "clean")
     _gather, _flood_sigma = RoleMethod("mover", "gather"), RoleMethod("releaser", "flood_sigma")
+    _release_sigma = RoleMethod("releaser", "release_sigma")
     _coeff_answer_params, _coeff_capacity = RoleMethod("answerer", "candidate"), RoleMethod("answerer", "capacity")
     _encrypt_coeff_query, _answer_coeff_query = RoleMethod("answerer", "encrypt_query"), RoleMethod("answerer", "answer")
 

@@ -73,7 +73,9 @@ def test_every_output_of_every_query_is_the_linear_layer_within_the_stated_bound
     rounding = np.sum(np.abs(x), axis=1, keepdims=True) * 2.0 ** -(wbits + 1)  # the weights' rounding
     assert got.shape == (count, outputs)
     assert np.all(np.abs(got - (x @ w + b)) <= bound + rounding)
-    assert bound < 2.0**-8  # the statement is not vacuous
+    # the statement is not vacuous (2^-7: the flood covers the L2 norm of all count * K outputs' noise, about
+    # one bit more error than a flood sized for one coefficient, which was 2^-8.3 to 2^-8.7)
+    assert bound < 2.0**-7
 
 
 def test_the_non_output_coefficients_are_uniform_and_do_not_depend_on_the_weights(ctx):
