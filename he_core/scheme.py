@@ -133,6 +133,18 @@ class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
         (callers then take :meth:`params_for_depth`)."""
         return None
 
+    @classmethod
+    def answer_params(cls, depth: int, value_bound: float, input_bound: float) -> list[Parameters]:
+        """Parameter sets for a server's answers (``depth`` levels, never refreshed), cheapest first.
+
+        :meth:`params_for_answer` (no refresh floor) when it exists, then sets with the
+        floor below the computation, the most precise first: a leveled scheme may take a
+        larger scale where inputs up to ``input_bound`` still encode. Callers try them in
+        order on a trial (``henn.bundle``). Empty: the scheme keeps its defaults.
+        """
+        sets = [cls.params_for_answer(depth, value_bound), cls.params_for_depth(depth)]
+        return [p for p in sets if p is not None]
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.params_id}>"
 

@@ -89,8 +89,10 @@ class ServerBundle:
         floor whose last level holds the circuit's output bound
         (:meth:`he_core.Scheme.params_for_answer`; CKKS: N = 8192 for a linear model),
         taken if its trial answers fit that level and err by at most a quarter of
-        ``MAX_ANSWER_ERROR``; else the set with the scheme's floor below the computation
-        (the answer's room for its values and its flooding).
+        ``MAX_ANSWER_ERROR``; else a set with the scheme's floor below the computation
+        (the answer's room for its values and its flooding), the most precise whose trial
+        runs (:meth:`he_core.Scheme.answer_params`; CKKS: a larger scale where the inputs
+        still encode, since the answers' flood covers every coefficient).
 
         Args:
             layout: ``"columns"``, ``"rows"`` or ``"coeffs"`` (see the class); ``"rows"`` needs a
@@ -115,20 +117,29 @@ class ServerBundle:
         if bound is not None and bundle.spent is not None:
             depth = max(bundle.spent, 1)
             # Cheapest first: a set whose last level holds the answer (no floor: nothing is refreshed),
-            # if the answer's bound and flooding fit it; else the set with the refresh floor.
-            answer_set = cls_.params_for_answer(depth, max(value_bound, circuit.output_bound(input_bound(circuit))))
-            if answer_set is not None:
+            # if the answer's bound and flooding fit it; else a set with the refresh floor, the most
+            # precise that runs the circuit (a larger scale where the inputs still encode).
+            answer_bound = max(value_bound, circuit.output_bound(input_bound(circuit)))
+            answer_set = cls_.params_for_answer(depth, answer_bound)
+            candidates = cls_.answer_params(depth, answer_bound, input_bound(circuit))
+            for params in candidates:
+                last = params == candidates[-1]
                 try:
-                    fitted, _ = cls._trial(circuit, scheme, answer_set, queries_per_key, layout)
-                    if fitted.spent is not None:
-                        fitted.trial_error = _answer_error(fitted)
-                        if fitted.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
-                            return fitted
-                except he_core.HEError:  # DeployError included: the floored set is tried as before
-                    pass
-            fitted, _ = cls._trial(circuit, scheme, cls_.params_for_depth(depth), queries_per_key, layout)
-            bundle = fitted if fitted.spent is not None else bundle
-        bundle.trial_error = _answer_error(bundle)
+                    fitted, _ = cls._trial(circuit, scheme, params, queries_per_key, layout)
+                    if fitted.spent is None:
+                        continue
+                    if last:
+                        bundle = fitted
+                        break
+                    fitted.trial_error = _answer_error(fitted)
+                    # the answer set needs a margin (a smaller scale); a floored set is the most precise that runs
+                    if params != answer_set or fitted.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
+                        return fitted
+                except he_core.HEError:  # DeployError included: the next set is tried
+                    if last:
+                        raise
+        if bundle.trial_error is None:
+            bundle.trial_error = _answer_error(bundle)
         return bundle
 
     @classmethod
@@ -322,8 +333,11 @@ def _answer_error(bundle: ServerBundle, rows: int = 16) -> float:
     query = EncTensor(scheme, scheme.as_received(scheme.encrypt(padded, rng=he_core.SeededRandom(1)),
                                                  input_bound(circuit)))
     out = circuit.run(query, rows) if bundle.layout == "columns" else circuit.run_rows(query)
-    flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key),
-                              rng=he_core.SeededRandom(2))
+    try:
+        flooded = scheme.sanitize(out.ct, flooding=he_core.Flooding(TRIAL_FLOODING_BITS, bundle.queries_per_key),
+                                  rng=he_core.SeededRandom(2))
+    except he_core.ParameterError:  # a flood beyond the Gaussian sampler's range: no scale holds it
+        _refuse_error(bundle, math.inf)
     _check_room(scheme, flooded, circuit.output_bound(input_bound(circuit)))
     try:
         answer = scheme.decrypt_exact_local(flooded, secret)

@@ -31,6 +31,7 @@ def test_create_takes_a_parameter_object_or_keywords_not_both():
     with pytest.raises(TypeError, match="needs PlainParams"):
         PlainScheme(CkksParams())
     assert PlainScheme.params_for_depth(3) is None  # no levels: the defaults
+    assert PlainScheme.answer_params(3, 10.0, 1.0) == []  # nor for answers
 
 
 def test_a_class_declaring_a_capability_without_its_operations_is_refused():

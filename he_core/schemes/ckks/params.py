@@ -225,6 +225,32 @@ def for_protocol(depth: int, *, scale_bits: int = PROTOCOL_SCALE_BITS, security:
 MIN_ANSWER_SCALE_BITS = 40
 
 
+#: The largest scale of a server's floored answer set (:func:`for_precise_answer`): its primes stay
+#: below the 60-bit first prime.
+MAX_ANSWER_SCALE_BITS = 58
+#: Inputs times the scale stay below 2^this (the encoder refuses coefficients beyond 2^62; the
+#: margin leaves room for a weight's or an input's encoding slightly above its bound).
+ANSWER_ENCODE_LOG2 = 60
+
+
+def for_precise_answer(depth: int, input_bound: float, *, security: int = 128) -> CkksParams | None:
+    """:func:`for_protocol`'s floored set at the largest scale that still encodes inputs up to ``input_bound``.
+
+    A server's answer is flooded on every coefficient (circuit privacy), so its precision is
+    the scale over the flood; a scale above the protocol's buys it back where the inputs
+    allow. ``None``: no scale above ``PROTOCOL_SCALE_BITS`` encodes them, or none fits.
+    """
+    if not (input_bound > 0 and math.isfinite(input_bound)):
+        return None
+    bits = min(MAX_ANSWER_SCALE_BITS, ANSWER_ENCODE_LOG2 - max(0, math.ceil(math.log2(input_bound))))
+    if bits <= PROTOCOL_SCALE_BITS:
+        return None
+    try:
+        return for_protocol(depth, scale_bits=bits, security=security)
+    except ParameterError:
+        return None
+
+
 def for_protocol_filled(depth: int) -> CkksParams:
     """:func:`for_protocol`'s set for ``depth``, deepened to every level its ring holds at 128 bits."""
     params = for_protocol(depth)

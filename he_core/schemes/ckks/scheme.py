@@ -42,7 +42,7 @@ from .encryption import Encryptor
 from .keyset import KeySet, key_id_material
 from .linear import DiagonalMatVec
 from .noise_records import NoiseRecords
-from .params import CkksParams, for_answer, for_protocol, for_protocol_filled
+from .params import CkksParams, for_answer, for_precise_answer, for_protocol, for_protocol_filled
 from .refresh import MaskedRefresher
 from .release import Releaser
 from .role_alias import RoleMethod
@@ -125,6 +125,14 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
             return for_answer(depth, math.floor(math.log2(value_bound)) + 1)
         except ParameterError:
             return None
+
+    @classmethod
+    def answer_params(cls, depth: int, value_bound: float, input_bound: float) -> list[CkksParams]:
+        """The answer set, then the floored set at the largest scale that encodes ``input_bound``
+        (:func:`~he_core.schemes.ckks.params.for_precise_answer`), then the protocol's."""
+        sets = super().answer_params(depth, value_bound, input_bound)
+        precise = for_precise_answer(depth, input_bound)
+        return sets[:-1] + [precise] + sets[-1:] if precise is not None else sets
 
     @classmethod
     def key_id_material(cls, public_data) -> list[np.ndarray]:
