@@ -150,7 +150,9 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             released while training (``monitor`` is ignored) and ``keyholder`` may be ``None``.
         record_targets: the owner's dry run that learns a job's refresh targets
             (:func:`henn.training.targets.learn_targets`): every operand on a noise budget
-            is refreshed, so the run asks for every target a long run could.
+            is refreshed, so the run asks for every target a long run could, and the
+            monitored terms are scaled for a job's aggregates (``REMOTE_MIN_AGGREGATE``
+            samples), not for the dry run's few.
 
     Returns:
         The :class:`History`.
@@ -187,7 +189,10 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     bind_parameters(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
     opt = SGD(model.parameters(), lr, weight_decay)
-    watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every) \
+    # The owner's dry run releases its few samples as one aggregate but scales its terms as a job's
+    # runs do (at least REMOTE_MIN_AGGREGATE samples): the same computation, hence the same refreshes.
+    watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every,
+                   scaled_as=REMOTE_MIN_AGGREGATE if record_targets else None) \
         if monitor and keyholder is not None and not booting else None
     order_rng = np.random.default_rng(random_state)
     records: list[dict] = []
@@ -301,16 +306,19 @@ class _Watch:
     at the refresh floor. The released means are scaled back.
     """
 
-    def __init__(self, keyholder: MaskedRefresh, value_bound: float, metric: str, every: int | None = None):
+    def __init__(self, keyholder: MaskedRefresh, value_bound: float, metric: str, every: int | None = None,
+                 scaled_as: int | None = None):
         k = keyholder.terms.min_aggregate
         if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < k):
             raise ValueError(f"cannot fit: monitor_every must be an integer >= the job's min_aggregate {k}, "
                              f"got {every!r}")
         self.k = k if every is None else int(every)
+        # the samples each term is scaled for: the aggregate's own (a dry run's: a real run's, see fit)
+        self.scale_k = self.k if scaled_as is None else int(scaled_as)
         self.metric = metric
-        self.sample_bound = value_bound / self.k
+        self.sample_bound = value_bound / self.scale_k
         self.monitor = AggregateMonitor(keyholder, self.k, metric, sample_bound=self.sample_bound,
-                                        term_scale=1.0 / self.k)
+                                        term_scale=1.0 / self.scale_k)
 
     def add(self, term: EncTensor, count: int) -> None:
         """Add a batch's term (the loss's :meth:`monitor_term`, already over ``k``)."""
@@ -335,7 +343,7 @@ def _step(model: Sequential, loss: Any, opt: SGD, xb: Any, yb: Any, watch: _Watc
         # is masked for the largest of them, never for less than it can hold.
         bound = max(watch.sample_bound, loss.monitor_bound(factor, policy.value_bound, out.rows * out.size))
         with policy.bounded(bound):
-            watch.add(loss.monitor_term(grad, yb, factor, watch.k), grad.rows)
+            watch.add(loss.monitor_term(grad, yb, factor, watch.scale_k), grad.rows)
     model.backward(grad)
     landing = opt.prepare(prescaled=True)
     # What lands in place (a table's rows) is lr times a gradient: masked for that size.
