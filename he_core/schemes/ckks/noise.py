@@ -289,8 +289,11 @@ def coeff_bound(var: float, count: int) -> float:
     return finite(math.sqrt(var) * tail_factor(count))
 
 
-def l2_bound(var: float, spec: float, count: int) -> float:
+def l2_bound(var: float, spec: float, count: float, heaviest: float = 1.0) -> float:
     """High-probability bound on ||e||_2 over ``count`` coefficients of variance <= ``var``, Cov(e) <= ``spec`` I.
+
+    ``count`` may be a sum of weights w_j >= 1 and ``heaviest`` their largest: the bound then
+    holds for variances <= w_j var and Cov(e) <= heaviest spec I (a fixed key's heavier slots).
 
     What a flood must hide is the whole noise vector a release shows, not one coefficient
     (:mod:`he_core.flooding`). For a Gaussian vector, Hsu, Kakade and Zhang's tail for
@@ -299,8 +302,9 @@ def l2_bound(var: float, spec: float, count: int) -> float:
     whatever the correlation between coefficients. For white noise this is about
     sqrt(count var), e.g. 128 rho over N = 16384 coefficients where the largest one is ~9 rho.
     """
-    var, spec, x = float(var), max(float(spec), float(var)), EPS_LOG2 * math.log(2.0)
-    total = max(1, count) * var
+    var, x = float(var), EPS_LOG2 * math.log(2.0)
+    spec = max(float(spec), var) * max(1.0, float(heaviest))
+    total = max(1.0, float(count)) * var
     return finite(math.sqrt(total + 2.0 * math.sqrt(spec * total * x) + 2.0 * spec * x))
 
 

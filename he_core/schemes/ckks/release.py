@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ...ciphertext import Ciphertext
-from ...errors import PrecisionError
+from ...errors import KeyMissingError, PrecisionError
 from ...flooding import Flooding, precision_bits, release_grid
 from . import encoder, layout, noise
 from .arith import Evaluator
@@ -56,6 +56,7 @@ class Releaser:
         self.ring, self.noise = ctx.ring, ctx.noise
         self.keyset, self.records, self.evaluator = keyset, records, evaluator
         self.encryptor, self.decryptor = encryptor, decryptor
+        self._weights: dict[str, np.ndarray] = {}
 
     def flood_sigma(self, ct: Ciphertext, flooding: Flooding, count: int | None = None) -> float:
         """A coefficient-domain flood sized from the key-dependent noise (a sanitising flood, independent of
@@ -77,6 +78,35 @@ class Releaser:
             return 1
         return int(ct.rows) * int(ct.size)
 
+    def slot_weights(self, key) -> np.ndarray:
+        """Per slot j, max(1, |s(zeta_j)|^2, |e_pk(zeta_j)|^2 over their means across slots), heaviest first
+        (cached per key).
+
+        The noise model's slot variance is an average over keys; noise that depends on ``s``
+        (rescale, key switch, public-key encryption) or on the public key's error is heavier
+        at a fixed key's heavy slots (up to ~ln(N/2) times the mean). The key holder knows
+        both, so a release weights each released slot by them.
+        """
+        if key.key_id not in self._weights:
+            parts = [np.asarray(key.data["s"], dtype=np.float64)]
+            try:
+                installed = self.keyset.installed()
+            except KeyMissingError:  # no public key installed: s alone
+                installed = None
+            if installed is not None and installed.key_id == key.key_id:
+                r, pk = self.ring, installed.data["pk"]
+                e = r.add(np.ascontiguousarray(pk[0]), r.mul(np.ascontiguousarray(pk[1]), self.keyset.s_full(key)))
+                limb = r.intt(np.ascontiguousarray(e[:1].copy()))[0].astype(np.int64)
+                q0 = int(r.q[0])
+                parts.append(np.where(limb > q0 // 2, limb - q0, limb).astype(np.float64))
+            weights = np.ones(self.ring.n // 2)
+            for poly in parts:
+                power = np.abs(encoder.decode(poly, 1.0)) ** 2
+                if power.mean() > 0:
+                    weights = np.maximum(weights, power / power.mean())
+            self._weights[key.key_id] = np.sort(weights)[::-1].copy()  # heaviest first
+        return self._weights[key.key_id]
+
     def release_sigma(self, ct: Ciphertext, flooding: Flooding) -> float:
         """The flood of a release of ``ct``, integer units at its scale, on each released value.
 
@@ -90,8 +120,16 @@ class Releaser:
         est, count = self.records.estimate(ct), self.released_count(ct)
         if is_coeff(ct) or is_constant(ct):
             return flooding.sigma(noise.l2_bound(est["key_variance"], est["key_spectral"], count))
-        half = self.ring.n / 2.0
-        return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"], count))
+        half, weights = self.ring.n / 2.0, self._weights.get(ct.key_id)
+        if weights is None:  # no release under this key yet (a report ahead of one): the model's average
+            return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"], count))
+        # Rotations move a slot's noise to another slot, so which slots hold the heavy noise is not known:
+        # the k released values are weighted as the k heaviest slots (each ciphertext of a batch alike).
+        per_ct = -(-count // ct.data.shape[0])
+        top = weights[:min(per_ct, weights.size)]
+        trace = float(np.sum(top)) * ct.data.shape[0] + max(0, per_ct - weights.size) * float(top[-1])
+        return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"],
+                                             min(trace, count * float(top[0])), float(top[0])))
 
     def value_sigma(self, ct: Ciphertext, sigma: float) -> float:
         """Standard deviation of a released value's error in value units: the flood ``sigma`` (integer units)
@@ -116,6 +154,7 @@ class Releaser:
         Raises:
             PrecisionError: fewer than ``flooding.min_precision_bits`` bits would remain.
         """
+        self.slot_weights(key)
         sigma = self.release_sigma(ct, flooding)
         if is_coeff(ct) or is_constant(ct):
             values = self.flooded_coefficients(ct, key, sigma, rng)

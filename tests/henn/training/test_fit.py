@@ -128,10 +128,12 @@ def test_errors_are_named():
 
 @pytest.mark.skipif("ckks" not in he_core.available_schemes(), reason="the ckks scheme is not built")
 def test_a_three_layer_mlp_on_ckks_matches_the_twin():
-    """2 -> 4 -> 3 -> 1, three full-batch steps: the released losses agree with float64 within 2e-6.
+    """2 -> 4 -> 3 -> 1, three full-batch steps: the released losses agree with float64 within the releases' flood.
 
-    The losses are flooded releases of values computed at scale 2^54 through ~18
-    refreshes a step; the gap measured 1.5e-7, the bound is about ten times that.
+    The losses are flooded releases of values computed at scale 2^54 through ~18 refreshes a
+    step. Each release states its error's standard deviation (``value_sigma``: 1.6e-6 since the
+    flood hides the released noise vector for the key's heaviest slots; 1.5e-7 gaps before): the
+    losses must agree within six of them plus the rounding grid, the computation adding nothing.
     """
     shape = mlp(keyholder("plain", [1])[0], [2, 4, 3, 1], activations.sigmoid_lsq(3, 4.0))
     with warnings.catch_warnings():
@@ -148,7 +150,9 @@ def test_a_three_layer_mlp_on_ckks_matches_the_twin():
             assert history.policy["op_refreshes"] > 0 and history.policy["retry_refreshes"] == 0
             out = release_outputs(k, predict(model, XOR_X, keyholder=k))
             assert out.shape == (4, 1)
-    np.testing.assert_allclose(losses["ckks"], losses["plain"], atol=2e-6, rtol=0)
+    stated = max(6.0 * r["value_sigma"] + r["grid"] for r in kh.reports[:len(losses["ckks"])])
+    assert stated < 2e-5  # a statement, not noise: the losses differ by ~2e-3 a step
+    np.testing.assert_allclose(losses["ckks"], losses["plain"], atol=stated, rtol=0)
 
 
 @pytest.mark.parametrize("name", SCHEMES)
