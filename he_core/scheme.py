@@ -37,6 +37,7 @@ from .errors import CapabilityError, EncodingError, KeyMissingError, MismatchErr
 from .keyholder_protocol import KeyHolderProtocol
 from .keys import KeyPair, KeyRequirements, PublicKeys, SecretKey
 from .layouts import Layouts
+from .param_choice import ParameterChoice
 from .params import Parameters
 from .protocols import OPTIONAL_OPERATIONS, missing_operations
 from .randomness import RandomSource, resolve
@@ -61,7 +62,7 @@ class Budget(dict):
         return self["remaining"]
 
 
-class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
+class Scheme(Checks, Layouts, OperationCosts, ParameterChoice, KeyHolderProtocol, abc.ABC):
     """Abstract base of every scheme; see the module docstring for the contract."""
 
     name: ClassVar[str] = ""
@@ -105,45 +106,6 @@ class Scheme(Checks, Layouts, OperationCosts, KeyHolderProtocol, abc.ABC):
                 out.append(node)
         walk(public_data)
         return out
-
-    @classmethod
-    def params_for_depth(cls, depth: int, *, fill_ring: bool = False) -> Parameters | None:
-        """The cheapest parameters giving ``depth`` multiplicative levels, or ``None`` (the defaults).
-
-        Schemes without levels keep their defaults; a leveled scheme picks its
-        smallest secure set with that many levels. With ``fill_ring`` it then takes
-        every further level the same ring holds at the same security (a computation
-        refreshed whenever its levels run out then refreshes less often).
-        """
-        return None
-
-    @classmethod
-    def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> Parameters | None:
-        """Parameters whose bootstrapping of ``slots`` values leaves ``depth`` levels for the computation.
-
-        ``None``: the scheme cannot bootstrap. ``ring``: a smaller ring degree for tests (not
-        secure: its parameters say so).
-        """
-        return None
-
-    @classmethod
-    def params_for_answer(cls, depth: int, value_bound: float) -> Parameters | None:
-        """The cheapest parameters for ``depth`` levels never refreshed, whose result (``|values| <=
-        value_bound``) is decrypted at the last level (a server's answer), or ``None``: no such set
-        (callers then take :meth:`params_for_depth`)."""
-        return None
-
-    @classmethod
-    def answer_params(cls, depth: int, value_bound: float, input_bound: float) -> list[Parameters]:
-        """Parameter sets for a server's answers (``depth`` levels, never refreshed), cheapest first.
-
-        :meth:`params_for_answer` (no refresh floor) when it exists, then sets with the
-        floor below the computation, the most precise first: a leveled scheme may take a
-        larger scale where inputs up to ``input_bound`` still encode. Callers try them in
-        order on a trial (``henn.bundle``). Empty: the scheme keeps its defaults.
-        """
-        sets = [cls.params_for_answer(depth, value_bound), cls.params_for_depth(depth)]
-        return [p for p in sets if p is not None]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.params_id}>"

@@ -89,10 +89,8 @@ class ServerBundle:
         floor whose last level holds the circuit's output bound
         (:meth:`he_core.Scheme.params_for_answer`; CKKS: N = 8192 for a linear model),
         taken if its trial answers fit that level and err by at most a quarter of
-        ``MAX_ANSWER_ERROR``; else a set with the scheme's floor below the computation
-        (the answer's room for its values and its flooding), the most precise whose trial
-        runs (:meth:`he_core.Scheme.answer_params`; CKKS: a larger scale where the inputs
-        still encode, since the answers' flood covers every coefficient).
+        ``MAX_ANSWER_ERROR``; else the most precise set with the scheme's floor below the
+        computation whose trial runs (:meth:`he_core.Scheme.answer_params`).
 
         Args:
             layout: ``"columns"``, ``"rows"`` or ``"coeffs"`` (see the class); ``"rows"`` needs a
@@ -115,28 +113,22 @@ class ServerBundle:
             raise DeployError(f"cannot deploy: no {scheme} parameter set holds depth {circuit.depth} ({exc})") from None
         bundle, value_bound = cls._trial(circuit, scheme, bound, queries_per_key, layout)
         if bound is not None and bundle.spent is not None:
-            depth = max(bundle.spent, 1)
-            # Cheapest first: a set whose last level holds the answer (no floor: nothing is refreshed),
-            # if the answer's bound and flooding fit it; else a set with the refresh floor, the most
-            # precise that runs the circuit (a larger scale where the inputs still encode).
-            answer_bound = max(value_bound, circuit.output_bound(input_bound(circuit)))
+            # Cheapest first (he_core.Scheme.answer_params): the set without a floor if its trial errs
+            # within the margin, else the first floored set whose trial runs (the most precise first).
+            depth, answer_bound = max(bundle.spent, 1), max(value_bound, circuit.output_bound(input_bound(circuit)))
             answer_set = cls_.params_for_answer(depth, answer_bound)
             candidates = cls_.answer_params(depth, answer_bound, input_bound(circuit))
             for params in candidates:
-                last = params == candidates[-1]
                 try:
                     fitted, _ = cls._trial(circuit, scheme, params, queries_per_key, layout)
-                    if fitted.spent is None:
-                        continue
-                    if last:
-                        bundle = fitted
+                    if params is not candidates[-1] and fitted.spent is not None:
+                        fitted.trial_error = _answer_error(fitted)
+                    if params is candidates[-1] or params != answer_set or \
+                            fitted.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
+                        bundle = fitted if fitted.spent is not None else bundle
                         break
-                    fitted.trial_error = _answer_error(fitted)
-                    # the answer set needs a margin (a smaller scale); a floored set is the most precise that runs
-                    if params != answer_set or fitted.trial_error <= ANSWER_SET_MARGIN * MAX_ANSWER_ERROR:
-                        return fitted
                 except he_core.HEError:  # DeployError included: the next set is tried
-                    if last:
+                    if params is candidates[-1]:
                         raise
         if bundle.trial_error is None:
             bundle.trial_error = _answer_error(bundle)

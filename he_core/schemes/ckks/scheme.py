@@ -19,7 +19,6 @@ import numpy as np
 from ...capabilities import Capability
 from ...ciphertext import Ciphertext
 from ...circuits import PolyStyle
-from ...errors import ParameterError
 from ...keys import KeyPair, KeyRequirements, SecretKey
 from ...optional import CoeffAnswering, LinearMapping, MaskedRefreshing, Products, Rekeying, Sanitization
 from ...randomness import RandomSource, resolve
@@ -29,7 +28,6 @@ from .alignment import LevelAligner
 from .arith import Evaluator
 from .batch import BatchOps
 from .bootstrap.packing import check_packable
-from .bootstrap.params import for_training
 from .bootstrap.role import BootstrapRole
 from .checks import CiphertextChecks
 from .coeff import CoeffTables
@@ -42,7 +40,8 @@ from .encryption import Encryptor
 from .keyset import KeySet, key_id_material
 from .linear import DiagonalMatVec
 from .noise_records import NoiseRecords
-from .params import CkksParams, for_answer, for_precise_answer, for_protocol, for_protocol_filled
+from .param_choice import CkksParameterChoice
+from .params import CkksParams
 from .refresh import MaskedRefresher
 from .release import Releaser
 from .role_alias import RoleMethod
@@ -52,7 +51,8 @@ from .scales import scales_match
 from .targets import LayoutTargets
 
 
-class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization, CoeffAnswering, Scheme):
+class CkksScheme(CkksParameterChoice, Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitization,
+                 CoeffAnswering, Scheme):
     """Approximate arithmetic on packed real vectors (Cheon-Kim-Kim-Song, RNS variant)."""
 
     name = "ckks"
@@ -95,44 +95,9 @@ class CkksScheme(Products, LinearMapping, Rekeying, MaskedRefreshing, Sanitizati
                                     self.rotator, self.mover, self.batch)
         self.scales = ctx.scales
 
-    @classmethod
-    def params_for_depth(cls, depth: int, *, fill_ring: bool = False) -> CkksParams:
-        """The smallest 128-bit set with ``depth`` levels above the refresh floor, at a flooding-proof scale.
-
-        See :func:`~he_core.schemes.ckks.params.for_protocol`: depth 4 (the sentiment
-        step) gets N = 16384, 5 levels of 54-bit primes (390 of 438 bits). With
-        ``fill_ring`` the set takes every level that N holds.
-        """
-        return for_protocol_filled(depth) if fill_ring else for_protocol(depth)
-
     # Wire forms: a fresh secret-key encryption as c0 and its seeds, switching keys as b and one seed each.
     wire_form, from_wire_form = staticmethod(seeded.wire_form), staticmethod(seeded.from_wire_form)
     key_wire_form, key_from_wire_form = staticmethod(seeded_keys.wire_form), staticmethod(seeded_keys.from_wire_form)
-
-    @classmethod
-    def params_for_bootstrapping(cls, depth: int, *, slots: int = 16, ring: int | None = None) -> CkksParams:
-        """A bootstrappable set leaving ``depth`` levels between clean bootstraps of ``slots`` values
-        (:func:`~he_core.schemes.ckks.bootstrap.params.for_training`)."""
-        return for_training(depth, slots=slots, ring=ring)
-
-    @classmethod
-    def params_for_answer(cls, depth: int, value_bound: float) -> CkksParams | None:
-        """The smallest 128-bit set without a refresh floor whose last level holds ``value_bound``
-        (:func:`~he_core.schemes.ckks.params.for_answer`), or ``None`` when q_0 cannot."""
-        if not (value_bound > 0 and math.isfinite(value_bound)):
-            return None
-        try:
-            return for_answer(depth, math.floor(math.log2(value_bound)) + 1)
-        except ParameterError:
-            return None
-
-    @classmethod
-    def answer_params(cls, depth: int, value_bound: float, input_bound: float) -> list[CkksParams]:
-        """The answer set, then the floored set at the largest scale that encodes ``input_bound``
-        (:func:`~he_core.schemes.ckks.params.for_precise_answer`), then the protocol's."""
-        sets = super().answer_params(depth, value_bound, input_bound)
-        precise = for_precise_answer(depth, input_bound)
-        return sets[:-1] + [precise] + sets[-1:] if precise is not None else sets
 
     @classmethod
     def key_id_material(cls, public_data) -> list[np.ndarray]:
