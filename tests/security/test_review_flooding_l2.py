@@ -300,8 +300,9 @@ def test_coherent_outputs_noise_is_covered_by_the_received_query_floor(coeffs):
     max |w(zeta)|^2). The flood still covers the Gaussian 2^-40 bound with the measured C (300 answers,
     sanitiser's flood taken out): 2^1.04 to spare (K = 1, 2, 4, 8: 2^2.26, 2^2.02, 2^1.66, 2^1.26), thanks
     to ``as_received`` sizing the query's noise as a fresh public-key encryption's. Without that floor
-    (``_as_received`` the identity) it is 2^1.18 short (K = 1, 2, 4, 8: 2^-0.04, 2^0.21, 2^0.56, 2^0.96:
-    the gap grows with the outputs' coherence) and this test fails."""
+    (``_as_received`` the identity) it was 2^1.18 short (K = 1, 2, 4, 8: 2^-0.04, 2^0.21, 2^0.56, 2^0.96:
+    the gap grows with the outputs' coherence). Since the answer records nslot and nspec with
+    max |w(zeta)|^2 (``CoeffAnswerer.product_var``, stop 25) it passes without the floor too."""
     scheme, secret = coeffs
     features, outputs = 30, 16
     s_blk = block(features, outputs)

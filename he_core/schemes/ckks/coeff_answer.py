@@ -35,7 +35,7 @@ from ...errors import EncodingError, MismatchError
 from ...flooding import Flooding
 from ...keys import SecretKey
 from ...randomness import MAX_GAUSSIAN_LOG2
-from . import layout, noise
+from . import encoder, layout, noise
 from .coeff_layout import coeff_meta, coeff_polys, is_coeff
 from .context import CkksContext
 from .encryption import Encryptor
@@ -130,21 +130,36 @@ class CoeffAnswerer:
         level, wbits = self.weight_scale(query, w, b, flooding)
         nl, n, s = level + 1, self.ring.n, block(features, outputs)
         wscale = 2.0**wbits
-        poly = np.zeros(n, dtype=np.int64)
-        i, k = np.meshgrid(np.arange(features), np.arange(outputs), indexing="ij")
-        poly[s - 1 - i * outputs - k] = np.rint(w * wscale).astype(np.int64)
+        poly = self.weight_poly(w, wscale)
         pt = self.ring.ntt(self.ring.from_signed(poly, nl))
         data = np.empty((1, 2, nl, n), dtype=np.uint64)
         for p in range(2):
             self.ring.mul(np.ascontiguousarray(query.data[0, p, :nl]), pt, data[0, p])
         scale = float(query.scale) * wscale
         self.ring.add(data[0, 0], self.ring.ntt(self.pad_and_bias(query.rows, s, b, scale, nl, rng)), data[0, 0])
-        nvar = noise.plain_product_var(self.records.nv(query)[0], float(np.sum(np.rint(w * wscale) ** 2)), 0.0, 0.0)
-        meta = self.records.meta(coeff_meta(level, s, True, dirty=True), level, nvar + noise.ROUND_VAR,
-                                 self.output_bound(query, w, b))
+        meta = self.records.meta(coeff_meta(level, s, True, dirty=True), level,
+                                 self.product_var(self.records.nv(query)[0], poly), self.output_bound(query, w, b))
         out = query.replace(data=data, shape=(query.rows, outputs), scale=scale, meta=meta)
         # the pad hides every other coefficient whatever its noise: the flood hides the outputs' noise vector
         return self.releaser.sanitize(out, flooding, rng, count=query.rows * outputs)
+
+    def weight_poly(self, w: np.ndarray, wscale: float) -> np.ndarray:
+        """The weight polynomial (integer coefficients): ``rint(w[i, k] wscale)`` at ``X^(S - 1 - i K - k)``."""
+        features, outputs = w.shape
+        poly = np.zeros(self.ring.n, dtype=np.int64)
+        i, k = np.meshgrid(np.arange(features), np.arange(outputs), indexing="ij")
+        poly[block(features, outputs) - 1 - i * outputs - k] = np.rint(w * wscale).astype(np.int64)
+        return poly
+
+    @staticmethod
+    def product_var(nv: np.ndarray, poly: np.ndarray) -> np.ndarray:
+        """(nvar, nslot, nspec) of a query times the integer polynomial ``poly`` (:mod:`.noise`'s rules): a
+        coefficient's variance is at most nspec ||poly||^2, the slots' and the spectral bound scale by the
+        largest |poly(zeta)|^2 (identical output columns add coherently there); plus the rounding."""
+        norm2 = float(np.sum(poly.astype(np.float64) ** 2))
+        peak = float(np.max(np.abs(encoder.decode(poly.astype(np.float64), 1.0)) ** 2, initial=0.0))
+        nvar, nslot, nspec = (float(v) for v in nv)
+        return np.array([nspec * norm2, nslot * peak, nspec * peak]) + noise.ROUND_VAR
 
     def pad_and_bias(self, count: int, s: int, b: np.ndarray, scale: float, nl: int, rng) -> np.ndarray:
         """Coefficient form, per limb: the bias at the outputs, a uniform residue at every other coefficient."""
@@ -177,8 +192,7 @@ class CoeffAnswerer:
         for level in range(self.params.levels + 1):
             room = sum(math.log2(q) for q in self.ring.q[:level + 1]) - 1 - ANSWER_MARGIN_BITS
             for bits in range(int(room - math.log2(query.scale)), MIN_WEIGHT_BITS - 1, -1):
-                norm2 = float(np.sum(np.rint(w * 2.0**bits) ** 2))
-                key = noise.plain_product_var(nvar, norm2, 0.0, 0.0) + noise.ROUND_VAR
+                key = self.product_var(nvar, self.weight_poly(w, 2.0**bits))
                 # as the sanitisation sizes it: over the outputs the client reads (the pad hides the rest)
                 sigma = flooding.sigma(noise.l2_bound(key[0], key[2], query.rows * w.shape[1]))
                 # the flood's sampler holds 2^MAX_GAUSSIAN_LOG2 (a power of two less: the sanitisation's own bound)
