@@ -89,7 +89,7 @@ class Flooding:
         """The flooding's assumptions as a JSON-ready dict (for run reports and docs)."""
         return {"statistical_bits": self.statistical_bits, "queries": self.queries,
                 "sigma_over_bound_log2": round(self.factor_log2, 2),
-                "formula": "sigma = sqrt(12 q) 2^(lambda/2) B, B >= ||e||_2 over the released coefficients "
+                "formula": "sigma = sqrt(12 q) 2^(lambda/2) B, B >= ||e||_2 of the released values' noise "
                            "(Li-Micciancio-Schultz-Sorrell 2022, as OpenFHE)",
                 "min_precision_bits": self.min_precision_bits}
 
