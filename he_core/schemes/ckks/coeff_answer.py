@@ -189,15 +189,24 @@ class CoeffAnswerer:
             MismatchError: no level holds the outputs and the flood (weights too large for the set).
         """
         bound, nvar = self.output_bound(query, w, b), self.records.nv(query)[0]
+
+        def fits(bits: int, room: float) -> bool:
+            key = self.product_var(nvar, self.weight_poly(w, 2.0**bits))
+            # as the sanitisation sizes it: over the outputs the client reads (the pad hides the rest)
+            sigma = flooding.sigma(noise.l2_bound(key[0], key[2], query.rows * w.shape[1]))
+            # the flood's sampler holds 2^MAX_GAUSSIAN_LOG2 (a power of two less: the sanitisation's own bound)
+            return sigma < 2.0 ** (MAX_GAUSSIAN_LOG2 - 1) and \
+                math.log2(query.scale * 2.0**bits * bound + 13.0 * sigma) <= room
+
         for level in range(self.params.levels + 1):
             room = sum(math.log2(q) for q in self.ring.q[:level + 1]) - 1 - ANSWER_MARGIN_BITS
-            for bits in range(int(room - math.log2(query.scale)), MIN_WEIGHT_BITS - 1, -1):
-                key = self.product_var(nvar, self.weight_poly(w, 2.0**bits))
-                # as the sanitisation sizes it: over the outputs the client reads (the pad hides the rest)
-                sigma = flooding.sigma(noise.l2_bound(key[0], key[2], query.rows * w.shape[1]))
-                # the flood's sampler holds 2^MAX_GAUSSIAN_LOG2 (a power of two less: the sanitisation's own bound)
-                if sigma < 2.0 ** (MAX_GAUSSIAN_LOG2 - 1) and \
-                        math.log2(query.scale * 2.0**bits * bound + 13.0 * sigma) <= room:
-                    return level, bits
+            low, high = MIN_WEIGHT_BITS, int(room - math.log2(query.scale))
+            if high < low or not fits(low, room):
+                continue
+            # the outputs and the flood grow with Delta_w: bisect for the largest that fits (an FFT a try)
+            while low < high:
+                mid = (low + high + 1) // 2
+                low, high = (mid, high) if fits(mid, room) else (low, mid - 1)
+            return level, low
         raise MismatchError(f"cannot answer: outputs up to {bound:.4g} and their flood do not fit "
                             f"{query.describe()} with weights at 2^{MIN_WEIGHT_BITS} or more")
