@@ -79,11 +79,11 @@ class Releaser:
         return int(ct.rows) * int(ct.size)
 
     def slot_weights(self, key) -> np.ndarray:
-        """Per slot j, max(1, |s(zeta_j)|^2, |e_pk(zeta_j)|^2 over their means across slots), heaviest first
-        (cached per key).
+        """Per slot j, max(1, |s(zeta_j)|^2, |e(zeta_j)|^2 over their means across slots) for the public key's
+        and every switching key's error e, heaviest first (cached per key).
 
         The noise model's slot variance is an average over keys; noise that depends on ``s``
-        (rescale, key switch, public-key encryption) or on the public key's error is heavier
+        (rescale, key switch, public-key encryption) or on a key's error is heavier
         at a fixed key's heavy slots (up to ~ln(N/2) times the mean). The key holder knows
         both, so a release weights each released slot by them.
         """
@@ -94,11 +94,7 @@ class Releaser:
             except KeyMissingError:  # no public key installed: s alone
                 installed = None
             if installed is not None and installed.key_id == key.key_id:
-                r, pk = self.ring, installed.data["pk"]
-                e = r.add(np.ascontiguousarray(pk[0]), r.mul(np.ascontiguousarray(pk[1]), self.keyset.s_full(key)))
-                limb = r.intt(np.ascontiguousarray(e[:1].copy()))[0].astype(np.int64)
-                q0 = int(r.q[0])
-                parts.append(np.where(limb > q0 // 2, limb - q0, limb).astype(np.float64))
+                parts += self.key_errors(installed.data, self.keyset.s_full(key))
             weights = np.ones(self.ring.n // 2)
             for poly in parts:
                 power = np.abs(encoder.decode(poly, 1.0)) ** 2
@@ -106,6 +102,24 @@ class Releaser:
                     weights = np.maximum(weights, power / power.mean())
             self._weights[key.key_id] = np.sort(weights)[::-1].copy()  # heaviest first
         return self._weights[key.key_id]
+
+    def key_errors(self, data: dict, s_full: np.ndarray) -> list[np.ndarray]:
+        """The errors of the public key and of every switching key (each digit), centred coefficients.
+
+        ``b + a s`` is the error on the last special prime, where a switching key's gadget
+        term ``P g s'`` vanishes (on the first prime for the public key, which has none).
+        """
+        r, out = self.ring, []
+        keys = [("pk", data["pk"][None])] + [("switch", data["relin"])] * ("relin" in data) + \
+            [("switch", k) for k in data.get("galois", {}).values()]
+        for kind, digits in keys:
+            for b, a in digits:
+                e = r.add(np.ascontiguousarray(b), r.mul(np.ascontiguousarray(a), s_full))
+                rows, special = ([0], False) if kind == "pk" else ([0, e.shape[0] - 1], True)
+                limb = r.intt(np.ascontiguousarray(e[rows]), special=special)[-1].astype(np.int64)
+                q = int(r.q[0]) if kind == "pk" else int(r.p[-1])
+                out.append(np.where(limb > q // 2, limb - q, limb).astype(np.float64))
+        return out
 
     def release_sigma(self, ct: Ciphertext, flooding: Flooding) -> float:
         """The flood of a release of ``ct``, integer units at its scale, on each released value.

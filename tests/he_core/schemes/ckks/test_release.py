@@ -42,8 +42,8 @@ def test_released_errors_follow_the_reported_sigma(ctx):
     s, key = ctx
     x = np.random.default_rng(1).uniform(-1, 1, (64, 8))
     ct = s.encrypt(x)
-    report = s.release_report(ct)
     errs = np.concatenate([(s.decrypt(ct, key, rng=SeededRandom(i)) - x).ravel() for i in range(4)])
+    report = s.release_report(ct)  # after a release, as the key holder reports: the key's slot weights known
     sigma = report["value_sigma"]
     # the measured spread is the reported one (within sampling error), and nothing is beyond the Gaussian tail
     assert 0.8 * sigma <= errs.std() <= 1.2 * sigma + report["grid"]
