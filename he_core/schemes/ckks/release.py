@@ -115,7 +115,8 @@ class Releaser:
         for kind, digits in keys:
             for b, a in digits:
                 e = r.add(np.ascontiguousarray(b), r.mul(np.ascontiguousarray(a), s_full))
-                rows, special = ([0], False) if kind == "pk" else ([0, e.shape[0] - 1], True)
+                # the first prime (and, for a switching key, the special primes: the transform wants them all)
+                rows, special = ([0], False) if kind == "pk" else ([0, *range(e.shape[0] - len(r.p), e.shape[0])], True)
                 limb = r.intt(np.ascontiguousarray(e[rows]), special=special)[-1].astype(np.int64)
                 q = int(r.q[0]) if kind == "pk" else int(r.p[-1])
                 out.append(np.where(limb > q // 2, limb - q, limb).astype(np.float64))
