@@ -41,6 +41,8 @@ CONNECT_TIMEOUT = 10.0
 LOCAL = "local"
 #: What the local cluster's HTTP servers answer: a health check.
 HTTP_ROUTES = ["distributed.http.health"]
+#: The glibc setting Dask's nanny puts in its workers' environment; henn's local workers keep glibc's default.
+TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
 #: How the client reads results: Dask's own serializers (henn's registered ones) and msgpack, never pickle.
 DESERIALIZERS = ["dask", "msgpack"]
 
@@ -236,8 +238,12 @@ def _local_cluster(workers: int | None, threads_per_worker: int) -> distributed.
     env = {"NUMBA_NUM_THREADS": str(threads_per_worker), "OMP_NUM_THREADS": str(threads_per_worker)}
     # Dask's HTTP servers always listen; on loopback, on a free port, and serving a health check only (no
     # task or worker pages for other local users to read, no fight over port 8787).
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers (and its own environment), which turns off
+    # glibc's adaptive mmap threshold: every fresh ciphertext-sized array is then a new mapping whose pages
+    # fault in again, and the answers ran ~1.6x slower in a worker than in one process (docs/scaling.md).
     with dask.config.set({"distributed.scheduler.http.routes": HTTP_ROUTES,
-                          "distributed.worker.http.routes": HTTP_ROUTES}):
+                          "distributed.worker.http.routes": HTTP_ROUTES,
+                          f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
         # TLS with a CA and certificate made now, in memory: only this process and its workers hold them
         return distributed.LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
                                         host="127.0.0.1", protocol="tls://", security=Security.temporary(),

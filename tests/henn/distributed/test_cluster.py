@@ -98,3 +98,15 @@ def test_a_local_cluster_listens_on_loopback_only():
                      if c.status == psutil.CONN_LISTEN and c.pid in pids]
         assert len(listening) >= 3  # scheduler, nanny, worker (and their HTTP health checks)
         assert all(C.is_loopback(addr.ip) for addr in listening), listening
+
+
+def test_local_workers_keep_glibcs_adaptive_allocator(monkeypatch):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which made answers ~1.6x slower in a worker; henn's workers
+    (and the driver's own environment, where the nanny would leak it) go without it."""
+    import os
+
+    monkeypatch.delenv(C.TRIM_VARIABLE, raising=False)
+    with C.Cluster("local", workers=1) as cluster:
+        seen = cluster.client.run(lambda: os.environ.get(C.TRIM_VARIABLE))
+        assert list(seen.values()) == [None]
+        assert C.TRIM_VARIABLE not in os.environ
