@@ -24,6 +24,7 @@ every key and ciphertext with the bundle's parameter set.
 """
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import he_core
@@ -110,13 +111,16 @@ class Wire:
         self.kind = KINDS[type(obj)]
 
     @classmethod
-    def _from(cls, kind: str, data: bytes) -> "Wire":
+    def _from(cls, kind: str, data: Any) -> "Wire":
         wire = cls.__new__(cls)
-        wire.kind, wire.data = kind, data
+        wire.kind, wire.data = kind, data if isinstance(data, bytes) else bytes(memoryview(data))
         return wire
 
-    def __reduce__(self) -> Any:
-        return Wire._from, (self.kind, self.data)
+    def __reduce_ex__(self, protocol: int) -> Any:
+        # Protocol 5 hands the bytes over as an out-of-band buffer: Dask sends it as a frame of its own
+        # instead of copying tens of MB into the pickle and scanning them (once per process on the way).
+        data = pickle.PickleBuffer(self.data) if protocol >= 5 else self.data
+        return Wire._from, (self.kind, data)
 
     def open(self) -> Any:
         """The object, loaded and checked here (see :func:`from_bytes`)."""
