@@ -72,6 +72,26 @@ def test_a_stale_seed_is_caught_and_the_ciphertext_written_whole(keyed):
     assert np.array_equal(back.data, other.data) and seeded.META_KEY not in back.meta
 
 
+@pytest.mark.parametrize("where", ["first word of the first limb", "last checked word of the last limb"])
+def test_a_changed_uniform_half_is_caught_within_the_checked_prefix(keyed, where):
+    """The sender's check reads a prefix of each limb: a change there (as any operation makes) is caught."""
+    s, secret = keyed
+    ct = s.encrypt(np.ones((2, 4)), secret)
+    data = ct.data.copy()
+    limb, word = (0, 0) if where.startswith("first") else (data.shape[2] - 1, seeded.CHECK_WORDS - 1)
+    data[-1, 1, limb, word] = (int(data[-1, 1, limb, word]) + 1) % int(s.params.q_primes[limb])
+    assert s.wire_form(ct) is not None and s.wire_form(ct.replace(data=data)) is None
+
+
+def test_the_checked_prefix_is_the_start_of_the_whole_expansion(keyed):
+    s, _ = keyed
+    primes, n = s.params.q_primes, s.params.poly_degree
+    seed = bytes(range(1, 33))
+    whole = seeded.expand(seed, primes, n)
+    assert seeded._starts_as(seed, primes, whole, seeded.CHECK_WORDS)
+    assert not seeded._starts_as(bytes(32), primes, whole, seeded.CHECK_WORDS)
+
+
 def test_the_same_randomness_gives_the_same_seeded_ciphertext(keyed):
     s, secret = keyed
     a = s.encrypt(np.ones((2, 4)), secret, rng=SeededRandom(9))
