@@ -144,6 +144,84 @@ int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64
     return ew_run(from_signed_limb, 2, m, nlimbs, n, xs, 0, xs, 0, out);
 }
 
+/* ------------------------------------------------------------------ integer linear combinations */
+/* Items are (limb, chunk of EW_CHUNK coefficients); each writes that chunk of every output. */
+struct lincomb_job {
+    const ckks_modulus *m;
+    size_t nlimbs, n, nin, nout, a_step, out_step, chunks;
+    const uint64_t *a, *w;
+    uint64_t *out;
+};
+
+/* Terms a 128-bit sum of products below q^2 takes before it could wrap: floor((2^128 - 1) / (q - 1)^2),
+ * capped (the cap keeps the loop's bound a plain size_t). */
+static size_t lincomb_terms(uint64_t q) {
+    const ckks_u128 top = (ckks_u128)(q - 1) * (q - 1);
+    const ckks_u128 most = top ? ~(ckks_u128)0 / top : ~(ckks_u128)0;
+    return most > 1024 ? 1024 : (size_t)most;
+}
+
+/* Up to LINCOMB_BLOCK outputs share each load of an input word. */
+#define LINCOMB_BLOCK 4
+
+CKKS_HOT static void lincomb_item(void *ctx, size_t item, size_t part) {
+    const struct lincomb_job *j = ctx;
+    const size_t l = item / j->chunks, at = (item % j->chunks) * EW_CHUNK;
+    const size_t len = j->n - at < EW_CHUNK ? j->n - at : EW_CHUNK;
+    const ckks_modulus *ml = j->m + l;
+    const uint64_t q = ml->q;
+    const size_t terms = lincomb_terms(q), step = j->nlimbs;
+    for (size_t o = 0; o < j->nout; o += LINCOMB_BLOCK) {
+        const size_t nb = j->nout - o < LINCOMB_BLOCK ? j->nout - o : LINCOMB_BLOCK;
+        const uint64_t *w[LINCOMB_BLOCK];
+        uint64_t *z[LINCOMB_BLOCK];
+        for (size_t b = 0; b < LINCOMB_BLOCK; b++) {  /* a short block repeats its last output (not stored) */
+            const size_t ob = o + (b < nb ? b : nb - 1);
+            w[b] = j->w + (ob * j->nin) * step + l;
+            z[b] = j->out + ob * j->out_step + l * j->n + at;
+        }
+        for (size_t i = 0; i < len; i++) {
+            const uint64_t *x = j->a + l * j->n + at + i;
+            ckks_u128 acc[LINCOMB_BLOCK] = {0};
+            uint64_t reduced[LINCOMB_BLOCK] = {0};
+            for (size_t r = 0, since = 0; r < j->nin; r++) {
+                const uint64_t xr = x[r * j->a_step];
+                for (size_t b = 0; b < LINCOMB_BLOCK; b++) acc[b] += (ckks_u128)w[b][r * step] * xr;
+                if (++since == terms) {  /* fold into residues before a sum could wrap */
+                    for (size_t b = 0; b < LINCOMB_BLOCK; b++) {
+                        const uint64_t t = ckks_reduce128(acc[b], ml) + reduced[b];
+                        reduced[b] = t >= q ? t - q : t;
+                        acc[b] = 0;
+                    }
+                    since = 0;
+                }
+            }
+            for (size_t b = 0; b < nb; b++) {
+                const uint64_t t = ckks_reduce128(acc[b], ml) + reduced[b];
+                z[b][i] = t >= q ? t - q : t;
+            }
+        }
+    }
+}
+
+int ckks_lincomb(const ckks_modulus *m, size_t nlimbs, size_t n, size_t nin, size_t nout, const uint64_t *a,
+                 size_t a_step, const uint64_t *w, uint64_t *out, size_t out_step) {
+    CHECK_ARGS(a, w, out);
+    if (nin == 0 || nout == 0) return HE_ERR_ARGUMENT;
+    const size_t poly = ckks_words_of(nlimbs, n);
+    if (poly == SIZE_MAX || a_step < poly || out_step < poly || ckks_words_of(nin, nlimbs) == SIZE_MAX
+        || ckks_words_of(nout, ckks_words_of(nin, nlimbs)) == SIZE_MAX)
+        return HE_ERR_ARGUMENT;  /* operands that overlap themselves, or sizes past size_t */
+    for (size_t k = 0; k < nout * nin; k++)
+        for (size_t l = 0; l < nlimbs; l++)
+            if (w[k * nlimbs + l] >= m[l].q) return HE_ERR_RANGE;
+    const size_t chunks = n / EW_CHUNK + (n % EW_CHUNK != 0), items = nlimbs * chunks;
+    struct lincomb_job job = {m, nlimbs, n, nin, nout, a_step, out_step, chunks, a, w, out};
+    const size_t work = ckks_words_of(ckks_words_of(poly, nin), nout);
+    he_run(items, he_parts_for(items, work == SIZE_MAX ? SIZE_MAX : 4 * work, SIZE_MAX), lincomb_item, &job);
+    return HE_OK;
+}
+
 /* Subtract the centred last limb and divide by q_last, limb by limb:
  * (c - [c]_{q_last}) / q_last rounds c / q_last to the nearest integer.
  * Scratch: the last limb in coefficient form, then one limb per thread. */

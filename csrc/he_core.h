@@ -97,6 +97,13 @@ int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
 int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *acc);
 /* out = a * s[limb] (one scalar per limb, each < q). */
 int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *s, uint64_t *out);
+/* Integer linear combinations of polynomials: out_j = sum_r w[j][r][l] * a_r, limb by limb (any form,
+ * the same for every operand). a_r starts at a + r * a_step and out_j at out + j * out_step, each
+ * (nlimbs, n) words; w holds nout * nin * nlimbs residues, each below its limb's prime (else
+ * HE_ERR_RANGE, before any output is written). Products are summed in 128 bits and reduced once
+ * per few terms, so nin is unbounded. out must not overlap a. */
+int ckks_lincomb(const ckks_modulus *m, size_t nlimbs, size_t n, size_t nin, size_t nout, const uint64_t *a,
+                 size_t a_step, const uint64_t *w, uint64_t *out, size_t out_step);
 /* Signed int64 coefficients (any value) to RNS: out[l][i] = x[i] mod q_l. */
 int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64_t *x, uint64_t *out);
 

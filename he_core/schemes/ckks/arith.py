@@ -89,13 +89,16 @@ class Evaluator:
         a, b = self.relin(a), self.relin(b)
         fn = self.ring.sub if sub else self.ring.add
         data = self.pairwise(fn, a.data, b.data)
+        return a.replace(data=data, meta=self.sum_meta(a, b, rule))
+
+    def sum_meta(self, a: Ciphertext, b: Ciphertext, rule: str = "robust") -> dict:
+        """The metadata of ``a + b`` (see :meth:`add`): only the operands' records, scales and levels are read."""
         (va, ma), (vb, mb) = self.records.nv(a), self.records.nv(b)
         total = noise.rotation_sum_var(va, vb) if rule == "rotation" else noise.sum_var([va, vb], rule == "independent")
         # b's message is read at a's scale: a (tiny) deterministic error when the scales differ.
         nvar = total + noise.mismatch_var(a.scale, b.scale, mb)
-        meta = self.records.meta(self.combined_meta(a, b, either=True), layout.level(a), nvar,
+        return self.records.meta(self.combined_meta(a, b, either=True), layout.level(a), nvar,
                                  ma + mb * b.scale / a.scale)
-        return a.replace(data=data, meta=meta)
 
     def product_noise(self, a: Ciphertext, b: Ciphertext, keyswitch: bool) -> tuple[np.ndarray, float]:
         """(variances, vmax) of the product a * b of aligned operands (relinearised or not).
@@ -228,27 +231,38 @@ class Evaluator:
             # Same polynomial, smaller recorded scale: the error (in integer units) is unchanged.
             var, vmax = self.records.nv(a)
             return self.records.noisy(out.replace(scale=a.scale / abs(value)), var, vmax * abs(value))
-        level = layout.level(a)
-        if level == 0 and rescale:
+        if layout.level(a) == 0 and rescale:
             raise LevelExhaustedError(f"cannot multiply {a.describe()}: no level left to rescale")
-        pt_scale = (self.scales.at(level - 1) * self.ring.q[level] / a.scale if level > 0
-                    else self.params.default_scale)
-        factor = round(value * pt_scale)
-        if abs(factor) >= encoder.MAX_COEFF:
-            raise EncodingError(f"cannot multiply by {value:.4g}: out of range for scale 2^{math.log2(pt_scale):.1f}")
+        factor, scale, meta = self.scalar_factor(a, value)
         data = np.empty_like(a.data)
         x_parts = a.data.shape[1]
         for i in range(a.data.shape[0]):
             for p in range(x_parts):
                 self.ring.mul_int(a.data[i, p], factor, data[i, p])
+        out = a.replace(data=data, scale=scale, meta=meta)
+        return self.rescale(out) if rescale else out
+
+    def scalar_factor(self, a: Ciphertext, value: float) -> tuple[int, float, dict]:
+        """``(factor, scale, meta)`` of ``a`` times ``value`` as an integer polynomial (no rescale).
+
+        ``value`` becomes the integer ``round(value * pt_scale)`` with ``pt_scale`` chosen so that a
+        rescale lands on the working scale of the level below.
+
+        Raises:
+            EncodingError: the factor does not fit an encoded coefficient.
+        """
+        level = layout.level(a)
+        pt_scale = (self.scales.at(level - 1) * self.ring.q[level] / a.scale if level > 0
+                    else self.params.default_scale)
+        factor = round(value * pt_scale)
+        if abs(factor) >= encoder.MAX_COEFF:
+            raise EncodingError(f"cannot multiply by {value:.4g}: out of range for scale 2^{math.log2(pt_scale):.1f}")
         # An integer polynomial (no rounding) times the error, plus the factor's own rounding
         # (factor - value * pt_scale) Delta m: deterministic, each coefficient at most |.| Delta V.
         nvar, vmax = self.records.nv(a)
         miss = (factor - value * pt_scale) * a.scale * vmax
         nvar = noise.plain_product_var(nvar, float(factor) ** 2, 0.0, 0.0) + miss * miss
-        out = a.replace(data=data, scale=a.scale * pt_scale,
-                        meta=self.records.meta(a.meta, level, nvar, vmax * abs(factor) / pt_scale))
-        return self.rescale(out) if rescale else out
+        return factor, a.scale * pt_scale, self.records.meta(a.meta, level, nvar, vmax * abs(factor) / pt_scale)
 
     def neg(self, a: Ciphertext) -> Ciphertext:
         """-a (the noise record unchanged)."""

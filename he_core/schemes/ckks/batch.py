@@ -37,7 +37,7 @@ class BatchOps:
     def __init__(self, ctx: CkksContext, encoder: PlaintextEncoder, records: NoiseRecords, evaluator: Evaluator,
                  aligner: LevelAligner, rotator: Rotator, mover: RowMover, tables: CoeffTables,
                  targets: LayoutTargets) -> None:
-        self.params = ctx.params
+        self.params, self.ring = ctx.params, ctx.ring
         self.encoder, self.records, self.evaluator, self.aligner = encoder, records, evaluator, aligner
         self.rotator, self.mover, self.tables, self.targets = rotator, mover, tables, targets
 
@@ -202,20 +202,39 @@ class BatchOps:
         """``lincomb`` when every row is one whole ciphertext: integer multiples and sums, no rotation or mask."""
         if rescale and layout.level(a) == 0:
             raise LevelExhaustedError(f"cannot lincomb: {a.describe()} is at level 0, no level left to rescale")
+        a = self.evaluator.relin(a)  # once per row, not once per output term
         rows = [a.replace(data=a.data[r: r + 1], shape=(1, a.size)) for r in range(a.rows)]
-        outs = []
-        for row_weights in weights:
-            acc = None
-            for r, w in enumerate(row_weights):
-                if w == 0.0 and (acc is not None or r < len(row_weights) - 1):
-                    continue  # a zero row still yields one (zero) term, for the scale
-                term = self.evaluator.mul_scalar(rows[r], float(w), False)
-                acc = term if acc is None else self.evaluator.add(acc, term)
-            outs.append(self.evaluator.rescale(acc) if rescale else acc)
+        factors, heads = self._lincomb_terms(weights, rows)
+        x_parts = a.data.shape[1]
+        data = np.empty((len(heads), x_parts) + a.data.shape[2:], dtype=np.uint64)
+        for p in range(x_parts):  # one pass over every row per part: sums of products, reduced once
+            self.ring.lincomb(a.data[:, p], factors, out=data[:, p])
+        outs = [head.replace(data=data[j: j + 1]) for j, head in enumerate(heads)]
+        outs = [self.evaluator.rescale(o) for o in outs] if rescale else outs
         var = np.max([self.records.nv(o)[0] for o in outs], axis=0)
         vmax = max(self.records.nv(o)[1] for o in outs)
         data = np.concatenate([o.data for o in outs], axis=0)
         return self.records.noisy(outs[0].replace(data=data, shape=(weights.shape[0], a.size)), var, vmax)
+
+    def _lincomb_terms(self, weights: np.ndarray, rows: list[Ciphertext]) -> tuple[list[list[int]], list[Ciphertext]]:
+        """Each output's integer factors, and its record as the evaluator's sum of products would leave it.
+
+        The records come from :meth:`~.arith.Evaluator.scalar_factor` and :meth:`~.arith.Evaluator.sum_meta`, term by
+        term as ``mul_scalar`` and ``add`` would make them; the heads carry the first row's data (only their
+        records, scales and levels are read) until the combined data replaces it.
+        """
+        factors, heads = [], []
+        for row_weights in weights:
+            out, acc = [0] * len(rows), None
+            for r, w in enumerate(row_weights):
+                if w == 0.0 and (acc is not None or r < len(row_weights) - 1):
+                    continue  # a zero row still yields one (zero) term, for the scale
+                out[r], scale, meta = self.evaluator.scalar_factor(rows[r], float(w))
+                term = rows[r].replace(scale=scale, meta=meta)
+                acc = term if acc is None else acc.replace(meta=self.evaluator.sum_meta(acc, term))
+            factors.append(out)
+            heads.append(acc)
+        return factors, heads
 
     def index_add_(self, a, rows, b):
         """``a[rows] += b`` in place (b: one row per index, or one row for all)."""

@@ -73,6 +73,13 @@ def mul(a, b, qs) -> np.ndarray:
     return np.array([[(int(x) * int(y)) % q for x, y in zip(ra, rb)] for ra, rb, q in zip(a, b, qs)], dtype=np.uint64)
 
 
+def lincomb(a, factors, qs) -> np.ndarray:
+    """``out[j] = sum_r factors[j][r] a[r]`` limb by limb, in Python integers (a: rows of (limbs, N) residues)."""
+    rows = [np.asarray(r, dtype=object) for r in a]
+    out = [[(sum((int(f) * row[l] for f, row in zip(fs, rows)), 0) % q) for l, q in enumerate(qs)] for fs in factors]
+    return np.array([[np.asarray(limb, dtype=object).astype(np.uint64) for limb in o] for o in out], dtype=np.uint64)
+
+
 def crt(limbs, qs) -> list[int]:
     """Centred integers whose residues are the given limbs."""
     big = 1

@@ -158,6 +158,43 @@ class RnsRing:
                      "mul_scalar")
         return out
 
+    def lincomb(self, a: np.ndarray, factors, out: np.ndarray | None = None) -> np.ndarray:
+        """``out[j] = sum_r factors[j][r] * a[r]``: integer linear combinations of polynomials.
+
+        Args:
+            a: ``(rows, limbs, N)`` uint64 residues, each ``(limbs, N)`` block contiguous (the rows may
+                be spaced further apart: ``data[:, part]`` of a batch of ciphertexts).
+            factors: ``(outputs, rows)`` signed integers of any size.
+            out: ``(outputs, limbs, N)`` with the same layout rules, not overlapping ``a``.
+
+        One pass over the operands with 128-bit sums (:func:`ckks_lincomb`), instead of a product
+        and a sum per term.
+        """
+        nl = self._check_rows(a, "combine")
+        factors = [[int(f) for f in row] for row in factors]
+        if not factors or any(len(row) != a.shape[0] for row in factors):
+            raise ParameterError(f"cannot combine {a.shape[0]} polynomials: need (outputs, {a.shape[0]}) factors")
+        primes = (self.q + self.p)[:nl]
+        w = np.array([[[f % q for q in primes] for f in row] for row in factors], dtype=np.uint64)
+        out = np.empty((len(factors), nl, self.n), dtype=np.uint64) if out is None else out
+        if self._check_rows(out, "write") != nl or out.shape[0] != len(factors):
+            raise ParameterError(f"cannot combine into an array of shape {out.shape}: need ({len(factors)}, {nl}, "
+                                 f"{self.n})")
+        if np.may_share_memory(a, out):  # bounds only: cheap, and errs on the side of refusing
+            raise ParameterError("cannot combine polynomials into an array that overlaps them")
+        native.check(self.lib.ckks_lincomb(self._mods, nl, self.n, a.shape[0], len(factors), self._ptr(a),
+                                           a.strides[0] // 8, self._ptr(w), self._ptr(out), out.strides[0] // 8),
+                     "lincomb")
+        return out
+
+    def _check_rows(self, a: np.ndarray, what: str) -> int:
+        """Limbs of a ``(rows, limbs, N)`` stack whose blocks are contiguous (rows any whole-word distance apart)."""
+        if not isinstance(a, np.ndarray) or a.dtype != np.uint64 or a.ndim != 3 or a.shape[0] == 0 \
+                or a.strides[1:] != (8 * self.n, 8) or a.strides[0] < 8 * a.shape[1] * self.n or a.strides[0] % 8:
+            raise ParameterError(f"cannot {what} polynomials of dtype {getattr(a, 'dtype', None)} and shape "
+                                 f"{getattr(a, 'shape', None)}: need (rows, limbs, {self.n}) uint64 blocks")
+        return self._check(a[0])
+
     def mul_scalar_limb(self, a: np.ndarray, value: int, limb: int) -> np.ndarray:
         """One limb (shape (N,)) of prime ``limb`` times ``value``, modulo that prime."""
         primes = self.q + self.p

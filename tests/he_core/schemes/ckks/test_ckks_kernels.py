@@ -1,7 +1,7 @@
 """Native CKKS kernels against the Python-int references of ``reference.py`` (exact equality)."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from he_core.errors import NativeError, ParameterError
 from he_core.schemes.ckks import reference as ref
@@ -58,6 +58,27 @@ def test_elementwise_kernels(seed, small):
     k = int(np.random.default_rng(seed).integers(-2**62, 2**62))
     want = np.array([[int(x) * k % q for x in row] for row, q in zip(a, QS)], dtype=np.uint64)
     assert np.array_equal(RING.mul_int(a, k), want)
+
+
+@given(seed=seeds, rows=st.integers(1, 150), outputs=st.integers(1, 6), small=st.booleans(), special=st.booleans())
+@SET
+@example(seed=1, rows=150, outputs=2, small=True, special=True)  # every product at its largest, folded twice
+def test_lincomb_is_the_integer_combination_limb_by_limb(seed, rows, outputs, small, special):
+    """Up to 150 rows: past the 64 products a 128-bit sum takes at the 61-bit primes before it folds; ``small``
+    puts q - 1 in the rows and -1 among the factors (every product at its largest)."""
+    rng = np.random.default_rng(seed)
+    primes = QS + PS if special else QS[:2]
+    a = np.stack([rand_poly(seed + r, primes=primes, small=small) for r in range(rows)])
+    factors = [[int(f) for f in rng.integers(-2**62, 2**62, rows)] for _ in range(outputs)]
+    if small:
+        factors[0] = [-1] * rows
+    want = ref.lincomb(a, factors, primes)
+    assert np.array_equal(RING.lincomb(a, factors), want)
+    spaced = np.zeros((rows, 2) + a.shape[1:], dtype=np.uint64)  # rows a ciphertext apart: data[:, part]
+    spaced[:, 1] = a
+    out = np.zeros((outputs, 3) + a.shape[1:], dtype=np.uint64)
+    RING.lincomb(spaced[:, 1], factors, out=out[:, 2])
+    assert np.array_equal(out[:, 2], want) and not out[:, :2].any()
 
 
 @given(seed=seeds)

@@ -184,3 +184,35 @@ def test_a_failed_reinit_leaves_the_modulus_refused():
     assert m[0].n == 0
     with pytest.raises(DimensionMismatchError):
         native.check(LIB.ckks_ntt(m, 1, N, ptr(poly(1))), "ntt")
+
+
+def test_lincomb_refuses_bad_operands_by_name():
+    a = np.stack([poly(2), poly(2, seed=1)])
+    with pytest.raises(NullPointerError):
+        native.check(LIB.ckks_lincomb(RING.basis(2), 2, N, 2, 1, ptr(a), 2 * N, NULL, ptr(poly(2)), 2 * N), "lincomb")
+    w = np.array([QS[0], 1, 1, 1], dtype=np.uint64)  # a factor residue not below its prime
+    out = np.full((1, 2, N), 7, dtype=np.uint64)
+    with pytest.raises(native.NativeRangeError):
+        native.check(LIB.ckks_lincomb(RING.basis(2), 2, N, 2, 1, ptr(a), 2 * N, ptr(w), ptr(out), 2 * N), "lincomb")
+    assert (out == 7).all()  # refused before any output was written
+    with pytest.raises(native.NativeArgumentError):  # rows closer than a polynomial: operands that overlap themselves
+        native.check(LIB.ckks_lincomb(RING.basis(2), 2, N, 2, 1, ptr(a), N, ptr(w % QS[0]), ptr(out), 2 * N),
+                     "lincomb")
+    with pytest.raises(ParameterError, match="overlaps"):
+        RING.lincomb(a, [[1, 2]], out=a[:1])
+    with pytest.raises(ParameterError, match="factors"):
+        RING.lincomb(a, [[1, 2, 3]])
+    with pytest.raises(ParameterError, match="uint64 blocks"):
+        RING.lincomb(a.astype(np.int64), [[1, 2]])
+    with pytest.raises(ParameterError, match="uint64 blocks"):
+        RING.lincomb(a[:, :, ::2], [[1, 2]])
+
+
+def test_lincomb_is_the_same_for_any_thread_count():
+    a = np.stack([poly(3, n=N, seed=s) for s in range(9)])
+    factors = [[(-1) ** r * (r + 1) << 40 for r in range(9)] for _ in range(5)]
+    with using_threads(1):
+        one = RING.lincomb(a, factors)
+    with using_threads(2):
+        two = RING.lincomb(a, factors)
+    assert np.array_equal(one, two)
