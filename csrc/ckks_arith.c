@@ -210,8 +210,9 @@ int ckks_lincomb(const ckks_modulus *m, size_t nlimbs, size_t n, size_t nin, siz
     if (nin == 0 || nout == 0) return HE_ERR_ARGUMENT;
     const size_t poly = ckks_words_of(nlimbs, n);
     if (poly == SIZE_MAX || a_step < poly || out_step < poly || ckks_words_of(nin, nlimbs) == SIZE_MAX
-        || ckks_words_of(nout, ckks_words_of(nin, nlimbs)) == SIZE_MAX)
-        return HE_ERR_ARGUMENT;  /* operands that overlap themselves, or sizes past size_t */
+        || ckks_words_of(nout, ckks_words_of(nin, nlimbs)) == SIZE_MAX || ckks_words_of(nin, a_step) == SIZE_MAX
+        || ckks_words_of(nout, out_step) == SIZE_MAX)
+        return HE_ERR_ARGUMENT;  /* operands that overlap themselves, or spans past size_t */
     for (size_t k = 0; k < nout * nin; k++)
         for (size_t l = 0; l < nlimbs; l++)
             if (w[k * nlimbs + l] >= m[l].q) return HE_ERR_RANGE;

@@ -198,6 +198,10 @@ def test_lincomb_refuses_bad_operands_by_name():
     with pytest.raises(native.NativeArgumentError):  # rows closer than a polynomial: operands that overlap themselves
         native.check(LIB.ckks_lincomb(RING.basis(2), 2, N, 2, 1, ptr(a), N, ptr(w % QS[0]), ptr(out), 2 * N),
                      "lincomb")
+    huge = 2**63  # nin * a_step past size_t: refused before any pointer is formed
+    with pytest.raises(native.NativeArgumentError):
+        native.check(LIB.ckks_lincomb(RING.basis(2), 2, N, 3, 1, ptr(a), huge, ptr(w % QS[0]), ptr(out), 2 * N),
+                     "lincomb")
     with pytest.raises(ParameterError, match="overlaps"):
         RING.lincomb(a, [[1, 2]], out=a[:1])
     with pytest.raises(ParameterError, match="factors"):
