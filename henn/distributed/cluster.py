@@ -35,6 +35,7 @@ from distributed.comm.addressing import parse_host_port
 from distributed.security import Security
 
 import he_core
+from he_core import threads as native_threads
 
 #: Seconds to wait for a scheduler before calling it unreachable.
 CONNECT_TIMEOUT = 10.0
@@ -234,8 +235,10 @@ def _local_cluster(workers: int | None, threads_per_worker: int) -> distributed.
     if workers * threads_per_worker > available:
         raise ClusterError(f"cannot start a local cluster: {workers} workers x {threads_per_worker} threads exceed "
                            f"the {available} cores this process may use")
-    # The numeric libraries get the worker's threads too (Dask already pins BLAS/OpenMP to 1 per worker).
-    env = {"NUMBA_NUM_THREADS": str(threads_per_worker), "OMP_NUM_THREADS": str(threads_per_worker)}
+    # The native kernels and the numeric libraries get the worker's threads, no more: he_core would
+    # otherwise size its pool by the machine's cores in every worker (2 workers x 2 threads on 2 cores).
+    env = {native_threads.ENV: str(threads_per_worker), "NUMBA_NUM_THREADS": str(threads_per_worker),
+           "OMP_NUM_THREADS": str(threads_per_worker)}
     # Dask's HTTP servers always listen; on loopback, on a free port, and serving a health check only (no
     # task or worker pages for other local users to read, no fight over port 8787).
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers (and its own environment), which turns off

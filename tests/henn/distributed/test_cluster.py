@@ -110,3 +110,18 @@ def test_local_workers_keep_glibcs_adaptive_allocator(monkeypatch):
         seen = cluster.client.run(lambda: os.environ.get(C.TRIM_VARIABLE))
         assert list(seen.values()) == [None]
         assert C.TRIM_VARIABLE not in os.environ
+
+
+def test_local_workers_run_the_native_kernels_on_their_own_threads_only():
+    """Each worker's he_core pool gets the worker's threads, not the machine's cores (no oversubscription)."""
+    if C.cores() < 2:
+        pytest.skip("one core: a worker's pool has one thread whatever the setting")
+    with C.Cluster("local", workers=1, threads_per_worker=1) as cluster:
+        seen = cluster.client.run(_native_threads)
+        assert list(seen.values()) == [1]
+
+
+def _native_threads() -> int:
+    from he_core import threads
+
+    return threads.get_threads()
