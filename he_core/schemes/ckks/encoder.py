@@ -84,6 +84,45 @@ def decode(coeffs: np.ndarray, scale: float) -> np.ndarray:
     return values[pos] / scale
 
 
+#: pi to the precision of the platform's long double (the string parses to it; float64's pi would not).
+_PI_LONG = np.longdouble("3.14159265358979323846264338327950288419716939937510")
+#: Unit roundoff of :func:`decode_precise` (2^-64 where long double is x87 extended precision).
+LONG_EPS = float(np.finfo(np.longdouble).eps) / 2
+
+
+@lru_cache(maxsize=8)
+def _twist_long(n: int) -> np.ndarray:
+    angle = _PI_LONG * np.arange(n, dtype=np.longdouble) / np.longdouble(n)
+    return np.cos(angle) + 1j * np.sin(angle)
+
+
+def decode_precise(coeffs: np.ndarray) -> np.ndarray:
+    """:func:`decode` at scale 1 in the platform's long double (``clongdouble`` slot values).
+
+    For a key holder's release: the error of a float64 decode is a deterministic function
+    of the phase (noise included) and lies outside the flood's reach; here it is ~2^11
+    times smaller (x87 extended precision) and bounded by :func:`decode_error_bound`.
+    """
+    m = np.asarray(coeffs, dtype=np.longdouble)
+    n = m.shape[0]
+    pos = _tables(n)[0]
+    values = np.fft.ifft(m * _twist_long(n)) * np.longdouble(n)
+    return values[pos]
+
+
+def decode_error_bound(n: int, coeff_l2: float) -> float:
+    """A bound on the L2 norm, over all N/2 slots, of :func:`decode_precise`'s error for coefficients of
+    L2 norm at most ``coeff_l2`` (integer units).
+
+    The transform has N ||x||_2^2 of energy; a radix-2 FFT's relative error in the L2 norm
+    is at most log2(N) eta with eta about (4 sqrt 2 + 1) u for unit roundoff u (Higham,
+    Accuracy and Stability of Numerical Algorithms, ch. 24); the twist, the lift of each
+    coefficient to long double and the final scaling add a few u. Taken generously as
+    (8 log2 N + 8) u, a bound, not an estimate.
+    """
+    return (8.0 * math.log2(n) + 8.0) * LONG_EPS * math.sqrt(n) * float(coeff_l2)
+
+
 class PlaintextEncoder:
     """The encoder role: slot vectors to NTT-form plaintexts of one parameter set, with range checks.
 

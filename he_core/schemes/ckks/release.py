@@ -136,15 +136,18 @@ class Releaser:
         if is_coeff(ct) or is_constant(ct):
             return flooding.sigma(noise.l2_bound(est["key_variance"], est["key_spectral"], count))
         half, weights = self.ring.n / 2.0, self._weights.get(ct.key_id)
+        # The decode's own error is part of what the released values show of the noise (flooded_slots).
+        decode = self.decode_error_bound(ct)
         if weights is None:  # no release under this key yet (a report ahead of one): the model's average
-            return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"], count))
+            return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"], count)
+                                  + decode)
         # Rotations move a slot's noise to another slot, so which slots hold the heavy noise is not known:
         # the k released values are weighted as the k heaviest slots (each ciphertext of a batch alike).
         per_ct = -(-count // ct.data.shape[0])
         top = weights[:min(per_ct, weights.size)]
         trace = float(np.sum(top)) * ct.data.shape[0] + max(0, per_ct - weights.size) * float(top[-1])
         return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"],
-                                             min(trace, count * float(top[0])), float(top[0])))
+                                             min(trace, count * float(top[0])), float(top[0])) + decode)
 
     def value_sigma(self, ct: Ciphertext, sigma: float) -> float:
         """Standard deviation of a released value's error in value units: the flood ``sigma`` (integer units)
@@ -208,12 +211,25 @@ class Releaser:
         release's grid (>= sigma / 2), so it is a Gaussian to the rounding that follows
         whatever sigma's size (no integer sampler's 2^48 limit).
         """
-        phases = self.decryptor.phases(ct, self.keyset.s_full(key))
-        slots = np.array([encoder.decode(c, 1.0) for c in phases])
+        # In long double: the decode's own error comes before the flood, so it must be small and bounded
+        # (decode_error_bound, in release_sigma); everything after the flood is post-processing.
+        phases = [self.decryptor.lift_precise(m) for m in self.decryptor.phase_limbs(ct, self.keyset.s_full(key))]
+        slots = np.array([encoder.decode_precise(c) for c in phases])
         exact = np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]).real)
         unit = 2.0**FLOOD_RESOLUTION_LOG2
         flood = rng.gaussian(unit, exact.size, bound=12.0 * unit).reshape(exact.shape) * (sigma / unit)
-        return (exact + flood) / ct.scale
+        return np.asarray((exact + flood.astype(np.longdouble)) / np.longdouble(ct.scale), dtype=np.float64)
+
+    def decode_error_bound(self, ct: Ciphertext) -> float:
+        """A bound on the L2 norm of the long-double decode's error over every slot of ``ct`` (integer units).
+
+        From the record (the same trust as the noise bound it adds to): each ciphertext's
+        coefficients have L2 norm ||m||_2 = ||slots||_2 sqrt(2 / N) <= scale vmax + the noise's
+        6 sqrt(N nspec) (slots of value at most vmax, noise of spectral variance nspec).
+        """
+        n = self.ring.n
+        coeff_l2 = float(ct.scale) * float(ct.meta["vmax"]) + 6.0 * math.sqrt(n * float(ct.meta["nspec"]))
+        return math.sqrt(ct.data.shape[0]) * encoder.decode_error_bound(n, coeff_l2)
 
     def declare_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
         """``ct`` with its value bound lowered to a declared ``bound`` (the noise record kept)."""

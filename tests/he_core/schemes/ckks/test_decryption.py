@@ -53,3 +53,21 @@ def test_a_value_beyond_the_decoding_range_is_an_overflow(ctx):
         data[0, 0, limb] = gen.integers(0, q, scheme.ring.n, dtype=np.uint64)
     with pytest.raises(HEOverflowError, match="not a valid encoding"):
         scheme.decryptor.decrypt(ct.replace(data=data), s_full)
+
+
+def test_the_precise_lift_is_exact_beyond_float64(ctx):
+    """Coefficients past 2^53 (and past int64) come back as the exact centred integers, to long double's
+    unit roundoff: the key holder's release decodes from them."""
+    scheme, _, _ = ctx
+    q0, q1 = scheme.ring.q[0], scheme.ring.q[1]
+    rng = np.random.default_rng(5)
+    wanted = [0, 1, -1, q0 // 2, -(q0 // 2), 2**53 + 1, -(2**53 + 3), 2**62 + 7, -(2**62 + 9)]
+    wanted += [int(x) for x in rng.integers(-2**62, 2**62, scheme.ring.n - len(wanted))]
+    limbs = np.array([[x % q for x in wanted] for q in (q0, q1)], dtype=np.uint64)
+    got = scheme.decryptor.lift_precise(limbs)
+    assert got.dtype == np.longdouble
+    eps = float(np.finfo(np.longdouble).eps)
+    for x, g in zip(wanted, got):
+        assert abs(int(g) - x) <= abs(x) * eps, (x, int(g))
+    if eps <= 2.0**-63:  # x87 extended precision: every value here below 2^63 is exact
+        assert [int(g) for g in got] == wanted
