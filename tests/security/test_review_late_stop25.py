@@ -130,7 +130,9 @@ def test_each_keys_release_uses_its_own_weights_and_a_report_ahead_of_a_release_
     a = s.keygen(KeyRequirements(sizes=(512, 1)), rng=SeededRandom(3)).secret
     b = s.keygen(KeyRequirements(sizes=(512, 1)), rng=SeededRandom(4)).secret
     assert a.key_id != b.key_id
-    ct = s.take_rows(s.encrypt(np.ones((512, 1)) * 0.5, a, rng=SeededRandom(5)), np.array([7]))
+    # One value under A, encrypted directly: with B's keys installed, an operation that switches keys (take_rows
+    # rotates) is refused under A (it used B's keys and gave garbage before stop 26).
+    ct = s.encrypt(np.full((1, 1), 0.5), a, rng=SeededRandom(5))
     cold = s._release_sigma(ct, FLOODING)
     s.decrypt(ct, a, flooding=FLOODING, rng=SeededRandom(6))
     warm = s._release_sigma(ct, FLOODING)

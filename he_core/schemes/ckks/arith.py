@@ -116,7 +116,7 @@ class Evaluator:
         """The relinearised product of aligned operands (not rescaled; scale a.scale * b.scale)."""
         a, b = self.relin(a), self.relin(b)
         r = self.ring
-        key = self.keyset.relin_key()
+        key = self.keyset.relin_key(a.key_id)
         data = np.empty_like(a.data)
         for i in range(a.data.shape[0]):
             a0, a1 = a.data[i]
@@ -153,7 +153,7 @@ class Evaluator:
         """Relinearise a deferred product (no-op on an ordinary ciphertext)."""
         if ct.data.shape[1] == 2:
             return ct
-        r, key = self.ring, self.keyset.relin_key()
+        r, key = self.ring, self.keyset.relin_key(ct.key_id)
         data = np.empty((ct.data.shape[0], 2) + ct.data.shape[2:], dtype=np.uint64)
         for i in range(ct.data.shape[0]):
             ks = self.switcher.key_switch(np.ascontiguousarray(ct.data[i, 2]), key, self.params.alpha)

@@ -118,7 +118,8 @@ def decode_error_bound(n: int, coeff_l2: float) -> float:
     is at most log2(N) eta with eta about (4 sqrt 2 + 1) u for unit roundoff u (Higham,
     Accuracy and Stability of Numerical Algorithms, ch. 24); the twist, the lift of each
     coefficient to long double and the final scaling add a few u. Taken generously as
-    (8 log2 N + 8) u, a bound, not an estimate.
+    (8 log2 N + 8) u. numpy's FFT is mixed-radix, so the constant is checked against
+    high-precision decodes (tests), not proven for it.
     """
     return (8.0 * math.log2(n) + 8.0) * LONG_EPS * math.sqrt(n) * float(coeff_l2)
 

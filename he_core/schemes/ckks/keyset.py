@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...errors import FormatError, KeyMissingError
+from ...errors import FormatError, KeyMissingError, MismatchError
 from ...keys import KeyPair, KeyRequirements, PublicKeys, SecretKey, SwitchKey, derive_key_id
 from ...randomness import RandomSource
 from . import keys as keygen, layout
@@ -186,13 +186,29 @@ class KeySet:
             check(f"Galois key {g}", key, switch)
         check_seeds(data, "cannot use these public keys")
 
-    def relin_key(self) -> np.ndarray:
-        """The installed relinearisation key.
+    def for_key(self, key_id: str, what: str) -> PublicKeys:
+        """The installed public keys, checked to be those of ``key_id``.
+
+        Switching (relinearising, rotating) or encrypting zero under another key's keys gives
+        a ciphertext that decrypts to garbage; a scheme holds one installed key set at a time.
+
+        Raises:
+            MismatchError: the installed keys are another key's.
+        """
+        installed = self.installed()
+        if installed.key_id != key_id:
+            raise MismatchError(f"cannot {what}: the ciphertext is under key {key_id[:12]}, the installed public keys "
+                                f"are key {installed.key_id[:12]}'s (install its public keys first)")
+        return installed
+
+    def relin_key(self, key_id: str) -> np.ndarray:
+        """The installed relinearisation key, checked to be ``key_id``'s (see :meth:`for_key`).
 
         Raises:
             KeyMissingError: the installed keys have none.
+            MismatchError: they are another key's.
         """
-        key = self.installed().data.get("relin")
+        key = self.for_key(key_id, "relinearise").data.get("relin")
         if key is None:
             raise KeyMissingError("cannot multiply ciphertexts: no relinearisation key "
                                   "(generate keys with KeyRequirements(multiply=True))")

@@ -148,7 +148,7 @@ class MaskedRefresher:
         nl = layout.level(ct) + 1
         plan = mask.plan
         data = ct.data.copy()
-        public = self.keyset.installed().data["pk"]
+        public = self.keyset.for_key(ct.key_id, "mask").data["pk"]
         bounded = [self.bounded_residues(mask, limb) for limb in range(len(plan.moduli))]
         for i in range(data.shape[0]):
             poly = np.ascontiguousarray(mask.residues[i]).copy()

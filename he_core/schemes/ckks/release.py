@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ...ciphertext import Ciphertext
-from ...errors import KeyMissingError, PrecisionError
+from ...errors import HEOverflowError, KeyMissingError, PrecisionError
 from ...flooding import Flooding, precision_bits, release_grid
 from . import encoder, layout, noise
 from .arith import Evaluator
@@ -214,6 +214,12 @@ class Releaser:
         # In long double: the decode's own error comes before the flood, so it must be small and bounded
         # (decode_error_bound, in release_sigma); everything after the flood is post-processing.
         phases = [self.decryptor.lift_precise(m) for m in self.decryptor.phase_limbs(ct, self.keyset.s_full(key))]
+        limit = self._coeff_l2_bound(ct)
+        if any(float(np.sqrt(np.sum(c * c))) > limit for c in phases):
+            # The decode's error bound (and the noise bound B) rest on the record; a phase beyond it would
+            # release more than they cover (a declared bound below the values, or a ciphertext that lies).
+            raise HEOverflowError(f"cannot release {ct.describe()}: its values exceed their recorded bound "
+                                  f"(vmax {float(ct.meta['vmax']):.4g} at scale 2^{math.log2(ct.scale):.1f})")
         slots = np.array([encoder.decode_precise(c) for c in phases])
         exact = np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]).real)
         unit = 2.0**FLOOD_RESOLUTION_LOG2
@@ -227,9 +233,11 @@ class Releaser:
         coefficients have L2 norm ||m||_2 = ||slots||_2 sqrt(2 / N) <= scale vmax + the noise's
         6 sqrt(N nspec) (slots of value at most vmax, noise of spectral variance nspec).
         """
-        n = self.ring.n
-        coeff_l2 = float(ct.scale) * float(ct.meta["vmax"]) + 6.0 * math.sqrt(n * float(ct.meta["nspec"]))
-        return math.sqrt(ct.data.shape[0]) * encoder.decode_error_bound(n, coeff_l2)
+        return math.sqrt(ct.data.shape[0]) * encoder.decode_error_bound(self.ring.n, self._coeff_l2_bound(ct))
+
+    def _coeff_l2_bound(self, ct: Ciphertext) -> float:
+        """The record's bound on each ciphertext's phase, ||m||_2 (see :meth:`decode_error_bound`)."""
+        return float(ct.scale) * float(ct.meta["vmax"]) + 6.0 * math.sqrt(self.ring.n * float(ct.meta["nspec"]))
 
     def declare_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
         """``ct`` with its value bound lowered to a declared ``bound`` (the noise record kept)."""
@@ -245,7 +253,7 @@ class Releaser:
         ct = self.evaluator.relin(ct)
         sigma = self.flood_sigma(ct, flooding, count)  # this party's own noise (an earlier flood needs no hiding)
         nl = layout.level(ct) + 1
-        public = self.keyset.installed().data["pk"]
+        public = self.keyset.for_key(ct.key_id, "sanitise").data["pk"]
         data = ct.data.copy()
         for i in range(data.shape[0]):
             z0, z1 = self.encryptor.public_zero(public, rng, nl)

@@ -38,6 +38,7 @@ class Rotator:
             KeyMissingError: no key for ``g``.
         """
         ct = self.evaluator.relin(ct)
+        self.keyset.for_key(ct.key_id, "rotate")
         key = self.keyset.galois_key(g)
         if key is None:
             raise KeyMissingError(f"cannot apply Galois element {g}: no key for it")
@@ -101,6 +102,7 @@ class Rotator:
             out.update({k: self.apply_galois(ct, g) for k, g in direct.items()})
             return out
         r, alpha = self.ring, self.params.alpha
+        self.keyset.for_key(ct.key_id, "rotate")
         datas = {k: np.empty_like(ct.data) for k in direct}
         for i in range(ct.data.shape[0]):
             ext = self.switcher.mod_up(np.ascontiguousarray(ct.data[i, 1]), alpha)

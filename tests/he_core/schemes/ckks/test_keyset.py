@@ -124,3 +124,28 @@ def test_malformed_seeds_in_public_keys_are_refused_by_name(full):
     without_relin = {k: v for k, v in pub.data.items() if k != "relin"}
     with pytest.raises(FormatError, match="a seed for the relinearisation key, which the data does not hold"):
         s.check_public_keys(type(pub)(pub.scheme, pub.params_id, pub.key_id, without_relin, pub.requirements))
+
+
+def test_switching_under_another_keys_installed_keys_is_refused_by_name():
+    """A scheme holds one installed key set: a product, a rotation, a sanitisation or a mask under key A with
+    key B's public keys installed used B's keys and decrypted to garbage; each is now a MismatchError, and
+    works again once A's keys are installed."""
+    import warnings
+
+    from he_core import Flooding, MismatchError
+    from he_core.schemes.ckks import CkksParams, CkksScheme
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = CkksScheme(CkksParams(poly_degree=1024, levels=3, allow_insecure=True))
+    a = s.keygen(KeyRequirements(sizes=(4,)), rng=SeededRandom(3))
+    s.keygen(KeyRequirements(sizes=(4,)), rng=SeededRandom(4))  # B's keys now installed
+    x = np.array([[0.5, -1.0, 0.25, 2.0]])
+    ct = s.encrypt(x, a.secret, rng=SeededRandom(5))
+    for op in (lambda: s.mul(ct, ct), lambda: s.rotate(ct, 1),
+               lambda: s.sanitize(ct, flooding=Flooding(queries=2), rng=SeededRandom(6))):
+        with pytest.raises(MismatchError, match="installed public keys"):
+            op()
+    s.set_public_keys(a.public)
+    np.testing.assert_allclose(s.decrypt_exact_local(s.mul(ct, ct), a.secret), x * x, atol=1e-6)
+    np.testing.assert_allclose(s.decrypt_exact_local(s.rotate(ct, 1), a.secret)[:, :3], x[:, 1:], atol=1e-6)
