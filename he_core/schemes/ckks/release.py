@@ -122,7 +122,7 @@ class Releaser:
                 out.append(np.where(limb > q // 2, limb - q, limb).astype(np.float64))
         return out
 
-    def release_sigma(self, ct: Ciphertext, flooding: Flooding) -> float:
+    def release_sigma(self, ct: Ciphertext, flooding: Flooding, phase_bound: float | None = None) -> float:
         """The flood of a release of ``ct``, integer units at its scale, on each released value.
 
         A coefficient layout (or a constant) releases coefficients: the flood is added to
@@ -137,7 +137,7 @@ class Releaser:
             return flooding.sigma(noise.l2_bound(est["key_variance"], est["key_spectral"], count))
         half, weights = self.ring.n / 2.0, self._weights.get(ct.key_id)
         # The decode's own error is part of what the released values show of the noise (flooded_slots).
-        decode = self.decode_error_bound(ct)
+        decode = self.decode_error_bound(ct, phase_bound)
         if weights is None:  # no release under this key yet (a report ahead of one): the model's average
             return flooding.sigma(noise.l2_bound(half * est["key_slot_variance"], half * est["key_spectral"], count)
                                   + decode)
@@ -173,11 +173,13 @@ class Releaser:
             PrecisionError: fewer than ``flooding.min_precision_bits`` bits would remain.
         """
         self.slot_weights(key)
-        sigma = self.release_sigma(ct, flooding)
         if is_coeff(ct) or is_constant(ct):
+            sigma = self.release_sigma(ct, flooding)
             values = self.flooded_coefficients(ct, key, sigma, rng)
         else:
-            values = self.flooded_slots(ct, key, sigma, rng)
+            phases = self.precise_phases(ct, key)
+            sigma = self.release_sigma(ct, flooding, self.phase_bound(ct, phases))
+            values = self.flooded_slots(ct, key, sigma, rng, phases)
         value_sigma = self.value_sigma(ct, sigma)
         grid = release_grid(value_sigma)
         released = np.round(values / grid) * grid
@@ -204,7 +206,11 @@ class Releaser:
         which, pos = coeff_positions(ct, self.ring.n)
         return np.array(flooded)[which, pos] / ct.scale
 
-    def flooded_slots(self, ct: Ciphertext, key, sigma: float, rng) -> np.ndarray:
+    def precise_phases(self, ct: Ciphertext, key) -> list[np.ndarray]:
+        """Each ciphertext's phase as centred long-double coefficients (see :meth:`flooded_slots`)."""
+        return [self.decryptor.lift_precise(m) for m in self.decryptor.phase_limbs(ct, self.keyset.s_full(key))]
+
+    def flooded_slots(self, ct: Ciphertext, key, sigma: float, rng, phases: list | None = None) -> np.ndarray:
         """The released values (slots' real parts) of ``ct``, each plus a Gaussian of ``sigma`` (integer units).
 
         The flood is drawn at a resolution of 2^-FLOOD_RESOLUTION_LOG2 sigma, far below the
@@ -213,31 +219,53 @@ class Releaser:
         """
         # In long double: the decode's own error comes before the flood, so it must be small and bounded
         # (decode_error_bound, in release_sigma); everything after the flood is post-processing.
-        phases = [self.decryptor.lift_precise(m) for m in self.decryptor.phase_limbs(ct, self.keyset.s_full(key))]
-        limit = self._coeff_l2_bound(ct)
-        if any(float(np.sqrt(np.sum(c * c))) > limit for c in phases):
-            # The decode's error bound (and the noise bound B) rest on the record; a phase beyond it would
-            # release more than they cover (a declared bound below the values, or a ciphertext that lies).
-            raise HEOverflowError(f"cannot release {ct.describe()}: its values exceed their recorded bound "
-                                  f"(vmax {float(ct.meta['vmax']):.4g} at scale 2^{math.log2(ct.scale):.1f})")
+        phases = self.precise_phases(ct, key) if phases is None else phases
+        self.phase_bound(ct, phases)  # refuses a phase beyond its record (decrypt has checked it already)
         slots = np.array([encoder.decode_precise(c) for c in phases])
         exact = np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]).real)
         unit = 2.0**FLOOD_RESOLUTION_LOG2
         flood = rng.gaussian(unit, exact.size, bound=12.0 * unit).reshape(exact.shape) * (sigma / unit)
         return np.asarray((exact + flood.astype(np.longdouble)) / np.longdouble(ct.scale), dtype=np.float64)
 
-    def decode_error_bound(self, ct: Ciphertext) -> float:
+    def decode_error_bound(self, ct: Ciphertext, phase_bound: float | None = None) -> float:
         """A bound on the L2 norm of the long-double decode's error over every slot of ``ct`` (integer units).
 
-        From the record (the same trust as the noise bound it adds to): each ciphertext's
-        coefficients have L2 norm ||m||_2 = ||slots||_2 sqrt(2 / N) <= scale vmax + the noise's
-        6 sqrt(N nspec) (slots of value at most vmax, noise of spectral variance nspec).
+        ``phase_bound`` bounds each ciphertext's phase ||m||_2 (:meth:`phase_bound`); without it, the
+        record's (:meth:`_coeff_l2_bound`), or 0 when the record has no value bound (a report only:
+        a release always passes the bound it checked).
         """
-        return math.sqrt(ct.data.shape[0]) * encoder.decode_error_bound(self.ring.n, self._coeff_l2_bound(ct))
+        bound = self._coeff_l2_bound(ct) if phase_bound is None else float(phase_bound)
+        if not math.isfinite(bound):
+            return 0.0
+        return math.sqrt(ct.data.shape[0]) * encoder.decode_error_bound(self.ring.n, bound)
+
+    def phase_bound(self, ct: Ciphertext, phases: list[np.ndarray]) -> float:
+        """The bound on each phase's L2 norm a release's decode term uses.
+
+        The record's (scale vmax + 6 sqrt(N nspec): slots of value at most vmax, noise of
+        spectral variance nspec), checked against the phases: the decode's bound, like the
+        noise bound B, rests on the record, and a phase beyond it (a declared bound below the
+        values, or a ciphertext that lies) is refused. A record without a value bound (a key
+        holder's fresh re-encryption of a result) takes the phases' own norm rounded up to a
+        power of two: it depends on the noise only where the norm crosses one, a chance of
+        about ||e|| / ||m|| (2^-40 and less).
+
+        Raises:
+            HEOverflowError: a phase beyond its record's bound.
+        """
+        actual = max((float(np.sqrt(np.sum(c * c))) for c in phases), default=0.0)
+        record = self._coeff_l2_bound(ct)
+        if not math.isfinite(record):
+            return 2.0 ** math.ceil(math.log2(max(actual, 1.0)))
+        if actual > record:
+            raise HEOverflowError(f"cannot release {ct.describe()}: its values exceed their recorded bound "
+                                  f"(vmax {float(ct.meta['vmax']):.4g} at scale 2^{math.log2(ct.scale):.1f})")
+        return record
 
     def _coeff_l2_bound(self, ct: Ciphertext) -> float:
-        """The record's bound on each ciphertext's phase, ||m||_2 (see :meth:`decode_error_bound`)."""
-        return float(ct.scale) * float(ct.meta["vmax"]) + 6.0 * math.sqrt(self.ring.n * float(ct.meta["nspec"]))
+        """The record's bound on each ciphertext's phase, ||m||_2 (inf when it has no value bound)."""
+        with np.errstate(over="ignore"):
+            return float(ct.scale) * float(ct.meta["vmax"]) + 6.0 * math.sqrt(self.ring.n * float(ct.meta["nspec"]))
 
     def declare_bound(self, ct: Ciphertext, bound: float) -> Ciphertext:
         """``ct`` with its value bound lowered to a declared ``bound`` (the noise record kept)."""
