@@ -6,6 +6,7 @@ schoolbook convolution, and apply X -> X^5 by moving coefficients: the encoder m
 with all three, and round by at most 1/2 per coefficient.
 """
 import warnings
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -162,9 +163,8 @@ def test_the_encoder_role_encodes_into_ntt_form_and_refuses_values_out_of_range(
         enc.check_range(np.array([-limit]), 2.0**40, "encrypt")
 
 
-def _real_slot_exact(coeffs: list[int], j: int) -> "Decimal":
+def _real_slot_exact(coeffs: list[int], j: int) -> Decimal:
     """Re m(zeta^(5^j)) to 45 digits: sum_i c_i cos(pi t_i / N), t_i = 5^j i mod 2N, by Taylor series in Decimal."""
-    from decimal import Decimal, localcontext
 
     with localcontext() as c:
         c.prec = 45
@@ -211,7 +211,5 @@ def test_the_precise_decode_errs_within_its_bound_where_float64_does_not():
     assert max(err_precise) < 2.0**-8 * bound  # generous (~2^9.7 here): it costs the flood a little, not much
 
 
-def Decimal_of(x) -> "Decimal":
-    from decimal import Decimal
-
+def Decimal_of(x) -> Decimal:
     return Decimal(np.format_float_positional(x, unique=True))
