@@ -89,30 +89,21 @@ class Decryptor:
     def lift_precise(self, m: np.ndarray) -> np.ndarray:
         """:meth:`lift` in the platform's long double: exact below 2^63 (int64 first; x87 extended holds every
         int64), else rounded once or twice at its unit roundoff (``encoder.LONG_EPS``)."""
+        return self._lift(m, np.longdouble)
+
+    def lift(self, m: np.ndarray) -> np.ndarray:
+        """Centred integer coefficients (as float64) from limbs 0 and 1 (Garner's CRT)."""
+        return self._lift(m, np.float64)
+
+    def _lift(self, m: np.ndarray, dtype) -> np.ndarray:
         q0 = self.ring.q[0]
         r0 = m[0].astype(np.int64)
         if m.shape[0] == 1:
-            return np.where(r0 > q0 // 2, r0 - q0, r0).astype(np.longdouble)
+            return np.where(r0 > q0 // 2, r0 - q0, r0).astype(dtype)
         q1 = self.ring.q[1]
         diff = (m[1] + np.uint64(q1) - m[0] % np.uint64(q1)) % np.uint64(q1)
         t = self.ring.mul_scalar_limb(diff, pow(q0, -1, q1), 1).astype(np.int64)
         t = np.where(t > q1 // 2, t - q1, t)
         small = (t == 0) | (t == -1)  # |x| < q0: exact in int64
-        exact = (r0 + np.int64(q0) * np.where(small, t, 0)).astype(np.longdouble)
-        wide = r0.astype(np.longdouble) + np.longdouble(q0) * t.astype(np.longdouble)
-        return np.where(small, exact, wide)
-
-    def lift(self, m: np.ndarray) -> np.ndarray:
-        """Centred integer coefficients (as float64) from limbs 0 and 1 (Garner's CRT)."""
-        q0 = self.ring.q[0]
-        r0 = m[0].astype(np.int64)
-        if m.shape[0] == 1:
-            return np.where(r0 > q0 // 2, r0 - q0, r0).astype(np.float64)
-        q1 = self.ring.q[1]
-        inv = pow(q0, -1, q1)
-        diff = (m[1] + np.uint64(q1) - m[0] % np.uint64(q1)) % np.uint64(q1)
-        t = self.ring.mul_scalar_limb(diff, inv, 1).astype(np.int64)
-        t = np.where(t > q1 // 2, t - q1, t)
-        small = (t == 0) | (t == -1)  # |x| < q0: exact in int64
-        exact = (r0 + np.int64(q0) * np.where(small, t, 0)).astype(np.float64)
-        return np.where(small, exact, r0.astype(np.float64) + float(q0) * t.astype(np.float64))
+        exact = (r0 + np.int64(q0) * np.where(small, t, 0)).astype(dtype)
+        return np.where(small, exact, r0.astype(dtype) + dtype(q0) * t.astype(dtype))

@@ -219,8 +219,9 @@ class Releaser:
         """
         # In long double: the decode's own error comes before the flood, so it must be small and bounded
         # (decode_error_bound, in release_sigma); everything after the flood is post-processing.
-        phases = self.precise_phases(ct, key) if phases is None else phases
-        self.phase_bound(ct, phases)  # refuses a phase beyond its record (decrypt has checked it already)
+        if phases is None:  # (decrypt passes the phases it has checked)
+            phases = self.precise_phases(ct, key)
+            self.phase_bound(ct, phases)  # refuses a phase beyond its record
         slots = np.array([encoder.decode_precise(c) for c in phases])
         exact = np.ascontiguousarray(layout.unpack(slots, ct.rows, ct.size, ct.meta["stride"]).real)
         unit = 2.0**FLOOD_RESOLUTION_LOG2
