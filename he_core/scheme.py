@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Iterable, NoReturn
 
 import numpy as np
 
+from .bags import BagRows
 from .capabilities import Capability
 from .costs import OperationCosts
 from .ciphertext import Ciphertext
@@ -46,7 +47,7 @@ from .validation import Checks
 #: The operations every scheme implements; everything else belongs to a protocol (:mod:`he_core.protocols`).
 CORE_OPERATIONS = (
     "keygen", "encrypt", "decrypt", "decrypt_exact_local", "add", "sub", "neg", "add_plain", "sub_plain",
-    "mul_plain", "take_rows", "concat_rows", "row_sum", "lincomb", "index_add_", "budget",
+    "mul_plain", "take_rows", "concat_rows", "row_sum", "lincomb", "index_add_", "bag_sum", "bag_add_", "budget",
 )
 
 
@@ -62,7 +63,7 @@ class Budget(dict):
         return self["remaining"]
 
 
-class Scheme(Checks, Layouts, OperationCosts, ParameterChoice, KeyHolderProtocol, abc.ABC):
+class Scheme(Checks, BagRows, Layouts, OperationCosts, ParameterChoice, KeyHolderProtocol, abc.ABC):
     """Abstract base of every scheme; see the module docstring for the contract."""
 
     name: ClassVar[str] = ""

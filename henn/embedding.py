@@ -111,7 +111,7 @@ class EmbeddingBag(Module):
             the output: a refresh of it is masked for that size; ``None``: the trainer's).
 
     The output is one encrypted row per sample; the gradient reaches ``W`` as one
-    scatter per sample into exactly the rows it named (see the module docstring).
+    scatter per batch into exactly the rows each sample named (see the module docstring).
     """
 
     def __init__(self, weight: EncTensor, *, output_bound: float | None = None):
@@ -155,28 +155,12 @@ class EmbeddingBag(Module):
         if x.width != self.in_features:
             raise ValueError(f"cannot run EmbeddingBag: the bags address {x.width} rows, the table has "
                              f"{self.in_features}")
-        table = self.weight.value
-        rows = [self._gather(table, bag) for bag in x.bags]
-        out = rows[0] if len(rows) == 1 else EncTensor(table.scheme, table.scheme.concat_rows([r.ct for r in rows]))
+        out = self.weight.value.bag_sum(x.bags)
         return (out if self.output_bound is None else out.declare_bound(self.output_bound)), x
-
-    @staticmethod
-    def _gather(table: EncTensor, bag: np.ndarray) -> EncTensor:
-        if bag.size:
-            return table.row_sum(bag)
-        first = table.row_sum(np.zeros(1, dtype=np.int64))
-        return first - first  # an encrypted zero row in the gather's own layout, at no level
 
     def backward_train(self, bags: Bags, grad: EncTensor) -> None:
         """Store the sparse gradient: row ``b`` of ``grad`` lands on the rows of bag ``b``."""
         if grad.rows != len(bags):
             raise ValueError(f"cannot backpropagate EmbeddingBag: {grad.rows} gradient rows for {len(bags)} samples")
-        rows, values = [], []
-        for b, bag in enumerate(bags.bags):
-            g = grad if grad.rows == 1 else grad.take_rows([b])
-            # An empty bag lands a zero row on row 0: every sample asks the key holder for the
-            # same moves, so the requests do not show which reviews had no vocabulary word.
-            rows.append(bag if bag.size else np.zeros(1, dtype=np.int64))
-            values.append(g if bag.size else g - g)
-        self.weight.grad = RowGrad(rows, values)
+        self.weight.grad = RowGrad(bags.bags, grad)
         return None

@@ -151,12 +151,21 @@ class PolyLogisticLoss:
 
     Args:
         activation: the polynomial sigmoid ``s``.
+        reduction: ``"mean"`` averages a batch's gradients (the step size does not
+            depend on the batch size); ``"sum"`` sums them, so the learning rate is per
+            sample (mini-batch SGD that takes as large a step per sample as per-sample SGD).
+
+    Raises:
+        ValueError: an unknown reduction.
     """
 
     name = "poly_logistic"
 
-    def __init__(self, activation: PolyActivation):
+    def __init__(self, activation: PolyActivation, reduction: str = "mean"):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"cannot build PolyLogisticLoss: reduction must be 'mean' or 'sum', got {reduction!r}")
         self.activation = activation
+        self.reduction = reduction
 
     def grad(self, logits: EncTensor, y, prediction: EncTensor | None = None, scale: float = 1.0) -> EncTensor:
         """Encrypted ``scale * (s(z) - y) / n``; ``prediction`` is :meth:`prediction` of these logits
@@ -171,7 +180,7 @@ class PolyLogisticLoss:
 
     def error_factor(self, shape: tuple[int, int], scale: float = 1.0) -> float:
         """The ``c`` of ``grad = c * (prediction - y)`` for logits of ``shape``."""
-        return scale / (shape[0] * shape[1])
+        return scale / (shape[0] * shape[1] if self.reduction == "mean" else shape[1])
 
     monitor_metric = "absolute_error"
 

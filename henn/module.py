@@ -17,15 +17,14 @@ from .tensor import EncTensor
 
 @dataclasses.dataclass
 class RowGrad:
-    """A sparse gradient of a table: ``values[i]`` (an encrypted ``(1, width)`` row) adds to rows ``rows[i]``.
+    """A sparse gradient of a table: row ``i`` of ``values`` (encrypted) adds to every row ``bags[i]`` names.
 
     What :class:`henn.embedding.EmbeddingBag` stores: each sample's gradient lands on
     the table rows its bag named, so an update touches those rows only.
     """
 
-    rows: list
-    values: list[EncTensor]
-
+    bags: list
+    values: EncTensor
 
 class Parameter:
     """A trainable encrypted tensor and its latest gradient.

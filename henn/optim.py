@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+import numpy as np
+
 from .module import Parameter, RowGrad
 from .tensor import EncTensor
 
@@ -77,7 +79,7 @@ class SGD:
         if isinstance(p.grad, RowGrad):
             # A table's sparse gradient: each sample's row scattered into the rows it named.
             # Weight decay would touch every row at every step, which a sparse update avoids.
-            return _scatter(p.value, [(rows, self._scaled(g, factor)) for rows, g in zip(p.grad.rows, p.grad.values)])
+            return _scatter_bags(p.value, p.grad.bags, self._scaled(p.grad.values, factor))
         if not p.value.scheme.in_default_layout(p.value.ct):
             # A weight in a table packing is updated in place, row by row: ``W - dW`` as a new
             # ciphertext would follow the gradient's lower level and packing.
@@ -110,3 +112,18 @@ def _scatter(table: EncTensor, updates: list) -> Callable[[], None]:
         for rows, update in updates:
             table.index_add_(rows, update)
     return land
+
+
+def _scatter_bags(table: EncTensor, bags: list, update: EncTensor) -> Callable[[], None]:
+    """What lands row ``b`` of ``update`` on the rows of bag ``b``, in place."""
+    if table.scheme.in_default_layout(table.ct):
+        # One scatter for the batch (and, for a trainer that refreshes, one landing refresh).
+        return lambda: table.bag_add_(bags, update)
+    # A table in its own packing takes each row moved into that packing, one bag at a time.
+    # An empty bag lands a zero row on row 0: every sample asks the key holder for the same
+    # moves, so the requests do not show which samples named no row.
+    pairs = []
+    for b, bag in enumerate(bags):
+        row = update if update.rows == 1 else update.take_rows([b])
+        pairs.append((bag, row) if len(bag) else (np.zeros(1, dtype=np.int64), row - row))
+    return _scatter(table, pairs)

@@ -157,6 +157,15 @@ class EncTensor:
         self.scheme.index_add_(self.ct, idx, _ct(other, "index_add_"))
         return self
 
+    def bag_sum(self, bags: Any) -> "EncTensor":
+        """Per bag (a 1-D array of row indices), the sum of the rows it names: shape ``(len(bags), size)``."""
+        return self._wrap(self.scheme.bag_sum(self.ct, bags))
+
+    def bag_add_(self, bags: Any, other: "EncTensor") -> "EncTensor":
+        """In place: add row ``i`` of ``other`` to every row ``bags[i]`` names (repeats accumulate)."""
+        self.scheme.bag_add_(self.ct, bags, _ct(other, "bag_add_"))
+        return self
+
     def copy(self) -> "EncTensor":
         return self._wrap(self.scheme.copy(self.ct))
 

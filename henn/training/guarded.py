@@ -208,6 +208,20 @@ class GuardedScheme:
             b = self.policy.settle_landing(s, a, self._ensure(b, s.op_cost("index_add_", b, rows=rows)))
         s.index_add_(a, rows, b)
 
+    def bag_sum(self, a: Ciphertext, bags: Any) -> Ciphertext:
+        s = self.inner_scheme
+        if not s.in_default_layout(a):  # a table in its own packing: as row_sum
+            return s.bag_sum(a, bags)
+        return self._run("bag_sum", s.bag_sum, [a], bags, cost=s.op_cost("row_sum", a, rows=_longest(bags)))
+
+    def bag_add_(self, a: Ciphertext, bags: Any, b: Ciphertext) -> None:
+        # As index_add_, for a whole batch of updates: one landing refresh serves every bag.
+        s = self.inner_scheme
+        self.policy._cache.pop(id(a), None)
+        s.check_bag_add(a, bags, b)  # a batch outside the table's packing is refused here, not moved
+        b = self.policy.settle_landing(s, a, self._ensure(b, s.op_cost("index_add_", b, rows=_longest(bags))))
+        s.bag_add_(a, bags, b)
+
     # ------------------------------------------------------------------ multiplicative
     def mul_plain(self, a: Ciphertext, values: Any, *, rescale: bool = True) -> Ciphertext:
         cost = self._unrescaled(self.inner_scheme.op_cost("mul_plain", a, values=values), rescale)
@@ -254,3 +268,8 @@ class GuardedScheme:
 
     def sum_slots(self, a: Ciphertext) -> Ciphertext:
         return self._run("sum_slots", view(self.inner_scheme, Rotations).sum_slots, [a])
+
+
+def _longest(bags: Any) -> Any:
+    """The longest bag: what an operation's cost is charged for (each row sums at most that many)."""
+    return max(bags, key=len) if len(bags) else bags

@@ -39,9 +39,9 @@ def test_a_step_is_w_times_1_minus_lr_wd_minus_lr_g(scheme, w, g, lr, wd, presca
 def test_a_row_gradient_lands_only_on_its_rows_repeats_accumulating(scheme):
     table = np.arange(12.0).reshape(4, 3)
     p = Parameter(EncTensor.encrypt(scheme, table), "table")
-    rows = [[0, 2], [2]]
-    grads = [np.ones((1, 3)), np.full((1, 3), 2.0)]
-    p.grad = RowGrad(rows=rows, values=[EncTensor.encrypt(scheme, g) for g in grads])
+    bags = [np.array([0, 2]), np.array([2]), np.zeros(0, dtype=np.int64)]  # an empty bag lands nothing
+    grads = np.array([[1.0] * 3, [2.0] * 3, [5.0] * 3])
+    p.grad = RowGrad(bags=bags, values=EncTensor.encrypt(scheme, grads))
     SGD([p], lr=0.5).step()
     want = table.copy()
     want[0] -= 0.5

@@ -334,6 +334,19 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
         data, stats = kernels.gather_sum(a.data, rows, a.shape[1], self._limit)
         return self._make(a.key_id, 1, a.shape[1], a.scale, data, noise, stats)
 
+    def _bag_sum(self, a, bags):
+        # One kernel call per bag into one batch (the default builds a ciphertext per bag and joins them).
+        longest = max(int(bag.shape[0]) for bag in bags)
+        noise = self._check_noise(a.meta["noise"] * longest, "bag_sum")
+        data = np.zeros((len(bags), a.data.shape[1]), dtype=np.int64)  # an empty bag: the exact zero row
+        head = tail = 0
+        for b, bag in enumerate(bags):
+            if bag.shape[0]:
+                row, stats = kernels.gather_sum(a.data, bag, a.shape[1], self._limit)
+                data[b] = row[0]
+                head, tail = max(head, int(stats[0])), max(tail, int(stats[1]))
+        return self._make(a.key_id, len(bags), a.shape[1], a.scale, data, noise, (head, tail))
+
     def _lincomb(self, weights, a, rescale):
         w = self._encode(weights, self._f, "lincomb")
         l1 = int(np.abs(w).sum(axis=1).max(initial=0))

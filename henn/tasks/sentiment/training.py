@@ -15,6 +15,7 @@ import he_core
 
 from ...embedding import Bags
 from ...keyholder import MaskedRefresh
+from ...losses import PolyLogisticLoss
 from ...module import Sequential
 from ...training.fit import fit
 from .batched import fit_batched
@@ -68,10 +69,12 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
         monitor_every: reviews per released aggregate (``None``: release nothing).
         progress: show a progress bar (see :func:`~henn.training.fit.fit`; per-review runs only).
         batch_size: reviews per step. 1 is the tutorial's per-review SGD through
-            :func:`~henn.training.fit.fit`; more runs :func:`.batched.fit_batched` (every
-            review of a batch at the batch's starting weights, the updates summed, ``lr``
-            per review; needs a key holder), which moves each weight's summed update as
-            rarely as the refresh masks allow.
+            :func:`~henn.training.fit.fit`. More is mini-batch SGD (every review of a
+            batch at the batch's starting weights, the updates summed, ``lr`` per review;
+            needs a key holder): through ``fit`` when the table is in the scheme's default
+            layout (``vhe``, ``plain``: a batch's rows are gathered and landed at once),
+            else through :func:`.batched.fit_batched`, which moves each weight's summed
+            update as rarely as the refresh masks allow (CKKS's coefficient-packed table).
     """
     if len(labels) != len(ids):
         raise ValueError(f"cannot train: {len(ids)} reviews but {len(labels)} labels")
@@ -80,6 +83,10 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
     if batch_size != 1:
         if keyholder is None:
             raise ValueError("cannot train by mini-batches without a key holder (batch_size=1 trains without one)")
+        table = model[0].weight.value
+        if table.scheme.in_default_layout(table.ct):
+            # The table takes a whole batch's rows at once: the engine's step, gradients summed.
+            return _fit_summed(model, keyholder, X, labels, config, batch_size, epochs, monitor_every)
         aggregates, seconds, _ = fit_batched(model, keyholder, X, labels, config, batch_size, epochs=epochs,
                                           monitor_every=monitor_every)
         records = [{"reviews": a["samples"], "mae": a["value"]} for a in aggregates]
@@ -91,6 +98,20 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
     records = [{"reviews": a["samples"], "mae": a["value"]} for a in history.aggregates]
     refreshes = keyholder.refresh_rounds - rounds if keyholder is not None else 0
     return TrainResult(records, history.seconds, epochs * len(ids), refreshes)
+
+
+def _fit_summed(model: Sequential, keyholder: MaskedRefresh, X: Bags, labels: np.ndarray, config: SentimentConfig,
+                batch_size: int, epochs: int, monitor_every: int | None) -> TrainResult:
+    """:func:`~henn.training.fit.fit` by mini-batches with the gradients summed (``lr`` per review, as
+    :func:`.batched.fit_batched` and the NumPy reference): one gather, one scatter and one landing
+    refresh per batch."""
+    rounds = keyholder.refresh_rounds
+    loss = PolyLogisticLoss(config.make_activation(), reduction="sum")
+    history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder, lr=config.lr, epochs=epochs,
+                  batch_size=batch_size, loss=loss, shuffle=False, value_bound=VALUE_BOUND,
+                  update_bound=update_bound(config), monitor=monitor_every is not None, monitor_every=monitor_every)
+    records = [{"reviews": a["samples"], "mae": a["value"]} for a in history.aggregates]
+    return TrainResult(records, history.seconds, epochs * len(X), keyholder.refresh_rounds - rounds)
 
 
 def train_public(model: Sequential, ids: Sequence[np.ndarray], labels: np.ndarray, config: SentimentConfig, *,
