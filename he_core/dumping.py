@@ -147,7 +147,20 @@ def _header(obj: Any, enc: TreeEncoder, params: Any) -> dict[str, Any]:
 
 def _params_out(scheme: str, params_id: str, carried: Parameters | None, given: Any) -> dict[str, Any]:
     params = _resolve_params(scheme, params_id, carried, given)
-    return {"scheme": scheme, "params_id": params_id, "params": params.to_dict()}
+    return {"scheme": scheme, "params_id": params_id, "params": _fields_of(params)}
+
+
+_FIELDS_SEEN: dict[str, tuple[Parameters, dict]] = {}
+
+
+def _fields_of(params: Parameters) -> dict:
+    """``params.to_dict()``, kept per parameter set: the header is only read (a key service writes it per answer)."""
+    seen = _FIELDS_SEEN.get(params.param_id)
+    if seen is None or not (seen[0] is params or seen[0] == params):
+        if len(_FIELDS_SEEN) >= 64:
+            _FIELDS_SEEN.clear()
+        seen = _FIELDS_SEEN[params.param_id] = (params, params.to_dict())
+    return seen[1]
 
 
 def _key_fields(key: PublicKeys | SwitchKey, enc: TreeEncoder, path: str, given: Any) -> dict[str, Any]:

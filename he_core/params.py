@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from typing import Any, ClassVar
@@ -28,9 +29,9 @@ class Parameters:
             raise ValueError(f"unknown {cls.scheme} parameters: {sorted(unknown)}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
 
-    @property
+    @functools.cached_property
     def param_id(self) -> str:
-        """Short stable identifier: scheme name plus a hash of every field."""
+        """Short stable identifier: scheme name plus a hash of every field (computed once: the set is frozen)."""
         canon = json.dumps({"scheme": self.scheme, **self.to_dict()}, sort_keys=True, default=str)
         return f"{self.scheme}-{hashlib.sha256(canon.encode()).hexdigest()[:12]}"
 

@@ -94,6 +94,18 @@ class Mask:
         """The bounded entries as Python integers (reference and tests)."""
         return [int(h) * 2**63 + int(lo) for h, lo in zip(self.high, self.low)]
 
+    def as_int64(self) -> np.ndarray:
+        """The bounded entries as int64, when every one fits (``high`` is 0 or -1).
+
+        Raises:
+            OverflowError: an entry outside [-2^63, 2^63).
+        """
+        high, low = np.asarray(self.high, dtype=np.int64), np.asarray(self.low, dtype=np.int64)
+        if not np.all((high == 0) | (high == -1)):
+            raise OverflowError("a mask entry does not fit in 64 bits")
+        with np.errstate(over="ignore"):  # high * 2^63 wraps to exactly 0 or -2^63
+            return (high << np.int64(63)) + low
+
     def residues_of_bounded(self, modulus: int) -> np.ndarray:
         """Each bounded entry modulo ``modulus`` (< 2^62), as uint64."""
         m = int(modulus)

@@ -75,10 +75,16 @@ def dtype_code(dtype: np.dtype) -> int:
         TypeError: the dtype is not on the allow-list.
     """
     dtype = np.dtype(dtype)
-    if dtype.name not in ALLOWED_DTYPES:
+    code = _CODE_OF.get(dtype)
+    if code is None:
         raise TypeError(f"cannot serialise: arrays of dtype {dtype} are not allowed "
                         f"(allowed: {', '.join(ALLOWED_DTYPES)})")
-    return next(code for code, dt in DTYPE_CODES.items() if dt.name == dtype.name)
+    return code
+
+
+# By dtype, every byte order alike (as ``dtype.name`` matched them; the writer converts to
+# little-endian): one dict lookup instead of a name per call.
+_CODE_OF = {dt.newbyteorder(order): code for code, dt in DTYPE_CODES.items() for order in "=<>"}
 
 
 class Signer(Protocol):
@@ -290,14 +296,13 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
 
 def _max_nesting(raw: bytes) -> int:
     # Counting brackets over-estimates inside strings, which only makes the bound stricter.
-    depth = best = 0
-    for byte in raw:
-        if byte in (0x5B, 0x7B):
-            depth += 1
-            best = max(best, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return best
+    opens = raw.count(b"[") + raw.count(b"{")
+    if opens <= MAX_JSON_DEPTH:  # no deeper than that many opening brackets: the usual header, in C
+        return opens
+    # The running depth, vectorised (a byte loop cost a key service ~35 us per request).
+    b = np.frombuffer(raw, dtype=np.uint8)
+    step = ((b == 0x5B) | (b == 0x7B)).astype(np.int64) - ((b == 0x5D) | (b == 0x7D))
+    return max(int(np.cumsum(step).max(initial=0)), 0)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

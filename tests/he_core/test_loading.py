@@ -381,3 +381,23 @@ def test_a_seeded_ciphertext_with_an_unknown_wire_form_or_no_seeds_is_refused():
     del header["meta"]["$d"]["a_seed"]
     with pytest.raises(FormatError, match="one seed per ciphertext"):
         loads(_rebuild_seeded(header, rest))
+
+
+def test_a_parameter_set_seen_before_is_reused_only_for_the_same_values(plain):
+    """The loader keeps sets it re-created by id; a file naming that id with other values is checked afresh."""
+    scheme = he_core.get_scheme("plain", precision_bits=20)
+    blob = ser.dumps(scheme.keygen().public)
+    first, again = loads(blob), loads(blob)
+    assert again.params is first.params  # the second load reused the re-created set
+    header, rest = split(blob)
+    header["params"]["precision_bits"] = 3  # same id, another value
+    with pytest.raises(FormatError, match="tampered parameters"):
+        loads(rebuild(header, rest))
+    header["params"]["precision_bits"] = 20.0  # equal in Python, another JSON value: re-created, and it hashes
+    try:                                        # as what it is (or is refused), never as the cached set
+        got = loads(rebuild(header, rest))
+    except FormatError:
+        pass
+    else:
+        assert got.params is not first.params
+    assert loads(blob).params is first.params

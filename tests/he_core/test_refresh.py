@@ -35,6 +35,17 @@ def test_two_words_hold_every_entry_and_its_residues(ints):
     for q in (97, 193, 2**61 - 1):
         assert list(m.residues_of_bounded(q)) == [v % q for v in ints]
     assert list(m.mod_2_64()) == [v % 2**64 for v in ints]
+    if all(-2**63 <= v < 2**63 for v in ints):
+        assert m.as_int64().tolist() == ints
+    else:
+        with pytest.raises(OverflowError, match="64 bits"):
+            m.as_int64()
+
+
+@given(ints=st.lists(st.one_of(st.integers(-2**63, 2**63 - 1), st.sampled_from([-2**63, -1, 0, 2**63 - 1])),
+                     min_size=3, max_size=3))
+def test_int64_entries_come_back_exactly(ints):
+    assert mask_of(plan(), ints).as_int64().tolist() == ints
 
 
 @given(read=st.integers(0, 2**40), margin=st.floats(0, 200))

@@ -43,7 +43,7 @@ class VheRefreshMixin:
                         room_bits=math.log2(self._xmax) + 1.0, moduli=(), n_cts=rows, n_entries=size)
 
     def _mask_values(self, ct: Ciphertext, mask: Mask) -> np.ndarray:
-        ints = np.array(mask.as_ints(), dtype=np.float64)  # |mask| < 2^31: exact in float64
+        ints = mask.as_int64().astype(np.float64)  # |mask| < 2^31: exact in float64
         return (ints / self._grid(ct)).reshape(ct.shape)
 
     def _apply_mask(self, ct: Ciphertext, mask: Mask, rng) -> Ciphertext:

@@ -14,6 +14,7 @@ import he_core
 
 from ...embedding import Bags
 from ...keyholder import KeyHolder, RefreshTerms
+from ...losses import PolyLogisticLoss
 from ...module import Sequential
 from ...tensor import EncTensor
 from ...training import targets
@@ -84,19 +85,23 @@ def setup(scheme_name: str, hidden: int, *,
 
 def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, W01: he_core.Ciphertext,
                   w12: he_core.Ciphertext, config: SentimentConfig, terms: RefreshTerms,
-                  reviews: int = 3) -> list[dict]:
+                  reviews: int = 3, *, batch_size: int = 1) -> list[dict]:
     """The refresh signatures training this network asks for: a dry run of a few steps (owner side).
 
     A job allows exactly these (:func:`henn.training.targets.learn_targets`): the job's
     scheme, key and weights (copied), a few synthetic reviews, the trainer's settings.
+    A refresh's signature names its shape, so a job for mini-batches (``batch_size``
+    reviews a step, gradients summed as :func:`~henn.tasks.sentiment.train` sums them on a
+    default-layout table) allows batches of exactly that size: train a multiple of it.
     """
     vocab = W01.shape[0]
 
     def build(s: he_core.Scheme) -> Sequential:
         return model_from(EncTensor(s, s.copy(W01)), EncTensor(s, s.copy(w12)))
 
+    reviews = -(-max(reviews, 2 * batch_size) // batch_size) * batch_size  # whole batches only
     X = Bags([np.arange(min(3, vocab), dtype=np.int64)] * reviews, vocab)
     y = np.arange(reviews, dtype=np.float64) % 2
-    return targets.learn_targets(scheme, secret, terms, build, X, y, lr=config.lr, batch_size=1,
-                                 loss=config.make_loss(), shuffle=False, value_bound=VALUE_BOUND,
-                                 update_bound=update_bound(config))
+    loss = config.make_loss() if batch_size == 1 else PolyLogisticLoss(config.make_activation(), reduction="sum")
+    return targets.learn_targets(scheme, secret, terms, build, X, y, lr=config.lr, batch_size=batch_size,
+                                 loss=loss, shuffle=False, value_bound=VALUE_BOUND, update_bound=update_bound(config))

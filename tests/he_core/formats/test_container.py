@@ -176,3 +176,17 @@ def test_a_signed_file_cannot_pass_for_an_unsigned_one():
     struct.pack_into("<H", stripped, 10, 0)
     forged = redigest(bytes(stripped))
     assert c.envelope(forged).signer is None  # only a caller that requires a signature refuses it
+
+
+@pytest.mark.parametrize("raw", [b"{}", b'{"a": [1, [2]]}', b"[" * 150 + b"]" * 150 + b"[[]]" * 100,
+                                 b"[" * 201 + b"]" * 201, b'{"s": "]]]]"}' + b"[" * 199,
+                                 b"{" + b'"x": [[[]]], ' * 80 + b'"y": 1}'])
+def test_header_depth_is_the_running_bracket_depth_or_an_upper_bound_within_the_limit(raw):
+    depth = best = 0
+    for ch in raw:  # the byte-by-byte definition
+        depth += ch in b"[{"
+        depth -= ch in b"]}"
+        best = max(best, depth)
+    got = c._max_nesting(raw)
+    assert got >= best  # never under the depth (the limit is never loosened)
+    assert (got > c.MAX_JSON_DEPTH) == (best > c.MAX_JSON_DEPTH)  # and it refuses exactly the deep ones
