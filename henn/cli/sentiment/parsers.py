@@ -30,6 +30,10 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--split-seed", type=common.non_negative_int, default=0,
                         help="seed of the validation split (default 0)")
     parser.add_argument("--lr", type=common.positive_float, default=cfg.lr, help=f"learning rate (default {cfg.lr})")
+    parser.add_argument("--batch-size", type=common.positive_int, default=1,
+                        help="reviews per step (default 1, the tutorial's per-review SGD); more is mini-batch SGD with "
+                             "the updates summed (lr per review): on vhe and plain a batch is gathered and landed at "
+                             "once, one landing refresh per batch. Single-party runs (no --model, --cluster)")
     parser.add_argument("--init-scale", type=float, default=cfg.init_scale,
                         help=f"std of the initial output weights (default {cfg.init_scale})")
     parser.add_argument("--degree", type=common.positive_int, default=cfg.degree,

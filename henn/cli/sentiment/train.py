@@ -38,6 +38,9 @@ def run_train(args: argparse.Namespace) -> int:
         return common.fail(f"cannot train on the cluster {args.cluster!r}: this command holds the secret key beside "
                            "its Dask client, so only --cluster local (its own TLS cluster) is accepted; on another "
                            "cluster, train with henn.distributed.train_on_cluster against the owner's key service")
+    if args.batch_size != 1 and (args.cluster is not None or args.model is not None or args.init is not None):
+        return common.usage_error("cannot use --batch-size with --cluster, --model or --init: mini-batches are for "
+                                  "single-party runs (a job allows the refresh shapes of its own batch size)")
     if args.model is not None or args.init is not None:
         return run_lifecycle(args, text, config)
     if args.keyholder is not None:
@@ -79,17 +82,18 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
                                                  (W01, w12), data, config, epochs=args.epochs)
     else:
         result = T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=args.epochs,
-                         monitor_every=monitor_every_of(args),
+                         monitor_every=monitor_every_of(args), batch_size=args.batch_size,
                          progress=progress_bar(f"sentiment/{scheme_name}", args.quiet))
     summary = _summary(scheme_name, config, data, result, activation)
     summary["monitor_every"] = monitor_every_of(args)
+    summary["batch_size"] = args.batch_size
     summary["scheme_params"] = scheme.params.to_dict()
     summary["refresh_rounds_per_review"] = result.refreshes / max(1, result.reviews)
     summary.update(_validate(net, keyholder, data, config, activation))
     if distributed is not None:
         summary.update(distributed)
     if args.twin:
-        summary.update(_twin(data, config, args.epochs, (W01, w12)))
+        summary.update(_twin(data, config, args.epochs, (W01, w12), args.batch_size))
     summary.update(keyholder.counters())
     if args.save:
         T.save_sentiment(args.save, net, keyholder, data.vocab, config, summary)
@@ -109,11 +113,12 @@ def _reference(args, reviews, text, config) -> dict:
         raise ValueError("cannot run the reference: --validation must hold out at least one review")
     activation = sigmoid if args.reference == "sigmoid" else config.make_activation().value
     start = time.perf_counter()
-    result = T.train_reference(data, config, epochs=args.epochs, activation=activation)
+    result = T.train_reference(data, config, epochs=args.epochs, activation=activation, batch_size=args.batch_size)
     seconds = time.perf_counter() - start
     reviews_done = args.epochs * len(data.train_ids)
     return {"task": "sentiment", "scheme": f"numpy-{args.reference}", "epochs": args.epochs, "hidden": config.hidden,
-            "lr": config.lr, "vocab_size": len(data.vocab), "train_reviews": len(data.train_ids),
+            "lr": config.lr, "batch_size": args.batch_size, "vocab_size": len(data.vocab),
+            "train_reviews": len(data.train_ids),
             "validation_reviews": len(data.val_ids), "seconds": seconds, "reviews_per_s": reviews_done / seconds,
             "final_loss": None, "train_accuracy": float(result["train_accuracy"]),
             "validation_accuracy": result["validation_accuracy"],
@@ -155,13 +160,13 @@ def _validate(net, keyholder, data, config, activation) -> dict:
             "validation_logit_p99": float(np.percentile(np.abs(logits), 99))}
 
 
-def _twin(data, config, epochs, init) -> dict:
+def _twin(data, config, epochs, init, batch_size: int = 1) -> dict:
     """The same network trained identically on the plaintext twin (same data, order and initial weights)."""
     terms = T.terms_for(len(data.train_ids), epochs, config.hidden, vocab=len(data.vocab),
                         validation=len(data.val_ids))
     scheme, keyholder = T.setup("plain", config.hidden, terms=terms)
     net = T.build_model(scheme, *init)
-    T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=epochs)
+    T.train(net, keyholder, data.train_ids, data.train_labels, config, epochs=epochs, batch_size=batch_size)
     ev = T.evaluate_encrypted(net, keyholder, data.val_ids, data.val_labels, config) if data.val_ids else None
     return {"plain_validation_accuracy": ev["accuracy"] if ev else None}
 

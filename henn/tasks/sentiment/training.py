@@ -67,7 +67,7 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
         config: the learning rate and polynomial sigmoid.
         epochs: passes over the reviews (same order each pass).
         monitor_every: reviews per released aggregate (``None``: release nothing).
-        progress: show a progress bar (see :func:`~henn.training.fit.fit`; per-review runs only).
+        progress: show a progress bar (see :func:`~henn.training.fit.fit`; not for CKKS's mini-batches).
         batch_size: reviews per step. 1 is the tutorial's per-review SGD through
             :func:`~henn.training.fit.fit`. More is mini-batch SGD (every review of a
             batch at the batch's starting weights, the updates summed, ``lr`` per review;
@@ -86,7 +86,7 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
         table = model[0].weight.value
         if table.scheme.in_default_layout(table.ct):
             # The table takes a whole batch's rows at once: the engine's step, gradients summed.
-            return _fit_summed(model, keyholder, X, labels, config, batch_size, epochs, monitor_every)
+            return _fit_summed(model, keyholder, X, labels, config, batch_size, epochs, monitor_every, progress)
         aggregates, seconds, _ = fit_batched(model, keyholder, X, labels, config, batch_size, epochs=epochs,
                                           monitor_every=monitor_every)
         records = [{"reviews": a["samples"], "mae": a["value"]} for a in aggregates]
@@ -101,7 +101,7 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
 
 
 def _fit_summed(model: Sequential, keyholder: MaskedRefresh, X: Bags, labels: np.ndarray, config: SentimentConfig,
-                batch_size: int, epochs: int, monitor_every: int | None) -> TrainResult:
+                batch_size: int, epochs: int, monitor_every: int | None, progress: bool | str | dict) -> TrainResult:
     """:func:`~henn.training.fit.fit` by mini-batches with the gradients summed (``lr`` per review, as
     :func:`.batched.fit_batched` and the NumPy reference): one gather, one scatter and one landing
     refresh per batch."""
@@ -109,7 +109,8 @@ def _fit_summed(model: Sequential, keyholder: MaskedRefresh, X: Bags, labels: np
     loss = PolyLogisticLoss(config.make_activation(), reduction="sum")
     history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder, lr=config.lr, epochs=epochs,
                   batch_size=batch_size, loss=loss, shuffle=False, value_bound=VALUE_BOUND,
-                  update_bound=update_bound(config), monitor=monitor_every is not None, monitor_every=monitor_every)
+                  update_bound=update_bound(config), monitor=monitor_every is not None, monitor_every=monitor_every,
+                  progress=progress)
     records = [{"reviews": a["samples"], "mae": a["value"]} for a in history.aggregates]
     return TrainResult(records, history.seconds, epochs * len(X), keyholder.refresh_rounds - rounds)
 

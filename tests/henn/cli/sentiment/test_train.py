@@ -86,3 +86,29 @@ def test_reference_mode(corpus, capsys, kind):
     assert 0 < s["validation_logit_p99"] <= s["validation_logit_max"]
     code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--reference", kind, *TRAIN)
     assert code == 0 and "|logit| p99" in out
+
+
+@pytest.mark.filterwarnings("ignore::he_core.errors.SecurityWarning")
+def test_batch_size_trains_mini_batches_with_one_landing_refresh_each(corpus, capsys):
+    root, _ = corpus
+    code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--scheme", "vhe", "--json", "--quiet",
+                        "--twin", "--batch-size", "8", *TRAIN)
+    assert code == 0
+    s = _json(out)
+    assert s["batch_size"] == 8 and s["train_reviews"] == 240
+    # about one landing refresh per batch of 8 (30 batches; none when an update is near fresh), never one per
+    # review (240) as the per-review run takes
+    assert 20 <= s["refresh_rounds"] <= 45
+    assert abs(s["validation_accuracy"] - s["plain_validation_accuracy"]) <= 0.05
+    code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--reference", "poly", "--json",
+                        "--batch-size", "8", *TRAIN)
+    assert code == 0 and _json(out)["batch_size"] == 8
+
+
+@pytest.mark.parametrize("extra", [["--cluster", "local"], ["--model", "m.henn"], ["--init", "p.npz"]])
+def test_batch_size_is_for_single_party_runs(capsys, extra):
+    code, _, err = _run(capsys, "train", "sentiment", "--data", ".", "--batch-size", "4", *extra)
+    assert code == 2 and "--batch-size" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sentiment", "--data", ".", "--batch-size", "0"])
+    assert exc.value.code == 2
