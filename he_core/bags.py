@@ -51,15 +51,15 @@ class BagRows:
         a bag or across bags, accumulate, as ``numpy.add.at`` does. The whole update is
         checked (noise, range) before any row changes: a refusal leaves ``a`` as it was.
         """
-        flat, rows = self._bag_add_operands(a, bags, b)
+        flat, owner = self._bag_add_operands(a, bags, b)
         if flat.size:  # every bag empty: nothing lands
-            self._index_add_(a, flat, rows)
+            self._index_add_(a, flat, self._spread(b, owner))
 
     def check_bag_add(self, a: Ciphertext, bags: Any, b: Ciphertext) -> None:
         """Raise what :meth:`bag_add_` would raise before computing, without changing ``a``."""
-        flat, rows = self._bag_add_operands(a, bags, b)
+        flat, owner = self._bag_add_operands(a, bags, b)
         if flat.size:
-            self._check_index_add(a, flat, rows)
+            self._check_bag_add(a, flat, owner, b)
 
     # ------------------------------------------------------------------ validation
     def _as_bags(self, bags: Any, nrows: int) -> list[np.ndarray]:
@@ -67,6 +67,11 @@ class BagRows:
             raise TypeError(f"bags must be a sequence of index arrays (one per sample), got {type(bags).__name__}")
         if not bags:
             raise ValueError("no bags given")
+        if all(type(x) is np.ndarray and x.dtype == np.int64 and x.ndim == 1 for x in bags):
+            # The usual batch (pre-tokenised index arrays): one range check over all of it.
+            flat = np.concatenate(bags) if len(bags) > 1 else bags[0]
+            if not flat.size or (int(flat.min()) >= 0 and int(flat.max()) < nrows):
+                return [x if x.flags.c_contiguous else np.ascontiguousarray(x) for x in bags]
         out = []
         for bag in bags:
             arr = np.asarray(bag)
@@ -75,25 +80,33 @@ class BagRows:
             out.append(self._as_rows(arr, nrows) if arr.size else _EMPTY)
         return out
 
-    def _bag_add_operands(self, a: Ciphertext, bags: Any, b: Ciphertext) -> tuple[np.ndarray, Ciphertext]:
-        """The flat row indices and, per index, the row of ``b`` that lands there (as one ciphertext)."""
+    def _bag_add_operands(self, a: Ciphertext, bags: Any, b: Ciphertext) -> tuple[np.ndarray, np.ndarray | None]:
+        """The flat row indices and, per index, the row of ``b`` that lands there (``None``: ``b``'s one row)."""
         self._check_ct(a)
         self._check_ct(b)
         idx = self._as_bags(bags, a.rows)
         if b.rows not in (1, len(idx)):
             raise MismatchError(f"cannot bag_add_: {b.rows} update rows for {len(idx)} bags")
         self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
-        lengths = np.fromiter((x.size for x in idx), dtype=np.int64, count=len(idx))
         flat = np.concatenate(idx) if len(idx) > 1 else idx[0]
         if b.rows == 1 or not flat.size:  # nothing to spread (every bag empty: nothing lands)
-            return flat, b
-        return flat, self._take_rows(b, np.repeat(np.arange(len(idx), dtype=np.int64), lengths))
+            return flat, None
+        lengths = np.fromiter((x.size for x in idx), dtype=np.int64, count=len(idx))
+        return flat, np.repeat(np.arange(len(idx), dtype=np.int64), lengths)
+
+    def _spread(self, b: Ciphertext, owner: np.ndarray | None) -> Ciphertext:
+        """``b``'s rows, one per landing index (``b`` itself when its one row lands everywhere)."""
+        return b if owner is None else self._take_rows(b, owner)
 
     # ------------------------------------------------------------------ hooks
     def _bag_sum(self, a: Ciphertext, bags: list[np.ndarray]) -> Ciphertext:
         """Default: one ``_row_sum`` per bag; an empty bag is a gathered row minus itself (the gather's layout)."""
         rows = [self._row_sum(a, bag) if bag.size else self._zero_row(a) for bag in bags]
         return rows[0] if len(rows) == 1 else self._concat_rows(rows)
+
+    def _check_bag_add(self, a: Ciphertext, flat: np.ndarray, owner: np.ndarray | None, b: Ciphertext) -> None:
+        """Default: ``index_add_``'s own check on the spread rows (a table's packing, say)."""
+        self._check_index_add(a, flat, self._spread(b, owner))
 
     def _zero_row(self, a: Ciphertext) -> Ciphertext:
         first = self._row_sum(a, np.zeros(1, dtype=np.int64))

@@ -55,7 +55,8 @@ class Budget(dict):
     """What is left before a ciphertext stops decrypting correctly.
 
     A dict with at least ``kind`` (``"noise"``, ``"levels"`` or ``"unbounded"``) and
-    ``remaining`` (bits of noise headroom, or levels left); schemes add detail.
+    ``remaining`` (bits of noise headroom, or levels left); schemes add detail. Only a
+    scheme declaring :attr:`~he_core.Capability.LEVELS` reports ``"levels"``.
     """
 
     @property

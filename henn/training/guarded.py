@@ -118,7 +118,11 @@ class GuardedScheme:
         # names the layout to move them into when an operation cannot read them.
         # With one in a scheme-specific packing the scheme alone knows the operation's cost:
         # the operands go as they are, and a refusal before computing is retried below.
-        packed = not all(s.in_default_layout(ct) for ct in operands)
+        packed = False
+        for ct in operands:  # a plain loop: this runs for every operation
+            if not s.in_default_layout(ct):
+                packed = True
+                break
         ready = [self.policy.current(ct) if packed else self._ensure(ct, cost) for ct in operands]
         try:
             out, ready = self._invoke(run, ready, args, kwargs)

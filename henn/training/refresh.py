@@ -42,7 +42,7 @@ import contextlib
 import math
 from typing import Any, Iterator, Sequence
 
-from he_core import Ciphertext, Scheme
+from he_core import Capability, Ciphertext, Scheme
 
 from ..keyholder import MaskedRefresh
 
@@ -247,9 +247,12 @@ class RefreshPolicy:
 
         Operations whose depth the policy underestimates (a packing scheme's inner
         product also spends levels on rotations and masks) are caught here, so no
-        ciphertext is ever left that cannot be refreshed.
+        ciphertext is ever left that cannot be refreshed. Only a scheme declaring
+        :attr:`~he_core.Capability.LEVELS` has such a floor (its budgets count levels).
         """
-        if not isinstance(result, Ciphertext) or not scheme.in_default_layout(result):
+        if not scheme.supports(Capability.LEVELS) or not isinstance(result, Ciphertext):
+            return False
+        if not scheme.in_default_layout(result):
             return False  # a scheme-specific packing is moved, never refreshed in place
         budget = scheme.budget(result)
         if budget.get("kind") != "levels" or budget["remaining"] > MAX_RESERVE:

@@ -347,6 +347,9 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
                 head, tail = max(head, int(stats[0])), max(tail, int(stats[1]))
         return self._make(a.key_id, len(bags), a.shape[1], a.scale, data, noise, (head, tail))
 
+    def _check_bag_add(self, a, flat, owner, b):
+        return None  # _index_add_ checks scale, rows and noise itself, before any row changes
+
     def _lincomb(self, weights, a, rescale):
         w = self._encode(weights, self._f, "lincomb")
         l1 = int(np.abs(w).sum(axis=1).max(initial=0))
