@@ -24,6 +24,8 @@ from . import encoder, layout, noise
 from .context import CkksContext
 from .encoder import PlaintextEncoder
 from .keyset import KeySet
+
+_TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64
 from .noise_records import NoiseRecords
 from .scales import FREE_SCALAR_MIN
 
@@ -261,7 +263,9 @@ class Evaluator:
         # (factor - value * pt_scale) Delta m: deterministic, each coefficient at most |.| Delta V.
         nvar, vmax = self.records.nv(a)
         miss = (factor - value * pt_scale) * a.scale * vmax
-        nvar = noise.plain_product_var(nvar, float(factor) ** 2, 0.0, 0.0) + miss * miss
+        # Below ~1e-154 the square underflows to 0 in float64: count it as the smallest normal, never as nothing.
+        miss_sq = max(miss * miss, _TINY) if miss else 0.0
+        nvar = noise.plain_product_var(nvar, float(factor) ** 2, 0.0, 0.0) + miss_sq
         return factor, a.scale * pt_scale, self.records.meta(a.meta, level, nvar, vmax * abs(factor) / pt_scale)
 
     def neg(self, a: Ciphertext) -> Ciphertext:

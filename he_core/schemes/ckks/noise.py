@@ -351,12 +351,14 @@ def estimate(nvar: float, nslot: float, n: int, scale: float, nct: int, coeff: b
     ``slot_bound`` every slot (:func:`slot_tail_factor`), or for a coefficient layout
     every coefficient in value units (a value is one coefficient / scale).
     """
+    # The bounds divide the standard deviation by the scale, not the variance by its square:
+    # a tiny variance over 2^108 would underflow to a bound of 0 in float64.
     if coeff:
         slot_var = finite(nvar / (scale * scale))
-        slot_bound = math.sqrt(slot_var) * tail_factor(nct * n)
+        slot_bound = math.sqrt(nvar) / scale * tail_factor(nct * n)
     else:
         slot_var = slot_variance(nslot, n, scale)
-        slot_bound = math.sqrt(slot_var) * slot_tail_factor(nct * n // 2)
+        slot_bound = math.sqrt(n * nslot / 2.0) / scale * slot_tail_factor(nct * n // 2)
     return {"variance": float(nvar), "coeff_bound": coeff_bound(nvar, nct * n), "slot_variance": slot_var,
             "slot_bound": finite(slot_bound), "epsilon": 2.0**-EPS_LOG2}
 

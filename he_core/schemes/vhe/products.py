@@ -52,17 +52,17 @@ class VheProductsMixin:
         na, nb = a.meta["noise"], b.meta["noise"]
         per_slot = -(-(va * nb + vb * na + -(-na * nb // self._w)) // div) + self._round_l1sq
         noise = self._check_noise(slots * per_slot, op)
-        self._check_range(value_bound, noise, 0, op)
+        self._check_range(value_bound, noise, 0, op, a.scale * b.scale / div)
         return noise
 
-    def _switched(self, noise: int, value_bound: int, stats, op: str) -> int:
+    def _switched(self, noise: int, value_bound: int, stats, op: str, scale: float) -> int:
         """Final checks of a key-switched product: its measured switch noise and its range.
 
         The switch adds at most e_bound * (sum of |digits|) (stats[2], measured by the
         kernel; at most 128 per switched entry), and its key columns are measured exactly.
         """
         noise = self._check_noise(noise + self._e_bound * int(stats[2]), op)
-        self._check_range(value_bound, noise, int(stats[1]), op)
+        self._check_range(value_bound, noise, int(stats[1]), op, scale)
         return noise
 
     def _mul(self, a, b, rescale):
@@ -79,7 +79,7 @@ class VheProductsMixin:
         else:
             data, stats = kernels.mul(b.data, 1, a.data, m, self._k, self._w * div, self._key("sv", m, "mul"),
                                       self._b, self._ell, m, self._limit)
-        noise = self._switched(noise, value_bound, stats, "mul")
+        noise = self._switched(noise, value_bound, stats, "mul", a.scale * b.scale / div)
         return Ciphertext("vhe", self.params_id, a.key_id, (data.shape[0], m), a.scale * b.scale / div, data,
                           {"noise": noise, "head": int(stats[0]), "tail": int(stats[1])}, self.params)
 
@@ -91,7 +91,7 @@ class VheProductsMixin:
         noise = self._product_noise(a, b, va, vb, value_bound, div, m, "inner")
         data, stats = kernels.mul(a.data, m, b.data, m, self._k, self._w * div, self._key("ip", m, "inner"),
                                   self._b, self._ell, 1, self._limit)
-        noise = self._switched(noise, value_bound, stats, "inner")
+        noise = self._switched(noise, value_bound, stats, "inner", a.scale * b.scale / div)
         return self._make(a.key_id, data.shape[0], 1, a.scale * b.scale / div, data, noise, stats)
 
     def _matvec(self, a, matrix, key):
@@ -109,14 +109,15 @@ class VheProductsMixin:
         gl1 = int(np.abs(key.data["G"]).sum(axis=1).max())
         worst = (a.size + self._k) * self._swn
         self._check_noise(-(-(a.meta["noise"] * gl1 + worst) // self._f) + self._round_l1, "matvec")
-        self._check_range(-(-self._value_bound(a) * gl1 // self._f), 0, (a.size + self._k) * self._swt, "matvec")
+        self._check_range(-(-self._value_bound(a) * gl1 // self._f), 0, (a.size + self._k) * self._swt, "matvec",
+                          a.scale)
         hi, (_, _, l1) = kernels.keyswitch(a.data, key.data["hi"], self._b, self._ell, out, self._limit)
         lo, _ = kernels.keyswitch(a.data, key.data["lo"], self._b, self._ell, out, self._limit)
         # hi * 2^32 + lo is one key switch of the same digits: its noise is e_bound * l1.
         noise = self._check_noise(-(-(a.meta["noise"] * gl1 + self._e_bound * int(l1)) // self._f)
                                   + self._round_l1, "matvec")
         self._check_range(-(-self._value_bound(a) * gl1 // self._f), noise, (a.size + self._k) * self._swt,
-                          "matvec")
+                          "matvec", a.scale)
         data, stats = kernels.combine(hi, lo, 32, self._f, out, self._limit)
         return self._make(a.key_id, a.rows, out, a.scale, data, noise, stats)
 

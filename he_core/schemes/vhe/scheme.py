@@ -92,12 +92,16 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
                 f"2^{self.params.w_bits - 1}; decrypt and re-encrypt (refresh) first, or use larger w_bits")
         return noise
 
-    def _check_range(self, value_bound: int, noise: int, tail: int, op: str) -> None:
+    def _check_range(self, value_bound: int, noise: int, tail: int, op: str, scale: float | None = None) -> None:
+        """Refuse a result whose entries could pass 2^magnitude_bits; ``value_bound`` is in units of the
+        result's ``scale`` (default the working scale), which the message converts back to values."""
         if self._w * value_bound + noise + self._kt * tail > self._limit:
+            s = float(self._f if scale is None else scale)
             raise HEOverflowError(
-                f"cannot {op}: values up to ~{value_bound / self._f:.4g} (at scale 2^{self.params.scale_bits}) would "
-                f"exceed the largest representable entry 2^{self.params.magnitude_bits} (|v| < "
-                f"{self.params.max_value:.4g}); rescale, shrink the values or lower w_bits")
+                f"cannot {op}: values up to ~{value_bound / s:.4g} (at scale 2^{math.log2(s):g}) would exceed the "
+                f"largest representable entry 2^{self.params.magnitude_bits} (|v| < "
+                f"{(self._limit - self._half_w) / (self._w * s):.4g} at that scale); rescale, shrink the values "
+                "or lower w_bits")
 
     @staticmethod
     def _same_scale(a: Ciphertext, b: Ciphertext, op: str) -> None:
@@ -302,7 +306,7 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
         div = self._f if rescale else 1
         noise = self._check_noise(-(-a.meta["noise"] * pmax // div) + (self._round_l1 if rescale else 0), "mul_plain")
         self._check_range(-(-self._value_bound(a) * pmax // div), noise, a.meta["tail"] * pmax // div + 1,
-                          "mul_plain")
+                          "mul_plain", a.scale if rescale else a.scale * self._f)
         data, stats = kernels.scale(a.data, f, div, a.shape[1], self._limit)
         return self._make(a.key_id, data.shape[0], a.shape[1], a.scale if rescale else a.scale * self._f, data,
                           noise, stats)
@@ -357,7 +361,8 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
             raise HEOverflowError("cannot lincomb: the weights are too large to accumulate exactly")
         div = self._f if rescale else 1
         noise = self._check_noise(-(-a.meta["noise"] * l1 // div) + (self._round_l1 if rescale else 0), "lincomb")
-        self._check_range(-(-self._value_bound(a) * l1 // div), noise, a.meta["tail"] * l1 // div + 1, "lincomb")
+        self._check_range(-(-self._value_bound(a) * l1 // div), noise, a.meta["tail"] * l1 // div + 1, "lincomb",
+                          a.scale if rescale else a.scale * self._f)
         data, stats = kernels.lincomb(w, a.data, div, a.shape[1], self._limit)
         return self._make(a.key_id, data.shape[0], a.shape[1], a.scale if rescale else a.scale * self._f, data,
                           noise, stats)
