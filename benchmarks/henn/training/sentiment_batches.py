@@ -18,6 +18,7 @@ initial weights.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -46,13 +47,14 @@ def _emit(**fields) -> None:
     print(json.dumps({**fields, "load": [round(x, 2) for x in os.getloadavg()]}), flush=True)
 
 
-def reference(data: T.Prepared, sizes: list[int]) -> None:
-    act = CONFIG.make_activation().value
+def reference(data: T.Prepared, sizes: list[int], lr: float | None = None) -> None:
+    config = CONFIG if lr is None else dataclasses.replace(CONFIG, lr=lr)
+    act = config.make_activation().value
     for b in sizes:
-        accs = [T.train_reference(data, CONFIG, activation=act, batch_size=b,
-                                  init=T.init_weights(len(data.vocab), CONFIG, he_core.SeededRandom(seed)))
+        accs = [T.train_reference(data, config, activation=act, batch_size=b,
+                                  init=T.init_weights(len(data.vocab), config, he_core.SeededRandom(seed)))
                 ["validation_accuracy"] for seed in range(3)]
-        _emit(kind="reference", batch_size=b, validation_accuracy=accs)
+        _emit(kind="reference", batch_size=b, lr=config.lr, validation_accuracy=accs)
 
 
 def speed(data: T.Prepared, reviews: int, sizes: list[int]) -> None:
@@ -113,11 +115,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.henn.training.sentiment_batches")
     parser.add_argument("what", choices=("reference", "speed", "reviews-per-refresh", "validate"))
     parser.add_argument("numbers", type=int, nargs="+")
+    parser.add_argument("--lr", type=float, default=None, help="reference: the learning rate per review")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the in-process key holder's single-party warning
     data = _data()
     if args.what == "reference":
-        reference(data, args.numbers)
+        reference(data, args.numbers, args.lr)
     elif args.what == "speed":
         speed(data, args.numbers[0], args.numbers[1:] or [1, 8])
     elif args.what == "reviews-per-refresh":
