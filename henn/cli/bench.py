@@ -6,6 +6,7 @@ command stand-alone (``python -m henn.bench``).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -44,6 +45,15 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the medians (log scale)")
     parser.add_argument("--peers", action="store_true",
                         help="also run the side-by-side comparison with peer libraries (source tree only)")
+    parser.add_argument("--train", action="store_true",
+                        help="time encrypted-weight training instead (the sentiment network on synthetic reviews, "
+                             "per scheme and batch size, with the key service in a process of its own)")
+    parser.add_argument("--batch-sizes", nargs="+", type=_positive_int, default=[1, 8], metavar="B",
+                        help="with --train: reviews per step (default 1 8)")
+    parser.add_argument("--train-seconds", type=float, default=None, metavar="S",
+                        help="with --train: time budget per scheme and batch size (default 20, or 5 with --quick)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="with --train: keep the key holder in this process (no round trip)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run_command)
     return parser
@@ -75,6 +85,10 @@ def run_command(args: argparse.Namespace) -> int:
             what = report.format_seconds(rec.median_s) if rec.status == "ok" else rec.status
             print(f"  {rec.scheme:<6} {rec.op:<10} size {rec.size:<4} {what}", file=sys.stderr, flush=True)
 
+    if args.train:
+        return _run_training(args)
+    if args.in_process or args.train_seconds is not None:
+        return _usage_error("--in-process and --train-seconds go with --train")
     start = time.perf_counter()
     records = runner.run(args.schemes, args.sizes, quick=args.quick, ops=args.ops, progress=progress)
     wall = time.perf_counter() - start
@@ -89,6 +103,34 @@ def run_command(args: argparse.Namespace) -> int:
     if args.peers:
         status = max(status, _run_peers(args.quick))
     return status
+
+
+def _run_training(args: argparse.Namespace) -> int:
+    """``henn bench --train``: reviews/s and refresh rounds per review (see :mod:`henn.bench.training`)."""
+    from ..bench import training
+
+    if args.ops or args.sizes or args.plot or args.peers:
+        return _usage_error("--train times training: --ops, --sizes, --plot and --peers go with the op timings")
+    seconds = args.train_seconds if args.train_seconds is not None else (5.0 if args.quick else 20.0)
+    if not seconds > 0:
+        return _usage_error(f"--train-seconds must be positive, got {seconds}")
+
+    def progress(rec: training.TrainRecord) -> None:
+        if not args.quiet:
+            what = f"{rec.reviews_per_s:,.0f} reviews/s" if rec.status == "ok" else rec.status
+            print(f"  {rec.scheme:<6} batch {rec.batch_size:<4} {what}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    records = training.run(args.schemes or he_core.available_schemes(), args.batch_sizes, seconds=seconds,
+                           in_process=args.in_process, progress=progress)
+    wall = time.perf_counter() - start
+    print(training.table(records))
+    print(f"\n{sum(r.status == 'ok' for r in records)} training runs in {wall:.1f} s")
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as fh:
+            json.dump({"header": report.header(kind="train", wall_s=round(wall, 3), command=" ".join(sys.argv)),
+                       "records": [r.to_dict() for r in records]}, fh, indent=1)
+    return EXIT_FAILED if any(r.status == "error" for r in records) else EXIT_OK
 
 
 def _run_peers(quick: bool) -> int:

@@ -8,7 +8,7 @@
   budget kept by the driver;
 * :mod:`~henn.distributed.isolation`: the key holder keeps its secret key in a process
   that never runs a Dask client; a child process runs the server role.
-* :mod:`~henn.distributed.training` (with :mod:`.training_worker`, :mod:`.owner_service`,
+* :mod:`~henn.distributed.training` (with :mod:`.training_worker`, :mod:`henn.keyservice.local_job`,
   :mod:`.sentiment`): data-parallel encrypted-weight training in synchronous FedAvg rounds.
 
 Needs the ``distributed`` extra (``pip install "henn[distributed]"``).

@@ -20,7 +20,7 @@ from ..keyholder import KeyHolder, RefreshTerms
 from ..module import Sequential
 from ..tasks import sentiment as T
 from .cluster import Cluster
-from .owner_service import LocalKeyJob
+from ..keyservice.local_job import LocalKeyJob
 from ..training.fit import fit
 from .training import ClusterTrainReport, same_batch_order, train_on_cluster
 
@@ -40,7 +40,7 @@ def sentiment_key_job(keyholder: KeyHolder, model: Sequential, config: T.Sentime
         model: the encrypted network (its weights' layouts and levels decide the targets).
         config: the network's settings (the dry run that learns the targets uses them).
         terms: the job's terms, sized for every worker's reviews.
-        shared: see :class:`~henn.distributed.owner_service.LocalKeyJob`.
+        shared: see :class:`~henn.keyservice.local_job.LocalKeyJob`.
     """
     scheme, secret = keyholder.scheme, keyholder.export_secret_key()
     w = T.weights(model)

@@ -147,7 +147,7 @@ def train_on_cluster(cluster: Cluster, model: Sequential, X: Any, y: Any, *, key
         tls_dir: the trainer's TLS files, on the workers, for a ``tls://`` service.
         connection_per_request: a connection per request, as ``henn serve-keys`` needs
             (it serves one connection at a time); ``False`` for a service that serves
-            them side by side (:class:`~henn.distributed.owner_service.SharedKeyService`).
+            them side by side (:class:`~henn.keyservice.local_job.SharedKeyService`).
         allow_insecure: accept an insecure parameter set (tests, ``vhe``).
         rng: source of the task seeds (default the OS CSPRNG; tests may seed).
         on_round: called with each round's log entry.

@@ -21,7 +21,7 @@ cache (:mod:`henn.keyservice.service`) without decrypting again or counting them
 Against ``henn serve-keys``, each request travels on its own connection: that service
 serves one connection at a time, so a worker holding one for a whole round would stall
 the others. A service that serves connections side by side
-(:class:`~henn.distributed.owner_service.SharedKeyService`) keeps one per task.
+(:class:`~henn.keyservice.local_job.SharedKeyService`) keeps one per task.
 """
 from __future__ import annotations
 

@@ -125,14 +125,14 @@ def test_train_reviews_per_s_batched_key_service_apart(benchmark, full_split, sc
     """Issue #13's figure: the whole 20,000-review split in mini-batches of 8, the key service in its own process.
 
     The trainer runs here (``taskset -c 0`` pins it, as the issue asks); the owner's key
-    service is a forked process pinned to the other core (:mod:`.key_process`), so each
+    service is a forked process pinned to the other core (:func:`henn.keyservice.local_job.serve_apart`), so each
     batch's landing refresh pays a real round trip. Reported: reviews/s (the rounds' median),
     refresh rounds per review, the service's share of the time and the validation
     accuracy of the released weights on the 5,000 held-out reviews (outside the timing).
     """
     from henn.keyholder import KeyHolder
 
-    from .key_process import other_core, remote_key_holder
+    from henn.keyservice.local_job import other_core, serve_apart
 
     warnings.simplefilter("ignore", he_core.SecurityWarning)
     data = full_split
@@ -145,7 +145,7 @@ def test_train_reviews_per_s_batched_key_service_apart(benchmark, full_split, sc
     targets = T.learn_targets(scheme, secret, probe[0].weight.value.ct, probe[1].weight.value.ct, CONFIG, terms,
                               batch_size=BATCH)
     models, results, waits = [], [], []
-    with remote_key_holder(scheme, secret, terms, targets, core=other_core()) as keyholder:
+    with serve_apart(scheme, secret, terms, targets, core=other_core()) as keyholder:
         def fresh():
             models.append(T.build_model(scheme, *init_weights(len(data.vocab), CONFIG)))
             waits.append(keyholder.seconds_waiting)

@@ -99,6 +99,10 @@ def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, W01: he_cor
     def build(s: he_core.Scheme) -> Sequential:
         return model_from(EncTensor(s, s.copy(W01)), EncTensor(s, s.copy(w12)))
 
+    if not scheme.in_default_layout(W01):
+        # A table in its own packing trains mini-batches review by review (fit_batched): the requests
+        # are shaped as in per-review training.
+        batch_size = 1
     reviews = -(-max(reviews, 2 * batch_size) // batch_size) * batch_size  # whole batches only
     X = Bags([np.arange(min(3, vocab), dtype=np.int64)] * reviews, vocab)
     y = np.arange(reviews, dtype=np.float64) % 2

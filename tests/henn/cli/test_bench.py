@@ -89,3 +89,26 @@ def test_peers_option_runs_the_comparison_as_a_program(monkeypatch, capsys):
     status[0] = 1
     code, _, err = run(["--scheme", "plain", "--sizes", "2", "--ops", "add", "--quick", "--quiet", "--peers"], capsys)
     assert code == 1 and "exited with status 1" in err
+
+
+@pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
+def test_train_reports_rates_and_rounds_per_batch_size(tmp_path, capsys):
+    path = tmp_path / "train.json"
+    code, out, err = run(["--train", "--scheme", "plain", "vhe", "--batch-sizes", "1", "4", "--train-seconds",
+                          "0.01", "--in-process", "--json", str(path)], capsys)
+    assert code == 0 and "reviews/s" in out and "vhe" in err
+    doc = json.loads(path.read_text())
+    assert doc["header"]["kind"] == "train"
+    rows = {(r["scheme"], r["batch_size"]): r for r in doc["records"]}
+    assert set(rows) == {("plain", 1), ("plain", 4), ("vhe", 1), ("vhe", 4)}
+    assert all(r["status"] == "ok" and r["reviews"] >= 64 and r["reviews_per_s"] > 0 for r in rows.values())
+    assert rows[("vhe", 1)]["refresh_rounds_per_review"] >= 0.9  # one landing refresh per review
+    assert rows[("vhe", 4)]["refresh_rounds_per_review"] <= 0.4  # one per batch of 4 (a few more for the rest)
+    assert rows[("plain", 4)]["key_service"] == "in-process"
+
+
+@pytest.mark.parametrize("argv", [["--train", "--ops", "add"], ["--train", "--sizes", "8"], ["--in-process"],
+                                  ["--train-seconds", "3"], ["--train", "--train-seconds", "0"]])
+def test_train_options_that_do_not_go_together_exit_2(argv, capsys):
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "--train" in err

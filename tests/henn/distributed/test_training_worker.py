@@ -11,7 +11,7 @@ pytest.importorskip("distributed")
 
 import he_core  # noqa: E402
 from henn.distributed import wire  # noqa: E402
-from henn.distributed.owner_service import LocalKeyJob  # noqa: E402
+from henn.keyservice.local_job import LocalKeyJob  # noqa: E402
 from henn.distributed.training_worker import REQUEST_DOMAIN, ReplayKeyHolder, contribution, open_public  # noqa: E402
 from henn.keyholder import RefreshTerms  # noqa: E402
 

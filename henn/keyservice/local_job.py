@@ -1,4 +1,4 @@
-"""The owner's key service for one job, run beside the driver: for single-party runs and tests.
+"""The owner's key service for one job, run beside the trainer: for single-party runs, benchmarks and tests.
 
 ``henn train sentiment --cluster`` without ``--model`` makes its own keys, as the
 one-process command does (owner and trainer are then one party, and the command says
@@ -10,15 +10,20 @@ A job served by ``henn serve-keys`` in the owner's own process is used the same 
 
 :class:`SharedKeyService` is the stock service serving each worker's connection in a
 thread of its own, and counting the requests it answered from its cache (a retried
-task's replays): tests and reports read it.
+task's replays): tests and reports read it. :func:`serve_apart` runs the job in a forked
+process of its own (pinned to a core when asked), so a single-party run pays the round
+trip a real owner's service costs (``henn bench --train``, the training benchmarks).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
+import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -26,7 +31,8 @@ import he_core
 
 from .. import jobs
 from ..keyholder import RefreshTerms
-from ..keyservice import KeyService
+from .client import RemoteKeyHolder
+from .service import KeyService
 
 #: Answers the service keeps for replays: a round's requests from every worker.
 REPLAY_CACHE = 1 << 14
@@ -127,4 +133,59 @@ class LocalKeyJob:
         self.close()
 
 
-__all__ = ["LocalKeyJob", "REPLAY_CACHE", "SharedKeyService"]
+def _serve_job(scheme: he_core.Scheme, secret: he_core.SecretKey, terms: RefreshTerms, targets: list[dict],
+               core: int | None, conn: Any) -> None:
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    with LocalKeyJob(scheme, secret, terms, targets, shared=False) as job:
+        conn.send((job.address, job.job))
+        conn.recv()  # until the trainer is done
+
+
+def other_core() -> int | None:
+    """A core this process is not pinned to (else its last one, if it has two or more): where to serve apart."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    mine = sorted(os.sched_getaffinity(0))
+    others = [c for c in range(os.cpu_count() or 1) if c not in mine] or mine[1:]
+    return others[-1] if others else None
+
+
+@contextlib.contextmanager
+def serve_apart(scheme: he_core.Scheme, secret: he_core.SecretKey, terms: RefreshTerms, targets: list[dict], *,
+                core: int | None = None, timeout: float = 60.0) -> Iterator[RemoteKeyHolder]:
+    """The job served by a forked process of its own; yields the trainer's :class:`RemoteKeyHolder` on it.
+
+    A single-party run (the secret key is in this process anyway) that should pay what
+    an owner's separate service costs per refresh: framing, validation, the journal.
+
+    Args:
+        scheme: the job's scheme, its public keys installed (the trainer uses it too).
+        secret: the job's secret key (the child serves with it).
+        terms, targets: the job's terms and allowed refresh signatures.
+        core: pin the service to this core (:func:`other_core` for the usual choice).
+        timeout: seconds to wait for the service to start.
+
+    Raises:
+        jobs.JobError: the service did not start in time.
+    """
+    context = multiprocessing.get_context("fork")  # the child needs the secret: it is not sent anywhere
+    parent, child = context.Pipe()
+    proc = context.Process(target=_serve_job, args=(scheme, secret, terms, targets, core, child), daemon=True,
+                           name="henn-key-service-apart")
+    proc.start()
+    try:
+        if not parent.poll(timeout):
+            raise jobs.JobError(f"cannot serve the job apart: the key service did not start within {timeout:g} s")
+        address, job = parent.recv()
+        with RemoteKeyHolder(address, scheme, secret.key_id, job=job) as holder:
+            yield holder
+    finally:
+        if proc.is_alive():
+            parent.send("stop")
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+
+
+__all__ = ["LocalKeyJob", "REPLAY_CACHE", "SharedKeyService", "other_core", "serve_apart"]

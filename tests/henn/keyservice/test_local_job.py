@@ -1,4 +1,4 @@
-"""henn.distributed.owner_service: a job's key service beside the driver (LocalKeyJob) and the shared service
+"""henn.keyservice.local_job: a job's key service beside the driver (LocalKeyJob) and the shared service
 that serves every worker's connection side by side and counts its cached answers (SharedKeyService)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import he_core
 from he_core import serialization as ser
 from henn.keyholder import RefreshTerms
 from henn.keyservice import REENCRYPT, KeyServiceError, RemoteKeyHolder, protocol
-from henn.distributed.owner_service import LocalKeyJob, SharedKeyService
+from henn.keyservice.local_job import LocalKeyJob, SharedKeyService
 
 pytestmark = pytest.mark.filterwarnings("ignore::he_core.SecurityWarning")
 SHAPE = (2, 3)
@@ -74,3 +74,35 @@ def test_a_replayed_request_is_answered_from_the_cache_and_counted(keyed):
         assert job.service.replays == 0
         assert job.service.handle(REENCRYPT, payload) == first
         assert job.service.replays == 1 and job.service.journal.refreshes == 1
+
+
+def test_a_job_served_apart_answers_from_another_process_and_stops_with_the_block():
+    from henn.keyservice.local_job import serve_apart
+
+    scheme = he_core.get_scheme("vhe")
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, 3)), rng=he_core.SeededRandom(4))
+    ct = scheme.encrypt(np.array([[0.5, -1.25, 2.0], [0.0, 3.0, -0.75]]))
+    targets = [scheme.refresh_target_signature(ct, None)]
+    with serve_apart(scheme, secret, RefreshTerms(refreshes=4, min_aggregate=2), targets) as remote:
+        fresh = remote.refresh(ct, value_bound=4.0)
+        assert remote.refresh_rounds == 1 and remote.bytes_exchanged > 0
+        np.testing.assert_array_equal(scheme.decrypt(fresh, secret), scheme.decrypt(ct, secret))
+        assert scheme.budget(fresh)["remaining"] > scheme.budget(ct)["remaining"] - 1e-9
+        children = __import__("multiprocessing").active_children()
+        assert [p.name for p in children] == ["henn-key-service-apart"] and children[0].pid != os.getpid()
+        with pytest.raises(KeyServiceError, match="does not allow"):  # the job's terms hold in the child
+            remote.refresh(scheme.encrypt(np.zeros((1, 3))), value_bound=1.0)
+    assert not __import__("multiprocessing").active_children()  # stopped and joined with the block
+
+
+def test_the_other_core_is_one_this_process_is_not_pinned_to():
+    from henn.keyservice.local_job import other_core
+
+    if not hasattr(os, "sched_getaffinity") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs CPU affinity and two cores")
+    mine = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(mine)})
+        assert other_core() not in (None, min(mine))
+    finally:
+        os.sched_setaffinity(0, mine)
