@@ -101,7 +101,7 @@ class Mask:
             OverflowError: an entry outside [-2^63, 2^63).
         """
         high, low = np.asarray(self.high, dtype=np.int64), np.asarray(self.low, dtype=np.int64)
-        if not np.all((high == 0) | (high == -1)):
+        if not (np.all((high == 0) | (high == -1)) and np.all(low >= 0)):  # low in [0, 2^63), as drawn
             raise OverflowError("a mask entry does not fit in 64 bits")
         with np.errstate(over="ignore"):  # high * 2^63 wraps to exactly 0 or -2^63
             return (high << np.int64(63)) + low

@@ -110,6 +110,9 @@ class Checks:
             return np.zeros(0, dtype=np.int64)
         if not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"row indices must be integers, got dtype {idx.dtype}")
+        if np.issubdtype(idx.dtype, np.unsignedinteger) and int(idx.max()) >= nrows:
+            # before the cast: 2^64 - i would become -i, a valid-looking index from the end
+            raise IndexError(f"row index out of range for {nrows} rows")
         idx = np.ascontiguousarray(idx.reshape(-1), dtype=np.int64)
         if idx.min() < -nrows or idx.max() >= nrows:
             raise IndexError(f"row index out of range for {nrows} rows")

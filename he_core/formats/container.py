@@ -291,7 +291,23 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
         raise FormatError(f"cannot load: malformed JSON header: {exc}") from None
     if not isinstance(header, dict):
         raise FormatError("cannot load: the header is not a JSON object")
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(header) > MAX_JSON_DEPTH:
+        # Closing brackets inside strings can lower the byte count: the parsed object is the truth.
+        raise FormatError(f"cannot load: header nested deeper than {MAX_JSON_DEPTH} levels")
     return header
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of parsed JSON (lists and dicts), with an explicit stack."""
+    best, stack = 0, [(obj, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        best = max(best, level)
+        stack.extend((child, level + 1) for child in children)
+    return best
 
 
 def _max_nesting(raw: bytes) -> int:

@@ -3,9 +3,10 @@ fast path, ``Mask.as_int64``) and b716160 (``--batch-size``, ``learn_targets(bat
 
 Passing tests are checks that hold on the current code; each was watched failing against a
 broken variant (a monkeypatch inside the test, named ``..._breaks``, or a scratch patch listed in
-the reviewer's report). ``xfail(strict=True)`` is an attack that works on the current code: its
-reason gives the severity and what the attacker gets. vhe and plain only, plus one CKKS fixture
-(the default N = 8192 set) for ``bag_add_``; one core.
+the reviewer's report). The four attacks the review found working (LOW: a deep header behind closing
+brackets in a string, a uint64 index wrapping to a row from the end; INFO: -0.0 matching a cached 0.0,
+a mask's negative low word wrapping) were fixed in the same stop and are plain tests now. vhe and
+plain only, plus one CKKS fixture (the default N = 8192 set) for ``bag_add_``; one core.
 Run: ``python -m pytest -q tests/security/test_review_stop27.py -p no:cacheprovider``.
 """
 from __future__ import annotations
@@ -155,11 +156,6 @@ def test_a_loaded_set_is_frozen_and_its_cached_id_is_its_hash(cold_cache):
     assert other.param_id != params.param_id and other.param_id == Parameters.param_id.func(other)
 
 
-@pytest.mark.xfail(strict=True, reason="INFO (no bits: the set served is the one the id names): _same_json "
-                   "compares floats with ==, so -0.0 matches a cached 0.0; a header whose values hash to another "
-                   "id (json writes '-0.0') loads once the cache is warm and is refused cold. Only plain's "
-                   "precision_bits takes a float 0 (ckks's sigma >= 0.5). Fix: compare floats by repr (or "
-                   "math.copysign) in _same_json")
 def test_values_that_hash_to_another_id_are_refused_warm_as_cold(cold_cache):
     zero = PlainParams(precision_bits=0.0)
     assert PlainParams(precision_bits=-0.0).param_id != zero.param_id
@@ -231,12 +227,6 @@ def test_the_bracket_count_never_under_counts_a_header_without_closing_brackets_
         container._parse_header(memoryview(raw))
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (predates 9ea33c9: the byte loop counted the same way): closing "
-                   "brackets inside a JSON string lower the running count, so a string of 300 ']' lets a header "
-                   "nested 260 deep (up to Python's recursion limit, ~1000) past MAX_JSON_DEPTH = 200 (the count "
-                   "says 1). json's own RecursionError still becomes a FormatError beyond that, so no crash. Fix: "
-                   "after json.loads, measure the parsed object's depth with an explicit stack, or count only "
-                   "brackets outside strings")
 def test_closing_brackets_in_a_string_cannot_hide_a_deep_header():
     deep = 260
     raw = ('{"s":"' + "]" * 300 + '","d":' + "[" * deep + "]" * deep + "}").encode()
@@ -308,10 +298,6 @@ def test_as_int64_is_as_ints_for_every_width_the_key_holder_draws():
     assert extremes.as_int64().tolist() == extremes.as_ints() == [-(2**63), -1, 0, 2**63 - 1]
 
 
-@pytest.mark.xfail(strict=True, reason="INFO (unreachable today: draw_mask always makes 0 <= low < 2^63, and "
-                   "check_mask does not check it): a Mask whose low word breaks that invariant, entry -2^63 - 1, "
-                   "wraps to 2^63 - 1 in as_int64 instead of raising OverflowError as its docstring says. Fix: "
-                   "check low >= 0 in as_int64 (or in check_mask)")
 def test_as_int64_refuses_an_entry_below_int64():
     mask = _mask([-1], [-1])
     assert mask.as_ints() == [-(2**63) - 1]
@@ -424,17 +410,14 @@ def test_bag_indices_address_the_rows_they_name(schemes, name):
         Bags([np.array([2**64 - 1], dtype=np.uint64)], 4)
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (predates e295c4b: Checks._as_rows, shared by take_rows, row_sum and "
-                   "index_add_; bag_sum / bag_add_ inherit it): a uint64 index of 2^64 - i is cast to int64 -i and "
-                   "silently addresses row nrows - i instead of raising IndexError; henn's Bags refuses it, a "
-                   "direct he_core caller reads or updates the wrong row. Fix: refuse unsigned indices >= nrows "
-                   "before the cast")
 @pytest.mark.parametrize("name", ["plain", "vhe"])
 def test_an_unsigned_index_past_int64_is_refused(schemes, name):
     scheme, _ = schemes[name]
     table = scheme.encrypt(np.arange(12.0).reshape(4, 3))
     with pytest.raises(IndexError):
         scheme.bag_sum(table, [np.array([2**64 - 1], dtype=np.uint64)])
+    with pytest.raises(IndexError):
+        scheme.take_rows(table, np.array([2**64 - 2], dtype=np.uint64))
 
 
 def test_vhe_bag_sum_charges_the_longest_bags_noise(schemes):
