@@ -25,7 +25,7 @@ INSTALLED = ("he_core", "henn")
 HE_CORE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "capabilities", "params", "ciphertext", "keys", "bundle", "randomness", "flooding", "refresh",
      "kernels", "native", "formats", "threads"),
-    ("circuits", "costs", "layouts", "param_choice", "protocols", "validation"),
+    ("bags", "circuits", "costs", "layouts", "param_choice", "protocols", "validation"),
     ("keyholder_protocol", "scheme"),
     ("optional", "schemes"),
     ("registry",),
