@@ -159,11 +159,11 @@ def test_a_worker_killed_mid_batch_loses_and_repeats_nothing(circuit, ckks_bundl
         victim, deadline = None, time.monotonic() + 60
         while victim is None and time.monotonic() < deadline:
             busy = [w for w, keys in cl.client.processing().items() if any("henn-answer" in k for k in keys)]
-            if len(busy) == 2:  # both evaluating (one task at a time each): kill one mid-batch
-                time.sleep(0.3)
-                victim = busy[0]
-            time.sleep(0.05)
-        assert victim is not None, "the answers never ran on both workers"
+            if busy:  # a worker evaluating a batch (a few hundred ms since stop 26): kill it mid-batch
+                time.sleep(0.05)
+                victim = busy[-1]
+            time.sleep(0.02)
+        assert victim is not None, "no worker ever ran an answer"
         os.kill(pids[victim], signal.SIGKILL)
         worker.join(timeout=120)
         assert not worker.is_alive()
