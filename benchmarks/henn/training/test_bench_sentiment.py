@@ -13,6 +13,7 @@ IMDB data (``$HENN_IMDB`` or ``../shared/data/imdb``); skips without it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import time
@@ -110,7 +111,8 @@ def test_train_reviews_per_s_numpy_reference(benchmark, slice_data):
     assert results[-1]["train_accuracy"] > 0.7
 
 
-BATCH = 8  # the largest batch whose NumPy reference keeps >= 0.875 at lr 0.002 (docs/performance.md)
+#: (batch, lr per review) whose NumPy references keep >= 0.875 for three initialisations (docs/performance.md)
+BATCHES = [(8, 0.002), (16, 0.0025)]
 
 
 @pytest.fixture(scope="module")
@@ -120,57 +122,60 @@ def full_split():
     return T.prepare(load_imdb(DATA, "train"), validation=5000, seed=0)  # 20,000 / 5,000, split seed 0
 
 
+@pytest.mark.parametrize("batch, lr", BATCHES)
 @pytest.mark.parametrize("scheme_name", [n for n in ("vhe",) if _loads(n)])
-def test_train_reviews_per_s_batched_key_service_apart(benchmark, full_split, scheme_name):
-    """Issue #13's figure: the whole 20,000-review split in mini-batches of 8, the key service in its own process.
+def test_train_reviews_per_s_batched_key_service_apart(benchmark, full_split, scheme_name, batch, lr):
+    """Issue #13's figure: the whole 20,000-review split in mini-batches, the key service in its own process.
 
     The trainer runs here (``taskset -c 0`` pins it, as the issue asks); the owner's key
-    service is a forked process pinned to the other core (:func:`henn.keyservice.local_job.serve_apart`), so each
-    batch's landing refresh pays a real round trip. Reported: reviews/s (the rounds' median),
+    service is a forked process pinned to the other core
+    (:func:`henn.keyservice.local_job.serve_apart`), so each batch's landing refresh pays a
+    real round trip. The learning rate is per review and constant (the schedule). Reported: reviews/s (the rounds' median),
     refresh rounds per review, the service's share of the time and the validation
     accuracy of the released weights on the 5,000 held-out reviews (outside the timing).
     """
     from henn.keyholder import KeyHolder
-
     from henn.keyservice.local_job import other_core, serve_apart
 
     warnings.simplefilter("ignore", he_core.SecurityWarning)
+    config = dataclasses.replace(CONFIG, lr=lr)
     data = full_split
-    n = len(data.train_ids) // BATCH * BATCH  # a job allows batches of its size only
+    n = len(data.train_ids) // batch * batch  # a job allows batches of its size only
     chosen = he_core.scheme_class(scheme_name).params_for_depth(T.STEP_DEPTH)  # as T.setup chooses
     scheme = he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
-    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, CONFIG.hidden)))
-    terms = T.terms_for(3 * n, 1, CONFIG.hidden, vocab=len(data.vocab), monitor_every=n)
-    probe = T.build_model(scheme, *init_weights(len(data.vocab), CONFIG))
-    targets = T.learn_targets(scheme, secret, probe[0].weight.value.ct, probe[1].weight.value.ct, CONFIG, terms,
-                              batch_size=BATCH)
+    secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, config.hidden)))
+    terms = T.terms_for(3 * n, 1, config.hidden, vocab=len(data.vocab), monitor_every=n)
+    probe = T.build_model(scheme, *init_weights(len(data.vocab), config))
+    targets = T.learn_targets(scheme, secret, probe[0].weight.value.ct, probe[1].weight.value.ct, config, terms,
+                              batch_size=batch)
     models, results, waits = [], [], []
     with serve_apart(scheme, secret, terms, targets, core=other_core()) as keyholder:
         def fresh():
-            models.append(T.build_model(scheme, *init_weights(len(data.vocab), CONFIG)))
+            models.append(T.build_model(scheme, *init_weights(len(data.vocab), config)))
             waits.append(keyholder.seconds_waiting)
             return (models[-1],), {}
 
         def run(model):
-            results.append(T.train(model, keyholder, data.train_ids[:n], data.train_labels[:n], CONFIG,
-                                   monitor_every=n, batch_size=BATCH))
+            results.append(T.train(model, keyholder, data.train_ids[:n], data.train_labels[:n], config,
+                                   monitor_every=n, batch_size=batch))
             waits[-1] = keyholder.seconds_waiting - waits[-1]
 
-        benchmark.group = f"sentiment training, the {n:,}-review split, batch {BATCH}, key service apart"
+        benchmark.group = f"sentiment training, the {n:,}-review split in batches, key service apart"
         benchmark.pedantic(run, setup=fresh, rounds=3, iterations=1, warmup_rounds=0)
     W01, w12 = T.release_weights(models[-1], KeyHolder(scheme, secret, terms=terms))
-    pred = T.clear_predictions(W01, w12, data.val_ids, CONFIG.make_activation().value)
+    pred = T.clear_predictions(W01, w12, data.val_ids, config.make_activation().value)
     accuracy = float(np.mean(pred == data.val_labels))
     seconds = _seconds(benchmark, "median", [r.seconds for r in results])
-    benchmark.extra_info.update(scheme=scheme_name, reviews=n, batch_size=BATCH, reviews_per_s=n / seconds,
+    benchmark.extra_info.update(scheme=scheme_name, reviews=n, batch_size=batch, lr=lr, reviews_per_s=n / seconds,
                                 refresh_rounds_per_review=results[-1].refreshes / n,
                                 key_service_share=float(np.median(waits)) / seconds,
                                 validation_accuracy=accuracy, service_core=other_core())
-    print(f"\n{scheme_name}, batch {BATCH}, key service apart: {n / seconds:,.0f} reviews/s, "
+    print(f"\n{scheme_name}, batch {batch}, key service apart: {n / seconds:,.0f} reviews/s, "
           f"{results[-1].refreshes / n:.3f} refresh rounds per review, {np.median(waits) / seconds:.0%} of the time "
           f"waiting for the service, validation {accuracy:.4f}")
-    # about one landing refresh per batch, not per review (plus the rarer refreshes of w12 and the logits)
-    assert results[-1].reviews == n and results[-1].refreshes < 1.2 * n / BATCH
+    # one landing refresh per batch, not per review, plus the rarer refreshes of w12 and the logits
+    # (measured 0.02-0.03 per review whatever the batch; per-review training takes 1.0)
+    assert results[-1].reviews == n and results[-1].refreshes <= n / batch + 0.05 * n
     assert accuracy > 0.85  # it learned while it was timed (the figure itself is reported, not asserted)
 
 
