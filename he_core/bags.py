@@ -63,6 +63,10 @@ class BagRows:
 
     # ------------------------------------------------------------------ validation
     def _as_bags(self, bags: Any, nrows: int) -> list[np.ndarray]:
+        return self._bags_and_flat(bags, nrows)[0]
+
+    def _bags_and_flat(self, bags: Any, nrows: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """The validated bags and all their indices in one array (concatenated once)."""
         if isinstance(bags, (str, bytes, np.ndarray)) or not isinstance(bags, Sequence):
             raise TypeError(f"bags must be a sequence of index arrays (one per sample), got {type(bags).__name__}")
         if not bags:
@@ -71,24 +75,23 @@ class BagRows:
             # The usual batch (pre-tokenised index arrays): one range check over all of it.
             flat = np.concatenate(bags) if len(bags) > 1 else bags[0]
             if not flat.size or (int(flat.min()) >= 0 and int(flat.max()) < nrows):
-                return [x if x.flags.c_contiguous else np.ascontiguousarray(x) for x in bags]
+                return [x if x.flags.c_contiguous else np.ascontiguousarray(x) for x in bags], flat
         out = []
         for bag in bags:
             arr = np.asarray(bag)
             if arr.ndim != 1:
                 raise ValueError(f"a bag must be a 1-D array of row indices, got shape {arr.shape}")
             out.append(self._as_rows(arr, nrows) if arr.size else _EMPTY)
-        return out
+        return out, (np.concatenate(out) if len(out) > 1 else out[0])
 
     def _bag_add_operands(self, a: Ciphertext, bags: Any, b: Ciphertext) -> tuple[np.ndarray, np.ndarray | None]:
         """The flat row indices and, per index, the row of ``b`` that lands there (``None``: ``b``'s one row)."""
         self._check_ct(a)
         self._check_ct(b)
-        idx = self._as_bags(bags, a.rows)
+        idx, flat = self._bags_and_flat(bags, a.rows)
         if b.rows not in (1, len(idx)):
             raise MismatchError(f"cannot bag_add_: {b.rows} update rows for {len(idx)} bags")
         self._check_pair(a, b, "index_add_", allow_size_broadcast=False, allow_row_broadcast=True)
-        flat = np.concatenate(idx) if len(idx) > 1 else idx[0]
         if b.rows == 1 or not flat.size:  # nothing to spread (every bag empty: nothing lands)
             return flat, None
         lengths = np.fromiter((x.size for x in idx), dtype=np.int64, count=len(idx))

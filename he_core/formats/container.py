@@ -282,8 +282,9 @@ def _check_preamble(view: memoryview) -> tuple[int, int]:
 
 def _parse_header(raw: memoryview) -> dict[str, Any]:
     raw = bytes(raw)
+    opens = raw.count(b"[") + raw.count(b"{")
     # Bound nesting before json recurses into it (deep nesting would hit RecursionError).
-    if _max_nesting(raw) > MAX_JSON_DEPTH:
+    if opens > MAX_JSON_DEPTH and _max_nesting(raw) > MAX_JSON_DEPTH:
         raise FormatError(f"cannot load: header nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
@@ -291,7 +292,7 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
         raise FormatError(f"cannot load: malformed JSON header: {exc}") from None
     if not isinstance(header, dict):
         raise FormatError("cannot load: the header is not a JSON object")
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(header) > MAX_JSON_DEPTH:
+    if opens > MAX_JSON_DEPTH and _depth(header) > MAX_JSON_DEPTH:
         # Closing brackets inside strings can lower the byte count: the parsed object is the truth.
         raise FormatError(f"cannot load: header nested deeper than {MAX_JSON_DEPTH} levels")
     return header

@@ -82,8 +82,7 @@ def run(schemes: Sequence[str], batch_sizes: Iterable[int], *, seconds: float, i
 
 def _one(name: str, b: int, data: T.Prepared, seconds: float, in_process: bool) -> TrainRecord:
     record = TrainRecord(name, b, "in-process" if in_process else "apart")
-    chosen = he_core.scheme_class(name).params_for_depth(T.STEP_DEPTH)  # the set the task itself trains on
-    scheme = he_core.get_scheme(name, chosen) if chosen is not None else he_core.get_scheme(name)
+    scheme = T.scheme_for(name)  # the set the task itself trains on
     if not scheme.supports(he_core.Capability.REFRESH):
         record.status, record.detail = "skipped", "no masked refresh"
         return record

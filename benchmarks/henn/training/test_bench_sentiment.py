@@ -141,8 +141,7 @@ def test_train_reviews_per_s_batched_key_service_apart(benchmark, full_split, sc
     config = dataclasses.replace(CONFIG, lr=lr)
     data = full_split
     n = len(data.train_ids) // batch * batch  # a job allows batches of its size only
-    chosen = he_core.scheme_class(scheme_name).params_for_depth(T.STEP_DEPTH)  # as T.setup chooses
-    scheme = he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
+    scheme = T.scheme_for(scheme_name)  # as T.setup chooses
     secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, config.hidden)))
     terms = T.terms_for(3 * n, 1, config.hidden, vocab=len(data.vocab), monitor_every=n)
     probe = T.build_model(scheme, *init_weights(len(data.vocab), config))

@@ -100,7 +100,7 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
             raise HEOverflowError(
                 f"cannot {op}: values up to ~{value_bound / s:.4g} (at scale 2^{math.log2(s):g}) would exceed the "
                 f"largest representable entry 2^{self.params.magnitude_bits} (|v| < "
-                f"{(self._limit - self._half_w) / (self._w * s):.4g} at that scale); rescale, shrink the values "
+                f"{self.params.max_value * self._f / s:.4g} at that scale); rescale, shrink the values "
                 "or lower w_bits")
 
     @staticmethod

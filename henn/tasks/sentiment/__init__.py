@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from .data import Prepared, parse_part, part_slice, prepare
 from .evaluation import cross_entropy, evaluate_encrypted, outgoing_weights, predict_encrypted, release_weights
-from .job import MONITOR_EVERY, REFRESHES_PER_REVIEW, TABLE_REFRESHES, learn_targets, setup, terms_for, whole_entries
+from .job import (MONITOR_EVERY, REFRESHES_PER_REVIEW, TABLE_REFRESHES, learn_targets, scheme_for, setup, terms_for,
+                  whole_entries)
 from .model_file import load_sentiment, save_sentiment
 from .network import (
     HIDDEN_BOUND,
@@ -53,6 +54,6 @@ __all__ = [
     "VALUE_BOUND", "Prepared", "SentimentConfig", "TrainResult", "build_model", "clear_predictions", "cross_entropy",
     "evaluate_encrypted", "init_weights", "learn_targets", "load_sentiment", "model_from", "outgoing_weights",
     "parse_part", "part_slice", "predict_encrypted", "prepare", "reference_logits", "release_weights",
-    "save_sentiment", "setup", "terms_for", "train", "train_public", "train_reference", "update_bound", "weights",
-    "whole_entries",
+    "save_sentiment", "scheme_for", "setup", "terms_for", "train", "train_public", "train_reference", "update_bound",
+    "weights", "whole_entries",
 ]

@@ -74,13 +74,18 @@ def setup(scheme_name: str, hidden: int, *,
     their defaults. ``terms`` may be a function of the keyed scheme (e.g. to pass
     :func:`whole_entries`).
     """
-    if not params:
-        chosen = he_core.scheme_class(scheme_name).params_for_depth(STEP_DEPTH)
-        scheme = he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
-    else:
-        scheme = he_core.get_scheme(scheme_name, **params)
+    scheme = scheme_for(scheme_name, **params)
     secret, _public = scheme.keygen(he_core.KeyRequirements(sizes=(1, hidden)), rng=rng)
     return scheme, KeyHolder(scheme, secret, terms=terms(scheme) if callable(terms) else terms)
+
+
+def scheme_for(scheme_name: str, **params: Any) -> he_core.Scheme:
+    """The scheme the task trains on: ``params`` if given, else the cheapest set with :data:`STEP_DEPTH`
+    levels between refreshes for a leveled scheme (:meth:`he_core.Scheme.params_for_depth`), else its defaults."""
+    if params:
+        return he_core.get_scheme(scheme_name, **params)
+    chosen = he_core.scheme_class(scheme_name).params_for_depth(STEP_DEPTH)
+    return he_core.get_scheme(scheme_name, chosen) if chosen is not None else he_core.get_scheme(scheme_name)
 
 
 def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, W01: he_core.Ciphertext,
