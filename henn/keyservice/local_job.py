@@ -134,12 +134,18 @@ class LocalKeyJob:
 
 
 def _serve_job(scheme: he_core.Scheme, secret: he_core.SecretKey, terms: RefreshTerms, targets: list[dict],
-               core: int | None, conn: Any) -> None:
+               core: int | None, conn: Any, trainer_end: Any) -> None:
+    # The fork copied the trainer's end of the pipe: closed here, the pipe ends when the trainer
+    # does, however it dies (a signal included), and the service stops instead of serving on.
+    trainer_end.close()
     if core is not None:
         os.sched_setaffinity(0, {core})
     with LocalKeyJob(scheme, secret, terms, targets, shared=False) as job:
         conn.send((job.address, job.job))
-        conn.recv()  # until the trainer is done
+        try:
+            conn.recv()  # until the trainer says stop
+        except EOFError:  # or is gone
+            pass
 
 
 def other_core() -> int | None:
@@ -171,9 +177,10 @@ def serve_apart(scheme: he_core.Scheme, secret: he_core.SecretKey, terms: Refres
     """
     context = multiprocessing.get_context("fork")  # the child needs the secret: it is not sent anywhere
     parent, child = context.Pipe()
-    proc = context.Process(target=_serve_job, args=(scheme, secret, terms, targets, core, child), daemon=True,
-                           name="henn-key-service-apart")
+    proc = context.Process(target=_serve_job, args=(scheme, secret, terms, targets, core, child, parent),
+                           daemon=True, name="henn-key-service-apart")
     proc.start()
+    child.close()  # the child's end lives in the child only
     try:
         if not parent.poll(timeout):
             raise jobs.JobError(f"cannot serve the job apart: the key service did not start within {timeout:g} s")

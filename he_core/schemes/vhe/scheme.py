@@ -352,7 +352,10 @@ class VheScheme(VheProductsMixin, VheRefreshMixin, Products, LinearMapping, Reke
         return self._make(a.key_id, len(bags), a.shape[1], a.scale, data, noise, (head, tail))
 
     def _check_bag_add(self, a, flat, owner, b):
-        return None  # _index_add_ checks scale, rows and noise itself, before any row changes
+        # The scale here, before a caller spends a refresh on b; _index_add_ checks rows and noise
+        # itself before any row changes.
+        if a.scale != b.scale:
+            self._same_scale(a, b, "bag_add_")
 
     def _lincomb(self, weights, a, rescale):
         w = self._encode(weights, self._f, "lincomb")
