@@ -20,6 +20,14 @@ typedef unsigned __int128 ckks_u128;
 #define CKKS_HOT
 #endif
 
+/* The AVX-512 transforms (ckks_ntt_avx512.c) exist in builds by GCC >= 11 or Clang for
+ * x86-64; whether they run is decided per CPU at run time. */
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
+#define CKKS_AVX512_CODE 1
+#else
+#define CKKS_AVX512_CODE 0
+#endif
+
 /* Every limb's modulus was built for ring dimension n (its tables hold n twiddles). */
 static inline int ckks_dims_ok(const ckks_modulus *m, size_t nlimbs, size_t n) {
     for (size_t l = 0; l < nlimbs; l++)
@@ -64,6 +72,14 @@ uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m);
 /* One limb, no argument checks: the kernels behind ckks_ntt / ckks_intt. */
 void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
+
+/* The same transforms on AVX-512 (ckks_ntt_avx512.c): ckks_vec_path says which instance
+ * serves a limb (CKKS_VEC_IFMA only for q < 2^50; scalar for n < 16 or where switched off). */
+int ckks_vec_path(const ckks_modulus *m, size_t n);
+void ckks_ntt_limb_avx512(const ckks_modulus *m, size_t n, uint64_t *a);
+void ckks_intt_limb_avx512(const ckks_modulus *m, size_t n, uint64_t *a);
+void ckks_ntt_limb_ifma(const ckks_modulus *m, size_t n, uint64_t *a);
+void ckks_intt_limb_ifma(const ckks_modulus *m, size_t n, uint64_t *a);
 
 /* Base conversion kernels (ckks_baseconv.c), no argument checks. */
 #define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */

@@ -97,6 +97,14 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
     } while (0)
 
 CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
+    switch (ckks_vec_path(m, n)) {
+    case CKKS_VEC_IFMA:
+        ckks_ntt_limb_ifma(m, n, a);
+        return;
+    case CKKS_VEC_AVX512:
+        ckks_ntt_limb_avx512(m, n, a);
+        return;
+    }
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = n, h = 1;
     while (h < n / 2) {  /* every stage but the last */
@@ -145,6 +153,14 @@ CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
 }
 
 CKKS_HOT void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
+    switch (ckks_vec_path(m, n)) {
+    case CKKS_VEC_IFMA:
+        ckks_intt_limb_ifma(m, n, a);
+        return;
+    case CKKS_VEC_AVX512:
+        ckks_intt_limb_avx512(m, n, a);
+        return;
+    }
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = 1;
     for (size_t h = n >> 1; h > 1; h >>= 1) {  /* every stage but the last */

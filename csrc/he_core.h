@@ -79,6 +79,15 @@ typedef struct ckks_modulus {
  * "x86-64-v3" (AVX2, BMI2), "default" (baseline ISA) or "native" (a -march=native build). */
 const char *ckks_cpu_path(void);
 
+/* Which code runs the NTTs: CKKS_VEC_SCALAR, CKKS_VEC_AVX512 (eight lanes of 64-bit Shoup
+ * products) or CKKS_VEC_IFMA (AVX-512 for every prime, IFMA's 52-bit products for primes
+ * below 2^50). Results are bit-identical on every path. want >= 0 asks for that path, capped
+ * at the best this CPU and build have; -1 only asks. Returns the path in use. Default: the best. */
+#define CKKS_VEC_SCALAR 0
+#define CKKS_VEC_AVX512 1
+#define CKKS_VEC_IFMA 2
+int ckks_ntt_vector(int want);
+
 /* Fill m for prime q and primitive 2n-th root psi. tables: tables_words words, at least 4*n
  * and aligned for uint64_t (else HE_ERR_SCRATCH), kept alive for every use of m (m points
  * into it). On an error m.n is 0, so every kernel refuses m. */

@@ -9,6 +9,7 @@ first, so reaching one of these from the public API is a bug in a binding.
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 from .. import threads
@@ -51,6 +52,10 @@ STATUS = {
 }
 
 
+# The code paths of the CKKS transforms, by the CKKS_VEC_* codes of csrc/he_core.h.
+NTT_PATHS = ("scalar", "avx512", "ifma")
+
+
 def load(name: str) -> ModuleType:
     """Import ``he_core.native._<name>`` with the thread setting of :mod:`he_core.threads`;
     raise ImportError saying how to build it if missing."""
@@ -62,6 +67,8 @@ def load(name: str) -> ModuleType:
             f"run `pip install -e .` or `python csrc/build_native.py {name}` from the source tree"
         ) from exc
     threads.apply(mod)  # the module's pool starts at one thread; hand it the setting
+    if name == "ckks" and os.environ.get("HENN_NTT"):
+        _ask_ntt_path(mod, os.environ["HENN_NTT"], "HENN_NTT")
     return mod
 
 
@@ -80,3 +87,27 @@ def cpu_path() -> str:
     """
     mod = load("ckks")
     return mod.ffi.string(mod.lib.ckks_cpu_path()).decode("ascii")
+
+
+def ntt_path(use: str | None = None) -> str:
+    """Which code runs the CKKS number-theoretic transforms, after switching to ``use`` if given.
+
+    ``"ifma"``: AVX-512 everywhere, with IFMA's 52-bit products for primes below 2^50;
+    ``"avx512"``: AVX-512 with 64-bit products for every prime; ``"scalar"``: one
+    coefficient at a time. Every path gives bit-identical results; the default is the
+    best this CPU and build have, and a request is capped at it (asking for ``"ifma"`` on
+    a CPU without it gives ``"avx512"`` or ``"scalar"``). ``HENN_NTT`` sets it at load.
+
+    Raises:
+        ValueError: ``use`` is not one of ``NTT_PATHS``.
+    """
+    mod = load("ckks")
+    if use is not None:
+        _ask_ntt_path(mod, use, "ntt_path")
+    return NTT_PATHS[mod.lib.ckks_ntt_vector(-1)]
+
+
+def _ask_ntt_path(mod: ModuleType, use: str, what: str) -> None:
+    if use not in NTT_PATHS:
+        raise ValueError(f"{what}: unknown NTT path {use!r}; choose one of {', '.join(NTT_PATHS)}")
+    mod.lib.ckks_ntt_vector(NTT_PATHS.index(use))

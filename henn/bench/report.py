@@ -46,6 +46,15 @@ def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
     return out
 
 
+def kernel_paths() -> dict:
+    """The native build's code paths on this CPU (None where the module is not built)."""
+    try:
+        from he_core import native
+        return {"cpu_path": native.cpu_path(), "ntt": native.ntt_path()}
+    except ImportError:
+        return {"cpu_path": None, "ntt": None}
+
+
 def header(**extra) -> dict:
     """Where and when the numbers were taken."""
     return {
@@ -57,6 +66,7 @@ def header(**extra) -> dict:
         "python": platform.python_version(),
         "libraries": library_versions(),
         "threads": {v: os.environ.get(v) for v in THREAD_VARS},
+        "kernels": kernel_paths(),
         **extra,
     }
 

@@ -43,14 +43,6 @@ class Evaluator:
                                                                           ctx.scales, ctx.noise)
         self.encoder, self.records, self.keyset = encoder, records, keyset
 
-    def pairwise(self, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``fn(a[i, p], b[i, p], out[i, p])`` for each ciphertext i and part p of two aligned payloads."""
-        out = np.empty_like(a)
-        for i in range(a.shape[0]):
-            for p in range(2):
-                fn(a[i, p], b[i, p], out[i, p])
-        return out
-
     def rescale(self, ct: Ciphertext) -> Ciphertext:
         """``ct`` divided by its top prime: one level down, scale / q_level.
 
@@ -89,16 +81,19 @@ class Evaluator:
         ``"rotation"`` (b is a rotation of a: see :func:`.noise.rotation_sum_var`).
         """
         a, b = self.relin(a), self.relin(b)
-        fn = self.ring.sub if sub else self.ring.add
-        data = self.pairwise(fn, a.data, b.data)
+        data = self.ring.add_stacked(a.data, b.data, sub)
         return a.replace(data=data, meta=self.sum_meta(a, b, rule))
 
     def sum_meta(self, a: Ciphertext, b: Ciphertext, rule: str = "robust") -> dict:
         """The metadata of ``a + b`` (see :meth:`add`): only the operands' records, scales and levels are read."""
-        (va, ma), (vb, mb) = self.records.nv(a), self.records.nv(b)
-        total = noise.rotation_sum_var(va, vb) if rule == "rotation" else noise.sum_var([va, vb], rule == "independent")
         # b's message is read at a's scale: a (tiny) deterministic error when the scales differ.
-        nvar = total + noise.mismatch_var(a.scale, b.scale, mb)
+        if rule == "rotation":
+            (va, ma), (vb, mb) = self.records.nv(a), self.records.nv(b)
+            nvar = noise.rotation_sum_var(va, vb) + noise.mismatch_var(a.scale, b.scale, mb)
+        else:
+            (va, ma), (vb, mb) = self.records.trio(a), self.records.trio(b)
+            extra = noise.mismatch_var(a.scale, b.scale, mb)
+            nvar = tuple(v + extra for v in noise.sum_var_pair(va, vb, rule == "independent"))
         return self.records.meta(self.combined_meta(a, b, either=True), layout.level(a), nvar,
                                  ma + mb * b.scale / a.scale)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .noise import (FLOAT_LIMIT, NOISE_KEYS, finite, fresh_public_var, fresh_secret_var, keyswitch_var, modulus_cap,
+from .noise import (FLOAT_LIMIT, NOISE_KEYS, cap_limit, finite, fresh_public_var, fresh_secret_var, keyswitch_var, modulus_cap,
                     rescale_var, rounding_var, secret_norm2)
 
 
@@ -24,6 +24,10 @@ class NoiseModel:
     def cap(self, var, level: int):
         """:func:`modulus_cap` at Q_level."""
         return modulus_cap(var, self.q_log2[level])
+
+    def cap_limit(self, level: int) -> float:
+        """The cap of :meth:`cap` at Q_level, as a float (for records kept as Python floats)."""
+        return cap_limit(self.q_log2[level])
 
     def fresh(self, public: bool, over_qp: bool = True) -> float:
         """Variance of a fresh encryption: secret key, or public key over Q*P (or over Q alone)."""

@@ -28,7 +28,11 @@ class NoiseRecords:
 
         Variances are capped at (Q_level / 2)^2; nspec bounds the other two.
         """
-        nvar, nslot, nspec = self.noise.cap(np.broadcast_to(np.asarray(var, dtype=np.float64), (3,)), level)
+        if type(var) is tuple and len(var) == 3:  # the float path of sums (see noise.sum_var_pair)
+            limit = self.noise.cap_limit(level)
+            nvar, nslot, nspec = (min(noise.finite_float(float(v)), limit) for v in var)
+        else:
+            nvar, nslot, nspec = self.noise.cap(np.broadcast_to(np.asarray(var, dtype=np.float64), (3,)), level)
         # "fresh" marks noise independent of every other ciphertext's (a re-encryption's),
         # "flood" the variance of a sanitising flood (independent of the key), "a_seed" the seeds
         # of a fresh encryption's uniform half; any operation that recomputes the noise drops them.
@@ -53,6 +57,12 @@ class NoiseRecords:
         """((nvar, nslot, nspec), vmax) of a ciphertext: the variances as the vector .noise's formulas take."""
         var = np.array([ct.meta["nvar"], ct.meta["nslot"], ct.meta["nspec"]], dtype=np.float64)
         return var, float(ct.meta["vmax"])
+
+    @staticmethod
+    def trio(ct: Ciphertext) -> tuple[tuple[float, float, float], float]:
+        """:meth:`nv` as Python floats: ((nvar, nslot, nspec), vmax)."""
+        m = ct.meta
+        return (float(m["nvar"]), float(m["nslot"]), float(m["nspec"])), float(m["vmax"])
 
     def msg_norm2(self, ct: Ciphertext) -> float:
         """Bound on ||Delta m||_2^2 of each ciphertext of the batch (coefficient layouts: per non-zero coefficient)."""

@@ -59,6 +59,7 @@ class RnsRing:
                          "modulus init")
         self._qp_cache: dict[int, object] = {}
         self._scalar_cache: dict = {}
+        self._repeat_cache: dict[tuple[int, int], object] = {}
 
     @classmethod
     def for_params(cls, params: CkksParams) -> "RnsRing":
@@ -126,6 +127,33 @@ class RnsRing:
         out = np.empty_like(a) if out is None else out
         native.check(self.lib.ckks_sub(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "sub")
         return out
+
+    def add_stacked(self, a: np.ndarray, b: np.ndarray, sub: bool = False) -> np.ndarray:
+        """a + b (or a - b) of two (..., limbs, N) stacks of polynomials over the same limbs, in one
+        kernel call (the moduli repeated per polynomial): a ciphertext batch's sum at once."""
+        if (a.dtype != np.uint64 or b.dtype != np.uint64 or a.shape != b.shape or a.ndim < 2
+                or a.shape[-1] != self.n or not (a.flags.c_contiguous and b.flags.c_contiguous)):
+            raise ParameterError(f"cannot add stacks of shapes {a.shape} and {b.shape}: need equal C-contiguous "
+                                 f"uint64 (..., limbs, {self.n}) arrays")
+        nl = self._check(a.reshape(-1, self.n)[: a.shape[-2]])
+        polys = a.size // (nl * self.n)
+        out = np.empty_like(a)
+        fn = self.lib.ckks_sub if sub else self.lib.ckks_add
+        native.check(fn(self._repeated_basis(nl, polys), nl * polys, self.n, self._ptr(a), self._ptr(b),
+                        self._ptr(out)), "sub" if sub else "add")
+        return out
+
+    def _repeated_basis(self, nl: int, polys: int):
+        """The moduli of q_0 .. q_{nl-1}, ``polys`` times over (cached)."""
+        arr = self._repeat_cache.get((nl, polys))
+        if arr is None:
+            arr = self.ffi.new("ckks_modulus[]", nl * polys)
+            for k in range(polys):
+                for i in range(nl):
+                    arr[k * nl + i] = self._mods[i]
+            if len(self._repeat_cache) < 256:  # batch sizes vary: keep the cache bounded
+                self._repeat_cache[(nl, polys)] = arr
+        return arr
 
     def neg(self, a, out=None):
         nl = self._check(a)

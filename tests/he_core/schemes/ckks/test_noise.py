@@ -570,3 +570,24 @@ def test_the_recorded_bound_covers_key_switches_with_several_special_primes(secr
         for out, want in ((s.rotate(ct, 1), np.roll(x, -1, axis=1)), (s.rotate(s.rotate(ct, 3), 1), np.roll(x, -4, axis=1))):
             err = np.max(np.abs(s.decrypt_exact_local(out, keys.secret) - want))
             assert err <= s.noise_estimate(out)["slot_bound"]
+
+
+_VARIANCE = st.one_of(st.floats(0.0, 2.0**1000, allow_nan=False), st.sampled_from([0.0, 2.0**1000, 2.0**-1074]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(va=st.tuples(_VARIANCE, _VARIANCE, _VARIANCE), vb=st.tuples(_VARIANCE, _VARIANCE, _VARIANCE),
+       independent=st.booleans())
+def test_the_float_sum_of_two_records_is_the_array_formula_bit_for_bit(va, vb, independent):
+    want = noise.sum_var([np.array(va), np.array(vb)], independent)
+    got = noise.sum_var_pair(va, vb, independent)
+    assert [float(x) for x in want] == list(got)
+    assert all(type(x) is float for x in got)
+
+
+def test_the_float_sum_clips_overflow_to_the_limit_without_raising():
+    top = (2.0**1000,) * 3
+    assert noise.sum_var_pair(top, top) == (noise.FLOAT_LIMIT,) * 3
+    assert noise.sum_var_pair(top, top, independent=True) == (noise.FLOAT_LIMIT,) * 3
+    assert noise.finite_float(float("nan")) == noise.FLOAT_LIMIT
+    assert noise.finite_float(-1.0) == 0.0

@@ -3,6 +3,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from he_core import KeyRequirements, SeededRandom
 from he_core.schemes.ckks import CkksParams, CkksScheme
@@ -47,3 +49,12 @@ def test_the_estimate_is_the_schemes_noise_estimate(ctx):
     assert scheme.records.estimate(prod) == scheme.noise_estimate(prod)
     assert scheme.records.estimate(prod)["level"] == scheme.level(prod)
     assert scheme.records.msg_norm2(ct) > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(var=st.tuples(*[st.one_of(st.floats(0.0, 2.0**1001), st.just(float("inf")))] * 3),
+       level=st.integers(0, 2))
+def test_a_record_written_from_floats_equals_one_written_from_an_array(ctx, var, level):
+    records = ctx[0].records
+    meta = {"stride": 4, "nvar": 1.0, "fresh": True, "flood": 0.5}
+    assert records.meta(meta, level, var, 1.0) == records.meta(meta, level, np.array(var), 1.0)

@@ -220,3 +220,30 @@ def test_lincomb_is_the_same_for_any_thread_count():
     with using_threads(2):
         two = RING.lincomb(a, factors)
     assert np.array_equal(one, two)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3), (3, 2, 2), (2, 1), (4, 3, 2, 1)])
+@pytest.mark.parametrize("sub", [False, True])
+def test_a_stacked_sum_is_the_sum_of_each_polynomial(shape, sub):
+    *stack, limbs = shape
+    rng = np.random.default_rng(len(shape) + sub)
+    q = np.array(QS[:limbs], dtype=np.uint64)[:, None]
+    a = np.stack([rng.integers(0, q, (limbs, N), dtype=np.uint64) for _ in range(int(np.prod(stack)))])
+    b = np.stack([rng.integers(0, q, (limbs, N), dtype=np.uint64) for _ in range(int(np.prod(stack)))])
+    a, b = a.reshape(*stack, limbs, N), b.reshape(*stack, limbs, N)
+    got = RING.add_stacked(a, b, sub)
+    flat = zip(a.reshape(-1, limbs, N), b.reshape(-1, limbs, N), got.reshape(-1, limbs, N))
+    for x, y, z in flat:
+        assert np.array_equal(z, RING.sub(x, y) if sub else RING.add(x, y))
+    want = (a.astype(object) + (-1 if sub else 1) * b.astype(object)) % q.astype(object)
+    assert np.array_equal(got.astype(object), want)
+
+
+def test_a_stacked_sum_refuses_unequal_or_foreign_stacks():
+    a = poly(2)[None]
+    with pytest.raises(ParameterError, match="cannot add stacks"):
+        RING.add_stacked(a, poly(2)[None, :1])
+    with pytest.raises(ParameterError, match="cannot add stacks"):
+        RING.add_stacked(a, a.astype(np.int64))
+    with pytest.raises(ParameterError, match="limbs"):
+        RING.add_stacked(poly(5)[None], poly(5)[None])  # more limbs than the ring has q primes

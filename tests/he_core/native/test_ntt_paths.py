@@ -1,0 +1,118 @@
+"""The CKKS transforms give the same words on every code path (scalar, AVX-512, AVX-512 IFMA).
+
+The vector paths are picked per CPU at run time; each path this machine has is compared
+with the scalar one on random, zero and all-(q - 1) inputs, over ring sizes from the
+smallest the vector code takes (16) to 2^15 and primes on both sides of IFMA's 2^50 limit.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from he_core import native
+from he_core.schemes.ckks.primes import ntt_primes
+from he_core.schemes.ckks.ring import RnsRing
+
+# Primes below 2^50 take the IFMA path where the CPU has it; the others the 64-bit AVX-512 one.
+BITS = (30, 40, 49, 50, 55, 60, 61)
+AVAILABLE = native.NTT_PATHS[: native.NTT_PATHS.index(native.ntt_path()) + 1]
+
+
+@contextlib.contextmanager
+def using_path(name: str):
+    before = native.ntt_path()
+    try:
+        yield native.ntt_path(name)
+    finally:
+        native.ntt_path(before)
+
+
+def ring_of(n: int, bits: tuple[int, ...]) -> RnsRing:
+    primes: list[int] = []
+    for b in bits:
+        primes += ntt_primes(b, n, 1, frozenset(primes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RnsRing(n, tuple(primes))
+
+
+def transforms(ring: RnsRing, a: np.ndarray, path: str) -> tuple[np.ndarray, np.ndarray]:
+    with using_path(path) as got:
+        assert got == path
+        return ring.ntt(a.copy()), ring.intt(a.copy())
+
+
+def inputs(ring: RnsRing, kind: str, rng: np.random.Generator) -> np.ndarray:
+    q = np.array(ring.q, dtype=np.uint64)[:, None]
+    if kind == "zero":
+        return np.zeros((len(ring.q), ring.n), dtype=np.uint64)
+    if kind == "top":
+        return np.repeat(q - np.uint64(1), ring.n, axis=1)
+    return np.stack([rng.integers(0, int(p), ring.n, dtype=np.uint64) for p in ring.q])
+
+
+def test_the_default_path_is_the_best_this_cpu_has():
+    flags = set()
+    with contextlib.suppress(OSError, StopIteration):
+        flags = set(next(line for line in open("/proc/cpuinfo", encoding="ascii")
+                         if line.startswith("flags")).split())
+    if flags:
+        want = ("ifma" if "avx512ifma" in flags else "avx512") if {"avx512f", "avx512dq"} <= flags else "scalar"
+        if native.ntt_path() != "scalar" or want == "scalar":  # a build without the vector code reports scalar
+            assert native.ntt_path() == want
+
+
+def test_a_request_is_capped_at_what_the_cpu_has():
+    best = native.ntt_path()
+    with using_path("ifma") as got:
+        assert got == best
+    with using_path("scalar") as got:
+        assert got == "scalar"
+
+
+def test_an_unknown_path_is_refused():
+    with pytest.raises(ValueError, match="unknown NTT path"):
+        native.ntt_path("avx1024")
+
+
+@pytest.mark.parametrize("path", AVAILABLE[1:] or ["(none)"])
+@pytest.mark.parametrize("n", [16, 32, 64, 1024, 8192, 32768])
+@pytest.mark.parametrize("kind", ["random", "zero", "top"])
+def test_vector_paths_match_the_scalar_one(path, n, kind):
+    if path == "(none)":
+        pytest.skip("this CPU or build has no vector NTT path")
+    ring = ring_of(n, BITS)
+    a = inputs(ring, kind, np.random.default_rng(n))
+    fwd0, inv0 = transforms(ring, a, "scalar")
+    fwd1, inv1 = transforms(ring, a, path)
+    assert np.array_equal(fwd0, fwd1)
+    assert np.array_equal(inv0, inv1)
+    with using_path(path):
+        assert np.array_equal(ring.intt(fwd1.copy()), a)  # and the vector inverse undoes the vector forward
+
+
+@settings(max_examples=40, deadline=None)
+@given(logn=st.integers(4, 13), bits=st.lists(st.sampled_from(BITS), min_size=1, max_size=3, unique=True),
+       seed=st.integers(0, 2**32 - 1))
+def test_every_path_agrees_on_random_rings(logn, bits, seed):
+    ring = ring_of(1 << logn, tuple(bits))
+    a = inputs(ring, "random", np.random.default_rng(seed))
+    results = [transforms(ring, a, path) for path in AVAILABLE]
+    for fwd, inv in results[1:]:
+        assert np.array_equal(fwd, results[0][0])
+        assert np.array_equal(inv, results[0][1])
+    assert all(np.all(fwd < np.array(ring.q, dtype=np.uint64)[:, None]) for fwd, _ in results)
+
+
+def test_the_small_rings_stay_scalar_and_correct():
+    # n < 16 has no vector code: the request holds but the transform is the scalar one.
+    ring = ring_of(8, (40, 60))
+    a = inputs(ring, "random", np.random.default_rng(0))
+    fwd0, inv0 = transforms(ring, a, "scalar")
+    fwd1, inv1 = transforms(ring, a, AVAILABLE[-1])
+    assert np.array_equal(fwd0, fwd1) and np.array_equal(inv0, inv1)
