@@ -144,6 +144,64 @@ int ckks_from_signed(const ckks_modulus *m, size_t nlimbs, size_t n, const int64
     return ew_run(from_signed_limb, 2, m, nlimbs, n, xs, 0, xs, 0, out);
 }
 
+/* ------------------------------------------------------------------ sums of products */
+/* Items are (limb, chunk of EW_CHUNK coefficients). Each coefficient's products are summed
+ * in a 128-bit register and reduced once (runs of terms folded before a sum could wrap):
+ * one Barrett reduction per coefficient instead of one per product. */
+struct dot_sum_job {
+    const ckks_modulus *m;
+    size_t n, nterms, chunks;
+    uint64_t *const *xs, *const *ps;
+    uint64_t *out;
+};
+
+static size_t lincomb_terms(uint64_t q);
+
+CKKS_HOT static void dot_sum_item(void *ctx, size_t item, size_t part) {
+    const struct dot_sum_job *j = ctx;
+    const size_t l = item / j->chunks, at = (item % j->chunks) * EW_CHUNK;
+    const size_t len = j->n - at < EW_CHUNK ? j->n - at : EW_CHUNK, off = l * j->n + at;
+    const ckks_modulus *ml = j->m + l;
+    const uint64_t q = ml->q;
+    const size_t most = lincomb_terms(q), fold = most < 64 ? most : 64;  /* 64: the pointer arrays below */
+    uint64_t *z = j->out + off;
+    for (size_t t0 = 0; t0 < j->nterms; t0 += fold) {  /* runs of terms whose sum cannot wrap */
+        const size_t t1 = j->nterms - t0 < fold ? j->nterms : t0 + fold;
+        const uint64_t *x[64], *p[64];
+        for (size_t t = t0; t < t1; t++) {
+            x[t - t0] = j->xs[t] + off;
+            p[t - t0] = j->ps[t] + off;
+        }
+        if (!t0 && t1 == j->nterms && ckks_vec_path(ml, j->n) == CKKS_VEC_IFMA) {  /* one run, q < 2^50 */
+            ckks_dot_limb_ifma(ml, len, x, p, t1, z);
+            return;
+        }
+        for (size_t k = 0; k < len; k++) {  /* t1 - t0 sequential streams; the sum stays in registers */
+            ckks_u128 acc = 0;
+            for (size_t t = 0; t < t1 - t0; t++) acc += (ckks_u128)x[t][k] * p[t][k];
+            uint64_t r = ckks_reduce128(acc, ml);
+            if (t0) {
+                r += z[k];
+                r = r >= q ? r - q : r;
+            }
+            z[k] = r;
+        }
+    }
+}
+
+int ckks_dot(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *const *xs, uint64_t *const *ps, size_t nterms,
+             uint64_t *out) {
+    if (!xs || !ps) return HE_ERR_NULL;
+    if (nterms == 0) return HE_ERR_ARGUMENT;
+    for (size_t t = 0; t < nterms; t++)
+        if (!xs[t] || !ps[t]) return HE_ERR_NULL;
+    CHECK_ARGS(xs[0], ps[0], out);
+    const size_t chunks = n / EW_CHUNK + (n % EW_CHUNK != 0), items = nlimbs * chunks;
+    struct dot_sum_job job = {m, n, nterms, chunks, xs, ps, out};
+    he_run(items, he_parts_for(items, 2 * nterms * nlimbs * n, SIZE_MAX), dot_sum_item, &job);
+    return HE_OK;
+}
+
 /* ------------------------------------------------------------------ integer linear combinations */
 /* Items are (limb, chunk of EW_CHUNK coefficients); each writes that chunk of every output. */
 struct lincomb_job {

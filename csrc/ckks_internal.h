@@ -80,6 +80,9 @@ void ckks_ntt_limb_avx512(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_intt_limb_avx512(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_ntt_limb_ifma(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_intt_limb_ifma(const ckks_modulus *m, size_t n, uint64_t *a);
+/* z = sum_t x[t] * p[t] over len words of one limb, q < 2^50, nterms <= 64 (ckks_dot_avx512.c). */
+void ckks_dot_limb_ifma(const ckks_modulus *ml, size_t len, const uint64_t *const *x, const uint64_t *const *p,
+                        size_t nterms, uint64_t *z);
 
 /* Base conversion kernels (ckks_baseconv.c), no argument checks. */
 #define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */

@@ -37,7 +37,7 @@ static int cpu_path_best(void) {
     return __builtin_cpu_supports("avx512ifma") ? CKKS_VEC_IFMA : CKKS_VEC_AVX512;
 }
 
-int ckks_ntt_vector(int want) {
+int ckks_vector_path(int want) {
     if (cpu_best < 0) cpu_best = cpu_path_best();
     if (want >= 0) in_use = want < cpu_best ? want : cpu_best;
     else if (in_use < 0) in_use = cpu_best;
@@ -46,7 +46,7 @@ int ckks_ntt_vector(int want) {
 
 int ckks_vec_path(const ckks_modulus *m, size_t n) {
     int path = in_use;
-    if (path < 0) path = ckks_ntt_vector(-1);
+    if (path < 0) path = ckks_vector_path(-1);
     if (n < 16 || path == CKKS_VEC_SCALAR) return CKKS_VEC_SCALAR;
     return (path == CKKS_VEC_IFMA && m->q < ((uint64_t)1 << 50)) ? CKKS_VEC_IFMA : CKKS_VEC_AVX512;
 }
@@ -134,7 +134,7 @@ IFMA static inline __m512i mul_shoup52(__m512i a, __m512i w, __m512i ws, const s
 
 #else /* no AVX-512 code in this build */
 
-int ckks_ntt_vector(int want) { return CKKS_VEC_SCALAR; }
+int ckks_vector_path(int want) { return CKKS_VEC_SCALAR; }
 
 int ckks_vec_path(const ckks_modulus *m, size_t n) { return CKKS_VEC_SCALAR; }
 

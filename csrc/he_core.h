@@ -79,14 +79,14 @@ typedef struct ckks_modulus {
  * "x86-64-v3" (AVX2, BMI2), "default" (baseline ISA) or "native" (a -march=native build). */
 const char *ckks_cpu_path(void);
 
-/* Which code runs the NTTs: CKKS_VEC_SCALAR, CKKS_VEC_AVX512 (eight lanes of 64-bit Shoup
- * products) or CKKS_VEC_IFMA (AVX-512 for every prime, IFMA's 52-bit products for primes
- * below 2^50). Results are bit-identical on every path. want >= 0 asks for that path, capped
+/* Which code runs the NTTs and ckks_dot: CKKS_VEC_SCALAR, CKKS_VEC_AVX512 (NTTs in eight
+ * lanes of 64-bit Shoup products) or CKKS_VEC_IFMA (that, plus IFMA's 52-bit products for
+ * the NTTs and sums of products of primes below 2^50). Results are bit-identical on every path. want >= 0 asks for that path, capped
  * at the best this CPU and build have; -1 only asks. Returns the path in use. Default: the best. */
 #define CKKS_VEC_SCALAR 0
 #define CKKS_VEC_AVX512 1
 #define CKKS_VEC_IFMA 2
-int ckks_ntt_vector(int want);
+int ckks_vector_path(int want);
 
 /* Fill m for prime q and primitive 2n-th root psi. tables: tables_words words, at least 4*n
  * and aligned for uint64_t (else HE_ERR_SCRATCH), kept alive for every use of m (m points
@@ -104,6 +104,10 @@ int ckks_sub(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, 
 int ckks_neg(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, uint64_t *out);
 int ckks_mul(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *out);
 int ckks_muladd(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *b, uint64_t *acc);
+/* out = sum_t xs[t] * ps[t] over nterms >= 1 pairs of (nlimbs, n) residue arrays, each sum reduced
+ * once; out must not alias an input. */
+int ckks_dot(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *const *xs, uint64_t *const *ps, size_t nterms,
+             uint64_t *out);
 /* out = a * s[limb] (one scalar per limb, each < q). */
 int ckks_mul_scalar(const ckks_modulus *m, size_t nlimbs, size_t n, const uint64_t *a, const uint64_t *s, uint64_t *out);
 /* Integer linear combinations of polynomials: out_j = sum_r w[j][r][l] * a_r, limb by limb (any form,

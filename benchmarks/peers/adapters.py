@@ -13,6 +13,8 @@ mul_plain  encode reals at the ciphertext's level, multiply (no rescale)
 mul        ciphertext x ciphertext and relinearise (no rescale)
 rescale    drop one prime from a product (divide by the last prime)
 rotate     rotate the slots left by one step (Galois key switching)
+matvec     a (T, T) matrix times every block of T slots, baby-step / giant-step
+           with one rescale (:mod:`.matvec`; henn and SEAL only)
 ========== ==================================================================
 
 Key generation happens in :meth:`Adapter.setup`, never in a timed op.
@@ -25,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-OPS = ("encrypt", "decrypt", "add", "mul_plain", "mul", "rescale", "rotate")
+OPS = ("encrypt", "decrypt", "add", "mul_plain", "mul", "rescale", "rotate", "matvec")
 
 
 class PeerMissing(Exception):
@@ -40,11 +42,14 @@ class Setting:
         n: ring dimension (``n/2`` slots).
         bits: prime bit sizes, special prime last (e.g. ``(60, 40, 40, 60)``).
         scale: encoding scale.
+        matvec_size: the matvec op's matrix size T (0 leaves the op out: its T-dependent
+            Galois keys grow with N times the chain length squared).
     """
 
     n: int = 8192
     bits: tuple[int, ...] = (60, 40, 40, 60)
     scale: float = 2.0**40
+    matvec_size: int = 64  # T of the matvec op (0: no matvec at this setting)
 
     @property
     def slots(self) -> int:
@@ -101,6 +106,15 @@ class Adapter:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version(), "notes": list(self.notes)}
 
+    def matvec_of(self, matrix: np.ndarray):
+        """The matvec op for ``matrix`` (its keys made here, not timed): an object with
+        ``encrypt(values)`` (all slots, in blocks of T), ``decrypt(ct)`` and ``__call__(ct)``.
+
+        Raises:
+            PeerMissing: this adapter has no matvec.
+        """
+        raise PeerMissing(f"{self.name}: no matvec adapter")
+
 
 # --------------------------------------------------------------------------- SEAL (via TenSEAL)
 class SealAdapter(Adapter):
@@ -124,8 +138,9 @@ class SealAdapter(Adapter):
         keygen.create_public_key(self.pk)
         self.rk = s.RelinKeys()
         keygen.create_relin_keys(self.rk)
-        self.gk = s.GaloisKeys()
-        keygen.create_galois_keys(self.gk)
+        self.keygen = keygen  # the matvec op makes its own Galois keys
+        self.gk = s.GaloisKeys()  # the rotate op's one step; SEAL's default set adds every power of two
+        keygen.create_galois_keys([3 % (2 * setting.n)], self.gk)
         self.encoder = s.CKKSEncoder(self.ctx)
         self.encryptor = s.Encryptor(self.ctx, self.pk)
         self.decryptor = s.Decryptor(self.ctx, self.sk)
@@ -175,6 +190,11 @@ class SealAdapter(Adapter):
         self.evaluator.rotate_vector(a, steps, self.gk, out)
         return out
 
+    def matvec_of(self, matrix: np.ndarray):
+        from .matvec import SealMatVec, bsgs_plan
+
+        return SealMatVec(self, bsgs_plan(matrix, self.setting.slots))
+
 
 # --------------------------------------------------------------------------- henn ckks
 def ckks_parameters(setting: Setting):
@@ -213,7 +233,10 @@ class HennCkksAdapter(Adapter):
 
         params = ckks_parameters(setting)
         self.scheme = he_core.get_scheme("ckks", params)
-        requirements = he_core.KeyRequirements(sizes=(setting.slots,), rotations=(1,), multiply=True)
+        # Only what the ops use: the product key, rotation by one, the matvec's own steps.
+        size = setting.matvec_size
+        requirements = he_core.KeyRequirements(sizes=(setting.slots,) + ((size,) if size else ()), rotations=(1,),
+                                               multiply=True, minimal=True, transforms=(size,) if size else ())
         self.keys = self.scheme.keygen(requirements)
         self.notes.append(f"params {self.scheme.params_id}")
 
@@ -237,6 +260,11 @@ class HennCkksAdapter(Adapter):
 
     def rotate(self, a, steps: int = 1):
         return self.scheme.rotate(a, steps)
+
+    def matvec_of(self, matrix: np.ndarray):
+        from .matvec import HennMatVec
+
+        return HennMatVec(self, matrix)
 
 
 # --------------------------------------------------------------------------- OpenFHE

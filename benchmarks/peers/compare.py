@@ -23,7 +23,7 @@ import numpy as np
 from henn.bench import report
 from henn.bench.timing import Budget, interleaved
 
-from . import THREAD_VARS
+from . import THREAD_VARS, matvec
 from .adapters import OPS, Adapter, PeerMissing, Setting, adapters
 
 SETTINGS = {
@@ -58,7 +58,21 @@ def op_cases(lib: Adapter, v: dict[str, np.ndarray]) -> dict[str, tuple[Any, Any
     for op, (call, expected) in cases.items():
         result = (lambda c=call: c()) if op == "decrypt" else (lambda c=call: lib.decrypt(c()))
         out[op] = (call, result, expected)
+    if lib.setting.matvec_size:
+        try:
+            out["matvec"] = matvec_case(lib, v["x"], lib.setting.matvec_size)
+        except PeerMissing:
+            pass  # the op's row shows "-" for this library
     return out
+
+
+def matvec_case(lib: Adapter, x: np.ndarray, size: int) -> tuple[Any, Any, np.ndarray]:
+    """The matvec op: a fixed random (T, T) matrix, rows summing to at most 1 in absolute value."""
+    matrix = np.random.default_rng(1).uniform(-1.0, 1.0, (size, size)) / size
+    op = lib.matvec_of(matrix)
+    a = op.encrypt(x)
+    op(a)  # encodes and caches the diagonals (henn) / the plaintexts (SEAL) before any timing
+    return (lambda: op(a)), (lambda: op.decrypt(op(a))), matvec.expected(x, matrix)
 
 
 def precision_bits(got: np.ndarray, want: np.ndarray) -> float:
@@ -102,6 +116,8 @@ def compare_setting(libs: list[Adapter], setting: Setting, budget: Budget) -> di
     for op in OPS:
         fns, precision, errors = {}, {}, {}
         for lib in ready:
+            if op not in cases[lib.name]:
+                continue
             call, result, expected = cases[lib.name][op]
             try:
                 precision[lib.name] = precision_bits(result(), expected)

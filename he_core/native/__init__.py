@@ -52,8 +52,8 @@ STATUS = {
 }
 
 
-# The code paths of the CKKS transforms, by the CKKS_VEC_* codes of csrc/he_core.h.
-NTT_PATHS = ("scalar", "avx512", "ifma")
+# The code paths of the CKKS vector kernels, by the CKKS_VEC_* codes of csrc/he_core.h.
+VECTOR_PATHS = ("scalar", "avx512", "ifma")
 
 
 def load(name: str) -> ModuleType:
@@ -67,8 +67,8 @@ def load(name: str) -> ModuleType:
             f"run `pip install -e .` or `python csrc/build_native.py {name}` from the source tree"
         ) from exc
     threads.apply(mod)  # the module's pool starts at one thread; hand it the setting
-    if name == "ckks" and os.environ.get("HENN_NTT"):
-        _ask_ntt_path(mod, os.environ["HENN_NTT"], "HENN_NTT")
+    if name == "ckks" and os.environ.get("HENN_VECTOR"):
+        _ask_vector_path(mod, os.environ["HENN_VECTOR"], "HENN_VECTOR")
     return mod
 
 
@@ -89,25 +89,27 @@ def cpu_path() -> str:
     return mod.ffi.string(mod.lib.ckks_cpu_path()).decode("ascii")
 
 
-def ntt_path(use: str | None = None) -> str:
-    """Which code runs the CKKS number-theoretic transforms, after switching to ``use`` if given.
+def vector_path(use: str | None = None) -> str:
+    """Which code runs the CKKS wide-vector kernels, after switching to ``use`` if given.
 
-    ``"ifma"``: AVX-512 everywhere, with IFMA's 52-bit products for primes below 2^50;
-    ``"avx512"``: AVX-512 with 64-bit products for every prime; ``"scalar"``: one
-    coefficient at a time. Every path gives bit-identical results; the default is the
+    The kernels are the number-theoretic transforms and the sums of products. ``"ifma"``:
+    AVX-512, with IFMA's 52-bit products for primes below 2^50 (the transforms and sums
+    of products) and 64-bit ones for larger primes (the transforms); ``"avx512"``:
+    AVX-512 with 64-bit products only; ``"scalar"``: one coefficient at a time. Every
+    path gives bit-identical results; the default is the
     best this CPU and build have, and a request is capped at it (asking for ``"ifma"`` on
-    a CPU without it gives ``"avx512"`` or ``"scalar"``). ``HENN_NTT`` sets it at load.
+    a CPU without it gives ``"avx512"`` or ``"scalar"``). ``HENN_VECTOR`` sets it at load.
 
     Raises:
-        ValueError: ``use`` is not one of ``NTT_PATHS``.
+        ValueError: ``use`` is not one of ``VECTOR_PATHS``.
     """
     mod = load("ckks")
     if use is not None:
-        _ask_ntt_path(mod, use, "ntt_path")
-    return NTT_PATHS[mod.lib.ckks_ntt_vector(-1)]
+        _ask_vector_path(mod, use, "vector_path")
+    return VECTOR_PATHS[mod.lib.ckks_vector_path(-1)]
 
 
-def _ask_ntt_path(mod: ModuleType, use: str, what: str) -> None:
-    if use not in NTT_PATHS:
-        raise ValueError(f"{what}: unknown NTT path {use!r}; choose one of {', '.join(NTT_PATHS)}")
-    mod.lib.ckks_ntt_vector(NTT_PATHS.index(use))
+def _ask_vector_path(mod: ModuleType, use: str, what: str) -> None:
+    if use not in VECTOR_PATHS:
+        raise ValueError(f"{what}: unknown vector path {use!r}; choose one of {', '.join(VECTOR_PATHS)}")
+    mod.lib.ckks_vector_path(VECTOR_PATHS.index(use))

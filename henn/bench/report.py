@@ -50,7 +50,7 @@ def kernel_paths() -> dict:
     """The native build's code paths on this CPU (None where the module is not built)."""
     try:
         from he_core import native
-        return {"cpu_path": native.cpu_path(), "ntt": native.ntt_path()}
+        return {"cpu_path": native.cpu_path(), "vector": native.vector_path()}
     except ImportError:
         return {"cpu_path": None, "ntt": None}
 

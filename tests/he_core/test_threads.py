@@ -110,7 +110,7 @@ def _forked_ntt(a):
     ring = _FORK_RING["ring"]
     before = ring.lib.he_split_jobs()
     out = ring.ntt(a.copy())
-    for _ in range(20):  # a busy machine may not run the worker before the caller is done
+    for _ in range(50):  # a busy machine may not run the worker before the caller is done
         if ring.lib.he_split_jobs() > before:
             break
         ring.ntt(a.copy())
@@ -127,7 +127,7 @@ def test_a_forked_child_starts_its_own_workers():
     from he_core.schemes.ckks.primes import ntt_primes
     from he_core.schemes.ckks.ring import RnsRing
 
-    n = 4096
+    n = 16384  # long enough that a worker wakes before the caller has done every limb (vector NTTs are fast)
     _FORK_RING.setdefault("ring", RnsRing(n, tuple(ntt_primes(50, n, 8))))
     a = np.random.default_rng(0).integers(0, 2**40, (8, n), dtype=np.uint64)
     with threads.using_threads(2):

@@ -118,8 +118,7 @@ class Evaluator:
         for i in range(a.data.shape[0]):
             a0, a1 = a.data[i]
             b0, b1 = b.data[i]
-            d1 = r.mul(a0, b1)
-            r.muladd(a1, b0, d1)
+            d1 = r.dot([a0, a1], [b1, b0])
             ks = self.switcher.key_switch(r.mul(a1, b1), key, self.params.alpha)
             r.add(r.mul(a0, b0), ks[0], data[i, 0])
             r.add(d1, ks[1], data[i, 1])
@@ -139,8 +138,7 @@ class Evaluator:
             a0, a1 = a.data[i]
             b0, b1 = b.data[i]
             r.mul(a0, b0, data[i, 0])
-            r.mul(a0, b1, data[i, 1])
-            r.muladd(a1, b0, data[i, 1])
+            r.dot([a0, a1], [b1, b0], data[i, 1])
             r.mul(a1, b1, data[i, 2])
         meta = self.records.meta(self.combined_meta(a, b, either=False), layout.level(a),
                                  *self.product_noise(a, b, keyswitch=False))

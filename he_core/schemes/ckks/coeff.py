@@ -138,9 +138,9 @@ class CoeffTables:
                   else np.bincount(rows, minlength=a.rows).astype(np.int64))
         shifts = self.row_shifts(a, counts, down=True)
         out = np.zeros((1,) + a.data.shape[1:], dtype=np.uint64)
-        for i, pt in shifts.items():
+        if shifts:  # one sum of products per part, reduced once
             for p in range(2):
-                self.ring.muladd(a.data[i, p], pt, out[0, p])
+                self.ring.dot([a.data[i, p] for i in shifts], list(shifts.values()), out[0, p])
         # Within a ciphertext the shifted errors are distinct coefficients of one error
         # (rho^2 sum count_r^2); the ciphertexts' products are summed robustly.
         nvar, vmax = self.records.nv(a)

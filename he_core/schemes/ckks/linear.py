@@ -101,18 +101,17 @@ class DiagonalMatVec:
         return out.replace(shape=(a.rows, out_size), meta={**out.meta, "stride": stride, "dirty": False, "rep": False})
 
     def inner_sum(self, babies: dict, terms: list, factor: dict, pt_scale: float, stats: dict):
-        """sum over (i, kp) of babies[i] times diagonal kp, not rescaled: one fused multiply-add per
-        component and term, and the terms' noise (as ``Evaluator.mul_pts`` gives it) summed once."""
+        """sum over (i, kp) of babies[i] times diagonal kp, not rescaled: one sum of products per
+        component (reduced once), and the terms' noise (as ``Evaluator.mul_pts`` gives it) summed once."""
         first = babies[terms[0][0]]
-        data = np.zeros_like(first.data)
+        data = np.empty_like(first.data)
+        for c in range(first.data.shape[0]):
+            pts = [factor[kp][c if len(factor[kp]) > 1 else 0] for _, kp in terms]
+            for p in range(2):
+                self.ring.dot([babies[i].data[c, p] for i, _ in terms], pts, data[c, p])
         variances, vmax = [], 0.0
         for i, kp in terms:
-            baby, pts = babies[i], factor[kp]
-            for c in range(baby.data.shape[0]):
-                pt = pts[c if len(pts) > 1 else 0]
-                for p in range(2):
-                    self.ring.muladd(baby.data[c, p], pt, data[c, p])
-            var, vm = self.evaluator.plain_product_noise(baby, pt_scale, *stats[kp])
+            var, vm = self.evaluator.plain_product_noise(babies[i], pt_scale, *stats[kp])
             variances.append(var)
             vmax += vm
         # Different diagonals read different (rotated) slots: independent errors.

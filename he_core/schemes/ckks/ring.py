@@ -67,6 +67,9 @@ class RnsRing:
 
     # ------------------------------------------------------------------ bases and pointers
     def _ptr(self, a: np.ndarray):
+        # from_buffer is ~7x cheaper than a cast of ctypes.data and keeps the array alive for the call.
+        if a.dtype == np.uint64 and a.flags.c_contiguous:
+            return self.ffi.from_buffer("uint64_t[]", a)
         return self.ffi.cast("uint64_t *", a.ctypes.data)
 
     def basis(self, nq: int, special: bool = False):
@@ -176,6 +179,26 @@ class RnsRing:
         native.check(self.lib.ckks_muladd(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(acc)),
                      "muladd")
         return acc
+
+    def dot(self, xs, ps, out=None) -> np.ndarray:
+        """sum_t xs[t] * ps[t] for equal-shape (limbs, N) residue arrays, each coefficient's sum
+        reduced once (cheaper than a chain of :meth:`muladd`)."""
+        if not xs or len(xs) != len(ps):
+            raise ParameterError(f"cannot take a sum of products of {len(xs)} and {len(ps)} factors")
+        nl = self._check(xs[0])
+        shape = xs[0].shape
+        for a in (*xs, *ps):
+            if a.dtype != np.uint64 or a.shape != shape or not a.flags.c_contiguous:
+                self._check(a, nl)  # raises the named error
+        out = np.empty_like(xs[0]) if out is None else out
+        self._check(out, nl)
+        if any(np.may_share_memory(out, a) for a in (*xs, *ps)):
+            raise ParameterError("cannot write a sum of products over one of its factors")
+        buf = self.ffi.from_buffer
+        xp = self.ffi.new("uint64_t *[]", [buf("uint64_t[]", a) for a in xs])
+        pp = self.ffi.new("uint64_t *[]", [buf("uint64_t[]", a) for a in ps])
+        native.check(self.lib.ckks_dot(self._mods, nl, self.n, xp, pp, len(xs), self._ptr(out)), "dot")
+        return out
 
     def mul_int(self, a, value: int, out=None):
         """a times the (signed, arbitrary-size) integer ``value``."""

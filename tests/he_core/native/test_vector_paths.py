@@ -1,8 +1,9 @@
-"""The CKKS transforms give the same words on every code path (scalar, AVX-512, AVX-512 IFMA).
+"""The CKKS vector kernels (transforms, sums of products) give the same words on every code path.
 
-The vector paths are picked per CPU at run time; each path this machine has is compared
-with the scalar one on random, zero and all-(q - 1) inputs, over ring sizes from the
-smallest the vector code takes (16) to 2^15 and primes on both sides of IFMA's 2^50 limit.
+The paths (scalar, AVX-512, AVX-512 IFMA) are picked per CPU at run time; each path this
+machine has is compared with the scalar one on random, zero and all-(q - 1) inputs, over
+ring sizes from the smallest the vector code takes (16) to 2^15 and primes on both sides
+of IFMA's 2^50 limit; the sums of products also against exact integer arithmetic.
 """
 from __future__ import annotations
 
@@ -15,21 +16,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from he_core import native
+from he_core.errors import ParameterError
 from he_core.schemes.ckks.primes import ntt_primes
 from he_core.schemes.ckks.ring import RnsRing
 
 # Primes below 2^50 take the IFMA path where the CPU has it; the others the 64-bit AVX-512 one.
 BITS = (30, 40, 49, 50, 55, 60, 61)
-AVAILABLE = native.NTT_PATHS[: native.NTT_PATHS.index(native.ntt_path()) + 1]
+AVAILABLE = native.VECTOR_PATHS[: native.VECTOR_PATHS.index(native.vector_path()) + 1]
 
 
 @contextlib.contextmanager
 def using_path(name: str):
-    before = native.ntt_path()
+    before = native.vector_path()
     try:
-        yield native.ntt_path(name)
+        yield native.vector_path(name)
     finally:
-        native.ntt_path(before)
+        native.vector_path(before)
 
 
 def ring_of(n: int, bits: tuple[int, ...]) -> RnsRing:
@@ -63,12 +65,12 @@ def test_the_default_path_is_the_best_this_cpu_has():
                          if line.startswith("flags")).split())
     if flags:
         want = ("ifma" if "avx512ifma" in flags else "avx512") if {"avx512f", "avx512dq"} <= flags else "scalar"
-        if native.ntt_path() != "scalar" or want == "scalar":  # a build without the vector code reports scalar
-            assert native.ntt_path() == want
+        if native.vector_path() != "scalar" or want == "scalar":  # a build without the vector code reports scalar
+            assert native.vector_path() == want
 
 
 def test_a_request_is_capped_at_what_the_cpu_has():
-    best = native.ntt_path()
+    best = native.vector_path()
     with using_path("ifma") as got:
         assert got == best
     with using_path("scalar") as got:
@@ -76,8 +78,8 @@ def test_a_request_is_capped_at_what_the_cpu_has():
 
 
 def test_an_unknown_path_is_refused():
-    with pytest.raises(ValueError, match="unknown NTT path"):
-        native.ntt_path("avx1024")
+    with pytest.raises(ValueError, match="unknown vector path"):
+        native.vector_path("avx1024")
 
 
 @pytest.mark.parametrize("path", AVAILABLE[1:] or ["(none)"])
@@ -116,3 +118,36 @@ def test_the_small_rings_stay_scalar_and_correct():
     fwd0, inv0 = transforms(ring, a, "scalar")
     fwd1, inv1 = transforms(ring, a, AVAILABLE[-1])
     assert np.array_equal(fwd0, fwd1) and np.array_equal(inv0, inv1)
+
+
+def exact_dot(xs, ps, primes) -> np.ndarray:
+    q = np.array(primes, dtype=object)[:, None]
+    return sum(x.astype(object) * p.astype(object) for x, p in zip(xs, ps)) % q
+
+
+@pytest.mark.parametrize("terms", [1, 2, 15, 16, 31, 64, 65, 130])
+@pytest.mark.parametrize("n", [4, 16, 4096])
+@pytest.mark.parametrize("kind", ["random", "top"])
+def test_sums_of_products_are_exact_on_every_path(terms, n, kind):
+    ring = ring_of(n, BITS)
+    rng = np.random.default_rng(terms * n)
+    xs = [inputs(ring, kind, rng) for _ in range(terms)]
+    ps = [inputs(ring, kind, rng) for _ in range(terms)]
+    want = exact_dot(xs, ps, ring.q)
+    for path in AVAILABLE:
+        with using_path(path):
+            got = ring.dot(xs, ps)
+        assert np.array_equal(got.astype(object), want), path
+
+
+def test_a_sum_of_products_refuses_bad_factors():
+    ring = ring_of(16, (40, 60))
+    a = inputs(ring, "random", np.random.default_rng(0))
+    with pytest.raises(ParameterError, match="factors"):
+        ring.dot([a, a], [a])
+    with pytest.raises(ParameterError, match="factors"):
+        ring.dot([], [])
+    with pytest.raises(ParameterError):
+        ring.dot([a], [a[:1]])  # another limb count
+    with pytest.raises(ParameterError, match="over one of its factors"):
+        ring.dot([a], [a.copy()], out=a)
