@@ -53,9 +53,10 @@ def measure_interleaved(workloads: list[Workload], budget: Budget) -> list[Achie
 
 def kernel_workload(kind: str, reps: int = 64) -> Workload:
     """The machine-limit loop as a workload (``reps`` passes over 1024 elements)."""
-    acc, a, b = kernel.inputs()
+    acc, a, b = kernel.inputs(q=kernel.Q50 if kind == "shoup_ifma" else kernel.Q)
     w = int(b[0])
     call = {"shoup": lambda: kernel.shoup(acc, a, w, reps=reps),
+            "shoup_ifma": lambda: kernel.shoup_ifma(acc, a, w, reps=reps),
             "barrett": lambda: kernel.barrett(acc, a, b, reps=reps)}[kind]
     return Workload("machine", f"{kind} loop", 0, 1, reps * a.size, call)
 

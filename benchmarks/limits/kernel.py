@@ -8,7 +8,9 @@ we found), run over arrays that fit in the L1 cache, one thread:
   ``floor(w * 2^64 / q)``: the multiply of an NTT butterfly or a key-switching
   multiply by a fixed key (two 64x64 multiplies and a conditional subtraction);
 * ``barrett`` — ``acc = (acc + a * b) mod q`` for two varying operands through a
-  128-bit product and Barrett reduction: the element-wise product of two ciphertexts.
+  128-bit product and Barrett reduction: the element-wise product of two ciphertexts;
+* ``shoup_ifma`` — the Shoup loop on eight lanes of AVX-512 IFMA 52-bit products (q < 2^50),
+  on CPUs that have it: the ceiling of henn's vector NTTs on primes below 2^50.
 
 Every element is independent, so the loops measure throughput, not latency; no real
 kernel that does more work per modular multiply (loads of twiddles, bit-reversed
@@ -29,6 +31,9 @@ uint64_t limits_shoup(uint64_t *restrict acc, const uint64_t *restrict a, size_t
                       uint64_t q, size_t reps);
 uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, const uint64_t *restrict b,
                         size_t n, uint64_t q, uint64_t mu_hi, uint64_t mu_lo, size_t reps);
+int limits_has_ifma(void);
+uint64_t limits_shoup_ifma(uint64_t *restrict acc, const uint64_t *restrict a, size_t n, uint64_t w,
+                           uint64_t w_shoup52, uint64_t q, size_t reps);
 """
 
 SOURCE = r"""
@@ -70,10 +75,39 @@ uint64_t limits_barrett(uint64_t *restrict acc, const uint64_t *restrict a, cons
     }
     return acc[0];
 }
+
+#ifdef __AVX512IFMA__
+#include <immintrin.h>
+int limits_has_ifma(void) { return 1; }
+
+/* The Shoup loop on eight lanes of IFMA's 52-bit products, q < 2^50 (n a multiple of 8). */
+uint64_t limits_shoup_ifma(uint64_t *restrict acc, const uint64_t *restrict a, size_t n, uint64_t w,
+                           uint64_t w_shoup52, uint64_t q, size_t reps) {
+    const __m512i vw = _mm512_set1_epi64((long long)w), vws = _mm512_set1_epi64((long long)w_shoup52);
+    const __m512i negq = _mm512_set1_epi64((long long)((1ULL << 52) - q)), mask = _mm512_set1_epi64((1LL << 52) - 1);
+    const __m512i two_q = _mm512_set1_epi64((long long)(2 * q)), zero = _mm512_setzero_si512();
+    for (size_t r = 0; r < reps; r++) {
+        for (size_t i = 0; i < n; i += 8) {
+            __m512i x = _mm512_loadu_si512(a + i);
+            __m512i quot = _mm512_madd52hi_epu64(zero, x, vws);
+            __m512i prod = _mm512_and_si512(_mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x, vw), quot, negq), mask);
+            __m512i s = _mm512_add_epi64(_mm512_loadu_si512(acc + i), prod);
+            _mm512_storeu_si512(acc + i, _mm512_min_epu64(s, _mm512_sub_epi64(s, two_q)));
+        }
+    }
+    return acc[0];
+}
+#else
+int limits_has_ifma(void) { return 0; }
+
+uint64_t limits_shoup_ifma(uint64_t *restrict acc, const uint64_t *restrict a, size_t n, uint64_t w,
+                           uint64_t w_shoup52, uint64_t q, size_t reps) { return 0; }
+#endif
 """
 
 N_ELEMENTS = 1024  # three arrays of 8 KiB: well inside L1
 Q = (1 << 59) - 55  # any odd modulus below 2^62 works; the speed does not depend on its value
+Q50 = (1 << 49) + 9  # an odd modulus below 2^50 for the IFMA loop (its values must fit 52 bits)
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,11 +151,25 @@ def barrett(acc: np.ndarray, a: np.ndarray, b: np.ndarray, q: int = Q, reps: int
                            mu >> 64, mu & (2**64 - 1), reps)
 
 
+def has_ifma() -> bool:
+    """Whether this CPU (the compiler's -march=native) has AVX-512 IFMA, hence the ``shoup_ifma`` loop."""
+    return bool(load().lib.limits_has_ifma())
+
+
+def shoup_ifma(acc: np.ndarray, a: np.ndarray, w: int, q: int = Q50, reps: int = 1) -> None:
+    """The Shoup loop on IFMA lanes (q < 2^50, values kept below 2q; a no-op without IFMA)."""
+    mod = load()
+    mod.lib.limits_shoup_ifma(_ptr(mod.ffi, acc), _ptr(mod.ffi, a), a.size, w, (w << 52) // q, q, reps)
+
+
 def peak(kind: str, seconds: float = 0.5, n: int = N_ELEMENTS) -> float:
-    """Modular multiply-adds per second of the ``shoup`` or ``barrett`` loop (best of several runs)."""
+    """Modular multiply-adds per second of the ``shoup``, ``shoup_ifma`` or ``barrett`` loop (best of several runs)."""
     acc, a, b = inputs(n)
+    if kind == "shoup_ifma":
+        acc, a, b = inputs(n, Q50)
     w = int(b[0])
     call = {"shoup": lambda reps: shoup(acc, a, w, reps=reps),
+            "shoup_ifma": lambda reps: shoup_ifma(acc, a, w, reps=reps),
             "barrett": lambda reps: barrett(acc, a, b, reps=reps)}[kind]
     call(100)  # warm-up
     reps, best = 100, 0.0
