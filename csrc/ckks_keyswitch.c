@@ -124,6 +124,11 @@ CKKS_HOT static void accumulate_limb(const ckks_modulus *m, size_t nq, size_t np
         kb[j] = key + (j * 2 * ltot + kl) * n;
         ka[j] = key + ((j * 2 + 1) * ltot + kl) * n;
     }
+    if (ckks_vec_path(m + t, n) == CKKS_VEC_IFMA) {  /* q_t < 2^50: eight lanes of 52-bit products */
+        ckks_dot_limb_ifma(m + t, n, src, kb, beta, r0);
+        ckks_dot_limb_ifma(m + t, n, src, ka, beta, r1);
+        return;
+    }
     ckks_u128 a0[KS_BLOCK], a1[KS_BLOCK];
     for (size_t k0 = 0; k0 < n; k0 += KS_BLOCK) {
         const size_t len = n - k0 < KS_BLOCK ? n - k0 : KS_BLOCK;
@@ -288,6 +293,17 @@ static void dot_item(void *ctx, size_t t, size_t part) {
     const struct dot_job *j = ctx;
     const size_t n = j->n, ntot = j->nq + j->np;
     const size_t kl = t < j->nq ? t : j->ltot - j->np + (t - j->nq);
+    if (!j->perm && ckks_vec_path(j->m + t, n) == CKKS_VEC_IFMA) {  /* q_t < 2^50, unpermuted digits */
+        const uint64_t *e[32], *kb[32], *ka[32];
+        for (size_t d = 0; d < j->beta; d++) {
+            e[d] = j->ext + t * n + d * ntot * n;
+            kb[d] = j->key + kl * n + 2 * d * j->ltot * n;
+            ka[d] = j->key + kl * n + (2 * d + 1) * j->ltot * n;
+        }
+        ckks_dot_limb_ifma(j->m + t, n, e, kb, j->beta, j->red + t * n);
+        ckks_dot_limb_ifma(j->m + t, n, e, ka, j->beta, j->red + (ntot + t) * n);
+        return;
+    }
     dot_limb(j->m + t, n, j->ext + t * n, ntot * n, j->beta, j->perm, j->key + kl * n, j->ltot * n,
              j->red + t * n, j->red + (ntot + t) * n);
 }
