@@ -41,6 +41,11 @@ static void neg_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const 
 }
 
 static void mul_limb(const ckks_modulus *ml, size_t n, const uint64_t *x, const uint64_t *y, uint64_t *z) {
+    if (ckks_vec_path(ml, ml->n) == CKKS_VEC_IFMA) {  /* q < 2^50: a one-term sum of products on IFMA lanes */
+        const uint64_t *xs[1] = {x}, *ys[1] = {y};
+        ckks_dot_limb_ifma(ml, n, xs, ys, 1, z);
+        return;
+    }
     for (size_t i = 0; i < n; i++) z[i] = ckks_mulmod(x[i], y[i], ml);
 }
 

@@ -151,3 +151,15 @@ def test_a_sum_of_products_refuses_bad_factors():
         ring.dot([a], [a[:1]])  # another limb count
     with pytest.raises(ParameterError, match="over one of its factors"):
         ring.dot([a], [a.copy()], out=a)
+
+
+@pytest.mark.parametrize("n", [4, 16, 4096])
+@pytest.mark.parametrize("kind", ["random", "top", "zero"])
+def test_products_are_exact_on_every_path(n, kind):
+    ring = ring_of(n, BITS)
+    rng = np.random.default_rng(n)
+    x, y = inputs(ring, kind, rng), inputs(ring, "random", rng)
+    want = exact_dot([x], [y], ring.q)
+    for path in AVAILABLE:
+        with using_path(path):
+            assert np.array_equal(ring.mul(x, y).astype(object), want), path
