@@ -39,10 +39,10 @@ CKKS_HOT void ckks_conv_limb(const uint64_t *y, size_t nfrom, size_t n, const ui
                              const ckks_modulus *mt, uint64_t *out, uint64_t src_q, const uint64_t *v,
                              uint64_t neg_src) {
     if (nfrom == 1 && hat[0] == 1) {  /* one-prime digit (the usual dnum = L + 1): plain reduction */
-        const uint64_t p = mt->q;
+        const uint64_t p = mt->q, p_sh = ckks_shoup(1, p);  /* y mod p as a Shoup product by 1: [0, 2p) */
         for (size_t k = 0; k < n; k++) {
-            uint64_t r = y[k] >= p ? y[k] - p : y[k];  /* branch-free when the source prime is < 2p */
-            out[k] = r < p ? r : ckks_reduce128(r, mt);  /* predictable: always or never taken per prime */
+            const uint64_t r = ckks_mul_shoup_lazy(y[k], 1, p_sh, p);
+            out[k] = r >= p ? r - p : r;
         }
         if (src_q) {
             const uint64_t half = src_q >> 1, sq = src_q % p;
