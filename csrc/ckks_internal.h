@@ -73,9 +73,12 @@ uint64_t ckks_powmod(uint64_t b, uint64_t e, const ckks_modulus *m);
 void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a);
 
-/* The same transforms on AVX-512 (ckks_ntt_avx512.c): ckks_vec_path says which instance
- * serves a limb (CKKS_VEC_IFMA only for q < 2^50; scalar for n < 16 or where switched off). */
+/* The same transforms on AVX2 (ckks_ntt_avx2.c) and AVX-512 (ckks_ntt_avx512.c):
+ * ckks_vec_path says which instance serves a limb (CKKS_VEC_IFMA only for q < 2^50; scalar
+ * for n < 8 (AVX2) or n < 16 (AVX-512), or where switched off). */
 int ckks_vec_path(const ckks_modulus *m, size_t n);
+void ckks_ntt_limb_avx2(const ckks_modulus *m, size_t n, uint64_t *a);
+void ckks_intt_limb_avx2(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_ntt_limb_avx512(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_intt_limb_avx512(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_ntt_limb_ifma(const ckks_modulus *m, size_t n, uint64_t *a);

@@ -104,6 +104,9 @@ CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
     case CKKS_VEC_AVX512:
         ckks_ntt_limb_avx512(m, n, a);
         return;
+    case CKKS_VEC_AVX2:
+        ckks_ntt_limb_avx2(m, n, a);
+        return;
     }
     const uint64_t q = m->q, q2 = 2 * q;
     size_t t = n, h = 1;
@@ -159,6 +162,9 @@ CKKS_HOT void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
         return;
     case CKKS_VEC_AVX512:
         ckks_intt_limb_avx512(m, n, a);
+        return;
+    case CKKS_VEC_AVX2:
+        ckks_intt_limb_avx2(m, n, a);
         return;
     }
     const uint64_t q = m->q, q2 = 2 * q;

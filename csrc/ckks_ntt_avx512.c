@@ -1,4 +1,5 @@
-/* Negacyclic NTTs on AVX-512, eight coefficients per instruction, in two instances:
+/* Negacyclic NTTs on AVX-512, eight coefficients per instruction, in two instances (and the
+ * run-time choice of vector path, AVX2's instance included: ckks_ntt_avx2.c):
  *
  *   - IFMA (q < 2^50): 52-bit Shoup products from vpmadd52{lo,hi}uq, three per product. Every
  *     lazy value, up to 4q, must fit the 52 bits IFMA multiplies, hence q < 2^50. The 52-bit
@@ -33,20 +34,24 @@ static _Atomic int cpu_best = -1, in_use = -1;
 
 static int cpu_path_best(void) {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512dq")) return CKKS_VEC_SCALAR;
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512dq"))
+        return __builtin_cpu_supports("avx2") ? CKKS_VEC_AVX2 : CKKS_VEC_SCALAR;
     return __builtin_cpu_supports("avx512ifma") ? CKKS_VEC_IFMA : CKKS_VEC_AVX512;
 }
 
 int ckks_vector_path(int want) {
     if (cpu_best < 0) cpu_best = cpu_path_best();
     if (want >= 0) in_use = want < cpu_best ? want : cpu_best;
-    else if (in_use < 0) in_use = cpu_best;
+    /* The default is the best path, except AVX2's: on the CPUs measured so far its transforms
+     * were no faster than the scalar code (docs/performance.md), so it is only used when asked. */
+    else if (in_use < 0) in_use = cpu_best == CKKS_VEC_AVX2 ? CKKS_VEC_SCALAR : cpu_best;
     return in_use;
 }
 
 int ckks_vec_path(const ckks_modulus *m, size_t n) {
     int path = in_use;
     if (path < 0) path = ckks_vector_path(-1);
+    if (path == CKKS_VEC_AVX2) return n >= 8 ? CKKS_VEC_AVX2 : CKKS_VEC_SCALAR;
     if (n < 16 || path == CKKS_VEC_SCALAR) return CKKS_VEC_SCALAR;
     return (path == CKKS_VEC_IFMA && m->q < ((uint64_t)1 << 50)) ? CKKS_VEC_IFMA : CKKS_VEC_AVX512;
 }

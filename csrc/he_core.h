@@ -79,13 +79,16 @@ typedef struct ckks_modulus {
  * "x86-64-v3" (AVX2, BMI2), "default" (baseline ISA) or "native" (a -march=native build). */
 const char *ckks_cpu_path(void);
 
-/* Which code runs the NTTs and ckks_dot: CKKS_VEC_SCALAR, CKKS_VEC_AVX512 (NTTs in eight
- * lanes of 64-bit Shoup products) or CKKS_VEC_IFMA (that, plus IFMA's 52-bit products for
- * the NTTs and sums of products of primes below 2^50). Results are bit-identical on every path. want >= 0 asks for that path, capped
- * at the best this CPU and build have; -1 only asks. Returns the path in use. Default: the best. */
+/* Which code runs the NTTs and ckks_dot: CKKS_VEC_SCALAR, CKKS_VEC_AVX2 (NTTs in four lanes of
+ * 64-bit Shoup products), CKKS_VEC_AVX512 (eight lanes) or CKKS_VEC_IFMA (that, plus IFMA's
+ * 52-bit products for the NTTs and sums of products of primes below 2^50). Results are
+ * bit-identical on every path. want >= 0 asks for that path, capped at the best this CPU and
+ * build have; -1 only asks. Returns the path in use. Default: the best, except that an
+ * AVX2-only CPU stays scalar unless AVX2 is asked for. */
 #define CKKS_VEC_SCALAR 0
-#define CKKS_VEC_AVX512 1
-#define CKKS_VEC_IFMA 2
+#define CKKS_VEC_AVX2 1
+#define CKKS_VEC_AVX512 2
+#define CKKS_VEC_IFMA 3
 int ckks_vector_path(int want);
 
 /* Fill m for prime q and primitive 2n-th root psi. tables: tables_words words, at least 4*n

@@ -53,7 +53,7 @@ STATUS = {
 
 
 # The code paths of the CKKS vector kernels, by the CKKS_VEC_* codes of csrc/he_core.h.
-VECTOR_PATHS = ("scalar", "avx512", "ifma")
+VECTOR_PATHS = ("scalar", "avx2", "avx512", "ifma")
 
 
 def load(name: str) -> ModuleType:
@@ -92,13 +92,18 @@ def cpu_path() -> str:
 def vector_path(use: str | None = None) -> str:
     """Which code runs the CKKS wide-vector kernels, after switching to ``use`` if given.
 
-    The kernels are the number-theoretic transforms and the sums of products. ``"ifma"``:
-    AVX-512, with IFMA's 52-bit products for primes below 2^50 (the transforms and sums
-    of products) and 64-bit ones for larger primes (the transforms); ``"avx512"``:
-    AVX-512 with 64-bit products only; ``"scalar"``: one coefficient at a time. Every
-    path gives bit-identical results; the default is the
-    best this CPU and build have, and a request is capped at it (asking for ``"ifma"`` on
-    a CPU without it gives ``"avx512"`` or ``"scalar"``). ``HENN_VECTOR`` sets it at load.
+    The kernels are the number-theoretic transforms and the sums of products:
+
+    * ``"ifma"``: AVX-512, with IFMA's 52-bit products for primes below 2^50 (transforms and
+      sums of products) and 64-bit ones for the other primes (transforms);
+    * ``"avx512"``: AVX-512 with 64-bit products only;
+    * ``"avx2"``: the transforms on four AVX2 lanes;
+    * ``"scalar"``: one coefficient at a time.
+
+    Every path gives bit-identical results. The default is the best path this CPU and build
+    have, except AVX2, which runs only when asked for (its transforms measured no faster
+    than the scalar ones). A request is capped at the best path available: ``"ifma"`` on a
+    CPU without it gives the best of the others. ``HENN_VECTOR`` sets the path at load.
 
     Raises:
         ValueError: ``use`` is not one of ``VECTOR_PATHS``.
