@@ -66,10 +66,21 @@ static void mul_scalar_limb(const ckks_modulus *ml, size_t n, const uint64_t *x,
     }
 }
 
-/* x holds int64 values (the same n for every limb). */
-static void from_signed_limb(const ckks_modulus *ml, size_t n, const uint64_t *xs, const uint64_t *y, uint64_t *z) {
+/* x holds int64 values (the same n for every limb). Values of magnitude below q (errors,
+ * ternary secrets, most encodings) take a branch-free loop the compiler vectorises. */
+CKKS_HOT static void from_signed_limb(const ckks_modulus *ml, size_t n, const uint64_t *xs, const uint64_t *y,
+                                      uint64_t *z) {
     const int64_t *x = (const int64_t *)(const void *)xs;
     const uint64_t q = ml->q;
+    uint64_t big = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t v = (uint64_t)x[i], sign = (uint64_t)(x[i] >> 63);
+        big |= ((v ^ sign) - sign) >= q;  /* |x| >= q */
+    }
+    if (!big) {
+        for (size_t i = 0; i < n; i++) z[i] = (uint64_t)x[i] + (q & (uint64_t)(x[i] >> 63));  /* x, or q + x < q */
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         int64_t v = x[i];
         uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -316,9 +327,11 @@ CKKS_HOT static void rescale_item(void *ctx, size_t l, size_t part) {
             uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;  /* x - q_last, centred */
             tmp[i] = x > half ? c : r;
         }
-    } else {
+    } else {  /* a larger last prime (a special prime over smaller ones): x mod q_j as a Shoup product by 1 */
+        const uint64_t one_sh = ckks_shoup(1, qj);
         for (size_t i = 0; i < n; i++) {
-            uint64_t x = last[i], r = ckks_reduce128(x, mj);
+            uint64_t x = last[i], r = ckks_mul_shoup_lazy(x, 1, one_sh, qj);
+            r = r >= qj ? r - qj : r;
             uint64_t c = r >= ql_mod ? r - ql_mod : r + qj - ql_mod;
             tmp[i] = x > half ? c : r;
         }

@@ -91,6 +91,21 @@ def test_from_signed_reduces_every_int64(seed):
         assert [int(v) for v in out[i]] == [int(v) % q for v in x]
 
 
+@given(seed=seeds, big_at=st.one_of(st.none(), st.integers(0, N - 1)))
+@SET
+def test_from_signed_of_small_values_takes_the_fast_loop_and_stays_exact(seed, big_at):
+    # Magnitudes below the smallest prime take the branch-free loop; one value at or above
+    # some prime (big_at) sends that limb back to the general one.
+    qmin = min(QS)
+    x = np.random.default_rng(seed).integers(-(qmin - 1), qmin, N, dtype=np.int64)
+    x[:3] = [0, qmin - 1, -(qmin - 1)]
+    if big_at is not None:
+        x[big_at] = -max(QS) if seed % 2 else max(QS)
+    out = RING.from_signed(x, len(QS))
+    for i, q in enumerate(QS):
+        assert [int(v) for v in out[i]] == [int(v) % q for v in x]
+
+
 @given(seed=seeds)
 @SET
 def test_rescale_rounds_division_by_the_last_prime(seed):
