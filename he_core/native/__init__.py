@@ -54,6 +54,7 @@ STATUS = {
 
 # The code paths of the CKKS vector kernels, by the CKKS_VEC_* codes of csrc/he_core.h.
 VECTOR_PATHS = ("scalar", "avx2", "avx512", "ifma")
+_ENV_APPLIED: list[bool] = []  # HENN_VECTOR is applied at the first load only
 
 
 def load(name: str) -> ModuleType:
@@ -67,8 +68,9 @@ def load(name: str) -> ModuleType:
             f"run `pip install -e .` or `python csrc/build_native.py {name}` from the source tree"
         ) from exc
     threads.apply(mod)  # the module's pool starts at one thread; hand it the setting
-    if name == "ckks" and os.environ.get("HENN_VECTOR"):
+    if name == "ckks" and os.environ.get("HENN_VECTOR") and not _ENV_APPLIED:
         _ask_vector_path(mod, os.environ["HENN_VECTOR"], "HENN_VECTOR")
+        _ENV_APPLIED.append(True)  # once per process: later calls to vector_path() must stick
     return mod
 
 

@@ -129,7 +129,7 @@ class KeySwitcher:
         out = np.empty((2, nq, r.n), dtype=np.uint64)
         scratch = r._scratch(r.lib.ckks_keyswitch_scratch(nq, len(r.p), r.n, alpha))
         native.check(r.lib.ckks_keyswitch(r.basis(nq, True), nq, len(r.p), r.n, r._ptr(d), r._ptr(key),
-                                          key.shape[0], ltot, alpha, r._ptr(up), r._ptr(down), r._ptr(out),
+                                          key.shape[0], ltot, alpha, r._ptr(up), r._ptr(down), r._out(out),
                                           r._ptr(scratch), scratch.size), "keyswitch")
         return out
 
@@ -148,7 +148,7 @@ class KeySwitcher:
         ext = np.empty((-(-nq // alpha), nq + len(r.p), r.n), dtype=np.uint64)
         scratch = r._scratch(r.lib.ckks_modup_scratch(nq, r.n))
         native.check(r.lib.ckks_modup(r.basis(nq, True), nq, len(r.p), r.n, r._ptr(d), alpha, r._ptr(up),
-                                      r._ptr(ext), r._ptr(scratch), scratch.size), "modup")
+                                      r._out(ext), r._ptr(scratch), scratch.size), "modup")
         return ext
 
     def key_switch_hoisted(self, ext: np.ndarray, key: np.ndarray, alpha: int,
@@ -183,7 +183,7 @@ class KeySwitcher:
         scratch = r._scratch(r.lib.ckks_ks_dot_scratch(nq, len(r.p), r.n))
         pp = r.ffi.NULL if perm is None else r.ffi.cast("const uint32_t *", perm.ctypes.data)
         native.check(r.lib.ckks_ks_dot(r.basis(nq, True), nq, len(r.p), r.n, r._ptr(ext), beta, pp, r._ptr(key),
-                                       key.shape[0], ltot, r._ptr(down), r._ptr(out), r._ptr(scratch),
+                                       key.shape[0], ltot, r._ptr(down), r._out(out), r._ptr(scratch),
                                        scratch.size), "keyswitch")
         return out
 

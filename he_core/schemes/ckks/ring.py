@@ -72,6 +72,13 @@ class RnsRing:
             return self.ffi.from_buffer("uint64_t[]", a)
         return self.ffi.cast("uint64_t *", a.ctypes.data)
 
+    def _out(self, a: np.ndarray):
+        """:meth:`_ptr` of an array a kernel writes: refused when read-only (a memory map opened
+        for reading, a view of ``bytes``), which the kernel would crash on or silently overwrite."""
+        if not a.flags.writeable:
+            raise ParameterError(f"cannot write the result into a read-only array of shape {a.shape}")
+        return self._ptr(a)
+
     def basis(self, nq: int, special: bool = False):
         """cffi pointer to the moduli of q_0 .. q_{nq-1} (followed by the special primes if asked)."""
         if not 1 <= nq <= len(self.q):
@@ -107,13 +114,13 @@ class RnsRing:
         """In-place forward NTT of a (limbs, N) polynomial; returns ``a``."""
         nl = a.shape[0] - (len(self.p) if special else 0)
         self._check(a[:nl] if special else a)
-        native.check(self.lib.ckks_ntt(self.basis(nl, special), a.shape[0], self.n, self._ptr(a)), "ntt")
+        native.check(self.lib.ckks_ntt(self.basis(nl, special), a.shape[0], self.n, self._out(a)), "ntt")
         return a
 
     def intt(self, a: np.ndarray, special: bool = False) -> np.ndarray:
         nl = a.shape[0] - (len(self.p) if special else 0)
         self._check(a[:nl] if special else a)
-        native.check(self.lib.ckks_intt(self.basis(nl, special), a.shape[0], self.n, self._ptr(a)), "intt")
+        native.check(self.lib.ckks_intt(self.basis(nl, special), a.shape[0], self.n, self._out(a)), "intt")
         return a
 
     # ------------------------------------------------------------------ element-wise
@@ -121,14 +128,14 @@ class RnsRing:
         nl = self._check(a)
         self._check(b, nl)
         out = np.empty_like(a) if out is None else out
-        native.check(self.lib.ckks_add(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "add")
+        native.check(self.lib.ckks_add(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._out(out)), "add")
         return out
 
     def sub(self, a, b, out=None):
         nl = self._check(a)
         self._check(b, nl)
         out = np.empty_like(a) if out is None else out
-        native.check(self.lib.ckks_sub(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "sub")
+        native.check(self.lib.ckks_sub(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._out(out)), "sub")
         return out
 
     def add_stacked(self, a: np.ndarray, b: np.ndarray, sub: bool = False) -> np.ndarray:
@@ -143,7 +150,7 @@ class RnsRing:
         out = np.empty_like(a)
         fn = self.lib.ckks_sub if sub else self.lib.ckks_add
         native.check(fn(self._repeated_basis(nl, polys), nl * polys, self.n, self._ptr(a), self._ptr(b),
-                        self._ptr(out)), "sub" if sub else "add")
+                        self._out(out)), "sub" if sub else "add")
         return out
 
     def _repeated_basis(self, nl: int, polys: int):
@@ -161,14 +168,14 @@ class RnsRing:
     def neg(self, a, out=None):
         nl = self._check(a)
         out = np.empty_like(a) if out is None else out
-        native.check(self.lib.ckks_neg(self._mods, nl, self.n, self._ptr(a), self._ptr(out)), "neg")
+        native.check(self.lib.ckks_neg(self._mods, nl, self.n, self._ptr(a), self._out(out)), "neg")
         return out
 
     def mul(self, a, b, out=None):
         nl = self._check(a)
         self._check(b, nl)
         out = np.empty_like(a) if out is None else out
-        native.check(self.lib.ckks_mul(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(out)), "mul")
+        native.check(self.lib.ckks_mul(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._out(out)), "mul")
         return out
 
     def muladd(self, a, b, acc):
@@ -176,14 +183,14 @@ class RnsRing:
         nl = self._check(a)
         self._check(b, nl)
         self._check(acc, nl)
-        native.check(self.lib.ckks_muladd(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._ptr(acc)),
+        native.check(self.lib.ckks_muladd(self._mods, nl, self.n, self._ptr(a), self._ptr(b), self._out(acc)),
                      "muladd")
         return acc
 
     def dot(self, xs, ps, out=None) -> np.ndarray:
         """sum_t xs[t] * ps[t] for equal-shape (limbs, N) residue arrays, each coefficient's sum
         reduced once (cheaper than a chain of :meth:`muladd`)."""
-        if not xs or len(xs) != len(ps):
+        if len(xs) == 0 or len(xs) != len(ps):
             raise ParameterError(f"cannot take a sum of products of {len(xs)} and {len(ps)} factors")
         nl = self._check(xs[0])
         shape = xs[0].shape
@@ -195,9 +202,11 @@ class RnsRing:
         if any(np.may_share_memory(out, a) for a in (*xs, *ps)):
             raise ParameterError("cannot write a sum of products over one of its factors")
         buf = self.ffi.from_buffer
-        xp = self.ffi.new("uint64_t *[]", [buf("uint64_t[]", a) for a in xs])
-        pp = self.ffi.new("uint64_t *[]", [buf("uint64_t[]", a) for a in ps])
-        native.check(self.lib.ckks_dot(self._mods, nl, self.n, xp, pp, len(xs), self._ptr(out)), "dot")
+        # The buffers stay referenced here until the call returns (the C side holds raw pointers).
+        xbufs, pbufs = [buf("uint64_t[]", a) for a in xs], [buf("uint64_t[]", a) for a in ps]
+        xp, pp = self.ffi.new("uint64_t *[]", xbufs), self.ffi.new("uint64_t *[]", pbufs)
+        native.check(self.lib.ckks_dot(self._mods, nl, self.n, xp, pp, len(xs), self._out(out)), "dot")
+        del xbufs, pbufs
         return out
 
     def mul_int(self, a, value: int, out=None):
@@ -205,7 +214,7 @@ class RnsRing:
         nl = self._check(a)
         s = np.array([int(value) % q for q in (self.q + self.p)[:nl]], dtype=np.uint64)
         out = np.empty_like(a) if out is None else out
-        native.check(self.lib.ckks_mul_scalar(self._mods, nl, self.n, self._ptr(a), self._ptr(s), self._ptr(out)),
+        native.check(self.lib.ckks_mul_scalar(self._mods, nl, self.n, self._ptr(a), self._ptr(s), self._out(out)),
                      "mul_scalar")
         return out
 
@@ -234,7 +243,7 @@ class RnsRing:
         if np.may_share_memory(a, out):  # bounds only: cheap, and errs on the side of refusing
             raise ParameterError("cannot combine polynomials into an array that overlaps them")
         native.check(self.lib.ckks_lincomb(self._mods, nl, self.n, a.shape[0], len(factors), self._ptr(a),
-                                           a.strides[0] // 8, self._ptr(w), self._ptr(out), out.strides[0] // 8),
+                                           a.strides[0] // 8, self._ptr(w), self._out(out), out.strides[0] // 8),
                      "lincomb")
         return out
 
@@ -255,7 +264,7 @@ class RnsRing:
         s = np.array([int(value) % primes[limb]], dtype=np.uint64)
         out = np.empty_like(a)
         native.check(self.lib.ckks_mul_scalar(self._mods + limb, 1, self.n, self._ptr(a), self._ptr(s),
-                                              self._ptr(out)), "mul_scalar")
+                                              self._out(out)), "mul_scalar")
         return out
 
     def from_signed(self, x: np.ndarray, nlimbs: int, special: bool = False) -> np.ndarray:
@@ -266,7 +275,7 @@ class RnsRing:
         total = nlimbs + (len(self.p) if special else 0)
         out = np.empty((total, self.n), dtype=np.uint64)
         native.check(self.lib.ckks_from_signed(self.basis(nlimbs, special), total, self.n,
-                                               self.ffi.cast("int64_t *", x.ctypes.data), self._ptr(out)),
+                                               self.ffi.cast("int64_t *", x.ctypes.data), self._out(out)),
                      "from_signed")
         return out
 
@@ -278,7 +287,7 @@ class RnsRing:
         out = np.empty((nl - 1, self.n), dtype=np.uint64) if out is None else out
         self._check(out, nl - 1)
         scratch = self._scratch(self.lib.ckks_rescale_scratch(self.n))
-        native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(a), self._ptr(out),
+        native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(a), self._out(out),
                                            self._ptr(scratch), scratch.size), "rescale")
         return out
 
@@ -298,7 +307,7 @@ class RnsRing:
         for j in range(k):  # one special prime at a time, last first (as the moduli table is ordered)
             nl = nq + k - j
             out = np.empty((nl - 1, self.n), dtype=np.uint64)
-            native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(cur), self._ptr(out),
+            native.check(self.lib.ckks_rescale(self._mods, nl, self.n, self._ptr(cur), self._out(out),
                                                self._ptr(scratch), scratch.size), "rescale")
             cur = out
         return cur
@@ -307,7 +316,7 @@ class RnsRing:
         nl = self._check(a)
         out = np.empty_like(a)
         native.check(self.lib.ckks_permute(nl, self.n, self._ptr(a),
-                                           self.ffi.cast("uint32_t *", perm.ctypes.data), self._ptr(out)),
+                                           self.ffi.cast("uint32_t *", perm.ctypes.data), self._out(out)),
                      "permute")
         return out
 
@@ -358,7 +367,7 @@ class RnsRing:
         out = np.empty((len(dst), self.n), dtype=np.uint64)
         scratch = self._scratch(self.lib.ckks_base_conv_scratch(len(src), self.n))
         native.check(self.lib.ckks_base_conv(m_src, len(src), m_dst, len(dst), self.n, self._ptr(x),
-                                             self._ptr(inv_hat), self._ptr(hat), self._ptr(out),
+                                             self._ptr(inv_hat), self._ptr(hat), self._out(out),
                                              self._ptr(scratch), scratch.size), "base_conv")
         return out
 

@@ -173,3 +173,19 @@ def test_products_are_exact_on_every_path(n, kind):
     for path in AVAILABLE:
         with using_path(path):
             assert np.array_equal(ring.mul(x, y).astype(object), want), path
+
+
+def test_the_environment_sets_the_path_once_and_a_later_choice_sticks():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from he_core import native; a = native.vector_path(); b = native.vector_path('ifma'); "
+            "native.cpu_path(); print(a, b, native.vector_path())")
+    env = {**os.environ, "HENN_VECTOR": "scalar"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    first, chosen, after = out.stdout.split()
+    assert first == "scalar" and after == chosen == AVAILABLE[-1]
+    bad = subprocess.run([sys.executable, "-c", "from he_core import native; native.vector_path()"],
+                         env={**os.environ, "HENN_VECTOR": "sse9"}, capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown vector path 'sse9'" in bad.stderr

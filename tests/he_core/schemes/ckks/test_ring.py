@@ -247,3 +247,19 @@ def test_a_stacked_sum_refuses_unequal_or_foreign_stacks():
         RING.add_stacked(a, a.astype(np.int64))
     with pytest.raises(ParameterError, match="limbs"):
         RING.add_stacked(poly(5)[None], poly(5)[None])  # more limbs than the ring has q primes
+
+
+def test_a_read_only_output_is_refused_before_any_kernel_writes():
+    a = poly(2)
+    frozen = np.frombuffer(bytes(a.nbytes), dtype=np.uint64).reshape(a.shape)  # a view of immutable bytes
+    for call in (lambda: RING.mul(a, a, out=frozen), lambda: RING.add(a, a, out=frozen),
+                 lambda: RING.dot([a], [a], out=frozen), lambda: RING.ntt(frozen), lambda: RING.intt(frozen)):
+        with pytest.raises(ParameterError, match="read-only"):
+            call()
+    assert not frozen.any()
+
+
+def test_a_sum_of_products_of_arrays_is_refused_by_name():
+    a = poly(2)
+    with pytest.raises(ParameterError, match="factors"):
+        RING.dot(np.stack([a]), np.stack([a, a]))
