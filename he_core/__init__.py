@@ -22,11 +22,23 @@ from . import serialization  # so ``he_core.serialization.save(...)`` works afte
 
 __version__ = "0.1.0"
 
+
+def kernel_paths() -> dict:
+    """Which native code runs here: ``{"cpu_path": ..., "vector": ...}`` (see
+    :func:`he_core.native.cpu_path` and :func:`he_core.native.vector_path`), each None when
+    the native CKKS module is not built."""
+    from . import native
+    try:
+        return {"cpu_path": native.cpu_path(), "vector": native.vector_path()}
+    except ImportError:
+        return {"cpu_path": None, "vector": None}
+
+
 __all__ = [
     "Budget", "Capability", "Flooding", "PrecisionError", "CapabilityError", "Ciphertext", "EncodingError", "FormatError", "HEError",
     "HEOverflowError", "InsecureParametersError", "KeyExportError", "KeyMissingError", "KeyPair", "KeyRequirements",
     "LevelExhaustedError", "MismatchError", "AlignmentError", "NativeError", "NoiseBudgetExhausted", "OpCost", "OsRandom", "ParameterError",
     "PublicKeys", "RandomSource", "RefreshRequired", "Scheme", "SecretKey", "SecurityWarning", "SeededRandom", "SwitchKey",
-    "available_schemes", "builtin_schemes", "protocols", "get_scheme", "register_scheme", "scheme_class", "serialization",
+    "available_schemes", "builtin_schemes", "kernel_paths", "protocols", "get_scheme", "register_scheme", "scheme_class", "serialization",
     "unregister_scheme",
 ]

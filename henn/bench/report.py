@@ -9,6 +9,8 @@ import platform
 from importlib import metadata
 from typing import Iterable, Sequence
 
+import he_core
+
 from .runner import Record
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -46,15 +48,6 @@ def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
     return out
 
 
-def kernel_paths() -> dict:
-    """The native build's code paths on this CPU (None where the module is not built)."""
-    try:
-        from he_core import native
-        return {"cpu_path": native.cpu_path(), "vector": native.vector_path()}
-    except ImportError:
-        return {"cpu_path": None, "ntt": None}
-
-
 def header(**extra) -> dict:
     """Where and when the numbers were taken."""
     return {
@@ -66,7 +59,7 @@ def header(**extra) -> dict:
         "python": platform.python_version(),
         "libraries": library_versions(),
         "threads": {v: os.environ.get(v) for v in THREAD_VARS},
-        "kernels": kernel_paths(),
+        "kernels": he_core.kernel_paths(),
         **extra,
     }
 
