@@ -87,6 +87,13 @@ void ckks_intt_limb_ifma(const ckks_modulus *m, size_t n, uint64_t *a);
 void ckks_dot_limb_ifma(const ckks_modulus *ml, size_t len, const uint64_t *const *x, const uint64_t *const *p,
                         size_t nterms, uint64_t *z);
 
+/* The serial cut-off's weight of a transform per word: it touches each word log2(n) times,
+ * about 4 passes of an addition on the scalar path; the vector paths take about a quarter
+ * of that, so fewer limbs are worth waking a worker for. */
+static inline size_t ckks_ntt_weight(const ckks_modulus *m, size_t n) {
+    return ckks_vec_path(m, n) >= CKKS_VEC_AVX512 ? 1 : 4;
+}
+
 /* Base conversion kernels (ckks_baseconv.c), no argument checks. */
 #define KS_BLOCK 256  /* coefficients per accumulation block: 2 * 256 u128 lanes stay in L1 */
 

@@ -203,7 +203,7 @@ int ckks_keyswitch(const ckks_modulus *m, size_t nq, size_t np, size_t n, const 
     uint64_t *ext = v + 2 * n;              /* beta mod-up limbs per part */
     struct up_job job = {m, nq, np, n, alpha, beta, ltot, d, key, conv_up, {0}, y, ext, red, beta * n};
     up_init(&job);
-    he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
+    he_run(nq, he_parts_for(nq, ckks_ntt_weight(m, n) * nq * n, SIZE_MAX), up_source_item, &job);
     he_run(ntot, he_parts_for(ntot, 4 * ntot * (beta + 1) * n, (scratch_words - base) / (beta * n)), accumulate_item,
            &job);
     mod_down(m, nq, np, n, red, conv_down, yp, v, out);
@@ -246,7 +246,7 @@ int ckks_modup(const ckks_modulus *m, size_t nq, size_t np, size_t n, const uint
     if (!ckks_scratch_ok(scratch, scratch_words, ckks_modup_scratch(nq, n))) return HE_ERR_SCRATCH;
     struct up_job job = {m, nq, np, n, alpha, beta, ntot, d, NULL, conv_up, {0}, scratch, ext, NULL, 0};
     up_init(&job);
-    he_run(nq, he_parts_for(nq, 4 * nq * n, SIZE_MAX), up_source_item, &job);
+    he_run(nq, he_parts_for(nq, ckks_ntt_weight(m, n) * nq * n, SIZE_MAX), up_source_item, &job);
     he_run(beta * ntot, he_parts_for(beta * ntot, 4 * beta * ntot * n, SIZE_MAX), modup_target_item, &job);
     return HE_OK;
 }

@@ -221,14 +221,15 @@ static void intt_item(void *ctx, size_t l, size_t part) {
     ckks_intt_limb(job->m + l, job->n, job->a + l * job->n);
 }
 
-/* An NTT touches each word log2(n) times; weigh it as 4 passes for the serial cut-off. */
-static size_t ntt_parts(size_t nlimbs, size_t n) { return he_parts_for(nlimbs, 4 * nlimbs * n, SIZE_MAX); }
+static size_t ntt_parts(const ckks_modulus *m, size_t nlimbs, size_t n) {
+    return he_parts_for(nlimbs, ckks_ntt_weight(m, n) * nlimbs * n, SIZE_MAX);
+}
 
 int ckks_ntt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
     int status = transform_args(m, nlimbs, n, a);
     if (status) return status;
     struct limbs_job job = {m, n, a, NULL, NULL};
-    he_run(nlimbs, ntt_parts(nlimbs, n), ntt_item, &job);
+    he_run(nlimbs, ntt_parts(m, nlimbs, n), ntt_item, &job);
     return HE_OK;
 }
 
@@ -236,7 +237,7 @@ int ckks_intt(const ckks_modulus *m, size_t nlimbs, size_t n, uint64_t *a) {
     int status = transform_args(m, nlimbs, n, a);
     if (status) return status;
     struct limbs_job job = {m, n, a, NULL, NULL};
-    he_run(nlimbs, ntt_parts(nlimbs, n), intt_item, &job);
+    he_run(nlimbs, ntt_parts(m, nlimbs, n), intt_item, &job);
     return HE_OK;
 }
 

@@ -51,7 +51,7 @@ def cases(n: int) -> dict[str, Callable[[], object]]:
     x, y, m = gen.uniform(-1, 1, (ROWS, SIZE)), gen.uniform(-1, 1, (ROWS, SIZE)), gen.uniform(-1, 1, (SIZE, SIZE))
     a, b = s.encrypt(x), s.encrypt(y)
     d = np.ascontiguousarray(a.data[0, 1])
-    key, alpha = s._relin_key(), s.params.alpha
+    key, alpha = s._relin_key(a.key_id), s.params.alpha
     checks = {"mul+relin": (s.mul(a, b, rescale=False), x * y), "matvec": (s.matvec(a, m), x @ m.T),
               "rotate": (s.rotate(a, 1), np.append(x.ravel()[1:], 0.0).reshape(x.shape))}
     for op, (ct, want) in checks.items():
