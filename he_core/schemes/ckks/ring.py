@@ -11,6 +11,7 @@ before any pointer reaches C.
 """
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -60,6 +61,7 @@ class RnsRing:
         self._qp_cache: dict[int, object] = {}
         self._scalar_cache: dict = {}
         self._repeat_cache: dict[tuple[int, int], object] = {}
+        self._local = threading.local()  # per-thread scratch (see _scratch)
 
     @classmethod
     def for_params(cls, params: CkksParams) -> "RnsRing":
@@ -321,17 +323,19 @@ class RnsRing:
         return out
 
     def _scratch(self, words: int) -> np.ndarray:
-        """A reusable work buffer of at least ``words`` words (one per ring, not thread-safe).
+        """A reusable work buffer of at least ``words`` words, one per ring and Python thread.
 
         Reused between calls so the hot path never touches fresh pages; the kernels check
-        its length (passed with it) against their ``*_scratch`` sizes.
+        its length (passed with it) against their ``*_scratch`` sizes. Per thread, because
+        the kernels release the GIL: two threads sharing one buffer (a server answering
+        queries on a thread pool) would overwrite each other's key switch.
         """
-        buf = getattr(self, "_scratch_buf", None)
+        buf = getattr(self._local, "scratch", None)
         if buf is None or buf.size < words:
             raw = np.zeros(words + 8, dtype=np.uint64)
             start = (-raw.ctypes.data % 64) // 8  # cache-line aligned: limbs do not straddle lines
             buf = raw[start: start + words]
-            self._scratch_buf = buf
+            self._local.scratch = buf
         return buf
 
     # ------------------------------------------------------------------ base conversion

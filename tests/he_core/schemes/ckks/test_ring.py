@@ -263,3 +263,24 @@ def test_a_sum_of_products_of_arrays_is_refused_by_name():
     a = poly(2)
     with pytest.raises(ParameterError, match="factors"):
         RING.dot(np.stack([a]), np.stack([a, a]))
+
+
+def test_key_switches_on_several_python_threads_give_the_serial_results():
+    # The kernels release the GIL and key switching uses the ring's scratch: each Python
+    # thread must get its own, or concurrent switches overwrite each other.
+    import concurrent.futures
+    import warnings
+
+    from he_core import KeyRequirements, SeededRandom
+    from he_core.schemes.ckks import CkksParams, CkksScheme
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheme = CkksScheme(CkksParams(poly_degree=4096, levels=3, allow_insecure=True))
+    scheme.keygen(KeyRequirements(sizes=(8,), rotations=(1,), multiply=True), rng=SeededRandom(5))
+    cts = [scheme.encrypt(np.random.default_rng(i).uniform(-1, 1, (4, 8)), rng=SeededRandom(i)) for i in range(8)]
+    want = [scheme.mul(c, c, rescale=False).data for c in cts]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda c: scheme.mul(c, c, rescale=False).data, cts))
+            assert all(np.array_equal(g, w) for g, w in zip(got, want))
