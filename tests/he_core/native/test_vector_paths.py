@@ -190,8 +190,3 @@ def test_the_environment_sets_the_path_once_and_a_later_choice_sticks():
                          env={**os.environ, "HENN_VECTOR": "sse9"}, capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown vector path 'sse9'" in bad.stderr
 
-
-def test_the_public_summary_names_the_paths_in_use():
-    import he_core
-
-    assert he_core.kernel_paths() == {"cpu_path": native.cpu_path(), "vector": native.vector_path()}
