@@ -151,7 +151,7 @@ COMMANDS = {
     "--owner owner/ident": (HELP, JOB),
     "henn job close --keys owner/jobA": (HELP, JOB),
     "henn job close --keys owner/jobB --model from_b.henn --out owner/trained.npz": (HELP, JOB),
-    'python -m pip install ".[bench,peers]"': (NOT_HERE, "an install of optional peers (TenSEAL wheels: Python 3.11)"),
+    'python -m pip install -e ".[bench,peers]"': (NOT_HERE, "an install of optional peers (TenSEAL wheels: Python 3.11)"),
     "python -m benchmarks.peers ops": (HELP, "the peer comparison takes about a minute and needs the peers extra"),
     "python csrc/build_native.py vhe": (HELP, "rebuilds the native module in place, under the running tests"),
     "HENN_NATIVE=1 python csrc/build_native.py": (HELP, "rebuilds every native module in place"),
