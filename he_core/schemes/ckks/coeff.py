@@ -26,6 +26,7 @@ enters (the inner product) needs one.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -61,6 +62,7 @@ class CoeffTables:
                                                                                   targets)
         # Row-shift polynomial sets, most recent last (see row_shifts).
         self._shift_cache: OrderedDict = OrderedDict()
+        self._shift_lock = threading.Lock()
 
     def add_plain(self, a: Ciphertext, values: np.ndarray) -> Ciphertext:
         """A table plus values of its shape, placed at its coefficients."""
@@ -215,10 +217,11 @@ class CoeffTables:
         # A few entries: a training step's gather, its backward row sum (another level) and its
         # scatter (the gather's rows) interleave; one entry made the scatter redo the gather's NTTs.
         cache = self._shift_cache
-        entry = cache.get(key)
-        if entry is not None:
-            cache.move_to_end(key)
-        else:
+        with self._shift_lock:  # another thread may evict the key between the lookup and the move
+            entry = cache.get(key)
+            if entry is not None:
+                cache.move_to_end(key)
+        if entry is None:
             rpc = n // stride
             downs = {}
             for i in range(-(-counts.size // rpc)):
@@ -230,9 +233,11 @@ class CoeffTables:
                 pos = (-stride * nz) % n
                 np.add.at(poly, pos, np.where(nz == 0, local[nz], -local[nz]))  # X^-k = -X^(n-k)
                 downs[i] = self.ring.ntt(self.ring.from_signed(poly, nl))
-            entry = cache[key] = {"down": downs, "up": {}}
-            while len(cache) > SHIFT_CACHE_ENTRIES:
-                cache.popitem(last=False)
+            entry = {"down": downs, "up": {}}
+            with self._shift_lock:
+                cache[key] = entry
+                while len(cache) > SHIFT_CACHE_ENTRIES:
+                    cache.popitem(last=False)
         if down:
             return entry["down"]
         if not entry["up"]:

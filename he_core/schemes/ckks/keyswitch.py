@@ -64,8 +64,8 @@ class KeySwitcher:
     """Key switching over one ring: validates shapes in Python, caches the constants, calls the kernels.
 
     One switcher per ring (see :meth:`for_ring`) so every scheme on a parameter set shares
-    the constants. Like the ring's own kernels it reuses the ring's scratch buffer, so
-    one switcher is not to be called from two Python threads at once.
+    the constants. Like the ring's own kernels it reuses the ring's scratch buffer, one per
+    Python thread, so several threads may switch keys at once.
 
     Args:
         ring: the ring whose ciphertext and special primes the keys live over.

@@ -112,16 +112,24 @@ class RnsRing:
         return a.shape[0]
 
     # ------------------------------------------------------------------ transforms
-    def ntt(self, a: np.ndarray, special: bool = False) -> np.ndarray:
-        """In-place forward NTT of a (limbs, N) polynomial; returns ``a``."""
+    def _check_transform(self, a: np.ndarray, special: bool) -> int:
+        """The ciphertext limbs of an in-place transform's array (all of it checked: the kernel
+        walks every row, the special primes' too)."""
+        if a.dtype != np.uint64 or not a.flags.c_contiguous or a.ndim != 2 or a.shape[1] != self.n:
+            raise ParameterError(f"cannot use polynomial of dtype {a.dtype} and shape {a.shape}: "
+                                 f"need a C-contiguous uint64 (limbs, {self.n}) array")
         nl = a.shape[0] - (len(self.p) if special else 0)
         self._check(a[:nl] if special else a)
+        return nl
+
+    def ntt(self, a: np.ndarray, special: bool = False) -> np.ndarray:
+        """In-place forward NTT of a (limbs, N) polynomial; returns ``a``."""
+        nl = self._check_transform(a, special)
         native.check(self.lib.ckks_ntt(self.basis(nl, special), a.shape[0], self.n, self._out(a)), "ntt")
         return a
 
     def intt(self, a: np.ndarray, special: bool = False) -> np.ndarray:
-        nl = a.shape[0] - (len(self.p) if special else 0)
-        self._check(a[:nl] if special else a)
+        nl = self._check_transform(a, special)
         native.check(self.lib.ckks_intt(self.basis(nl, special), a.shape[0], self.n, self._out(a)), "intt")
         return a
 
@@ -316,6 +324,10 @@ class RnsRing:
 
     def permute(self, a: np.ndarray, perm: np.ndarray) -> np.ndarray:
         nl = self._check(a)
+        if (not isinstance(perm, np.ndarray) or perm.dtype != np.uint32 or perm.shape != (self.n,)
+                or not perm.flags.c_contiguous):
+            raise ParameterError(f"cannot permute by {getattr(perm, 'dtype', type(perm))} of shape "
+                                 f"{getattr(perm, 'shape', '?')}: need a C-contiguous uint32 array of {self.n}")
         out = np.empty_like(a)
         native.check(self.lib.ckks_permute(nl, self.n, self._ptr(a),
                                            self.ffi.cast("uint32_t *", perm.ctypes.data), self._out(out)),

@@ -284,3 +284,22 @@ def test_key_switches_on_several_python_threads_give_the_serial_results():
         for _ in range(3):
             got = list(pool.map(lambda c: scheme.mul(c, c, rescale=False).data, cts))
             assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def test_an_in_place_transform_refuses_a_strided_array_with_special_primes():
+    buf = np.zeros((len(QS) + len(PS) + 1, N), dtype=np.uint64)
+    strided = buf[: len(QS) + len(PS)][::-1]  # its first rows look contiguous, the whole is not
+    for transform in (RING.ntt, RING.intt):
+        with pytest.raises(ParameterError, match="C-contiguous"):
+            transform(strided, special=True)
+    assert not buf.any()
+
+
+def test_a_permutation_of_another_dtype_or_length_is_refused():
+    a = poly(2)
+    good = RING.galois_perm(3)
+    assert good.dtype == np.uint32
+    for bad in (good.astype(np.int64), good[:-1], good.astype(np.uint32)[::-1][::-1].copy()[: N // 2]):
+        with pytest.raises(ParameterError, match="uint32"):
+            RING.permute(a, bad)
+    assert np.array_equal(RING.permute(a, good), a[:, good])
