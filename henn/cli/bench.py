@@ -66,6 +66,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return configure(parser)
 
 
+def _kernels_line() -> str:
+    """The native code paths the figures were taken with (the JSON header has them too)."""
+    paths = he_core.kernel_paths()
+    return f"kernels: {paths['cpu_path'] or 'not built'}, vector path {paths['vector'] or '-'}"
+
+
 def _usage_error(message: str) -> int:
     print(f"henn bench: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -93,7 +99,7 @@ def run_command(args: argparse.Namespace) -> int:
     records = runner.run(args.schemes, args.sizes, quick=args.quick, ops=args.ops, progress=progress)
     wall = time.perf_counter() - start
     print(report.table(records, show_skipped=True))
-    print(f"\n{sum(r.status == 'ok' for r in records)} timings in {wall:.1f} s")
+    print(f"\n{sum(r.status == 'ok' for r in records)} timings in {wall:.1f} s ({_kernels_line()})")
     if args.json_path:
         report.write_json(args.json_path, records, quick=bool(args.quick), wall_s=round(wall, 3),
                           command=" ".join(sys.argv))
@@ -125,7 +131,7 @@ def _run_training(args: argparse.Namespace) -> int:
                            in_process=args.in_process, progress=progress)
     wall = time.perf_counter() - start
     print(training.table(records))
-    print(f"\n{sum(r.status == 'ok' for r in records)} training runs in {wall:.1f} s")
+    print(f"\n{sum(r.status == 'ok' for r in records)} training runs in {wall:.1f} s ({_kernels_line()})")
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as fh:
             json.dump({"header": report.header(kind="train", wall_s=round(wall, 3), command=" ".join(sys.argv)),

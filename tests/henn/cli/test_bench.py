@@ -23,6 +23,11 @@ def test_json_and_table(tmp_path, capsys):
     doc = json.loads(path.read_text())
     assert {(r["op"], r["size"], r["status"]) for r in doc["records"]} == {("add", 3, "ok"), ("decrypt", 3, "ok")}
     assert doc["header"]["quick"] is True
+    # The native code paths the figures were taken with, in the JSON header and under the table.
+    import he_core
+    kernels = he_core.kernel_paths()
+    assert doc["header"]["kernels"] == kernels
+    assert f"vector path {kernels['vector'] or '-'}" in out
 
 
 def test_plot_option(tmp_path, capsys):
