@@ -14,49 +14,24 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import threading
 import warnings
 
 import numpy as np
 import pytest
 
-from he_core import KeyRequirements, SeededRandom, native
+from he_core import KeyRequirements, SeededRandom
 from he_core import threads as he_threads
 from he_core.schemes.ckks import CkksParams, CkksScheme
 from he_core.schemes.ckks import reference as ref
 from he_core.schemes.ckks.keyswitch import KeySwitcher
-from he_core.schemes.ckks.primes import is_prime, ntt_primes, primitive_root_2n
+from he_core.schemes.ckks.primes import ntt_primes, primitive_root_2n
 from he_core.schemes.ckks.ring import RnsRing
 
+from .kernel_cases import AVAILABLE as PATHS
+from .kernel_cases import first_prime, using_path
 
-def _available() -> tuple[str, ...]:
-    """Every path this CPU and build have: asking for "ifma" gives the best of them."""
-    before = native.vector_path()
-    best = native.vector_path("ifma")
-    native.vector_path(before)
-    return native.VECTOR_PATHS[: native.VECTOR_PATHS.index(best) + 1]
-
-
-PATHS = _available()
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-@contextlib.contextmanager
-def using_path(name: str):
-    before = native.vector_path()
-    try:
-        assert native.vector_path(name) == name
-        yield
-    finally:
-        native.vector_path(before)
-
-
-def first_prime(start: int, n: int, step: int) -> int:
-    """The first prime = 1 mod 2n from ``start`` (itself = 1 mod 2n), moving by ``step`` * 2n."""
-    while not is_prime(start):
-        start += step * 2 * n
-    return start
 
 
 def bound_primes(n: int) -> tuple[int, ...]:

@@ -10,7 +10,6 @@ float fast path of a sum's noise record against the array path, bit for bit.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import struct
 import types
@@ -19,7 +18,6 @@ import warnings
 import numpy as np
 import pytest
 
-from he_core import native
 from he_core.errors import ParameterError
 from he_core.schemes.ckks import noise
 from he_core.schemes.ckks.noise_model import NoiseModel
@@ -28,56 +26,13 @@ from he_core.schemes.ckks.params import CkksParams
 from he_core.schemes.ckks.primes import ntt_primes, primitive_root_2n
 from he_core.schemes.ckks.ring import RnsRing
 
-AVAILABLE = native.VECTOR_PATHS[: native.VECTOR_PATHS.index(native.vector_path()) + 1]
-
-
-@contextlib.contextmanager
-def using_path(name: str):
-    before = native.vector_path()
-    try:
-        assert native.vector_path(name) == name
-        yield
-    finally:
-        native.vector_path(before)
-
-
-def is_prime(q: int) -> bool:
-    """Deterministic Miller-Rabin for q < 3.3e24 (these bases)."""
-    if q < 2:
-        return False
-    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
-    if q in bases:
-        return True
-    if any(q % b == 0 for b in bases):
-        return False
-    d, s = q - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for b in bases:
-        x = pow(b, d, q)
-        if x in (1, q - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % q
-            if x == q - 1:
-                break
-        else:
-            return False
-    return True
-
-
-def first_prime_from(start: int, n: int, step_sign: int) -> int:
-    """The first prime q = 1 mod 2n from ``start`` (itself = 1 mod 2n) going up (+1) or down (-1)."""
-    q = start
-    while not is_prime(q):
-        q += step_sign * 2 * n
-    return q
+from .kernel_cases import AVAILABLE, first_prime, using_path
 
 
 def edge_primes(n: int) -> tuple[int, ...]:
     """Smallest prime = 1 mod 2n, ~2^30, largest below 2^50, smallest above 2^50, largest below 2^61."""
-    above50 = first_prime_from((1 << 50) // (2 * n) * (2 * n) + 1 + 2 * n, n, +1)
-    primes = (first_prime_from(2 * n + 1, n, +1), ntt_primes(30, n, 1)[0], ntt_primes(50, n, 1)[0], above50,
+    above50 = first_prime((1 << 50) // (2 * n) * (2 * n) + 1 + 2 * n, n, +1)
+    primes = (first_prime(2 * n + 1, n, +1), ntt_primes(30, n, 1)[0], ntt_primes(50, n, 1)[0], above50,
               ntt_primes(61, n, 1)[0])
     assert primes[2] < 2**50 < primes[3] and primes[4] < 2**61
     return primes

@@ -20,28 +20,10 @@ from he_core.errors import ParameterError
 from he_core.schemes.ckks.primes import ntt_primes
 from he_core.schemes.ckks.ring import RnsRing
 
+from .kernel_cases import AVAILABLE, using_path
+
 # Primes below 2^50 take the IFMA path where the CPU has it; the others the 64-bit AVX-512 one.
 BITS = (30, 40, 49, 50, 55, 60, 61)
-def _available() -> tuple[str, ...]:
-    """Every path this CPU and build have (asking for "ifma" gives the best of them)."""
-    before = native.vector_path()
-    best = native.vector_path("ifma")
-    native.vector_path(before)
-    return native.VECTOR_PATHS[: native.VECTOR_PATHS.index(best) + 1]
-
-
-AVAILABLE = _available()
-
-
-@contextlib.contextmanager
-def using_path(name: str):
-    before = native.vector_path()
-    try:
-        yield native.vector_path(name)
-    finally:
-        native.vector_path(before)
-
-
 def ring_of(n: int, bits: tuple[int, ...]) -> RnsRing:
     primes: list[int] = []
     for b in bits:
