@@ -96,16 +96,15 @@ int ckks_modulus_init(ckks_modulus *m, uint64_t q, uint64_t psi, size_t n, uint6
         (y) = u_ - v_ + q2;                                  \
     } while (0)
 
+/* The vector instances by CKKS_VEC_* code (ckks_ntt_avx2.c, ckks_ntt_avx512.c). */
+typedef void (*limb_transform)(const ckks_modulus *, size_t, uint64_t *);
+static const limb_transform VEC_NTT[] = {NULL, ckks_ntt_limb_avx2, ckks_ntt_limb_avx512, ckks_ntt_limb_ifma};
+static const limb_transform VEC_INTT[] = {NULL, ckks_intt_limb_avx2, ckks_intt_limb_avx512, ckks_intt_limb_ifma};
+
 CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
-    switch (ckks_vec_path(m, n)) {
-    case CKKS_VEC_IFMA:
-        ckks_ntt_limb_ifma(m, n, a);
-        return;
-    case CKKS_VEC_AVX512:
-        ckks_ntt_limb_avx512(m, n, a);
-        return;
-    case CKKS_VEC_AVX2:
-        ckks_ntt_limb_avx2(m, n, a);
+    const int path = ckks_vec_path(m, n);
+    if (path != CKKS_VEC_SCALAR) {
+        VEC_NTT[path](m, n, a);
         return;
     }
     const uint64_t q = m->q, q2 = 2 * q;
@@ -156,15 +155,9 @@ CKKS_HOT void ckks_ntt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
 }
 
 CKKS_HOT void ckks_intt_limb(const ckks_modulus *m, size_t n, uint64_t *a) {
-    switch (ckks_vec_path(m, n)) {
-    case CKKS_VEC_IFMA:
-        ckks_intt_limb_ifma(m, n, a);
-        return;
-    case CKKS_VEC_AVX512:
-        ckks_intt_limb_avx512(m, n, a);
-        return;
-    case CKKS_VEC_AVX2:
-        ckks_intt_limb_avx2(m, n, a);
+    const int path = ckks_vec_path(m, n);
+    if (path != CKKS_VEC_SCALAR) {
+        VEC_INTT[path](m, n, a);
         return;
     }
     const uint64_t q = m->q, q2 = 2 * q;

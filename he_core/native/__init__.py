@@ -54,7 +54,7 @@ STATUS = {
 
 # The code paths of the CKKS vector kernels, by the CKKS_VEC_* codes of csrc/he_core.h.
 VECTOR_PATHS = ("scalar", "avx2", "avx512", "ifma")
-_ENV_APPLIED: list[bool] = []  # HENN_VECTOR is applied at the first load only
+_env_applied = False  # HENN_VECTOR is applied at the first load only
 
 
 def load(name: str) -> ModuleType:
@@ -68,9 +68,10 @@ def load(name: str) -> ModuleType:
             f"run `pip install -e .` or `python csrc/build_native.py {name}` from the source tree"
         ) from exc
     threads.apply(mod)  # the module's pool starts at one thread; hand it the setting
-    if name == "ckks" and os.environ.get("HENN_VECTOR") and not _ENV_APPLIED:
+    global _env_applied
+    if name == "ckks" and os.environ.get("HENN_VECTOR") and not _env_applied:
         _ask_vector_path(mod, os.environ["HENN_VECTOR"], "HENN_VECTOR")
-        _ENV_APPLIED.append(True)  # once per process: later calls to vector_path() must stick
+        _env_applied = True  # once per process: later calls to vector_path() must stick
     return mod
 
 
