@@ -91,7 +91,7 @@ def _one(name: str, b: int, data: T.Prepared, seconds: float, in_process: bool) 
         warnings.simplefilter("ignore", he_core.SecurityWarning)
         secret, _ = scheme.keygen(he_core.KeyRequirements(sizes=(1, CONFIG.hidden)))
         terms = T.terms_for(n, 1, CONFIG.hidden, vocab=len(data.vocab), monitor_every=n,
-                            whole_entries=T.whole_entries(scheme))
+                            whole_entries=T.whole_entries(scheme), batch_size=b)
         model = T.build_model(scheme, *T.init_weights(len(data.vocab), CONFIG))
         if in_process:
             _train(record, model, KeyHolder(scheme, secret, terms=terms), data, n, seconds)

@@ -10,13 +10,16 @@ from typing import Any
 import numpy as np
 
 from ..embedding import Bags
+from ..schedules import LRSchedule
 from ..tensor import EncTensor
 
 
-def check_hyper(lr: float, epochs: int, batch_size: int) -> None:
-    """Refuse a non-positive or non-finite ``lr`` and non-integer or non-positive counts (``ValueError``)."""
-    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"cannot fit: lr must be a positive finite number, got {lr!r}")
+def check_hyper(lr: float | LRSchedule, epochs: int, batch_size: int) -> None:
+    """Refuse a non-positive or non-finite ``lr`` (or schedule peak) and non-integer or non-positive
+    counts (``ValueError``)."""
+    rate = lr.peak if isinstance(lr, LRSchedule) and not isinstance(lr, (int, float)) else lr
+    if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and np.isfinite(rate) and rate > 0):
+        raise ValueError(f"cannot fit: lr must be a positive finite number or a schedule, got {lr!r}")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"cannot fit: {name} must be a positive integer, got {value!r}")

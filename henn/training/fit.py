@@ -35,6 +35,7 @@ from ..keyholder import MaskedRefresh
 from ..losses import MSELoss
 from ..module import Sequential
 from ..optim import SGD
+from ..schedules import LRSchedule, as_schedule
 from ..tensor import EncTensor
 from . import checkpoint as checkpoints
 from .batches import as_targets, check_hyper, count_rows, take_rows
@@ -93,7 +94,7 @@ class History:
                 "aggregates": self.aggregates}
 
 
-def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | None, lr: float, epochs: int = 1,
+def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | None, lr: float | LRSchedule, epochs: int = 1,
         batch_size: int = 32, loss: Any = None, callbacks: Iterable[Callable[[dict], None]] = (),
         shuffle: bool = True, random_state: int | None = None, value_bound: float = DEFAULT_VALUE_BOUND,
         weight_decay: float = 0.0, monitor: bool = True, monitor_every: int | None = None,
@@ -117,7 +118,12 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             error then carries ``samples_done``: every sample before it was trained,
             and the one that failed changed no weight unless a table's in-place
             scatter itself refused).
-        lr: learning rate.
+        lr: learning rate, or a schedule of one (:mod:`henn.schedules`: step ``k`` of the
+            run's ``epochs * ceil(n / batch_size)`` uses ``lr.at(k, total)``). Masks and
+            bounds follow its ``peak``. A schedule changes the plaintext factor each step;
+            on a scheme that absorbs such factors into a ciphertext's scale (CKKS) the
+            refreshes then differ from step to step, so a key service enforcing a job's
+            learnt targets may refuse them: use schedules on schemes with fixed scales.
         epochs, batch_size: passes over the data and rows per step.
         loss: a loss of :mod:`henn.losses` (default :class:`~henn.losses.MSELoss`).
         callbacks: called with each epoch's record.
@@ -128,7 +134,8 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         weight_decay: L2 penalty (see :class:`~henn.optim.SGD`).
         update_bound: bound on every entry of an update (``lr`` times a gradient) that
             lands in place (a table's rows), which sizes the masks of the refreshes
-            moving updates into their table's packing; default ``lr * value_bound``.
+            moving updates into their table's packing; default ``lr * value_bound`` (the
+            schedule's peak rate).
         checkpoint: a file rewritten after every epoch (:mod:`henn.training.checkpoint`).
         tls_dir: the trainer's certificates for a ``tls://`` key service address.
         job: the job record the owner signed into the model file (its key, terms and
@@ -162,6 +169,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
         TrainingDiverged: values outgrew what the scheme holds (too large a learning rate).
     """
     check_hyper(lr, epochs, batch_size)
+    schedule = as_schedule(lr)
     if refresh not in REFRESH_KINDS:
         raise ValueError(f"cannot fit: refresh must be one of {REFRESH_KINDS}, got {refresh!r}")
     if isinstance(keyholder, (str, Path)):
@@ -188,7 +196,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     guarded = GuardedScheme(raw, policy) if refresher is not None else raw
     bind_parameters(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
-    opt = SGD(model.parameters(), lr, weight_decay)
+    opt = SGD(model.parameters(), schedule.peak, weight_decay)
     # The owner's dry run releases its few samples as one aggregate but scales its terms as a job's
     # runs do (at least REMOTE_MIN_AGGREGATE samples): the same computation, hence the same refreshes.
     watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every,
@@ -206,6 +214,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
             raise he_core.FormatError(f"cannot resume from {checkpoint}: {exc}") from None
     bar = _progress(epochs * n, progress)
     bar.update(first * n)
+    per_epoch = -(-n // batch_size)
     start = time.perf_counter()
     try:
         for epoch in range(first, epochs):
@@ -216,9 +225,10 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
                 idx = order[lo:lo + batch_size]
                 if booting:  # every parameter the step would take too low, in one bootstrap
                     refresher.refresh_parameters(model.parameters(), value_bound)
+                opt.lr = schedule.at(epoch * per_epoch + lo // batch_size, epochs * per_epoch)
                 try:
                     _step(model, loss, opt, take_rows(X, idx), take_rows(y, idx), watch, policy,
-                          update_bound if update_bound is not None else lr * value_bound)
+                          update_bound if update_bound is not None else schedule.peak * value_bound)
                 except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
                     if keyholder is not None:
                         raise
@@ -227,7 +237,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
                 except (he_core.EncodingError, he_core.HEOverflowError) as exc:
                     raise TrainingDiverged(f"cannot fit: epoch {epoch}, rows {lo}..{lo + idx.size - 1}: values left "
                                            f"the range the scheme holds ({exc}); lower the learning rate "
-                                           f"(now {lr}) or the inputs' scale") from exc
+                                           f"(now {opt.lr}) or the inputs' scale") from exc
                 if booting:
                     refresher.end_step(model.parameters())
                 policy.new_step()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ...data.text import TextConfig
+from ...schedules import SCHEDULES
 from ...tasks.sentiment import SentimentConfig
 from .. import common
 from .evaluate import run_evaluate
@@ -30,6 +31,12 @@ def add_train_parser(train_subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--split-seed", type=common.non_negative_int, default=0,
                         help="seed of the validation split (default 0)")
     parser.add_argument("--lr", type=common.positive_float, default=cfg.lr, help=f"learning rate (default {cfg.lr})")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=cfg.schedule,
+                        help="learning-rate schedule over the run: constant (default), or linear from --lr falling "
+                             "towards --lr-end x --lr (single-party runs; see docs/performance.md for batch 64)")
+    parser.add_argument("--lr-end", type=common.positive_float, default=cfg.lr_end,
+                        help=f"with --schedule linear: the fraction of --lr it falls towards, in (0, 1] "
+                             f"(default {cfg.lr_end})")
     parser.add_argument("--batch-size", type=common.positive_int, default=1,
                         help="reviews per step (default 1, the tutorial's per-review SGD); more is mini-batch SGD with "
                              "the updates summed (lr per review): on vhe and plain a batch is gathered and landed at "

@@ -25,9 +25,9 @@ def run_train(args: argparse.Namespace) -> int:
         text = TextConfig(min_count=args.min_count, polarity_cutoff=args.polarity_cutoff,
                           punctuation=args.punctuation)
         config = SentimentConfig(hidden=args.hidden, lr=args.lr, init_scale=args.init_scale, degree=args.degree,
-                                 interval=args.interval)
-    except ValueError as exc:
-        return common.fail(str(exc))
+                                 interval=args.interval, schedule=args.schedule, lr_end=args.lr_end)
+    except ValueError as exc:  # the options' values: a usage error
+        return common.usage_error(str(exc))
     if args.cluster is None and args.workers is not None:
         return common.fail("cannot use --workers without --cluster")
     if args.cluster is not None and (args.model is not None or args.init is not None or args.reference):
@@ -41,6 +41,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.batch_size != 1 and (args.cluster is not None or args.model is not None or args.init is not None):
         return common.usage_error("cannot use --batch-size with --cluster, --model or --init: mini-batches are for "
                                   "single-party runs (a job allows the refresh shapes of its own batch size)")
+    if args.schedule != "constant" and (args.cluster is not None or args.model is not None or args.init is not None):
+        return common.usage_error("cannot use --schedule with --cluster, --model or --init: a schedule spans one "
+                                  "single-party run (the parts of a model file's life each start their own)")
     if args.model is not None or args.init is not None:
         return run_lifecycle(args, text, config)
     if args.keyholder is not None:
@@ -67,7 +70,7 @@ def _train(args, scheme_name, reviews, text, config) -> dict:
     def terms(scheme):
         return T.terms_for(len(data.train_ids), args.epochs, config.hidden, vocab=len(data.vocab),
                            validation=len(data.val_ids), monitor_every=monitor_every_of(args),
-                           whole_entries=T.whole_entries(scheme))
+                           whole_entries=T.whole_entries(scheme), batch_size=args.batch_size)
 
     try:
         scheme, keyholder = T.setup(scheme_name, config.hidden, terms=terms, **dict(args.scheme_param))
@@ -117,7 +120,8 @@ def _reference(args, reviews, text, config) -> dict:
     seconds = time.perf_counter() - start
     reviews_done = args.epochs * len(data.train_ids)
     return {"task": "sentiment", "scheme": f"numpy-{args.reference}", "epochs": args.epochs, "hidden": config.hidden,
-            "lr": config.lr, "batch_size": args.batch_size, "vocab_size": len(data.vocab),
+            "lr": config.lr, "schedule": config.schedule, "lr_end": config.lr_end,
+            "batch_size": args.batch_size, "vocab_size": len(data.vocab),
             "train_reviews": len(data.train_ids),
             "validation_reviews": len(data.val_ids), "seconds": seconds, "reviews_per_s": reviews_done / seconds,
             "final_loss": None, "train_accuracy": float(result["train_accuracy"]),
@@ -134,8 +138,9 @@ def monitor_every_of(args) -> int:
 def _summary(scheme_name, config, data, result, activation) -> dict:
     return {
         "task": "sentiment", "scheme": scheme_name, "epochs": result.reviews // max(
-            1, len(data.train_ids)), "hidden": config.hidden, "lr": config.lr, "init_scale": config.init_scale,
-        "activation": activation.name, "degree": activation.degree, "interval": activation.interval,
+            1, len(data.train_ids)), "hidden": config.hidden, "lr": config.lr, "schedule": config.schedule,
+        "lr_end": config.lr_end, "init_scale": config.init_scale, "activation": activation.name,
+        "degree": activation.degree, "interval": activation.interval,
         "activation_max_error": activation.max_error, "vocab_size": len(data.vocab),
         "min_count": data.vocab.config.min_count, "polarity_cutoff": data.vocab.config.polarity_cutoff,
         "train_reviews": len(data.train_ids), "validation_reviews": len(data.val_ids),

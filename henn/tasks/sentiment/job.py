@@ -32,7 +32,7 @@ TABLE_REFRESHES = 64
 
 def terms_for(reviews: int, epochs: int, hidden: int, *, vocab: int = 16384, validation: int = 0,
               monitor_every: int = MONITOR_EVERY, statistical_bits: int = 30,
-              whole_entries: int = 1) -> RefreshTerms:
+              whole_entries: int = 1, batch_size: int = 1) -> RefreshTerms:
     """The job terms a training run of this size needs (refresh and release budgets, with 10% slack).
 
     Args:
@@ -46,6 +46,8 @@ def terms_for(reviews: int, epochs: int, hidden: int, *, vocab: int = 16384, val
         statistical_bits: lambda for masks and flooding.
         whole_entries: entries a refresh of one whole ciphertext reads (an aggregate is
             refreshed before its release): :func:`whole_entries` of the scheme.
+        batch_size: reviews per step: a mini-batch's landing refresh reads ``batch_size``
+            rows at once.
     """
     steps = max(reviews * epochs, 1)
     row = 1 << max(hidden - 1, 7).bit_length()  # a table row's stride: hidden rounded up to a power of two, >= 8
@@ -55,7 +57,7 @@ def terms_for(reviews: int, epochs: int, hidden: int, *, vocab: int = 16384, val
                + TABLE_REFRESHES * vocab * row)
     releases = int(1.1 * (aggregates + validation)) + 4  # + the two weight tensors, twice
     return RefreshTerms(statistical_bits=statistical_bits, refreshes=refreshes,
-                        entries_per_refresh=max(vocab * row, whole_entries, row), entries=int(1.1 * entries),
+                        entries_per_refresh=max(vocab * row, whole_entries, batch_size * row), entries=int(1.1 * entries),
                         releases=releases, min_aggregate=min(monitor_every, MONITOR_EVERY))
 
 
@@ -112,5 +114,5 @@ def learn_targets(scheme: he_core.Scheme, secret: he_core.SecretKey, W01: he_cor
     X = Bags([np.arange(min(3, vocab), dtype=np.int64)] * reviews, vocab)
     y = np.arange(reviews, dtype=np.float64) % 2
     loss = config.make_loss() if batch_size == 1 else PolyLogisticLoss(config.make_activation(), reduction="sum")
-    return targets.learn_targets(scheme, secret, terms, build, X, y, lr=config.lr, batch_size=batch_size,
+    return targets.learn_targets(scheme, secret, terms, build, X, y, lr=config.lr_schedule(), batch_size=batch_size,
                                  loss=loss, shuffle=False, value_bound=VALUE_BOUND, update_bound=update_bound(config))

@@ -25,6 +25,7 @@ from ...embedding import EmbeddingBag
 from ...layers import Linear
 from ...losses import PolyLogisticLoss
 from ...module import Sequential
+from ...schedules import LRSchedule, named
 from ...tensor import EncTensor
 
 #: Levels one training step needs between refreshes: the polynomial sigmoid (degree 5: depth 3)
@@ -59,6 +60,10 @@ class SentimentConfig:
         activation: ``henn.activations.make`` kind of the polynomial sigmoid.
         degree: its degree.
         interval: half-width of the interval it is fitted on (must cover the logits).
+        schedule: the learning rate's schedule over a run, one of
+            :data:`henn.schedules.SCHEDULES`: ``"constant"`` (``lr`` at every step) or
+            ``"linear"`` (from ``lr`` falling towards ``lr_end * lr``).
+        lr_end: the fraction of ``lr`` a linear schedule falls towards, in (0, 1].
 
     The initial weights are drawn from the OS CSPRNG (:func:`init_weights`); no seed is
     part of the configuration, so a model file does not let anyone replay them. How the
@@ -72,6 +77,8 @@ class SentimentConfig:
     activation: str = "sigmoid_lsq"
     degree: int = 5
     interval: float = 20.0
+    schedule: str = "constant"
+    lr_end: float = 0.1
 
     def __post_init__(self) -> None:
         if int(self.hidden) != self.hidden or self.hidden < 1:
@@ -82,6 +89,10 @@ class SentimentConfig:
         if not (self.init_scale >= 0 and np.isfinite(self.init_scale)):
             raise ValueError(f"cannot configure the sentiment network: init_scale must be >= 0, "
                              f"got {self.init_scale!r}")
+        try:
+            self.lr_schedule()
+        except ValueError as exc:
+            raise ValueError(f"cannot configure the sentiment network: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,6 +101,10 @@ class SentimentConfig:
     def from_dict(cls, data: dict[str, Any]) -> "SentimentConfig":
         # Files from before the CSPRNG initialisation also stored a "seed": it set nothing now.
         return cls(**{k: v for k, v in data.items() if k != "seed"})
+
+    def lr_schedule(self) -> LRSchedule:
+        """The learning rate of every step (:mod:`henn.schedules`); its peak is ``lr``."""
+        return named(self.schedule, self.lr, self.lr_end)
 
     def make_activation(self) -> PolyActivation:
         return make(self.activation, self.degree, self.interval)

@@ -39,7 +39,8 @@ def train_reference(data: Prepared, config: SentimentConfig, *, epochs: int = 1,
         batch_size: reviews per step; every review of a batch sees the weights the
             batch started from and their updates (``lr`` each, summed) land together, as
             in :func:`henn.tasks.sentiment.train` with the same ``batch_size`` (1: the
-            tutorial's per-review SGD).
+            tutorial's per-review SGD). Each step's rate follows ``config.lr_schedule()``
+            as in the encrypted run.
 
     Returns:
         ``W01``, ``w12``, ``train_accuracy`` (running, as in training),
@@ -52,14 +53,16 @@ def train_reference(data: Prepared, config: SentimentConfig, *, epochs: int = 1,
     W01, w12 = np.array(W01, dtype=np.float64), np.array(w12, dtype=np.float64).reshape(-1)
     correct = 0
     n = len(data.train_ids)
-    for _ in range(epochs):
+    schedule, per_epoch = config.lr_schedule(), -(-n // batch_size)
+    for epoch in range(epochs):
         for lo in range(0, n, batch_size):
+            lr = schedule.at(epoch * per_epoch + lo // batch_size, epochs * per_epoch)
             dW01, dw12 = np.zeros_like(W01), np.zeros_like(w12)
             for review, y in zip(data.train_ids[lo:lo + batch_size], data.train_labels[lo:lo + batch_size]):
                 h = W01[review].sum(axis=0)
                 p = float(activation(np.array(h @ w12)))
                 correct += (p > 0.5) == (y == 1)
-                step = -config.lr * (p - int(y))
+                step = -lr * (p - int(y))
                 dw12 += step * h
                 np.add.at(dW01, review, step * w12)  # w12 before its update, as the tutorial does
             w12 += dw12

@@ -64,7 +64,7 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
             out (see :func:`~henn.training.fit.fit`).
         ids: each review's word indices.
         labels: 1/0 per review.
-        config: the learning rate and polynomial sigmoid.
+        config: the learning rate (and its schedule) and the polynomial sigmoid.
         epochs: passes over the reviews (same order each pass).
         monitor_every: reviews per released aggregate (``None``: release nothing).
         progress: show a progress bar (see :func:`~henn.training.fit.fit`; not for CKKS's mini-batches).
@@ -87,12 +87,17 @@ def train(model: Sequential, keyholder: MaskedRefresh | None, ids: Sequence[np.n
         if table.scheme.in_default_layout(table.ct):
             # The table takes a whole batch's rows at once: the engine's step, gradients summed.
             return _fit_summed(model, keyholder, X, labels, config, batch_size, epochs, monitor_every, progress)
+        if config.schedule != "constant":
+            raise ValueError(f"cannot train by mini-batches with a {config.schedule!r} learning-rate schedule on a "
+                             "table in its own packing (CKKS's coefficient-packed table): its updates are moved "
+                             "at a scale fixed by lr; use the constant schedule")
         aggregates, seconds, _ = fit_batched(model, keyholder, X, labels, config, batch_size, epochs=epochs,
                                           monitor_every=monitor_every)
         records = [{"reviews": a["samples"], "mae": a["value"]} for a in aggregates]
         return TrainResult(records, seconds, epochs * len(ids), keyholder.refresh_rounds - rounds)
-    history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder, lr=config.lr, epochs=epochs,
-                  batch_size=1, loss=config.make_loss(), shuffle=False, value_bound=VALUE_BOUND,
+    history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder,
+                  lr=config.lr_schedule(), epochs=epochs, batch_size=1, loss=config.make_loss(), shuffle=False,
+                  value_bound=VALUE_BOUND,
                   update_bound=update_bound(config), monitor=monitor_every is not None,
                   monitor_every=monitor_every, progress=progress)
     records = [{"reviews": a["samples"], "mae": a["value"]} for a in history.aggregates]
@@ -107,8 +112,9 @@ def _fit_summed(model: Sequential, keyholder: MaskedRefresh, X: Bags, labels: np
     refresh per batch."""
     rounds = keyholder.refresh_rounds
     loss = PolyLogisticLoss(config.make_activation(), reduction="sum")
-    history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder, lr=config.lr, epochs=epochs,
-                  batch_size=batch_size, loss=loss, shuffle=False, value_bound=VALUE_BOUND,
+    history = fit(model, X, np.asarray(labels, dtype=np.float64), keyholder=keyholder,
+                  lr=config.lr_schedule(), epochs=epochs, batch_size=batch_size, loss=loss, shuffle=False,
+                  value_bound=VALUE_BOUND,
                   update_bound=update_bound(config), monitor=monitor_every is not None, monitor_every=monitor_every,
                   progress=progress)
     records = [{"reviews": a["samples"], "mae": a["value"]} for a in history.aggregates]

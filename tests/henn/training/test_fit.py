@@ -12,6 +12,7 @@ from henn.keyholder import RefreshTerms
 from henn.layers import Linear
 from henn.losses import PolySoftmaxCrossEntropy, one_hot
 from henn.module import Sequential
+from henn.schedules import LinearDecayLR
 from henn.tasks.xor import X as XOR_X
 from henn.tasks.xor import Y as XOR_Y
 from henn.tensor import EncTensor
@@ -223,3 +224,41 @@ def test_a_key_service_address_trains_like_an_in_process_key_holder(tmp_path):
     for (name, a), (_, b) in zip(remote_model.named_parameters(), local.named_parameters()):
         np.testing.assert_array_equal(owner.decrypt_exact_local(a.value.ct, secret),
                                       owner.decrypt_exact_local(b.value.ct, secret), err_msg=name)
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_a_schedule_sets_each_steps_rate(name):
+    """Full-batch steps: step k of 5 trains at ``schedule.at(k, 5)``, as NumPy SGD at those rates does."""
+    scheme, kh = keyholder(name, [1, 2, 3, 4])
+    act = activations.sigmoid_lsq(3, 4.0)
+    model = mlp(scheme, [2, 3, 2], act)
+    secret = kh.export_secret_key()
+    start = [(kh.scheme.decrypt_exact_local(model[0].weight.value.ct, secret),
+              kh.scheme.decrypt_exact_local(model[0].bias.value.ct, secret)),
+             (kh.scheme.decrypt_exact_local(model[2].weight.value.ct, secret).T,
+              kh.scheme.decrypt_exact_local(model[2].bias.value.ct, secret))]
+    y = np.hstack([XOR_Y, 1 - XOR_Y])
+    schedule = LinearDecayLR(2.0, end=0.25)
+    fit(model, XOR_X, y, keyholder=kh, lr=schedule, epochs=5, batch_size=4, shuffle=False)
+    expect = start
+    for k in range(5):  # one full-batch step per epoch, at that step's rate
+        expect = numpy_sgd(expect, act, XOR_X, y, schedule.at(k, 5), 1)
+    constant = numpy_sgd(start, act, XOR_X, y, 2.0, 5)
+    assert np.max(np.abs(constant[0][0] - expect[0][0])) > 1e-2  # the schedule changes the result
+    tol = 0.0 if name == "plain" else 2e-3
+    for i, (w, b) in enumerate(expect):
+        got = kh.scheme.decrypt_exact_local(model[2 * i].weight.value.ct, secret)
+        np.testing.assert_allclose(got if i == 0 else got.T, w, atol=tol + 1e-12, err_msg=f"layer {i}")
+
+
+def test_a_schedule_with_a_bad_peak_is_refused():
+    scheme, kh = keyholder("plain", [1, 2])
+    model = mlp(scheme, [2, 2], activations.square())
+
+    class Broken(LinearDecayLR):
+        peak = float("nan")
+
+    bad = Broken(0.1)
+    bad.peak = float("nan")
+    with pytest.raises(ValueError, match="lr must be a positive finite number or a schedule"):
+        fit(model, XOR_X, one_hot(np.array([0, 1, 1, 0]), 2), keyholder=kh, lr=bad, epochs=1, batch_size=4)

@@ -112,3 +112,38 @@ def test_batch_size_is_for_single_party_runs(capsys, extra):
     with pytest.raises(SystemExit) as exc:
         main(["train", "sentiment", "--data", ".", "--batch-size", "0"])
     assert exc.value.code == 2
+
+
+@pytest.mark.filterwarnings("ignore::he_core.errors.SecurityWarning")
+def test_a_linear_schedule_trains_and_is_reported(corpus, capsys):
+    root, _ = corpus
+    runs = {}
+    for schedule in ("constant", "linear"):
+        code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--scheme", "vhe", "--json", "--quiet",
+                            "--batch-size", "8", "--schedule", schedule, "--lr-end", "0.2", *TRAIN)
+        assert code == 0
+        runs[schedule] = _json(out)
+    assert runs["linear"]["schedule"] == "linear" and runs["linear"]["lr_end"] == 0.2
+    assert runs["constant"]["schedule"] == "constant"
+    # the reference follows the same schedule
+    code, out, _ = _run(capsys, "train", "sentiment", "--data", root, "--reference", "poly", "--json",
+                        "--batch-size", "8", "--schedule", "linear", *TRAIN)
+    assert code == 0 and _json(out)["schedule"] == "linear"
+
+
+@pytest.mark.parametrize("extra", [["--cluster", "local"], ["--model", "m.henn"], ["--init", "p.npz"]])
+def test_a_schedule_is_for_single_party_runs(capsys, extra):
+    code, _, err = _run(capsys, "train", "sentiment", "--data", ".", "--schedule", "linear", *extra)
+    assert code == 2 and "--schedule" in err
+
+
+@pytest.mark.parametrize("argv", [["--schedule", "cosine"], ["--lr-end", "0"], ["--lr-end", "-1"]])
+def test_bad_schedule_options_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sentiment", "--data", ".", *argv])
+    assert exc.value.code == 2
+
+
+def test_an_end_above_one_is_a_usage_error(capsys):
+    code, _, err = _run(capsys, "train", "sentiment", "--data", ".", "--schedule", "linear", "--lr-end", "1.5")
+    assert code == 2 and "end must lie in (0, 1]" in err

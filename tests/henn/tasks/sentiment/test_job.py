@@ -33,6 +33,9 @@ def test_terms_grow_with_the_run_and_the_aggregate_floor_is_capped():
     assert T.terms_for(100, 1, 8, monitor_every=10**6).min_aggregate == MONITOR_EVERY
     assert T.terms_for(0, 1, 8).refreshes > 0  # an empty run still gets a valid job
     assert T.terms_for(10, 1, 16).entries_per_refresh == 16384 * 16  # hidden 16: stride 16
+    # a mini-batch's landing refresh reads its batch's rows at once: a small vocabulary still allows them
+    assert T.terms_for(640, 1, 8, vocab=32, batch_size=64).entries_per_refresh == 64 * 8
+    assert T.terms_for(640, 1, 8, vocab=32).entries_per_refresh == 32 * 8
 
 
 def test_setup_keys_the_scheme_for_the_network_and_builds_the_terms():
