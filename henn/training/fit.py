@@ -170,6 +170,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     """
     check_hyper(lr, epochs, batch_size)
     schedule = as_schedule(lr)
+    peak = schedule.peak  # read once: masks and bounds are sized for it, and no step may exceed it
     if refresh not in REFRESH_KINDS:
         raise ValueError(f"cannot fit: refresh must be one of {REFRESH_KINDS}, got {refresh!r}")
     if isinstance(keyholder, (str, Path)):
@@ -196,7 +197,7 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     guarded = GuardedScheme(raw, policy) if refresher is not None else raw
     bind_parameters(model, guarded)
     X, y = (EncTensor(guarded, d.ct) if isinstance(d, EncTensor) else d for d in (X, y))  # data refreshes too
-    opt = SGD(model.parameters(), schedule.peak, weight_decay)
+    opt = SGD(model.parameters(), peak, weight_decay)
     # The owner's dry run releases its few samples as one aggregate but scales its terms as a job's
     # runs do (at least REMOTE_MIN_AGGREGATE samples): the same computation, hence the same refreshes.
     watch = _Watch(keyholder, value_bound, loss.monitor_metric, monitor_every,
@@ -225,10 +226,10 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
                 idx = order[lo:lo + batch_size]
                 if booting:  # every parameter the step would take too low, in one bootstrap
                     refresher.refresh_parameters(model.parameters(), value_bound)
-                opt.lr = schedule.at(epoch * per_epoch + lo // batch_size, epochs * per_epoch)
+                opt.lr = _rate(schedule, epoch * per_epoch + lo // batch_size, epochs * per_epoch, peak)
                 try:
                     _step(model, loss, opt, take_rows(X, idx), take_rows(y, idx), watch, policy,
-                          update_bound if update_bound is not None else schedule.peak * value_bound)
+                          update_bound if update_bound is not None else peak * value_bound)
                 except (he_core.NoiseBudgetExhausted, he_core.LevelExhaustedError, he_core.RefreshRequired) as exc:
                     if keyholder is not None:
                         raise
@@ -269,6 +270,16 @@ def fit(model: Sequential, X: Any, y: Any, *, keyholder: MaskedRefresh | str | N
     if booting:
         counters.update({k: v for k, v in refresher.counters().items() if k != "refresh_rounds"})
     return History(model, records, time.perf_counter() - start, counters, aggregates)
+
+
+def _rate(schedule: LRSchedule, step: int, total: int, peak: float) -> float:
+    """Step ``step``'s rate, refused unless in (0, peak]: a larger one would outgrow the masks sized for the peak."""
+    rate = schedule.at(step, total)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(rate) and 0 < rate <= peak):
+        raise ValueError(f"cannot fit: the schedule's rate at step {step} of {total} is {rate!r}, outside (0, "
+                         f"{peak}] (its peak, which the refresh masks are sized for)")
+    return float(rate)
 
 
 def _connect(address: str, model: Sequential, tls_dir: str | Path | None, job: dict | None) -> MaskedRefresh:

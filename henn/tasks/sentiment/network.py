@@ -89,6 +89,9 @@ class SentimentConfig:
         if not (self.init_scale >= 0 and np.isfinite(self.init_scale)):
             raise ValueError(f"cannot configure the sentiment network: init_scale must be >= 0, "
                              f"got {self.init_scale!r}")
+        if isinstance(self.lr_end, bool) or not isinstance(self.lr_end, (int, float, np.integer, np.floating)) \
+                or not 0.0 < self.lr_end <= 1.0:
+            raise ValueError(f"cannot configure the sentiment network: lr_end must lie in (0, 1], got {self.lr_end!r}")
         try:
             self.lr_schedule()
         except ValueError as exc:
