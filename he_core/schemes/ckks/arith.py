@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ...ciphertext import Ciphertext
-from ...errors import EncodingError, LevelExhaustedError
+from ...errors import EncodingError, HEOverflowError, LevelExhaustedError
 from ...keys import SwitchKey
 from . import encoder, layout, noise
 from .context import CkksContext
@@ -48,10 +48,13 @@ class Evaluator:
 
         Raises:
             LevelExhaustedError: ``ct`` is at level 0.
+            HEOverflowError: its recorded values would not fit the smaller modulus (they would
+                wrap, and a wrap at level 0 can decode to a plausible wrong value).
         """
         level = layout.level(ct)
         if level == 0:
             raise LevelExhaustedError(f"cannot rescale {ct.describe()}: no level left (level 0)")
+        self._check_fits(ct, level - 1, ct.scale / self.ring.q[level])
         data = np.empty(ct.data.shape[:2] + (level, self.ring.n), dtype=np.uint64)
         x_parts = ct.data.shape[1]  # 3 for a product whose relinearisation was deferred
         for i in range(ct.data.shape[0]):
@@ -60,6 +63,20 @@ class Evaluator:
         meta = self.records.meta({**ct.meta, "level": level - 1}, level - 1,
                                  self.noise.rescale(self.records.nv(ct)[0], level, x_parts), ct.meta["vmax"])
         return ct.replace(data=data, scale=ct.scale / self.ring.q[level], meta=meta)
+
+    def _check_fits(self, ct: Ciphertext, level: int, scale: float) -> None:
+        """Refuse a result whose recorded bound times ``scale`` reaches Q_level / 2, where its phase would wrap.
+
+        The record is a sound bound, so a refusal may be cautious; a wrap at level 0 would not be
+        seen at all (a full-slot constant wraps as one coefficient and decodes to a plausible value).
+        """
+        phase = float(scale) * float(ct.meta["vmax"])
+        room = sum(math.log2(q) for q in self.ring.q[: level + 1])
+        if math.log2(max(phase, 1.0)) >= room - 1.0:
+            raise HEOverflowError(f"cannot rescale {ct.describe()} to level {level}: its values (up to "
+                                  f"{float(ct.meta['vmax']):.4g}) at scale 2^{math.log2(scale):.1f} would not fit "
+                                  f"level {level}'s modulus (2^{room:.1f}) and would wrap; keep values smaller or "
+                                  "stop a level higher")
 
     @staticmethod
     def combined_meta(a: Ciphertext, b: Ciphertext, either: bool) -> dict:
