@@ -47,14 +47,15 @@ def _emit(**fields) -> None:
     print(json.dumps({**fields, "load": [round(x, 2) for x in os.getloadavg()]}), flush=True)
 
 
-def reference(data: T.Prepared, sizes: list[int], lr: float | None = None) -> None:
-    config = CONFIG if lr is None else dataclasses.replace(CONFIG, lr=lr)
+def reference(data: T.Prepared, sizes: list[int], lr: float | None = None, schedule: str = "constant",
+              inits: int = 3) -> None:
+    config = dataclasses.replace(CONFIG, lr=CONFIG.lr if lr is None else lr, schedule=schedule)
     act = config.make_activation().value
     for b in sizes:
         accs = [T.train_reference(data, config, activation=act, batch_size=b,
                                   init=T.init_weights(len(data.vocab), config, he_core.SeededRandom(seed)))
-                ["validation_accuracy"] for seed in range(3)]
-        _emit(kind="reference", batch_size=b, lr=config.lr, validation_accuracy=accs)
+                ["validation_accuracy"] for seed in range(inits)]
+        _emit(kind="reference", batch_size=b, lr=config.lr, schedule=schedule, validation_accuracy=accs)
 
 
 def speed(data: T.Prepared, reviews: int, sizes: list[int]) -> None:
@@ -116,11 +117,14 @@ def main() -> None:
     parser.add_argument("what", choices=("reference", "speed", "reviews-per-refresh", "validate"))
     parser.add_argument("numbers", type=int, nargs="+")
     parser.add_argument("--lr", type=float, default=None, help="reference: the learning rate per review")
+    parser.add_argument("--schedule", choices=("constant", "linear"), default="constant",
+                        help="reference: the rate's schedule (linear: towards lr / 10)")
+    parser.add_argument("--inits", type=int, default=3, help="reference: initialisations (SeededRandom(0..))")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the in-process key holder's single-party warning
     data = _data()
     if args.what == "reference":
-        reference(data, args.numbers, args.lr)
+        reference(data, args.numbers, args.lr, args.schedule, args.inits)
     elif args.what == "speed":
         speed(data, args.numbers[0], args.numbers[1:] or [1, 8])
     elif args.what == "reviews-per-refresh":
