@@ -249,4 +249,6 @@ def _reqs_out(req: KeyRequirements) -> dict[str, Any]:
         out["minimal"] = True
     if req.transforms:  # likewise
         out["transforms"] = list(req.transforms)
+    if req.coefficient_moves:  # likewise
+        out["coefficient_moves"] = True
     return out

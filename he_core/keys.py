@@ -65,6 +65,8 @@ class KeyRequirements:
             for a known circuit: far fewer bytes to send).
         transforms: vector sizes that plaintext linear transforms (``matvec``) will
             take, whose keys even a ``minimal`` set holds (a packing scheme's rotations).
+        coefficient_moves: keys that pack many ciphertexts' constant terms into one and
+            expand one into constants (CKKS: the automorphisms ``X -> X^(2^k + 1)``).
     """
 
     sizes: tuple[int, ...] = (1,)
@@ -72,6 +74,7 @@ class KeyRequirements:
     multiply: bool = True
     minimal: bool = False
     transforms: tuple[int, ...] = ()
+    coefficient_moves: bool = False
 
     def __post_init__(self) -> None:
         sizes = tuple(sorted({int(s) for s in self.sizes}))
@@ -87,7 +90,8 @@ class KeyRequirements:
     def merge(self, other: "KeyRequirements") -> "KeyRequirements":
         return KeyRequirements(self.sizes + other.sizes, self.rotations + other.rotations,
                                self.multiply or other.multiply, self.minimal and other.minimal,
-                               self.transforms + other.transforms)
+                               self.transforms + other.transforms,
+                               self.coefficient_moves or other.coefficient_moves)
 
 
 @dataclasses.dataclass

@@ -355,14 +355,15 @@ def _bundle_public_in(header: dict, dec: TreeDecoder, scheme: str | None,
 def _reqs_in(fields: dict) -> KeyRequirements:
     sizes, rotations, multiply = fields.get("sizes"), fields.get("rotations"), fields.get("multiply")
     minimal, transforms = fields.get("minimal", False), fields.get("transforms", [])
+    moves = fields.get("coefficient_moves", False)
     ok = (isinstance(sizes, list) and isinstance(rotations, list) and isinstance(multiply, bool)
-          and isinstance(minimal, bool) and isinstance(transforms, list)
+          and isinstance(minimal, bool) and isinstance(transforms, list) and isinstance(moves, bool)
           and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
                   for v in sizes + rotations + transforms))
     if not ok:
         raise FormatError("cannot load: malformed key requirements")
     try:
-        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply, minimal, tuple(transforms))
+        req = KeyRequirements(tuple(sizes), tuple(rotations), multiply, minimal, tuple(transforms), moves)
     except ValueError as exc:
         raise FormatError(f"cannot load: invalid key requirements: {exc}") from None
     if list(req.sizes) != sizes or list(req.rotations) != rotations or list(req.transforms) != transforms:

@@ -137,6 +137,8 @@ class KeySet:
         elements = {self.galois_element(k) for k in self.default_rotations(requirements)}
         if not requirements.minimal:
             elements.add(2 * self.params.poly_degree - 1)  # conjugation
+        if requirements.coefficient_moves:  # packing and expanding constants (coeff_moves.py)
+            elements.update((1 << k) + 1 for k in range(1, self.params.poly_degree.bit_length()))
         for g in sorted(elements):
             self.add_galois(data, g, s_full, rng)
         key_id = derive_key_id(self.ctx.name, self.ctx.params_id, key_id_material(data))

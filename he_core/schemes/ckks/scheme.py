@@ -45,6 +45,7 @@ from .params import CkksParams
 from .refresh import MaskedRefresher
 from .release import Releaser
 from .role_alias import RoleMethod
+from .coeff_moves import CoeffMover
 from .rotation import Rotator
 from .row_moves import RowMover
 from .scales import scales_match
@@ -93,6 +94,7 @@ class CkksScheme(CkksParameterChoice, Products, LinearMapping, Rekeying, MaskedR
         self.answerer = CoeffAnswerer(*roles, self.releaser)  # coefficient answers (its module)
         self.booter = BootstrapRole(ctx, self.keyset, self.records, self.encoder, self.evaluator, self.aligner,
                                     self.rotator, self.mover, self.batch)
+        self.coeff_mover = CoeffMover(ctx, self.keyset, self.records, self.rotator)
         self.scales = ctx.scales
 
     # Wire forms: a fresh secret-key encryption as c0 and its seeds, switching keys as b and one seed each.
@@ -283,6 +285,26 @@ class CkksScheme(CkksParameterChoice, Products, LinearMapping, Rekeying, MaskedR
         if is_coeff(ct):
             raise self.targets.need_slots("conjugate", ct)
         return self.rotator.apply_galois(ct, 2 * self.params.poly_degree - 1)
+
+    def pack_constants(self, cts: list[Ciphertext], position: int = 0) -> Ciphertext:
+        """One clean ``(B, 1)`` coefficient batch (stride N / B) of coefficient ``position`` of each of ``cts``.
+
+        The rest of each input may hold anything (a gathered table's other rows, say); it is
+        cleared. ``B = len(cts)`` is a power of two; ``B - 1 + log2(N / B)`` key switches, no level
+        (:mod:`.coeff_moves`; keys: ``KeyRequirements(coefficient_moves=True)``).
+        """
+        cts = list(cts)
+        for ct in cts:
+            self._check_ct(ct)
+        return self.coeff_mover.pack([self.coeff_mover.shift(ct, -int(position)) for ct in cts])
+
+    def expand_constants(self, ct: Ciphertext, count: int) -> list[Ciphertext]:
+        """``count`` constants (``(1, 1)``, one value in every slot) from a clean batch at coefficients 0 .. count - 1.
+
+        ``count - 1`` key switches, no level (:mod:`.coeff_moves`).
+        """
+        self._check_ct(ct)
+        return self.coeff_mover.expand(ct, count)
 
     def sum_slots(self, ct: Ciphertext) -> Ciphertext:
         """The sum of every entry of the batch, as a (1, 1) ciphertext."""
