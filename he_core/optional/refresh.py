@@ -80,7 +80,7 @@ class MaskedRefreshing:
         self._check_ct(fresh)
         self._check_ct(source)
         check_mask(mask, mask.plan if isinstance(mask, Mask) else None)
-        if fresh.key_id != source.key_id or tuple(fresh.shape) != tuple(source.shape):
+        if fresh.key_id != source.key_id or tuple(fresh.shape) != tuple(self._refresh_answer_shape(source, target)):
             raise MismatchError(f"cannot unmask: the answer {fresh.describe()} does not match the request "
                                 f"{source.describe()}")
         return self._remove_mask(fresh, mask, target, source, value_bound)
@@ -91,6 +91,10 @@ class MaskedRefreshing:
         return self._refresh_target_signature(ct, target)
 
     # ------------------------------------------------------------------ hooks
+    def _refresh_answer_shape(self, ct: Ciphertext, target: Any) -> tuple[int, ...]:
+        """The shape of the answer to a refresh of ``ct`` into ``target``: ``ct``'s, unless the target moves it."""
+        return tuple(ct.shape)
+
     def _refresh_plan(self, ct: Ciphertext, target: Any, value_bound: float | None) -> MaskPlan:
         raise CapabilityError(self.name, Capability.REFRESH.value)
 

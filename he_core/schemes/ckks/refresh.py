@@ -8,8 +8,11 @@ masked value:
 * a target is a **coefficient map**: the identity (same layout, full budget), or the
   selection of the coefficients that hold a coefficient-packed batch's values, placed
   where the target layout wants them (reversed row, table row, or a constant
-  polynomial, whose slots all hold the value). A change between slot and coefficient
-  packing would need a DFT of masked ~100-bit integers and is refused;
+  polynomial, whose slots all hold the value). Between slot and coefficient packing only
+  two shapes move, through an exact integer transform both parties apply alike
+  (:mod:`.reencode`): a clean ``(B, 1)`` batch at stride ``N / B`` into ``B`` replicated
+  slots, and ``B`` replicated slots into a ``(B, 1)`` batch at stride 1; other domain
+  changes would need a DFT of masked ~100-bit integers in floating point and are refused;
 * the trainer adds a uniform mask ``width`` bits wide to the coefficients the map
   reads and a mask uniform modulo Q to every other coefficient, after re-randomising
   the ciphertext with a fresh public-key encryption of zero (so ``c1`` tells the key
@@ -29,7 +32,7 @@ import numpy as np
 from ...ciphertext import Ciphertext
 from ...errors import EncodingError
 from ...refresh import Mask, MaskPlan
-from . import exact, layout, noise
+from . import exact, layout, noise, reencode
 from .arith import Evaluator
 from .coeff_layout import coeff_meta, coeff_positions, is_coeff
 from .context import CkksContext
@@ -52,10 +55,13 @@ class RefreshMap:
     """
 
     def __init__(self, src: tuple[np.ndarray, np.ndarray], dst: tuple[np.ndarray, np.ndarray], n_out: int,
-                 level: int, scale: float, meta: dict):
+                 level: int, scale: float, meta: dict, shape: tuple[int, int] | None = None, transform=None):
         self.src_ct, self.src_pos = (np.ascontiguousarray(a, dtype=np.int64) for a in src)
         self.dst_ct, self.dst_pos = (np.ascontiguousarray(a, dtype=np.int64) for a in dst)
         self.n_out, self.level, self.scale, self.meta = n_out, level, float(scale), meta
+        # A move between coefficient and slot packing: the answer's shape, and the exact map
+        # (read integers, source scale) -> integers at dst_pos, instead of a rescaled copy.
+        self.shape, self.transform = shape, transform
 
 
 class MaskedRefresher:
@@ -90,13 +96,13 @@ class MaskedRefresher:
         kind = target["layout"]
         if kind == "slots":
             if is_coeff(ct):
-                raise self.no_domain_change(ct, target)
+                return self.coeffs_to_slots(ct, target, level, scale)
             nct = ct.data.shape[0]
             every = np.arange(nct * n)
             pos = (every // n, every % n)
             return RefreshMap(pos, pos, nct, level, scale, {**ct.meta, "level": level})
         if not is_coeff(ct):
-            raise self.no_domain_change(ct, target)
+            return self.slots_to_coeffs(ct, target, level, scale)
         src = coeff_positions(ct, self.ring.n)
         if kind == "constant":
             if ct.shape != (1, 1):
@@ -112,6 +118,38 @@ class MaskedRefresher:
         return RefreshMap((src[0].reshape(-1), src[1].reshape(-1)), (dst[0].reshape(-1), dst[1].reshape(-1)),
                           ct.data.shape[0], level, scale, coeff_meta(level, stride, rev, dirty=False))
 
+    def coeffs_to_slots(self, ct: Ciphertext, target: dict, level: int, scale: float) -> RefreshMap:
+        """A clean ``(B, 1)`` batch at stride ``N / B`` (packed constants) -> ``B`` values replicated in slots."""
+        n, count = self.ring.n, ct.rows
+        if not (ct.shape == (count, 1) and ct.data.shape[0] == 1 and count & (count - 1) == 0 and count <= n // 2
+                and ct.meta["stride"] == n // count and not ct.meta["dirty"] and not ct.meta["rev"]
+                and target.get("batch") == count):
+            raise self.no_domain_change(ct, target)
+        src = (np.zeros(count), np.arange(count) * (n // count))
+        spacing = n // (2 * count)  # the answer's non-zero coefficients
+
+        def transform(ints: list[int], scale_in: float) -> list[int]:
+            return reencode.coeffs_to_slots(ints, n, scale_in, scale)[::spacing]
+
+        return RefreshMap(src, (np.zeros(2 * count), np.arange(2 * count) * spacing), 1, level, scale,
+                          layout.meta(level, count, rep=True), shape=(1, count), transform=transform)
+
+    def slots_to_coeffs(self, ct: Ciphertext, target: dict, level: int, scale: float) -> RefreshMap:
+        """``B`` values replicated in slots -> a clean ``(B, 1)`` batch at coefficients ``0 .. B - 1``."""
+        n, count = self.ring.n, ct.size
+        if not (ct.rows == 1 and ct.data.shape[0] == 1 and ct.meta["rep"] and not ct.meta["dirty"]
+                and ct.meta["stride"] == count and count & (count - 1) == 0 and count <= n // 2
+                and target.get("stride") == 1 and target.get("rev") is False):
+            raise self.no_domain_change(ct, target)
+        spacing = n // (2 * count)
+        src = (np.zeros(2 * count), np.arange(2 * count) * spacing)
+
+        def transform(ints: list[int], scale_in: float) -> list[int]:
+            return reencode.slots_to_coeffs(ints, n, count, scale_in, scale)
+
+        return RefreshMap(src, (np.zeros(count), np.arange(count)), 1, level, scale,
+                          coeff_meta(level, 1, False, dirty=False), shape=(count, 1), transform=transform)
+
     def target_level_scale(self, target: dict) -> tuple[int, float]:
         """The level and scale a refresh target names, checked (the scale must be its level's working one)."""
         level, scale = target.get("level"), target.get("scale")
@@ -123,10 +161,11 @@ class MaskedRefresher:
         return level, float(scale)
 
     def no_domain_change(self, ct: Ciphertext, target: dict) -> EncodingError:
-        """The error for a refresh between slot and coefficient packing."""
-        return EncodingError(f"cannot refresh {ct.describe()} into {target!r}: moving between slot and coefficient "
-                             "packing would decode masked values in floating point; encrypt the tensor in the "
-                             "layout it is used in instead")
+        """The error for a refresh between slot and coefficient packing other than the two exact moves."""
+        return EncodingError(f"cannot refresh {ct.describe()} into {target!r}: between slot and coefficient packing "
+                             "only a clean (B, 1) batch at stride N/B moves into B replicated slots (target "
+                             "'slots' with batch B), and B clean replicated slots into a (B, 1) batch at stride 1; "
+                             "anything else would decode masked values in floating point")
 
     # ------------------------------------------------------------------ trainer: plan and mask
     def plan(self, ct: Ciphertext, target: Any, value_bound: float | None) -> MaskPlan:
@@ -190,13 +229,22 @@ class MaskedRefresher:
             if rmap.src_ct.size else np.zeros((nl, 0), dtype=np.uint64)
         lifted = exact.lift(self.ring, np.ascontiguousarray(read))
         out_nl = rmap.level + 1
-        mod_p = {limb: lifted.mod_prime(limb) for limb in range(out_nl)}
-        mapped = exact.scale_round(self.ring, mod_p, lifted.mod_2_64(), exact.scale_ratio(rmap.scale, masked.scale))
+        if rmap.transform is not None:
+            mapped = self.residues(rmap.transform(lifted.to_ints(), masked.scale), out_nl)
+        else:
+            mod_p = {limb: lifted.mod_prime(limb) for limb in range(out_nl)}
+            mapped = exact.scale_round(self.ring, mod_p, lifted.mod_2_64(), exact.scale_ratio(rmap.scale, masked.scale))
         pts = self.place(rmap, mapped, out_nl)
         seeds: list[bytes] = []
         data = self.encryptor.encrypt_pts(pts, out_nl, rng, secret=self.keyset.s_full(key), seeds_out=seeds)
-        fresh = self.ctx.ciphertext(masked.key_id, masked.shape, rmap.scale, data, self.fresh_meta(rmap))
+        shape = masked.shape if rmap.shape is None else rmap.shape
+        fresh = self.ctx.ciphertext(masked.key_id, shape, rmap.scale, data, self.fresh_meta(rmap))
         return self.encryptor.seeded(fresh, seeds)  # travels back to the trainer at half size
+
+    def residues(self, ints: list[int], nl: int) -> dict[int, np.ndarray]:
+        """Signed integers reduced modulo each of the first ``nl`` primes."""
+        return {limb: np.array([v % q for v in ints], dtype=np.uint64)
+                for limb, q in enumerate(self.ring.q[:nl])}
 
     def place(self, rmap: RefreshMap, mapped: dict[int, np.ndarray], nl: int) -> list[np.ndarray]:
         """NTT-form plaintexts with the mapped residues at the map's target coefficients."""
@@ -224,11 +272,15 @@ class MaskedRefresher:
                     value_bound: float | None) -> Ciphertext:
         """The trainer's last step: the same map of the mask subtracted from the key holder's answer."""
         rmap = self.map(source, target)
-        if layout.level(fresh) != rmap.level or fresh.data.shape[0] != rmap.n_out or fresh.scale != rmap.scale:
+        if layout.level(fresh) != rmap.level or fresh.data.shape[0] != rmap.n_out or fresh.scale != rmap.scale \
+                or (rmap.shape is not None and tuple(fresh.shape) != tuple(rmap.shape)):
             raise EncodingError(f"cannot unmask: the answer {fresh.describe()} is not at the target's level and scale")
         nl = rmap.level + 1
-        mod_p = {limb: self.bounded_residues(mask, limb) for limb in range(nl)}
-        mapped = exact.scale_round(self.ring, mod_p, mask.mod_2_64(), exact.scale_ratio(rmap.scale, source.scale))
+        if rmap.transform is not None:  # the same exact map of the mask (map(M) - map(m) = map(M - m) +- 1)
+            mapped = self.residues(rmap.transform(mask.as_ints(), source.scale), nl)
+        else:
+            mod_p = {limb: self.bounded_residues(mask, limb) for limb in range(nl)}
+            mapped = exact.scale_round(self.ring, mod_p, mask.mod_2_64(), exact.scale_ratio(rmap.scale, source.scale))
         pts = self.place(rmap, mapped, nl)
         data = fresh.data.copy()
         for i, pt in enumerate(pts):
@@ -247,6 +299,8 @@ class MaskedRefresher:
         sig = {"layout": kind, "shape": list(ct.shape), "level_in": layout.level(ct), "level_out": rmap.level,
                "scale_out": rmap.scale, "coeff": bool(rmap.meta.get("coeff", False)),
                "stride": int(rmap.meta["stride"])}
+        if rmap.transform is not None:  # a move between coefficient and slot packing: the answer's shape
+            sig["shape_out"] = list(rmap.shape)
         if rmap.meta.get("coeff"):
             sig["rev"] = bool(rmap.meta["rev"])
         return sig

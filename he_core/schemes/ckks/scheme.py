@@ -231,6 +231,10 @@ class CkksScheme(CkksParameterChoice, Products, LinearMapping, Rekeying, MaskedR
     def _remove_mask(self, fresh, mask, target, source, value_bound):
         return self.refresher.remove_mask(fresh, mask, target, source, value_bound)
 
+    def _refresh_answer_shape(self, ct, target) -> tuple[int, ...]:
+        shape = self.refresher.map(ct, target).shape
+        return tuple(ct.shape) if shape is None else tuple(shape)
+
     def _refresh_target_signature(self, ct, target) -> dict:
         return self.refresher.target_signature(ct, target)
 

@@ -125,16 +125,19 @@ def test_bad_targets_are_refused(ctx, target, message):
         scheme.refresh_plan(ct, target)
 
 
-def test_no_refresh_moves_between_slot_and_coefficient_packing(ctx):
+def test_only_the_two_exact_moves_cross_between_slot_and_coefficient_packing(ctx):
     scheme, _ = ctx
-    slots = scheme.encrypt(np.ones((1, 8)))
+    slots = scheme.encrypt(np.ones((1, 8)))  # not replicated: its coefficients are not a sparse packing
     table = scheme.encrypt(np.ones((4, 8)), layout="table")
     level = scheme.params.levels
-    with pytest.raises(EncodingError, match="moving between slot and coefficient packing"):
-        scheme.refresh_plan(slots, {"layout": "coeff", "level": level, "scale": scheme._scale_at(level), "stride": 8,
+    with pytest.raises(EncodingError, match="between slot and coefficient packing only"):
+        scheme.refresh_plan(slots, {"layout": "coeff", "level": level, "scale": scheme._scale_at(level), "stride": 1,
                                     "rev": False})
-    with pytest.raises(EncodingError, match="moving between slot and coefficient packing"):
+    with pytest.raises(EncodingError, match="between slot and coefficient packing only"):
         scheme.refresh_plan(table, {"layout": "slots", "level": level, "scale": scheme._scale_at(level)})
+    column = scheme.encrypt(np.ones((4, 1)), layout="table")  # stride 1, not N / 4
+    with pytest.raises(EncodingError, match="between slot and coefficient packing only"):
+        scheme.refresh_plan(column, {"layout": "slots", "level": level, "scale": scheme._scale_at(level), "batch": 4})
     with pytest.raises(EncodingError, match="holds \\(4, 8\\) values"):
         scheme.refresh_plan(table, {"layout": "constant", "level": level, "scale": scheme._scale_at(level)})
 
@@ -160,3 +163,57 @@ def test_what_leaves_the_trainer_carries_no_data_dependent_metadata(ctx):
     outs = [scheme.apply_mask(ct, draw(scheme.refresh_plan(ct), 6)) for ct in (a, b)]
     assert outs[0].meta == outs[1].meta
     assert scheme.refresh_target_signature(a) == scheme.refresh_target_signature(b)
+
+
+@pytest.fixture(scope="module")
+def moves():
+    """A chain with room for the moves (as the batched step uses them) and the packing keys."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheme = CkksScheme(CkksParams(poly_degree=1024, levels=5, first_bits=60, scale_bits=40, special_bits=60,
+                                       floor_levels=1, floor_bits=61, allow_insecure=True))
+    keys = scheme.keygen(KeyRequirements(sizes=(1, 8), coefficient_moves=True), rng=SeededRandom(1))
+    return scheme, keys.secret
+
+
+MOVE_BOUND = 2e-8  # measured at most 9e-10 over the steps below (N = 1024, scale 2^40)
+
+
+@pytest.mark.parametrize("count, seed", [(1, 0), (4, 1), (8, 2), (32, 3)])
+def test_packed_constants_move_into_slots_and_back_through_masked_refreshes(moves, count, seed):
+    """Constants -> packed (B, 1) -> B replicated slots (one refresh) -> squared -> (B, 1) at stride 1 (one
+    refresh) -> B constants: each step against NumPy, zeros and negatives included."""
+    scheme, secret = moves
+    n, top = scheme.params.poly_degree, scheme.params.levels
+    values = np.random.default_rng(seed).choice([0.0, -4.5, 3.0, 0.25], count)
+    consts = [scheme.level_drop(scheme.encrypt(np.full((1, n // 2), v)), 1) for v in values]
+    packed = scheme.pack_constants(consts)
+    to_slots = {"layout": "slots", "level": top, "scale": scheme._scale_at(top), "batch": count}
+    masked, slots = refresh(scheme, secret, packed, to_slots, value_bound=8.0, seed=seed)
+    assert slots.shape == (1, count) and slots.meta["rep"] and scheme.level(slots) == top
+    assert masked.shape == (count, 1)  # what the key holder received: the packed batch, masked
+    close(scheme.decrypt_exact_local(slots, secret)[0], values, MOVE_BOUND)
+    squared = scheme.mul(slots, slots)
+    to_coeffs = {"layout": "coeff", "level": 2, "scale": scheme._scale_at(2), "stride": 1, "rev": False}
+    _, column = refresh(scheme, secret, squared, to_coeffs, value_bound=32.0, seed=seed + 7)
+    assert column.shape == (count, 1) and column.meta["stride"] == 1 and scheme.level(column) == 2
+    close(scheme.decrypt_exact_local(column, secret)[:, 0], values ** 2, MOVE_BOUND)
+    got = [scheme.decrypt_exact_local(c, secret)[0, 0] for c in scheme.expand_constants(column, count)]
+    close(np.array(got), values ** 2, MOVE_BOUND)
+
+
+def test_a_move_is_described_by_its_answers_shape_and_refused_when_malformed(moves):
+    scheme, secret = moves
+    n, top = scheme.params.poly_degree, scheme.params.levels
+    packed = scheme.pack_constants([scheme.encrypt(np.full((1, n // 2), 1.0))] * 4)
+    target = {"layout": "slots", "level": top, "scale": scheme._scale_at(top), "batch": 4}
+    sig = scheme.refresh_target_signature(packed, target)
+    assert sig["shape"] == [4, 1] and sig["shape_out"] == [1, 4] and sig["layout"] == "slots"
+    with pytest.raises(EncodingError, match="between slot and coefficient packing only"):
+        scheme.refresh_plan(packed, {**target, "batch": 8})  # the batch must be the packed count
+    slots = scheme.encrypt(np.full((1, n // 2), 2.0))  # replicated, but with stride N/2, not a batch of 4
+    with pytest.raises(EncodingError, match="between slot and coefficient packing only"):
+        scheme.refresh_plan(slots, {"layout": "coeff", "level": 2, "scale": scheme._scale_at(2), "stride": 1,
+                                    "rev": True})
+    plan = scheme.refresh_plan(packed, target, value_bound=1.0)
+    assert plan.n_read == 4  # the key holder reads the four packed values, nothing else
