@@ -13,11 +13,16 @@ coefficients by one more bit of their index, at the price of one key switch.
   clean ciphertext holding ``B`` values at coefficients ``0 .. B - 1`` becomes ``B``
   constants: ``B - 1`` key switches.
 
-Neither spends a level: the factors ``N`` and ``B`` the sums pick up go into the recorded
-scale. The automorphisms need their Galois keys: ``KeyRequirements(coefficient_moves=True)``.
+Neither spends a level nor changes the scale: the factor ``N`` (or ``B``) the sums pick up
+is cancelled by first multiplying the inputs by its inverse modulo Q, which is exact (the
+arithmetic is modulo Q), so the phase never grows by it and a masked refresh of the result
+has as much room as one of the inputs. The key switches' noise, added on the way, is
+doubled by the levels after it. The automorphisms need their Galois keys:
+``KeyRequirements(coefficient_moves=True)``.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -75,7 +80,7 @@ class CoeffMover:
         """One ciphertext holding ``cts[b]``'s constant term at coefficient ``b N / B``, zero elsewhere.
 
         Returns a clean coefficient-packed ``(B, 1)`` batch of stride ``N / B`` at the inputs'
-        level, with the inputs' scale times ``N`` recorded (the sums' factor).
+        level and scale.
 
         Raises:
             ValueError: no inputs, more than ``N``, or a count that is not a power of two.
@@ -84,15 +89,11 @@ class CoeffMover:
         """
         count = self._check_count(len(cts), "pack")
         self._check_aligned(cts)
-        packed = self._tree([self.rotator.evaluator.relin(c) for c in cts])
+        packed = self._tree([self._divided(self.rotator.evaluator.relin(c), self.n) for c in cts])
         for k in range(count.bit_length(), self.n.bit_length()):  # the trace over X^(N/B): clears the rest
             packed = self._add(packed, self._tau(packed, (1 << k) + 1))
-        nvar, vmax = self.records.nv(packed)
-        meta = coeff_meta(layout.level(packed), self.n // count, False, False)
-        out = Ciphertext(packed.scheme, packed.params_id, packed.key_id, (count, 1), packed.scale * self.n,
-                         packed.data, meta)
-        # the phase is unchanged (its noise, in integer units, too): only its reading, the scale, takes the factor
-        return self.records.noisy(out, nvar, vmax / self.n)
+        meta = {**packed.meta, **coeff_meta(layout.level(packed), self.n // count, False, False)}
+        return Ciphertext(packed.scheme, packed.params_id, packed.key_id, (count, 1), packed.scale, packed.data, meta)
 
     def _tree(self, cts: list[Ciphertext]) -> Ciphertext:
         """PackLWEs' recursion on ``2^l`` inputs: the even and odd halves packed, merged with ``X^(N / 2^l)``."""
@@ -120,7 +121,7 @@ class CoeffMover:
                 or ct.rows > count:
             raise ValueError(f"cannot expand {ct.describe()}: it must be one clean coefficient-packed batch of at "
                              f"most {count} values at coefficients 0 .. {count - 1} (stride 1)")
-        parts = [self.rotator.evaluator.relin(ct)]
+        parts = [self._divided(self.rotator.evaluator.relin(ct), count)]
         for i in range(count.bit_length() - 1):
             # X -> X^(N / 2^i + 1) negates the coefficients at odd multiples of 2^i: the sum keeps the
             # even multiples, the difference the odd ones, moved down by 2^i (part k + 2^i: coefficient k + 2^i)
@@ -131,11 +132,24 @@ class CoeffMover:
         return [self._constant(p, count) for p in parts]
 
     def _constant(self, ct: Ciphertext, count: int) -> Ciphertext:
-        """A part of the expansion as a constant: one value in every slot, the factor in the scale."""
+        """A part of the expansion as a constant: one value in every slot."""
+        meta = {**ct.meta, **layout.meta(layout.level(ct), 1, rep=True), "coeff": False}
+        return Ciphertext(ct.scheme, ct.params_id, ct.key_id, (1, 1), ct.scale, ct.data, meta)
+
+    def _divided(self, ct: Ciphertext, factor: int) -> Ciphertext:
+        """``ct`` times ``factor^-1`` modulo Q: the sums' factor cancelled before they make it.
+
+        The record is that of ``ct / factor`` (noise and bound), so the sums' records come out as
+        the true ones: the inputs' own, plus the key switches' noise as amplified after it.
+        """
+        primes = self.ring.q[: layout.level(ct) + 1]
+        inverse = pow(factor, -1, math.prod(primes))
+        data = np.empty_like(ct.data)
+        for i in range(ct.data.shape[0]):
+            for p in range(ct.data.shape[1]):
+                self.ring.mul_int(ct.data[i, p], inverse, data[i, p])
         nvar, vmax = self.records.nv(ct)
-        meta = {**layout.meta(layout.level(ct), 1, rep=True), "coeff": False}
-        out = Ciphertext(ct.scheme, ct.params_id, ct.key_id, (1, 1), ct.scale * count, ct.data, meta)
-        return self.records.noisy(out, nvar, vmax / count)
+        return self.records.noisy(ct.replace(data=data), np.asarray(nvar) / float(factor) ** 2, vmax / factor)
 
     # ------------------------------------------------------------------ shared steps
     def _tau(self, ct: Ciphertext, g: int) -> Ciphertext:

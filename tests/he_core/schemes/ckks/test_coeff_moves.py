@@ -21,8 +21,8 @@ from he_core.schemes.ckks.coeff_moves import coefficient_move_elements
 from he_core.serialization import dumps, loads
 
 N = 1024
-PACK_BOUND = 2e-10  # measured up to 3.8e-11 (B = 16): key switches early in the tree are doubled by later levels
-EXPAND_BOUND = 2e-9  # measured up to 4.9e-10 (B = 16)
+PACK_BOUND = 2e-7  # measured up to 4.6e-8 (B = 16): key switches early in the tree are doubled by later levels
+EXPAND_BOUND = 2e-8  # measured up to 4.7e-9 (B = 16)
 
 
 def _scheme(moves: bool = True):
@@ -55,7 +55,7 @@ def test_pack_gathers_each_inputs_coefficient_and_clears_the_rest(ctx, log_b, po
     want = np.array([_phase(s, secret, c)[position] for c in cts])
     packed = s.pack_constants(cts, position=position)
     assert packed.shape == (count, 1) and is_coeff(packed) and not packed.meta["dirty"]
-    assert s.level(packed) == s.level(cts[0]) and packed.scale == cts[0].scale * N  # no level spent
+    assert s.level(packed) == s.level(cts[0]) and packed.scale == cts[0].scale  # no level spent, the scale kept
     phase = _phase(s, secret, packed)
     at = np.arange(count) * (N // count)
     bound = s.noise_estimate(packed)["coeff_bound"] / packed.scale
@@ -78,7 +78,7 @@ def test_expand_gives_one_constant_per_value(ctx, log_b, fill, seed):
     assert len(parts) == count
     for b, part in enumerate(parts):
         assert part.shape == (1, 1) and part.meta["rep"] and not is_coeff(part)
-        assert s.level(part) == s.level(ct) and part.scale == ct.scale * count
+        assert s.level(part) == s.level(ct) and part.scale == ct.scale
         got = s.decrypt_exact_local(part, secret)
         assert abs(got[0, 0] - want[b]) <= min(EXPAND_BOUND, s.noise_estimate(part)["slot_bound"])
 
