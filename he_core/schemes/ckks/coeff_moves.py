@@ -93,7 +93,9 @@ class CoeffMover:
         for k in range(count.bit_length(), self.n.bit_length()):  # the trace over X^(N/B): clears the rest
             packed = self._add(packed, self._tau(packed, (1 << k) + 1))
         meta = {**packed.meta, **coeff_meta(layout.level(packed), self.n // count, False, False)}
-        return Ciphertext(packed.scheme, packed.params_id, packed.key_id, (count, 1), packed.scale, packed.data, meta)
+        out = Ciphertext(packed.scheme, packed.params_id, packed.key_id, (count, 1), packed.scale, packed.data, meta)
+        # each value is one input's constant term: the largest input bound holds (the sums' bound is B times it)
+        return self.records.noisy(out, self.records.nv(packed)[0], max(float(c.meta["vmax"]) for c in cts))
 
     def _tree(self, cts: list[Ciphertext]) -> Ciphertext:
         """PackLWEs' recursion on ``2^l`` inputs: the even and odd halves packed, merged with ``X^(N / 2^l)``."""

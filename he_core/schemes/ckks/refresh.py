@@ -42,6 +42,8 @@ from .keyset import KeySet
 from .noise_records import NoiseRecords
 
 FRESH_LAYOUTS = ("coeff", "constant", "slots")
+#: Metadata that says where the values are: an unmasked answer takes them from the map alone.
+LAYOUT_KEYS = ("coeff", "rev", "stride", "rep", "dirty", "level")
 
 
 class RefreshMap:
@@ -139,13 +141,15 @@ class MaskedRefresher:
         n, count = self.ring.n, ct.size
         if not (ct.rows == 1 and ct.data.shape[0] == 1 and ct.meta["rep"] and not ct.meta["dirty"]
                 and ct.meta["stride"] == count and count & (count - 1) == 0 and count <= n // 2
-                and target.get("stride") == 1 and target.get("rev") is False):
+                and target.get("layout") == "coeff" and target.get("stride") == 1 and target.get("rev") is False):
             raise self.no_domain_change(ct, target)
         spacing = n // (2 * count)
-        src = (np.zeros(2 * count), np.arange(2 * count) * spacing)
+        # Coefficient N / 2 (k = B) only carries imaginary parts: it is not read (one masked entry less).
+        ks = [k for k in range(2 * count) if k != count]
+        src = (np.zeros(len(ks)), np.array(ks) * spacing)
 
         def transform(ints: list[int], scale_in: float) -> list[int]:
-            return reencode.slots_to_coeffs(ints, n, count, scale_in, scale)
+            return reencode.slots_to_coeffs(ints[:count] + [0] + ints[count:], n, count, scale_in, scale)
 
         return RefreshMap(src, (np.zeros(count), np.arange(count)), 1, level, scale,
                           coeff_meta(level, 1, False, dirty=False), shape=(count, 1), transform=transform)
@@ -289,7 +293,10 @@ class MaskedRefresher:
         var = self.records.nv(fresh)[0] + 1.0 / 3.0
         # A declared bound replaces the tracked one (public: the answer's metadata shows nothing of the data).
         vmax = float(source.meta["vmax"]) if value_bound is None else float(value_bound)
-        meta = self.records.meta(fresh.meta, rmap.level, var, vmax)
+        # The layout is the map's, never the answer's own claim (a relabelled answer would decrypt wrong).
+        kept = {k: v for k, v in fresh.meta.items() if k not in LAYOUT_KEYS}
+        layout_fields = {k: v for k, v in rmap.meta.items() if k not in noise.NOISE_KEYS}
+        meta = self.records.meta({**kept, **layout_fields, "level": rmap.level}, rmap.level, var, vmax)
         return fresh.replace(data=data, meta={**meta, "fresh": True})  # its noise is the key holder's, fresh
 
     def target_signature(self, ct: Ciphertext, target: Any) -> dict:
