@@ -85,6 +85,12 @@ class MaskedRefreshing:
                                 f"{source.describe()}")
         return self._remove_mask(fresh, mask, target, source, value_bound)
 
+    def refresh_answer_shape(self, ct: Ciphertext, target: Any = None) -> tuple[int, ...]:
+        """The shape the key holder's answer to a refresh of ``ct`` into ``target`` has (``ct``'s, unless the
+        target moves the values between packings)."""
+        self.require(Capability.REFRESH)
+        return self._refresh_answer_shape(ct, target)
+
     def refresh_target_signature(self, ct: Ciphertext, target: Any = None) -> dict:
         """The public description of a refresh (layout, levels, scale, shape) a job can allow or refuse."""
         self._check_ct(ct)

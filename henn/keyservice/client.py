@@ -140,8 +140,10 @@ class RemoteKeyHolder(MaskedRefresh):
             self.scheme.validate(fresh)
         except (FormatError, ValueError) as exc:
             raise KeyServiceError(f"the key service answered an unusable ciphertext: {exc}") from None
-        if fresh.shape != masked.shape:
-            raise KeyServiceError(f"the key service answered shape {fresh.shape} for a {masked.shape} ciphertext")
+        expected = tuple(self.scheme.refresh_answer_shape(masked, layout))
+        if tuple(fresh.shape) != expected:
+            raise KeyServiceError(f"the key service answered shape {fresh.shape} for a {masked.shape} ciphertext "
+                                  f"(expected {expected})")
         return fresh
 
     def release_aggregate(self, x: Any, count: int, *, value_bound: float | None = None,

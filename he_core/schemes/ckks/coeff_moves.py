@@ -93,7 +93,7 @@ class CoeffMover:
         for k in range(count.bit_length(), self.n.bit_length()):  # the trace over X^(N/B): clears the rest
             packed = self._add(packed, self._tau(packed, (1 << k) + 1))
         meta = {**packed.meta, **coeff_meta(layout.level(packed), self.n // count, False, False)}
-        out = Ciphertext(packed.scheme, packed.params_id, packed.key_id, (count, 1), packed.scale, packed.data, meta)
+        out = packed.replace(shape=(count, 1), meta=meta)  # replace keeps the parameter set it carries
         # each value is one input's constant term: the largest input bound holds (the sums' bound is B times it)
         return self.records.noisy(out, self.records.nv(packed)[0], max(float(c.meta["vmax"]) for c in cts))
 
@@ -136,7 +136,7 @@ class CoeffMover:
     def _constant(self, ct: Ciphertext, count: int) -> Ciphertext:
         """A part of the expansion as a constant: one value in every slot."""
         meta = {**ct.meta, **layout.meta(layout.level(ct), 1, rep=True), "coeff": False}
-        return Ciphertext(ct.scheme, ct.params_id, ct.key_id, (1, 1), ct.scale, ct.data, meta)
+        return ct.replace(shape=(1, 1), meta=meta)
 
     def _divided(self, ct: Ciphertext, factor: int) -> Ciphertext:
         """``ct`` times ``factor^-1`` modulo Q: the sums' factor cancelled before they make it.

@@ -137,3 +137,13 @@ def test_the_requirement_makes_exactly_the_keys_and_survives_serialisation(ctx):
     assert req.coefficient_moves
     assert not loads(dumps(plain.public_keys), allow_insecure=True).requirements.coefficient_moves
     assert KeyRequirements().merge(KeyRequirements(coefficient_moves=True)).coefficient_moves
+
+
+def test_the_results_carry_their_parameter_set_and_serialise(ctx):
+    """A packed batch goes to a key service: it must serialise like any ciphertext of the scheme."""
+    s, _ = ctx
+    packed = s.pack_constants([s.encrypt(np.ones((1, 8)))] * 2)
+    parts = s.expand_constants(s.encrypt(np.ones((2, 1)), layout="table"), 2)
+    for ct in (packed, parts[0]):
+        back = loads(dumps(ct), allow_insecure=True)
+        assert back.shape == ct.shape and np.array_equal(back.data, ct.data)
