@@ -204,7 +204,8 @@ def main() -> None:
     data = T.prepare(load_imdb(pathlib.Path(os.environ.get("HENN_IMDB", ROOT.parent / "shared" / "data" / "imdb")),
                                "train"), validation=5000, seed=0)
     config = T.SentimentConfig(lr=args.lr, schedule=args.schedule)
-    n = len(data.train_ids) if args.all else args.batch * args.batches
+    # whole batches only: a job allows the refresh shapes of its own batch size
+    n = len(data.train_ids) // args.batch * args.batch if args.all else args.batch * args.batches
     scheme = T.scheme_for("ckks")  # the task's 128-bit set, for_protocol(4) (registered: it travels to a service)
     secret, _ = scheme.keygen(KeyRequirements(sizes=(1, 8), coefficient_moves=True))
     terms = job_terms(len(data.vocab), len(data.train_ids), args.batch, scheme.params.poly_degree)
