@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import he_core
@@ -389,6 +389,10 @@ def _step(s, op, a, b, fa, fb, rng):
 @settings(max_examples=6, deadline=None)
 @given(ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1)), min_size=1, max_size=6),
        seed=st.integers(0, 2**16))
+# Found by a fresh CI run (stop 29; it fails the same way on stop 28's code): x1 + x0, x0 + x1, then two
+# differences cancel x1's encryption noise exactly, so the measured noise falls below a fresh one's while each
+# robust sum has added standard deviations: the estimate ends ~6,500x the measured variance.
+@example(ops=[("rotate", 0), ("add", 1), ("add", 0), ("sub", 0), ("sub", 0)], seed=0)
 def test_random_sequences(ctx, ops, seed):
     """Random circuits on two registers, every step measured (levels allowing): (a) and (b) hold."""
     s, sk = ctx
@@ -404,8 +408,10 @@ def test_random_sequences(ctx, ops, seed):
         if float(np.max(np.abs(want))) > 2.0**8:
             continue
         # (c) is for single operations: a circuit may cancel correlated noise (x1 + (x0 - x1)),
-        # which the robust rule cannot see; a sanity cap still catches runaway estimates.
-        check(s, out, sk, want, loose=2.0**12)
+        # which the robust rule cannot see: up to 6 robust sums compound to 4^6 = 2^12 in variance, and
+        # cancelling a fresh encryption's noise divides the measured one further. A sanity cap at 2^14
+        # still catches runaway estimates; (a) and (b), the bounds holding, are unchanged.
+        check(s, out, sk, want, loose=2.0**14)
         regs[i], full[i] = out, want
 
 
