@@ -60,7 +60,7 @@ class LinearDecayLR:
 
     def __init__(self, lr: float, end: float = 0.1):
         self.peak = _positive_rate(lr, "lr")
-        if not (isinstance(end, (int, float, np.floating)) and 0.0 < end <= 1.0):
+        if isinstance(end, bool) or not (isinstance(end, (int, float, np.floating)) and 0.0 < end <= 1.0):
             raise ValueError(f"cannot build LinearDecayLR: end must lie in (0, 1], got {end!r}")
         self.end = float(end)
 

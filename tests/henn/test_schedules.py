@@ -36,7 +36,7 @@ def test_bad_rates_are_refused_by_name(bad):
         check_hyper(bad, 1, 1)
 
 
-@pytest.mark.parametrize("end", [0, -0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("end", [0, -0.1, 1.5, float("nan"), True])
 def test_bad_ends_are_refused(end):
     with pytest.raises(ValueError, match="end must lie in"):
         LinearDecayLR(0.1, end=end)

@@ -25,7 +25,7 @@ from ...embedding import EmbeddingBag
 from ...layers import Linear
 from ...losses import PolyLogisticLoss
 from ...module import Sequential
-from ...schedules import LRSchedule, named
+from ...schedules import LinearDecayLR, LRSchedule, named
 from ...tensor import EncTensor
 
 #: Levels one training step needs between refreshes: the polynomial sigmoid (degree 5: depth 3)
@@ -89,10 +89,8 @@ class SentimentConfig:
         if not (self.init_scale >= 0 and np.isfinite(self.init_scale)):
             raise ValueError(f"cannot configure the sentiment network: init_scale must be >= 0, "
                              f"got {self.init_scale!r}")
-        if isinstance(self.lr_end, bool) or not isinstance(self.lr_end, (int, float, np.integer, np.floating)) \
-                or not 0.0 < self.lr_end <= 1.0:
-            raise ValueError(f"cannot configure the sentiment network: lr_end must lie in (0, 1], got {self.lr_end!r}")
         try:
+            LinearDecayLR(self.lr, self.lr_end)  # lr_end is stored in model files: checked whatever the schedule
             self.lr_schedule()
         except ValueError as exc:
             raise ValueError(f"cannot configure the sentiment network: {exc}") from None
