@@ -134,7 +134,8 @@ class MaskedRefresher:
             return reencode.coeffs_to_slots(ints, n, scale_in, scale)[::spacing]
 
         return RefreshMap(src, (np.zeros(2 * count), np.arange(2 * count) * spacing), 1, level, scale,
-                          layout.meta(level, count, rep=True), shape=(1, count), transform=transform)
+                          layout.meta(level, count, rep=True), shape=self.answer_shape(ct, target),
+                          transform=transform)
 
     def slots_to_coeffs(self, ct: Ciphertext, target: dict, level: int, scale: float) -> RefreshMap:
         """``B`` values replicated in slots -> a clean ``(B, 1)`` batch at coefficients ``0 .. B - 1``."""
@@ -152,7 +153,18 @@ class MaskedRefresher:
             return reencode.slots_to_coeffs(ints[:count] + [0] + ints[count:], n, count, scale_in, scale)
 
         return RefreshMap(src, (np.zeros(count), np.arange(count)), 1, level, scale,
-                          coeff_meta(level, 1, False, dirty=False), shape=(count, 1), transform=transform)
+                          coeff_meta(level, 1, False, dirty=False), shape=self.answer_shape(ct, target),
+                          transform=transform)
+
+    @staticmethod
+    def answer_shape(ct: Ciphertext, target: Any) -> tuple[int, ...]:
+        """The answer's shape, without building the map: a move between packings transposes the batch."""
+        kind = target.get("layout") if isinstance(target, dict) else None
+        if kind == "slots" and is_coeff(ct):
+            return (1, ct.rows)
+        if kind == "coeff" and not is_coeff(ct):
+            return (ct.size, 1)
+        return tuple(ct.shape)
 
     def target_level_scale(self, target: dict) -> tuple[int, float]:
         """The level and scale a refresh target names, checked (the scale must be its level's working one)."""

@@ -232,8 +232,7 @@ class CkksScheme(CkksParameterChoice, Products, LinearMapping, Rekeying, MaskedR
         return self.refresher.remove_mask(fresh, mask, target, source, value_bound)
 
     def _refresh_answer_shape(self, ct, target) -> tuple[int, ...]:
-        shape = self.refresher.map(ct, target).shape
-        return tuple(ct.shape) if shape is None else tuple(shape)
+        return self.refresher.answer_shape(ct, target)
 
     def _refresh_target_signature(self, ct, target) -> dict:
         return self.refresher.target_signature(ct, target)
