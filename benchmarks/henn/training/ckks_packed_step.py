@@ -84,6 +84,9 @@ class PackedTrainer:
         self.W = scheme.encrypt(W01, layout="table")
         self.w = scheme.encrypt(np.asarray(w12, dtype=np.float64).reshape(1, -1), layout="table")
         self.level = scheme.level(self.W)
+        # |s(z) - y| over every logit the network declares (|z| <= LOGIT_BOUND): the polynomial leaves [0, 1]
+        # outside its fitted interval, so round 2's mask is sized from its reach, not from 2
+        self.g_reach = 1.0 + sigmoid_reach(self.act, T.LOGIT_BOUND)
         self.run = PackedRun()
 
     def train(self, ids, labels, batch: int, *, epochs: int = 1) -> PackedRun:
@@ -105,8 +108,12 @@ class PackedTrainer:
         run.tick("expand", t0)
         dW, dw = self._updates(ups, consts)
         t0 = time.process_time()
-        dW = self.kh.refresh(dW, layout=s.targets.coeff_target(self.W), value_bound=2 * lr * count * 16)
-        dw = self.kh.refresh(dw, layout=s.targets.coeff_target(self.w), value_bound=2 * lr * count * 256)
+        # The updates' bounds are the network's own update contract (network.update_bound: |s(z) - y| <= 2 per
+        # review), as in per-review training; sized from the reach at |z| = LOGIT_BOUND, dw12's mask would need 121
+        # of the floor's 120 bits at B = 128 (docs/performance.md; on IMDB the updates stay 5-12 bits below these).
+        per_review = 2 * lr
+        dW = self.kh.refresh(dW, layout=s.targets.coeff_target(self.W), value_bound=count * per_review * T.VALUE_BOUND)
+        dw = self.kh.refresh(dw, layout=s.targets.coeff_target(self.w), value_bound=count * per_review * T.HIDDEN_BOUND)
         self.W, self.w = s.sub(self.W, dW), s.sub(self.w, dw)
         run.tick("round 3 and landing", t0)
         run.reviews += count
@@ -142,7 +149,8 @@ class PackedTrainer:
         g = s.sub_plain(p, (ys * lr).reshape(1, count))
         run.tick("sigmoid", t0)
         t0 = time.process_time()
-        g = self.kh.refresh(g, layout=s.targets.target("coeff", self.level, stride=1, rev=False), value_bound=2 * lr)
+        g = self.kh.refresh(g, layout=s.targets.target("coeff", self.level, stride=1, rev=False),
+                            value_bound=lr * self.g_reach)
         run.tick("round 2", t0)
         return g
 
@@ -169,6 +177,12 @@ class PackedTrainer:
         dw = prod.replace(data=acc, shape=(1, 8), meta={**prod.meta, **coeff_meta(s.level(prod), 8, False, True)})
         run.tick("update products", t0)
         return dW, s.evaluator.rescale(dw)
+
+
+def sigmoid_reach(act, bound: float) -> float:
+    """max |s(z)| over |z| <= ``bound``: at the ends or where the polynomial's derivative vanishes."""
+    crit = [r.real for r in np.roots(np.asarray(act.derivative)[::-1]) if abs(r.imag) < 1e-9 and abs(r.real) <= bound]
+    return float(np.max(np.abs(act.value(np.array([-bound, bound, *crit])))))
 
 
 def reference(W01, w12, ids, labels, config: T.SentimentConfig, batch: int):
